@@ -1,0 +1,32 @@
+// The HTTP application: the spec's operations, routed by operationId to their handlers.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import openapiGlue from 'fastify-openapi-glue';
+import { installErrorHandling } from './http/error-handling.js';
+import type { HandlerDeps } from './http/handler-deps.js';
+import { createHandlers } from './http/handlers/index.js';
+import { BODY_LIMIT_BYTES } from './http/limits.js';
+import type { ServiceHandlers } from './http/operation-types.js';
+import { installValidators } from './http/validation.js';
+import { specPath } from './spec.js';
+
+/** Glue resolver that refuses to start when the spec has an operation without a handler. */
+export function resolveOperation(handlers: ServiceHandlers) {
+  return (operationId: string, method: string, path: string) => {
+    const handler = (handlers as unknown as Record<string, unknown>)[operationId];
+    if (typeof handler !== 'function') throw new Error(`No handler for operationId '${operationId}' (${method} ${path})`);
+    return handler.bind(handlers);
+  };
+}
+
+/**
+ * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
+ * store and closes it on `close()`.
+ */
+export function buildApp(deps: HandlerDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT_BYTES });
+  installValidators(app);
+  installErrorHandling(app);
+  app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
+  app.addHook('onClose', async () => deps.store.close());
+  return app;
+}

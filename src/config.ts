@@ -1,0 +1,84 @@
+// Server configuration from the environment. A bad value stops startup with a clear
+// message; nothing is clamped or guessed.
+import { resolve } from 'node:path';
+import type { TimeoutConfigInput } from './domain/timeout-policy.js';
+import { specSchemaValidator } from './spec.js';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  databasePath: string;
+  logLevel: string;
+  /** The server's layer of the timeout configuration (between agent settings and built-in defaults). */
+  sessionDefaults: TimeoutConfigInput;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Environment variable → timeoutConfig field it sets. */
+const SESSION_DEFAULT_VARS = {
+  SESSION_DEFAULT_TIMEOUT_MINUTES: 'timeoutMinutes',
+  SESSION_AUTO_RENEW: 'autoRenew',
+  SESSION_MAX_DURATION_MINUTES: 'maxDurationMinutes',
+  SESSION_WARNING_THRESHOLD_MINUTES: 'warningThresholdMinutes',
+} as const satisfies Record<string, keyof TimeoutConfigInput>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function parseInteger(name: string, value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name}=${JSON.stringify(value)} must be an integer`);
+  return Number(value);
+}
+
+function parseBoolean(name: string, value: string): boolean {
+  if (value !== 'true' && value !== 'false') {
+    throw new ConfigError(`${name}=${JSON.stringify(value)} must be true or false`);
+  }
+  return value === 'true';
+}
+
+function parseSessionDefaults(env: Env): TimeoutConfigInput {
+  const layer: Record<string, number | boolean> = {};
+  for (const [name, field] of Object.entries(SESSION_DEFAULT_VARS)) {
+    const value = read(env, name);
+    if (value === undefined) continue;
+    layer[field] = field === 'autoRenew' ? parseBoolean(name, value) : parseInteger(name, value);
+  }
+  // The ranges are the spec's: the same schema that validates request bodies.
+  const validate = specSchemaValidator('TimeoutConfigInput');
+  if (!validate(layer)) {
+    const problems = (validate.errors ?? []).map((error) => {
+      const field = error.instancePath.slice(1);
+      const name = Object.entries(SESSION_DEFAULT_VARS).find(([, f]) => f === field)?.[0] ?? field;
+      return `${name}=${read(env, name)} ${error.message}`;
+    });
+    throw new ConfigError(problems.join('; '));
+  }
+  return layer as TimeoutConfigInput;
+}
+
+export function loadConfig(env: Env = process.env): ServerConfig {
+  const port = parseInteger('PORT', read(env, 'PORT') ?? '3000');
+  if (port < 0 || port > 65535) throw new ConfigError(`PORT=${port} must be between 0 and 65535`);
+  const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const databasePath = read(env, 'DATABASE_PATH') ?? './data/sessions.db';
+  return {
+    host: read(env, 'HOST') ?? '127.0.0.1',
+    port,
+    databasePath: databasePath === ':memory:' ? databasePath : resolve(databasePath),
+    logLevel,
+    sessionDefaults: parseSessionDefaults(env),
+  };
+}

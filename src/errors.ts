@@ -1,0 +1,41 @@
+// The one catalogue of API errors: every failure the server answers goes through it.
+import type { components } from '../generated/api.js';
+
+export type ErrorCode = components['schemas']['ErrorCode'];
+export type ErrorEnvelope = components['schemas']['ErrorEnvelope'];
+
+export const errorCatalogue: Record<ErrorCode, { status: number; message: string }> = {
+  INVALID_REQUEST: { status: 400, message: 'Invalid request' },
+  UNAUTHORIZED: { status: 401, message: 'Unauthorized' },
+  AGENT_NOT_FOUND: { status: 404, message: 'Agent not found' },
+  SESSION_NOT_FOUND: { status: 404, message: 'Session not found' },
+  NOT_FOUND: { status: 404, message: 'Route not found' },
+  AGENT_ALREADY_EXISTS: { status: 409, message: 'Agent already exists' },
+  AGENT_HAS_ACTIVE_SESSIONS: { status: 409, message: 'Agent has active sessions' },
+  SESSION_EXPIRED: { status: 410, message: 'Session has expired' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported media type' },
+  MAX_DURATION_REACHED: { status: 422, message: 'Session has reached its maximum duration' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
+};
+
+/** A failure with a catalogued code; `details` is what the client needs to fix it. */
+export class ApiError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly details?: string,
+  ) {
+    super(errorCatalogue[code].message);
+    this.name = 'ApiError';
+    this.status = errorCatalogue[code].status;
+  }
+
+  toEnvelope(): ErrorEnvelope {
+    const error: ErrorEnvelope['error'] = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = this.details;
+    return { success: false, error };
+  }
+}

@@ -1,0 +1,58 @@
+// Every failure, on every route, answers in the error envelope of the catalogue.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.js';
+import { specOperations } from '../spec.js';
+import { BODY_LIMIT_BYTES, clip } from './limits.js';
+import { describeValidation } from './validation.js';
+
+function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error.validation) return new ApiError('INVALID_REQUEST', describeValidation(error.validationContext ?? 'request', error.validation));
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('PAYLOAD_TOO_LARGE', `body must be at most ${BODY_LIMIT_BYTES} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `content-type ${clip(contentType ?? '(none)', 100)} is not supported; send application/json`,
+      );
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new ApiError('INVALID_REQUEST', clip(error.message));
+  return new ApiError('INTERNAL_ERROR', 'The error was logged on the server.');
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  // JSON only. An empty body parses as no body, so operations without a required body
+  // accept `Content-Type: application/json` with nothing after it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    if (body === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new ApiError('INVALID_REQUEST', 'body is not valid JSON'), undefined);
+    }
+  });
+
+  // Fastify validates a body only under a content type it parsed; a request with neither
+  // content type nor body would reach the handler unvalidated.
+  const bodyRequired = new Set(specOperations().filter((op) => op.bodyRequired).map((op) => op.operationId));
+  app.addHook('preValidation', async (request) => {
+    const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
+    if (request.body === undefined && operationId && bodyRequired.has(operationId)) {
+      throw new ApiError('INVALID_REQUEST', 'body is required (application/json)');
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const apiError = toApiError(error, request.headers['content-type']);
+    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(apiError.status).send(apiError.toEnvelope());
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const apiError = new ApiError('NOT_FOUND', `${request.method} ${clip(request.url.split('?')[0] ?? '', 200)} does not exist`);
+    return reply.code(apiError.status).send(apiError.toEnvelope());
+  });
+}

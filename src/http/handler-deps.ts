@@ -1,0 +1,11 @@
+import type { Clock } from '../domain/clock.js';
+import type { TimeoutConfigInput } from '../domain/timeout-policy.js';
+import type { Store } from '../storage/store.js';
+
+/** What every operation handler works with. */
+export interface HandlerDeps {
+  store: Store;
+  clock: Clock;
+  /** The server's layer of the timeout configuration (from the environment). */
+  sessionDefaults: TimeoutConfigInput;
+}

@@ -1,0 +1,19 @@
+import { randomUUID } from 'node:crypto';
+import { ApiError } from '../../errors.js';
+import type { HandlerDeps } from '../handler-deps.js';
+import { assertSerializedSize } from '../limits.js';
+import type { Handler } from '../operation-types.js';
+import { characterView } from '../views.js';
+
+export const createAgent =
+  ({ store, clock }: HandlerDeps): Handler<'createAgent'> =>
+  async (request, reply) => {
+    const { id = randomUUID(), name, bio, settings = {} } = request.body.characterJson;
+    assertSerializedSize(settings, 'body/characterJson/settings');
+    const agent = { id, name, bio, settings, createdAt: clock.now() };
+    if (!(await store.insertAgent(agent))) {
+      throw new ApiError('AGENT_ALREADY_EXISTS', `body/characterJson/id ${id} is already registered`);
+    }
+    reply.code(201);
+    return { success: true, data: { character: characterView(agent) } };
+  };

@@ -1,0 +1,25 @@
+import { randomUUID } from 'node:crypto';
+import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
+import { ApiError } from '../../errors.js';
+import type { HandlerDeps } from '../handler-deps.js';
+import { assertSerializedSize } from '../limits.js';
+import type { Handler } from '../operation-types.js';
+import { createdSessionView } from '../views.js';
+
+export const createSession =
+  ({ store, clock, sessionDefaults }: HandlerDeps): Handler<'createSession'> =>
+  async (request, reply) => {
+    const { agentId, userId, metadata = {}, timeoutConfig } = request.body;
+    assertSerializedSize(metadata, 'body/metadata');
+    const agentMissing = () => new ApiError('AGENT_NOT_FOUND', `body/agentId ${agentId} does not exist`);
+    const agent = await store.getAgent(agentId);
+    if (!agent) throw agentMissing();
+
+    const config = resolveTimeoutConfig(timeoutConfig, agentTimeoutLayer(agent.settings), sessionDefaults);
+    const session = { id: randomUUID(), agentId, userId, metadata, status: 'active' as const, ...startTiming(clock.now(), config) };
+    // The agent can be deleted between the read above and this insert.
+    if (!(await store.insertSession(session))) throw agentMissing();
+
+    reply.code(201);
+    return createdSessionView(session);
+  };

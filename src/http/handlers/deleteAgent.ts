@@ -1,0 +1,21 @@
+import { ApiError } from '../../errors.js';
+import type { HandlerDeps } from '../handler-deps.js';
+import type { Handler } from '../operation-types.js';
+
+export const deleteAgent =
+  ({ store, clock }: HandlerDeps): Handler<'deleteAgent'> =>
+  async (request) => {
+    const { agentId } = request.params;
+    const outcome = await store.deleteAgent(agentId, { force: request.query.force === true, now: clock.now() });
+    switch (outcome.kind) {
+      case 'not_found':
+        throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${agentId} does not exist`);
+      case 'has_active_sessions':
+        throw new ApiError(
+          'AGENT_HAS_ACTIVE_SESSIONS',
+          `${outcome.activeSessions} active session(s); retry with force=true to delete them`,
+        );
+      case 'deleted':
+        return { success: true, data: { message: 'Agent deleted', deletedSessions: outcome.deletedSessions } };
+    }
+  };

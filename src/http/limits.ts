@@ -1,0 +1,21 @@
+import { ApiError } from '../errors.js';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+export const METADATA_LIMIT_BYTES = 10 * 1024;
+const DETAILS_LIMIT_CHARS = 300;
+
+/** Free-form JSON objects (metadata, settings) are bounded by their serialized size. */
+export function assertSerializedSize(value: unknown, field: string, limit = METADATA_LIMIT_BYTES): void {
+  let bytes: number;
+  try {
+    bytes = Buffer.byteLength(JSON.stringify(value));
+  } catch {
+    throw new ApiError('INVALID_REQUEST', `${field} is nested too deeply to store`);
+  }
+  if (bytes > limit) throw new ApiError('INVALID_REQUEST', `${field} must be at most ${limit} bytes serialized (got ${bytes})`);
+}
+
+/** Client input quoted in an error is cut short: an error never echoes a large input back. */
+export function clip(text: string, max = DETAILS_LIMIT_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}

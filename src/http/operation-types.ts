@@ -1,0 +1,28 @@
+// Request and response types of each operation, taken from the generated spec types.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { operations } from '../../generated/api.js';
+
+export type OperationId = keyof operations;
+
+type JsonContent<T> = T extends { content: { 'application/json': infer Body } } ? Body : never;
+type Responses<K extends OperationId> = operations[K]['responses'];
+
+export type RequestBody<K extends OperationId> = operations[K] extends { requestBody: infer R } ? JsonContent<R> : undefined;
+export type PathParams<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? P : never;
+export type QueryParams<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
+
+/** The body of any 2xx response the operation documents; failures are thrown as ApiError. */
+export type SuccessBody<K extends OperationId> = {
+  [S in keyof Responses<K>]: S extends 200 | 201 ? JsonContent<Responses<K>[S]> : never;
+}[keyof Responses<K>];
+
+export type OperationRequest<K extends OperationId> = FastifyRequest<{
+  Body: RequestBody<K>;
+  Params: PathParams<K>;
+  Querystring: QueryParams<K>;
+}>;
+
+export type Handler<K extends OperationId> = (request: OperationRequest<K>, reply: FastifyReply) => Promise<SuccessBody<K>>;
+
+/** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
+export type ServiceHandlers = { [K in OperationId]: Handler<K> };

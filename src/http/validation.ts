@@ -1,0 +1,49 @@
+// Request validation: strict for bodies (no coercion, every error, closed objects stay
+// closed), coercing for path and query parameters, which arrive as strings.
+import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
+import { Ajv2020, type Options } from 'ajv/dist/2020.js';
+import ajvFormats from 'ajv-formats';
+import { clip } from './limits.js';
+
+const DETAILS_MAX_ERRORS = 5;
+
+function createAjv(coerceTypes: Options['coerceTypes']): Ajv2020 {
+  const ajv = new Ajv2020({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: true,
+    removeAdditional: false,
+    useDefaults: true,
+    coerceTypes,
+  });
+  ajvFormats.default(ajv);
+  return ajv;
+}
+
+export function installValidators(app: FastifyInstance): void {
+  const bodyAjv = createAjv(false);
+  const parameterAjv = createAjv('array');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema));
+}
+
+/** One validation error as a sentence that starts with the field's path, e.g. `body/userId is required`. */
+function describe(context: string, error: FastifySchemaValidationError): string {
+  const path = clip(context + error.instancePath, 200);
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return `${path}/${clip(String(params.missingProperty), 100)} is required`;
+    case 'additionalProperties':
+      return `${path}/${clip(String(params.additionalProperty), 100)} is not allowed`;
+    default:
+      return `${path} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/** `details` of a 400: every failed rule (the first few), each naming its field. */
+export function describeValidation(context: string, errors: FastifySchemaValidationError[]): string {
+  const sentences = [...new Set(errors.map((error) => describe(context, error)))];
+  const shown = sentences.slice(0, DETAILS_MAX_ERRORS).join('; ');
+  const hidden = sentences.length - DETAILS_MAX_ERRORS;
+  return hidden > 0 ? `${shown}; and ${hidden} more` : shown;
+}

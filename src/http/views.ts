@@ -1,0 +1,29 @@
+// Stored records → the API's response shapes (types from the spec).
+import type { components } from '../../generated/api.js';
+import type { AgentRecord, SessionRecord } from '../storage/store.js';
+
+type Schemas = components['schemas'];
+
+export const isoTime = (epochMs: number): string => new Date(epochMs).toISOString();
+
+export function characterView(agent: AgentRecord): Schemas['Character'] {
+  const character: Schemas['Character'] = { id: agent.id, name: agent.name, settings: agent.settings };
+  if (agent.bio !== undefined) character.bio = agent.bio;
+  return character;
+}
+
+export function agentDetailsView(agent: AgentRecord): Schemas['GetAgentResponse']['data'] {
+  return { ...characterView(agent), status: 'active', createdAt: isoTime(agent.createdAt) };
+}
+
+export function createdSessionView(session: SessionRecord): Schemas['CreateSessionResponse'] {
+  return {
+    sessionId: session.id,
+    agentId: session.agentId,
+    userId: session.userId,
+    createdAt: isoTime(session.createdAt),
+    metadata: session.metadata,
+    expiresAt: isoTime(session.expiresAt),
+    timeoutConfig: session.config,
+  };
+}

@@ -1,0 +1,47 @@
+// `npm start`: serve the API from the configuration in the environment.
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { systemClock } from './domain/clock.js';
+import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
+
+function fail(message: string): never {
+  console.error(`sessions-api: ${message}`);
+  process.exit(1);
+}
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (error) {
+  if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
+  throw error;
+}
+
+const store = openSqliteStore(config.databasePath);
+const app = buildApp(
+  { store, clock: systemClock, sessionDefaults: config.sessionDefaults },
+  { logger: { level: config.logLevel } },
+);
+
+try {
+  await app.listen({ host: config.host, port: config.port });
+} catch (error) {
+  await app.close();
+  fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+}
+
+const address = app.server.address();
+const port = typeof address === 'object' && address ? address.port : config.port;
+console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  // close() stops accepting connections, lets requests in flight finish, then closes the store.
+  await app.close();
+  console.log(`Sessions API stopped (${signal})`);
+  process.exit(0);
+}
+process.once('SIGINT', () => void stop('SIGINT'));
+process.once('SIGTERM', () => void stop('SIGTERM'));

@@ -1,0 +1,56 @@
+// The OpenAPI document: where it lives, what operations it declares, and validators
+// compiled from its schemas, so that each rule is written once (in the spec).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import ajvFormats from 'ajv-formats';
+import { parse } from 'yaml';
+import type { components } from '../generated/api.js';
+
+export const specPath = fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url));
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+export interface SpecOperation {
+  operationId: string;
+  method: string;
+  path: string;
+  bodyRequired: boolean;
+}
+
+interface OperationObject {
+  operationId?: string;
+  requestBody?: { required?: boolean };
+}
+
+let document: { paths: Record<string, Record<string, OperationObject>> } | undefined;
+let specAjv: Ajv2020 | undefined;
+
+export function specDocument() {
+  document ??= parse(readFileSync(specPath, 'utf8'));
+  return document!;
+}
+
+export function specOperations(): SpecOperation[] {
+  return Object.entries(specDocument().paths).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([method]) => HTTP_METHODS.includes(method))
+      .map(([method, operation]) => ({
+        operationId: operation.operationId ?? `${method} ${path}`,
+        method: method.toUpperCase(),
+        path,
+        bodyRequired: operation.requestBody?.required === true,
+      })),
+  );
+}
+
+/** A validator for `#/components/schemas/{name}` of the spec. */
+export function specSchemaValidator(name: keyof components['schemas']) {
+  if (!specAjv) {
+    // strict off: the document around the schemas has OpenAPI keywords Ajv does not know.
+    specAjv = new Ajv2020({ strict: false, allErrors: true });
+    ajvFormats.default(specAjv);
+    specAjv.addSchema(specDocument(), 'spec');
+  }
+  return specAjv.compile({ $ref: `spec#/components/schemas/${name}` });
+}

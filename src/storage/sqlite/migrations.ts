@@ -1,0 +1,48 @@
+// Versioned schema migrations, applied in order at start. PRAGMA user_version holds the
+// version reached. Never edit a released migration: append a new one.
+import type { Database } from 'better-sqlite3';
+
+export const migrations: readonly string[] = [
+  // 1: agents and sessions; the timeout configuration is stored as columns.
+  `
+  CREATE TABLE agents (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    bio         TEXT,
+    settings    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE sessions (
+    id                         TEXT PRIMARY KEY,
+    agent_id                   TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    user_id                    TEXT NOT NULL,
+    created_at                 INTEGER NOT NULL,
+    last_activity              INTEGER NOT NULL,
+    anchor_at                  INTEGER NOT NULL,
+    expires_at                 INTEGER NOT NULL,
+    timeout_minutes            INTEGER NOT NULL,
+    auto_renew                 INTEGER NOT NULL CHECK (auto_renew IN (0, 1)),
+    max_duration_minutes       INTEGER NOT NULL,
+    warning_threshold_minutes  INTEGER NOT NULL,
+    renewal_count              INTEGER NOT NULL DEFAULT 0,
+    status                     TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'expired')),
+    metadata                   TEXT NOT NULL
+  ) STRICT;
+
+  CREATE INDEX sessions_by_agent_expiry ON sessions (agent_id, expires_at);
+  `,
+];
+
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
+  }
+  migrations.slice(current).forEach((sql, index) => {
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${current + index + 1}`);
+    })();
+  });
+}

@@ -1,0 +1,170 @@
+// The SQLite store: one file (or :memory:), WAL, prepared statements, one transaction
+// per read-modify-write.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AgentRecord, DeleteAgentOutcome, SessionRecord, Store } from '../store.js';
+import { migrate } from './migrations.js';
+
+interface AgentRow {
+  id: string;
+  name: string;
+  bio: string | null;
+  settings: string;
+  created_at: number;
+}
+
+interface SessionRow {
+  id: string;
+  agent_id: string;
+  user_id: string;
+  created_at: number;
+  last_activity: number;
+  anchor_at: number;
+  expires_at: number;
+  timeout_minutes: number;
+  auto_renew: number;
+  max_duration_minutes: number;
+  warning_threshold_minutes: number;
+  renewal_count: number;
+  status: 'active' | 'expired';
+  metadata: string;
+}
+
+function toAgent(row: AgentRow): AgentRecord {
+  const agent: AgentRecord = { id: row.id, name: row.name, settings: JSON.parse(row.settings), createdAt: row.created_at };
+  if (row.bio !== null) agent.bio = row.bio;
+  return agent;
+}
+
+function toSession(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    agentId: row.agent_id,
+    userId: row.user_id,
+    createdAt: row.created_at,
+    lastActivity: row.last_activity,
+    anchorAt: row.anchor_at,
+    expiresAt: row.expires_at,
+    config: {
+      timeoutMinutes: row.timeout_minutes,
+      autoRenew: row.auto_renew === 1,
+      maxDurationMinutes: row.max_duration_minutes,
+      warningThresholdMinutes: row.warning_threshold_minutes,
+    },
+    renewalCount: row.renewal_count,
+    metadata: JSON.parse(row.metadata),
+    status: row.status,
+  };
+}
+
+function toSessionRow(session: SessionRecord): SessionRow {
+  return {
+    id: session.id,
+    agent_id: session.agentId,
+    user_id: session.userId,
+    created_at: session.createdAt,
+    last_activity: session.lastActivity,
+    anchor_at: session.anchorAt,
+    expires_at: session.expiresAt,
+    timeout_minutes: session.config.timeoutMinutes,
+    auto_renew: session.config.autoRenew ? 1 : 0,
+    max_duration_minutes: session.config.maxDurationMinutes,
+    warning_threshold_minutes: session.config.warningThresholdMinutes,
+    renewal_count: session.renewalCount,
+    status: session.status,
+    metadata: JSON.stringify(session.metadata),
+  };
+}
+
+function isConstraintError(error: unknown, code: string): boolean {
+  return error instanceof Database.SqliteError && error.code === code;
+}
+
+export function openSqliteStore(path: string): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+
+  const statements = {
+    insertAgent: db.prepare<[AgentRow]>(
+      'INSERT INTO agents (id, name, bio, settings, created_at) VALUES (@id, @name, @bio, @settings, @created_at)',
+    ),
+    getAgent: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?'),
+    listAgents: db.prepare<[], AgentRow>('SELECT * FROM agents ORDER BY created_at, id'),
+    deleteAgent: db.prepare<[string]>('DELETE FROM agents WHERE id = ?'),
+    // "Active" is the timeout policy's "not expired": expires_at > now (see isExpired).
+    countActiveSessionsOfAgent: db.prepare<{ agentId: string; now: number }, { n: number }>(
+      "SELECT count(*) AS n FROM sessions WHERE agent_id = @agentId AND status = 'active' AND expires_at > @now",
+    ),
+    deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
+    insertSession: db.prepare<[SessionRow]>(
+      `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at,
+         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata)
+       VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at,
+         @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata)`,
+    ),
+    getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    ping: db.prepare('SELECT count(*) FROM sqlite_schema'),
+  };
+
+  const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
+    if (!statements.getAgent.get(id)) return { kind: 'not_found' };
+    const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
+    if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
+    const deletedSessions = statements.deleteSessionsOfAgent.run(id).changes;
+    statements.deleteAgent.run(id);
+    return { kind: 'deleted', deletedSessions };
+  });
+
+  return {
+    async insertAgent(agent) {
+      try {
+        statements.insertAgent.run({
+          id: agent.id,
+          name: agent.name,
+          bio: agent.bio ?? null,
+          settings: JSON.stringify(agent.settings),
+          created_at: agent.createdAt,
+        });
+        return true;
+      } catch (error) {
+        if (isConstraintError(error, 'SQLITE_CONSTRAINT_PRIMARYKEY')) return false;
+        throw error;
+      }
+    },
+    async getAgent(id) {
+      const row = statements.getAgent.get(id);
+      return row && toAgent(row);
+    },
+    async listAgents() {
+      return statements.listAgents.all().map(toAgent);
+    },
+    async deleteAgent(id, { force, now }) {
+      return deleteAgent(id, force, now);
+    },
+    async insertSession(session) {
+      try {
+        statements.insertSession.run(toSessionRow(session));
+        return true;
+      } catch (error) {
+        if (isConstraintError(error, 'SQLITE_CONSTRAINT_FOREIGNKEY')) return false;
+        throw error;
+      }
+    },
+    async getSession(id) {
+      const row = statements.getSession.get(id);
+      return row && toSession(row);
+    },
+    async ping() {
+      statements.ping.get();
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults for a fresh machine', () => {
+    expect(loadConfig({})).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      databasePath: resolve('./data/sessions.db'),
+      logLevel: 'warn',
+      sessionDefaults: {},
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      HOST: '0.0.0.0',
+      PORT: '8080',
+      DATABASE_PATH: ':memory:',
+      LOG_LEVEL: 'info',
+      SESSION_DEFAULT_TIMEOUT_MINUTES: '45',
+      SESSION_AUTO_RENEW: 'false',
+      SESSION_MAX_DURATION_MINUTES: '600',
+      SESSION_WARNING_THRESHOLD_MINUTES: '10',
+    });
+    expect(config).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      databasePath: ':memory:',
+      logLevel: 'info',
+      sessionDefaults: { timeoutMinutes: 45, autoRenew: false, maxDurationMinutes: 600, warningThresholdMinutes: 10 },
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', SESSION_AUTO_RENEW: ' ' }).port).toBe(3000);
+  });
+
+  it.each([
+    [{ SESSION_DEFAULT_TIMEOUT_MINUTES: 'abc' }, /SESSION_DEFAULT_TIMEOUT_MINUTES="abc" must be an integer/],
+    [{ SESSION_DEFAULT_TIMEOUT_MINUTES: '4' }, /SESSION_DEFAULT_TIMEOUT_MINUTES=4 must be >= 5/],
+    [{ SESSION_DEFAULT_TIMEOUT_MINUTES: '1441' }, /SESSION_DEFAULT_TIMEOUT_MINUTES=1441 must be <= 1440/],
+    [{ SESSION_DEFAULT_TIMEOUT_MINUTES: '30.5' }, /must be an integer/],
+    [{ SESSION_MAX_DURATION_MINUTES: '20161' }, /SESSION_MAX_DURATION_MINUTES=20161 must be <= 20160/],
+    [{ SESSION_WARNING_THRESHOLD_MINUTES: '0' }, /SESSION_WARNING_THRESHOLD_MINUTES=0 must be >= 1/],
+    [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
+    [{ PORT: '70000' }, /PORT=70000/],
+    [{ PORT: 'http' }, /PORT="http" must be an integer/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
+  ])('refuses %o instead of clamping it', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

@@ -1,0 +1,51 @@
+// Checks a response against the spec with openapi-backend: the status must be one the
+// operation documents, and the body must be valid for that status (formats on).
+import ajvFormats from 'ajv-formats';
+import { OpenAPIBackend } from 'openapi-backend';
+import { specPath } from '../../src/spec.js';
+
+let backend: OpenAPIBackend | undefined;
+
+export async function specBackend(): Promise<OpenAPIBackend> {
+  if (!backend) {
+    const api = new OpenAPIBackend({
+      definition: specPath,
+      quick: true, // 3.1: skip the 3.0 meta-schema check, which rejects 3.1 keywords
+      ajvOpts: { allErrors: true, strict: false },
+      customizeAjv: (ajv) => {
+        ajvFormats.default(ajv as never);
+        return ajv;
+      },
+    });
+    await api.init();
+    backend = api;
+  }
+  return backend;
+}
+
+/** The operationId that serves a request, or undefined for a route the spec does not have. */
+export function operationFor(api: OpenAPIBackend, method: string, url: string): string | undefined {
+  const [path = '', query = ''] = url.split('?');
+  const match = api.matchOperation({ method, path, query, headers: {} });
+  return match?.operationId;
+}
+
+/** Everything wrong with a response; empty when it honours the spec. */
+export function responseViolations(api: OpenAPIBackend, operationId: string | undefined, status: number, body: unknown): string[] {
+  if (operationId === undefined) {
+    // A route outside the spec can only answer 404 in the error envelope.
+    if (status !== 404) return [`status ${status} for a route the spec does not have (expected 404)`];
+    return schemaViolations(api, 'ErrorEnvelope', body);
+  }
+  const documented = Object.keys(api.getOperation(operationId)?.responses ?? {});
+  if (!documented.includes(String(status))) {
+    return [`status ${status} is not documented for ${operationId} (documented: ${documented.join(', ')})`];
+  }
+  const result = api.validateResponse(body, operationId, status);
+  return (result.errors ?? []).map((error) => `${operationId} ${status}: ${error.instancePath || '/'} ${error.message}`);
+}
+
+function schemaViolations(api: OpenAPIBackend, schemaName: string, body: unknown): string[] {
+  const validate = api.validator.ajv.compile({ $ref: `#/components/schemas/${schemaName}`, components: api.document.components } as never);
+  return validate(body) ? [] : (validate.errors ?? []).map((error) => `${schemaName}: ${error.instancePath || '/'} ${error.message}`);
+}

@@ -1,0 +1,83 @@
+// An app on an in-memory (or given) database with a fake clock, whose every response is
+// checked against the spec twice: the handler's own payload before serialization (the
+// serializer would strip unknown fields and coerce types, hiding handler bugs), and
+// the bytes the client receives.
+import { randomUUID } from 'node:crypto';
+import type { OpenAPIBackend } from 'openapi-backend';
+import { expect } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
+import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../../src/storage/store.js';
+import { type FakeClock, fakeClock } from './fake-clock.js';
+import { operationFor, responseViolations, specBackend } from './spec-validator.js';
+
+const TRACE_HEADER = 'x-test-trace';
+
+export interface TestRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
+  url: string;
+  /** An object is sent as JSON; a string is sent as it is. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface TestResponse<B = any> {
+  status: number;
+  body: B;
+  rawBody: string;
+  headers: Record<string, unknown>;
+}
+
+export interface TestApp {
+  clock: FakeClock;
+  store: Store;
+  request<B = any>(request: TestRequest): Promise<TestResponse<B>>;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  databasePath?: string;
+  clock?: FakeClock;
+  sessionDefaults?: TimeoutConfigInput;
+  store?: Store;
+}
+
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const api: OpenAPIBackend = await specBackend();
+  const clock = options.clock ?? fakeClock();
+  const store = options.store ?? openSqliteStore(options.databasePath ?? ':memory:');
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {} });
+
+  const handlerChecks = new Map<string, string[]>();
+  app.addHook('preSerialization', async (request, reply, payload) => {
+    const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
+    const trace = String(request.headers[TRACE_HEADER]);
+    handlerChecks.set(trace, responseViolations(api, operationId, reply.statusCode, payload));
+    return payload;
+  });
+  await app.ready();
+
+  return {
+    clock,
+    store,
+    async request({ method, url, body, headers = {} }) {
+      const trace = randomUUID();
+      const isJson = body !== undefined && typeof body !== 'string';
+      const response = await app.inject({
+        method,
+        url,
+        payload: isJson ? JSON.stringify(body) : (body as string | undefined),
+        headers: { ...(isJson ? { 'content-type': 'application/json' } : {}), ...headers, [TRACE_HEADER]: trace },
+      });
+      const context = `${method} ${url} → ${response.statusCode}`;
+      expect(response.headers['content-type'], context).toMatch(/^application\/json/);
+      const parsed = JSON.parse(response.body);
+      expect(handlerChecks.get(trace), `${context}: the handler's payload was not checked`).toBeDefined();
+      expect(handlerChecks.get(trace), `${context}: handler payload`).toEqual([]);
+      expect(responseViolations(api, operationFor(api, method, url), response.statusCode, parsed), context).toEqual([]);
+      return { status: response.statusCode, body: parsed, rawBody: response.body, headers: response.headers };
+    },
+    close: () => app.close(),
+  };
+}
