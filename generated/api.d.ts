@@ -91,15 +91,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * Format: uuid
-         * @example 3c90c3cc-0d44-4b50-8888-8dd25736052a
-         */
+        /** Format: uuid */
         Uuid: string;
         /**
          * Format: date-time
          * @description ISO-8601 UTC time with milliseconds.
-         * @example 2026-11-24T10:00:00.000Z
          */
         Timestamp: string;
         /**
@@ -153,6 +149,8 @@ export interface components {
             discriminator?: string;
             /** @description URL to user's avatar */
             avatar?: string;
+        } & {
+            [key: string]: unknown;
         };
         CreateSessionRequest: {
             /** @description ID of the agent to start a session with */
@@ -179,6 +177,8 @@ export interface components {
             SESSION_AUTO_RENEW?: components["schemas"]["AutoRenew"];
             SESSION_MAX_DURATION_MINUTES?: components["schemas"]["MaxDurationMinutes"];
             SESSION_WARNING_THRESHOLD_MINUTES?: components["schemas"]["WarningThresholdMinutes"];
+        } & {
+            [key: string]: unknown;
         };
         AgentName: string;
         AgentBio: string;

@@ -3,6 +3,10 @@
 // serializer would strip unknown fields and coerce types, hiding handler bugs), and
 // the bytes the client receives.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
@@ -32,6 +36,9 @@ export interface TestResponse<B = any> {
 export interface TestApp {
   clock: FakeClock;
   store: Store;
+  databasePath: string;
+  /** Rows per table, read through a connection of its own: what is really stored. */
+  rowCounts(): Record<string, number>;
   request<B = any>(request: TestRequest): Promise<TestResponse<B>>;
   close(): Promise<void>;
 }
@@ -46,7 +53,9 @@ export interface TestAppOptions {
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const api: OpenAPIBackend = await specBackend();
   const clock = options.clock ?? fakeClock();
-  const store = options.store ?? openSqliteStore(options.databasePath ?? ':memory:');
+  const ownDirectory = options.databasePath ? undefined : mkdtempSync(join(tmpdir(), 'sessions-api-test-'));
+  const databasePath = options.databasePath ?? join(ownDirectory!, 'sessions.db');
+  const store = options.store ?? openSqliteStore(databasePath);
   const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {} });
 
   const handlerChecks = new Map<string, string[]>();
@@ -61,6 +70,16 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   return {
     clock,
     store,
+    databasePath,
+    rowCounts() {
+      const db = new Database(databasePath, { readonly: true });
+      try {
+        const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_schema WHERE type = 'table'").all();
+        return Object.fromEntries(tables.map(({ name }) => [name, (db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n]));
+      } finally {
+        db.close();
+      }
+    },
     async request({ method, url, body, headers = {} }) {
       const trace = randomUUID();
       const isJson = body !== undefined && typeof body !== 'string';
@@ -78,6 +97,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       expect(responseViolations(api, operationFor(api, method, url), response.statusCode, parsed), context).toEqual([]);
       return { status: response.statusCode, body: parsed, rawBody: response.body, headers: response.headers };
     },
-    close: () => app.close(),
+    async close() {
+      await app.close();
+      if (ownDirectory) rmSync(ownDirectory, { recursive: true, force: true });
+    },
   };
 }

@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrations } from '../src/storage/sqlite/migrations.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp } from './helpers/test-app.js';
+
+const directories: string[] = [];
+function tempDirectory(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-api-persist-'));
+  directories.push(directory);
+  return directory;
+}
+afterEach(() => {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+describe('SQLite persistence', () => {
+  it('keeps agents and sessions across a restart on the same file', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const first = await startTestApp({ databasePath });
+    const agentId = await registerAgent(first, { settings: { SESSION_TIMEOUT_MINUTES: 60 } });
+    const created = [await createSession(first, { agentId }), await createSession(first, { agentId, metadata: { platform: 'web' } })];
+    const storedBefore = await Promise.all(created.map((session) => first.store.getSession(session.sessionId)));
+    await first.close();
+
+    const second = await startTestApp({ databasePath });
+    try {
+      const agent = await second.request({ method: 'GET', url: `/api/agents/${agentId}` });
+      expect(agent.status).toBe(200);
+      expect(agent.body.data.settings).toEqual({ SESSION_TIMEOUT_MINUTES: 60 });
+      const storedAfter = await Promise.all(created.map((session) => second.store.getSession(session.sessionId)));
+      expect(storedAfter).toEqual(storedBefore);
+      expect(storedAfter.every(Boolean)).toBe(true);
+      // The reopened store still knows the agent has active sessions.
+      expect((await second.request({ method: 'DELETE', url: `/api/agents/${agentId}` })).status).toBe(409);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('creates the folder of the database file, and opens it in WAL mode with foreign keys on', async () => {
+    const databasePath = join(tempDirectory(), 'nested', 'deeper', 'sessions.db');
+    const store = openSqliteStore(databasePath);
+    await store.ping();
+    await store.close();
+    const db = new Database(databasePath, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    db.close();
+  });
+
+  it('applies migrations once: reopening leaves the schema version alone', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    await openSqliteStore(databasePath).close();
+    await openSqliteStore(databasePath).close();
+    const db = new Database(databasePath, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    db.close();
+  });
+
+  it('refuses a database written by a newer server', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const db = new Database(databasePath);
+    db.pragma(`user_version = ${migrations.length + 1}`);
+    db.close();
+    expect(() => openSqliteStore(databasePath)).toThrow(/newer than this server/);
+  });
+
+  it('enforces foreign keys: a session of a deleted agent cannot be inserted', async () => {
+    const store = openSqliteStore(':memory:');
+    const session = {
+      id: '11111111-1111-4111-8111-111111111111',
+      agentId: '22222222-2222-4222-8222-222222222222',
+      userId: '33333333-3333-4333-8333-333333333333',
+      metadata: {},
+      status: 'active' as const,
+      createdAt: 0,
+      lastActivity: 0,
+      anchorAt: 0,
+      expiresAt: 1,
+      renewalCount: 0,
+      config: { timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 720, warningThresholdMinutes: 5 },
+    };
+    expect(await store.insertSession(session)).toBe(false);
+    await store.close();
+  });
+});
