@@ -65,7 +65,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List sessions
+         * @description Sessions matching every given filter, newest first (ties broken by id, descending).
+         *     `status` is `active` by default; `expired` lists sessions that have expired but
+         *     are not yet purged; `all` lists both. `total` counts every match, not just the
+         *     page; `stats` counts the whole store. Expiry is judged by the clock at the time
+         *     of the request, whether or not the background sweeper has run.
+         */
+        get: operations["listSessions"];
         put?: never;
         /**
          * Create Session
@@ -87,6 +95,136 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/messaging/sessions/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sessions health
+         * @description Reads the database for real. `healthy`: the database answers and the last expiry
+         *     sweep succeeded (or none has run yet); `degraded`: the database answers but the
+         *     last sweep failed; 503 `unhealthy`: the database cannot be read. `expiringSoon`
+         *     counts active sessions that are near expiration. `uptime` is in seconds.
+         */
+        get: operations["getSessionsHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messaging/sessions/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a session
+         * @description Reading is not activity; it changes nothing.
+         */
+        get: operations["getSession"];
+        put?: never;
+        post?: never;
+        /**
+         * End a session
+         * @description Deletes the session with its messages; later calls answer 404.
+         */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messaging/sessions/{sessionId}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Heartbeat
+         * @description Activity: sets `lastActivity`. With `autoRenew` it is also a renewal: the anchor
+         *     moves to now, `renewalCount` grows by one and `expiresAt` is recomputed (never
+         *     past `createdAt + maxDurationMinutes`). The body may be omitted.
+         */
+        post: operations["sessionHeartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messaging/sessions/{sessionId}/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renew a session
+         * @description A renewal whatever `autoRenew` says: the anchor moves to now, `renewalCount` grows
+         *     by one, `expiresAt = min(now + timeoutMinutes, createdAt + maxDurationMinutes)`.
+         *     When `expiresAt` already equals `createdAt + maxDurationMinutes` the session
+         *     cannot be extended: 422 `MAX_DURATION_REACHED` and nothing changes. Renewing is
+         *     not activity: `lastActivity` stays. The body may be omitted.
+         */
+        post: operations["renewSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messaging/sessions/{sessionId}/timeout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update a session's timeout configuration
+         * @description Only the given fields change; the others keep their current values. Then, as
+         *     at creation, a `maxDurationMinutes` below `timeoutMinutes` is raised to it, and
+         *     `expiresAt` is recomputed with the same anchor:
+         *     `min(anchor + timeoutMinutes, createdAt + maxDurationMinutes)`. Not activity,
+         *     not a renewal. A change that puts `expiresAt` at or before now expires the
+         *     session at once: the answer shows `status: expired`.
+         */
+        patch: operations["updateSessionTimeout"];
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -102,17 +240,18 @@ export interface components {
          * @description Machine-readable error code; the HTTP status follows from it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "RATE_LIMITED" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+        ErrorBody: {
+            code: components["schemas"]["ErrorCode"];
+            /** @description Error message */
+            message: string;
+            /** @description Detailed error information; names the offending field where there is one. */
+            details?: string;
+        };
         ErrorEnvelope: {
             /** @constant */
             success: false;
-            error: {
-                code: components["schemas"]["ErrorCode"];
-                /** @description Error message */
-                message: string;
-                /** @description Detailed error information; names the offending field where there is one. */
-                details?: string;
-            };
+            error: components["schemas"]["ErrorBody"];
         };
         /** @description Inactivity timeout in minutes (5-1440). Default 30. */
         TimeoutMinutes: number;
@@ -240,8 +379,91 @@ export interface components {
                 deletedSessions: number;
             };
         };
+        /** @description No fields; an empty object, or no body at all. */
+        EmptyRequest: Record<string, never>;
+        /** @enum {string} */
+        SessionStatus: "active" | "expired";
+        SessionInfo: {
+            sessionId: components["schemas"]["Uuid"];
+            agentId: components["schemas"]["Uuid"];
+            userId: components["schemas"]["Uuid"];
+            createdAt: components["schemas"]["Timestamp"];
+            /** @description The last heartbeat or message (creation counts). */
+            lastActivity: components["schemas"]["Timestamp"];
+            metadata: components["schemas"]["SessionMetadata"];
+            /** @description min(anchor + timeoutMinutes, createdAt + maxDurationMinutes); the anchor is the last renewal. */
+            expiresAt: components["schemas"]["Timestamp"];
+            timeoutConfig: components["schemas"]["TimeoutConfig"];
+            /** @description Renewals since creation (auto-renewing activity and manual renewals). */
+            renewalCount: number;
+            /** @description Milliseconds until expiresAt, never negative. */
+            timeRemaining: number;
+            /** @description True when 0 < timeRemaining <= warningThresholdMinutes. */
+            isNearExpiration: boolean;
+            status: components["schemas"]["SessionStatus"];
+        };
+        SessionStats: {
+            /** @description Every session in the store that is not purged. */
+            totalSessions: number;
+            activeSessions: number;
+            /** @description Expired, awaiting purge. */
+            expiredSessions: number;
+        };
+        ListSessionsResponse: {
+            sessions: components["schemas"]["SessionInfo"][];
+            /** @description Every session matching the filters, not only this page. */
+            total: number;
+            stats: components["schemas"]["SessionStats"];
+        };
+        /** @description Seconds since the server started. */
+        Uptime: number;
+        SessionsHealth: {
+            /** @enum {string} */
+            status: "healthy" | "degraded";
+            activeSessions: number;
+            /** @description Active sessions within their warning threshold of expiry. */
+            expiringSoon: number;
+            timestamp: components["schemas"]["Timestamp"];
+            uptime: components["schemas"]["Uptime"];
+        };
+        /** @description The error envelope, with the health fields beside it. */
+        SessionsUnhealthy: {
+            /** @constant */
+            success: false;
+            error: components["schemas"]["ErrorBody"];
+            /** @constant */
+            status: "unhealthy";
+            timestamp: components["schemas"]["Timestamp"];
+            uptime: components["schemas"]["Uptime"];
+        };
+        EndSessionResponse: {
+            /** @constant */
+            success: true;
+            message: string;
+        };
     };
     responses: {
+        /** @description The session, as it is now. */
+        SessionInfo: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["SessionInfo"];
+            };
+        };
+        /**
+         * @description The session has expired (`SESSION_EXPIRED`); `details` gives its `expiresAt`.
+         *     It answers so on every operation until the retention period purges it, then 404.
+         */
+        Gone: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
         /** @description Invalid request parameters (`INVALID_REQUEST`); `details` names the field. */
         BadRequest: {
             headers: {
@@ -298,6 +520,8 @@ export interface components {
         };
     };
     parameters: {
+        /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+        SessionId: string;
         /** @description The agent's id. */
         AgentId: components["schemas"]["Uuid"];
     };
@@ -414,6 +638,39 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    listSessions: {
+        parameters: {
+            query?: {
+                /** @description Only sessions with this agent. */
+                agentId?: components["schemas"]["Uuid"];
+                /** @description Only sessions of this user. */
+                userId?: components["schemas"]["Uuid"];
+                /** @description Which sessions to list. */
+                status?: "active" | "expired" | "all";
+                /** @description Page size. */
+                limit?: number;
+                /** @description How many matches to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListSessionsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     createSession: {
         parameters: {
             query?: never;
@@ -438,6 +695,167 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getSessionsHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The store answers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsHealth"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
+            /** @description The database cannot be read (`SERVICE_UNAVAILABLE`). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsUnhealthy"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["SessionInfo"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Session ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndSessionResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    sessionHeartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EmptyRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SessionInfo"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    renewSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EmptyRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SessionInfo"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description The session is at its maximum duration (`MAX_DURATION_REACHED`); nothing changed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateSessionTimeout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TimeoutConfigInput"];
+            };
+        };
+        responses: {
+            200: components["responses"]["SessionInfo"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];

@@ -20,13 +20,16 @@ export function resolveOperation(handlers: ServiceHandlers) {
 
 /**
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
- * store and closes it on `close()`.
+ * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(deps: HandlerDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT_BYTES });
   installValidators(app);
   installErrorHandling(app);
   app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
-  app.addHook('onClose', async () => deps.store.close());
+  app.addHook('onClose', async () => {
+    await deps.sweeper.stop();
+    await deps.store.close();
+  });
   return app;
 }

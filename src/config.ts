@@ -11,6 +11,10 @@ export interface ServerConfig {
   logLevel: string;
   /** The server's layer of the timeout configuration (between agent settings and built-in defaults). */
   sessionDefaults: TimeoutConfigInput;
+  /** How long an expired session is kept (answering 410) before it is purged (then 404). */
+  retentionMs: number;
+  sweepIntervalMs: number;
+  sweepBatchSize: number;
 }
 
 export class ConfigError extends Error {
@@ -37,6 +41,14 @@ function read(env: Env, name: string): string | undefined {
 function parseInteger(name: string, value: string): number {
   if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name}=${JSON.stringify(value)} must be an integer`);
   return Number(value);
+}
+
+function parseRanged(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = parseInteger(name, raw);
+  if (value < min || value > max) throw new ConfigError(`${name}=${value} must be between ${min} and ${max}`);
+  return value;
 }
 
 function parseBoolean(name: string, value: string): boolean {
@@ -67,8 +79,7 @@ function parseSessionDefaults(env: Env): TimeoutConfigInput {
 }
 
 export function loadConfig(env: Env = process.env): ServerConfig {
-  const port = parseInteger('PORT', read(env, 'PORT') ?? '3000');
-  if (port < 0 || port > 65535) throw new ConfigError(`PORT=${port} must be between 0 and 65535`);
+  const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(', ')}`);
@@ -80,5 +91,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     databasePath: databasePath === ':memory:' ? databasePath : resolve(databasePath),
     logLevel,
     sessionDefaults: parseSessionDefaults(env),
+    retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
+    sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
+    sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 500, 1, 100_000),
   };
 }

@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
+import { createSweeper } from './sweeper.js';
 
 function fail(message: string): never {
   console.error(`sessions-api: ${message}`);
@@ -18,10 +19,16 @@ try {
 }
 
 const store = openSqliteStore(config.databasePath);
-const app = buildApp(
-  { store, clock: systemClock, sessionDefaults: config.sessionDefaults },
-  { logger: { level: config.logLevel } },
-);
+const { retentionMs, sessionDefaults } = config;
+const sweeper = createSweeper({
+  store,
+  clock: systemClock,
+  retentionMs,
+  intervalMs: config.sweepIntervalMs,
+  batchSize: config.sweepBatchSize,
+  onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
+});
+const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel } });
 
 try {
   await app.listen({ host: config.host, port: config.port });
@@ -30,6 +37,7 @@ try {
   fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
 }
 
+sweeper.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);

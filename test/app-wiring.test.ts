@@ -8,9 +8,13 @@ import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
 import { specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { createSweeper } from '../src/sweeper.js';
 import { fakeClock } from './helpers/fake-clock.js';
 
-const handlers = createHandlers({ store: openSqliteStore(':memory:'), clock: fakeClock(), sessionDefaults: {} });
+const store = openSqliteStore(':memory:');
+const clock = fakeClock();
+const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 });
+const handlers = createHandlers({ store, clock, sessionDefaults: {}, retentionMs: 0, sweeper });
 
 describe('operations and handlers', () => {
   it('has exactly one handler per operationId of the spec', () => {

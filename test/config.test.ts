@@ -10,6 +10,9 @@ describe('loadConfig', () => {
       databasePath: resolve('./data/sessions.db'),
       logLevel: 'warn',
       sessionDefaults: {},
+      retentionMs: 1440 * 60_000,
+      sweepIntervalMs: 60_000,
+      sweepBatchSize: 500,
     });
   });
 
@@ -23,6 +26,9 @@ describe('loadConfig', () => {
       SESSION_AUTO_RENEW: 'false',
       SESSION_MAX_DURATION_MINUTES: '600',
       SESSION_WARNING_THRESHOLD_MINUTES: '10',
+      SESSION_RETENTION_MINUTES: '0',
+      SESSION_SWEEP_INTERVAL_SECONDS: '5',
+      SESSION_SWEEP_BATCH_SIZE: '1000',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -30,6 +36,9 @@ describe('loadConfig', () => {
       databasePath: ':memory:',
       logLevel: 'info',
       sessionDefaults: { timeoutMinutes: 45, autoRenew: false, maxDurationMinutes: 600, warningThresholdMinutes: 10 },
+      retentionMs: 0,
+      sweepIntervalMs: 5000,
+      sweepBatchSize: 1000,
     });
   });
 
@@ -45,7 +54,10 @@ describe('loadConfig', () => {
     [{ SESSION_MAX_DURATION_MINUTES: '20161' }, /SESSION_MAX_DURATION_MINUTES=20161 must be <= 20160/],
     [{ SESSION_WARNING_THRESHOLD_MINUTES: '0' }, /SESSION_WARNING_THRESHOLD_MINUTES=0 must be >= 1/],
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
-    [{ PORT: '70000' }, /PORT=70000/],
+    [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
+    [{ SESSION_RETENTION_MINUTES: '-1' }, /SESSION_RETENTION_MINUTES=-1 must be between 0 and 525600/],
+    [{ SESSION_SWEEP_INTERVAL_SECONDS: '0' }, /SESSION_SWEEP_INTERVAL_SECONDS=0 must be between 1 and 86400/],
+    [{ SESSION_SWEEP_BATCH_SIZE: 'many' }, /SESSION_SWEEP_BATCH_SIZE="many" must be an integer/],
     [{ PORT: 'http' }, /PORT="http" must be an integer/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
   ])('refuses %o instead of clamping it', (env, message) => {

@@ -60,6 +60,7 @@ describe('createSession 201', () => {
       lastActivity: T0,
       anchorAt: T0,
       expiresAt: T0 + 30 * MINUTE,
+      warnsAt: T0 + 25 * MINUTE,
       renewalCount: 0,
       status: 'active',
       metadata: { platform: 'discord', extra: { nested: [1, 2] } },

@@ -82,6 +82,7 @@ describe('SQLite persistence', () => {
       lastActivity: 0,
       anchorAt: 0,
       expiresAt: 1,
+      warnsAt: 0,
       renewalCount: 0,
       config: { timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 720, warningThresholdMinutes: 5 },
     };

@@ -4,9 +4,16 @@ import {
   BUILT_IN_DEFAULTS,
   computeExpiresAt,
   isExpired,
+  isNearExpiration,
+  lifecycle,
   normalizeTimeoutConfig,
+  purgeCutoff,
+  recordActivity,
+  renew,
   resolveTimeoutConfig,
   startTiming,
+  timeRemaining,
+  updateConfig,
 } from '../src/domain/timeout-policy.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 
@@ -87,6 +94,7 @@ describe('startTiming', () => {
       lastActivity: T0,
       anchorAt: T0,
       expiresAt: T0 + 30 * MINUTE,
+      warnsAt: T0 + 25 * MINUTE,
       renewalCount: 0,
       config,
     });
@@ -98,5 +106,110 @@ describe('isExpired', () => {
     expect(isExpired(T0, T0 - 1)).toBe(false);
     expect(isExpired(T0, T0)).toBe(true);
     expect(isExpired(T0, T0 + 1)).toBe(true);
+  });
+});
+
+const config = (overrides = {}) => ({ timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 60, warningThresholdMinutes: 5, ...overrides });
+
+describe('recordActivity', () => {
+  it('with autoRenew: sets lastActivity, moves the anchor, counts a renewal, recomputes expiry', () => {
+    const { timing, renewed } = recordActivity(startTiming(T0, config()), T0 + 10 * MINUTE);
+    expect(renewed).toBe(true);
+    expect(timing).toEqual({
+      createdAt: T0,
+      lastActivity: T0 + 10 * MINUTE,
+      anchorAt: T0 + 10 * MINUTE,
+      expiresAt: T0 + 40 * MINUTE,
+      warnsAt: T0 + 35 * MINUTE,
+      renewalCount: 1,
+      config: config(),
+    });
+  });
+
+  it('with autoRenew: never extends past createdAt + maxDuration, yet still renews (the anchor moves)', () => {
+    const { timing } = recordActivity(startTiming(T0, config()), T0 + 50 * MINUTE);
+    expect(timing.expiresAt).toBe(T0 + 60 * MINUTE);
+    expect(timing.anchorAt).toBe(T0 + 50 * MINUTE);
+    expect(timing.renewalCount).toBe(1);
+  });
+
+  it('without autoRenew: only lastActivity changes', () => {
+    const start = startTiming(T0, config({ autoRenew: false }));
+    const { timing, renewed } = recordActivity(start, T0 + 10 * MINUTE);
+    expect(renewed).toBe(false);
+    expect(timing).toEqual({ ...start, lastActivity: T0 + 10 * MINUTE });
+  });
+});
+
+describe('renew', () => {
+  it('renews whatever autoRenew says, without touching lastActivity', () => {
+    const start = startTiming(T0, config({ autoRenew: false }));
+    expect(renew(start, T0 + 10 * MINUTE)).toEqual({
+      ...start,
+      anchorAt: T0 + 10 * MINUTE,
+      expiresAt: T0 + 40 * MINUTE,
+      warnsAt: T0 + 35 * MINUTE,
+      renewalCount: 1,
+    });
+  });
+
+  it('extends up to the maximum, then refuses once expiresAt equals createdAt + maxDuration', () => {
+    const capped = renew(startTiming(T0, config()), T0 + 45 * MINUTE)!;
+    expect(capped.expiresAt).toBe(T0 + 60 * MINUTE);
+    expect(renew(capped, T0 + 46 * MINUTE)).toBeUndefined();
+  });
+
+  it('refuses at once a session whose timeout equals its maximum', () => {
+    expect(renew(startTiming(T0, config({ maxDurationMinutes: 30 })), T0 + 1)).toBeUndefined();
+  });
+});
+
+describe('updateConfig', () => {
+  it('changes only the given fields and recomputes expiry from the same anchor', () => {
+    const active = recordActivity(startTiming(T0, config({ maxDurationMinutes: 120 })), T0 + 10 * MINUTE).timing;
+    const updated = updateConfig(active, { timeoutMinutes: 15 });
+    expect(updated).toEqual({
+      ...active,
+      config: config({ maxDurationMinutes: 120, timeoutMinutes: 15 }),
+      expiresAt: T0 + 25 * MINUTE,
+      warnsAt: T0 + 20 * MINUTE,
+    });
+    expect(updateConfig(active, {})).toEqual(active);
+    expect(updateConfig(active, { warningThresholdMinutes: 10 }).warnsAt).toBe(active.expiresAt - 10 * MINUTE);
+  });
+
+  it('raises the maximum to a longer timeout and caps expiry at a shorter maximum', () => {
+    const start = startTiming(T0, config());
+    expect(updateConfig(start, { timeoutMinutes: 90 }).config.maxDurationMinutes).toBe(90);
+    expect(updateConfig(start, { timeoutMinutes: 90 }).expiresAt).toBe(T0 + 90 * MINUTE);
+    const active = recordActivity(start, T0 + 20 * MINUTE).timing;
+    expect(updateConfig(active, { maxDurationMinutes: 40 }).expiresAt).toBe(T0 + 40 * MINUTE);
+  });
+});
+
+describe('lifecycle, timeRemaining and isNearExpiration', () => {
+  const retention = 60 * MINUTE;
+  it('is active before expiresAt, expired from it, purged from expiresAt + retention', () => {
+    expect(lifecycle(T0, T0 - 1, retention)).toBe('active');
+    expect(lifecycle(T0, T0, retention)).toBe('expired');
+    expect(lifecycle(T0, T0 + retention - 1, retention)).toBe('expired');
+    expect(lifecycle(T0, T0 + retention, retention)).toBe('purged');
+    expect(lifecycle(T0, T0, 0)).toBe('purged');
+    expect(purgeCutoff(T0 + retention, retention)).toBe(T0);
+  });
+
+  it('counts the milliseconds remaining, never below zero', () => {
+    expect(timeRemaining(T0, T0 - 1234)).toBe(1234);
+    expect(timeRemaining(T0, T0)).toBe(0);
+    expect(timeRemaining(T0, T0 + 5)).toBe(0);
+  });
+
+  it('is near expiration exactly when 0 < timeRemaining <= warningThreshold', () => {
+    const timing = startTiming(T0, config());
+    const warnsAt = T0 + 25 * MINUTE;
+    expect(isNearExpiration(timing, warnsAt - 1)).toBe(false);
+    expect(isNearExpiration(timing, warnsAt)).toBe(true);
+    expect(isNearExpiration(timing, timing.expiresAt - 1)).toBe(true);
+    expect(isNearExpiration(timing, timing.expiresAt)).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
-// The timeout policy: how a session's effective configuration and expiry are decided.
-// Pure functions of configuration and time (epoch ms); no I/O, no clock of their own.
+// The timeout policy: how a session's configuration, expiry, renewals and end are
+// decided. Pure functions of configuration and time (epoch ms); no I/O, no clock.
 import type { components } from '../../generated/api.js';
 
 export type TimeoutConfig = components['schemas']['TimeoutConfig'];
@@ -15,6 +15,8 @@ export interface SessionTiming {
   /** Time of the last renewal; creation counts as one. */
   anchorAt: number;
   expiresAt: number;
+  /** From here on the session is near expiration: expiresAt − warningThresholdMinutes. */
+  warnsAt: number;
   renewalCount: number;
   config: TimeoutConfig;
 }
@@ -62,17 +64,73 @@ export function normalizeTimeoutConfig(config: TimeoutConfig): TimeoutConfig {
   return { ...config, maxDurationMinutes: Math.max(config.maxDurationMinutes, config.timeoutMinutes) };
 }
 
+function maxEnd(timing: Pick<SessionTiming, 'createdAt' | 'config'>): number {
+  return timing.createdAt + timing.config.maxDurationMinutes * MINUTE_MS;
+}
+
 /** Expiry never passes the maximum duration: min(anchor + timeout, created + max). */
 export function computeExpiresAt(createdAt: number, anchorAt: number, config: TimeoutConfig): number {
-  return Math.min(anchorAt + config.timeoutMinutes * MINUTE_MS, createdAt + config.maxDurationMinutes * MINUTE_MS);
+  return Math.min(anchorAt + config.timeoutMinutes * MINUTE_MS, maxEnd({ createdAt, config }));
+}
+
+/** Recomputes what follows from the anchor and the configuration. */
+function withExpiry(timing: Omit<SessionTiming, 'expiresAt' | 'warnsAt'>): SessionTiming {
+  const expiresAt = computeExpiresAt(timing.createdAt, timing.anchorAt, timing.config);
+  return { ...timing, expiresAt, warnsAt: expiresAt - timing.config.warningThresholdMinutes * MINUTE_MS };
 }
 
 /** A new session: creation is its first renewal (the anchor), but not counted as one. */
 export function startTiming(now: number, config: TimeoutConfig): SessionTiming {
-  return { createdAt: now, lastActivity: now, anchorAt: now, expiresAt: computeExpiresAt(now, now, config), renewalCount: 0, config };
+  return withExpiry({ createdAt: now, lastActivity: now, anchorAt: now, renewalCount: 0, config });
+}
+
+/** Activity (a heartbeat, a message) always counts; with autoRenew it is also a renewal. */
+export function recordActivity(timing: SessionTiming, now: number): { timing: SessionTiming; renewed: boolean } {
+  if (!timing.config.autoRenew) return { timing: { ...timing, lastActivity: now }, renewed: false };
+  return {
+    timing: withExpiry({ ...timing, lastActivity: now, anchorAt: now, renewalCount: timing.renewalCount + 1 }),
+    renewed: true,
+  };
+}
+
+/** A manual renewal, whatever autoRenew says. Undefined when expiry is already at the maximum. */
+export function renew(timing: SessionTiming, now: number): SessionTiming | undefined {
+  if (timing.expiresAt >= maxEnd(timing)) return undefined;
+  return withExpiry({ ...timing, anchorAt: now, renewalCount: timing.renewalCount + 1 });
+}
+
+/** Changes only the given fields, then recomputes expiry from the same anchor. */
+export function updateConfig(timing: SessionTiming, change: TimeoutConfigInput): SessionTiming {
+  const config = { ...timing.config };
+  for (const key of Object.keys(change) as Array<keyof TimeoutConfigInput>) {
+    if (change[key] !== undefined) (config as Record<string, unknown>)[key] = change[key];
+  }
+  return withExpiry({ ...timing, config: normalizeTimeoutConfig(config) });
 }
 
 /** Expired is the moment `now` reaches `expiresAt`, not a moment later. */
 export function isExpired(expiresAt: number, now: number): boolean {
   return now >= expiresAt;
+}
+
+/** An expired session is kept (answering "expired") for the retention period, then purged. */
+export function purgeCutoff(now: number, retentionMs: number): number {
+  return now - retentionMs;
+}
+
+export type Lifecycle = 'active' | 'expired' | 'purged';
+
+/** Where a session stands at `now`; judged from the clock, never from a sweeper's work. */
+export function lifecycle(expiresAt: number, now: number, retentionMs: number): Lifecycle {
+  if (expiresAt <= purgeCutoff(now, retentionMs)) return 'purged';
+  return isExpired(expiresAt, now) ? 'expired' : 'active';
+}
+
+export function timeRemaining(expiresAt: number, now: number): number {
+  return Math.max(0, expiresAt - now);
+}
+
+/** 0 < timeRemaining ≤ warningThresholdMinutes, i.e. warnsAt ≤ now < expiresAt. */
+export function isNearExpiration(timing: Pick<SessionTiming, 'expiresAt' | 'warnsAt'>, now: number): boolean {
+  return now >= timing.warnsAt && now < timing.expiresAt;
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../domain/clock.js';
 import type { TimeoutConfigInput } from '../domain/timeout-policy.js';
 import type { Store } from '../storage/store.js';
+import type { Sweeper } from '../sweeper.js';
 
 /** What every operation handler works with. */
 export interface HandlerDeps {
@@ -8,4 +9,7 @@ export interface HandlerDeps {
   clock: Clock;
   /** The server's layer of the timeout configuration (from the environment). */
   sessionDefaults: TimeoutConfigInput;
+  /** How long an expired session is kept before it is purged. */
+  retentionMs: number;
+  sweeper: Pick<Sweeper, 'lastError' | 'stop'>;
 }

@@ -11,9 +11,9 @@ export type RequestBody<K extends OperationId> = operations[K] extends { request
 export type PathParams<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? P : never;
 export type QueryParams<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
 
-/** The body of any 2xx response the operation documents; failures are thrown as ApiError. */
-export type SuccessBody<K extends OperationId> = {
-  [S in keyof Responses<K>]: S extends 200 | 201 ? JsonContent<Responses<K>[S]> : never;
+/** The body of any response the operation documents. Failures are thrown as ApiError. */
+export type ResponseBody<K extends OperationId> = {
+  [S in keyof Responses<K>]: JsonContent<Responses<K>[S]>;
 }[keyof Responses<K>];
 
 export type OperationRequest<K extends OperationId> = FastifyRequest<{
@@ -22,7 +22,7 @@ export type OperationRequest<K extends OperationId> = FastifyRequest<{
   Querystring: QueryParams<K>;
 }>;
 
-export type Handler<K extends OperationId> = (request: OperationRequest<K>, reply: FastifyReply) => Promise<SuccessBody<K>>;
+export type Handler<K extends OperationId> = (request: OperationRequest<K>, reply: FastifyReply) => Promise<ResponseBody<K>>;
 
 /** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
 export type ServiceHandlers = { [K in OperationId]: Handler<K> };

@@ -1,5 +1,6 @@
 // Stored records → the API's response shapes (types from the spec).
 import type { components } from '../../generated/api.js';
+import { isExpired, isNearExpiration, timeRemaining } from '../domain/timeout-policy.js';
 import type { AgentRecord, SessionRecord } from '../storage/store.js';
 
 type Schemas = components['schemas'];
@@ -25,5 +26,22 @@ export function createdSessionView(session: SessionRecord): Schemas['CreateSessi
     metadata: session.metadata,
     expiresAt: isoTime(session.expiresAt),
     timeoutConfig: session.config,
+  };
+}
+
+export function sessionInfoView(session: SessionRecord, now: number): Schemas['SessionInfo'] {
+  return {
+    sessionId: session.id,
+    agentId: session.agentId,
+    userId: session.userId,
+    createdAt: isoTime(session.createdAt),
+    lastActivity: isoTime(session.lastActivity),
+    metadata: session.metadata,
+    expiresAt: isoTime(session.expiresAt),
+    timeoutConfig: session.config,
+    renewalCount: session.renewalCount,
+    timeRemaining: timeRemaining(session.expiresAt, now),
+    isNearExpiration: isNearExpiration(session, now),
+    status: isExpired(session.expiresAt, now) ? 'expired' : 'active',
   };
 }

@@ -19,13 +19,39 @@ export interface SessionRecord extends SessionTiming {
   agentId: string;
   userId: string;
   metadata: Schemas['SessionMetadata'];
-  status: 'active' | 'expired';
+  /** What the sweeper (or the last write) recorded; reads judge expiry from the clock. */
+  status: Schemas['SessionStatus'];
 }
 
 export type DeleteAgentOutcome =
   | { kind: 'deleted'; deletedSessions: number }
   | { kind: 'not_found' }
   | { kind: 'has_active_sessions'; activeSessions: number };
+
+/**
+ * The clock-dependent bounds of a query, computed by the timeout policy: sessions with
+ * expires_at > now are active; those with expires_at <= purgeCutoff are purged (gone).
+ */
+export interface TimeBounds {
+  now: number;
+  purgeCutoff: number;
+}
+
+export interface SessionQuery extends TimeBounds {
+  agentId?: string;
+  userId?: string;
+  status: 'active' | 'expired' | 'all';
+  limit: number;
+  offset: number;
+}
+
+export interface SessionCounts {
+  /** Not purged. */
+  total: number;
+  active: number;
+  /** Active and within the warning threshold of expiry. */
+  expiringSoon: number;
+}
 
 export interface Store {
   /** False when an agent with that id exists already. */
@@ -38,6 +64,21 @@ export interface Store {
   /** False when the session's agent does not exist (any more). */
   insertSession(session: SessionRecord): Promise<boolean>;
   getSession(id: string): Promise<SessionRecord | undefined>;
+  /**
+   * Reads the session and writes what `change` returns, in one transaction, so that
+   * concurrent changes never lose an update. `change` may throw to abort; nothing is
+   * written then. It must not await: it runs inside the transaction.
+   */
+  modifySession(id: string, change: (current: SessionRecord | undefined) => SessionRecord): Promise<SessionRecord>;
+  /** Deletes the session after `check` (run in the same transaction) accepts it. */
+  deleteSession(id: string, check: (current: SessionRecord | undefined) => void): Promise<void>;
+  listSessions(query: SessionQuery): Promise<{ sessions: SessionRecord[]; total: number }>;
+  countSessions(bounds: TimeBounds): Promise<SessionCounts>;
+
+  /** Marks up to `limit` sessions expired at `now`; returns how many it marked. */
+  markExpired(now: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` sessions that expired at or before `cutoff`; returns how many. */
+  purgeExpired(cutoff: number, limit: number): Promise<number>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

@@ -13,6 +13,7 @@ import { buildApp } from '../../src/app.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../../src/storage/store.js';
+import { createSweeper, type Sweeper } from '../../src/sweeper.js';
 import { type FakeClock, fakeClock } from './fake-clock.js';
 import { operationFor, responseViolations, specBackend } from './spec-validator.js';
 
@@ -33,9 +34,13 @@ export interface TestResponse<B = any> {
   headers: Record<string, unknown>;
 }
 
+export const DEFAULT_RETENTION_MS = 1440 * 60_000;
+
 export interface TestApp {
   clock: FakeClock;
   store: Store;
+  /** Never started: a test runs a pass with `sweeper.sweep()` when it wants one. */
+  sweeper: Sweeper;
   databasePath: string;
   /** Rows per table, read through a connection of its own: what is really stored. */
   rowCounts(): Record<string, number>;
@@ -48,6 +53,8 @@ export interface TestAppOptions {
   clock?: FakeClock;
   sessionDefaults?: TimeoutConfigInput;
   store?: Store;
+  retentionMs?: number;
+  sweepBatchSize?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -56,7 +63,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const ownDirectory = options.databasePath ? undefined : mkdtempSync(join(tmpdir(), 'sessions-api-test-'));
   const databasePath = options.databasePath ?? join(ownDirectory!, 'sessions.db');
   const store = options.store ?? openSqliteStore(databasePath);
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {} });
+  const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500 });
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {
@@ -70,6 +79,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   return {
     clock,
     store,
+    sweeper,
     databasePath,
     rowCounts() {
       const db = new Database(databasePath, { readonly: true });

@@ -4,8 +4,15 @@ import type { ServiceHandlers } from '../operation-types.js';
 import { createAgent } from './createAgent.js';
 import { createSession } from './createSession.js';
 import { deleteAgent } from './deleteAgent.js';
+import { endSession } from './endSession.js';
 import { getAgent } from './getAgent.js';
+import { getSession } from './getSession.js';
+import { getSessionsHealth } from './getSessionsHealth.js';
 import { listAgents } from './listAgents.js';
+import { listSessions } from './listSessions.js';
+import { renewSession } from './renewSession.js';
+import { sessionHeartbeat } from './sessionHeartbeat.js';
+import { updateSessionTimeout } from './updateSessionTimeout.js';
 
 export function createHandlers(deps: HandlerDeps): ServiceHandlers {
   return {
@@ -14,5 +21,12 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     getAgent: getAgent(deps),
     deleteAgent: deleteAgent(deps),
     createSession: createSession(deps),
+    listSessions: listSessions(deps),
+    getSessionsHealth: getSessionsHealth(deps),
+    getSession: getSession(deps),
+    endSession: endSession(deps),
+    sessionHeartbeat: sessionHeartbeat(deps),
+    renewSession: renewSession(deps),
+    updateSessionTimeout: updateSessionTimeout(deps),
   };
 }

@@ -21,6 +21,7 @@ export const migrations: readonly string[] = [
     last_activity              INTEGER NOT NULL,
     anchor_at                  INTEGER NOT NULL,
     expires_at                 INTEGER NOT NULL,
+    warns_at                   INTEGER NOT NULL,
     timeout_minutes            INTEGER NOT NULL,
     auto_renew                 INTEGER NOT NULL CHECK (auto_renew IN (0, 1)),
     max_duration_minutes       INTEGER NOT NULL,
@@ -30,7 +31,16 @@ export const migrations: readonly string[] = [
     metadata                   TEXT NOT NULL
   ) STRICT;
 
+  -- Listing, newest first, with and without filters; ties broken by id.
+  CREATE INDEX sessions_by_created ON sessions (created_at, id);
+  CREATE INDEX sessions_by_agent_created ON sessions (agent_id, created_at, id);
+  CREATE INDEX sessions_by_user_created ON sessions (user_id, created_at, id);
+  -- Counting active / expiring / expired sessions, per agent and in all; purging.
+  CREATE INDEX sessions_by_expiry ON sessions (expires_at, warns_at);
   CREATE INDEX sessions_by_agent_expiry ON sessions (agent_id, expires_at);
+  CREATE INDEX sessions_by_user_expiry ON sessions (user_id, expires_at);
+  -- The sweeper's work list: sessions not yet marked expired.
+  CREATE INDEX sessions_unmarked_expiry ON sessions (expires_at) WHERE status = 'active';
   `,
 ];
 

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentRecord, DeleteAgentOutcome, SessionRecord, Store } from '../store.js';
+import type { AgentRecord, DeleteAgentOutcome, SessionQuery, SessionRecord, Store } from '../store.js';
 import { migrate } from './migrations.js';
 
 interface AgentRow {
@@ -22,6 +22,7 @@ interface SessionRow {
   last_activity: number;
   anchor_at: number;
   expires_at: number;
+  warns_at: number;
   timeout_minutes: number;
   auto_renew: number;
   max_duration_minutes: number;
@@ -46,6 +47,7 @@ function toSession(row: SessionRow): SessionRecord {
     lastActivity: row.last_activity,
     anchorAt: row.anchor_at,
     expiresAt: row.expires_at,
+    warnsAt: row.warns_at,
     config: {
       timeoutMinutes: row.timeout_minutes,
       autoRenew: row.auto_renew === 1,
@@ -67,6 +69,7 @@ function toSessionRow(session: SessionRecord): SessionRow {
     last_activity: session.lastActivity,
     anchor_at: session.anchorAt,
     expires_at: session.expiresAt,
+    warns_at: session.warnsAt,
     timeout_minutes: session.config.timeoutMinutes,
     auto_renew: session.config.autoRenew ? 1 : 0,
     max_duration_minutes: session.config.maxDurationMinutes,
@@ -76,6 +79,17 @@ function toSessionRow(session: SessionRecord): SessionRow {
     metadata: JSON.stringify(session.metadata),
   };
 }
+
+// The page query walks an index in created_at order and stops after the page; the
+// unary + keeps SQLite from using an expiry index for the status term instead.
+const STATUS_TERMS: Record<SessionQuery['status'], { page: string; count: string }> = {
+  active: { page: '+expires_at > @now', count: 'expires_at > @now' },
+  expired: {
+    page: '+expires_at <= @now AND +expires_at > @purgeCutoff',
+    count: 'expires_at <= @now AND expires_at > @purgeCutoff',
+  },
+  all: { page: '+expires_at > @purgeCutoff', count: 'expires_at > @purgeCutoff' },
+};
 
 function isConstraintError(error: unknown, code: string): boolean {
   return error instanceof Database.SqliteError && error.code === code;
@@ -103,13 +117,35 @@ export function openSqliteStore(path: string): Store {
     ),
     deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
-      `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at,
+      `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
          timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata)
-       VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at,
+       VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata)`,
     ),
     getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
-    ping: db.prepare('SELECT count(*) FROM sqlite_schema'),
+    updateSession: db.prepare<[SessionRow]>(
+      `UPDATE sessions SET last_activity = @last_activity, anchor_at = @anchor_at, expires_at = @expires_at,
+         warns_at = @warns_at, timeout_minutes = @timeout_minutes, auto_renew = @auto_renew,
+         max_duration_minutes = @max_duration_minutes, warning_threshold_minutes = @warning_threshold_minutes,
+         renewal_count = @renewal_count, status = @status, metadata = @metadata
+       WHERE id = @id`,
+    ),
+    deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
+    countNotPurged: db.prepare<{ purgeCutoff: number }, { n: number }>(
+      'SELECT count(*) AS n FROM sessions WHERE expires_at > @purgeCutoff',
+    ),
+    countActive: db.prepare<{ now: number }, { n: number }>('SELECT count(*) AS n FROM sessions WHERE expires_at > @now'),
+    countExpiringSoon: db.prepare<{ now: number }, { n: number }>(
+      'SELECT count(*) AS n FROM sessions WHERE expires_at > @now AND warns_at <= @now',
+    ),
+    markExpired: db.prepare<{ now: number; limit: number }>(
+      `UPDATE sessions SET status = 'expired' WHERE rowid IN
+         (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`,
+    ),
+    purgeExpired: db.prepare<{ cutoff: number; limit: number }>(
+      'DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= @cutoff LIMIT @limit)',
+    ),
+    ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
   };
 
   const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
@@ -120,6 +156,42 @@ export function openSqliteStore(path: string): Store {
     statements.deleteAgent.run(id);
     return { kind: 'deleted', deletedSessions };
   });
+
+  const modifySession = db.transaction((id: string, change: (current: SessionRecord | undefined) => SessionRecord) => {
+    const row = statements.getSession.get(id);
+    const next = change(row && toSession(row));
+    statements.updateSession.run(toSessionRow(next));
+    return next;
+  });
+
+  const deleteSession = db.transaction((id: string, check: (current: SessionRecord | undefined) => void) => {
+    const row = statements.getSession.get(id);
+    check(row && toSession(row));
+    statements.deleteSession.run(id);
+  });
+
+  // One prepared statement per combination of filters, made on first use.
+  const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
+  function listStatementsFor(query: SessionQuery) {
+    const key = `${query.agentId !== undefined}/${query.userId !== undefined}/${query.status}`;
+    let prepared = listStatements.get(key);
+    if (!prepared) {
+      const filters = [
+        query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
+        query.userId !== undefined ? 'user_id = @userId' : undefined,
+      ].filter(Boolean);
+      const terms = STATUS_TERMS[query.status];
+      const where = (statusTerm: string) => [...filters, statusTerm].join(' AND ');
+      prepared = {
+        page: db.prepare(
+          `SELECT * FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+        ),
+        count: db.prepare(`SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`),
+      };
+      listStatements.set(key, prepared);
+    }
+    return prepared;
+  }
 
   return {
     async insertAgent(agent) {
@@ -159,6 +231,31 @@ export function openSqliteStore(path: string): Store {
     async getSession(id) {
       const row = statements.getSession.get(id);
       return row && toSession(row);
+    },
+    async modifySession(id, change) {
+      return modifySession(id, change);
+    },
+    async deleteSession(id, check) {
+      deleteSession(id, check);
+    },
+    async listSessions(query) {
+      const { page, count } = listStatementsFor(query);
+      const parameters = { ...query, agentId: query.agentId ?? null, userId: query.userId ?? null };
+      const rows = page.all(parameters) as SessionRow[];
+      return { sessions: rows.map(toSession), total: (count.get(parameters) as { n: number }).n };
+    },
+    async countSessions({ now, purgeCutoff }) {
+      return {
+        total: statements.countNotPurged.get({ purgeCutoff })?.n ?? 0,
+        active: statements.countActive.get({ now })?.n ?? 0,
+        expiringSoon: statements.countExpiringSoon.get({ now })?.n ?? 0,
+      };
+    },
+    async markExpired(now, limit) {
+      return statements.markExpired.run({ now, limit }).changes;
+    },
+    async purgeExpired(cutoff, limit) {
+      return statements.purgeExpired.run({ cutoff, limit }).changes;
     },
     async ping() {
       statements.ping.get();

@@ -1,0 +1,21 @@
+// The gate every operation on one session passes: gone is 404, expired is 410.
+import { isExpired, lifecycle, type SessionTiming } from '../domain/timeout-policy.js';
+import { ApiError } from '../errors.js';
+import type { SessionRecord } from '../storage/store.js';
+import { clip } from './limits.js';
+import { isoTime } from './views.js';
+
+/** The session if it is active at `now`; otherwise the ApiError its state calls for. */
+export function activeSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
+  const state = session ? lifecycle(session.expiresAt, now, retentionMs) : 'purged';
+  if (state === 'purged' || !session) {
+    throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
+  }
+  if (state === 'expired') throw new ApiError('SESSION_EXPIRED', `expiresAt ${isoTime(session.expiresAt)}`);
+  return session;
+}
+
+/** The session with new timing, its stored status following from it. */
+export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): SessionRecord {
+  return { ...session, ...timing, status: isExpired(timing.expiresAt, now) ? 'expired' : 'active' };
+}
