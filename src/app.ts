@@ -1,10 +1,10 @@
 // The HTTP application: the spec's operations, routed by operationId to their handlers.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { installErrorHandling } from './http/error-handling.js';
+import { answerFrameworkError, installErrorHandling } from './http/error-handling.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { createHandlers } from './http/handlers/index.js';
-import { BODY_LIMIT_BYTES } from './http/limits.js';
+import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import type { ServiceHandlers } from './http/operation-types.js';
 import { installValidators } from './http/validation.js';
 import { specPath } from './spec.js';
@@ -23,7 +23,12 @@ export function resolveOperation(handlers: ServiceHandlers) {
  * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(deps: HandlerDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT_BYTES });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: answerFrameworkError,
+  });
   installValidators(app);
   installErrorHandling(app);
   app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });

@@ -1,9 +1,21 @@
 // Every failure, on every route, answers in the error envelope of the catalogue.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { specOperations } from '../spec.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { describeValidation } from './validation.js';
+
+/**
+ * Errors the router raises before any route is chosen: a malformed percent-encoding
+ * (400) and a path parameter over the router's length limit (404: no such resource).
+ */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const apiError =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
+      : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
+  void reply.code(apiError.status).send(apiError.toEnvelope());
+}
 
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
   if (error instanceof ApiError) return error;
@@ -35,14 +47,15 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
   });
 
-  // Fastify validates a body only under a content type it parsed; a request with neither
-  // content type nor body would reach the handler unvalidated.
-  const bodyRequired = new Set(specOperations().filter((op) => op.bodyRequired).map((op) => op.operationId));
+  // No body at all: refused where the spec requires one, an empty object where the body
+  // is optional. (Fastify validates a body only under a content type it parsed, so a
+  // request with neither would otherwise reach the handler unvalidated.)
+  const bodyRequired = new Map(specOperations().map((op) => [op.operationId, op.bodyRequired]));
   app.addHook('preValidation', async (request) => {
     const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
-    if (request.body === undefined && operationId && bodyRequired.has(operationId)) {
-      throw new ApiError('INVALID_REQUEST', 'body is required (application/json)');
-    }
+    if (request.body !== undefined || operationId === undefined || !request.routeOptions.schema?.body) return;
+    if (bodyRequired.get(operationId)) throw new ApiError('INVALID_REQUEST', 'body is required (application/json)');
+    request.body = {};
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -91,6 +91,20 @@ const STATUS_TERMS: Record<SessionQuery['status'], { page: string; count: string
   all: { page: '+expires_at > @purgeCutoff', count: 'expires_at > @purgeCutoff' },
 };
 
+/** The SQL of one page of listSessions and of its total, for the filters the query uses. */
+export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'userId' | 'status'>): { page: string; count: string } {
+  const filters = [
+    query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
+    query.userId !== undefined ? 'user_id = @userId' : undefined,
+  ].filter(Boolean);
+  const terms = STATUS_TERMS[query.status];
+  const where = (statusTerm: string) => [...filters, statusTerm].join(' AND ');
+  return {
+    page: `SELECT * FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+    count: `SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`,
+  };
+}
+
 function isConstraintError(error: unknown, code: string): boolean {
   return error instanceof Database.SqliteError && error.code === code;
 }
@@ -176,18 +190,8 @@ export function openSqliteStore(path: string): Store {
     const key = `${query.agentId !== undefined}/${query.userId !== undefined}/${query.status}`;
     let prepared = listStatements.get(key);
     if (!prepared) {
-      const filters = [
-        query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
-        query.userId !== undefined ? 'user_id = @userId' : undefined,
-      ].filter(Boolean);
-      const terms = STATUS_TERMS[query.status];
-      const where = (statusTerm: string) => [...filters, statusTerm].join(' AND ');
-      prepared = {
-        page: db.prepare(
-          `SELECT * FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
-        ),
-        count: db.prepare(`SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`),
-      };
+      const sql = listSessionsSql(query);
+      prepared = { page: db.prepare(sql.page), count: db.prepare(sql.count) };
       listStatements.set(key, prepared);
     }
     return prepared;

@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../src/storage/store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+const HEALTH = '/api/messaging/sessions/health';
+let t: TestApp;
+afterEach(() => t.close());
+
+describe('getSessionsHealth', () => {
+  it('is healthy, counting active sessions and those near expiration, with timestamp and uptime', async () => {
+    t = await startTestApp();
+    const agentId = await registerAgent(t);
+    await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 10, warningThresholdMinutes: 5 } });
+    await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
+    await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5 } });
+    t.clock.set(T0 + 5 * MINUTE); // the 10-minute one is 5 minutes from expiry; the 5-minute one has expired
+    const response = await t.request({ method: 'GET', url: HEALTH });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      status: 'healthy',
+      activeSessions: 2,
+      expiringSoon: 1,
+      timestamp: new Date(T0 + 5 * MINUTE).toISOString(),
+      uptime: 300,
+    });
+  });
+
+  it('is degraded while the last expiry sweep failed, healthy again after one succeeds', async () => {
+    const real = openSqliteStore(':memory:');
+    let failing = true;
+    const store: Store = {
+      ...real,
+      markExpired: async (now, limit) => {
+        if (failing) throw new Error('disk I/O error');
+        return real.markExpired(now, limit);
+      },
+    };
+    t = await startTestApp({ store });
+    await t.sweeper.sweep();
+    expect((await t.request({ method: 'GET', url: HEALTH })).body.status).toBe('degraded');
+    failing = false;
+    await t.sweeper.sweep();
+    expect((await t.request({ method: 'GET', url: HEALTH })).body.status).toBe('healthy');
+  });
+
+  it('answers 503 unhealthy, in the error envelope, when the database cannot be read', async () => {
+    t = await startTestApp();
+    await t.store.close();
+    const response = await t.request({ method: 'GET', url: HEALTH });
+    expect(response.status).toBe(503);
+    expect(response.body).toEqual({
+      success: false,
+      error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable', details: 'the database cannot be read' },
+      status: 'unhealthy',
+      timestamp: new Date(T0).toISOString(),
+      uptime: 0,
+    });
+  });
+});

@@ -1,0 +1,141 @@
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate } from '../src/storage/sqlite/migrations.js';
+import { listSessionsSql } from '../src/storage/sqlite/sqlite-store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { DEFAULT_RETENTION_MS, startTestApp, type TestApp } from './helpers/test-app.js';
+
+const U1 = '11111111-1111-4111-8111-111111111111';
+const U2 = '22222222-2222-4222-8222-222222222222';
+const LIST = '/api/messaging/sessions';
+
+let t: TestApp;
+let agentA: string;
+let agentB: string;
+/** Session ids by name, created in this order. */
+const ids: Record<string, string> = {};
+
+async function add(name: string, agentId: string, userId: string, timeoutMinutes: number) {
+  ids[name] = (await createSession(t, { agentId, userId, timeoutConfig: { timeoutMinutes } })).sessionId;
+}
+
+const list = async (query = '') => {
+  const response = await t.request({ method: 'GET', url: `${LIST}${query}` });
+  expect(response.status).toBe(200);
+  return response.body;
+};
+const names = (sessions: Array<{ sessionId: string }>) =>
+  sessions.map((session) => Object.keys(ids).find((name) => ids[name] === session.sessionId));
+
+beforeEach(async () => {
+  t = await startTestApp();
+  agentA = await registerAgent(t);
+  agentB = await registerAgent(t);
+  // One millisecond apart, except a1 and a2, created in the same millisecond.
+  await add('a1', agentA, U1, 10);
+  await add('a2', agentA, U2, 60);
+  t.clock.advance(1);
+  await add('b1', agentB, U1, 10);
+  t.clock.advance(1);
+  await add('b2', agentB, U2, 60);
+  t.clock.advance(1);
+  await add('a3', agentA, U1, 60);
+});
+afterEach(() => t.close());
+
+// Newest first; a1 and a2 share a millisecond, so the larger id comes first.
+const newestFirst = () => ['a3', 'b2', 'b1', ...(ids.a1! > ids.a2! ? ['a1', 'a2'] : ['a2', 'a1'])];
+
+describe('listSessions', () => {
+  it('lists active sessions by default, newest first, ties broken by id', async () => {
+    const body = await list();
+    expect(names(body.sessions)).toEqual(newestFirst());
+    expect(body.total).toBe(5);
+    expect(body.stats).toEqual({ totalSessions: 5, activeSessions: 5, expiredSessions: 0 });
+    expect(body.sessions[0]).toMatchObject({ sessionId: ids.a3, status: 'active', renewalCount: 0 });
+  });
+
+  it('filters by agentId, userId and both', async () => {
+    expect(names((await list(`?agentId=${agentA}`)).sessions)).toEqual(newestFirst().filter((n) => n.startsWith('a')));
+    expect(names((await list(`?userId=${U1}`)).sessions)).toEqual(newestFirst().filter((n) => ['a1', 'b1', 'a3'].includes(n)));
+    const both = await list(`?agentId=${agentB}&userId=${U2}`);
+    expect(names(both.sessions)).toEqual(['b2']);
+    expect(both.total).toBe(1);
+    expect(both.stats.totalSessions).toBe(5); // stats count the whole store
+  });
+
+  it('tells active, expired and all apart by the clock, whether or not the sweeper ran', async () => {
+    t.clock.set(T0 + 10 * MINUTE + 1); // a1 (expires T0+10m) and b1 (T0+1ms+10m) have expired
+    const expired = await list('?status=expired');
+    expect(names(expired.sessions)).toEqual(['b1', 'a1']);
+    expect(expired.sessions.every((s: { status: string; timeRemaining: number }) => s.status === 'expired' && s.timeRemaining === 0)).toBe(true);
+    expect(expired.stats).toEqual({ totalSessions: 5, activeSessions: 3, expiredSessions: 2 });
+    expect((await list('?status=active')).total).toBe(3);
+    expect((await list('?status=all')).total).toBe(5);
+    expect((await list(`?status=expired&agentId=${agentA}`)).total).toBe(1);
+    await t.sweeper.sweep();
+    expect(names((await list('?status=expired')).sessions)).toEqual(['b1', 'a1']);
+  });
+
+  it('leaves out sessions past retention, purged or not', async () => {
+    t.clock.set(T0 + 10 * MINUTE + 1 + DEFAULT_RETENTION_MS); // a1 and b1 past retention; the rest expired, kept
+    const all = await list('?status=all');
+    expect(names(all.sessions)).toEqual(['a3', 'b2', 'a2']);
+    expect(all.stats).toEqual({ totalSessions: 3, activeSessions: 0, expiredSessions: 3 });
+    t.clock.set(T0 + 10 * MINUTE + DEFAULT_RETENTION_MS); // a1 past retention, b1 (1 ms younger) not yet
+    expect(names((await list('?status=all')).sessions)).toEqual(['a3', 'b2', 'b1', 'a2']);
+    t.clock.set(T0 + 60 * MINUTE + 3 + DEFAULT_RETENTION_MS); // every session past retention
+    expect(await list('?status=all')).toEqual({ sessions: [], total: 0, stats: { totalSessions: 0, activeSessions: 0, expiredSessions: 0 } });
+  });
+
+  it('pages with limit and offset; total counts every match', async () => {
+    const order = newestFirst();
+    const first = await list('?limit=2');
+    expect(names(first.sessions)).toEqual(order.slice(0, 2));
+    expect(first.total).toBe(5);
+    expect(names((await list('?limit=2&offset=2')).sessions)).toEqual(order.slice(2, 4));
+    expect(names((await list('?limit=2&offset=4')).sessions)).toEqual(order.slice(4));
+    const beyond = await list('?offset=10');
+    expect(beyond.sessions).toEqual([]);
+    expect(beyond.total).toBe(5);
+  });
+
+  it.each([
+    ['?limit=0', 'querystring/limit must be >= 1'],
+    ['?limit=101', 'querystring/limit must be <= 100'],
+    ['?limit=5.5', 'querystring/limit must be integer'],
+    ['?limit=abc', 'querystring/limit must be integer'],
+    ['?offset=-1', 'querystring/offset must be >= 0'],
+    ['?status=gone', 'querystring/status must be equal to one of the allowed values'],
+    ['?agentId=nope', 'querystring/agentId must match format "uuid"'],
+    ['?userId=123', 'querystring/userId must match format "uuid"'],
+  ])('refuses %s with 400 naming the parameter', async (query, details) => {
+    const response = await t.request({ method: 'GET', url: `${LIST}${query}` });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details });
+  });
+});
+
+describe('listSessions query plans', () => {
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (sql: string) =>
+    db
+      .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      .all({ agentId: U1, userId: U2, now: T0, purgeCutoff: T0 - 1, limit: 50, offset: 0 })
+      .map((row) => (row as { detail: string }).detail);
+  const filterSets = [{}, { agentId: U1 }, { userId: U2 }, { agentId: U1, userId: U2 }];
+
+  for (const filters of filterSets) {
+    for (const status of ['active', 'expired', 'all'] as const) {
+      it(`serves ${JSON.stringify(filters)} ${status} from indexes, pages without sorting`, () => {
+        const sql = listSessionsSql({ ...filters, status });
+        const pagePlan = plan(sql.page);
+        expect(pagePlan.join(' | '), sql.page).toMatch(/USING (COVERING )?INDEX sessions_by_/);
+        expect(pagePlan.join(' | '), sql.page).not.toMatch(/TEMP B-TREE/);
+        for (const line of [...pagePlan, ...plan(sql.count)]) expect(line, sql.count).not.toMatch(/^SCAN sessions$/);
+      });
+    }
+  }
+});

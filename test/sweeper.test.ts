@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../src/storage/store.js';
+import { createSweeper } from '../src/sweeper.js';
+import { MINUTE, T0, fakeClock } from './helpers/fake-clock.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  vi.useRealTimers();
+  await t?.close();
+  t = undefined;
+});
+
+async function appWithSessions(count: number, batchSize: number, timeoutMinutes = 5): Promise<TestApp> {
+  t = await startTestApp({ sweepBatchSize: batchSize, retentionMs: 60 * MINUTE });
+  const agentId = await registerAgent(t);
+  for (let i = 0; i < count; i += 1) await createSession(t, { agentId, timeoutConfig: { timeoutMinutes } });
+  return t;
+}
+
+describe('the sweeper', () => {
+  it('marks expired sessions in bounded batches', async () => {
+    const app = await appWithSessions(10, 3);
+    app.clock.set(T0 + 5 * MINUTE);
+    // 3 + 3 + 3 + 1 marked, then one empty purge batch.
+    expect(await app.sweeper.sweep()).toEqual({ marked: 10, purged: 0, batches: 5 });
+    const statuses = (await app.store.listSessions({ now: app.clock.now(), purgeCutoff: 0, status: 'all', limit: 100, offset: 0 })).sessions.map((s) => s.status);
+    expect(statuses).toEqual(Array(10).fill('expired'));
+    expect(await app.sweeper.sweep()).toEqual({ marked: 0, purged: 0, batches: 2 });
+  });
+
+  it('leaves active sessions alone and purges only past retention', async () => {
+    const app = await appWithSessions(4, 3);
+    app.clock.set(T0 + 5 * MINUTE - 1);
+    expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 0 });
+    app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE - 1);
+    expect(await app.sweeper.sweep()).toMatchObject({ marked: 4, purged: 0 });
+    app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
+    expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 4 });
+    expect(app.rowCounts().sessions).toBe(0);
+  });
+
+  it('gives the event loop a turn between batches', async () => {
+    const store = openSqliteStore(':memory:');
+    const turns: string[] = [];
+    let batch = 0;
+    const counting: Store = {
+      ...store,
+      markExpired: async () => {
+        turns.push(`batch ${batch}`);
+        batch += 1;
+        setImmediate(() => turns.push('turn'));
+        return batch < 3 ? 2 : 0;
+      },
+    };
+    const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 2 });
+    await sweeper.sweep();
+    expect(turns.slice(0, 5)).toEqual(['batch 0', 'turn', 'batch 1', 'turn', 'batch 2']);
+    await store.close();
+  });
+
+  it('runs on its interval once started, and not after stop()', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const store = openSqliteStore(':memory:');
+    const calls: number[] = [];
+    const counting: Store = { ...store, markExpired: async () => (calls.push(1), 0) };
+    const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
+    sweeper.start();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(2);
+    await sweeper.stop();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(calls).toHaveLength(2);
+    await store.close();
+  });
+
+  it('records a failed pass and recovers on the next', async () => {
+    const store = openSqliteStore(':memory:');
+    const errors: unknown[] = [];
+    let fail = true;
+    const flaky: Store = {
+      ...store,
+      purgeExpired: async (cutoff, limit) => {
+        if (fail) throw new Error('locked');
+        return store.purgeExpired(cutoff, limit);
+      },
+    };
+    const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onError: (e) => errors.push(e) });
+    await sweeper.sweep();
+    expect(sweeper.lastError()).toBeInstanceOf(Error);
+    expect(errors).toHaveLength(1);
+    fail = false;
+    await sweeper.sweep();
+    expect(sweeper.lastError()).toBeUndefined();
+    await store.close();
+  });
+});
