@@ -42,6 +42,52 @@ describe('SQLite persistence', () => {
     }
   });
 
+  it('keeps every lifecycle field and the expired state across a restart', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const first = await startTestApp({ databasePath });
+    const agentId = await registerAgent(first);
+    const active = (await createSession(first, { agentId, timeoutConfig: { timeoutMinutes: 60, warningThresholdMinutes: 9 } })).sessionId;
+    const expiring = (await createSession(first, { agentId, timeoutConfig: { timeoutMinutes: 5 } })).sessionId;
+    first.clock.advance(3 * 60_000);
+    await first.request({ method: 'POST', url: `/api/messaging/sessions/${active}/heartbeat` });
+    await first.request({ method: 'PATCH', url: `/api/messaging/sessions/${active}/timeout`, body: { autoRenew: false } });
+    first.clock.advance(10 * 60_000);
+    await first.sweeper.sweep();
+    const before = [await first.request({ method: 'GET', url: `/api/messaging/sessions/${active}` }), await first.request({ method: 'GET', url: `/api/messaging/sessions/${expiring}` })];
+    const records = [await first.store.getSession(active), await first.store.getSession(expiring)];
+    await first.close();
+
+    const second = await startTestApp({ databasePath, clock: first.clock });
+    try {
+      const after = [await second.request({ method: 'GET', url: `/api/messaging/sessions/${active}` }), await second.request({ method: 'GET', url: `/api/messaging/sessions/${expiring}` })];
+      expect(after.map((r) => [r.status, r.body])).toEqual(before.map((r) => [r.status, r.body]));
+      expect(after[0]!.body).toMatchObject({ renewalCount: 1, timeoutConfig: { autoRenew: false, warningThresholdMinutes: 9 } });
+      expect(after[1]!.status).toBe(410);
+      expect([await second.store.getSession(active), await second.store.getSession(expiring)]).toEqual(records);
+      expect(records[1]!.status).toBe('expired');
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('loses no update when two servers share one database file', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const one = await startTestApp({ databasePath });
+    const two = await startTestApp({ databasePath, clock: one.clock });
+    try {
+      const agentId = await registerAgent(one);
+      const { sessionId } = await createSession(one, { agentId });
+      const beat = (server: typeof one) => server.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => beat(i % 2 ? one : two)));
+      expect(responses.every((r) => r.status === 200)).toBe(true);
+      expect((await one.store.getSession(sessionId))?.renewalCount).toBe(40);
+      expect((await two.store.getSession(sessionId))?.renewalCount).toBe(40);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('creates the folder of the database file, and opens it in WAL mode with foreign keys on', async () => {
     const databasePath = join(tempDirectory(), 'nested', 'deeper', 'sessions.db');
     const store = openSqliteStore(databasePath);
