@@ -3,7 +3,8 @@ import { isExpired, lifecycle, type SessionTiming } from '../domain/timeout-poli
 import { ApiError } from '../errors.js';
 import type { SessionRecord } from '../storage/store.js';
 import { clip } from './limits.js';
-import { isoTime } from './views.js';
+import type { HandlerDeps } from './handler-deps.js';
+import { isoTime, sessionInfoView } from './views.js';
 
 /** The session if it is active at `now`; otherwise the ApiError its state calls for. */
 export function activeSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
@@ -18,4 +19,21 @@ export function activeSession(session: SessionRecord | undefined, sessionId: str
 /** The session with new timing, its stored status following from it. */
 export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): SessionRecord {
   return { ...session, ...timing, status: isExpired(timing.expiresAt, now) ? 'expired' : 'active' };
+}
+
+/**
+ * Changes the timing of an active session in one transaction: 404 / 410 when it is not
+ * active, the answer's SessionInfo otherwise.
+ */
+export async function changeActiveSession(
+  { store, clock, retentionMs }: Pick<HandlerDeps, 'store' | 'clock' | 'retentionMs'>,
+  sessionId: string,
+  change: (session: SessionRecord, now: number) => SessionTiming,
+) {
+  const now = clock.now();
+  const updated = await store.modifySession(sessionId, (current) => {
+    const session = activeSession(current, sessionId, now, retentionMs);
+    return withTiming(session, change(session, now), now);
+  });
+  return sessionInfoView(updated, now);
 }

@@ -2,16 +2,13 @@ import { renew } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
-import { activeSession, withTiming } from '../session-access.js';
-import { isoTime, sessionInfoView } from '../views.js';
+import { changeActiveSession } from '../session-access.js';
+import { isoTime } from '../views.js';
 
 export const renewSession =
-  ({ store, clock, retentionMs }: HandlerDeps): Handler<'renewSession'> =>
-  async (request) => {
-    const { sessionId } = request.params;
-    const now = clock.now();
-    const updated = await store.modifySession(sessionId, (current) => {
-      const session = activeSession(current, sessionId, now, retentionMs);
+  (deps: HandlerDeps): Handler<'renewSession'> =>
+  async (request) =>
+    changeActiveSession(deps, request.params.sessionId, (session, now) => {
       const renewed = renew(session, now);
       if (!renewed) {
         throw new ApiError(
@@ -19,7 +16,5 @@ export const renewSession =
           `expiresAt ${isoTime(session.expiresAt)} is createdAt + maxDurationMinutes (${session.config.maxDurationMinutes})`,
         );
       }
-      return withTiming(session, renewed, now);
+      return renewed;
     });
-    return sessionInfoView(updated, now);
-  };
