@@ -93,6 +93,6 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     sessionDefaults: parseSessionDefaults(env),
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
-    sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 500, 1, 100_000),
+    sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
   };
 }

@@ -12,7 +12,7 @@ describe('loadConfig', () => {
       sessionDefaults: {},
       retentionMs: 1440 * 60_000,
       sweepIntervalMs: 60_000,
-      sweepBatchSize: 500,
+      sweepBatchSize: 100,
     });
   });
 
