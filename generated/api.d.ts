@@ -225,6 +225,46 @@ export interface paths {
         patch: operations["updateSessionTimeout"];
         trace?: never;
     };
+    "/api/messaging/sessions/{sessionId}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List messages
+         * @description Messages newest first. Without cursors: the newest page. With `before`: the page
+         *     just older than it; with `after` alone: the page just newer than it (still shown
+         *     newest first), so paging forward reaches every message. `before` and `after`
+         *     take epoch milliseconds (as sent back in `cursors`) or an ISO date-time.
+         *     `cursors.before` / `cursors.after` are the epoch milliseconds of the oldest /
+         *     newest message returned (`null` on an empty page); a fraction appears only to
+         *     order messages written within the same millisecond, so that paging skips none and
+         *     repeats none. `hasMore` is exact: true only when more messages lie beyond the
+         *     page in the direction of travel. Reading is not activity.
+         */
+        get: operations["getSessionMessages"];
+        put?: never;
+        /**
+         * Send a message
+         * @description Stores a message in the session. `authorId` defaults to the session's user; the
+         *     session's agent may post its replies with `authorId` = `agentId` (then `isAgent`
+         *     is true); any other author is refused (400). `metadata` is at most 10 KB
+         *     serialized. Sending is activity, in the same transaction as the insert: it sets
+         *     `lastActivity` and, with `autoRenew`, renews the session (`sessionStatus.wasRenewed`).
+         *     An expired session answers 410 and an unknown one 404; nothing is stored then.
+         */
+        post: operations["sendSessionMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -440,6 +480,69 @@ export interface components {
             /** @constant */
             success: true;
             message: string;
+        };
+        /** @description 1-4000 characters. */
+        MessageContent: string;
+        Attachment: {
+            /** @description What the attachment is, e.g. image, file, audio. */
+            type: string;
+            /** Format: uri */
+            url: string;
+            name?: string;
+        };
+        Attachments: components["schemas"]["Attachment"][];
+        /** @description Any JSON object, at most 10 KB serialized. */
+        MessageMetadata: {
+            [key: string]: unknown;
+        };
+        SendMessageRequest: {
+            content: components["schemas"]["MessageContent"];
+            /** @description The session's user (default) or the session's agent. */
+            authorId?: components["schemas"]["Uuid"];
+            attachments?: components["schemas"]["Attachments"];
+            metadata?: components["schemas"]["MessageMetadata"];
+        };
+        Message: {
+            id: components["schemas"]["Uuid"];
+            content: components["schemas"]["MessageContent"];
+            authorId: components["schemas"]["Uuid"];
+            /** @description True when the session's agent wrote it. */
+            isAgent: boolean;
+            createdAt: components["schemas"]["Timestamp"];
+            attachments: components["schemas"]["Attachments"];
+            metadata: components["schemas"]["MessageMetadata"];
+        };
+        SentMessage: {
+            id: components["schemas"]["Uuid"];
+            content: components["schemas"]["MessageContent"];
+            authorId: components["schemas"]["Uuid"];
+            isAgent: boolean;
+            createdAt: components["schemas"]["Timestamp"];
+            attachments: components["schemas"]["Attachments"];
+            metadata: components["schemas"]["MessageMetadata"];
+            /** @description The session after this message (sending is activity). */
+            sessionStatus: {
+                expiresAt: components["schemas"]["Timestamp"];
+                renewalCount: number;
+                /** @description True when this message renewed the session (autoRenew). */
+                wasRenewed: boolean;
+                isNearExpiration: boolean;
+            };
+        };
+        /** @description Epoch milliseconds (a fraction of up to 3 digits orders messages within one millisecond) or an ISO date-time. */
+        MessageCursorParam: string;
+        /** @description Epoch milliseconds; `null` when the page is empty. */
+        MessageCursor: number | null;
+        MessagePage: {
+            messages: components["schemas"]["Message"][];
+            /** @description More messages lie beyond this page in the direction of travel. */
+            hasMore: boolean;
+            cursors: {
+                /** @description The oldest message returned; pass as `before` for the next older page. */
+                before: components["schemas"]["MessageCursor"];
+                /** @description The newest message returned; pass as `after` for the next newer page. */
+                after: components["schemas"]["MessageCursor"];
+            };
         };
     };
     responses: {
@@ -853,6 +956,73 @@ export interface operations {
         };
         responses: {
             200: components["responses"]["SessionInfo"];
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getSessionMessages: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Only messages older than this cursor. */
+                before?: components["schemas"]["MessageCursorParam"];
+                /** @description Only messages newer than this cursor. */
+                after?: components["schemas"]["MessageCursorParam"];
+            };
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of messages, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            410: components["responses"]["Gone"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    sendSessionMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendMessageRequest"];
+            };
+        };
+        responses: {
+            /** @description Message stored. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SentMessage"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["Gone"];

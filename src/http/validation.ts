@@ -40,9 +40,22 @@ function describe(context: string, error: FastifySchemaValidationError): string 
   }
 }
 
+/** An anyOf and the alternatives that failed under it become one "… or …" sentence. */
+function foldAnyOf(context: string, errors: FastifySchemaValidationError[]): string[] {
+  const folded = new Set<FastifySchemaValidationError>();
+  const sentences: string[] = [];
+  for (const anyOf of errors.filter((error) => error.keyword === 'anyOf')) {
+    const alternatives = errors.filter((error) => error.schemaPath.startsWith(`${anyOf.schemaPath}/`));
+    alternatives.forEach((error) => folded.add(error));
+    folded.add(anyOf);
+    sentences.push(`${clip(context + anyOf.instancePath, 200)} ${alternatives.map((error) => error.message).join(' or ')}`);
+  }
+  return [...sentences, ...errors.filter((error) => !folded.has(error)).map((error) => describe(context, error))];
+}
+
 /** `details` of a 400: every failed rule (the first few), each naming its field. */
 export function describeValidation(context: string, errors: FastifySchemaValidationError[]): string {
-  const sentences = [...new Set(errors.map((error) => describe(context, error)))];
+  const sentences = [...new Set(foldAnyOf(context, errors))];
   const shown = sentences.slice(0, DETAILS_MAX_ERRORS).join('; ');
   const hidden = sentences.length - DETAILS_MAX_ERRORS;
   return hidden > 0 ? `${shown}; and ${hidden} more` : shown;

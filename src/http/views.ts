@@ -1,7 +1,7 @@
 // Stored records → the API's response shapes (types from the spec).
 import type { components } from '../../generated/api.js';
 import { isExpired, isNearExpiration, timeRemaining } from '../domain/timeout-policy.js';
-import type { AgentRecord, SessionRecord } from '../storage/store.js';
+import type { AgentRecord, MessageRecord, SessionRecord } from '../storage/store.js';
 
 type Schemas = components['schemas'];
 
@@ -43,5 +43,17 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
     timeRemaining: timeRemaining(session.expiresAt, now),
     isNearExpiration: isNearExpiration(session, now),
     status: isExpired(session.expiresAt, now) ? 'expired' : 'active',
+  };
+}
+
+export function messageView(message: MessageRecord): Schemas['Message'] {
+  return {
+    id: message.id,
+    content: message.content,
+    authorId: message.authorId,
+    isAgent: message.isAgent,
+    createdAt: isoTime(message.createdAt),
+    attachments: message.attachments,
+    metadata: message.metadata,
   };
 }

@@ -23,6 +23,27 @@ export interface SessionRecord extends SessionTiming {
   status: Schemas['SessionStatus'];
 }
 
+export interface MessageRecord {
+  id: string;
+  sessionId: string;
+  /** Unique within the session, increasing; see domain/message-order.ts. */
+  position: number;
+  createdAt: number;
+  authorId: string;
+  isAgent: boolean;
+  content: string;
+  attachments: Schemas['Attachments'];
+  metadata: Schemas['MessageMetadata'];
+}
+
+/** Positions bound the page (exclusive). With only `after`, the page is the oldest after it. */
+export interface MessageQuery {
+  sessionId: string;
+  limit: number;
+  before?: number;
+  after?: number;
+}
+
 export type DeleteAgentOutcome =
   | { kind: 'deleted'; deletedSessions: number }
   | { kind: 'not_found' }
@@ -72,6 +93,16 @@ export interface Store {
   modifySession(id: string, change: (current: SessionRecord | undefined) => SessionRecord): Promise<SessionRecord>;
   /** Deletes the session after `check` (run in the same transaction) accepts it. */
   deleteSession(id: string, check: (current: SessionRecord | undefined) => void): Promise<void>;
+  /**
+   * One transaction: reads the session and the last message position, then writes the
+   * session and inserts the message that `build` returns (it may throw to abort).
+   */
+  appendMessage<T extends { session: SessionRecord; message: MessageRecord }>(
+    sessionId: string,
+    build: (current: SessionRecord | undefined, lastPosition: number | undefined) => T,
+  ): Promise<T>;
+  /** Newest first; `hasMore` when messages lie beyond the page in the direction of travel. */
+  listMessages(query: MessageQuery): Promise<{ messages: MessageRecord[]; hasMore: boolean }>;
   listSessions(query: SessionQuery): Promise<{ sessions: SessionRecord[]; total: number }>;
   countSessions(bounds: TimeBounds): Promise<SessionCounts>;
 

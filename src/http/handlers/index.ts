@@ -7,10 +7,12 @@ import { deleteAgent } from './deleteAgent.js';
 import { endSession } from './endSession.js';
 import { getAgent } from './getAgent.js';
 import { getSession } from './getSession.js';
+import { getSessionMessages } from './getSessionMessages.js';
 import { getSessionsHealth } from './getSessionsHealth.js';
 import { listAgents } from './listAgents.js';
 import { listSessions } from './listSessions.js';
 import { renewSession } from './renewSession.js';
+import { sendSessionMessage } from './sendSessionMessage.js';
 import { sessionHeartbeat } from './sessionHeartbeat.js';
 import { updateSessionTimeout } from './updateSessionTimeout.js';
 
@@ -28,5 +30,7 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     sessionHeartbeat: sessionHeartbeat(deps),
     renewSession: renewSession(deps),
     updateSessionTimeout: updateSessionTimeout(deps),
+    sendSessionMessage: sendSessionMessage(deps),
+    getSessionMessages: getSessionMessages(deps),
   };
 }

@@ -42,6 +42,22 @@ export const migrations: readonly string[] = [
   -- The sweeper's work list: sessions not yet marked expired.
   CREATE INDEX sessions_unmarked_expiry ON sessions (expires_at) WHERE status = 'active';
   `,
+  // 2: messages, ordered within their session by a unique position (see message-order.ts).
+  `
+  CREATE TABLE messages (
+    id           TEXT PRIMARY KEY,
+    session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    author_id    TEXT NOT NULL,
+    is_agent     INTEGER NOT NULL CHECK (is_agent IN (0, 1)),
+    content      TEXT NOT NULL,
+    attachments  TEXT NOT NULL,
+    metadata     TEXT NOT NULL
+  ) STRICT;
+
+  CREATE UNIQUE INDEX messages_by_session_position ON messages (session_id, position);
+  `,
 ];
 
 export function migrate(db: Database): void {

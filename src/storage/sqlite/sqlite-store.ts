@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentRecord, DeleteAgentOutcome, SessionQuery, SessionRecord, Store } from '../store.js';
+import type { AgentRecord, DeleteAgentOutcome, MessageRecord, SessionQuery, SessionRecord, Store } from '../store.js';
 import { migrate } from './migrations.js';
 
 interface AgentRow {
@@ -30,6 +30,46 @@ interface SessionRow {
   renewal_count: number;
   status: 'active' | 'expired';
   metadata: string;
+}
+
+interface MessageRow {
+  id: string;
+  session_id: string;
+  position: number;
+  created_at: number;
+  author_id: string;
+  is_agent: number;
+  content: string;
+  attachments: string;
+  metadata: string;
+}
+
+function toMessage(row: MessageRow): MessageRecord {
+  return {
+    id: row.id,
+    sessionId: row.session_id,
+    position: row.position,
+    createdAt: row.created_at,
+    authorId: row.author_id,
+    isAgent: row.is_agent === 1,
+    content: row.content,
+    attachments: JSON.parse(row.attachments),
+    metadata: JSON.parse(row.metadata),
+  };
+}
+
+function toMessageRow(message: MessageRecord): MessageRow {
+  return {
+    id: message.id,
+    session_id: message.sessionId,
+    position: message.position,
+    created_at: message.createdAt,
+    author_id: message.authorId,
+    is_agent: message.isAgent ? 1 : 0,
+    content: message.content,
+    attachments: JSON.stringify(message.attachments),
+    metadata: JSON.stringify(message.metadata),
+  };
 }
 
 function toAgent(row: AgentRow): AgentRecord {
@@ -90,6 +130,23 @@ const STATUS_TERMS: Record<SessionQuery['status'], { page: string; count: string
   },
   all: { page: '+expires_at > @purgeCutoff', count: 'expires_at > @purgeCutoff' },
 };
+
+/** A page of one session's messages is a range of the (session_id, position) index. */
+export const MESSAGE_PAGE_SQL = {
+  backward:
+    'SELECT * FROM messages WHERE session_id = @sessionId AND position < @before AND position > @after ORDER BY position DESC LIMIT @limit',
+  forward:
+    'SELECT * FROM messages WHERE session_id = @sessionId AND position < @before AND position > @after ORDER BY position ASC LIMIT @limit',
+};
+
+type MessageBounds = { sessionId: string; before: number; after: number; limit: number };
+
+function messagePageStatements(db: Database.Database) {
+  return {
+    messagesBackward: db.prepare<MessageBounds, MessageRow>(MESSAGE_PAGE_SQL.backward),
+    messagesForward: db.prepare<MessageBounds, MessageRow>(MESSAGE_PAGE_SQL.forward),
+  };
+}
 
 /** The SQL of one page of listSessions and of its total, for the filters the query uses. */
 export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'userId' | 'status'>): { page: string; count: string } {
@@ -159,6 +216,14 @@ export function openSqliteStore(path: string): Store {
     purgeExpired: db.prepare<{ cutoff: number; limit: number }>(
       'DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= @cutoff LIMIT @limit)',
     ),
+    insertMessage: db.prepare<[MessageRow]>(
+      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata)
+       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata)`,
+    ),
+    lastMessagePosition: db.prepare<[string], { position: number | null }>(
+      'SELECT max(position) AS position FROM messages WHERE session_id = ?',
+    ),
+    ...messagePageStatements(db),
     ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
   };
 
@@ -177,6 +242,20 @@ export function openSqliteStore(path: string): Store {
     statements.updateSession.run(toSessionRow(next));
     return next;
   });
+
+  const appendMessage = db.transaction(
+    <T extends { session: SessionRecord; message: MessageRecord }>(
+      sessionId: string,
+      build: (current: SessionRecord | undefined, lastPosition: number | undefined) => T,
+    ): T => {
+      const row = statements.getSession.get(sessionId);
+      const last = row ? (statements.lastMessagePosition.get(sessionId)?.position ?? undefined) : undefined;
+      const built = build(row && toSession(row), last);
+      statements.updateSession.run(toSessionRow(built.session));
+      statements.insertMessage.run(toMessageRow(built.message));
+      return built;
+    },
+  );
 
   const deleteSession = db.transaction((id: string, check: (current: SessionRecord | undefined) => void) => {
     const row = statements.getSession.get(id);
@@ -241,6 +320,18 @@ export function openSqliteStore(path: string): Store {
     },
     async deleteSession(id, check) {
       deleteSession(id, check);
+    },
+    async appendMessage(sessionId, build) {
+      // db.transaction() does not keep the generic: the value is what `build` returned.
+      return appendMessage(sessionId, build) as ReturnType<typeof build>;
+    },
+    async listMessages({ sessionId, limit, before, after }) {
+      // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
+      const forward = after !== undefined && before === undefined;
+      const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
+      const rows = (forward ? statements.messagesForward : statements.messagesBackward).all(bounds);
+      const page = rows.slice(0, limit).map(toMessage);
+      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
     },
     async listSessions(query) {
       const { page, count } = listStatementsFor(query);

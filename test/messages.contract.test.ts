@@ -1,0 +1,245 @@
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate } from '../src/storage/sqlite/migrations.js';
+import { MESSAGE_PAGE_SQL } from '../src/storage/sqlite/sqlite-store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const OTHER = '9d4c6e2a-1b3f-4a5d-8e7f-0a1b2c3d4e5f';
+let t: TestApp;
+let agentId: string;
+let sessionId: string;
+
+const messagesUrl = (id = sessionId) => `/api/messaging/sessions/${id}/messages`;
+const send = (body: unknown, id = sessionId) => t.request({ method: 'POST', url: messagesUrl(id), body });
+const page = (query = '', id = sessionId) => t.request({ method: 'GET', url: `${messagesUrl(id)}${query}` });
+
+beforeEach(async () => {
+  t = await startTestApp();
+  agentId = await registerAgent(t);
+  sessionId = (await createSession(t, { agentId })).sessionId;
+});
+afterEach(() => t.close());
+
+describe('sendSessionMessage', () => {
+  it('stores the message as the user by default and renews the session in the same step', async () => {
+    t.clock.set(T0 + 10 * MINUTE);
+    const response = await send({ content: 'Hello' });
+    expect(response.status).toBe(201);
+    expect(response.body).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      content: 'Hello',
+      authorId: USER_ID,
+      isAgent: false,
+      createdAt: iso(T0 + 10 * MINUTE),
+      attachments: [],
+      metadata: {},
+      sessionStatus: { expiresAt: iso(T0 + 40 * MINUTE), renewalCount: 1, wasRenewed: true, isNearExpiration: false },
+    });
+    const session = (await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body;
+    expect(session).toMatchObject({ lastActivity: iso(T0 + 10 * MINUTE), renewalCount: 1, expiresAt: iso(T0 + 40 * MINUTE) });
+    expect(t.rowCounts().messages).toBe(1);
+  });
+
+  it('lets the agent post its replies (isAgent) and keeps attachments and metadata', async () => {
+    const attachments = [{ type: 'image', url: 'https://cdn.example.com/a.png', name: 'a.png' }, { type: 'file', url: 'https://x.example/b' }];
+    const response = await send({ content: 'Here you go', authorId: agentId, attachments, metadata: { tokens: 12, __proto__: 'kept' } });
+    expect(response.body).toMatchObject({ authorId: agentId, isAgent: true, attachments, metadata: { tokens: 12 } });
+    const listed = (await page()).body.messages[0];
+    expect(listed).toEqual({ ...response.body, sessionStatus: undefined });
+  });
+
+  it('only records activity when autoRenew is off, and flags a session near expiration', async () => {
+    const quiet = (await createSession(t, { agentId, timeoutConfig: { autoRenew: false } })).sessionId;
+    t.clock.set(T0 + 26 * MINUTE);
+    expect((await send({ content: 'hi' }, quiet)).body.sessionStatus).toEqual({
+      expiresAt: iso(T0 + 30 * MINUTE),
+      renewalCount: 0,
+      wasRenewed: false,
+      isNearExpiration: true,
+    });
+    const capped = (await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30, maxDurationMinutes: 30 } })).sessionId;
+    expect((await send({ content: 'hi' }, capped)).body.sessionStatus).toEqual({
+      expiresAt: iso(T0 + 56 * MINUTE),
+      renewalCount: 1,
+      wasRenewed: true,
+      isNearExpiration: false,
+    });
+  });
+
+  it('refuses an author who is neither the user nor the agent, storing nothing', async () => {
+    const before = await t.store.getSession(sessionId);
+    const response = await send({ content: 'x', authorId: OTHER });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: "body/authorId must be the session's user or its agent" });
+    expect(t.rowCounts().messages).toBe(0);
+    expect(await t.store.getSession(sessionId)).toEqual(before);
+  });
+
+  it('accepts 4000 characters of content', async () => {
+    expect((await send({ content: 'é'.repeat(4000) })).status).toBe(201);
+  });
+
+  it.each([
+    [{}, 'body/content is required'],
+    [{ content: '' }, 'body/content must NOT have fewer than 1 characters'],
+    [{ content: 'x'.repeat(4001) }, 'body/content must NOT have more than 4000 characters'],
+    [{ content: 5 }, 'body/content must be string'],
+    [{ content: 'x', authorId: 'agent' }, 'body/authorId must match format "uuid"'],
+    [{ content: 'x', attachments: [{ type: 'image' }] }, 'body/attachments/0/url is required'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'not a url' }] }, 'body/attachments/0/url must match format "uri"'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', size: 1 }] }, 'body/attachments/0/size is not allowed'],
+    [{ content: 'x', attachments: Array(21).fill({ type: 'image', url: 'https://a.example' }) }, 'body/attachments must NOT have more than 20 items'],
+    [{ content: 'x', metadata: { blob: 'x'.repeat(11_000) } }, /^body\/metadata must be at most 10240 bytes serialized/],
+    [{ content: 'x', role: 'user' }, 'body/role is not allowed'],
+  ])('refuses %j with 400, storing nothing', async (body, details) => {
+    const response = await send(body);
+    expect(response.status).toBe(400);
+    expect(response.body.error.details).toMatch(details instanceof RegExp ? details : new RegExp(`^${details.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    expect(t.rowCounts().messages).toBe(0);
+  });
+
+  it('answers 410 for an expired session and 404 for an unknown one, storing nothing', async () => {
+    t.clock.set(T0 + 30 * MINUTE);
+    const expired = await send({ content: 'too late' });
+    expect(expired.status).toBe(410);
+    expect(expired.body.error).toMatchObject({ code: 'SESSION_EXPIRED', details: `expiresAt ${iso(T0 + 30 * MINUTE)}` });
+    expect((await send({ content: 'x' }, OTHER)).body.error.code).toBe('SESSION_NOT_FOUND');
+    expect(t.rowCounts().messages).toBe(0);
+  });
+});
+
+describe('getSessionMessages', () => {
+  async function sendMany(count: number, stepMs = 1): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < count; i += 1) {
+      ids.push((await send({ content: `m${i}` })).body.id);
+      t.clock.advance(stepMs);
+    }
+    return ids;
+  }
+
+  it('answers an empty page with null cursors', async () => {
+    expect((await page()).body).toEqual({ messages: [], hasMore: false, cursors: { before: null, after: null } });
+  });
+
+  it('lists newest first, with epoch-ms cursors of the oldest and newest returned', async () => {
+    const ids = await sendMany(3, 1000);
+    const body = (await page()).body;
+    expect(body.messages.map((m: { id: string }) => m.id)).toEqual([...ids].reverse());
+    expect(body.cursors).toEqual({ before: T0, after: T0 + 2000 });
+    expect(body.hasMore).toBe(false);
+  });
+
+  it('says hasMore exactly: false on a last page that happens to be full', async () => {
+    await sendMany(10);
+    const first = (await page('?limit=5')).body;
+    expect(first.hasMore).toBe(true);
+    const second = (await page(`?limit=5&before=${first.cursors.before}`)).body;
+    expect(second.messages).toHaveLength(5);
+    expect(second.hasMore).toBe(false);
+    expect((await page(`?limit=5&before=${second.cursors.before}`)).body).toEqual({ messages: [], hasMore: false, cursors: { before: null, after: null } });
+  });
+
+  it('takes ISO date-times and epoch milliseconds sent as strings; both bounds make a window', async () => {
+    const ids = await sendMany(5, 1000); // at T0, T0+1s, … T0+4s
+    const contents = async (query: string) => (await page(query)).body.messages.map((m: { content: string }) => m.content);
+    expect(await contents(`?before=${iso(T0 + 2000)}`)).toEqual(['m1', 'm0']);
+    expect(await contents(`?after=${T0 + 2000}`)).toEqual(['m4', 'm3']);
+    expect(await contents(`?after=${T0}&before=${T0 + 4000}`)).toEqual(['m3', 'm2', 'm1']);
+    expect(await contents(`?after=${T0}&before=${T0 + 4000}&limit=2`)).toEqual(['m3', 'm2']);
+    expect(ids).toHaveLength(5);
+  });
+
+  it.each([
+    ['?limit=0', 'querystring/limit must be >= 1'],
+    ['?limit=101', 'querystring/limit must be <= 100'],
+    ['?before=yesterday', 'querystring/before must match pattern "^[0-9]{1,15}(\\.[0-9]{1,3})?$" or must match format "date-time"'],
+    ['?after=-5', /^querystring\/after must /],
+    ['?before=2026-11-24', /^querystring\/before must /],
+  ])('refuses %s with 400 naming the parameter', async (query, details) => {
+    const response = await page(query);
+    expect(response.status).toBe(400);
+    expect(response.body.error.details).toMatch(details);
+  });
+
+  it('is not activity, and answers 410 / 404 like every session operation', async () => {
+    await send({ content: 'x' });
+    const before = await t.store.getSession(sessionId);
+    t.clock.advance(MINUTE);
+    await page();
+    expect(await t.store.getSession(sessionId)).toEqual(before);
+    t.clock.set(T0 + 30 * MINUTE);
+    expect((await page()).status).toBe(410);
+    expect((await page('', OTHER)).status).toBe(404);
+  });
+});
+
+describe('messages go with their session', () => {
+  it('when the session ends, when the agent is deleted with force, and when the session is purged', async () => {
+    await send({ content: 'a' });
+    await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` });
+    expect(t.rowCounts().messages).toBe(0);
+
+    sessionId = (await createSession(t, { agentId })).sessionId;
+    await send({ content: 'b' });
+    expect((await t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=true` })).status).toBe(200);
+    expect(t.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
+
+    agentId = await registerAgent(t);
+    sessionId = (await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5 } })).sessionId;
+    await send({ content: 'c' });
+    t.clock.set(T0 + 5 * MINUTE + 1440 * MINUTE);
+    await t.sweeper.sweep();
+    expect(t.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
+  });
+});
+
+describe('paging through 1,000 messages written in one millisecond', () => {
+  it.each([1, 7, 50, 100])('returns each exactly once, in order, backwards and forwards, with page size %i', async (limit) => {
+    const written: string[] = [];
+    for (let i = 0; i < 1000; i += 1) written.push((await send({ content: `m${i}` })).body.id); // the clock never moves
+
+    const backwards: string[] = [];
+    let cursor: number | undefined;
+    for (;;) {
+      const body: { messages: Array<{ id: string }>; hasMore: boolean; cursors: { before: number } } = (await page(`?limit=${limit}${cursor === undefined ? '' : `&before=${cursor}`}`)).body;
+      backwards.push(...body.messages.map((m: { id: string }) => m.id));
+      const done = backwards.length === 1000;
+      expect(body.hasMore, `after ${backwards.length}`).toBe(!done);
+      if (!body.hasMore) break;
+      cursor = body.cursors.before;
+    }
+    expect(backwards).toEqual([...written].reverse());
+
+    const forwards: string[] = [];
+    cursor = 0;
+    for (;;) {
+      const body: { messages: Array<{ id: string }>; hasMore: boolean; cursors: { after: number } } = (await page(`?limit=${limit}&after=${cursor}`)).body;
+      forwards.push(...[...body.messages].reverse().map((m: { id: string }) => m.id));
+      expect(body.hasMore, `after ${forwards.length}`).toBe(forwards.length < 1000);
+      if (!body.hasMore) break;
+      cursor = body.cursors.after;
+    }
+    expect(forwards).toEqual(written);
+  });
+});
+
+describe('message page query plans', () => {
+  it('reads one range of the (session, position) index in either direction, never the whole table', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    for (const sql of Object.values(MESSAGE_PAGE_SQL)) {
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .all({ sessionId: 's', before: 10, after: 0, limit: 50 })
+        .map((row) => (row as { detail: string }).detail)
+        .join(' | ');
+      expect(plan).toMatch(/SEARCH messages USING INDEX messages_by_session_position \(session_id=\? AND position>\? AND position<\?\)/);
+      expect(plan).not.toMatch(/TEMP B-TREE|SCAN/);
+    }
+    db.close();
+  });
+});
