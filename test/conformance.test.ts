@@ -1,0 +1,132 @@
+// The conformance suite against our own server (it must pass) and against faulty
+// variants of it (it must fail, naming the fault). The faults are injected on the wire,
+// so the suite sees only HTTP, as it would with any other implementation.
+import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { runConformance, type Report } from '../src/conformance/run.js';
+import { formatReport } from '../src/conformance/report.js';
+import { systemClock } from '../src/domain/clock.js';
+import { specOperations, specPath } from '../src/spec.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { createSweeper } from '../src/sweeper.js';
+
+type Fault = (request: FastifyRequest, reply: FastifyReply, body: any) => any;
+
+const running: Array<{ app: FastifyInstance; directory: string }> = [];
+afterEach(async () => {
+  for (const { app, directory } of running.splice(0)) {
+    await app.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+async function serve(fault?: Fault): Promise<string> {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-'));
+  const store = openSqliteStore(join(directory, 'sessions.db'));
+  const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper });
+  if (fault) {
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (typeof payload !== 'string') return payload;
+      const changed = fault(request, reply, JSON.parse(payload));
+      return changed === undefined ? payload : JSON.stringify(changed);
+    });
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  running.push({ app, directory });
+  const address = app.server.address();
+  return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+}
+
+const run = (baseUrl: string, validCases = 4) => runConformance({ baseUrl, specPath, seed: 20261124, validCases });
+const operationOf = (request: FastifyRequest) => (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
+const failuresOf = (report: Report, operationId: string) => report.cases.filter((c) => !c.passed && c.operationId === operationId);
+
+describe('the conformance suite against this server', () => {
+  it('passes, covering every operation of the spec with every kind of case', async () => {
+    const report = await run(await serve(), 10);
+    expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
+    expect(report.failed).toBe(0);
+    const covered = new Set(report.cases.map((c) => c.operationId));
+    for (const { operationId } of specOperations()) expect(covered).toContain(operationId);
+    expect(new Set(report.cases.map((c) => c.kind))).toEqual(new Set(['valid', 'invalid', 'hostile', 'stateful', 'health']));
+    expect(report.cases.filter((c) => c.kind === 'invalid').length).toBeGreaterThan(100);
+  });
+});
+
+describe('the conformance suite against a faulty server', () => {
+  it('reports a missing field', async () => {
+    const report = await run(
+      await serve((request, _reply, body) => {
+        if (operationOf(request) === 'getSession' && body.sessionId) {
+          delete body.lastActivity;
+          return body;
+        }
+      }),
+    );
+    expect(failuresOf(report, 'getSession').flatMap((c) => c.violations).join('\n')).toMatch(/must have required property 'lastActivity'/);
+  });
+
+  it('reports an undocumented status', async () => {
+    const report = await run(
+      await serve((request, reply) => {
+        if (operationOf(request) === 'listAgents') reply.code(202);
+      }),
+    );
+    expect(failuresOf(report, 'listAgents').flatMap((c) => c.violations).join('\n')).toMatch(/status 202 is not documented/);
+  });
+
+  it('reports a 500 on a bad input', async () => {
+    const report = await run(
+      await serve((request, reply, body) => {
+        if (operationOf(request) === 'createSession' && reply.statusCode === 400) {
+          reply.code(500);
+          return { success: false, error: { code: 'INTERNAL_ERROR', message: 'Internal server error' } };
+        }
+      }),
+    );
+    const failures = failuresOf(report, 'createSession');
+    expect(failures.some((c) => c.kind === 'invalid' && c.violations.some((v) => /expected 400, got 500/.test(v)))).toBe(true);
+    expect(formatReport(report)).toMatch(/\n\d+ passed, [1-9]\d* failed$/);
+  });
+
+  it('reports a wrong type', async () => {
+    const report = await run(
+      await serve((request, _reply, body) => {
+        if (operationOf(request) === 'createSession' && body.timeoutConfig) {
+          body.timeoutConfig.timeoutMinutes = String(body.timeoutConfig.timeoutMinutes);
+          return body;
+        }
+      }),
+    );
+    expect(failuresOf(report, 'createSession').flatMap((c) => c.violations).join('\n')).toMatch(/timeoutConfig\/timeoutMinutes must be integer/);
+  });
+
+  it('reports a 400 that does not name the field', async () => {
+    const report = await run(
+      await serve((request, reply, body) => {
+        if (operationOf(request) === 'updateSessionTimeout' && reply.statusCode === 400) {
+          body.error.details = 'bad request';
+          return body;
+        }
+      }),
+    );
+    expect(failuresOf(report, 'updateSessionTimeout').flatMap((c) => c.violations).join('\n')).toMatch(/the 400 does not name "timeoutMinutes"/);
+  });
+});
+
+describe('the conformance suite is independent of the server', () => {
+  it('imports nothing from the server: only its own modules and packages', () => {
+    const directory = new URL('../src/conformance/', import.meta.url);
+    for (const file of readdirSync(directory)) {
+      const source = readFileSync(new URL(file, directory), 'utf8');
+      for (const [, target] of source.matchAll(/from '([^']+)'/g)) {
+        expect(target!.startsWith('.') ? target : 'package', `${file} imports ${target}`).toMatch(/^(\.\/[\w-]+\.js|package)$/);
+      }
+    }
+  });
+});
