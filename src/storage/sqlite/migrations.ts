@@ -58,6 +58,36 @@ export const migrations: readonly string[] = [
 
   CREATE UNIQUE INDEX messages_by_session_position ON messages (session_id, position);
   `,
+  // 3: how many sessions expire in each minute, kept by triggers in the same transaction
+  // as every write, so that "sessions expiring after T" costs a sum over minutes plus an
+  // index range within one minute, not a scan of every session.
+  `
+  CREATE TABLE session_expiry_minutes (
+    minute    INTEGER PRIMARY KEY,
+    sessions  INTEGER NOT NULL
+  ) STRICT;
+
+  INSERT INTO session_expiry_minutes (minute, sessions)
+    SELECT expires_at / 60000, count(*) FROM sessions GROUP BY expires_at / 60000;
+
+  CREATE TRIGGER sessions_expiry_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO session_expiry_minutes (minute, sessions) VALUES (new.expires_at / 60000, 1)
+      ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+
+  CREATE TRIGGER sessions_expiry_delete AFTER DELETE ON sessions BEGIN
+    UPDATE session_expiry_minutes SET sessions = sessions - 1 WHERE minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes WHERE minute = old.expires_at / 60000 AND sessions = 0;
+  END;
+
+  CREATE TRIGGER sessions_expiry_move AFTER UPDATE OF expires_at ON sessions
+    WHEN new.expires_at / 60000 <> old.expires_at / 60000 BEGIN
+    UPDATE session_expiry_minutes SET sessions = sessions - 1 WHERE minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes WHERE minute = old.expires_at / 60000 AND sessions = 0;
+    INSERT INTO session_expiry_minutes (minute, sessions) VALUES (new.expires_at / 60000, 1)
+      ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+  `,
 ];
 
 export function migrate(db: Database): void {

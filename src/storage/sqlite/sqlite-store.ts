@@ -202,10 +202,13 @@ export function openSqliteStore(path: string): Store {
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
-    countNotPurged: db.prepare<{ purgeCutoff: number }, { n: number }>(
-      'SELECT count(*) AS n FROM sessions WHERE expires_at > @purgeCutoff',
+    // Sessions with expires_at > @after: whole minutes from the histogram, the minute of
+    // @after itself from the index.
+    countExpiringAfter: db.prepare<{ after: number }, { n: number }>(
+      `SELECT (SELECT coalesce(sum(sessions), 0) FROM session_expiry_minutes WHERE minute > CAST(@after AS INTEGER) / 60000)
+            + (SELECT count(*) FROM sessions
+                WHERE expires_at > @after AND expires_at < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
     ),
-    countActive: db.prepare<{ now: number }, { n: number }>('SELECT count(*) AS n FROM sessions WHERE expires_at > @now'),
     countExpiringSoon: db.prepare<{ now: number }, { n: number }>(
       'SELECT count(*) AS n FROM sessions WHERE expires_at > @now AND warns_at <= @now',
     ),
@@ -262,6 +265,13 @@ export function openSqliteStore(path: string): Store {
     check(row && toSession(row));
     statements.deleteSession.run(id);
   });
+
+  const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
+  const totalOfStatus = ({ status, now, purgeCutoff }: SessionQuery): number => {
+    if (status === 'active') return expiringAfter(now);
+    if (status === 'all') return expiringAfter(purgeCutoff);
+    return expiringAfter(purgeCutoff) - expiringAfter(now);
+  };
 
   // One prepared statement per combination of filters, made on first use.
   const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
@@ -337,12 +347,15 @@ export function openSqliteStore(path: string): Store {
       const { page, count } = listStatementsFor(query);
       const parameters = { ...query, agentId: query.agentId ?? null, userId: query.userId ?? null };
       const rows = page.all(parameters) as SessionRow[];
-      return { sessions: rows.map(toSession), total: (count.get(parameters) as { n: number }).n };
+      const filtered = query.agentId !== undefined || query.userId !== undefined;
+      // A filtered total counts its (bounded) index range; the whole store uses the histogram.
+      const total = filtered ? (count.get(parameters) as { n: number }).n : totalOfStatus(query);
+      return { sessions: rows.map(toSession), total };
     },
     async countSessions({ now, purgeCutoff }) {
       return {
-        total: statements.countNotPurged.get({ purgeCutoff })?.n ?? 0,
-        active: statements.countActive.get({ now })?.n ?? 0,
+        total: expiringAfter(purgeCutoff),
+        active: expiringAfter(now),
         expiringSoon: statements.countExpiringSoon.get({ now })?.n ?? 0,
       };
     },

@@ -1,0 +1,13 @@
+import { spawn } from 'node:child_process';
+import autocannon from 'autocannon';
+import { api } from './lib.ts';
+const child = spawn('taskset', ['-c', '0', process.execPath, '--cpu-prof', '--cpu-prof-dir=/tmp/prof', '--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '3444', DATABASE_PATH: '/tmp/prof/s.db', LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((r) => child.stdout!.on('data', (d) => String(d).includes('listening') && r(0)));
+const base = 'http://127.0.0.1:3444/api';
+const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'B' } })).data.character.id;
+const sid = (await api(`${base}/messaging/sessions`, 'POST', { agentId, userId: agentId })).sessionId;
+const which = process.argv[2];
+const opts: any = which === 'get' ? { url: `${base}/messaging/sessions/${sid}` } : { url: `${base}/messaging/sessions`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agentId, userId: agentId }) };
+const r = await autocannon({ ...opts, connections: 50, duration: 5 });
+console.log(which, Math.round(r.requests.average));
+child.kill('SIGINT'); await new Promise((r) => child.on('exit', r));

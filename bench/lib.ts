@@ -1,0 +1,98 @@
+// Processes and measurements shared by the benchmarks.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The server gets CPU 0, the load generator CPU 1, when the machine allows it. */
+export const CAN_PIN = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+export const SERVER_CPU = '0';
+export const LOAD_CPU = '1';
+
+export function spawnOnServerCpu(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const command = [process.execPath, '--import', 'tsx', ...args];
+  const [file, ...rest] = CAN_PIN ? ['taskset', '-c', SERVER_CPU, ...command] : command;
+  return spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+export interface RunningServer {
+  baseUrl: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts a script that prints "listening on http://…" and waits for that line. */
+export async function startProcess(args: string[], env: Record<string, string>): Promise<RunningServer> {
+  const child = spawnOnServerCpu(args, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'error', ...env });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const baseUrl = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    child.stdout!.on('data', (chunk) => {
+      output += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code} before listening`)));
+  });
+  return {
+    baseUrl,
+    pid: child.pid!,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export const startOurServer = (databasePath: string, env: Record<string, string> = {}) =>
+  startProcess(['src/main.ts'], { DATABASE_PATH: databasePath, ...env });
+
+export const startCeiling = () => startProcess(['bench/ceiling-server.ts'], {});
+
+export function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request on a kept-alive connection: status, body and the time it took (µs). */
+export function timedRequest(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: any; micros: number }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const req = request(url, { method, agent: keepAlive, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, micros: Number(process.hrtime.bigint() - started) / 1000 }),
+      );
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function api(url: string, method = 'GET', body?: unknown): Promise<any> {
+  const response = await timedRequest(url, method, body);
+  if (response.status >= 400) throw new Error(`${method} ${url} → ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body;
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Sequential requests, one at a time: the latency of the server, not of a queue. */
+export async function sampleLatency(count: number, next: (i: number) => string): Promise<{ p50: number; p99: number }> {
+  const micros: number[] = [];
+  for (let i = 0; i < count + 50; i += 1) {
+    const response = await timedRequest(next(i));
+    if (response.status !== 200) throw new Error(`${next(i)} → ${response.status}`);
+    if (i >= 50) micros.push(response.micros); // the first 50 warm up
+  }
+  return { p50: Math.round(percentile(micros, 50)), p99: Math.round(percentile(micros, 99)) };
+}

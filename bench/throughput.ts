@@ -1,0 +1,107 @@
+// Req/s and latency of each scenario under load, beside the ceiling measured in the
+// same run: the ratio is what is compared, because these machines are noisy.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { api, startCeiling, startOurServer } from './lib.js';
+
+export interface LoadSettings {
+  durationSeconds: number;
+  warmupSeconds: number;
+  connections: number;
+}
+
+export interface LoadResult {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+export interface ScenarioResult extends LoadResult {
+  scenario: string;
+  ceilingReqPerSec: number;
+  ratio: number;
+}
+
+interface Target {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+}
+
+async function load(baseUrl: string, target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${baseUrl}${target.path}`,
+    method: target.method,
+    connections: settings.connections,
+    duration: seconds,
+    headers: target.body === undefined ? {} : { 'content-type': 'application/json' },
+    body: target.body === undefined ? undefined : JSON.stringify(target.body),
+  });
+  return {
+    reqPerSec: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+export async function measure(baseUrl: string, target: Target, settings: LoadSettings): Promise<LoadResult> {
+  if (settings.warmupSeconds > 0) await load(baseUrl, target, settings, settings.warmupSeconds);
+  return load(baseUrl, target, settings, settings.durationSeconds);
+}
+
+/** The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS). */
+export async function runScenarios(settings: LoadSettings, names: string[] | undefined, env: Record<string, string> = {}): Promise<Record<string, LoadResult>> {
+  const server = await startOurServer(join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db'), env);
+  try {
+    const base = `${server.baseUrl}/api`;
+    const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;
+    const userId = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
+    const longLived = { timeoutMinutes: 1440, maxDurationMinutes: 20160 };
+    const newSession = async () => (await api(`${base}/messaging/sessions`, 'POST', { agentId, userId, timeoutConfig: longLived })).sessionId;
+    const [readSession, beatSession, chatSession] = [await newSession(), await newSession(), await newSession()];
+    for (let i = 0; i < 60; i += 1) await api(`${base}/messaging/sessions/${chatSession}/messages`, 'POST', { content: `message ${i}` });
+    for (let i = 0; i < 200; i += 1) await newSession();
+
+    const scenarios: Record<string, Target> = {
+      createSession: { method: 'POST', path: '/api/messaging/sessions', body: { agentId, userId, metadata: { platform: 'bench' } } },
+      getSession: { method: 'GET', path: `/api/messaging/sessions/${readSession}` },
+      sessionHeartbeat: { method: 'POST', path: `/api/messaging/sessions/${beatSession}/heartbeat` },
+      sendSessionMessage: { method: 'POST', path: `/api/messaging/sessions/${chatSession}/messages`, body: { content: 'Hello from the benchmark' } },
+      getSessionMessages: { method: 'GET', path: `/api/messaging/sessions/${chatSession}/messages?limit=50` },
+      listSessions: { method: 'GET', path: `/api/messaging/sessions?agentId=${agentId}&limit=20` },
+    };
+    const results: Record<string, LoadResult> = {};
+    for (const [name, target] of Object.entries(scenarios)) {
+      if (names && !names.includes(name)) continue;
+      results[name] = await measure(server.baseUrl, target, settings);
+    }
+    return results;
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadResult; POST: LoadResult }> {
+  const ceiling = await startCeiling();
+  try {
+    return {
+      GET: await measure(ceiling.baseUrl, { method: 'GET', path: '/ceiling' }, settings),
+      POST: await measure(ceiling.baseUrl, { method: 'POST', path: '/ceiling', body: { agentId: 'x' } }, settings),
+    };
+  } finally {
+    await ceiling.stop();
+  }
+}
+
+export const SCENARIO_METHOD: Record<string, 'GET' | 'POST'> = {
+  createSession: 'POST',
+  getSession: 'GET',
+  sessionHeartbeat: 'POST',
+  sendSessionMessage: 'POST',
+  getSessionMessages: 'GET',
+  listSessions: 'GET',
+};

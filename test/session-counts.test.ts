@@ -1,0 +1,54 @@
+// The expiry histogram (migration 3) must always agree with counting the rows.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { expect, it } from 'vitest';
+import { recordActivity, resolveTimeoutConfig, startTiming, updateConfig } from '../src/domain/timeout-policy.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+
+const AGENT = '0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6';
+
+it('counts sessions expiring after any instant exactly as a scan would, through inserts, renewals, changes, deletes and purges', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-counts-'));
+  const path = join(directory, 'sessions.db');
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ offset: fc.integer({ min: 0, max: 90 * MINUTE }), timeout: fc.integer({ min: 5, max: 60 }), action: fc.constantFrom('keep', 'beat', 'patch', 'end') }), { maxLength: 40 }),
+        fc.array(fc.integer({ min: -5 * MINUTE, max: 200 * MINUTE }), { minLength: 1, maxLength: 10 }),
+        async (sessions, probes) => {
+          rmSync(directory, { recursive: true, force: true });
+          const store = openSqliteStore(path);
+          await store.insertAgent({ id: AGENT, name: 'A', settings: {}, createdAt: T0 });
+          for (const [i, plan] of sessions.entries()) {
+            const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+            const createdAt = T0 + plan.offset;
+            await store.insertSession({ id, agentId: AGENT, userId: AGENT, metadata: {}, status: 'active', ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes: plan.timeout })) });
+            if (plan.action === 'beat') await store.modifySession(id, (s) => ({ ...s!, ...recordActivity(s!, createdAt + 3 * MINUTE + 17).timing }));
+            if (plan.action === 'patch') await store.modifySession(id, (s) => ({ ...s!, ...updateConfig(s!, { timeoutMinutes: 5 + ((plan.timeout * 7) % 50) }) }));
+            if (plan.action === 'end') await store.deleteSession(id, () => undefined);
+          }
+          await store.purgeExpired(T0 + 20 * MINUTE, 1000);
+          const db = new Database(path, { readonly: true });
+          for (const probe of probes) {
+            const t = T0 + probe;
+            const scanned = (db.prepare('SELECT count(*) AS n FROM sessions WHERE expires_at > ?').get(t) as { n: number }).n;
+            const counted = await store.countSessions({ now: t, purgeCutoff: t });
+            expect(counted.active, `expiring after ${t}`).toBe(scanned);
+            const listed = await store.listSessions({ now: t, purgeCutoff: t - 10 * MINUTE, status: 'all', limit: 1, offset: 0 });
+            expect(listed.total).toBe((db.prepare('SELECT count(*) AS n FROM sessions WHERE expires_at > ?').get(t - 10 * MINUTE) as { n: number }).n);
+          }
+          expect((db.prepare('SELECT count(*) AS n FROM session_expiry_minutes WHERE sessions <= 0').get() as { n: number }).n).toBe(0);
+          db.close();
+          await store.close();
+        },
+      ),
+      { numRuns: 40, seed: 1124 },
+    );
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
