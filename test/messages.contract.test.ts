@@ -228,7 +228,7 @@ describe('paging through 1,000 messages written in one millisecond', () => {
 });
 
 describe('message page query plans', () => {
-  it('reads one range of the (session, position) index in either direction, never the whole table', () => {
+  it('reads one range of the (session, position) primary key in either direction, never the whole table', () => {
     const db = new Database(':memory:');
     migrate(db);
     for (const sql of Object.values(MESSAGE_PAGE_SQL)) {
@@ -237,7 +237,7 @@ describe('message page query plans', () => {
         .all({ sessionId: 's', before: 10, after: 0, limit: 50 })
         .map((row) => (row as { detail: string }).detail)
         .join(' | ');
-      expect(plan).toMatch(/SEARCH messages USING INDEX messages_by_session_position \(session_id=\? AND position>\? AND position<\?\)/);
+      expect(plan).toMatch(/SEARCH messages USING PRIMARY KEY \(session_id=\? AND position>\? AND position<\?\)/);
       expect(plan).not.toMatch(/TEMP B-TREE|SCAN/);
     }
     db.close();

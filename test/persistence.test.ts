@@ -108,6 +108,38 @@ describe('SQLite persistence', () => {
     db.close();
   });
 
+  it('upgrades a version-3 database in place: its messages survive the move to the clustered table', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const old = new Database(databasePath);
+    for (const sql of migrations.slice(0, 3)) old.exec(sql);
+    old.pragma('user_version = 3');
+    old.exec(`
+      INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0);
+      INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
+        timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, metadata)
+        VALUES ('s', 'a', 'u', 0, 0, 0, 9000000000000, 8000000000000, 30, 1, 720, 5, '{}');
+      INSERT INTO messages VALUES ('m2', 's', 20, 2, 'u', 0, 'second', '[]', '{}');
+      INSERT INTO messages VALUES ('m1', 's', 10, 1, 'u', 1, 'first', '[]', '{"k":1}');
+    `);
+    old.close();
+
+    const store = openSqliteStore(databasePath);
+    try {
+      const page = await store.listMessages({ sessionId: 's', limit: 10 });
+      expect(page.messages.map((m) => [m.id, m.position, m.content, m.isAgent, m.metadata])).toEqual([
+        ['m2', 20, 'second', false, {}],
+        ['m1', 10, 'first', true, { k: 1 }],
+      ]);
+    } finally {
+      await store.close();
+    }
+    const db = new Database(databasePath, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'messages'").pluck().get()).toMatch(/WITHOUT ROWID/);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
+  });
+
   it('refuses a database written by a newer server', async () => {
     const databasePath = join(tempDirectory(), 'sessions.db');
     const db = new Database(databasePath);

@@ -2,10 +2,11 @@
 import type { components } from '../../generated/api.js';
 import { isExpired, isNearExpiration, timeRemaining } from '../domain/timeout-policy.js';
 import type { AgentRecord, MessageRecord, SessionRecord } from '../storage/store.js';
+import { isoTime } from './iso-time.js';
 
 type Schemas = components['schemas'];
 
-export const isoTime = (epochMs: number): string => new Date(epochMs).toISOString();
+export { isoTime };
 
 export function characterView(agent: AgentRecord): Schemas['Character'] {
   const character: Schemas['Character'] = { id: agent.id, name: agent.name, settings: agent.settings };

@@ -88,6 +88,28 @@ export const migrations: readonly string[] = [
       ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
   END;
   `,
+  // 4: messages stored clustered by (session, position), without a rowid: a page is one
+  // contiguous range of the table's own B-tree instead of an index range plus a lookup per
+  // row. Message ids stay unique by construction (UUIDs), so they need no index.
+  `
+  CREATE TABLE messages_clustered (
+    session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    id           TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    author_id    TEXT NOT NULL,
+    is_agent     INTEGER NOT NULL CHECK (is_agent IN (0, 1)),
+    content      TEXT NOT NULL,
+    attachments  TEXT NOT NULL,
+    metadata     TEXT NOT NULL,
+    PRIMARY KEY (session_id, position)
+  ) STRICT, WITHOUT ROWID;
+
+  INSERT INTO messages_clustered
+    SELECT session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata FROM messages;
+  DROP TABLE messages;
+  ALTER TABLE messages_clustered RENAME TO messages;
+  `,
 ];
 
 export function migrate(db: Database): void {
