@@ -8,6 +8,8 @@ export interface ServerConfig {
   host: string;
   port: number;
   databasePath: string;
+  /** normal: an acknowledged write survives the process being killed; full: also a power loss. */
+  sqliteSynchronous: 'normal' | 'full';
   logLevel: string;
   /** The server's layer of the timeout configuration (between agent settings and built-in defaults). */
   sessionDefaults: TimeoutConfigInput;
@@ -85,10 +87,15 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const databasePath = read(env, 'DATABASE_PATH') ?? './data/sessions.db';
+  const sqliteSynchronous = read(env, 'SQLITE_SYNCHRONOUS') ?? 'normal';
+  if (sqliteSynchronous !== 'normal' && sqliteSynchronous !== 'full') {
+    throw new ConfigError(`SQLITE_SYNCHRONOUS=${JSON.stringify(sqliteSynchronous)} must be normal or full`);
+  }
   return {
     host: read(env, 'HOST') ?? '127.0.0.1',
     port,
     databasePath: databasePath === ':memory:' ? databasePath : resolve(databasePath),
+    sqliteSynchronous,
     logLevel,
     sessionDefaults: parseSessionDefaults(env),
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,

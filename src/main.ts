@@ -18,7 +18,7 @@ try {
   throw error;
 }
 
-const store = openSqliteStore(config.databasePath);
+const store = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous });
 const { retentionMs, sessionDefaults } = config;
 const sweeper = createSweeper({
   store,

@@ -8,6 +8,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       port: 3000,
       databasePath: resolve('./data/sessions.db'),
+      sqliteSynchronous: 'normal',
       logLevel: 'warn',
       sessionDefaults: {},
       retentionMs: 1440 * 60_000,
@@ -21,6 +22,7 @@ describe('loadConfig', () => {
       HOST: '0.0.0.0',
       PORT: '8080',
       DATABASE_PATH: ':memory:',
+      SQLITE_SYNCHRONOUS: 'full',
       LOG_LEVEL: 'info',
       SESSION_DEFAULT_TIMEOUT_MINUTES: '45',
       SESSION_AUTO_RENEW: 'false',
@@ -34,6 +36,7 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       port: 8080,
       databasePath: ':memory:',
+      sqliteSynchronous: 'full',
       logLevel: 'info',
       sessionDefaults: { timeoutMinutes: 45, autoRenew: false, maxDurationMinutes: 600, warningThresholdMinutes: 10 },
       retentionMs: 0,
@@ -59,6 +62,7 @@ describe('loadConfig', () => {
     [{ SESSION_SWEEP_INTERVAL_SECONDS: '0' }, /SESSION_SWEEP_INTERVAL_SECONDS=0 must be between 1 and 86400/],
     [{ SESSION_SWEEP_BATCH_SIZE: 'many' }, /SESSION_SWEEP_BATCH_SIZE="many" must be an integer/],
     [{ PORT: 'http' }, /PORT="http" must be an integer/],
+    [{ SQLITE_SYNCHRONOUS: 'off' }, /SQLITE_SYNCHRONOUS="off" must be normal or full/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
   ])('refuses %o instead of clamping it', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
-import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp } from './helpers/test-app.js';
 
@@ -96,6 +96,17 @@ describe('SQLite persistence', () => {
     const db = new Database(databasePath, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    db.close();
+  });
+
+  it.each([
+    [undefined, 1],
+    ['normal', 1],
+    ['full', 2],
+  ] as const)('opens with synchronous=%s as PRAGMA synchronous %i', (synchronous, pragma) => {
+    const db = openDatabase(join(tempDirectory(), 'sessions.db'), synchronous ? { synchronous } : {});
+    expect(db.pragma('synchronous', { simple: true })).toBe(pragma);
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     db.close();
   });
 

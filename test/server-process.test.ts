@@ -1,45 +1,10 @@
 // `npm start`'s entry point as a real process: banner, serving, graceful stop, bad config.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { responseViolations, specBackend } from './helpers/spec-validator.js';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
-const directories: string[] = [];
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
-});
-
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk) => (stdout += chunk));
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', () => {
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-  });
-  listening.catch(() => undefined); // a test that expects the process to fail never awaits it
-  return { child, listening, exited, output: () => ({ stdout, stderr }) };
-}
-
-function tempDatabase(): string {
-  const directory = mkdtempSync(join(tmpdir(), 'sessions-api-process-'));
-  directories.push(directory);
-  return join(directory, 'data', 'sessions.db');
-}
+afterEach(cleanUpServerProcesses);
 
 describe('the server process', () => {
   it('prints one line with the URL and database path, serves, and stops on SIGTERM with exit 0', async () => {
@@ -47,7 +12,7 @@ describe('the server process', () => {
     const server = startServer({ DATABASE_PATH: databasePath });
     const baseUrl = await server.listening;
     expect(server.output().stdout.trim().split('\n')).toEqual([`Sessions API listening on ${baseUrl} (database: ${databasePath})`]);
-    const response = await fetch(`${baseUrl}/api/agents`);
+    const response = await fetchChecked(baseUrl, 'GET', '/api/agents');
     expect(response.status).toBe(200);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
@@ -71,7 +36,10 @@ describe('the server process', () => {
     socket.end(body.slice(10));
     await closed;
     expect(answer).toMatch(/^HTTP\/1.1 201/);
-    expect(answer).toContain('"name":"In flight"');
+    const created = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    const api = await specBackend();
+    expect(responseViolations(api, 'createAgent', 201, created)).toEqual([]);
+    expect(created.data.character.name).toBe('In flight');
     expect(await server.exited).toBe(0);
   });
 

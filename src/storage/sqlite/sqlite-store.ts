@@ -177,7 +177,8 @@ export interface SqliteOptions {
   synchronous?: 'normal' | 'full';
 }
 
-export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
+/** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */
+export function openDatabase(path: string, options: SqliteOptions = {}): Database.Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
@@ -185,6 +186,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
+  return db;
+}
+
+export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
+  const db = openDatabase(path, options);
 
   const statements = {
     insertAgent: db.prepare<[AgentRow]>(
