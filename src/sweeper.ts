@@ -38,24 +38,33 @@ export function createSweeper({ store, clock, retentionMs, intervalMs, batchSize
   let stopped = false;
   let failure: unknown;
 
-  async function inBatches(step: () => Promise<number>, report: SweepReport): Promise<number> {
+  async function inBatches(step: () => Promise<{ done: number; more: boolean }>, report: SweepReport): Promise<number> {
     let total = 0;
     for (;;) {
-      const done = await step();
+      const { done, more } = await step();
       report.batches += 1;
       total += done;
-      if (done < batchSize || stopped) return total;
+      if (!more || stopped) return total;
       await nextTurn();
     }
   }
+
+  const mark = async (now: number) => {
+    const done = await store.markExpired(now, batchSize);
+    return { done, more: done === batchSize };
+  };
+  const purge = async (cutoff: number) => {
+    const { purged, more } = await store.purgeExpired(cutoff, batchSize);
+    return { done: purged, more };
+  };
 
   async function sweep(): Promise<SweepReport> {
     const now = clock.now();
     const report: SweepReport = { marked: 0, purged: 0, batches: 0 };
     try {
-      report.marked = await inBatches(() => store.markExpired(now, batchSize), report);
+      report.marked = await inBatches(() => mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
-      report.purged = await inBatches(() => store.purgeExpired(cutoff, batchSize), report);
+      report.purged = await inBatches(() => purge(cutoff), report);
       failure = undefined;
     } catch (error) {
       failure = error;

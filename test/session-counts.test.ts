@@ -1,4 +1,4 @@
-// The expiry histogram (migration 3) must always agree with counting the rows.
+// The expiry and warning histograms (migrations 3 and 5) must always agree with counting the rows.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { MINUTE, T0 } from './helpers/fake-clock.js';
 
 const AGENT = '0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6';
 
-it('counts sessions expiring after any instant exactly as a scan would, through inserts, renewals, changes, deletes and purges', async () => {
+it('counts active and near-expiration sessions at any instant exactly as a scan would, through inserts, renewals, changes, deletes and purges', async () => {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-counts-'));
   const path = join(directory, 'sessions.db');
   try {
@@ -38,10 +38,14 @@ it('counts sessions expiring after any instant exactly as a scan would, through 
             const scanned = (db.prepare('SELECT count(*) AS n FROM sessions WHERE expires_at > ?').get(t) as { n: number }).n;
             const counted = await store.countSessions({ now: t, purgeCutoff: t });
             expect(counted.active, `expiring after ${t}`).toBe(scanned);
+            const near = db.prepare('SELECT count(*) AS n FROM sessions WHERE warns_at <= ? AND expires_at > ?').get(t, t) as { n: number };
+            expect(counted.expiringSoon, `near expiration at ${t}`).toBe(near.n);
             const listed = await store.listSessions({ now: t, purgeCutoff: t - 10 * MINUTE, status: 'all', limit: 1, offset: 0 });
             expect(listed.total).toBe((db.prepare('SELECT count(*) AS n FROM sessions WHERE expires_at > ?').get(t - 10 * MINUTE) as { n: number }).n);
           }
-          expect((db.prepare('SELECT count(*) AS n FROM session_expiry_minutes WHERE sessions <= 0').get() as { n: number }).n).toBe(0);
+          for (const histogram of ['session_expiry_minutes', 'session_warning_minutes']) {
+            expect((db.prepare(`SELECT count(*) AS n FROM ${histogram} WHERE sessions <= 0`).get() as { n: number }).n).toBe(0);
+          }
           db.close();
           await store.close();
         },

@@ -42,6 +42,27 @@ describe('the sweeper', () => {
     expect(app.rowCounts().sessions).toBe(0);
   });
 
+  it('purges a long conversation in bounded batches: at most 10 messages per session of the batch size', async () => {
+    const app = await appWithSessions(1, 2);
+    const [session] = (await app.store.listSessions({ now: T0, purgeCutoff: 0, status: 'all', limit: 1, offset: 0 })).sessions;
+    for (let i = 0; i < 45; i += 1) {
+      expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${session!.id}/messages`, body: { content: `m${i}` } })).status).toBe(201);
+    }
+    const deletedPerBatch: number[] = [];
+    const real = app.store.purgeExpired.bind(app.store);
+    app.store.purgeExpired = async (cutoff, limit) => {
+      const before = app.rowCounts().messages!;
+      const outcome = await real(cutoff, limit);
+      deletedPerBatch.push(before - app.rowCounts().messages!);
+      return outcome;
+    };
+    app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
+    // 1 marking batch; purging: 20 + 20 messages, then the last 5 with the session.
+    expect(await app.sweeper.sweep()).toEqual({ marked: 1, purged: 1, batches: 4 });
+    expect(deletedPerBatch).toEqual([20, 20, 5]);
+    expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
+  });
+
   it('gives the event loop a turn between batches', async () => {
     const store = openSqliteStore(':memory:');
     const turns: string[] = [];

@@ -108,8 +108,12 @@ export interface Store {
 
   /** Marks up to `limit` sessions expired at `now`; returns how many it marked. */
   markExpired(now: number, limit: number): Promise<number>;
-  /** Deletes up to `limit` sessions that expired at or before `cutoff`; returns how many. */
-  purgeExpired(cutoff: number, limit: number): Promise<number>;
+  /**
+   * Deletes up to `limit` sessions that expired at or before `cutoff`, with their messages.
+   * Bounded work per call: when those sessions hold many messages, a call may delete only
+   * some of the messages (purged 0). `more`: call again, work may remain.
+   */
+  purgeExpired(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

@@ -110,6 +110,38 @@ export const migrations: readonly string[] = [
   DROP TABLE messages;
   ALTER TABLE messages_clustered RENAME TO messages;
   `,
+  // 5: the same histogram for warns_at, so that "near expiration" (warns_at <= now <
+  // expires_at, i.e. expiring after now minus warning after now, since warns_at < expires_at)
+  // is counted without a scan too.
+  `
+  CREATE INDEX sessions_by_warning ON sessions (warns_at);
+
+  CREATE TABLE session_warning_minutes (
+    minute    INTEGER PRIMARY KEY,
+    sessions  INTEGER NOT NULL
+  ) STRICT;
+
+  INSERT INTO session_warning_minutes (minute, sessions)
+    SELECT warns_at / 60000, count(*) FROM sessions GROUP BY warns_at / 60000;
+
+  CREATE TRIGGER sessions_warning_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO session_warning_minutes (minute, sessions) VALUES (new.warns_at / 60000, 1)
+      ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+
+  CREATE TRIGGER sessions_warning_delete AFTER DELETE ON sessions BEGIN
+    UPDATE session_warning_minutes SET sessions = sessions - 1 WHERE minute = old.warns_at / 60000;
+    DELETE FROM session_warning_minutes WHERE minute = old.warns_at / 60000 AND sessions = 0;
+  END;
+
+  CREATE TRIGGER sessions_warning_move AFTER UPDATE OF warns_at ON sessions
+    WHEN new.warns_at / 60000 <> old.warns_at / 60000 BEGIN
+    UPDATE session_warning_minutes SET sessions = sessions - 1 WHERE minute = old.warns_at / 60000;
+    DELETE FROM session_warning_minutes WHERE minute = old.warns_at / 60000 AND sessions = 0;
+    INSERT INTO session_warning_minutes (minute, sessions) VALUES (new.warns_at / 60000, 1)
+      ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+  `,
 ];
 
 export function migrate(db: Database): void {

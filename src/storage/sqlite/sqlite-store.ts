@@ -168,8 +168,23 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'userId' |
   };
 }
 
+/** A purge batch of N sessions deletes at most N times this many of their messages. */
+const PURGE_MESSAGES_PER_SESSION = 10;
+
 function isConstraintError(error: unknown, code: string): boolean {
   return error instanceof Database.SqliteError && error.code === code;
+}
+
+/**
+ * Sessions whose `column` is after @after: the whole minutes after it from the histogram
+ * kept by triggers (migrations 3 and 5), the rest of @after's own minute from the index.
+ */
+function countAfterStatement(db: Database.Database, histogram: string, column: string) {
+  return db.prepare<{ after: number }, { n: number }>(
+    `SELECT (SELECT coalesce(sum(sessions), 0) FROM ${histogram} WHERE minute > CAST(@after AS INTEGER) / 60000)
+          + (SELECT count(*) FROM sessions
+              WHERE ${column} > @after AND ${column} < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
+  );
 }
 
 export interface SqliteOptions {
@@ -219,23 +234,19 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
-    // Sessions with expires_at > @after: whole minutes from the histogram, the minute of
-    // @after itself from the index.
-    countExpiringAfter: db.prepare<{ after: number }, { n: number }>(
-      `SELECT (SELECT coalesce(sum(sessions), 0) FROM session_expiry_minutes WHERE minute > CAST(@after AS INTEGER) / 60000)
-            + (SELECT count(*) FROM sessions
-                WHERE expires_at > @after AND expires_at < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
-    ),
-    countExpiringSoon: db.prepare<{ now: number }, { n: number }>(
-      'SELECT count(*) AS n FROM sessions WHERE expires_at > @now AND warns_at <= @now',
-    ),
+    countExpiringAfter: countAfterStatement(db, 'session_expiry_minutes', 'expires_at'),
+    countWarningAfter: countAfterStatement(db, 'session_warning_minutes', 'warns_at'),
     markExpired: db.prepare<{ now: number; limit: number }>(
       `UPDATE sessions SET status = 'expired' WHERE rowid IN
          (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`,
     ),
-    purgeExpired: db.prepare<{ cutoff: number; limit: number }>(
-      'DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= @cutoff LIMIT @limit)',
+    purgeableSessionIds: db.prepare<{ cutoff: number; limit: number }, string>('SELECT id FROM sessions WHERE expires_at <= @cutoff LIMIT @limit').pluck(),
+    // @ids: a JSON array of session ids.
+    purgeMessagesOf: db.prepare<{ ids: string; limit: number }>(
+      `DELETE FROM messages WHERE (session_id, position) IN
+         (SELECT session_id, position FROM messages WHERE session_id IN (SELECT value FROM json_each(@ids)) LIMIT @limit)`,
     ),
+    purgeSessions: db.prepare<{ ids: string }>('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(@ids))'),
     insertMessage: db.prepare<[MessageRow]>(
       `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata)
        VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata)`,
@@ -372,17 +383,25 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return { sessions: rows.map(toSession), total };
     },
     async countSessions({ now, purgeCutoff }) {
-      return {
-        total: expiringAfter(purgeCutoff),
-        active: expiringAfter(now),
-        expiringSoon: statements.countExpiringSoon.get({ now })?.n ?? 0,
-      };
+      const active = expiringAfter(now);
+      // warns_at < expires_at always, so "warns_at <= now < expires_at" is a difference of two counts.
+      const warningAfterNow = statements.countWarningAfter.get({ after: now })?.n ?? 0;
+      return { total: expiringAfter(purgeCutoff), active, expiringSoon: active - warningAfterNow };
     },
     async markExpired(now, limit) {
       return statements.markExpired.run({ now, limit }).changes;
     },
     async purgeExpired(cutoff, limit) {
-      return statements.purgeExpired.run({ cutoff, limit }).changes;
+      return write(() => {
+        const ids = statements.purgeableSessionIds.all({ cutoff, limit });
+        if (ids.length === 0) return { purged: 0, more: false };
+        const json = JSON.stringify(ids);
+        // Messages first and bounded: deleting a session cascades to all of its messages in
+        // one statement, which for a long conversation would block the event loop.
+        const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
+        if (statements.purgeMessagesOf.run({ ids: json, limit: messageLimit }).changes === messageLimit) return { purged: 0, more: true };
+        return { purged: statements.purgeSessions.run({ ids: json }).changes, more: ids.length === limit };
+      });
     },
     async ping() {
       statements.ping.get();

@@ -1,0 +1,206 @@
+// Scale: the same reads against a database grown from the smallest size to the largest,
+// each latency reported as a ratio to the smallest size; the server's memory at the
+// largest; then every stored session expired at once, with the sweeper watched.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nextPosition } from '../src/domain/message-order.js';
+import { startTiming } from '../src/domain/timeout-policy.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { SessionRecord, Store } from '../src/storage/store.js';
+import { rssMb, sampleLatency, spawnOnServerCpu, startOurServer } from './lib.js';
+
+export interface ScaleStep {
+  sessions: number;
+  /** Messages in the one long conversation at this step. */
+  messages: number;
+}
+
+export interface ScaleSettings {
+  steps: ScaleStep[];
+  samples: number;
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+}
+
+export interface ScaleStepResult extends ScaleStep {
+  loadSeconds: number;
+  /** Sequential requests, microseconds. */
+  getSession: Latency;
+  listSessionsByAgent: Latency;
+  listSessionsByUser: Latency;
+  messagesNewestPage: Latency;
+  messagesMiddlePage: Latency;
+}
+
+export interface SweepResult {
+  sessions: number;
+  marked: number;
+  markSeconds: number;
+  markMaxEventLoopDelayMs: number;
+  purged: number;
+  purgeSeconds: number;
+  purgeMaxEventLoopDelayMs: number;
+}
+
+export interface ScaleResult {
+  steps: ScaleStepResult[];
+  /** Each latency at the largest step over the same at the smallest (p50). */
+  ratios: Record<'getSession' | 'listSessionsByAgent' | 'listSessionsByUser' | 'messagesNewestPage' | 'messagesMiddlePage', number>;
+  rssMbAtLargest: number;
+  sweep: SweepResult;
+}
+
+const SESSIONS_PER_AGENT = 100;
+const SESSIONS_PER_USER = 10;
+const INSERTS_PER_TRANSACTION = 10_000;
+const LONG_LIVED = { timeoutMinutes: 1440, autoRenew: true, maxDurationMinutes: 20160, warningThresholdMinutes: 5 };
+
+/** What the loader has written so far, and what the reads pick from. */
+interface Loaded {
+  sessionIds: string[];
+  agentIds: string[];
+  userIds: string[];
+  chatSessionId: string;
+  messages: number;
+  /** createdAt of the chat's first message; message i was written at firstMessageAt + i. */
+  firstMessageAt: number;
+}
+
+/** A small deterministic generator, so every run reads the same spread of rows. */
+function randomIndex(seed: number): (size: number) => number {
+  let state = seed >>> 0;
+  return (size) => {
+    state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
+    return state % size;
+  };
+}
+
+async function inTransactions(count: number, write: (i: number) => Promise<unknown>): Promise<void> {
+  for (let start = 0; start < count; start += INSERTS_PER_TRANSACTION) {
+    const batch = [];
+    // Writes issued in one turn commit together (group commit): one transaction per batch.
+    for (let i = start; i < Math.min(count, start + INSERTS_PER_TRANSACTION); i += 1) batch.push(write(i));
+    await Promise.all(batch);
+  }
+}
+
+/** Grows the database to `step` through the store itself, as the server would write it. */
+async function growTo(store: Store, loaded: Loaded, step: ScaleStep, now: number): Promise<void> {
+  const from = loaded.sessionIds.length;
+  const agentsNeeded = Math.ceil(step.sessions / SESSIONS_PER_AGENT);
+  await inTransactions(agentsNeeded - loaded.agentIds.length, async () => {
+    const id = randomUUID();
+    loaded.agentIds.push(id);
+    await store.insertAgent({ id, name: 'Scale', settings: {}, createdAt: now });
+  });
+  await inTransactions(step.sessions - from, async (i) => {
+    const index = from + i;
+    const userIndex = Math.floor(index / SESSIONS_PER_USER);
+    if (userIndex === loaded.userIds.length) loaded.userIds.push(randomUUID());
+    const session: SessionRecord = {
+      id: randomUUID(),
+      agentId: loaded.agentIds[index % loaded.agentIds.length]!,
+      userId: loaded.userIds[userIndex]!,
+      metadata: { platform: 'bench' },
+      status: 'active',
+      ...startTiming(now - (step.sessions - index), LONG_LIVED),
+    };
+    loaded.sessionIds.push(session.id);
+    if (!(await store.insertSession(session))) throw new Error('agent missing');
+  });
+  if (!loaded.chatSessionId) loaded.chatSessionId = loaded.sessionIds[0]!;
+  const fromMessage = loaded.messages;
+  await inTransactions(step.messages - fromMessage, async (i) => {
+    const createdAt = loaded.firstMessageAt + fromMessage + i;
+    await store.appendMessage(loaded.chatSessionId, (session, lastPosition) => ({
+      session: session!,
+      message: {
+        id: randomUUID(),
+        sessionId: loaded.chatSessionId,
+        position: nextPosition(createdAt, lastPosition),
+        createdAt,
+        authorId: loaded.userIds[0]!,
+        isAgent: i % 2 === 1,
+        content: `Message ${fromMessage + i} of a long conversation, about as long as a chat line usually is.`,
+        attachments: [],
+        metadata: {},
+      },
+    }));
+  });
+  loaded.messages = step.messages;
+}
+
+async function measureReads(baseUrl: string, loaded: Loaded, samples: number, seed: number) {
+  const pick = randomIndex(seed);
+  const api = `${baseUrl}/api/messaging/sessions`;
+  const chat = `${api}/${loaded.chatSessionId}/messages?limit=50`;
+  const middle = loaded.firstMessageAt + Math.floor(loaded.messages / 2);
+  return {
+    getSession: await sampleLatency(samples, () => `${api}/${loaded.sessionIds[pick(loaded.sessionIds.length)]}`),
+    listSessionsByAgent: await sampleLatency(samples, () => `${api}?agentId=${loaded.agentIds[pick(loaded.agentIds.length)]}&limit=20`),
+    listSessionsByUser: await sampleLatency(samples, () => `${api}?userId=${loaded.userIds[pick(loaded.userIds.length)]}&limit=20`),
+    messagesNewestPage: await sampleLatency(samples, () => chat),
+    messagesMiddlePage: await sampleLatency(samples, () => `${chat}&before=${middle}`),
+  };
+}
+
+/** Runs bench/sweep-probe.ts on the server's CPU against the file and reads its report. */
+async function probeSweep(databasePath: string, expireAt: number): Promise<SweepResult> {
+  const child = spawnOnServerCpu(['bench/sweep-probe.ts', databasePath, String(expireAt)]);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`sweep probe exited ${code}`);
+  return JSON.parse(output) as SweepResult;
+}
+
+export async function runScale(settings: ScaleSettings, log: (line: string) => void): Promise<ScaleResult> {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-scale-'));
+  const databasePath = join(directory, 'sessions.db');
+  const now = Date.now();
+  const loaded: Loaded = { sessionIds: [], agentIds: [], userIds: [], chatSessionId: '', messages: 0, firstMessageAt: now - 10_000_000 };
+  const steps: ScaleStepResult[] = [];
+  let rssMbAtLargest = NaN;
+  try {
+    for (const step of settings.steps) {
+      const started = performance.now();
+      const store = openSqliteStore(databasePath);
+      await growTo(store, loaded, step, now);
+      await store.close();
+      const loadSeconds = (performance.now() - started) / 1000;
+      log(`scale: ${step.sessions} sessions, ${step.messages} messages loaded in ${loadSeconds.toFixed(1)} s`);
+
+      // Nothing expires during the reads; the sweeper is kept out of them.
+      const server = await startOurServer(databasePath, { SESSION_SWEEP_INTERVAL_SECONDS: '86400' });
+      try {
+        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...(await measureReads(server.baseUrl, loaded, settings.samples, steps.length + 1)) });
+        rssMbAtLargest = rssMb(server.pid);
+      } finally {
+        await server.stop();
+      }
+    }
+    log(`scale: expiring ${loaded.sessionIds.length} sessions at once`);
+    const sweep = await probeSweep(databasePath, now + 2 * LONG_LIVED.maxDurationMinutes * 60_000);
+    const [first, last] = [steps[0]!, steps.at(-1)!];
+    const ratio = (key: keyof ScaleResult['ratios']) => Math.round((last[key].p50 / first[key].p50) * 100) / 100;
+    return {
+      steps,
+      ratios: {
+        getSession: ratio('getSession'),
+        listSessionsByAgent: ratio('listSessionsByAgent'),
+        listSessionsByUser: ratio('listSessionsByUser'),
+        messagesNewestPage: ratio('messagesNewestPage'),
+        messagesMiddlePage: ratio('messagesMiddlePage'),
+      },
+      rssMbAtLargest,
+      sweep,
+    };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
