@@ -11,8 +11,9 @@ export const CAN_PIN = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 't
 export const SERVER_CPU = '0';
 export const LOAD_CPU = '1';
 
+/** Runs a script on the server's CPU: TypeScript through tsx, JavaScript (the built server) as is. */
 export function spawnOnServerCpu(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const command = [process.execPath, '--import', 'tsx', ...args];
+  const command = [process.execPath, ...(args[0]!.endsWith('.ts') ? ['--import', 'tsx'] : []), ...args];
   const [file, ...rest] = CAN_PIN ? ['taskset', '-c', SERVER_CPU, ...command] : command;
   return spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
 }
@@ -46,8 +47,14 @@ export async function startProcess(args: string[], env: Record<string, string>):
   };
 }
 
+/** The server as `npm start` runs it: compiled (see buildServer), without tsx in the process. */
 export const startOurServer = (databasePath: string, env: Record<string, string> = {}) =>
-  startProcess(['src/main.ts'], { DATABASE_PATH: databasePath, ...env });
+  startProcess(['dist/main.js'], { DATABASE_PATH: databasePath, ...env });
+
+export function buildServer(): void {
+  const { status } = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  if (status !== 0) throw new Error('npm run build failed');
+}
 
 export const startCeiling = () => startProcess(['bench/ceiling-server.ts'], {});
 

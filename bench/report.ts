@@ -1,0 +1,99 @@
+// The benchmark's results: their shape, the issue's targets judged against them, and
+// the Markdown report printed and put into the README.
+import type { ScaleResult, ScaleSettings } from './scale.js';
+import type { LoadResult, LoadSettings, ScenarioResult } from './throughput.js';
+
+export interface Target {
+  figure: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface Results {
+  date: string;
+  quick: boolean;
+  machine: { cpu: string; cores: number; memoryGb: number; node: string; pinned: boolean };
+  settings: { load: LoadSettings; scale: ScaleSettings };
+  ceiling: Record<'GET' | 'POST', LoadResult>;
+  scenarios: ScenarioResult[];
+  /** The write scenarios again with SQLITE_SYNCHRONOUS=full. */
+  synchronousFull: ScenarioResult[];
+  scale: ScaleResult;
+  targets: Target[];
+  seconds: number;
+}
+
+const times = (ratio: number) => `${ratio.toFixed(2)}×`;
+
+export function evaluateTargets({ scenarios, scale }: Results): Target[] {
+  const ratioOf = (name: string) => scenarios.find((s) => s.scenario === name)?.ratio ?? 0;
+  const worstP99 = scenarios.reduce((worst, s) => (s.p99 > worst.p99 ? s : worst));
+  const scaleTarget = (figure: string, ratio: number): Target => ({ figure, target: '≤ 1.2×', measured: times(ratio), met: ratio <= 1.2 });
+  const largest = scale.steps.at(-1)!.sessions.toLocaleString('en-US');
+  const smallest = scale.steps[0]!.sessions.toLocaleString('en-US');
+  return [
+    { figure: 'createSession req/s', target: '≥ 0.5 × ceiling', measured: times(ratioOf('createSession')), met: ratioOf('createSession') >= 0.5 },
+    { figure: 'getSession req/s', target: '≥ 0.7 × ceiling', measured: times(ratioOf('getSession')), met: ratioOf('getSession') >= 0.7 },
+    { figure: 'p99 at 50 connections, every scenario', target: '≤ 10 ms', measured: `worst ${worstP99.p99} ms (${worstP99.scenario})`, met: worstP99.p99 <= 10 },
+    scaleTarget(`getSession p50, ${largest} vs ${smallest} sessions`, scale.ratios.getSession),
+    scaleTarget(`listSessions (filtered) p50, ${largest} vs ${smallest}`, Math.max(scale.ratios.listSessionsByAgent, scale.ratios.listSessionsByUser)),
+    scaleTarget(`messages page p50, ${scale.steps.at(-1)!.messages.toLocaleString('en-US')} vs ${scale.steps[0]!.messages} messages`, Math.max(scale.ratios.messagesNewestPage, scale.ratios.messagesMiddlePage)),
+    { figure: `RSS with ${largest} sessions stored`, target: '≤ 150 MB', measured: `${scale.rssMbAtLargest} MB`, met: scale.rssMbAtLargest <= 150 },
+    {
+      figure: `max event-loop delay expiring ${scale.sweep.marked.toLocaleString('en-US')} sessions`,
+      target: '≤ 20 ms',
+      measured: `${scale.sweep.markMaxEventLoopDelayMs} ms`,
+      met: scale.sweep.markMaxEventLoopDelayMs <= 20,
+    },
+  ];
+}
+
+function table(header: string[], rows: (string | number)[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+function throughputTable(results: ScenarioResult[]): string {
+  return table(
+    ['scenario', 'req/s', 'ceiling req/s', 'ratio', 'p50 ms', 'p99 ms', 'errors'],
+    results.map((r) => [r.scenario, r.reqPerSec.toLocaleString('en-US'), r.ceilingReqPerSec.toLocaleString('en-US'), times(r.ratio), r.p50, r.p99, r.errors]),
+  );
+}
+
+export function renderReport(results: Results): string {
+  const { machine, settings, scale } = results;
+  const { load } = settings;
+  const sweep = scale.sweep;
+  return [
+    `Measured ${results.date.slice(0, 10)} (${results.quick ? 'quick run' : 'full run'}, ${results.seconds} s) on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, Node ${machine.node}; ` +
+      `${machine.pinned ? 'server and load generator pinned to separate cores' : 'not pinned'}. ` +
+      `Load: autocannon, ${load.connections} connections, ${load.durationSeconds} s after ${load.warmupSeconds} s warm-up, fresh database.`,
+    '',
+    '**Targets**',
+    '',
+    table(['figure', 'target', 'measured', ''], results.targets.map((t) => [t.figure, t.target, t.measured, t.met ? 'met' : '**missed**'])),
+    '',
+    '**Throughput** (`SQLITE_SYNCHRONOUS=normal`, the default; the ceiling is a bare Fastify route answering a constant JSON)',
+    '',
+    throughputTable(results.scenarios),
+    '',
+    '**Writes with `SQLITE_SYNCHRONOUS=full`** (an fsync per commit: survives power loss)',
+    '',
+    throughputTable(results.synchronousFull),
+    '',
+    `**Scale**: p50 / p99 in µs of ${settings.scale.samples} sequential requests on random rows; ~100 sessions per agent, 10 per user; one conversation grows to the message count shown`,
+    '',
+    table(
+      ['sessions', 'messages', 'getSession', 'list by agent', 'list by user', 'messages, newest page', 'messages, middle page'],
+      scale.steps.map((s) => [
+        s.sessions.toLocaleString('en-US'),
+        s.messages.toLocaleString('en-US'),
+        ...[s.getSession, s.listSessionsByAgent, s.listSessionsByUser, s.messagesNewestPage, s.messagesMiddlePage].map((l) => `${l.p50} / ${l.p99}`),
+      ]),
+    ),
+    '',
+    `Server RSS with ${scale.steps.at(-1)!.sessions.toLocaleString('en-US')} sessions stored: ${scale.rssMbAtLargest} MB. ` +
+      `Expiring ${sweep.marked.toLocaleString('en-US')} sessions at once: ${sweep.markSeconds} s, longest event-loop delay ${sweep.markMaxEventLoopDelayMs} ms; ` +
+      `purging them afterwards: ${sweep.purgeSeconds} s, longest delay ${sweep.purgeMaxEventLoopDelayMs} ms.`,
+  ].join('\n');
+}

@@ -1,0 +1,88 @@
+// `npm run bench [-- --quick]`: throughput beside the ceiling, scale, memory and the
+// sweeper, in one run. Writes bench/results/latest.json, prints a Markdown report, and
+// (full runs only) puts that report into the README's Performance section.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU } from './lib.js';
+import { type Results, renderReport, evaluateTargets } from './report.js';
+import { runScale } from './scale.js';
+import { type LoadResult, runCeiling, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
+
+const quick = process.argv.includes('--quick');
+
+// The load generator (this process) goes on the CPU the server does not use.
+if (CAN_PIN && process.env.BENCH_PINNED !== '1') {
+  const args = ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const { status } = spawnSync('taskset', args, { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
+  process.exit(status ?? 1);
+}
+
+const settings = quick
+  ? {
+      load: { durationSeconds: 3, warmupSeconds: 1, connections: 50 },
+      scale: { steps: [{ sessions: 1_000, messages: 100 }, { sessions: 10_000, messages: 1_000 }, { sessions: 100_000, messages: 10_000 }], samples: 300 },
+    }
+  : {
+      load: { durationSeconds: 10, warmupSeconds: 3, connections: 50 },
+      scale: { steps: [{ sessions: 1_000, messages: 100 }, { sessions: 100_000, messages: 10_000 }, { sessions: 1_000_000, messages: 100_000 }], samples: 1000 },
+    };
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const started = performance.now();
+
+function againstCeiling(results: Record<string, LoadResult>, ceiling: Record<'GET' | 'POST', LoadResult>): ScenarioResult[] {
+  return Object.entries(results).map(([scenario, result]) => {
+    const ceilingReqPerSec = ceiling[SCENARIO_METHOD[scenario]!].reqPerSec;
+    return { scenario, ...result, ceilingReqPerSec, ratio: Math.round((result.reqPerSec / ceilingReqPerSec) * 100) / 100 };
+  });
+}
+
+log(`${quick ? 'quick' : 'full'} run; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'NOT pinned (taskset unavailable): figures will be noisy'}`);
+buildServer();
+log('ceiling');
+const ceiling = await runCeiling(settings.load);
+log('scenarios (SQLITE_SYNCHRONOUS=normal)');
+const scenarios = againstCeiling(await runScenarios(settings.load, undefined), ceiling);
+log('write scenarios (SQLITE_SYNCHRONOUS=full)');
+const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
+const scale = await runScale(settings.scale, log);
+
+const results: Results = {
+  date: new Date().toISOString(),
+  quick,
+  machine: {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    pinned: CAN_PIN,
+  },
+  settings,
+  ceiling,
+  scenarios,
+  synchronousFull,
+  scale,
+  targets: [],
+  seconds: 0,
+};
+results.targets = evaluateTargets(results);
+results.seconds = Math.round((performance.now() - started) / 1000);
+
+const resultsDirectory = join(ROOT, 'bench', 'results');
+mkdirSync(resultsDirectory, { recursive: true });
+writeFileSync(join(resultsDirectory, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+const report = renderReport(results);
+console.log(report);
+
+if (!quick) {
+  const readmePath = join(ROOT, 'README.md');
+  const readme = readFileSync(readmePath, 'utf8');
+  const pattern = /(<!-- bench:begin -->\n)[\s\S]*?(<!-- bench:end -->)/;
+  if (pattern.test(readme)) {
+    writeFileSync(readmePath, readme.replace(pattern, (_all, begin: string, end: string) => `${begin}${report}\n${end}`));
+    log('README Performance section updated');
+  }
+}
+log(`done in ${results.seconds} s; bench/results/latest.json written`);
