@@ -142,6 +142,68 @@ export const migrations: readonly string[] = [
       ON CONFLICT (minute) DO UPDATE SET sessions = sessions + 1;
   END;
   `,
+  // 6: the expiry histogram per agent and per user, so that a filtered listing's total
+  // costs a sum over that agent's (user's) minutes, not a count of all its sessions: an
+  // agent serving 100,000 sessions answers as fast as one serving ten.
+  `
+  CREATE TABLE session_expiry_minutes_by_agent (
+    agent_id  TEXT NOT NULL,
+    minute    INTEGER NOT NULL,
+    sessions  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, minute)
+  ) STRICT, WITHOUT ROWID;
+
+  INSERT INTO session_expiry_minutes_by_agent (agent_id, minute, sessions)
+    SELECT agent_id, expires_at / 60000, count(*) FROM sessions GROUP BY agent_id, expires_at / 60000;
+
+  CREATE TRIGGER session_expiry_minutes_by_agent_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO session_expiry_minutes_by_agent (agent_id, minute, sessions) VALUES (new.agent_id, new.expires_at / 60000, 1)
+      ON CONFLICT (agent_id, minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+
+  CREATE TRIGGER session_expiry_minutes_by_agent_delete AFTER DELETE ON sessions BEGIN
+    UPDATE session_expiry_minutes_by_agent SET sessions = sessions - 1 WHERE agent_id = old.agent_id AND minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes_by_agent WHERE agent_id = old.agent_id AND minute = old.expires_at / 60000 AND sessions = 0;
+  END;
+
+  -- A session's agent and user never change; only its expiry moves.
+  CREATE TRIGGER session_expiry_minutes_by_agent_move AFTER UPDATE OF expires_at ON sessions
+    WHEN new.expires_at / 60000 <> old.expires_at / 60000 BEGIN
+    UPDATE session_expiry_minutes_by_agent SET sessions = sessions - 1 WHERE agent_id = old.agent_id AND minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes_by_agent WHERE agent_id = old.agent_id AND minute = old.expires_at / 60000 AND sessions = 0;
+    INSERT INTO session_expiry_minutes_by_agent (agent_id, minute, sessions) VALUES (new.agent_id, new.expires_at / 60000, 1)
+      ON CONFLICT (agent_id, minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+
+  CREATE TABLE session_expiry_minutes_by_user (
+    user_id  TEXT NOT NULL,
+    minute    INTEGER NOT NULL,
+    sessions  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, minute)
+  ) STRICT, WITHOUT ROWID;
+
+  INSERT INTO session_expiry_minutes_by_user (user_id, minute, sessions)
+    SELECT user_id, expires_at / 60000, count(*) FROM sessions GROUP BY user_id, expires_at / 60000;
+
+  CREATE TRIGGER session_expiry_minutes_by_user_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO session_expiry_minutes_by_user (user_id, minute, sessions) VALUES (new.user_id, new.expires_at / 60000, 1)
+      ON CONFLICT (user_id, minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+
+  CREATE TRIGGER session_expiry_minutes_by_user_delete AFTER DELETE ON sessions BEGIN
+    UPDATE session_expiry_minutes_by_user SET sessions = sessions - 1 WHERE user_id = old.user_id AND minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes_by_user WHERE user_id = old.user_id AND minute = old.expires_at / 60000 AND sessions = 0;
+  END;
+
+  -- A session's agent and user never change; only its expiry moves.
+  CREATE TRIGGER session_expiry_minutes_by_user_move AFTER UPDATE OF expires_at ON sessions
+    WHEN new.expires_at / 60000 <> old.expires_at / 60000 BEGIN
+    UPDATE session_expiry_minutes_by_user SET sessions = sessions - 1 WHERE user_id = old.user_id AND minute = old.expires_at / 60000;
+    DELETE FROM session_expiry_minutes_by_user WHERE user_id = old.user_id AND minute = old.expires_at / 60000 AND sessions = 0;
+    INSERT INTO session_expiry_minutes_by_user (user_id, minute, sessions) VALUES (new.user_id, new.expires_at / 60000, 1)
+      ON CONFLICT (user_id, minute) DO UPDATE SET sessions = sessions + 1;
+  END;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -176,14 +176,16 @@ function isConstraintError(error: unknown, code: string): boolean {
 }
 
 /**
- * Sessions whose `column` is after @after: the whole minutes after it from the histogram
- * kept by triggers (migrations 3 and 5), the rest of @after's own minute from the index.
+ * Sessions whose `column` is after @after (of agent or user @key, with `key`): the whole
+ * minutes after it from the histogram kept by triggers (migrations 3, 5 and 6), the rest
+ * of @after's own minute from an index.
  */
-function countAfterStatement(db: Database.Database, histogram: string, column: string) {
-  return db.prepare<{ after: number }, { n: number }>(
-    `SELECT (SELECT coalesce(sum(sessions), 0) FROM ${histogram} WHERE minute > CAST(@after AS INTEGER) / 60000)
+function countAfterStatement(db: Database.Database, histogram: string, column: string, key?: 'agent_id' | 'user_id') {
+  const ofKey = key ? `${key} = @key AND ` : '';
+  return db.prepare<{ after: number; key?: string }, { n: number }>(
+    `SELECT (SELECT coalesce(sum(sessions), 0) FROM ${histogram} WHERE ${ofKey}minute > CAST(@after AS INTEGER) / 60000)
           + (SELECT count(*) FROM sessions
-              WHERE ${column} > @after AND ${column} < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
+              WHERE ${ofKey}${column} > @after AND ${column} < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
   );
 }
 
@@ -236,6 +238,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
     countExpiringAfter: countAfterStatement(db, 'session_expiry_minutes', 'expires_at'),
     countWarningAfter: countAfterStatement(db, 'session_warning_minutes', 'warns_at'),
+    countAgentExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_agent', 'expires_at', 'agent_id'),
+    countUserExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_user', 'expires_at', 'user_id'),
     markExpired: db.prepare<{ now: number; limit: number }>(
       `UPDATE sessions SET status = 'expired' WHERE rowid IN
          (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`,
@@ -295,11 +299,19 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   });
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
-  const totalOfStatus = ({ status, now, purgeCutoff }: SessionQuery): number => {
-    if (status === 'active') return expiringAfter(now);
-    if (status === 'all') return expiringAfter(purgeCutoff);
-    return expiringAfter(purgeCutoff) - expiringAfter(now);
-  };
+  /** The histogram that counts a query's sessions; none for both filters at once. */
+  function counterFor({ agentId, userId }: SessionQuery): ((after: number) => number) | undefined {
+    if (agentId !== undefined && userId !== undefined) return undefined;
+    if (agentId !== undefined) return (after) => statements.countAgentExpiringAfter.get({ after, key: agentId })?.n ?? 0;
+    if (userId !== undefined) return (after) => statements.countUserExpiringAfter.get({ after, key: userId })?.n ?? 0;
+    return expiringAfter;
+  }
+  function totalOfStatus(query: SessionQuery, countAfter: (after: number) => number): number {
+    const { status, now, purgeCutoff } = query;
+    if (status === 'active') return countAfter(now);
+    if (status === 'all') return countAfter(purgeCutoff);
+    return countAfter(purgeCutoff) - countAfter(now);
+  }
 
   // One prepared statement per combination of filters, made on first use.
   const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
@@ -377,9 +389,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const { page, count } = listStatementsFor(query);
       const parameters = { ...query, agentId: query.agentId ?? null, userId: query.userId ?? null };
       const rows = page.all(parameters) as SessionRow[];
-      const filtered = query.agentId !== undefined || query.userId !== undefined;
-      // A filtered total counts its (bounded) index range; the whole store uses the histogram.
-      const total = filtered ? (count.get(parameters) as { n: number }).n : totalOfStatus(query);
+      // Both filters at once: the user's sessions of that agent, counted in an index range.
+      const counter = counterFor(query);
+      const total = counter ? totalOfStatus(query, counter) : (count.get(parameters) as { n: number }).n;
       return { sessions: rows.map(toSession), total };
     },
     async countSessions({ now, purgeCutoff }) {
