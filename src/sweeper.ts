@@ -10,7 +10,16 @@ export interface SweeperOptions {
   clock: Clock;
   retentionMs: number;
   intervalMs: number;
+  /** The most sessions one batch changes. */
   batchSize: number;
+  /**
+   * A batch that takes longer than this halves the size of the next; one under a quarter
+   * of it doubles it again, up to batchSize. Batches cost more as the database outgrows
+   * the page cache; the event loop's longest stall should not. Default 5 ms.
+   */
+  batchBudgetMs?: number;
+  /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
+  elapsedMs?: () => number;
   onError?: (error: unknown) => void;
 }
 
@@ -32,16 +41,26 @@ export interface Sweeper {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export function createSweeper({ store, clock, retentionMs, intervalMs, batchSize, onError }: SweeperOptions): Sweeper {
+export function createSweeper(options: SweeperOptions): Sweeper {
+  const { store, clock, retentionMs, intervalMs, batchSize, onError } = options;
+  const { batchBudgetMs = 5, elapsedMs = () => performance.now() } = options;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
   let failure: unknown;
+  let size = batchSize;
 
-  async function inBatches(step: () => Promise<{ done: number; more: boolean }>, report: SweepReport): Promise<number> {
+  function adaptSize(tookMs: number): void {
+    if (tookMs > batchBudgetMs) size = Math.max(1, Math.floor(size / 2));
+    else if (tookMs < batchBudgetMs / 4) size = Math.min(batchSize, size * 2);
+  }
+
+  async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport): Promise<number> {
     let total = 0;
     for (;;) {
-      const { done, more } = await step();
+      const started = elapsedMs();
+      const { done, more } = await step(size);
+      adaptSize(elapsedMs() - started);
       report.batches += 1;
       total += done;
       if (!more || stopped) return total;
@@ -49,12 +68,12 @@ export function createSweeper({ store, clock, retentionMs, intervalMs, batchSize
     }
   }
 
-  const mark = async (now: number) => {
-    const done = await store.markExpired(now, batchSize);
-    return { done, more: done === batchSize };
+  const mark = (now: number) => async (limit: number) => {
+    const done = await store.markExpired(now, limit);
+    return { done, more: done === limit };
   };
-  const purge = async (cutoff: number) => {
-    const { purged, more } = await store.purgeExpired(cutoff, batchSize);
+  const purge = (cutoff: number) => async (limit: number) => {
+    const { purged, more } = await store.purgeExpired(cutoff, limit);
     return { done: purged, more };
   };
 
@@ -62,9 +81,9 @@ export function createSweeper({ store, clock, retentionMs, intervalMs, batchSize
     const now = clock.now();
     const report: SweepReport = { marked: 0, purged: 0, batches: 0 };
     try {
-      report.marked = await inBatches(() => mark(now), report);
+      report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
-      report.purged = await inBatches(() => purge(cutoff), report);
+      report.purged = await inBatches(purge(cutoff), report);
       failure = undefined;
     } catch (error) {
       failure = error;

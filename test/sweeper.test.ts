@@ -63,6 +63,29 @@ describe('the sweeper', () => {
     expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
   });
 
+  it('halves the batch when one takes longer than its budget, and doubles it back when batches are quick', async () => {
+    const store = openSqliteStore(':memory:');
+    let elapsed = 0;
+    let marked = 0;
+    const limits: number[] = [];
+    const timed: Store = {
+      ...store,
+      // 0.1 ms a session for the first 600 (a cold database), then 0.001 ms.
+      markExpired: async (_now, limit) => {
+        limits.push(limit);
+        const done = Math.min(limit, 1000 - marked);
+        elapsed += done * (marked < 600 ? 0.1 : 0.001);
+        marked += done;
+        return done;
+      },
+    };
+    const sweeper = createSweeper({ store: timed, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
+    expect((await sweeper.sweep()).marked).toBe(1000);
+    // 100 took 10 ms: halved; 50 take 5 ms, within budget: kept; quick again: back to 100, no further.
+    expect(limits).toEqual([100, ...Array(10).fill(50), 50, 100, 100, 100, 100]);
+    await store.close();
+  });
+
   it('gives the event loop a turn between batches', async () => {
     const store = openSqliteStore(':memory:');
     const turns: string[] = [];

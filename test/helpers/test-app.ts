@@ -66,7 +66,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const databasePath = options.databasePath ?? join(ownDirectory!, 'sessions.db');
   const store = options.store ?? openSqliteStore(databasePath);
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
-  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500 });
+  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity });
   const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper });
 
   const handlerChecks = new Map<string, string[]>();
