@@ -171,8 +171,15 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'userId' |
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
-function isConstraintError(error: unknown, code: string): boolean {
-  return error instanceof Database.SqliteError && error.code === code;
+/** Runs an insert: false when it breaks the constraint `code` (an expected refusal), true when done. */
+function insertUnless(code: string, insert: () => unknown): boolean {
+  try {
+    insert();
+    return true;
+  } catch (error) {
+    if (error instanceof Database.SqliteError && error.code === code) return false;
+    throw error;
+  }
 }
 
 /**
@@ -331,15 +338,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   return {
     async insertAgent(agent) {
       const row = { id: agent.id, name: agent.name, bio: agent.bio ?? null, settings: JSON.stringify(agent.settings), created_at: agent.createdAt };
-      return write(() => {
-        try {
-          statements.insertAgent.run(row);
-          return true;
-        } catch (error) {
-          if (isConstraintError(error, 'SQLITE_CONSTRAINT_PRIMARYKEY')) return false;
-          throw error;
-        }
-      });
+      return write(() => insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertAgent.run(row)));
     },
     async getAgent(id) {
       const row = statements.getAgent.get(id);
@@ -353,15 +352,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async insertSession(session) {
       const row = toSessionRow(session);
-      return write(() => {
-        try {
-          statements.insertSession.run(row);
-          return true;
-        } catch (error) {
-          if (isConstraintError(error, 'SQLITE_CONSTRAINT_FOREIGNKEY')) return false;
-          throw error;
-        }
-      });
+      return write(() => insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => statements.insertSession.run(row)));
     },
     async getSession(id) {
       const row = statements.getSession.get(id);
