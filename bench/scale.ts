@@ -27,15 +27,11 @@ interface Latency {
   p99: number;
 }
 
-export interface ScaleStepResult extends ScaleStep {
-  loadSeconds: number;
-  /** Sequential requests, microseconds. */
-  getSession: Latency;
-  listSessionsByAgent: Latency;
-  listSessionsByUser: Latency;
-  messagesNewestPage: Latency;
-  messagesMiddlePage: Latency;
-}
+export const SCALE_READS = ['getSession', 'listSessionsByAgent', 'listSessionsByUser', 'messagesNewestPage', 'messagesMiddlePage'] as const;
+export type ScaleRead = (typeof SCALE_READS)[number];
+
+/** Each read: sequential requests, microseconds; and its p50 over the same at the smallest step. */
+export type ScaleStepResult = ScaleStep & { loadSeconds: number; vsSmallest: Record<ScaleRead, number> } & Record<ScaleRead, Latency>;
 
 export interface SweepResult {
   sessions: number;
@@ -49,8 +45,8 @@ export interface SweepResult {
 
 export interface ScaleResult {
   steps: ScaleStepResult[];
-  /** Each latency at the largest step over the same at the smallest (p50). */
-  ratios: Record<'getSession' | 'listSessionsByAgent' | 'listSessionsByUser' | 'messagesNewestPage' | 'messagesMiddlePage', number>;
+  /** The largest step's vsSmallest. */
+  ratios: Record<ScaleRead, number>;
   rssMbAtLargest: number;
   sweep: SweepResult;
 }
@@ -178,7 +174,10 @@ export async function runScale(settings: ScaleSettings, log: (line: string) => v
       // Nothing expires during the reads; the sweeper is kept out of them.
       const server = await startOurServer(databasePath, { SESSION_SWEEP_INTERVAL_SECONDS: '86400' });
       try {
-        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...(await measureReads(server.baseUrl, loaded, settings.samples, steps.length + 1)) });
+        const reads = await measureReads(server.baseUrl, loaded, settings.samples, steps.length + 1);
+        const smallest = steps[0] ?? reads;
+        const vsSmallest = Object.fromEntries(SCALE_READS.map((read) => [read, Math.round((reads[read].p50 / smallest[read].p50) * 100) / 100]));
+        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...reads, vsSmallest: vsSmallest as Record<ScaleRead, number> });
         rssMbAtLargest = rssMb(server.pid);
       } finally {
         await server.stop();
@@ -186,17 +185,9 @@ export async function runScale(settings: ScaleSettings, log: (line: string) => v
     }
     log(`scale: expiring ${loaded.sessionIds.length} sessions at once`);
     const sweep = await probeSweep(databasePath, now + 2 * LONG_LIVED.maxDurationMinutes * 60_000);
-    const [first, last] = [steps[0]!, steps.at(-1)!];
-    const ratio = (key: keyof ScaleResult['ratios']) => Math.round((last[key].p50 / first[key].p50) * 100) / 100;
     return {
       steps,
-      ratios: {
-        getSession: ratio('getSession'),
-        listSessionsByAgent: ratio('listSessionsByAgent'),
-        listSessionsByUser: ratio('listSessionsByUser'),
-        messagesNewestPage: ratio('messagesNewestPage'),
-        messagesMiddlePage: ratio('messagesMiddlePage'),
-      },
+      ratios: steps.at(-1)!.vsSmallest,
       rssMbAtLargest,
       sweep,
     };
