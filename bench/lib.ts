@@ -18,14 +18,14 @@ export function spawnOnServerCpu(args: string[], env: Record<string, string> = {
   return spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
-export interface RunningServer {
+interface RunningServer {
   baseUrl: string;
   pid: number;
   stop(): Promise<void>;
 }
 
 /** Starts a script that prints "listening on http://…" and waits for that line. */
-export async function startProcess(args: string[], env: Record<string, string>): Promise<RunningServer> {
+async function startProcess(args: string[], env: Record<string, string>): Promise<RunningServer> {
   const child = spawnOnServerCpu(args, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'error', ...env });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const baseUrl = await new Promise<string>((resolve, reject) => {
@@ -66,7 +66,7 @@ export function rssMb(pid: number): number {
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
 
 /** One request on a kept-alive connection: status, body and the time it took (µs). */
-export function timedRequest(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: any; micros: number }> {
+function timedRequest(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: any; micros: number }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
@@ -88,7 +88,7 @@ export async function api(url: string, method = 'GET', body?: unknown): Promise<
   return response.body;
 }
 
-export function percentile(values: number[], p: number): number {
+function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }

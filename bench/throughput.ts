@@ -48,7 +48,7 @@ async function load(baseUrl: string, target: Target, settings: LoadSettings, sec
   };
 }
 
-export async function measure(baseUrl: string, target: Target, settings: LoadSettings): Promise<LoadResult> {
+async function measure(baseUrl: string, target: Target, settings: LoadSettings): Promise<LoadResult> {
   if (settings.warmupSeconds > 0) await load(baseUrl, target, settings, settings.warmupSeconds);
   return load(baseUrl, target, settings, settings.durationSeconds);
 }

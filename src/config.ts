@@ -3,13 +3,14 @@
 import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
 import { specSchemaValidator } from './spec.js';
+import type { SqliteOptions } from './storage/sqlite/sqlite-store.js';
 
 export interface ServerConfig {
   host: string;
   port: number;
   databasePath: string;
   /** normal: an acknowledged write survives the process being killed; full: also a power loss. */
-  sqliteSynchronous: 'normal' | 'full';
+  sqliteSynchronous: NonNullable<SqliteOptions['synchronous']>;
   logLevel: string;
   /** The server's layer of the timeout configuration (between agent settings and built-in defaults). */
   sessionDefaults: TimeoutConfigInput;

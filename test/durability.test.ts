@@ -43,7 +43,6 @@ describe.each(['normal', 'full'])('SQLITE_SYNCHRONOUS=%s', (synchronous) => {
     inFlightAtKill = inFlight;
     killed = true;
     server.child.kill('SIGKILL');
-    const acknowledgedAtKill = acknowledged.length;
     await Promise.all(clients);
     expect(await server.exited).toBe(null); // died by the signal, no clean shutdown ran
     expect(inFlightAtKill).toBeGreaterThan(0);
@@ -52,7 +51,6 @@ describe.each(['normal', 'full'])('SQLITE_SYNCHRONOUS=%s', (synchronous) => {
     const db = new Database(databasePath);
     const stored = new Set(db.prepare('SELECT id FROM sessions').pluck().all() as string[]);
     db.close();
-    expect(acknowledged.length).toBeGreaterThanOrEqual(acknowledgedAtKill);
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
   });
 });
