@@ -106,8 +106,12 @@ export interface paths {
          * Sessions health
          * @description Reads the database for real. `healthy`: the database answers and the last expiry
          *     sweep succeeded (or none has run yet); `degraded`: the database answers but the
-         *     last sweep failed; 503 `unhealthy`: the database cannot be read. `expiringSoon`
-         *     counts active sessions that are near expiration. `uptime` is in seconds.
+         *     last sweep failed; 503 `unhealthy`: a check failed, and `failedChecks` says
+         *     which: `read` (the database cannot be read), `write` (a probe write cannot
+         *     commit: locked, full, read-only or failing) or `disk` (the database's file
+         *     system has less than 1 MB free). Every call checks anew, so it recovers by
+         *     itself. `expiringSoon` counts active sessions that are near expiration.
+         *     `uptime` is in seconds.
          */
         get: operations["getSessionsHealth"];
         put?: never;
@@ -137,7 +141,9 @@ export interface paths {
         post?: never;
         /**
          * End a session
-         * @description Deletes the session with its messages; later calls answer 404.
+         * @description Deletes the session with its messages; later calls answer 404. An expired
+         *     session that is still retained is deleted too (200): deleting data is always
+         *     possible.
          */
         delete: operations["endSession"];
         options?: never;
@@ -280,7 +286,7 @@ export interface components {
          * @description Machine-readable error code; the HTTP status follows from it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "STORAGE_UNAVAILABLE" | "REQUEST_TIMEOUT" | "HEADERS_TOO_LARGE";
         ErrorBody: {
             code: components["schemas"]["ErrorCode"];
             /** @description Error message */
@@ -473,6 +479,8 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
             /** @constant */
             status: "unhealthy";
+            /** @description The checks that failed; `error.details` gives each one's cause. */
+            failedChecks: ("read" | "write" | "disk")[];
             timestamp: components["schemas"]["Timestamp"];
             uptime: components["schemas"]["Uptime"];
         };
@@ -529,7 +537,13 @@ export interface components {
                 isNearExpiration: boolean;
             };
         };
-        /** @description Epoch milliseconds (a fraction of up to 3 digits orders messages within one millisecond) or an ISO date-time. */
+        /**
+         * @description Epoch milliseconds (a fraction of up to 3 digits orders messages within one
+         *     millisecond) or an RFC 3339 date-time, all of it: a leap second (`23:59:60Z`
+         *     counts as the next second), an offset with or without its colon or minutes
+         *     (`+01:00`, `+0100`, `+01`), and up to 6 fraction digits (beyond milliseconds
+         *     it orders within one millisecond too; further digits are cut).
+         */
         MessageCursorParam: string;
         /** @description Epoch milliseconds; `null` when the page is empty. */
         MessageCursor: number | null;
@@ -621,6 +635,22 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
+        /**
+         * @description The database cannot serve the request for now (`STORAGE_UNAVAILABLE`: locked by
+         *     another process for longer than the lock wait, full, read-only or failing), or
+         *     the server is shutting down (`SERVICE_UNAVAILABLE`). Nothing was changed; retry
+         *     after `Retry-After` seconds.
+         */
+        ServiceUnavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
     };
     parameters: {
         /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
@@ -654,6 +684,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createAgent: {
@@ -683,6 +714,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getAgent: {
@@ -709,6 +741,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     deleteAgent: {
@@ -739,6 +772,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listSessions: {
@@ -772,6 +806,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createSession: {
@@ -801,6 +836,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getSessionsHealth: {
@@ -823,9 +859,11 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
-            /** @description The database cannot be read (`SERVICE_UNAVAILABLE`). */
+            /** @description A check failed (`SERVICE_UNAVAILABLE`); `failedChecks` names it. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before checking again. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -851,6 +889,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             410: components["responses"]["Gone"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     endSession: {
@@ -876,8 +915,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
-            410: components["responses"]["Gone"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     sessionHeartbeat: {
@@ -903,6 +942,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     renewSession: {
@@ -937,6 +977,7 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateSessionTimeout: {
@@ -962,6 +1003,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getSessionMessages: {
@@ -996,6 +1038,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             410: components["responses"]["Gone"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     sendSessionMessage: {
@@ -1029,6 +1072,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
 }

@@ -2,6 +2,7 @@
 // message; nothing is clamped or guessed.
 import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
+import type { HttpTimeouts } from './http/server-options.js';
 import { specSchemaValidator } from './spec.js';
 import type { SqliteOptions } from './storage/sqlite/sqlite-store.js';
 
@@ -18,6 +19,11 @@ export interface ServerConfig {
   retentionMs: number;
   sweepIntervalMs: number;
   sweepBatchSize: number;
+  /** How long a write waits for another process's write lock before answering 503. */
+  lockWaitMs: number;
+  http: HttpTimeouts;
+  /** How long a shutdown waits for requests in flight before exiting anyway (exit 1). */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -102,5 +108,12 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
+    lockWaitMs: parseRanged(env, 'SQLITE_LOCK_WAIT_MS', 5000, 0, 600_000),
+    http: {
+      requestTimeoutMs: parseRanged(env, 'HTTP_REQUEST_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+      headersTimeoutMs: parseRanged(env, 'HTTP_HEADERS_TIMEOUT_SECONDS', 10, 1, 3600) * 1000,
+      keepAliveTimeoutMs: parseRanged(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 5, 1, 3600) * 1000,
+    },
+    shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
   };
 }

@@ -19,6 +19,9 @@ export const errorCatalogue: Record<ErrorCode, { status: number; message: string
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable' },
+  REQUEST_TIMEOUT: { status: 408, message: 'Request timed out' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request headers are too large' },
 };
 
 /** A failure with a catalogued code; `details` is what the client needs to fix it. */

@@ -1,24 +1,36 @@
 // `npm start`: serve the API from the configuration in the environment.
+import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
 
+/** Startup failures are one line, naming what is wrong; never a stack trace. */
 function fail(message: string): never {
   console.error(`sessions-api: ${message}`);
   process.exit(1);
 }
+
+const reason = (error: unknown) => {
+  const { message, code } = error as { message?: string; code?: string };
+  return code && !message?.includes(code) ? `${message} (${code})` : String(message ?? error);
+};
 
 let config;
 try {
   config = loadConfig(process.env);
 } catch (error) {
   if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
-  throw error;
+  fail(`cannot read the configuration: ${reason(error)}`);
 }
 
-const store = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous });
+let store;
+try {
+  store = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
+} catch (error) {
+  fail(`cannot open the database ${config.databasePath}: ${reason(error)}`);
+}
 const { retentionMs, sessionDefaults } = config;
 const sweeper = createSweeper({
   store,
@@ -28,13 +40,16 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
 });
-const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel } });
+const app = buildApp(
+  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper },
+  { logger: { level: config.logLevel }, timeouts: config.http },
+);
 
 try {
   await app.listen({ host: config.host, port: config.port });
 } catch (error) {
-  await app.close();
-  fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+  await app.close().catch(() => undefined);
+  fail(`cannot listen on ${config.host}:${config.port}: ${reason(error)}`);
 }
 
 sweeper.start();
@@ -42,14 +57,18 @@ const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
 
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  // close() stops accepting connections, lets requests in flight finish, then closes the store.
-  await app.close();
-  console.log(`Sessions API stopped (${signal})`);
-  process.exit(0);
-}
-process.once('SIGINT', () => void stop('SIGINT'));
-process.once('SIGTERM', () => void stop('SIGTERM'));
+// SIGINT / SIGTERM: stop accepting connections, close idle keep-alive sockets, finish the
+// requests in flight (each answer then closes its connection), close the store, exit 0.
+// Past the grace period it exits 1 with whatever is still in flight.
+closeWithGrace(
+  {
+    delay: config.shutdownGraceMs,
+    logger: { error: (message: unknown) => console.error(`sessions-api: ${message instanceof Error ? message.message : message}`) },
+    onTimeout: (delay) => console.error(`sessions-api: requests still in flight after the ${delay / 1000} s shutdown grace period; exiting`),
+  },
+  async ({ signal, err }) => {
+    if (err) app.log.fatal({ err }, 'unexpected error; shutting down');
+    await app.close();
+    console.log(`Sessions API stopped (${signal ?? 'error'})`);
+  },
+);

@@ -14,6 +14,9 @@ describe('loadConfig', () => {
       retentionMs: 1440 * 60_000,
       sweepIntervalMs: 60_000,
       sweepBatchSize: 100,
+      lockWaitMs: 5000,
+      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5000 },
+      shutdownGraceMs: 10_000,
     });
   });
 
@@ -31,6 +34,11 @@ describe('loadConfig', () => {
       SESSION_RETENTION_MINUTES: '0',
       SESSION_SWEEP_INTERVAL_SECONDS: '5',
       SESSION_SWEEP_BATCH_SIZE: '1000',
+      SQLITE_LOCK_WAIT_MS: '250',
+      HTTP_REQUEST_TIMEOUT_SECONDS: '60',
+      HTTP_HEADERS_TIMEOUT_SECONDS: '20',
+      HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '2',
+      SHUTDOWN_GRACE_SECONDS: '3',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -42,6 +50,9 @@ describe('loadConfig', () => {
       retentionMs: 0,
       sweepIntervalMs: 5000,
       sweepBatchSize: 1000,
+      lockWaitMs: 250,
+      http: { requestTimeoutMs: 60_000, headersTimeoutMs: 20_000, keepAliveTimeoutMs: 2000 },
+      shutdownGraceMs: 3000,
     });
   });
 
@@ -64,6 +75,8 @@ describe('loadConfig', () => {
     [{ PORT: 'http' }, /PORT="http" must be an integer/],
     [{ SQLITE_SYNCHRONOUS: 'off' }, /SQLITE_SYNCHRONOUS="off" must be normal or full/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
+    [{ SHUTDOWN_GRACE_SECONDS: '0' }, /SHUTDOWN_GRACE_SECONDS=0 must be between 1 and 3600/],
+    [{ HTTP_REQUEST_TIMEOUT_SECONDS: '0' }, /HTTP_REQUEST_TIMEOUT_SECONDS=0 must be between 1 and 3600/],
   ])('refuses %o instead of clamping it', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

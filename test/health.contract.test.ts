@@ -51,10 +51,12 @@ describe('getSessionsHealth', () => {
     await t.store.close();
     const response = await t.request({ method: 'GET', url: HEALTH });
     expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('1');
     expect(response.body).toEqual({
       success: false,
-      error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable', details: 'the database cannot be read' },
+      error: { code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable', details: expect.stringMatching(/^read: .*not open.*; write: /) },
       status: 'unhealthy',
+      failedChecks: ['read', 'write'],
       timestamp: new Date(T0).toISOString(),
       uptime: 0,
     });

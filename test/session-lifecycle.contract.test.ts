@@ -238,7 +238,7 @@ describe('an expired session', () => {
     const id = await newSession({ timeoutMinutes: 5 });
     t.clock.set(T0 + 5 * MINUTE);
     const before = await t.store.getSession(id);
-    const calls = [() => get(id), () => heartbeat(id), () => renew(id), () => patch(id, { timeoutMinutes: 60 }), () => end(id)];
+    const calls = [() => get(id), () => heartbeat(id), () => renew(id), () => patch(id, { timeoutMinutes: 60 })];
     for (let round = 0; round < 2; round += 1) {
       for (const call of calls) {
         const response = await call();
@@ -247,6 +247,19 @@ describe('an expired session', () => {
       }
     }
     expect(await t.store.getSession(id)).toEqual(before);
+  });
+
+  it('can still be deleted (200), with its messages; then it answers 404', async () => {
+    const id = await newSession({ timeoutMinutes: 5 });
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${id}/messages`, body: { content: 'kept until deleted' } });
+    t.clock.set(T0 + 5 * MINUTE);
+    expect((await get(id)).status).toBe(410);
+    const ended = await end(id);
+    expect(ended.status).toBe(200);
+    expect(ended.body).toEqual({ success: true, message: 'Session ended' });
+    expect(t.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
+    expect((await get(id)).status).toBe(404);
+    expect((await end(id)).status).toBe(404);
   });
 
   it('still answers 410 after the sweeper marks it, until retention ends; then 404 whether or not it was purged', async () => {

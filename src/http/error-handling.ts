@@ -2,7 +2,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { specOperations } from '../spec.js';
+import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
+import { RETRY_AFTER_SECONDS } from './server-options.js';
 import { describeValidation } from './validation.js';
 
 /**
@@ -19,6 +21,7 @@ export function answerFrameworkError(error: FastifyError, _request: FastifyReque
 
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof StorageFault) return new ApiError('STORAGE_UNAVAILABLE', `${error.message}; nothing was changed, retry later`);
   if (error.validation) return new ApiError('INVALID_REQUEST', describeValidation(error.validationContext ?? 'request', error.validation));
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -61,6 +64,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error, request.headers['content-type']);
     if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
     return reply.code(apiError.status).send(apiError.toEnvelope());
   });
 

@@ -6,14 +6,21 @@ import { clip } from './limits.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { isoTime, sessionInfoView } from './views.js';
 
-/** The session if it is active at `now`; otherwise the ApiError its state calls for. */
-export function activeSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
-  const state = session ? lifecycle(session.expiresAt, now, retentionMs) : 'purged';
-  if (state === 'purged' || !session) {
+/** The session if it exists at `now`, active or expired but retained; otherwise 404. */
+export function retainedSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
+  if (!session || lifecycle(session.expiresAt, now, retentionMs) === 'purged') {
     throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
   }
-  if (state === 'expired') throw new ApiError('SESSION_EXPIRED', `expiresAt ${isoTime(session.expiresAt)}`);
   return session;
+}
+
+/** The session if it is active at `now`; otherwise the ApiError its state calls for. */
+export function activeSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
+  const retained = retainedSession(session, sessionId, now, retentionMs);
+  if (lifecycle(retained.expiresAt, now, retentionMs) === 'expired') {
+    throw new ApiError('SESSION_EXPIRED', `expiresAt ${isoTime(retained.expiresAt)}`);
+  }
+  return retained;
 }
 
 /** The session with new timing, its stored status following from it. */

@@ -117,5 +117,17 @@ export interface Store {
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;
+  /** Commits a small write (as every write does: through the lock); throws when it cannot. */
+  probeWrite(): Promise<void>;
+  /** Free bytes on the store's file system; undefined when it has none (in memory, remote). */
+  freeDiskBytes(): Promise<number | undefined>;
   close(): Promise<void>;
+}
+
+/**
+ * The store cannot serve the request for now (locked, full, read-only, I/O error,
+ * corrupt): the request changed nothing and may be retried.
+ */
+export class StorageFault extends Error {
+  override name = 'StorageFault';
 }

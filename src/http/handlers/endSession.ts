@@ -1,12 +1,13 @@
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
-import { activeSession } from '../session-access.js';
+import { retainedSession } from '../session-access.js';
 
 export const endSession =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'endSession'> =>
   async (request) => {
     const { sessionId } = request.params;
     const now = clock.now();
-    await store.deleteSession(sessionId, (current) => activeSession(current, sessionId, now, retentionMs));
+    // Deleting is always possible: an expired session still retained goes too.
+    await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, now, retentionMs));
     return { success: true, message: 'Session ended' };
   };

@@ -1,23 +1,64 @@
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
+import type { Store } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
+import { RETRY_AFTER_SECONDS } from '../server-options.js';
 import { isoTime } from '../views.js';
+
+type Check = 'read' | 'write' | 'disk';
+
+/** Below this much free space on the database's file system, health says `disk` failed. */
+export const MIN_FREE_DISK_BYTES = 1024 * 1024;
+/** The write probe waits this long at most (it queues behind other writes and their lock waits). */
+const WRITE_PROBE_TIMEOUT_MS = 1000;
+
+function withinMs<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The failed checks, each with its cause; empty when all pass. */
+async function failedChecks(store: Store): Promise<Map<Check, string>> {
+  const failed = new Map<Check, string>();
+  const causeOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+  await store.ping().catch((error) => failed.set('read', causeOf(error)));
+  await withinMs(WRITE_PROBE_TIMEOUT_MS, store.probeWrite(), 'the write probe').catch((error) => failed.set('write', causeOf(error)));
+  await store
+    .freeDiskBytes()
+    .then((free) => {
+      if (free !== undefined && free < MIN_FREE_DISK_BYTES) failed.set('disk', `${free} bytes free, under ${MIN_FREE_DISK_BYTES}`);
+    })
+    .catch((error) => failed.set('disk', causeOf(error)));
+  return failed;
+}
 
 export const getSessionsHealth = ({ store, clock, retentionMs, sweeper }: HandlerDeps): Handler<'getSessionsHealth'> => {
   const startedAt = clock.now();
   return async (request, reply) => {
     const now = clock.now();
     const common = { timestamp: isoTime(now), uptime: (now - startedAt) / 1000 };
-    try {
-      await store.ping();
-      const counts = await store.countSessions({ now, purgeCutoff: purgeCutoff(now, retentionMs) });
-      const status = sweeper.lastError() === undefined ? 'healthy' : 'degraded';
-      return { status, activeSessions: counts.active, expiringSoon: counts.expiringSoon, ...common };
-    } catch (error) {
-      request.log.error({ err: error }, 'health check: the database cannot be read');
-      reply.code(503);
-      return { ...new ApiError('SERVICE_UNAVAILABLE', 'the database cannot be read').toEnvelope(), status: 'unhealthy', ...common };
+    const failed = await failedChecks(store);
+    if (failed.size === 0) {
+      try {
+        const counts = await store.countSessions({ now, purgeCutoff: purgeCutoff(now, retentionMs) });
+        const status = sweeper.lastError() === undefined ? 'healthy' : 'degraded';
+        return { status, activeSessions: counts.active, expiringSoon: counts.expiringSoon, ...common };
+      } catch (error) {
+        failed.set('read', error instanceof Error ? error.message : String(error));
+      }
     }
+    const details = [...failed].map(([check, cause]) => `${check}: ${cause}`).join('; ');
+    request.log.error(`health check failed: ${details}`);
+    reply.code(503).header('retry-after', RETRY_AFTER_SECONDS);
+    return {
+      ...new ApiError('SERVICE_UNAVAILABLE', details).toEnvelope(),
+      status: 'unhealthy' as const,
+      failedChecks: [...failed.keys()],
+      ...common,
+    };
   };
 };

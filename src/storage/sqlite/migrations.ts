@@ -204,6 +204,13 @@ export const migrations: readonly string[] = [
       ON CONFLICT (user_id, minute) DO UPDATE SET sessions = sessions + 1;
   END;
   `,
+  // 7: one row that the health check's write probe rewrites.
+  `
+  CREATE TABLE health_probe (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -1,11 +1,12 @@
 // The SQLite store: one file (or :memory:), WAL, prepared statements, one transaction
 // per read-modify-write.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AgentRecord, DeleteAgentOutcome, MessageRecord, SessionQuery, SessionRecord, Store } from '../store.js';
 import { groupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
+import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 
 interface AgentRow {
   id: string;
@@ -199,17 +200,33 @@ function countAfterStatement(db: Database.Database, histogram: string, column: s
 export interface SqliteOptions {
   /** NORMAL: a committed write survives the process dying; FULL: also a power loss (fsync per commit). */
   synchronous?: 'normal' | 'full';
+  /** How long a write waits for another process's write lock before answering 503 (default 5000). */
+  lockWaitMs?: number;
 }
+
+/**
+ * SQLite's own busy wait sleeps on the event loop, so it is kept this short; longer lock
+ * waits are retried asynchronously (group-commit.ts).
+ */
+const BUSY_TIMEOUT_MS = 5;
 
 /** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */
 export function openDatabase(path: string, options: SqliteOptions = {}): Database.Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    // Migrations and the check on open may wait longer: nothing is served yet.
+    db.pragma('busy_timeout = 5000');
+    checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
+    migrate(db);
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 
@@ -267,6 +284,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     ...messagePageStatements(db),
     ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
+    probeWrite: db.prepare<[number]>(
+      'INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
+    ),
   };
 
   const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
@@ -333,9 +353,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return prepared;
   }
 
-  const write = groupCommit(db);
+  const write = groupCommit(db, { lockWaitMs: options.lockWaitMs });
 
-  return {
+  return withStorageFaults({
     async insertAgent(agent) {
       const row = { id: agent.id, name: agent.name, bio: agent.bio ?? null, settings: JSON.stringify(agent.settings), created_at: agent.createdAt };
       return write(() => insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertAgent.run(row)));
@@ -409,10 +429,19 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async ping() {
       statements.ping.get();
     },
+    async probeWrite() {
+      await write(() => statements.probeWrite.run(Date.now()));
+    },
+    async freeDiskBytes() {
+      if (path === ':memory:') return undefined;
+      const { bavail, bsize } = statfsSync(dirname(path));
+      return bavail * bsize;
+    },
     async close() {
       if (!db.open) return;
-      await write(() => undefined); // writes still queued commit first
+      // Writes still queued commit first (or fail, if the storage does).
+      await write(() => undefined).catch(() => undefined);
       db.close();
     },
-  };
+  });
 }

@@ -1,0 +1,65 @@
+// How the HTTP server treats connections: timeouts, Node-level errors in the envelope,
+// and a shutdown that finishes what is in flight and keeps no idle socket open.
+import type { Server } from 'node:http';
+import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.js';
+import { answerClientError } from './client-errors.js';
+
+export interface HttpTimeouts {
+  /** The request line, headers and body must all arrive within this (slow bodies get 408). */
+  requestTimeoutMs: number;
+  /** The request line and headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 };
+
+/** Seconds a client is asked to wait (`Retry-After`) after a 503. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): FastifyHttpOptions<Server> {
+  return {
+    requestTimeout: timeouts.requestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    http: {
+      // Node refuses a headers timeout longer than the request timeout.
+      headersTimeout: Math.min(timeouts.headersTimeoutMs, timeouts.requestTimeoutMs),
+      // How often Node looks for requests over their timeouts (its default is 30 s).
+      connectionsCheckingInterval: Math.min(1000, timeouts.requestTimeoutMs),
+      // Checked in onRequest instead, to answer in the envelope (Node's 400 has no body).
+      requireHostHeader: false,
+    },
+    clientErrorHandler: answerClientError,
+    // On close: idle keep-alive sockets are closed at once; see installServerLifecycle.
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+  };
+}
+
+export function installServerLifecycle(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new ApiError('INVALID_REQUEST', 'headers/host is required (HTTP/1.1)');
+    }
+    // A request that arrives on an open connection while the server stops. Health still
+    // answers for itself: the store is open until the requests in flight are done.
+    const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
+    if (closing && operationId !== 'getSessionsHealth') {
+      const apiError = new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection');
+      return reply.code(apiError.status).header('retry-after', RETRY_AFTER_SECONDS).send(apiError.toEnvelope());
+    }
+  });
+
+  // While stopping, every answer closes its connection: a keep-alive socket that was
+  // busy when the close began would otherwise stay open until its keep-alive timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+}
