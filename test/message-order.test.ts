@@ -35,3 +35,24 @@ describe('cursors', () => {
     expect(() => positionOfCursor('yesterday')).toThrow(RangeError);
   });
 });
+
+describe('date-time cursors: every RFC 3339 form the spec accepts', () => {
+  const ms = (iso: string) => Date.parse(iso) * 1000;
+  it.each([
+    ['2020-01-01T00:00:00+01', ms('2019-12-31T23:00:00Z')],
+    ['2020-01-01T00:00:00+0130', ms('2019-12-31T22:30:00Z')],
+    ['2020-01-01T00:00:00-01:00', ms('2020-01-01T01:00:00Z')],
+    ['2016-12-31T23:59:60Z', ms('2017-01-01T00:00:00Z')],
+    ['2016-12-31T23:59:60.5Z', ms('2017-01-01T00:00:00.500Z')],
+    ['2020-01-01t00:00:00z', ms('2020-01-01T00:00:00Z')],
+    ['2020-01-01T00:00:00.123456789Z', ms('2020-01-01T00:00:00.123Z') + 456],
+    ['0001-01-01T00:00:00Z', -62_135_596_800_000 * 1000],
+  ])('%s', (cursor, position) => {
+    expect(positionOfCursor(cursor)).toBe(position);
+  });
+
+  it('refuses what is not a cursor', () => {
+    expect(() => positionOfCursor('2020-01-01T00:00:00')).toThrow(RangeError);
+    expect(() => positionOfCursor('yesterday')).toThrow(RangeError);
+  });
+});

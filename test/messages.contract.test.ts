@@ -24,6 +24,25 @@ beforeEach(async () => {
 afterEach(() => t.close());
 
 describe('sendSessionMessage', () => {
+  it('keeps text with surrogate pairs exactly, and refuses a lone surrogate with 400 naming the field', async () => {
+    const text = 'emoji 😀 and 𝄞 clef';
+    const sent = await send({ content: text, metadata: { note: text } });
+    expect(sent.status).toBe(201);
+    expect((await page()).body.messages[0]).toMatchObject({ content: text, metadata: { note: text } });
+
+    const before = t.rowCounts();
+    for (const [body, field] of [
+      ['{"content":"broken \\ud83d here"}', 'body/content'],
+      ['{"content":"ok","metadata":{"note":"\\udc00"}}', 'body/metadata/note'],
+      ['{"content":"ok","metadata":{"\\ud800":"key"}}', 'body/metadata/\ud800'],
+    ] as const) {
+      const response = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'content-type': 'application/json' } });
+      expect(response.status, body).toBe(400);
+      expect(response.body.error.details).toContain(`${field} contains a lone surrogate`);
+    }
+    expect(t.rowCounts()).toEqual(before);
+  });
+
   it('stores the message as the user by default and renews the session in the same step', async () => {
     t.clock.set(T0 + 10 * MINUTE);
     const response = await send({ content: 'Hello' });

@@ -37,17 +37,41 @@ function toApiError(error: FastifyError, contentType: string | undefined): ApiEr
   return new ApiError('INTERNAL_ERROR', 'The error was logged on the server.');
 }
 
+/**
+ * Where a parsed JSON value holds a string (or key) with a lone surrogate, which no
+ * UTF-8 text can carry: stored, it would come back as U+FFFD. Undefined when none does.
+ */
+const LONE_SURROGATE = /\p{Cs}/u; // with the u flag, a well-formed pair is one code point, not Cs
+
+function pathOfLoneSurrogate(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = `${path}/${key}`;
+    if (LONE_SURROGATE.test(key)) return itemPath;
+    const found = pathOfLoneSurrogate(item, itemPath);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   // JSON only. An empty body parses as no body, so operations without a required body
   // accept `Content-Type: application/json` with nothing after it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     if (body === '') return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(body as string));
+      parsed = JSON.parse(body as string);
     } catch {
-      done(new ApiError('INVALID_REQUEST', 'body is not valid JSON'), undefined);
+      return done(new ApiError('INVALID_REQUEST', 'body is not valid JSON'), undefined);
     }
+    const malformed = /\\u[dD][89a-fA-F]/.test(body as string) ? pathOfLoneSurrogate(parsed, 'body') : undefined;
+    if (malformed !== undefined) {
+      return done(new ApiError('INVALID_REQUEST', `${clip(malformed, 200)} contains a lone surrogate (\\uD800-\\uDFFF outside a pair): not text`), undefined);
+    }
+    done(null, parsed);
   });
 
   // No body at all: refused where the spec requires one, an empty object where the body

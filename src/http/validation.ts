@@ -1,7 +1,7 @@
 // Request validation: strict for bodies (no coercion, every error, closed objects stay
 // closed), coercing for path and query parameters, which arrive as strings.
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
-import { Ajv2020, type Options } from 'ajv/dist/2020.js';
+import { Ajv2020, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { clip } from './limits.js';
 
@@ -20,10 +20,44 @@ function createAjv(coerceTypes: Options['coerceTypes']): Ajv2020 {
   return ajv;
 }
 
+/** How a path or query parameter must be written to be read as a number. */
+const NUMBER_FORMS = { integer: /^-?[0-9]{1,15}$/, number: /^-?[0-9]{1,15}(\.[0-9]{1,15})?$/ } as const;
+
+/**
+ * Ajv coerces any string JavaScript reads as a number: "Infinity", "1e309" (both
+ * Infinity, which then passes `integer` and `maximum`: an Ajv bug), "0x10", " 5". Numeric
+ * parameters are refused unless written in plain decimal digits, before Ajv sees them.
+ */
+function withStrictNumbers(schema: unknown, validate: ValidateFunction): ValidateFunction | ((data: unknown) => boolean) {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const numeric = Object.entries(properties).filter(
+    (entry): entry is [string, { type: keyof typeof NUMBER_FORMS }] => entry[1].type === 'integer' || entry[1].type === 'number',
+  );
+  if (numeric.length === 0) return validate;
+  const strict = (data: unknown) => {
+    for (const [name, { type }] of numeric) {
+      const value = (data as Record<string, unknown> | null)?.[name];
+      if (typeof value === 'string' && !NUMBER_FORMS[type].test(value)) {
+        strict.errors = [
+          { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type === 'integer' ? 'an integer' : 'a number'} in decimal digits` },
+        ];
+        return false;
+      }
+    }
+    const valid = validate(data);
+    strict.errors = validate.errors;
+    return valid;
+  };
+  strict.errors = null as ValidateFunction['errors'];
+  return strict;
+}
+
 export function installValidators(app: FastifyInstance): void {
   const bodyAjv = createAjv(false);
   const parameterAjv = createAjv('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? bodyAjv.compile(schema) : withStrictNumbers(schema, parameterAjv.compile(schema)),
+  );
 }
 
 /** One validation error as a sentence that starts with the field's path, e.g. `body/userId is required`. */
