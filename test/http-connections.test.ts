@@ -1,0 +1,139 @@
+// Errors that Node's HTTP server raises before a route runs, and the request timeouts,
+// over raw sockets against a real listening server: every answer in the envelope.
+import { connect, type Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { systemClock } from '../src/domain/clock.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { createSweeper } from '../src/sweeper.js';
+import { specSchemaValidator } from '../src/spec.js';
+
+let app: FastifyInstance | undefined;
+let port: number;
+
+async function listen(): Promise<void> {
+  const store = openSqliteStore(':memory:');
+  const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
+  app = buildApp(
+    { store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper },
+    { timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  port = (app.server.address() as { port: number }).port;
+}
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+function open(): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** Everything the server sends until it closes the connection. */
+function readAll(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text));
+  });
+}
+
+/** The first response in raw bytes: status, headers, and the body checked against ErrorEnvelope. */
+function parseResponse(raw: string) {
+  const [head = '', ...rest] = raw.split('\r\n\r\n');
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+  const headers = Object.fromEntries(
+    head
+      .split('\r\n')
+      .slice(1)
+      .map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+  );
+  const bodyText = rest.join('\r\n\r\n');
+  const body = headers['transfer-encoding'] === 'chunked' ? bodyText.split('\r\n')[1] : bodyText;
+  return { status, headers, body: JSON.parse(body ?? '') };
+}
+
+function expectEnvelope(response: ReturnType<typeof parseResponse>, status: number, code: string): void {
+  expect(response.status).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/json/);
+  const validate = specSchemaValidator('ErrorEnvelope');
+  expect(validate(response.body), JSON.stringify(validate.errors)).toBe(true);
+  expect(response.body.error.code).toBe(code);
+}
+
+async function exchange(request: string): Promise<ReturnType<typeof parseResponse>> {
+  const socket = await open();
+  const received = readAll(socket);
+  socket.write(request);
+  return parseResponse(await received);
+}
+
+describe('errors before routing, in the envelope', () => {
+  it('431 HEADERS_TOO_LARGE for headers over 16 KB', async () => {
+    await listen();
+    const response = await exchange(`GET /api/agents HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expectEnvelope(response, 431, 'HEADERS_TOO_LARGE');
+  });
+
+  it('431 for a URL over 16 KB (Node has no separate URL limit, so never 414)', async () => {
+    await listen();
+    const response = await exchange(`GET /api/agents?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expectEnvelope(response, 431, 'HEADERS_TOO_LARGE');
+  });
+
+  it('400 INVALID_REQUEST for a malformed request line and for a malformed header', async () => {
+    await listen();
+    expectEnvelope(await exchange('GARBAGE\r\n\r\n'), 400, 'INVALID_REQUEST');
+    expectEnvelope(await exchange('GET /api/agents HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n'), 400, 'INVALID_REQUEST');
+  });
+
+  it('400 INVALID_REQUEST naming the header for HTTP/1.1 without Host', async () => {
+    await listen();
+    const response = await exchange('GET /api/agents HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expectEnvelope(response, 400, 'INVALID_REQUEST');
+    expect(response.body.error.details).toContain('headers/host');
+  });
+});
+
+describe('request timeouts', () => {
+  it('408 REQUEST_TIMEOUT for a body that stops arriving', async () => {
+    await listen();
+    const socket = await open();
+    const received = readAll(socket);
+    socket.write('POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+    expectEnvelope(parseResponse(await received), 408, 'REQUEST_TIMEOUT');
+  });
+
+  it('408 REQUEST_TIMEOUT for headers that stop arriving', async () => {
+    await listen();
+    const socket = await open();
+    const received = readAll(socket);
+    socket.write('GET /api/agents HTTP/1.1\r\nHost: x\r\n');
+    expectEnvelope(parseResponse(await received), 408, 'REQUEST_TIMEOUT');
+  });
+});
+
+describe('while the server closes', () => {
+  it('a request completing on an open connection gets 503 SERVICE_UNAVAILABLE with Connection: close', async () => {
+    await listen();
+    const socket = await open();
+    const received = readAll(socket);
+    socket.write('GET /api/agents HTTP/1.1\r\nHost: x\r\n'); // in progress: not an idle socket
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closed = app!.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write('\r\n');
+    const response = parseResponse(await received);
+    expectEnvelope(response, 503, 'SERVICE_UNAVAILABLE');
+    expect(response.headers.connection).toBe('close');
+    expect(response.headers['retry-after']).toBe('1');
+    await closed;
+    app = undefined;
+  });
+});
