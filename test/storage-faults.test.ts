@@ -1,0 +1,190 @@
+// Storage that fails under the server: a write lock held by another connection, a full
+// disk, a corrupt or unusable file at startup. Never a 500 or a stack trace; 503
+// STORAGE_UNAVAILABLE with Retry-After; reads keep working; health says which check
+// failed and recovers by itself; nothing acknowledged is lost.
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+const HEALTH = '/api/messaging/sessions/health';
+let t: TestApp | undefined;
+const cleanups: (() => void)[] = [];
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+  cleanUpServerProcesses();
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+describe('a write lock held by another connection', () => {
+  const LOCK_WAIT_MS = 400;
+
+  async function appWithLockWait() {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-lock-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const databasePath = join(directory, 'sessions.db');
+    t = await startTestApp({ databasePath, store: openSqliteStore(databasePath, { lockWaitMs: LOCK_WAIT_MS }) });
+    const agentId = await registerAgent(t);
+    const sessionId: string = (await createSession(t, { agentId })).sessionId;
+    const holder = new Database(databasePath);
+    cleanups.push(() => holder.close());
+    return { app: t, sessionId, holder };
+  }
+
+  it('never blocks the event loop: reads answer, writes wait asynchronously then get 503 STORAGE_UNAVAILABLE, health says write', async () => {
+    const { app, sessionId, holder } = await appWithLockWait();
+    holder.exec('BEGIN IMMEDIATE');
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+
+    const heartbeat = app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    const read = await app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` });
+    expect(read.status).toBe(200);
+    const refused = await heartbeat;
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: expect.stringContaining('SQLITE_BUSY') });
+
+    const health = await app.request({ method: 'GET', url: HEALTH });
+    expect(health.status).toBe(503);
+    expect(health.body).toMatchObject({ status: 'unhealthy', failedChecks: ['write'] });
+    delay.disable();
+    // A synchronous busy wait would stall the loop for the whole lock wait (400 ms) or more.
+    expect(delay.max / 1e6).toBeLessThan(LOCK_WAIT_MS / 4);
+
+    holder.exec('ROLLBACK');
+    expect((await app.request({ method: 'GET', url: HEALTH })).status).toBe(200);
+    expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` })).body.renewalCount).toBe(1);
+  });
+
+  it('a write waiting for the lock commits once it is released within the lock wait', async () => {
+    const { app, sessionId, holder } = await appWithLockWait();
+    holder.exec('BEGIN IMMEDIATE');
+    const heartbeat = app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    await new Promise((resolve) => setTimeout(resolve, LOCK_WAIT_MS / 2));
+    holder.exec('COMMIT');
+    const answer = await heartbeat;
+    expect(answer.status).toBe(200);
+    expect(answer.body.renewalCount).toBe(1);
+  });
+});
+
+/** A tmpfs of `size` mounted on a new folder (root only); undefined where mounting is not allowed. */
+function mountTmpfs(size: string): string | undefined {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-api-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', directory], { stdio: 'ignore' });
+  } catch {
+    rmSync(directory, { recursive: true, force: true });
+    return undefined;
+  }
+  cleanups.push(() => {
+    execFileSync('umount', ['-l', directory], { stdio: 'ignore' });
+    rmSync(directory, { recursive: true, force: true });
+  });
+  return directory;
+}
+
+function fillUp(path: string): void {
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) appendFileSync(path, chunk);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  }
+}
+
+const canMount = process.getuid?.() === 0;
+
+describe('a full disk', () => {
+  it.skipIf(!canMount)('answers 503 STORAGE_UNAVAILABLE to writes, keeps serving reads, health says disk and write, then recovers', { timeout: 60_000 }, async () => {
+    const directory = mountTmpfs('8m');
+    expect(directory, 'mount -t tmpfs failed: this test needs root with CAP_SYS_ADMIN').toBeDefined();
+    const databasePath = join(directory!, 'sessions.db');
+    const server = startServer({ DATABASE_PATH: databasePath });
+    const baseUrl = await server.listening;
+    const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Eliza' } })).body.data.character.id;
+    const newSession = () => fetchChecked(baseUrl, 'POST', '/api/messaging/sessions', { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f' });
+    const first = await newSession();
+    expect(first.status).toBe(201);
+    let acknowledged = 1;
+
+    const filler = join(directory!, 'filler');
+    fillUp(filler);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i += 1) {
+      const answer = await newSession();
+      statuses.push(answer.status);
+      if (answer.status === 201) acknowledged += 1;
+      else expect(answer.body.error.code).toBe('STORAGE_UNAVAILABLE');
+    }
+    expect(statuses).toContain(503);
+    expect(statuses.every((status) => status === 201 || status === 503)).toBe(true);
+    expect((await fetchChecked(baseUrl, 'GET', `/api/messaging/sessions/${first.body.sessionId}`)).status).toBe(200);
+    const health = await fetchChecked(baseUrl, 'GET', HEALTH);
+    expect(health.status).toBe(503);
+    expect(health.body.failedChecks).toContain('disk');
+
+    rmSync(filler);
+    expect((await fetchChecked(baseUrl, 'GET', HEALTH)).status).toBe(200);
+    expect((await newSession()).status).toBe(201);
+    acknowledged += 1;
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    const db = new Database(databasePath, { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM sessions').get()).toEqual({ n: acknowledged });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+  });
+});
+
+describe('startup with unusable storage: one line naming the file and the cause, exit 1', () => {
+  async function refusesToStart(databasePath: string, cause: RegExp) {
+    const server = startServer({ DATABASE_PATH: databasePath });
+    expect(await server.exited).toBe(1);
+    const { stderr } = server.output();
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain(`cannot open the database ${databasePath}: `);
+    expect(stderr).toMatch(cause);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  }
+
+  it('a file that is not a database', async () => {
+    const databasePath = tempDatabase();
+    mkdirSync(join(databasePath, '..'), { recursive: true });
+    writeFileSync(databasePath, Buffer.alloc(64 * 1024, 7));
+    await refusesToStart(databasePath, /not a database/);
+  });
+
+  it('a database with garbage in its pages', async () => {
+    const databasePath = tempDatabase();
+    const store = openSqliteStore(databasePath);
+    await store.close();
+    const db = new Database(databasePath);
+    db.exec(`CREATE TABLE filler (x TEXT);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) INSERT INTO filler SELECT printf('%.500c', 'x') FROM n`);
+    db.close();
+    const garbage = Buffer.alloc(4096 * 8, 0xff);
+    const fd = openSync(databasePath, 'r+');
+    writeSync(fd, garbage, 0, garbage.length, 4096 * 20);
+    closeSync(fd);
+    await refusesToStart(databasePath, /malformed|corrupt|quick_check/i);
+  });
+
+  it('a path under a file, and a path that is a directory', async () => {
+    const databasePath = tempDatabase();
+    mkdirSync(join(databasePath, '..'), { recursive: true });
+    writeFileSync(databasePath, '');
+    await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
+    await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
+  });
+});
