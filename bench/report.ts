@@ -20,8 +20,22 @@ export interface Results {
   /** The write scenarios again with SQLITE_SYNCHRONOUS=full. */
   synchronousFull: ScenarioResult[];
   scale: ScaleResult;
+  /** bench/lock-probe.ts: the same light workload without, then with, a second process holding the write lock. */
+  lockStall?: { holdSeconds: number; baseline: LockPhase; locked: LockPhase; healthAfter: number };
   targets: Target[];
   seconds: number;
+}
+
+interface LockPhase {
+  maxEventLoopDelayMs: number;
+  reads: number;
+  readP50Ms: number;
+  readMaxMs: number;
+  writes: number;
+  writesCommitted: number;
+  writes503: number;
+  writeMaxMs: number;
+  health: number[];
 }
 
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
@@ -95,5 +109,16 @@ export function renderReport(results: Results): string {
     `Server RSS with ${scale.steps.at(-1)!.sessions.toLocaleString('en-US')} sessions stored: ${scale.rssMbAtLargest} MB. ` +
       `Expiring ${sweep.marked.toLocaleString('en-US')} sessions at once: ${sweep.markSeconds} s, longest event-loop delay ${sweep.markMaxEventLoopDelayMs} ms; ` +
       `purging them afterwards: ${sweep.purgeSeconds} s, longest delay ${sweep.purgeMaxEventLoopDelayMs} ms.`,
+    ...(results.lockStall ? ['', lockStallLine(results.lockStall)] : []),
   ].join('\n');
+}
+
+function lockStallLine({ holdSeconds, baseline, locked, healthAfter }: NonNullable<Results['lockStall']>): string {
+  return (
+    `**Write lock held by another process for ${holdSeconds} s** (reads every 50 ms, a heartbeat every 250 ms, health every second; ` +
+    `the same workload unlocked beforehand in brackets): longest event-loop delay ${locked.maxEventLoopDelayMs} ms (${baseline.maxEventLoopDelayMs} ms); ` +
+    `reads p50 / max ${locked.readP50Ms} / ${locked.readMaxMs} ms (${baseline.readP50Ms} / ${baseline.readMaxMs} ms); ` +
+    `${locked.writesCommitted} of ${locked.writes} heartbeats committed once the lock was free, ${locked.writes503} answered 503 STORAGE_UNAVAILABLE after the 5 s lock wait; ` +
+    `health ${locked.health.join(' / ')} meanwhile, ${healthAfter} after.`
+  );
 }

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU } from './lib.js';
+import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runScale } from './scale.js';
 import { type LoadResult, runCeiling, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
@@ -39,6 +39,15 @@ function againstCeiling(results: Record<string, LoadResult>, ceiling: Record<'GE
   });
 }
 
+/** bench/lock-probe.ts on the server's CPU; its one JSON line. */
+async function runLockProbe(holdSeconds: number): Promise<Results['lockStall']> {
+  const child = spawnOnServerCpu(['bench/lock-probe.ts', String(holdSeconds)]);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  await new Promise((resolve) => child.once('exit', resolve));
+  return JSON.parse(output.trim().split('\n').at(-1)!);
+}
+
 log(`${quick ? 'quick' : 'full'} run; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'NOT pinned (taskset unavailable): figures will be noisy'}`);
 buildServer();
 log('ceiling');
@@ -48,6 +57,8 @@ const scenarios = againstCeiling(await runScenarios(settings.load, undefined), c
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
 const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
 const scale = await runScale(settings.scale, log);
+log('event-loop stall while another process holds the write lock (10 s)');
+const lockStall = await runLockProbe(10);
 
 const results: Results = {
   date: new Date().toISOString(),
@@ -64,6 +75,7 @@ const results: Results = {
   scenarios,
   synchronousFull,
   scale,
+  lockStall,
   targets: [],
   seconds: 0,
 };
