@@ -39,7 +39,7 @@ function withStrictNumbers(schema: unknown, validate: ValidateFunction): Validat
       const value = (data as Record<string, unknown> | null)?.[name];
       if (typeof value === 'string' && !NUMBER_FORMS[type].test(value)) {
         strict.errors = [
-          { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type === 'integer' ? 'an integer' : 'a number'} in decimal digits` },
+          { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type}` },
         ];
         return false;
       }
