@@ -44,9 +44,10 @@ export function installServerLifecycle(app: FastifyInstance): void {
     closing = true;
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: they run on every request, and skip the promise an async hook costs.
+  app.addHook('onRequest', (request, reply, done) => {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
-      throw new ApiError('INVALID_REQUEST', 'headers/host is required (HTTP/1.1)');
+      return done(new ApiError('INVALID_REQUEST', 'headers/host is required (HTTP/1.1)'));
     }
     // A request that arrives on an open connection while the server stops. Health still
     // answers for itself: the store is open until the requests in flight are done.
@@ -55,11 +56,13 @@ export function installServerLifecycle(app: FastifyInstance): void {
       const apiError = new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection');
       return reply.code(apiError.status).header('retry-after', RETRY_AFTER_SECONDS).send(apiError.toEnvelope());
     }
+    done();
   });
 
   // While stopping, every answer closes its connection: a keep-alive socket that was
   // busy when the close began would otherwise stay open until its keep-alive timeout.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 }
