@@ -6,6 +6,7 @@ import type { HandlerDeps } from './http/handler-deps.js';
 import { createHandlers } from './http/handlers/index.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import type { ServiceHandlers } from './http/operation-types.js';
+import { type AccessOptions, installSecurity } from './http/security.js';
 import { installValidators } from './http/validation.js';
 import { specPath } from './spec.js';
 
@@ -22,7 +23,10 @@ export function resolveOperation(handlers: ServiceHandlers) {
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
  */
-export function buildApp(deps: HandlerDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
+export function buildApp(
+  deps: HandlerDeps,
+  options: { logger?: FastifyServerOptions['logger']; access?: AccessOptions } = {},
+): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -31,6 +35,7 @@ export function buildApp(deps: HandlerDeps, options: { logger?: FastifyServerOpt
   });
   installValidators(app);
   installErrorHandling(app);
+  installSecurity(app, deps, options.access);
   app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();

@@ -18,6 +18,12 @@ export interface ServerConfig {
   retentionMs: number;
   sweepIntervalMs: number;
   sweepBatchSize: number;
+  /** Admin API keys (API_KEYS); keys in the database's table count too. */
+  apiKeys: string[];
+  /** Requests per minute per key (per address without keys); undefined: no limit. */
+  rateLimitPerMinute?: number;
+  /** Origins allowed by CORS; empty: CORS off. */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -81,6 +87,32 @@ function parseSessionDefaults(env: Env): TimeoutConfigInput {
   return layer as TimeoutConfigInput;
 }
 
+const MIN_API_KEY_LENGTH = 16;
+
+function parseList(env: Env, name: string): string[] {
+  return (read(env, name) ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function parseApiKeys(env: Env): string[] {
+  const keys = parseList(env, 'API_KEYS');
+  const short = keys.findIndex((key) => key.length < MIN_API_KEY_LENGTH);
+  if (short >= 0) throw new ConfigError(`API_KEYS: key ${short + 1} must be at least ${MIN_API_KEY_LENGTH} characters`);
+  return keys;
+}
+
+function parseCorsOrigins(env: Env): string[] {
+  const origins = parseList(env, 'CORS_ORIGINS');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`CORS_ORIGINS: ${JSON.stringify(origin)} must be an origin like https://app.example.com (or *)`);
+    }
+  }
+  return origins;
+}
+
 export function loadConfig(env: Env = process.env): ServerConfig {
   const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
@@ -102,5 +134,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
+    apiKeys: parseApiKeys(env),
+    rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
+    corsOrigins: parseCorsOrigins(env),
   };
 }

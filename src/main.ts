@@ -28,7 +28,8 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
 });
-const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel } });
+const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
+const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel }, access });
 
 try {
   await app.listen({ host: config.host, port: config.port });

@@ -14,6 +14,9 @@ describe('loadConfig', () => {
       retentionMs: 1440 * 60_000,
       sweepIntervalMs: 60_000,
       sweepBatchSize: 100,
+      apiKeys: [],
+      rateLimitPerMinute: undefined,
+      corsOrigins: [],
     });
   });
 
@@ -31,6 +34,9 @@ describe('loadConfig', () => {
       SESSION_RETENTION_MINUTES: '0',
       SESSION_SWEEP_INTERVAL_SECONDS: '5',
       SESSION_SWEEP_BATCH_SIZE: '1000',
+      API_KEYS: 'admin-key-0123456789, second-key-0123456789',
+      RATE_LIMIT_PER_MINUTE: '600',
+      CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -42,6 +48,9 @@ describe('loadConfig', () => {
       retentionMs: 0,
       sweepIntervalMs: 5000,
       sweepBatchSize: 1000,
+      apiKeys: ['admin-key-0123456789', 'second-key-0123456789'],
+      rateLimitPerMinute: 600,
+      corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     });
   });
 
@@ -58,6 +67,10 @@ describe('loadConfig', () => {
     [{ SESSION_WARNING_THRESHOLD_MINUTES: '0' }, /SESSION_WARNING_THRESHOLD_MINUTES=0 must be >= 1/],
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
     [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
+    [{ API_KEYS: 'long-enough-key-0001,short' }, /API_KEYS: key 2 must be at least 16 characters/],
+    [{ RATE_LIMIT_PER_MINUTE: '0' }, /RATE_LIMIT_PER_MINUTE=0 must be between 1 and 1000000/],
+    [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE="lots" must be an integer/],
+    [{ CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS: "app.example.com" must be an origin/],
     [{ SESSION_RETENTION_MINUTES: '-1' }, /SESSION_RETENTION_MINUTES=-1 must be between 0 and 525600/],
     [{ SESSION_SWEEP_INTERVAL_SECONDS: '0' }, /SESSION_SWEEP_INTERVAL_SECONDS=0 must be between 1 and 86400/],
     [{ SESSION_SWEEP_BATCH_SIZE: 'many' }, /SESSION_SWEEP_BATCH_SIZE="many" must be an integer/],

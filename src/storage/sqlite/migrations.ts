@@ -204,6 +204,35 @@ export const migrations: readonly string[] = [
       ON CONFLICT (user_id, minute) DO UPDATE SET sessions = sessions + 1;
   END;
   `,
+  // 7: API keys (only a SHA-256 of each key is stored) and the records of idempotent
+  // requests, written in the same transaction as the write each one protects; the
+  // primary key is what makes a second write under one key impossible.
+  `
+  CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    key_hash    TEXT NOT NULL UNIQUE,
+    admin       INTEGER NOT NULL CHECK (admin IN (0, 1)),
+    agent_ids   TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+  ) STRICT;
+
+  CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
+
+  CREATE TABLE idempotency_records (
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
+  `,
 ];
 
 export function migrate(db: Database): void {
