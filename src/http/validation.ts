@@ -20,10 +20,21 @@ function createAjv(coerceTypes: Options['coerceTypes']): Ajv2020 {
   return ajv;
 }
 
+/**
+ * Node gives header names in lower case; the spec writes them as in HTTP (`Idempotency-Key`).
+ * Fastify lowers the schema's names only for its own validator, not for a custom one.
+ */
+function lowerCaseHeaderNames(schema: { properties?: Record<string, unknown>; required?: string[] }) {
+  const properties = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, value]) => [name.toLowerCase(), value]));
+  return { ...schema, properties, ...(schema.required ? { required: schema.required.map((name) => name.toLowerCase()) } : {}) };
+}
+
 export function installValidators(app: FastifyInstance): void {
   const bodyAjv = createAjv(false);
   const parameterAjv = createAjv('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : parameterAjv).compile(httpPart === 'headers' ? lowerCaseHeaderNames(schema as object) : schema),
+  );
 }
 
 /** One validation error as a sentence that starts with the field's path, e.g. `body/userId is required`. */
