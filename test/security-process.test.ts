@@ -1,6 +1,7 @@
 // Against the real server process: a crash (SIGKILL) between a keyed write and its
 // answer, then the client's retry; a client sending its key the way the elizaOS client
 // does; the keys CLI on the same database.
+import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
@@ -70,5 +71,34 @@ describe('a client sending its key the way the elizaOS client does (X-API-KEY on
     await expect(anonymous.listSessions()).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
     await expect(anonymous.listSessions()).rejects.toBeInstanceOf(ElizaStyleError);
     expect((await anonymous.checkHealth()).status).toBe('healthy'); // the health check stays open
+  });
+});
+
+describe('npm run keys, on the database of a running server', () => {
+  const keysCli = (databasePath: string, ...args: string[]) =>
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe' });
+
+  it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {
+    const databasePath = tempDatabase();
+    const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent' });
+    const baseUrl = await server.listening;
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents')).status).toBe(200);
+
+    const created = keysCli(databasePath, 'create', '--name', 'ops', '--admin');
+    const key = /key \(shown once, store it now\): (sk_\S+)/.exec(created)?.[1];
+    expect(key).toMatch(/^sk_[A-Za-z0-9_-]{43}$/);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents')).status).toBe(401);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { authorization: `Bearer ${key}` })).status).toBe(200);
+
+    const db = new Database(databasePath, { readonly: true });
+    const stored = db.prepare('SELECT * FROM api_keys').all() as Array<Record<string, unknown>>;
+    db.close();
+    expect(stored).toHaveLength(1);
+    expect(JSON.stringify(stored)).not.toContain(key!.slice(3));
+
+    expect(keysCli(databasePath, 'list')).toMatch(/ops {2}admin .* live/);
+    expect(keysCli(databasePath, 'revoke', 'ops')).toMatch(/^revoked .* ops /);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { 'x-api-key': key! })).status).toBe(401);
+    expect(() => keysCli(databasePath, 'create', '--name', 'nothing')).toThrow(/either --admin or at least one --agent/);
   });
 });
