@@ -64,6 +64,10 @@ export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: S
   });
   const open = openOperations();
   const adminOnly = adminOnlyOperations();
+  // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
+  // "off" is asked again on every request, as another process may create the first key.
+  let keysOn = envKeys.length > 0;
+  const keysAreOn = async () => (keysOn ||= await store.hasApiKeys());
 
   async function identify(key: string): Promise<Principal | undefined> {
     const hash = hashApiKey(key);
@@ -82,7 +86,7 @@ export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: S
     const key = presentedKey(request);
     const principal = key === undefined ? undefined : await identify(key);
     if (!principal) {
-      if (envKeys.length === 0 && !(await store.hasApiKeys())) return; // keys are off
+      if (!(await keysAreOn())) return;
       reply.header('www-authenticate', WWW_AUTHENTICATE);
       throw new ApiError(
         'UNAUTHORIZED',

@@ -70,7 +70,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
   /** scope + key → the request running under it, in this process. */
   const running = new Map<string, FastifyRequest>();
   const slotOf = (scope: string, key: string) => `${scope}\n${key}`;
-  const release = async (request: FastifyRequest) => {
+  const release = (request: FastifyRequest) => {
     const pending = request.idempotency;
     if (!pending) return;
     const slot = slotOf(pending.scope, pending.key);
@@ -94,7 +94,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     request.idempotency = pending;
     const recorded = await store.getIdempotencyRecord(scope, key, now);
     if (!recorded) return;
-    await release(request);
+    release(request);
     request.idempotency = null;
     if (recorded.fingerprint !== pending.fingerprint) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
@@ -102,6 +102,12 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     reply.header(REPLAYED_HEADER, 'true').code(recorded.status);
     return reply.send(JSON.parse(recorded.body));
   });
-  app.addHook('onResponse', release);
-  app.addHook('onRequestAbort', release);
+  app.addHook('onResponse', (request, _reply, done) => {
+    release(request);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    release(request);
+    done();
+  });
 }
