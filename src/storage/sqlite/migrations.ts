@@ -206,7 +206,9 @@ export const migrations: readonly string[] = [
   `,
   // 7: API keys (only a SHA-256 of each key is stored) and the records of idempotent
   // requests, written in the same transaction as the write each one protects; the
-  // primary key is what makes a second write under one key impossible.
+  // unique (scope, key) is what makes a second write under one key impossible. Records
+  // are rows in rowid order (appended), only the small unique index takes random keys:
+  // a commit of 50 keyed writes dirties far fewer pages than a table keyed by them.
   `
   CREATE TABLE api_keys (
     id          TEXT PRIMARY KEY,
@@ -228,8 +230,8 @@ export const migrations: readonly string[] = [
     body         TEXT NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
-    PRIMARY KEY (scope, key)
-  ) STRICT, WITHOUT ROWID;
+    UNIQUE (scope, key)
+  ) STRICT;
 
   CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
   `,

@@ -326,17 +326,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     getIdempotencyRecord: db.prepare<{ scope: string; key: string; now: number }, IdempotencyRow>(
       'SELECT * FROM idempotency_records WHERE scope = @scope AND key = @key AND expires_at > @now',
     ),
-    // An expired record not yet purged makes way for a new one under the same key.
-    deleteExpiredIdempotencyRecord: db.prepare<{ scope: string; key: string; now: number }>(
-      'DELETE FROM idempotency_records WHERE scope = @scope AND key = @key AND expires_at <= @now',
-    ),
+    // Changes nothing when the key holds a live record; an expired one not yet purged
+    // makes way for the new one.
     insertIdempotencyRecord: db.prepare<[IdempotencyRow]>(
       `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
-       VALUES (@scope, @key, @fingerprint, @status, @body, @created_at, @expires_at)`,
+       VALUES (@scope, @key, @fingerprint, @status, @body, @created_at, @expires_at)
+       ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+         body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
+       WHERE expires_at <= excluded.created_at`,
     ),
     purgeIdempotencyRecords: db.prepare<{ now: number; limit: number }>(
-      `DELETE FROM idempotency_records WHERE (scope, key) IN
-         (SELECT scope, key FROM idempotency_records WHERE expires_at <= @now LIMIT @limit)`,
+      `DELETE FROM idempotency_records WHERE rowid IN
+         (SELECT rowid FROM idempotency_records WHERE expires_at <= @now LIMIT @limit)`,
     ),
     insertApiKey: db.prepare<[ApiKeyRow]>(
       `INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at, revoked_at)
@@ -363,9 +364,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       created_at: record.createdAt,
       expires_at: record.expiresAt,
     };
-    statements.deleteExpiredIdempotencyRecord.run({ scope: row.scope, key: row.key, now: row.created_at });
     // Thrown, it rolls the whole write back with it.
-    if (!insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertIdempotencyRecord.run(row))) throw new IdempotencyKeyTaken();
+    if (statements.insertIdempotencyRecord.run(row).changes === 0) throw new IdempotencyKeyTaken();
   }
 
   const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
