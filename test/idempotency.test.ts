@@ -216,6 +216,19 @@ describe('the idempotency record in the store', () => {
     expect(t.rowCounts()).toMatchObject({ sessions: 1, idempotency_records: 1 });
   });
 
+  it('rides with any write: a modification or a deletion under a taken key is rolled back whole', async () => {
+    const t = await start();
+    const agentId = await registerAgent(t);
+    const stored = session(agentId);
+    expect(await t.store.insertSession(stored, carry('taken'))).toBe(true);
+    const renewed = { ...stored, renewalCount: 1 };
+    await expect(t.store.modifySession(stored.id, () => renewed, carry('taken'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+    await expect(t.store.deleteSession(stored.id, () => undefined, carry('taken'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+    expect(await t.store.getSession(stored.id)).toEqual(stored);
+    expect(await t.store.modifySession(stored.id, () => renewed, carry('free'))).toEqual(renewed);
+    expect(t.rowCounts().idempotency_records).toBe(2);
+  });
+
   it('is unique across processes: a second store on the same file cannot write under a taken key', async () => {
     const t = await start();
     const agentId = await registerAgent(t);

@@ -132,9 +132,13 @@ export interface Store {
    * concurrent changes never lose an update. `change` may throw to abort; nothing is
    * written then. It must not await: it runs inside the transaction.
    */
-  modifySession(id: string, change: (current: SessionRecord | undefined) => SessionRecord): Promise<SessionRecord>;
-  /** Deletes the session after `check` (run in the same transaction) accepts it. */
-  deleteSession(id: string, check: (current: SessionRecord | undefined) => void): Promise<void>;
+  modifySession(
+    id: string,
+    change: (current: SessionRecord | undefined) => SessionRecord,
+    carried?: Carried<SessionRecord>,
+  ): Promise<SessionRecord>;
+  /** Deletes the session after `check` (run in the same transaction) accepts it; carried rows get the deleted session. */
+  deleteSession(id: string, check: (current: SessionRecord | undefined) => void, carried?: Carried<SessionRecord>): Promise<void>;
   /**
    * One transaction: reads the session and the last message position, then writes the
    * session and inserts the message that `build` returns (it may throw to abort).

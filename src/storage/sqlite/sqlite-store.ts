@@ -377,12 +377,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return { kind: 'deleted', deletedSessions };
   });
 
-  const modifySession = db.transaction((id: string, change: (current: SessionRecord | undefined) => SessionRecord) => {
-    const row = statements.getSession.get(id);
-    const next = change(row && toSession(row));
-    statements.updateSession.run(toSessionRow(next));
-    return next;
-  });
+  const modifySession = db.transaction(
+    (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried: Carried<SessionRecord> | undefined) => {
+      const row = statements.getSession.get(id);
+      const next = change(row && toSession(row));
+      statements.updateSession.run(toSessionRow(next));
+      writeCarried(carried, next);
+      return next;
+    },
+  );
 
   const appendMessage = db.transaction(
     <T extends { session: SessionRecord; message: MessageRecord }>(
@@ -400,11 +403,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
-  const deleteSession = db.transaction((id: string, check: (current: SessionRecord | undefined) => void) => {
-    const row = statements.getSession.get(id);
-    check(row && toSession(row));
-    statements.deleteSession.run(id);
-  });
+  const deleteSession = db.transaction(
+    (id: string, check: (current: SessionRecord | undefined) => void, carried: Carried<SessionRecord> | undefined) => {
+      const row = statements.getSession.get(id);
+      const current = row && toSession(row);
+      check(current);
+      statements.deleteSession.run(id);
+      if (current) writeCarried(carried, current);
+    },
+  );
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
   /** The histogram that counts a query's sessions; none for both filters at once. */
@@ -467,11 +474,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const row = statements.getSession.get(id);
       return row && toSession(row);
     },
-    async modifySession(id, change) {
-      return write(() => modifySession(id, change));
+    async modifySession(id, change, carried) {
+      return write(() => modifySession(id, change, carried));
     },
-    async deleteSession(id, check) {
-      return write(() => deleteSession(id, check));
+    async deleteSession(id, check, carried) {
+      return write(() => deleteSession(id, check, carried));
     },
     async appendMessage(sessionId, build, carried) {
       // db.transaction() does not keep the generic: the value is what `build` returned.
