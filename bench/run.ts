@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runScale } from './scale.js';
-import { type LoadResult, runCeiling, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
+import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -54,6 +54,8 @@ log('ceiling');
 const ceiling = await runCeiling(settings.load);
 log('scenarios (SQLITE_SYNCHRONOUS=normal)');
 const scenarios = againstCeiling(await runScenarios(settings.load, undefined), ceiling);
+log('createSession with an API key and an Idempotency-Key');
+scenarios.push(...againstCeiling(await runKeyedCreate(settings.load), ceiling));
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
 const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
 const scale = await runScale(settings.scale, log);

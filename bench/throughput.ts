@@ -1,9 +1,12 @@
 // Req/s and latency of each scenario under load, beside the ceiling measured in the
 // same run: the ratio is what is compared, because these machines are noisy.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { api, startCeiling, startOurServer } from './lib.js';
 
 export interface LoadSettings {
@@ -29,6 +32,9 @@ interface Target {
   method: 'GET' | 'POST';
   path: string;
   body?: unknown;
+  headers?: Record<string, string>;
+  /** A new Idempotency-Key on every request: each one is a write, none a replay. */
+  freshIdempotencyKey?: boolean;
 }
 
 async function load(baseUrl: string, target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
@@ -37,8 +43,11 @@ async function load(baseUrl: string, target: Target, settings: LoadSettings, sec
     method: target.method,
     connections: settings.connections,
     duration: seconds,
-    headers: target.body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(target.body === undefined ? {} : { 'content-type': 'application/json' }), ...target.headers },
     body: target.body === undefined ? undefined : JSON.stringify(target.body),
+    requests: target.freshIdempotencyKey
+      ? [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }) }]
+      : undefined,
   });
   return {
     reqPerSec: Math.round(result.requests.average),
@@ -85,6 +94,44 @@ export async function runScenarios(settings: LoadSettings, names: string[] | und
   }
 }
 
+export const KEYED_CREATE = 'createSession, API key + Idempotency-Key';
+
+/**
+ * createSession on a server with API keys on, sending a key from the keys table (read on
+ * every request) and a fresh Idempotency-Key (a lookup, and a record written with the
+ * session): to compare with plain createSession in the same run.
+ */
+export async function runKeyedCreate(settings: LoadSettings, env: Record<string, string> = {}): Promise<Record<string, LoadResult>> {
+  return { [KEYED_CREATE]: await runCreateVariant(settings, { apiKey: true, idempotencyKey: true }, env) };
+}
+
+/**
+ * createSession on a fresh database, its agent made through the store: with an API key
+ * (keys on) or without (keys off), with a fresh Idempotency-Key per request or none.
+ */
+export async function runCreateVariant(
+  settings: LoadSettings,
+  variant: { apiKey: boolean; idempotencyKey: boolean },
+  env: Record<string, string> = {},
+): Promise<LoadResult> {
+  const databasePath = join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db');
+  const key = generateApiKey();
+  const agentId = randomUUID();
+  const store = openSqliteStore(databasePath);
+  if (variant.apiKey) await store.insertApiKey({ id: randomUUID(), name: 'bench', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: Date.now() });
+  await store.insertAgent({ id: agentId, name: 'Bench', settings: {}, createdAt: Date.now() });
+  await store.close();
+  const server = await startOurServer(databasePath, env);
+  try {
+    const body = { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', metadata: { platform: 'bench' } };
+    const headers: Record<string, string> = variant.apiKey ? { 'x-api-key': key } : {};
+    const target: Target = { method: 'POST', path: '/api/messaging/sessions', body, headers, freshIdempotencyKey: variant.idempotencyKey };
+    return await measure(server.baseUrl, target, settings);
+  } finally {
+    await server.stop();
+  }
+}
+
 export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadResult; POST: LoadResult }> {
   const ceiling = await startCeiling();
   try {
@@ -99,6 +146,7 @@ export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadRes
 
 export const SCENARIO_METHOD: Record<string, 'GET' | 'POST'> = {
   createSession: 'POST',
+  [KEYED_CREATE]: 'POST',
   getSession: 'GET',
   sessionHeartbeat: 'POST',
   sendSessionMessage: 'POST',

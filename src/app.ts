@@ -7,6 +7,7 @@ import { createHandlers } from './http/handlers/index.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import type { ServiceHandlers } from './http/operation-types.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
+import { type AccessOptions, installSecurity } from './http/security.js';
 import { installValidators } from './http/validation.js';
 import { specPath } from './spec.js';
 
@@ -25,7 +26,7 @@ export function resolveOperation(handlers: ServiceHandlers) {
  */
 export function buildApp(
   deps: HandlerDeps,
-  options: { logger?: FastifyServerOptions['logger']; timeouts?: HttpTimeouts } = {},
+  options: { logger?: FastifyServerOptions['logger']; timeouts?: HttpTimeouts; access?: AccessOptions } = {},
 ): FastifyInstance {
   const app = Fastify({
     ...serverOptions(options.timeouts),
@@ -37,6 +38,7 @@ export function buildApp(
   installValidators(app);
   installErrorHandling(app);
   installServerLifecycle(app);
+  installSecurity(app, deps, options.access);
   app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();

@@ -24,6 +24,12 @@ export interface ServerConfig {
   http: HttpTimeouts;
   /** How long a shutdown waits for requests in flight before exiting anyway (exit 1). */
   shutdownGraceMs: number;
+  /** Admin API keys (API_KEYS); keys in the database's table count too. */
+  apiKeys: string[];
+  /** Requests per minute per key (per address without keys); undefined: no limit. */
+  rateLimitPerMinute?: number;
+  /** Origins allowed by CORS; empty: CORS off. */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -87,6 +93,32 @@ function parseSessionDefaults(env: Env): TimeoutConfigInput {
   return layer as TimeoutConfigInput;
 }
 
+const MIN_API_KEY_LENGTH = 16;
+
+function parseList(env: Env, name: string): string[] {
+  return (read(env, name) ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function parseApiKeys(env: Env): string[] {
+  const keys = parseList(env, 'API_KEYS');
+  const short = keys.findIndex((key) => key.length < MIN_API_KEY_LENGTH);
+  if (short >= 0) throw new ConfigError(`API_KEYS: key ${short + 1} must be at least ${MIN_API_KEY_LENGTH} characters`);
+  return keys;
+}
+
+function parseCorsOrigins(env: Env): string[] {
+  const origins = parseList(env, 'CORS_ORIGINS');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`CORS_ORIGINS: ${JSON.stringify(origin)} must be an origin like https://app.example.com (or *)`);
+    }
+  }
+  return origins;
+}
+
 export function loadConfig(env: Env = process.env): ServerConfig {
   const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
@@ -115,5 +147,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
       keepAliveTimeoutMs: parseRanged(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 5, 1, 3600) * 1000,
     },
     shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
+    apiKeys: parseApiKeys(env),
+    rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
+    corsOrigins: parseCorsOrigins(env),
   };
 }

@@ -40,9 +40,10 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
 });
+const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const app = buildApp(
   { store, clock: systemClock, sessionDefaults, retentionMs, sweeper },
-  { logger: { level: config.logLevel }, timeouts: config.http },
+  { logger: { level: config.logLevel }, timeouts: config.http, access },
 );
 
 try {

@@ -1,6 +1,7 @@
 // The background sweeper: marks expired sessions and purges those past retention, in
 // bounded batches with a turn of the event loop between them, so that requests keep
 // being served while a million sessions expire. Reads never depend on it having run.
+// It also trims the records of idempotent requests once they expire (24 h).
 import type { Clock } from './domain/clock.js';
 import { purgeCutoff } from './domain/timeout-policy.js';
 import type { Store } from './storage/store.js';
@@ -26,6 +27,8 @@ export interface SweeperOptions {
 export interface SweepReport {
   marked: number;
   purged: number;
+  /** Expired idempotency records deleted. */
+  trimmed: number;
   batches: number;
 }
 
@@ -77,13 +80,19 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     return { done: purged, more };
   };
 
+  const trim = (now: number) => async (limit: number) => {
+    const done = await store.purgeIdempotencyRecords(now, limit);
+    return { done, more: done === limit };
+  };
+
   async function sweep(): Promise<SweepReport> {
     const now = clock.now();
-    const report: SweepReport = { marked: 0, purged: 0, batches: 0 };
+    const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, batches: 0 };
     try {
       report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
       report.purged = await inBatches(purge(cutoff), report);
+      report.trimmed = await inBatches(trim(now), report);
       failure = undefined;
     } catch (error) {
       failure = error;

@@ -17,6 +17,9 @@ describe('loadConfig', () => {
       lockWaitMs: 5000,
       http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5000 },
       shutdownGraceMs: 10_000,
+      apiKeys: [],
+      rateLimitPerMinute: undefined,
+      corsOrigins: [],
     });
   });
 
@@ -39,6 +42,9 @@ describe('loadConfig', () => {
       HTTP_HEADERS_TIMEOUT_SECONDS: '20',
       HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '2',
       SHUTDOWN_GRACE_SECONDS: '3',
+      API_KEYS: 'admin-key-0123456789, second-key-0123456789',
+      RATE_LIMIT_PER_MINUTE: '600',
+      CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -53,6 +59,9 @@ describe('loadConfig', () => {
       lockWaitMs: 250,
       http: { requestTimeoutMs: 60_000, headersTimeoutMs: 20_000, keepAliveTimeoutMs: 2000 },
       shutdownGraceMs: 3000,
+      apiKeys: ['admin-key-0123456789', 'second-key-0123456789'],
+      rateLimitPerMinute: 600,
+      corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     });
   });
 
@@ -69,6 +78,10 @@ describe('loadConfig', () => {
     [{ SESSION_WARNING_THRESHOLD_MINUTES: '0' }, /SESSION_WARNING_THRESHOLD_MINUTES=0 must be >= 1/],
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
     [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
+    [{ API_KEYS: 'long-enough-key-0001,short' }, /API_KEYS: key 2 must be at least 16 characters/],
+    [{ RATE_LIMIT_PER_MINUTE: '0' }, /RATE_LIMIT_PER_MINUTE=0 must be between 1 and 1000000/],
+    [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE="lots" must be an integer/],
+    [{ CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS: "app.example.com" must be an origin/],
     [{ SESSION_RETENTION_MINUTES: '-1' }, /SESSION_RETENTION_MINUTES=-1 must be between 0 and 525600/],
     [{ SESSION_SWEEP_INTERVAL_SECONDS: '0' }, /SESSION_SWEEP_INTERVAL_SECONDS=0 must be between 1 and 86400/],
     [{ SESSION_SWEEP_BATCH_SIZE: 'many' }, /SESSION_SWEEP_BATCH_SIZE="many" must be an integer/],

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { runConformance, type Report } from '../src/conformance/run.js';
 import { formatReport } from '../src/conformance/report.js';
+import type { AccessOptions } from '../src/http/security.js';
 import { systemClock } from '../src/domain/clock.js';
 import { specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
@@ -24,11 +25,11 @@ afterEach(async () => {
   }
 });
 
-async function serve(fault?: Fault): Promise<string> {
+async function serve(fault?: Fault, access?: AccessOptions): Promise<string> {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-'));
   const store = openSqliteStore(join(directory, 'sessions.db'));
   const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
-  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper });
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { access });
   if (fault) {
     app.addHook('onSend', async (request, reply, payload) => {
       if (typeof payload !== 'string') return payload;
@@ -56,6 +57,24 @@ describe('the conformance suite against this server', () => {
     expect(new Set(report.cases.map((c) => c.kind))).toEqual(new Set(['valid', 'invalid', 'hostile', 'stateful', 'health']));
     expect(report.cases.filter((c) => c.kind === 'invalid').length).toBeGreaterThan(100);
   });
+});
+
+describe('the conformance suite with --api-key', () => {
+  const apiKey = 'conformance-admin-key-0123456789';
+
+  it('passes authenticated against a server with keys on, and checks that every secured operation refuses a request without a key', async () => {
+    const report = await runConformance({ baseUrl: await serve(undefined, { apiKeys: [apiKey] }), specPath, seed: 20261124, validCases: 3, apiKey });
+    expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
+    const auth = report.cases.filter((c) => c.kind === 'auth');
+    expect(auth.map((c) => c.operationId).sort()).toEqual(specOperations().map((op) => op.operationId).filter((id) => id !== 'getSessionsHealth').sort());
+  }, 120_000);
+
+  it('reports a server that lets requests without a key through', async () => {
+    const report = await runConformance({ baseUrl: await serve(), specPath, seed: 20261124, validCases: 2, apiKey });
+    const auth = report.cases.filter((c) => c.kind === 'auth');
+    expect(auth.length).toBeGreaterThan(0);
+    expect(auth.every((c) => !c.passed && c.violations.some((v) => /without an API key: expected 401, got \d{3}/.test(v)))).toBe(true);
+  }, 120_000);
 });
 
 describe('the conformance suite against a faulty server', () => {

@@ -21,7 +21,7 @@ export interface ConformanceOptions {
   timeoutMs?: number;
 }
 
-export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'stateful' | 'health';
+export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'stateful' | 'health' | 'auth';
 
 export interface CaseResult {
   operationId: string;
@@ -149,6 +149,17 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   }
 
   for (const check of await statefulChecks({ byId, fixtures, exchange, checker })) cases.push(check);
+
+  // With --api-key: every operation that requires credentials refuses a request without them.
+  if (apiKey) {
+    for (const operation of spec.operations.filter((o) => o.secured)) {
+      const path = Object.fromEntries(operation.parameters.filter((p) => p.in === 'path').map((p) => [p.name, '00000000-0000-4000-8000-000000000000']));
+      const request = buildExchange(operation, { path });
+      const answer = await send(baseUrl, request, undefined, timeoutMs);
+      const violations = [...checker.violations(operation, answer), ...(answer.status === 401 ? [] : [`without an API key: expected 401, got ${answer.status}`])];
+      cases.push({ operationId: operation.operationId, kind: 'auth', title: 'refused without an API key', passed: violations.length === 0, violations, request: asCurl(baseUrl, request), status: answer.status });
+    }
+  }
 
   // After all that, the server still answers its health check.
   const health = byId.get('getSessionsHealth') ?? spec.operations.find((o) => o.method === 'GET' && !o.path.includes('{'));

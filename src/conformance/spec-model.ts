@@ -17,6 +17,8 @@ export interface Operation {
   method: string;
   path: string;
   parameters: Parameter[];
+  /** It requires credentials (its `security`, else the document's, is not empty). */
+  secured: boolean;
   body?: { required: boolean; schema: Schema };
   /** Status code → JSON schema of the body (undefined when the response has no JSON body). */
   responses: Record<string, Schema | undefined>;
@@ -69,6 +71,7 @@ export function loadSpec(path: string): SpecModel {
         method: method.toUpperCase(),
         path,
         parameters,
+        secured: ((operation.security ?? document.security ?? []) as unknown[]).length > 0,
         body: bodySchema ? { required: operation.requestBody.required === true, schema: bodySchema } : undefined,
         responses: Object.fromEntries(
           Object.entries<Schema>(operation.responses ?? {}).map(([status, response]) => [

@@ -1,6 +1,7 @@
 // Every failure, on every route, answers in the error envelope of the catalogue.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
+import { IdempotencyKeyTaken } from '../storage/store.js';
 import { specOperations } from '../spec.js';
 import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
@@ -22,6 +23,7 @@ export function answerFrameworkError(error: FastifyError, _request: FastifyReque
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof StorageFault) return new ApiError('STORAGE_UNAVAILABLE', `${error.message}; nothing was changed, retry later`);
+  if (error instanceof IdempotencyKeyTaken) return new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key was taken by a concurrent request');
   if (error.validation) return new ApiError('INVALID_REQUEST', describeValidation(error.validationContext ?? 'request', error.validation));
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

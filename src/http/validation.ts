@@ -52,11 +52,22 @@ function withStrictNumbers(schema: unknown, validate: ValidateFunction): Validat
   return strict;
 }
 
+/**
+ * Node gives header names in lower case; the spec writes them as in HTTP (`Idempotency-Key`).
+ * Fastify lowers the schema's names only for its own validator, not for a custom one.
+ */
+function lowerCaseHeaderNames(schema: { properties?: Record<string, unknown>; required?: string[] }) {
+  const properties = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, value]) => [name.toLowerCase(), value]));
+  return { ...schema, properties, ...(schema.required ? { required: schema.required.map((name) => name.toLowerCase()) } : {}) };
+}
+
 export function installValidators(app: FastifyInstance): void {
   const bodyAjv = createAjv(false);
   const parameterAjv = createAjv('array');
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? bodyAjv.compile(schema) : withStrictNumbers(schema, parameterAjv.compile(schema)),
+    httpPart === 'body'
+      ? bodyAjv.compile(schema)
+      : withStrictNumbers(schema, parameterAjv.compile(httpPart === 'headers' ? lowerCaseHeaderNames(schema as object) : schema)),
   );
 }
 

@@ -60,6 +60,8 @@ export interface TimeBounds {
 
 export interface SessionQuery extends TimeBounds {
   agentId?: string;
+  /** Only sessions of these agents (a scoped API key's); empty matches nothing. */
+  agentIds?: readonly string[];
   userId?: string;
   status: 'active' | 'expired' | 'all';
   limit: number;
@@ -74,25 +76,69 @@ export interface SessionCounts {
   expiringSoon: number;
 }
 
+/** An API key: only the SHA-256 of the key itself is stored (hex). */
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  keyHash: string;
+  admin: boolean;
+  /** The agents whose sessions the key may use; empty for an admin key (all of them). */
+  agentIds: string[];
+  createdAt: number;
+  revokedAt?: number;
+}
+
+/** The answer to an idempotent request, kept so that a retry gets it again. */
+export interface IdempotencyRecord {
+  /** Whose key it is (the API key's id, or `anonymous` without keys). */
+  scope: string;
+  key: string;
+  /** Digest of the request (method, route, body): a retry must match it. */
+  fingerprint: string;
+  status: number;
+  /** The answer's JSON. */
+  body: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Rows a write carries into its own transaction (savepoint), built from what it wrote:
+ * they commit with the write or not at all.
+ */
+export interface Carried<T> {
+  /** A key already recorded (and not expired) fails the write with IdempotencyKeyTaken; nothing is written. */
+  idempotency?: (written: T) => IdempotencyRecord;
+}
+
+/** Another request has written under this idempotency key (in this or another process). */
+export class IdempotencyKeyTaken extends Error {
+  override name = 'IdempotencyKeyTaken';
+}
+
 export interface Store {
   /** False when an agent with that id exists already. */
-  insertAgent(agent: AgentRecord): Promise<boolean>;
+  insertAgent(agent: AgentRecord, carried?: Carried<AgentRecord>): Promise<boolean>;
   getAgent(id: string): Promise<AgentRecord | undefined>;
   listAgents(): Promise<AgentRecord[]>;
   /** Refuses while the agent has sessions unexpired at `now`, unless `force`. */
   deleteAgent(id: string, options: { force: boolean; now: number }): Promise<DeleteAgentOutcome>;
 
   /** False when the session's agent does not exist (any more). */
-  insertSession(session: SessionRecord): Promise<boolean>;
+  insertSession(session: SessionRecord, carried?: Carried<SessionRecord>): Promise<boolean>;
   getSession(id: string): Promise<SessionRecord | undefined>;
   /**
    * Reads the session and writes what `change` returns, in one transaction, so that
    * concurrent changes never lose an update. `change` may throw to abort; nothing is
    * written then. It must not await: it runs inside the transaction.
    */
-  modifySession(id: string, change: (current: SessionRecord | undefined) => SessionRecord): Promise<SessionRecord>;
-  /** Deletes the session after `check` (run in the same transaction) accepts it. */
-  deleteSession(id: string, check: (current: SessionRecord | undefined) => void): Promise<void>;
+  modifySession(
+    id: string,
+    change: (current: SessionRecord | undefined) => SessionRecord,
+    carried?: Carried<SessionRecord>,
+  ): Promise<SessionRecord>;
+  /** Deletes the session after `check` (run in the same transaction) accepts it; carried rows get the deleted session. */
+  deleteSession(id: string, check: (current: SessionRecord | undefined) => void, carried?: Carried<SessionRecord>): Promise<void>;
   /**
    * One transaction: reads the session and the last message position, then writes the
    * session and inserts the message that `build` returns (it may throw to abort).
@@ -100,6 +146,7 @@ export interface Store {
   appendMessage<T extends { session: SessionRecord; message: MessageRecord }>(
     sessionId: string,
     build: (current: SessionRecord | undefined, lastPosition: number | undefined) => T,
+    carried?: Carried<T>,
   ): Promise<T>;
   /** Newest first; `hasMore` when messages lie beyond the page in the direction of travel. */
   listMessages(query: MessageQuery): Promise<{ messages: MessageRecord[]; hasMore: boolean }>;
@@ -114,6 +161,21 @@ export interface Store {
    * some of the messages (purged 0). `more`: call again, work may remain.
    */
   purgeExpired(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
+
+  /** The record under (scope, key) unless it expired at or before `now`. */
+  getIdempotencyRecord(scope: string, key: string, now: number): Promise<IdempotencyRecord | undefined>;
+  /** Deletes up to `limit` records expired at `now`; returns how many. */
+  purgeIdempotencyRecords(now: number, limit: number): Promise<number>;
+
+  /** False when a live (unrevoked) key has that name already. */
+  insertApiKey(key: ApiKeyRecord): Promise<boolean>;
+  /** The key with that hash, revoked or not; read afresh on every call (a revoke elsewhere counts at once). */
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** Revokes the live key with that id or name; undefined when there is none. */
+  revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
+  /** True once any key was ever created (revoking every key does not open the server). */
+  hasApiKeys(): Promise<boolean>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

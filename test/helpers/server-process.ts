@@ -15,8 +15,9 @@ export function cleanUpServerProcesses(): void {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 }
 
-export function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** `preload`: modules imported before the server (test instruments, see crash-before-answer.ts). */
+export function startServer(env: Record<string, string>, { preload = [] }: { preload?: string[] } = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((module) => ['--import', module]), 'src/main.ts'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -44,10 +45,16 @@ export function tempDatabase(): string {
 }
 
 /** fetch, then the response checked against the spec: a violation throws. */
-export async function fetchChecked(baseUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function fetchChecked(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -55,5 +62,5 @@ export async function fetchChecked(baseUrl: string, method: string, path: string
   const api = await specBackend();
   const violations = responseViolations(api, operationFor(api, method, path), response.status, parsed);
   if (violations.length > 0) throw new Error(`${method} ${path}: ${violations.join('; ')}`);
-  return { status: response.status, body: parsed };
+  return { status: response.status, body: parsed, headers: response.headers };
 }

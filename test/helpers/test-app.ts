@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
+import type { AccessOptions } from '../../src/http/security.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../../src/storage/store.js';
@@ -57,6 +58,8 @@ export interface TestAppOptions {
   store?: Store;
   retentionMs?: number;
   sweepBatchSize?: number;
+  /** API keys, rate limit, CORS: all off unless given. */
+  access?: AccessOptions;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -67,7 +70,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const store = options.store ?? openSqliteStore(databasePath);
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
   const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity });
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper });
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, { access: options.access });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { carryAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { characterView } from '../views.js';
@@ -11,9 +12,10 @@ export const createAgent =
     const { id = randomUUID(), name, bio, settings = {} } = request.body.characterJson;
     assertSerializedSize(settings, 'body/characterJson/settings');
     const agent = { id, name, bio, settings, createdAt: clock.now() };
-    if (!(await store.insertAgent(agent))) {
+    const answer = () => ({ success: true as const, data: { character: characterView(agent) } });
+    if (!(await store.insertAgent(agent, carryAnswer(request, 201, answer)))) {
       throw new ApiError('AGENT_ALREADY_EXISTS', `body/characterJson/id ${id} is already registered`);
     }
     reply.code(201);
-    return { success: true, data: { character: characterView(agent) } };
+    return answer();
   };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { carryAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { createdSessionView } from '../views.js';
@@ -18,7 +19,7 @@ export const createSession =
     const config = resolveTimeoutConfig(timeoutConfig, agentTimeoutLayer(agent.settings), sessionDefaults);
     const session = { id: randomUUID(), agentId, userId, metadata, status: 'active' as const, ...startTiming(clock.now(), config) };
     // The agent can be deleted between the read above and this insert.
-    if (!(await store.insertSession(session))) throw agentMissing();
+    if (!(await store.insertSession(session, carryAnswer(request, 201, createdSessionView)))) throw agentMissing();
 
     reply.code(201);
     return createdSessionView(session);

@@ -1,7 +1,19 @@
 import { purgeCutoff } from '../../domain/timeout-policy.js';
+import type { SessionCounts, Store, TimeBounds } from '../../storage/store.js';
+import { agentScope } from '../access-scope.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { sessionInfoView } from '../views.js';
+
+/** The stats of a key bound to agents: those agents' sessions only. */
+async function countsOfAgents(store: Store, bounds: TimeBounds, agentIds: readonly string[]): Promise<Pick<SessionCounts, 'total' | 'active'>> {
+  const query = { ...bounds, agentIds, limit: 0, offset: 0 };
+  const [all, active] = await Promise.all([
+    store.listSessions({ ...query, status: 'all' }),
+    store.listSessions({ ...query, status: 'active' }),
+  ]);
+  return { total: all.total, active: active.total };
+}
 
 export const listSessions =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'listSessions'> =>
@@ -10,9 +22,12 @@ export const listSessions =
     const { agentId, userId, status = 'active', limit = 50, offset = 0 } = request.query;
     const now = clock.now();
     const bounds = { now, purgeCutoff: purgeCutoff(now, retentionMs) };
+    const scope = agentScope(request);
+    // A key bound to agents lists only theirs; another agent's id lists nothing.
+    const agentIds = scope && (agentId === undefined ? scope : scope.includes(agentId) ? undefined : []);
     const [page, counts] = await Promise.all([
-      store.listSessions({ ...bounds, agentId, userId, status, limit, offset }),
-      store.countSessions(bounds),
+      store.listSessions({ ...bounds, agentId, agentIds, userId, status, limit, offset }),
+      scope ? countsOfAgents(store, bounds, scope) : store.countSessions(bounds),
     ]);
     return {
       sessions: page.sessions.map((session) => sessionInfoView(session, now)),

@@ -211,6 +211,37 @@ export const migrations: readonly string[] = [
     checked_at INTEGER NOT NULL
   ) STRICT;
   `,
+  // 8: API keys (only a SHA-256 of each key is stored) and the records of idempotent
+  // requests, written in the same transaction as the write each one protects; the
+  // unique (scope, key) is what makes a second write under one key impossible. Records
+  // are rows in rowid order (appended), only the small unique index takes random keys:
+  // a commit of 50 keyed writes dirties far fewer pages than a table keyed by them.
+  `
+  CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    key_hash    TEXT NOT NULL UNIQUE,
+    admin       INTEGER NOT NULL CHECK (admin IN (0, 1)),
+    agent_ids   TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+  ) STRICT;
+
+  CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
+
+  CREATE TABLE idempotency_records (
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    UNIQUE (scope, key)
+  ) STRICT;
+
+  CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -3,7 +3,18 @@
 import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentRecord, DeleteAgentOutcome, MessageRecord, SessionQuery, SessionRecord, Store } from '../store.js';
+import {
+  type AgentRecord,
+  type ApiKeyRecord,
+  type Carried,
+  type DeleteAgentOutcome,
+  type IdempotencyRecord,
+  IdempotencyKeyTaken,
+  type MessageRecord,
+  type SessionQuery,
+  type SessionRecord,
+  type Store,
+} from '../store.js';
 import { groupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
@@ -71,6 +82,51 @@ function toMessageRow(message: MessageRecord): MessageRow {
     content: message.content,
     attachments: JSON.stringify(message.attachments),
     metadata: JSON.stringify(message.metadata),
+  };
+}
+
+interface ApiKeyRow {
+  id: string;
+  name: string;
+  key_hash: string;
+  admin: number;
+  agent_ids: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+interface IdempotencyRow {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  status: number;
+  body: string;
+  created_at: number;
+  expires_at: number;
+}
+
+function toApiKey(row: ApiKeyRow): ApiKeyRecord {
+  const key: ApiKeyRecord = {
+    id: row.id,
+    name: row.name,
+    keyHash: row.key_hash,
+    admin: row.admin === 1,
+    agentIds: JSON.parse(row.agent_ids),
+    createdAt: row.created_at,
+  };
+  if (row.revoked_at !== null) key.revokedAt = row.revoked_at;
+  return key;
+}
+
+function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {
+  return {
+    scope: row.scope,
+    key: row.key,
+    fingerprint: row.fingerprint,
+    status: row.status,
+    body: row.body,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
   };
 }
 
@@ -156,9 +212,10 @@ function messagePageStatements(db: Database.Database) {
 }
 
 /** The SQL of one page of listSessions and of its total, for the filters the query uses. */
-export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'userId' | 'status'>): { page: string; count: string } {
+export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds' | 'userId' | 'status'>): { page: string; count: string } {
   const filters = [
     query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
+    query.agentIds !== undefined ? 'agent_id IN (SELECT value FROM json_each(@agentIds))' : undefined,
     query.userId !== undefined ? 'user_id = @userId' : undefined,
   ].filter(Boolean);
   const terms = STATUS_TERMS[query.status];
@@ -283,11 +340,53 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'SELECT max(position) AS position FROM messages WHERE session_id = ?',
     ),
     ...messagePageStatements(db),
+    getIdempotencyRecord: db.prepare<{ scope: string; key: string; now: number }, IdempotencyRow>(
+      'SELECT * FROM idempotency_records WHERE scope = @scope AND key = @key AND expires_at > @now',
+    ),
+    // Changes nothing when the key holds a live record; an expired one not yet purged
+    // makes way for the new one.
+    insertIdempotencyRecord: db.prepare<[IdempotencyRow]>(
+      `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
+       VALUES (@scope, @key, @fingerprint, @status, @body, @created_at, @expires_at)
+       ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+         body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
+       WHERE expires_at <= excluded.created_at`,
+    ),
+    purgeIdempotencyRecords: db.prepare<{ now: number; limit: number }>(
+      `DELETE FROM idempotency_records WHERE rowid IN
+         (SELECT rowid FROM idempotency_records WHERE expires_at <= @now LIMIT @limit)`,
+    ),
+    insertApiKey: db.prepare<[ApiKeyRow]>(
+      `INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at, revoked_at)
+       VALUES (@id, @name, @key_hash, @admin, @agent_ids, @created_at, @revoked_at)`,
+    ),
+    findApiKey: db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE key_hash = ?'),
+    listApiKeys: db.prepare<[], ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id'),
+    liveApiKey: db.prepare<[string, string], ApiKeyRow>('SELECT * FROM api_keys WHERE (id = ? OR name = ?) AND revoked_at IS NULL'),
+    revokeApiKey: db.prepare<{ id: string; now: number }>('UPDATE api_keys SET revoked_at = @now WHERE id = @id'),
+    hasApiKeys: db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM api_keys)').pluck(),
     ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
     probeWrite: db.prepare<[number]>(
       'INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
     ),
   };
+
+  /** Writes the rows a write carries, in the write's own transaction (call it inside). */
+  function writeCarried<T>(carried: Carried<T> | undefined, written: T): void {
+    const record = carried?.idempotency?.(written);
+    if (!record) return;
+    const row: IdempotencyRow = {
+      scope: record.scope,
+      key: record.key,
+      fingerprint: record.fingerprint,
+      status: record.status,
+      body: record.body,
+      created_at: record.createdAt,
+      expires_at: record.expiresAt,
+    };
+    // Thrown, it rolls the whole write back with it.
+    if (statements.insertIdempotencyRecord.run(row).changes === 0) throw new IdempotencyKeyTaken();
+  }
 
   const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
     if (!statements.getAgent.get(id)) return { kind: 'not_found' };
@@ -298,37 +397,46 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return { kind: 'deleted', deletedSessions };
   });
 
-  const modifySession = db.transaction((id: string, change: (current: SessionRecord | undefined) => SessionRecord) => {
-    const row = statements.getSession.get(id);
-    const next = change(row && toSession(row));
-    statements.updateSession.run(toSessionRow(next));
-    return next;
-  });
+  const modifySession = db.transaction(
+    (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried: Carried<SessionRecord> | undefined) => {
+      const row = statements.getSession.get(id);
+      const next = change(row && toSession(row));
+      statements.updateSession.run(toSessionRow(next));
+      writeCarried(carried, next);
+      return next;
+    },
+  );
 
   const appendMessage = db.transaction(
     <T extends { session: SessionRecord; message: MessageRecord }>(
       sessionId: string,
       build: (current: SessionRecord | undefined, lastPosition: number | undefined) => T,
+      carried: Carried<T> | undefined,
     ): T => {
       const row = statements.getSession.get(sessionId);
       const last = row ? (statements.lastMessagePosition.get(sessionId)?.position ?? undefined) : undefined;
       const built = build(row && toSession(row), last);
       statements.updateSession.run(toSessionRow(built.session));
       statements.insertMessage.run(toMessageRow(built.message));
+      writeCarried(carried, built);
       return built;
     },
   );
 
-  const deleteSession = db.transaction((id: string, check: (current: SessionRecord | undefined) => void) => {
-    const row = statements.getSession.get(id);
-    check(row && toSession(row));
-    statements.deleteSession.run(id);
-  });
+  const deleteSession = db.transaction(
+    (id: string, check: (current: SessionRecord | undefined) => void, carried: Carried<SessionRecord> | undefined) => {
+      const row = statements.getSession.get(id);
+      const current = row && toSession(row);
+      check(current);
+      statements.deleteSession.run(id);
+      if (current) writeCarried(carried, current);
+    },
+  );
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
   /** The histogram that counts a query's sessions; none for both filters at once. */
-  function counterFor({ agentId, userId }: SessionQuery): ((after: number) => number) | undefined {
-    if (agentId !== undefined && userId !== undefined) return undefined;
+  function counterFor({ agentId, agentIds, userId }: SessionQuery): ((after: number) => number) | undefined {
+    if ((agentId !== undefined && userId !== undefined) || agentIds !== undefined) return undefined;
     if (agentId !== undefined) return (after) => statements.countAgentExpiringAfter.get({ after, key: agentId })?.n ?? 0;
     if (userId !== undefined) return (after) => statements.countUserExpiringAfter.get({ after, key: userId })?.n ?? 0;
     return expiringAfter;
@@ -343,7 +451,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // One prepared statement per combination of filters, made on first use.
   const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
   function listStatementsFor(query: SessionQuery) {
-    const key = `${query.agentId !== undefined}/${query.userId !== undefined}/${query.status}`;
+    const key = `${query.agentId !== undefined}/${query.agentIds !== undefined}/${query.userId !== undefined}/${query.status}`;
     let prepared = listStatements.get(key);
     if (!prepared) {
       const sql = listSessionsSql(query);
@@ -356,9 +464,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   const write = groupCommit(db, { lockWaitMs: options.lockWaitMs });
 
   return withStorageFaults({
-    async insertAgent(agent) {
+    async insertAgent(agent, carried) {
       const row = { id: agent.id, name: agent.name, bio: agent.bio ?? null, settings: JSON.stringify(agent.settings), created_at: agent.createdAt };
-      return write(() => insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertAgent.run(row)));
+      return write(() => {
+        if (!insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertAgent.run(row))) return false;
+        writeCarried(carried, agent);
+        return true;
+      });
     },
     async getAgent(id) {
       const row = statements.getAgent.get(id);
@@ -370,23 +482,27 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async deleteAgent(id, { force, now }) {
       return write(() => deleteAgent(id, force, now));
     },
-    async insertSession(session) {
+    async insertSession(session, carried) {
       const row = toSessionRow(session);
-      return write(() => insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => statements.insertSession.run(row)));
+      return write(() => {
+        if (!insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => statements.insertSession.run(row))) return false;
+        writeCarried(carried, session);
+        return true;
+      });
     },
     async getSession(id) {
       const row = statements.getSession.get(id);
       return row && toSession(row);
     },
-    async modifySession(id, change) {
-      return write(() => modifySession(id, change));
+    async modifySession(id, change, carried) {
+      return write(() => modifySession(id, change, carried));
     },
-    async deleteSession(id, check) {
-      return write(() => deleteSession(id, check));
+    async deleteSession(id, check, carried) {
+      return write(() => deleteSession(id, check, carried));
     },
-    async appendMessage(sessionId, build) {
+    async appendMessage(sessionId, build, carried) {
       // db.transaction() does not keep the generic: the value is what `build` returned.
-      return write(() => appendMessage(sessionId, build) as ReturnType<typeof build>);
+      return write(() => appendMessage(sessionId, build, carried as Carried<unknown>) as ReturnType<typeof build>);
     },
     async listMessages({ sessionId, limit, before, after }) {
       // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
@@ -398,7 +514,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async listSessions(query) {
       const { page, count } = listStatementsFor(query);
-      const parameters = { ...query, agentId: query.agentId ?? null, userId: query.userId ?? null };
+      const parameters = {
+        ...query,
+        agentId: query.agentId ?? null,
+        agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
+        userId: query.userId ?? null,
+      };
       const rows = page.all(parameters) as SessionRow[];
       // Both filters at once: the user's sessions of that agent, counted in an index range.
       const counter = counterFor(query);
@@ -425,6 +546,43 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         if (statements.purgeMessagesOf.run({ ids: json, limit: messageLimit }).changes === messageLimit) return { purged: 0, more: true };
         return { purged: statements.purgeSessions.run({ ids: json }).changes, more: ids.length === limit };
       });
+    },
+    async getIdempotencyRecord(scope, key, now) {
+      const row = statements.getIdempotencyRecord.get({ scope, key, now });
+      return row && toIdempotencyRecord(row);
+    },
+    async purgeIdempotencyRecords(now, limit) {
+      return statements.purgeIdempotencyRecords.run({ now, limit }).changes;
+    },
+    async insertApiKey(key) {
+      const row: ApiKeyRow = {
+        id: key.id,
+        name: key.name,
+        key_hash: key.keyHash,
+        admin: key.admin ? 1 : 0,
+        agent_ids: JSON.stringify(key.agentIds),
+        created_at: key.createdAt,
+        revoked_at: key.revokedAt ?? null,
+      };
+      return write(() => insertUnless('SQLITE_CONSTRAINT_UNIQUE', () => statements.insertApiKey.run(row)));
+    },
+    async findApiKey(keyHash) {
+      const row = statements.findApiKey.get(keyHash);
+      return row && toApiKey(row);
+    },
+    async listApiKeys() {
+      return statements.listApiKeys.all().map(toApiKey);
+    },
+    async revokeApiKey(idOrName, now) {
+      return write(() => {
+        const row = statements.liveApiKey.get(idOrName, idOrName);
+        if (!row) return undefined;
+        statements.revokeApiKey.run({ id: row.id, now });
+        return toApiKey({ ...row, revoked_at: now });
+      });
+    },
+    async hasApiKeys() {
+      return statements.hasApiKeys.get() === 1;
     },
     async ping() {
       statements.ping.get();

@@ -1,0 +1,99 @@
+// Who is calling: the API key of the request (`X-API-KEY` or `Authorization: Bearer`),
+// checked on every request against `API_KEYS` and the keys table (read afresh, so a
+// key revoked from another process is refused at once). Without keys configured
+// anywhere, every request passes as nobody in particular.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { hashApiKey, sameDigest } from '../api-keys.js';
+import { ApiError } from '../errors.js';
+import { specDocument } from '../spec.js';
+import type { Store } from '../storage/store.js';
+
+export interface Principal {
+  /** Whose idempotency keys and rate limit these are: the key's id. */
+  id: string;
+  admin: boolean;
+  /** The agents a non-admin key may use; null: every agent. */
+  agentIds: readonly string[] | null;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's key; null when the server has no keys configured. */
+    principal: Principal | null;
+  }
+}
+
+export const WWW_AUTHENTICATE = 'Bearer realm="sessions-api", ApiKey header="X-API-KEY"';
+
+export function operationIdOf(request: FastifyRequest): string | undefined {
+  return (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
+}
+
+interface SpecOperationObject {
+  operationId?: string;
+  security?: unknown[];
+  'x-admin-only'?: boolean;
+}
+
+function specOperationObjects(): SpecOperationObject[] {
+  return Object.values(specDocument().paths).flatMap((item) => Object.values(item as Record<string, SpecOperationObject>));
+}
+
+/** Operations the spec leaves open (`security: []`): the health check. */
+export function openOperations(): Set<string> {
+  return new Set(specOperationObjects().filter((op) => Array.isArray(op.security) && op.security.length === 0).map((op) => op.operationId!));
+}
+
+/** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */
+export function adminOnlyOperations(): Set<string> {
+  return new Set(specOperationObjects().filter((op) => op['x-admin-only'] === true).map((op) => op.operationId!));
+}
+
+/** The key the request presents, if any. */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  if (typeof header === 'string' && header !== '') return header;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  return bearer?.[1];
+}
+
+export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: Store; apiKeys: readonly string[] }): void {
+  const envKeys = apiKeys.map((key) => {
+    const hash = hashApiKey(key);
+    return { hash, principal: { id: `env:${hash.slice(0, 16)}`, admin: true, agentIds: null } satisfies Principal };
+  });
+  const open = openOperations();
+  const adminOnly = adminOnlyOperations();
+  // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
+  // "off" is asked again on every request, as another process may create the first key.
+  let keysOn = envKeys.length > 0;
+  const keysAreOn = async () => (keysOn ||= await store.hasApiKeys());
+
+  async function identify(key: string): Promise<Principal | undefined> {
+    const hash = hashApiKey(key);
+    let found: Principal | undefined;
+    for (const env of envKeys) if (sameDigest(env.hash, hash)) found = env.principal; // no early exit
+    if (found) return found;
+    const stored = await store.findApiKey(hash);
+    if (!stored || stored.revokedAt !== undefined || !sameDigest(stored.keyHash, hash)) return undefined;
+    return { id: stored.id, admin: stored.admin, agentIds: stored.admin ? null : stored.agentIds };
+  }
+
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request, reply) => {
+    const operationId = operationIdOf(request);
+    if (operationId === undefined || open.has(operationId)) return;
+    const key = presentedKey(request);
+    const principal = key === undefined ? undefined : await identify(key);
+    if (!principal) {
+      if (!(await keysAreOn())) return;
+      reply.header('www-authenticate', WWW_AUTHENTICATE);
+      throw new ApiError(
+        'UNAUTHORIZED',
+        key === undefined ? 'an API key is required (X-API-KEY header or Authorization Bearer)' : 'the API key is not valid',
+      );
+    }
+    if (!principal.admin && adminOnly.has(operationId)) throw new ApiError('FORBIDDEN', `${operationId} needs an admin API key`);
+    request.principal = principal;
+  });
+}

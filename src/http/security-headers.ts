@@ -1,0 +1,30 @@
+// Headers for a JSON API that no browser should render, frame, sniff or cache, and
+// CORS (off unless CORS_ORIGINS names the origins allowed to call from a browser).
+import cors from '@fastify/cors';
+import type { FastifyInstance } from 'fastify';
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
+export function installSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    reply.headers(SECURITY_HEADERS);
+    done(null, payload);
+  });
+}
+
+export function installCors(app: FastifyInstance, { origins }: { origins: readonly string[] }): void {
+  if (origins.length === 0) return;
+  void app.register(cors, {
+    origin: origins.includes('*') ? '*' : [...origins],
+    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+    allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'idempotency-key'],
+    exposedHeaders: ['idempotent-replayed', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'],
+    maxAge: 600,
+  });
+}

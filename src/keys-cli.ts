@@ -1,0 +1,80 @@
+// npm run keys -- create --name bot-1 [--agent <id>…] [--admin] | list | revoke <id or name>
+// Manages the API keys of the database at DATABASE_PATH (the server's). A key is printed
+// once, at creation; only its SHA-256 is stored. A running server sees every change at
+// its next request.
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { generateApiKey, hashApiKey } from './api-keys.js';
+import { ConfigError, loadConfig } from './config.js';
+import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
+import type { ApiKeyRecord } from './storage/store.js';
+
+const USAGE = `usage: npm run keys -- create --name <name> [--agent <agentId>]... [--admin]
+       npm run keys -- list
+       npm run keys -- revoke <id or name>`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function fail(message: string, code = 2): never {
+  console.error(message);
+  process.exit(code);
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' } },
+});
+const [command, ...rest] = positionals;
+
+let databasePath: string;
+try {
+  databasePath = loadConfig(process.env).databasePath;
+} catch (error) {
+  if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
+  throw error;
+}
+
+const describe = (key: ApiKeyRecord) =>
+  [
+    key.id,
+    key.name,
+    key.admin ? 'admin' : `agents: ${key.agentIds.join(', ')}`,
+    `created ${new Date(key.createdAt).toISOString()}`,
+    key.revokedAt === undefined ? 'live' : `revoked ${new Date(key.revokedAt).toISOString()}`,
+  ].join('  ');
+
+const store = openSqliteStore(databasePath);
+try {
+  switch (command) {
+    case 'create': {
+      const name = values.name?.trim();
+      const agentIds = values.agent ?? [];
+      const admin = values.admin === true;
+      if (!name || name.length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
+      if (admin === agentIds.length > 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
+      const badAgent = agentIds.find((id) => !UUID.test(id));
+      if (badAgent) fail(`--agent ${badAgent} is not a UUID`);
+      const key = generateApiKey();
+      const record = { id: randomUUID(), name, keyHash: hashApiKey(key), admin, agentIds, createdAt: Date.now() };
+      if (!(await store.insertApiKey(record))) fail(`a live key is already named ${name}`, 1);
+      console.log(`created ${describe(record)}`);
+      console.log(`key (shown once, store it now): ${key}`);
+      break;
+    }
+    case 'list': {
+      const keys = await store.listApiKeys();
+      console.log(keys.length === 0 ? 'no keys (API keys are off unless API_KEYS is set)' : keys.map(describe).join('\n'));
+      break;
+    }
+    case 'revoke': {
+      if (rest.length !== 1) fail(USAGE);
+      const revoked = await store.revokeApiKey(rest[0]!, Date.now());
+      if (!revoked) fail(`no live key with id or name ${rest[0]}`, 1);
+      console.log(`revoked ${describe(revoked)}`);
+      break;
+    }
+    default:
+      fail(USAGE);
+  }
+} finally {
+  await store.close();
+}

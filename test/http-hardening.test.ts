@@ -1,0 +1,101 @@
+// Rate limits (per key, per address without keys), CORS (off unless configured) and the
+// security headers of every answer.
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close();
+  cleanUpServerProcesses();
+});
+async function start(options: Parameters<typeof startTestApp>[0] = {}): Promise<TestApp> {
+  const app = await startTestApp(options);
+  apps.push(app);
+  return app;
+}
+
+describe('RATE_LIMIT_PER_MINUTE', () => {
+  it('answers 429 RATE_LIMITED in the envelope, with Retry-After and RateLimit-*, once a client is over the limit', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 3 } });
+    for (let i = 0; i < 3; i += 1) {
+      const ok = await t.request({ method: 'GET', url: '/api/agents' });
+      expect(ok.status).toBe(200);
+      expect(ok.headers).toMatchObject({ 'ratelimit-limit': '3', 'ratelimit-remaining': String(2 - i) });
+    }
+    const limited = await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Late' } } });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error).toMatchObject({ code: 'RATE_LIMITED', message: 'Too many requests' });
+    expect(limited.body.error.details).toMatch(/^at most 3 requests per minute; retry in \d+ s$/);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect(limited.headers).toMatchObject({ 'ratelimit-limit': '3', 'ratelimit-remaining': '0' });
+    expect(Number(limited.headers['ratelimit-reset'])).toBeGreaterThan(0);
+    expect(t.rowCounts().agents).toBe(0);
+    // The health check is not limited.
+    expect((await t.request({ method: 'GET', url: '/api/messaging/sessions/health' })).status).toBe(200);
+  });
+
+  it('counts each API key on its own', async () => {
+    const keys = ['rate-key-one-0123456789', 'rate-key-two-0123456789'];
+    const t = await start({ access: { rateLimitPerMinute: 2, apiKeys: keys } });
+    const list = (key: string) => t.request({ method: 'GET', url: '/api/agents', headers: { 'x-api-key': key } });
+    expect([(await list(keys[0]!)).status, (await list(keys[0]!)).status, (await list(keys[0]!)).status]).toEqual([200, 200, 429]);
+    expect([(await list(keys[1]!)).status, (await list(keys[1]!)).status, (await list(keys[1]!)).status]).toEqual([200, 200, 429]);
+  });
+
+  it('is off by default', async () => {
+    const t = await start();
+    for (let i = 0; i < 5; i += 1) expect((await t.request({ method: 'GET', url: '/api/agents' })).headers['ratelimit-limit']).toBeUndefined();
+  });
+});
+
+describe('security headers', () => {
+  it('come with every answer: success, error and unknown route', async () => {
+    const t = await start({ access: { apiKeys: ['header-key-0123456789'] } });
+    const answers = [
+      await t.request({ method: 'GET', url: '/api/messaging/sessions/health' }),
+      await t.request({ method: 'GET', url: '/api/agents' }),
+      await t.request({ method: 'GET', url: '/nowhere' }),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([200, 401, 404]);
+    for (const answer of answers) {
+      expect(answer.headers).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+        'x-frame-options': 'DENY',
+        'referrer-policy': 'no-referrer',
+      });
+    }
+  });
+});
+
+describe('CORS_ORIGINS', () => {
+  // A preflight (OPTIONS) is not an operation of the spec: it has no body to check, only headers.
+  const preflight = (baseUrl: string, origin: string) =>
+    fetch(`${baseUrl}/api/messaging/sessions`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, idempotency-key, content-type' },
+    });
+
+  it('lets the configured origins call from a browser with the API key and Idempotency-Key headers', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'silent', CORS_ORIGINS: 'https://app.example.com' });
+    const baseUrl = await server.listening;
+    const allowed = await preflight(baseUrl, 'https://app.example.com');
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(allowed.headers.get('access-control-allow-headers')).toMatch(/x-api-key.*idempotency-key/);
+    expect((await preflight(baseUrl, 'https://evil.example.com')).headers.get('access-control-allow-origin')).toBeNull();
+    const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin: 'https://app.example.com' });
+    expect(get.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(get.headers.get('access-control-expose-headers')).toMatch(/idempotent-replayed/);
+  });
+
+  it('is off by default: no CORS headers, and no preflight route', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'silent' });
+    const baseUrl = await server.listening;
+    expect((await preflight(baseUrl, 'https://app.example.com')).headers.get('access-control-allow-origin')).toBeNull();
+    const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin: 'https://app.example.com' });
+    expect(get.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});

@@ -1,0 +1,104 @@
+// Against the real server process: a crash (SIGKILL) between a keyed write and its
+// answer, then the client's retry; a client sending its key the way the elizaOS client
+// does; the keys CLI on the same database.
+import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CRASH_HEADER } from './helpers/crash-before-answer.js';
+import { ElizaStyleError, elizaStyleClient } from './helpers/eliza-style-client.js';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+
+afterEach(cleanUpServerProcesses);
+
+const ADMIN_KEY = 'process-admin-key-0123456789';
+const USER_ID = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
+const crashPreload = new URL('./helpers/crash-before-answer.ts', import.meta.url).href;
+
+function sessionsIn(databasePath: string): string[] {
+  const db = new Database(databasePath, { readonly: true });
+  try {
+    return db.prepare('SELECT id FROM sessions').pluck().all() as string[];
+  } finally {
+    db.close();
+  }
+}
+
+describe('an idempotent create, the server killed between the write and the answer', () => {
+  it('the retry gets the session the first attempt wrote: one session, not two', async () => {
+    const databasePath = tempDatabase();
+    const env = { DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', API_KEYS: ADMIN_KEY };
+    const auth = { 'x-api-key': ADMIN_KEY };
+    const first = startServer(env, { preload: [crashPreload] });
+    const firstUrl = await first.listening;
+    const agent = await fetchChecked(firstUrl, 'POST', '/api/agents', { characterJson: { name: 'Crashy' } }, auth);
+    const body = { agentId: agent.body.data.character.id, userId: USER_ID };
+    const keyed = { ...auth, 'idempotency-key': 'create-once-7f3a' };
+
+    await expect(fetch(`${firstUrl}/api/messaging/sessions`, {
+      method: 'POST',
+      headers: { ...keyed, 'content-type': 'application/json', [CRASH_HEADER]: '1' },
+      body: JSON.stringify(body),
+    })).rejects.toThrow(); // no answer: the connection died with the process
+    expect(await first.exited).toBe(null); // killed by the signal
+    const written = sessionsIn(databasePath);
+    expect(written).toHaveLength(1); // the write committed before the crash
+
+    const second = startServer(env);
+    const retry = await fetchChecked(await second.listening, 'POST', '/api/messaging/sessions', body, keyed);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body.sessionId).toBe(written[0]);
+    expect(sessionsIn(databasePath)).toEqual(written);
+  });
+});
+
+describe('a client sending its key the way the elizaOS client does (X-API-KEY on every request)', () => {
+  it('works against a server with keys on; without its apiKey it gets 401', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'silent', API_KEYS: ADMIN_KEY });
+    const baseUrl = await server.listening;
+    const client = elizaStyleClient({ baseUrl, apiKey: ADMIN_KEY });
+    const { character } = await client.createAgent({ name: 'Eliza' });
+    expect((await client.listAgents()).agents).toHaveLength(1);
+    const session = await client.createSession({ agentId: character.id, userId: USER_ID, metadata: { platform: 'discord' } });
+    expect((await client.getSession(session.sessionId)).status).toBe('active');
+    expect((await client.sendMessage(session.sessionId, { content: 'Hello' })).content).toBe('Hello');
+    expect((await client.getMessages(session.sessionId)).messages).toHaveLength(1);
+    expect((await client.listSessions()).total).toBe(1);
+    expect((await client.checkHealth()).status).toBe('healthy');
+    await client.deleteSession(session.sessionId);
+
+    const anonymous = elizaStyleClient({ baseUrl });
+    await expect(anonymous.listSessions()).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    await expect(anonymous.listSessions()).rejects.toBeInstanceOf(ElizaStyleError);
+    expect((await anonymous.checkHealth()).status).toBe('healthy'); // the health check stays open
+  });
+});
+
+describe('npm run keys, on the database of a running server', () => {
+  const keysCli = (databasePath: string, ...args: string[]) =>
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe' });
+
+  it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {
+    const databasePath = tempDatabase();
+    const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent' });
+    const baseUrl = await server.listening;
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents')).status).toBe(200);
+
+    const created = keysCli(databasePath, 'create', '--name', 'ops', '--admin');
+    const key = /key \(shown once, store it now\): (sk_\S+)/.exec(created)?.[1];
+    expect(key).toMatch(/^sk_[A-Za-z0-9_-]{43}$/);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents')).status).toBe(401);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { authorization: `Bearer ${key}` })).status).toBe(200);
+
+    const db = new Database(databasePath, { readonly: true });
+    const stored = db.prepare('SELECT * FROM api_keys').all() as Array<Record<string, unknown>>;
+    db.close();
+    expect(stored).toHaveLength(1);
+    expect(JSON.stringify(stored)).not.toContain(key!.slice(3));
+
+    expect(keysCli(databasePath, 'list')).toMatch(/ops {2}admin .* live/);
+    expect(keysCli(databasePath, 'revoke', 'ops')).toMatch(/^revoked .* ops /);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { 'x-api-key': key! })).status).toBe(401);
+    expect(() => keysCli(databasePath, 'create', '--name', 'nothing')).toThrow(/either --admin or at least one --agent/);
+  });
+});
