@@ -18,6 +18,16 @@ export interface ServerConfig {
   retentionMs: number;
   sweepIntervalMs: number;
   sweepBatchSize: number;
+  observability: ObservabilityConfig;
+}
+
+export interface ObservabilityConfig {
+  /** LOG_PRETTY=1: human-readable log lines (pino-pretty) instead of JSON. */
+  logPretty: boolean;
+  /** METRICS_ENABLED=false: no metrics collected, /metrics answers 404. */
+  metricsEnabled: boolean;
+  /** When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +91,18 @@ function parseSessionDefaults(env: Env): TimeoutConfigInput {
   return layer as TimeoutConfigInput;
 }
 
+function parseObservability(env: Env): ObservabilityConfig {
+  const pretty = read(env, 'LOG_PRETTY') ?? '0';
+  if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1 or 0`);
+  const enabled = read(env, 'METRICS_ENABLED');
+  const metricsToken = read(env, 'METRICS_TOKEN');
+  return {
+    logPretty: pretty === '1' || pretty === 'true',
+    metricsEnabled: enabled === undefined ? true : parseBoolean('METRICS_ENABLED', enabled),
+    ...(metricsToken === undefined ? {} : { metricsToken }),
+  };
+}
+
 export function loadConfig(env: Env = process.env): ServerConfig {
   const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
@@ -102,5 +124,6 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
+    observability: parseObservability(env),
   };
 }

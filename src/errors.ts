@@ -18,6 +18,7 @@ export const errorCatalogue: Record<ErrorCode, { status: number; message: string
   MAX_DURATION_REACHED: { status: 422, message: 'Session has reached its maximum duration' },
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
+  NOT_IMPLEMENTED: { status: 501, message: 'Not implemented' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },
 };
 

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
+import { createMetrics } from './ops/metrics.js';
 
 function fail(message: string): never {
   console.error(`sessions-api: ${message}`);
@@ -18,7 +19,10 @@ try {
   throw error;
 }
 
-const store = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous });
+const { logPretty, metricsEnabled, metricsToken } = config.observability;
+const metrics = metricsEnabled ? createMetrics() : undefined;
+const sqliteStore = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous });
+const store = metrics ? metrics.instrumentStore(sqliteStore) : sqliteStore;
 const { retentionMs, sessionDefaults } = config;
 const sweeper = createSweeper({
   store,
@@ -27,8 +31,10 @@ const sweeper = createSweeper({
   intervalMs: config.sweepIntervalMs,
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
+  ...(metrics ? { onSweep: metrics.observeSweep } : {}),
 });
-const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel } });
+const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
+const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger, metrics, metricsToken });
 
 try {
   await app.listen({ host: config.host, port: config.port });

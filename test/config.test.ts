@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       retentionMs: 1440 * 60_000,
       sweepIntervalMs: 60_000,
       sweepBatchSize: 100,
+      observability: { logPretty: false, metricsEnabled: true },
     });
   });
 
@@ -31,6 +32,9 @@ describe('loadConfig', () => {
       SESSION_RETENTION_MINUTES: '0',
       SESSION_SWEEP_INTERVAL_SECONDS: '5',
       SESSION_SWEEP_BATCH_SIZE: '1000',
+      LOG_PRETTY: '1',
+      METRICS_ENABLED: 'false',
+      METRICS_TOKEN: 's3cret',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -42,6 +46,7 @@ describe('loadConfig', () => {
       retentionMs: 0,
       sweepIntervalMs: 5000,
       sweepBatchSize: 1000,
+      observability: { logPretty: true, metricsEnabled: false, metricsToken: 's3cret' },
     });
   });
 
@@ -64,6 +69,8 @@ describe('loadConfig', () => {
     [{ PORT: 'http' }, /PORT="http" must be an integer/],
     [{ SQLITE_SYNCHRONOUS: 'off' }, /SQLITE_SYNCHRONOUS="off" must be normal or full/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
+    [{ LOG_PRETTY: 'yes' }, /LOG_PRETTY="yes" must be 1 or 0/],
+    [{ METRICS_ENABLED: 'on' }, /METRICS_ENABLED="on" must be true or false/],
   ])('refuses %o instead of clamping it', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -34,6 +34,13 @@ function toApiError(error: FastifyError, contentType: string | undefined): ApiEr
   return new ApiError('INTERNAL_ERROR', 'The error was logged on the server.');
 }
 
+/** The error handler: any failure as the catalogue's envelope. */
+export function answerInEnvelope(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const apiError = toApiError(error, request.headers['content-type']);
+  if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+  return reply.code(apiError.status).send(apiError.toEnvelope());
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   // JSON only. An empty body parses as no body, so operations without a required body
   // accept `Content-Type: application/json` with nothing after it.
@@ -58,11 +65,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     request.body = {};
   });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const apiError = toApiError(error, request.headers['content-type']);
-    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(apiError.status).send(apiError.toEnvelope());
-  });
+  app.setErrorHandler(answerInEnvelope);
 
   app.setNotFoundHandler((request, reply) => {
     const apiError = new ApiError('NOT_FOUND', `${request.method} ${clip(request.url.split('?')[0] ?? '', 200)} does not exist`);
