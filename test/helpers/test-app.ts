@@ -11,6 +11,7 @@ import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
 import { type AppOptions, buildApp } from '../../src/app.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
+import type { Metrics } from '../../src/ops/metrics.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../../src/storage/store.js';
 import { createSweeper, type Sweeper } from '../../src/sweeper.js';
@@ -62,7 +63,9 @@ export interface TestAppOptions {
   store?: Store;
   retentionMs?: number;
   sweepBatchSize?: number;
-  app?: AppOptions;
+  /** Wired as `npm start` wires it: the store timed, the sweeper observed, /metrics served. */
+  metrics?: Metrics;
+  app?: Omit<AppOptions, 'metrics'>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -70,10 +73,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const clock = options.clock ?? fakeClock();
   const ownDirectory = options.databasePath ? undefined : mkdtempSync(join(tmpdir(), 'sessions-api-test-'));
   const databasePath = options.databasePath ?? join(ownDirectory!, 'sessions.db');
-  const store = options.store ?? openSqliteStore(databasePath);
+  const { metrics } = options;
+  const plainStore = options.store ?? openSqliteStore(databasePath);
+  const store = metrics ? metrics.instrumentStore(plainStore) : plainStore;
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
-  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity });
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, options.app);
+  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity, ...(metrics ? { onSweep: metrics.observeSweep } : {}) });
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, { ...options.app, ...(metrics ? { metrics } : {}) });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {
