@@ -1,5 +1,6 @@
 // The benchmark's results: their shape, the issue's targets judged against them, and
 // the Markdown report printed and put into the README.
+import type { MetricsOverhead } from './metrics-overhead.js';
 import { SCALE_READS, type ScaleResult, type ScaleSettings } from './scale.js';
 import type { LoadResult, LoadSettings, ScenarioResult } from './throughput.js';
 
@@ -19,6 +20,8 @@ export interface Results {
   scenarios: ScenarioResult[];
   /** The write scenarios again with SQLITE_SYNCHRONOUS=full. */
   synchronousFull: ScenarioResult[];
+  /** The same scenarios with metrics off and on (absent from results taken before metrics existed). */
+  metricsOverhead?: MetricsOverhead[];
   scale: ScaleResult;
   targets: Target[];
   seconds: number;
@@ -26,13 +29,18 @@ export interface Results {
 
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
 
-export function evaluateTargets({ scenarios, scale }: Results): Target[] {
+export function evaluateTargets({ scenarios, scale, metricsOverhead = [] }: Results): Target[] {
   const ratioOf = (name: string) => scenarios.find((s) => s.scenario === name)?.ratio ?? 0;
   const worstP99 = scenarios.reduce((worst, s) => (s.p99 > worst.p99 ? s : worst));
   const scaleTarget = (figure: string, ratio: number): Target => ({ figure, target: '≤ 1.2×', measured: times(ratio), met: ratio <= 1.2 });
   const largest = scale.steps.at(-1)!.sessions.toLocaleString('en-US');
   const smallest = scale.steps[0]!.sessions.toLocaleString('en-US');
+  const costliest = metricsOverhead.reduce<MetricsOverhead | undefined>((worst, m) => (!worst || m.ratio < worst.ratio ? m : worst), undefined);
+  const metricsTarget: Target[] = costliest
+    ? [{ figure: 'req/s with metrics on / off, every scenario', target: '≥ 0.9×', measured: `worst ${times(costliest.ratio)} (${costliest.scenario})`, met: costliest.ratio >= 0.9 }]
+    : [];
   return [
+    ...metricsTarget,
     { figure: 'createSession req/s', target: '≥ 0.5 × ceiling', measured: times(ratioOf('createSession')), met: ratioOf('createSession') >= 0.5 },
     { figure: 'getSession req/s', target: '≥ 0.7 × ceiling', measured: times(ratioOf('getSession')), met: ratioOf('getSession') >= 0.7 },
     { figure: 'p99 at 50 connections, every scenario', target: '≤ 10 ms', measured: `worst ${worstP99.p99} ms (${worstP99.scenario})`, met: worstP99.p99 <= 10 },
@@ -81,6 +89,17 @@ export function renderReport(results: Results): string {
     '',
     throughputTable(results.synchronousFull),
     '',
+    ...(results.metricsOverhead
+      ? [
+          '**Metrics on / off** (`METRICS_ENABLED`; each pair measured back to back on fresh databases)',
+          '',
+          table(
+            ['scenario', 'req/s, metrics off', 'req/s, metrics on', 'on / off'],
+            results.metricsOverhead.map((m) => [m.scenario, m.offReqPerSec.toLocaleString('en-US'), m.onReqPerSec.toLocaleString('en-US'), times(m.ratio)]),
+          ),
+          '',
+        ]
+      : []),
     `**Scale**: p50 / p99 in µs of ${settings.scale.samples} sequential requests on random rows (p50 as a ratio to the smallest size); ~100 sessions per agent, 10 per user; one conversation grows to the message count shown`,
     '',
     table(

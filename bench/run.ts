@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
+import { runMetricsOverhead } from './metrics-overhead.js';
 import { runScale } from './scale.js';
 import { type LoadResult, runCeiling, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
@@ -47,6 +48,8 @@ log('scenarios (SQLITE_SYNCHRONOUS=normal)');
 const scenarios = againstCeiling(await runScenarios(settings.load, undefined), ceiling);
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
 const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
+log('metrics off, then on (METRICS_ENABLED)');
+const metricsOverhead = await runMetricsOverhead(settings.load);
 const scale = await runScale(settings.scale, log);
 
 const results: Results = {
@@ -63,6 +66,7 @@ const results: Results = {
   ceiling,
   scenarios,
   synchronousFull,
+  metricsOverhead,
   scale,
   targets: [],
   seconds: 0,
