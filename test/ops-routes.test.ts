@@ -42,6 +42,9 @@ describe('request ids', () => {
     const notFound = await t.request({ method: 'GET', url: '/nowhere', headers: { 'x-request-id': 'r-404' } });
     expect(notFound.headers['x-request-id']).toBe('r-404');
     expect((await t.requestText('/openapi.json', { 'x-request-id': 'r-ops' })).headers['x-request-id']).toBe('r-ops');
+    const badUrl = await t.request({ method: 'GET', url: '/api/agents/%E0%A4%A', headers: { 'x-request-id': 'r-url' }, answeredByRouter: true });
+    expect(badUrl.status).toBe(400);
+    expect(badUrl.headers['x-request-id']).toBe('r-url');
   });
 
   it('replaces an X-Request-Id that is too long or not visible ASCII', async () => {

@@ -1,6 +1,7 @@
 // Every failure, on every route, answers in the error envelope of the catalogue.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
+import { REQUEST_ID_HEADER } from '../ops/request-id.js';
 import { specOperations } from '../spec.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { describeValidation } from './validation.js';
@@ -9,12 +10,13 @@ import { describeValidation } from './validation.js';
  * Errors the router raises before any route is chosen: a malformed percent-encoding
  * (400) and a path parameter over the router's length limit (404: no such resource).
  */
-export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const apiError =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
       : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
-  void reply.code(apiError.status).send(apiError.toEnvelope());
+  // No hook runs for these answers: the request id is echoed here.
+  void reply.header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
 }
 
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
