@@ -1,7 +1,7 @@
 // GET /docs: the interactive reference (Scalar), its script served by this server and
 // the spec read from /openapi.json, so the page works with no network at all.
-import type { FastifyInstance } from 'fastify';
-import scalar, { type ApiReferenceConfiguration } from '@scalar/fastify-api-reference';
+import Fastify, { type FastifyInstance, type RouteHandlerMethod } from 'fastify';
+import type { ApiReferenceConfiguration } from '@scalar/fastify-api-reference';
 
 export const DOCS_PATH = '/docs';
 
@@ -20,6 +20,30 @@ const configuration: Partial<ApiReferenceConfiguration> = {
   mcp: { disabled: true },
 };
 
+/**
+ * Scalar's plugin holds its 5 MB script in memory from the moment it is imported (about
+ * 28 MB of RSS), so it is loaded on the first request for the docs, into an instance of
+ * its own that the docs routes relay to.
+ */
+async function loadReference(): Promise<FastifyInstance> {
+  const { default: scalar } = await import('@scalar/fastify-api-reference');
+  const reference = Fastify({ logger: false });
+  await reference.register(scalar, { routePrefix: DOCS_PATH, configuration });
+  await reference.ready();
+  return reference;
+}
+
 export async function registerDocs(app: FastifyInstance): Promise<void> {
-  await app.register(scalar, { routePrefix: DOCS_PATH, logLevel: 'warn', configuration });
+  let reference: Promise<FastifyInstance> | undefined;
+  const relay: RouteHandlerMethod = async (request, reply) => {
+    reference ??= loadReference();
+    const answer = await (await reference).inject({ method: 'GET', url: request.routeOptions.url! });
+    return reply.code(answer.statusCode).type(String(answer.headers['content-type'])).send(answer.rawPayload);
+  };
+  app.get(DOCS_PATH, (_request, reply) => reply.redirect(`${DOCS_PATH}/`, 301));
+  app.get(`${DOCS_PATH}/`, relay);
+  app.get(`${DOCS_PATH}/js/scalar.js`, relay);
+  app.addHook('onClose', async () => {
+    if (reference) await (await reference).close();
+  });
 }
