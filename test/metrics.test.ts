@@ -1,6 +1,6 @@
 // GET /metrics: Prometheus text that a text-format parser reads, whose counters move by
 // exactly the requests made, and whose session gauges are the store's counts.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, registerAgent } from './helpers/fixtures.js';
@@ -88,6 +88,14 @@ describe('GET /metrics', () => {
     await create({ timeoutMinutes: 5, warningThresholdMinutes: 1 });
     app.clock.advance(6 * MINUTE);
     expect(valuesBy(await scrape(app), 'sessions_api_sessions', ['state'])).toEqual({ active: 2, expiring_soon: 1, expired: 1 });
+  });
+
+  it('still scrapes, without the session gauge, when the database cannot be read', async () => {
+    const app = await start();
+    vi.spyOn(app.store, 'countSessions').mockRejectedValue(new Error('disk gone'));
+    const families = await scrape(app);
+    expect(family(families, 'sessions_api_sessions').samples).toEqual([]);
+    expect(families.has(REQUESTS)).toBe(true);
   });
 
   it('counts sweeper runs and what they did', async () => {

@@ -49,7 +49,10 @@ export function createMetrics(): Metrics {
     registers,
     async collect() {
       if (!countSessions) return;
-      const counts = await countSessions();
+      this.reset();
+      // A database that cannot be read leaves the gauge empty; the rest still scrapes.
+      const counts = await countSessions().catch(() => undefined);
+      if (!counts) return;
       this.set({ state: 'active' }, counts.active);
       this.set({ state: 'expiring_soon' }, counts.expiringSoon);
       this.set({ state: 'expired' }, counts.total - counts.active);
