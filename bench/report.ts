@@ -91,7 +91,7 @@ export function renderReport(results: Results): string {
     '',
     ...(results.metricsOverhead
       ? [
-          '**Metrics on / off** (`METRICS_ENABLED`; each pair measured back to back on fresh databases)',
+          `**Metrics on / off** (\`METRICS_ENABLED\`; off then on, back to back on fresh databases, ${results.metricsOverhead[0]?.rounds ?? 0} rounds; medians)`,
           '',
           table(
             ['scenario', 'req/s, metrics off', 'req/s, metrics on', 'on / off'],

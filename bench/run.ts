@@ -49,7 +49,7 @@ const scenarios = againstCeiling(await runScenarios(settings.load, undefined), c
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
 const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
 log('metrics off, then on (METRICS_ENABLED)');
-const metricsOverhead = await runMetricsOverhead(settings.load);
+const metricsOverhead = await runMetricsOverhead(settings.load, quick ? 2 : 3);
 const scale = await runScale(settings.scale, log);
 
 const results: Results = {

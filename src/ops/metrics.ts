@@ -41,6 +41,9 @@ export function createMetrics(): Metrics {
   const sweepDuration = new Histogram({ name: 'sessions_api_sweeper_duration_seconds', help: 'Duration of a sweeper pass.', registers });
   const swept = new Counter({ name: 'sessions_api_sweeper_sessions_total', help: 'Sessions the sweeper marked expired or purged.', labelNames: ['action'], registers });
 
+  // Label children cached: observing is then a lookup and an add, no label hashing.
+  const requestChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+
   let countSessions: (() => Promise<SessionCounts>) | undefined;
   new Gauge({
     name: 'sessions_api_sessions',
@@ -61,7 +64,12 @@ export function createMetrics(): Metrics {
 
   return {
     registry,
-    observeRequest: (operationId, status, seconds) => requestDuration.observe({ operationId, status }, seconds),
+    observeRequest(operationId, status, seconds) {
+      const key = `${operationId} ${status}`;
+      let child = requestChildren.get(key);
+      if (!child) requestChildren.set(key, (child = requestDuration.labels(operationId, String(status))));
+      child.observe(seconds);
+    },
     observeSweep(report, seconds, failed) {
       sweepRuns.inc({ result: failed ? 'failed' : 'ok' });
       sweepDuration.observe(seconds);
@@ -69,19 +77,24 @@ export function createMetrics(): Metrics {
       swept.inc({ action: 'purged' }, report.purged);
     },
     instrumentStore(store) {
+      const timed = new Map<PropertyKey, { original: unknown; wrapper: unknown }>();
       return new Proxy(store, {
         get(target, property, receiver) {
           const value = Reflect.get(target, property, receiver);
           if (typeof value !== 'function') return value;
-          const call = String(property);
-          return async (...args: unknown[]) => {
-            const end = dbDuration.startTimer({ call });
+          const known = timed.get(property);
+          if (known && known.original === value) return known.wrapper;
+          const child = dbDuration.labels(String(property));
+          const wrapper = async (...args: unknown[]) => {
+            const started = performance.now();
             try {
               return await value.apply(target, args);
             } finally {
-              end();
+              child.observe((performance.now() - started) / 1000);
             }
           };
+          timed.set(property, { original: value, wrapper });
+          return wrapper;
         },
       });
     },
