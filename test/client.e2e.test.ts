@@ -3,11 +3,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createSessionsClient } from 'sessions-api/client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanUpServerProcesses, startServer, tempDatabase } from './helpers/server-process.js';
 import { operationFor, responseViolations, specBackend } from './helpers/spec-validator.js';
 
-afterEach(cleanUpServerProcesses);
+afterAll(cleanUpServerProcesses);
 
 /** fetch whose every answer must honour the spec; it also keeps the request headers sent. */
 function checkedFetch(sent: Headers[] = []) {
@@ -24,8 +24,12 @@ function checkedFetch(sent: Headers[] = []) {
 }
 
 describe('the typed client against the server process', () => {
+  let baseUrl: string;
+  beforeAll(async () => {
+    baseUrl = await startServer({ DATABASE_PATH: tempDatabase() }).listening;
+  }, 60_000);
+
   it('holds a conversation: agent, session, heartbeat, timeout, messages, listing, end', async () => {
-    const baseUrl = await startServer({ DATABASE_PATH: tempDatabase() }).listening;
     const api = createSessionsClient({ baseUrl, fetch: checkedFetch() });
 
     const agent = await api.POST('/api/agents', { body: { characterJson: { name: 'Eliza', settings: { SESSION_TIMEOUT_MINUTES: 60 } } } });
@@ -56,7 +60,6 @@ describe('the typed client against the server process', () => {
   });
 
   it('sends X-API-KEY when given an apiKey, and nothing otherwise', async () => {
-    const baseUrl = await startServer({ DATABASE_PATH: tempDatabase() }).listening;
     const withKey: Headers[] = [];
     const withoutKey: Headers[] = [];
     await createSessionsClient({ baseUrl, apiKey: 'key-123', fetch: checkedFetch(withKey) }).GET('/api/agents');
