@@ -77,7 +77,8 @@ describe('the typed client against the server process', () => {
 });
 
 describe('logs of the server process', () => {
-  it('are JSON lines carrying the request id by default, and human lines with LOG_PRETTY=1', async () => {
+  // Two server processes one after the other: more than the default 20 s on a loaded machine.
+  it('are JSON lines carrying the request id by default, and human lines with LOG_PRETTY=1', { timeout: 60_000 }, async () => {
     const json = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'info' });
     await createSessionsClient({ baseUrl: await json.listening }).GET('/api/agents', { headers: { 'X-Request-Id': 'json-1' } });
     json.child.kill('SIGTERM');
