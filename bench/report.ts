@@ -1,5 +1,6 @@
 // The benchmark's results: their shape, the issue's targets judged against them, and
 // the Markdown report printed and put into the README.
+import type { MetricsOverhead } from './metrics-overhead.js';
 import { SCALE_READS, type ScaleResult, type ScaleSettings } from './scale.js';
 import { KEYED_CREATE, type LoadResult, type LoadSettings, type ScenarioResult } from './throughput.js';
 
@@ -19,6 +20,8 @@ export interface Results {
   scenarios: ScenarioResult[];
   /** The write scenarios again with SQLITE_SYNCHRONOUS=full. */
   synchronousFull: ScenarioResult[];
+  /** The same scenarios with metrics off and on (absent from results taken before metrics existed). */
+  metricsOverhead?: MetricsOverhead[];
   scale: ScaleResult;
   /** bench/lock-probe.ts: the same light workload without, then with, a second process holding the write lock. */
   lockStall?: { holdSeconds: number; baseline: LockPhase; locked: LockPhase; healthAfter: number };
@@ -40,7 +43,7 @@ interface LockPhase {
 
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
 
-export function evaluateTargets({ scenarios, scale }: Results): Target[] {
+export function evaluateTargets({ scenarios, scale, metricsOverhead = [] }: Results): Target[] {
   const ratioOf = (name: string) => scenarios.find((s) => s.scenario === name)?.ratio ?? 0;
   const reqPerSecOf = (name: string) => scenarios.find((s) => s.scenario === name)?.reqPerSec ?? 0;
   const keyedRatio = Math.round((reqPerSecOf(KEYED_CREATE) / Math.max(1, reqPerSecOf('createSession'))) * 100) / 100;
@@ -48,7 +51,12 @@ export function evaluateTargets({ scenarios, scale }: Results): Target[] {
   const scaleTarget = (figure: string, ratio: number): Target => ({ figure, target: '≤ 1.2×', measured: times(ratio), met: ratio <= 1.2 });
   const largest = scale.steps.at(-1)!.sessions.toLocaleString('en-US');
   const smallest = scale.steps[0]!.sessions.toLocaleString('en-US');
+  const costliest = metricsOverhead.reduce<MetricsOverhead | undefined>((worst, m) => (!worst || m.ratio < worst.ratio ? m : worst), undefined);
+  const metricsTarget: Target[] = costliest
+    ? [{ figure: 'req/s with metrics on / off, every scenario', target: '≥ 0.9×', measured: `worst ${times(costliest.ratio)} (${costliest.scenario})`, met: costliest.ratio >= 0.9 }]
+    : [];
   return [
+    ...metricsTarget,
     { figure: 'createSession req/s', target: '≥ 0.5 × ceiling', measured: times(ratioOf('createSession')), met: ratioOf('createSession') >= 0.5 },
     { figure: 'getSession req/s', target: '≥ 0.7 × ceiling', measured: times(ratioOf('getSession')), met: ratioOf('getSession') >= 0.7 },
     {
@@ -103,6 +111,17 @@ export function renderReport(results: Results): string {
     '',
     throughputTable(results.synchronousFull),
     '',
+    ...(results.metricsOverhead
+      ? [
+          `**Metrics on / off** (\`METRICS_ENABLED\`; off then on, back to back on fresh databases, ${results.metricsOverhead[0]?.rounds ?? 0} rounds; medians)`,
+          '',
+          table(
+            ['scenario', 'req/s, metrics off', 'req/s, metrics on', 'on / off'],
+            results.metricsOverhead.map((m) => [m.scenario, m.offReqPerSec.toLocaleString('en-US'), m.onReqPerSec.toLocaleString('en-US'), times(m.ratio)]),
+          ),
+          '',
+        ]
+      : []),
     `**Scale**: p50 / p99 in µs of ${settings.scale.samples} sequential requests on random rows (p50 as a ratio to the smallest size); ~100 sessions per agent, 10 per user; one conversation grows to the message count shown`,
     '',
     table(

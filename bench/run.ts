@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
+import { runMetricsOverhead } from './metrics-overhead.js';
 import { runScale } from './scale.js';
 import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
@@ -58,6 +59,8 @@ log('createSession with an API key and an Idempotency-Key');
 scenarios.push(...againstCeiling(await runKeyedCreate(settings.load), ceiling));
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
 const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
+log('metrics off, then on (METRICS_ENABLED)');
+const metricsOverhead = await runMetricsOverhead(settings.load, quick ? 2 : 3);
 const scale = await runScale(settings.scale, log);
 log('event-loop stall while another process holds the write lock (10 s)');
 const lockStall = await runLockProbe(10);
@@ -76,6 +79,7 @@ const results: Results = {
   ceiling,
   scenarios,
   synchronousFull,
+  metricsOverhead,
   scale,
   lockStall,
   targets: [],

@@ -1,45 +1,46 @@
-// The HTTP application: the spec's operations, routed by operationId to their handlers.
+// The HTTP application: the API plugin (the spec's operations routed by operationId to
+// their handlers) and the operational routes (the spec, /docs, /metrics).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import openapiGlue from 'fastify-openapi-glue';
-import { answerFrameworkError, installErrorHandling } from './http/error-handling.js';
+import { apiPlugin } from './http/api-plugin.js';
+import { answerFrameworkError } from './http/error-handling.js';
 import type { HandlerDeps } from './http/handler-deps.js';
-import { createHandlers } from './http/handlers/index.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
-import type { ServiceHandlers } from './http/operation-types.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
 import { type AccessOptions, installSecurity } from './http/security.js';
-import { installValidators } from './http/validation.js';
-import { specPath } from './spec.js';
+import type { Metrics } from './ops/metrics.js';
+import { opsPlugin } from './ops/ops-plugin.js';
+import { timeRequests } from './ops/request-timing.js';
+import { echoRequestId, requestIdOptions } from './ops/request-id.js';
 
-/** Glue resolver that refuses to start when the spec has an operation without a handler. */
-export function resolveOperation(handlers: ServiceHandlers) {
-  return (operationId: string, method: string, path: string) => {
-    const handler = (handlers as unknown as Record<string, unknown>)[operationId];
-    if (typeof handler !== 'function') throw new Error(`No handler for operationId '${operationId}' (${method} ${path})`);
-    return handler.bind(handlers);
-  };
+export interface AppOptions {
+  logger?: FastifyServerOptions['logger'];
+  timeouts?: HttpTimeouts;
+  access?: AccessOptions;
+  /** Absent: metrics are off (/metrics answers 404). */
+  metrics?: Metrics;
+  metricsToken?: string;
 }
 
 /**
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
  */
-export function buildApp(
-  deps: HandlerDeps,
-  options: { logger?: FastifyServerOptions['logger']; timeouts?: HttpTimeouts; access?: AccessOptions } = {},
-): FastifyInstance {
+export function buildApp(deps: HandlerDeps, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     ...serverOptions(options.timeouts),
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
+    ...requestIdOptions,
   });
-  installValidators(app);
-  installErrorHandling(app);
   installServerLifecycle(app);
+  echoRequestId(app);
+  if (options.metrics) timeRequests(app, options.metrics);
+  // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, options.access);
-  app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
+  app.register(apiPlugin, deps);
+  app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();
     await deps.store.close();

@@ -30,6 +30,16 @@ export interface ServerConfig {
   rateLimitPerMinute?: number;
   /** Origins allowed by CORS; empty: CORS off. */
   corsOrigins: string[];
+  observability: ObservabilityConfig;
+}
+
+export interface ObservabilityConfig {
+  /** LOG_PRETTY=1: human-readable log lines (pino-pretty) instead of JSON. */
+  logPretty: boolean;
+  /** METRICS_ENABLED=false: no metrics collected, /metrics answers 404. */
+  metricsEnabled: boolean;
+  /** When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
+  metricsToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -119,6 +129,18 @@ function parseCorsOrigins(env: Env): string[] {
   return origins;
 }
 
+function parseObservability(env: Env): ObservabilityConfig {
+  const pretty = read(env, 'LOG_PRETTY') ?? '0';
+  if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1 or 0`);
+  const enabled = read(env, 'METRICS_ENABLED');
+  const metricsToken = read(env, 'METRICS_TOKEN');
+  return {
+    logPretty: pretty === '1' || pretty === 'true',
+    metricsEnabled: enabled === undefined ? true : parseBoolean('METRICS_ENABLED', enabled),
+    ...(metricsToken === undefined ? {} : { metricsToken }),
+  };
+}
+
 export function loadConfig(env: Env = process.env): ServerConfig {
   const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
@@ -150,5 +172,6 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),
+    observability: parseObservability(env),
   };
 }

@@ -21,6 +21,7 @@ export const errorCatalogue: Record<ErrorCode, { status: number; message: string
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'Idempotency key was used with a different request' },
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
+  NOT_IMPLEMENTED: { status: 501, message: 'Not implemented' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service unavailable' },
   STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request timed out' },

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
+import { createMetrics } from './ops/metrics.js';
 
 /** Startup failures are one line, naming what is wrong; never a stack trace. */
 function fail(message: string): never {
@@ -25,12 +26,15 @@ try {
   fail(`cannot read the configuration: ${reason(error)}`);
 }
 
-let store;
+const { logPretty, metricsEnabled, metricsToken } = config.observability;
+const metrics = metricsEnabled ? createMetrics() : undefined;
+let sqliteStore;
 try {
-  store = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
+  sqliteStore = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
 } catch (error) {
   fail(`cannot open the database ${config.databasePath}: ${reason(error)}`);
 }
+const store = metrics ? metrics.instrumentStore(sqliteStore) : sqliteStore;
 const { retentionMs, sessionDefaults } = config;
 const sweeper = createSweeper({
   store,
@@ -39,11 +43,13 @@ const sweeper = createSweeper({
   intervalMs: config.sweepIntervalMs,
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
+  ...(metrics ? { onSweep: metrics.observeSweep } : {}),
 });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
+const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
   { store, clock: systemClock, sessionDefaults, retentionMs, sweeper },
-  { logger: { level: config.logLevel }, timeouts: config.http, access },
+  { logger, timeouts: config.http, access, metrics, metricsToken },
 );
 
 try {

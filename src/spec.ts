@@ -16,11 +16,14 @@ export interface SpecOperation {
   method: string;
   path: string;
   bodyRequired: boolean;
+  /** `x-operational: true`: served by the operational routes (src/ops), not by a handler. */
+  operational: boolean;
 }
 
 interface OperationObject {
   operationId?: string;
   requestBody?: { required?: boolean };
+  'x-operational'?: boolean;
 }
 
 let document: { paths: Record<string, Record<string, OperationObject>> } | undefined;
@@ -40,8 +43,21 @@ export function specOperations(): SpecOperation[] {
         method: method.toUpperCase(),
         path,
         bodyRequired: operation.requestBody?.required === true,
+        operational: operation['x-operational'] === true,
       })),
   );
+}
+
+/** The spec without its operational operations: what fastify-openapi-glue routes to handlers. */
+export function apiSpecification(): object {
+  const copy = structuredClone(specDocument());
+  for (const [path, item] of Object.entries(copy.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (HTTP_METHODS.includes(method) && operation['x-operational'] === true) delete item[method];
+    }
+    if (!Object.keys(item).some((key) => HTTP_METHODS.includes(key))) delete copy.paths[path];
+  }
+  return copy;
 }
 
 /** A validator for `#/components/schemas/{name}` of the spec. */

@@ -22,6 +22,8 @@ export interface SweeperOptions {
   /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
   elapsedMs?: () => number;
   onError?: (error: unknown) => void;
+  /** After every pass, with how long it took (metrics). */
+  onSweep?: (report: SweepReport, seconds: number, failed: boolean) => void;
 }
 
 export interface SweepReport {
@@ -45,7 +47,7 @@ export interface Sweeper {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createSweeper(options: SweeperOptions): Sweeper {
-  const { store, clock, retentionMs, intervalMs, batchSize, onError } = options;
+  const { store, clock, retentionMs, intervalMs, batchSize, onError, onSweep } = options;
   const { batchBudgetMs = 5, elapsedMs = () => performance.now() } = options;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -88,6 +90,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   async function sweep(): Promise<SweepReport> {
     const now = clock.now();
     const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, batches: 0 };
+    const started = elapsedMs();
     try {
       report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
@@ -98,6 +101,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       failure = error;
       onError?.(error);
     }
+    onSweep?.(report, (elapsedMs() - started) / 1000, failure !== undefined);
     return report;
   }
 

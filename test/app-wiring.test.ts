@@ -1,12 +1,14 @@
 // The spec and the handlers match one to one, and startup refuses a spec operation
-// that has no handler.
+// that has no handler (or, for an x-operational one, no operational route).
 import Fastify from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { describe, expect, it } from 'vitest';
-import { resolveOperation } from '../src/app.js';
+import { describe, expect, it, vi } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { OPERATIONAL_OPERATION_IDS, opsPlugin } from '../src/ops/ops-plugin.js';
+import { resolveOperation } from '../src/http/api-plugin.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
-import { specOperations, specPath } from '../src/spec.js';
+import { apiSpecification, specOperations } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
 import { fakeClock } from './helpers/fake-clock.js';
@@ -17,16 +19,36 @@ const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, 
 const handlers = createHandlers({ store, clock, sessionDefaults: {}, retentionMs: 0, sweeper });
 
 describe('operations and handlers', () => {
-  it('has exactly one handler per operationId of the spec', () => {
+  it('has exactly one handler per operationId of the spec, the operational ones aside', () => {
     const operationIds = specOperations().map((operation) => operation.operationId);
     expect(new Set(operationIds).size).toBe(operationIds.length);
-    expect(Object.keys(handlers).sort()).toEqual([...operationIds].sort());
+    const api = specOperations().filter((operation) => !operation.operational);
+    expect(Object.keys(handlers).sort()).toEqual(api.map((operation) => operation.operationId).sort());
+  });
+
+  it('serves every x-operational operation from the operational routes, and only those', async () => {
+    const operational = specOperations().filter((operation) => operation.operational);
+    expect(operational.map((operation) => operation.operationId).sort()).toEqual([...OPERATIONAL_OPERATION_IDS].sort());
+    const app = buildApp({ store: openSqliteStore(':memory:'), clock, sessionDefaults: {}, retentionMs: 0, sweeper });
+    await app.ready();
+    for (const { method, path } of operational) expect(app.hasRoute({ method, url: path }), `${method} ${path}`).toBe(true);
+    await app.close();
+  });
+
+  it('fails startup when an operational operation has no route', async () => {
+    const app = Fastify();
+    const spec = await import('../src/spec.js');
+    const operations = spec.specOperations();
+    vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true }]);
+    app.register(opsPlugin, { store, clock, retentionMs: 0 });
+    await expect(app.ready()).rejects.toThrow("No operational route for operationId 'getStatusPage' (GET /status)");
+    vi.restoreAllMocks();
   });
 
   it('fails startup when an operation has no handler', async () => {
     const { getAgent: _removed, ...incomplete } = handlers;
     const app = Fastify();
-    app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(incomplete as ServiceHandlers) });
+    app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
     await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId})");
   });
 });

@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       apiKeys: [],
       rateLimitPerMinute: undefined,
       corsOrigins: [],
+      observability: { logPretty: false, metricsEnabled: true },
     });
   });
 
@@ -45,6 +46,9 @@ describe('loadConfig', () => {
       API_KEYS: 'admin-key-0123456789, second-key-0123456789',
       RATE_LIMIT_PER_MINUTE: '600',
       CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
+      LOG_PRETTY: '1',
+      METRICS_ENABLED: 'false',
+      METRICS_TOKEN: 's3cret',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -62,6 +66,7 @@ describe('loadConfig', () => {
       apiKeys: ['admin-key-0123456789', 'second-key-0123456789'],
       rateLimitPerMinute: 600,
       corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      observability: { logPretty: true, metricsEnabled: false, metricsToken: 's3cret' },
     });
   });
 
@@ -90,6 +95,8 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
     [{ SHUTDOWN_GRACE_SECONDS: '0' }, /SHUTDOWN_GRACE_SECONDS=0 must be between 1 and 3600/],
     [{ HTTP_REQUEST_TIMEOUT_SECONDS: '0' }, /HTTP_REQUEST_TIMEOUT_SECONDS=0 must be between 1 and 3600/],
+    [{ LOG_PRETTY: 'yes' }, /LOG_PRETTY="yes" must be 1 or 0/],
+    [{ METRICS_ENABLED: 'on' }, /METRICS_ENABLED="on" must be true or false/],
   ])('refuses %o instead of clamping it', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

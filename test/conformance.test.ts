@@ -11,6 +11,7 @@ import { runConformance, type Report } from '../src/conformance/run.js';
 import { formatReport } from '../src/conformance/report.js';
 import type { AccessOptions } from '../src/http/security.js';
 import { systemClock } from '../src/domain/clock.js';
+import { createMetrics } from '../src/ops/metrics.js';
 import { specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
@@ -29,7 +30,7 @@ async function serve(fault?: Fault, access?: AccessOptions): Promise<string> {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-'));
   const store = openSqliteStore(join(directory, 'sessions.db'));
   const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
-  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { access });
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { access, metrics: createMetrics() });
   if (fault) {
     app.addHook('onSend', async (request, reply, payload) => {
       if (typeof payload !== 'string') return payload;

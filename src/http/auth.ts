@@ -39,9 +39,17 @@ function specOperationObjects(): SpecOperationObject[] {
   return Object.values(specDocument().paths).flatMap((item) => Object.values(item as Record<string, SpecOperationObject>));
 }
 
-/** Operations the spec leaves open (`security: []`): the health check. */
+/**
+ * Operations whose own `security` does not ask for an API key: the health check and the
+ * operational routes (`security: []`, or /metrics with its own token).
+ */
 export function openOperations(): Set<string> {
-  return new Set(specOperationObjects().filter((op) => Array.isArray(op.security) && op.security.length === 0).map((op) => op.operationId!));
+  const asksForApiKey = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && 'ApiKey' in requirement;
+  return new Set(
+    specOperationObjects()
+      .filter((op) => Array.isArray(op.security) && !op.security.some(asksForApiKey))
+      .map((op) => op.operationId!),
+  );
 }
 
 /** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */

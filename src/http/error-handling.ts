@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { IdempotencyKeyTaken } from '../storage/store.js';
+import { REQUEST_ID_HEADER } from '../ops/request-id.js';
 import { specOperations } from '../spec.js';
 import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
@@ -12,12 +13,13 @@ import { describeValidation } from './validation.js';
  * Errors the router raises before any route is chosen: a malformed percent-encoding
  * (400) and a path parameter over the router's length limit (404: no such resource).
  */
-export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const apiError =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
       : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
-  void reply.code(apiError.status).send(apiError.toEnvelope());
+  // No hook runs for these answers: the request id is echoed here.
+  void reply.header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
 }
 
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
@@ -57,6 +59,13 @@ function pathOfLoneSurrogate(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
+/** The error handler: any failure as the catalogue's envelope. */
+export function answerInEnvelope(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const apiError = toApiError(error, request.headers['content-type']);
+  if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+  return reply.code(apiError.status).send(apiError.toEnvelope());
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   // JSON only. An empty body parses as no body, so operations without a required body
   // accept `Content-Type: application/json` with nothing after it.
@@ -87,12 +96,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     request.body = {};
   });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const apiError = toApiError(error, request.headers['content-type']);
-    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
-    if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
-    return reply.code(apiError.status).send(apiError.toEnvelope());
-  });
+  app.setErrorHandler(answerInEnvelope);
 
   app.setNotFoundHandler((request, reply) => {
     const apiError = new ApiError('NOT_FOUND', `${request.method} ${clip(request.url.split('?')[0] ?? '', 200)} does not exist`);

@@ -2,7 +2,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { operations } from '../../generated/api.js';
 
-export type OperationId = keyof operations;
+/**
+ * The operations marked `x-operational: true` in the spec, served by src/ops rather than
+ * by a handler; a test checks that this list and the spec's marks agree.
+ */
+type SpecOperationIds<T extends keyof operations> = T;
+export type OperationalOperationId = SpecOperationIds<'getOpenApiYaml' | 'getOpenApiJson' | 'getMetrics'>;
+
+/** The API's operations: each one has a handler. */
+export type OperationId = Exclude<keyof operations, OperationalOperationId>;
 
 type JsonContent<T> = T extends { content: { 'application/json': infer Body } } ? Body : never;
 type Responses<K extends OperationId> = operations[K]['responses'];

@@ -11,9 +11,17 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
+/** The /docs page and its script: a browser must run them, so no `default-src 'none'`. */
+const PAGE_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+const PAGE_TYPES = /^(text\/html|text\/css|text\/javascript|application\/javascript)/;
+
 export function installSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onSend', (_request, reply, payload, done) => {
-    reply.headers(SECURITY_HEADERS);
+    reply.headers(PAGE_TYPES.test(String(reply.getHeader('content-type') ?? '')) ? PAGE_HEADERS : SECURITY_HEADERS);
     done(null, payload);
   });
 }

@@ -1,35 +1,15 @@
 // Checks a response against the spec with openapi-backend: the status must be one the
 // operation documents, and the body must be valid for that status (formats on).
-import ajvFormats from 'ajv-formats';
-import { OpenAPIBackend } from 'openapi-backend';
+import type { OpenAPIBackend } from 'openapi-backend';
+import { loadOpenApiBackend } from '../../src/openapi-backend.js';
 import { specPath, specSchemaValidator } from '../../src/spec.js';
 
-let backend: OpenAPIBackend | undefined;
+const backends = new Map<string, Promise<OpenAPIBackend>>();
 
-function createBackend(definition: string | object): OpenAPIBackend {
-  return new OpenAPIBackend({
-    definition: definition as string,
-    quick: true, // 3.1: skip the 3.0 meta-schema check, which rejects 3.1 keywords
-    ajvOpts: { allErrors: true, strict: false },
-    customizeAjv: (ajv) => {
-      ajvFormats.default(ajv as never);
-      return ajv;
-    },
-  });
-}
-
-export async function specBackend(): Promise<OpenAPIBackend> {
-  if (!backend) {
-    // openapi-backend's decycle() replaces every object it meets twice with a $ref, not
-    // only real cycles, so a schema reached through two $refs (a shared `type` array)
-    // compiles into an invalid one. Dereference once, copy into a tree, load the copy.
-    const resolving = createBackend(specPath);
-    await resolving.init();
-    const api = createBackend(JSON.parse(JSON.stringify(resolving.definition)));
-    await api.init();
-    backend = api;
-  }
-  return backend;
+/** The backend of our spec, or of another document (e.g. a fixture) at `path`. */
+export function specBackend(path = specPath): Promise<OpenAPIBackend> {
+  if (!backends.has(path)) backends.set(path, loadOpenApiBackend(path));
+  return backends.get(path)!;
 }
 
 /** The operationId that serves a request, or undefined for a route the spec does not have. */

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
-import { buildApp } from '../../src/app.js';
+import { type AppOptions, buildApp } from '../../src/app.js';
 import type { AccessOptions } from '../../src/http/security.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
+import type { Metrics } from '../../src/ops/metrics.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../../src/storage/store.js';
 import { createSweeper, type Sweeper } from '../../src/sweeper.js';
@@ -48,6 +49,11 @@ export interface TestApp {
   /** Rows per table, read through a connection of its own: what is really stored. */
   rowCounts(): Record<string, number>;
   request<B = any>(request: TestRequest): Promise<TestResponse<B>>;
+  /**
+   * A GET whose answer need not be JSON (the spec as YAML, metrics): its status must be
+   * documented and its body (parsed when JSON) valid for it; the body comes back as text.
+   */
+  requestText(url: string, headers?: Record<string, string>): Promise<{ status: number; text: string; headers: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
@@ -60,6 +66,9 @@ export interface TestAppOptions {
   sweepBatchSize?: number;
   /** API keys, rate limit, CORS: all off unless given. */
   access?: AccessOptions;
+  /** Wired as `npm start` wires it: the store timed, the sweeper observed, /metrics served. */
+  metrics?: Metrics;
+  app?: Omit<AppOptions, 'metrics'>;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -67,10 +76,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const clock = options.clock ?? fakeClock();
   const ownDirectory = options.databasePath ? undefined : mkdtempSync(join(tmpdir(), 'sessions-api-test-'));
   const databasePath = options.databasePath ?? join(ownDirectory!, 'sessions.db');
-  const store = options.store ?? openSqliteStore(databasePath);
+  const { metrics } = options;
+  const plainStore = options.store ?? openSqliteStore(databasePath);
+  const store = metrics ? metrics.instrumentStore(plainStore) : plainStore;
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
-  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity });
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, { access: options.access });
+  const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity, ...(metrics ? { onSweep: metrics.observeSweep } : {}) });
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {
@@ -115,6 +126,13 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       }
       expect(responseViolations(api, operationFor(api, method, url), response.statusCode, parsed), context).toEqual([]);
       return { status: response.statusCode, body: parsed, rawBody: response.body, headers: response.headers };
+    },
+    async requestText(url, headers = {}) {
+      const response = await app.inject({ method: 'GET', url, headers });
+      const isJson = /^application\/json/.test(String(response.headers['content-type']));
+      const body = isJson ? JSON.parse(response.body) : response.body;
+      expect(responseViolations(api, operationFor(api, 'GET', url), response.statusCode, body), `GET ${url} → ${response.statusCode}`).toEqual([]);
+      return { status: response.statusCode, text: response.body, headers: response.headers };
     },
     async close() {
       await app.close();

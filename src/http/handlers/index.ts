@@ -1,4 +1,5 @@
 // The operation handlers, one per operationId of the spec, each in a file named after it.
+// Written by `npm run generate` from the spec (`npm test` fails when it drifts).
 import type { HandlerDeps } from '../handler-deps.js';
 import type { ServiceHandlers } from '../operation-types.js';
 import { createAgent } from './createAgent.js';

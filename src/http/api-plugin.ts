@@ -1,0 +1,27 @@
+// The API as one encapsulated plugin: strict validators and body parsers, the error
+// envelope (and the 404 of unknown routes), and the spec's operations routed by
+// operationId to their handlers.
+import type { FastifyPluginAsync } from 'fastify';
+import openapiGlue from 'fastify-openapi-glue';
+import { apiSpecification } from '../spec.js';
+import { installErrorHandling } from './error-handling.js';
+import type { HandlerDeps } from './handler-deps.js';
+import { createHandlers } from './handlers/index.js';
+import type { ServiceHandlers } from './operation-types.js';
+import { installValidators } from './validation.js';
+
+/** Glue resolver that refuses to start when the spec has an operation without a handler. */
+export function resolveOperation(handlers: ServiceHandlers) {
+  return (operationId: string, method: string, path: string) => {
+    const handler = (handlers as unknown as Record<string, unknown>)[operationId];
+    if (typeof handler !== 'function') throw new Error(`No handler for operationId '${operationId}' (${method} ${path})`);
+    return handler.bind(handlers);
+  };
+}
+
+export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
+  installValidators(app);
+  installErrorHandling(app);
+  // The operational operations (x-operational) are routed by src/ops, not here.
+  await app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(createHandlers(deps)) });
+};

@@ -1,0 +1,35 @@
+// `npm run mock [-- --spec <file> --port N --host H]`: serves an OpenAPI document's
+// examples (default: ours) until Ctrl-C.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { specPath } from '../spec.js';
+import { createMockServer } from './mock-server.js';
+
+const { values } = parseArgs({
+  options: {
+    spec: { type: 'string', default: specPath },
+    port: { type: 'string', default: '4010' },
+    host: { type: 'string', default: '127.0.0.1' },
+  },
+});
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`sessions-api mock: --port ${values.port} must be an integer between 0 and 65535`);
+  process.exit(1);
+}
+
+const spec = resolve(values.spec);
+let app;
+try {
+  app = await createMockServer({ specPath: spec });
+  await app.listen({ host: values.host, port });
+} catch (error) {
+  console.error(`sessions-api mock: ${(error as Error).message}`);
+  process.exit(1);
+}
+const address = app.server.address();
+const actualPort = typeof address === 'object' && address ? address.port : port;
+console.log(`Mock of ${spec} listening on http://${values.host}:${actualPort} (Prefer: code=<status> or example=<name> to choose an answer)`);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void app.close().then(() => process.exit(0)));
+}

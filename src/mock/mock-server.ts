@@ -1,0 +1,122 @@
+// A mock server for any OpenAPI 3.x document, on openapi-backend's mocking: requests are
+// validated against the document (400 in the document's own error shape when it has
+// one), and answers come from its examples, else from its schemas. `Prefer: code=404`
+// and `Prefer: example=<name>` choose among the documented answers, as Prism does.
+import type { ErrorObject } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Context, OpenAPIBackend } from 'openapi-backend';
+import { loadOpenApiBackend } from '../openapi-backend.js';
+import { parsePrefer } from './prefer.js';
+
+type Operation = Context['operation'];
+type MediaObject = { example?: unknown; examples?: Record<string, { value?: unknown }>; schema?: unknown };
+
+const ERROR_STATUSES = ['400', '4XX', 'default'];
+const LOCATIONS: Record<string, string> = { requestBody: 'body', query: 'query', params: 'path', path: 'path', headers: 'header' };
+
+/** Ajv errors as one sentence naming the fields: `body/timeoutConfig/timeoutMinutes must be >= 5`. */
+function describeErrors(errors: ErrorObject[] | null | undefined): string {
+  const sentences = (errors ?? []).map((error) => {
+    const [, location = '', ...rest] = error.instancePath.split('/');
+    const field = [LOCATIONS[location] ?? location, ...rest].join('/') || 'request';
+    const missing = (error.params as { missingProperty?: string }).missingProperty;
+    return missing ? `${field}/${missing} is required` : `${field} ${error.message ?? 'is invalid'}`;
+  });
+  return [...new Set(sentences)].slice(0, 5).join('; ') || 'the request does not match the document';
+}
+
+function mediaTypeOf(content: Record<string, MediaObject>): string | undefined {
+  return 'application/json' in content ? 'application/json' : Object.keys(content)[0];
+}
+
+/** The message a validation failure puts into the document's error shape. */
+function withMessage(body: unknown, message: string): unknown {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
+  const copy = structuredClone(body) as Record<string, any>;
+  if (copy.error && typeof copy.error === 'object') copy.error.details = message; // { error: { code, message, details } }
+  else if ('detail' in copy) copy.detail = message; // RFC 9457 problem details
+  else if ('message' in copy || 'code' in copy) copy.message = message;
+  return copy;
+}
+
+function send(reply: FastifyReply, status: number, mediaType: string | undefined, body: unknown) {
+  reply.code(status);
+  if (body === undefined) return reply.send();
+  if (typeof body === 'string' && mediaType && !/json/.test(mediaType)) return reply.type(mediaType).send(body);
+  return reply.type(mediaType && /json/.test(mediaType) ? mediaType : 'application/json').send(JSON.stringify(body));
+}
+
+export interface MockServerOptions {
+  specPath: string;
+}
+
+export async function createMockServer({ specPath }: MockServerOptions): Promise<FastifyInstance> {
+  const api: OpenAPIBackend = await loadOpenApiBackend(specPath);
+
+  /** The documented answer for `status` (or the default one), from an example or the schema. */
+  function mock(operation: Operation, status: string | undefined, example?: string) {
+    // openapi-backend looks the code up as a key of `responses`, so '4XX' and 'default' work too.
+    const { status: chosen, mock: body } = api.mockResponseForOperation(operation.operationId!, { code: status as unknown as number, example });
+    const response = (status ? operation.responses?.[status] : undefined) as { content?: Record<string, MediaObject> } | undefined;
+    const content = response?.content ?? (operation.responses?.[String(chosen)] as { content?: Record<string, MediaObject> } | undefined)?.content;
+    const mediaType = content ? mediaTypeOf(content) : undefined;
+    return { status: chosen, mediaType, body: mediaType ? body : undefined };
+  }
+
+  api.register({
+    notFound: (c: Context, reply: FastifyReply) => send(reply, 404, 'application/json', { message: `no operation for ${c.request.method.toUpperCase()} ${c.request.path}` }),
+    methodNotAllowed: (c: Context, reply: FastifyReply) =>
+      send(reply, 405, 'application/json', { message: `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}` }),
+    validationFail: (c: Context, reply: FastifyReply) => {
+      const message = describeErrors(c.validation.errors);
+      const errorStatus = ERROR_STATUSES.find((status) => c.operation.responses?.[status]);
+      if (!errorStatus) return send(reply, 400, 'application/json', { message, errors: c.validation.errors });
+      const answer = mock(c.operation, errorStatus);
+      return send(reply, 400, answer.mediaType, withMessage(answer.body, message));
+    },
+    notImplemented: (c: Context, reply: FastifyReply) => {
+      const preference = parsePrefer(c.request.headers.prefer as string | undefined);
+      const documented = Object.keys(c.operation.responses ?? {});
+      if (preference.code !== undefined && !/^\d{3}$/.test(preference.code)) {
+        return send(reply, 422, 'application/json', { message: `Prefer: code=${preference.code} is not a status code` });
+      }
+      if (preference.code !== undefined && !documented.includes(preference.code)) {
+        return send(reply, 422, 'application/json', {
+          message: `Prefer: code=${preference.code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`,
+        });
+      }
+      const answer = mock(c.operation, preference.code, preference.example);
+      if (preference.example !== undefined) {
+        const response = c.operation.responses?.[String(answer.status)] as { content?: Record<string, MediaObject> } | undefined;
+        const examples = answer.mediaType ? response?.content?.[answer.mediaType]?.examples : undefined;
+        if (!examples?.[preference.example]) {
+          return send(reply, 422, 'application/json', {
+            message: `Prefer: example=${preference.example} is not an example of ${c.operation.operationId} ${answer.status} (examples: ${Object.keys(examples ?? {}).join(', ') || 'none'})`,
+          });
+        }
+      }
+      return send(reply, answer.status, answer.mediaType, answer.body);
+    },
+  });
+
+  const app = Fastify({ logger: false });
+  app.removeAllContentTypeParsers();
+  // Every body reaches openapi-backend, which judges it against the document: JSON is
+  // parsed first, and JSON that does not parse stays a string, invalid like any other.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (text === '') return done(null, undefined);
+    if (!/json/.test(request.headers['content-type'] ?? '')) return done(null, text);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(null, text);
+    }
+  });
+  app.all('*', async (request, reply) => {
+    const [path = '/', query = ''] = request.url.split('?');
+    const headers = request.headers as Record<string, string>;
+    return api.handleRequest({ method: request.method, path, query, headers, body: request.body }, reply);
+  });
+  return app;
+}

@@ -1,0 +1,105 @@
+// Prometheus metrics (prom-client), one registry per app: request durations by
+// operationId and status, session counts read from the store at scrape time, sweeper
+// runs, database call latency, and Node's default process and event-loop metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SessionCounts, Store } from '../storage/store.js';
+import type { SweepReport } from '../sweeper.js';
+
+const DB_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export interface Metrics {
+  registry: Registry;
+  observeRequest(operationId: string, status: number, seconds: number): void;
+  observeSweep(report: SweepReport, seconds: number, failed: boolean): void;
+  /** The store with every call timed into the database latency histogram. */
+  instrumentStore(store: Store): Store;
+  /** Where the session gauges read their counts when scraped. */
+  countSessionsWith(count: () => Promise<SessionCounts>): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const requestDuration = new Histogram({
+    name: 'sessions_api_http_request_duration_seconds',
+    help: 'Request duration by operationId (not_found: no route) and status.',
+    labelNames: ['operationId', 'status'],
+    buckets: REQUEST_BUCKETS,
+    registers,
+  });
+  const dbDuration = new Histogram({
+    name: 'sessions_api_db_call_duration_seconds',
+    help: 'Duration of each call to the store, by store method.',
+    labelNames: ['call'],
+    buckets: DB_BUCKETS,
+    registers,
+  });
+  const sweepRuns = new Counter({ name: 'sessions_api_sweeper_runs_total', help: 'Sweeper passes, by result.', labelNames: ['result'], registers });
+  const sweepDuration = new Histogram({ name: 'sessions_api_sweeper_duration_seconds', help: 'Duration of a sweeper pass.', registers });
+  const swept = new Counter({ name: 'sessions_api_sweeper_sessions_total', help: 'Sessions the sweeper marked expired or purged.', labelNames: ['action'], registers });
+
+  // Label children cached: observing is then a lookup and an add, no label hashing.
+  const requestChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+
+  let countSessions: (() => Promise<SessionCounts>) | undefined;
+  new Gauge({
+    name: 'sessions_api_sessions',
+    help: 'Sessions in the store at scrape time, by state (expired: not yet purged).',
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      if (!countSessions) return;
+      this.reset();
+      // A database that cannot be read leaves the gauge empty; the rest still scrapes.
+      const counts = await countSessions().catch(() => undefined);
+      if (!counts) return;
+      this.set({ state: 'active' }, counts.active);
+      this.set({ state: 'expiring_soon' }, counts.expiringSoon);
+      this.set({ state: 'expired' }, counts.total - counts.active);
+    },
+  });
+
+  return {
+    registry,
+    observeRequest(operationId, status, seconds) {
+      const key = `${operationId} ${status}`;
+      let child = requestChildren.get(key);
+      if (!child) requestChildren.set(key, (child = requestDuration.labels(operationId, String(status))));
+      child.observe(seconds);
+    },
+    observeSweep(report, seconds, failed) {
+      sweepRuns.inc({ result: failed ? 'failed' : 'ok' });
+      sweepDuration.observe(seconds);
+      swept.inc({ action: 'marked' }, report.marked);
+      swept.inc({ action: 'purged' }, report.purged);
+    },
+    instrumentStore(store) {
+      const timed = new Map<PropertyKey, { original: unknown; wrapper: unknown }>();
+      return new Proxy(store, {
+        get(target, property, receiver) {
+          const value = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          const known = timed.get(property);
+          if (known && known.original === value) return known.wrapper;
+          const child = dbDuration.labels(String(property));
+          const wrapper = async (...args: unknown[]) => {
+            const started = performance.now();
+            try {
+              return await value.apply(target, args);
+            } finally {
+              child.observe((performance.now() - started) / 1000);
+            }
+          };
+          timed.set(property, { original: value, wrapper });
+          return wrapper;
+        },
+      });
+    },
+    countSessionsWith(count) {
+      countSessions = count;
+    },
+  };
+}

@@ -1,0 +1,22 @@
+// Request ids: the client's X-Request-Id when it is a sane token, else a new UUID. Fastify
+// puts the id on every log line of the request (as `reqId`); it is echoed back.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const ACCEPTED = /^[\x21-\x7e]{1,200}$/;
+
+export const requestIdOptions = {
+  requestIdHeader: false,
+  genReqId: (request: IncomingMessage): string => {
+    const given = request.headers[REQUEST_ID_HEADER];
+    return typeof given === 'string' && ACCEPTED.test(given) ? given : randomUUID();
+  },
+} as const;
+
+export function echoRequestId(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+}

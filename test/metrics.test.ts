@@ -1,0 +1,135 @@
+// GET /metrics: Prometheus text that a text-format parser reads, whose counters move by
+// exactly the requests made, and whose session gauges are the store's counts.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createMetrics } from '../src/ops/metrics.js';
+import { MINUTE } from './helpers/fake-clock.js';
+import { USER_ID, registerAgent } from './helpers/fixtures.js';
+import { type PromFamily, parsePrometheusText } from './helpers/prometheus-text.js';
+import { type TestApp, type TestAppOptions, startTestApp } from './helpers/test-app.js';
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+async function start(options: TestAppOptions = {}): Promise<TestApp> {
+  t = await startTestApp({ metrics: createMetrics(), ...options });
+  return t;
+}
+
+type Families = Map<string, PromFamily>;
+
+async function scrape(app: TestApp, headers: Record<string, string> = {}): Promise<Families> {
+  const response = await app.requestText('/metrics', headers);
+  expect(response.status).toBe(200);
+  expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parsePrometheusText(response.text);
+}
+
+function family(families: Families, name: string): PromFamily {
+  const found = families.get(name);
+  expect(found, name).toBeDefined();
+  return found!;
+}
+
+/** A family's samples (of one suffix) as { 'label values': value }. */
+function valuesBy(families: Families, name: string, labels: string[], suffix = ''): Record<string, number> {
+  const samples = family(families, name).samples.filter((s) => s.name === name + suffix);
+  return Object.fromEntries(samples.map((s) => [labels.map((l) => s.labels[l]).join(' '), s.value]));
+}
+
+/** A histogram's observation counts by the given labels, e.g. { 'createAgent 201': 3 }. */
+const countsBy = (families: Families, name: string, labels: string[]) => valuesBy(families, name, labels, '_count');
+
+function difference(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([key, n]) => [key, n - (before[key] ?? 0)]).filter(([, n]) => n !== 0));
+}
+
+const REQUESTS = 'sessions_api_http_request_duration_seconds';
+
+describe('GET /metrics', () => {
+  it('counts exactly the requests made, by operationId and status', async () => {
+    const app = await start();
+    const before = countsBy(await scrape(app), REQUESTS, ['operationId', 'status']);
+    for (const name of ['A', 'B', 'C']) await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name } } });
+    await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: {} } });
+    for (let i = 0; i < 2; i += 1) await app.request({ method: 'GET', url: '/api/agents/3c90c3cc-0d44-4b50-8888-8dd25736052a' });
+    await app.request({ method: 'GET', url: '/nowhere' });
+    await app.requestText('/openapi.yaml');
+    const after = countsBy(await scrape(app), REQUESTS, ['operationId', 'status']);
+    expect(difference(after, before)).toEqual({
+      'createAgent 201': 3,
+      'createAgent 400': 1,
+      'getAgent 404': 2,
+      'not_found 404': 1,
+      'getOpenApiYaml 200': 1,
+      'getMetrics 200': 1, // the first scrape, counted once it was answered
+    });
+  });
+
+  it('times every database call, by store method', async () => {
+    const app = await start();
+    const agentId = await registerAgent(app);
+    for (let i = 0; i < 2; i += 1) await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID } });
+    const calls = countsBy(await scrape(app), 'sessions_api_db_call_duration_seconds', ['call']);
+    expect(calls.insertAgent).toBe(1);
+    expect(calls.insertSession).toBe(2);
+    expect(calls.getSession).toBeUndefined();
+  });
+
+  it('reports sessions active, expiring soon and expired from the store at scrape time', async () => {
+    const app = await start();
+    const agentId = await registerAgent(app);
+    const create = (timeoutConfig: Record<string, number>) =>
+      app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID, timeoutConfig } });
+    await create({ timeoutMinutes: 10, warningThresholdMinutes: 5 });
+    await create({ timeoutMinutes: 60, warningThresholdMinutes: 5 });
+    await create({ timeoutMinutes: 5, warningThresholdMinutes: 1 });
+    app.clock.advance(6 * MINUTE);
+    expect(valuesBy(await scrape(app), 'sessions_api_sessions', ['state'])).toEqual({ active: 2, expiring_soon: 1, expired: 1 });
+  });
+
+  it('still scrapes, without the session gauge, when the database cannot be read', async () => {
+    const app = await start();
+    vi.spyOn(app.store, 'countSessions').mockRejectedValue(new Error('disk gone'));
+    const families = await scrape(app);
+    expect(family(families, 'sessions_api_sessions').samples).toEqual([]);
+    expect(families.has(REQUESTS)).toBe(true);
+  });
+
+  it('counts sweeper runs and what they did', async () => {
+    const app = await start();
+    const agentId = await registerAgent(app);
+    await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID, timeoutConfig: { timeoutMinutes: 5 } } });
+    app.clock.advance(6 * MINUTE);
+    await app.sweeper.sweep();
+    await app.sweeper.sweep();
+    const families = await scrape(app);
+    expect(valuesBy(families, 'sessions_api_sweeper_runs_total', ['result'])).toEqual({ ok: 2 });
+    expect(countsBy(families, 'sessions_api_sweeper_duration_seconds', [])).toEqual({ '': 2 });
+    expect(valuesBy(families, 'sessions_api_sweeper_sessions_total', ['action'])).toEqual({ marked: 1, purged: 0 });
+  });
+
+  it('includes event-loop delay and process metrics', async () => {
+    const names = [...(await scrape(await start())).keys()];
+    expect(names).toEqual(expect.arrayContaining(['nodejs_eventloop_lag_p99_seconds', 'process_cpu_user_seconds_total', 'process_resident_memory_bytes']));
+  });
+
+  it('wants the METRICS_TOKEN as a bearer token when the server has one', async () => {
+    const app = await start({ app: { metricsToken: 's3cret' } });
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 's3cret' }] as Array<Record<string, string>>) {
+      const response = await app.requestText('/metrics', headers);
+      expect(response.status).toBe(401);
+      expect(JSON.parse(response.text).error).toMatchObject({ code: 'UNAUTHORIZED', details: 'header authorization must be Bearer <METRICS_TOKEN>' });
+    }
+    await scrape(app, { authorization: 'Bearer s3cret' });
+  });
+
+  it('answers 404 when metrics are off', async () => {
+    t = await startTestApp();
+    const response = await t.requestText('/metrics');
+    expect(response.status).toBe(404);
+    expect(JSON.parse(response.text).error.code).toBe('NOT_FOUND');
+  });
+});

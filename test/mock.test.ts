@@ -1,0 +1,151 @@
+// Mock mode: every operation of our spec answers a documented status with a body the
+// contract tests' validator accepts, `Prefer` chooses the status and the example, bad
+// requests get a 400 in the document's error shape; an unrelated document mocks too.
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { OpenAPIBackend } from 'openapi-backend';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMockServer } from '../src/mock/mock-server.js';
+import { parsePrefer } from '../src/mock/prefer.js';
+import { specPath } from '../src/spec.js';
+import { responseViolations, specBackend } from './helpers/spec-validator.js';
+
+const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
+const UUID = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
+
+type Operation = ReturnType<OpenAPIBackend['getOperations']>[number];
+
+/** A request the operation accepts: path parameters filled in, the body its first example. */
+function validRequest(operation: Operation) {
+  const parameters = (operation.parameters ?? []) as Array<{ name: string; in: string; schema?: { format?: string } }>;
+  const url = operation.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const parameter = parameters.find((p) => p.in === 'path' && p.name === name);
+    return parameter?.schema?.format === 'uuid' ? UUID : 'a1';
+  });
+  const media = (operation.requestBody as { content?: Record<string, { examples?: Record<string, { value: unknown }> }> } | undefined)?.content?.[
+    'application/json'
+  ];
+  const body = media?.examples ? Object.values(media.examples)[0]!.value : undefined;
+  return { method: operation.method.toUpperCase() as 'GET', url, body };
+}
+
+async function call(app: FastifyInstance, request: { method: 'GET'; url: string; body?: unknown }, headers: Record<string, string> = {}) {
+  const response = await app.inject({
+    method: request.method,
+    url: request.url,
+    headers: { ...(request.body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    payload: request.body === undefined ? undefined : JSON.stringify(request.body),
+  });
+  const isJson = /json/.test(String(response.headers['content-type']));
+  return { status: response.statusCode, body: isJson ? JSON.parse(response.body) : response.body || undefined, contentType: response.headers['content-type'] };
+}
+
+describe('mock mode on our spec', () => {
+  let app: FastifyInstance;
+  let api: OpenAPIBackend;
+  beforeAll(async () => {
+    app = await createMockServer({ specPath });
+    api = await specBackend();
+  });
+  afterAll(() => app.close());
+
+  it('answers every operation with a documented status and a valid body, and Prefer: code= selects each documented status', async () => {
+    const operations = api.getOperations();
+    expect(operations.length).toBe(17);
+    for (const operation of operations) {
+      const request = validRequest(operation);
+      const answer = await call(app, request);
+      expect(answer.status, `${operation.operationId} default`).toBeGreaterThanOrEqual(200);
+      expect(answer.status, `${operation.operationId} default`).toBeLessThan(300);
+      expect(responseViolations(api, operation.operationId, answer.status, answer.body), operation.operationId).toEqual([]);
+      for (const status of Object.keys(operation.responses ?? {})) {
+        const chosen = await call(app, request, { prefer: `code=${status}` });
+        expect(chosen.status, `${operation.operationId} Prefer: code=${status}`).toBe(Number(status));
+        expect(responseViolations(api, operation.operationId, chosen.status, chosen.body), `${operation.operationId} ${status}`).toEqual([]);
+      }
+    }
+  });
+
+  it('serves text media types as text', async () => {
+    const answer = await call(app, { method: 'GET', url: '/metrics' });
+    expect(answer.contentType).toMatch(/^text\/plain/);
+    expect(answer.body).toContain('# TYPE http_request_duration_seconds histogram');
+  });
+
+  it('chooses a named example with Prefer: example=', async () => {
+    const answer = await call(app, { method: 'GET', url: '/api/messaging/sessions/a1' }, { prefer: 'code=410, example=expired' });
+    expect(answer.status).toBe(410);
+    expect(answer.body.error).toEqual({ code: 'SESSION_EXPIRED', message: 'Session has expired', details: 'expiresAt 2026-11-24T10:30:00.000Z' });
+    const unknown = await call(app, { method: 'GET', url: '/api/messaging/sessions/a1' }, { prefer: 'code=410, example=nope' });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.message).toBe('Prefer: example=nope is not an example of getSession 410 (examples: expired)');
+  });
+
+  it('refuses a Prefer: code= the operation does not document', async () => {
+    const answer = await call(app, { method: 'GET', url: '/api/agents' }, { prefer: 'code=418' });
+    expect(answer.status).toBe(422);
+    expect(answer.body.message).toBe('Prefer: code=418 is not documented for listAgents (documented: 200, 400, 500)');
+  });
+
+  it('validates requests: a bad one gets 400 in the spec error envelope, naming the field', async () => {
+    const body = { agentId: UUID, userId: UUID, timeoutConfig: { timeoutMinutes: 4 } };
+    const answer = await call(app, { method: 'POST' as 'GET', url: '/api/messaging/sessions', body });
+    expect(answer.status).toBe(400);
+    expect(responseViolations(api, 'createSession', 400, answer.body)).toEqual([]);
+    expect(answer.body.error.code).toBe('INVALID_REQUEST');
+    expect(answer.body.error.details).toBe('body/timeoutConfig/timeoutMinutes must be >= 5');
+
+    const missing = await call(app, { method: 'POST' as 'GET', url: '/api/agents', body: {} });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.details).toBe('body/characterJson is required');
+    const badQuery = await call(app, { method: 'GET', url: '/api/messaging/sessions?limit=0' });
+    expect(badQuery.status).toBe(400);
+    expect(badQuery.body.error.details).toBe('query/limit must be >= 1');
+  });
+
+  it('answers 404 for a path the spec does not have', async () => {
+    const answer = await call(app, { method: 'GET', url: '/api/nothing' });
+    expect(answer.status).toBe(404);
+  });
+});
+
+describe('mock mode on another document (the classic Petstore)', () => {
+  let app: FastifyInstance;
+  let api: OpenAPIBackend;
+  beforeAll(async () => {
+    app = await createMockServer({ specPath: PETSTORE });
+    api = await specBackend(PETSTORE);
+  });
+  afterAll(() => app.close());
+
+  it('answers every operation from its schemas, valid against the document', async () => {
+    const list = await call(app, { method: 'GET', url: '/pets?limit=10' });
+    expect(list.status).toBe(200);
+    expect(Array.isArray(list.body)).toBe(true);
+    expect(api.validateResponse(list.body, 'listPets', 200).errors ?? []).toEqual([]);
+    const pet = await call(app, { method: 'GET', url: '/pets/7' });
+    expect(pet.status).toBe(200);
+    expect(api.validateResponse(pet.body, 'showPetById', 200).errors ?? []).toEqual([]);
+    const created = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { id: 1, name: 'Rex' } });
+    expect(created).toMatchObject({ status: 201, body: undefined });
+  });
+
+  it('answers a bad request with 400 in the document error shape (its default response)', async () => {
+    const answer = await call(app, { method: 'GET', url: '/pets?limit=500' });
+    expect(answer.status).toBe(400);
+    expect(api.validateResponse(answer.body, 'listPets', 400).errors ?? []).toEqual([]);
+    expect(answer.body.message).toBe('query/limit must be <= 100');
+    const noName = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { id: 1 } });
+    expect(noName.status).toBe(400);
+    expect(noName.body.message).toBe('body/name is required');
+  });
+});
+
+describe('the Prefer header', () => {
+  it('reads code and example in any order, quoted or not', () => {
+    expect(parsePrefer('code=404')).toEqual({ code: '404' });
+    expect(parsePrefer('example="expired", code=410')).toEqual({ code: '410', example: 'expired' });
+    expect(parsePrefer('respond-async; code=202')).toEqual({ code: '202' });
+    expect(parsePrefer(undefined)).toEqual({});
+  });
+});
