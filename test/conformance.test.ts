@@ -68,7 +68,7 @@ describe('the conformance suite against a faulty server', () => {
         }
       }),
     );
-    expect(failuresOf(report, 'getSession').flatMap((c) => c.violations).join('\n')).toMatch(/must have required property 'lastActivity'/);
+    expect(failuresOf(report, 'getSession').flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/must have required property 'lastActivity'/);
   });
 
   it('reports an undocumented status', async () => {
@@ -77,7 +77,7 @@ describe('the conformance suite against a faulty server', () => {
         if (operationOf(request) === 'listAgents') reply.code(202);
       }),
     );
-    expect(failuresOf(report, 'listAgents').flatMap((c) => c.violations).join('\n')).toMatch(/status 202 is not documented/);
+    expect(failuresOf(report, 'listAgents').flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/status 202 is not documented/);
   });
 
   it('reports a 500 on a bad input', async () => {
@@ -90,7 +90,7 @@ describe('the conformance suite against a faulty server', () => {
       }),
     );
     const failures = failuresOf(report, 'createSession');
-    expect(failures.some((c) => c.kind === 'invalid' && c.violations.some((v) => /expected 400, got 500/.test(v)))).toBe(true);
+    expect(failures.some((c) => c.kind === 'invalid' && c.violations.some((v) => /expected 400, got 500/.test(v.message)))).toBe(true);
     expect(formatReport(report)).toMatch(/\n\d+ passed, [1-9]\d* failed$/);
   });
 
@@ -103,7 +103,7 @@ describe('the conformance suite against a faulty server', () => {
         }
       }),
     );
-    expect(failuresOf(report, 'createSession').flatMap((c) => c.violations).join('\n')).toMatch(/timeoutConfig\/timeoutMinutes must be integer/);
+    expect(failuresOf(report, 'createSession').flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/\$\.timeoutConfig\.timeoutMinutes must be integer/);
   });
 
   it('reports a 400 that does not name the field', async () => {
@@ -115,7 +115,7 @@ describe('the conformance suite against a faulty server', () => {
         }
       }),
     );
-    expect(failuresOf(report, 'updateSessionTimeout').flatMap((c) => c.violations).join('\n')).toMatch(/the 400 does not name "timeoutMinutes"/);
+    expect(failuresOf(report, 'updateSessionTimeout').flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/the 400 does not name "timeoutMinutes"/);
   });
 });
 
