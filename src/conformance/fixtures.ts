@@ -29,7 +29,7 @@ export function bound<T>(value: T, names: ReadonlySet<string>): T {
 }
 
 function replaceIn(value: unknown, fixture: Fixture): unknown {
-  if (typeof value === 'string') return value.replace(/@@(\w+)@@/g, (token, name: string) => fixture[name] ?? token);
+  if (typeof value === 'string') return !value.includes('@@') ? value : value.replace(/@@(\w+)@@/g, (token, name: string) => fixture[name] ?? token);
   if (Array.isArray(value)) return value.map((item) => replaceIn(item, fixture));
   if (value && typeof value === 'object') {
     const copy: Record<string, unknown> = {};

@@ -75,7 +75,11 @@ export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
   return arbitraries.length === 0 ? fc.constant({}) : fc.oneof(...arbitraries);
 }
 
-/** `count` valid values of `schema`, the same ones for the same seed. */
+const made = new Map<string, unknown[]>();
+
+/** `count` valid values of `schema`, the same ones for the same seed (kept: building them is slow). */
 export function samples(schema: Schema, count: number, seed: number): unknown[] {
-  return fc.sample(arbitraryFor(schema), { seed, numRuns: count });
+  const key = `${seed}/${count}/${JSON.stringify(schema)}`;
+  if (!made.has(key)) made.set(key, fc.sample(arbitraryFor(schema), { seed, numRuns: count }));
+  return structuredClone(made.get(key)!);
 }
