@@ -6,7 +6,7 @@ import { samples } from './generate.js';
 import { hostileCases } from './hostile.js';
 import { mutateParameter, mutateValue } from './mutate.js';
 import type { RequestValues } from './requests.js';
-import type { Operation } from './spec-model.js';
+import type { Operation, Schema } from './spec-model.js';
 
 export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'stateful' | 'health';
 
@@ -41,8 +41,11 @@ export function planOperation(operation: Operation, index: number, seed: number,
     operationSeed + 1,
   ) as Array<Record<string, unknown>>;
   const randomIds = samples({ type: 'string', format: 'uuid' }, Math.max(validCases, 1), operationSeed + 2) as string[];
+  /** An id nothing has: a random uuid, or for an integer id the largest allowed, far from any counter. */
+  const unknownId = (schema: Schema, i: number) =>
+    schema.type === 'integer' || schema.type === 'number' ? String((schema.maximum ?? 2 ** 31 - 1) - i) : randomIds[i % randomIds.length]!;
   const valuesFor = (i: number, realIds: boolean): RequestValues => ({
-    path: Object.fromEntries(pathParameters.map((p) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : randomIds[i % randomIds.length]!])),
+    path: Object.fromEntries(pathParameters.map((p) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : unknownId(p.schema, i)])),
     query: bound(queries[i] ?? {}, names),
     body: operation.body ? (operation.body.required || i % 3 !== 2 ? bound(bodies[i], names) : undefined) : undefined,
   });
