@@ -6,8 +6,11 @@ import type { CaseResult, OperationSummary, Report } from './run.js';
 const SHOWN_FAILURES = 3;
 
 export function describeViolation(violation: Violation): string {
-  const where = [violation.path && `at ${violation.path}`, violation.property && `property "${violation.property}"`].filter(Boolean).join(', ');
-  return `${violation.check}: ${violation.message}${where && !violation.message.includes(where) ? ` (${where})` : ''}`;
+  const where = [
+    violation.path && !violation.message.includes(violation.path) && `at ${violation.path}`,
+    violation.property && !violation.message.includes(`"${violation.property}"`) && `property "${violation.property}"`,
+  ].filter(Boolean);
+  return `${violation.check}: ${violation.message}${where.length > 0 ? ` (${where.join(', ')})` : ''}`;
 }
 
 export function operationSummaries(report: Report): OperationSummary[] {
