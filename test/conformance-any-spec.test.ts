@@ -1,8 +1,12 @@
 // The conformance suite against an API that is not ours: a small Petstore (OpenAPI 3.0,
 // a plain-text route) served by a test server. The generic checks run, the Sessions
 // flows do not; what it creates is deleted; faults in the Petstore are caught.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runConformance } from '../src/conformance/run.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
@@ -18,6 +22,24 @@ async function against(fault?: PetstoreFault) {
   const report = await runConformance({ baseUrl: petstore.url, specPath: petstoreSpec, seed: 7, validCases: 6, workers: 2 });
   return { petstore, report };
 }
+
+/** The Petstore with an API key required everywhere but /health, 401 documented. */
+function securedPetstoreSpec(): string {
+  const document = parse(readFileSync(petstoreSpec, 'utf8'));
+  document.components.securitySchemes = { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-KEY' } };
+  document.security = [{ apiKey: [] }];
+  for (const [path, item] of Object.entries<any>(document.paths)) {
+    for (const operation of Object.values<any>(item).filter((o) => o?.operationId)) {
+      if (path === '/health') operation.security = [];
+      else operation.responses['401'] = { $ref: '#/components/responses/Error' };
+    }
+  }
+  const file = join(folder, 'petstore-secured.yaml');
+  writeFileSync(file, stringify(document));
+  return file;
+}
+const folder = mkdtempSync(join(tmpdir(), 'sessions-api-petstore-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 const failedChecks = (report: Awaited<ReturnType<typeof runConformance>>) => new Set(report.cases.flatMap((c) => c.violations.map((v) => v.check)));
 
@@ -52,4 +74,23 @@ describe('the conformance suite against another spec (Petstore)', () => {
     expect(violation).toMatchObject({ property: 'owner', path: '$.owner' });
     expect(violation?.message).toContain('"owner"');
   });
+
+  it('with an API key, checks that secured operations answer 401 without it, and not the open ones', async () => {
+    const specPath = securedPetstoreSpec();
+    for (const fault of [undefined, 'lets-anyone-list'] as const) {
+      const petstore = await startPetstore(fault, 'let-me-in');
+      servers.push(petstore);
+      const report = await runConformance({ baseUrl: petstore.url, specPath, seed: 7, validCases: 4, workers: 2, apiKey: 'let-me-in' });
+      const auth = report.cases.filter((c) => c.kind === 'auth');
+      expect(auth.map((c) => c.operationId).sort()).toEqual(['createPets', 'deletePet', 'listPets', 'showPetById']);
+      expect(auth.every((c) => !c.requests[0]!.includes('X_API_KEY'))).toBe(true);
+      if (fault) {
+        expect(report.cases.filter((c) => !c.passed).map((c) => c.key)).toEqual(['listPets/auth/0']);
+      } else {
+        expect(report.failed).toBe(0);
+        expect(petstore.pets.size).toBe(0);
+      }
+    }
+  });
 });
+

@@ -19,6 +19,7 @@ export const CHECKS = {
   'deleted-resource-gone': 'what was created and deleted then answers 404 (or 410)',
   'sessions-flows': 'Sessions API semantics: expiry arithmetic, renewals, PATCH, exactly-once paging, 410 after expiry',
   'still-healthy': 'the server still answers after the hostile requests',
+  'auth-required': 'with --api-key (or an Authorization header), an operation the spec secures answers 401 without credentials',
 } as const;
 
 export type CheckName = keyof typeof CHECKS;

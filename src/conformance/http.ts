@@ -31,6 +31,13 @@ const SECRET_HEADERS = new Set(['x-api-key', 'authorization', 'cookie', 'proxy-a
 /** The base URL's own path is kept: `http://host/v1` + `/pets` is `http://host/v1/pets`. */
 const urlOf = (connection: Connection, exchange: Exchange) => `${connection.baseUrl.replace(/\/+$/, '')}${exchange.url}`;
 
+/** The connection without its credentials (API key, Authorization, cookies). */
+export function withoutCredentials(connection: Connection): Connection {
+  return { ...connection, headers: Object.fromEntries(Object.entries(connection.headers).filter(([name]) => !SECRET_HEADERS.has(name.toLowerCase()))) };
+}
+
+export const hasCredentials = (connection: Connection) => Object.keys(connection.headers).some((name) => SECRET_HEADERS.has(name.toLowerCase()));
+
 export async function send(connection: Connection, exchange: Exchange): Promise<Answer> {
   try {
     const response = await fetch(urlOf(connection, exchange), {

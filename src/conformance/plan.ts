@@ -8,9 +8,10 @@ import { mutateParameter, mutateValue } from './mutate.js';
 import type { RequestValues } from './requests.js';
 import type { Operation, Schema } from './spec-model.js';
 
-export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'stateful' | 'health';
+export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'auth' | 'stateful' | 'health';
 
-export type Expectation = { type: 'valid'; realIds: boolean } | { type: 'invalid'; field: string } | { type: 'hostile'; mayCloseConnection?: boolean };
+export type Expectation = { type: 'valid'; realIds: boolean } | { type: 'invalid'; field: string } | { type: 'hostile'; mayCloseConnection?: boolean }
+  | { type: 'unauthenticated' };
 
 export interface PlannedCase {
   key: string;
@@ -78,6 +79,9 @@ export function planOperation(operation: Operation, index: number, seed: number,
       add('invalid', `${parameter.in} ${parameter.name}: ${mutation.fault}`, 'shared', values, { type: 'invalid', field: parameter.name });
     }
   }
+
+  // Without credentials, where the spec asks for them: 401 (run only when the suite has credentials).
+  if (operation.secured) add('auth', 'without credentials', 'shared', base, { type: 'unauthenticated' });
 
   // Hostile requests: anything but a 5xx or a hang.
   for (const hostile of hostileCases(operation, base)) add('hostile', hostile.title, 'shared', hostile.values, { type: 'hostile', mayCloseConnection: hostile.mayCloseConnection === true });

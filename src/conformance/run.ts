@@ -4,7 +4,7 @@
 import { type CheckName, CHECKS, ResponseChecker, type Violation } from './check.js';
 import { type Fixture, type FixtureMaker, genericFixtures, sessionsFixtures, substitute } from './fixtures.js';
 import { type Flow, flows } from './flows.js';
-import { type Answer, asCurl, type Connection, send } from './http.js';
+import { type Answer, asCurl, type Connection, hasCredentials, send, withoutCredentials } from './http.js';
 import { type CaseKind, type PlannedCase, planOperation } from './plan.js';
 import { buildExchange, type RequestValues } from './requests.js';
 import { isSessionsSpec, loadSpec, type Operation } from './spec-model.js';
@@ -91,6 +91,7 @@ const PRIMARY: Record<CaseKind, CheckName[]> = {
   valid: ['valid-input-accepted', 'unknown-id-refused'],
   invalid: ['invalid-input-refused'],
   hostile: ['no-server-error'],
+  auth: ['auth-required'],
   stateful: ['deleted-resource-gone', 'sessions-flows'],
   health: ['still-healthy'],
 };
@@ -136,11 +137,11 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
 
   const checker = new ResponseChecker();
   const tracker = new ResourceTracker(spec);
-  const exchange = async (operation: Operation, values: RequestValues) => {
+  const exchange = async (operation: Operation, values: RequestValues, through = connection) => {
     const request = buildExchange(operation, values);
-    const answer = await send(connection, request);
+    const answer = await send(through, request);
     tracker.learn(operation, answer);
-    return { answer, request: asCurl(connection, request) };
+    return { answer, request: asCurl(through, request) };
   };
   const call = async (operationId: string, values: RequestValues): Promise<Answer | undefined> => {
     const operation = byId.get(operationId);
@@ -149,7 +150,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   const sessions = isSessionsSpec(spec);
   const fixtures: FixtureMaker = sessions ? sessionsFixtures(call) : genericFixtures(spec, call, seed);
   const kept = (violations: Violation[]) => violations.filter((v) => selected.has(v.check));
-  const runs = (kind: CaseKind) => [...PRIMARY[kind], ...RESPONSE_CHECKS].some((check) => selected.has(check));
+  const runs = (kind: CaseKind) =>
+    (kind !== 'auth' || (hasCredentials(connection) && selected.has('auth-required'))) && [...PRIMARY[kind], ...RESPONSE_CHECKS].some((check) => selected.has(check));
   const wanted = (key: string) => !options.only || options.only.has(key);
 
   // The plan.
@@ -213,7 +215,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     const begun = Date.now();
     const operation = byId.get(planned.operationId)!;
     const fixture = fixtures.names.size === 0 ? {} : planned.fixture === 'fresh' ? await fixtures.fresh() : await sharedFixture(planned.operationId);
-    const { answer, request } = await exchange(operation, substitute(planned.values, fixture));
+    const unauthenticated = planned.expectation.type === 'unauthenticated';
+    const { answer, request } = await exchange(operation, substitute(planned.values, fixture), unauthenticated ? withoutCredentials(connection) : connection);
     const closedOnPurpose = planned.expectation.type === 'hostile' && planned.expectation.mayCloseConnection && /EPIPE|ECONNRESET|UND_ERR_SOCKET/.test(answer.error ?? '');
     const violations = closedOnPurpose ? [] : checker.violations(operation, answer);
     if (!answer.error) {
@@ -223,6 +226,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
         if (NEVER_FOR_VALID_INPUT.has(answer.status)) violations.push({ check: 'valid-input-accepted', message: `a valid request was refused with ${answer.status}` });
         if (!expectation.realIds && answer.status < 400) violations.push({ check: 'unknown-id-refused', message: `a request for an unknown id answered ${answer.status}` });
         if (answer.status >= 200 && answer.status < 300 && expectation.realIds) succeeded.add(planned.operationId);
+      } else if (expectation.type === 'unauthenticated') {
+        if (answer.status !== 401) violations.push({ check: 'auth-required', message: `without credentials, expected 401, got ${answer.status}` });
       } else if (expectation.type === 'invalid') {
         if (answer.status !== 400) violations.push({ check: 'invalid-input-refused', message: `expected 400, got ${answer.status}`, property: expectation.field });
         else if (!answer.text.includes(expectation.field)) {

@@ -20,6 +20,8 @@ export interface Operation {
   body?: { required: boolean; schema: Schema };
   /** Status code (or `4XX`, `default`) → what the answer may carry. */
   responses: Record<string, ResponseModel>;
+  /** The spec requires credentials for it (`security`, its own or the document's, with no empty alternative). */
+  secured: boolean;
 }
 
 export interface ResponseModel {
@@ -110,7 +112,10 @@ export function loadSpec(path: string): SpecModel {
         schema: p.schema ?? {},
       }));
       const bodySchema = jsonEntry(operation.requestBody?.content)?.schema;
+      const security: unknown = operation.security ?? document.security;
+      const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       operations.push({
+        secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
         path,

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field';
+export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list';
 
 interface Pet {
   id: number;
@@ -24,7 +24,8 @@ function validatePet(body: unknown): string | undefined {
   return undefined;
 }
 
-export async function startPetstore(fault?: PetstoreFault) {
+/** With `apiKey`, every route but /health wants it in X-API-KEY (401 without). */
+export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
   const pets = new Map<number, Pet>();
   let nextId = 1;
   const server = createServer((request, response) => {
@@ -42,6 +43,8 @@ export async function startPetstore(fault?: PetstoreFault) {
       const url = new URL(request.url ?? '/', 'http://petstore');
       const method = request.method ?? 'GET';
       if (size > MAX_BODY) return json(413, { code: 413, message: 'body too large' });
+      const open = url.pathname === '/health' || (fault === 'lets-anyone-list' && url.pathname === '/pets' && method === 'GET');
+      if (apiKey && !open && request.headers['x-api-key'] !== apiKey) return json(401, { code: 401, message: 'an API key is required' });
       if (url.pathname === '/health' && method === 'GET') {
         response.writeHead(200, { 'content-type': fault === 'health-as-html' ? 'text/html' : 'text/plain; charset=utf-8' });
         return response.end('ok');
