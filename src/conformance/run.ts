@@ -311,7 +311,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     }
   } finally {
     if (options.keepData) keptCount = tracker.count;
-    else cleanup = await tracker.cleanup(async (operation, values) => (await exchange(operation, values)).answer);
+    else cleanup = await tracker.cleanup(async (operation, values) => (await exchange(operation, values)).answer, options.workers ?? 1);
   }
 
   const passed = results.filter((c) => c.passed).length;

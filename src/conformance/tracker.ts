@@ -48,16 +48,29 @@ export class ResourceTracker {
     return this.created.length;
   }
 
-  /** Deletes what was created, newest first; gone already (404, 410) counts as deleted. */
-  async cleanup(call: (operation: Operation, values: RequestValues) => Promise<Answer>): Promise<Cleanup> {
+  /**
+   * Deletes what was created: kinds in the reverse order of their first creation (sessions
+   * before the agents they belong to), `workers` at a time within a kind. Gone already
+   * (404, 410) counts as deleted.
+   */
+  async cleanup(call: (operation: Operation, values: RequestValues) => Promise<Answer>, workers = 1): Promise<Cleanup> {
     const result: Cleanup = { deleted: 0, left: [] };
-    while (this.created.length > 0) {
-      const { deleter, id } = this.created.pop()!;
+    const kinds = [...new Set(this.created.map((c) => c.deleter))].reverse();
+    for (const deleter of kinds) {
+      const ids = this.created.filter((c) => c.deleter === deleter).map((c) => c.id).reverse();
       const force = deleter.operation.parameters.find((p) => p.in === 'query' && p.name === 'force' && p.schema.type === 'boolean');
-      const answer = await call(deleter.operation, { path: { [deleter.parameter]: id }, query: force ? { force: true } : {} });
-      if ((answer.status >= 200 && answer.status < 300) || answer.status === 404 || answer.status === 410) result.deleted += 1;
-      else result.left.push(`${deleter.operation.operationId} ${id}: ${answer.error ?? `answered ${answer.status}`}`);
+      let next = 0;
+      const worker = async () => {
+        while (next < ids.length) {
+          const id = ids[next++]!;
+          const answer = await call(deleter.operation, { path: { [deleter.parameter]: id }, query: force ? { force: true } : {} });
+          if ((answer.status >= 200 && answer.status < 300) || answer.status === 404 || answer.status === 410) result.deleted += 1;
+          else result.left.push(`${deleter.operation.operationId} ${id}: ${answer.error ?? `answered ${answer.status}`}`);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, workers) }, worker));
     }
+    this.created.length = 0;
     return result;
   }
 }
