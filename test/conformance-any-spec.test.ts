@@ -43,7 +43,7 @@ afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 const failedChecks = (report: Awaited<ReturnType<typeof runConformance>>) => new Set(report.cases.flatMap((c) => c.violations.map((v) => v.check)));
 
-describe('the conformance suite against another spec (Petstore)', () => {
+describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
   it('passes against a correct Petstore, with the generic checks only, and deletes the pets it made', async () => {
     const { petstore, report } = await against();
     expect(report.cases.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);

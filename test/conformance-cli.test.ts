@@ -76,7 +76,7 @@ describe('the built sessions-api-conformance command', () => {
     expect(readFileSync(bin, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
   });
 
-  it('prints its usage with --help, naming every option', async () => {
+  it('prints its usage with --help, naming every option', { timeout: 60_000 }, async () => {
     const run = await cli(['--help']);
     expect(run.code).toBe(0);
     for (const option of ['--base-url', '--spec', '--api-key', '--header', '--timeout', '--include-operation', '--exclude-operation', '--checks', '--cases', '--seed', '--workers', '--replay', '--json', '--junit', '--markdown', '--keep-data']) {
@@ -96,21 +96,21 @@ describe('the built sessions-api-conformance command', () => {
     [['--base-url', 'http://127.0.0.1:1', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['--base-url', 'http://127.0.0.1:1', '--junit', '/no/such/folder/r.xml'], /--junit: the folder \/no\/such\/folder does not exist/],
     [['--base-url', 'http://127.0.0.1:1', '--replay', '/no/such/report.json'], /--replay: cannot read/],
-  ])('refuses %j in one line, exit 2', async (args, message) => {
+  ])('refuses %j in one line, exit 2', { timeout: 60_000 }, async (args, message) => {
     const run = await cli(args);
     expect(run.code).toBe(2);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(message);
   });
 
-  it('reports an unreachable target as one error, exit 2', async () => {
+  it('reports an unreachable target as one error, exit 2', { timeout: 60_000 }, async () => {
     const port = await closedPort();
     const run = await cli(['--base-url', `http://127.0.0.1:${port}`]);
     expect(run.code).toBe(2);
     expect(run.stderr.trim()).toBe(`sessions-api-conformance: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
   });
 
-  it('refuses an unknown operation, exit 2', async () => {
+  it('refuses an unknown operation, exit 2', { timeout: 60_000 }, async () => {
     const { url } = await serverWithData();
     const run = await cli(['--base-url', url, '--include-operation', 'getSession,noSuchOperation']);
     expect(run.code).toBe(2);
@@ -147,7 +147,7 @@ describe('the built sessions-api-conformance command', () => {
     expect(readFileSync(files.markdown, 'utf8')).toMatch(/^## Conformance of http:\/\/127\.0\.0\.1:\d+: ✅ conforms\n[\s\S]*\| operation \| cases \| passed \| failed \|/);
   });
 
-  it('keeps what it created with --keep-data', async () => {
+  it('keeps what it created with --keep-data', { timeout: 60_000 }, async () => {
     const server = await serverWithData();
     const before = rowCounts(server.databasePath);
     const run = await cli(['--base-url', server.url, '--cases', '2', '--include-operation', 'createAgent', '--keep-data']);

@@ -18,7 +18,7 @@ afterAll(async () => {
 
 const half = mutants.slice(0, Math.ceil(mutants.length / 2));
 
-describe('the conformance suite catches every injected fault (first half)', { timeout: 60_000 }, () => {
+describe('the conformance suite catches every injected fault (first half)', { timeout: 120_000 }, () => {
   it('passes through the proxy when it injects nothing, expired-session flow included', async () => {
     const report = await runThrough(server.url, {});
     expect(report.cases.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);

@@ -14,7 +14,7 @@ afterAll(async () => {
 
 const half = mutants.slice(Math.ceil(mutants.length / 2));
 
-describe('the conformance suite catches every injected fault (second half)', { timeout: 60_000 }, () => {
+describe('the conformance suite catches every injected fault (second half)', { timeout: 120_000 }, () => {
   it.each(half.map((m) => [m.name, m] as const))('catches: %s', async (_name, mutant) => {
     await expectCaught(server.url, mutant);
   });

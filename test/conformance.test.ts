@@ -42,11 +42,11 @@ async function serve(fault?: Fault): Promise<string> {
   return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 }
 
-const run = (baseUrl: string, validCases = 4) => runConformance({ baseUrl, specPath, seed: 20261124, validCases });
+const run = (baseUrl: string, validCases = 4) => runConformance({ baseUrl, specPath, seed: 20261124, validCases, workers: 4 });
 const operationOf = (request: FastifyRequest) => (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
 const failuresOf = (report: Report, operationId: string) => report.cases.filter((c) => !c.passed && c.operationId === operationId);
 
-describe('the conformance suite against this server', () => {
+describe('the conformance suite against this server', { timeout: 120_000 }, () => {
   it('passes, covering every operation of the spec with every kind of case', async () => {
     const report = await run(await serve(), 10);
     expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
@@ -58,7 +58,7 @@ describe('the conformance suite against this server', () => {
   });
 });
 
-describe('the conformance suite against a faulty server', () => {
+describe('the conformance suite against a faulty server', { timeout: 120_000 }, () => {
   it('reports a missing field', async () => {
     const report = await run(
       await serve((request, _reply, body) => {
