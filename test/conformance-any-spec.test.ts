@@ -92,5 +92,12 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
       }
     }
   });
+
+  it('stops with one error when the target stops answering mid-run, not a failure per case', async () => {
+    const { report } = await against('dies-after-30-requests');
+    expect(report.lostTarget).toMatch(/^http:\/\/127\.0\.0\.1:\d+ stopped answering \(no answer: (ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed)/);
+    expect(report.interrupted).toBe(true);
+    expect(report.cases.filter((c) => c.violations.some((v) => v.check === 'responds')).length).toBeLessThanOrEqual(12);
+  });
 });
 

@@ -76,4 +76,5 @@ const reports = options.reports;
 if (reports.json) writeFileSync(reports.json, `${JSON.stringify(report, null, 2)}\n`);
 if (reports.junit) writeFileSync(reports.junit, formatJunit(report));
 if (reports.markdown) writeFileSync(reports.markdown, formatMarkdown(report));
+if (report.lostTarget) fail(report.lostTarget);
 process.exit(report.interrupted ? 130 : report.failed === 0 ? 0 : 1);

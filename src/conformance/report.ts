@@ -56,7 +56,8 @@ export function formatReport(report: Report): string {
     }
   }
   lines.push('');
-  if (report.interrupted) lines.push('Interrupted: not every case ran.');
+  if (report.lostTarget) lines.push(`Stopped: ${report.lostTarget}.`);
+  else if (report.interrupted) lines.push('Interrupted: not every case ran.');
   if (report.cleanup.kept > 0) lines.push(`Kept ${report.cleanup.kept} created resource(s) (--keep-data).`);
   else lines.push(`Deleted the ${report.cleanup.deleted} resource(s) it created.`);
   for (const left of report.cleanup.left) lines.push(`  could not delete ${left}`);

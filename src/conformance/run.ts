@@ -75,6 +75,8 @@ export interface Report {
   failed: number;
   /** Set when the run was stopped before every case ran. */
   interrupted: boolean;
+  /** Set when the target stopped answering during the run (the CLI exits 2). */
+  lostTarget?: string;
   cleanup: Cleanup & { kept: number };
   durationMs: number;
 }
@@ -84,6 +86,8 @@ export class UsageError extends Error {}
 /** The target does not answer at all: exit 2. */
 export class UnreachableError extends Error {}
 
+/** Connection failures in a row after which the target counts as gone and the run stops. */
+const LOST_AFTER = 10;
 const NEVER_FOR_VALID_INPUT = new Set([400, 413, 415]);
 const SHOWN_BODY = 500;
 const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema'];
@@ -135,12 +139,23 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     (!options.includeOperations?.length || options.includeOperations.includes(operationId)) && !options.excludeOperations?.includes(operationId);
   await probe(connection);
 
+  // Stops on the caller's signal, or when the target stops answering.
+  const stop = new AbortController();
+  options.signal?.addEventListener('abort', () => stop.abort(), { once: true });
+  if (options.signal?.aborted) stop.abort();
+  let failuresInARow = 0;
+  let lostTarget: string | undefined;
   const checker = new ResponseChecker();
   const tracker = new ResourceTracker(spec);
   const exchange = async (operation: Operation, values: RequestValues, through = connection) => {
     const request = buildExchange(operation, values);
     const answer = await send(through, request);
     tracker.learn(operation, answer);
+    failuresInARow = answer.error?.startsWith('no answer:') ? failuresInARow + 1 : 0;
+    if (failuresInARow >= LOST_AFTER && !lostTarget) {
+      lostTarget = `${connection.baseUrl} stopped answering (${answer.error})`;
+      stop.abort();
+    }
     return { answer, request: asCurl(through, request) };
   };
   const call = async (operationId: string, values: RequestValues): Promise<Answer | undefined> => {
@@ -186,7 +201,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     remaining.set(operationId, left);
     if (left > 0) return;
     const ranValid = cases.some((c) => c.operationId === operationId && c.kind === 'valid' && c.expectation.type === 'valid' && c.expectation.realIds);
-    if (ranValid && selected.has('valid-input-accepted') && !succeeded.has(operationId) && !options.signal?.aborted) {
+    if (ranValid && selected.has('valid-input-accepted') && !succeeded.has(operationId) && !stop.signal.aborted) {
       push({
         key: `${operationId}/valid/coverage`,
         operationId,
@@ -290,8 +305,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   let keptCount = 0;
   try {
     const units: Array<() => Promise<void>> = [...cases.map((c) => () => runCase(c)), ...flowList.map((f) => () => runFlow(f))];
-    await pool(units, options.workers ?? 1, (unit) => unit(), options.signal);
-    if (health && !options.signal?.aborted) {
+    await pool(units, options.workers ?? 1, (unit) => unit(), stop.signal);
+    if (health && !stop.signal.aborted) {
       const { answer, request } = await exchange(health, {});
       const violations = checker.violations(health, answer);
       if (!(answer.status >= 200 && answer.status < 300)) violations.push({ check: 'still-healthy', message: `answered ${answer.status || answer.error}` });
@@ -311,6 +326,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     }
   } finally {
     if (options.keepData) keptCount = tracker.count;
+    else if (lostTarget) cleanup = { deleted: 0, left: [`everything created (${tracker.count}): the target stopped answering`] };
     else cleanup = await tracker.cleanup(async (operation, values) => (await exchange(operation, values)).answer, options.workers ?? 1);
   }
 
@@ -325,7 +341,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     cases: results,
     passed,
     failed: results.length - passed,
-    interrupted: options.signal?.aborted === true,
+    interrupted: stop.signal.aborted,
+    ...(lostTarget ? { lostTarget } : {}),
     cleanup: { ...cleanup, kept: keptCount },
     durationMs: Date.now() - started,
   };

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list';
+export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list' | 'dies-after-30-requests';
 
 interface Pet {
   id: number;
@@ -28,7 +28,14 @@ function validatePet(body: unknown): string | undefined {
 export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
   const pets = new Map<number, Pet>();
   let nextId = 1;
+  let requests = 0;
   const server = createServer((request, response) => {
+    requests += 1;
+    if (fault === 'dies-after-30-requests' && requests > 30) {
+      server.close();
+      server.closeAllConnections();
+      return;
+    }
     const json = (status: number, body: unknown) => {
       response.writeHead(status, { 'content-type': 'application/json' });
       response.end(JSON.stringify(body));
