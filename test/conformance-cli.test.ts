@@ -18,14 +18,16 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'dist/conformance/cli.js');
 const folder = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-cli-'));
 const children: ChildProcess[] = [];
+const closers: Array<{ close(): Promise<void> }> = [];
 
 beforeAll(() => {
   // npm test builds before vitest; alone, build when dist/ is missing or older than the suite.
   const newest = Math.max(...readdirSync(join(root, 'src/conformance')).map((f) => statSync(join(root, 'src/conformance', f)).mtimeMs));
   if (!existsSync(bin) || statSync(bin).mtimeMs < newest) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
 }, 60_000);
-afterEach(() => {
+afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const server of closers.splice(0)) await server.close();
   cleanUpServerProcesses();
 });
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -61,7 +63,10 @@ async function closedPort(): Promise<number> {
 /** A server process with data of its own: an agent, a session and a message. */
 async function serverWithData() {
   const databasePath = tempDatabase();
-  const url = await startServer({ DATABASE_PATH: databasePath }).listening;
+  return withData(await startServer({ DATABASE_PATH: databasePath }).listening, databasePath);
+}
+
+async function withData(url: string, databasePath: string) {
   const agent = await fetchChecked(url, 'POST', '/api/agents', { characterJson: { name: 'Not the suite’s' } });
   const agentId = agent.body.data.character.id;
   const session = await fetchChecked(url, 'POST', '/api/messaging/sessions', { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f' });
@@ -110,9 +115,8 @@ describe('the built sessions-api-conformance command', () => {
     expect(run.stderr.trim()).toBe(`sessions-api-conformance: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
   });
 
-  it('refuses an unknown operation, exit 2', { timeout: 60_000 }, async () => {
-    const { url } = await serverWithData();
-    const run = await cli(['--base-url', url, '--include-operation', 'getSession,noSuchOperation']);
+  it('refuses an unknown operation before any request, exit 2', { timeout: 60_000 }, async () => {
+    const run = await cli(['--base-url', `http://127.0.0.1:${await closedPort()}`, '--include-operation', 'getSession,noSuchOperation']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/unknown operation "noSuchOperation"/);
   });
@@ -148,16 +152,22 @@ describe('the built sessions-api-conformance command', () => {
   });
 
   it('keeps what it created with --keep-data', { timeout: 60_000 }, async () => {
-    const server = await serverWithData();
-    const before = rowCounts(server.databasePath);
-    const run = await cli(['--base-url', server.url, '--cases', '2', '--include-operation', 'createAgent', '--keep-data']);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/Kept \d+ created resource\(s\) \(--keep-data\)\./);
-    expect(rowCounts(server.databasePath).agents).toBeGreaterThan(before.agents!);
+    const server = await serveOurs();
+    try {
+      const before = rowCounts(server.databasePath);
+      const run = await cli(['--base-url', server.url, '--cases', '2', '--include-operation', 'createAgent', '--keep-data']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/Kept \d+ created resource\(s\) \(--keep-data\)\./);
+      expect(rowCounts(server.databasePath).agents).toBeGreaterThan(before.agents!);
+    } finally {
+      await server.close();
+    }
   });
 
   it('on Ctrl-C (SIGINT) stops, deletes what it created, and exits 130', { timeout: 60_000 }, async () => {
-    const server = await serverWithData();
+    const ours = await serveOurs();
+    closers.push(ours);
+    const server = await withData(ours.url, ours.databasePath);
     const before = rowCounts(server.databasePath);
     let interrupted = false;
     const run = await cli(['--base-url', server.url, '--cases', '10'], (stdout, child) => {
@@ -184,7 +194,7 @@ describe('failures, reported and replayed', () => {
     });
     try {
       const files = { json: join(folder, 'fail.json'), junit: join(folder, 'fail.xml'), markdown: join(folder, 'fail.md') };
-      const run = await cli(['--base-url', proxy.url, '--cases', '2', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
+      const run = await cli(['--base-url', proxy.url, '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
       expect(run.code).toBe(1);
       expect(run.stdout).toMatch(/^✗ getSession: \d+ cases, \d+ passed, [1-9]\d* failed$/m);
       expect(run.stdout).toContain('✗ response-schema: 200 body at $.debug must NOT have additional properties: "debug"\n');
@@ -194,6 +204,7 @@ describe('failures, reported and replayed', () => {
       const report = JSON.parse(readFileSync(files.json, 'utf8')) as Report;
       const failed = report.cases.filter((c) => !c.passed);
       expect(failed.length).toBeGreaterThan(0);
+      expect(failed.every((c) => c.violations.every((v) => v.check === 'response-schema'))).toBe(true);
       expect(failed[0]!.violations[0]).toMatchObject({ check: 'response-schema', path: '$.debug', property: 'debug' });
       const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(readFileSync(files.junit, 'utf8'));
       const suites = [junit.testsuites.testsuite].flat() as Array<{ name: string; failures: string; testcase: any }>;
