@@ -1,9 +1,63 @@
-// What every answer must be: a status the operation documents, a JSON content type, and
-// a body valid against that status's schema (formats checked).
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+// What every answer must be: a status the operation documents, a documented content type,
+// and (for JSON) a body valid against that status's schema (formats checked). Each fault
+// is a Violation naming its check, and for schema faults the JSON path and property.
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import type { Answer } from './http.js';
-import type { Operation, Schema } from './spec-model.js';
+import { isJsonMediaType, type Operation, responseFor, type Schema } from './spec-model.js';
+
+/** Every check the suite runs, by the name `--checks` takes. */
+export const CHECKS = {
+  'responds': 'an answer comes, within the timeout',
+  'no-server-error': 'no 5xx, whatever the input',
+  'status-documented': 'the status is one the operation documents',
+  'content-type': 'the content type is one documented for that status',
+  'response-schema': 'a JSON body is valid against the schema of its status',
+  'invalid-input-refused': 'a request with one invalid field gets 400 naming the field',
+  'valid-input-accepted': 'a valid request is not refused as invalid (400, 413, 415); each operation succeeds at least once',
+  'unknown-id-refused': 'an unknown id in the path gets a 4xx',
+  'deleted-resource-gone': 'what was created and deleted then answers 404 (or 410)',
+  'sessions-flows': 'Sessions API semantics: expiry arithmetic, renewals, PATCH, exactly-once paging, 410 after expiry',
+  'still-healthy': 'the server still answers after the hostile requests',
+  'auth-required': 'with --api-key (or an Authorization header), an operation the spec secures answers 401 without credentials',
+} as const;
+
+export type CheckName = keyof typeof CHECKS;
+
+export const isCheckName = (name: string): name is CheckName => Object.hasOwn(CHECKS, name);
+
+export interface Violation {
+  check: CheckName;
+  message: string;
+  /** JSON path of the value at fault in the answer's body, e.g. `$.timeoutConfig.timeoutMinutes`. */
+  path?: string;
+  /** The property at fault: the unexpected one, the missing one, or the one with a bad value. */
+  property?: string;
+}
+
+const SHOWN_BODY = 300;
+
+function jsonPath(instancePath: string): string {
+  return (
+    '$' +
+    instancePath
+      .split('/')
+      .slice(1)
+      .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'))
+      .map((segment) => (/^\d+$/.test(segment) ? `[${segment}]` : /^[A-Za-z_$][\w$]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`))
+      .join('')
+  );
+}
+
+function schemaViolation(status: number, error: ErrorObject): Violation {
+  const params = error.params as Record<string, unknown>;
+  const named = (params.additionalProperty ?? params.missingProperty ?? params.unevaluatedProperty) as string | undefined;
+  const base = jsonPath(error.instancePath);
+  const path = named === undefined ? base : `${base}${/^[A-Za-z_$][\w$]*$/.test(named) ? `.${named}` : `[${JSON.stringify(named)}]`}`;
+  const property = named ?? error.instancePath.split('/').filter(Boolean).at(-1);
+  const what = named === undefined || error.keyword === 'required' ? error.message : `${error.message}: "${named}"`;
+  return { check: 'response-schema', message: `${status} body at ${path} ${what}`, path, ...(property === undefined ? {} : { property }) };
+}
 
 export class ResponseChecker {
   private readonly ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
@@ -11,25 +65,38 @@ export class ResponseChecker {
 
   constructor() {
     ajvFormats.default(this.ajv);
+    // OpenAPI's numeric formats: ranges, not strings.
+    for (const format of ['int32', 'int64', 'float', 'double']) this.ajv.addFormat(format, { type: 'number', validate: () => true });
   }
 
   /** The ways `answer` breaks the spec for `operation`; empty when it honours it. */
-  violations(operation: Operation, answer: Answer): string[] {
-    if (answer.error) return [answer.error];
-    const schema = operation.responses[String(answer.status)];
-    if (!(String(answer.status) in operation.responses)) {
-      return [`status ${answer.status} is not documented (documented: ${Object.keys(operation.responses).join(', ')}); body: ${answer.text.slice(0, 200)}`];
+  violations(operation: Operation, answer: Answer): Violation[] {
+    if (answer.error) return [{ check: 'responds', message: answer.error }];
+    const response = responseFor(operation, answer.status);
+    if (!response) {
+      return [
+        {
+          check: 'status-documented',
+          message: `status ${answer.status} is not documented (documented: ${Object.keys(operation.responses).join(', ')})`,
+        },
+      ];
     }
-    if (!schema) return [];
-    if (!/^application\/json\b/.test(answer.contentType)) return [`content type "${answer.contentType}" is not application/json`];
-    if (answer.json === undefined) return [`the body is not JSON: ${answer.text.slice(0, 200)}`];
-    let validate = this.validators.get(schema);
+    if (response.contentTypes.length === 0) return [];
+    const received = answer.contentType.split(';')[0]!.trim().toLowerCase();
+    const documented = response.contentTypes.map((type) => type.toLowerCase());
+    const matches = documented.some((type) => type === received || type === '*/*' || (type.endsWith('/*') && received.startsWith(type.slice(0, -1))));
+    if (!matches) {
+      return [{ check: 'content-type', message: `content type "${answer.contentType}" is not documented for ${answer.status} (documented: ${documented.join(', ')})` }];
+    }
+    if (!isJsonMediaType(received) || !response.schema) return [];
+    if (answer.json === undefined) return [{ check: 'response-schema', message: `the body is not JSON: ${answer.text.slice(0, SHOWN_BODY)}`, path: '$' }];
+    let validate = this.validators.get(response.schema);
     if (!validate) {
-      const { $schema: _ignored, ...plain } = schema;
+      const { $schema: _ignored, ...plain } = response.schema;
       validate = this.ajv.compile(plain);
-      this.validators.set(schema, validate);
+      this.validators.set(response.schema, validate);
     }
     if (validate(answer.json)) return [];
-    return (validate.errors ?? []).slice(0, 5).map((error) => `${answer.status} body${error.instancePath} ${error.message}`);
+    return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(answer.status, error));
   }
 }

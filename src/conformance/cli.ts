@@ -1,39 +1,80 @@
-// npm run conformance -- --base-url http://127.0.0.1:3000 [--api-key K] [--seed N] [--json report.json] [--spec path]
+#!/usr/bin/env node
+// sessions-api-conformance --base-url http://127.0.0.1:3000 [options]   (--help lists them)
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { formatJunit } from './junit.js';
+import { formatMarkdown } from './markdown.js';
+import { parseCli, USAGE } from './options.js';
 import { formatReport } from './report.js';
-import { runConformance } from './run.js';
+import { type Report, runConformance, UnreachableError, UsageError } from './run.js';
 
-const { values } = parseArgs({
-  options: {
-    'base-url': { type: 'string' },
-    'api-key': { type: 'string' },
-    seed: { type: 'string' },
-    json: { type: 'string' },
-    spec: { type: 'string' },
-    cases: { type: 'string' },
-  },
-});
+const DEFAULT_SPEC = fileURLToPath(new URL('../../openapi/sessions-api.yaml', import.meta.url));
+const BAR_WIDTH = 30;
 
-const baseUrl = values['base-url'];
-if (!baseUrl) {
-  console.error('usage: npm run conformance -- --base-url http://127.0.0.1:3000 [--api-key K] [--seed N] [--json report.json] [--spec openapi.yaml] [--cases N]');
-  process.exit(2);
-}
-const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
-if (!Number.isInteger(seed)) {
-  console.error(`--seed must be an integer, not ${values.seed}`);
+function fail(message: string): never {
+  console.error(`sessions-api-conformance: ${message}`);
   process.exit(2);
 }
 
-const report = await runConformance({
-  baseUrl,
-  seed,
-  apiKey: values['api-key'],
-  specPath: values.spec ?? fileURLToPath(new URL('../../openapi/sessions-api.yaml', import.meta.url)),
-  validCases: values.cases === undefined ? undefined : Number(values.cases),
+let options;
+try {
+  options = parseCli(process.argv.slice(2), DEFAULT_SPEC);
+} catch (error) {
+  if (error instanceof UsageError) fail(error.message);
+  throw error;
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (options.nothingToReplay) {
+  console.log('The report has no failed case: nothing to replay.');
+  process.exit(0);
+}
+
+// A progress bar only on a terminal; a line per operation as it finishes, always.
+const tty = process.stdout.isTTY === true;
+let barShown = false;
+const clearBar = () => {
+  if (barShown) process.stdout.write('\r\x1b[2K');
+  barShown = false;
+};
+const controller = new AbortController();
+process.on('SIGINT', () => {
+  if (controller.signal.aborted) process.exit(130);
+  controller.abort();
+  clearBar();
+  console.error('Interrupted: finishing the requests in flight, then deleting what the suite created (Ctrl-C again to quit at once).');
 });
+
+console.log(`Checking ${options.run.baseUrl} (seed ${options.run.seed}, spec ${options.run.specPath})`);
+let report: Report;
+try {
+  report = await runConformance({
+    ...options.run,
+    signal: controller.signal,
+    onCase: (_result, done, total) => {
+      if (!tty) return;
+      const filled = Math.round((done / Math.max(total, 1)) * BAR_WIDTH);
+      process.stdout.write(`\r[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${done}/${total}`);
+      barShown = true;
+    },
+    onOperation: (summary) => {
+      clearBar();
+      console.log(`${summary.failed === 0 ? '✓' : '✗'} ${summary.operationId}: ${summary.cases} cases, ${summary.passed} passed, ${summary.failed} failed`);
+    },
+  });
+} catch (error) {
+  clearBar();
+  if (error instanceof UsageError || error instanceof UnreachableError) fail(error.message);
+  throw error;
+}
+clearBar();
+console.log('');
 console.log(formatReport(report));
-if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
-process.exit(report.failed === 0 ? 0 : 1);
+const reports = options.reports;
+if (reports.json) writeFileSync(reports.json, `${JSON.stringify(report, null, 2)}\n`);
+if (reports.junit) writeFileSync(reports.junit, formatJunit(report));
+if (reports.markdown) writeFileSync(reports.markdown, formatMarkdown(report));
+if (report.lostTarget) fail(report.lostTarget);
+process.exit(report.interrupted ? 130 : report.failed === 0 ? 0 : 1);

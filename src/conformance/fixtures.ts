@@ -1,59 +1,120 @@
-// What the suite needs to exist on the server, made through the API itself: an agent,
-// a session with a message, a user id. Everything made is deleted at the end.
+// What the suite needs to exist on the server, made through the API itself. Cases are
+// planned with placeholders (`@@agentId@@`) where an id that exists must go; each case
+// gets real ids at run time, from a fixture made for it (or shared by its operation).
 import { randomUUID } from 'node:crypto';
 import type { Answer } from './http.js';
 import type { RequestValues } from './requests.js';
+import type { Operation, SpecModel } from './spec-model.js';
+import { samples } from './generate.js';
+
+/** Name of a field or parameter → an existing id to put there. */
+export type Fixture = Record<string, string>;
 
 export type Call = (operationId: string, values: RequestValues) => Promise<Answer | undefined>;
 
-export interface Fixture {
-  agentId: string;
-  userId: string;
-  sessionId: string;
+export interface FixtureMaker {
+  /** Names of fields and parameters that must name things that exist. */
+  names: ReadonlySet<string>;
+  fresh(): Promise<Fixture>;
 }
 
-export class Fixtures {
-  private readonly agents = new Set<string>();
+export const placeholder = (name: string) => `@@${name}@@`;
 
-  constructor(private readonly call: Call) {}
-
-  /** A new agent with a new session holding one message; ids are random if the server refuses. */
-  async fresh(): Promise<Fixture> {
-    const userId = randomUUID();
-    const agent = await this.call('createAgent', { body: { characterJson: { name: 'Conformance agent' } } });
-    const agentId = ((agent?.json as any)?.data?.character?.id as string | undefined) ?? randomUUID();
-    this.agents.add(agentId);
-    const session = await this.call('createSession', { body: { agentId, userId, metadata: { platform: 'conformance' } } });
-    const sessionId = ((session?.json as any)?.sessionId as string | undefined) ?? randomUUID();
-    await this.call('sendSessionMessage', { path: { sessionId }, body: { content: 'Hello from the conformance suite' } });
-    return { agentId, userId, sessionId };
-  }
-
-  async cleanup(): Promise<void> {
-    for (const agentId of this.agents) await this.call('deleteAgent', { path: { agentId }, query: { force: true } });
-    this.agents.clear();
-  }
-}
-
-/** Fields and parameters that must name things that exist, by name. */
-export function bind(fixture: Fixture, name: string): string | undefined {
-  switch (name) {
-    case 'agentId':
-      return fixture.agentId;
-    case 'userId':
-    case 'authorId':
-      return fixture.userId;
-    case 'sessionId':
-      return fixture.sessionId;
-    default:
-      return undefined;
-  }
-}
-
-/** A body or query with every field named in `bind` set to the fixture's id. */
-export function bound<T>(value: T, fixture: Fixture): T {
+/** A body or query with every field named in `names` set to its placeholder. */
+export function bound<T>(value: T, names: ReadonlySet<string>): T {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
   const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  for (const key of Object.keys(copy)) copy[key] = bind(fixture, key) ?? copy[key];
+  for (const key of Object.keys(copy)) if (names.has(key)) copy[key] = placeholder(key);
   return copy as T;
+}
+
+function replaceIn(value: unknown, fixture: Fixture): unknown {
+  if (typeof value === 'string') return !value.includes('@@') ? value : value.replace(/@@(\w+)@@/g, (token, name: string) => fixture[name] ?? token);
+  if (Array.isArray(value)) return value.map((item) => replaceIn(item, fixture));
+  if (value && typeof value === 'object') {
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) Object.defineProperty(copy, key, { value: replaceIn(item, fixture), enumerable: true, writable: true, configurable: true });
+    return copy;
+  }
+  return value;
+}
+
+/** The values with every placeholder replaced by the fixture's id. */
+export function substitute(values: RequestValues, fixture: Fixture): RequestValues {
+  const raw = values.rawBody;
+  return {
+    ...values,
+    path: replaceIn(values.path, fixture) as Record<string, string> | undefined,
+    query: replaceIn(values.query, fixture) as Record<string, unknown> | undefined,
+    body: replaceIn(values.body, fixture),
+    rawBody:
+      raw === undefined || typeof raw === 'string'
+        ? (replaceIn(raw, fixture) as string | undefined)
+        : Buffer.from(replaceIn(Buffer.from(raw).toString('latin1'), fixture) as string, 'latin1'),
+  };
+}
+
+/** The first value under one of `keys`, breadth first, in a JSON answer. */
+export function findId(json: unknown, keys: string[]): string | undefined {
+  for (const key of keys) {
+    const queue: unknown[] = [json];
+    while (queue.length > 0) {
+      const node = queue.shift();
+      if (!node || typeof node !== 'object') continue;
+      const found = (node as Record<string, unknown>)[key];
+      if (Object.hasOwn(node, key) && (typeof found === 'string' || typeof found === 'number')) return String(found);
+      queue.push(...Object.values(node));
+    }
+  }
+  return undefined;
+}
+
+/** The Sessions API: an agent, with a session holding one message, and a user id. */
+export function sessionsFixtures(call: Call): FixtureMaker {
+  return {
+    names: new Set(['agentId', 'userId', 'authorId', 'sessionId']),
+    async fresh() {
+      const userId = randomUUID();
+      const agent = await call('createAgent', { body: { characterJson: { name: 'Conformance agent' } } });
+      const agentId = findId(agent?.json, ['id']) ?? randomUUID();
+      const session = await call('createSession', { body: { agentId, userId, metadata: { platform: 'conformance' } } });
+      const sessionId = findId(session?.json, ['sessionId']) ?? randomUUID();
+      await call('sendSessionMessage', { path: { sessionId }, body: { content: 'Hello from the conformance suite' } });
+      return { agentId, userId, authorId: userId, sessionId };
+    },
+  };
+}
+
+/** The POST on the collection a path parameter names a member of (`POST /pets` for `{petId}` in `/pets/{petId}`). */
+export function producerOf(spec: SpecModel, operation: Operation, name: string): Operation | undefined {
+  const at = operation.path.indexOf(`/{${name}}`);
+  if (at < 0) return undefined;
+  const collection = operation.path.slice(0, at);
+  return spec.operations.find((o) => o.method === 'POST' && o.path === collection && !o.path.includes('{'));
+}
+
+/** Any spec: for each path parameter with a producer, one member made through it. */
+export function genericFixtures(spec: SpecModel, call: Call, seed: number): FixtureMaker {
+  const producers = new Map<string, Operation>();
+  for (const operation of spec.operations) {
+    for (const parameter of operation.parameters.filter((p) => p.in === 'path')) {
+      const producer = producerOf(spec, operation, parameter.name);
+      if (producer) producers.set(parameter.name, producer);
+    }
+  }
+  let made = 0;
+  return {
+    names: new Set(producers.keys()),
+    async fresh() {
+      const fixture: Fixture = {};
+      for (const [name, producer] of producers) {
+        made += 1;
+        const body = producer.body ? samples(producer.body.schema, 1, seed + made)[0] : undefined;
+        const answer = await call(producer.operationId, { body });
+        const id = findId(answer?.json, [name, 'id']);
+        if (id !== undefined) fixture[name] = id;
+      }
+      return fixture;
+    },
+  };
 }

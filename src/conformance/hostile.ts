@@ -5,6 +5,8 @@ import type { Operation } from './spec-model.js';
 export interface HostileCase {
   title: string;
   values: RequestValues;
+  /** A server may refuse it by closing the connection before reading it all (EPIPE, reset). */
+  mayCloseConnection?: boolean;
 }
 
 function nested(depth: number): unknown {
@@ -35,7 +37,8 @@ function setAt(value: unknown, path: string[], replacement: unknown): unknown {
 
 export function hostileCases(operation: Operation, valid: RequestValues): HostileCase[] {
   const cases: HostileCase[] = [];
-  const withValues = (title: string, values: Partial<RequestValues>) => cases.push({ title, values: { ...valid, ...values } });
+  const withValues = (title: string, values: Partial<RequestValues>, mayCloseConnection = false) =>
+    cases.push({ title, values: { ...valid, ...values }, ...(mayCloseConnection ? { mayCloseConnection } : {}) });
   const long = 'x'.repeat(100_000);
 
   if (operation.body) {
@@ -54,7 +57,7 @@ export function hostileCases(operation: Operation, valid: RequestValues): Hostil
     withValues('malformed JSON', { rawBody: '{"unterminated": ' });
     withValues('JSON null', { rawBody: 'null' });
     withValues('the wrong content type', { rawBody: json, contentType: 'text/plain' });
-    withValues('a body over 1 MB', { rawBody: JSON.stringify({ ...body, padding: 'x'.repeat(1_100_000) }) });
+    withValues('a body over 1 MB', { rawBody: JSON.stringify({ ...body, padding: 'x'.repeat(1_100_000) }) }, true);
   }
   withValues('__proto__ in the query', { query: { ...valid.query, '__proto__[polluted]': 'true', constructor: 'x' } });
   for (const parameter of operation.parameters) {

@@ -1,173 +1,349 @@
-// The conformance run: for every operation of the spec, valid requests (generated),
-// invalid ones (one fault each), hostile ones, then stateful checks and a last health
-// check. Talks to the server over HTTP only.
-import { ResponseChecker } from './check.js';
-import { type Fixture, Fixtures, bind, bound } from './fixtures.js';
-import { hostileCases } from './hostile.js';
-import { type Answer, asCurl, send } from './http.js';
-import { mutateParameter, mutateValue } from './mutate.js';
+// The conformance run: plans every case from the spec, runs them (in parallel with
+// `workers`; each flow's steps in order), then a last health check, then deletes what
+// it created, even when it fails or is interrupted. Talks to the server over HTTP only.
+import { type CheckName, CHECKS, ResponseChecker, type Violation } from './check.js';
+import { type Fixture, type FixtureMaker, genericFixtures, sessionsFixtures, substitute } from './fixtures.js';
+import { type Flow, flows } from './flows.js';
+import { type Answer, asCurl, type Connection, hasCredentials, send, withoutCredentials } from './http.js';
+import { type CaseKind, type PlannedCase, planOperation } from './plan.js';
 import { buildExchange, type RequestValues } from './requests.js';
-import { samples } from './generate.js';
-import { loadSpec, type Operation } from './spec-model.js';
-import { statefulChecks } from './stateful.js';
+import { isSessionsSpec, loadSpec, type Operation } from './spec-model.js';
+import { type Cleanup, ResourceTracker } from './tracker.js';
+
+export type { CaseKind } from './plan.js';
 
 export interface ConformanceOptions {
   baseUrl: string;
   specPath: string;
   seed: number;
   apiKey?: string;
+  /** Sent with every request, besides the API key. */
+  headers?: Record<string, string>;
   /** Generated valid requests per operation. */
   validCases?: number;
   timeoutMs?: number;
+  /** Cases run at once; a flow's steps always run in order. */
+  workers?: number;
+  /** Only these checks (default: all). */
+  checks?: CheckName[];
+  includeOperations?: string[];
+  excludeOperations?: string[];
+  /** Only the cases with these keys (`--replay`). */
+  only?: ReadonlySet<string>;
+  /** Keep what the run created instead of deleting it. */
+  keepData?: boolean;
+  /** How long the flow that waits for a session to expire may wait (0: it does not run). */
+  expiryWaitMs?: number;
+  /** Stops starting cases; what was created is still deleted. */
+  signal?: AbortSignal;
+  onCase?: (result: CaseResult, done: number, total: number) => void;
+  onOperation?: (summary: OperationSummary) => void;
 }
 
-export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'stateful' | 'health' | 'auth';
-
 export interface CaseResult {
+  /** Stable for a spec, seed and case count: `--replay` runs cases by key. */
+  key: string;
   operationId: string;
   kind: CaseKind;
   title: string;
   passed: boolean;
-  violations: string[];
-  /** The request as a curl command, to reproduce a failure by hand. */
-  request: string;
+  violations: Violation[];
+  /** The requests as curl commands, to reproduce a failure by hand. */
+  requests: string[];
+  /** The last answer's status (0: no answer) and body, truncated. */
   status: number;
+  body: string;
+  durationMs: number;
 }
 
-export interface Report {
-  baseUrl: string;
-  seed: number;
-  cases: CaseResult[];
+export interface OperationSummary {
+  operationId: string;
+  cases: number;
   passed: number;
   failed: number;
 }
 
+export interface Report {
+  tool: 'sessions-api-conformance';
+  baseUrl: string;
+  specPath: string;
+  seed: number;
+  validCases: number;
+  checks: CheckName[];
+  cases: CaseResult[];
+  passed: number;
+  failed: number;
+  /** Set when the run was stopped before every case ran. */
+  interrupted: boolean;
+  /** Set when the target stopped answering during the run (the CLI exits 2). */
+  lostTarget?: string;
+  cleanup: Cleanup & { kept: number };
+  durationMs: number;
+}
+
+/** A usage fault found before any request (unknown operation, unreadable spec): exit 2. */
+export class UsageError extends Error {}
+/** The target does not answer at all: exit 2. */
+export class UnreachableError extends Error {}
+
+/** Connection failures in a row after which the target counts as gone and the run stops. */
+const LOST_AFTER = 10;
 const NEVER_FOR_VALID_INPUT = new Set([400, 413, 415]);
+const SHOWN_BODY = 500;
+const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema'];
+const PRIMARY: Record<CaseKind, CheckName[]> = {
+  valid: ['valid-input-accepted', 'unknown-id-refused'],
+  invalid: ['invalid-input-refused'],
+  hostile: ['no-server-error'],
+  auth: ['auth-required'],
+  stateful: ['deleted-resource-gone', 'sessions-flows'],
+  health: ['still-healthy'],
+};
+
+const truncate = (text: string) => (text.length > SHOWN_BODY ? `${text.slice(0, SHOWN_BODY)}…(${text.length} chars)` : text);
+
+async function probe(connection: Connection): Promise<void> {
+  const answer = await send(connection, { method: 'GET', url: '/', headers: {} });
+  if (answer.error) throw new UnreachableError(`cannot reach ${connection.baseUrl}: ${answer.error.replace(/^no answer: /, '')}`);
+}
+
+async function pool<T>(items: T[], workers: number, work: (item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !signal?.aborted) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, workers) }, worker));
+}
 
 export async function runConformance(options: ConformanceOptions): Promise<Report> {
-  const { baseUrl, seed, apiKey } = options;
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const started = Date.now();
+  const { seed } = options;
   const validCases = options.validCases ?? 10;
-  const spec = loadSpec(options.specPath);
+  const connection: Connection = {
+    baseUrl: options.baseUrl,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    headers: { ...options.headers, ...(options.apiKey ? { 'x-api-key': options.apiKey } : {}) },
+  };
+  const selected = new Set<CheckName>(options.checks ?? (Object.keys(CHECKS) as CheckName[]));
+  let spec;
+  try {
+    spec = loadSpec(options.specPath);
+  } catch (error) {
+    throw new UsageError(`cannot read the spec: ${(error as Error).message}`);
+  }
   const byId = new Map(spec.operations.map((operation) => [operation.operationId, operation]));
-  const checker = new ResponseChecker();
-  const cases: CaseResult[] = [];
+  for (const id of [...(options.includeOperations ?? []), ...(options.excludeOperations ?? [])]) {
+    if (!byId.has(id)) throw new UsageError(`unknown operation "${id}" (the spec has: ${[...byId.keys()].join(', ')})`);
+  }
+  const included = (operationId: string) =>
+    (!options.includeOperations?.length || options.includeOperations.includes(operationId)) && !options.excludeOperations?.includes(operationId);
+  await probe(connection);
 
-  const exchange = async (operation: Operation, values: RequestValues) => {
+  // Stops on the caller's signal, or when the target stops answering.
+  const stop = new AbortController();
+  options.signal?.addEventListener('abort', () => stop.abort(), { once: true });
+  if (options.signal?.aborted) stop.abort();
+  let failuresInARow = 0;
+  let lostTarget: string | undefined;
+  const checker = new ResponseChecker();
+  const tracker = new ResourceTracker(spec);
+  const exchange = async (operation: Operation, values: RequestValues, through = connection) => {
     const request = buildExchange(operation, values);
-    const answer = await send(baseUrl, request, apiKey, timeoutMs);
-    return { answer, request: asCurl(baseUrl, request) };
+    const answer = await send(through, request);
+    tracker.learn(operation, answer);
+    failuresInARow = answer.error?.startsWith('no answer:') ? failuresInARow + 1 : 0;
+    if (failuresInARow >= LOST_AFTER && !lostTarget) {
+      lostTarget = `${connection.baseUrl} stopped answering (${answer.error})`;
+      stop.abort();
+    }
+    return { answer, request: asCurl(through, request) };
   };
   const call = async (operationId: string, values: RequestValues): Promise<Answer | undefined> => {
     const operation = byId.get(operationId);
     return operation ? (await exchange(operation, values)).answer : undefined;
   };
-  const record = async (
-    operation: Operation,
-    kind: CaseKind,
-    title: string,
-    values: RequestValues,
-    expect: (answer: Answer) => string[],
-  ): Promise<Answer> => {
-    const { answer, request } = await exchange(operation, values);
-    const violations = [...checker.violations(operation, answer), ...(answer.error ? [] : expect(answer))];
-    cases.push({ operationId: operation.operationId, kind, title, passed: violations.length === 0, violations, request, status: answer.status });
-    return answer;
-  };
-  const fixtures = new Fixtures(call);
+  const sessions = isSessionsSpec(spec);
+  const fixtures: FixtureMaker = sessions ? sessionsFixtures(call) : genericFixtures(spec, call, seed);
+  const kept = (violations: Violation[]) => violations.filter((v) => selected.has(v.check));
+  const runs = (kind: CaseKind) =>
+    (kind !== 'auth' || (hasCredentials(connection) && selected.has('auth-required'))) && [...PRIMARY[kind], ...RESPONSE_CHECKS].some((check) => selected.has(check));
+  const wanted = (key: string) => !options.only || options.only.has(key);
 
+  // The plan.
+  const cases: PlannedCase[] = [];
   for (const [index, operation] of spec.operations.entries()) {
-    const operationSeed = seed + index * 7919;
-    const pathParameters = operation.parameters.filter((p) => p.in === 'path');
-    const queryParameters = operation.parameters.filter((p) => p.in === 'query');
-    const bodies = operation.body ? samples(operation.body.schema, validCases, operationSeed) : [];
-    const queries = samples(
-      {
-        type: 'object',
-        additionalProperties: false,
-        properties: Object.fromEntries(queryParameters.map((p) => [p.name, p.schema])),
-        required: queryParameters.filter((p) => p.required).map((p) => p.name),
-      },
-      validCases,
-      operationSeed + 1,
-    ) as Array<Record<string, unknown>>;
-    const randomIds = samples({ type: 'string', format: 'uuid' }, validCases, operationSeed + 2) as string[];
-    const valuesFor = (fixture: Fixture, i: number, realIds: boolean): RequestValues => ({
-      path: Object.fromEntries(pathParameters.map((p) => [p.name, realIds ? (bind(fixture, p.name) ?? randomIds[i]!) : randomIds[i]!])),
-      query: bound(queries[i] ?? {}, fixture),
-      body: operation.body ? (operation.body.required || i % 3 !== 2 ? bound(bodies[i], fixture) : undefined) : undefined,
-    });
+    if (!included(operation.operationId)) continue;
+    const planned = planOperation(operation, index, seed, validCases, fixtures.names);
+    const coverage = `${operation.operationId}/valid/coverage`;
+    cases.push(...planned.filter((c) => runs(c.kind) && (wanted(c.key) || (c.kind === 'valid' && options.only?.has(coverage)))));
+  }
+  const flowList: Flow[] = runs('stateful')
+    ? flows({ spec, sessions, fixtures, expiryWaitMs: options.expiryWaitMs ?? 0 }).filter(
+        (flow) => selected.has(flow.check) && flow.operations.every(included) && wanted(flow.key),
+      )
+    : [];
+  const healthOperation = byId.get('getSessionsHealth') ?? spec.operations.find((o) => o.method === 'GET' && !o.path.includes('{'));
+  const health = healthOperation && runs('health') && included(healthOperation.operationId) && wanted('health') ? healthOperation : undefined;
+  const total = cases.length + flowList.length + (health ? 1 : 0);
 
-    // Valid requests: with ids that exist, a 2xx (or a 4xx the state explains); with
-    // random ids in the path, a documented 4xx.
-    let succeeded = false;
-    for (let i = 0; i < validCases; i += 1) {
-      const realIds = pathParameters.length === 0 || i % 4 !== 3;
-      const answer = await record(operation, 'valid', realIds ? 'valid request' : 'valid request, unknown id', valuesFor(await fixtures.fresh(), i, realIds), (a) => {
-        if (a.status >= 500) return [`a valid request answered ${a.status}`];
-        if (NEVER_FOR_VALID_INPUT.has(a.status)) return [`a valid request was refused with ${a.status}: ${a.text.slice(0, 200)}`];
-        if (!realIds && a.status < 400) return [`a request for an unknown id answered ${a.status}`];
-        return [];
+  // Running it.
+  const results: CaseResult[] = [];
+  const remaining = new Map<string, number>();
+  for (const c of cases) remaining.set(c.operationId, (remaining.get(c.operationId) ?? 0) + 1);
+  if (flowList.length > 0) remaining.set('stateful', flowList.length);
+  const succeeded = new Set<string>();
+  const push = (result: CaseResult) => {
+    results.push(result);
+    options.onCase?.(result, results.length, total);
+  };
+  const finishOne = (operationId: string) => {
+    const left = (remaining.get(operationId) ?? 1) - 1;
+    remaining.set(operationId, left);
+    if (left > 0) return;
+    const ranValid = cases.some((c) => c.operationId === operationId && c.kind === 'valid' && c.expectation.type === 'valid' && c.expectation.realIds);
+    if (ranValid && selected.has('valid-input-accepted') && !succeeded.has(operationId) && !stop.signal.aborted) {
+      push({
+        key: `${operationId}/valid/coverage`,
+        operationId,
+        kind: 'valid',
+        title: 'some valid request succeeds',
+        passed: false,
+        violations: [{ check: 'valid-input-accepted', message: 'no valid request got a 2xx' }],
+        requests: [],
+        status: 0,
+        body: '',
+        durationMs: 0,
       });
-      succeeded ||= answer.status >= 200 && answer.status < 300;
     }
-    if (!succeeded) {
-      cases.push({ operationId: operation.operationId, kind: 'valid', title: 'some valid request succeeds', passed: false, violations: ['no valid request got a 2xx'], request: '', status: 0 });
-    }
+    const mine = results.filter((r) => r.operationId === operationId);
+    const passed = mine.filter((r) => r.passed).length;
+    options.onOperation?.({ operationId, cases: mine.length, passed, failed: mine.length - passed });
+  };
 
-    // Invalid requests, one fault each: 400 naming the field.
-    const fixture = await fixtures.fresh();
-    const base = valuesFor(fixture, 0, true);
-    if (operation.body) base.body = bound(bodies[0], fixture);
-    const expect400 = (field: string) => (a: Answer) => {
-      const problems: string[] = [];
-      if (a.status !== 400) problems.push(`expected 400, got ${a.status}: ${a.text.slice(0, 200)}`);
-      else if (!a.text.includes(field)) problems.push(`the 400 does not name "${field}": ${a.text.slice(0, 300)}`);
-      return problems;
+  const shared = new Map<string, Promise<Fixture>>();
+  const sharedFixture = (operationId: string) => {
+    if (!shared.has(operationId)) shared.set(operationId, fixtures.fresh());
+    return shared.get(operationId)!;
+  };
+
+  const runCase = async (planned: PlannedCase) => {
+    const begun = Date.now();
+    const operation = byId.get(planned.operationId)!;
+    const fixture = fixtures.names.size === 0 ? {} : planned.fixture === 'fresh' ? await fixtures.fresh() : await sharedFixture(planned.operationId);
+    const unauthenticated = planned.expectation.type === 'unauthenticated';
+    const { answer, request } = await exchange(operation, substitute(planned.values, fixture), unauthenticated ? withoutCredentials(connection) : connection);
+    const closedOnPurpose = planned.expectation.type === 'hostile' && planned.expectation.mayCloseConnection && /EPIPE|ECONNRESET|UND_ERR_SOCKET/.test(answer.error ?? '');
+    const violations = closedOnPurpose ? [] : checker.violations(operation, answer);
+    if (!answer.error) {
+      if (answer.status >= 500) violations.push({ check: 'no-server-error', message: `answered ${answer.status}` });
+      const expectation = planned.expectation;
+      if (expectation.type === 'valid') {
+        if (NEVER_FOR_VALID_INPUT.has(answer.status)) violations.push({ check: 'valid-input-accepted', message: `a valid request was refused with ${answer.status}` });
+        if (!expectation.realIds && answer.status < 400) violations.push({ check: 'unknown-id-refused', message: `a request for an unknown id answered ${answer.status}` });
+        if (answer.status >= 200 && answer.status < 300 && expectation.realIds) succeeded.add(planned.operationId);
+      } else if (expectation.type === 'unauthenticated') {
+        if (answer.status !== 401) violations.push({ check: 'auth-required', message: `without credentials, expected 401, got ${answer.status}` });
+      } else if (expectation.type === 'invalid') {
+        if (answer.status !== 400) violations.push({ check: 'invalid-input-refused', message: `expected 400, got ${answer.status}`, property: expectation.field });
+        else if (!answer.text.includes(expectation.field)) {
+          violations.push({ check: 'invalid-input-refused', message: `the 400 does not name "${expectation.field}"`, property: expectation.field });
+        }
+      }
+    }
+    const shownViolations = kept(violations);
+    push({
+      key: planned.key,
+      operationId: planned.operationId,
+      kind: planned.kind,
+      title: planned.title,
+      passed: shownViolations.length === 0,
+      violations: shownViolations,
+      requests: [request],
+      status: answer.status,
+      body: truncate(answer.text),
+      durationMs: Date.now() - begun,
+    });
+    finishOne(planned.operationId);
+  };
+
+  const runFlow = async (flow: Flow) => {
+    const begun = Date.now();
+    const violations: Violation[] = [];
+    const requests: string[] = [];
+    let last: Answer | undefined;
+    const step = async (operationId: string, values: RequestValues) => {
+      const operation = byId.get(operationId)!;
+      const { answer, request } = await exchange(operation, values);
+      requests.push(request);
+      last = answer;
+      violations.push(...checker.violations(operation, answer).map((v) => ({ ...v, message: `${operationId}: ${v.message}` })));
+      if (answer.status >= 500) violations.push({ check: 'no-server-error', message: `${operationId}: answered ${answer.status}` });
+      return { status: answer.status, body: answer.json as any, text: answer.text };
     };
-    if (operation.body) {
-      for (const mutation of mutateValue(operation.body.schema, base.body)) {
-        const field = mutation.path.at(-1) ?? 'body';
-        await record(operation, 'invalid', `body${mutation.path.map((p) => `/${p}`).join('')}: ${mutation.fault}`, { ...base, body: mutation.value }, expect400(field));
-      }
+    try {
+      for (const problem of await flow.run(step)) violations.push({ check: flow.check, message: problem });
+    } catch (error) {
+      violations.push({ check: flow.check, message: `the flow broke: ${String(error)}` });
     }
-    for (const parameter of [...pathParameters, ...queryParameters]) {
-      const current = parameter.in === 'path' ? base.path?.[parameter.name] : base.query?.[parameter.name];
-      for (const mutation of mutateParameter(parameter.schema, current)) {
-        const values =
-          parameter.in === 'path'
-            ? { ...base, path: { ...base.path, [parameter.name]: String(mutation.value) } }
-            : { ...base, query: { ...base.query, [parameter.name]: mutation.value } };
-        await record(operation, 'invalid', `${parameter.in} ${parameter.name}: ${mutation.fault}`, values, expect400(parameter.name));
-      }
-    }
+    const shownViolations = kept(violations);
+    push({
+      key: flow.key,
+      operationId: 'stateful',
+      kind: 'stateful',
+      title: flow.title,
+      passed: shownViolations.length === 0,
+      violations: shownViolations,
+      requests,
+      status: last?.status ?? 0,
+      body: truncate(last?.text ?? ''),
+      durationMs: Date.now() - begun,
+    });
+    finishOne('stateful');
+  };
 
-    // Hostile requests: anything but a 5xx or a hang.
-    for (const hostile of hostileCases(operation, base)) {
-      await record(operation, 'hostile', hostile.title, hostile.values, (a) => (a.status >= 500 ? [`answered ${a.status}`] : []));
+  let cleanup: Cleanup = { deleted: 0, left: [] };
+  let keptCount = 0;
+  try {
+    const units: Array<() => Promise<void>> = [...cases.map((c) => () => runCase(c)), ...flowList.map((f) => () => runFlow(f))];
+    await pool(units, options.workers ?? 1, (unit) => unit(), stop.signal);
+    if (health && !stop.signal.aborted) {
+      const { answer, request } = await exchange(health, {});
+      const violations = checker.violations(health, answer);
+      if (!(answer.status >= 200 && answer.status < 300)) violations.push({ check: 'still-healthy', message: `answered ${answer.status || answer.error}` });
+      const shownViolations = kept(violations);
+      push({
+        key: 'health',
+        operationId: health.operationId,
+        kind: 'health',
+        title: 'still answers after the hostile requests',
+        passed: shownViolations.length === 0,
+        violations: shownViolations,
+        requests: [request],
+        status: answer.status,
+        body: truncate(answer.text),
+        durationMs: 0,
+      });
     }
+  } finally {
+    if (options.keepData) keptCount = tracker.count;
+    else if (lostTarget) cleanup = { deleted: 0, left: [`everything created (${tracker.count}): the target stopped answering`] };
+    else cleanup = await tracker.cleanup(async (operation, values) => (await exchange(operation, values)).answer, options.workers ?? 1);
   }
 
-  for (const check of await statefulChecks({ byId, fixtures, exchange, checker })) cases.push(check);
-
-  // With --api-key: every operation that requires credentials refuses a request without them.
-  if (apiKey) {
-    for (const operation of spec.operations.filter((o) => o.secured)) {
-      const path = Object.fromEntries(operation.parameters.filter((p) => p.in === 'path').map((p) => [p.name, '00000000-0000-4000-8000-000000000000']));
-      const request = buildExchange(operation, { path });
-      const answer = await send(baseUrl, request, undefined, timeoutMs);
-      const violations = [...checker.violations(operation, answer), ...(answer.status === 401 ? [] : [`without an API key: expected 401, got ${answer.status}`])];
-      cases.push({ operationId: operation.operationId, kind: 'auth', title: 'refused without an API key', passed: violations.length === 0, violations, request: asCurl(baseUrl, request), status: answer.status });
-    }
-  }
-
-  // After all that, the server still answers its health check.
-  const health = byId.get('getSessionsHealth') ?? spec.operations.find((o) => o.method === 'GET' && !o.path.includes('{'));
-  if (health) {
-    await record(health, 'health', 'still answers after the hostile requests', {}, (a) => (a.status >= 200 && a.status < 300 ? [] : [`answered ${a.status}`]));
-  }
-  await fixtures.cleanup();
-
-  const passed = cases.filter((c) => c.passed).length;
-  return { baseUrl, seed, cases, passed, failed: cases.length - passed };
+  const passed = results.filter((c) => c.passed).length;
+  return {
+    tool: 'sessions-api-conformance',
+    baseUrl: options.baseUrl,
+    specPath: options.specPath,
+    seed,
+    validCases,
+    checks: [...selected],
+    cases: results,
+    passed,
+    failed: results.length - passed,
+    interrupted: stop.signal.aborted,
+    ...(lostTarget ? { lostTarget } : {}),
+    cleanup: { ...cleanup, kept: keptCount },
+    durationMs: Date.now() - started,
+  };
 }

@@ -17,12 +17,22 @@ export interface Operation {
   method: string;
   path: string;
   parameters: Parameter[];
-  /** It requires credentials (its `security`, else the document's, is not empty). */
-  secured: boolean;
   body?: { required: boolean; schema: Schema };
-  /** Status code → JSON schema of the body (undefined when the response has no JSON body). */
-  responses: Record<string, Schema | undefined>;
+  /** Status code (or `4XX`, `default`) → what the answer may carry. */
+  responses: Record<string, ResponseModel>;
+  /** The spec requires credentials for it (`security`, its own or the document's, with no empty alternative). */
+  secured: boolean;
 }
+
+export interface ResponseModel {
+  /** Documented media types; empty when the response has no body. */
+  contentTypes: string[];
+  /** The JSON schema of the body, when a JSON media type is documented with one. */
+  schema?: Schema;
+}
+
+/** application/json and its `+json` relatives (problem+json, vnd.x+json). */
+export const isJsonMediaType = (type: string) => /^application\/(?:[\w.-]+\+)?json\b/i.test(type.trim());
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
@@ -47,13 +57,49 @@ function resolveRefs(document: Schema): Schema {
   return walk(document, []) as Schema;
 }
 
+function jsonEntry(content: Schema | undefined): Schema | undefined {
+  const type = Object.keys(content ?? {}).find(isJsonMediaType);
+  return type ? content![type] : undefined;
+}
+
+/** The documented response for a status: exact, then its range (`4XX`), then `default`. */
+export function responseFor(operation: Operation, status: number): ResponseModel | undefined {
+  return operation.responses[String(status)] ?? operation.responses[`${String(status)[0]}XX`] ?? operation.responses.default;
+}
+
+/** The Sessions API's own spec (or a later version of it): its specific flows apply. */
+export function isSessionsSpec(spec: SpecModel): boolean {
+  const ids = new Set(spec.operations.map((operation) => operation.operationId));
+  return ['createAgent', 'deleteAgent', 'createSession', 'getSession', 'sendSessionMessage', 'getSessionMessages'].every((id) => ids.has(id));
+}
+
 export interface SpecModel {
   document: Schema;
   operations: Operation[];
 }
 
+/** OpenAPI 3.0 schema keywords in their JSON Schema 2020-12 form (`nullable`, boolean exclusive bounds). */
+function normalize30(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(normalize30);
+  if (!node || typeof node !== 'object') return node;
+  const copy: Schema = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, normalize30(value)]));
+  if (copy.nullable === true && typeof copy.type === 'string') copy.type = [copy.type, 'null'];
+  for (const [flag, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+    if (typeof copy[flag] === 'boolean') {
+      if (copy[flag] && typeof copy[bound] === 'number') copy[flag] = copy[bound];
+      else delete copy[flag];
+      if (typeof copy[flag] === 'number') delete copy[bound];
+    }
+  }
+  return copy;
+}
+
 export function loadSpec(path: string): SpecModel {
-  const document = resolveRefs(parse(readFileSync(path, 'utf8')));
+  const raw = parse(readFileSync(path, 'utf8')) as Schema | null;
+  if (!raw || typeof raw.openapi !== 'string' || !raw.openapi.startsWith('3.')) {
+    throw new Error(`${path} is not an OpenAPI 3.x document (no "openapi: 3.x" field)`);
+  }
+  const document = resolveRefs((raw.openapi.startsWith('3.0') ? normalize30(raw) : raw) as Schema);
   const operations: Operation[] = [];
   for (const [path, item] of Object.entries<Schema>(document.paths ?? {})) {
     for (const method of METHODS) {
@@ -65,18 +111,20 @@ export function loadSpec(path: string): SpecModel {
         required: p.required === true,
         schema: p.schema ?? {},
       }));
-      const bodySchema = operation.requestBody?.content?.['application/json']?.schema;
+      const bodySchema = jsonEntry(operation.requestBody?.content)?.schema;
+      const security: unknown = operation.security ?? document.security;
+      const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       operations.push({
+        secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
         path,
         parameters,
-        secured: ((operation.security ?? document.security ?? []) as unknown[]).length > 0,
         body: bodySchema ? { required: operation.requestBody.required === true, schema: bodySchema } : undefined,
         responses: Object.fromEntries(
           Object.entries<Schema>(operation.responses ?? {}).map(([status, response]) => [
-            status,
-            response.content?.['application/json']?.schema,
+            status.toUpperCase() === 'DEFAULT' ? 'default' : status.toUpperCase(),
+            { contentTypes: Object.keys(response.content ?? {}), schema: jsonEntry(response.content)?.schema },
           ]),
         ),
       });

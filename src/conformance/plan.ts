@@ -1,0 +1,89 @@
+// The cases of a run, planned before any request: for every operation, valid requests
+// (generated), invalid ones (one fault each) and hostile ones. A case's key is stable
+// for a given spec, seed and case count, which is what `--replay` relies on.
+import { bound, placeholder } from './fixtures.js';
+import { samples } from './generate.js';
+import { hostileCases } from './hostile.js';
+import { mutateParameter, mutateValue } from './mutate.js';
+import type { RequestValues } from './requests.js';
+import type { Operation, Schema } from './spec-model.js';
+
+export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'auth' | 'stateful' | 'health';
+
+export type Expectation = { type: 'valid'; realIds: boolean } | { type: 'invalid'; field: string } | { type: 'hostile'; mayCloseConnection?: boolean }
+  | { type: 'unauthenticated' };
+
+export interface PlannedCase {
+  key: string;
+  operationId: string;
+  kind: CaseKind;
+  title: string;
+  /** `fresh`: ids made for this case alone (it may consume them); `shared`: the operation's. */
+  fixture: 'fresh' | 'shared';
+  /** With placeholders where existing ids go. */
+  values: RequestValues;
+  expectation: Expectation;
+}
+
+export function planOperation(operation: Operation, index: number, seed: number, validCases: number, names: ReadonlySet<string>): PlannedCase[] {
+  const planned: PlannedCase[] = [];
+  const operationSeed = seed + index * 7919;
+  const pathParameters = operation.parameters.filter((p) => p.in === 'path');
+  const queryParameters = operation.parameters.filter((p) => p.in === 'query');
+  const bodies = operation.body ? samples(operation.body.schema, validCases, operationSeed) : [];
+  const queries = samples(
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(queryParameters.map((p) => [p.name, p.schema])),
+      required: queryParameters.filter((p) => p.required).map((p) => p.name),
+    },
+    validCases,
+    operationSeed + 1,
+  ) as Array<Record<string, unknown>>;
+  const randomIds = samples({ type: 'string', format: 'uuid' }, Math.max(validCases, 1), operationSeed + 2) as string[];
+  /** An id nothing has: a random uuid, or for an integer id the largest allowed, far from any counter. */
+  const unknownId = (schema: Schema, i: number) =>
+    schema.type === 'integer' || schema.type === 'number' ? String((schema.maximum ?? 2 ** 31 - 1) - i) : randomIds[i % randomIds.length]!;
+  const valuesFor = (i: number, realIds: boolean): RequestValues => ({
+    path: Object.fromEntries(pathParameters.map((p) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : unknownId(p.schema, i)])),
+    query: bound(queries[i] ?? {}, names),
+    body: operation.body ? (operation.body.required || i % 3 !== 2 ? bound(bodies[i], names) : undefined) : undefined,
+  });
+  const add = (kind: CaseKind, title: string, fixture: PlannedCase['fixture'], values: RequestValues, expectation: Expectation) =>
+    planned.push({ key: `${operation.operationId}/${kind}/${planned.filter((c) => c.kind === kind).length}`, operationId: operation.operationId, kind, title, fixture, values, expectation });
+
+  // Valid requests: with ids that exist, a 2xx (or a 4xx the state explains); with random
+  // ids in the path, a documented 4xx.
+  for (let i = 0; i < validCases; i += 1) {
+    const realIds = pathParameters.length === 0 || i % 4 !== 1;
+    add('valid', realIds ? 'valid request' : 'valid request, unknown id', realIds ? 'fresh' : 'shared', valuesFor(i, realIds), { type: 'valid', realIds });
+  }
+
+  // Invalid requests, one fault each: 400 naming the field.
+  const base = valuesFor(0, true);
+  if (operation.body) base.body = bound(bodies[0], names);
+  if (operation.body) {
+    for (const mutation of mutateValue(operation.body.schema, base.body)) {
+      const field = mutation.path.at(-1) ?? 'body';
+      add('invalid', `body${mutation.path.map((p) => `/${p}`).join('')}: ${mutation.fault}`, 'shared', { ...base, body: mutation.value }, { type: 'invalid', field });
+    }
+  }
+  for (const parameter of [...pathParameters, ...queryParameters]) {
+    const current = parameter.in === 'path' ? base.path?.[parameter.name] : base.query?.[parameter.name];
+    for (const mutation of mutateParameter(parameter.schema, current)) {
+      const values =
+        parameter.in === 'path'
+          ? { ...base, path: { ...base.path, [parameter.name]: String(mutation.value) } }
+          : { ...base, query: { ...base.query, [parameter.name]: mutation.value } };
+      add('invalid', `${parameter.in} ${parameter.name}: ${mutation.fault}`, 'shared', values, { type: 'invalid', field: parameter.name });
+    }
+  }
+
+  // Without credentials, where the spec asks for them: 401 (run only when the suite has credentials).
+  if (operation.secured) add('auth', 'without credentials', 'shared', base, { type: 'unauthenticated' });
+
+  // Hostile requests: anything but a 5xx or a hang.
+  for (const hostile of hostileCases(operation, base)) add('hostile', hostile.title, 'shared', hostile.values, { type: 'hostile', mayCloseConnection: hostile.mayCloseConnection === true });
+  return planned;
+}

@@ -1,0 +1,103 @@
+// The conformance suite against an API that is not ours: a small Petstore (OpenAPI 3.0,
+// a plain-text route) served by a test server. The generic checks run, the Sessions
+// flows do not; what it creates is deleted; faults in the Petstore are caught.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { runConformance } from '../src/conformance/run.js';
+import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
+
+const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
+const servers: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+});
+
+async function against(fault?: PetstoreFault) {
+  const petstore = await startPetstore(fault);
+  servers.push(petstore);
+  const report = await runConformance({ baseUrl: petstore.url, specPath: petstoreSpec, seed: 7, validCases: 6, workers: 2 });
+  return { petstore, report };
+}
+
+/** The Petstore with an API key required everywhere but /health, 401 documented. */
+function securedPetstoreSpec(): string {
+  const document = parse(readFileSync(petstoreSpec, 'utf8'));
+  document.components.securitySchemes = { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-KEY' } };
+  document.security = [{ apiKey: [] }];
+  for (const [path, item] of Object.entries<any>(document.paths)) {
+    for (const operation of Object.values<any>(item).filter((o) => o?.operationId)) {
+      if (path === '/health') operation.security = [];
+      else operation.responses['401'] = { $ref: '#/components/responses/Error' };
+    }
+  }
+  const file = join(folder, 'petstore-secured.yaml');
+  writeFileSync(file, stringify(document));
+  return file;
+}
+const folder = mkdtempSync(join(tmpdir(), 'sessions-api-petstore-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+const failedChecks = (report: Awaited<ReturnType<typeof runConformance>>) => new Set(report.cases.flatMap((c) => c.violations.map((v) => v.check)));
+
+describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
+  it('passes against a correct Petstore, with the generic checks only, and deletes the pets it made', async () => {
+    const { petstore, report } = await against();
+    expect(report.cases.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
+    expect(new Set(report.cases.map((c) => c.operationId))).toEqual(new Set(['listPets', 'createPets', 'showPetById', 'deletePet', 'health', 'stateful']));
+    expect(report.cases.filter((c) => c.kind === 'stateful').map((c) => c.key)).toEqual(['flow/deleted/deletePet']);
+    expect(report.cases.some((c) => c.kind === 'invalid' && c.operationId === 'createPets' && /body\/name/.test(c.title))).toBe(true);
+    // Real ids were used: some showPetById succeeded (else "some valid request succeeds" fails).
+    expect(report.cleanup.deleted).toBeGreaterThan(0);
+    expect(petstore.pets.size).toBe(0);
+  });
+
+  it('catches a 500 on a bad input', async () => {
+    const { report } = await against('long-name-crashes');
+    const failure = report.cases.find((c) => !c.passed && c.title === 'body/name: too long');
+    expect(failure?.violations.map((v) => v.check)).toEqual(expect.arrayContaining(['invalid-input-refused', 'no-server-error']));
+    expect(failure?.status).toBe(500);
+    expect(failure?.body).toContain('internal error');
+  });
+
+  it('catches an undocumented content type on a plain-text route', async () => {
+    const { report } = await against('health-as-html');
+    expect([...failedChecks(report)]).toEqual(['content-type']);
+  });
+
+  it('catches an unexpected property, naming it and its JSON path', async () => {
+    const { report } = await against('extra-field');
+    const violation = report.cases.flatMap((c) => c.violations).find((v) => v.check === 'response-schema');
+    expect(violation).toMatchObject({ property: 'owner', path: '$.owner' });
+    expect(violation?.message).toContain('"owner"');
+  });
+
+  it('with an API key, checks that secured operations answer 401 without it, and not the open ones', async () => {
+    const specPath = securedPetstoreSpec();
+    for (const fault of [undefined, 'lets-anyone-list'] as const) {
+      const petstore = await startPetstore(fault, 'let-me-in');
+      servers.push(petstore);
+      const report = await runConformance({ baseUrl: petstore.url, specPath, seed: 7, validCases: 4, workers: 2, apiKey: 'let-me-in' });
+      const auth = report.cases.filter((c) => c.kind === 'auth');
+      expect(auth.map((c) => c.operationId).sort()).toEqual(['createPets', 'deletePet', 'listPets', 'showPetById']);
+      expect(auth.every((c) => !c.requests[0]!.includes('X_API_KEY'))).toBe(true);
+      if (fault) {
+        expect(report.cases.filter((c) => !c.passed).map((c) => c.key)).toEqual(['listPets/auth/0']);
+      } else {
+        expect(report.failed).toBe(0);
+        expect(petstore.pets.size).toBe(0);
+      }
+    }
+  });
+
+  it('stops with one error when the target stops answering mid-run, not a failure per case', async () => {
+    const { report } = await against('dies-after-30-requests');
+    expect(report.lostTarget).toMatch(/^http:\/\/127\.0\.0\.1:\d+ stopped answering \(no answer: (ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed)/);
+    expect(report.interrupted).toBe(true);
+    expect(report.cases.filter((c) => c.violations.some((v) => v.check === 'responds')).length).toBeLessThanOrEqual(12);
+  });
+});
+

@@ -1,0 +1,235 @@
+// The conformance suite as a command: the built bin (dist/, no tsx) against a real server
+// process on a temporary database. It leaves every table as it found it (also when
+// interrupted), keeps data only when asked, validates its options, writes JSON, JUnit
+// and Markdown reports, and replays only the failed cases of an earlier run.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '../src/conformance/run.js';
+import { faultProxy, rowCounts, serveOurs } from './helpers/conformance-target.js';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'dist/conformance/cli.js');
+const folder = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-cli-'));
+const children: ChildProcess[] = [];
+const closers: Array<{ close(): Promise<void> }> = [];
+
+beforeAll(() => {
+  // npm test builds before vitest; alone, build when dist/ is missing or older than the suite.
+  const newest = Math.max(...readdirSync(join(root, 'src/conformance')).map((f) => statSync(join(root, 'src/conformance', f)).mtimeMs));
+  if (!existsSync(bin) || statSync(bin).mtimeMs < newest) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+}, 60_000);
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const server of closers.splice(0)) await server.close();
+  cleanUpServerProcesses();
+});
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The built bin run with plain node: no tsx anywhere. */
+function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<Run> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => {
+    stdout += chunk;
+    onStdout?.(stdout, child);
+  });
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A server process with data of its own: an agent, a session and a message. */
+async function serverWithData() {
+  const databasePath = tempDatabase();
+  return withData(await startServer({ DATABASE_PATH: databasePath }).listening, databasePath);
+}
+
+async function withData(url: string, databasePath: string) {
+  const agent = await fetchChecked(url, 'POST', '/api/agents', { characterJson: { name: 'Not the suite’s' } });
+  const agentId = agent.body.data.character.id;
+  const session = await fetchChecked(url, 'POST', '/api/messaging/sessions', { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f' });
+  await fetchChecked(url, 'POST', `/api/messaging/sessions/${session.body.sessionId}/messages`, { content: 'mine' });
+  return { url, databasePath, agentId, sessionId: session.body.sessionId as string };
+}
+
+describe('the built sessions-api-conformance command', () => {
+  it('is the package bin: a node shebang file in dist/', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.bin['sessions-api-conformance']).toBe('dist/conformance/cli.js');
+    expect(readFileSync(bin, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+  });
+
+  it('prints its usage with --help, naming every option', { timeout: 60_000 }, async () => {
+    const run = await cli(['--help']);
+    expect(run.code).toBe(0);
+    for (const option of ['--base-url', '--spec', '--api-key', '--header', '--timeout', '--include-operation', '--exclude-operation', '--checks', '--cases', '--seed', '--workers', '--replay', '--json', '--junit', '--markdown', '--keep-data']) {
+      expect(run.stdout).toContain(option);
+    }
+  });
+
+  it.each([
+    [[], /--base-url is required/],
+    [['--base-url', 'localhost:3000'], /--base-url must be an http:\/\/ or https:\/\/ URL, not "localhost:3000"/],
+    [['--base-url', 'http://127.0.0.1:1', '--cases', 'abc'], /--cases must be an integer, not "abc"/],
+    [['--base-url', 'http://127.0.0.1:1', '--workers', '0'], /--workers must be between 1 and 64, not 0/],
+    [['--base-url', 'http://127.0.0.1:1', '--timeout=-5'], /--timeout must be between 1 and 600000, not -5/],
+    [['--base-url', 'http://127.0.0.1:1', '--timeout', '-5'], /Option '--timeout' argument is ambiguous/],
+    [['--base-url', 'http://127.0.0.1:1', '--checks', 'response-schema,nonsense'], /--checks: unknown check "nonsense"/],
+    [['--base-url', 'http://127.0.0.1:1', '--header', 'no colon'], /--header must be 'Name: value'/],
+    [['--base-url', 'http://127.0.0.1:1', '--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--base-url', 'http://127.0.0.1:1', '--junit', '/no/such/folder/r.xml'], /--junit: the folder \/no\/such\/folder does not exist/],
+    [['--base-url', 'http://127.0.0.1:1', '--replay', '/no/such/report.json'], /--replay: cannot read/],
+  ])('refuses %j in one line, exit 2', { timeout: 60_000 }, async (args, message) => {
+    const run = await cli(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(message);
+  });
+
+  it('reports an unreachable target as one error, exit 2', { timeout: 60_000 }, async () => {
+    const port = await closedPort();
+    const run = await cli(['--base-url', `http://127.0.0.1:${port}`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toBe(`sessions-api-conformance: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
+  });
+
+  it('refuses an unknown operation before any request, exit 2', { timeout: 60_000 }, async () => {
+    const run = await cli(['--base-url', `http://127.0.0.1:${await closedPort()}`, '--include-operation', 'getSession,noSuchOperation']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown operation "noSuchOperation"/);
+  });
+
+  it('passes against a server process, leaves every table as it was, and writes its three reports', { timeout: 120_000 }, async () => {
+    const server = await serverWithData();
+    const before = rowCounts(server.databasePath);
+    const files = { json: join(folder, 'pass.json'), junit: join(folder, 'pass.xml'), markdown: join(folder, 'pass.md') };
+    const run = await cli(['--base-url', server.url, '--cases', '3', '--workers', '4', '--seed', '5', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(rowCounts(server.databasePath)).toEqual(before);
+    expect((await fetchChecked(server.url, 'GET', `/api/messaging/sessions/${server.sessionId}/messages`)).body.messages).toHaveLength(1);
+    expect((await fetchChecked(server.url, 'GET', `/api/agents/${server.agentId}`)).status).toBe(200);
+
+    // A line per operation as it finishes, no progress bar (stdout is not a terminal), the table.
+    expect(run.stdout).toMatch(/^✓ createAgent: \d+ cases, \d+ passed, 0 failed$/m);
+    expect(run.stdout).toMatch(/^✓ stateful: \d+ cases, \d+ passed, 0 failed$/m);
+    expect(run.stdout).not.toContain('\r');
+    expect(run.stdout).toMatch(/^operation +cases +passed +failed$/m);
+    expect(run.stdout).toMatch(/Deleted the \d+ resource\(s\) it created\.\n\d+ passed, 0 failed\n$/);
+
+    const report = JSON.parse(readFileSync(files.json, 'utf8')) as Report;
+    expect(report.failed).toBe(0);
+    const xml = readFileSync(files.junit, 'utf8');
+    expect(XMLValidator.validate(xml)).toBe(true);
+    const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (name) => name === 'testsuite' || name === 'testcase' }).parse(xml);
+    const suites = junit.testsuites.testsuite as Array<{ name: string; tests: string; failures: string; testcase: unknown[] }>;
+    expect(Number(junit.testsuites.tests)).toBe(report.cases.length);
+    expect(suites.map((s) => s.name)).toEqual([...new Set(report.cases.map((c) => c.operationId))]);
+    for (const suite of suites) expect(suite.testcase).toHaveLength(Number(suite.tests));
+    expect(readFileSync(files.markdown, 'utf8')).toMatch(/^## Conformance of http:\/\/127\.0\.0\.1:\d+: ✅ conforms\n[\s\S]*\| operation \| cases \| passed \| failed \|/);
+  });
+
+  it('keeps what it created with --keep-data', { timeout: 60_000 }, async () => {
+    const server = await serveOurs();
+    try {
+      const before = rowCounts(server.databasePath);
+      const run = await cli(['--base-url', server.url, '--cases', '2', '--include-operation', 'createAgent', '--keep-data']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/Kept \d+ created resource\(s\) \(--keep-data\)\./);
+      expect(rowCounts(server.databasePath).agents).toBeGreaterThan(before.agents!);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('on Ctrl-C (SIGINT) stops, deletes what it created, and exits 130', { timeout: 60_000 }, async () => {
+    const ours = await serveOurs();
+    closers.push(ours);
+    const server = await withData(ours.url, ours.databasePath);
+    const before = rowCounts(server.databasePath);
+    let interrupted = false;
+    const run = await cli(['--base-url', server.url, '--cases', '10'], (stdout, child) => {
+      if (!interrupted && /^✓ createSession/m.test(stdout)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
+    expect(interrupted).toBe(true);
+    expect(run.code).toBe(130);
+    expect(run.stderr).toMatch(/Interrupted: finishing the requests in flight, then deleting what the suite created/);
+    expect(run.stdout).toMatch(/Interrupted: not every case ran\./);
+    expect(run.stdout).not.toMatch(/✓ sendSessionMessage/);
+    expect(rowCounts(server.databasePath)).toEqual(before);
+  });
+});
+
+describe('failures, reported and replayed', () => {
+  it('names the check, path and property with status, body and curl; exit 1; --replay runs only the failed cases', { timeout: 120_000 }, async () => {
+    const server = await serveOurs();
+    const proxy = await faultProxy(server.url, {
+      response: (request, answer) =>
+        request.method === 'GET' && /^\/api\/messaging\/sessions\/[0-9a-f-]{36}$/.test(request.path) && answer.status === 200 ? { ...answer, json: { ...answer.json, debug: true } } : undefined,
+    });
+    try {
+      const files = { json: join(folder, 'fail.json'), junit: join(folder, 'fail.xml'), markdown: join(folder, 'fail.md') };
+      const run = await cli(['--base-url', proxy.url, '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(/^✗ getSession: \d+ cases, \d+ passed, [1-9]\d* failed$/m);
+      expect(run.stdout).toContain('✗ response-schema: 200 body at $.debug must NOT have additional properties: "debug"\n');
+      expect(run.stdout).toMatch(/status 200, body: \{"sessionId":"[^"]+",/);
+      expect(run.stdout).toMatch(new RegExp(`curl -X GET '${proxy.url}/api/messaging/sessions/[0-9a-f-]{36}'`));
+
+      const report = JSON.parse(readFileSync(files.json, 'utf8')) as Report;
+      const failed = report.cases.filter((c) => !c.passed);
+      expect(failed.length).toBeGreaterThan(0);
+      expect(failed.every((c) => c.violations.every((v) => v.check === 'response-schema'))).toBe(true);
+      expect(failed[0]!.violations[0]).toMatchObject({ check: 'response-schema', path: '$.debug', property: 'debug' });
+      const junit = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(readFileSync(files.junit, 'utf8'));
+      const suites = [junit.testsuites.testsuite].flat() as Array<{ name: string; failures: string; testcase: any }>;
+      const getSession = suites.find((s) => s.name === 'getSession')!;
+      expect(Number(getSession.failures)).toBeGreaterThan(0);
+      const failure = [getSession.testcase].flat().find((c: any) => c.failure)!.failure;
+      expect(failure.type).toBe('response-schema');
+      expect(failure['#text']).toContain('curl -X GET');
+      expect(readFileSync(files.markdown, 'utf8')).toMatch(/❌ \d+ failure\(s\)[\s\S]*`response-schema`/);
+
+      // The same failed cases again, and nothing else.
+      const replayFile = join(folder, 'replay.json');
+      const again = await cli(['--base-url', proxy.url, '--replay', files.json, '--json', replayFile]);
+      expect(again.code).toBe(1);
+      const replayed = JSON.parse(readFileSync(replayFile, 'utf8')) as Report;
+      expect(replayed.seed).toBe(report.seed);
+      expect(replayed.cases.map((c) => c.key).sort()).toEqual(failed.map((c) => c.key).sort());
+      expect(replayed.failed).toBe(failed.length);
+      // With the fault fixed (no proxy), the replay passes.
+      const fixed = await cli(['--base-url', server.url, '--replay', files.json]);
+      expect(fixed.code).toBe(0);
+      expect(fixed.stdout).toContain(`${failed.length} passed, 0 failed`);
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  });
+});
