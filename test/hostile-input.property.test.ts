@@ -61,7 +61,7 @@ beforeAll(async () => {
       for (const name of Object.keys(body?.properties ?? {})) targets.push(target('body', name));
     }
   }
-});
+}, 60_000); // a cold start of the app and the spec validator: seconds on a loaded CPU
 afterAll(() => t.close());
 
 /** A valid request for the operation, with `value` put in place of the target parameter. */
