@@ -62,6 +62,8 @@ describe.skipIf(!chromiumPath)('/docs in Chromium', () => {
       expect(summaries.length).toBe(17);
       for (const summary of summaries) expect(sidebar, summary).toContain(summary);
 
+      // Scalar renders operations as they scroll into view: go to the operation first.
+      await page.getByText('Create Session').first().click();
       await page.getByRole('button', { name: /Test Request\s*\(post \/api\/messaging\/sessions\)/ }).click();
       await page.getByRole('button', { name: /^Send/ }).first().click();
       await page.getByText('201 Created').first().waitFor();

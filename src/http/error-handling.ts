@@ -63,6 +63,7 @@ function pathOfLoneSurrogate(value: unknown, path: string): string | undefined {
 export function answerInEnvelope(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const apiError = toApiError(error, request.headers['content-type']);
   if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+  if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
   return reply.code(apiError.status).send(apiError.toEnvelope());
 }
 

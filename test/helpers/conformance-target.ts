@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/domain/clock.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../../src/sweeper.js';
 
@@ -30,7 +31,8 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
   const clock = options.clock ?? { now: () => Date.now() };
   const store = openSqliteStore(databasePath);
   const sweeper = createSweeper({ store, clock, retentionMs: 3_600_000, intervalMs: 3_600_000, batchSize: 100 });
-  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper });
+  // Wired as `npm start` wires it: /metrics is on.
+  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper }, { metrics: createMetrics() });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
@@ -43,10 +45,15 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
 }
 
 /** Row counts of every table, read through a connection of its own. */
+/** The server's own bookkeeping, not data: the health check's write probe rewrites its one row. */
+const SERVER_TABLES = new Set(['health_probe']);
+
 export function rowCounts(databasePath: string): Record<string, number> {
   const db = new Database(databasePath, { readonly: true });
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[]).filter(
+      (table) => !SERVER_TABLES.has(table),
+    );
     return Object.fromEntries(tables.map((table) => [table, db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get() as number]));
   } finally {
     db.close();
