@@ -119,6 +119,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/messaging/sessions/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the events of all sessions (Server-Sent Events)
+         * @description Every event matching the filters, as it is recorded. Without `Last-Event-ID`
+         *     the stream starts with the next event recorded.
+         *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
+         *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
+         *     (or `lastEventId`, the header winning) replays every later matching event from the
+         *     log, then the stream goes live, with no gap and no duplicate. A key
+         *     bound to agents sees only its agents' events.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messaging/sessions/{sessionId}": {
         parameters: {
             query?: never;
@@ -260,6 +286,35 @@ export interface paths {
          *     An expired session answers 410 and an unknown one 404; nothing is stored then.
          */
         post: operations["sendSessionMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/messaging/sessions/{sessionId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream one session's events (Server-Sent Events)
+         * @description The session's events from the first (or after `Last-Event-ID`), then live. Once
+         *     the session has expired or ended, the stream sends its remaining events and
+         *     closes. An unknown, ended or purged session answers 404 before the stream starts.
+         *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
+         *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
+         *     (or `lastEventId`, the header winning) replays every later matching event from the
+         *     log, then the stream goes live, with no gap and no duplicate.
+         */
+        get: operations["streamSessionEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -545,6 +600,31 @@ export interface components {
                 after: components["schemas"]["MessageCursor"];
             };
         };
+        /**
+         * @description What happened: `session.created`; `session.renewed` (activity with autoRenew, or a
+         *     renewal); `session.activity` (activity without renewal); `session.timeout_updated`;
+         *     `session.warning` (the session reached `expiresAt − warningThresholdMinutes`; once
+         *     per deadline); `session.expired` (once); `session.ended`; `message.created`;
+         *     `agent.created`; `agent.deleted`.
+         * @enum {string}
+         */
+        EventType: "session.created" | "session.renewed" | "session.activity" | "session.timeout_updated" | "session.warning" | "session.expired" | "session.ended" | "message.created" | "agent.created" | "agent.deleted";
+        /** @description Increasing in the order events were recorded. Compare only for equality; resume from it. */
+        EventId: string;
+        /**
+         * @description A change, recorded in the same transaction as the change itself. `data` is the
+         *     session's SessionInfo as of `occurredAt` (session events), the message
+         *     (`message.created`), or the agent (`agent.created`, `agent.deleted`).
+         */
+        Event: {
+            id: components["schemas"]["EventId"];
+            type: components["schemas"]["EventType"];
+            occurredAt: components["schemas"]["Timestamp"];
+            agentId: components["schemas"]["Uuid"];
+            sessionId?: components["schemas"]["Uuid"];
+            userId?: components["schemas"]["Uuid"];
+            data: components["schemas"]["SessionInfo"] | components["schemas"]["Message"] | components["schemas"]["Character"];
+        };
     };
     responses: {
         /** @description The session, as it is now. */
@@ -619,6 +699,18 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
+        /**
+         * @description A stream of Server-Sent Events, one frame per Event (see the Event schema):
+         *     `id:` its id, `event:` its type, `data:` its JSON.
+         */
+        EventStream: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "text/event-stream": components["schemas"]["Event"][];
+            };
+        };
         /** @description The agent, session or route does not exist. */
         NotFound: {
             headers: {
@@ -672,6 +764,10 @@ export interface components {
          *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
          */
         IdempotencyKey: string;
+        /** @description Resume after this event (what EventSource sends when it reconnects). */
+        LastEventIdHeader: components["schemas"]["EventId"];
+        /** @description Resume after this event (for clients that cannot set the header). */
+        LastEventIdQuery: components["schemas"]["EventId"];
         /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
         SessionId: string;
         /** @description The agent's id. */
@@ -927,6 +1023,34 @@ export interface operations {
             };
         };
     };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only this agent's events. */
+                agentId?: components["schemas"]["Uuid"];
+                /** @description Only this user's events. */
+                userId?: components["schemas"]["Uuid"];
+                /** @description Only these event types, comma-separated (see EventType). */
+                types?: string;
+                /** @description Resume after this event (for clients that cannot set the header). */
+                lastEventId?: components["parameters"]["LastEventIdQuery"];
+            };
+            header?: {
+                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventStream"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getSession: {
         parameters: {
             query?: never;
@@ -1144,6 +1268,32 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    streamSessionEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event (for clients that cannot set the header). */
+                lastEventId?: components["parameters"]["LastEventIdQuery"];
+            };
+            header?: {
+                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+            };
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventStream"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };

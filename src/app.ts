@@ -1,6 +1,7 @@
 // The HTTP application: the spec's operations, routed by operationId to their handlers.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
+import { createEventStreams } from './events/event-stream.js';
 import { answerFrameworkError, installErrorHandling } from './http/error-handling.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { createHandlers } from './http/handlers/index.js';
@@ -24,7 +25,7 @@ export function resolveOperation(handlers: ServiceHandlers) {
  * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(
-  deps: HandlerDeps,
+  deps: Omit<HandlerDeps, 'streams'>,
   options: { logger?: FastifyServerOptions['logger']; access?: AccessOptions } = {},
 ): FastifyInstance {
   const app = Fastify({
@@ -36,7 +37,9 @@ export function buildApp(
   installValidators(app);
   installErrorHandling(app);
   installSecurity(app, deps, options.access);
-  app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers(deps)) });
+  const streams = createEventStreams();
+  app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers({ ...deps, streams })) });
+  app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();
     await deps.store.close();

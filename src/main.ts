@@ -2,6 +2,7 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
+import { createEventPump } from './events/due-events.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
 
@@ -28,6 +29,11 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
 });
+const eventPump = createEventPump({
+  store,
+  clock: systemClock,
+  onError: (error) => app.log.error({ err: error }, 'announcing due events failed'),
+});
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel }, access });
 
@@ -39,6 +45,7 @@ try {
 }
 
 sweeper.start();
+eventPump.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
@@ -48,6 +55,7 @@ async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   // close() stops accepting connections, lets requests in flight finish, then closes the store.
+  await eventPump.stop();
   await app.close();
   console.log(`Sessions API stopped (${signal})`);
   process.exit(0);

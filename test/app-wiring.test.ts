@@ -4,6 +4,7 @@ import Fastify from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { describe, expect, it } from 'vitest';
 import { resolveOperation } from '../src/app.js';
+import { createEventStreams } from '../src/events/event-stream.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
 import { specOperations, specPath } from '../src/spec.js';
@@ -14,7 +15,7 @@ import { fakeClock } from './helpers/fake-clock.js';
 const store = openSqliteStore(':memory:');
 const clock = fakeClock();
 const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 });
-const handlers = createHandlers({ store, clock, sessionDefaults: {}, retentionMs: 0, sweeper });
+const handlers = createHandlers({ store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams() });
 
 describe('operations and handlers', () => {
   it('has exactly one handler per operationId of the spec', () => {

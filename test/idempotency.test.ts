@@ -193,6 +193,7 @@ describe('the idempotency record in the store', () => {
       userId: USER_ID,
       metadata: {},
       status: 'active',
+      announced: 'nothing',
       createdAt: 0,
       lastActivity: 0,
       anchorAt: 0,

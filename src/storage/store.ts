@@ -1,7 +1,7 @@
 // What the server needs from persistence. Asynchronous so that a networked backend
 // (PostgreSQL, for several server instances sharing one store) can implement it too.
 import type { components } from '../../generated/api.js';
-import type { SessionTiming } from '../domain/timeout-policy.js';
+import type { Announced, SessionTiming } from '../domain/timeout-policy.js';
 
 type Schemas = components['schemas'];
 
@@ -21,6 +21,8 @@ export interface SessionRecord extends SessionTiming {
   metadata: Schemas['SessionMetadata'];
   /** What the sweeper (or the last write) recorded; reads judge expiry from the clock. */
   status: Schemas['SessionStatus'];
+  /** What the session has announced of its deadline (session.warning, session.expired). */
+  announced: Announced;
 }
 
 export interface MessageRecord {
@@ -45,7 +47,7 @@ export interface MessageQuery {
 }
 
 export type DeleteAgentOutcome =
-  | { kind: 'deleted'; deletedSessions: number }
+  | { kind: 'deleted'; deletedSessions: number; agent: AgentRecord }
   | { kind: 'not_found' }
   | { kind: 'has_active_sessions'; activeSessions: number };
 
@@ -109,6 +111,43 @@ export interface IdempotencyRecord {
 export interface Carried<T> {
   /** A key already recorded (and not expired) fails the write with IdempotencyKeyTaken; nothing is written. */
   idempotency?: (written: T) => IdempotencyRecord;
+  /** The events that describe the write, appended to the event log in its transaction. */
+  events?: (written: T) => EventInput[];
+}
+
+export type EventType = Schemas['EventType'];
+
+/** An event before the log gives it its id. `occurredAt` in epoch milliseconds. */
+export interface EventInput {
+  type: EventType;
+  occurredAt: number;
+  agentId: string;
+  sessionId?: string;
+  userId?: string;
+  data: Schemas['Event']['data'];
+}
+
+export interface EventRecord extends EventInput {
+  /** Increasing in the order events were recorded. */
+  id: string;
+}
+
+/** Events after `after` (all of them without it), oldest first, matching every filter given. */
+export interface EventQuery {
+  after?: string;
+  sessionId?: string;
+  agentId?: string;
+  /** Only events of these agents (a scoped API key's); empty matches nothing. */
+  agentIds?: readonly string[];
+  userId?: string;
+  types?: readonly EventType[];
+  limit: number;
+}
+
+/** What a due announcement writes: the session moved on, and its events. */
+export interface Announcement {
+  session: SessionRecord;
+  events: EventInput[];
 }
 
 /** Another request has written under this idempotency key (in this or another process). */
@@ -122,7 +161,7 @@ export interface Store {
   getAgent(id: string): Promise<AgentRecord | undefined>;
   listAgents(): Promise<AgentRecord[]>;
   /** Refuses while the agent has sessions unexpired at `now`, unless `force`. */
-  deleteAgent(id: string, options: { force: boolean; now: number }): Promise<DeleteAgentOutcome>;
+  deleteAgent(id: string, options: { force: boolean; now: number }, carried?: Carried<DeleteAgentOutcome>): Promise<DeleteAgentOutcome>;
 
   /** False when the session's agent does not exist (any more). */
   insertSession(session: SessionRecord, carried?: Carried<SessionRecord>): Promise<boolean>;
@@ -132,9 +171,13 @@ export interface Store {
    * concurrent changes never lose an update. `change` may throw to abort; nothing is
    * written then. It must not await: it runs inside the transaction.
    */
-  modifySession(id: string, change: (current: SessionRecord | undefined) => SessionRecord): Promise<SessionRecord>;
-  /** Deletes the session after `check` (run in the same transaction) accepts it. */
-  deleteSession(id: string, check: (current: SessionRecord | undefined) => void): Promise<void>;
+  modifySession(
+    id: string,
+    change: (current: SessionRecord | undefined) => SessionRecord,
+    carried?: Carried<SessionRecord>,
+  ): Promise<SessionRecord>;
+  /** Deletes the session after `check` (run in the same transaction) accepts it; `carried` sees the deleted session. */
+  deleteSession(id: string, check: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>): Promise<void>;
   /**
    * One transaction: reads the session and the last message position, then writes the
    * session and inserts the message that `build` returns (it may throw to abort).
@@ -172,6 +215,21 @@ export interface Store {
   revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
   /** True once any key was ever created (revoking every key does not open the server). */
   hasApiKeys(): Promise<boolean>;
+
+  /** The event log, oldest first (see EventQuery). */
+  listEvents(query: EventQuery): Promise<EventRecord[]>;
+  /** The id of the newest event recorded; undefined while the log is empty. */
+  lastEventId(): Promise<string | undefined>;
+  /** Calls `listener` after a commit that wrote events (in this process); returns the unsubscribe. */
+  onEventsWritten(listener: () => void): () => void;
+  /**
+   * Announces, one at a time in order of due time, up to `limit` announcements due at
+   * `now` (the sessions' index on their next due time): `announce` says what each one
+   * writes. Returns how many it announced.
+   */
+  announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
+  /** Deletes up to `limit` events that occurred before `cutoff`; returns how many. */
+  purgeEvents(cutoff: number, limit: number): Promise<number>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

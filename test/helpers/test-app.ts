@@ -48,6 +48,8 @@ export interface TestApp {
   /** Rows per table, read through a connection of its own: what is really stored. */
   rowCounts(): Record<string, number>;
   request<B = any>(request: TestRequest): Promise<TestResponse<B>>;
+  /** Serves the app on 127.0.0.1 (any free port) for a real client, such as a stream's; returns its base URL. */
+  listen(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -115,6 +117,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       }
       expect(responseViolations(api, operationFor(api, method, url), response.statusCode, parsed), context).toEqual([]);
       return { status: response.statusCode, body: parsed, rawBody: response.body, headers: response.headers };
+    },
+    async listen() {
+      return app.listen({ host: '127.0.0.1', port: 0 });
     },
     async close() {
       await app.close();

@@ -1,3 +1,4 @@
+import { sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession } from '../session-access.js';
@@ -7,6 +8,8 @@ export const endSession =
   async (request) => {
     const { sessionId } = request.params;
     const now = clock.now();
-    await store.deleteSession(sessionId, (current) => activeSession(current, sessionId, now, retentionMs));
+    await store.deleteSession(sessionId, (current) => activeSession(current, sessionId, now, retentionMs), {
+      events: (ended) => [sessionEvent('session.ended', ended, now)],
+    });
     return { success: true, message: 'Session ended' };
   };

@@ -14,6 +14,8 @@ import { listSessions } from './listSessions.js';
 import { renewSession } from './renewSession.js';
 import { sendSessionMessage } from './sendSessionMessage.js';
 import { sessionHeartbeat } from './sessionHeartbeat.js';
+import { streamEvents } from './streamEvents.js';
+import { streamSessionEvents } from './streamSessionEvents.js';
 import { updateSessionTimeout } from './updateSessionTimeout.js';
 
 export function createHandlers(deps: HandlerDeps): ServiceHandlers {
@@ -32,5 +34,7 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     updateSessionTimeout: updateSessionTimeout(deps),
     sendSessionMessage: sendSessionMessage(deps),
     getSessionMessages: getSessionMessages(deps),
+    streamEvents: streamEvents(deps),
+    streamSessionEvents: streamSessionEvents(deps),
   };
 }

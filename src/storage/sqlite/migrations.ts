@@ -233,6 +233,31 @@ export const migrations: readonly string[] = [
 
   CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
   `,
+  // 8: the event log, and what each session has announced of its deadline with the
+  // moment its next announcement is due: one index on that moment is how due warnings
+  // and expiries are found (no timer per session). Sessions already marked expired have
+  // nothing more to announce.
+  `
+  ALTER TABLE sessions ADD COLUMN announced TEXT NOT NULL DEFAULT 'nothing' CHECK (announced IN ('nothing', 'warning', 'expiry'));
+  ALTER TABLE sessions ADD COLUMN due_at INTEGER;
+  UPDATE sessions SET announced = 'expiry' WHERE status = 'expired';
+  UPDATE sessions SET due_at = CASE WHEN warns_at < expires_at THEN warns_at ELSE expires_at END WHERE announced = 'nothing';
+  CREATE INDEX sessions_by_due_at ON sessions (due_at) WHERE due_at IS NOT NULL;
+
+  -- AUTOINCREMENT: an id is never reused, even after the log is trimmed to nothing.
+  CREATE TABLE events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    type         TEXT NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    agent_id     TEXT NOT NULL,
+    session_id   TEXT,
+    user_id      TEXT,
+    data         TEXT NOT NULL
+  ) STRICT;
+
+  CREATE INDEX events_by_session ON events (session_id, id) WHERE session_id IS NOT NULL;
+  CREATE INDEX events_by_time ON events (occurred_at);
+  `,
 ];
 
 export function migrate(db: Database): void {

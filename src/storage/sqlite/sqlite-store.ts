@@ -3,19 +3,24 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { nextDue } from '../../domain/timeout-policy.js';
 import {
   type AgentRecord,
   type ApiKeyRecord,
   type Carried,
   type DeleteAgentOutcome,
+  type EventInput,
+  type EventQuery,
+  type EventRecord,
   type IdempotencyRecord,
+  type Announcement,
   IdempotencyKeyTaken,
   type MessageRecord,
   type SessionQuery,
   type SessionRecord,
   type Store,
 } from '../store.js';
-import { groupCommit } from './group-commit.js';
+import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 
 interface AgentRow {
@@ -42,6 +47,39 @@ interface SessionRow {
   renewal_count: number;
   status: 'active' | 'expired';
   metadata: string;
+  announced: SessionRecord['announced'];
+  /** When the next announcement is due (see nextDue); null when none is. */
+  due_at: number | null;
+}
+
+interface EventRow {
+  id: number;
+  type: EventInput['type'];
+  occurred_at: number;
+  agent_id: string;
+  session_id: string | null;
+  user_id: string | null;
+  data: string;
+}
+
+function toEvent(row: EventRow): EventRecord {
+  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
+  if (row.session_id !== null) event.sessionId = row.session_id;
+  if (row.user_id !== null) event.userId = row.user_id;
+  return event;
+}
+
+/** The SQL of a read of the event log with the filters the query uses. */
+function listEventsSql(query: EventQuery): string {
+  const filters = [
+    'id > @after',
+    query.sessionId !== undefined ? 'session_id = @sessionId' : undefined,
+    query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
+    query.agentIds !== undefined ? 'agent_id IN (SELECT value FROM json_each(@agentIds))' : undefined,
+    query.userId !== undefined ? 'user_id = @userId' : undefined,
+    query.types !== undefined ? 'type IN (SELECT value FROM json_each(@types))' : undefined,
+  ].filter(Boolean);
+  return `SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT @limit`;
 }
 
 interface MessageRow {
@@ -154,6 +192,7 @@ function toSession(row: SessionRow): SessionRecord {
     renewalCount: row.renewal_count,
     metadata: JSON.parse(row.metadata),
     status: row.status,
+    announced: row.announced,
   };
 }
 
@@ -174,6 +213,8 @@ function toSessionRow(session: SessionRecord): SessionRow {
     renewal_count: session.renewalCount,
     status: session.status,
     metadata: JSON.stringify(session.metadata),
+    announced: session.announced,
+    due_at: nextDue(session, session.announced)?.at ?? null,
   };
 }
 
@@ -287,16 +328,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
-         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata)
+         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
        VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
-         @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata)`,
+         @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
+         @announced, @due_at)`,
     ),
     getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
     updateSession: db.prepare<[SessionRow]>(
       `UPDATE sessions SET last_activity = @last_activity, anchor_at = @anchor_at, expires_at = @expires_at,
          warns_at = @warns_at, timeout_minutes = @timeout_minutes, auto_renew = @auto_renew,
          max_duration_minutes = @max_duration_minutes, warning_threshold_minutes = @warning_threshold_minutes,
-         renewal_count = @renewal_count, status = @status, metadata = @metadata
+         renewal_count = @renewal_count, status = @status, metadata = @metadata,
+         announced = @announced, due_at = @due_at
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
@@ -348,10 +391,37 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     revokeApiKey: db.prepare<{ id: string; now: number }>('UPDATE api_keys SET revoked_at = @now WHERE id = @id'),
     hasApiKeys: db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM api_keys)').pluck(),
     ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
+    insertEvent: db.prepare<[Omit<EventRow, 'id'>]>(
+      `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
+       VALUES (@type, @occurred_at, @agent_id, @session_id, @user_id, @data)`,
+    ),
+    lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
+    // The partial index on due_at: a comparison on it implies "due_at IS NOT NULL".
+    nextDueSession: db.prepare<{ now: number }, SessionRow>('SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at, id LIMIT 1'),
+    purgeEvents: db.prepare<{ cutoff: number; limit: number }>(
+      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < @cutoff LIMIT @limit)',
+    ),
   };
+
+  const eventListeners = new Set<() => void>();
+  let eventsWritten = false;
+  function appendEvents(events: EventInput[]): void {
+    for (const event of events) {
+      statements.insertEvent.run({
+        type: event.type,
+        occurred_at: event.occurredAt,
+        agent_id: event.agentId,
+        session_id: event.sessionId ?? null,
+        user_id: event.userId ?? null,
+        data: JSON.stringify(event.data),
+      });
+    }
+    if (events.length > 0) eventsWritten = true;
+  }
 
   /** Writes the rows a write carries, in the write's own transaction (call it inside). */
   function writeCarried<T>(carried: Carried<T> | undefined, written: T): void {
+    appendEvents(carried?.events?.(written) ?? []);
     const record = carried?.idempotency?.(written);
     if (!record) return;
     const row: IdempotencyRow = {
@@ -368,20 +438,40 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (!insertUnless('SQLITE_CONSTRAINT_PRIMARYKEY', () => statements.insertIdempotencyRecord.run(row))) throw new IdempotencyKeyTaken();
   }
 
-  const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
-    if (!statements.getAgent.get(id)) return { kind: 'not_found' };
+  const deleteAgent = db.transaction((id: string, force: boolean, now: number, carried?: Carried<DeleteAgentOutcome>): DeleteAgentOutcome => {
+    const agent = statements.getAgent.get(id);
+    if (!agent) return { kind: 'not_found' };
     const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
     if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
     const deletedSessions = statements.deleteSessionsOfAgent.run(id).changes;
     statements.deleteAgent.run(id);
-    return { kind: 'deleted', deletedSessions };
+    const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions, agent: toAgent(agent) };
+    writeCarried(carried, outcome);
+    return outcome;
   });
 
-  const modifySession = db.transaction((id: string, change: (current: SessionRecord | undefined) => SessionRecord) => {
-    const row = statements.getSession.get(id);
-    const next = change(row && toSession(row));
-    statements.updateSession.run(toSessionRow(next));
-    return next;
+  const modifySession = db.transaction(
+    (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
+      const row = statements.getSession.get(id);
+      const next = change(row && toSession(row));
+      statements.updateSession.run(toSessionRow(next));
+      writeCarried(carried, next);
+      return next;
+    },
+  );
+
+  const announceDue = db.transaction((now: number, limit: number, announce: (session: SessionRecord) => Announcement) => {
+    let announced = 0;
+    // One at a time: a session's warning and expiry both due fire in order of due time
+    // among everyone else's.
+    for (; announced < limit; announced += 1) {
+      const row = statements.nextDueSession.get({ now });
+      if (!row) break;
+      const { session, events } = announce(toSession(row));
+      statements.updateSession.run(toSessionRow(session));
+      appendEvents(events);
+    }
+    return announced;
   });
 
   const appendMessage = db.transaction(
@@ -400,11 +490,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
-  const deleteSession = db.transaction((id: string, check: (current: SessionRecord | undefined) => void) => {
-    const row = statements.getSession.get(id);
-    check(row && toSession(row));
-    statements.deleteSession.run(id);
-  });
+  const deleteSession = db.transaction(
+    (id: string, check: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
+      const row = statements.getSession.get(id);
+      const deleted = check(row && toSession(row));
+      statements.deleteSession.run(id);
+      writeCarried(carried, deleted);
+    },
+  );
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
   /** The histogram that counts a query's sessions; none for both filters at once. */
@@ -434,7 +527,29 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return prepared;
   }
 
-  const write = groupCommit(db);
+  const commitWrite = groupCommit(db);
+  /** A write, then word to the listeners of the event log once it has committed events. */
+  const write: RunWrite = async (work) => {
+    try {
+      return await commitWrite(work);
+    } finally {
+      if (eventsWritten) {
+        eventsWritten = false;
+        for (const listener of eventListeners) listener();
+      }
+    }
+  };
+
+  const listEventStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
+  function listEventsStatement(query: EventQuery) {
+    const sql = listEventsSql(query);
+    let prepared = listEventStatements.get(sql);
+    if (!prepared) {
+      prepared = db.prepare<unknown[], EventRow>(sql);
+      listEventStatements.set(sql, prepared);
+    }
+    return prepared;
+  }
 
   return {
     async insertAgent(agent, carried) {
@@ -452,8 +567,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listAgents() {
       return statements.listAgents.all().map(toAgent);
     },
-    async deleteAgent(id, { force, now }) {
-      return write(() => deleteAgent(id, force, now));
+    async deleteAgent(id, { force, now }, carried) {
+      return write(() => deleteAgent(id, force, now, carried));
     },
     async insertSession(session, carried) {
       const row = toSessionRow(session);
@@ -467,11 +582,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const row = statements.getSession.get(id);
       return row && toSession(row);
     },
-    async modifySession(id, change) {
-      return write(() => modifySession(id, change));
+    async modifySession(id, change, carried) {
+      return write(() => modifySession(id, change, carried));
     },
-    async deleteSession(id, check) {
-      return write(() => deleteSession(id, check));
+    async deleteSession(id, check, carried) {
+      return write(() => deleteSession(id, check, carried));
     },
     async appendMessage(sessionId, build, carried) {
       // db.transaction() does not keep the generic: the value is what `build` returned.
@@ -556,6 +671,32 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async hasApiKeys() {
       return statements.hasApiKeys.get() === 1;
+    },
+    async listEvents(query) {
+      const parameters = {
+        after: query.after === undefined ? 0 : Number(query.after),
+        sessionId: query.sessionId ?? null,
+        agentId: query.agentId ?? null,
+        agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
+        userId: query.userId ?? null,
+        types: query.types === undefined ? null : JSON.stringify(query.types),
+        limit: query.limit,
+      };
+      return listEventsStatement(query).all(parameters).map(toEvent);
+    },
+    async lastEventId() {
+      const id = statements.lastEventId.get();
+      return id === null || id === undefined ? undefined : String(id);
+    },
+    onEventsWritten(listener) {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
+    async announceDue(now, limit, announce) {
+      return write(() => announceDue(now, limit, announce));
+    },
+    async purgeEvents(cutoff, limit) {
+      return write(() => statements.purgeEvents.run({ cutoff, limit }).changes);
     },
     async ping() {
       statements.ping.get();
