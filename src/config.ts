@@ -18,6 +18,8 @@ export interface ServerConfig {
   retentionMs: number;
   sweepIntervalMs: number;
   sweepBatchSize: number;
+  /** How long the event log keeps an event (EVENT_RETENTION_HOURS). */
+  eventRetentionMs: number;
   /** Admin API keys (API_KEYS); keys in the database's table count too. */
   apiKeys: string[];
   /** Requests per minute per key (per address without keys); undefined: no limit. */
@@ -134,6 +136,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
+    eventRetentionMs: parseRanged(env, 'EVENT_RETENTION_HOURS', 72, 1, 87_600) * 3_600_000,
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

@@ -27,6 +27,7 @@ const sweeper = createSweeper({
   retentionMs,
   intervalMs: config.sweepIntervalMs,
   batchSize: config.sweepBatchSize,
+  eventRetentionMs: config.eventRetentionMs,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
 });
 const eventPump = createEventPump({

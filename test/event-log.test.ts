@@ -230,3 +230,23 @@ describe('due announcements', () => {
     expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 });
+
+describe('retention', () => {
+  it('trims events older than the retention from the log in bounded batches, and keeps the rest', async () => {
+    const id = await newSession({ timeoutMinutes: 240 });
+    for (let i = 0; i < 6; i += 1) await t.request({ method: 'POST', url: url(id, '/heartbeat') });
+    t.clock.advance(2 * 60 * MINUTE);
+    await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Later' } } });
+    const { createSweeper } = await import('../src/sweeper.js');
+    const sweeper = createSweeper({ store: t.store, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 3, eventRetentionMs: 60 * MINUTE, batchBudgetMs: Infinity });
+    const report = await sweeper.sweep();
+    // agent.created, session.created and six renewals were older than an hour: 3 + 3 + 2.
+    expect(report.trimmedEvents).toBe(8);
+    expect((await log()).map((event) => event.type)).toEqual(['agent.created']);
+    expect((await sweeper.sweep()).trimmedEvents).toBe(0);
+    // Ids are never reused after a trim.
+    await t.request({ method: 'POST', url: url(id, '/heartbeat') });
+    const [kept, next] = await log();
+    expect(Number(next!.id)).toBeGreaterThan(Number(kept!.id));
+  });
+});
