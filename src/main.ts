@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { createEventPump } from './events/due-events.js';
+import { createWebhookDispatcher } from './events/webhook-delivery.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
 
@@ -35,6 +36,11 @@ const eventPump = createEventPump({
   clock: systemClock,
   onError: (error) => app.log.error({ err: error }, 'announcing due events failed'),
 });
+const webhooks = createWebhookDispatcher({
+  store,
+  clock: systemClock,
+  onError: (error) => app.log.error({ err: error }, 'webhook delivery failed'),
+});
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const app = buildApp({ store, clock: systemClock, sessionDefaults, retentionMs, sweeper }, { logger: { level: config.logLevel }, access });
 
@@ -47,6 +53,7 @@ try {
 
 sweeper.start();
 eventPump.start();
+webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
@@ -57,6 +64,7 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   // close() stops accepting connections, lets requests in flight finish, then closes the store.
   await eventPump.stop();
+  await webhooks.stop();
   await app.close();
   console.log(`Sessions API stopped (${signal})`);
   process.exit(0);

@@ -10,10 +10,12 @@ export interface Fixture {
   agentId: string;
   userId: string;
   sessionId: string;
+  webhookId: string;
 }
 
 export class Fixtures {
   private readonly agents = new Set<string>();
+  private readonly webhooks = new Set<string>();
 
   constructor(private readonly call: Call) {}
 
@@ -26,12 +28,18 @@ export class Fixtures {
     const session = await this.call('createSession', { body: { agentId, userId, metadata: { platform: 'conformance' } } });
     const sessionId = ((session?.json as any)?.sessionId as string | undefined) ?? randomUUID();
     await this.call('sendSessionMessage', { path: { sessionId }, body: { content: 'Hello from the conformance suite' } });
-    return { agentId, userId, sessionId };
+    // Bound to the agent, so that the server delivers nothing else to this unreachable URL.
+    const webhook = await this.call('createWebhook', { body: { url: 'https://conformance.invalid/hook', agentId } });
+    const webhookId = ((webhook?.json as any)?.id as string | undefined) ?? randomUUID();
+    this.webhooks.add(webhookId);
+    return { agentId, userId, sessionId, webhookId };
   }
 
   async cleanup(): Promise<void> {
     for (const agentId of this.agents) await this.call('deleteAgent', { path: { agentId }, query: { force: true } });
     this.agents.clear();
+    for (const webhookId of this.webhooks) await this.call('deleteWebhook', { path: { webhookId } });
+    this.webhooks.clear();
   }
 }
 
@@ -45,6 +53,8 @@ export function bind(fixture: Fixture, name: string): string | undefined {
       return fixture.userId;
     case 'sessionId':
       return fixture.sessionId;
+    case 'webhookId':
+      return fixture.webhookId;
     default:
       return undefined;
   }

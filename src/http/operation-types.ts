@@ -31,4 +31,7 @@ export type Handler<K extends OperationId> = (
 ) => Promise<Streams<K> extends true ? void : ResponseBody<K>>;
 
 /** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
-export type ServiceHandlers = { [K in OperationId]: Handler<K> };
+export type ServiceHandlers = { [K in Exclude<OperationId, CalledOperationId>]: Handler<K> };
+
+/** Operations of the spec's top-level `webhooks`: requests this server sends, not serves. */
+type CalledOperationId = 'deliverEvent';

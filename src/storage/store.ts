@@ -155,6 +155,38 @@ export class IdempotencyKeyTaken extends Error {
   override name = 'IdempotencyKeyTaken';
 }
 
+/** A URL subscribed to events; its delivery state is durable (a restart resumes it). */
+export interface WebhookRecord {
+  id: string;
+  url: string;
+  /** Signing secret, `whsec_<base64>`. */
+  secret: string;
+  types?: EventType[];
+  agentId?: string;
+  /** Only events of these agents (the creating key's scope); undefined: every agent. */
+  agentIds?: string[];
+  createdAt: number;
+  /** Every matching event up to this id has been delivered. */
+  cursor: string;
+  /** Failed attempts at the event after the cursor. */
+  attempts: number;
+  /** No attempt before this moment (backoff). */
+  nextAttemptAt: number;
+  failingSince?: number;
+  disabledAt?: number;
+}
+
+export interface DeliveryRecord {
+  webhookId: string;
+  eventId: string;
+  attempt: number;
+  attemptedAt: number;
+  statusCode?: number;
+  /** Why it failed; undefined when it succeeded. */
+  error?: string;
+  nextRetryAt?: number;
+}
+
 export interface Store {
   /** False when an agent with that id exists already. */
   insertAgent(agent: AgentRecord, carried?: Carried<AgentRecord>): Promise<boolean>;
@@ -230,6 +262,16 @@ export interface Store {
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
   /** Deletes up to `limit` events that occurred before `cutoff`; returns how many. */
   purgeEvents(cutoff: number, limit: number): Promise<number>;
+
+  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;
+  /** Oldest first. */
+  listWebhooks(): Promise<WebhookRecord[]>;
+  /** False when there was none. */
+  deleteWebhook(id: string): Promise<boolean>;
+  /** Records an attempt and the webhook's new delivery state, in one transaction (nothing if it was deleted meanwhile). */
+  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<void>;
+  /** Latest first. */
+  listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

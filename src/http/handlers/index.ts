@@ -3,7 +3,9 @@ import type { HandlerDeps } from '../handler-deps.js';
 import type { ServiceHandlers } from '../operation-types.js';
 import { createAgent } from './createAgent.js';
 import { createSession } from './createSession.js';
+import { createWebhook } from './createWebhook.js';
 import { deleteAgent } from './deleteAgent.js';
+import { deleteWebhook } from './deleteWebhook.js';
 import { endSession } from './endSession.js';
 import { getAgent } from './getAgent.js';
 import { getSession } from './getSession.js';
@@ -11,6 +13,8 @@ import { getSessionMessages } from './getSessionMessages.js';
 import { getSessionsHealth } from './getSessionsHealth.js';
 import { listAgents } from './listAgents.js';
 import { listSessions } from './listSessions.js';
+import { listWebhookDeliveries } from './listWebhookDeliveries.js';
+import { listWebhooks } from './listWebhooks.js';
 import { renewSession } from './renewSession.js';
 import { sendSessionMessage } from './sendSessionMessage.js';
 import { sessionHeartbeat } from './sessionHeartbeat.js';
@@ -36,5 +40,9 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     getSessionMessages: getSessionMessages(deps),
     streamEvents: streamEvents(deps),
     streamSessionEvents: streamSessionEvents(deps),
+    createWebhook: createWebhook(deps),
+    listWebhooks: listWebhooks(deps),
+    deleteWebhook: deleteWebhook(deps),
+    listWebhookDeliveries: listWebhookDeliveries(deps),
   };
 }

@@ -258,6 +258,37 @@ export const migrations: readonly string[] = [
   CREATE INDEX events_by_session ON events (session_id, id) WHERE session_id IS NOT NULL;
   CREATE INDEX events_by_time ON events (occurred_at);
   `,
+  // 9: webhooks, each with its delivery cursor in the log and backoff state, and their
+  // recent delivery attempts.
+  `
+  CREATE TABLE webhooks (
+    id               TEXT PRIMARY KEY,
+    url              TEXT NOT NULL,
+    secret           TEXT NOT NULL,
+    types            TEXT,
+    agent_id         TEXT,
+    agent_ids        TEXT,
+    created_at       INTEGER NOT NULL,
+    cursor           INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
+    failing_since    INTEGER,
+    disabled_at      INTEGER
+  ) STRICT;
+
+  CREATE TABLE webhook_deliveries (
+    id             INTEGER PRIMARY KEY,
+    webhook_id     TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id       INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL,
+    attempted_at   INTEGER NOT NULL,
+    status_code    INTEGER,
+    error          TEXT,
+    next_retry_at  INTEGER
+  ) STRICT;
+
+  CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -14,6 +14,8 @@ import {
   type EventRecord,
   type IdempotencyRecord,
   type Announcement,
+  type DeliveryRecord,
+  type WebhookRecord,
   IdempotencyKeyTaken,
   type MessageRecord,
   type SessionQuery,
@@ -50,6 +52,57 @@ interface SessionRow {
   announced: SessionRecord['announced'];
   /** When the next announcement is due (see nextDue); null when none is. */
   due_at: number | null;
+}
+
+interface WebhookRow {
+  id: string;
+  url: string;
+  secret: string;
+  types: string | null;
+  agent_id: string | null;
+  agent_ids: string | null;
+  created_at: number;
+  cursor: number;
+  attempts: number;
+  next_attempt_at: number;
+  failing_since: number | null;
+  disabled_at: number | null;
+}
+
+function toWebhook(row: WebhookRow): WebhookRecord {
+  const webhook: WebhookRecord = {
+    id: row.id,
+    url: row.url,
+    secret: row.secret,
+    createdAt: row.created_at,
+    cursor: String(row.cursor),
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+  };
+  if (row.types !== null) webhook.types = JSON.parse(row.types);
+  if (row.agent_id !== null) webhook.agentId = row.agent_id;
+  if (row.agent_ids !== null) webhook.agentIds = JSON.parse(row.agent_ids);
+  if (row.failing_since !== null) webhook.failingSince = row.failing_since;
+  if (row.disabled_at !== null) webhook.disabledAt = row.disabled_at;
+  return webhook;
+}
+
+interface DeliveryRow {
+  webhook_id: string;
+  event_id: number;
+  attempt: number;
+  attempted_at: number;
+  status_code: number | null;
+  error: string | null;
+  next_retry_at: number | null;
+}
+
+function toDelivery(row: DeliveryRow): DeliveryRecord {
+  const delivery: DeliveryRecord = { webhookId: row.webhook_id, eventId: String(row.event_id), attempt: row.attempt, attemptedAt: row.attempted_at };
+  if (row.status_code !== null) delivery.statusCode = row.status_code;
+  if (row.error !== null) delivery.error = row.error;
+  if (row.next_retry_at !== null) delivery.nextRetryAt = row.next_retry_at;
+  return delivery;
 }
 
 interface EventRow {
@@ -398,6 +451,25 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
     // The partial index on due_at: a comparison on it implies "due_at IS NOT NULL".
     nextDueSession: db.prepare<{ now: number }, SessionRow>('SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at, id LIMIT 1'),
+    insertWebhook: db.prepare<[WebhookRow]>(
+      `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
+       VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
+    ),
+    listWebhooks: db.prepare<[], WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, id'),
+    deleteWebhook: db.prepare<[string]>('DELETE FROM webhooks WHERE id = ?'),
+    updateWebhookState: db.prepare<{ id: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
+      `UPDATE webhooks SET cursor = @cursor, attempts = @attempts, next_attempt_at = @next_attempt_at,
+         failing_since = @failing_since, disabled_at = @disabled_at WHERE id = @id`,
+    ),
+    insertDelivery: db.prepare<[DeliveryRow]>(
+      `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
+       VALUES (@webhook_id, @event_id, @attempt, @attempted_at, @status_code, @error, @next_retry_at)`,
+    ),
+    // Only the latest attempts are kept: what listWebhookDeliveries can show.
+    trimDeliveries: db.prepare<[string, string]>(
+      'DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 100)',
+    ),
+    listDeliveries: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
     purgeEvents: db.prepare<{ cutoff: number; limit: number }>(
       'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < @cutoff LIMIT @limit)',
     ),
@@ -697,6 +769,58 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeEvents(cutoff, limit) {
       return write(() => statements.purgeEvents.run({ cutoff, limit }).changes);
+    },
+    async insertWebhook(webhook, carried) {
+      const row: WebhookRow = {
+        id: webhook.id,
+        url: webhook.url,
+        secret: webhook.secret,
+        types: webhook.types ? JSON.stringify(webhook.types) : null,
+        agent_id: webhook.agentId ?? null,
+        agent_ids: webhook.agentIds ? JSON.stringify(webhook.agentIds) : null,
+        created_at: webhook.createdAt,
+        cursor: Number(webhook.cursor),
+        attempts: webhook.attempts,
+        next_attempt_at: webhook.nextAttemptAt,
+        failing_since: webhook.failingSince ?? null,
+        disabled_at: webhook.disabledAt ?? null,
+      };
+      return write(() => {
+        statements.insertWebhook.run(row);
+        writeCarried(carried, webhook);
+      });
+    },
+    async listWebhooks() {
+      return statements.listWebhooks.all().map(toWebhook);
+    },
+    async deleteWebhook(id) {
+      return write(() => statements.deleteWebhook.run(id).changes > 0);
+    },
+    async recordDelivery(delivery, state) {
+      return write(() => {
+        const moved = statements.updateWebhookState.run({
+          id: state.id,
+          cursor: Number(state.cursor),
+          attempts: state.attempts,
+          next_attempt_at: state.nextAttemptAt,
+          failing_since: state.failingSince ?? null,
+          disabled_at: state.disabledAt ?? null,
+        });
+        if (moved.changes === 0) return; // deleted meanwhile
+        statements.insertDelivery.run({
+          webhook_id: delivery.webhookId,
+          event_id: Number(delivery.eventId),
+          attempt: delivery.attempt,
+          attempted_at: delivery.attemptedAt,
+          status_code: delivery.statusCode ?? null,
+          error: delivery.error ?? null,
+          next_retry_at: delivery.nextRetryAt ?? null,
+        });
+        statements.trimDeliveries.run(delivery.webhookId, delivery.webhookId);
+      });
+    },
+    async listDeliveries(webhookId, limit) {
+      return statements.listDeliveries.all(webhookId, limit).map(toDelivery);
     },
     async ping() {
       statements.ping.get();
