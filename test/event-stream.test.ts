@@ -4,7 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import Fastify from 'fastify';
 import { createEventPump } from '../src/events/due-events.js';
+import { createEventStreams, KEEP_ALIVE_MS } from '../src/events/event-stream.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream, type SseClient } from './helpers/sse-client.js';
@@ -179,5 +181,24 @@ describe('API key scopes', () => {
       ['session.created', mineAgent],
       ['session.renewed', mineAgent],
     ]);
+  });
+});
+
+describe('keep-alive and shutdown', () => {
+  it('sends a comment line every keep-alive interval (15 s by default), and ends open streams when the app closes', async () => {
+    expect(KEEP_ALIVE_MS).toBe(15_000);
+    const streamsOfApp = createEventStreams({ keepAliveMs: 100 });
+    const app = Fastify();
+    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, t.store, { filter: {}, after: '0' }));
+    app.addHook('preClose', async () => streamsOfApp.closeAll());
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const client = await openStream(`${url}/stream`);
+    await client.waitFor(1); // agent.created, from the log
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(client.comments.filter((comment) => comment === 'keep-alive').length).toBeGreaterThanOrEqual(2);
+    expect(streamsOfApp.size()).toBe(1);
+    await app.close();
+    await client.ended;
+    expect(streamsOfApp.size()).toBe(0);
   });
 });
