@@ -4,7 +4,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate } from '../src/storage/sqlite/migrations.js';
+import { NEXT_DUE_SQL } from '../src/storage/sqlite/sqlite-store.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { specSchemaValidator } from '../src/spec.js';
 import type { EventRecord } from '../src/storage/store.js';
@@ -248,5 +251,20 @@ describe('retention', () => {
     await t.request({ method: 'POST', url: url(id, '/heartbeat') });
     const [kept, next] = await log();
     expect(Number(next!.id)).toBeGreaterThan(Number(kept!.id));
+  });
+});
+
+describe('the due-time index', () => {
+  it('finds the next due announcement with one probe of the index on due_at, never a scan or a sort', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN ${NEXT_DUE_SQL}`)
+      .all({ now: 0 })
+      .map((row) => (row as { detail: string }).detail)
+      .join(' | ');
+    expect(plan).toMatch(/SEARCH sessions USING INDEX sessions_by_due_at \(due_at<\?\)/);
+    expect(plan).not.toMatch(/TEMP B-TREE|SCAN/);
+    db.close();
   });
 });

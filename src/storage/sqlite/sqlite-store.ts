@@ -319,6 +319,9 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
   };
 }
 
+/** The session whose announcement is due first: one probe of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
+export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT 1';
+
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
@@ -449,8 +452,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
        VALUES (@type, @occurred_at, @agent_id, @session_id, @user_id, @data)`,
     ),
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
-    // The partial index on due_at: a comparison on it implies "due_at IS NOT NULL".
-    nextDueSession: db.prepare<{ now: number }, SessionRow>('SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at, id LIMIT 1'),
+    nextDueSession: db.prepare<{ now: number }, SessionRow>(NEXT_DUE_SQL),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
        VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
