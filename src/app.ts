@@ -1,7 +1,7 @@
 // The HTTP application: the spec's operations, routed by operationId to their handlers.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { createEventStreams } from './events/event-stream.js';
+import { createEventStreams, refuseEventStreamBodies } from './events/event-stream.js';
 import { answerFrameworkError, installErrorHandling } from './http/error-handling.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { createHandlers } from './http/handlers/index.js';
@@ -37,6 +37,7 @@ export function buildApp(
   installValidators(app);
   installErrorHandling(app);
   installSecurity(app, deps, options.access);
+  refuseEventStreamBodies(app);
   const streams = createEventStreams();
   app.register(openapiGlue, { specification: specPath, operationResolver: resolveOperation(createHandlers({ ...deps, streams })) });
   app.addHook('preClose', async () => streams.closeAll());

@@ -46,6 +46,9 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     const bad = await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}/events`, headers: { 'last-event-id': 'abc' } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details).toMatch(/last-event-id/i);
+    const asBody = await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat`, body: 'data: x', headers: { 'content-type': 'text/event-stream' } });
+    expect(asBody.status).toBe(415);
+    expect(asBody.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
     const badQuery = await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}/events?lastEventId=-1` });
     expect(badQuery.status).toBe(400);
     expect(badQuery.body.error.details).toMatch(/lastEventId/);

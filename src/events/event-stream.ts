@@ -3,7 +3,8 @@
 // the log itself: replay and live are the same read, so nothing is missed or repeated
 // however writes interleave. "May have grown": a commit in this process wrote events,
 // or a second passed (writes from another process on the same database).
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { eventView } from './event-records.js';
 
@@ -28,6 +29,16 @@ export interface EventStreams {
   open(request: FastifyRequest, reply: FastifyReply, store: Store, options: StreamOptions): void;
   closeAll(): void;
   size(): number;
+}
+
+/**
+ * `text/event-stream` is a response type only. Registered as a request "parser" that
+ * refuses it (415, as any body that is not JSON), so the router knows the type the spec names.
+ */
+export function refuseEventStreamBodies(app: FastifyInstance): void {
+  app.addContentTypeParser('text/event-stream', (request, _payload, done) =>
+    done(new ApiError('UNSUPPORTED_MEDIA_TYPE', 'content-type text/event-stream is not supported; send application/json'), undefined),
+  );
 }
 
 export function frame(event: EventRecord): string {
