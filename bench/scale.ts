@@ -103,6 +103,7 @@ async function growTo(store: Store, loaded: Loaded, step: ScaleStep, now: number
       agentId: loaded.agentIds[index % loaded.agentIds.length]!,
       userId: loaded.userIds[userIndex]!,
       metadata: { platform: 'bench' },
+      announced: 'nothing',
       status: 'active',
       ...startTiming(now - (step.sessions - index), LONG_LIVED),
     };

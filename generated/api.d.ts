@@ -123,6 +123,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/messaging/sessions/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the events of all sessions (Server-Sent Events)
+         * @description Every event matching the filters, as it is recorded. Without `Last-Event-ID`
+         *     the stream starts with the next event recorded.
+         *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
+         *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
+         *     (or `lastEventId`, the header winning) replays every later matching event from the
+         *     log, then the stream goes live, with no gap and no duplicate. A key
+         *     bound to agents sees only its agents' events.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messaging/sessions/{sessionId}": {
         parameters: {
             query?: never;
@@ -337,8 +363,136 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/messaging/sessions/{sessionId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream one session's events (Server-Sent Events)
+         * @description The session's events from the first (or after `Last-Event-ID`), then live. Once
+         *     the session has expired or ended, the stream sends its remaining events and
+         *     closes. An unknown, ended or purged session answers 404 before the stream starts.
+         *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
+         *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
+         *     (or `lastEventId`, the header winning) replays every later matching event from the
+         *     log, then the stream goes live, with no gap and no duplicate.
+         */
+        get: operations["streamSessionEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhooks
+         * @description The caller's webhooks (all of them for an admin key), oldest first, without secrets.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Subscribe a URL to events
+         * @description Every later event matching `types` (all types when absent) and `agentId` (every
+         *     agent when absent) is POSTed to `url` as the Event JSON, signed as Standard
+         *     Webhooks says: `webhook-id`, `webhook-timestamp` and `webhook-signature:
+         *     v1,<base64 HMAC-SHA256 of id.timestamp.body>` keyed with `secret`, which this
+         *     answer shows once. At least once, in order; a non-2xx or no answer within 10 s
+         *     is retried with exponential backoff and jitter; deliveries survive a restart. A
+         *     webhook failing for 24 hours is disabled (`status: disabled`). Only `http` and
+         *     `https` URLs. A key bound to agents subscribes to its agents' events only.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhookId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhookId: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook
+         * @description Stops its deliveries at once. Unknown (or another key's) webhook answers 404.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhookId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhookId: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Recent delivery attempts of a webhook
+         * @description The latest attempts first (at most `limit`).
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    sessionEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An event, delivered to a subscribed URL
+         * @description One Event per request, signed with the webhook's secret (Standard Webhooks).
+         *     Answer 2xx within 10 seconds; anything else is retried.
+         */
+        post: operations["deliverEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** Format: uuid */
@@ -624,6 +778,82 @@ export interface components {
                 after: components["schemas"]["MessageCursor"];
             };
         };
+        /**
+         * @description What happened: `session.created`; `session.renewed` (activity with autoRenew, or a
+         *     renewal); `session.activity` (activity without renewal); `session.timeout_updated`;
+         *     `session.warning` (the session reached `expiresAt − warningThresholdMinutes`; once
+         *     per deadline); `session.expired` (once); `session.ended`; `message.created`;
+         *     `agent.created`; `agent.deleted`.
+         * @enum {string}
+         */
+        EventType: "session.created" | "session.renewed" | "session.activity" | "session.timeout_updated" | "session.warning" | "session.expired" | "session.ended" | "message.created" | "agent.created" | "agent.deleted";
+        /** @description Increasing in the order events were recorded. Compare only for equality; resume from it. */
+        EventId: string;
+        /**
+         * @description A change, recorded in the same transaction as the change itself. `data` is the
+         *     session's SessionInfo as of `occurredAt` (session events), the message
+         *     (`message.created`), or the agent (`agent.created`, `agent.deleted`).
+         */
+        Event: {
+            id: components["schemas"]["EventId"];
+            type: components["schemas"]["EventType"];
+            occurredAt: components["schemas"]["Timestamp"];
+            agentId: components["schemas"]["Uuid"];
+            sessionId?: components["schemas"]["Uuid"];
+            userId?: components["schemas"]["Uuid"];
+            data: components["schemas"]["SessionInfo"] | components["schemas"]["Message"] | components["schemas"]["Character"];
+        };
+        CreateWebhookRequest: {
+            /**
+             * Format: uri
+             * @description Where to POST events; `http` or `https` only.
+             */
+            url: string;
+            types?: components["schemas"]["EventType"][];
+            agentId?: components["schemas"]["Uuid"];
+        };
+        Webhook: {
+            id: components["schemas"]["Uuid"];
+            url: string;
+            types?: components["schemas"]["EventType"][];
+            agentId?: components["schemas"]["Uuid"];
+            /**
+             * @description `disabled` after 24 hours of failed deliveries; nothing more is sent.
+             * @enum {string}
+             */
+            status: "active" | "disabled";
+            createdAt: components["schemas"]["Timestamp"];
+            failingSince?: components["schemas"]["Timestamp"];
+            disabledAt?: components["schemas"]["Timestamp"];
+        };
+        CreatedWebhook: {
+            id: components["schemas"]["Uuid"];
+            url: string;
+            types?: components["schemas"]["EventType"][];
+            agentId?: components["schemas"]["Uuid"];
+            /** @enum {string} */
+            status: "active" | "disabled";
+            createdAt: components["schemas"]["Timestamp"];
+            /** @description The signing secret (Standard Webhooks form); shown only in this answer. */
+            secret: string;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        WebhookDelivery: {
+            eventId: components["schemas"]["EventId"];
+            attempt: number;
+            attemptedAt: components["schemas"]["Timestamp"];
+            /** @description The receiver's status; null when it did not answer. */
+            statusCode: number | null;
+            /** @description Why the attempt failed; null when it succeeded. */
+            error: string | null;
+            /** @description When the event is tried again; null when it was delivered (or the webhook is disabled). */
+            nextRetryAt: components["schemas"]["Timestamp"] | null;
+        };
+        WebhookDeliveryList: {
+            deliveries: components["schemas"]["WebhookDelivery"][];
+        };
     };
     responses: {
         /** @description The session, as it is now. */
@@ -698,6 +928,18 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
+        /**
+         * @description A stream of Server-Sent Events, one frame per Event (see the Event schema):
+         *     `id:` its id, `event:` its type, `data:` its JSON.
+         */
+        EventStream: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "text/event-stream": components["schemas"]["Event"][];
+            };
+        };
         /** @description The agent, session or route does not exist. */
         NotFound: {
             headers: {
@@ -767,6 +1009,12 @@ export interface components {
          *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
          */
         IdempotencyKey: string;
+        /** @description Resume after this event (what EventSource sends when it reconnects). */
+        LastEventIdHeader: components["schemas"]["EventId"];
+        /** @description Resume after this event (for clients that cannot set the header). */
+        LastEventIdQuery: components["schemas"]["EventId"];
+        /** @description The webhook's id. */
+        WebhookId: components["schemas"]["Uuid"];
         /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
         SessionId: string;
         /** @description The agent's id. */
@@ -1028,6 +1276,34 @@ export interface operations {
                     "application/json": components["schemas"]["SessionsUnhealthy"];
                 };
             };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only this agent's events. */
+                agentId?: components["schemas"]["Uuid"];
+                /** @description Only this user's events. */
+                userId?: components["schemas"]["Uuid"];
+                /** @description Only these event types, comma-separated (see EventType). */
+                types?: string;
+                /** @description Resume after this event (for clients that cannot set the header). */
+                lastEventId?: components["parameters"]["LastEventIdQuery"];
+            };
+            header?: {
+                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventStream"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
         };
     };
     getSession: {
@@ -1337,6 +1613,184 @@ export interface operations {
             };
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    streamSessionEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event (for clients that cannot set the header). */
+                lastEventId?: components["parameters"]["LastEventIdQuery"];
+            };
+            header?: {
+                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+            };
+            path: {
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                sessionId: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventStream"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhooks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the write safe to retry: the same key with the same request within 24 hours
+                 *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
+                 *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description Subscribed; the secret is shown only here. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhookId: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndSessionResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many attempts. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The webhook's id. */
+                webhookId: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Recent attempts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deliverEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The message id (`evt_<event id>`); the same on every retry. */
+                "webhook-id": string;
+                /** @description Seconds since the epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, keyed with the secret (base64 after `whsec_`). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Event"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }

@@ -3,6 +3,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
 import { answerFrameworkError } from './http/error-handling.js';
+import { createEventStreams, refuseEventStreamBodies } from './events/event-stream.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
@@ -25,7 +26,7 @@ export interface AppOptions {
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
  */
-export function buildApp(deps: HandlerDeps, options: AppOptions = {}): FastifyInstance {
+export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     ...serverOptions(options.timeouts),
     logger: options.logger ?? false,
@@ -39,8 +40,11 @@ export function buildApp(deps: HandlerDeps, options: AppOptions = {}): FastifyIn
   if (options.metrics) timeRequests(app, options.metrics);
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, options.access);
-  app.register(apiPlugin, deps);
+  refuseEventStreamBodies(app);
+  const streams = createEventStreams();
+  app.register(apiPlugin, { ...deps, streams });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
+  app.addHook('preClose', async () => streams.closeAll());
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();
     await deps.store.close();

@@ -24,6 +24,8 @@ export interface ServerConfig {
   http: HttpTimeouts;
   /** How long a shutdown waits for requests in flight before exiting anyway (exit 1). */
   shutdownGraceMs: number;
+  /** How long the event log keeps an event (EVENT_RETENTION_HOURS). */
+  eventRetentionMs: number;
   /** Admin API keys (API_KEYS); keys in the database's table count too. */
   apiKeys: string[];
   /** Requests per minute per key (per address without keys); undefined: no limit. */
@@ -169,6 +171,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
       keepAliveTimeoutMs: parseRanged(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 5, 1, 3600) * 1000,
     },
     shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
+    eventRetentionMs: parseRanged(env, 'EVENT_RETENTION_HOURS', 72, 1, 87_600) * 3_600_000,
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

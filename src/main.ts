@@ -3,6 +3,8 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
+import { createEventPump } from './events/due-events.js';
+import { createWebhookDispatcher } from './events/webhook-delivery.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import { createSweeper } from './sweeper.js';
 import { createMetrics } from './ops/metrics.js';
@@ -42,8 +44,19 @@ const sweeper = createSweeper({
   retentionMs,
   intervalMs: config.sweepIntervalMs,
   batchSize: config.sweepBatchSize,
+  eventRetentionMs: config.eventRetentionMs,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
   ...(metrics ? { onSweep: metrics.observeSweep } : {}),
+});
+const eventPump = createEventPump({
+  store,
+  clock: systemClock,
+  onError: (error) => app.log.error({ err: error }, 'announcing due events failed'),
+});
+const webhooks = createWebhookDispatcher({
+  store,
+  clock: systemClock,
+  onError: (error) => app.log.error({ err: error }, 'webhook delivery failed'),
 });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
@@ -60,6 +73,8 @@ try {
 }
 
 sweeper.start();
+eventPump.start();
+webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
@@ -75,6 +90,8 @@ closeWithGrace(
   },
   async ({ signal, err }) => {
     if (err) app.log.fatal({ err }, 'unexpected error; shutting down');
+    await eventPump.stop();
+    await webhooks.stop();
     await app.close();
     console.log(`Sessions API stopped (${signal ?? 'error'})`);
   },

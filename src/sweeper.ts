@@ -1,7 +1,8 @@
 // The background sweeper: marks expired sessions and purges those past retention, in
 // bounded batches with a turn of the event loop between them, so that requests keep
 // being served while a million sessions expire. Reads never depend on it having run.
-// It also trims the records of idempotent requests once they expire (24 h).
+// It also trims the records of idempotent requests once they expire (24 h), and the
+// event log past its retention.
 import type { Clock } from './domain/clock.js';
 import { purgeCutoff } from './domain/timeout-policy.js';
 import type { Store } from './storage/store.js';
@@ -13,6 +14,8 @@ export interface SweeperOptions {
   intervalMs: number;
   /** The most sessions one batch changes. */
   batchSize: number;
+  /** Events older than this are trimmed from the log; undefined: kept. */
+  eventRetentionMs?: number;
   /**
    * A batch that takes longer than this halves the size of the next; one under a quarter
    * of it doubles it again, up to batchSize. Batches cost more as the database outgrows
@@ -31,6 +34,8 @@ export interface SweepReport {
   purged: number;
   /** Expired idempotency records deleted. */
   trimmed: number;
+  /** Events deleted from the log (past retention). */
+  trimmedEvents: number;
   batches: number;
 }
 
@@ -86,16 +91,21 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     const done = await store.purgeIdempotencyRecords(now, limit);
     return { done, more: done === limit };
   };
+  const trimEvents = (cutoff: number) => async (limit: number) => {
+    const done = await store.purgeEvents(cutoff, limit);
+    return { done, more: done === limit };
+  };
 
   async function sweep(): Promise<SweepReport> {
     const now = clock.now();
-    const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, batches: 0 };
+    const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
     const started = elapsedMs();
     try {
       report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
       report.purged = await inBatches(purge(cutoff), report);
       report.trimmed = await inBatches(trim(now), report);
+      if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
       failure = undefined;
     } catch (error) {
       failure = error;

@@ -63,6 +63,7 @@ describe('createSession 201', () => {
       warnsAt: T0 + 25 * MINUTE,
       renewalCount: 0,
       status: 'active',
+      announced: 'nothing',
       metadata: { platform: 'discord', extra: { nested: [1, 2] } },
       config: { timeoutMinutes: 30, autoRenew: false, maxDurationMinutes: 720, warningThresholdMinutes: 5 },
     });

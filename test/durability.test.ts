@@ -1,5 +1,6 @@
 // A 201 means the session is on disk: the server is killed with SIGKILL while creates
-// are in flight, and every session it acknowledged is in the file afterwards.
+// are in flight, and every session it acknowledged is in the file afterwards, with its
+// session.created event (written in the same transaction: neither is ever alone).
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
@@ -50,7 +51,11 @@ describe.each(['normal', 'full'])('SQLITE_SYNCHRONOUS=%s', (synchronous) => {
     // A response that reached us after the kill was sent before it: it counts too.
     const db = new Database(databasePath);
     const stored = new Set(db.prepare('SELECT id FROM sessions').pluck().all() as string[]);
+    const created = new Set(db.prepare("SELECT session_id FROM events WHERE type = 'session.created'").pluck().all() as string[]);
     db.close();
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+    expect(acknowledged.filter((id) => !created.has(id))).toEqual([]);
+    expect([...stored].filter((id) => !created.has(id))).toEqual([]);
+    expect([...created].filter((id) => !stored.has(id))).toEqual([]);
   });
 });

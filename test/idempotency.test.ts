@@ -49,8 +49,8 @@ const keyed = (request: TestRequest, key: string, headers: Record<string, string
 });
 
 describe('Idempotency-Key', () => {
-  it('is declared by exactly the three writes that exist', () => {
-    expect([...idempotentOperations()].sort()).toEqual(['createAgent', 'createSession', 'sendSessionMessage']);
+  it('is declared by exactly the creating writes that exist', () => {
+    expect([...idempotentOperations()].sort()).toEqual(['createAgent', 'createSession', 'createWebhook', 'sendSessionMessage']);
   });
 
   it.each(['createAgent', 'createSession', 'sendSessionMessage'])('%s: a retry answers the same status and body, replayed, and writes nothing', async (operationId) => {
@@ -193,6 +193,7 @@ describe('the idempotency record in the store', () => {
       userId: USER_ID,
       metadata: {},
       status: 'active',
+      announced: 'nothing',
       createdAt: 0,
       lastActivity: 0,
       anchorAt: 0,
@@ -223,7 +224,7 @@ describe('the idempotency record in the store', () => {
     expect(await t.store.insertSession(stored, carry('taken'))).toBe(true);
     const renewed = { ...stored, renewalCount: 1 };
     await expect(t.store.modifySession(stored.id, () => renewed, carry('taken'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
-    await expect(t.store.deleteSession(stored.id, () => undefined, carry('taken'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+    await expect(t.store.deleteSession(stored.id, () => stored, carry('taken'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
     expect(await t.store.getSession(stored.id)).toEqual(stored);
     expect(await t.store.modifySession(stored.id, () => renewed, carry('free'))).toEqual(renewed);
     expect(t.rowCounts().idempotency_records).toBe(2);

@@ -167,6 +167,7 @@ describe('SQLite persistence', () => {
       userId: '33333333-3333-4333-8333-333333333333',
       metadata: {},
       status: 'active' as const,
+      announced: 'nothing' as const,
       createdAt: 0,
       lastActivity: 0,
       anchorAt: 0,

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { createEventStreams } from '../src/events/event-stream.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import { isNotImplemented } from '../src/http/not-implemented.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
@@ -20,7 +21,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function handlerDeps(store = openSqliteStore(':memory:')) {
   const clock = fakeClock();
-  return { store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }) };
+  return { store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams() };
 }
 
 describe('unimplemented operations', () => {

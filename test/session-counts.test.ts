@@ -27,10 +27,10 @@ it('counts active, near-expiration and listed (filtered) sessions at any instant
           for (const [i, plan] of sessions.entries()) {
             const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
             const createdAt = T0 + plan.offset;
-            await store.insertSession({ id, agentId: AGENTS[i % 2]!, userId: USERS[i % 3]!, metadata: {}, status: 'active', ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes: plan.timeout })) });
+            await store.insertSession({ id, agentId: AGENTS[i % 2]!, userId: USERS[i % 3]!, metadata: {}, status: 'active', announced: 'nothing', ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes: plan.timeout })) });
             if (plan.action === 'beat') await store.modifySession(id, (s) => ({ ...s!, ...recordActivity(s!, createdAt + 3 * MINUTE + 17).timing }));
             if (plan.action === 'patch') await store.modifySession(id, (s) => ({ ...s!, ...updateConfig(s!, { timeoutMinutes: 5 + ((plan.timeout * 7) % 50) }) }));
-            if (plan.action === 'end') await store.deleteSession(id, () => undefined);
+            if (plan.action === 'end') await store.deleteSession(id, (s) => s!);
           }
           await store.purgeExpired(T0 + 20 * MINUTE, 1000);
           const db = new Database(path, { readonly: true });

@@ -25,10 +25,10 @@ describe('the sweeper', () => {
     const app = await appWithSessions(10, 3);
     app.clock.set(T0 + 5 * MINUTE);
     // 3 + 3 + 3 + 1 marked, then one empty purge batch and one empty trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ marked: 10, purged: 0, trimmed: 0, batches: 6 });
+    expect(await app.sweeper.sweep()).toEqual({ marked: 10, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 6 });
     const statuses = (await app.store.listSessions({ now: app.clock.now(), purgeCutoff: 0, status: 'all', limit: 100, offset: 0 })).sessions.map((s) => s.status);
     expect(statuses).toEqual(Array(10).fill('expired'));
-    expect(await app.sweeper.sweep()).toEqual({ marked: 0, purged: 0, trimmed: 0, batches: 3 });
+    expect(await app.sweeper.sweep()).toEqual({ marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 3 });
   });
 
   it('leaves active sessions alone and purges only past retention', async () => {
@@ -58,7 +58,7 @@ describe('the sweeper', () => {
     };
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
     // 1 marking batch; purging: 20 + 20 messages, then the last 5 with the session; 1 trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ marked: 1, purged: 1, trimmed: 0, batches: 5 });
+    expect(await app.sweeper.sweep()).toEqual({ marked: 1, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 5 });
     expect(deletedPerBatch).toEqual([20, 20, 5]);
     expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
   });

@@ -69,10 +69,10 @@ export function findId(json: unknown, keys: string[]): string | undefined {
   return undefined;
 }
 
-/** The Sessions API: an agent, with a session holding one message, and a user id. */
+/** The Sessions API: an agent, with a session holding one message, a user id, and a webhook. */
 export function sessionsFixtures(call: Call): FixtureMaker {
   return {
-    names: new Set(['agentId', 'userId', 'authorId', 'sessionId']),
+    names: new Set(['agentId', 'userId', 'authorId', 'sessionId', 'webhookId']),
     async fresh() {
       const userId = randomUUID();
       const agent = await call('createAgent', { body: { characterJson: { name: 'Conformance agent' } } });
@@ -80,7 +80,10 @@ export function sessionsFixtures(call: Call): FixtureMaker {
       const session = await call('createSession', { body: { agentId, userId, metadata: { platform: 'conformance' } } });
       const sessionId = findId(session?.json, ['sessionId']) ?? randomUUID();
       await call('sendSessionMessage', { path: { sessionId }, body: { content: 'Hello from the conformance suite' } });
-      return { agentId, userId, authorId: userId, sessionId };
+      // Bound to the agent, so that the server delivers nothing else to this unreachable URL.
+      const webhook = await call('createWebhook', { body: { url: 'https://conformance.invalid/hook', agentId } });
+      const webhookId = findId(webhook?.json, ['id']) ?? randomUUID();
+      return { agentId, userId, authorId: userId, sessionId, webhookId };
     },
   };
 }

@@ -105,6 +105,8 @@ export function loadSpec(path: string): SpecModel {
     for (const method of METHODS) {
       const operation = item[method];
       if (!operation) continue;
+      // A stream of Server-Sent Events never ends: not a request/answer exchange to check here.
+      if (operation.responses?.['200']?.content?.['text/event-stream']) continue;
       const parameters = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map((p: Schema) => ({
         name: p.name,
         in: p.in,

@@ -134,3 +134,36 @@ export function timeRemaining(expiresAt: number, now: number): number {
 export function isNearExpiration(timing: Pick<SessionTiming, 'expiresAt' | 'warnsAt'>, now: number): boolean {
   return now >= timing.warnsAt && now < timing.expiresAt;
 }
+
+/**
+ * What a session has announced of its current deadline: nothing yet, its warning, or its
+ * expiry (after which nothing more is due).
+ */
+export type Announced = 'nothing' | 'warning' | 'expiry';
+
+export type DueEventType = 'session.warning' | 'session.expired';
+
+/**
+ * The next announcement due and its moment: the warning at `warnsAt` (once per deadline),
+ * then the expiry at `expiresAt` (once). The due moments are what the event pump indexes.
+ */
+export function nextDue(timing: Pick<SessionTiming, 'warnsAt' | 'expiresAt'>, announced: Announced): { type: DueEventType; at: number } | undefined {
+  if (announced === 'expiry') return undefined;
+  if (announced === 'nothing' && timing.warnsAt < timing.expiresAt) return { type: 'session.warning', at: timing.warnsAt };
+  return { type: 'session.expired', at: timing.expiresAt };
+}
+
+/** What a session has announced once `type` has fired. */
+export function announcedBy(type: DueEventType): Announced {
+  return type === 'session.warning' ? 'warning' : 'expiry';
+}
+
+/**
+ * After a change of timing at `now`: a deadline that moved re-arms the warning (one
+ * warning per deadline); a deadline already reached expires the session at once, and
+ * the change announces that itself.
+ */
+export function announcedAfterChange(before: Announced, previousExpiresAt: number, timing: SessionTiming, now: number): Announced {
+  if (isExpired(timing.expiresAt, now)) return 'expiry';
+  return timing.expiresAt === previousExpiresAt ? before : 'nothing';
+}

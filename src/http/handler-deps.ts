@@ -1,4 +1,5 @@
 import type { Clock } from '../domain/clock.js';
+import type { EventStreams } from '../events/event-stream.js';
 import type { TimeoutConfigInput } from '../domain/timeout-policy.js';
 import type { Store } from '../storage/store.js';
 import type { Sweeper } from '../sweeper.js';
@@ -12,4 +13,6 @@ export interface HandlerDeps {
   /** How long an expired session is kept before it is purged. */
   retentionMs: number;
   sweeper: Pick<Sweeper, 'lastError' | 'stop'>;
+  /** The app's open event streams (made by buildApp). */
+  streams: EventStreams;
 }

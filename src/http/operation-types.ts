@@ -30,7 +30,16 @@ export type OperationRequest<K extends OperationId> = FastifyRequest<{
   Querystring: QueryParams<K>;
 }>;
 
-export type Handler<K extends OperationId> = (request: OperationRequest<K>, reply: FastifyReply) => Promise<ResponseBody<K>>;
+/** Operations whose 200 is a stream of Server-Sent Events: their handler writes the stream itself. */
+type Streams<K extends OperationId> = Responses<K> extends { 200: { content: { 'text/event-stream': unknown } } } ? true : false;
+
+export type Handler<K extends OperationId> = (
+  request: OperationRequest<K>,
+  reply: FastifyReply,
+) => Promise<Streams<K> extends true ? void : ResponseBody<K>>;
 
 /** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
-export type ServiceHandlers = { [K in OperationId]: Handler<K> };
+export type ServiceHandlers = { [K in Exclude<OperationId, CalledOperationId>]: Handler<K> };
+
+/** Operations of the spec's top-level `webhooks`: requests this server sends, not serves. */
+type CalledOperationId = 'deliverEvent';

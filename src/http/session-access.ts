@@ -1,7 +1,8 @@
 // The gate every operation on one session passes: gone is 404, expired is 410.
-import { isExpired, lifecycle, type SessionTiming } from '../domain/timeout-policy.js';
+import { announcedAfterChange, isExpired, lifecycle, type SessionTiming } from '../domain/timeout-policy.js';
+import { changeEvents } from '../events/event-records.js';
 import { ApiError } from '../errors.js';
-import type { SessionRecord } from '../storage/store.js';
+import type { EventType, SessionRecord } from '../storage/store.js';
 import { clip } from './limits.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { isoTime, sessionInfoView } from './views.js';
@@ -23,24 +24,36 @@ export function activeSession(session: SessionRecord | undefined, sessionId: str
   return retained;
 }
 
-/** The session with new timing, its stored status following from it. */
+/** The session with new timing, its stored status and announcements following from it. */
 export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): SessionRecord {
-  return { ...session, ...timing, status: isExpired(timing.expiresAt, now) ? 'expired' : 'active' };
+  return {
+    ...session,
+    ...timing,
+    status: isExpired(timing.expiresAt, now) ? 'expired' : 'active',
+    announced: announcedAfterChange(session.announced, session.expiresAt, timing, now),
+  };
 }
 
 /**
- * Changes the timing of an active session in one transaction: 404 / 410 when it is not
- * active, the answer's SessionInfo otherwise.
+ * Changes the timing of an active session in one transaction with the event it is
+ * (`type`): 404 / 410 when it is not active, the answer's SessionInfo otherwise.
  */
 export async function changeActiveSession(
   { store, clock, retentionMs }: Pick<HandlerDeps, 'store' | 'clock' | 'retentionMs'>,
   sessionId: string,
-  change: (session: SessionRecord, now: number) => SessionTiming,
+  change: (session: SessionRecord, now: number) => { timing: SessionTiming; event: EventType },
 ) {
   const now = clock.now();
-  const updated = await store.modifySession(sessionId, (current) => {
-    const session = activeSession(current, sessionId, now, retentionMs);
-    return withTiming(session, change(session, now), now);
-  });
+  let event: EventType | undefined;
+  const updated = await store.modifySession(
+    sessionId,
+    (current) => {
+      const session = activeSession(current, sessionId, now, retentionMs);
+      const changed = change(session, now);
+      event = changed.event;
+      return withTiming(session, changed.timing, now);
+    },
+    { events: (written) => changeEvents(event!, written, now) },
+  );
   return sessionInfoView(updated, now);
 }

@@ -1,7 +1,7 @@
 // What the server needs from persistence. Asynchronous so that a networked backend
 // (PostgreSQL, for several server instances sharing one store) can implement it too.
 import type { components } from '../../generated/api.js';
-import type { SessionTiming } from '../domain/timeout-policy.js';
+import type { Announced, SessionTiming } from '../domain/timeout-policy.js';
 
 type Schemas = components['schemas'];
 
@@ -21,6 +21,8 @@ export interface SessionRecord extends SessionTiming {
   metadata: Schemas['SessionMetadata'];
   /** What the sweeper (or the last write) recorded; reads judge expiry from the clock. */
   status: Schemas['SessionStatus'];
+  /** What the session has announced of its deadline (session.warning, session.expired). */
+  announced: Announced;
 }
 
 export interface MessageRecord {
@@ -45,7 +47,7 @@ export interface MessageQuery {
 }
 
 export type DeleteAgentOutcome =
-  | { kind: 'deleted'; deletedSessions: number }
+  | { kind: 'deleted'; deletedSessions: number; agent: AgentRecord }
   | { kind: 'not_found' }
   | { kind: 'has_active_sessions'; activeSessions: number };
 
@@ -109,11 +111,80 @@ export interface IdempotencyRecord {
 export interface Carried<T> {
   /** A key already recorded (and not expired) fails the write with IdempotencyKeyTaken; nothing is written. */
   idempotency?: (written: T) => IdempotencyRecord;
+  /** The events that describe the write, appended to the event log in its transaction. */
+  events?: (written: T) => EventInput[];
+}
+
+export type EventType = Schemas['EventType'];
+
+/** An event before the log gives it its id. `occurredAt` in epoch milliseconds. */
+export interface EventInput {
+  type: EventType;
+  occurredAt: number;
+  agentId: string;
+  sessionId?: string;
+  userId?: string;
+  data: Schemas['Event']['data'];
+}
+
+export interface EventRecord extends EventInput {
+  /** Increasing in the order events were recorded. */
+  id: string;
+}
+
+/** Events after `after` (all of them without it), oldest first, matching every filter given. */
+export interface EventQuery {
+  after?: string;
+  sessionId?: string;
+  agentId?: string;
+  /** Only events of these agents (a scoped API key's); empty matches nothing. */
+  agentIds?: readonly string[];
+  userId?: string;
+  types?: readonly EventType[];
+  limit: number;
+}
+
+/** What a due announcement writes: the session moved on, and its events. */
+export interface Announcement {
+  session: SessionRecord;
+  events: EventInput[];
 }
 
 /** Another request has written under this idempotency key (in this or another process). */
 export class IdempotencyKeyTaken extends Error {
   override name = 'IdempotencyKeyTaken';
+}
+
+/** A URL subscribed to events; its delivery state is durable (a restart resumes it). */
+export interface WebhookRecord {
+  id: string;
+  url: string;
+  /** Signing secret, `whsec_<base64>`. */
+  secret: string;
+  types?: EventType[];
+  agentId?: string;
+  /** Only events of these agents (the creating key's scope); undefined: every agent. */
+  agentIds?: string[];
+  createdAt: number;
+  /** Every matching event up to this id has been delivered. */
+  cursor: string;
+  /** Failed attempts at the event after the cursor. */
+  attempts: number;
+  /** No attempt before this moment (backoff). */
+  nextAttemptAt: number;
+  failingSince?: number;
+  disabledAt?: number;
+}
+
+export interface DeliveryRecord {
+  webhookId: string;
+  eventId: string;
+  attempt: number;
+  attemptedAt: number;
+  statusCode?: number;
+  /** Why it failed; undefined when it succeeded. */
+  error?: string;
+  nextRetryAt?: number;
 }
 
 export interface Store {
@@ -122,7 +193,7 @@ export interface Store {
   getAgent(id: string): Promise<AgentRecord | undefined>;
   listAgents(): Promise<AgentRecord[]>;
   /** Refuses while the agent has sessions unexpired at `now`, unless `force`. */
-  deleteAgent(id: string, options: { force: boolean; now: number }): Promise<DeleteAgentOutcome>;
+  deleteAgent(id: string, options: { force: boolean; now: number }, carried?: Carried<DeleteAgentOutcome>): Promise<DeleteAgentOutcome>;
 
   /** False when the session's agent does not exist (any more). */
   insertSession(session: SessionRecord, carried?: Carried<SessionRecord>): Promise<boolean>;
@@ -137,8 +208,8 @@ export interface Store {
     change: (current: SessionRecord | undefined) => SessionRecord,
     carried?: Carried<SessionRecord>,
   ): Promise<SessionRecord>;
-  /** Deletes the session after `check` (run in the same transaction) accepts it; carried rows get the deleted session. */
-  deleteSession(id: string, check: (current: SessionRecord | undefined) => void, carried?: Carried<SessionRecord>): Promise<void>;
+  /** Deletes the session after `check` (run in the same transaction) accepts it; `carried` sees the deleted session. */
+  deleteSession(id: string, check: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>): Promise<void>;
   /**
    * One transaction: reads the session and the last message position, then writes the
    * session and inserts the message that `build` returns (it may throw to abort).
@@ -176,6 +247,31 @@ export interface Store {
   revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
   /** True once any key was ever created (revoking every key does not open the server). */
   hasApiKeys(): Promise<boolean>;
+
+  /** The event log, oldest first (see EventQuery). */
+  listEvents(query: EventQuery): Promise<EventRecord[]>;
+  /** The id of the newest event recorded; undefined while the log is empty. */
+  lastEventId(): Promise<string | undefined>;
+  /** Calls `listener` after a commit that wrote events (in this process); returns the unsubscribe. */
+  onEventsWritten(listener: () => void): () => void;
+  /**
+   * Announces, one at a time in order of due time, up to `limit` announcements due at
+   * `now` (the sessions' index on their next due time): `announce` says what each one
+   * writes. Returns how many it announced.
+   */
+  announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
+  /** Deletes up to `limit` events that occurred before `cutoff`; returns how many. */
+  purgeEvents(cutoff: number, limit: number): Promise<number>;
+
+  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;
+  /** Oldest first. */
+  listWebhooks(): Promise<WebhookRecord[]>;
+  /** False when there was none. */
+  deleteWebhook(id: string): Promise<boolean>;
+  /** Records an attempt and the webhook's new delivery state, in one transaction (nothing if it was deleted meanwhile). */
+  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<void>;
+  /** Latest first. */
+  listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

@@ -54,6 +54,8 @@ export interface TestApp {
    * documented and its body (parsed when JSON) valid for it; the body comes back as text.
    */
   requestText(url: string, headers?: Record<string, string>): Promise<{ status: number; text: string; headers: Record<string, unknown> }>;
+  /** Serves the app on 127.0.0.1 (any free port) for a real client, such as a stream's; returns its base URL. */
+  listen(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -133,6 +135,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       const body = isJson ? JSON.parse(response.body) : response.body;
       expect(responseViolations(api, operationFor(api, 'GET', url), response.statusCode, body), `GET ${url} → ${response.statusCode}`).toEqual([]);
       return { status: response.statusCode, text: response.body, headers: response.headers };
+    },
+    async listen() {
+      return app.listen({ host: '127.0.0.1', port: 0 });
     },
     async close() {
       await app.close();

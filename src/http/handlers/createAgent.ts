@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../errors.js';
+import type { AgentRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { agentEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -13,7 +15,8 @@ export const createAgent =
     assertSerializedSize(settings, 'body/characterJson/settings');
     const agent = { id, name, bio, settings, createdAt: clock.now() };
     const answer = () => ({ success: true as const, data: { character: characterView(agent) } });
-    if (!(await store.insertAgent(agent, carryAnswer(request, 201, answer)))) {
+    const carried = withEvents(carryAnswer(request, 201, answer), (written: AgentRecord) => [agentEvent('agent.created', written, written.createdAt)]);
+    if (!(await store.insertAgent(agent, carried))) {
       throw new ApiError('AGENT_ALREADY_EXISTS', `body/characterJson/id ${id} is already registered`);
     }
     reply.code(201);

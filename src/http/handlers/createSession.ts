@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { sessionEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -17,9 +18,11 @@ export const createSession =
     if (!agent) throw agentMissing();
 
     const config = resolveTimeoutConfig(timeoutConfig, agentTimeoutLayer(agent.settings), sessionDefaults);
-    const session = { id: randomUUID(), agentId, userId, metadata, status: 'active' as const, ...startTiming(clock.now(), config) };
+    const now = clock.now();
+    const session = { id: randomUUID(), agentId, userId, metadata, status: 'active' as const, announced: 'nothing' as const, ...startTiming(now, config) };
+    const carried = withEvents(carryAnswer(request, 201, createdSessionView), (written) => [sessionEvent('session.created', written, now)]);
     // The agent can be deleted between the read above and this insert.
-    if (!(await store.insertSession(session, carryAnswer(request, 201, createdSessionView)))) throw agentMissing();
+    if (!(await store.insertSession(session, carried))) throw agentMissing();
 
     reply.code(201);
     return createdSessionView(session);

@@ -1,4 +1,5 @@
 import { ApiError } from '../../errors.js';
+import { agentEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 
@@ -6,7 +7,12 @@ export const deleteAgent =
   ({ store, clock }: HandlerDeps): Handler<'deleteAgent'> =>
   async (request) => {
     const { agentId } = request.params;
-    const outcome = await store.deleteAgent(agentId, { force: request.query.force === true, now: clock.now() });
+    const now = clock.now();
+    const outcome = await store.deleteAgent(
+      agentId,
+      { force: request.query.force === true, now },
+      { events: (deleted) => (deleted.kind === 'deleted' ? [agentEvent('agent.deleted', deleted.agent, now)] : []) },
+    );
     switch (outcome.kind) {
       case 'not_found':
         throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${agentId} does not exist`);

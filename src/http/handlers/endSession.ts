@@ -1,3 +1,4 @@
+import { sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { retainedSession } from '../session-access.js';
@@ -8,6 +9,8 @@ export const endSession =
     const { sessionId } = request.params;
     const now = clock.now();
     // Deleting is always possible: an expired session still retained goes too.
-    await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, now, retentionMs));
+    await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, now, retentionMs), {
+      events: (ended) => [sessionEvent('session.ended', ended, now)],
+    });
     return { success: true, message: 'Session ended' };
   };

@@ -4,7 +4,9 @@ import type { HandlerDeps } from '../handler-deps.js';
 import type { ServiceHandlers } from '../operation-types.js';
 import { createAgent } from './createAgent.js';
 import { createSession } from './createSession.js';
+import { createWebhook } from './createWebhook.js';
 import { deleteAgent } from './deleteAgent.js';
+import { deleteWebhook } from './deleteWebhook.js';
 import { endSession } from './endSession.js';
 import { getAgent } from './getAgent.js';
 import { getSession } from './getSession.js';
@@ -12,9 +14,13 @@ import { getSessionMessages } from './getSessionMessages.js';
 import { getSessionsHealth } from './getSessionsHealth.js';
 import { listAgents } from './listAgents.js';
 import { listSessions } from './listSessions.js';
+import { listWebhookDeliveries } from './listWebhookDeliveries.js';
+import { listWebhooks } from './listWebhooks.js';
 import { renewSession } from './renewSession.js';
 import { sendSessionMessage } from './sendSessionMessage.js';
 import { sessionHeartbeat } from './sessionHeartbeat.js';
+import { streamEvents } from './streamEvents.js';
+import { streamSessionEvents } from './streamSessionEvents.js';
 import { updateSessionTimeout } from './updateSessionTimeout.js';
 
 export function createHandlers(deps: HandlerDeps): ServiceHandlers {
@@ -26,6 +32,7 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     createSession: createSession(deps),
     listSessions: listSessions(deps),
     getSessionsHealth: getSessionsHealth(deps),
+    streamEvents: streamEvents(deps),
     getSession: getSession(deps),
     endSession: endSession(deps),
     sessionHeartbeat: sessionHeartbeat(deps),
@@ -33,5 +40,10 @@ export function createHandlers(deps: HandlerDeps): ServiceHandlers {
     updateSessionTimeout: updateSessionTimeout(deps),
     sendSessionMessage: sendSessionMessage(deps),
     getSessionMessages: getSessionMessages(deps),
+    streamSessionEvents: streamSessionEvents(deps),
+    createWebhook: createWebhook(deps),
+    listWebhooks: listWebhooks(deps),
+    deleteWebhook: deleteWebhook(deps),
+    listWebhookDeliveries: listWebhookDeliveries(deps),
   };
 }

@@ -16,5 +16,5 @@ export const renewSession =
           `expiresAt ${isoTime(session.expiresAt)} is createdAt + maxDurationMinutes (${session.config.maxDurationMinutes})`,
         );
       }
-      return renewed;
+      return { timing: renewed, event: 'session.renewed' };
     });

@@ -4,6 +4,7 @@ import { isNearExpiration, recordActivity } from '../../domain/timeout-policy.js
 import { ApiError } from '../../errors.js';
 import type { MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { messageEvent, sessionEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -60,7 +61,10 @@ export const sendSessionMessage =
           },
         };
       },
-      carryAnswer(request, 201, (written: Sent) => sentView(written, now)),
+      withEvents(carryAnswer(request, 201, (written: Sent) => sentView(written, now)), (written: Sent) => [
+        messageEvent(written.session, written.message),
+        sessionEvent(written.renewed ? 'session.renewed' : 'session.activity', written.session, now),
+      ]),
     );
 
     reply.code(201);

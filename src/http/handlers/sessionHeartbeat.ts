@@ -6,4 +6,7 @@ import { changeActiveSession } from '../session-access.js';
 export const sessionHeartbeat =
   (deps: HandlerDeps): Handler<'sessionHeartbeat'> =>
   async (request) =>
-    changeActiveSession(deps, request.params.sessionId, (session, now) => recordActivity(session, now).timing);
+    changeActiveSession(deps, request.params.sessionId, (session, now) => {
+      const { timing, renewed } = recordActivity(session, now);
+      return { timing, event: renewed ? 'session.renewed' : 'session.activity' };
+    });

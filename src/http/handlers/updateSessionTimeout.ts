@@ -6,4 +6,7 @@ import { changeActiveSession } from '../session-access.js';
 export const updateSessionTimeout =
   (deps: HandlerDeps): Handler<'updateSessionTimeout'> =>
   async (request) =>
-    changeActiveSession(deps, request.params.sessionId, (session) => updateConfig(session, request.body));
+    changeActiveSession(deps, request.params.sessionId, (session) => ({
+      timing: updateConfig(session, request.body),
+      event: 'session.timeout_updated',
+    }));

@@ -242,6 +242,62 @@ export const migrations: readonly string[] = [
 
   CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
   `,
+  // 9: the event log, and what each session has announced of its deadline with the
+  // moment its next announcement is due: one index on that moment is how due warnings
+  // and expiries are found (no timer per session). Sessions already marked expired have
+  // nothing more to announce.
+  `
+  ALTER TABLE sessions ADD COLUMN announced TEXT NOT NULL DEFAULT 'nothing' CHECK (announced IN ('nothing', 'warning', 'expiry'));
+  ALTER TABLE sessions ADD COLUMN due_at INTEGER;
+  UPDATE sessions SET announced = 'expiry' WHERE status = 'expired';
+  UPDATE sessions SET due_at = CASE WHEN warns_at < expires_at THEN warns_at ELSE expires_at END WHERE announced = 'nothing';
+  CREATE INDEX sessions_by_due_at ON sessions (due_at) WHERE due_at IS NOT NULL;
+
+  -- AUTOINCREMENT: an id is never reused, even after the log is trimmed to nothing.
+  CREATE TABLE events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    type         TEXT NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    agent_id     TEXT NOT NULL,
+    session_id   TEXT,
+    user_id      TEXT,
+    data         TEXT NOT NULL
+  ) STRICT;
+
+  CREATE INDEX events_by_session ON events (session_id, id) WHERE session_id IS NOT NULL;
+  CREATE INDEX events_by_time ON events (occurred_at);
+  `,
+  // 10: webhooks, each with its delivery cursor in the log and backoff state, and their
+  // recent delivery attempts.
+  `
+  CREATE TABLE webhooks (
+    id               TEXT PRIMARY KEY,
+    url              TEXT NOT NULL,
+    secret           TEXT NOT NULL,
+    types            TEXT,
+    agent_id         TEXT,
+    agent_ids        TEXT,
+    created_at       INTEGER NOT NULL,
+    cursor           INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
+    failing_since    INTEGER,
+    disabled_at      INTEGER
+  ) STRICT;
+
+  CREATE TABLE webhook_deliveries (
+    id             INTEGER PRIMARY KEY,
+    webhook_id     TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id       INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL,
+    attempted_at   INTEGER NOT NULL,
+    status_code    INTEGER,
+    error          TEXT,
+    next_retry_at  INTEGER
+  ) STRICT;
+
+  CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -3,19 +3,26 @@
 import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { nextDue } from '../../domain/timeout-policy.js';
 import {
   type AgentRecord,
   type ApiKeyRecord,
   type Carried,
   type DeleteAgentOutcome,
+  type EventInput,
+  type EventQuery,
+  type EventRecord,
   type IdempotencyRecord,
+  type Announcement,
+  type DeliveryRecord,
+  type WebhookRecord,
   IdempotencyKeyTaken,
   type MessageRecord,
   type SessionQuery,
   type SessionRecord,
   type Store,
 } from '../store.js';
-import { groupCommit } from './group-commit.js';
+import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 
@@ -43,6 +50,90 @@ interface SessionRow {
   renewal_count: number;
   status: 'active' | 'expired';
   metadata: string;
+  announced: SessionRecord['announced'];
+  /** When the next announcement is due (see nextDue); null when none is. */
+  due_at: number | null;
+}
+
+interface WebhookRow {
+  id: string;
+  url: string;
+  secret: string;
+  types: string | null;
+  agent_id: string | null;
+  agent_ids: string | null;
+  created_at: number;
+  cursor: number;
+  attempts: number;
+  next_attempt_at: number;
+  failing_since: number | null;
+  disabled_at: number | null;
+}
+
+function toWebhook(row: WebhookRow): WebhookRecord {
+  const webhook: WebhookRecord = {
+    id: row.id,
+    url: row.url,
+    secret: row.secret,
+    createdAt: row.created_at,
+    cursor: String(row.cursor),
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+  };
+  if (row.types !== null) webhook.types = JSON.parse(row.types);
+  if (row.agent_id !== null) webhook.agentId = row.agent_id;
+  if (row.agent_ids !== null) webhook.agentIds = JSON.parse(row.agent_ids);
+  if (row.failing_since !== null) webhook.failingSince = row.failing_since;
+  if (row.disabled_at !== null) webhook.disabledAt = row.disabled_at;
+  return webhook;
+}
+
+interface DeliveryRow {
+  webhook_id: string;
+  event_id: number;
+  attempt: number;
+  attempted_at: number;
+  status_code: number | null;
+  error: string | null;
+  next_retry_at: number | null;
+}
+
+function toDelivery(row: DeliveryRow): DeliveryRecord {
+  const delivery: DeliveryRecord = { webhookId: row.webhook_id, eventId: String(row.event_id), attempt: row.attempt, attemptedAt: row.attempted_at };
+  if (row.status_code !== null) delivery.statusCode = row.status_code;
+  if (row.error !== null) delivery.error = row.error;
+  if (row.next_retry_at !== null) delivery.nextRetryAt = row.next_retry_at;
+  return delivery;
+}
+
+interface EventRow {
+  id: number;
+  type: EventInput['type'];
+  occurred_at: number;
+  agent_id: string;
+  session_id: string | null;
+  user_id: string | null;
+  data: string;
+}
+
+function toEvent(row: EventRow): EventRecord {
+  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
+  if (row.session_id !== null) event.sessionId = row.session_id;
+  if (row.user_id !== null) event.userId = row.user_id;
+  return event;
+}
+
+/** The SQL of a read of the event log with the filters the query uses. */
+function listEventsSql(query: EventQuery): string {
+  const filters = [
+    'id > @after',
+    query.sessionId !== undefined ? 'session_id = @sessionId' : undefined,
+    query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
+    query.agentIds !== undefined ? 'agent_id IN (SELECT value FROM json_each(@agentIds))' : undefined,
+    query.userId !== undefined ? 'user_id = @userId' : undefined,
+    query.types !== undefined ? 'type IN (SELECT value FROM json_each(@types))' : undefined,
+  ].filter(Boolean);
+  return `SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT @limit`;
 }
 
 interface MessageRow {
@@ -155,6 +246,7 @@ function toSession(row: SessionRow): SessionRecord {
     renewalCount: row.renewal_count,
     metadata: JSON.parse(row.metadata),
     status: row.status,
+    announced: row.announced,
   };
 }
 
@@ -175,6 +267,8 @@ function toSessionRow(session: SessionRecord): SessionRow {
     renewal_count: session.renewalCount,
     status: session.status,
     metadata: JSON.stringify(session.metadata),
+    announced: session.announced,
+    due_at: nextDue(session, session.announced)?.at ?? null,
   };
 }
 
@@ -225,6 +319,9 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
     count: `SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`,
   };
 }
+
+/** The session whose announcement is due first: one probe of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
+export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT 1';
 
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
@@ -304,16 +401,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
-         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata)
+         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
        VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
-         @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata)`,
+         @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
+         @announced, @due_at)`,
     ),
     getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
     updateSession: db.prepare<[SessionRow]>(
       `UPDATE sessions SET last_activity = @last_activity, anchor_at = @anchor_at, expires_at = @expires_at,
          warns_at = @warns_at, timeout_minutes = @timeout_minutes, auto_renew = @auto_renew,
          max_duration_minutes = @max_duration_minutes, warning_threshold_minutes = @warning_threshold_minutes,
-         renewal_count = @renewal_count, status = @status, metadata = @metadata
+         renewal_count = @renewal_count, status = @status, metadata = @metadata,
+         announced = @announced, due_at = @due_at
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
@@ -369,10 +468,55 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     probeWrite: db.prepare<[number]>(
       'INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
     ),
+    insertEvent: db.prepare<[Omit<EventRow, 'id'>]>(
+      `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
+       VALUES (@type, @occurred_at, @agent_id, @session_id, @user_id, @data)`,
+    ),
+    lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
+    nextDueSession: db.prepare<{ now: number }, SessionRow>(NEXT_DUE_SQL),
+    insertWebhook: db.prepare<[WebhookRow]>(
+      `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
+       VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
+    ),
+    listWebhooks: db.prepare<[], WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, rowid'),
+    deleteWebhook: db.prepare<[string]>('DELETE FROM webhooks WHERE id = ?'),
+    updateWebhookState: db.prepare<{ id: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
+      `UPDATE webhooks SET cursor = @cursor, attempts = @attempts, next_attempt_at = @next_attempt_at,
+         failing_since = @failing_since, disabled_at = @disabled_at WHERE id = @id`,
+    ),
+    insertDelivery: db.prepare<[DeliveryRow]>(
+      `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
+       VALUES (@webhook_id, @event_id, @attempt, @attempted_at, @status_code, @error, @next_retry_at)`,
+    ),
+    // Only the latest attempts are kept: what listWebhookDeliveries can show.
+    trimDeliveries: db.prepare<[string, string]>(
+      'DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 100)',
+    ),
+    listDeliveries: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
+    purgeEvents: db.prepare<{ cutoff: number; limit: number }>(
+      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < @cutoff LIMIT @limit)',
+    ),
   };
+
+  const eventListeners = new Set<() => void>();
+  let eventsWritten = false;
+  function appendEvents(events: EventInput[]): void {
+    for (const event of events) {
+      statements.insertEvent.run({
+        type: event.type,
+        occurred_at: event.occurredAt,
+        agent_id: event.agentId,
+        session_id: event.sessionId ?? null,
+        user_id: event.userId ?? null,
+        data: JSON.stringify(event.data),
+      });
+    }
+    if (events.length > 0) eventsWritten = true;
+  }
 
   /** Writes the rows a write carries, in the write's own transaction (call it inside). */
   function writeCarried<T>(carried: Carried<T> | undefined, written: T): void {
+    appendEvents(carried?.events?.(written) ?? []);
     const record = carried?.idempotency?.(written);
     if (!record) return;
     const row: IdempotencyRow = {
@@ -388,17 +532,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (statements.insertIdempotencyRecord.run(row).changes === 0) throw new IdempotencyKeyTaken();
   }
 
-  const deleteAgent = db.transaction((id: string, force: boolean, now: number): DeleteAgentOutcome => {
-    if (!statements.getAgent.get(id)) return { kind: 'not_found' };
+  const deleteAgent = db.transaction((id: string, force: boolean, now: number, carried?: Carried<DeleteAgentOutcome>): DeleteAgentOutcome => {
+    const agent = statements.getAgent.get(id);
+    if (!agent) return { kind: 'not_found' };
     const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
     if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
     const deletedSessions = statements.deleteSessionsOfAgent.run(id).changes;
     statements.deleteAgent.run(id);
-    return { kind: 'deleted', deletedSessions };
+    const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions, agent: toAgent(agent) };
+    writeCarried(carried, outcome);
+    return outcome;
   });
 
   const modifySession = db.transaction(
-    (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried: Carried<SessionRecord> | undefined) => {
+    (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
       const row = statements.getSession.get(id);
       const next = change(row && toSession(row));
       statements.updateSession.run(toSessionRow(next));
@@ -406,6 +553,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return next;
     },
   );
+
+  const announceDue = db.transaction((now: number, limit: number, announce: (session: SessionRecord) => Announcement) => {
+    let announced = 0;
+    // One at a time: a session's warning and expiry both due fire in order of due time
+    // among everyone else's.
+    for (; announced < limit; announced += 1) {
+      const row = statements.nextDueSession.get({ now });
+      if (!row) break;
+      const { session, events } = announce(toSession(row));
+      statements.updateSession.run(toSessionRow(session));
+      appendEvents(events);
+    }
+    return announced;
+  });
 
   const appendMessage = db.transaction(
     <T extends { session: SessionRecord; message: MessageRecord }>(
@@ -424,12 +585,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   );
 
   const deleteSession = db.transaction(
-    (id: string, check: (current: SessionRecord | undefined) => void, carried: Carried<SessionRecord> | undefined) => {
+    (id: string, check: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
       const row = statements.getSession.get(id);
-      const current = row && toSession(row);
-      check(current);
+      const deleted = check(row && toSession(row));
       statements.deleteSession.run(id);
-      if (current) writeCarried(carried, current);
+      writeCarried(carried, deleted);
     },
   );
 
@@ -461,7 +621,29 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return prepared;
   }
 
-  const write = groupCommit(db, { lockWaitMs: options.lockWaitMs });
+  const commitWrite = groupCommit(db, { lockWaitMs: options.lockWaitMs });
+  /** A write, then word to the listeners of the event log once it has committed events. */
+  const write: RunWrite = async (work) => {
+    try {
+      return await commitWrite(work);
+    } finally {
+      if (eventsWritten) {
+        eventsWritten = false;
+        for (const listener of eventListeners) listener();
+      }
+    }
+  };
+
+  const listEventStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
+  function listEventsStatement(query: EventQuery) {
+    const sql = listEventsSql(query);
+    let prepared = listEventStatements.get(sql);
+    if (!prepared) {
+      prepared = db.prepare<unknown[], EventRow>(sql);
+      listEventStatements.set(sql, prepared);
+    }
+    return prepared;
+  }
 
   return withStorageFaults({
     async insertAgent(agent, carried) {
@@ -479,8 +661,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listAgents() {
       return statements.listAgents.all().map(toAgent);
     },
-    async deleteAgent(id, { force, now }) {
-      return write(() => deleteAgent(id, force, now));
+    async deleteAgent(id, { force, now }, carried) {
+      return write(() => deleteAgent(id, force, now, carried));
     },
     async insertSession(session, carried) {
       const row = toSessionRow(session);
@@ -583,6 +765,84 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async hasApiKeys() {
       return statements.hasApiKeys.get() === 1;
+    },
+    async listEvents(query) {
+      const parameters = {
+        after: query.after === undefined ? 0 : Number(query.after),
+        sessionId: query.sessionId ?? null,
+        agentId: query.agentId ?? null,
+        agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
+        userId: query.userId ?? null,
+        types: query.types === undefined ? null : JSON.stringify(query.types),
+        limit: query.limit,
+      };
+      return listEventsStatement(query).all(parameters).map(toEvent);
+    },
+    async lastEventId() {
+      const id = statements.lastEventId.get();
+      return id === null || id === undefined ? undefined : String(id);
+    },
+    onEventsWritten(listener) {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
+    async announceDue(now, limit, announce) {
+      return write(() => announceDue(now, limit, announce));
+    },
+    async purgeEvents(cutoff, limit) {
+      return write(() => statements.purgeEvents.run({ cutoff, limit }).changes);
+    },
+    async insertWebhook(webhook, carried) {
+      const row: WebhookRow = {
+        id: webhook.id,
+        url: webhook.url,
+        secret: webhook.secret,
+        types: webhook.types ? JSON.stringify(webhook.types) : null,
+        agent_id: webhook.agentId ?? null,
+        agent_ids: webhook.agentIds ? JSON.stringify(webhook.agentIds) : null,
+        created_at: webhook.createdAt,
+        cursor: Number(webhook.cursor),
+        attempts: webhook.attempts,
+        next_attempt_at: webhook.nextAttemptAt,
+        failing_since: webhook.failingSince ?? null,
+        disabled_at: webhook.disabledAt ?? null,
+      };
+      return write(() => {
+        statements.insertWebhook.run(row);
+        writeCarried(carried, webhook);
+      });
+    },
+    async listWebhooks() {
+      return statements.listWebhooks.all().map(toWebhook);
+    },
+    async deleteWebhook(id) {
+      return write(() => statements.deleteWebhook.run(id).changes > 0);
+    },
+    async recordDelivery(delivery, state) {
+      return write(() => {
+        const moved = statements.updateWebhookState.run({
+          id: state.id,
+          cursor: Number(state.cursor),
+          attempts: state.attempts,
+          next_attempt_at: state.nextAttemptAt,
+          failing_since: state.failingSince ?? null,
+          disabled_at: state.disabledAt ?? null,
+        });
+        if (moved.changes === 0) return; // deleted meanwhile
+        statements.insertDelivery.run({
+          webhook_id: delivery.webhookId,
+          event_id: Number(delivery.eventId),
+          attempt: delivery.attempt,
+          attempted_at: delivery.attemptedAt,
+          status_code: delivery.statusCode ?? null,
+          error: delivery.error ?? null,
+          next_retry_at: delivery.nextRetryAt ?? null,
+        });
+        statements.trimDeliveries.run(delivery.webhookId, delivery.webhookId);
+      });
+    },
+    async listDeliveries(webhookId, limit) {
+      return statements.listDeliveries.all(webhookId, limit).map(toDelivery);
     },
     async ping() {
       statements.ping.get();

@@ -1,0 +1,81 @@
+// Due announcements: `session.warning` when now reaches warnsAt (once per deadline) and
+// `session.expired` when it reaches expiresAt (once), whether or not anyone calls. The
+// pump reads the wall clock every tick (at most a second apart) and takes what is due
+// from the sessions' index on their next due time: no timer per session, so a clock
+// that jumps, or a server that was down at the due moment, fires each one once, in
+// order, on the next tick.
+import type { Clock } from '../domain/clock.js';
+import { announcedBy, nextDue } from '../domain/timeout-policy.js';
+import type { Announcement, SessionRecord, Store } from '../storage/store.js';
+import { sessionEvent } from './event-records.js';
+
+/** What announcing a session's due event writes: the event, at its due moment, and the session moved on. */
+export function announce(session: SessionRecord): Announcement {
+  const due = nextDue(session, session.announced);
+  if (!due) throw new Error(`session ${session.id} has nothing due`);
+  const announced: SessionRecord = {
+    ...session,
+    announced: announcedBy(due.type),
+    status: due.type === 'session.expired' ? 'expired' : session.status,
+  };
+  return { session: announced, events: [sessionEvent(due.type, announced, due.at)] };
+}
+
+export interface EventPumpOptions {
+  store: Store;
+  clock: Clock;
+  /** How often the wall clock is read; at most 1000 ms. Default 250. */
+  intervalMs?: number;
+  /** Announcements per transaction; a turn of the event loop between transactions. Default 200. */
+  batchSize?: number;
+  onError?: (error: unknown) => void;
+}
+
+export interface EventPump {
+  /** Announces everything due at the clock's now; returns how many. */
+  tick(): Promise<number>;
+  /** Ticks at once (whatever fell due while the server was down), then every interval. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function createEventPump({ store, clock, intervalMs = 250, batchSize = 200, onError }: EventPumpOptions): EventPump {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  let stopped = false;
+
+  async function tick(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const fired = await store.announceDue(clock.now(), batchSize, announce);
+      total += fired;
+      if (fired < batchSize || stopped) return total;
+      await nextTurn();
+    }
+  }
+
+  function run(): void {
+    if (running) return; // a long catch-up is still going: the next tick waits for it
+    running = tick()
+      .catch((error) => onError?.(error))
+      .finally(() => (running = undefined));
+  }
+
+  return {
+    tick,
+    start() {
+      stopped = false;
+      run();
+      timer ??= setInterval(run, intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// What each change records in the event log: the event's shape for sessions, messages
+// and agents, and the log's records as the API shows them (the spec's Event).
+import type { components } from '../../generated/api.js';
+import { characterView, isoTime, messageView, sessionInfoView } from '../http/views.js';
+import type { AgentRecord, Carried, EventInput, EventRecord, EventType, MessageRecord, SessionRecord } from '../storage/store.js';
+
+type Schemas = components['schemas'];
+
+/** A session event: its data is the SessionInfo as of `at`. */
+export function sessionEvent(type: EventType, session: SessionRecord, at: number): EventInput {
+  return { type, occurredAt: at, agentId: session.agentId, sessionId: session.id, userId: session.userId, data: sessionInfoView(session, at) };
+}
+
+export function messageEvent(session: SessionRecord, message: MessageRecord): EventInput {
+  return {
+    type: 'message.created',
+    occurredAt: message.createdAt,
+    agentId: session.agentId,
+    sessionId: session.id,
+    userId: session.userId,
+    data: messageView(message),
+  };
+}
+
+export function agentEvent(type: 'agent.created' | 'agent.deleted', agent: AgentRecord, at: number): EventInput {
+  return { type, occurredAt: at, agentId: agent.id, data: characterView(agent) };
+}
+
+/**
+ * The events of a change to an active session at `now`: `type`, then `session.expired`
+ * when the change expired it at once (a PATCH that put expiresAt in the past).
+ */
+export function changeEvents(type: EventType, session: SessionRecord, now: number): EventInput[] {
+  const events = [sessionEvent(type, session, now)];
+  if (session.status === 'expired') events.push(sessionEvent('session.expired', session, now));
+  return events;
+}
+
+/** The rows a write already carries (an idempotency record), plus its events. */
+export function withEvents<T>(carried: Carried<T> | undefined, events: (written: T) => EventInput[]): Carried<T> {
+  return { ...carried, events };
+}
+
+export function eventView(event: EventRecord): Schemas['Event'] {
+  const view: Schemas['Event'] = { id: event.id, type: event.type, occurredAt: isoTime(event.occurredAt), agentId: event.agentId, data: event.data };
+  if (event.sessionId !== undefined) view.sessionId = event.sessionId;
+  if (event.userId !== undefined) view.userId = event.userId;
+  return view;
+}

@@ -1,0 +1,147 @@
+// Webhook deliveries: each webhook walks the event log from its cursor, one event at a
+// time, POSTing the Event JSON signed as Standard Webhooks says. A failure (non-2xx, or
+// no answer within 10 s) is retried with exponential backoff and jitter, before any later
+// event (in order); 24 hours of failure disable the webhook. The cursor and the backoff
+// are in the store, so a restart resumes where it stopped: at least once.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Clock } from '../domain/clock.js';
+import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
+import { eventView } from './event-records.js';
+
+export const DELIVERY_TIMEOUT_MS = 10_000;
+export const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
+const FIRST_RETRY_MS = 5_000;
+const LONGEST_RETRY_MS = 60 * 60_000;
+
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64')}`;
+}
+
+/** `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, keyed with the secret's bytes. */
+export function signature(secret: string, messageId: string, timestampSeconds: number, body: string): string {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${messageId}.${timestampSeconds}.${body}`).digest('base64')}`;
+}
+
+/** The wait before retry `attempt + 1`: 5 s doubling up to an hour, times a jitter of 0.5-1.5 (`random` in [0, 1)). */
+export function retryDelayMs(attempt: number, random: number): number {
+  const base = Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), LONGEST_RETRY_MS);
+  return Math.round(base * (0.5 + random));
+}
+
+export interface WebhookDispatcherOptions {
+  store: Store;
+  clock: Clock;
+  intervalMs?: number;
+  timeoutMs?: number;
+  random?: () => number;
+  onError?: (error: unknown) => void;
+}
+
+export interface WebhookDispatcher {
+  /** Delivers what is due now, for every webhook; resolves when those attempts are over. */
+  tick(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** Events a webhook takes, at most, per tick: the next tick goes on. */
+const EVENTS_PER_TICK = 100;
+
+export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
+  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError } = options;
+  const busy = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  let stopped = false;
+  const running = new Set<Promise<void>>();
+
+  async function post(webhook: WebhookRecord, event: EventRecord): Promise<{ statusCode?: number; error?: string }> {
+    const body = JSON.stringify(eventView(event));
+    const messageId = `evt_${event.id}`;
+    const timestamp = Math.floor(clock.now() / 1000);
+    try {
+      const response = await fetch(webhook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': messageId,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signature(webhook.secret, messageId, timestamp, body),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await response.body?.cancel();
+      return response.ok ? { statusCode: response.status } : { statusCode: response.status, error: `HTTP ${response.status}` };
+    } catch (error) {
+      const name = (error as Error).name;
+      return { error: name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String((error as Error).message ?? error) };
+    }
+  }
+
+  async function deliver(webhook: WebhookRecord): Promise<void> {
+    let state = webhook;
+    for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
+      const [event] = await store.listEvents({ after: state.cursor, types: state.types, agentId: state.agentId, agentIds: state.agentIds, limit: 1 });
+      if (!event) return;
+      const outcome = await post(state, event);
+      const now = clock.now();
+      const attempt = state.attempts + 1;
+      if (outcome.error === undefined) {
+        state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
+        await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, statusCode: outcome.statusCode }, state);
+        continue;
+      }
+      const failingSince = state.failingSince ?? now;
+      const disabled = now - failingSince >= FAILURE_WINDOW_MS;
+      const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
+      state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
+      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, ...outcome, nextRetryAt }, state);
+      return;
+    }
+  }
+
+  async function tick(): Promise<void> {
+    const now = clock.now();
+    const due = (await store.listWebhooks()).filter((w) => w.disabledAt === undefined && w.nextAttemptAt <= now && !busy.has(w.id));
+    await Promise.all(
+      due.map(async (webhook) => {
+        busy.add(webhook.id);
+        try {
+          await deliver(webhook);
+        } catch (error) {
+          onError?.(error);
+        } finally {
+          busy.delete(webhook.id);
+        }
+      }),
+    );
+  }
+
+  function run(): void {
+    const pass = tick().catch((error) => onError?.(error));
+    running.add(pass);
+    void pass.finally(() => running.delete(pass));
+  }
+
+  return {
+    tick,
+    start() {
+      stopped = false;
+      run();
+      timer ??= setInterval(run, intervalMs);
+      timer.unref();
+      unsubscribe ??= store.onEventsWritten(run);
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      timer = undefined;
+      unsubscribe?.();
+      unsubscribe = undefined;
+      await Promise.all(running);
+    },
+  };
+}

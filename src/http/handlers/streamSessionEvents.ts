@@ -1,0 +1,25 @@
+import type { HandlerDeps } from '../handler-deps.js';
+import type { Handler } from '../operation-types.js';
+import { ApiError } from '../../errors.js';
+import { lifecycle } from '../../domain/timeout-policy.js';
+import { clip } from '../limits.js';
+
+export const streamSessionEvents =
+  ({ store, clock, retentionMs, streams }: HandlerDeps): Handler<'streamSessionEvents'> =>
+  async (request, reply) => {
+    const { sessionId } = request.params;
+    const session = await store.getSession(sessionId);
+    if (!session || lifecycle(session.expiresAt, clock.now(), retentionMs) === 'purged') {
+      throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
+    }
+    const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
+    streams.open(request, reply, store, {
+      filter: { sessionId },
+      after: String(after),
+      // Expired (and announced) or gone (ended, purged, its agent deleted): nothing follows.
+      finished: async () => {
+        const current = await store.getSession(sessionId);
+        return !current || current.announced === 'expiry';
+      },
+    });
+  };

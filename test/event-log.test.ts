@@ -1,0 +1,270 @@
+// Every change is an event in the log, written in the same transaction as the change:
+// each operation's events, none from a rejected request, and the due announcements
+// (warning, expiry) fired from the clock at the exact millisecond, once each.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate } from '../src/storage/sqlite/migrations.js';
+import { NEXT_DUE_SQL } from '../src/storage/sqlite/sqlite-store.js';
+import { createEventPump } from '../src/events/due-events.js';
+import { specSchemaValidator } from '../src/spec.js';
+import type { EventRecord } from '../src/storage/store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const isEventData = specSchemaValidator('Event');
+
+let t: TestApp;
+let agentId: string;
+
+beforeEach(async () => {
+  t = await startTestApp();
+  agentId = await registerAgent(t);
+});
+afterEach(() => t.close());
+
+const url = (sessionId: string, action = '') => `/api/messaging/sessions/${sessionId}${action}`;
+const log = () => t.store.listEvents({ limit: 10_000 });
+const types = async (sessionId?: string) => (await t.store.listEvents({ sessionId, limit: 10_000 })).map((event) => event.type);
+const pump = () => createEventPump({ store: t.store, clock: t.clock }).tick();
+
+async function newSession(timeoutConfig: Record<string, unknown> = {}): Promise<string> {
+  return (await createSession(t, { agentId, timeoutConfig })).sessionId;
+}
+
+function expectIncreasingIds(events: EventRecord[]): void {
+  const ids = events.map((event) => Number(event.id));
+  expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  expect(new Set(ids).size).toBe(ids.length);
+}
+
+describe('events of each operation', () => {
+  it('records agent.created, session.created, renewals, activity, timeout updates, messages, session.ended and agent.deleted', async () => {
+    const id = await newSession({ autoRenew: false });
+    t.clock.advance(MINUTE);
+    await t.request({ method: 'POST', url: url(id, '/heartbeat') }); // no autoRenew: activity
+    await t.request({ method: 'POST', url: url(id, '/renew') });
+    await t.request({ method: 'PATCH', url: url(id, '/timeout'), body: { autoRenew: true } });
+    await t.request({ method: 'POST', url: url(id, '/heartbeat') }); // autoRenew: a renewal
+    await t.request({ method: 'POST', url: url(id, '/messages'), body: { content: 'hi' } });
+    await t.request({ method: 'DELETE', url: url(id) });
+    await t.request({ method: 'DELETE', url: `/api/agents/${agentId}` });
+
+    const events = await log();
+    expect(events.map((event) => event.type)).toEqual([
+      'agent.created',
+      'session.created',
+      'session.activity',
+      'session.renewed',
+      'session.timeout_updated',
+      'session.renewed',
+      'message.created',
+      'session.renewed',
+      'session.ended',
+      'agent.deleted',
+    ]);
+    expectIncreasingIds(events);
+    for (const event of events) {
+      expect(event.agentId).toBe(agentId);
+      const view = { id: event.id, type: event.type, occurredAt: iso(event.occurredAt), agentId: event.agentId, data: event.data };
+      expect(isEventData(event.sessionId ? { ...view, sessionId: event.sessionId, userId: event.userId } : view), event.type).toBe(true);
+    }
+    const sessionEvents = events.filter((event) => event.sessionId !== undefined);
+    expect(sessionEvents.every((event) => event.sessionId === id && event.userId === USER_ID)).toBe(true);
+    // data is the SessionInfo as of that moment: the renewal shows its count.
+    expect(events[3]!.data).toMatchObject({ sessionId: id, renewalCount: 1, status: 'active' });
+    expect(events[6]!.data).toMatchObject({ content: 'hi', authorId: USER_ID, isAgent: false });
+    expect(events[9]!.data).toMatchObject({ id: agentId, name: expect.any(String) });
+  });
+
+  it('records nothing for a rejected request', async () => {
+    const id = await newSession({ maxDurationMinutes: 30 });
+    const before = await log();
+    const rejected = [
+      await t.request({ method: 'POST', url: url(id, '/renew') }), // 422: already at the maximum
+      await t.request({ method: 'PATCH', url: url(id, '/timeout'), body: { timeoutMinutes: 4 } }), // 400
+      await t.request({ method: 'POST', url: url(id, '/messages'), body: { content: 'x', authorId: '00000000-0000-4000-8000-000000000000' } }),
+      await t.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId: '00000000-0000-4000-8000-000000000001', userId: USER_ID } }),
+      await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: agentId, name: 'Twin' } } }), // 409
+      await t.request({ method: 'DELETE', url: `/api/agents/${agentId}` }), // 409: active sessions
+    ];
+    expect(rejected.map((response) => response.status)).toEqual([422, 400, 400, 404, 409, 409]);
+    t.clock.advance(30 * MINUTE);
+    expect((await t.request({ method: 'POST', url: url(id, '/heartbeat') })).status).toBe(410);
+    expect((await t.request({ method: 'DELETE', url: url(id) })).status).toBe(410);
+    expect(await log()).toEqual(before);
+  });
+
+  it('rolls the event back with a write that fails in its transaction', async () => {
+    const id = await newSession();
+    const before = await log();
+    await expect(
+      t.store.modifySession(id, (current) => ({ ...current!, renewalCount: 99 }), {
+        events: () => {
+          throw new Error('refused after the update');
+        },
+      }),
+    ).rejects.toThrow('refused after the update');
+    expect(await log()).toEqual(before);
+    expect((await t.store.getSession(id))!.renewalCount).toBe(0);
+  });
+});
+
+describe('due announcements', () => {
+  it('fires session.warning at warnsAt and session.expired at expiresAt, to the millisecond, once each', async () => {
+    const id = await newSession({ timeoutMinutes: 30, warningThresholdMinutes: 5 });
+    t.clock.set(T0 + 25 * MINUTE - 1);
+    expect(await pump()).toBe(0);
+    t.clock.set(T0 + 25 * MINUTE);
+    expect(await pump()).toBe(1);
+    expect(await pump()).toBe(0);
+    t.clock.set(T0 + 30 * MINUTE - 1);
+    expect(await pump()).toBe(0);
+    t.clock.set(T0 + 30 * MINUTE);
+    expect(await pump()).toBe(1);
+    t.clock.advance(10 * MINUTE);
+    expect(await pump()).toBe(0);
+
+    const events = await t.store.listEvents({ sessionId: id, limit: 100 });
+    expect(events.map((event) => [event.type, event.occurredAt])).toEqual([
+      ['session.created', T0],
+      ['session.warning', T0 + 25 * MINUTE],
+      ['session.expired', T0 + 30 * MINUTE],
+    ]);
+    expect(events[1]!.data).toMatchObject({ isNearExpiration: true, timeRemaining: 5 * MINUTE, status: 'active' });
+    expect(events[2]!.data).toMatchObject({ isNearExpiration: false, timeRemaining: 0, status: 'expired' });
+  });
+
+  it('re-arms the warning when a renewal or a PATCH moves the deadline, and not otherwise', async () => {
+    const id = await newSession({ timeoutMinutes: 30, warningThresholdMinutes: 5, autoRenew: false });
+    t.clock.set(T0 + 26 * MINUTE);
+    await pump(); // warning for the first deadline
+    await t.request({ method: 'POST', url: url(id, '/heartbeat') }); // no autoRenew: the deadline stays
+    await pump();
+    expect((await types(id)).filter((type) => type === 'session.warning')).toHaveLength(1);
+
+    await t.request({ method: 'POST', url: url(id, '/renew') }); // deadline T0 + 56 min
+    t.clock.set(T0 + 51 * MINUTE - 1);
+    expect(await pump()).toBe(0);
+    t.clock.set(T0 + 51 * MINUTE);
+    expect(await pump()).toBe(1);
+
+    await t.request({ method: 'PATCH', url: url(id, '/timeout'), body: { timeoutMinutes: 40 } }); // anchor T0 + 26: deadline T0 + 66
+    t.clock.set(T0 + 61 * MINUTE);
+    expect(await pump()).toBe(1);
+    t.clock.set(T0 + 66 * MINUTE);
+    expect(await pump()).toBe(1);
+    expect(await types(id)).toEqual([
+      'session.created',
+      'session.warning',
+      'session.activity',
+      'session.renewed',
+      'session.warning',
+      'session.timeout_updated',
+      'session.warning',
+      'session.expired',
+    ]);
+  });
+
+  it('records one session.expired for a PATCH that expires the session at once, and none later', async () => {
+    const id = await newSession({ timeoutMinutes: 60 });
+    t.clock.set(T0 + 40 * MINUTE);
+    const patched = await t.request({ method: 'PATCH', url: url(id, '/timeout'), body: { timeoutMinutes: 30 } });
+    expect(patched.body.status).toBe('expired');
+    t.clock.advance(2 * 60 * MINUTE);
+    expect(await pump()).toBe(0);
+    const events = await t.store.listEvents({ sessionId: id, limit: 100 });
+    expect(events.map((event) => [event.type, event.occurredAt])).toEqual([
+      ['session.created', T0],
+      ['session.timeout_updated', T0 + 40 * MINUTE],
+      ['session.expired', T0 + 40 * MINUTE],
+    ]);
+  });
+
+  it('fires every due event once, in order of due time, when the clock jumps forward an hour', async () => {
+    const a = await newSession({ timeoutMinutes: 30, warningThresholdMinutes: 5 }); // warns +25, expires +30
+    t.clock.advance(MINUTE);
+    const b = await newSession({ timeoutMinutes: 20, warningThresholdMinutes: 10 }); // warns +11, expires +21
+    t.clock.advance(MINUTE);
+    const c = await newSession({ timeoutMinutes: 90 }); // warns +87: not due in the jump
+    t.clock.advance(60 * MINUTE);
+    expect(await pump()).toBe(4);
+    expect(await pump()).toBe(0);
+    const due = (await log()).filter((event) => event.type === 'session.warning' || event.type === 'session.expired');
+    expect(due.map((event) => [event.sessionId, event.type, event.occurredAt - T0])).toEqual([
+      [b, 'session.warning', 11 * MINUTE],
+      [b, 'session.expired', 21 * MINUTE],
+      [a, 'session.warning', 25 * MINUTE],
+      [a, 'session.expired', 30 * MINUTE],
+    ]);
+    expect(due.some((event) => event.sessionId === c)).toBe(false);
+  });
+
+  it('announces what fell due while the server was down, once, after it starts again', async () => {
+    await t.close();
+    const directory = mkdtempSync(join(tmpdir(), 'event-log-'));
+    const databasePath = join(directory, 'sessions.db');
+    t = await startTestApp({ databasePath });
+    agentId = await registerAgent(t);
+    const id = await newSession({ timeoutMinutes: 30 });
+    await t.close();
+    const clock = t.clock;
+    clock.advance(3 * 60 * MINUTE);
+    t = await startTestApp({ databasePath, clock });
+    const started = createEventPump({ store: t.store, clock: t.clock });
+    started.start(); // ticks at once
+    await started.stop();
+    expect(await pump()).toBe(0);
+    expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('does not announce what the sweeper merely marked, twice', async () => {
+    const id = await newSession({ timeoutMinutes: 30 });
+    t.clock.set(T0 + 31 * MINUTE);
+    await t.sweeper.sweep(); // marks the session expired
+    expect(await pump()).toBe(2);
+    await t.sweeper.sweep();
+    expect(await pump()).toBe(0);
+    expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
+  });
+});
+
+describe('retention', () => {
+  it('trims events older than the retention from the log in bounded batches, and keeps the rest', async () => {
+    const id = await newSession({ timeoutMinutes: 240 });
+    for (let i = 0; i < 6; i += 1) await t.request({ method: 'POST', url: url(id, '/heartbeat') });
+    t.clock.advance(2 * 60 * MINUTE);
+    await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Later' } } });
+    const { createSweeper } = await import('../src/sweeper.js');
+    const sweeper = createSweeper({ store: t.store, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 3, eventRetentionMs: 60 * MINUTE, batchBudgetMs: Infinity });
+    const report = await sweeper.sweep();
+    // agent.created, session.created and six renewals were older than an hour: 3 + 3 + 2.
+    expect(report.trimmedEvents).toBe(8);
+    expect((await log()).map((event) => event.type)).toEqual(['agent.created']);
+    expect((await sweeper.sweep()).trimmedEvents).toBe(0);
+    // Ids are never reused after a trim.
+    await t.request({ method: 'POST', url: url(id, '/heartbeat') });
+    const [kept, next] = await log();
+    expect(Number(next!.id)).toBeGreaterThan(Number(kept!.id));
+  });
+});
+
+describe('the due-time index', () => {
+  it('finds the next due announcement with one probe of the index on due_at, never a scan or a sort', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN ${NEXT_DUE_SQL}`)
+      .all({ now: 0 })
+      .map((row) => (row as { detail: string }).detail)
+      .join(' | ');
+    expect(plan).toMatch(/SEARCH sessions USING INDEX sessions_by_due_at \(due_at<\?\)/);
+    expect(plan).not.toMatch(/TEMP B-TREE|SCAN/);
+    db.close();
+  });
+});

@@ -1,0 +1,207 @@
+// Server-Sent Events over a real socket: 404 before the stream, replay from every
+// position of the log, live delivery during concurrent writes with nothing missed or
+// repeated, the end of an expired session's stream, filters, and API key scopes.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import Fastify from 'fastify';
+import { createEventPump } from '../src/events/due-events.js';
+import { createEventStreams, KEEP_ALIVE_MS } from '../src/events/event-stream.js';
+import { MINUTE } from './helpers/fake-clock.js';
+import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { openStream, type SseClient } from './helpers/sse-client.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+let t: TestApp;
+let base: string;
+let agentId: string;
+const streams: SseClient[] = [];
+
+beforeEach(async () => {
+  t = await startTestApp();
+  base = await t.listen();
+  agentId = await registerAgent(t);
+});
+afterEach(async () => {
+  for (const stream of streams.splice(0)) stream.close();
+  await t.close();
+});
+
+async function stream(path: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  const client = await openStream(`${base}${path}`, headers);
+  streams.push(client);
+  return client;
+}
+const sessionStream = (id: string, headers: Record<string, string> = {}, query = '') =>
+  stream(`/api/messaging/sessions/${id}/events${query}`, headers);
+const pump = () => createEventPump({ store: t.store, clock: t.clock }).tick();
+const ids = (events: Array<{ id: string }>) => events.map((event) => event.id);
+
+describe('GET /api/messaging/sessions/{sessionId}/events', () => {
+  it('answers 404 in the envelope before any stream for an unknown session, and 400 for a malformed Last-Event-ID', async () => {
+    const unknown = await t.request({ method: 'GET', url: `/api/messaging/sessions/${randomUUID()}/events` });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('SESSION_NOT_FOUND');
+    const { sessionId } = await createSession(t, { agentId });
+    const bad = await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}/events`, headers: { 'last-event-id': 'abc' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details).toMatch(/last-event-id/i);
+    const asBody = await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat`, body: 'data: x', headers: { 'content-type': 'text/event-stream' } });
+    expect(asBody.status).toBe(415);
+    expect(asBody.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const badQuery = await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}/events?lastEventId=-1` });
+    expect(badQuery.status).toBe(400);
+    expect(badQuery.body.error.details).toMatch(/lastEventId/);
+  });
+
+  it('resumes from every position of a 500-event log with exactly the rest, in order, then closes on expiry', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
+    for (let i = 0; i < 497; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    t.clock.advance(31 * MINUTE);
+    expect(await pump()).toBe(2);
+    const log = await t.store.listEvents({ sessionId, limit: 1000 });
+    expect(log).toHaveLength(500);
+
+    const all = await sessionStream(sessionId);
+    await all.ended;
+    expect(all.status).toBe(200);
+    expect(all.contentType).toMatch(/^text\/event-stream/);
+    expect(ids(all.events)).toEqual(ids(log));
+    expect(all.events.at(-1)!.type).toBe('session.expired');
+
+    for (let position = 0; position < log.length; position += 1) {
+      const resumeAfter = log[position]!.id;
+      // The header, and every seventh time the query parameter.
+      const resumed = position % 7 === 0 ? await sessionStream(sessionId, {}, `?lastEventId=${resumeAfter}`) : await sessionStream(sessionId, { 'last-event-id': resumeAfter });
+      await resumed.ended;
+      expect(ids(resumed.events), `after position ${position}`).toEqual(ids(log.slice(position + 1)));
+      streams.pop();
+    }
+  }, 120_000);
+
+  it('goes live after the replay, and closes after session.ended', async () => {
+    const { sessionId } = await createSession(t, { agentId });
+    const client = await sessionStream(sessionId);
+    await client.waitFor(1);
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'hello' } });
+    await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` });
+    await client.ended;
+    expect(client.events.map((event) => event.type)).toEqual(['session.created', 'message.created', 'session.renewed', 'session.ended']);
+    expect(client.events[1]!.data).toMatchObject({ content: 'hello' });
+  });
+
+  it('sends an expired session its remaining events once the expiry is announced, then closes', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5, warningThresholdMinutes: 1 } });
+    t.clock.advance(5 * MINUTE); // expired, not yet announced
+    const client = await sessionStream(sessionId);
+    await client.waitFor(1);
+    await pump();
+    await client.ended;
+    expect(client.events.map((event) => event.type)).toEqual(['session.created', 'session.warning', 'session.expired']);
+  });
+});
+
+describe('GET /api/messaging/sessions/events', () => {
+  it('delivers every event recorded during concurrent writes, once each, in log order', async () => {
+    const before = await t.store.lastEventId();
+    const live = await stream('/api/messaging/sessions/events');
+    const sessions = await Promise.all(Array.from({ length: 20 }, () => createSession(t, { agentId })));
+    // A second client joins mid-way, resuming from an event it saw: it must end up with the same tail.
+    const joined = await stream('/api/messaging/sessions/events', { 'last-event-id': (await live.waitFor(5))[4]!.id });
+    await Promise.all(
+      sessions.flatMap(({ sessionId }) => [
+        t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` }),
+        t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'one' } }),
+        t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'two' } }),
+      ]),
+    );
+    const marker = await registerAgent(t); // the last event: agent.created
+    const log = await t.store.listEvents({ after: before, limit: 10_000 });
+    expect(log.at(-1)).toMatchObject({ type: 'agent.created', agentId: marker });
+    expect(log).toHaveLength(20 + 20 * 5 + 1);
+    await live.waitFor(log.length);
+    await joined.waitFor(log.length - 5);
+    // Anything repeated or extra would show once the marker is in.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(ids(live.events)).toEqual(ids(log));
+    expect(ids(joined.events)).toEqual(ids(log.slice(5)));
+  });
+
+  it('filters by agentId, userId and types, and refuses an unknown type naming querystring/types', async () => {
+    const other = await registerAgent(t);
+    const otherUser = randomUUID();
+    const byAgent = await stream(`/api/messaging/sessions/events?agentId=${other}`);
+    const byUser = await stream(`/api/messaging/sessions/events?userId=${otherUser}`);
+    const byTypes = await stream('/api/messaging/sessions/events?types=session.created,agent.created');
+    const mine = await createSession(t, { agentId });
+    const theirs = await createSession(t, { agentId: other, userId: otherUser });
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${theirs.sessionId}/heartbeat` });
+    await registerAgent(t);
+    expect((await byAgent.waitFor(2)).map((e) => [e.sessionId, e.type])).toEqual([
+      [theirs.sessionId, 'session.created'],
+      [theirs.sessionId, 'session.renewed'],
+    ]);
+    expect((await byUser.waitFor(2)).map((e) => e.userId)).toEqual([otherUser, otherUser]);
+    expect((await byTypes.waitFor(3)).map((e) => [e.type, e.sessionId])).toEqual([
+      ['session.created', mine.sessionId],
+      ['session.created', theirs.sessionId],
+      ['agent.created', undefined],
+    ]);
+
+    const refused = await t.request({ method: 'GET', url: '/api/messaging/sessions/events?types=session.created,session.exploded' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.details).toMatch(/^querystring\/types "session.exploded"/);
+  });
+});
+
+describe('API key scopes', () => {
+  const ADMIN_KEY = 'admin-key-for-stream-tests-0123';
+
+  it("shows a key bound to agents only its agents' events, and 404 for another agent's session", async () => {
+    await t.close();
+    t = await startTestApp({ access: { apiKeys: [ADMIN_KEY] } });
+    base = await t.listen();
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agent = async () => (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const [mineAgent, theirAgent] = [await agent(), await agent()];
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'scoped', keyHash: hashApiKey(key), admin: false, agentIds: [mineAgent], createdAt: 0 });
+    const scoped = { 'x-api-key': key };
+
+    const theirs = await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: theirAgent, userId: USER_ID } });
+    const hidden = await t.request({ method: 'GET', url: `/api/messaging/sessions/${theirs.body.sessionId}/events`, headers: scoped });
+    expect(hidden.status).toBe(404);
+    expect((await t.request({ method: 'GET', url: '/api/messaging/sessions/events' })).status).toBe(401);
+
+    const all = await stream('/api/messaging/sessions/events?lastEventId=0', scoped);
+    const mine = await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: mineAgent, userId: USER_ID } });
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: theirAgent, userId: USER_ID } });
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${mine.body.sessionId}/heartbeat`, headers: admin });
+    await all.waitFor(3);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(all.events.map((e) => [e.type, e.agentId])).toEqual([
+      ['agent.created', mineAgent],
+      ['session.created', mineAgent],
+      ['session.renewed', mineAgent],
+    ]);
+  });
+});
+
+describe('keep-alive and shutdown', () => {
+  it('sends a comment line every keep-alive interval (15 s by default), and ends open streams when the app closes', async () => {
+    expect(KEEP_ALIVE_MS).toBe(15_000);
+    const streamsOfApp = createEventStreams({ keepAliveMs: 100 });
+    const app = Fastify();
+    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, t.store, { filter: {}, after: '0' }));
+    app.addHook('preClose', async () => streamsOfApp.closeAll());
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const client = await openStream(`${url}/stream`);
+    await client.waitFor(1); // agent.created, from the log
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(client.comments.filter((comment) => comment === 'keep-alive').length).toBeGreaterThanOrEqual(2);
+    expect(streamsOfApp.size()).toBe(1);
+    await app.close();
+    await client.ended;
+    expect(streamsOfApp.size()).toBe(0);
+  });
+});

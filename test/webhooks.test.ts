@@ -1,0 +1,226 @@
+// Webhooks against a real receiver on 127.0.0.1: signatures checked with the
+// `standardwebhooks` package, order, retries with backoff on 500 and on timeout (the
+// clock injected), disabling after 24 h of failure, resuming after a restart, scopes.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import { createWebhookDispatcher, retryDelayMs } from '../src/events/webhook-delivery.js';
+import { specSchemaValidator } from '../src/spec.js';
+import { fakeClock, MINUTE } from './helpers/fake-clock.js';
+import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A receiver that answers each POST with what `answer` says (a status, or 'hang'). */
+async function receiver(answer: (n: number) => number | 'hang') {
+  const received: Received[] = [];
+  const server: Server = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      received.push({ headers: request.headers, body });
+      const status = answer(received.length);
+      if (status === 'hang') return; // never answers
+      response.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return { url, received, close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) };
+}
+
+const isEvent = specSchemaValidator('Event');
+let t: TestApp;
+let agentId: string;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+beforeEach(async () => {
+  // Near the real time: receivers reject signatures more than 5 minutes off.
+  t = await startTestApp({ clock: fakeClock(Date.now()) });
+  agentId = await registerAgent(t);
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+  await t.close();
+});
+
+async function subscribe(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const response = await t.request({ method: 'POST', url: '/api/webhooks', body, headers });
+  expect(response.status).toBe(201);
+  return response.body as { id: string; secret: string };
+}
+const dispatcher = (options: { timeoutMs?: number } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
+const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
+
+describe('webhooks', () => {
+  it('POSTs each later event, signed so that standardwebhooks verifies it, in order; shows the secret once', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url, types: ['session.created', 'message.created'] });
+    expect(created.secret).toMatch(/^whsec_/);
+    const { sessionId } = await createSession(t, { agentId });
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'one' } });
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'two' } });
+    await dispatcher().tick();
+
+    const verifier = new Webhook(created.secret);
+    const events = hook.received.map(({ headers, body }) => verifier.verify(body, headers as Record<string, string>) as any);
+    expect(events.map((event) => [event.type, event.data.content])).toEqual([
+      ['session.created', undefined],
+      ['message.created', 'one'],
+      ['message.created', 'two'],
+    ]);
+    expect(events.every((event) => isEvent(event))).toBe(true);
+    expect(hook.received[0]!.headers['webhook-id']).toBe(`evt_${events[0].id}`);
+    // A tampered body fails verification.
+    expect(() => verifier.verify(hook.received[0]!.body.replace('session', 'Session'), hook.received[0]!.headers as Record<string, string>)).toThrow();
+
+    const listed = await t.request({ method: 'GET', url: '/api/webhooks' });
+    expect(listed.body.webhooks).toEqual([{ id: created.id, url: hook.url, types: ['session.created', 'message.created'], status: 'active', createdAt: expect.any(String) }]);
+    expect(listed.rawBody).not.toContain(created.secret);
+    expect((await deliveries(created.id)).map((d: any) => [d.attempt, d.statusCode, d.error, d.nextRetryAt])).toEqual([
+      [1, 200, null, null],
+      [1, 200, null, null],
+      [1, 200, null, null],
+    ]);
+  });
+
+  it('retries a 500 and a timeout with growing backoff before any later event, then delivers in order', async () => {
+    const hook = await receiver((n) => (n === 1 ? 500 : n === 2 ? 'hang' : 200));
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    await createSession(t, { agentId });
+    const send = dispatcher({ timeoutMs: 300 });
+    await send.tick(); // 500
+    const first = retryDelayMs(1, 0.5);
+    t.clock.advance(first - 1);
+    await send.tick(); // not yet
+    expect(hook.received).toHaveLength(1);
+    t.clock.advance(1);
+    await send.tick(); // no answer in time
+    expect(hook.received).toHaveLength(2);
+    const second = retryDelayMs(2, 0.5);
+    expect(second).toBeGreaterThan(first);
+    t.clock.advance(second);
+    await send.tick(); // both delivered, in order
+    const ids = hook.received.map((r) => JSON.parse(r.body).id);
+    expect(ids[0]).toBe(ids[1]);
+    expect(ids[1]).toBe(ids[2]);
+    expect(Number(ids[3])).toBeGreaterThan(Number(ids[2]));
+    expect(hook.received).toHaveLength(4);
+    const attempts = (await deliveries(created.id)).reverse();
+    expect(attempts.map((d: any) => [d.attempt, d.statusCode, d.error])).toEqual([
+      [1, 500, 'HTTP 500'],
+      [2, null, 'no answer within 300 ms'],
+      [3, 200, null],
+      [1, 200, null],
+    ]);
+    expect(attempts[0].nextRetryAt).not.toBeNull();
+  });
+
+  it('disables a webhook that has failed for 24 hours, and says so', async () => {
+    const hook = await receiver(() => 503);
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    for (let hours = 0; hours <= 25; hours += 1) {
+      await send.tick();
+      t.clock.advance(60 * MINUTE + 1);
+    }
+    const [listed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(listed).toMatchObject({ id: created.id, status: 'disabled', failingSince: expect.any(String), disabledAt: expect.any(String) });
+    expect(Date.parse(listed.disabledAt) - Date.parse(listed.failingSince)).toBeGreaterThanOrEqual(24 * 60 * MINUTE);
+    const count = hook.received.length;
+    t.clock.advance(60 * MINUTE);
+    await send.tick();
+    expect(hook.received).toHaveLength(count);
+  });
+
+  it('resumes pending deliveries after a restart', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'webhooks-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    await t.close();
+    const databasePath = join(directory, 'sessions.db');
+    t = await startTestApp({ databasePath, clock: fakeClock(Date.now()) });
+    agentId = await registerAgent(t);
+    const down = await receiver(() => 500);
+    const created = await subscribe({ url: down.url });
+    await createSession(t, { agentId });
+    await dispatcher().tick();
+    await down.close();
+    await t.close();
+
+    const up = await receiver(() => 200);
+    cleanups.push(up.close);
+    t = await startTestApp({ databasePath, clock: fakeClock(Date.now() + 60 * MINUTE) });
+    // The same URL cannot be reused on another port: point the stored webhook at the new receiver.
+    const db = (await import('better-sqlite3')).default(databasePath);
+    db.prepare('UPDATE webhooks SET url = ? WHERE id = ?').run(up.url, created.id);
+    db.close();
+    await dispatcher().tick();
+    expect(up.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created']);
+  });
+
+  it('refuses a URL that is not http(s), and an unknown webhook is 404', async () => {
+    for (const url of ['ftp://example.com/hook', 'javascript:alert(1)', 'file:///etc/passwd', 'not a url']) {
+      const refused = await t.request({ method: 'POST', url: '/api/webhooks', body: { url } });
+      expect(refused.status, url).toBe(400);
+      expect(refused.body.error.details).toMatch(/body\/url/);
+    }
+    expect((await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks).toEqual([]);
+    const unknown = randomUUID();
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${unknown}` })).status).toBe(404);
+    expect((await t.request({ method: 'GET', url: `/api/webhooks/${unknown}/deliveries` })).status).toBe(404);
+    const created = await subscribe({ url: 'https://hooks.example.com/x' });
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).body).toEqual({ success: true, message: 'Webhook deleted' });
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).status).toBe(404);
+  });
+
+  it('replays POST /api/webhooks under the same Idempotency-Key, creating one webhook', async () => {
+    const headers = { 'idempotency-key': 'hook-1' };
+    const first = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/a' }, headers });
+    const again = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/a' }, headers });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect((await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks).toHaveLength(1);
+  });
+
+  it("lets a key bound to agents manage only its own webhooks, which carry only its agents' events", async () => {
+    const ADMIN_KEY = 'admin-key-for-webhook-tests-01';
+    await t.close();
+    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] } });
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agent = async () => (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const [mine, theirs] = [await agent(), await agent()];
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'scoped', keyHash: hashApiKey(key), admin: false, agentIds: [mine], createdAt: 0 });
+    const scoped = { 'x-api-key': key };
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+
+    const adminHook = await subscribe({ url: 'https://hooks.example.com/admin' }, admin);
+    const own = await subscribe({ url: hook.url }, scoped);
+    expect((await t.request({ method: 'POST', url: '/api/webhooks', headers: scoped, body: { url: hook.url, agentId: theirs } })).status).toBe(404);
+    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: scoped })).body.webhooks.map((w: any) => w.id)).toEqual([own.id]);
+    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks.map((w: any) => w.id)).toEqual([adminHook.id, own.id]);
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${adminHook.id}`, headers: scoped })).status).toBe(404);
+
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: theirs, userId: USER_ID } });
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: mine, userId: USER_ID } });
+    await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
+    expect(hook.received.map((r) => JSON.parse(r.body).agentId)).toEqual([mine]);
+  });
+});
