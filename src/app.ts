@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
 import { answerFrameworkError } from './http/error-handling.js';
-import { createEventStreams, refuseEventStreamBodies } from './events/event-stream.js';
+import { createEventStreams } from './events/event-stream.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
@@ -40,7 +40,6 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions
   if (options.metrics) timeRequests(app, options.metrics);
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, options.access);
-  refuseEventStreamBodies(app);
   const streams = createEventStreams();
   app.register(apiPlugin, { ...deps, streams });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });

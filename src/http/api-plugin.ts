@@ -4,6 +4,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { apiSpecification } from '../spec.js';
+import { refuseEventStreamBodies } from '../events/event-stream.js';
 import { installErrorHandling } from './error-handling.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { createHandlers } from './handlers/index.js';
@@ -22,6 +23,8 @@ export function resolveOperation(handlers: ServiceHandlers) {
 export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   installValidators(app);
   installErrorHandling(app);
+  // The spec names text/event-stream (as a response); a request body of that type is refused.
+  refuseEventStreamBodies(app);
   // The operational operations (x-operational) are routed by src/ops, not here.
   await app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(createHandlers(deps)) });
 };

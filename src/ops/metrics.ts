@@ -85,13 +85,12 @@ export function createMetrics(): Metrics {
           const known = timed.get(property);
           if (known && known.original === value) return known.wrapper;
           const child = dbDuration.labels(String(property));
-          const wrapper = async (...args: unknown[]) => {
+          // Only calls that return a promise are database calls; a synchronous one (onEventsWritten) passes through.
+          const wrapper = (...args: unknown[]) => {
             const started = performance.now();
-            try {
-              return await value.apply(target, args);
-            } finally {
-              child.observe((performance.now() - started) / 1000);
-            }
+            const result: unknown = value.apply(target, args);
+            if (!(result instanceof Promise)) return result;
+            return result.finally(() => child.observe((performance.now() - started) / 1000));
           };
           timed.set(property, { original: value, wrapper });
           return wrapper;

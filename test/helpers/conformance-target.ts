@@ -45,8 +45,12 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
 }
 
 /** Row counts of every table, read through a connection of its own. */
-/** The server's own bookkeeping, not data: the health check's write probe rewrites its one row. */
-const SERVER_TABLES = new Set(['health_probe']);
+/**
+ * The server's own bookkeeping, not data the suite could delete: the health check's write
+ * probe row, and the event log with its webhook attempts, which record every change (a
+ * session created and deleted is two events) until EVENT_RETENTION_HOURS.
+ */
+const SERVER_TABLES = new Set(['health_probe', 'events', 'webhook_deliveries']);
 
 export function rowCounts(databasePath: string): Record<string, number> {
   const db = new Database(databasePath, { readonly: true });

@@ -27,13 +27,14 @@ export function storageFaultCause(error: unknown): string | undefined {
 export function withStorageFaults(store: Store): Store {
   const wrapped = {} as Record<string, unknown>;
   for (const [name, method] of Object.entries(store) as [string, (...args: unknown[]) => Promise<unknown>][]) {
-    wrapped[name] = async (...args: unknown[]) => {
-      try {
-        return await method(...args);
-      } catch (error) {
+    // A synchronous method (onEventsWritten) stays synchronous: its result is no promise.
+    wrapped[name] = (...args: unknown[]) => {
+      const result: unknown = method(...args);
+      if (!(result instanceof Promise)) return result;
+      return result.catch((error: unknown) => {
         const cause = storageFaultCause(error);
         throw cause === undefined ? error : new StorageFault(cause, { cause: error });
-      }
+      });
     };
   }
   return wrapped as unknown as Store;
