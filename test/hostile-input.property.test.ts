@@ -54,6 +54,8 @@ beforeAll(async () => {
   for (const [path, item] of Object.entries<Schema>(api.definition.paths as Schema)) {
     for (const [method, operation] of Object.entries<Schema>(item)) {
       if (!operation?.operationId) continue;
+      // A stream that accepts a value never ends; test/event-stream.test.ts covers their input.
+      if (operation.responses?.['200']?.content?.['text/event-stream']) continue;
       const parameters: Schema[] = [...(item.parameters ?? []), ...(operation.parameters ?? [])];
       const target = (where: Target['where'], name: string) => ({ operationId: operation.operationId, method: method.toUpperCase(), path, where, name });
       for (const parameter of parameters) targets.push(target(parameter.in, parameter.name));
