@@ -1,6 +1,6 @@
 // Who is calling: the API key of the request (`X-API-KEY` or `Authorization: Bearer`),
-// checked on every request against `API_KEYS` and the keys table (read afresh, so a
-// key revoked from another process is refused at once). Without keys configured
+// checked on every request against `API_KEYS` and the keys table (the store's answer is
+// never staler than the database, so a key revoked from another process is refused at once). Without keys configured
 // anywhere, every request passes as nobody in particular.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hashApiKey, sameDigest } from '../api-keys.js';

@@ -240,7 +240,7 @@ export interface Store {
 
   /** False when a live (unrevoked) key has that name already. */
   insertApiKey(key: ApiKeyRecord): Promise<boolean>;
-  /** The key with that hash, revoked or not; read afresh on every call (a revoke elsewhere counts at once). */
+  /** The key with that hash, revoked or not; never staler than the database (a revoke elsewhere counts at once). */
   findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
   /** Revokes the live key with that id or name; undefined when there is none. */

@@ -22,6 +22,7 @@ import {
   type SessionRecord,
   type Store,
 } from '../store.js';
+import { apiKeyCache } from './api-key-cache.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
@@ -386,6 +387,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
 
 export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = openDatabase(path, options);
+  const keys = apiKeyCache(db);
 
   const statements = {
     insertAgent: db.prepare<[AgentRow]>(
@@ -746,11 +748,16 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         created_at: key.createdAt,
         revoked_at: key.revokedAt ?? null,
       };
-      return write(() => insertUnless('SQLITE_CONSTRAINT_UNIQUE', () => statements.insertApiKey.run(row)));
+      return write(() => {
+        keys.clear();
+        return insertUnless('SQLITE_CONSTRAINT_UNIQUE', () => statements.insertApiKey.run(row));
+      });
     },
     async findApiKey(keyHash) {
-      const row = statements.findApiKey.get(keyHash);
-      return row && toApiKey(row);
+      return keys.findApiKey(keyHash, () => {
+        const row = statements.findApiKey.get(keyHash);
+        return row && toApiKey(row);
+      });
     },
     async listApiKeys() {
       return statements.listApiKeys.all().map(toApiKey);
@@ -759,12 +766,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return write(() => {
         const row = statements.liveApiKey.get(idOrName, idOrName);
         if (!row) return undefined;
+        keys.clear();
         statements.revokeApiKey.run({ id: row.id, now });
         return toApiKey({ ...row, revoked_at: now });
       });
     },
     async hasApiKeys() {
-      return statements.hasApiKeys.get() === 1;
+      return keys.hasApiKeys(() => statements.hasApiKeys.get() === 1);
     },
     async listEvents(query) {
       const parameters = {
