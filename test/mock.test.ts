@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { OpenAPIBackend } from 'openapi-backend';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMockServer } from '../src/mock/mock-server.js';
 import { parsePrefer } from '../src/mock/prefer.js';
 import { specDocument, specOperations, specPath } from '../src/spec.js';
@@ -63,6 +63,24 @@ describe('mock mode on our spec', () => {
         expect(chosen.status, `${operation.operationId} Prefer: code=${status}`).toBe(Number(status));
         expect(responseViolations(api, operation.operationId, chosen.status, chosen.body), `${operation.operationId} ${status}`).toEqual([]);
       }
+    }
+  });
+
+  it('accepts any credentials or none on operations that ask for an API key, without warnings', async () => {
+    // A server of its own: openapi-backend warns once per instance.
+    const fresh = await createMockServer({ specPath });
+    const warn = vi.spyOn(console, 'warn');
+    try {
+      const listed = await call(fresh, { method: 'GET', url: '/api/agents' });
+      const keyed = await call(fresh, { method: 'GET', url: '/api/agents' }, { 'x-api-key': 'anything' });
+      expect([listed.status, keyed.status]).toEqual([200, 200]);
+      const refused = await call(fresh, { method: 'GET', url: '/api/agents' }, { prefer: 'code=401' });
+      expect(refused.status).toBe(401);
+      expect(responseViolations(api, 'listAgents', 401, refused.body)).toEqual([]);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+      await fresh.close();
     }
   });
 

@@ -63,6 +63,11 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     return { status: chosen, mediaType, body: mediaType ? body : undefined };
   }
 
+  // A mock has no keys to check: every security scheme accepts any credentials or none
+  // (a 401 is asked for like any other status, with `Prefer: code=401`).
+  const schemes = Object.keys((api.definition.components?.securitySchemes ?? {}) as Record<string, unknown>);
+  for (const scheme of schemes) api.registerSecurityHandler(scheme, () => true);
+
   api.register({
     notFound: (c: Context, reply: FastifyReply) => send(reply, 404, 'application/json', { message: `no operation for ${c.request.method.toUpperCase()} ${c.request.path}` }),
     methodNotAllowed: (c: Context, reply: FastifyReply) =>
