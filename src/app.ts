@@ -41,6 +41,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, options.access);
   const streams = createEventStreams();
+  options.metrics?.countStreamsWith(() => streams.size());
   app.register(apiPlugin, { ...deps, streams });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
   app.addHook('preClose', async () => streams.closeAll());

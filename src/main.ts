@@ -57,6 +57,7 @@ const webhooks = createWebhookDispatcher({
   store,
   clock: systemClock,
   onError: (error) => app.log.error({ err: error }, 'webhook delivery failed'),
+  ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
 });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };

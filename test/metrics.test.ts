@@ -1,11 +1,14 @@
 // GET /metrics: Prometheus text that a text-format parser reads, whose counters move by
 // exactly the requests made, and whose session gauges are the store's counts.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
 import { createMetrics } from '../src/ops/metrics.js';
-import { MINUTE } from './helpers/fake-clock.js';
+import { fakeClock, MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, registerAgent } from './helpers/fixtures.js';
 import { type PromFamily, parsePrometheusText } from './helpers/prometheus-text.js';
+import { openStream } from './helpers/sse-client.js';
 import { type TestApp, type TestAppOptions, startTestApp } from './helpers/test-app.js';
+import { receiver } from './helpers/webhook-receiver.js';
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -109,6 +112,30 @@ describe('GET /metrics', () => {
     expect(valuesBy(families, 'sessions_api_sweeper_runs_total', ['result'])).toEqual({ ok: 2 });
     expect(countsBy(families, 'sessions_api_sweeper_duration_seconds', [])).toEqual({ '': 2 });
     expect(valuesBy(families, 'sessions_api_sweeper_sessions_total', ['action'])).toEqual({ marked: 1, purged: 0 });
+  });
+
+  it('counts webhook delivery attempts by outcome, and the event streams open', async () => {
+    const metrics = createMetrics();
+    const app = await start({ metrics, clock: fakeClock(Date.now()) });
+    const [up, down] = [await receiver(() => 200), await receiver(() => 500)];
+    try {
+      for (const hook of [up, down]) expect((await app.request({ method: 'POST', url: '/api/webhooks', body: { url: hook.url } })).status).toBe(201);
+      await registerAgent(app);
+      await createWebhookDispatcher({ store: app.store, clock: app.clock, onAttempt: metrics.observeDelivery }).tick();
+      expect([up.received.length, down.received.length]).toEqual([1, 1]);
+      const families = await scrape(app);
+      expect(valuesBy(families, 'sessions_api_webhook_deliveries_total', ['outcome'])).toEqual({ delivered: 1, failed: 1 });
+      expect(countsBy(families, 'sessions_api_webhook_delivery_duration_seconds', [])).toEqual({ '': 2 });
+    } finally {
+      await up.close();
+      await down.close();
+    }
+
+    expect(valuesBy(await scrape(app), 'sessions_api_event_streams', [])).toEqual({ '': 0 });
+    const stream = await openStream(`${await app.listen()}/api/messaging/sessions/events`);
+    expect(stream.status).toBe(200);
+    expect(valuesBy(await scrape(app), 'sessions_api_event_streams', [])).toEqual({ '': 1 });
+    stream.close();
   });
 
   it('includes event-loop delay and process metrics', async () => {

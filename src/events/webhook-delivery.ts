@@ -36,7 +36,12 @@ export interface WebhookDispatcherOptions {
   timeoutMs?: number;
   random?: () => number;
   onError?: (error: unknown) => void;
+  /** After each attempt, with its outcome and how long the POST took. */
+  onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
 }
+
+/** A delivery attempt: answered 2xx, failed (retried later), or failed for good (the webhook disabled). */
+export type DeliveryOutcome = 'delivered' | 'failed' | 'disabled';
 
 export interface WebhookDispatcher {
   /** Delivers what is due now, for every webhook; resolves when those attempts are over. */
@@ -49,7 +54,7 @@ export interface WebhookDispatcher {
 const EVENTS_PER_TICK = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError } = options;
+  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt } = options;
   const busy = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -86,12 +91,15 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
       const [event] = await store.listEvents({ after: state.cursor, types: state.types, agentId: state.agentId, agentIds: state.agentIds, limit: 1 });
       if (!event) return;
+      const started = performance.now();
       const outcome = await post(state, event);
+      const seconds = (performance.now() - started) / 1000;
       const now = clock.now();
       const attempt = state.attempts + 1;
       if (outcome.error === undefined) {
         state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
         await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, statusCode: outcome.statusCode }, state);
+        onAttempt?.('delivered', seconds);
         continue;
       }
       const failingSince = state.failingSince ?? now;
@@ -99,6 +107,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
       state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
       await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, ...outcome, nextRetryAt }, state);
+      onAttempt?.(disabled ? 'disabled' : 'failed', seconds);
       return;
     }
   }

@@ -1,8 +1,10 @@
 // Prometheus metrics (prom-client), one registry per app: request durations by
 // operationId and status, session counts read from the store at scrape time, sweeper
-// runs, database call latency, and Node's default process and event-loop metrics.
+// runs, event deliveries (webhook attempts, open event streams), database call latency,
+// and Node's default process and event-loop metrics.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SessionCounts, Store } from '../storage/store.js';
+import type { DeliveryOutcome } from '../events/webhook-delivery.js';
 import type { SweepReport } from '../sweeper.js';
 
 const DB_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
@@ -12,6 +14,9 @@ export interface Metrics {
   registry: Registry;
   observeRequest(operationId: string, status: number, seconds: number): void;
   observeSweep(report: SweepReport, seconds: number, failed: boolean): void;
+  observeDelivery(outcome: DeliveryOutcome, seconds: number): void;
+  /** Where the open event streams gauge reads its value when scraped. */
+  countStreamsWith(count: () => number): void;
   /** The store with every call timed into the database latency histogram. */
   instrumentStore(store: Store): Store;
   /** Where the session gauges read their counts when scraped. */
@@ -40,6 +45,23 @@ export function createMetrics(): Metrics {
   const sweepRuns = new Counter({ name: 'sessions_api_sweeper_runs_total', help: 'Sweeper passes, by result.', labelNames: ['result'], registers });
   const sweepDuration = new Histogram({ name: 'sessions_api_sweeper_duration_seconds', help: 'Duration of a sweeper pass.', registers });
   const swept = new Counter({ name: 'sessions_api_sweeper_sessions_total', help: 'Sessions the sweeper marked expired or purged.', labelNames: ['action'], registers });
+
+  const deliveries = new Counter({
+    name: 'sessions_api_webhook_deliveries_total',
+    help: 'Webhook delivery attempts, by outcome (disabled: the attempt after which the webhook was disabled).',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const deliveryDuration = new Histogram({ name: 'sessions_api_webhook_delivery_duration_seconds', help: 'Duration of a webhook delivery attempt.', buckets: REQUEST_BUCKETS, registers });
+  let countStreams: (() => number) | undefined;
+  new Gauge({
+    name: 'sessions_api_event_streams',
+    help: 'Event streams (Server-Sent Events) open at scrape time.',
+    registers,
+    collect() {
+      if (countStreams) this.set(countStreams());
+    },
+  });
 
   // Label children cached: observing is then a lookup and an add, no label hashing.
   const requestChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
@@ -75,6 +97,13 @@ export function createMetrics(): Metrics {
       sweepDuration.observe(seconds);
       swept.inc({ action: 'marked' }, report.marked);
       swept.inc({ action: 'purged' }, report.purged);
+    },
+    observeDelivery(outcome, seconds) {
+      deliveries.inc({ outcome });
+      deliveryDuration.observe(seconds);
+    },
+    countStreamsWith(count) {
+      countStreams = count;
     },
     instrumentStore(store) {
       const timed = new Map<PropertyKey, { original: unknown; wrapper: unknown }>();
