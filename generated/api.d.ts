@@ -859,6 +859,7 @@ export interface components {
         /** @description The session, as it is now. */
         SessionInfo: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -871,6 +872,7 @@ export interface components {
          */
         Gone: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -882,6 +884,7 @@ export interface components {
             headers: {
                 /** @description How to authenticate. */
                 "WWW-Authenticate"?: string;
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -891,6 +894,7 @@ export interface components {
         /** @description The API key is valid but not allowed this operation (`FORBIDDEN`); only an admin key manages agents. */
         Forbidden: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -904,6 +908,7 @@ export interface components {
                 "RateLimit-Limit": components["headers"]["RateLimitLimit"];
                 "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
                 "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -913,6 +918,7 @@ export interface components {
         /** @description The `Idempotency-Key` was used before with a different request (`IDEMPOTENCY_KEY_REUSED`); nothing was written. */
         IdempotencyKeyReused: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -922,6 +928,7 @@ export interface components {
         /** @description Invalid request parameters (`INVALID_REQUEST`); `details` names the field. */
         BadRequest: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -934,6 +941,7 @@ export interface components {
          */
         EventStream: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -943,6 +951,7 @@ export interface components {
         /** @description The agent, session or route does not exist. */
         NotFound: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -952,6 +961,7 @@ export interface components {
         /** @description The request conflicts with the stored state. */
         Conflict: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -961,6 +971,7 @@ export interface components {
         /** @description The body is over 1 MB (`PAYLOAD_TOO_LARGE`). */
         PayloadTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -970,6 +981,7 @@ export interface components {
         /** @description The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`). */
         UnsupportedMediaType: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -979,6 +991,7 @@ export interface components {
         /** @description Anything unexpected (`INTERNAL_ERROR`); never carries a stack trace. */
         InternalError: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -995,6 +1008,7 @@ export interface components {
             headers: {
                 /** @description Seconds to wait before retrying. */
                 "Retry-After"?: number;
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1019,6 +1033,8 @@ export interface components {
         SessionId: string;
         /** @description The agent's id. */
         AgentId: components["schemas"]["Uuid"];
+        /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+        RequestId: string;
     };
     requestBodies: never;
     headers: {
@@ -1032,6 +1048,8 @@ export interface components {
         RateLimitRemaining: number;
         /** @description Seconds until the current window ends. */
         RateLimitReset: number;
+        /** @description The request's id: its own `X-Request-Id` when it sent a usable one, else a generated UUID; the server's log lines for the request carry it. */
+        RequestId: string;
     };
     pathItems: never;
 }
@@ -1040,7 +1058,10 @@ export interface operations {
     listAgents: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1049,6 +1070,7 @@ export interface operations {
             /** @description The agents. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1072,6 +1094,8 @@ export interface operations {
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path?: never;
             cookie?: never;
@@ -1086,6 +1110,7 @@ export interface operations {
             201: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1107,7 +1132,10 @@ export interface operations {
     getAgent: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The agent's id. */
                 agentId: components["parameters"]["AgentId"];
@@ -1119,6 +1147,7 @@ export interface operations {
             /** @description The agent. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1139,7 +1168,10 @@ export interface operations {
                 /** @description Delete the agent even while it has active sessions. */
                 force?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The agent's id. */
                 agentId: components["parameters"]["AgentId"];
@@ -1151,6 +1183,7 @@ export interface operations {
             /** @description Agent deleted. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1181,7 +1214,10 @@ export interface operations {
                 /** @description How many matches to skip. */
                 offset?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1190,6 +1226,7 @@ export interface operations {
             /** @description A page of sessions. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1213,6 +1250,8 @@ export interface operations {
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path?: never;
             cookie?: never;
@@ -1227,6 +1266,7 @@ export interface operations {
             201: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1248,7 +1288,10 @@ export interface operations {
     getSessionsHealth: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1257,6 +1300,7 @@ export interface operations {
             /** @description The store answers. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1270,6 +1314,7 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before checking again. */
                     "Retry-After"?: number;
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1293,6 +1338,8 @@ export interface operations {
             header?: {
                 /** @description Resume after this event (what EventSource sends when it reconnects). */
                 "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path?: never;
             cookie?: never;
@@ -1310,7 +1357,10 @@ export interface operations {
     getSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1332,7 +1382,10 @@ export interface operations {
     endSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1344,6 +1397,7 @@ export interface operations {
             /** @description Session ended. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1361,7 +1415,10 @@ export interface operations {
     sessionHeartbeat: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1389,7 +1446,10 @@ export interface operations {
     renewSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1412,6 +1472,7 @@ export interface operations {
             /** @description The session is at its maximum duration (`MAX_DURATION_REACHED`); nothing changed. */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1426,7 +1487,10 @@ export interface operations {
     updateSessionTimeout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1461,7 +1525,10 @@ export interface operations {
                 /** @description Only messages newer than this cursor. */
                 after?: components["schemas"]["MessageCursorParam"];
             };
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
                 sessionId: components["parameters"]["SessionId"];
@@ -1473,6 +1540,7 @@ export interface operations {
             /** @description A page of messages, newest first. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1498,6 +1566,8 @@ export interface operations {
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
@@ -1515,6 +1585,7 @@ export interface operations {
             201: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1537,7 +1608,10 @@ export interface operations {
     getOpenApiYaml: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1546,6 +1620,7 @@ export interface operations {
             /** @description The OpenAPI document. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1558,7 +1633,10 @@ export interface operations {
     getOpenApiJson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1567,6 +1645,7 @@ export interface operations {
             /** @description The OpenAPI document. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1583,7 +1662,10 @@ export interface operations {
     getMetrics: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1592,6 +1674,7 @@ export interface operations {
             /** @description The metrics, in Prometheus text format 0.0.4. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1606,6 +1689,7 @@ export interface operations {
             /** @description `METRICS_TOKEN` is set and the request does not carry it (`UNAUTHORIZED`). */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1625,6 +1709,8 @@ export interface operations {
             header?: {
                 /** @description Resume after this event (what EventSource sends when it reconnects). */
                 "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
                 /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
@@ -1646,7 +1732,10 @@ export interface operations {
     listWebhooks: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1655,6 +1744,7 @@ export interface operations {
             /** @description The webhooks. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1678,6 +1768,8 @@ export interface operations {
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path?: never;
             cookie?: never;
@@ -1692,6 +1784,7 @@ export interface operations {
             201: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1712,7 +1805,10 @@ export interface operations {
     deleteWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The webhook's id. */
                 webhookId: components["parameters"]["WebhookId"];
@@ -1724,6 +1820,7 @@ export interface operations {
             /** @description Deleted. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1744,7 +1841,10 @@ export interface operations {
                 /** @description How many attempts. */
                 limit?: number;
             };
-            header?: never;
+            header?: {
+                /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The webhook's id. */
                 webhookId: components["parameters"]["WebhookId"];
@@ -1756,6 +1856,7 @@ export interface operations {
             /** @description Recent attempts. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {

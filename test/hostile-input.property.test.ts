@@ -58,7 +58,8 @@ beforeAll(async () => {
       if (operation.responses?.['200']?.content?.['text/event-stream']) continue;
       const parameters: Schema[] = [...(item.parameters ?? []), ...(operation.parameters ?? [])];
       const target = (where: Target['where'], name: string) => ({ operationId: operation.operationId, method: method.toUpperCase(), path, where, name });
-      for (const parameter of parameters) targets.push(target(parameter.in, parameter.name));
+      // Headers: test/ops-routes.test.ts (X-Request-Id) and test/idempotency.test.ts (Idempotency-Key).
+      for (const parameter of parameters) if (parameter.in !== 'header') targets.push(target(parameter.in, parameter.name));
       const body: Schema | undefined = operation.requestBody?.content?.['application/json']?.schema;
       for (const name of Object.keys(body?.properties ?? {})) targets.push(target('body', name));
     }

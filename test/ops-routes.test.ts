@@ -47,6 +47,23 @@ describe('request ids', () => {
     expect(badUrl.headers['x-request-id']).toBe('r-url');
   });
 
+  it('is in the spec: every operation accepts X-Request-Id and every response declares it', () => {
+    const spec = parse(readFileSync(specPath, 'utf8'));
+    const resolve = (node: any) => (node.$ref ? spec.components.responses[node.$ref.split('/').at(-1)] : node);
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries<any>(spec.paths)) {
+      for (const [method, operation] of Object.entries<any>(item)) {
+        if (!operation.operationId) continue;
+        const accepts = (operation.parameters ?? []).some((p: any) => p.$ref === '#/components/parameters/RequestId');
+        if (!accepts) missing.push(`${operation.operationId} parameter`);
+        for (const [status, response] of Object.entries<any>(operation.responses)) {
+          if (resolve(response).headers?.['X-Request-Id']?.$ref !== '#/components/headers/RequestId') missing.push(`${method} ${path} ${status}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('replaces an X-Request-Id that is too long or not visible ASCII', async () => {
     t = await startTestApp();
     for (const bad of ['x'.repeat(201), 'two words', 'caf\u00e9']) {
