@@ -6,6 +6,7 @@ import { answerFrameworkError } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
+import { buildCachedSerializer } from './http/serializers.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
 import { type AccessOptions, installSecurity } from './http/security.js';
 import type { Metrics } from './ops/metrics.js';
@@ -33,6 +34,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
+    schemaController: { compilersFactory: { buildSerializer: buildCachedSerializer } },
     ...requestIdOptions,
   });
   installServerLifecycle(app);
