@@ -2,6 +2,7 @@
 // position of the log, live delivery during concurrent writes with nothing missed or
 // repeated, the end of an expired session's stream, filters, and API key scopes.
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import Fastify from 'fastify';
@@ -203,5 +204,30 @@ describe('keep-alive and shutdown', () => {
     await app.close();
     await client.ended;
     expect(streamsOfApp.size()).toBe(0);
+  });
+});
+
+describe('a slow reader', () => {
+  it('waits for the socket to drain after every full buffer, without piling up listeners', async () => {
+    // A socket whose buffer is full after every frame: each write waits for a drain.
+    const socket = Object.assign(new EventEmitter(), {
+      frames: [] as string[],
+      writeHead() {},
+      end() {},
+      write(text: string) {
+        socket.frames.push(text);
+        setImmediate(() => socket.emit('drain'));
+        return false;
+      },
+    });
+    for (let i = 0; i < 30; i += 1) await createSession(t, { agentId });
+    const request = { raw: new EventEmitter(), log: { error() {} } };
+    const reply = { raw: socket, hijack() {} };
+    const streamsOfTest = createEventStreams();
+    streamsOfTest.open(request as never, reply as never, t.store, { filter: { types: ['session.created'] }, after: '0' });
+    await expect.poll(() => socket.frames.filter((text) => text.startsWith('id:')).length).toBe(30);
+    expect(socket.listenerCount('close')).toBe(0);
+    expect(socket.listenerCount('drain')).toBe(0);
+    streamsOfTest.closeAll();
   });
 });

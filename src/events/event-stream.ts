@@ -82,10 +82,16 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, pollMs = POLL_
       request.raw.on('close', close);
       raw.on('error', close);
 
+      // Whichever comes first; the other listener goes too (a slow reader drains many times).
       const drained = () =>
         new Promise<void>((resolve) => {
-          raw.once('drain', resolve);
-          raw.once('close', resolve);
+          const done = () => {
+            raw.off('drain', done);
+            raw.off('close', done);
+            resolve();
+          };
+          raw.once('drain', done);
+          raw.once('close', done);
         });
 
       async function catchUp(): Promise<void> {
