@@ -298,6 +298,15 @@ export const migrations: readonly string[] = [
 
   CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
   `,
+  // 11: fewer B-trees written per change. The sweeper's mark pass finds its work through
+  // sessions_by_due_at (a session not yet announced expired is due by its expiry), so its
+  // own index goes; no query reads warns_at from sessions_by_expiry.
+  `
+  DROP INDEX sessions_unmarked_expiry;
+  DROP INDEX sessions_by_expiry;
+  CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -24,6 +24,7 @@ import {
 } from '../store.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
+import { cachedAgents } from './agent-cache.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 
 interface AgentRow {
@@ -372,6 +373,9 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
+    // Every write of a group commit runs in a savepoint, which journals the original of
+    // each page it touches: in memory, not in a temporary file (one pwrite a page a write).
+    db.pragma('temp_store = MEMORY');
     // Migrations and the check on open may wait longer: nothing is served yet.
     db.pragma('busy_timeout = 5000');
     checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
@@ -421,8 +425,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     countAgentExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_agent', 'expires_at', 'agent_id'),
     countUserExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_user', 'expires_at', 'user_id'),
     markExpired: db.prepare<{ now: number; limit: number }>(
+      // A session not yet announced expired is due by its expiry at the latest, so the
+      // due-time index holds every one to mark (and few others: the announcer keeps up).
       `UPDATE sessions SET status = 'expired' WHERE rowid IN
-         (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`,
+         (SELECT rowid FROM sessions WHERE due_at <= @now AND status = 'active' AND expires_at <= @now LIMIT @limit)`,
     ),
     purgeableSessionIds: db.prepare<{ cutoff: number; limit: number }, string>('SELECT id FROM sessions WHERE expires_at <= @cutoff LIMIT @limit').pluck(),
     // @ids: a JSON array of session ids.
@@ -497,6 +503,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < @cutoff LIMIT @limit)',
     ),
   };
+
+  const agentCache = cachedAgents(db, (id) => {
+    const row = statements.getAgent.get(id);
+    return row && toAgent(row);
+  });
 
   const eventListeners = new Set<() => void>();
   let eventsWritten = false;
@@ -655,14 +666,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       });
     },
     async getAgent(id) {
-      const row = statements.getAgent.get(id);
-      return row && toAgent(row);
+      return agentCache.get(id);
     },
     async listAgents() {
       return statements.listAgents.all().map(toAgent);
     },
     async deleteAgent(id, { force, now }, carried) {
-      return write(() => deleteAgent(id, force, now, carried));
+      agentCache.forget(id);
+      return write(() => deleteAgent(id, force, now, carried)).finally(() => agentCache.forget(id));
     },
     async insertSession(session, carried) {
       const row = toSessionRow(session);
