@@ -23,6 +23,10 @@ export type RunWrite = <T>(work: () => T) => Promise<T>;
 export interface GroupCommitOptions {
   /** How long a write waits for another connection's write lock before failing with SQLITE_BUSY. */
   lockWaitMs?: number;
+  /** Runs inside each batch's transaction after its writes, before COMMIT (a throw fails the batch). */
+  beforeCommit?: () => void;
+  /** After a batch that did not commit. */
+  afterAbort?: () => void;
 }
 
 export const DEFAULT_LOCK_WAIT_MS = 5000;
@@ -32,13 +36,13 @@ const RETRY_MAX_MS = 50;
 const isBusy = (error: unknown) =>
   error instanceof Database.SqliteError && (error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED'));
 
-export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_WAIT_MS }: GroupCommitOptions = {}): RunWrite {
+export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_WAIT_MS, beforeCommit, afterAbort }: GroupCommitOptions = {}): RunWrite {
   let queue: Pending[] = [];
   let retryDelay = RETRY_FIRST_MS;
   // A transaction inside a transaction is a savepoint in better-sqlite3.
   const inSavepoint = db.transaction((work: () => unknown) => work());
-  const commitAll = db.transaction((batch: Pending[]) =>
-    batch.map((pending) => {
+  const commitAll = db.transaction((batch: Pending[]) => {
+    const outcomes = batch.map((pending) => {
       try {
         return { ok: true as const, value: inSavepoint(pending.work) };
       } catch (error) {
@@ -47,8 +51,10 @@ export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_W
         if (!db.inTransaction) throw error;
         return { ok: false as const, error };
       }
-    }),
-  ).immediate;
+    });
+    beforeCommit?.();
+    return outcomes;
+  }).immediate;
 
   function flush(): void {
     const batch = queue;
@@ -57,6 +63,7 @@ export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_W
     try {
       outcomes = commitAll(batch);
     } catch (error) {
+      afterAbort?.();
       // Nothing of the batch was committed. Locked by another connection: try again later.
       if (isBusy(error)) return retryLater(batch, error);
       for (const pending of batch) pending.reject(error);

@@ -25,6 +25,8 @@ import {
 import { apiKeyCache } from './api-key-cache.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
+import { cachedAgents } from './agent-cache.js';
+import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 
 interface AgentRow {
@@ -306,6 +308,30 @@ function messagePageStatements(db: Database.Database) {
   };
 }
 
+/** A listed session's columns, read as a tuple (raw rows cost half as much as objects). */
+const SESSION_COLUMNS = `id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes,
+  auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced`;
+type SessionTuple = [string, string, string, number, number, number, number, number, number, number, number, number, number, SessionRow['status'], string, SessionRow['announced']];
+
+function sessionFromTuple(row: SessionTuple): SessionRecord {
+  const [id, agentId, userId, createdAt, lastActivity, anchorAt, expiresAt, warnsAt, timeoutMinutes, autoRenew, maxDurationMinutes, warningThresholdMinutes, renewalCount, status, metadata, announced] = row;
+  return {
+    id,
+    agentId,
+    userId,
+    createdAt,
+    lastActivity,
+    anchorAt,
+    expiresAt,
+    warnsAt,
+    config: { timeoutMinutes, autoRenew: autoRenew === 1, maxDurationMinutes, warningThresholdMinutes },
+    renewalCount,
+    metadata: JSON.parse(metadata),
+    status,
+    announced,
+  };
+}
+
 /** The SQL of one page of listSessions and of its total, for the filters the query uses. */
 export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds' | 'userId' | 'status'>): { page: string; count: string } {
   const filters = [
@@ -316,13 +342,23 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
   const terms = STATUS_TERMS[query.status];
   const where = (statusTerm: string) => [...filters, statusTerm].join(' AND ');
   return {
-    page: `SELECT * FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+    page: `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
     count: `SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`,
   };
 }
 
 /** The session whose announcement is due first: one probe of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
 export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT 1';
+
+/**
+ * The sweeper's mark pass. A session not yet announced expired is due by its expiry at the
+ * latest, so the due-time index holds every one to mark (and few others: the announcer keeps up).
+ */
+export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
+  (SELECT rowid FROM sessions WHERE due_at <= @now AND status = 'active' AND expires_at <= @now LIMIT @limit)`;
+
+/** A purge batch: the sessions and what they count for in the histograms. */
+export const PURGEABLE_SQL = 'SELECT id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff LIMIT @limit';
 
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
@@ -373,6 +409,9 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
+    // Every write of a group commit runs in a savepoint, which journals the original of
+    // each page it touches: in memory, not in a temporary file (one pwrite a page a write).
+    db.pragma('temp_store = MEMORY');
     // Migrations and the check on open may wait longer: nothing is served yet.
     db.pragma('busy_timeout = 5000');
     checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
@@ -401,6 +440,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       "SELECT count(*) AS n FROM sessions WHERE agent_id = @agentId AND status = 'active' AND expires_at > @now",
     ),
     deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
+    countedSessionsOfAgent: db.prepare<[string], CountedSession>('SELECT agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
          timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
@@ -422,11 +462,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     countWarningAfter: countAfterStatement(db, 'session_warning_minutes', 'warns_at'),
     countAgentExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_agent', 'expires_at', 'agent_id'),
     countUserExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_user', 'expires_at', 'user_id'),
-    markExpired: db.prepare<{ now: number; limit: number }>(
-      `UPDATE sessions SET status = 'expired' WHERE rowid IN
-         (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`,
-    ),
-    purgeableSessionIds: db.prepare<{ cutoff: number; limit: number }, string>('SELECT id FROM sessions WHERE expires_at <= @cutoff LIMIT @limit').pluck(),
+    markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
+    purgeableSessions: db.prepare<{ cutoff: number; limit: number }, CountedSession & { id: string }>(PURGEABLE_SQL),
     // @ids: a JSON array of session ids.
     purgeMessagesOf: db.prepare<{ ids: string; limit: number }>(
       `DELETE FROM messages WHERE (session_id, position) IN
@@ -500,6 +537,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
   };
 
+  const counts = expiryCounts(db);
+  const agentCache = cachedAgents(db, (id) => {
+    const row = statements.getAgent.get(id);
+    return row && toAgent(row);
+  });
+
   const eventListeners = new Set<() => void>();
   let eventsWritten = false;
   function appendEvents(events: EventInput[]): void {
@@ -534,11 +577,17 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (statements.insertIdempotencyRecord.run(row).changes === 0) throw new IdempotencyKeyTaken();
   }
 
+  /** Rewrites a session read as `before` (none: nothing to rewrite), keeping the counts. */
+  function updateSession(before: SessionRow | undefined, after: SessionRow): void {
+    if (statements.updateSession.run(after).changes > 0 && before) counts.noteChange(before, after);
+  }
+
   const deleteAgent = db.transaction((id: string, force: boolean, now: number, carried?: Carried<DeleteAgentOutcome>): DeleteAgentOutcome => {
     const agent = statements.getAgent.get(id);
     if (!agent) return { kind: 'not_found' };
     const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
     if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
+    for (const session of statements.countedSessionsOfAgent.all(id)) counts.note(session, -1);
     const deletedSessions = statements.deleteSessionsOfAgent.run(id).changes;
     statements.deleteAgent.run(id);
     const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions, agent: toAgent(agent) };
@@ -550,7 +599,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     (id: string, change: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
       const row = statements.getSession.get(id);
       const next = change(row && toSession(row));
-      statements.updateSession.run(toSessionRow(next));
+      updateSession(row, toSessionRow(next));
       writeCarried(carried, next);
       return next;
     },
@@ -564,7 +613,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const row = statements.nextDueSession.get({ now });
       if (!row) break;
       const { session, events } = announce(toSession(row));
-      statements.updateSession.run(toSessionRow(session));
+      updateSession(row, toSessionRow(session));
       appendEvents(events);
     }
     return announced;
@@ -579,7 +628,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const row = statements.getSession.get(sessionId);
       const last = row ? (statements.lastMessagePosition.get(sessionId)?.position ?? undefined) : undefined;
       const built = build(row && toSession(row), last);
-      statements.updateSession.run(toSessionRow(built.session));
+      updateSession(row, toSessionRow(built.session));
       statements.insertMessage.run(toMessageRow(built.message));
       writeCarried(carried, built);
       return built;
@@ -590,7 +639,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     (id: string, check: (current: SessionRecord | undefined) => SessionRecord, carried?: Carried<SessionRecord>) => {
       const row = statements.getSession.get(id);
       const deleted = check(row && toSession(row));
-      statements.deleteSession.run(id);
+      if (row && statements.deleteSession.run(id).changes > 0) counts.note(row, -1);
       writeCarried(carried, deleted);
     },
   );
@@ -617,17 +666,26 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     let prepared = listStatements.get(key);
     if (!prepared) {
       const sql = listSessionsSql(query);
-      prepared = { page: db.prepare(sql.page), count: db.prepare(sql.count) };
+      prepared = { page: db.prepare(sql.page).raw(true), count: db.prepare(sql.count) };
       listStatements.set(key, prepared);
     }
     return prepared;
   }
 
-  const commitWrite = groupCommit(db, { lockWaitMs: options.lockWaitMs });
+  const commitWrite = groupCommit(db, { lockWaitMs: options.lockWaitMs, beforeCommit: () => counts.flush(), afterAbort: () => counts.discard() });
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
     try {
-      return await commitWrite(work);
+      return await commitWrite(() => {
+        // A write that throws is rolled back to its savepoint: so are its notes.
+        const mark = counts.mark();
+        try {
+          return work();
+        } catch (error) {
+          counts.rollbackTo(mark);
+          throw error;
+        }
+      });
     } finally {
       if (eventsWritten) {
         eventsWritten = false;
@@ -657,19 +715,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       });
     },
     async getAgent(id) {
-      const row = statements.getAgent.get(id);
-      return row && toAgent(row);
+      return agentCache.get(id);
     },
     async listAgents() {
       return statements.listAgents.all().map(toAgent);
     },
     async deleteAgent(id, { force, now }, carried) {
-      return write(() => deleteAgent(id, force, now, carried));
+      agentCache.forget(id);
+      return write(() => deleteAgent(id, force, now, carried)).finally(() => agentCache.forget(id));
     },
     async insertSession(session, carried) {
       const row = toSessionRow(session);
       return write(() => {
         if (!insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => statements.insertSession.run(row))) return false;
+        counts.note(row, 1);
         writeCarried(carried, session);
         return true;
       });
@@ -704,11 +763,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
         userId: query.userId ?? null,
       };
-      const rows = page.all(parameters) as SessionRow[];
+      const rows = page.all(parameters) as SessionTuple[];
       // Both filters at once: the user's sessions of that agent, counted in an index range.
       const counter = counterFor(query);
       const total = counter ? totalOfStatus(query, counter) : (count.get(parameters) as { n: number }).n;
-      return { sessions: rows.map(toSession), total };
+      return { sessions: rows.map(sessionFromTuple), total };
     },
     async countSessions({ now, purgeCutoff }) {
       const active = expiringAfter(now);
@@ -721,13 +780,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeExpired(cutoff, limit) {
       return write(() => {
-        const ids = statements.purgeableSessionIds.all({ cutoff, limit });
-        if (ids.length === 0) return { purged: 0, more: false };
+        const sessions = statements.purgeableSessions.all({ cutoff, limit });
+        if (sessions.length === 0) return { purged: 0, more: false };
+        const ids = sessions.map((session) => session.id);
         const json = JSON.stringify(ids);
         // Messages first and bounded: deleting a session cascades to all of its messages in
         // one statement, which for a long conversation would block the event loop.
         const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
         if (statements.purgeMessagesOf.run({ ids: json, limit: messageLimit }).changes === messageLimit) return { purged: 0, more: true };
+        for (const session of sessions) counts.note(session, -1);
         return { purged: statements.purgeSessions.run({ ids: json }).changes, more: ids.length === limit };
       });
     },

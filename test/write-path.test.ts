@@ -1,0 +1,148 @@
+// The write path of the SQLite store since migration 11: the minute histograms kept a
+// batch at a time by the store (expiry-counts.ts), the agent cache, and an index for
+// every query that needs one.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
+import { migrate } from '../src/storage/sqlite/migrations.js';
+import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+
+const AGENTS = ['0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '1b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
+const USERS = ['2b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '3b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '4b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
+const HISTOGRAMS = {
+  session_expiry_minutes: "SELECT '' AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2",
+  session_warning_minutes: "SELECT '' AS k, warns_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2",
+  session_expiry_minutes_by_agent: 'SELECT agent_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
+  session_expiry_minutes_by_user: 'SELECT user_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
+};
+
+let directory: string;
+let path: string;
+beforeEach(() => {
+  directory = mkdtempSync(join(tmpdir(), 'write-path-'));
+  path = join(directory, 'sessions.db');
+});
+afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+const session = (i: number, createdAt: number, timeoutMinutes: number): SessionRecord => ({
+  id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+  agentId: AGENTS[i % 2]!,
+  userId: USERS[i % 3]!,
+  metadata: {},
+  status: 'active',
+  announced: 'nothing',
+  ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes })),
+});
+
+/** Every histogram row equals a count of the stored rows, and no row holds zero. */
+function expectHistogramsExact(): void {
+  const db = new Database(path, { readonly: true });
+  for (const [table, recount] of Object.entries(HISTOGRAMS)) {
+    const key = table.endsWith('_by_agent') ? 'agent_id' : table.endsWith('_by_user') ? 'user_id' : "''";
+    const kept = db.prepare(`SELECT ${key} AS k, minute, sessions AS n FROM ${table} ORDER BY 1, 2`).all();
+    expect(kept, table).toEqual(db.prepare(`${recount} ORDER BY 1, 2`).all());
+  }
+  db.close();
+}
+
+describe('the minute histograms, kept a batch of writes at a time', () => {
+  it('stay exact through concurrent creates, renewals, deletes, a write rolled back to its savepoint, purges, an agent deleted and a second connection', async () => {
+    const a = openSqliteStore(path);
+    const b = openSqliteStore(path);
+    try {
+      for (const id of AGENTS) await a.insertAgent({ id, name: 'A', settings: {}, createdAt: T0 });
+      const key = { scope: 'anonymous', key: 'k', fingerprint: 'f', status: 201, body: '{}', createdAt: T0, expiresAt: T0 + 1440 * MINUTE };
+      await a.insertSession(session(999, T0, 30), { idempotency: () => key });
+      // One turn of the event loop: every write below is in one batch of its connection.
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 60; i += 1) {
+        const store: Store = i % 4 === 3 ? b : a;
+        writes.push(store.insertSession(session(i, T0 + i * 7_919, 5 + (i % 40))));
+      }
+      const outcomes = await Promise.allSettled([
+        ...writes,
+        // Inserted, counted, then refused by its idempotency key: all of it rolls back.
+        a.insertSession(session(1000, T0, 30), { idempotency: () => key }),
+      ]);
+      expect(outcomes.at(-1)).toMatchObject({ status: 'rejected', reason: expect.any(IdempotencyKeyTaken) });
+      expect(await a.getSession(session(1000, T0, 30).id)).toBeUndefined();
+      expectHistogramsExact();
+
+      const changes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 60; i += 1) {
+        const store = i % 2 === 0 ? a : b;
+        const id = session(i, 0, 5).id;
+        if (i % 3 === 0) changes.push(store.modifySession(id, (s) => ({ ...s!, ...recordActivity(s!, s!.createdAt + 3 * MINUTE + 17).timing })));
+        if (i % 3 === 1) changes.push(store.deleteSession(id, (s) => s!));
+        // A change that throws after reading: nothing of it is written.
+        if (i % 3 === 2) changes.push(store.deleteSession(id, () => { throw new Error('refused'); }));
+      }
+      await Promise.allSettled(changes);
+      expectHistogramsExact();
+
+      await Promise.all([a.purgeExpired(T0 + 20 * MINUTE, 7), b.purgeExpired(T0 + 25 * MINUTE, 1000)]);
+      expectHistogramsExact();
+      for (const t of [T0, T0 + 10 * MINUTE, T0 + 30 * MINUTE, T0 + 45 * MINUTE]) {
+        const db = new Database(path, { readonly: true });
+        const rows = db.prepare('SELECT expires_at, warns_at FROM sessions').all() as Array<{ expires_at: number; warns_at: number }>;
+        db.close();
+        const counted = await b.countSessions({ now: t, purgeCutoff: t });
+        expect(counted.active).toBe(rows.filter((r) => !isExpired(r.expires_at, t)).length);
+        expect(counted.expiringSoon).toBe(rows.filter((r) => isNearExpiration({ expiresAt: r.expires_at, warnsAt: r.warns_at }, t)).length);
+      }
+
+      expect(await b.deleteAgent(AGENTS[1]!, { force: true, now: T0 })).toMatchObject({ kind: 'deleted' });
+      expectHistogramsExact();
+      expect((await a.countSessions({ now: T0, purgeCutoff: T0 - 1 })).total).toBe((await a.listSessions({ now: T0, purgeCutoff: T0 - 1, status: 'all', limit: 100, offset: 0 })).sessions.length);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('the agent cache', () => {
+  it('forgets an agent deleted here or by another connection on the same file', async () => {
+    const a = openSqliteStore(path);
+    const b = openSqliteStore(path);
+    try {
+      for (const id of AGENTS) await a.insertAgent({ id, name: 'A', settings: { SESSION_TIMEOUT_MINUTES: 9 }, createdAt: T0 });
+      expect((await a.getAgent(AGENTS[0]!))?.settings).toEqual({ SESSION_TIMEOUT_MINUTES: 9 });
+      expect(await a.getAgent(AGENTS[1]!)).toBeDefined();
+      await b.deleteAgent(AGENTS[0]!, { force: true, now: T0 });
+      expect(await a.getAgent(AGENTS[0]!)).toBeUndefined();
+      await a.deleteAgent(AGENTS[1]!, { force: true, now: T0 });
+      expect(await a.getAgent(AGENTS[1]!)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('the sweeper queries', () => {
+  const plan = (sql: string) => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const detail = db
+      .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      .all({ now: T0, cutoff: T0, limit: 100 })
+      .map((row) => (row as { detail: string }).detail)
+      .join(' | ');
+    db.close();
+    return detail;
+  };
+
+  it('marks expired sessions from the due-time index (no index of their own)', () => {
+    expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING INDEX sessions_by_due_at \(due_at<\?\)/);
+  });
+
+  it('finds purgeable sessions from the expiry index', () => {
+    expect(plan(PURGEABLE_SQL)).toMatch(/SEARCH sessions USING INDEX sessions_by_expiry \(expires_at<\?\)/);
+  });
+});
