@@ -120,11 +120,11 @@ function agentResponseOf(event: EventRecord): Schemas['AgentResponse'] {
 /** transport sse: the user's message.created, then the agent's, then the end. */
 async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefined> {
   const raw = startStream(reply, 201);
+  const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
   const own = await wait.own;
-  if (own) raw.write(frame(own));
+  if (own) write(frame(own));
   const answer = await wait.reply;
-  if (answer) raw.write(frame(answer));
-  else raw.write(': no reply from the agent in time\n\n');
+  write(answer ? frame(answer) : ': no reply from the agent in time\n\n');
   raw.end();
   return undefined;
 }
