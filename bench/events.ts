@@ -127,7 +127,7 @@ async function runLogOverhead(settings: LoadSettings, rounds: number): Promise<E
 }
 
 /** `count` sessions whose warnings all fall due in the same second; one stream of session.warning receives them. */
-async function runDueWarnings(count: number): Promise<EventsResults['dueWarnings']> {
+export async function runDueWarnings(count: number): Promise<EventsResults['dueWarnings']> {
   const databasePath = temporaryDatabase();
   const store = openSqliteStore(databasePath);
   const agentId = randomUUID();
