@@ -1,5 +1,6 @@
 // The benchmark's results: their shape, the issue's targets judged against them, and
 // the Markdown report printed and put into the README.
+import type { EventsResults } from './events.js';
 import type { MetricsOverhead } from './metrics-overhead.js';
 import { SCALE_READS, type ScaleResult, type ScaleSettings } from './scale.js';
 import { KEYED_CREATE, type LoadResult, type LoadSettings, type ScenarioResult } from './throughput.js';
@@ -25,6 +26,8 @@ export interface Results {
   scale: ScaleResult;
   /** bench/lock-probe.ts: the same light workload without, then with, a second process holding the write lock. */
   lockStall?: { holdSeconds: number; baseline: LockPhase; locked: LockPhase; healthAfter: number };
+  /** bench/events.ts: the event log on / off, due warnings, many streams, many reply waits (absent before events existed). */
+  events?: EventsResults;
   targets: Target[];
   seconds: number;
 }
@@ -43,7 +46,39 @@ interface LockPhase {
 
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
 
-export function evaluateTargets({ scenarios, scale, metricsOverhead = [] }: Results): Target[] {
+function eventTargets(events: EventsResults | undefined): Target[] {
+  if (!events) return [];
+  const costliest = events.logOverhead.reduce((worst, m) => (m.ratio < worst.ratio ? m : worst));
+  const due = events.dueWarnings;
+  const count = due.sessions.toLocaleString('en-US');
+  return [
+    { figure: 'req/s with the event log on / off, createSession and sendSessionMessage', target: '≥ 0.9×', measured: `worst ${times(costliest.ratio)} (${costliest.scenario})`, met: costliest.ratio >= 0.9 },
+    { figure: `${count} warnings due in one second, all on one stream`, target: '≤ 2 s', measured: `${due.delivered.toLocaleString('en-US')} in ${due.deliveredSeconds} s`, met: due.delivered === due.sessions && due.deliveredSeconds <= 2 },
+    { figure: `max event-loop delay delivering those ${count} warnings`, target: '≤ 20 ms', measured: `${due.maxEventLoopDelayMs} ms`, met: due.maxEventLoopDelayMs <= 20 },
+  ];
+}
+
+function eventsSection(events: EventsResults | undefined): string[] {
+  if (!events) return [];
+  const { streams, replyWaits } = events;
+  return [
+    '',
+    `**Events** (\`bench/events.ts\`: the app as \`npm start\` wires it, through tsx, with bench-only controls in \`bench/events-server.ts\`; the event log off drops the events each write carries; off then on, ${events.logOverhead[0]?.rounds ?? 0} rounds, medians)`,
+    '',
+    table(
+      ['scenario', 'req/s, event log off', 'req/s, event log on', 'on / off'],
+      events.logOverhead.map((m) => [m.scenario, m.offReqPerSec.toLocaleString('en-US'), m.onReqPerSec.toLocaleString('en-US'), times(m.ratio)]),
+    ),
+    '',
+    `${events.dueWarnings.sessions.toLocaleString('en-US')} sessions with warnings due in the same second: ${events.dueWarnings.delivered.toLocaleString('en-US')} delivered to one stream (\`types=session.warning\`) ${events.dueWarnings.deliveredSeconds} s after the clock reached them (server CPU meanwhile ${events.dueWarnings.serverCpuSeconds} s); longest event-loop delay ${events.dueWarnings.maxEventLoopDelayMs} ms. ` +
+      `${streams.clients.toLocaleString('en-US')} concurrent streams: server RSS ${streams.idleRssMb} MB before, ${streams.rssMb} MB with them open; ${streams.events} events posted one after another reached every stream in ${streams.deliveredSeconds} s, ` +
+      `costing the server ${streams.serverCpuMsPerEvent} ms of CPU per event (${streams.serverCpuUsPerDelivery} µs per delivery). ` +
+      `${replyWaits.waiters.toLocaleString('en-US')} messages waiting at once for their agent's reply (\`transport: http\`): server RSS ${replyWaits.rssMb} MB while waiting; ${replyWaits.answered} answered; ` +
+      `from the agent's reply sent to the waiting answer received, p50 / p99 / max ${replyWaits.p50Ms} / ${replyWaits.p99Ms} / ${replyWaits.maxMs} ms (all ${replyWaits.waiters} replies sent at once).`,
+  ];
+}
+
+export function evaluateTargets({ scenarios, scale, metricsOverhead = [], events }: Results): Target[] {
   const ratioOf = (name: string) => scenarios.find((s) => s.scenario === name)?.ratio ?? 0;
   const reqPerSecOf = (name: string) => scenarios.find((s) => s.scenario === name)?.reqPerSec ?? 0;
   const keyedRatio = Math.round((reqPerSecOf(KEYED_CREATE) / Math.max(1, reqPerSecOf('createSession'))) * 100) / 100;
@@ -76,6 +111,7 @@ export function evaluateTargets({ scenarios, scale, metricsOverhead = [] }: Resu
       measured: `${scale.sweep.markMaxEventLoopDelayMs} ms`,
       met: scale.sweep.markMaxEventLoopDelayMs <= 20,
     },
+    ...eventTargets(events),
   ];
 }
 
@@ -137,6 +173,7 @@ export function renderReport(results: Results): string {
       `Expiring ${sweep.marked.toLocaleString('en-US')} sessions at once: ${sweep.markSeconds} s, longest event-loop delay ${sweep.markMaxEventLoopDelayMs} ms; ` +
       `purging them afterwards: ${sweep.purgeSeconds} s, longest delay ${sweep.purgeMaxEventLoopDelayMs} ms.`,
     ...(results.lockStall ? ['', lockStallLine(results.lockStall)] : []),
+    ...eventsSection(results.events),
   ].join('\n');
 }
 

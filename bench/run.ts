@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
+import { runEvents } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runScale } from './scale.js';
 import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
@@ -24,10 +25,12 @@ const settings = quick
   ? {
       load: { durationSeconds: 3, warmupSeconds: 1, connections: 50 },
       scale: { steps: [{ sessions: 1_000, messages: 100 }, { sessions: 10_000, messages: 1_000 }, { sessions: 100_000, messages: 10_000 }], samples: 300 },
+      events: { rounds: 1, dueSessions: 10_000, streamClients: 100, streamEvents: 20, replyWaiters: 100 },
     }
   : {
       load: { durationSeconds: 10, warmupSeconds: 3, connections: 50 },
       scale: { steps: [{ sessions: 1_000, messages: 100 }, { sessions: 100_000, messages: 10_000 }, { sessions: 1_000_000, messages: 100_000 }], samples: 1000 },
+      events: { rounds: 3, dueSessions: 100_000, streamClients: 1000, streamEvents: 50, replyWaiters: 1000 },
     };
 
 const log = (line: string) => console.error(`[bench] ${line}`);
@@ -64,6 +67,7 @@ const metricsOverhead = await runMetricsOverhead(settings.load, quick ? 2 : 3);
 const scale = await runScale(settings.scale, log);
 log('event-loop stall while another process holds the write lock (10 s)');
 const lockStall = await runLockProbe(10);
+const events = await runEvents({ load: settings.load, ...settings.events }, log);
 
 const results: Results = {
   date: new Date().toISOString(),
@@ -82,6 +86,7 @@ const results: Results = {
   metricsOverhead,
   scale,
   lockStall,
+  events,
   targets: [],
   seconds: 0,
 };

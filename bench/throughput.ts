@@ -62,9 +62,14 @@ async function measure(baseUrl: string, target: Target, settings: LoadSettings):
   return load(baseUrl, target, settings, settings.durationSeconds);
 }
 
-/** The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS). */
-export async function runScenarios(settings: LoadSettings, names: string[] | undefined, env: Record<string, string> = {}): Promise<Record<string, LoadResult>> {
-  const server = await startOurServer(join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db'), env);
+/** The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS); `start` starts it (default: as npm start does). */
+export async function runScenarios(
+  settings: LoadSettings,
+  names: string[] | undefined,
+  env: Record<string, string> = {},
+  start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
+): Promise<Record<string, LoadResult>> {
+  const server = await start(join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db'), env);
   try {
     const base = `${server.baseUrl}/api`;
     const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;

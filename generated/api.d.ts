@@ -290,6 +290,20 @@ export interface paths {
          *     serialized. Sending is activity, in the same transaction as the insert: it sets
          *     `lastActivity` and, with `autoRenew`, renews the session (`sessionStatus.wasRenewed`).
          *     An expired session answers 410 and an unknown one 404; nothing is stored then.
+         *
+         *     `transport` says how the agent's reply comes back (as the elizaOS client asks):
+         *     `websocket` (the default) answers at once with the stored message (`SentMessage`);
+         *     `http` waits for the agent's reply and answers `{ success, data: { success,
+         *     userMessage, agentResponse, sessionStatus } }` (what `sendMessageSync` of
+         *     `@elizaos/api-client` returns after unwrapping `data`); `sse` answers a stream of
+         *     Server-Sent Events carrying this message's `message.created` and then the
+         *     agent's, and closes. The reply is the first message the session's agent posts
+         *     (`authorId` = `agentId`) after this one, in the order of the event log. With no
+         *     reply within `AGENT_REPLY_TIMEOUT_SECONDS` (default 30), `http` answers 504
+         *     `AGENT_REPLY_TIMEOUT` (the message stays stored; its id is in `details`) and `sse`
+         *     closes after this message's event. `mode` is the deprecated name (`sync` = `http`,
+         *     `stream` = `sse`); given with a different `transport` it is refused (400).
+         *     A replay under the same `Idempotency-Key` answers the stored message (`SentMessage`).
          */
         post: operations["sendSessionMessage"];
         delete?: never;
@@ -506,7 +520,7 @@ export interface components {
          * @description Machine-readable error code; the HTTP status follows from it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "IDEMPOTENCY_KEY_IN_USE" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "NOT_IMPLEMENTED" | "SERVICE_UNAVAILABLE" | "STORAGE_UNAVAILABLE" | "REQUEST_TIMEOUT" | "HEADERS_TOO_LARGE";
+        ErrorCode: "INVALID_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "AGENT_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "AGENT_ALREADY_EXISTS" | "AGENT_HAS_ACTIVE_SESSIONS" | "IDEMPOTENCY_KEY_IN_USE" | "SESSION_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "MAX_DURATION_REACHED" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "INTERNAL_ERROR" | "NOT_IMPLEMENTED" | "SERVICE_UNAVAILABLE" | "STORAGE_UNAVAILABLE" | "REQUEST_TIMEOUT" | "HEADERS_TOO_LARGE" | "AGENT_REPLY_TIMEOUT";
         ErrorBody: {
             code: components["schemas"]["ErrorCode"];
             /** @description Error message */
@@ -729,6 +743,18 @@ export interface components {
             authorId?: components["schemas"]["Uuid"];
             attachments?: components["schemas"]["Attachments"];
             metadata?: components["schemas"]["MessageMetadata"];
+            /**
+             * @description How the agent's reply comes back: `websocket` (default) answers at once;
+             *     `http` waits for the reply; `sse` streams this message and the reply.
+             * @enum {string}
+             */
+            transport?: "websocket" | "http" | "sse";
+            /**
+             * @deprecated
+             * @description The former name of `transport` (`sync` = `http`, `stream` = `sse`).
+             * @enum {string}
+             */
+            mode?: "websocket" | "sync" | "stream";
         };
         Message: {
             id: components["schemas"]["Uuid"];
@@ -748,14 +774,38 @@ export interface components {
             createdAt: components["schemas"]["Timestamp"];
             attachments: components["schemas"]["Attachments"];
             metadata: components["schemas"]["MessageMetadata"];
-            /** @description The session after this message (sending is activity). */
-            sessionStatus: {
-                expiresAt: components["schemas"]["Timestamp"];
-                renewalCount: number;
-                /** @description True when this message renewed the session (autoRenew). */
-                wasRenewed: boolean;
-                isNearExpiration: boolean;
-            };
+            sessionStatus: components["schemas"]["MessageSessionStatus"];
+        };
+        /** @description The session after this message (sending is activity). */
+        MessageSessionStatus: {
+            expiresAt: components["schemas"]["Timestamp"];
+            renewalCount: number;
+            /** @description True when this message renewed the session (autoRenew). */
+            wasRenewed: boolean;
+            isNearExpiration: boolean;
+        };
+        /**
+         * @description The agent's reply: its message's `content` as `text`, and `thought` (a string)
+         *     and `actions` (strings) when its `metadata` has them.
+         */
+        AgentResponse: {
+            text: components["schemas"]["MessageContent"];
+            thought?: string;
+            actions?: string[];
+        };
+        /** @description The user's message stored and the agent's reply to it (`MessageResponse` of the elizaOS client). */
+        AgentReply: {
+            /** @constant */
+            success: true;
+            userMessage: components["schemas"]["Message"];
+            agentResponse: components["schemas"]["AgentResponse"];
+            sessionStatus: components["schemas"]["MessageSessionStatus"];
+        };
+        /** @description The answer of sendSessionMessage with `transport: http`. */
+        AgentReplyAnswer: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["AgentReply"];
         };
         /**
          * @description Epoch milliseconds (a fraction of up to 3 digits orders messages within one
@@ -1581,7 +1631,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message stored. */
+            /** @description Message stored (and, with `transport` http or sse, the agent's reply). */
             201: {
                 headers: {
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
@@ -1589,7 +1639,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SentMessage"];
+                    "application/json": components["schemas"]["SentMessage"] | components["schemas"]["AgentReplyAnswer"];
+                    "text/event-stream": components["schemas"]["Event"][];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -1603,6 +1654,19 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+            /**
+             * @description `transport: http` and the agent did not reply within
+             *     `AGENT_REPLY_TIMEOUT_SECONDS`. The user's message is stored (its id is in `details`).
+             */
+            504: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     getOpenApiYaml: {

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { apiPlugin } from './http/api-plugin.js';
 import { answerFrameworkError } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
+import { createAgentReplies } from './events/agent-replies.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { buildCachedSerializer } from './http/serializers.js';
@@ -27,7 +28,7 @@ export interface AppOptions {
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
  */
-export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions = {}): FastifyInstance {
+export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partial<Pick<HandlerDeps, 'replies'>>, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     ...serverOptions(options.timeouts),
     logger: options.logger ?? false,
@@ -44,9 +45,13 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams'>, options: AppOptions
   installSecurity(app, deps, options.access);
   const streams = createEventStreams();
   options.metrics?.countStreamsWith(() => streams.size());
-  app.register(apiPlugin, { ...deps, streams });
+  const replies = deps.replies ?? createAgentReplies(deps.store, { onError: (error) => app.log.error({ err: error }, 'reading agent replies failed') });
+  app.register(apiPlugin, { ...deps, streams, replies });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
-  app.addHook('preClose', async () => streams.closeAll());
+  app.addHook('preClose', async () => {
+    streams.closeAll();
+    replies.closeAll();
+  });
   app.addHook('onClose', async () => {
     await deps.sweeper.stop();
     await deps.store.close();

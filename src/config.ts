@@ -26,6 +26,8 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** How long the event log keeps an event (EVENT_RETENTION_HOURS). */
   eventRetentionMs: number;
+  /** How long a message sent with transport http or sse waits for the agent's reply (AGENT_REPLY_TIMEOUT_SECONDS). */
+  agentReplyTimeoutMs: number;
   /** Admin API keys (API_KEYS); keys in the database's table count too. */
   apiKeys: string[];
   /** Requests per minute per key (per address without keys); undefined: no limit. */
@@ -172,6 +174,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     },
     shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
     eventRetentionMs: parseRanged(env, 'EVENT_RETENTION_HOURS', 72, 1, 87_600) * 3_600_000,
+    agentReplyTimeoutMs: parseRanged(env, 'AGENT_REPLY_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

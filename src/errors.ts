@@ -26,6 +26,7 @@ export const errorCatalogue: Record<ErrorCode, { status: number; message: string
   STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request timed out' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request headers are too large' },
+  AGENT_REPLY_TIMEOUT: { status: 504, message: 'The agent did not reply in time' },
 };
 
 /** A failure with a catalogued code; `details` is what the client needs to fix it. */

@@ -62,7 +62,7 @@ const webhooks = createWebhookDispatcher({
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
-  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper },
+  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs },
   { logger, timeouts: config.http, access, metrics, metricsToken },
 );
 

@@ -27,11 +27,13 @@ afterEach(async () => {
   }
 });
 
-async function serve(fault?: Fault, access?: AccessOptions): Promise<string> {
+async function serve(fault?: Fault, access?: AccessOptions, hook?: (app: FastifyInstance) => void): Promise<string> {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-'));
   const store = openSqliteStore(join(directory, 'sessions.db'));
   const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
-  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { access, metrics: createMetrics() });
+  // No agent answers here: a message sent with transport http or sse gives up on its reply after 200 ms.
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper, agentReplyTimeoutMs: 200 }, { access, metrics: createMetrics() });
+  hook?.(app);
   if (fault) {
     app.addHook('onSend', async (request, reply, payload) => {
       if (typeof payload !== 'string') return payload;
@@ -55,8 +57,12 @@ describe('the conformance suite against this server', { timeout: 120_000 }, () =
     expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
     expect(report.failed).toBe(0);
     const covered = new Set(report.cases.map((c) => c.operationId));
-    // Event streams never end: the suite leaves them out (see spec-model.ts).
+    // Event streams never end: no request/answer case; the stream flow checks them.
     for (const { operationId, path } of specOperations()) if (!path.endsWith('/events')) expect(covered).toContain(operationId);
+    const streamFlow = report.cases.find((c) => c.key === 'flow/events/replay')!;
+    expect(streamFlow.passed).toBe(true);
+    expect(streamFlow.requests.filter((request) => request.includes('/events'))).toHaveLength(3);
+    expect(report.cases.find((c) => c.key === 'flow/sessions/agent-reply')?.passed).toBe(true);
     expect(new Set(report.cases.map((c) => c.kind))).toEqual(new Set(['valid', 'invalid', 'hostile', 'stateful', 'health']));
     expect(report.cases.filter((c) => c.kind === 'invalid').length).toBeGreaterThan(100);
   });
@@ -84,6 +90,27 @@ describe('the conformance suite with --api-key', () => {
 });
 
 describe('the conformance suite against a faulty server', { timeout: 120_000 }, () => {
+  it('reports a stream that ignores Last-Event-ID, and one whose events break the schema', async () => {
+    // Only the stream flow runs: the one check selected.
+    const streamOnly = (baseUrl: string) => runConformance({ baseUrl, specPath, seed: 20261124, checks: ['event-stream'] });
+    const messagesOf = (report: Report) => report.cases.find((c) => c.key === 'flow/events/replay')!.violations.map((v) => `${v.check}: ${v.message}`).join('\n');
+
+    const ignoresLastEventId = await streamOnly(await serve(undefined, undefined, (app) => app.addHook('onRequest', async (request) => void delete request.headers['last-event-id'])));
+    expect(ignoresLastEventId.cases.map((c) => c.key)).toEqual(['flow/events/replay']);
+    expect(messagesOf(ignoresLastEventId)).toMatch(/event-stream: streamSessionEvents from Last-Event-ID \d+ sent \[.*\], not exactly the later events/);
+
+    const badDates = await streamOnly(
+      await serve(undefined, undefined, (app) =>
+        app.addHook('onRequest', async (request, reply) => {
+          if (!request.url.includes('/events')) return;
+          const write = reply.raw.write.bind(reply.raw) as (chunk: unknown) => boolean;
+          reply.raw.write = ((chunk: unknown) => write(typeof chunk === 'string' ? chunk.replace(/"occurredAt":"[^"]*"/g, '"occurredAt":"yesterday"') : chunk)) as typeof reply.raw.write;
+        }),
+      ),
+    );
+    expect(messagesOf(badDates)).toMatch(/event-stream: streamSessionEvents: event at \$\.occurredAt must match format "date-time"/);
+  });
+
   it('reports a missing field', async () => {
     const report = await run(
       await serve((request, _reply, body) => {

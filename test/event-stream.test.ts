@@ -188,6 +188,30 @@ describe('API key scopes', () => {
   });
 });
 
+describe('headers of a stream', () => {
+  it('carries CORS, the security headers and the request id, as every other answer does', async () => {
+    const origin = 'https://app.example.com';
+    const withCors = await startTestApp({ access: { corsOrigins: [origin] } });
+    try {
+      const url = await withCors.listen();
+      const agent = await registerAgent(withCors);
+      const { sessionId } = await createSession(withCors, { agentId: agent });
+      const json = await fetch(`${url}/api/messaging/sessions/${sessionId}`, { headers: { origin } });
+      const client = await openStream(`${url}/api/messaging/sessions/${sessionId}/events`, { origin });
+      streams.push(client);
+      await client.waitFor(1);
+      for (const name of ['access-control-allow-origin', 'access-control-expose-headers', 'vary', 'content-security-policy', 'x-frame-options', 'referrer-policy', 'x-content-type-options']) {
+        expect(client.headers.get(name), name).toBe(json.headers.get(name));
+      }
+      expect(client.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(client.headers.get('x-request-id')).toMatch(/\S/);
+      expect(client.headers.get('cache-control')).toBe('no-cache, no-transform');
+    } finally {
+      await withCors.close();
+    }
+  });
+});
+
 describe('keep-alive and shutdown', () => {
   it('sends a comment line every keep-alive interval (15 s by default), and ends open streams when the app closes', async () => {
     expect(KEEP_ALIVE_MS).toBe(15_000);

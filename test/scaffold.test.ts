@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import { isNotImplemented } from '../src/http/not-implemented.js';
@@ -21,7 +22,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function handlerDeps(store = openSqliteStore(':memory:')) {
   const clock = fakeClock();
-  return { store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams() };
+  return { store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams(), replies: createAgentReplies(store) };
 }
 
 describe('unimplemented operations', () => {

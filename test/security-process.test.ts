@@ -65,6 +65,16 @@ describe('a client sending its key the way the elizaOS client does (X-API-KEY on
     expect((await client.getMessages(session.sessionId)).messages).toHaveLength(1);
     expect((await client.listSessions()).total).toBe(1);
     expect((await client.checkHealth()).status).toBe('healthy');
+
+    // sendMessageSync waits for the agent's reply, which the agent backend posts through the API.
+    const synced = client.sendMessageSync(session.sessionId, { content: 'What can you do?' });
+    while ((await client.getMessages(session.sessionId)).messages.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.sendMessage(session.sessionId, { content: 'I can help.', authorId: character.id, metadata: { thought: 'a question' } });
+    const result = await synced;
+    expect(result.success).toBe(true);
+    expect(result.userMessage.content).toBe('What can you do?');
+    expect(result.agentResponse).toEqual({ text: 'I can help.', thought: 'a question' });
+    expect(result.sessionStatus.renewalCount).toBeGreaterThan(0);
     await client.deleteSession(session.sessionId);
 
     const anonymous = elizaStyleClient({ baseUrl });

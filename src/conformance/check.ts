@@ -9,7 +9,7 @@ import { isJsonMediaType, type Operation, responseFor, type Schema } from './spe
 /** Every check the suite runs, by the name `--checks` takes. */
 export const CHECKS = {
   'responds': 'an answer comes, within the timeout',
-  'no-server-error': 'no 5xx, whatever the input',
+  'no-server-error': 'no 5xx, whatever the input (a 504 the operation documents aside: a wait for something outside the server ran out)',
   'status-documented': 'the status is one the operation documents',
   'content-type': 'the content type is one documented for that status',
   'response-schema': 'a JSON body is valid against the schema of its status',
@@ -18,6 +18,7 @@ export const CHECKS = {
   'unknown-id-refused': 'an unknown id in the path gets a 4xx',
   'deleted-resource-gone': 'what was created and deleted then answers 404 (or 410)',
   'sessions-flows': 'Sessions API semantics: expiry arithmetic, renewals, PATCH, exactly-once paging, 410 after expiry',
+  'event-stream': 'a stream of Server-Sent Events: its frames parse (id, event, data), each data validates against the schema, and a replay from Last-Event-ID gives exactly the later events',
   'still-healthy': 'the server still answers after the hostile requests',
   'auth-required': 'with --api-key (or an Authorization header), an operation the spec secures answers 401 without credentials',
 } as const;
@@ -67,6 +68,19 @@ export class ResponseChecker {
     ajvFormats.default(this.ajv);
     // OpenAPI's numeric formats: ranges, not strings.
     for (const format of ['int32', 'int64', 'float', 'double']) this.ajv.addFormat(format, { type: 'number', validate: () => true });
+  }
+
+  /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
+  eventViolations(operation: Operation, data: unknown): string[] {
+    if (!operation.eventSchema) return [];
+    let validate = this.validators.get(operation.eventSchema);
+    if (!validate) {
+      const { $schema: _ignored, ...plain } = operation.eventSchema;
+      validate = this.ajv.compile(plain);
+      this.validators.set(operation.eventSchema, validate);
+    }
+    if (validate(data)) return [];
+    return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(200, error).message.replace(/^200 body/, 'event'));
   }
 
   /** The ways `answer` breaks the spec for `operation`; empty when it honours it. */

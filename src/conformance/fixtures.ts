@@ -72,7 +72,9 @@ export function findId(json: unknown, keys: string[]): string | undefined {
 /** The Sessions API: an agent, with a session holding one message, a user id, and a webhook. */
 export function sessionsFixtures(call: Call): FixtureMaker {
   return {
-    names: new Set(['agentId', 'userId', 'authorId', 'sessionId', 'webhookId']),
+    // `transport` is no id, but is pinned the same way: generated messages answer at once
+    // (nothing plays the agent for them; the agent-reply flow checks transport http).
+    names: new Set(['agentId', 'userId', 'authorId', 'sessionId', 'webhookId', 'transport']),
     async fresh() {
       const userId = randomUUID();
       const agent = await call('createAgent', { body: { characterJson: { name: 'Conformance agent' } } });
@@ -83,7 +85,7 @@ export function sessionsFixtures(call: Call): FixtureMaker {
       // Bound to the agent, so that the server delivers nothing else to this unreachable URL.
       const webhook = await call('createWebhook', { body: { url: 'https://conformance.invalid/hook', agentId } });
       const webhookId = findId(webhook?.json, ['id']) ?? randomUUID();
-      return { agentId, userId, authorId: userId, sessionId, webhookId };
+      return { agentId, userId, authorId: userId, sessionId, webhookId, transport: 'websocket' };
     },
   };
 }

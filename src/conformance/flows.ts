@@ -10,6 +10,16 @@ import type { SpecModel } from './spec-model.js';
 
 export type Step = (operationId: string, values: RequestValues) => Promise<{ status: number; body: any; text: string }>;
 
+/**
+ * Opens a stream of Server-Sent Events, reads until `frames` events came (or a short
+ * deadline), closes it; `problems` says where its frames or events broke the spec.
+ */
+export type StreamStep = (
+  operationId: string,
+  values: RequestValues,
+  frames: number,
+) => Promise<{ events: Array<{ id?: string; event?: string; data: any }>; problems: string[] }>;
+
 export interface Flow {
   key: string;
   title: string;
@@ -17,7 +27,7 @@ export interface Flow {
   /** The operations it uses: it runs only when all are selected. */
   operations: string[];
   /** The problems found; empty when the flow passed. */
-  run(step: Step): Promise<string[]>;
+  run(step: Step, stream: StreamStep): Promise<string[]>;
 }
 
 interface Context {
@@ -179,6 +189,26 @@ function sessionsFlows({ fixtures, expiryWaitMs }: Context): Flow[] {
       return problems;
     }),
   ];
+  list.push(
+    flow('agent-reply', 'a message sent with transport http is answered with the reply the agent then posts', ['createSession', 'sendSessionMessage', 'getSessionMessages'], async (step) => {
+      const { agentId, userId } = await fixtures.fresh();
+      const created = await step('createSession', { body: { agentId, userId } });
+      const path = { sessionId: created.body?.sessionId };
+      const answer = step('sendSessionMessage', { path, body: { content: 'waiting for you', transport: 'http' } });
+      // Playing the agent: reply once the user's message is stored.
+      const deadline = Date.now() + 5000;
+      while ((await step('getSessionMessages', { path })).body?.messages?.length !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const reply = await step('sendSessionMessage', { path, body: { content: 'here I am', authorId: agentId, metadata: { thought: 'a test' } } });
+      const answered = await answer;
+      const problems: string[] = [];
+      if (!ok(reply.status)) problems.push(`the agent's reply answered ${reply.status}`);
+      if (answered.status !== 201) return [...problems, `sendSessionMessage with transport http answered ${answered.status}, not 201: ${answered.text.slice(0, 200)}`];
+      const data = answered.body?.data;
+      if (data?.userMessage?.content !== 'waiting for you') problems.push(`data.userMessage is not the message sent: ${JSON.stringify(data?.userMessage)?.slice(0, 200)}`);
+      if (data?.agentResponse?.text !== 'here I am' || data?.agentResponse?.thought !== 'a test') problems.push(`data.agentResponse is not the agent's reply: ${JSON.stringify(data?.agentResponse)}`);
+      return problems;
+    }),
+  );
   if (expiryWaitMs > 0) {
     list.push(
       flow('expired', 'an expired session answers 410 SESSION_EXPIRED with its expiresAt, on every operation', ['createSession', 'getSession', 'sessionHeartbeat', 'sendSessionMessage'], async (step) => {
@@ -210,6 +240,53 @@ function sessionsFlows({ fixtures, expiryWaitMs }: Context): Flow[] {
   return list;
 }
 
+/**
+ * The Sessions API's event streams: a session with a few events, its stream (frames
+ * parse, events validate), then replays from Last-Event-ID on the session's stream and
+ * (filtered by the session's fresh agent) on the all-sessions stream: exactly the later events.
+ */
+function eventStreamFlows({ spec, fixtures }: Context): Flow[] {
+  const names = new Set(spec.streams.map((operation) => operation.operationId));
+  if (!names.has('streamSessionEvents')) return [];
+  const withAll = names.has('streamEvents');
+  const operations = ['createSession', 'sessionHeartbeat', 'sendSessionMessage', 'streamSessionEvents', ...(withAll ? ['streamEvents'] : [])];
+  const idsOf = (events: Array<{ id?: string }>) => events.map((event) => event.id).join(', ');
+  return [
+    {
+      key: 'flow/events/replay',
+      title: "a session's events stream as valid frames, and a replay from Last-Event-ID gives exactly the later ones",
+      check: 'event-stream',
+      operations,
+      async run(step, stream) {
+        const { agentId, userId } = await fixtures.fresh();
+        const created = await step('createSession', { body: { agentId, userId, metadata: { platform: 'conformance' } } });
+        if (!ok(created.status)) return [`createSession answered ${created.status}: ${created.text.slice(0, 200)}`];
+        const path = { sessionId: created.body?.sessionId };
+        await step('sessionHeartbeat', { path });
+        await step('sendSessionMessage', { path, body: { content: 'an event to stream' } });
+        await step('sendSessionMessage', { path, body: { content: 'and another' } });
+
+        const problems: string[] = [];
+        // createSession, heartbeat and two messages: at least 4 events (a message may also record activity).
+        const all = await stream('streamSessionEvents', { path }, 4);
+        problems.push(...all.problems);
+        if (all.events.length < 4) return [...problems, `streamSessionEvents sent ${all.events.length} events for a session with at least 4 (ids: ${idsOf(all.events)})`];
+        const first = all.events[0]!.id!;
+        const later = all.events.slice(1);
+        const replay = await stream('streamSessionEvents', { path, headers: { 'Last-Event-ID': first } }, later.length);
+        problems.push(...replay.problems);
+        if (idsOf(replay.events) !== idsOf(later)) problems.push(`streamSessionEvents from Last-Event-ID ${first} sent [${idsOf(replay.events)}], not exactly the later events [${idsOf(later)}]`);
+        if (withAll) {
+          const everywhere = await stream('streamEvents', { query: { agentId }, headers: { 'Last-Event-ID': first } }, later.length);
+          problems.push(...everywhere.problems);
+          if (idsOf(everywhere.events) !== idsOf(later)) problems.push(`streamEvents?agentId (a fresh agent) from Last-Event-ID ${first} sent [${idsOf(everywhere.events)}], not exactly the session's later events [${idsOf(later)}]`);
+        }
+        return problems;
+      },
+    },
+  ];
+}
+
 export function flows(context: Context): Flow[] {
-  return [...deletedResourceFlows(context), ...(context.sessions ? sessionsFlows(context) : [])];
+  return [...deletedResourceFlows(context), ...(context.sessions ? [...sessionsFlows(context), ...eventStreamFlows(context)] : [])];
 }

@@ -81,3 +81,83 @@ export function asCurl(connection: Connection, exchange: Exchange): string {
   }
   return `curl -X ${exchange.method} ${quote(url)}${headers}${body}`;
 }
+
+/** One frame of a Server-Sent Events stream: its fields (`id`, `event`, `data`; data lines joined). */
+export type Frame = Record<string, string>;
+
+export interface StreamAnswer {
+  status: number;
+  contentType: string;
+  frames: Frame[];
+  /** Lines that are neither a field, a comment nor blank. */
+  malformed: string[];
+  /** Set when no answer came, or the body broke off. */
+  error?: string;
+  /** The body when the answer was not a stream (an error envelope). */
+  text?: string;
+}
+
+/** Parses one frame (the lines before a blank line), as the EventSource algorithm does. */
+function parseFrame(block: string, malformed: string[]): Frame | undefined {
+  const frame: Frame = {};
+  for (const line of block.split(/\r\n|\r|\n/)) {
+    if (line === '' || line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      malformed.push(line);
+      continue;
+    }
+    const field = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^ /, '');
+    frame[field] = field === 'data' && frame.data !== undefined ? `${frame.data}\n${value}` : value;
+  }
+  return Object.keys(frame).length > 0 ? frame : undefined;
+}
+
+/**
+ * Opens a stream and reads its frames until `frames` of them carry data (then `lingerMs`
+ * more, to catch any surplus), the server ends it, or `deadlineMs` passes; then closes it.
+ */
+export async function readStream(connection: Connection, exchange: Exchange, { frames: wanted, deadlineMs, lingerMs = 200 }: { frames: number; deadlineMs: number; lingerMs?: number }): Promise<StreamAnswer> {
+  const controller = new AbortController();
+  let timer = setTimeout(() => controller.abort(), deadlineMs);
+  const answer: StreamAnswer = { status: 0, contentType: '', frames: [], malformed: [] };
+  try {
+    const response = await fetch(urlOf(connection, exchange), {
+      method: exchange.method,
+      headers: { accept: 'text/event-stream', ...exchange.headers, ...connection.headers },
+      body: exchange.body as BodyInit | undefined,
+      signal: controller.signal,
+    });
+    answer.status = response.status;
+    answer.contentType = response.headers.get('content-type') ?? '';
+    if (!/^text\/event-stream/i.test(answer.contentType) || !response.body) {
+      answer.text = await response.text();
+      return answer;
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let lingering = false;
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.search(/\r\n\r\n|\n\n|\r\r/)) >= 0) {
+        const frame = parseFrame(buffer.slice(0, end), answer.malformed);
+        buffer = buffer.slice(end).replace(/^(\r\n\r\n|\n\n|\r\r)/, '');
+        if (frame?.data !== undefined) answer.frames.push(frame);
+      }
+      if (!lingering && answer.frames.length >= wanted) {
+        lingering = true;
+        clearTimeout(timer);
+        timer = setTimeout(() => controller.abort(), lingerMs);
+      }
+    }
+  } catch (error) {
+    if ((error as Error).name !== 'AbortError') answer.error = `the stream broke: ${String((error as { cause?: unknown }).cause ?? error)}`;
+    else if (answer.status === 0) answer.error = `no answer within ${deadlineMs} ms`;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+  return answer;
+}

@@ -10,6 +10,8 @@ export interface RequestValues {
   /** Sent exactly as given instead of `body` (malformed JSON, invalid UTF-8, …). */
   rawBody?: string | Uint8Array;
   contentType?: string;
+  /** Request headers of the operation (`Last-Event-ID`). */
+  headers?: Record<string, string>;
 }
 
 export function buildExchange(operation: Operation, values: RequestValues): Exchange {
@@ -20,7 +22,7 @@ export function buildExchange(operation: Operation, values: RequestValues): Exch
   }
   const search = query.toString();
   const body = values.rawBody ?? (values.body === undefined ? undefined : JSON.stringify(values.body));
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...values.headers };
   if (body !== undefined) headers['content-type'] = values.contentType ?? 'application/json';
   return { method: operation.method, url: search ? `${path}?${search}` : path, headers, body };
 }

@@ -3,8 +3,8 @@
 // it created, even when it fails or is interrupted. Talks to the server over HTTP only.
 import { type CheckName, CHECKS, ResponseChecker, type Violation } from './check.js';
 import { type Fixture, type FixtureMaker, genericFixtures, sessionsFixtures, substitute } from './fixtures.js';
-import { type Flow, flows } from './flows.js';
-import { type Answer, asCurl, type Connection, hasCredentials, send, withoutCredentials } from './http.js';
+import { type Flow, flows, type StreamStep } from './flows.js';
+import { type Answer, asCurl, type Connection, hasCredentials, readStream, send, withoutCredentials } from './http.js';
 import { type CaseKind, type PlannedCase, planOperation } from './plan.js';
 import { buildExchange, type RequestValues } from './requests.js';
 import { isSessionsSpec, loadSpec, type Operation } from './spec-model.js';
@@ -89,6 +89,11 @@ export class UnreachableError extends Error {}
 /** Connection failures in a row after which the target counts as gone and the run stops. */
 const LOST_AFTER = 10;
 const NEVER_FOR_VALID_INPUT = new Set([400, 413, 415]);
+/** The longest a stream flow waits for the frames it expects. */
+const STREAM_DEADLINE_MS = 5000;
+
+/** A 5xx, but a 504 the operation documents: that is a wait for something outside the server (an agent's reply) running out. */
+const isServerError = (operation: Operation, status: number) => status >= 500 && !(status === 504 && '504' in operation.responses);
 const SHOWN_BODY = 500;
 const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema'];
 const PRIMARY: Record<CaseKind, CheckName[]> = {
@@ -96,7 +101,7 @@ const PRIMARY: Record<CaseKind, CheckName[]> = {
   invalid: ['invalid-input-refused'],
   hostile: ['no-server-error'],
   auth: ['auth-required'],
-  stateful: ['deleted-resource-gone', 'sessions-flows'],
+  stateful: ['deleted-resource-gone', 'sessions-flows', 'event-stream'],
   health: ['still-healthy'],
 };
 
@@ -132,8 +137,9 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     throw new UsageError(`cannot read the spec: ${(error as Error).message}`);
   }
   const byId = new Map(spec.operations.map((operation) => [operation.operationId, operation]));
+  const streamsById = new Map(spec.streams.map((operation) => [operation.operationId, operation]));
   for (const id of [...(options.includeOperations ?? []), ...(options.excludeOperations ?? [])]) {
-    if (!byId.has(id)) throw new UsageError(`unknown operation "${id}" (the spec has: ${[...byId.keys()].join(', ')})`);
+    if (!byId.has(id) && !streamsById.has(id)) throw new UsageError(`unknown operation "${id}" (the spec has: ${[...byId.keys(), ...streamsById.keys()].join(', ')})`);
   }
   const included = (operationId: string) =>
     (!options.includeOperations?.length || options.includeOperations.includes(operationId)) && !options.excludeOperations?.includes(operationId);
@@ -235,7 +241,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     const closedOnPurpose = planned.expectation.type === 'hostile' && planned.expectation.mayCloseConnection && /EPIPE|ECONNRESET|UND_ERR_SOCKET/.test(answer.error ?? '');
     const violations = closedOnPurpose ? [] : checker.violations(operation, answer);
     if (!answer.error) {
-      if (answer.status >= 500) violations.push({ check: 'no-server-error', message: `answered ${answer.status}` });
+      if (isServerError(operation, answer.status)) violations.push({ check: 'no-server-error', message: `answered ${answer.status}` });
       const expectation = planned.expectation;
       if (expectation.type === 'valid') {
         if (NEVER_FOR_VALID_INPUT.has(answer.status)) violations.push({ check: 'valid-input-accepted', message: `a valid request was refused with ${answer.status}` });
@@ -277,11 +283,38 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
       requests.push(request);
       last = answer;
       violations.push(...checker.violations(operation, answer).map((v) => ({ ...v, message: `${operationId}: ${v.message}` })));
-      if (answer.status >= 500) violations.push({ check: 'no-server-error', message: `${operationId}: answered ${answer.status}` });
+      if (isServerError(operation, answer.status)) violations.push({ check: 'no-server-error', message: `${operationId}: answered ${answer.status}` });
       return { status: answer.status, body: answer.json as any, text: answer.text };
     };
+    const stream: StreamStep = async (operationId, values, frames) => {
+      const operation = streamsById.get(operationId)!;
+      const request = buildExchange(operation, values);
+      requests.push(`${asCurl(connection, request)} -N`);
+      const answer = await readStream(connection, request, { frames, deadlineMs: Math.min(connection.timeoutMs, STREAM_DEADLINE_MS) });
+      const problems: string[] = [];
+      if (answer.error) problems.push(answer.error);
+      if (answer.status !== 200) problems.push(`answered ${answer.status}, not a stream: ${answer.text?.slice(0, 200) ?? ''}`);
+      for (const line of answer.malformed) problems.push(`a line that is no field, comment or blank: ${line.slice(0, 100)}`);
+      const events: Array<{ id?: string; event?: string; data: any }> = [];
+      for (const frame of answer.frames) {
+        let data: any;
+        try {
+          data = JSON.parse(frame.data!);
+        } catch {
+          problems.push(`a frame's data is not JSON: ${frame.data!.slice(0, 100)}`);
+          continue;
+        }
+        problems.push(...checker.eventViolations(operation, data));
+        if (frame.id === undefined) problems.push('a frame has no id: line (a client could not resume after it)');
+        else if (data?.id !== undefined && String(data.id) !== frame.id) problems.push(`a frame's id: ${frame.id} is not its event's id ${data.id}`);
+        if (frame.event !== undefined && data?.type !== undefined && data.type !== frame.event) problems.push(`a frame's event: ${frame.event} is not its event's type ${data.type}`);
+        events.push({ ...(frame.id === undefined ? {} : { id: frame.id }), ...(frame.event === undefined ? {} : { event: frame.event }), data });
+      }
+      last = { status: answer.status, contentType: answer.contentType, text: answer.frames.map((frame) => frame.data).join('\n') };
+      return { events, problems: problems.map((problem) => `${operationId}: ${problem}`) };
+    };
     try {
-      for (const problem of await flow.run(step)) violations.push({ check: flow.check, message: problem });
+      for (const problem of await flow.run(step, stream)) violations.push({ check: flow.check, message: problem });
     } catch (error) {
       violations.push({ check: flow.check, message: `the flow broke: ${String(error)}` });
     }

@@ -22,6 +22,8 @@ export interface Operation {
   responses: Record<string, ResponseModel>;
   /** The spec requires credentials for it (`security`, its own or the document's, with no empty alternative). */
   secured: boolean;
+  /** For a stream of Server-Sent Events (200 `text/event-stream`): the schema of each frame's data. */
+  eventSchema?: Schema;
 }
 
 export interface ResponseModel {
@@ -75,7 +77,10 @@ export function isSessionsSpec(spec: SpecModel): boolean {
 
 export interface SpecModel {
   document: Schema;
+  /** Request/answer operations: every case runs against them. */
   operations: Operation[];
+  /** Streams of Server-Sent Events (200 `text/event-stream`): checked by the stream flows only. */
+  streams: Operation[];
 }
 
 /** OpenAPI 3.0 schema keywords in their JSON Schema 2020-12 form (`nullable`, boolean exclusive bounds). */
@@ -101,12 +106,13 @@ export function loadSpec(path: string): SpecModel {
   }
   const document = resolveRefs((raw.openapi.startsWith('3.0') ? normalize30(raw) : raw) as Schema);
   const operations: Operation[] = [];
+  const streams: Operation[] = [];
   for (const [path, item] of Object.entries<Schema>(document.paths ?? {})) {
     for (const method of METHODS) {
       const operation = item[method];
       if (!operation) continue;
-      // A stream of Server-Sent Events never ends: not a request/answer exchange to check here.
-      if (operation.responses?.['200']?.content?.['text/event-stream']) continue;
+      // A stream of Server-Sent Events never ends: not a request/answer exchange; the stream flows check it.
+      const stream = operation.responses?.['200']?.content?.['text/event-stream'];
       const parameters = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map((p: Schema) => ({
         name: p.name,
         in: p.in,
@@ -116,7 +122,8 @@ export function loadSpec(path: string): SpecModel {
       const bodySchema = jsonEntry(operation.requestBody?.content)?.schema;
       const security: unknown = operation.security ?? document.security;
       const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
-      operations.push({
+      (stream ? streams : operations).push({
+        ...(stream ? { eventSchema: stream.schema?.type === 'array' ? (stream.schema.items ?? {}) : (stream.schema ?? {}) } : {}),
         secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
@@ -132,5 +139,5 @@ export function loadSpec(path: string): SpecModel {
       });
     }
   }
-  return { document, operations };
+  return { document, operations, streams };
 }

@@ -5,6 +5,7 @@
 // or a second passed (writes from another process on the same database).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
+import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { eventView } from './event-records.js';
 
@@ -45,21 +46,34 @@ export function frame(event: EventRecord): string {
   return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
 }
 
+/**
+ * Takes the reply over from Fastify and opens a stream of Server-Sent Events on it;
+ * returns the raw response. A hijacked reply skips the onSend hooks, so the headers
+ * they add (security) are added here, with those the hooks before set (CORS, rate limit, request id).
+ */
+export function startStream(reply: FastifyReply, status = 200): FastifyReply['raw'] {
+  const raw = reply.raw;
+  const earlier = reply.getHeaders() as Record<string, string | number | string[]>;
+  reply.hijack();
+  raw.writeHead(status, {
+    ...earlier,
+    ...SECURITY_HEADERS,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-content-type-options': 'nosniff',
+  });
+  raw.write(': stream open\n\n');
+  return raw;
+}
+
 export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, pollMs = POLL_MS } = {}): EventStreams {
   const open = new Set<() => void>();
 
   return {
     open(request, reply, store, { filter, after, finished }) {
-      const raw = reply.raw;
-      reply.hijack();
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      raw.write(': stream open\n\n');
+      const raw = startStream(reply);
 
       let cursor = after;
       let closed = false;

@@ -1,4 +1,5 @@
 import type { Clock } from '../domain/clock.js';
+import type { AgentReplies } from '../events/agent-replies.js';
 import type { EventStreams } from '../events/event-stream.js';
 import type { TimeoutConfigInput } from '../domain/timeout-policy.js';
 import type { Store } from '../storage/store.js';
@@ -15,4 +16,8 @@ export interface HandlerDeps {
   sweeper: Pick<Sweeper, 'lastError' | 'stop'>;
   /** The app's open event streams (made by buildApp). */
   streams: EventStreams;
+  /** Messages waiting for their agent's reply (transport http or sse; made by buildApp). */
+  replies: AgentReplies;
+  /** How long such a message waits for the reply; 30 s when absent (AGENT_REPLY_TIMEOUT_SECONDS). */
+  agentReplyTimeoutMs?: number;
 }

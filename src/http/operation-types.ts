@@ -33,10 +33,13 @@ export type OperationRequest<K extends OperationId> = FastifyRequest<{
 /** Operations whose 200 is a stream of Server-Sent Events: their handler writes the stream itself. */
 type Streams<K extends OperationId> = Responses<K> extends { 200: { content: { 'text/event-stream': unknown } } } ? true : false;
 
+/** Operations that answer JSON or, on request, a stream (sendSessionMessage with transport sse): the handler returns nothing when it streamed. */
+type MayStream<K extends OperationId> = true extends { [S in keyof Responses<K>]: Responses<K>[S] extends { content: { 'text/event-stream': unknown } } ? true : false }[keyof Responses<K>] ? true : false;
+
 export type Handler<K extends OperationId> = (
   request: OperationRequest<K>,
   reply: FastifyReply,
-) => Promise<Streams<K> extends true ? void : ResponseBody<K>>;
+) => Promise<Streams<K> extends true ? void : MayStream<K> extends true ? ResponseBody<K> | undefined : ResponseBody<K>>;
 
 /** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
 export type ServiceHandlers = { [K in Exclude<OperationId, CalledOperationId>]: Handler<K> };

@@ -3,7 +3,7 @@
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 
-const SECURITY_HEADERS = {
+export const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'cache-control': 'no-store',
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",

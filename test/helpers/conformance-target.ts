@@ -32,7 +32,8 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
   const store = openSqliteStore(databasePath);
   const sweeper = createSweeper({ store, clock, retentionMs: 3_600_000, intervalMs: 3_600_000, batchSize: 100 });
   // Wired as `npm start` wires it: /metrics is on.
-  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper }, { metrics: createMetrics() });
+  // No agent answers here: a message sent with transport http or sse gives up on its reply after 200 ms.
+  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper, agentReplyTimeoutMs: 200 }, { metrics: createMetrics() });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
@@ -113,8 +114,30 @@ export async function faultProxy(upstream: string, fault: Fault): Promise<{ url:
       } else {
         const sent = changed ? Buffer.from(JSON.stringify(changed.body)) : raw;
         const headers: Record<string, string> = {};
-        if (incoming.headers['content-type']) headers['content-type'] = incoming.headers['content-type'];
-        const response = await fetch(`${upstream}${incoming.url}`, { method: request.method, headers, body: request.method === 'GET' || request.method === 'HEAD' || sent.length === 0 ? undefined : sent });
+        for (const name of ['content-type', 'accept', 'last-event-id']) {
+          const value = incoming.headers[name];
+          if (typeof value === 'string') headers[name] = value;
+        }
+        const upstreamGone = new AbortController();
+        outgoing.on('close', () => upstreamGone.abort());
+        const response = await fetch(`${upstream}${incoming.url}`, {
+          method: request.method,
+          headers,
+          body: request.method === 'GET' || request.method === 'HEAD' || sent.length === 0 ? undefined : sent,
+          signal: upstreamGone.signal,
+        });
+        // A stream of events goes through as it comes, untouched, until either side closes.
+        const contentType = response.headers.get('content-type') ?? '';
+        if (/^text\/event-stream/.test(contentType) && response.body) {
+          outgoing.writeHead(response.status, { 'content-type': contentType });
+          try {
+            for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) outgoing.write(chunk);
+          } catch {
+            // the client or the server closed the stream
+          }
+          outgoing.end();
+          return;
+        }
         const text = await response.text();
         let json: any;
         try {

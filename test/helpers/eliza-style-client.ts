@@ -42,6 +42,8 @@ export function elizaStyleClient(config: { baseUrl: string; apiKey?: string }) {
     createSession: (params: object) => request('POST', '/api/messaging/sessions', params),
     getSession: (sessionId: string) => request('GET', `/api/messaging/sessions/${sessionId}`),
     sendMessage: (sessionId: string, params: object) => request('POST', `/api/messaging/sessions/${sessionId}/messages`, params),
+    /** As the elizaOS client's: sendMessage with `transport: 'http'`, answering `{ success, userMessage, agentResponse, sessionStatus }` once unwrapped. */
+    sendMessageSync: (sessionId: string, params: object) => request('POST', `/api/messaging/sessions/${sessionId}/messages`, { ...params, transport: 'http' }),
     getMessages: (sessionId: string) => request('GET', `/api/messaging/sessions/${sessionId}/messages`),
     listSessions: () => request('GET', '/api/messaging/sessions'),
     deleteSession: (sessionId: string) => request('DELETE', `/api/messaging/sessions/${sessionId}`),

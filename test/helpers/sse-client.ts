@@ -18,6 +18,7 @@ export interface SseClient {
   comments: string[];
   status: number;
   contentType: string;
+  headers: Headers;
   /** Resolves once `count` events have arrived (rejects after `timeoutMs`). */
   waitFor(count: number, timeoutMs?: number): Promise<StreamedEvent[]>;
   /** Resolves when the server ends the stream. */
@@ -27,14 +28,18 @@ export interface SseClient {
 
 const isEvent = specSchemaValidator('Event');
 
-export async function openStream(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+/** A GET, unless `body` is given: then a POST of it as JSON (sendSessionMessage with transport sse). */
+export async function openStream(url: string, headers: Record<string, string> = {}, body?: unknown): Promise<SseClient> {
   const controller = new AbortController();
-  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal });
+  const post = body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) };
+  const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+  const response = await fetch(url, { ...post, headers: { accept: 'text/event-stream', ...json, ...headers }, signal: controller.signal });
   const client: SseClient = {
     events: [],
     comments: [],
     status: response.status,
     contentType: response.headers.get('content-type') ?? '',
+    headers: response.headers,
     waitFor: async () => [],
     ended: Promise.resolve(),
     close: () => controller.abort(),

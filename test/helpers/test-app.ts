@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
 import { type AppOptions, buildApp } from '../../src/app.js';
+import { type AgentReplies, createAgentReplies } from '../../src/events/agent-replies.js';
 import type { AccessOptions } from '../../src/http/security.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
 import type { Metrics } from '../../src/ops/metrics.js';
@@ -46,6 +47,8 @@ export interface TestApp {
   /** Never started: a test runs a pass with `sweeper.sweep()` when it wants one. */
   sweeper: Sweeper;
   databasePath: string;
+  /** The messages waiting for their agent's reply (transport http or sse). */
+  replies: AgentReplies;
   /** Rows per table, read through a connection of its own: what is really stored. */
   rowCounts(): Record<string, number>;
   request<B = any>(request: TestRequest): Promise<TestResponse<B>>;
@@ -71,6 +74,8 @@ export interface TestAppOptions {
   /** Wired as `npm start` wires it: the store timed, the sweeper observed, /metrics served. */
   metrics?: Metrics;
   app?: Omit<AppOptions, 'metrics'>;
+  /** How long transport http / sse waits for the agent's reply (default 30 s). */
+  agentReplyTimeoutMs?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -83,7 +88,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const store = metrics ? metrics.instrumentStore(plainStore) : plainStore;
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
   const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity, ...(metrics ? { onSweep: metrics.observeSweep } : {}) });
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
+  const replies = createAgentReplies(store);
+  const replyTimeout = options.agentReplyTimeoutMs === undefined ? {} : { agentReplyTimeoutMs: options.agentReplyTimeoutMs };
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {
@@ -99,6 +106,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     store,
     sweeper,
     databasePath,
+    replies,
     rowCounts() {
       const db = new Database(databasePath, { readonly: true });
       try {

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+import type { components } from '../../../generated/api.js';
+import type { ReplyWait } from '../../events/agent-replies.js';
+import { frame, startStream } from '../../events/event-stream.js';
 import { nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
-import type { MessageRecord, SessionRecord } from '../../storage/store.js';
+import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { messageEvent, sessionEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer } from '../idempotency.js';
@@ -10,6 +14,12 @@ import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession, withTiming } from '../session-access.js';
 import { isoTime, messageView } from '../views.js';
+
+type Schemas = components['schemas'];
+type Transport = NonNullable<Schemas['SendMessageRequest']['transport']>;
+
+const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
+const MODE_TRANSPORT = { websocket: 'websocket', sync: 'http', stream: 'sse' } as const satisfies Record<string, Transport>;
 
 interface Sent {
   session: SessionRecord;
@@ -28,11 +38,14 @@ const sentView = ({ session, message, renewed }: Sent, now: number) => ({
 });
 
 export const sendSessionMessage =
-  ({ store, clock, retentionMs }: HandlerDeps): Handler<'sendSessionMessage'> =>
+  ({ store, clock, retentionMs, replies, agentReplyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS }: HandlerDeps): Handler<'sendSessionMessage'> =>
   async (request, reply) => {
     const { sessionId } = request.params;
     const { content, authorId: requestedAuthor, attachments = [], metadata = {} } = request.body;
     assertSerializedSize(metadata, 'body/metadata');
+    const transport = transportOf(request.body);
+    // Waiting starts before the write, so that the reply cannot slip past unseen.
+    const wait = transport === 'websocket' ? undefined : await replies.wait(sessionId, agentReplyTimeoutMs);
     const now = clock.now();
 
     // Storing the message and the activity it is are one transaction.
@@ -65,8 +78,53 @@ export const sendSessionMessage =
         messageEvent(written.session, written.message),
         sessionEvent(written.renewed ? 'session.renewed' : 'session.activity', written.session, now),
       ]),
-    );
+    ).catch((error: unknown) => {
+      wait?.release();
+      throw error;
+    });
 
     reply.code(201);
-    return sentView(sent, now);
+    if (!wait) return sentView(sent, now);
+    wait.expect(sent.message.id);
+    // The client going away ends its wait.
+    reply.raw.on('close', wait.release);
+    if (transport === 'sse') return streamReply(reply, wait);
+
+    const agentMessage = await wait.reply;
+    if (!agentMessage) {
+      throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
+    }
+    const { sessionStatus } = sentView(sent, now);
+    return { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };
   };
+
+/** `transport`, or what the deprecated `mode` means; both given must agree. */
+function transportOf({ transport, mode }: { transport?: Transport; mode?: 'websocket' | 'sync' | 'stream' }): Transport {
+  const fromMode = mode === undefined ? undefined : MODE_TRANSPORT[mode];
+  if (transport !== undefined && fromMode !== undefined && transport !== fromMode) {
+    throw new ApiError('INVALID_REQUEST', `body/mode ${mode} means transport ${fromMode}, but body/transport is ${transport}; send transport only`);
+  }
+  return transport ?? fromMode ?? 'websocket';
+}
+
+/** The reply as the elizaOS client reads it: the text, and thought and actions from its metadata. */
+function agentResponseOf(event: EventRecord): Schemas['AgentResponse'] {
+  const message = event.data as Schemas['Message'];
+  const answer: Schemas['AgentResponse'] = { text: message.content };
+  const { thought, actions } = message.metadata as { thought?: unknown; actions?: unknown };
+  if (typeof thought === 'string') answer.thought = thought;
+  if (Array.isArray(actions) && actions.every((action) => typeof action === 'string')) answer.actions = actions;
+  return answer;
+}
+
+/** transport sse: the user's message.created, then the agent's, then the end. */
+async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefined> {
+  const raw = startStream(reply, 201);
+  const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
+  const own = await wait.own;
+  if (own) write(frame(own));
+  const answer = await wait.reply;
+  write(answer ? frame(answer) : ': no reply from the agent in time\n\n');
+  raw.end();
+  return undefined;
+}

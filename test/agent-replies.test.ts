@@ -1,0 +1,187 @@
+// sendSessionMessage with transport http and sse (and the deprecated mode): the answer
+// waits for the agent's reply, woken by the event log's commits (no polling), times out
+// with 504 keeping the user's message, streams both messages, and releases its wait when
+// the client goes away.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAgentReplies } from '../src/events/agent-replies.js';
+import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { openStream } from './helpers/sse-client.js';
+import { startTestApp, type TestApp, type TestResponse } from './helpers/test-app.js';
+
+let t: TestApp;
+let agentId: string;
+let sessionId: string;
+
+async function start(agentReplyTimeoutMs = 10_000): Promise<void> {
+  t = await startTestApp({ agentReplyTimeoutMs });
+  agentId = await registerAgent(t);
+  ({ sessionId } = await createSession(t, { agentId }));
+}
+beforeEach(() => start());
+afterEach(() => t.close());
+
+const messagesUrl = () => `/api/messaging/sessions/${sessionId}/messages`;
+const send = (body: Record<string, unknown>) => t.request({ method: 'POST', url: messagesUrl(), body: { content: 'Hello, Eliza!', ...body } });
+const agentSays = (content: string, metadata: Record<string, unknown> = {}) =>
+  t.request({ method: 'POST', url: messagesUrl(), body: { content, authorId: agentId, metadata } });
+const stored = async () => (await t.store.listMessages({ sessionId, limit: 100 })).messages;
+
+/** Resolves once `condition` holds, checking after each turn of the event loop (bounded). */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Sends with `body`, waits until the user's message is stored and waiting, and then runs `meanwhile`. */
+async function sendAndReply(body: Record<string, unknown>, meanwhile: () => Promise<unknown>): Promise<TestResponse> {
+  const answer = send(body);
+  await until(async () => t.replies.size() === 1 && (await stored()).length === 1, 'the message is stored and waiting');
+  await meanwhile();
+  return answer;
+}
+
+describe('transport http', () => {
+  it('answers with the agent reply posted through the API during the wait, as sendMessageSync reads it', async () => {
+    const answer = await sendAndReply({ transport: 'http' }, async () => {
+      // The user's own messages are not the reply; the agent's next message is.
+      expect((await send({ content: 'are you there?' })).status).toBe(201);
+      expect((await agentSays('Hello! How can I help you today?', { thought: 'The user greets me.', actions: ['REPLY'], other: 1 })).status).toBe(201);
+      expect((await agentSays('a second reply, not this one')).status).toBe(201);
+    });
+
+    expect(answer.status).toBe(201);
+    const { data } = answer.body;
+    expect(answer.body.success).toBe(true);
+    expect(data.success).toBe(true);
+    expect(data.userMessage).toMatchObject({ content: 'Hello, Eliza!', authorId: USER_ID, isAgent: false });
+    expect(data.userMessage.id).toBe((await stored()).at(-1)!.id);
+    expect(data.agentResponse).toEqual({ text: 'Hello! How can I help you today?', thought: 'The user greets me.', actions: ['REPLY'] });
+    expect(data.sessionStatus).toMatchObject({ renewalCount: 1, wasRenewed: true, isNearExpiration: false });
+    expect(t.replies.size()).toBe(0);
+  });
+
+  it('answers 504 AGENT_REPLY_TIMEOUT after the timeout, keeping the message and naming it', async () => {
+    await t.close();
+    await start(50);
+    const answer = await send({ transport: 'http' });
+    expect(answer.status).toBe(504);
+    expect(answer.body.error.code).toBe('AGENT_REPLY_TIMEOUT');
+    const [message] = await stored();
+    expect(message!.content).toBe('Hello, Eliza!');
+    expect(answer.body.error.details).toContain(message!.id);
+    expect(t.replies.size()).toBe(0);
+  });
+
+  it('releases the wait when the write fails: 404 for an unknown session, 410 for an expired one', async () => {
+    const unknown = await t.request({ method: 'POST', url: `/api/messaging/sessions/${randomUUID()}/messages`, body: { content: 'hi', transport: 'http' } });
+    expect(unknown.status).toBe(404);
+    t.clock.advance(31 * 60_000);
+    const expired = await send({ transport: 'http' });
+    expect(expired.status).toBe(410);
+    expect(t.replies.size()).toBe(0);
+  });
+
+  it('releases the wait when the client disconnects', async () => {
+    const base = await t.listen();
+    const controller = new AbortController();
+    const request = fetch(`${base}${messagesUrl()}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'hello?', transport: 'http' }),
+      signal: controller.signal,
+    }).catch((error: Error) => error.name);
+    await until(() => t.replies.size() === 1, 'the request waits');
+    controller.abort();
+    expect(await request).toBe('AbortError');
+    await until(() => t.replies.size() === 0, 'the wait is released');
+    expect((await stored()).map((message) => message.content)).toEqual(['hello?']);
+  });
+});
+
+describe('mode (deprecated) and bad transports', () => {
+  it('maps sync to http and websocket to the immediate answer', async () => {
+    const sync = await sendAndReply({ mode: 'sync' }, () => agentSays('hi from the agent'));
+    expect(sync.status).toBe(201);
+    expect(sync.body.data.agentResponse).toEqual({ text: 'hi from the agent' });
+    const websocket = await send({ mode: 'websocket', transport: 'websocket' });
+    expect(websocket.status).toBe(201);
+    expect(websocket.body.sessionStatus).toBeDefined();
+    expect(websocket.body.success).toBeUndefined();
+  });
+
+  it('refuses a mode that disagrees with transport, and an unknown transport or mode, naming the field and storing nothing', async () => {
+    const disagree = await send({ mode: 'sync', transport: 'sse' });
+    expect(disagree.status).toBe(400);
+    expect(disagree.body.error.details).toMatch(/body\/mode.*body\/transport/);
+    const badTransport = await send({ transport: 'pigeon' });
+    expect(badTransport.status).toBe(400);
+    expect(JSON.stringify(badTransport.body.error.details)).toContain('transport');
+    const badMode = await send({ mode: 'http' });
+    expect(badMode.status).toBe(400);
+    expect(JSON.stringify(badMode.body.error.details)).toContain('mode');
+    expect(await stored()).toEqual([]);
+    expect(t.replies.size()).toBe(0);
+  });
+});
+
+describe('transport sse', () => {
+  it("streams the user's message.created and then the agent's, then closes (mode stream too)", async () => {
+    const base = await t.listen();
+    for (const body of [{ transport: 'sse' }, { mode: 'stream' }]) {
+      const before = (await stored()).length;
+      const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'stream me', ...body });
+      expect(stream.status).toBe(201);
+      expect(stream.contentType).toMatch(/^text\/event-stream/);
+      await stream.waitFor(1);
+      await until(async () => (await stored()).length === before + 1, 'the message is stored');
+      await agentSays('streamed reply');
+      await stream.ended;
+      expect(stream.events.map((event) => [event.type, event.data.content, event.data.isAgent])).toEqual([
+        ['message.created', 'stream me', false],
+        ['message.created', 'streamed reply', true],
+      ]);
+    }
+    expect(t.replies.size()).toBe(0);
+  });
+
+  it("closes after the user's message when the agent does not reply in time", async () => {
+    await t.close();
+    await start(50);
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'anyone?', transport: 'sse' });
+    await stream.ended;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['anyone?']);
+    expect(stream.comments).toContain('no reply from the agent in time');
+  });
+});
+
+describe('the waiting room', () => {
+  it("hands each session's reply to that session's waiters only, and stops reading when none is left", async () => {
+    const sessions = [sessionId];
+    for (let i = 0; i < 4; i += 1) sessions.push((await createSession(t, { agentId })).sessionId);
+    let reads = 0;
+    const store = new Proxy(t.store, { get: (target, key) => (key === 'listEvents' ? (...args: [never]) => (reads++, target.listEvents(...args)) : Reflect.get(target, key)) });
+    const counted = createAgentReplies(store, { pollMs: 60_000 });
+
+    const waits = await Promise.all(sessions.map((id) => counted.wait(id, 10_000)));
+    expect(counted.size()).toBe(5);
+    const userMessages: string[] = [];
+    for (const id of sessions) userMessages.push((await t.request({ method: 'POST', url: `/api/messaging/sessions/${id}/messages`, body: { content: `to ${id}` } })).body.id);
+    waits.forEach((wait, i) => wait.expect(userMessages[i]!));
+    // Replies in reverse order: each wait gets its own session's.
+    for (const id of [...sessions].reverse()) await t.request({ method: 'POST', url: `/api/messaging/sessions/${id}/messages`, body: { content: `reply in ${id}`, authorId: agentId } });
+    const answers = await Promise.all(waits.map((wait) => wait.reply));
+    expect(answers.map((event) => event!.data)).toEqual(sessions.map((id) => expect.objectContaining({ content: `reply in ${id}` })));
+    expect((await Promise.all(waits.map((wait) => wait.own))).map((event) => event!.sessionId)).toEqual(sessions);
+    expect(counted.size()).toBe(0);
+
+    // Idle: commits no longer make it read the log.
+    const readsWhenIdle = reads;
+    await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'nobody waits' } });
+    expect(reads).toBe(readsWhenIdle);
+  });
+});
