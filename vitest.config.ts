@@ -6,6 +6,8 @@ export default defineConfig({
   resolve: { alias: { 'sessions-api/client': fileURLToPath(new URL('./src/client/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts'],
+    // One throwaway PostgreSQL cluster for the run (the PostgreSQL store's tests).
+    globalSetup: ['test/helpers/postgres-global-setup.ts'],
     testTimeout: 20_000,
     // Test files are mostly waiting on SQLite and child processes: two workers on two cores.
     maxWorkers: 2,
