@@ -179,6 +179,23 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     });
   });
 
+  it('keeps text and JSON exactly as written (U+0000, key order); an id holding U+0000 finds nothing', async () => {
+    const agent = agentRecord({ name: 'E\u0000liza', bio: 'b\u0000io', settings: { z: 1, a: { '\u0000': 'x' } } as never });
+    expect(await store.insertAgent(agent)).toBe(true);
+    expect(await store.getAgent(agent.id)).toEqual(agent);
+    const session = sessionRecord(agent.id, { metadata: { zeta: 'last\u0000', alpha: 1 } as never });
+    await store.insertSession(session);
+    const stored = await store.getSession(session.id);
+    expect(Object.keys(stored!.metadata)).toEqual(['zeta', 'alpha']);
+    expect(stored).toEqual(session);
+    const message = messageRecord(session, 1, { content: 'a\u0000b', metadata: { y: 1, x: '\u0000' } });
+    await store.appendMessage(session.id, (current) => ({ session: current!, message }));
+    expect((await store.listMessages({ sessionId: session.id, limit: 1 })).messages).toEqual([message]);
+    expect(await store.getSession('../..\u0000')).toBeUndefined();
+    expect(await store.getAgent('\u0000')).toBeUndefined();
+    await expect(store.modifySession('x\u0000', bumped)).rejects.toThrow('no session');
+  });
+
   describe('listing and counting', () => {
     it('filters by agent, agents, user and status; newest first (ties by id); exact totals', async () => {
       const [a, b] = [await withAgent(), await withAgent()];

@@ -4,7 +4,10 @@
 // to do). Never edit a released migration: append a new one.
 //
 // Times are epoch milliseconds (bigint). Ids are `text COLLATE "C"`: ordered by bytes,
-// as SQLite orders them, whatever the database's locale.
+// as SQLite orders them, whatever the database's locale. JSON is stored as `json`, not
+// `jsonb`: read back exactly as written (key order, and "\u0000", which jsonb refuses).
+// Free text a client writes (agent name and bio, message content) is stored as a JSON
+// string for the same reason: a text column cannot hold U+0000, which the API accepts.
 import type pg from 'pg';
 
 export const migrations: readonly string[] = [
@@ -13,9 +16,9 @@ export const migrations: readonly string[] = [
   `
   CREATE TABLE agents (
     id          text COLLATE "C" PRIMARY KEY,
-    name        text NOT NULL,
-    bio         text,
-    settings    jsonb NOT NULL,
+    name        json NOT NULL,
+    bio         json,
+    settings    json NOT NULL,
     created_at  bigint NOT NULL
   );
 
@@ -34,7 +37,7 @@ export const migrations: readonly string[] = [
     warning_threshold_minutes  integer NOT NULL,
     renewal_count              integer NOT NULL DEFAULT 0,
     status                     text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'expired')),
-    metadata                   jsonb NOT NULL,
+    metadata                   json NOT NULL,
     announced                  text NOT NULL DEFAULT 'nothing' CHECK (announced IN ('nothing', 'warning', 'expiry')),
     due_at                     bigint
   );
@@ -58,9 +61,9 @@ export const migrations: readonly string[] = [
     created_at   bigint NOT NULL,
     author_id    text NOT NULL,
     is_agent     boolean NOT NULL,
-    content      text NOT NULL,
-    attachments  jsonb NOT NULL,
-    metadata     jsonb NOT NULL,
+    content      json NOT NULL,
+    attachments  json NOT NULL,
+    metadata     json NOT NULL,
     PRIMARY KEY (session_id, position)
   );
 
@@ -74,7 +77,7 @@ export const migrations: readonly string[] = [
     name        text NOT NULL,
     key_hash    text NOT NULL UNIQUE,
     admin       boolean NOT NULL,
-    agent_ids   jsonb NOT NULL,
+    agent_ids   json NOT NULL,
     created_at  bigint NOT NULL,
     revoked_at  bigint
   );
@@ -101,7 +104,7 @@ export const migrations: readonly string[] = [
     agent_id     text NOT NULL,
     session_id   text,
     user_id      text,
-    data         jsonb NOT NULL
+    data         json NOT NULL
   );
   CREATE INDEX events_by_session ON events (session_id, id) WHERE session_id IS NOT NULL;
   CREATE INDEX events_by_time ON events (occurred_at);
@@ -111,9 +114,9 @@ export const migrations: readonly string[] = [
     id               text COLLATE "C" PRIMARY KEY,
     url              text NOT NULL,
     secret           text NOT NULL,
-    types            jsonb,
+    types            json,
     agent_id         text,
-    agent_ids        jsonb,
+    agent_ids        json,
     created_at       bigint NOT NULL,
     cursor           bigint NOT NULL,
     attempts         integer NOT NULL,

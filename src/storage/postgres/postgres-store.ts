@@ -81,6 +81,16 @@ const STATUS_TERMS: Record<SessionQuery['status'], string> = {
   all: 'expires_at > $purgeCutoff',
 };
 
+/**
+ * Runs a statement. A text parameter cannot hold U+0000 in PostgreSQL: in an id or key
+ * (a lookup: nothing stored has one, as ids are validated and free text is stored as
+ * JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
+ */
+function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  const clean = values?.map((value) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value));
+  return executor.query<R>(text, clean);
+}
+
 /** Numbers named parameters ($name) in order of first use. */
 function named(sql: string, values: Record<string, unknown>): { text: string; values: unknown[] } {
   const order: string[] = [];
@@ -162,12 +172,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      await run(client, 'BEGIN');
       const result = await work(client);
-      await client.query('COMMIT');
+      await run(client, 'COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
+      await run(client, 'ROLLBACK').catch((rollbackFailed: Error) => {
         broken = rollbackFailed;
       });
       throw error;
@@ -179,10 +189,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   /** Whether the transaction wrote events (then listeners are told after it commits). */
   async function appendEvents(client: Client, events: EventInput[]): Promise<boolean> {
     if (events.length === 0) return false;
-    await client.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
-    await client.query(
+    await run(client, 'SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
+    await run(client, 
       `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
-       SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[])`,
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::json[])`,
       [
         events.map((e) => e.type),
         events.map((e) => e.occurredAt),
@@ -192,7 +202,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         events.map((e) => JSON.stringify(e.data)),
       ],
     );
-    await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, '']);
+    await run(client, 'SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, '']);
     return true;
   }
 
@@ -201,7 +211,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     const record = carried?.idempotency?.(written);
     if (record) {
       // Changes nothing when the key holds a live record; an expired one makes way.
-      const inserted = await client.query(
+      const inserted = await run(client, 
         `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
@@ -223,18 +233,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   }
 
   async function lockedSession(client: Client, id: string): Promise<SessionRecord | undefined> {
-    const { rows } = await client.query<SessionRow>('SELECT * FROM sessions WHERE id = $1 FOR UPDATE', [id]);
+    const { rows } = await run<SessionRow>(client, 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE', [id]);
     return rows[0] && toSession(rows[0]);
   }
 
-  const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => pool.query<R>(text, values);
+  const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => run<R>(pool, text, values);
 
   const store: Store = {
     async insertAgent(agent, carried) {
       return write(async (client, wrote) => {
-        const inserted = await client.query(
+        const inserted = await run(client, 
           'INSERT INTO agents (id, name, bio, settings, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',
-          [agent.id, agent.name, agent.bio ?? null, JSON.stringify(agent.settings), agent.createdAt],
+          [agent.id, JSON.stringify(agent.name), agent.bio === undefined ? null : JSON.stringify(agent.bio), JSON.stringify(agent.settings), agent.createdAt],
         );
         if (inserted.rowCount === 0) return false;
         if (await writeCarried(client, carried, agent)) wrote();
@@ -253,17 +263,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         // The lock conflicts with the key-share lock a concurrent session insert takes on
         // its agent: that insert either committed before (and is counted, deleted) or
         // waits and then finds no agent.
-        const { rows } = await client.query<AgentRow>('SELECT * FROM agents WHERE id = $1 FOR UPDATE', [id]);
+        const { rows } = await run<AgentRow>(client, 'SELECT * FROM agents WHERE id = $1 FOR UPDATE', [id]);
         const agent = rows[0];
         if (!agent) return { kind: 'not_found' };
-        const active = await client.query<{ n: number }>(
+        const active = await run<{ n: number }>(
+          client,
           "SELECT count(*)::bigint AS n FROM sessions WHERE agent_id = $1 AND status = 'active' AND expires_at > $2",
           [id, now],
         );
         const activeSessions = active.rows[0]?.n ?? 0;
         if (activeSessions > 0 && !force) return { kind: 'has_active_sessions', activeSessions };
-        const deleted = await client.query('DELETE FROM sessions WHERE agent_id = $1', [id]);
-        await client.query('DELETE FROM agents WHERE id = $1', [id]);
+        const deleted = await run(client, 'DELETE FROM sessions WHERE agent_id = $1', [id]);
+        await run(client, 'DELETE FROM agents WHERE id = $1', [id]);
         const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rowCount ?? 0, agent: toAgent(agent) };
         if (await writeCarried(client, carried, outcome)) wrote();
         return outcome;
@@ -272,7 +283,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async insertSession(session, carried) {
       try {
         return await write(async (client, wrote) => {
-          await client.query(SESSION_INSERT, sessionValues(session));
+          await run(client, SESSION_INSERT, sessionValues(session));
           if (await writeCarried(client, carried, session)) wrote();
           return true;
         });
@@ -288,7 +299,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async modifySession(id, change, carried) {
       return write(async (client, wrote) => {
         const next = change(await lockedSession(client, id));
-        await client.query(SESSION_UPDATE, sessionUpdateValues(next));
+        await run(client, SESSION_UPDATE, sessionUpdateValues(next));
         if (await writeCarried(client, carried, next)) wrote();
         return next;
       });
@@ -296,7 +307,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async deleteSession(id, check, carried) {
       await write(async (client, wrote) => {
         const deleted = check(await lockedSession(client, id));
-        await client.query('DELETE FROM sessions WHERE id = $1', [id]);
+        await run(client, 'DELETE FROM sessions WHERE id = $1', [id]);
         if (await writeCarried(client, carried, deleted)) wrote();
       });
     },
@@ -306,12 +317,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         const current = await lockedSession(client, sessionId);
         let last: number | undefined;
         if (current) {
-          const { rows } = await client.query<{ position: number | null }>('SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]);
+          const { rows } = await run<{ position: number | null }>(client, 'SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]);
           last = rows[0]?.position ?? undefined;
         }
         const built = build(current, last);
-        await client.query(SESSION_UPDATE, sessionUpdateValues(built.session));
-        await client.query(MESSAGE_INSERT, messageValues(built.message));
+        await run(client, SESSION_UPDATE, sessionUpdateValues(built.session));
+        await run(client, MESSAGE_INSERT, messageValues(built.message));
         if (await writeCarried(client, carried, built)) wrote();
         return built;
       });
@@ -353,18 +364,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async purgeExpired(cutoff, limit) {
       return write(async (client) => {
-        const { rows } = await client.query<{ id: string }>('SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);
+        const { rows } = await run<{ id: string }>(client, 'SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);
         if (rows.length === 0) return { purged: 0, more: false };
         const ids = rows.map((row) => row.id);
         // Messages first and bounded: a long conversation is deleted over several batches.
         const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
-        const messages = await client.query(
+        const messages = await run(client, 
           `DELETE FROM messages WHERE (session_id, position) IN
              (SELECT session_id, position FROM messages WHERE session_id = ANY($1::text[]) LIMIT $2)`,
           [ids, messageLimit],
         );
         if (messages.rowCount === messageLimit) return { purged: 0, more: true };
-        const purged = await client.query('DELETE FROM sessions WHERE id = ANY($1::text[])', [ids]);
+        const purged = await run(client, 'DELETE FROM sessions WHERE id = ANY($1::text[])', [ids]);
         return { purged: purged.rowCount ?? 0, more: ids.length === limit };
       });
     },
@@ -428,13 +439,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         let announced = 0;
         // One at a time, in order of due time; a session another instance is announcing is skipped.
         for (; announced < limit; announced += 1) {
-          const { rows } = await client.query<SessionRow>(
+          const { rows } = await run<SessionRow>(
+            client,
             'SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED',
             [now],
           );
           if (!rows[0]) break;
           const announcement = announce(toSession(rows[0]));
-          await client.query(SESSION_UPDATE, sessionUpdateValues(announcement.session));
+          await run(client, SESSION_UPDATE, sessionUpdateValues(announcement.session));
           events.push(...announcement.events);
         }
         if (await appendEvents(client, events)) wrote();
@@ -447,7 +459,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async insertWebhook(webhook, carried) {
       await write(async (client, wrote) => {
-        await client.query(
+        await run(client, 
           `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
           [
@@ -476,12 +488,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async recordDelivery(delivery, state) {
       await transaction(async (client) => {
-        const moved = await client.query(
+        const moved = await run(client, 
           'UPDATE webhooks SET cursor = $2, attempts = $3, next_attempt_at = $4, failing_since = $5, disabled_at = $6 WHERE id = $1',
           [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null],
         );
         if (moved.rowCount === 0) return; // deleted meanwhile
-        await client.query(
+        await run(client, 
           `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)`,
           [
@@ -495,7 +507,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           ],
         );
         // Only the latest attempts are kept: what listWebhookDeliveries can show.
-        await client.query(
+        await run(client, 
           'DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET 100)',
           [delivery.webhookId],
         );

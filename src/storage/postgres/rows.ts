@@ -1,5 +1,6 @@
 // Rows of the PostgreSQL store and the records they hold. bigint columns arrive as
-// numbers (epoch milliseconds and ids fit in 2^53), jsonb columns as parsed JSON.
+// numbers (epoch milliseconds and ids fit in 2^53), json columns as parsed JSON (the
+// free text stored as JSON strings included: see migrations.ts).
 import { nextDue } from '../../domain/timeout-policy.js';
 import type { AgentRecord, ApiKeyRecord, DeliveryRecord, EventRecord, IdempotencyRecord, MessageRecord, SessionRecord, WebhookRecord } from '../store.js';
 
@@ -137,7 +138,7 @@ export function messageValues(message: MessageRecord): unknown[] {
     message.createdAt,
     message.authorId,
     message.isAgent,
-    message.content,
+    JSON.stringify(message.content),
     JSON.stringify(message.attachments),
     JSON.stringify(message.metadata),
   ];
