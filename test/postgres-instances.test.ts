@@ -4,12 +4,19 @@
 // are in-process stores, each with its own pool (two serve HTTP as apps): what they
 // share is the database, as separate processes would.
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { announce } from '../src/events/due-events.js';
+import { agentEvent } from '../src/events/event-records.js';
+import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import type { Store } from '../src/storage/store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
+import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { agentRecord, sessionRecord } from './store/records.js';
 
 const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
 
@@ -93,6 +100,50 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       expect(logs[2]).toEqual(logs[0]);
     } finally {
       for (const app of apps.splice(0)) await app.close();
+      await fresh.drop();
+    }
+  });
+
+  it('instances on one database: NOTIFY wakes every instance, and each webhook event is delivered by one of them, once', async () => {
+    const fresh = await createTestDatabase();
+    const stores: Store[] = [];
+    const received: string[] = [];
+    const receiver = createServer((request, response) => {
+      received.push(String(request.headers['webhook-id']));
+      request.resume();
+      request.on('end', () => response.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const address = receiver.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      for (let i = 0; i < 3; i++) stores.push(await openPostgresStore({ url: fresh.url, poolSize: 4 }));
+      const [a, b, c] = stores as [Store, Store, Store];
+
+      // A commit with events on one instance wakes the others' readers.
+      const woken = new Promise<void>((resolve) => {
+        const unsubscribe = b.onEventsWritten(() => (unsubscribe(), resolve()));
+      });
+      const agent = agentRecord();
+      await a.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+      await woken;
+
+      // Every instance announces what is due at once: each session expires once.
+      for (let i = 0; i < 5; i++) await a.insertSession(sessionRecord(agent.id));
+      const clock = fakeClock(T0 + 31 * MINUTE);
+      await c.insertWebhook({ id: randomUUID(), url: `http://127.0.0.1:${port}/hook`, secret: 'whsec_c2VjcmV0c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0 });
+      const announced = await Promise.all(stores.map((store) => store.announceDue(clock.now(), 100, announce)));
+      expect(announced.reduce((x, y) => x + y)).toBe(10); // a warning and an expiry each
+      const events = await a.listEvents({ limit: 100 });
+      expect(events.filter((e) => e.type === 'session.expired')).toHaveLength(5);
+
+      // Three dispatchers tick at once, twice: every event is posted once, by one of them.
+      const dispatchers = stores.map((store) => createWebhookDispatcher({ store, clock, random: () => 0.5 }));
+      for (let round = 0; round < 2; round++) await Promise.all(dispatchers.map((dispatcher) => dispatcher.tick()));
+      expect(received.sort()).toEqual(events.map((e) => `evt_${e.id}`).sort());
+    } finally {
+      receiver.close();
+      for (const store of stores) await store.close();
       await fresh.drop();
     }
   });

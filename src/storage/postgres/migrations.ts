@@ -122,7 +122,10 @@ export const migrations: readonly string[] = [
     attempts         integer NOT NULL,
     next_attempt_at  bigint NOT NULL,
     failing_since    bigint,
-    disabled_at      bigint
+    disabled_at      bigint,
+    -- The instance delivering it, until when (claimWebhook).
+    claimed_by       text,
+    claimed_until    bigint
   );
 
   CREATE TABLE webhook_deliveries (

@@ -513,6 +513,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         );
       });
     },
+    async claimWebhook(id, holder, now, until) {
+      const { rows } = await query<WebhookRow>(
+        `UPDATE webhooks SET claimed_by = $2, claimed_until = $4
+          WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3)
+          RETURNING *`,
+        [id, holder, now, until],
+      );
+      return rows[0] && toWebhook(rows[0]);
+    },
     async listDeliveries(webhookId, limit) {
       return (await query<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).rows.map(toDelivery);
     },
