@@ -186,23 +186,30 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     }
   }
 
-  /** Whether the transaction wrote events (then listeners are told after it commits). */
+  /**
+   * Whether the transaction wrote events (then listeners are told after it commits). One
+   * statement: the advisory lock (held to the commit, so ids follow commit order), the
+   * rows, and the NOTIFY sent at commit (repeats within a transaction are sent once).
+   */
   async function appendEvents(client: Client, events: EventInput[]): Promise<boolean> {
     if (events.length === 0) return false;
-    await run(client, 'SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
-    await run(client, 
+    await run(
+      client,
       `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
-       SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::json[])`,
+       SELECT e.* FROM (SELECT pg_advisory_xact_lock($1)) AS locked,
+         unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::json[]) AS e
+       RETURNING pg_notify($8, '')`,
       [
+        EVENTS_LOCK,
         events.map((e) => e.type),
         events.map((e) => e.occurredAt),
         events.map((e) => e.agentId),
         events.map((e) => e.sessionId ?? null),
         events.map((e) => e.userId ?? null),
         events.map((e) => JSON.stringify(e.data)),
+        EVENTS_CHANNEL,
       ],
     );
-    await run(client, 'SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, '']);
     return true;
   }
 
@@ -313,7 +320,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async appendMessage(sessionId, build, carried) {
       return write(async (client, wrote) => {
-        // The session's row lock orders appends to one session across instances.
+        // The session's row lock orders appends to one session across instances. The last
+        // position is read by a statement of its own, after the lock: a subquery of the
+        // locking statement would read the snapshot taken before waiting for the lock.
         const current = await lockedSession(client, sessionId);
         let last: number | undefined;
         if (current) {
