@@ -20,7 +20,7 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
     await admin.connect();
     await admin.query('CREATE DATABASE outage').finally(() => admin.end());
     app = await startTestApp({ store: await openPostgresStore({ url: cluster.urlOf('outage'), poolSize: 4, connectTimeoutMs: 2000 }) });
-  });
+  }, 60_000); // initdb and a cluster of its own: a few seconds, more on a loaded machine
   afterAll(async () => {
     await app?.close();
     cluster?.destroy();
