@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick]`: throughput beside the ceiling, scale, memory and the
+// `npm run bench [-- --quick] [--postgres]`: throughput beside the ceiling, scale, memory and the
 // sweeper, in one run. Writes bench/results/latest.json, prints a Markdown report, and
 // (full runs only) puts that report into the README's Performance section.
 import { spawnSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } fr
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runEvents } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
+import { runPostgresBench } from './postgres.js';
 import { runScale } from './scale.js';
 import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
@@ -35,6 +36,11 @@ const settings = quick
 
 const log = (line: string) => console.error(`[bench] ${line}`);
 const started = performance.now();
+
+if (process.argv.includes('--postgres')) {
+  await runPostgresBench(settings.load, log);
+  process.exit(0);
+}
 
 function againstCeiling(results: Record<string, LoadResult>, ceiling: Record<'GET' | 'POST', LoadResult>): ScenarioResult[] {
   return Object.entries(results).map(([scenario, result]) => {

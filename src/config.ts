@@ -35,6 +35,16 @@ export interface ServerConfig {
   /** Origins allowed by CORS; empty: CORS off. */
   corsOrigins: string[];
   observability: ObservabilityConfig;
+  /** DATABASE_URL given: the PostgreSQL store instead of SQLite at databasePath. */
+  postgres?: PostgresConfig;
+}
+
+export interface PostgresConfig {
+  url: string;
+  /** Connections per instance (DATABASE_POOL_SIZE). */
+  poolSize: number;
+  /** A statement running longer is cancelled and answered 503 (DATABASE_STATEMENT_TIMEOUT_MS). */
+  statementTimeoutMs: number;
 }
 
 export interface ObservabilityConfig {
@@ -145,6 +155,36 @@ function parseObservability(env: Env): ObservabilityConfig {
   };
 }
 
+/** The URL without its password, for messages and logs. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+function parsePostgres(env: Env): PostgresConfig | undefined {
+  const url = read(env, 'DATABASE_URL');
+  if (url === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !['postgres:', 'postgresql:'].includes(parsed.protocol) || !parsed.hostname) {
+    throw new ConfigError(`DATABASE_URL must be a postgres://user:password@host:port/database URL (got ${redactedUrl(url)})`);
+  }
+  return {
+    url,
+    poolSize: parseRanged(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    statementTimeoutMs: parseRanged(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 1, 600_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): ServerConfig {
   const port = parseRanged(env, 'PORT', 3000, 0, 65535);
   const logLevel = read(env, 'LOG_LEVEL') ?? 'warn';
@@ -179,5 +219,6 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),
     observability: parseObservability(env),
+    postgres: parsePostgres(env),
   };
 }

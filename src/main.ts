@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
 import { createEventPump } from './events/due-events.js';
 import { createWebhookDispatcher } from './events/webhook-delivery.js';
-import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
+import { describeStore, openStore } from './storage/open-store.js';
 import { createSweeper } from './sweeper.js';
 import { createMetrics } from './ops/metrics.js';
 
@@ -30,13 +30,13 @@ try {
 
 const { logPretty, metricsEnabled, metricsToken } = config.observability;
 const metrics = metricsEnabled ? createMetrics() : undefined;
-let sqliteStore;
+let openedStore;
 try {
-  sqliteStore = openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
+  openedStore = await openStore(config);
 } catch (error) {
-  fail(`cannot open the database ${config.databasePath}: ${reason(error)}`);
+  fail(`cannot open the database ${describeStore(config)}: ${reason(error)}`);
 }
-const store = metrics ? metrics.instrumentStore(sqliteStore) : sqliteStore;
+const store = metrics ? metrics.instrumentStore(openedStore) : openedStore;
 const { retentionMs, sessionDefaults } = config;
 const sweeper = createSweeper({
   store,
@@ -78,7 +78,7 @@ eventPump.start();
 webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
-console.log(`Sessions API listening on http://${config.host}:${port} (database: ${config.databasePath})`);
+console.log(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);
 
 // SIGINT / SIGTERM: stop accepting connections, close idle keep-alive sockets, finish the
 // requests in flight (each answer then closes its connection), close the store, exit 0.

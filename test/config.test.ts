@@ -111,3 +111,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 });
+
+describe('loadConfig: PostgreSQL', () => {
+  it('selects PostgreSQL with DATABASE_URL, with its pool size and statement timeout', () => {
+    expect(loadConfig({}).postgres).toBeUndefined();
+    expect(loadConfig({ DATABASE_URL: 'postgres://app:pw@db.internal:5432/sessions' }).postgres).toEqual({
+      url: 'postgres://app:pw@db.internal:5432/sessions',
+      poolSize: 10,
+      statementTimeoutMs: 5000,
+    });
+    const config = loadConfig({ DATABASE_URL: 'postgresql://db/sessions', DATABASE_POOL_SIZE: '3', DATABASE_STATEMENT_TIMEOUT_MS: '250' });
+    expect(config.postgres).toEqual({ url: 'postgresql://db/sessions', poolSize: 3, statementTimeoutMs: 250 });
+  });
+
+  it.each([
+    [{ DATABASE_URL: 'mysql://app:secret@db/sessions' }, 'DATABASE_URL must be a postgres://user:password@host:port/database URL (got mysql://app:***@db/sessions)'],
+    [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL must be a postgres://'],
+    [{ DATABASE_URL: 'postgres://db/s', DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE=0 must be between 1 and 1000'],
+    [{ DATABASE_URL: 'postgres://db/s', DATABASE_STATEMENT_TIMEOUT_MS: '1.5' }, 'DATABASE_STATEMENT_TIMEOUT_MS="1.5" must be an integer'],
+  ])('refuses %o, never showing the password', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+    expect(() => loadConfig(env)).not.toThrow(/secret/);
+  });
+});

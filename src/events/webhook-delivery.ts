@@ -2,8 +2,9 @@
 // time, POSTing the Event JSON signed as Standard Webhooks says. A failure (non-2xx, or
 // no answer within 10 s) is retried with exponential backoff and jitter, before any later
 // event (in order); 24 hours of failure disable the webhook. The cursor and the backoff
-// are in the store, so a restart resumes where it stopped: at least once.
-import { createHmac, randomBytes } from 'node:crypto';
+// are in the store, so a restart resumes where it stopped: at least once. Instances
+// sharing a store (PostgreSQL) claim each webhook before each attempt: one delivers it.
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventView } from './event-records.js';
@@ -50,12 +51,17 @@ export interface WebhookDispatcher {
   stop(): Promise<void>;
 }
 
+/** A claim on a webhook outlasts one delivery attempt by this much. */
+const CLAIM_MARGIN_MS = 5_000;
+
 /** Events a webhook takes, at most, per tick: the next tick goes on. */
 const EVENTS_PER_TICK = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt } = options;
   const busy = new Set<string>();
+  /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
+  const holder = randomUUID();
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let stopped = false;
@@ -86,9 +92,20 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
   }
 
+  /** On a store shared by several instances: this instance's claim on the webhook, with its stored state; undefined when another instance has it. */
+  async function claim(state: WebhookRecord): Promise<WebhookRecord | undefined> {
+    if (!store.claimWebhook) return state;
+    const now = clock.now();
+    const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS);
+    return claimed && claimed.disabledAt === undefined && claimed.nextAttemptAt <= now ? claimed : undefined;
+  }
+
   async function deliver(webhook: WebhookRecord): Promise<void> {
     let state = webhook;
     for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
+      const claimed = await claim(state);
+      if (!claimed) return;
+      state = claimed;
       const [event] = await store.listEvents({ after: state.cursor, types: state.types, agentId: state.agentId, agentIds: state.agentIds, limit: 1 });
       if (!event) return;
       const started = performance.now();

@@ -272,6 +272,14 @@ export interface Store {
   recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<void>;
   /** Latest first. */
   listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * For a store shared by several server instances (PostgreSQL): claims the webhook's
+   * deliveries for `holder` until `until`, so that one instance at a time delivers it.
+   * Returns the webhook as stored (its cursor is the truth), or undefined when another
+   * holder's claim runs past `now` or the webhook is gone. A store only one process
+   * uses has none: its dispatcher is the only one.
+   */
+  claimWebhook?(id: string, holder: string, now: number, until: number): Promise<WebhookRecord | undefined>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

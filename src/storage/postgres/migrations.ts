@@ -1,0 +1,167 @@
+// Versioned schema migrations of the PostgreSQL store, applied in order at start. The
+// table schema_migrations holds the version reached; a transaction-wide advisory lock
+// makes N instances starting at once migrate once (the others wait, then find nothing
+// to do). Never edit a released migration: append a new one.
+//
+// Times are epoch milliseconds (bigint). Ids are `text COLLATE "C"`: ordered by bytes,
+// as SQLite orders them, whatever the database's locale. JSON is stored as `json`, not
+// `jsonb`: read back exactly as written (key order, and "\u0000", which jsonb refuses).
+// Free text a client writes (agent name and bio, message content) is stored as a JSON
+// string for the same reason: a text column cannot hold U+0000, which the API accepts.
+import type pg from 'pg';
+
+export const migrations: readonly string[] = [
+  // 1: the whole schema of SQLite's migrations 1-10, without its counting tables: totals
+  // are counted in indexes here.
+  `
+  CREATE TABLE agents (
+    id          text COLLATE "C" PRIMARY KEY,
+    name        json NOT NULL,
+    bio         json,
+    settings    json NOT NULL,
+    created_at  bigint NOT NULL
+  );
+
+  CREATE TABLE sessions (
+    id                         text COLLATE "C" PRIMARY KEY,
+    agent_id                   text COLLATE "C" NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+    user_id                    text COLLATE "C" NOT NULL,
+    created_at                 bigint NOT NULL,
+    last_activity              bigint NOT NULL,
+    anchor_at                  bigint NOT NULL,
+    expires_at                 bigint NOT NULL,
+    warns_at                   bigint NOT NULL,
+    timeout_minutes            integer NOT NULL,
+    auto_renew                 boolean NOT NULL,
+    max_duration_minutes       integer NOT NULL,
+    warning_threshold_minutes  integer NOT NULL,
+    renewal_count              integer NOT NULL DEFAULT 0,
+    status                     text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'expired')),
+    metadata                   json NOT NULL,
+    announced                  text NOT NULL DEFAULT 'nothing' CHECK (announced IN ('nothing', 'warning', 'expiry')),
+    due_at                     bigint
+  );
+
+  -- Listing, newest first, with and without filters.
+  CREATE INDEX sessions_by_created ON sessions (created_at, id);
+  CREATE INDEX sessions_by_agent_created ON sessions (agent_id, created_at, id);
+  CREATE INDEX sessions_by_user_created ON sessions (user_id, created_at, id);
+  -- Counting (index-only scans) and purging.
+  CREATE INDEX sessions_by_expiry ON sessions (expires_at, warns_at);
+  CREATE INDEX sessions_by_agent_expiry ON sessions (agent_id, expires_at);
+  CREATE INDEX sessions_by_user_expiry ON sessions (user_id, expires_at);
+  -- The sweeper's work list, and the due-event pump's.
+  CREATE INDEX sessions_unmarked_expiry ON sessions (expires_at) WHERE status = 'active';
+  CREATE INDEX sessions_by_due_at ON sessions (due_at) WHERE due_at IS NOT NULL;
+
+  CREATE TABLE messages (
+    session_id   text COLLATE "C" NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    position     bigint NOT NULL,
+    id           text NOT NULL,
+    created_at   bigint NOT NULL,
+    author_id    text NOT NULL,
+    is_agent     boolean NOT NULL,
+    content      json NOT NULL,
+    attachments  json NOT NULL,
+    metadata     json NOT NULL,
+    PRIMARY KEY (session_id, position)
+  );
+
+  CREATE TABLE health_probe (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    checked_at  bigint NOT NULL
+  );
+
+  CREATE TABLE api_keys (
+    id          text COLLATE "C" PRIMARY KEY,
+    name        text NOT NULL,
+    key_hash    text NOT NULL UNIQUE,
+    admin       boolean NOT NULL,
+    agent_ids   json NOT NULL,
+    created_at  bigint NOT NULL,
+    revoked_at  bigint
+  );
+  CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
+
+  CREATE TABLE idempotency_records (
+    scope        text NOT NULL,
+    key          text NOT NULL,
+    fingerprint  text NOT NULL,
+    status       integer NOT NULL,
+    body         text NOT NULL,
+    created_at   bigint NOT NULL,
+    expires_at   bigint NOT NULL,
+    PRIMARY KEY (scope, key)
+  );
+  CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at);
+
+  -- Ids never reused; given in commit order (writers of events take an advisory lock,
+  -- see postgres-store.ts), so that a reader's cursor never skips a later commit.
+  CREATE TABLE events (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type         text NOT NULL,
+    occurred_at  bigint NOT NULL,
+    agent_id     text NOT NULL,
+    session_id   text,
+    user_id      text,
+    data         json NOT NULL
+  );
+  CREATE INDEX events_by_session ON events (session_id, id) WHERE session_id IS NOT NULL;
+  CREATE INDEX events_by_time ON events (occurred_at);
+
+  CREATE TABLE webhooks (
+    seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id               text COLLATE "C" PRIMARY KEY,
+    url              text NOT NULL,
+    secret           text NOT NULL,
+    types            json,
+    agent_id         text,
+    agent_ids        json,
+    created_at       bigint NOT NULL,
+    cursor           bigint NOT NULL,
+    attempts         integer NOT NULL,
+    next_attempt_at  bigint NOT NULL,
+    failing_since    bigint,
+    disabled_at      bigint,
+    -- The instance delivering it, until when (claimWebhook).
+    claimed_by       text,
+    claimed_until    bigint
+  );
+
+  CREATE TABLE webhook_deliveries (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    webhook_id     text COLLATE "C" NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id       bigint NOT NULL,
+    attempt        integer NOT NULL,
+    attempted_at   bigint NOT NULL,
+    status_code    integer,
+    error          text,
+    next_retry_at  bigint
+  );
+  CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+  `,
+];
+
+/** The advisory lock key under which migrations run ('sessions-api migrate'). */
+export const MIGRATION_LOCK = 724_011_301;
+
+export async function migrate(client: pg.ClientBase): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
+    const current = rows[0]?.version ?? 0;
+    if (current > migrations.length) {
+      throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
+    }
+    for (const [index, sql] of migrations.slice(current).entries()) {
+      await client.query(sql);
+      await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [current + index + 1]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

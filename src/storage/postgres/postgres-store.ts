@@ -1,0 +1,553 @@
+// The PostgreSQL store: any number of server instances share one database. Every write
+// is one transaction whose reads lock what they read (SELECT … FOR UPDATE), so concurrent
+// instances never lose an update; batch work (sweeper, due events) claims its rows with
+// FOR UPDATE SKIP LOCKED, so each row is done by one instance. Events are numbered in
+// commit order (writers of events serialize on an advisory lock) and announced to every
+// instance with NOTIFY.
+import pg from 'pg';
+import {
+  type Carried,
+  type DeleteAgentOutcome,
+  type EventInput,
+  type EventQuery,
+  IdempotencyKeyTaken,
+  type SessionQuery,
+  type SessionRecord,
+  type Store,
+} from '../store.js';
+import { migrate } from './migrations.js';
+import {
+  type AgentRow,
+  type ApiKeyRow,
+  type DeliveryRow,
+  type EventRow,
+  type IdempotencyRow,
+  type MessageRow,
+  SESSION_COLUMNS,
+  type SessionRow,
+  type WebhookRow,
+  messageValues,
+  sessionValues,
+  toAgent,
+  toApiKey,
+  toDelivery,
+  toEvent,
+  toIdempotencyRecord,
+  toMessage,
+  toSession,
+  toWebhook,
+} from './rows.js';
+import { withPostgresFaults } from './storage-faults.js';
+import { listenForEvents } from './event-notifications.js';
+
+export interface PostgresOptions {
+  /** postgres://… */
+  url: string;
+  /** Connections in this instance's pool (default 10). */
+  poolSize?: number;
+  /** A statement running longer is cancelled: 503 (default 5000 ms). */
+  statementTimeoutMs?: number;
+  /** How long a request waits for a connection before 503 (default 5000 ms). */
+  connectTimeoutMs?: number;
+}
+
+/** Advisory lock keys: event writers, serialized so that event ids follow commit order. */
+const EVENTS_LOCK = 724_011_302;
+/** The NOTIFY channel that wakes every instance's event readers. */
+export const EVENTS_CHANNEL = 'sessions_api_events';
+/** A purge batch of N sessions deletes at most N times this many of their messages. */
+const PURGE_MESSAGES_PER_SESSION = 10;
+
+/** bigint (int8) as a number: epoch milliseconds, counts and event ids all fit in 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+const SESSION_INSERT = `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
+/** A session's agent, user and creation never change: the update sets the rest. */
+const UPDATED_COLUMNS = SESSION_COLUMNS.filter((column) => !['id', 'agent_id', 'user_id', 'created_at'].includes(column));
+const SESSION_UPDATE = `UPDATE sessions SET ${UPDATED_COLUMNS.map((column, i) => `${column} = $${i + 2}`).join(', ')} WHERE id = $1`;
+function sessionUpdateValues(session: SessionRecord): unknown[] {
+  const values = sessionValues(session);
+  return [session.id, ...UPDATED_COLUMNS.map((column) => values[SESSION_COLUMNS.indexOf(column)])];
+}
+const MESSAGE_INSERT =
+  'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)';
+
+const STATUS_TERMS: Record<SessionQuery['status'], string> = {
+  active: 'expires_at > $now',
+  expired: 'expires_at <= $now AND expires_at > $purgeCutoff',
+  all: 'expires_at > $purgeCutoff',
+};
+
+/**
+ * Runs a statement. A text parameter cannot hold U+0000 in PostgreSQL: in an id or key
+ * (a lookup: nothing stored has one, as ids are validated and free text is stored as
+ * JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
+ */
+function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  const clean = values?.map((value) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value));
+  return executor.query<R>(text, clean);
+}
+
+/** Numbers named parameters ($name) in order of first use. */
+function named(sql: string, values: Record<string, unknown>): { text: string; values: unknown[] } {
+  const order: string[] = [];
+  const text = sql.replace(/\$([a-zA-Z]+)/g, (_, name: string) => {
+    if (!(name in values)) throw new Error(`no value for $${name}`);
+    let index = order.indexOf(name);
+    if (index < 0) index = order.push(name) - 1;
+    return `$${index + 1}`;
+  });
+  return { text, values: order.map((name) => values[name]) };
+}
+
+export function listSessionsSql(query: SessionQuery): { page: { text: string; values: unknown[] }; count: { text: string; values: unknown[] } } {
+  const filters = [
+    query.agentId !== undefined ? 'agent_id = $agentId' : undefined,
+    query.agentIds !== undefined ? 'agent_id = ANY($agentIds::text[])' : undefined,
+    query.userId !== undefined ? 'user_id = $userId' : undefined,
+    STATUS_TERMS[query.status],
+  ].filter(Boolean);
+  const values: Record<string, unknown> = { now: query.now, purgeCutoff: query.purgeCutoff, limit: query.limit, offset: query.offset };
+  if (query.agentId !== undefined) values.agentId = query.agentId;
+  if (query.agentIds !== undefined) values.agentIds = [...query.agentIds];
+  if (query.userId !== undefined) values.userId = query.userId;
+  const where = filters.join(' AND ');
+  const { limit, offset, ...countValues } = values;
+  return {
+    page: named(`SELECT * FROM sessions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset`, values),
+    count: named(`SELECT count(*)::bigint AS n FROM sessions WHERE ${where}`, countValues),
+  };
+}
+
+function listEventsSql(query: EventQuery): { text: string; values: unknown[] } {
+  const values: Record<string, unknown> = { after: query.after === undefined ? 0 : Number(query.after), limit: query.limit };
+  const filters = ['id > $after'];
+  if (query.sessionId !== undefined) (filters.push('session_id = $sessionId'), (values.sessionId = query.sessionId));
+  if (query.agentId !== undefined) (filters.push('agent_id = $agentId'), (values.agentId = query.agentId));
+  if (query.agentIds !== undefined) (filters.push('agent_id = ANY($agentIds::text[])'), (values.agentIds = [...query.agentIds]));
+  if (query.userId !== undefined) (filters.push('user_id = $userId'), (values.userId = query.userId));
+  if (query.types !== undefined) (filters.push('type = ANY($types::text[])'), (values.types = [...query.types]));
+  return named(`SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT $limit`, values);
+}
+
+/** Opens the pool, checks that the database answers and migrates it. Throws (with the reason) when it cannot. */
+export async function openPostgresStore(options: PostgresOptions): Promise<Store> {
+  const { url, poolSize = 10, statementTimeoutMs = 5000, connectTimeoutMs = 5000 } = options;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    statement_timeout: statementTimeoutMs,
+    connectionTimeoutMillis: connectTimeoutMs,
+    application_name: 'sessions-api',
+    types,
+  });
+  // An idle connection that dies (the database restarted) is dropped from the pool; the
+  // next request opens a new one. Without a listener, the error would end the process.
+  pool.on('error', () => undefined);
+  try {
+    const client = await pool.connect();
+    try {
+      await migrate(client);
+    } finally {
+      client.release();
+    }
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+
+  const eventListeners = new Set<() => void>();
+  const notifyListeners = () => {
+    for (const listener of eventListeners) listener();
+  };
+  const notifications = listenForEvents({ url, channel: EVENTS_CHANNEL, types, onNotify: notifyListeners });
+
+  type Client = pg.PoolClient;
+
+  /** One transaction on one connection; rolled back when `work` throws. */
+  async function transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await run(client, 'BEGIN');
+      const result = await work(client);
+      await run(client, 'COMMIT');
+      return result;
+    } catch (error) {
+      await run(client, 'ROLLBACK').catch((rollbackFailed: Error) => {
+        broken = rollbackFailed;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Whether the transaction wrote events (then listeners are told after it commits). One
+   * statement: the advisory lock (held to the commit, so ids follow commit order), the
+   * rows, and the NOTIFY sent at commit (repeats within a transaction are sent once).
+   */
+  async function appendEvents(client: Client, events: EventInput[]): Promise<boolean> {
+    if (events.length === 0) return false;
+    await run(
+      client,
+      `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
+       SELECT e.* FROM (SELECT pg_advisory_xact_lock($1)) AS locked,
+         unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::json[]) AS e
+       RETURNING pg_notify($8, '')`,
+      [
+        EVENTS_LOCK,
+        events.map((e) => e.type),
+        events.map((e) => e.occurredAt),
+        events.map((e) => e.agentId),
+        events.map((e) => e.sessionId ?? null),
+        events.map((e) => e.userId ?? null),
+        events.map((e) => JSON.stringify(e.data)),
+        EVENTS_CHANNEL,
+      ],
+    );
+    return true;
+  }
+
+  /** Writes the rows a write carries, in its transaction; events last (the event lock is always the last lock taken). */
+  async function writeCarried<T>(client: Client, carried: Carried<T> | undefined, written: T): Promise<boolean> {
+    const record = carried?.idempotency?.(written);
+    if (record) {
+      // Changes nothing when the key holds a live record; an expired one makes way.
+      const inserted = await run(client, 
+        `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+           body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
+         WHERE idempotency_records.expires_at <= excluded.created_at`,
+        [record.scope, record.key, record.fingerprint, record.status, record.body, record.createdAt, record.expiresAt],
+      );
+      if (inserted.rowCount === 0) throw new IdempotencyKeyTaken();
+    }
+    return appendEvents(client, carried?.events?.(written) ?? []);
+  }
+
+  /** A write transaction; listeners of the event log are told once it committed events. */
+  async function write<T>(work: (client: Client, wroteEvents: () => void) => Promise<T>): Promise<T> {
+    let events = false;
+    const result = await transaction((client) => work(client, () => (events = true)));
+    if (events) notifyListeners();
+    return result;
+  }
+
+  async function lockedSession(client: Client, id: string): Promise<SessionRecord | undefined> {
+    const { rows } = await run<SessionRow>(client, 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE', [id]);
+    return rows[0] && toSession(rows[0]);
+  }
+
+  const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => run<R>(pool, text, values);
+
+  const store: Store = {
+    async insertAgent(agent, carried) {
+      return write(async (client, wrote) => {
+        const inserted = await run(client, 
+          'INSERT INTO agents (id, name, bio, settings, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',
+          [agent.id, JSON.stringify(agent.name), agent.bio === undefined ? null : JSON.stringify(agent.bio), JSON.stringify(agent.settings), agent.createdAt],
+        );
+        if (inserted.rowCount === 0) return false;
+        if (await writeCarried(client, carried, agent)) wrote();
+        return true;
+      });
+    },
+    async getAgent(id) {
+      const { rows } = await query<AgentRow>('SELECT * FROM agents WHERE id = $1', [id]);
+      return rows[0] && toAgent(rows[0]);
+    },
+    async listAgents() {
+      return (await query<AgentRow>('SELECT * FROM agents ORDER BY created_at, id')).rows.map(toAgent);
+    },
+    async deleteAgent(id, { force, now }, carried) {
+      return write(async (client, wrote): Promise<DeleteAgentOutcome> => {
+        // The lock conflicts with the key-share lock a concurrent session insert takes on
+        // its agent: that insert either committed before (and is counted, deleted) or
+        // waits and then finds no agent.
+        const { rows } = await run<AgentRow>(client, 'SELECT * FROM agents WHERE id = $1 FOR UPDATE', [id]);
+        const agent = rows[0];
+        if (!agent) return { kind: 'not_found' };
+        const active = await run<{ n: number }>(
+          client,
+          "SELECT count(*)::bigint AS n FROM sessions WHERE agent_id = $1 AND status = 'active' AND expires_at > $2",
+          [id, now],
+        );
+        const activeSessions = active.rows[0]?.n ?? 0;
+        if (activeSessions > 0 && !force) return { kind: 'has_active_sessions', activeSessions };
+        const deleted = await run(client, 'DELETE FROM sessions WHERE agent_id = $1', [id]);
+        await run(client, 'DELETE FROM agents WHERE id = $1', [id]);
+        const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rowCount ?? 0, agent: toAgent(agent) };
+        if (await writeCarried(client, carried, outcome)) wrote();
+        return outcome;
+      });
+    },
+    async insertSession(session, carried) {
+      try {
+        return await write(async (client, wrote) => {
+          await run(client, SESSION_INSERT, sessionValues(session));
+          if (await writeCarried(client, carried, session)) wrote();
+          return true;
+        });
+      } catch (error) {
+        if ((error as { code?: string }).code === '23503') return false; // no such agent (any more)
+        throw error;
+      }
+    },
+    async getSession(id) {
+      const { rows } = await query<SessionRow>('SELECT * FROM sessions WHERE id = $1', [id]);
+      return rows[0] && toSession(rows[0]);
+    },
+    async modifySession(id, change, carried) {
+      return write(async (client, wrote) => {
+        const next = change(await lockedSession(client, id));
+        await run(client, SESSION_UPDATE, sessionUpdateValues(next));
+        if (await writeCarried(client, carried, next)) wrote();
+        return next;
+      });
+    },
+    async deleteSession(id, check, carried) {
+      await write(async (client, wrote) => {
+        const deleted = check(await lockedSession(client, id));
+        await run(client, 'DELETE FROM sessions WHERE id = $1', [id]);
+        if (await writeCarried(client, carried, deleted)) wrote();
+      });
+    },
+    async appendMessage(sessionId, build, carried) {
+      return write(async (client, wrote) => {
+        // The session's row lock orders appends to one session across instances. The last
+        // position is read by a statement of its own, after the lock: a subquery of the
+        // locking statement would read the snapshot taken before waiting for the lock.
+        const current = await lockedSession(client, sessionId);
+        let last: number | undefined;
+        if (current) {
+          const { rows } = await run<{ position: number | null }>(client, 'SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]);
+          last = rows[0]?.position ?? undefined;
+        }
+        const built = build(current, last);
+        await run(client, SESSION_UPDATE, sessionUpdateValues(built.session));
+        await run(client, MESSAGE_INSERT, messageValues(built.message));
+        if (await writeCarried(client, carried, built)) wrote();
+        return built;
+      });
+    },
+    async listMessages({ sessionId, limit, before, after }) {
+      // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
+      const forward = after !== undefined && before === undefined;
+      const { rows } = await query<MessageRow>(
+        `SELECT * FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
+        [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
+      );
+      const page = rows.slice(0, limit).map(toMessage);
+      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    },
+    async listSessions(sessionQuery) {
+      const { page, count } = listSessionsSql(sessionQuery);
+      const [pageRows, counted] = await Promise.all([query<SessionRow>(page.text, page.values), query<{ n: number }>(count.text, count.values)]);
+      return { sessions: pageRows.rows.map(toSession), total: counted.rows[0]?.n ?? 0 };
+    },
+    async countSessions({ now, purgeCutoff }) {
+      // One index-only range of (expires_at, warns_at): warns_at < expires_at always.
+      const { rows } = await query<{ total: number; active: number; soon: number }>(
+        `SELECT count(*)::bigint AS total,
+                count(*) FILTER (WHERE expires_at > $1)::bigint AS active,
+                count(*) FILTER (WHERE expires_at > $1 AND warns_at <= $1)::bigint AS soon
+           FROM sessions WHERE expires_at > $2`,
+        [now, purgeCutoff],
+      );
+      const row = rows[0]!;
+      return { total: row.total, active: row.active, expiringSoon: row.soon };
+    },
+    async markExpired(now, limit) {
+      const marked = await query(
+        `UPDATE sessions SET status = 'expired' WHERE id IN
+           (SELECT id FROM sessions WHERE status = 'active' AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [now, limit],
+      );
+      return marked.rowCount ?? 0;
+    },
+    async purgeExpired(cutoff, limit) {
+      return write(async (client) => {
+        const { rows } = await run<{ id: string }>(client, 'SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);
+        if (rows.length === 0) return { purged: 0, more: false };
+        const ids = rows.map((row) => row.id);
+        // Messages first and bounded: a long conversation is deleted over several batches.
+        const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
+        const messages = await run(client, 
+          `DELETE FROM messages WHERE (session_id, position) IN
+             (SELECT session_id, position FROM messages WHERE session_id = ANY($1::text[]) LIMIT $2)`,
+          [ids, messageLimit],
+        );
+        if (messages.rowCount === messageLimit) return { purged: 0, more: true };
+        const purged = await run(client, 'DELETE FROM sessions WHERE id = ANY($1::text[])', [ids]);
+        return { purged: purged.rowCount ?? 0, more: ids.length === limit };
+      });
+    },
+    async getIdempotencyRecord(scope, key, now) {
+      const { rows } = await query<IdempotencyRow>('SELECT * FROM idempotency_records WHERE scope = $1 AND key = $2 AND expires_at > $3', [scope, key, now]);
+      return rows[0] && toIdempotencyRecord(rows[0]);
+    },
+    async purgeIdempotencyRecords(now, limit) {
+      const purged = await query(
+        `DELETE FROM idempotency_records WHERE (scope, key) IN
+           (SELECT scope, key FROM idempotency_records WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [now, limit],
+      );
+      return purged.rowCount ?? 0;
+    },
+    async insertApiKey(key) {
+      // Refused (nothing inserted) on a hash taken or a live key's name taken.
+      const inserted = await query(
+        `INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+        [key.id, key.name, key.keyHash, key.admin, JSON.stringify(key.agentIds), key.createdAt, key.revokedAt ?? null],
+      );
+      return inserted.rowCount === 1;
+    },
+    async findApiKey(keyHash) {
+      const { rows } = await query<ApiKeyRow>('SELECT * FROM api_keys WHERE key_hash = $1', [keyHash]);
+      return rows[0] && toApiKey(rows[0]);
+    },
+    async listApiKeys() {
+      return (await query<ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id')).rows.map(toApiKey);
+    },
+    async revokeApiKey(idOrName, now) {
+      const { rows } = await query<ApiKeyRow>(
+        `UPDATE api_keys SET revoked_at = $2 WHERE id = (
+           SELECT id FROM api_keys WHERE (id = $1 OR name = $1) AND revoked_at IS NULL ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE)
+         RETURNING *`,
+        [idOrName, now],
+      );
+      return rows[0] && toApiKey(rows[0]);
+    },
+    async hasApiKeys() {
+      const { rows } = await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
+      return rows[0]?.any === true;
+    },
+    async listEvents(eventQuery) {
+      const { text, values } = listEventsSql(eventQuery);
+      return (await query<EventRow>(text, values)).rows.map(toEvent);
+    },
+    async lastEventId() {
+      const { rows } = await query<{ id: number | null }>('SELECT max(id) AS id FROM events');
+      const id = rows[0]?.id;
+      return id === null || id === undefined ? undefined : String(id);
+    },
+    onEventsWritten(listener) {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
+    async announceDue(now, limit, announce) {
+      return write(async (client, wrote) => {
+        const events: EventInput[] = [];
+        let announced = 0;
+        // One at a time, in order of due time; a session another instance is announcing is skipped.
+        for (; announced < limit; announced += 1) {
+          const { rows } = await run<SessionRow>(
+            client,
+            'SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED',
+            [now],
+          );
+          if (!rows[0]) break;
+          const announcement = announce(toSession(rows[0]));
+          await run(client, SESSION_UPDATE, sessionUpdateValues(announcement.session));
+          events.push(...announcement.events);
+        }
+        if (await appendEvents(client, events)) wrote();
+        return announced;
+      });
+    },
+    async purgeEvents(cutoff, limit) {
+      const purged = await query('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, limit]);
+      return purged.rowCount ?? 0;
+    },
+    async insertWebhook(webhook, carried) {
+      await write(async (client, wrote) => {
+        await run(client, 
+          `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+          [
+            webhook.id,
+            webhook.url,
+            webhook.secret,
+            webhook.types ? JSON.stringify(webhook.types) : null,
+            webhook.agentId ?? null,
+            webhook.agentIds ? JSON.stringify(webhook.agentIds) : null,
+            webhook.createdAt,
+            Number(webhook.cursor),
+            webhook.attempts,
+            webhook.nextAttemptAt,
+            webhook.failingSince ?? null,
+            webhook.disabledAt ?? null,
+          ],
+        );
+        if (await writeCarried(client, carried, webhook)) wrote();
+      });
+    },
+    async listWebhooks() {
+      return (await query<WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, seq')).rows.map(toWebhook);
+    },
+    async deleteWebhook(id) {
+      return ((await query('DELETE FROM webhooks WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    },
+    async recordDelivery(delivery, state) {
+      await transaction(async (client) => {
+        const moved = await run(client, 
+          'UPDATE webhooks SET cursor = $2, attempts = $3, next_attempt_at = $4, failing_since = $5, disabled_at = $6 WHERE id = $1',
+          [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null],
+        );
+        if (moved.rowCount === 0) return; // deleted meanwhile
+        await run(client, 
+          `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+          [
+            delivery.webhookId,
+            Number(delivery.eventId),
+            delivery.attempt,
+            delivery.attemptedAt,
+            delivery.statusCode ?? null,
+            delivery.error ?? null,
+            delivery.nextRetryAt ?? null,
+          ],
+        );
+        // Only the latest attempts are kept: what listWebhookDeliveries can show.
+        await run(client, 
+          'DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET 100)',
+          [delivery.webhookId],
+        );
+      });
+    },
+    async claimWebhook(id, holder, now, until) {
+      const { rows } = await query<WebhookRow>(
+        `UPDATE webhooks SET claimed_by = $2, claimed_until = $4
+          WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3)
+          RETURNING *`,
+        [id, holder, now, until],
+      );
+      return rows[0] && toWebhook(rows[0]);
+    },
+    async listDeliveries(webhookId, limit) {
+      return (await query<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).rows.map(toDelivery);
+    },
+    async ping() {
+      await query('SELECT 1 FROM sessions LIMIT 1');
+    },
+    async probeWrite() {
+      await query('INSERT INTO health_probe (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at', [Date.now()]);
+    },
+    async freeDiskBytes() {
+      return undefined; // remote: the database's disk is not this machine's
+    },
+    async close() {
+      await notifications.close();
+      await pool.end();
+    },
+  };
+  return withPostgresFaults(store);
+}
+

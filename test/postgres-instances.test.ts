@@ -1,0 +1,150 @@
+// The server on PostgreSQL (DATABASE_URL): a real process starts on it (or refuses to,
+// with a clear message, when the database cannot be reached), and three instances on
+// one database migrate once and share every write without losing one. The instances
+// are in-process stores, each with its own pool (two serve HTTP as apps): what they
+// share is the database, as separate processes would.
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { announce } from '../src/events/due-events.js';
+import { agentEvent } from '../src/events/event-records.js';
+import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import type { Store } from '../src/storage/store.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
+import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { agentRecord, sessionRecord } from './store/records.js';
+
+const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
+
+describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
+  let database: TestDatabase;
+  const apps: TestApp[] = [];
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterEach(async () => {
+    cleanUpServerProcesses();
+    for (const app of apps.splice(0)) await app.close();
+  });
+  afterAll(() => database?.drop());
+
+  it('a process serves from DATABASE_URL; an unreachable database stops startup, saying so without the password', async () => {
+    const server = startServer({ DATABASE_URL: database.url });
+    const unreachable = startServer({ DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/sessions' });
+    const url = await server.listening;
+    expect(server.output().stdout).toContain(`(database: ${database.url})`);
+    const agentId = randomUUID();
+    expect((await fetchChecked(url, 'POST', '/api/agents', { characterJson: { id: agentId, name: 'Eliza' } })).status).toBe(201);
+    expect((await fetchChecked(url, 'GET', `/api/agents/${agentId}`)).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+
+    expect(await unreachable.exited).toBe(1);
+    const { stderr } = unreachable.output();
+    expect(stderr).toContain('sessions-api: cannot open the database postgres://app:***@127.0.0.1:1/sessions: connect ECONNREFUSED');
+    expect(stderr).not.toContain('s3cret');
+  });
+
+  it('three instances on one database: migrated once, every write seen by all, no update lost', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const stores = await Promise.all([0, 1, 2].map(() => openPostgresStore({ url: fresh.url, poolSize: 4 })));
+      const admin = new pg.Client({ connectionString: fresh.url });
+      await admin.connect();
+      try {
+        expect((await admin.query('SELECT version FROM schema_migrations ORDER BY version')).rows).toEqual([{ version: 1 }]);
+      } finally {
+        await admin.end();
+      }
+      // Two of them serve HTTP (an app costs a second or two to build); the third reads the log.
+      for (const store of stores.slice(0, 2)) apps.push(await startTestApp({ store }));
+      const at = (i: number) => apps[i % apps.length]!;
+
+      const agentId = randomUUID();
+      expect((await at(0).request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: agentId, name: 'Eliza' } } })).status).toBe(201);
+      const created = await at(1).request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER } });
+      expect(created.status).toBe(201);
+      const sessionId: string = created.body.sessionId;
+
+      // Concurrent heartbeats spread over the instances: each one counted.
+      const beats = await Promise.all(Array.from({ length: 30 }, (_, i) => at(i).request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` })));
+      expect(beats.map((beat) => beat.status)).toEqual(Array(30).fill(200));
+      expect((await at(2).request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(30);
+
+      // Concurrent messages through both: paged back through them, each exactly once, newest first.
+      const sent = await Promise.all(
+        Array.from({ length: 24 }, (_, i) => at(i).request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: `m${i}` } })),
+      );
+      expect(sent.map((answer) => answer.status)).toEqual(Array(24).fill(201));
+      const seen: Array<{ id: string; createdAt: string }> = [];
+      let before: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const query = `limit=5${before ? `&before=${encodeURIComponent(before)}` : ''}`;
+        const answer = await at(page).request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}/messages?${query}` });
+        seen.push(...answer.body.messages);
+        if (!answer.body.hasMore) break;
+        before = answer.body.cursors.before;
+      }
+      expect(seen.map((m) => m.id).sort()).toEqual(sent.map((answer) => answer.body.id).sort());
+      const times = seen.map((m) => Date.parse(m.createdAt));
+      expect(times).toEqual([...times].sort((x, y) => y - x));
+
+      // One event log: every instance reads the same events, in one order.
+      const logs = await Promise.all(stores.map((store) => store.listEvents({ sessionId, limit: 100 })));
+      expect(logs[0]!.filter((e) => e.type === 'message.created')).toHaveLength(24);
+      expect(logs[1]).toEqual(logs[0]);
+      expect(logs[2]).toEqual(logs[0]);
+    } finally {
+      for (const app of apps.splice(0)) await app.close();
+      await fresh.drop();
+    }
+  });
+
+  it('instances on one database: NOTIFY wakes every instance, and each webhook event is delivered by one of them, once', async () => {
+    const fresh = await createTestDatabase();
+    const stores: Store[] = [];
+    const received: string[] = [];
+    const receiver = createServer((request, response) => {
+      received.push(String(request.headers['webhook-id']));
+      request.resume();
+      request.on('end', () => response.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const address = receiver.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      for (let i = 0; i < 3; i++) stores.push(await openPostgresStore({ url: fresh.url, poolSize: 4 }));
+      const [a, b, c] = stores as [Store, Store, Store];
+
+      // A commit with events on one instance wakes the others' readers.
+      const woken = new Promise<void>((resolve) => {
+        const unsubscribe = b.onEventsWritten(() => (unsubscribe(), resolve()));
+      });
+      const agent = agentRecord();
+      await a.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+      await woken;
+
+      // Every instance announces what is due at once: each session expires once.
+      for (let i = 0; i < 5; i++) await a.insertSession(sessionRecord(agent.id));
+      const clock = fakeClock(T0 + 31 * MINUTE);
+      await c.insertWebhook({ id: randomUUID(), url: `http://127.0.0.1:${port}/hook`, secret: 'whsec_c2VjcmV0c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0 });
+      const announced = await Promise.all(stores.map((store) => store.announceDue(clock.now(), 100, announce)));
+      expect(announced.reduce((x, y) => x + y)).toBe(10); // a warning and an expiry each
+      const events = await a.listEvents({ limit: 100 });
+      expect(events.filter((e) => e.type === 'session.expired')).toHaveLength(5);
+
+      // Three dispatchers tick at once, twice: every event is posted once, by one of them.
+      const dispatchers = stores.map((store) => createWebhookDispatcher({ store, clock, random: () => 0.5 }));
+      for (let round = 0; round < 2; round++) await Promise.all(dispatchers.map((dispatcher) => dispatcher.tick()));
+      expect(received.sort()).toEqual(events.map((e) => `evt_${e.id}`).sort());
+    } finally {
+      receiver.close();
+      for (const store of stores) await store.close();
+      await fresh.drop();
+    }
+  });
+});

@@ -1,0 +1,67 @@
+// The store backends the store suite runs on: each test gets an empty store.
+// SQLite: a new file per test. PostgreSQL: one database and store per test file (in the
+// run's throwaway cluster), emptied before each test.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openPostgresStore } from '../../src/storage/postgres/postgres-store.js';
+import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../../src/storage/store.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres-database.js';
+
+export interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** A store with nothing in it (PostgreSQL: the same store each time, emptied). */
+  open(): Promise<Store>;
+  /** Closes every store `open` gave, and what the backend holds. */
+  closeAll(): Promise<void>;
+}
+
+export function sqliteBackend(): Backend {
+  const opened: Array<{ store: Store; directory: string }> = [];
+  return {
+    name: 'sqlite',
+    async open() {
+      const directory = mkdtempSync(join(tmpdir(), 'sessions-api-store-'));
+      const store = openSqliteStore(join(directory, 'sessions.db'));
+      opened.push({ store, directory });
+      return store;
+    },
+    async closeAll() {
+      for (const { store, directory } of opened.splice(0)) {
+        await store.close();
+        rmSync(directory, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+const TABLES = 'agents, sessions, messages, api_keys, idempotency_records, events, webhooks, webhook_deliveries, health_probe';
+
+export function postgresBackend(): Backend {
+  let database: TestDatabase | undefined;
+  let store: Store | undefined;
+  let admin: pg.Client | undefined;
+  return {
+    name: 'postgres',
+    async open() {
+      if (!database) {
+        database = await createTestDatabase();
+        store = await openPostgresStore({ url: database.url, poolSize: 8 });
+        admin = new pg.Client({ connectionString: database.url });
+        await admin.connect();
+      }
+      await admin!.query(`TRUNCATE ${TABLES} CASCADE`);
+      return store!;
+    },
+    async closeAll() {
+      await admin?.end();
+      await store?.close();
+      await database?.drop();
+      database = undefined;
+    },
+  };
+}
+
+export const backends = [sqliteBackend, postgresBackend];

@@ -1,0 +1,160 @@
+// The Store contract, part 2: the event log, due announcements and webhooks. Every
+// behaviour is written once and run on SQLite and on PostgreSQL.
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { announce } from '../../src/events/due-events.js';
+import { agentEvent, sessionEvent } from '../../src/events/event-records.js';
+import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
+import { MINUTE, T0 } from '../helpers/fake-clock.js';
+import { backends } from './backends.js';
+import { agentRecord, sessionRecord } from './records.js';
+
+const created = (session: SessionRecord): EventInput[] => [sessionEvent('session.created', session, session.createdAt)];
+
+function webhookRecord(overrides: Partial<WebhookRecord> = {}): WebhookRecord {
+  return { id: `wh-${Math.random().toString(36).slice(2)}`, url: 'http://127.0.0.1:9/hook', secret: 'whsec_c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0, ...overrides };
+}
+
+describe.each(backends.map((make) => [make().name, make] as const))('store on %s', (_name, make) => {
+  const backend = make();
+  let store: Store;
+  beforeEach(async () => {
+    store = await backend.open();
+  });
+  afterAll(() => backend.closeAll());
+
+  describe('the event log', () => {
+    it('lists events oldest first after a cursor, with every filter; lastEventId follows', async () => {
+      expect(await store.lastEventId()).toBeUndefined();
+      const [a, b] = [agentRecord(), agentRecord()];
+      await store.insertAgent(a, { events: (agent) => [agentEvent('agent.created', agent, T0)] });
+      await store.insertAgent(b, { events: (agent) => [agentEvent('agent.created', agent, T0)] });
+      const sa = sessionRecord(a.id);
+      const sb = sessionRecord(b.id);
+      await store.insertSession(sa, { events: created });
+      await store.insertSession(sb, { events: created });
+      const all = await store.listEvents({ limit: 10 });
+      expect(all.map((e) => e.type)).toEqual(['agent.created', 'agent.created', 'session.created', 'session.created']);
+      const ids = all.map((e) => Number(e.id));
+      expect(ids).toEqual([...ids].sort((x, y) => x - y));
+      expect(await store.lastEventId()).toBe(all[3]!.id);
+      expect(all[2]).toEqual({ id: all[2]!.id, ...sessionEvent('session.created', sa, sa.createdAt) });
+
+      const types = (events: { type: string; sessionId?: string }[]) => events.map((e) => `${e.type}:${e.sessionId ?? '-'}`);
+      expect(types(await store.listEvents({ after: all[1]!.id, limit: 10 }))).toEqual([`session.created:${sa.id}`, `session.created:${sb.id}`]);
+      expect(types(await store.listEvents({ after: all[1]!.id, limit: 1 }))).toEqual([`session.created:${sa.id}`]);
+      expect(types(await store.listEvents({ sessionId: sb.id, limit: 10 }))).toEqual([`session.created:${sb.id}`]);
+      expect(types(await store.listEvents({ agentId: a.id, limit: 10 }))).toEqual(['agent.created:-', `session.created:${sa.id}`]);
+      expect(types(await store.listEvents({ agentIds: [b.id], types: ['session.created'], limit: 10 }))).toEqual([`session.created:${sb.id}`]);
+      expect(await store.listEvents({ agentIds: [], limit: 10 })).toEqual([]);
+      expect(types(await store.listEvents({ userId: sa.userId, limit: 10 }))).toEqual([`session.created:${sa.id}`]);
+      expect(types(await store.listEvents({ types: ['agent.created', 'session.ended'], limit: 10 }))).toEqual(['agent.created:-', 'agent.created:-']);
+    });
+
+    it('tells listeners after a write that recorded events commits, not after one that recorded none', async () => {
+      let calls = 0;
+      const unsubscribe = store.onEventsWritten(() => (calls += 1));
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const quiet = calls;
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+      expect(calls).toBeGreaterThan(quiet);
+      unsubscribe();
+      const after = calls;
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+      expect(calls).toBe(after);
+    });
+
+    it('event ids never go back, even after the log is trimmed to nothing', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+      const first = await store.lastEventId();
+      expect(await store.purgeEvents(T0 + 1, 10)).toBe(1);
+      expect(await store.lastEventId()).toBeUndefined();
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+      expect(Number(await store.lastEventId())).toBeGreaterThan(Number(first));
+    });
+
+    it('purges events older than the cutoff in batches', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      for (let i = 0; i < 3; i++) await store.insertSession(sessionRecord(agent.id, {}, T0 + i * MINUTE), { events: created });
+      expect(await store.purgeEvents(T0 + 2 * MINUTE, 1)).toBe(1);
+      expect(await store.purgeEvents(T0 + 2 * MINUTE, 5)).toBe(1);
+      expect(await store.purgeEvents(T0 + 2 * MINUTE, 5)).toBe(0);
+      expect((await store.listEvents({ limit: 10 })).map((e) => e.occurredAt)).toEqual([T0 + 2 * MINUTE]);
+    });
+  });
+
+  describe('due announcements', () => {
+    it('announces warnings and expiries in order of due time, each once, within the limit', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      // Warnings at 25 and 26 min, expiries at 30 and 31.
+      const first = sessionRecord(agent.id, {}, T0);
+      const second = sessionRecord(agent.id, {}, T0 + MINUTE);
+      await store.insertSession(second);
+      await store.insertSession(first);
+      expect(await store.announceDue(T0 + 24 * MINUTE, 10, announce)).toBe(0);
+      expect(await store.announceDue(T0 + 30 * MINUTE, 2, announce)).toBe(2);
+      expect(await store.announceDue(T0 + 30 * MINUTE, 10, announce)).toBe(1);
+      expect(await store.announceDue(T0 + 30 * MINUTE, 10, announce)).toBe(0);
+      const log = (await store.listEvents({ limit: 10 })).map((e) => `${e.type}:${e.sessionId === first.id ? 1 : 2}@${(e.occurredAt - T0) / MINUTE}`);
+      expect(log).toEqual(['session.warning:1@25', 'session.warning:2@26', 'session.expired:1@30']);
+      expect(await store.getSession(first.id)).toMatchObject({ status: 'expired', announced: 'expiry' });
+      expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
+    });
+
+    it('two pumps at once announce each due event once', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      for (let i = 0; i < 12; i++) await store.insertSession(sessionRecord(agent.id));
+      const pump = async () => {
+        let total = 0;
+        for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(T0 + 31 * MINUTE, 3, announce);
+        return total;
+      };
+      const [a, b] = await Promise.all([pump(), pump()]);
+      expect(a! + b!).toBe(24);
+      const log = await store.listEvents({ limit: 100 });
+      expect(log.filter((e) => e.type === 'session.expired')).toHaveLength(12);
+      expect(log.filter((e) => e.type === 'session.warning')).toHaveLength(12);
+    });
+  });
+
+  describe('webhooks', () => {
+    it('stores webhooks in creation order and deletes them', async () => {
+      const first = webhookRecord({ types: ['session.created'], agentIds: ['a1'], createdAt: T0 });
+      const second = webhookRecord({ agentId: 'a2', failingSince: T0, disabledAt: T0 + 1, createdAt: T0 + 1 });
+      await store.insertWebhook(first);
+      await store.insertWebhook(second);
+      expect(await store.listWebhooks()).toEqual([first, second]);
+      expect(await store.deleteWebhook(first.id)).toBe(true);
+      expect(await store.deleteWebhook(first.id)).toBe(false);
+      expect(await store.listWebhooks()).toEqual([second]);
+    });
+
+    it('records a delivery with the new state, latest first; nothing for a deleted webhook; keeps the last 100', async () => {
+      const webhook = webhookRecord();
+      await store.insertWebhook(webhook);
+      await store.recordDelivery(
+        { webhookId: webhook.id, eventId: '7', attempt: 1, attemptedAt: T0, error: 'timeout', nextRetryAt: T0 + 5000 },
+        { id: webhook.id, cursor: '6', attempts: 1, nextAttemptAt: T0 + 5000, failingSince: T0 },
+      );
+      await store.recordDelivery({ webhookId: webhook.id, eventId: '7', attempt: 2, attemptedAt: T0 + 5000, statusCode: 204 }, { id: webhook.id, cursor: '7', attempts: 0, nextAttemptAt: T0 + 5000 });
+      expect(await store.listDeliveries(webhook.id, 10)).toEqual([
+        { webhookId: webhook.id, eventId: '7', attempt: 2, attemptedAt: T0 + 5000, statusCode: 204 },
+        { webhookId: webhook.id, eventId: '7', attempt: 1, attemptedAt: T0, error: 'timeout', nextRetryAt: T0 + 5000 },
+      ]);
+      expect((await store.listWebhooks())[0]).toEqual({ ...webhook, cursor: '7', attempts: 0, nextAttemptAt: T0 + 5000 });
+      for (let i = 0; i < 105; i++) {
+        await store.recordDelivery({ webhookId: webhook.id, eventId: String(8 + i), attempt: 1, attemptedAt: T0 + i, statusCode: 200 }, { id: webhook.id, cursor: String(8 + i), attempts: 0, nextAttemptAt: T0 });
+      }
+      const kept = await store.listDeliveries(webhook.id, 1000);
+      expect(kept).toHaveLength(100);
+      expect(kept[0]?.eventId).toBe('112');
+      await store.deleteWebhook(webhook.id);
+      await store.recordDelivery({ webhookId: webhook.id, eventId: '200', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '200', attempts: 0, nextAttemptAt: T0 });
+      expect(await store.listDeliveries(webhook.id, 10)).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,359 @@
+// The Store contract, part 1: agents, sessions, messages, counts, sweeping, idempotency
+// and API keys. Every behaviour is written once and run on SQLite and on PostgreSQL.
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../../src/storage/store.js';
+import { sessionEvent } from '../../src/events/event-records.js';
+import { MINUTE, T0 } from '../helpers/fake-clock.js';
+import { backends } from './backends.js';
+import { agentRecord, idempotencyRecord, messageRecord, sessionRecord } from './records.js';
+
+const bumped = (current: SessionRecord | undefined): SessionRecord => {
+  if (!current) throw new Error('no session');
+  return { ...current, renewalCount: current.renewalCount + 1 };
+};
+
+describe.each(backends.map((make) => [make().name, make] as const))('store on %s', (_name, make) => {
+  const backend = make();
+  let store: Store;
+  beforeEach(async () => {
+    store = await backend.open();
+  });
+  afterAll(() => backend.closeAll());
+
+  async function withAgent() {
+    const agent = agentRecord();
+    expect(await store.insertAgent(agent)).toBe(true);
+    return agent;
+  }
+
+  describe('agents', () => {
+    it('stores an agent once, reads it back, lists in creation order', async () => {
+      const first = agentRecord({ createdAt: T0 + 1 });
+      const second = agentRecord({ createdAt: T0, bio: undefined });
+      delete second.bio;
+      expect(await store.insertAgent(first)).toBe(true);
+      expect(await store.insertAgent(second)).toBe(true);
+      expect(await store.insertAgent({ ...first, name: 'Other' })).toBe(false);
+      expect(await store.getAgent(first.id)).toEqual(first);
+      expect(await store.getAgent(second.id)).toEqual(second);
+      expect(await store.getAgent('00000000-0000-4000-8000-000000000000')).toBeUndefined();
+      expect((await store.listAgents()).map((a) => a.id)).toEqual([second.id, first.id]);
+    });
+
+    it('refuses to delete an agent with active sessions unless forced; expired ones do not count', async () => {
+      const agent = await withAgent();
+      const active = sessionRecord(agent.id);
+      const expired = sessionRecord(agent.id, { expiresAt: T0 + MINUTE, warnsAt: T0 });
+      await store.insertSession(active);
+      await store.insertSession(expired);
+      const now = T0 + 2 * MINUTE;
+      expect(await store.deleteAgent(agent.id, { force: false, now })).toEqual({ kind: 'has_active_sessions', activeSessions: 1 });
+      expect(await store.getSession(active.id)).toBeDefined();
+      const outcome = await store.deleteAgent(agent.id, { force: true, now });
+      expect(outcome).toEqual({ kind: 'deleted', deletedSessions: 2, agent });
+      expect(await store.getAgent(agent.id)).toBeUndefined();
+      expect(await store.getSession(expired.id)).toBeUndefined();
+      expect(await store.deleteAgent(agent.id, { force: true, now })).toEqual({ kind: 'not_found' });
+    });
+
+    it('a forced delete and session creations at once: every session left has its agent', async () => {
+      for (let round = 0; round < 5; round++) {
+        const agent = await withAgent();
+        const sessions = Array.from({ length: 6 }, () => sessionRecord(agent.id));
+        const [deleted, ...inserted] = await Promise.all([
+          store.deleteAgent(agent.id, { force: true, now: T0 }),
+          ...sessions.map((session) => store.insertSession(session)),
+        ]);
+        expect(deleted.kind).toBe('deleted');
+        const left = await store.listSessions({ agentId: agent.id, status: 'all', limit: 100, offset: 0, now: T0, purgeCutoff: T0 - MINUTE });
+        // Inserted before the delete: deleted with the agent; after: refused (no agent).
+        expect(left.total).toBe(0);
+        const insertedBefore = inserted.filter(Boolean).length;
+        expect(deleted.kind === 'deleted' && deleted.deletedSessions).toBe(insertedBefore);
+      }
+    });
+  });
+
+  describe('sessions', () => {
+    it('stores a session for an existing agent only, and reads back every field', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id, { metadata: { platform: 'web', nested: { a: [1, 'two'] } } as SessionRecord['metadata'] });
+      expect(await store.insertSession(session)).toBe(true);
+      expect(await store.getSession(session.id)).toEqual(session);
+      expect(await store.insertSession(sessionRecord('00000000-0000-4000-8000-000000000000'))).toBe(false);
+      expect(await store.getSession('00000000-0000-4000-8000-000000000001')).toBeUndefined();
+    });
+
+    it('modifySession writes what change returns; a change that throws writes nothing', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      const next = await store.modifySession(session.id, (current) => ({ ...current!, lastActivity: T0 + 5, metadata: { platform: 'x' } }));
+      expect(await store.getSession(session.id)).toEqual(next);
+      await expect(
+        store.modifySession(session.id, () => {
+          throw new Error('refused');
+        }),
+      ).rejects.toThrow('refused');
+      expect(await store.getSession(session.id)).toEqual(next);
+      await expect(store.modifySession('missing', bumped)).rejects.toThrow('no session');
+    });
+
+    it('concurrent modifications never lose an update', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      await Promise.all(Array.from({ length: 30 }, () => store.modifySession(session.id, bumped)));
+      expect((await store.getSession(session.id))?.renewalCount).toBe(30);
+    });
+
+    it('deleteSession deletes after the check accepts, with the messages', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      await store.appendMessage(session.id, (current) => ({ session: current!, message: messageRecord(session, 1) }));
+      await expect(
+        store.deleteSession(session.id, () => {
+          throw new Error('not yours');
+        }),
+      ).rejects.toThrow('not yours');
+      expect(await store.getSession(session.id)).toBeDefined();
+      const seen: Array<SessionRecord | undefined> = [];
+      await store.deleteSession(session.id, (current) => (seen.push(current), current!));
+      expect(seen).toEqual([session]);
+      expect(await store.getSession(session.id)).toBeUndefined();
+      expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages).toEqual([]);
+    });
+  });
+
+  describe('messages', () => {
+    it('appends with the last position given to build; concurrent appends get unique, ordered positions', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      const lastSeen: Array<number | undefined> = [];
+      const append = () =>
+        store.appendMessage(session.id, (current, last) => {
+          lastSeen.push(last);
+          const position = (last ?? 0) + 1;
+          return { session: { ...current!, lastActivity: T0 + position }, message: messageRecord(session, position) };
+        });
+      await Promise.all(Array.from({ length: 25 }, append));
+      expect(lastSeen[0]).toBeUndefined();
+      const page = await store.listMessages({ sessionId: session.id, limit: 100 });
+      expect(page.messages.map((m) => m.position)).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
+      expect((await store.getSession(session.id))?.lastActivity).toBe(T0 + 25);
+      expect(page.messages[0]).toEqual(messageRecord(session, 25, { id: page.messages[0]!.id }));
+    });
+
+    it('a build that throws writes neither the message nor the session', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      await expect(
+        store.appendMessage(session.id, (current) => {
+          if (current) throw new Error('too long');
+          return { session: session, message: messageRecord(session, 1) };
+        }),
+      ).rejects.toThrow('too long');
+      expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages).toEqual([]);
+    });
+
+    it('pages newest first, back with before and forward with after, hasMore exact', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      for (let position = 1; position <= 7; position++) {
+        await store.appendMessage(session.id, (current) => ({ session: current!, message: messageRecord(session, position) }));
+      }
+      const positions = async (query: { limit: number; before?: number; after?: number }) => {
+        const page = await store.listMessages({ sessionId: session.id, ...query });
+        return [page.messages.map((m) => m.position), page.hasMore];
+      };
+      expect(await positions({ limit: 3 })).toEqual([[7, 6, 5], true]);
+      expect(await positions({ limit: 3, before: 5 })).toEqual([[4, 3, 2], true]);
+      expect(await positions({ limit: 3, before: 2 })).toEqual([[1], false]);
+      expect(await positions({ limit: 3, after: 1 })).toEqual([[4, 3, 2], true]);
+      expect(await positions({ limit: 3, after: 4 })).toEqual([[7, 6, 5], false]);
+      expect(await positions({ limit: 10, before: 6, after: 2 })).toEqual([[5, 4, 3], false]);
+    });
+  });
+
+  it('keeps text and JSON exactly as written (U+0000, key order); an id holding U+0000 finds nothing', async () => {
+    const agent = agentRecord({ name: 'E\u0000liza', bio: 'b\u0000io', settings: { z: 1, a: { '\u0000': 'x' } } as never });
+    expect(await store.insertAgent(agent)).toBe(true);
+    expect(await store.getAgent(agent.id)).toEqual(agent);
+    const session = sessionRecord(agent.id, { metadata: { zeta: 'last\u0000', alpha: 1 } as never });
+    await store.insertSession(session);
+    const stored = await store.getSession(session.id);
+    expect(Object.keys(stored!.metadata)).toEqual(['zeta', 'alpha']);
+    expect(stored).toEqual(session);
+    const message = messageRecord(session, 1, { content: 'a\u0000b', metadata: { y: 1, x: '\u0000' } });
+    await store.appendMessage(session.id, (current) => ({ session: current!, message }));
+    expect((await store.listMessages({ sessionId: session.id, limit: 1 })).messages).toEqual([message]);
+    expect(await store.getSession('../..\u0000')).toBeUndefined();
+    expect(await store.getAgent('\u0000')).toBeUndefined();
+    await expect(store.modifySession('x\u0000', bumped)).rejects.toThrow('no session');
+  });
+
+  describe('listing and counting', () => {
+    it('filters by agent, agents, user and status; newest first (ties by id); exact totals', async () => {
+      const [a, b] = [await withAgent(), await withAgent()];
+      const user = '7d3e3c4a-0000-4000-8000-000000000001';
+      // Created a minute apart; the first three expire at T0 + 30 min + i min.
+      const sessions = [a, a, b, a, b].map((agent, i) => sessionRecord(agent.id, i % 2 === 0 ? { userId: user } : {}, T0 + i * MINUTE));
+      // Two with the same creation time: ordered by id, descending.
+      const twin = sessionRecord(b.id, { userId: user }, T0 + 4 * MINUTE);
+      for (const session of [...sessions, twin]) await store.insertSession(session);
+      const at = (now: number) => ({ now, purgeCutoff: now - 60 * MINUTE, limit: 10, offset: 0 });
+      const ids = (list: { sessions: SessionRecord[] }) => list.sessions.map((s) => s.id);
+
+      const all = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all' });
+      const lastTwo = [sessions[4]!, twin].sort((x, y) => (x.id < y.id ? 1 : -1)).map((s) => s.id);
+      expect(ids(all)).toEqual([...lastTwo, sessions[3]!.id, sessions[2]!.id, sessions[1]!.id, sessions[0]!.id]);
+      expect(all.total).toBe(6);
+
+      const ofA = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all', agentId: a.id });
+      expect(ids(ofA)).toEqual([sessions[3]!.id, sessions[1]!.id, sessions[0]!.id]);
+      const ofUserAndA = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all', agentId: a.id, userId: user });
+      expect([ids(ofUserAndA), ofUserAndA.total]).toEqual([[sessions[0]!.id], 1]);
+      const ofAgents = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all', agentIds: [b.id] });
+      expect(ofAgents.total).toBe(3);
+      expect((await store.listSessions({ ...at(T0), status: 'all', agentIds: [] })).total).toBe(0);
+
+      // At T0 + 32 min the first three have expired (30-minute timeout, created 0, 1, 2 min).
+      const later = at(T0 + 32.5 * MINUTE);
+      const active = await store.listSessions({ ...later, status: 'active' });
+      const expired = await store.listSessions({ ...later, status: 'expired' });
+      expect([active.total, expired.total]).toEqual([3, 3]);
+      expect(ids(expired)).toEqual([sessions[2]!.id, sessions[1]!.id, sessions[0]!.id]);
+      const paged = await store.listSessions({ ...later, status: 'expired', limit: 1, offset: 1 });
+      expect([ids(paged), paged.total]).toEqual([[sessions[1]!.id], 3]);
+      // Past retention (purge cutoff) a session counts nowhere.
+      const muchLater = await store.listSessions({ ...at(T0 + 93 * MINUTE), status: 'all' });
+      expect(muchLater.total).toBe(2);
+    });
+
+    it('counts total, active and expiring soon exactly', async () => {
+      const agent = await withAgent();
+      for (let i = 0; i < 4; i++) await store.insertSession(sessionRecord(agent.id, {}, T0 + i * MINUTE));
+      // Expiries at 30, 31, 32, 33 min; warnings 5 minutes earlier.
+      expect(await store.countSessions({ now: T0, purgeCutoff: T0 - MINUTE })).toEqual({ total: 4, active: 4, expiringSoon: 0 });
+      expect(await store.countSessions({ now: T0 + 26 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 4, active: 4, expiringSoon: 2 });
+      expect(await store.countSessions({ now: T0 + 31 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 4, active: 2, expiringSoon: 2 });
+      expect(await store.countSessions({ now: T0 + 40 * MINUTE, purgeCutoff: T0 + 31 * MINUTE })).toEqual({ total: 2, active: 0, expiringSoon: 0 });
+    });
+  });
+
+  describe('sweeping', () => {
+    it('marks expired sessions in batches and purges those past the cutoff with their messages', async () => {
+      const agent = await withAgent();
+      const sessions = Array.from({ length: 5 }, (_, i) => sessionRecord(agent.id, {}, T0 + i * MINUTE));
+      for (const session of sessions) await store.insertSession(session);
+      for (let p = 1; p <= 25; p++) await store.appendMessage(sessions[0]!.id, (current) => ({ session: current!, message: messageRecord(sessions[0]!, p) }));
+      const now = T0 + 33.5 * MINUTE; // four expired
+      expect(await store.markExpired(now, 3)).toBe(3);
+      expect(await store.markExpired(now, 3)).toBe(1);
+      expect(await store.markExpired(now, 3)).toBe(0);
+      expect((await store.getSession(sessions[3]!.id))?.status).toBe('expired');
+      expect((await store.getSession(sessions[4]!.id))?.status).toBe('active');
+
+      // Cutoff after the first two expiries; a batch of 2 deletes at most 20 messages.
+      const cutoff = T0 + 31 * MINUTE;
+      expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 0, more: true });
+      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toHaveLength(5);
+      expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 2, more: true });
+      expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 0, more: false });
+      expect(await store.getSession(sessions[0]!.id)).toBeUndefined();
+      expect(await store.getSession(sessions[2]!.id)).toBeDefined();
+      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
+    });
+
+    it('two sweepers at once mark each session once', async () => {
+      const agent = await withAgent();
+      for (let i = 0; i < 20; i++) await store.insertSession(sessionRecord(agent.id));
+      const now = T0 + 31 * MINUTE;
+      const sweep = async () => {
+        let marked = 0;
+        for (let done = -1; done !== 0; marked += done) done = await store.markExpired(now, 3);
+        return marked;
+      };
+      const [first, second] = await Promise.all([sweep(), sweep()]);
+      expect(first! + second!).toBe(20);
+    });
+  });
+
+  describe('idempotency records', () => {
+    it('commit with the write; a live key refuses a second write (nothing written), an expired one makes way', async () => {
+      const agent = await withAgent();
+      const first = sessionRecord(agent.id);
+      expect(await store.insertSession(first, { idempotency: () => idempotencyRecord('k1') })).toBe(true);
+      expect(await store.getIdempotencyRecord('anonymous', 'k1', T0)).toEqual(idempotencyRecord('k1'));
+      expect(await store.getIdempotencyRecord('other-scope', 'k1', T0)).toBeUndefined();
+
+      const second = sessionRecord(agent.id);
+      await expect(store.insertSession(second, { idempotency: () => idempotencyRecord('k1', T0 + MINUTE) })).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+      expect(await store.getSession(second.id)).toBeUndefined();
+
+      const dayLater = T0 + 24 * 60 * MINUTE;
+      expect(await store.getIdempotencyRecord('anonymous', 'k1', dayLater)).toBeUndefined();
+      const third = sessionRecord(agent.id);
+      expect(await store.insertSession(third, { idempotency: () => idempotencyRecord('k1', dayLater, { fingerprint: 'f3' }) })).toBe(true);
+      expect((await store.getIdempotencyRecord('anonymous', 'k1', dayLater))?.fingerprint).toBe('f3');
+    });
+
+    it('one of two concurrent writes under one key wins', async () => {
+      const agent = await withAgent();
+      const results = await Promise.allSettled(
+        Array.from({ length: 4 }, () => store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('same') })),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof IdempotencyKeyTaken)).toBe(true);
+      expect(await store.listAgents()).toHaveLength(2); // `agent` and the winner
+      expect(agent).toBeDefined();
+    });
+
+    it('purges expired records in batches', async () => {
+      for (const key of ['a', 'b', 'c']) await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord(key, T0, { expiresAt: T0 + MINUTE }) });
+      expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(2);
+      expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(1);
+      expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(0);
+    });
+  });
+
+  describe('API keys', () => {
+    it('stores keys by hash, one live key per name, revokes by id or name, and remembers keys existed', async () => {
+      expect(await store.hasApiKeys()).toBe(false);
+      const key = { id: 'key-1', name: 'ci', keyHash: 'h1', admin: false, agentIds: ['a1'], createdAt: T0 };
+      expect(await store.insertApiKey(key)).toBe(true);
+      expect(await store.insertApiKey({ ...key, id: 'key-2', keyHash: 'h2' })).toBe(false);
+      expect(await store.findApiKey('h1')).toEqual(key);
+      expect(await store.revokeApiKey('ci', T0 + 1)).toEqual({ ...key, revokedAt: T0 + 1 });
+      expect(await store.revokeApiKey('ci', T0 + 2)).toBeUndefined();
+      expect(await store.insertApiKey({ ...key, id: 'key-2', keyHash: 'h2', admin: true, agentIds: [] })).toBe(true);
+      expect(await store.revokeApiKey('key-2', T0 + 3)).toMatchObject({ id: 'key-2', revokedAt: T0 + 3 });
+      expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['key-1', 'key-2']);
+      expect(await store.hasApiKeys()).toBe(true);
+    });
+  });
+
+  describe('health', () => {
+    it('answers ping and commits the write probe', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      await expect(store.probeWrite()).resolves.toBeUndefined();
+      await store.probeWrite();
+    });
+  });
+
+  it('carries events into the write that produced them (and not when it fails)', async () => {
+    const agent = await withAgent();
+    const session = sessionRecord(agent.id);
+    const events = (written: SessionRecord) => [sessionEvent('session.created', written, written.createdAt)];
+    await store.insertSession(session, { events });
+    await expect(store.modifySession(session.id, () => {
+      throw new Error('no');
+    }, { events })).rejects.toThrow('no');
+    const logged = await store.listEvents({ limit: 10 });
+    expect(logged.map((e) => [e.type, e.sessionId])).toEqual([['session.created', session.id]]);
+  });
+});
