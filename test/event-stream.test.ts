@@ -246,7 +246,7 @@ describe('a slow reader', () => {
     });
     for (let i = 0; i < 30; i += 1) await createSession(t, { agentId });
     const request = { raw: new EventEmitter(), log: { error() {} } };
-    const reply = { raw: socket, hijack() {} };
+    const reply = { raw: socket, hijack() {}, getHeaders: () => ({}) };
     const streamsOfTest = createEventStreams();
     streamsOfTest.open(request as never, reply as never, t.store, { filter: { types: ['session.created'] }, after: '0' });
     await expect.poll(() => socket.frames.filter((text) => text.startsWith('id:')).length).toBe(30);
