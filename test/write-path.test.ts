@@ -138,8 +138,8 @@ describe('the sweeper queries', () => {
     return detail;
   };
 
-  it('marks expired sessions from the due-time index (no index of their own)', () => {
-    expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING INDEX sessions_by_due_at \(due_at<\?\)/);
+  it('marks expired sessions from the partial index of unmarked ones (a marked session is never read again)', () => {
+    expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING COVERING INDEX sessions_unmarked_expiry \(expires_at<\?\)/);
   });
 
   it('finds purgeable sessions from the expiry index', () => {

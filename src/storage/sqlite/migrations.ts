@@ -298,9 +298,10 @@ export const migrations: readonly string[] = [
 
   CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
   `,
-  // 11: fewer B-trees written per change. The sweeper's mark pass finds its work through
-  // sessions_by_due_at (a session not yet announced expired is due by its expiry), so its
-  // own index goes; no query reads warns_at from sessions_by_expiry. The minute
+  // 11: fewer B-trees written per change. No query reads warns_at from
+  // sessions_by_expiry. (The mark pass keeps sessions_unmarked_expiry: through
+  // sessions_by_due_at it rescanned every marked session not yet announced, batch after
+  // batch: quadratic when 10^6 expire at once.) The minute
   // histograms are kept by the store, a batch of writes at a time (expiry-counts.ts),
   // instead of by a trigger per histogram per row.
   `
@@ -316,7 +317,6 @@ export const migrations: readonly string[] = [
   DROP TRIGGER session_expiry_minutes_by_user_insert;
   DROP TRIGGER session_expiry_minutes_by_user_delete;
   DROP TRIGGER session_expiry_minutes_by_user_move;
-  DROP INDEX sessions_unmarked_expiry;
   DROP INDEX sessions_by_expiry;
   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 

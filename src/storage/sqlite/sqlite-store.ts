@@ -350,12 +350,9 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
 /** The session whose announcement is due first: one probe of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
 export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT 1';
 
-/**
- * The sweeper's mark pass. A session not yet announced expired is due by its expiry at the
- * latest, so the due-time index holds every one to mark (and few others: the announcer keeps up).
- */
+/** The sweeper's mark pass, from the partial index of unmarked sessions: a marked one leaves it. */
 export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
-  (SELECT rowid FROM sessions WHERE due_at <= @now AND status = 'active' AND expires_at <= @now LIMIT @limit)`;
+  (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`;
 
 /** A purge batch: the sessions and what they count for in the histograms. */
 export const PURGEABLE_SQL = 'SELECT id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff LIMIT @limit';
