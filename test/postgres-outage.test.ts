@@ -18,7 +18,10 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
     cluster = await startPostgresCluster();
     const admin = new pg.Client({ connectionString: cluster.adminUrl });
     await admin.connect();
-    await admin.query('CREATE DATABASE outage').finally(() => admin.end());
+    // The test clusters acknowledge commits before writing their WAL (synchronous_commit
+    // off); an immediate stop would then lose the last ones. Not here: every write counts.
+    await admin.query('CREATE DATABASE outage');
+    await admin.query('ALTER DATABASE outage SET synchronous_commit = on').finally(() => admin.end());
     app = await startTestApp({ store: await openPostgresStore({ url: cluster.urlOf('outage'), poolSize: 4, connectTimeoutMs: 2000 }) });
   }, 60_000); // initdb and a cluster of its own: a few seconds, more on a loaded machine
   afterAll(async () => {
