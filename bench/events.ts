@@ -14,11 +14,12 @@ import { startTiming } from '../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord } from '../src/storage/store.js';
 import { CAN_PIN, ROOT, SERVER_CPU, api } from './lib.js';
+import { type OffOnRatio, offThenOn } from './off-then-on.js';
 import { type LoadSettings, runScenarios } from './throughput.js';
 
 export interface EventsResults {
   /** Medians over the rounds of req/s with the event log off and on, and of on / off. */
-  logOverhead: Array<{ scenario: string; offReqPerSec: number; onReqPerSec: number; ratio: number; rounds: number }>;
+  logOverhead: OffOnRatio[];
   /** `serverCpuSeconds`: CPU the server used meanwhile (on a loaded machine, far less than the wall time). */
   dueWarnings: { sessions: number; deliveredSeconds: number; delivered: number; maxEventLoopDelayMs: number; serverCpuSeconds: number };
   streams: { clients: number; idleRssMb: number; rssMb: number; events: number; deliveredSeconds: number; serverCpuMsPerEvent: number; serverCpuUsPerDelivery: number };
@@ -68,7 +69,6 @@ export async function startEventsServer(databasePath: string, env: Record<string
 }
 
 const temporaryDatabase = () => join(mkdtempSync(join(tmpdir(), 'sessions-bench-events-')), 'sessions.db');
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 /** CPU time (user + system) of a process so far, in ms. */
@@ -106,24 +106,8 @@ function openCountingStream(url: string): Promise<{ count: () => number; until: 
 }
 
 /** createSession and sendSessionMessage with the event log off, then on, back to back, for `rounds`. */
-async function runLogOverhead(settings: LoadSettings, rounds: number): Promise<EventsResults['logOverhead']> {
-  const samples = new Map(EVENT_LOG_SCENARIOS.map((scenario) => [scenario, { off: [] as number[], on: [] as number[], ratio: [] as number[] }]));
-  for (let round = 0; round < rounds; round += 1) {
-    const off = await runScenarios(settings, EVENT_LOG_SCENARIOS, { EVENT_LOG: 'off' }, startEventsServer);
-    const on = await runScenarios(settings, EVENT_LOG_SCENARIOS, { EVENT_LOG: 'on' }, startEventsServer);
-    for (const [scenario, sample] of samples) {
-      sample.off.push(off[scenario]!.reqPerSec);
-      sample.on.push(on[scenario]!.reqPerSec);
-      sample.ratio.push(on[scenario]!.reqPerSec / off[scenario]!.reqPerSec);
-    }
-  }
-  return [...samples].map(([scenario, sample]) => ({
-    scenario,
-    offReqPerSec: median(sample.off),
-    onReqPerSec: median(sample.on),
-    ratio: Math.round(median(sample.ratio) * 100) / 100,
-    rounds,
-  }));
+function runLogOverhead(settings: LoadSettings, rounds: number): Promise<EventsResults['logOverhead']> {
+  return offThenOn(EVENT_LOG_SCENARIOS, rounds, (on) => runScenarios(settings, EVENT_LOG_SCENARIOS, { EVENT_LOG: on ? 'on' : 'off' }, startEventsServer));
 }
 
 /** `count` sessions whose warnings all fall due in the same second; one stream of session.warning receives them. */
