@@ -14,14 +14,22 @@ export interface Backend {
   name: 'sqlite' | 'postgres';
   /** A store with nothing in it (PostgreSQL: the same store each time, emptied). */
   open(): Promise<Store>;
+  /** A second store on the database the last `open` gave (another process, another instance). */
+  openSibling(): Promise<Store>;
   /** Closes every store `open` gave, and what the backend holds. */
   closeAll(): Promise<void>;
 }
 
 export function sqliteBackend(): Backend {
-  const opened: Array<{ store: Store; directory: string }> = [];
+  const opened: Array<{ store: Store; directory?: string }> = [];
   return {
     name: 'sqlite',
+    async openSibling() {
+      const directory = [...opened].reverse().find((o) => o.directory)!.directory!;
+      const store = openSqliteStore(join(directory, 'sessions.db'));
+      opened.push({ store });
+      return store;
+    },
     async open() {
       const directory = mkdtempSync(join(tmpdir(), 'sessions-api-store-'));
       const store = openSqliteStore(join(directory, 'sessions.db'));
@@ -31,7 +39,7 @@ export function sqliteBackend(): Backend {
     async closeAll() {
       for (const { store, directory } of opened.splice(0)) {
         await store.close();
-        rmSync(directory, { recursive: true, force: true });
+        if (directory) rmSync(directory, { recursive: true, force: true });
       }
     },
   };
@@ -43,8 +51,14 @@ export function postgresBackend(): Backend {
   let database: TestDatabase | undefined;
   let store: Store | undefined;
   let admin: pg.Client | undefined;
+  const siblings: Store[] = [];
   return {
     name: 'postgres',
+    async openSibling() {
+      const sibling = await openPostgresStore({ url: database!.url, poolSize: 2 });
+      siblings.push(sibling);
+      return sibling;
+    },
     async open() {
       if (!database) {
         database = await createTestDatabase();
@@ -56,6 +70,7 @@ export function postgresBackend(): Backend {
       return store!;
     },
     async closeAll() {
+      for (const sibling of siblings.splice(0)) await sibling.close();
       await admin?.end();
       await store?.close();
       await database?.drop();

@@ -335,6 +335,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['key-1', 'key-2']);
       expect(await store.hasApiKeys()).toBe(true);
     });
+
+    it('sees keys created and revoked through another store on the same database at once', async () => {
+      const other = await backend.openSibling();
+      expect(await store.hasApiKeys()).toBe(false);
+      const key = { id: 'key-1', name: 'ci', keyHash: 'h1', admin: false, agentIds: ['a1'], createdAt: T0 };
+      expect(await other.insertApiKey(key)).toBe(true);
+      expect(await store.hasApiKeys()).toBe(true);
+      expect(await store.findApiKey('h1')).toEqual(key);
+      await other.revokeApiKey('ci', T0 + 1);
+      expect(await store.findApiKey('h1')).toEqual({ ...key, revokedAt: T0 + 1 });
+    });
   });
 
   describe('health', () => {
