@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { SessionCounts, Store } from '../storage/store.js';
 import type { DeliveryOutcome } from '../events/webhook-delivery.js';
 import type { SweepReport } from '../sweeper.js';
+import { type HistogramChild, arrayHistogram } from './array-histogram.js';
 
 const DB_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -28,19 +29,20 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
-  const requestDuration = new Histogram({
+  // Observed on every request and every store call: histograms on plain arrays.
+  const requestDuration = arrayHistogram({
     name: 'sessions_api_http_request_duration_seconds',
     help: 'Request duration by operationId (not_found: no route) and status.',
     labelNames: ['operationId', 'status'],
     buckets: REQUEST_BUCKETS,
-    registers,
+    registry,
   });
-  const dbDuration = new Histogram({
+  const dbDuration = arrayHistogram({
     name: 'sessions_api_db_call_duration_seconds',
     help: 'Duration of each call to the store, by store method.',
     labelNames: ['call'],
     buckets: DB_BUCKETS,
-    registers,
+    registry,
   });
   const sweepRuns = new Counter({ name: 'sessions_api_sweeper_runs_total', help: 'Sweeper passes, by result.', labelNames: ['result'], registers });
   const sweepDuration = new Histogram({ name: 'sessions_api_sweeper_duration_seconds', help: 'Duration of a sweeper pass.', registers });
@@ -63,8 +65,7 @@ export function createMetrics(): Metrics {
     },
   });
 
-  // Label children cached: observing is then a lookup and an add, no label hashing.
-  const requestChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+  const requestChildren = new Map<string, Map<number, HistogramChild>>();
 
   let countSessions: (() => Promise<SessionCounts>) | undefined;
   new Gauge({
@@ -87,9 +88,10 @@ export function createMetrics(): Metrics {
   return {
     registry,
     observeRequest(operationId, status, seconds) {
-      const key = `${operationId} ${status}`;
-      let child = requestChildren.get(key);
-      if (!child) requestChildren.set(key, (child = requestDuration.labels(operationId, String(status))));
+      let byStatus = requestChildren.get(operationId);
+      if (!byStatus) requestChildren.set(operationId, (byStatus = new Map()));
+      let child = byStatus.get(status);
+      if (!child) byStatus.set(status, (child = requestDuration.child(operationId, String(status))));
       child.observe(seconds);
     },
     observeSweep(report, seconds, failed) {
@@ -106,25 +108,27 @@ export function createMetrics(): Metrics {
       countStreams = count;
     },
     instrumentStore(store) {
-      const timed = new Map<PropertyKey, { original: unknown; wrapper: unknown }>();
-      return new Proxy(store, {
-        get(target, property, receiver) {
-          const value = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          const known = timed.get(property);
-          if (known && known.original === value) return known.wrapper;
-          const child = dbDuration.labels(String(property));
+      // A plain object of wrappers made once (a Proxy's trap ran on every call). The caller
+      // awaits the store's own promise; the timing hangs off it.
+      const timed: Record<string, unknown> = {};
+      for (const [method, original] of Object.entries(store)) {
+        if (typeof original !== 'function') {
+          timed[method] = original;
+          continue;
+        }
+        const child = dbDuration.child(method);
+        timed[method] = (...args: unknown[]) => {
+          const started = performance.now();
+          const result: unknown = original.apply(store, args);
           // Only calls that return a promise are database calls; a synchronous one (onEventsWritten) passes through.
-          const wrapper = (...args: unknown[]) => {
-            const started = performance.now();
-            const result: unknown = value.apply(target, args);
-            if (!(result instanceof Promise)) return result;
-            return result.finally(() => child.observe((performance.now() - started) / 1000));
-          };
-          timed.set(property, { original: value, wrapper });
-          return wrapper;
-        },
-      });
+          if (result instanceof Promise) {
+            const observe = () => child.observe((performance.now() - started) / 1000);
+            result.then(observe, observe);
+          }
+          return result;
+        };
+      }
+      return timed as unknown as Store;
     },
     countSessionsWith(count) {
       countSessions = count;
