@@ -28,6 +28,7 @@ import { migrate } from './migrations.js';
 import { cachedAgents } from './agent-cache.js';
 import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
+import { checkpointer } from './checkpointer.js';
 
 interface AgentRow {
   id: string;
@@ -390,6 +391,8 @@ export interface SqliteOptions {
   synchronous?: 'normal' | 'full';
   /** How long a write waits for another process's write lock before answering 503 (default 5000). */
   lockWaitMs?: number;
+  /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
+  walCapBytes?: number;
 }
 
 /**
@@ -669,7 +672,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return prepared;
   }
 
-  const commitWrite = groupCommit(db, { lockWaitMs: options.lockWaitMs, beforeCommit: () => counts.flush(), afterAbort: () => counts.discard() });
+  // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
+  const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
+  const commitWrite = groupCommit(db, {
+    lockWaitMs: options.lockWaitMs,
+    beforeCommit: () => counts.flush(),
+    afterAbort: () => counts.discard(),
+    afterCommit: checkpoints && (() => checkpoints.afterCommit()),
+    holdWhile: checkpoints && (() => checkpoints.truncating()),
+  });
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
     try {
@@ -925,6 +936,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       if (!db.open) return;
       // Writes still queued commit first (or fail, if the storage does).
       await write(() => undefined).catch(() => undefined);
+      await checkpoints?.stop();
       db.close();
     },
   });
