@@ -321,6 +321,17 @@ export const migrations: readonly string[] = [
   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 
   `,
+  // 12: each message's API view in JSON, written with it (views.ts messageJson): a page
+  // of messages is sent as stored, neither built nor serialized per request. Messages
+  // written before get theirs here, in the same form.
+  `
+  ALTER TABLE messages ADD COLUMN view TEXT;
+  UPDATE messages SET view = json_object(
+    'id', id, 'content', content, 'authorId', author_id,
+    'isAgent', json(CASE is_agent WHEN 1 THEN 'true' ELSE 'false' END),
+    'createdAt', strftime('%Y-%m-%dT%H:%M:%S.', created_at / 1000, 'unixepoch') || substr('00' || (created_at % 1000), -3) || 'Z',
+    'attachments', json(attachments), 'metadata', json(metadata));
+  `,
 ];
 
 export function migrate(db: Database): void {

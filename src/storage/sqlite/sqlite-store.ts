@@ -29,6 +29,7 @@ import { cachedAgents } from './agent-cache.js';
 import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
+import { messageJson } from '../../http/views.js';
 
 interface AgentRow {
   id: string;
@@ -150,6 +151,8 @@ interface MessageRow {
   content: string;
   attachments: string;
   metadata: string;
+  /** The message's API view in JSON (messageJson), written with it; pages of views read it alone. */
+  view?: string;
 }
 
 function toMessage(row: MessageRow): MessageRecord {
@@ -177,6 +180,7 @@ function toMessageRow(message: MessageRecord): MessageRow {
     content: message.content,
     attachments: JSON.stringify(message.attachments),
     metadata: JSON.stringify(message.metadata),
+    view: messageJson(message),
   };
 }
 
@@ -302,10 +306,18 @@ function fromTuple([session_id, position, id, created_at, author_id, is_agent, c
   return toMessage({ session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata });
 }
 
+/** The same pages, of the stored views only. */
+export const MESSAGE_VIEW_PAGE_SQL = {
+  backward: MESSAGE_PAGE_SQL.backward.replace(MESSAGE_COLUMNS, 'position, view'),
+  forward: MESSAGE_PAGE_SQL.forward.replace(MESSAGE_COLUMNS, 'position, view'),
+};
+
 function messagePageStatements(db: Database.Database) {
   return {
     messagesBackward: db.prepare<MessageBounds, MessageTuple>(MESSAGE_PAGE_SQL.backward).raw(true),
     messagesForward: db.prepare<MessageBounds, MessageTuple>(MESSAGE_PAGE_SQL.forward).raw(true),
+    viewsBackward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.backward).raw(true),
+    viewsForward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.forward).raw(true),
   };
 }
 
@@ -471,8 +483,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     purgeSessions: db.prepare<{ ids: string }>('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(@ids))'),
     insertMessage: db.prepare<[MessageRow]>(
-      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata)
-       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata)`,
+      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata, view)
+       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata, @view)`,
     ),
     lastMessagePosition: db.prepare<[string], { position: number | null }>(
       'SELECT max(position) AS position FROM messages WHERE session_id = ?',
@@ -761,6 +773,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
       const rows = (forward ? statements.messagesForward : statements.messagesBackward).all(bounds);
       const page = rows.slice(0, limit).map(fromTuple);
+      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    },
+    async listMessageViews({ sessionId, limit, before, after }) {
+      const forward = after !== undefined && before === undefined;
+      const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
+      const rows = (forward ? statements.viewsForward : statements.viewsBackward).all(bounds);
+      const page = rows.slice(0, limit).map(([position, json]) => ({ position, json }));
       return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
     },
     async listSessions(query) {
