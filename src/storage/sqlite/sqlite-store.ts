@@ -385,16 +385,21 @@ function insertUnless(code: string, insert: () => unknown): boolean {
 }
 
 /**
- * Sessions whose `column` is after @after (of agent or user @key, with `key`): the whole
- * minutes after it from the histogram kept by triggers (migrations 3, 5 and 6), the rest
- * of @after's own minute from an index.
+ * Sessions whose `column` is after @after (of agent or user @key, with `key`), from the
+ * histograms the store keeps (expiry-counts.ts): whole hours after @after's hour (when
+ * there is an hour histogram), then whole minutes after @after's minute up to the next
+ * counted bucket, then the rest of @after's own minute from an index.
  */
-function countAfterStatement(db: Database.Database, histogram: string, column: string, key?: 'agent_id' | 'user_id') {
+function countAfterStatement(db: Database.Database, histogram: { minutes: string; hours?: string }, column: string, key?: 'agent_id' | 'user_id') {
   const ofKey = key ? `${key} = @key AND ` : '';
+  const minute = 'CAST(@after AS INTEGER) / 60000';
+  const hours = histogram.hours
+    ? `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.hours} WHERE ${ofKey}hour > ${minute} / 60)
+       + (SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute} AND minute < (${minute} / 60 + 1) * 60)`
+    : `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute})`;
   return db.prepare<{ after: number; key?: string }, { n: number }>(
-    `SELECT (SELECT coalesce(sum(sessions), 0) FROM ${histogram} WHERE ${ofKey}minute > CAST(@after AS INTEGER) / 60000)
-          + (SELECT count(*) FROM sessions
-              WHERE ${ofKey}${column} > @after AND ${column} < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
+    `SELECT ${hours}
+          + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} < (${minute} + 1) * 60000) AS n`,
   );
 }
 
@@ -470,10 +475,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
-    countExpiringAfter: countAfterStatement(db, 'session_expiry_minutes', 'expires_at'),
-    countWarningAfter: countAfterStatement(db, 'session_warning_minutes', 'warns_at'),
-    countAgentExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_agent', 'expires_at', 'agent_id'),
-    countUserExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_user', 'expires_at', 'user_id'),
+    countExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes', hours: 'session_expiry_hours' }, 'expires_at'),
+    countWarningAfter: countAfterStatement(db, { minutes: 'session_warning_minutes', hours: 'session_warning_hours' }, 'warns_at'),
+    countAgentExpiringAfter: countAfterStatement(
+      db,
+      { minutes: 'session_expiry_minutes_by_agent', hours: 'session_expiry_hours_by_agent' },
+      'expires_at',
+      'agent_id',
+    ),
+    countUserExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes_by_user' }, 'expires_at', 'user_id'),
     markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
     purgeableSessions: db.prepare<{ cutoff: number; limit: number }, CountedSession & { id: string }>(PURGEABLE_SQL),
     // @ids: a JSON array of session ids.
