@@ -84,10 +84,13 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
   }
 
   function truncate(running: Worker): void {
+    // Writes wait for this worker now: it keeps the process alive until it answers.
+    running.ref();
     truncation = new Promise<void>((resolve) => {
       const finish = () => {
         running.off('message', finish);
         running.off('exit', finish);
+        running.unref();
         truncation = undefined;
         resolve();
       };
@@ -120,6 +123,8 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       worker = undefined;
       if (!running) return;
       await truncation;
+      // Closing waits for the worker's exit: it keeps the process alive until then.
+      running.ref();
       const exited = once(running, 'exit');
       running.postMessage('stop');
       await exited;
