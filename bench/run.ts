@@ -11,7 +11,7 @@ import { runEvents } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPostgresBench } from './postgres.js';
 import { runScale } from './scale.js';
-import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
+import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, runSizedCeiling, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -49,6 +49,16 @@ function againstCeiling(results: Record<string, LoadResult>, ceiling: Record<'GE
   });
 }
 
+/** The scenarios with a body size, against the ceiling answering as many bytes (measured now). */
+async function againstSizedCeiling(results: ScenarioResult[]): Promise<void> {
+  const sized = results.filter((result) => result.bodyBytes !== undefined);
+  const ceilings = await runSizedCeiling(settings.load, sized.map((result) => result.bodyBytes!));
+  for (const result of sized) {
+    result.sizedCeilingReqPerSec = ceilings.get(result.bodyBytes!)!.reqPerSec;
+    result.sizedRatio = Math.round((result.reqPerSec / result.sizedCeilingReqPerSec) * 100) / 100;
+  }
+}
+
 /** bench/lock-probe.ts on the server's CPU; its one JSON line. */
 async function runLockProbe(holdSeconds: number): Promise<Results['lockStall']> {
   const child = spawnOnServerCpu(['bench/lock-probe.ts', String(holdSeconds)]);
@@ -64,6 +74,8 @@ log('ceiling');
 const ceiling = await runCeiling(settings.load);
 log('scenarios (SQLITE_SYNCHRONOUS=normal)');
 const scenarios = againstCeiling(await runScenarios(settings.load, undefined), ceiling);
+log('size-matched ceiling (getSessionMessages, listSessions)');
+await againstSizedCeiling(scenarios);
 log('createSession with an API key and an Idempotency-Key');
 scenarios.push(...againstCeiling(await runKeyedCreate(settings.load), ceiling));
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');

@@ -20,12 +20,27 @@ export interface LoadResult {
   p50: number;
   p99: number;
   errors: number;
+  /** Median size of the answer's body (the scenarios measured against a size-matched ceiling). */
+  bodyBytes?: number;
 }
 
 export interface ScenarioResult extends LoadResult {
   scenario: string;
   ceilingReqPerSec: number;
   ratio: number;
+  /** The ceiling route answering a constant body of bodyBytes, and the ratio to it. */
+  sizedCeilingReqPerSec?: number;
+  sizedRatio?: number;
+}
+
+/** The scenarios whose answers are large: they are also compared with a ceiling answering as many bytes. */
+export const SIZE_MATCHED = ['getSessionMessages', 'listSessions'];
+
+/** The median size of `samples` answers to a GET. */
+async function medianBodyBytes(url: string, samples = 11): Promise<number> {
+  const sizes: number[] = [];
+  for (let i = 0; i < samples; i += 1) sizes.push(Buffer.byteLength(await (await fetch(url)).text()));
+  return sizes.sort((a, b) => a - b)[Math.floor(samples / 2)]!;
 }
 
 interface Target {
@@ -92,6 +107,7 @@ export async function runScenarios(
     for (const [name, target] of Object.entries(scenarios)) {
       if (names && !names.includes(name)) continue;
       results[name] = await measure(server.baseUrl, target, settings);
+      if (SIZE_MATCHED.includes(name)) results[name].bodyBytes = await medianBodyBytes(`${server.baseUrl}${target.path}`);
     }
     return results;
   } finally {
@@ -144,6 +160,18 @@ export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadRes
       GET: await measure(ceiling.baseUrl, { method: 'GET', path: '/ceiling' }, settings),
       POST: await measure(ceiling.baseUrl, { method: 'POST', path: '/ceiling', body: { agentId: 'x' } }, settings),
     };
+  } finally {
+    await ceiling.stop();
+  }
+}
+
+/** The ceiling route answering a constant JSON body of each size given: req/s by size. */
+export async function runSizedCeiling(settings: LoadSettings, sizes: number[]): Promise<Map<number, LoadResult>> {
+  const ceiling = await startCeiling();
+  try {
+    const results = new Map<number, LoadResult>();
+    for (const bytes of sizes) results.set(bytes, await measure(ceiling.baseUrl, { method: 'GET', path: `/ceiling/sized?bytes=${bytes}` }, settings));
+    return results;
   } finally {
     await ceiling.stop();
   }

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { announce } from '../src/events/due-events.js';
 import { agentEvent } from '../src/events/event-records.js';
 import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
+import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
@@ -56,7 +57,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       const admin = new pg.Client({ connectionString: fresh.url });
       await admin.connect();
       try {
-        expect((await admin.query('SELECT version FROM schema_migrations ORDER BY version')).rows).toEqual([{ version: 1 }]);
+        expect((await admin.query('SELECT version FROM schema_migrations ORDER BY version')).rows).toEqual(migrations.map((_sql, i) => ({ version: i + 1 })));
       } finally {
         await admin.end();
       }

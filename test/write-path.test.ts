@@ -19,6 +19,9 @@ const HISTOGRAMS = {
   session_warning_minutes: "SELECT '' AS k, warns_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2",
   session_expiry_minutes_by_agent: 'SELECT agent_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
   session_expiry_minutes_by_user: 'SELECT user_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
+  session_expiry_hours: "SELECT '' AS k, expires_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2",
+  session_warning_hours: "SELECT '' AS k, warns_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2",
+  session_expiry_hours_by_agent: 'SELECT agent_id AS k, expires_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2',
 };
 
 let directory: string;
@@ -44,8 +47,9 @@ function expectHistogramsExact(): void {
   const db = new Database(path, { readonly: true });
   for (const [table, recount] of Object.entries(HISTOGRAMS)) {
     const key = table.endsWith('_by_agent') ? 'agent_id' : table.endsWith('_by_user') ? 'user_id' : "''";
-    const kept = db.prepare(`SELECT ${key} AS k, minute, sessions AS n FROM ${table} ORDER BY 1, 2`).all();
-    expect(kept, table).toEqual(db.prepare(`${recount} ORDER BY 1, 2`).all());
+    const unit = table.includes('_hours') ? 'hour' : 'minute';
+    const kept = db.prepare(`SELECT ${key} AS k, ${unit} AS bucket, sessions AS n FROM ${table} ORDER BY 1, 2`).all();
+    expect(kept, table).toEqual(db.prepare(`${recount.replace(' AS minute,', ' AS bucket,')} ORDER BY 1, 2`).all());
   }
   db.close();
 }

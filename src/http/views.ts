@@ -47,6 +47,9 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
   };
 }
 
+/** A message's view in JSON: the stores write it with the message, and pages send it as is. */
+export const messageJson = (message: MessageRecord): string => JSON.stringify(messageView(message));
+
 export function messageView(message: MessageRecord): Schemas['Message'] {
   return {
     id: message.id,

@@ -38,6 +38,12 @@ export interface MessageRecord {
   metadata: Schemas['MessageMetadata'];
 }
 
+/** A stored message as the API shows it: its position (for cursors) and its view in JSON. */
+export interface MessageView {
+  position: number;
+  json: string;
+}
+
 /** Positions bound the page (exclusive). With only `after`, the page is the oldest after it. */
 export interface MessageQuery {
   sessionId: string;
@@ -221,6 +227,11 @@ export interface Store {
   ): Promise<T>;
   /** Newest first; `hasMore` when messages lie beyond the page in the direction of travel. */
   listMessages(query: MessageQuery): Promise<{ messages: MessageRecord[]; hasMore: boolean }>;
+  /**
+   * The same page as listMessages, each message as its API view (Schemas['Message']) in
+   * JSON, written with the message: getSessionMessages sends it as is.
+   */
+  listMessageViews(query: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }>;
   listSessions(query: SessionQuery): Promise<{ sessions: SessionRecord[]; total: number }>;
   countSessions(bounds: TimeBounds): Promise<SessionCounts>;
 

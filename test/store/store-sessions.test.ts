@@ -3,6 +3,7 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../../src/storage/store.js';
 import { sessionEvent } from '../../src/events/event-records.js';
+import { messageView } from '../../src/http/views.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
 import { agentRecord, idempotencyRecord, messageRecord, sessionRecord } from './records.js';
@@ -176,6 +177,33 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await positions({ limit: 3, after: 1 })).toEqual([[4, 3, 2], true]);
       expect(await positions({ limit: 3, after: 4 })).toEqual([[7, 6, 5], false]);
       expect(await positions({ limit: 10, before: 6, after: 2 })).toEqual([[5, 4, 3], false]);
+    });
+
+    it('pages the stored views like listMessages, each the message as the API shows it (U+0000, emoji, key order)', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      const written = [1, 2, 3, 4, 5].map((position) =>
+        messageRecord(session, position, {
+          content: position === 2 ? 'a\u0000b 🙂' : `message ${position}`,
+          isAgent: position % 2 === 0,
+          attachments: position === 3 ? [{ type: 'image', url: 'https://a.example/x.png' }] : [],
+          metadata: { z: position, a: '\u0000' },
+        }),
+      );
+      for (const message of written) await store.appendMessage(session.id, (current) => ({ session: current!, message }));
+      for (const query of [{ limit: 2 }, { limit: 2, before: 3 }, { limit: 2, after: 1 }, { limit: 10, before: 5, after: 1 }]) {
+        const records = await store.listMessages({ sessionId: session.id, ...query });
+        const views = await store.listMessageViews({ sessionId: session.id, ...query });
+        expect(views.hasMore, JSON.stringify(query)).toBe(records.hasMore);
+        expect(views.messages.map((view) => view.position)).toEqual(records.messages.map((message) => message.position));
+        // Sent as is: the JSON is the view, with its keys in the view's order.
+        expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(records.messages.map(messageView));
+        for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(written[0]!)));
+      }
+      const [second] = (await store.listMessageViews({ sessionId: session.id, limit: 1, before: 3 })).messages;
+      expect(JSON.parse(second!.json).content).toBe('a\u0000b 🙂');
+      expect(Object.keys(JSON.parse(second!.json).metadata)).toEqual(['z', 'a']);
     });
   });
 

@@ -2,17 +2,16 @@ import { cursorOf, positionOfCursor } from '../../domain/message-order.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession } from '../session-access.js';
-import { messageView } from '../views.js';
 
 export const getSessionMessages =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'getSessionMessages'> =>
-  async (request) => {
+  async (request, reply) => {
     const { sessionId } = request.params;
     // The validator has checked the cursors' form and filled in the default limit.
     const { limit = 50, before, after } = request.query;
     activeSession(await store.getSession(sessionId), sessionId, clock.now(), retentionMs);
 
-    const page = await store.listMessages({
+    const page = await store.listMessageViews({
       sessionId,
       limit,
       before: before === undefined ? undefined : positionOfCursor(before),
@@ -20,12 +19,12 @@ export const getSessionMessages =
     });
     const oldest = page.messages.at(-1);
     const newest = page.messages[0];
-    return {
-      messages: page.messages.map(messageView),
-      hasMore: page.hasMore,
-      cursors: {
-        before: oldest ? cursorOf(oldest.position) : null,
-        after: newest ? cursorOf(newest.position) : null,
-      },
+    const cursors = {
+      before: oldest ? cursorOf(oldest.position) : null,
+      after: newest ? cursorOf(newest.position) : null,
     };
+    // Each message's view was serialized when it was stored (views.ts messageJson): the
+    // page is joined, not built and serialized again. A JSON string is sent as is.
+    const body = `{"messages":[${page.messages.map((message) => message.json).join(',')}],"hasMore":${page.hasMore},"cursors":${JSON.stringify(cursors)}}`;
+    return reply.type('application/json; charset=utf-8').send(body) as never;
   };

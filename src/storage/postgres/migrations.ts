@@ -140,6 +140,17 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
   `,
+  // 2: each message's API view in JSON, written with it (views.ts messageJson) and sent
+  // as is by a page of messages; those written before get theirs here, in the same form.
+  `
+  ALTER TABLE messages ADD COLUMN view json;
+  UPDATE messages SET view = json_build_object(
+    'id', id, 'content', content, 'authorId', author_id, 'isAgent', is_agent,
+    'createdAt', to_char(to_timestamp(created_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.')
+      || lpad((created_at % 1000)::text, 3, '0') || 'Z',
+    'attachments', attachments, 'metadata', metadata);
+  ALTER TABLE messages ALTER COLUMN view SET NOT NULL;
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

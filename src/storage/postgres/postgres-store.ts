@@ -11,6 +11,7 @@ import {
   type EventInput,
   type EventQuery,
   IdempotencyKeyTaken,
+  type MessageView,
   type SessionQuery,
   type SessionRecord,
   type Store,
@@ -73,7 +74,7 @@ function sessionUpdateValues(session: SessionRecord): unknown[] {
   return [session.id, ...UPDATED_COLUMNS.map((column) => values[SESSION_COLUMNS.indexOf(column)])];
 }
 const MESSAGE_INSERT =
-  'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)';
+  'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata, view) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)';
 
 const STATUS_TERMS: Record<SessionQuery['status'], string> = {
   active: 'expires_at > $now',
@@ -344,6 +345,16 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
       );
       const page = rows.slice(0, limit).map(toMessage);
+      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    },
+    async listMessageViews({ sessionId, limit, before, after }) {
+      const forward = after !== undefined && before === undefined;
+      // As text: the driver would parse a json column.
+      const { rows } = await query<MessageView>(
+        `SELECT position, view::text AS json FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
+        [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
+      );
+      const page = rows.slice(0, limit);
       return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
     },
     async listSessions(sessionQuery) {

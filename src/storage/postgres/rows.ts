@@ -3,6 +3,7 @@
 // free text stored as JSON strings included: see migrations.ts).
 import { nextDue } from '../../domain/timeout-policy.js';
 import type { AgentRecord, ApiKeyRecord, DeliveryRecord, EventRecord, IdempotencyRecord, MessageRecord, SessionRecord, WebhookRecord } from '../store.js';
+import { messageJson } from '../../http/views.js';
 
 export interface AgentRow {
   id: string;
@@ -141,6 +142,7 @@ export function messageValues(message: MessageRecord): unknown[] {
     JSON.stringify(message.content),
     JSON.stringify(message.attachments),
     JSON.stringify(message.metadata),
+    messageJson(message),
   ];
 }
 

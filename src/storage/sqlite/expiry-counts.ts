@@ -17,23 +17,30 @@ export interface CountedSession {
 
 /** SQLite's integer division (truncates toward zero). */
 const minuteOf = (ms: number) => Math.trunc(ms / 60000);
+const BUCKET_OF = { minute: minuteOf, hour: (ms: number) => Math.trunc(minuteOf(ms) / 60) };
 
-const UPSERT = (table: string, key?: string) => {
+const UPSERT = (table: string, unit: 'minute' | 'hour', key?: string) => {
   const keyColumn = key ? `${key}, ` : '';
   const keyValue = key ? '@key, ' : '';
   const keyTerm = key ? `${key} = @key AND ` : '';
   return {
-    add: `INSERT INTO ${table} (${keyColumn}minute, sessions) VALUES (${keyValue}@minute, @delta)
-            ON CONFLICT (${keyColumn}minute) DO UPDATE SET sessions = sessions + excluded.sessions`,
-    prune: `DELETE FROM ${table} WHERE ${keyTerm}minute = @minute AND sessions = 0`,
+    add: `INSERT INTO ${table} (${keyColumn}${unit}, sessions) VALUES (${keyValue}@bucket, @delta)
+            ON CONFLICT (${keyColumn}${unit}) DO UPDATE SET sessions = sessions + excluded.sessions`,
+    prune: `DELETE FROM ${table} WHERE ${keyTerm}${unit} = @bucket AND sessions = 0`,
   };
 };
 
+// The hour histograms (migration 13) sum their minutes: a count reads whole hours, then
+// at most 59 minutes (see countAfterStatement). A user has few sessions, so few minutes:
+// theirs has no hours.
 const HISTOGRAMS = [
-  { table: 'session_expiry_minutes', column: 'expires_at' },
-  { table: 'session_warning_minutes', column: 'warns_at' },
-  { table: 'session_expiry_minutes_by_agent', column: 'expires_at', key: 'agent_id' },
-  { table: 'session_expiry_minutes_by_user', column: 'expires_at', key: 'user_id' },
+  { table: 'session_expiry_minutes', column: 'expires_at', unit: 'minute' },
+  { table: 'session_warning_minutes', column: 'warns_at', unit: 'minute' },
+  { table: 'session_expiry_minutes_by_agent', column: 'expires_at', unit: 'minute', key: 'agent_id' },
+  { table: 'session_expiry_minutes_by_user', column: 'expires_at', unit: 'minute', key: 'user_id' },
+  { table: 'session_expiry_hours', column: 'expires_at', unit: 'hour' },
+  { table: 'session_warning_hours', column: 'warns_at', unit: 'hour' },
+  { table: 'session_expiry_hours_by_agent', column: 'expires_at', unit: 'hour', key: 'agent_id' },
 ] as const;
 
 export interface ExpiryCounts {
@@ -52,16 +59,16 @@ export interface ExpiryCounts {
 
 export function expiryCounts(db: Database.Database): ExpiryCounts {
   const statements = HISTOGRAMS.map((histogram) => {
-    const sql = UPSERT(histogram.table, 'key' in histogram ? histogram.key : undefined);
+    const sql = UPSERT(histogram.table, histogram.unit, 'key' in histogram ? histogram.key : undefined);
     return { add: db.prepare(sql.add), prune: db.prepare(sql.prune) };
   });
-  // One entry per histogram row touched: [histogram index, key, minute, delta].
+  // One entry per histogram row touched: [histogram index, key, minute or hour, delta].
   let notes: Array<[number, string, number, number]> = [];
 
   function note(session: CountedSession, sign: 1 | -1): void {
     HISTOGRAMS.forEach((histogram, i) => {
       const key = 'key' in histogram ? session[histogram.key] : '';
-      notes.push([i, key, minuteOf(session[histogram.column]), sign]);
+      notes.push([i, key, BUCKET_OF[histogram.unit](session[histogram.column]), sign]);
     });
   }
 
@@ -79,19 +86,19 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     flush() {
       if (notes.length === 0) return;
       const sums = new Map<string, [number, string, number, number]>();
-      for (const [i, key, minute, delta] of notes) {
-        const id = `${i}\u0000${key}\u0000${minute}`;
+      for (const [i, key, bucket, delta] of notes) {
+        const id = `${i}\u0000${key}\u0000${bucket}`;
         const sum = sums.get(id);
         if (sum) sum[3] += delta;
-        else sums.set(id, [i, key, minute, delta]);
+        else sums.set(id, [i, key, bucket, delta]);
       }
       notes = [];
-      for (const [i, key, minute, delta] of sums.values()) {
+      for (const [i, key, bucket, delta] of sums.values()) {
         if (delta === 0) continue;
         const { add, prune } = statements[i]!;
         const keyed = 'key' in HISTOGRAMS[i]!;
-        add.run(keyed ? { key, minute, delta } : { minute, delta });
-        if (delta < 0) prune.run(keyed ? { key, minute } : { minute });
+        add.run(keyed ? { key, bucket, delta } : { bucket, delta });
+        if (delta < 0) prune.run(keyed ? { key, bucket } : { bucket });
       }
     },
     discard() {

@@ -27,6 +27,10 @@ export interface GroupCommitOptions {
   beforeCommit?: () => void;
   /** After a batch that did not commit. */
   afterAbort?: () => void;
+  /** After a batch committed, before its writes are answered. */
+  afterCommit?: () => void;
+  /** While this returns a promise, writes wait in the queue (the WAL is being emptied). */
+  holdWhile?: () => Promise<void> | undefined;
 }
 
 export const DEFAULT_LOCK_WAIT_MS = 5000;
@@ -36,7 +40,7 @@ const RETRY_MAX_MS = 50;
 const isBusy = (error: unknown) =>
   error instanceof Database.SqliteError && (error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED'));
 
-export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_WAIT_MS, beforeCommit, afterAbort }: GroupCommitOptions = {}): RunWrite {
+export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_WAIT_MS, beforeCommit, afterAbort, afterCommit, holdWhile }: GroupCommitOptions = {}): RunWrite {
   let queue: Pending[] = [];
   let retryDelay = RETRY_FIRST_MS;
   // A transaction inside a transaction is a savepoint in better-sqlite3.
@@ -57,6 +61,9 @@ export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_W
   }).immediate;
 
   function flush(): void {
+    const hold = holdWhile?.();
+    // The queue stays non-empty meanwhile, so no other flush is scheduled.
+    if (hold) return void hold.then(flush, flush);
     const batch = queue;
     queue = [];
     let outcomes;
@@ -70,6 +77,7 @@ export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_W
       return;
     }
     retryDelay = RETRY_FIRST_MS;
+    afterCommit?.();
     outcomes.forEach((outcome, i) => (outcome.ok ? batch[i]!.resolve(outcome.value) : batch[i]!.reject(outcome.error)));
   }
 

@@ -321,6 +321,42 @@ export const migrations: readonly string[] = [
   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 
   `,
+  // 12: each message's API view in JSON, written with it (views.ts messageJson): a page
+  // of messages is sent as stored, neither built nor serialized per request. Messages
+  // written before get theirs here, in the same form.
+  `
+  ALTER TABLE messages ADD COLUMN view TEXT;
+  UPDATE messages SET view = json_object(
+    'id', id, 'content', content, 'authorId', author_id,
+    'isAgent', json(CASE is_agent WHEN 1 THEN 'true' ELSE 'false' END),
+    'createdAt', strftime('%Y-%m-%dT%H:%M:%S.', created_at / 1000, 'unixepoch') || substr('00' || (created_at % 1000), -3) || 'Z',
+    'attachments', json(attachments), 'metadata', json(metadata));
+  `,
+  // 13: hour histograms beside the minute ones (all sessions, their warnings, per agent),
+  // kept by the store in the same batch (expiry-counts.ts): a count reads at most the
+  // hours of the horizon (360 for 15 days) and 59 minutes, not every minute (21,600).
+  `
+  CREATE TABLE session_expiry_hours (
+    hour      INTEGER PRIMARY KEY,
+    sessions  INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO session_expiry_hours (hour, sessions) SELECT minute / 60, sum(sessions) FROM session_expiry_minutes GROUP BY 1;
+
+  CREATE TABLE session_warning_hours (
+    hour      INTEGER PRIMARY KEY,
+    sessions  INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO session_warning_hours (hour, sessions) SELECT minute / 60, sum(sessions) FROM session_warning_minutes GROUP BY 1;
+
+  CREATE TABLE session_expiry_hours_by_agent (
+    agent_id  TEXT NOT NULL,
+    hour      INTEGER NOT NULL,
+    sessions  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, hour)
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO session_expiry_hours_by_agent (agent_id, hour, sessions)
+    SELECT agent_id, minute / 60, sum(sessions) FROM session_expiry_minutes_by_agent GROUP BY 1, 2;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -28,6 +28,8 @@ import { migrate } from './migrations.js';
 import { cachedAgents } from './agent-cache.js';
 import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
+import { checkpointer } from './checkpointer.js';
+import { messageJson } from '../../http/views.js';
 
 interface AgentRow {
   id: string;
@@ -149,6 +151,8 @@ interface MessageRow {
   content: string;
   attachments: string;
   metadata: string;
+  /** The message's API view in JSON (messageJson), written with it; pages of views read it alone. */
+  view?: string;
 }
 
 function toMessage(row: MessageRow): MessageRecord {
@@ -176,6 +180,7 @@ function toMessageRow(message: MessageRecord): MessageRow {
     content: message.content,
     attachments: JSON.stringify(message.attachments),
     metadata: JSON.stringify(message.metadata),
+    view: messageJson(message),
   };
 }
 
@@ -301,10 +306,18 @@ function fromTuple([session_id, position, id, created_at, author_id, is_agent, c
   return toMessage({ session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata });
 }
 
+/** The same pages, of the stored views only. */
+export const MESSAGE_VIEW_PAGE_SQL = {
+  backward: MESSAGE_PAGE_SQL.backward.replace(MESSAGE_COLUMNS, 'position, view'),
+  forward: MESSAGE_PAGE_SQL.forward.replace(MESSAGE_COLUMNS, 'position, view'),
+};
+
 function messagePageStatements(db: Database.Database) {
   return {
     messagesBackward: db.prepare<MessageBounds, MessageTuple>(MESSAGE_PAGE_SQL.backward).raw(true),
     messagesForward: db.prepare<MessageBounds, MessageTuple>(MESSAGE_PAGE_SQL.forward).raw(true),
+    viewsBackward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.backward).raw(true),
+    viewsForward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.forward).raw(true),
   };
 }
 
@@ -372,16 +385,21 @@ function insertUnless(code: string, insert: () => unknown): boolean {
 }
 
 /**
- * Sessions whose `column` is after @after (of agent or user @key, with `key`): the whole
- * minutes after it from the histogram kept by triggers (migrations 3, 5 and 6), the rest
- * of @after's own minute from an index.
+ * Sessions whose `column` is after @after (of agent or user @key, with `key`), from the
+ * histograms the store keeps (expiry-counts.ts): whole hours after @after's hour (when
+ * there is an hour histogram), then whole minutes after @after's minute up to the next
+ * counted bucket, then the rest of @after's own minute from an index.
  */
-function countAfterStatement(db: Database.Database, histogram: string, column: string, key?: 'agent_id' | 'user_id') {
+function countAfterStatement(db: Database.Database, histogram: { minutes: string; hours?: string }, column: string, key?: 'agent_id' | 'user_id') {
   const ofKey = key ? `${key} = @key AND ` : '';
+  const minute = 'CAST(@after AS INTEGER) / 60000';
+  const hours = histogram.hours
+    ? `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.hours} WHERE ${ofKey}hour > ${minute} / 60)
+       + (SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute} AND minute < (${minute} / 60 + 1) * 60)`
+    : `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute})`;
   return db.prepare<{ after: number; key?: string }, { n: number }>(
-    `SELECT (SELECT coalesce(sum(sessions), 0) FROM ${histogram} WHERE ${ofKey}minute > CAST(@after AS INTEGER) / 60000)
-          + (SELECT count(*) FROM sessions
-              WHERE ${ofKey}${column} > @after AND ${column} < (CAST(@after AS INTEGER) / 60000 + 1) * 60000) AS n`,
+    `SELECT ${hours}
+          + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} < (${minute} + 1) * 60000) AS n`,
   );
 }
 
@@ -390,6 +408,8 @@ export interface SqliteOptions {
   synchronous?: 'normal' | 'full';
   /** How long a write waits for another process's write lock before answering 503 (default 5000). */
   lockWaitMs?: number;
+  /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
+  walCapBytes?: number;
 }
 
 /**
@@ -455,10 +475,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
-    countExpiringAfter: countAfterStatement(db, 'session_expiry_minutes', 'expires_at'),
-    countWarningAfter: countAfterStatement(db, 'session_warning_minutes', 'warns_at'),
-    countAgentExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_agent', 'expires_at', 'agent_id'),
-    countUserExpiringAfter: countAfterStatement(db, 'session_expiry_minutes_by_user', 'expires_at', 'user_id'),
+    countExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes', hours: 'session_expiry_hours' }, 'expires_at'),
+    countWarningAfter: countAfterStatement(db, { minutes: 'session_warning_minutes', hours: 'session_warning_hours' }, 'warns_at'),
+    countAgentExpiringAfter: countAfterStatement(
+      db,
+      { minutes: 'session_expiry_minutes_by_agent', hours: 'session_expiry_hours_by_agent' },
+      'expires_at',
+      'agent_id',
+    ),
+    countUserExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes_by_user' }, 'expires_at', 'user_id'),
     markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
     purgeableSessions: db.prepare<{ cutoff: number; limit: number }, CountedSession & { id: string }>(PURGEABLE_SQL),
     // @ids: a JSON array of session ids.
@@ -468,8 +493,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     purgeSessions: db.prepare<{ ids: string }>('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(@ids))'),
     insertMessage: db.prepare<[MessageRow]>(
-      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata)
-       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata)`,
+      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata, view)
+       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata, @view)`,
     ),
     lastMessagePosition: db.prepare<[string], { position: number | null }>(
       'SELECT max(position) AS position FROM messages WHERE session_id = ?',
@@ -669,7 +694,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return prepared;
   }
 
-  const commitWrite = groupCommit(db, { lockWaitMs: options.lockWaitMs, beforeCommit: () => counts.flush(), afterAbort: () => counts.discard() });
+  // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
+  const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
+  const commitWrite = groupCommit(db, {
+    lockWaitMs: options.lockWaitMs,
+    beforeCommit: () => counts.flush(),
+    afterAbort: () => counts.discard(),
+    afterCommit: checkpoints && (() => checkpoints.afterCommit()),
+    holdWhile: checkpoints && (() => checkpoints.truncating()),
+  });
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
     try {
@@ -750,6 +783,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
       const rows = (forward ? statements.messagesForward : statements.messagesBackward).all(bounds);
       const page = rows.slice(0, limit).map(fromTuple);
+      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    },
+    async listMessageViews({ sessionId, limit, before, after }) {
+      const forward = after !== undefined && before === undefined;
+      const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
+      const rows = (forward ? statements.viewsForward : statements.viewsBackward).all(bounds);
+      const page = rows.slice(0, limit).map(([position, json]) => ({ position, json }));
       return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
     },
     async listSessions(query) {
@@ -925,6 +965,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       if (!db.open) return;
       // Writes still queued commit first (or fail, if the storage does).
       await write(() => undefined).catch(() => undefined);
+      await checkpoints?.stop();
       db.close();
     },
   });

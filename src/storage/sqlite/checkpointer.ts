@@ -1,0 +1,133 @@
+// WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside the COMMIT
+// that crosses its threshold, on the committing connection: for the store, that is a
+// group commit on the event loop (batches of 50 creates took up to 65 ms at 10^5
+// sessions). So the store's connection does not checkpoint (wal_autocheckpoint = 0); a
+// worker thread with its own connection does:
+// - PASSIVE every interval: copies what it can without waiting for anyone.
+// - TRUNCATE once the WAL file is over its cap. Under constant writes a passive
+//   checkpoint never catches up with the end of the WAL (writes append while it copies),
+//   so SQLite never starts the WAL over and the file grows without bound. When a commit
+//   leaves the WAL over the cap, the store holds its next writes in their queue (the
+//   event loop goes on), the worker copies the little a passive checkpoint left and
+//   empties the file, and the writes go on. Another process's writes are waited for by
+//   SQLite's busy handler, at most CAP_WAIT_MS.
+// The worker starts only once the WAL has grown to a sixteenth of the cap, so the many
+// small databases of the tests never pay for a thread.
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+
+export const DEFAULT_WAL_CAP_BYTES = 64 * 2 ** 20;
+const INTERVAL_MS = 20;
+const CAP_WAIT_MS = 2000;
+
+// CommonJS run by the worker (eval: no TypeScript loader needed in a worker).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma('busy_timeout = ' + workerData.capWaitMs);
+function checkpoint(mode) {
+  try {
+    db.pragma('wal_checkpoint(' + mode + ')');
+  } catch {
+    // Busy past the wait, or an I/O error: the next checkpoint tries again.
+  }
+}
+let timer;
+const tick = () => {
+  checkpoint('PASSIVE');
+  timer = setTimeout(tick, workerData.intervalMs);
+};
+parentPort.on('message', (message) => {
+  clearTimeout(timer);
+  if (message === 'truncate') {
+    checkpoint('TRUNCATE');
+    parentPort.postMessage('truncated');
+    return tick();
+  }
+  db.close();
+  parentPort.close();
+});
+tick();
+`;
+
+export interface Checkpointer {
+  /** After each commit: starts the worker once the WAL is big enough to need it, empties it once over the cap. */
+  afterCommit(): void;
+  /** Pending while the WAL is being emptied: writes wait for it. */
+  truncating(): Promise<void> | undefined;
+  /** Stops the worker and closes its connection (before the store's own closes). */
+  stop(): Promise<void>;
+}
+
+export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES): Checkpointer {
+  db.pragma('wal_autocheckpoint = 0');
+  const startBytes = capBytes / 16;
+  let worker: Worker | undefined;
+  /** No worker any more: it failed, or the store is closing. */
+  let done = false;
+  let truncation: Promise<void> | undefined;
+
+  function start(): void {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, intervalMs: INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
+    worker.unref();
+    worker.on('error', () => {
+      // Without its checkpointer the connection checkpoints on its own again, as SQLite's default.
+      done = true;
+      worker = undefined;
+      if (db.open) db.pragma('wal_autocheckpoint = 1000');
+    });
+  }
+
+  function truncate(running: Worker): void {
+    // Writes wait for this worker now: it keeps the process alive until it answers.
+    running.ref();
+    truncation = new Promise<void>((resolve) => {
+      const finish = () => {
+        running.off('message', finish);
+        running.off('exit', finish);
+        running.unref();
+        truncation = undefined;
+        resolve();
+      };
+      running.on('message', finish);
+      running.on('exit', finish);
+    });
+    running.postMessage('truncate');
+  }
+
+  function walBytes(): number {
+    try {
+      return statSync(`${path}-wal`).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  return {
+    afterCommit() {
+      if (done || truncation) return;
+      const size = walBytes();
+      if (!worker) {
+        if (size > startBytes) start();
+      } else if (size > capBytes) truncate(worker);
+    },
+    truncating: () => truncation,
+    async stop() {
+      done = true;
+      const running = worker;
+      worker = undefined;
+      if (!running) return;
+      await truncation;
+      // Closing waits for the worker's exit: it keeps the process alive until then.
+      running.ref();
+      const exited = once(running, 'exit');
+      running.postMessage('stop');
+      await exited;
+    },
+  };
+}

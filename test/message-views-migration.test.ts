@@ -1,0 +1,91 @@
+// Messages written before their views were stored get them from the migration (SQLite 12,
+// PostgreSQL 2), in the very form the server writes: a page of them is what messageView
+// makes of the same rows.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { expect, it } from 'vitest';
+import { messageView } from '../src/http/views.js';
+import { migrations as postgresMigrations } from '../src/storage/postgres/migrations.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { migrations as sqliteMigrations } from '../src/storage/sqlite/migrations.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../src/storage/store.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+
+const session = (autoRenew: string) => `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
+  timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
+  VALUES ('s', 'a', 'u', 0, 0, 0, 9000000000000, 8000000000000, 30, ${autoRenew}, 720, 5, 0, 'active', '{}', 'nothing', NULL)`;
+
+/** (position, id, created_at, is_agent, content, attachments, metadata): odd milliseconds, quotes, emoji, U+0000, key order. */
+const MESSAGES: Array<[number, string, number, boolean, string, string, string]> = [
+  [10, 'm1', 5, false, 'first', '[]', '{}'],
+  [20, 'm2', 1764151234567, true, 'say "hi" 🙂 a\u0000b', '[{"type":"image","url":"https://a.example/x.png"}]', '{"z":1,"a":{"k":"\\u0000"}}'],
+  [30, 'm3', 1764151234007, false, 'third', '[]', '{"n":[1,2]}'],
+];
+
+async function expectViewsOfRecords(store: Store): Promise<void> {
+  const records = await store.listMessages({ sessionId: 's', limit: 10 });
+  const views = await store.listMessageViews({ sessionId: 's', limit: 10 });
+  expect(records.messages).toHaveLength(3);
+  expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(records.messages.map(messageView));
+  for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(records.messages[0]!)));
+}
+
+it('SQLite: migration 12 writes the views of the messages already stored', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'message-views-'));
+  const path = join(directory, 'sessions.db');
+  try {
+    const old = new Database(path);
+    for (const sql of sqliteMigrations.slice(0, 11)) old.exec(sql);
+    old.pragma('user_version = 11');
+    old.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
+    old.exec(session('1'));
+    const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
+      insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata);
+    }
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      await expectViewsOfRecords(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+it('PostgreSQL: migration 2 writes the views of the messages already stored', async () => {
+  const database = await createTestDatabase();
+  try {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query(postgresMigrations[0]!);
+      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      await client.query('INSERT INTO schema_migrations (version) VALUES (1)');
+      await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a', '"Ada"', NULL, '{}', 0)`);
+      await client.query(session('true'));
+      for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
+        await client.query(
+          'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+          ['s', position, id, createdAt, 'u', isAgent, JSON.stringify(content), attachments, metadata],
+        );
+      }
+    } finally {
+      await client.end();
+    }
+    const store = await openPostgresStore({ url: database.url, poolSize: 2 });
+    try {
+      await expectViewsOfRecords(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.drop();
+  }
+});
