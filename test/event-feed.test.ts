@@ -4,11 +4,16 @@
 // others nor queues without bound.
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { agentEvent } from '../src/events/event-records.js';
 import { isAfter } from '../src/events/event-feed.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { createEventStreams, type StreamOptions } from '../src/events/event-stream.js';
 import type { EventQuery, EventRecord, Store } from '../src/storage/store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
+import { T0 } from './helpers/fake-clock.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { agentRecord } from './store/records.js';
 
 let t: TestApp;
 let agentId: string;
@@ -167,6 +172,34 @@ describe('the shared reader', () => {
     expect(slow.ids()).toEqual(all);
     expect(reads.own).toBe(3);
     streams.closeAll();
+  });
+});
+
+describe('on PostgreSQL', () => {
+  it("wakes the shared reader of every instance through LISTEN/NOTIFY: a stream on one gets the other's writes, in log order", async () => {
+    const database = await createTestDatabase();
+    const [a, b] = [await openPostgresStore({ url: database.url, poolSize: 2 }), await openPostgresStore({ url: database.url, poolSize: 2 })];
+    try {
+      const insertAgent = () => {
+        const agent = agentRecord();
+        return a.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+      };
+      await insertAgent();
+      const first = (await b.lastEventId())!;
+      const streams = createEventStreams({ pollMs: 60_000 }); // no poll: only the notifications wake it
+      const socket = openOn(streams, b, { filter: {}, after: first });
+      await Promise.all(Array.from({ length: 6 }, insertAgent)); // racing the stream's join
+      await Promise.all(Array.from({ length: 6 }, insertAgent));
+      const log = (await b.listEvents({ after: first, limit: 100 })).map((event) => event.id);
+      expect(log).toHaveLength(12);
+      await expect.poll(() => socket.ids().length).toBe(12);
+      expect(socket.ids()).toEqual(log);
+      streams.closeAll();
+    } finally {
+      await a.close();
+      await b.close();
+      await database.drop();
+    }
   });
 });
 
