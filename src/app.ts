@@ -5,6 +5,7 @@ import { apiPlugin } from './http/api-plugin.js';
 import { answerFrameworkError } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
+import { createEventFeed } from './events/event-feed.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { buildCachedSerializer } from './http/serializers.js';
@@ -43,9 +44,11 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   if (options.metrics) timeRequests(app, options.metrics);
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, options.access);
-  const streams = createEventStreams();
+  // One reader of the event log for every stream and every waiter of the app.
+  const feed = createEventFeed(deps.store, { onError: (error) => app.log.error({ err: error }, 'reading the event log failed') });
+  const streams = createEventStreams({ feed });
   options.metrics?.countStreamsWith(() => streams.size());
-  const replies = deps.replies ?? createAgentReplies(deps.store, { onError: (error) => app.log.error({ err: error }, 'reading agent replies failed') });
+  const replies = deps.replies ?? createAgentReplies(deps.store, { feed });
   app.register(apiPlugin, { ...deps, streams, replies });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
   app.addHook('preClose', async () => {

@@ -256,6 +256,22 @@ describe('retention', () => {
   });
 });
 
+describe('the retention trim on SQLite', () => {
+  it('walks the log in id order from the oldest event, stopping at the first inside the retention', async () => {
+    const agent = { id: '4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1e', name: 'Trim', settings: {}, createdAt: T0 };
+    const event = (occurredAt: number) => [{ type: 'agent.created' as const, occurredAt, agentId: agent.id, data: { id: agent.id, name: 'Trim' } as never }];
+    await t.store.purgeEvents(T0 + 1, 100); // the beforeEach agent's event
+    // Recorded in this order: old, new, then old again (a due event announced late).
+    await t.store.insertAgent(agent, { events: () => [...event(T0 - 3 * MINUTE), ...event(T0), ...event(T0 - 2 * MINUTE)] });
+    const [oldest, , late] = await log();
+    expect(await t.store.purgeEvents(T0 - MINUTE, 100)).toBe(1);
+    expect((await log()).map((kept) => kept.id)).not.toContain(oldest!.id);
+    expect((await log()).map((kept) => kept.id)).toContain(late!.id); // kept until the events recorded before it go
+    expect(await t.store.purgeEvents(T0 + 1, 100)).toBe(2);
+    expect(await log()).toEqual([]);
+  });
+});
+
 describe('the due-time index', () => {
   it('finds the next due announcement with one probe of the index on due_at, never a scan or a sort', () => {
     const db = new Database(':memory:');

@@ -1,13 +1,8 @@
 // Messages waiting for their agent's reply (sendSessionMessage with transport http or
-// sse), without a poll per waiter: one reader of the event log serves every waiter. It
-// reads the `message.created` events after its cursor whenever a commit of this process
-// wrote events (and once a second, for writes of another process on the same database)
-// and hands each one to the waiters of its session, found in a map by session id.
-// The reader runs only while someone waits.
+// sse), without a poll per waiter: each waiter follows the app's shared reader of the
+// event log (event-feed.ts) for its own session's `message.created` events.
 import type { EventRecord, Store } from '../storage/store.js';
-
-const POLL_MS = 1000;
-const PAGE = 500;
+import { createEventFeed, type EventFeed } from './event-feed.js';
 
 export interface ReplyWait {
   /**
@@ -34,97 +29,19 @@ export interface AgentReplies {
   closeAll(): void;
 }
 
-interface Waiter {
-  see(event: EventRecord): void;
-  release(): void;
-}
-
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
 
-export function createAgentReplies(store: Store, { pollMs = POLL_MS, onError = (_error: unknown) => {} } = {}): AgentReplies {
-  const bySession = new Map<string, Set<Waiter>>();
-  let count = 0;
-  // The reader: armed while someone waits; `generation` tells a read that it was disarmed meanwhile.
-  let generation = 0;
-  let armed = false;
-  let arming: Promise<void> | undefined;
-  let cursor = '0';
-  let stop = () => {};
-  let reading = false;
-  let again = false;
-
-  async function arm(): Promise<void> {
-    const last = await store.lastEventId();
-    cursor = last ?? '0';
-    const unsubscribe = store.onEventsWritten(() => void read());
-    const poll = setInterval(() => void read(), pollMs);
-    poll.unref();
-    stop = () => {
-      unsubscribe();
-      clearInterval(poll);
-    };
-    armed = true;
-  }
-
-  function disarm(): void {
-    if (!armed) return;
-    stop();
-    armed = false;
-    arming = undefined;
-    generation += 1;
-  }
-
-  async function read(): Promise<void> {
-    if (reading) {
-      again = true; // one more pass once this one ends: the log grew meanwhile
-      return;
-    }
-    reading = true;
-    const mine = generation;
-    try {
-      do {
-        again = false;
-        for (;;) {
-          const events = await store.listEvents({ after: cursor, types: ['message.created'], limit: PAGE });
-          if (mine !== generation) return;
-          for (const event of events) {
-            cursor = event.id;
-            const waiters = event.sessionId === undefined ? undefined : bySession.get(event.sessionId);
-            if (waiters) for (const waiter of [...waiters]) waiter.see(event);
-          }
-          if (events.length < PAGE) break;
-        }
-      } while (again && armed);
-    } catch (error) {
-      onError(error); // the next commit or poll reads again from the same cursor
-    } finally {
-      reading = false;
-    }
-  }
-
-  function add(sessionId: string, waiter: Waiter): void {
-    let waiters = bySession.get(sessionId);
-    if (!waiters) bySession.set(sessionId, (waiters = new Set()));
-    waiters.add(waiter);
-    count += 1;
-  }
-
-  function remove(sessionId: string, waiter: Waiter): void {
-    const waiters = bySession.get(sessionId);
-    if (!waiters?.delete(waiter)) return;
-    if (waiters.size === 0) bySession.delete(sessionId);
-    count -= 1;
-    if (count === 0) disarm();
-  }
+/** Waits on `feed` (the app's shared reader); without one, on a reader of its own over `store`. */
+export function createAgentReplies(
+  store: Store,
+  { feed, pollMs, onError }: { feed?: EventFeed; pollMs?: number; onError?: (error: unknown) => void } = {},
+): AgentReplies {
+  const reader = feed ?? createEventFeed(store, { ...(pollMs === undefined ? {} : { pollMs }), ...(onError ? { onError } : {}) });
+  const open = new Set<() => void>();
 
   return {
     async wait(sessionId, timeoutMs) {
-      while (!armed) {
-        arming ??= arm();
-        await arming;
-      }
-      // From here on, synchronously: the reader is armed and its cursor is before the user's message.
       let ownId: string | undefined;
       let own: EventRecord | undefined;
       let settled = false;
@@ -134,17 +51,22 @@ export function createAgentReplies(store: Store, { pollMs = POLL_MS, onError = (
       const ownPromise = new Promise<EventRecord | undefined>((resolve) => (resolveOwn = resolve));
       const replyPromise = new Promise<EventRecord | undefined>((resolve) => (resolveReply = resolve));
 
+      let leave = () => {};
+      let timer: NodeJS.Timeout | undefined;
       const settle = (reply: EventRecord | undefined) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        remove(sessionId, waiter);
+        leave();
+        open.delete(release);
         resolveOwn(own);
         resolveReply(reply);
       };
-      const waiter: Waiter = {
-        see(event) {
-          if (settled) return;
+      const release = () => settle(undefined);
+      const waiter = {
+        sessionId,
+        see(event: EventRecord) {
+          if (settled || event.type !== 'message.created') return;
           if (ownId === undefined) {
             early.push(event);
           } else if (!own) {
@@ -156,10 +78,11 @@ export function createAgentReplies(store: Store, { pollMs = POLL_MS, onError = (
             settle(event);
           }
         },
-        release: () => settle(undefined),
       };
-      const timer = setTimeout(() => settle(undefined), timeoutMs);
-      add(sessionId, waiter);
+      // Followed before the user's message is written, so the reader cannot have passed it.
+      leave = await reader.follow(waiter);
+      open.add(release);
+      timer = setTimeout(release, timeoutMs);
 
       return {
         expect(messageId) {
@@ -168,12 +91,12 @@ export function createAgentReplies(store: Store, { pollMs = POLL_MS, onError = (
         },
         own: ownPromise,
         reply: replyPromise,
-        release: waiter.release,
+        release,
       };
     },
-    size: () => count,
+    size: () => open.size,
     closeAll() {
-      for (const waiters of [...bySession.values()]) for (const waiter of [...waiters]) waiter.release();
+      for (const release of [...open]) release();
     },
   };
 }

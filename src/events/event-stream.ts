@@ -1,16 +1,22 @@
-// Server-Sent Events from the event log. A stream keeps a cursor (the last id it sent)
-// and, whenever the log may have grown, sends every matching event after it, read from
-// the log itself: replay and live are the same read, so nothing is missed or repeated
-// however writes interleave. "May have grown": a commit in this process wrote events,
-// or a second passed (writes from another process on the same database).
+// Server-Sent Events from the event log. A stream keeps a cursor (the last id it sent).
+// It first reads the log itself from where the client resumes (the replay), while it
+// already follows the app's shared reader (event-feed.ts), which queues the live events
+// meanwhile; then it sends the queued events after its cursor and goes on live: nothing
+// is missed (every event the feed has not handed over was committed before the replay's
+// reads) and nothing repeated (the cursor). A stream whose queue outgrows `queueLimit`
+// (a slow reader, or a long replay under many writes) drops the queue and reads the log
+// itself again from its cursor, as at the start: a slow reader costs the others nothing,
+// and its memory stays bounded.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { eventView } from './event-records.js';
+import { canonicalId, createEventFeed, type EventFeed, isAfter } from './event-feed.js';
 
 export const KEEP_ALIVE_MS = 15_000;
-const POLL_MS = 1000;
+/** Events a stream holds for its client before it falls back to reading the log itself. */
+export const QUEUE_LIMIT = 1000;
 const PAGE = 500;
 
 export interface StreamOptions {
@@ -23,6 +29,8 @@ export interface StreamOptions {
    * (the session expired or ended); the stream then sends them and closes.
    */
   finished?: () => Promise<boolean>;
+  /** Events after which `finished` may have become true (they need not match the filter). */
+  closesOn?: (event: EventRecord) => boolean;
 }
 
 /** The open streams of an app, so that closing the app ends them. */
@@ -42,8 +50,27 @@ export function refuseEventStreamBodies(app: FastifyInstance): void {
   );
 }
 
+// One text per event, however many streams send it.
+const frames = new WeakMap<EventRecord, string>();
+
 export function frame(event: EventRecord): string {
-  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
+  let text = frames.get(event);
+  if (text === undefined) {
+    text = `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
+    frames.set(event, text);
+  }
+  return text;
+}
+
+/** The filters of an EventQuery, applied to one event (as the store's read applies them). */
+export function matches(filter: StreamOptions['filter'], event: EventRecord): boolean {
+  return (
+    (filter.sessionId === undefined || event.sessionId === filter.sessionId) &&
+    (filter.agentId === undefined || event.agentId === filter.agentId) &&
+    (filter.agentIds === undefined || filter.agentIds.includes(event.agentId)) &&
+    (filter.userId === undefined || event.userId === filter.userId) &&
+    (filter.types === undefined || filter.types.includes(event.type))
+  );
 }
 
 /**
@@ -68,27 +95,46 @@ export function startStream(reply: FastifyReply, status = 200): FastifyReply['ra
   return raw;
 }
 
-export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, pollMs = POLL_MS } = {}): EventStreams {
+export interface EventStreamsOptions {
+  keepAliveMs?: number;
+  queueLimit?: number;
+  /** The app's shared reader; without one, a reader per store, made on the first stream. */
+  feed?: EventFeed;
+  /** The poll of a reader made here. */
+  pollMs?: number;
+}
+
+export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, queueLimit = QUEUE_LIMIT, feed, pollMs }: EventStreamsOptions = {}): EventStreams {
   const open = new Set<() => void>();
+  const feeds = new WeakMap<Store, EventFeed>();
+  const feedOf = (store: Store): EventFeed => {
+    if (feed) return feed;
+    let own = feeds.get(store);
+    if (!own) feeds.set(store, (own = createEventFeed(store, pollMs === undefined ? {} : { pollMs })));
+    return own;
+  };
 
   return {
-    open(request, reply, store, { filter, after, finished }) {
+    open(request, reply, store, { filter, after, finished, closesOn }) {
       const raw = startStream(reply);
 
-      let cursor = after;
+      let cursor = canonicalId(after);
       let closed = false;
-      let catchingUp = false;
-      let again = false;
+      let leave = () => {};
+      // The stream's work: `behind` asks for a read of the log from the cursor (the replay,
+      // or after the queue overflowed); `queue` holds live events while a read or a full
+      // socket is under way. Only one `pump` runs at a time.
+      let behind = true;
+      let pumping = true; // until the stream follows the feed
+      const queue: EventRecord[] = [];
 
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
-      const poll = setInterval(() => void catchUp(), pollMs);
-      const unsubscribe = store.onEventsWritten(() => void catchUp());
       const close = () => {
         if (closed) return;
         closed = true;
         clearInterval(keepAlive);
-        clearInterval(poll);
-        unsubscribe();
+        leave();
+        queue.length = 0;
         open.delete(close);
         raw.end();
       };
@@ -108,37 +154,85 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, pollMs = POLL_
           raw.once('close', done);
         });
 
-      async function catchUp(): Promise<void> {
-        if (catchingUp) {
-          again = true; // one more pass once this one ends: the log grew meanwhile
-          return;
+      /** Sends the event; false when the socket is full (wait for `drained`). */
+      const send = (event: EventRecord): boolean => {
+        cursor = event.id;
+        return raw.write(frame(event));
+      };
+
+      async function readLog(): Promise<void> {
+        // Read first: every event it depends on is in the log before it says so.
+        const done = finished ? await finished() : false;
+        for (;;) {
+          const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE });
+          for (const event of events) {
+            if (closed) return;
+            if (!send(event)) await drained();
+          }
+          if (events.length < PAGE) break;
         }
-        catchingUp = true;
+        if (done) close();
+      }
+
+      async function pump(drainFirst = false): Promise<void> {
+        pumping = true;
         try {
-          do {
-            again = false;
-            // Read first: every event it depends on is in the log before it says so.
-            const done = finished ? await finished() : false;
-            for (;;) {
-              const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE });
-              for (const event of events) {
-                if (closed) return;
-                cursor = event.id;
-                if (!raw.write(frame(event))) await drained();
-              }
-              if (events.length < PAGE) break;
+          if (drainFirst) await drained();
+          for (;;) {
+            if (closed) return;
+            if (behind) {
+              // Every queued event was committed before this read starts: the read covers it.
+              behind = false;
+              queue.length = 0;
+              await readLog();
+              continue;
             }
-            if (done) return close();
-          } while (again && !closed);
+            const event = queue.shift();
+            if (!event) return;
+            if (isAfter(event.id, cursor) && !send(event)) await drained();
+          }
         } catch (error) {
           request.log.error({ err: error }, 'event stream failed');
           close();
         } finally {
-          catchingUp = false;
+          pumping = false;
         }
       }
 
-      void catchUp();
+      const follower = {
+        ...(filter.sessionId === undefined ? {} : { sessionId: filter.sessionId }),
+        see(event: EventRecord) {
+          if (closed) return;
+          if (closesOn?.(event)) {
+            behind = true; // the read that follows sends it, and asks `finished`
+            if (!pumping) void pump();
+            return;
+          }
+          if (!matches(filter, event)) return;
+          if (pumping || behind) {
+            queue.push(event);
+            if (queue.length > queueLimit) {
+              queue.length = 0;
+              behind = true;
+            }
+            return;
+          }
+          if (isAfter(event.id, cursor) && !send(event)) void pump(true);
+        },
+      };
+      feedOf(store)
+        .follow(follower)
+        .then(
+          (stop) => {
+            leave = stop;
+            if (closed) return stop();
+            void pump();
+          },
+          (error: unknown) => {
+            request.log.error({ err: error }, 'event stream failed');
+            close();
+          },
+        );
     },
     closeAll() {
       for (const close of [...open]) close();

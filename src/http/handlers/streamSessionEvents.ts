@@ -21,5 +21,7 @@ export const streamSessionEvents =
         const current = await store.getSession(sessionId);
         return !current || current.announced === 'expiry';
       },
+      closesOn: (event) =>
+        event.sessionId === sessionId ? event.type === 'session.expired' || event.type === 'session.ended' : event.type === 'agent.deleted' && event.agentId === session.agentId,
     });
   };

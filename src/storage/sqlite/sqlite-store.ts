@@ -529,9 +529,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     probeWrite: db.prepare<[number]>(
       'INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
     ),
-    insertEvent: db.prepare<[Omit<EventRow, 'id'>]>(
-      `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
-       VALUES (@type, @occurred_at, @agent_id, @session_id, @user_id, @data)`,
+    insertEvent: db.prepare<[EventRow['type'], number, string, string | null, string | null, string]>(
+      'INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
     nextDueSession: db.prepare<{ now: number }, SessionRow>(NEXT_DUE_SQL),
@@ -554,9 +553,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 100)',
     ),
     listDeliveries: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
-    purgeEvents: db.prepare<{ cutoff: number; limit: number }>(
-      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < @cutoff LIMIT @limit)',
-    ),
+    // The trim walks the log from its oldest event (no index on occurred_at: one B-tree fewer per event).
+    oldestEvents: db.prepare<[number], { id: number; occurred_at: number }>('SELECT id, occurred_at FROM events ORDER BY id LIMIT ?'),
+    deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE id <= ?'),
   };
 
   const counts = expiryCounts(db);
@@ -569,14 +568,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let eventsWritten = false;
   function appendEvents(events: EventInput[]): void {
     for (const event of events) {
-      statements.insertEvent.run({
-        type: event.type,
-        occurred_at: event.occurredAt,
-        agent_id: event.agentId,
-        session_id: event.sessionId ?? null,
-        user_id: event.userId ?? null,
-        data: JSON.stringify(event.data),
-      });
+      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, JSON.stringify(event.data));
     }
     if (events.length > 0) eventsWritten = true;
   }
@@ -896,7 +888,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return write(() => announceDue(now, limit, announce));
     },
     async purgeEvents(cutoff, limit) {
-      return write(() => statements.purgeEvents.run({ cutoff, limit }).changes);
+      return write(() => {
+        // The oldest events in log order, up to the first inside the retention: an event
+        // recorded late with an earlier occurredAt (a due event announced after a restart)
+        // goes with the events recorded around it, kept at most that much longer.
+        let through: number | undefined;
+        let count = 0;
+        for (const row of statements.oldestEvents.all(limit)) {
+          if (row.occurred_at >= cutoff) break;
+          through = row.id;
+          count += 1;
+        }
+        if (through !== undefined) statements.deleteEventsThrough.run(through);
+        return count;
+      });
     },
     async insertWebhook(webhook, carried) {
       const row: WebhookRow = {

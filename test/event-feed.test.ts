@@ -1,0 +1,213 @@
+// The shared reader of the event log behind every stream: one read per commit for all
+// streams; the hand-over from a stream's own replay to the shared feed with writes
+// racing it (nothing missed, nothing repeated); a slow reader that neither blocks the
+// others nor queues without bound.
+import { EventEmitter } from 'node:events';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { agentEvent } from '../src/events/event-records.js';
+import { isAfter } from '../src/events/event-feed.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { createEventStreams, type StreamOptions } from '../src/events/event-stream.js';
+import type { EventQuery, EventRecord, Store } from '../src/storage/store.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { T0 } from './helpers/fake-clock.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { agentRecord } from './store/records.js';
+
+let t: TestApp;
+let agentId: string;
+
+beforeEach(async () => {
+  t = await startTestApp();
+  agentId = await registerAgent(t);
+});
+afterEach(async () => {
+  await t.close();
+});
+
+/** A socket that records frames; `full` makes every write report a full buffer until `drain()`. */
+function fakeSocket() {
+  const socket = Object.assign(new EventEmitter(), {
+    frames: [] as string[],
+    full: false,
+    writeHead() {},
+    end() {},
+    write(text: string) {
+      socket.frames.push(text);
+      return !socket.full;
+    },
+    ids: () => socket.frames.filter((text) => text.startsWith('id:')).map((text) => text.slice(4, text.indexOf('\n'))),
+    drain() {
+      socket.full = false;
+      socket.emit('drain');
+    },
+  });
+  return socket;
+}
+
+function openOn(streams: ReturnType<typeof createEventStreams>, store: Store, options: StreamOptions) {
+  const socket = fakeSocket();
+  const request = { raw: new EventEmitter(), log: { error() {} } };
+  streams.open(request as never, { raw: socket, hijack() {}, getHeaders: () => ({}) } as never, store, options);
+  return socket;
+}
+
+/** The store, with its reads of the log counted: `shared` those of the feed (no filter), `own` the streams'. */
+function countingStore(onOwnRead: (query: EventQuery) => Promise<void> = async () => {}) {
+  const reads = { shared: 0, own: 0, sharedCursor: '0' };
+  const store = new Proxy(t.store, {
+    get(target, key) {
+      if (key !== 'listEvents') return Reflect.get(target, key);
+      return async (query: EventQuery): Promise<EventRecord[]> => {
+        if (query.types === undefined && query.sessionId === undefined) {
+          reads.shared += 1;
+          const events = await target.listEvents(query);
+          if (events.length > 0) reads.sharedCursor = events.at(-1)!.id;
+          return events;
+        }
+        reads.own += 1;
+        return onOwnRead(query).then(() => target.listEvents(query));
+      };
+    },
+  });
+  return { store, reads };
+}
+
+const created = async (after = '0') => (await t.store.listEvents({ after, types: ['session.created'], limit: 10_000 })).map((event) => event.id);
+const createSessions = async (count: number) => {
+  for (let i = 0; i < count; i += 1) await createSession(t, { agentId });
+};
+
+describe('the shared reader', () => {
+  it('reads the log once per commit for all live streams, and hands each stream only what its filter matches', async () => {
+    const { store, reads } = countingStore();
+    const streams = createEventStreams({ pollMs: 60_000 });
+    const otherAgent = await registerAgent(t);
+    const all = Array.from({ length: 10 }, () => openOn(streams, store, { filter: { types: ['session.created'] }, after: '0' }));
+    const ofOther = openOn(streams, store, { filter: { agentId: otherAgent, types: ['session.created'] }, after: '0' });
+    await expect.poll(() => reads.own).toBe(11); // each stream's replay: one read
+    const readsBefore = reads.shared;
+
+    const { sessionId } = await createSession(t, { agentId });
+    const log = await created();
+    await expect.poll(() => all.every((socket) => socket.ids().join() === log.join())).toBe(true);
+    expect(reads.own).toBe(11);
+    expect(reads.shared - readsBefore).toBe(1);
+    expect(ofOther.ids()).toEqual([]);
+
+    const session = openOn(streams, store, { filter: { sessionId }, after: '0' });
+    await expect.poll(() => session.ids().length).toBe(1);
+    streams.closeAll();
+  });
+
+  it('hands a stream over from its replay to the feed with no gap and no duplicate while writes race the join', async () => {
+    await createSessions(3);
+    // The replay's first read is raced: writes commit before it (the feed hands them over too:
+    // duplicates) and after it (only the feed has them: a gap, without the hand-over).
+    let raced = false;
+    const { store, reads } = countingStore(async () => {
+      if (raced) return;
+      raced = true;
+      await createSessions(4);
+      await expect.poll(() => reads.sharedCursor).toBe((await t.store.lastEventId())!);
+    });
+    const raceAfter = async () => {
+      await createSessions(4);
+      await expect.poll(() => reads.sharedCursor).toBe((await t.store.lastEventId())!);
+    };
+    const streams = createEventStreams({ pollMs: 60_000 });
+    const original = store.listEvents.bind(store);
+    let afterRead = false;
+    const racedStore = new Proxy(store, {
+      get: (target, key) =>
+        key === 'listEvents'
+          ? async (query: EventQuery) => {
+              const events = await original(query);
+              if (query.types !== undefined && !afterRead) {
+                afterRead = true;
+                await raceAfter();
+              }
+              return events;
+            }
+          : Reflect.get(target, key),
+    });
+    const resumeFrom = (await created())[1]!;
+    const socket = openOn(streams, racedStore, { filter: { types: ['session.created'] }, after: resumeFrom });
+    await expect.poll(() => socket.ids().length).toBe(1 + 4 + 4);
+    await createSessions(2); // live, after the hand-over
+    const expected = await created(resumeFrom);
+    expect(expected).toHaveLength(1 + 4 + 4 + 2);
+    await expect.poll(() => socket.ids().length).toBe(expected.length);
+    expect(socket.ids()).toEqual(expected);
+    streams.closeAll();
+  });
+
+  it('lets a slow reader fall behind without blocking the others, then catch up from the log with a bounded queue', async () => {
+    const { store, reads } = countingStore();
+    const streams = createEventStreams({ pollMs: 60_000, queueLimit: 5 });
+    const filter = { types: ['session.created' as const] };
+    const slow = openOn(streams, store, { filter, after: '0' });
+    const fast = openOn(streams, store, { filter, after: '0' });
+    await expect.poll(() => reads.own).toBe(2);
+
+    slow.full = true;
+    await createSessions(1); // the slow socket takes it, and is full from then on
+    await expect.poll(() => slow.ids().length).toBe(1);
+    await createSessions(12); // more than its queue holds
+    const log = await created();
+    await expect.poll(() => fast.ids().length).toBe(13);
+    expect(slow.ids()).toHaveLength(1);
+    expect(reads.own).toBe(2); // it queued, then dropped the queue: no read yet
+
+    slow.drain();
+    await expect.poll(() => slow.ids().length).toBe(13);
+    expect(reads.own).toBe(3); // it caught up by reading the log itself
+    expect(slow.ids()).toEqual(log);
+    expect(fast.ids()).toEqual(log);
+
+    await createSessions(2); // and it is live again
+    const all = await created();
+    await expect.poll(() => slow.ids().length).toBe(15);
+    expect(slow.ids()).toEqual(all);
+    expect(reads.own).toBe(3);
+    streams.closeAll();
+  });
+});
+
+describe('on PostgreSQL', () => {
+  it("wakes the shared reader of every instance through LISTEN/NOTIFY: a stream on one gets the other's writes, in log order", async () => {
+    const database = await createTestDatabase();
+    const [a, b] = [await openPostgresStore({ url: database.url, poolSize: 2 }), await openPostgresStore({ url: database.url, poolSize: 2 })];
+    try {
+      const insertAgent = () => {
+        const agent = agentRecord();
+        return a.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+      };
+      await insertAgent();
+      const first = (await b.lastEventId())!;
+      const streams = createEventStreams({ pollMs: 60_000 }); // no poll: only the notifications wake it
+      const socket = openOn(streams, b, { filter: {}, after: first });
+      await Promise.all(Array.from({ length: 6 }, insertAgent)); // racing the stream's join
+      await Promise.all(Array.from({ length: 6 }, insertAgent));
+      const log = (await b.listEvents({ after: first, limit: 100 })).map((event) => event.id);
+      expect(log).toHaveLength(12);
+      await expect.poll(() => socket.ids().length).toBe(12);
+      expect(socket.ids()).toEqual(log);
+      streams.closeAll();
+    } finally {
+      await a.close();
+      await b.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('event ids', () => {
+  it('orders decimal ids by value, not as text', () => {
+    expect(isAfter('10', '9')).toBe(true);
+    expect(isAfter('9', '10')).toBe(false);
+    expect(isAfter('12', '12')).toBe(false);
+    expect(isAfter('13', '12')).toBe(true);
+  });
+});
