@@ -28,7 +28,7 @@ export interface ScenarioResult extends LoadResult {
   ratio: number;
 }
 
-interface Target {
+export interface Target {
   method: 'GET' | 'POST';
   path: string;
   body?: unknown;
@@ -37,9 +37,11 @@ interface Target {
   freshIdempotencyKey?: boolean;
 }
 
-async function load(baseUrl: string, target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
+/** Load on one server, or spread over several (`baseUrl` a list: autocannon's connections round-robin over them). */
+export async function load(baseUrl: string | string[], target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
-    url: `${baseUrl}${target.path}`,
+    // autocannon takes a list of URLs, though its types say one
+    url: (Array.isArray(baseUrl) ? baseUrl.map((url) => `${url}${target.path}`) : `${baseUrl}${target.path}`) as string,
     method: target.method,
     connections: settings.connections,
     duration: seconds,
