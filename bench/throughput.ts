@@ -43,7 +43,7 @@ async function medianBodyBytes(url: string, samples = 11): Promise<number> {
   return sizes.sort((a, b) => a - b)[Math.floor(samples / 2)]!;
 }
 
-interface Target {
+export interface Target {
   method: 'GET' | 'POST';
   path: string;
   body?: unknown;
@@ -52,9 +52,11 @@ interface Target {
   freshIdempotencyKey?: boolean;
 }
 
-async function load(baseUrl: string, target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
+/** Load on one server, or spread over several (`baseUrl` a list: autocannon's connections round-robin over them). */
+export async function load(baseUrl: string | string[], target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
-    url: `${baseUrl}${target.path}`,
+    // autocannon takes a list of URLs, though its types say one
+    url: (Array.isArray(baseUrl) ? baseUrl.map((url) => `${url}${target.path}`) : `${baseUrl}${target.path}`) as string,
     method: target.method,
     connections: settings.connections,
     duration: seconds,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cursorOf, nextPosition, positionOfCursor } from '../src/domain/message-order.js';
+import { createdAtOf, cursorOf, nextPosition, positionOfCursor } from '../src/domain/message-order.js';
 import { T0 } from './helpers/fake-clock.js';
 
 describe('message positions', () => {
@@ -12,6 +12,12 @@ describe('message positions', () => {
     expect(nextPosition(T0, T0 * 1000)).toBe(T0 * 1000 + 1);
     expect(nextPosition(T0, T0 * 1000 + 999)).toBe(T0 * 1000 + 1000);
     expect(nextPosition(T0 - 10, T0 * 1000)).toBe(T0 * 1000 + 1); // a clock that steps back
+  });
+
+  it('date a message by its position: one that waited for the lock behind a later one is not dated before it', () => {
+    expect(createdAtOf(nextPosition(T0, undefined))).toBe(T0);
+    expect(createdAtOf(nextPosition(T0 - 600, (T0 + 5) * 1000))).toBe(T0 + 5);
+    expect(createdAtOf(nextPosition(T0 + 9, (T0 + 5) * 1000 + 3))).toBe(T0 + 9);
   });
 });
 

@@ -39,6 +39,21 @@ const dispatcher = (options: { timeoutMs?: number } = {}) => createWebhookDispat
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
 
 describe('webhooks', () => {
+  it('ticks woken together (a commit wakes one each) read the webhooks once, and each event is still posted once', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, types: ['session.created'] });
+    await createSession(t, { agentId });
+    let reads = 0;
+    const store = { ...t.store, listWebhooks: () => (reads++, t.store.listWebhooks()) };
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 });
+    await Promise.all([send.tick(), send.tick(), send.tick()]);
+    expect(reads).toBe(1);
+    expect(hook.received).toHaveLength(1);
+    await send.tick();
+    expect(reads).toBe(2);
+  });
+
   it('POSTs each later event, signed so that standardwebhooks verifies it, in order; shows the secret once', async () => {
     const hook = await receiver(() => 200);
     cleanups.push(hook.close);

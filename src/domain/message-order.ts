@@ -13,6 +13,15 @@ export function nextPosition(createdAt: number, lastPosition: number | undefined
   return Math.max(createdAt * SCALE, lastPosition === undefined ? -Infinity : lastPosition + 1);
 }
 
+/**
+ * A message's createdAt: the whole millisecond of its position. A write that waited for the
+ * session's lock (another instance appending) is then never dated before the message
+ * ahead of it, so createdAt follows the list's order.
+ */
+export function createdAtOf(position: number): number {
+  return Math.floor(position / SCALE);
+}
+
 export function cursorOf(position: number): number {
   return position / SCALE;
 }

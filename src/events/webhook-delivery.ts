@@ -129,9 +129,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
   }
 
+  /** The webhooks, read once for every tick that starts while a read is in flight: each commit wakes a tick. */
+  let listing: Promise<WebhookRecord[]> | undefined;
+  const listWebhooks = () => (listing ??= store.listWebhooks().finally(() => (listing = undefined)));
+
   async function tick(): Promise<void> {
+    const webhooks = await listWebhooks();
     const now = clock.now();
-    const due = (await store.listWebhooks()).filter((w) => w.disabledAt === undefined && w.nextAttemptAt <= now && !busy.has(w.id));
+    const due = webhooks.filter((w) => w.disabledAt === undefined && w.nextAttemptAt <= now && !busy.has(w.id));
     await Promise.all(
       due.map(async (webhook) => {
         busy.add(webhook.id);

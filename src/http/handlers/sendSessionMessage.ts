@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import type { components } from '../../../generated/api.js';
 import type { ReplyWait } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
-import { nextPosition } from '../../domain/message-order.js';
+import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
@@ -58,14 +58,15 @@ export const sendSessionMessage =
           throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
         }
         const activity = recordActivity(active, now);
+        const position = nextPosition(now, lastPosition);
         return {
           session: withTiming(active, activity.timing, now),
           renewed: activity.renewed,
           message: {
             id: randomUUID(),
             sessionId,
-            position: nextPosition(now, lastPosition),
-            createdAt: now,
+            position,
+            createdAt: createdAtOf(position),
             authorId,
             isAgent: authorId === active.agentId,
             content,

@@ -168,6 +168,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   type Client = pg.PoolClient;
 
+  /** Statements a transaction sends in one message with its COMMIT (appendEvents). */
+  const atCommit = new WeakMap<Client, string[]>();
+
   /** One transaction on one connection; rolled back when `work` throws. */
   async function transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
     const client = await pool.connect();
@@ -175,7 +178,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     try {
       await run(client, 'BEGIN');
       const result = await work(client);
-      await run(client, 'COMMIT');
+      // One round trip: when the first statement fails, PostgreSQL skips the COMMIT.
+      await run(client, [...(atCommit.get(client) ?? []), 'COMMIT'].join(';\n'));
       return result;
     } catch (error) {
       await run(client, 'ROLLBACK').catch((rollbackFailed: Error) => {
@@ -183,34 +187,31 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
       throw error;
     } finally {
+      atCommit.delete(client);
       client.release(broken);
     }
   }
 
   /**
-   * Whether the transaction wrote events (then listeners are told after it commits). One
+   * Whether the transaction writes events (then listeners are told after it commits). One
    * statement: the advisory lock (held to the commit, so ids follow commit order), the
-   * rows, and the NOTIFY sent at commit (repeats within a transaction are sent once).
+   * rows, and the NOTIFY sent at commit (repeats within a transaction are sent once). It
+   * goes in the COMMIT's message, values as literals (a multi-statement message takes no
+   * parameters): the lock is then held for the server's work only, never across a round
+   * trip to this process, whose event loop may be busy. Held across a round trip, it
+   * capped every instance together at a few hundred event-writing transactions a second.
    */
   async function appendEvents(client: Client, events: EventInput[]): Promise<boolean> {
     if (events.length === 0) return false;
-    await run(
-      client,
-      `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
-       SELECT e.* FROM (SELECT pg_advisory_xact_lock($1)) AS locked,
-         unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::json[]) AS e
-       RETURNING pg_notify($8, '')`,
-      [
-        EVENTS_LOCK,
-        events.map((e) => e.type),
-        events.map((e) => e.occurredAt),
-        events.map((e) => e.agentId),
-        events.map((e) => e.sessionId ?? null),
-        events.map((e) => e.userId ?? null),
-        events.map((e) => JSON.stringify(e.data)),
-        EVENTS_CHANNEL,
-      ],
+    const text = (value: string | undefined) => (value === undefined ? 'NULL' : client.escapeLiteral(value.replaceAll('\u0000', '\uFFFD')));
+    const rows = events.map(
+      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(JSON.stringify(e.data))}::json)`,
     );
+    const statement = `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
+       SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,
+         (VALUES ${rows.join(', ')}) AS e (type, occurred_at, agent_id, session_id, user_id, data)
+       RETURNING pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
+    atCommit.set(client, [...(atCommit.get(client) ?? []), statement]);
     return true;
   }
 
