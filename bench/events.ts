@@ -82,13 +82,16 @@ function openCountingStream(url: string): Promise<{ count: () => number; until: 
   return new Promise((resolve, reject) => {
     const req = request(url, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
       let count = 0;
-      let tail = '';
+      // Frames are counted by their "\nid: ": the tail kept is one character shorter than
+      // that, so a match is counted in the chunk it ends in, once (a 5-character tail
+      // counted a match twice when a chunk ended with it: 100,001 of 100,000).
+      let tail = '\n';
       const waiters: Array<{ n: number; done: () => void }> = [];
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         const text = tail + chunk;
-        count += text.split('\nid: ').length - 1 + (text.startsWith('id: ') ? 1 : 0);
-        tail = text.slice(-5);
+        count += text.split('\nid: ').length - 1;
+        tail = text.slice(-4);
         for (const waiter of waiters.filter((w) => count >= w.n)) {
           waiters.splice(waiters.indexOf(waiter), 1);
           waiter.done();
