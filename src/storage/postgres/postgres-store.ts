@@ -11,6 +11,7 @@ import {
   type EventInput,
   type EventQuery,
   IdempotencyKeyTaken,
+  type MessageQuery,
   type MessageView,
   type SessionQuery,
   type SessionRecord,
@@ -248,6 +249,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => run<R>(pool, text, values);
 
+  /** One page of a session's messages, newest first; `hasMore` beyond it in the direction of travel. */
+  async function messagePage<R extends pg.QueryResultRow>(columns: string, { sessionId, limit, before, after }: MessageQuery): Promise<{ messages: R[]; hasMore: boolean }> {
+    // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
+    const forward = after !== undefined && before === undefined;
+    const { rows } = await query<R>(
+      `SELECT ${columns} FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
+      [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
+    );
+    const page = rows.slice(0, limit);
+    return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+  }
+
   const store: Store = {
     async insertAgent(agent, carried) {
       return write(async (client, wrote) => {
@@ -338,25 +351,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         return built;
       });
     },
-    async listMessages({ sessionId, limit, before, after }) {
-      // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
-      const forward = after !== undefined && before === undefined;
-      const { rows } = await query<MessageRow>(
-        `SELECT * FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
-        [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
-      );
-      const page = rows.slice(0, limit).map(toMessage);
-      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    async listMessages(messageQuery) {
+      const page = await messagePage<MessageRow>('*', messageQuery);
+      return { messages: page.messages.map(toMessage), hasMore: page.hasMore };
     },
-    async listMessageViews({ sessionId, limit, before, after }) {
-      const forward = after !== undefined && before === undefined;
+    async listMessageViews(messageQuery) {
       // As text: the driver would parse a json column.
-      const { rows } = await query<MessageView>(
-        `SELECT position, view::text AS json FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
-        [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
-      );
-      const page = rows.slice(0, limit);
-      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+      return messagePage<MessageView>('position, view::text AS json', messageQuery);
     },
     async listSessions(sessionQuery) {
       const { page, count } = listSessionsSql(sessionQuery);

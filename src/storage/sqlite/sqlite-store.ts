@@ -17,6 +17,7 @@ import {
   type DeliveryRecord,
   type WebhookRecord,
   IdempotencyKeyTaken,
+  type MessageQuery,
   type MessageRecord,
   type SessionQuery,
   type SessionRecord,
@@ -319,6 +320,21 @@ function messagePageStatements(db: Database.Database) {
     viewsBackward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.backward).raw(true),
     viewsForward: db.prepare<MessageBounds, [number, string]>(MESSAGE_VIEW_PAGE_SQL.forward).raw(true),
   };
+}
+
+/** One page of a session's messages, newest first, read by one of a pair of statements. */
+function messagePage<Row, Item>(
+  { sessionId, limit, before, after }: MessageQuery,
+  forwardStatement: Database.Statement<MessageBounds, Row>,
+  backwardStatement: Database.Statement<MessageBounds, Row>,
+  toItem: (row: Row) => Item,
+): { messages: Item[]; hasMore: boolean } {
+  // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
+  const forward = after !== undefined && before === undefined;
+  const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
+  const rows = (forward ? forwardStatement : backwardStatement).all(bounds);
+  const page = rows.slice(0, limit).map(toItem);
+  return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
 }
 
 /** A listed session's columns, read as a tuple (raw rows cost half as much as objects). */
@@ -769,20 +785,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       // db.transaction() does not keep the generic: the value is what `build` returned.
       return write(() => appendMessage(sessionId, build, carried as Carried<unknown>) as ReturnType<typeof build>);
     },
-    async listMessages({ sessionId, limit, before, after }) {
-      // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
-      const forward = after !== undefined && before === undefined;
-      const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
-      const rows = (forward ? statements.messagesForward : statements.messagesBackward).all(bounds);
-      const page = rows.slice(0, limit).map(fromTuple);
-      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    async listMessages(query) {
+      return messagePage(query, statements.messagesForward, statements.messagesBackward, fromTuple);
     },
-    async listMessageViews({ sessionId, limit, before, after }) {
-      const forward = after !== undefined && before === undefined;
-      const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
-      const rows = (forward ? statements.viewsForward : statements.viewsBackward).all(bounds);
-      const page = rows.slice(0, limit).map(([position, json]) => ({ position, json }));
-      return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    async listMessageViews(query) {
+      return messagePage(query, statements.viewsForward, statements.viewsBackward, ([position, json]) => ({ position, json }));
     },
     async listSessions(query) {
       const { page, count } = listStatementsFor(query);
