@@ -73,6 +73,14 @@ export interface paths {
          *     page; `stats` counts the whole store (for a key bound to agents: all of those
          *     agents' sessions, and only those are listed). Expiry is judged by the clock at the time
          *     of the request, whether or not the background sweeper has run.
+         *
+         *     Two ways to page. `offset` skips that many matches (the elizaOS way). `nextCursor`,
+         *     present when more matches lie beyond the page, names the page's last session:
+         *     sent back as `cursor`, it gives the matches after that session, so a session created
+         *     or purged between two requests shifts nothing (an offset would skip or repeat one).
+         *     An `offset` given with a `cursor` counts from the cursor.
+         *     `count=false` leaves out `total` and `stats`, the two counts, for a client that
+         *     only pages.
          */
         get: operations["listSessions"];
         put?: never;
@@ -691,10 +699,18 @@ export interface components {
         };
         ListSessionsResponse: {
             sessions: components["schemas"]["SessionInfo"][];
-            /** @description Every session matching the filters, not only this page. */
-            total: number;
-            stats: components["schemas"]["SessionStats"];
+            /** @description Every session matching the filters, not only this page (whatever the cursor or offset). Absent with `count=false`. */
+            total?: number;
+            stats?: components["schemas"]["SessionStats"];
+            nextCursor?: components["schemas"]["SessionCursor"];
         };
+        /**
+         * @description A keyset cursor: the position of a listed session (its creation time in epoch
+         *     milliseconds and its id). Send it back as received. In `nextCursor`: present only
+         *     when more matches lie beyond the page.
+         * @example 1795514400000_9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d
+         */
+        SessionCursor: string;
         /** @description Seconds since the server started. */
         Uptime: number;
         SessionsHealth: {
@@ -1263,6 +1279,10 @@ export interface operations {
                 limit?: number;
                 /** @description How many matches to skip. */
                 offset?: number;
+                /** @description Only matches after this session in list order, as sent back in `nextCursor`. */
+                cursor?: components["schemas"]["SessionCursor"];
+                /** @description False leaves out `total` and `stats`. */
+                count?: boolean;
             };
             header?: {
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */

@@ -1,6 +1,7 @@
 // What the server needs from persistence. Asynchronous so that a networked backend
 // (PostgreSQL, for several server instances sharing one store) can implement it too.
 import type { components } from '../../generated/api.js';
+import type { SessionPosition } from '../domain/session-order.js';
 import type { Announced, SessionTiming } from '../domain/timeout-policy.js';
 
 type Schemas = components['schemas'];
@@ -74,6 +75,17 @@ export interface SessionQuery extends TimeBounds {
   status: 'active' | 'expired' | 'all';
   limit: number;
   offset: number;
+  /** Only sessions after this one in list order (newest first): a keyset cursor. */
+  after?: SessionPosition;
+  /** False: `total` is not counted (undefined). Default true. */
+  count?: boolean;
+}
+
+/** A page of listSessions: `hasMore` when matches lie beyond it. */
+export interface SessionPage {
+  sessions: SessionRecord[];
+  total: number | undefined;
+  hasMore: boolean;
 }
 
 export interface SessionCounts {
@@ -232,7 +244,7 @@ export interface Store {
    * JSON, written with the message: getSessionMessages sends it as is.
    */
   listMessageViews(query: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }>;
-  listSessions(query: SessionQuery): Promise<{ sessions: SessionRecord[]; total: number }>;
+  listSessions(query: SessionQuery): Promise<SessionPage>;
   countSessions(bounds: TimeBounds): Promise<SessionCounts>;
 
   /** Marks up to `limit` sessions expired at `now`; returns how many it marked. */

@@ -262,6 +262,34 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(muchLater.total).toBe(2);
     });
 
+    it('pages after a keyset position (ties by id), says whether more follow, and counts only when asked', async () => {
+      const agent = await withAgent();
+      // Two pairs created in the same millisecond, one single.
+      const times = [T0, T0, T0 + 1, T0 + 2, T0 + 2];
+      const sessions = times.map((createdAt) => sessionRecord(agent.id, {}, createdAt));
+      for (const session of sessions) await store.insertSession(session);
+      const order = [...sessions].sort((x, y) => y.createdAt - x.createdAt || (x.id < y.id ? 1 : -1));
+      const query = { now: T0 + 3, purgeCutoff: T0 - 1, status: 'all' as const, limit: 2, offset: 0 };
+
+      const seen: SessionRecord[] = [];
+      let page = await store.listSessions(query);
+      const pages = [page];
+      while (page.hasMore) {
+        seen.push(...page.sessions);
+        const last = page.sessions.at(-1)!;
+        page = await store.listSessions({ ...query, after: { createdAt: last.createdAt, id: last.id } });
+        pages.push(page);
+      }
+      seen.push(...page.sessions);
+      expect(seen.map((s) => s.id)).toEqual(order.map((s) => s.id));
+      expect(pages.map((p) => [p.sessions.length, p.hasMore, p.total])).toEqual([[2, true, 5], [2, true, 5], [1, false, 5]]);
+
+      const fromSecond = await store.listSessions({ ...query, limit: 5, offset: 1, after: order[0]! });
+      expect([fromSecond.sessions.map((s) => s.id), fromSecond.hasMore]).toEqual([order.slice(2).map((s) => s.id), false]);
+      const uncounted = await store.listSessions({ ...query, limit: 4, count: false });
+      expect([uncounted.sessions.length, uncounted.hasMore, uncounted.total]).toEqual([4, true, undefined]);
+    });
+
     it('counts total, active and expiring soon exactly', async () => {
       const agent = await withAgent();
       for (let i = 0; i < 4; i++) await store.insertSession(sessionRecord(agent.id, {}, T0 + i * MINUTE));

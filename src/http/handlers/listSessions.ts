@@ -1,3 +1,4 @@
+import { sessionCursorOf, sessionPositionOf } from '../../domain/session-order.js';
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import type { SessionCounts, Store, TimeBounds } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
@@ -12,26 +13,29 @@ async function countsOfAgents(store: Store, bounds: TimeBounds, agentIds: readon
     store.listSessions({ ...query, status: 'all' }),
     store.listSessions({ ...query, status: 'active' }),
   ]);
-  return { total: all.total, active: active.total };
+  return { total: all.total ?? 0, active: active.total ?? 0 };
 }
 
 export const listSessions =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'listSessions'> =>
   async (request) => {
     // Defaults are filled in from the spec by the validator; the fallbacks only satisfy the types.
-    const { agentId, userId, status = 'active', limit = 50, offset = 0 } = request.query;
+    const { agentId, userId, status = 'active', limit = 50, offset = 0, cursor, count = true } = request.query;
     const now = clock.now();
     const bounds = { now, purgeCutoff: purgeCutoff(now, retentionMs) };
     const scope = agentScope(request);
     // A key bound to agents lists only theirs; another agent's id lists nothing.
     const agentIds = scope && (agentId === undefined ? scope : scope.includes(agentId) ? undefined : []);
+    const after = cursor === undefined ? undefined : sessionPositionOf(cursor);
     const [page, counts] = await Promise.all([
-      store.listSessions({ ...bounds, agentId, agentIds, userId, status, limit, offset }),
-      scope ? countsOfAgents(store, bounds, scope) : store.countSessions(bounds),
+      store.listSessions({ ...bounds, agentId, agentIds, userId, status, limit, offset, after, count }),
+      count ? (scope ? countsOfAgents(store, bounds, scope) : store.countSessions(bounds)) : undefined,
     ]);
+    const last = page.sessions.at(-1);
     return {
       sessions: page.sessions.map((session) => sessionInfoView(session, now)),
-      total: page.total,
-      stats: { totalSessions: counts.total, activeSessions: counts.active, expiredSessions: counts.total - counts.active },
+      ...(page.total !== undefined && { total: page.total }),
+      ...(counts && { stats: { totalSessions: counts.total, activeSessions: counts.active, expiredSessions: counts.total - counts.active } }),
+      ...(page.hasMore && last && { nextCursor: sessionCursorOf(last) }),
     };
   };

@@ -112,16 +112,17 @@ export function listSessionsSql(query: SessionQuery): { page: { text: string; va
     query.userId !== undefined ? 'user_id = $userId' : undefined,
     STATUS_TERMS[query.status],
   ].filter(Boolean);
-  const values: Record<string, unknown> = { now: query.now, purgeCutoff: query.purgeCutoff, limit: query.limit, offset: query.offset };
+  const values: Record<string, unknown> = { now: query.now, purgeCutoff: query.purgeCutoff };
   if (query.agentId !== undefined) values.agentId = query.agentId;
   if (query.agentIds !== undefined) values.agentIds = [...query.agentIds];
   if (query.userId !== undefined) values.userId = query.userId;
   const where = filters.join(' AND ');
-  const { limit, offset, ...countValues } = values;
-  return {
-    page: named(`SELECT * FROM sessions WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset`, values),
-    count: named(`SELECT count(*)::bigint AS n FROM sessions WHERE ${where}`, countValues),
-  };
+  const count = named(`SELECT count(*)::bigint AS n FROM sessions WHERE ${where}`, values);
+  const keyset = query.after !== undefined ? ' AND (created_at, id) < ($afterCreatedAt, $afterId)' : '';
+  const pageValues = { ...values, afterCreatedAt: query.after?.createdAt, afterId: query.after?.id, limit: query.limit + 1, offset: query.offset };
+  // One row more than the page: it tells whether there are more.
+  const page = named(`SELECT * FROM sessions WHERE ${where}${keyset} ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset`, pageValues);
+  return { page, count };
 }
 
 function listEventsSql(query: EventQuery): { text: string; values: unknown[] } {
@@ -361,8 +362,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async listSessions(sessionQuery) {
       const { page, count } = listSessionsSql(sessionQuery);
-      const [pageRows, counted] = await Promise.all([query<SessionRow>(page.text, page.values), query<{ n: number }>(count.text, count.values)]);
-      return { sessions: pageRows.rows.map(toSession), total: counted.rows[0]?.n ?? 0 };
+      const [pageRows, counted] = await Promise.all([
+        query<SessionRow>(page.text, page.values),
+        sessionQuery.count === false ? undefined : query<{ n: number }>(count.text, count.values),
+      ]);
+      const hasMore = pageRows.rows.length > sessionQuery.limit;
+      const rows = hasMore ? pageRows.rows.slice(0, -1) : pageRows.rows;
+      return { sessions: rows.map(toSession), total: counted && (counted.rows[0]?.n ?? 0), hasMore };
     },
     async countSessions({ now, purgeCutoff }) {
       // One index-only range of (expires_at, warns_at): warns_at < expires_at always.

@@ -362,7 +362,7 @@ function sessionFromTuple(row: SessionTuple): SessionRecord {
 }
 
 /** The SQL of one page of listSessions and of its total, for the filters the query uses. */
-export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds' | 'userId' | 'status'>): { page: string; count: string } {
+export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds' | 'userId' | 'status' | 'after'>): { page: string; count: string } {
   const filters = [
     query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
     query.agentIds !== undefined ? 'agent_id IN (SELECT value FROM json_each(@agentIds))' : undefined,
@@ -370,8 +370,10 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
   ].filter(Boolean);
   const terms = STATUS_TERMS[query.status];
   const where = (statusTerm: string) => [...filters, statusTerm].join(' AND ');
+  const keyset = query.after !== undefined ? ' AND (created_at, id) < (@afterCreatedAt, @afterId)' : '';
   return {
-    page: `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where(terms.page)} ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+    // One row more than the page: it tells whether there are more.
+    page: `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where(terms.page)}${keyset} ORDER BY created_at DESC, id DESC LIMIT @limit + 1 OFFSET @offset`,
     count: `SELECT count(*) AS n FROM sessions WHERE ${where(terms.count)}`,
   };
 }
@@ -692,7 +694,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // One prepared statement per combination of filters, made on first use.
   const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
   function listStatementsFor(query: SessionQuery) {
-    const key = `${query.agentId !== undefined}/${query.agentIds !== undefined}/${query.userId !== undefined}/${query.status}`;
+    const key = `${query.agentId !== undefined}/${query.agentIds !== undefined}/${query.userId !== undefined}/${query.after !== undefined}/${query.status}`;
     let prepared = listStatements.get(key);
     if (!prepared) {
       const sql = listSessionsSql(query);
@@ -793,17 +795,25 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async listSessions(query) {
       const { page, count } = listStatementsFor(query);
+      const { after, count: counted, ...filters } = query;
       const parameters = {
-        ...query,
+        ...filters,
         agentId: query.agentId ?? null,
         agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
         userId: query.userId ?? null,
+        afterCreatedAt: after?.createdAt ?? null,
+        afterId: after?.id ?? null,
       };
       const rows = page.all(parameters) as SessionTuple[];
-      // Both filters at once: the user's sessions of that agent, counted in an index range.
-      const counter = counterFor(query);
-      const total = counter ? totalOfStatus(query, counter) : (count.get(parameters) as { n: number }).n;
-      return { sessions: rows.map(sessionFromTuple), total };
+      const hasMore = rows.length > query.limit;
+      if (hasMore) rows.pop();
+      let total: number | undefined;
+      if (counted !== false) {
+        // Both filters at once: the user's sessions of that agent, counted in an index range.
+        const counter = counterFor(query);
+        total = counter ? totalOfStatus(query, counter) : (count.get(parameters) as { n: number }).n;
+      }
+      return { sessions: rows.map(sessionFromTuple), total, hasMore };
     },
     async countSessions({ now, purgeCutoff }) {
       const active = expiringAfter(now);
