@@ -34,7 +34,8 @@ export interface ScenarioResult extends LoadResult {
 }
 
 /** The scenarios whose answers are large: they are also compared with a ceiling answering as many bytes. */
-export const SIZE_MATCHED = ['getSessionMessages', 'listSessions'];
+export const LIST_BY_CURSOR = 'listSessions, cursor, count=false';
+export const SIZE_MATCHED = ['getSessionMessages', 'listSessions', LIST_BY_CURSOR];
 
 /** The median size of `samples` answers to a GET. */
 async function medianBodyBytes(url: string, samples = 11): Promise<number> {
@@ -96,6 +97,8 @@ export async function runScenarios(
     const [readSession, beatSession, chatSession] = [await newSession(), await newSession(), await newSession()];
     for (let i = 0; i < 60; i += 1) await api(`${base}/messaging/sessions/${chatSession}/messages`, 'POST', { content: `message ${i}` });
     for (let i = 0; i < 200; i += 1) await newSession();
+    const listPath = `/api/messaging/sessions?agentId=${agentId}&limit=20`;
+    const secondPage = `${listPath}&count=false&cursor=${(await api(`${server.baseUrl}${listPath}&count=false`)).nextCursor}`;
 
     const scenarios: Record<string, Target> = {
       createSession: { method: 'POST', path: '/api/messaging/sessions', body: { agentId, userId, metadata: { platform: 'bench' } } },
@@ -103,7 +106,8 @@ export async function runScenarios(
       sessionHeartbeat: { method: 'POST', path: `/api/messaging/sessions/${beatSession}/heartbeat` },
       sendSessionMessage: { method: 'POST', path: `/api/messaging/sessions/${chatSession}/messages`, body: { content: 'Hello from the benchmark' } },
       getSessionMessages: { method: 'GET', path: `/api/messaging/sessions/${chatSession}/messages?limit=50` },
-      listSessions: { method: 'GET', path: `/api/messaging/sessions?agentId=${agentId}&limit=20` },
+      listSessions: { method: 'GET', path: listPath },
+      [LIST_BY_CURSOR]: { method: 'GET', path: secondPage },
     };
     const results: Record<string, LoadResult> = {};
     for (const [name, target] of Object.entries(scenarios)) {
@@ -187,4 +191,5 @@ export const SCENARIO_METHOD: Record<string, 'GET' | 'POST'> = {
   sendSessionMessage: 'POST',
   getSessionMessages: 'GET',
   listSessions: 'GET',
+  [LIST_BY_CURSOR]: 'GET',
 };
