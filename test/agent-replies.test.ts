@@ -8,6 +8,7 @@ import { createAgentReplies } from '../src/events/agent-replies.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream } from './helpers/sse-client.js';
 import { startTestApp, type TestApp, type TestResponse } from './helpers/test-app.js';
+import { until } from './helpers/until.js';
 
 let t: TestApp;
 let agentId: string;
@@ -27,19 +28,10 @@ const agentSays = (content: string, metadata: Record<string, unknown> = {}) =>
   t.request({ method: 'POST', url: messagesUrl(), body: { content, authorId: agentId, metadata } });
 const stored = async () => (await t.store.listMessages({ sessionId, limit: 100 })).messages;
 
-/** Resolves once `condition` holds, checking after each turn of the event loop (bounded). */
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 /** Sends with `body`, waits until the user's message is stored and waiting, and then runs `meanwhile`. */
 async function sendAndReply(body: Record<string, unknown>, meanwhile: () => Promise<unknown>): Promise<TestResponse> {
   const answer = send(body);
-  await until(async () => t.replies.size() === 1 && (await stored()).length === 1, 'the message is stored and waiting');
+  await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
   await meanwhile();
   return answer;
 }
@@ -94,10 +86,10 @@ describe('transport http', () => {
       body: JSON.stringify({ content: 'hello?', transport: 'http' }),
       signal: controller.signal,
     }).catch((error: Error) => error.name);
-    await until(() => t.replies.size() === 1, 'the request waits');
+    await until('the request waits', () => t.replies.size() === 1);
     controller.abort();
     expect(await request).toBe('AbortError');
-    await until(() => t.replies.size() === 0, 'the wait is released');
+    await until('the wait is released', () => t.replies.size() === 0);
     expect((await stored()).map((message) => message.content)).toEqual(['hello?']);
   });
 });
@@ -137,7 +129,7 @@ describe('transport sse', () => {
       expect(stream.status).toBe(201);
       expect(stream.contentType).toMatch(/^text\/event-stream/);
       await stream.waitFor(1);
-      await until(async () => (await stored()).length === before + 1, 'the message is stored');
+      await until('the message is stored', async () => (await stored()).length === before + 1);
       await agentSays('streamed reply');
       await stream.ended;
       expect(stream.events.map((event) => [event.type, event.data.content, event.data.isAgent])).toEqual([

@@ -11,19 +11,14 @@ import { createTestDatabase, type TestDatabase } from './helpers/postgres-databa
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
 import { CLOCK_OFFSET_HEADER } from './helpers/shift-clock.js';
 import { receiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/until.js';
+
+/** Polling other processes: every 50 ms. */
+const POLL = { everyMs: 50 };
 
 const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
 const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
 const MINUTE = 60_000;
-
-/** Resolves once `check` holds, polling; throws after `ms`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Runs `task(i)` for i in [0, n), at most `width` at a time; the results in order of i. */
 async function inParallel<T>(n: number, width: number, task: (i: number) => Promise<T>): Promise<T[]> {
@@ -103,7 +98,7 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
       const sessionId = await newSession(at(2), agentId, { timeoutMinutes: 5, autoRenew: false });
 
       for (let i = 0; i < 3; i++) await setClock(i, 10 * MINUTE);
-      await until('the expiry is delivered', () => hook.received.length > 0);
+      await until('the expiry is delivered', () => hook.received.length > 0, POLL);
       // Each dispatcher ticks every second and on every commit: give the other two time to post twice.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(hook.received).toHaveLength(1);
@@ -142,7 +137,7 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
       const webhook = await fetchChecked(urls[VICTIM]!, 'POST', '/api/webhooks', { url: hook.url, types: ['agent.created'] });
       expect(webhook.status).toBe(201);
       await newAgent(urls[VICTIM]!);
-      await until('the victim posts the event', () => hook.received.length === 1);
+      await until('the victim posts the event', () => hook.received.length === 1, POLL);
 
       // Load on the victim and on a survivor: sessions created and messages sent, each
       // acknowledged answer noted. The victim is killed while it runs.
@@ -164,7 +159,7 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
         }
       };
       const running = [...Array.from({ length: 4 }, () => load(urls[VICTIM]!, false)), ...Array.from({ length: 4 }, () => load(urls[0]!, true))];
-      await until('some writes are acknowledged', () => acknowledged.sessions.length + acknowledged.messages.length >= 40);
+      await until('some writes are acknowledged', () => acknowledged.sessions.length + acknowledged.messages.length >= 40, POLL);
       killed = true;
       servers[VICTIM]!.child.kill('SIGKILL');
       await servers[VICTIM]!.exited;
@@ -189,7 +184,7 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received).toHaveLength(1);
       for (const i of survivors) await setClock(i, base + MINUTE + 20_000);
-      await until('a survivor takes the webhook over', () => hook.received.length >= 2);
+      await until('a survivor takes the webhook over', () => hook.received.length >= 2, POLL);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received.map((r) => r.headers['webhook-id'])).toEqual([hook.received[0]!.headers['webhook-id'], hook.received[0]!.headers['webhook-id']]);
       const deliveries = await fetchChecked(urls[2]!, 'GET', `/api/webhooks/${webhook.body.id}/deliveries`);

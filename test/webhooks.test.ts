@@ -13,6 +13,7 @@ import { specSchemaValidator } from '../src/spec.js';
 import { fakeClock, MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { until } from './helpers/until.js';
 import { receiver } from './helpers/webhook-receiver.js';
 
 const isEvent = specSchemaValidator('Event');
@@ -52,6 +53,38 @@ describe('webhooks', () => {
     expect(hook.received).toHaveLength(1);
     await send.tick();
     expect(reads).toBe(2);
+  });
+
+  it('reads no webhooks per commit while there are none, and reads again within idleRereadMs of a commit', async () => {
+    let reads = 0;
+    const store = { ...t.store, listWebhooks: () => (reads++, t.store.listWebhooks()) };
+    // The periodic tick out of the way (an hour): only commits wake these dispatchers.
+    const dispatcherWith = (idleRereadMs: number) => {
+      const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5, intervalMs: 3_600_000, idleRereadMs });
+      send.start();
+      cleanups.push(() => send.stop());
+      return send;
+    };
+    const idleForAnHour = dispatcherWith(3_600_000);
+    await until('the first read', () => reads === 1); // start() reads once: none
+    for (let i = 0; i < 30; i += 1) await createSession(t, { agentId });
+    expect(reads).toBe(1);
+    await idleForAnHour.stop();
+
+    const rereading = dispatcherWith(50);
+    await until('the first read', () => reads === 2);
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, types: ['session.created'] });
+    const { sessionId } = await createSession(t, { agentId }); // within 50 ms of the empty read, or after
+    await until('the first delivery', () => hook.received.length === 1, { everyMs: 5 });
+    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ type: 'session.created', sessionId });
+    // With a webhook known, each commit reads again at once.
+    const before = reads;
+    await createSession(t, { agentId });
+    await until('the second delivery', () => hook.received.length === 2, { everyMs: 5 });
+    expect(reads).toBeGreaterThan(before);
+    await rereading.stop();
   });
 
   it('POSTs each later event, signed so that standardwebhooks verifies it, in order; shows the secret once', async () => {

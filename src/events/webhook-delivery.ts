@@ -39,6 +39,8 @@ export interface WebhookDispatcherOptions {
   onError?: (error: unknown) => void;
   /** After each attempt, with its outcome and how long the POST took. */
   onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
+  /** IDLE_REREAD_MS unless given. */
+  idleRereadMs?: number;
 }
 
 /** A delivery attempt: answered 2xx, failed (retried later), or failed for good (the webhook disabled). */
@@ -57,12 +59,22 @@ const CLAIM_MARGIN_MS = 5_000;
 /** Events a webhook takes, at most, per tick: the next tick goes on. */
 const EVENTS_PER_TICK = 100;
 
+/**
+ * While the last read of the webhooks found none, commits wake a read at most this
+ * often: a store without webhooks is not read once per write, and a webhook made since
+ * (by any instance) gets its first event at most this late.
+ */
+export const IDLE_REREAD_MS = 100;
+
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt } = options;
+  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS } = options;
   const busy = new Set<string>();
   /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
   const holder = randomUUID();
   let timer: NodeJS.Timeout | undefined;
+  let idleWake: NodeJS.Timeout | undefined;
+  /** When the last read of the webhooks found none (performance.now()); undefined when it found some. */
+  let noneSince: number | undefined;
   let unsubscribe: (() => void) | undefined;
   let stopped = false;
   const running = new Set<Promise<void>>();
@@ -131,7 +143,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   /** The webhooks, read once for every tick that starts while a read is in flight: each commit wakes a tick. */
   let listing: Promise<WebhookRecord[]> | undefined;
-  const listWebhooks = () => (listing ??= store.listWebhooks().finally(() => (listing = undefined)));
+  const listWebhooks = () =>
+    (listing ??= store
+      .listWebhooks()
+      .then((webhooks) => {
+        noneSince = webhooks.length === 0 ? performance.now() : undefined;
+        return webhooks;
+      })
+      .finally(() => (listing = undefined)));
 
   async function tick(): Promise<void> {
     const webhooks = await listWebhooks();
@@ -157,6 +176,18 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     void pass.finally(() => running.delete(pass));
   }
 
+  /** Events were committed: deliver them, unless there were no webhooks a moment ago (then read again once that moment is over). */
+  function runAfterCommit(): void {
+    const idleFor = noneSince === undefined ? Infinity : performance.now() - noneSince;
+    if (idleFor >= idleRereadMs) return run();
+    if (idleWake) return;
+    idleWake = setTimeout(() => {
+      idleWake = undefined;
+      if (!stopped) run();
+    }, idleRereadMs - idleFor);
+    idleWake.unref();
+  }
+
   return {
     tick,
     start() {
@@ -164,12 +195,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       run();
       timer ??= setInterval(run, intervalMs);
       timer.unref();
-      unsubscribe ??= store.onEventsWritten(run);
+      unsubscribe ??= store.onEventsWritten(runAfterCommit);
     },
     async stop() {
       stopped = true;
       clearInterval(timer);
       timer = undefined;
+      clearTimeout(idleWake);
+      idleWake = undefined;
       unsubscribe?.();
       unsubscribe = undefined;
       await Promise.all(running);
