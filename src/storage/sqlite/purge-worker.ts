@@ -5,7 +5,7 @@
 // each batch (purge-batch.ts) in its own IMMEDIATE transaction; the event loop only
 // posts the batch and awaits its answer. The histograms are lowered in the same
 // transaction, so counts read on any connection stay exact. The worker starts on the
-// first batch that has something to purge.
+// first batch that has something to purge, and the store stops it once a pass is done.
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -47,6 +47,7 @@ parentPort.on('message', (message) => {
 export interface PurgeWorker {
   /** One batch on the worker's connection (batches run one at a time). */
   purge(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
+  /** Stops the thread after the batches queued; a later batch starts a new one. */
   stop(): Promise<void>;
 }
 

@@ -816,6 +816,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       await checkpoints?.truncating();
       const purged = await purger.purge(cutoff, limit);
       checkpoints?.afterCommit();
+      // Nothing more to purge for now: the thread (and its memory) goes until the next pass needs it.
+      if (!purged.more) await purger.stop();
       return purged;
     },
     async getIdempotencyRecord(scope, key, now) {
