@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--postgres]`: throughput beside the ceiling, scale, memory and the
+// `npm run bench [-- --quick] [--postgres | --sweep-only]`: throughput beside the ceiling, scale, memory and the
 // sweeper, in one run. Writes bench/results/latest.json, prints a Markdown report, and
 // (full runs only) puts that report into the README's Performance section.
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runEvents } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPostgresBench } from './postgres.js';
-import { runScale } from './scale.js';
+import { runScale, runSweepOnly } from './scale.js';
 import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, runSizedCeiling, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
 const quick = process.argv.includes('--quick');
@@ -39,6 +39,14 @@ const started = performance.now();
 
 if (process.argv.includes('--postgres')) {
   await runPostgresBench(settings.load, log);
+  process.exit(0);
+}
+
+// Only the scale step's expiry and purge, at the largest size (the lead's quiet check of the purge).
+if (process.argv.includes('--sweep-only')) {
+  const sweep = await runSweepOnly(settings.scale.steps.at(-1)!, log);
+  console.log(JSON.stringify(sweep));
+  log(`purge: ${((sweep.purgeSeconds * 1e6) / Math.max(1, sweep.purged)).toFixed(0)} µs a session, longest event-loop delay ${sweep.purgeMaxEventLoopDelayMs} ms`);
   process.exit(0);
 }
 

@@ -156,6 +156,27 @@ async function probeSweep(databasePath: string, expireAt: number): Promise<Sweep
   return JSON.parse(output) as SweepResult;
 }
 
+/**
+ * Only the sweeper's step, at one size (`npm run bench -- --sweep-only [--quick]`): a database
+ * grown as the scale steps grow it, then every session expired at once and purged.
+ */
+export async function runSweepOnly(step: ScaleStep, log: (line: string) => void): Promise<SweepResult> {
+  const directory = mkdtempSync(join(tmpdir(), 'sessions-sweep-'));
+  const databasePath = join(directory, 'sessions.db');
+  const now = Date.now();
+  const loaded: Loaded = { sessionIds: [], agentIds: [], userIds: [], chatSessionId: '', messages: 0, firstMessageAt: now - 10_000_000 };
+  try {
+    const started = performance.now();
+    const store = openSqliteStore(databasePath);
+    await growTo(store, loaded, step, now);
+    await store.close();
+    log(`sweep: ${step.sessions} sessions, ${step.messages} messages loaded in ${((performance.now() - started) / 1000).toFixed(1)} s; expiring them at once`);
+    return await probeSweep(databasePath, now + 2 * LONG_LIVED.maxDurationMinutes * 60_000);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
 export async function runScale(settings: ScaleSettings, log: (line: string) => void): Promise<ScaleResult> {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-scale-'));
   const databasePath = join(directory, 'sessions.db');

@@ -33,7 +33,7 @@ const UPSERT = (table: string, unit: 'minute' | 'hour', key?: string) => {
 // The hour histograms (migration 13) sum their minutes: a count reads whole hours, then
 // at most 59 minutes (see countAfterStatement). A user has few sessions, so few minutes:
 // theirs has no hours.
-const HISTOGRAMS = [
+export const HISTOGRAMS = [
   { table: 'session_expiry_minutes', column: 'expires_at', unit: 'minute' },
   { table: 'session_warning_minutes', column: 'warns_at', unit: 'minute' },
   { table: 'session_expiry_minutes_by_agent', column: 'expires_at', unit: 'minute', key: 'agent_id' },

@@ -30,6 +30,8 @@ import { cachedAgents } from './agent-cache.js';
 import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
+import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
+import { purgeWorker } from './purge-worker.js';
 import { messageJson } from '../../http/views.js';
 
 interface AgentRow {
@@ -385,11 +387,7 @@ export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER B
 export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
   (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`;
 
-/** A purge batch: the sessions and what they count for in the histograms. */
-export const PURGEABLE_SQL = 'SELECT id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff LIMIT @limit';
-
-/** A purge batch of N sessions deletes at most N times this many of their messages. */
-const PURGE_MESSAGES_PER_SESSION = 10;
+export { PURGEABLE_SQL } from './purge-batch.js';
 
 /** Runs an insert: false when it breaks the constraint `code` (an expected refusal), true when done. */
 function insertUnless(code: string, insert: () => unknown): boolean {
@@ -503,13 +501,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     countUserExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes_by_user' }, 'expires_at', 'user_id'),
     markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
-    purgeableSessions: db.prepare<{ cutoff: number; limit: number }, CountedSession & { id: string }>(PURGEABLE_SQL),
-    // @ids: a JSON array of session ids.
-    purgeMessagesOf: db.prepare<{ ids: string; limit: number }>(
-      `DELETE FROM messages WHERE (session_id, position) IN
-         (SELECT session_id, position FROM messages WHERE session_id IN (SELECT value FROM json_each(@ids)) LIMIT @limit)`,
-    ),
-    purgeSessions: db.prepare<{ ids: string }>('DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(@ids))'),
+    anyPurgeable: db.prepare<[number], number>('SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1').pluck(),
     insertMessage: db.prepare<[MessageRow]>(
       `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata, view)
        VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata, @view)`,
@@ -706,6 +698,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
   const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
+  // The purge runs on a worker thread with its own connection (purge-worker.ts); an in-memory database runs it here.
+  const purger = path === ':memory:' ? undefined : purgeWorker(path, options.synchronous ?? 'normal');
+  const purgeStatements = purger ? undefined : preparePurge(db, purgeSql());
   const commitWrite = groupCommit(db, {
     lockWaitMs: options.lockWaitMs,
     beforeCommit: () => counts.flush(),
@@ -825,18 +820,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return statements.markExpired.run({ now, limit }).changes;
     },
     async purgeExpired(cutoff, limit) {
-      return write(() => {
-        const sessions = statements.purgeableSessions.all({ cutoff, limit });
-        if (sessions.length === 0) return { purged: 0, more: false };
-        const ids = sessions.map((session) => session.id);
-        const json = JSON.stringify(ids);
-        // Messages first and bounded: deleting a session cascades to all of its messages in
-        // one statement, which for a long conversation would block the event loop.
-        const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
-        if (statements.purgeMessagesOf.run({ ids: json, limit: messageLimit }).changes === messageLimit) return { purged: 0, more: true };
-        for (const session of sessions) counts.note(session, -1);
-        return { purged: statements.purgeSessions.run({ ids: json }).changes, more: ids.length === limit };
-      });
+      if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
+      if (statements.anyPurgeable.get(cutoff) === undefined) return { purged: 0, more: false };
+      // The worker's commits grow the WAL too: they wait for it to be emptied, and may ask for it.
+      await checkpoints?.truncating();
+      const purged = await purger.purge(cutoff, limit);
+      checkpoints?.afterCommit();
+      // Nothing more to purge for now: the thread (and its memory) goes until the next pass needs it.
+      if (!purged.more) await purger.stop();
+      return purged;
     },
     async getIdempotencyRecord(scope, key, now) {
       const row = statements.getIdempotencyRecord.get({ scope, key, now });
@@ -987,6 +979,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       if (!db.open) return;
       // Writes still queued commit first (or fail, if the storage does).
       await write(() => undefined).catch(() => undefined);
+      await purger?.stop().catch(() => undefined);
       await checkpoints?.stop();
       db.close();
     },
