@@ -127,6 +127,24 @@ describe('Idempotency-Key', () => {
     expect(retry.body.sessionId).toBe(written[0]!.body.sessionId);
   });
 
+  it('replays even when the handler would now fail before its write (agent deleted since), and refuses a different body there (422)', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const agentId = (request.body as { agentId: string }).agentId;
+    const key = randomUUID();
+    const first = await t.request(keyed(request, key));
+    expect((await t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=true` })).status).toBe(200);
+    const after = t.rowCounts();
+    const again = await t.request(keyed(request, key));
+    expect(again.status).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.rawBody).toBe(first.rawBody);
+    const reused = await t.request(keyed({ ...request, body: { agentId, userId: USER_ID } }, key));
+    expect(reused.status).toBe(422);
+    expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(t.rowCounts()).toEqual(after);
+  });
+
   it('refuses a key over 255 characters (400, naming the header) and an empty one; 255 is fine', async () => {
     const t = await start();
     const { request } = (await idempotentRequests(t)).createSession!;
