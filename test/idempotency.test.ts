@@ -4,6 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotentOperations } from '../src/http/idempotency.js';
+import Database from 'better-sqlite3';
+import { idempotencyRecords } from '../src/storage/sqlite/idempotency-records.js';
+import { migrate, migrations } from '../src/storage/sqlite/migrations.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord } from '../src/storage/store.js';
 import { registerAgent, USER_ID } from './helpers/fixtures.js';
@@ -258,6 +261,20 @@ describe('the idempotency record in the store', () => {
       expect(t.rowCounts()).toMatchObject({ sessions: 1, idempotency_records: 1 });
     } finally {
       await other.close();
+    }
+  });
+
+  it('keeps the live records of a database from before the records were keyed by digest (migration 15)', () => {
+    const db = new Database(':memory:');
+    try {
+      for (const sql of migrations.slice(0, 14)) db.exec(sql);
+      db.pragma('user_version = 14');
+      db.prepare('INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run('key-1', 'k', 'f', 201, '{"a":1}', 5, 10);
+      migrate(db);
+      expect(idempotencyRecords(db).get('key-1', 'k', 9)).toEqual({ scope: 'key-1', key: 'k', fingerprint: 'f', status: 201, body: '{"a":1}', createdAt: 5, expiresAt: 10 });
+      expect(idempotencyRecords(db).get('key-2', 'k', 9)).toBeUndefined();
+    } finally {
+      db.close();
     }
   });
 
