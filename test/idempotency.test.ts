@@ -90,6 +90,19 @@ describe('Idempotency-Key', () => {
     expect(t.rowCounts()).toEqual(after);
   });
 
+  it('fingerprints the body as sent: the same bytes replay, the same values re-encoded answer 422', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const json = { 'content-type': 'application/json' };
+    const text = JSON.stringify(request.body);
+    const key = randomUUID();
+    expect((await t.request(keyed({ ...request, body: text }, key, json))).status).toBe(201);
+    expect((await t.request(keyed({ ...request, body: text }, key, json))).headers['idempotent-replayed']).toBe('true');
+    const spaced = await t.request(keyed({ ...request, body: JSON.stringify(request.body, null, 1) }, key, json));
+    expect(spaced.status).toBe(422);
+    expect(spaced.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
   it('treats the same key on another route as a different request (422)', async () => {
     const t = await start();
     const requests = await idempotentRequests(t);

@@ -49,21 +49,13 @@ export function idempotentOperations(): Set<string> {
   return ids;
 }
 
-/** JSON with object keys sorted: equal values, equal text. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** The same request: method, URL and the body's value (key order and spacing aside). */
+/**
+ * The same request: method, URL and the body's bytes. A retry resends what it sent; a
+ * body re-encoded differently (other key order or spacing) counts as a different one.
+ */
 function fingerprintOf(request: FastifyRequest): string {
-  return hash('sha256', `${request.method} ${request.url}\n${canonicalJson(request.body)}`);
+  return hash('sha256', `${request.method} ${request.url}
+${request.bodyText}`, 'base64url');
 }
 
 /**
