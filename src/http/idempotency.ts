@@ -54,8 +54,7 @@ export function idempotentOperations(): Set<string> {
  * body re-encoded differently (other key order or spacing) counts as a different one.
  */
 function fingerprintOf(request: FastifyRequest): string {
-  return hash('sha256', `${request.method} ${request.url}
-${request.bodyText}`, 'base64url');
+  return hash('sha256', `${request.method} ${request.url}\n${request.bodyText}`, 'base64url');
 }
 
 /**
