@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--postgres | --sweep-only]`: throughput beside the ceiling, scale, memory and the
+// `npm run bench [-- --quick] [--postgres | --sweep-only | --keyed]`: throughput beside the ceiling, scale, memory and the
 // sweeper, in one run. Writes bench/results/latest.json, prints a Markdown report, and
 // (full runs only) puts that report into the README's Performance section.
 import { spawnSync } from 'node:child_process';
@@ -11,7 +11,8 @@ import { runEvents } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPostgresBench } from './postgres.js';
 import { runScale, runSweepOnly } from './scale.js';
-import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedCreate, runScenarios, runSizedCeiling, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
+import { offThenOn } from './off-then-on.js';
+import { KEYED_CREATE, type LoadResult, runCeiling, runCreateVariant, runKeyedCreate, runScenarios, runSizedCeiling, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -47,6 +48,18 @@ if (process.argv.includes('--sweep-only')) {
   const sweep = await runSweepOnly(settings.scale.steps.at(-1)!, log);
   console.log(JSON.stringify(sweep));
   log(`purge: ${((sweep.purgeSeconds * 1e6) / Math.max(1, sweep.purged)).toFixed(0)} µs a session, longest event-loop delay ${sweep.purgeMaxEventLoopDelayMs} ms`);
+  process.exit(0);
+}
+
+// Only the keyed create against the plain one, alternating on fresh databases (medians of the rounds).
+if (process.argv.includes('--keyed')) {
+  buildServer();
+  const rounds = quick ? 2 : 5;
+  log(`createSession plain, then with an API key and an Idempotency-Key, ${rounds} rounds`);
+  const [keyed] = await offThenOn([KEYED_CREATE], rounds, async (on) => ({
+    [KEYED_CREATE]: await runCreateVariant(settings.load, { apiKey: on, idempotencyKey: on }),
+  }));
+  console.log(`${KEYED_CREATE}: ${keyed!.onReqPerSec} req/s against ${keyed!.offReqPerSec} plain, ${keyed!.ratio}× (median of ${rounds} rounds; target ≥ 0.9×)`);
   process.exit(0);
 }
 

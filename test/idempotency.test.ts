@@ -4,6 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotentOperations } from '../src/http/idempotency.js';
+import Database from 'better-sqlite3';
+import { idempotencyRecords } from '../src/storage/sqlite/idempotency-records.js';
+import { migrate, migrations } from '../src/storage/sqlite/migrations.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord } from '../src/storage/store.js';
 import { registerAgent, USER_ID } from './helpers/fixtures.js';
@@ -87,6 +90,19 @@ describe('Idempotency-Key', () => {
     expect(t.rowCounts()).toEqual(after);
   });
 
+  it('fingerprints the body as sent: the same bytes replay, the same values re-encoded answer 422', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const json = { 'content-type': 'application/json' };
+    const text = JSON.stringify(request.body);
+    const key = randomUUID();
+    expect((await t.request(keyed({ ...request, body: text }, key, json))).status).toBe(201);
+    expect((await t.request(keyed({ ...request, body: text }, key, json))).headers['idempotent-replayed']).toBe('true');
+    const spaced = await t.request(keyed({ ...request, body: JSON.stringify(request.body, null, 1) }, key, json));
+    expect(spaced.status).toBe(422);
+    expect(spaced.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
   it('treats the same key on another route as a different request (422)', async () => {
     const t = await start();
     const requests = await idempotentRequests(t);
@@ -125,6 +141,24 @@ describe('Idempotency-Key', () => {
     const retry = await t.request(keyed(request, key));
     expect(retry.headers['idempotent-replayed']).toBe('true');
     expect(retry.body.sessionId).toBe(written[0]!.body.sessionId);
+  });
+
+  it('replays even when the handler would now fail before its write (agent deleted since), and refuses a different body there (422)', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const agentId = (request.body as { agentId: string }).agentId;
+    const key = randomUUID();
+    const first = await t.request(keyed(request, key));
+    expect((await t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=true` })).status).toBe(200);
+    const after = t.rowCounts();
+    const again = await t.request(keyed(request, key));
+    expect(again.status).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.rawBody).toBe(first.rawBody);
+    const reused = await t.request(keyed({ ...request, body: { agentId, userId: USER_ID } }, key));
+    expect(reused.status).toBe(422);
+    expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(t.rowCounts()).toEqual(after);
   });
 
   it('refuses a key over 255 characters (400, naming the header) and an empty one; 255 is fine', async () => {
@@ -240,6 +274,20 @@ describe('the idempotency record in the store', () => {
       expect(t.rowCounts()).toMatchObject({ sessions: 1, idempotency_records: 1 });
     } finally {
       await other.close();
+    }
+  });
+
+  it('keeps the live records of a database from before the records were keyed by digest (migration 15)', () => {
+    const db = new Database(':memory:');
+    try {
+      for (const sql of migrations.slice(0, 14)) db.exec(sql);
+      db.pragma('user_version = 14');
+      db.prepare('INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run('key-1', 'k', 'f', 201, '{"a":1}', 5, 10);
+      migrate(db);
+      expect(idempotencyRecords(db).get('key-1', 'k', 9)).toEqual({ scope: 'key-1', key: 'k', fingerprint: 'f', status: 201, body: '{"a":1}', createdAt: 5, expiresAt: 10 });
+      expect(idempotencyRecords(db).get('key-2', 'k', 9)).toBeUndefined();
+    } finally {
+      db.close();
     }
   });
 

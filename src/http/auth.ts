@@ -23,6 +23,9 @@ declare module 'fastify' {
   }
 }
 
+/** Keys remembered as identified; past this, new keys are hashed on every request. */
+const MAX_IDENTIFIED = 10_000;
+
 export const WWW_AUTHENTICATE = 'Bearer realm="sessions-api", ApiKey header="X-API-KEY"';
 
 export function operationIdOf(request: FastifyRequest): string | undefined {
@@ -77,14 +80,31 @@ export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: S
   let keysOn = envKeys.length > 0;
   const keysAreOn = async () => (keysOn ||= await store.hasApiKeys());
 
+  /**
+   * Keys that identified someone, by the key as presented: a known key skips its hash and
+   * compare. A stored key is still looked up every time (revoked anywhere: refused at
+   * once); a key's scope never changes, only its revocation.
+   */
+  const identified = new Map<string, { hash: string; principal: Principal; stored: boolean }>();
+
   async function identify(key: string): Promise<Principal | undefined> {
+    const kept = identified.get(key);
+    if (kept) {
+      if (!kept.stored) return kept.principal;
+      const stored = await store.findApiKey(kept.hash);
+      if (stored && stored.revokedAt === undefined && stored.id === kept.principal.id) return kept.principal;
+      identified.delete(key);
+    }
     const hash = hashApiKey(key);
     let found: Principal | undefined;
     for (const env of envKeys) if (sameDigest(env.hash, hash)) found = env.principal; // no early exit
-    if (found) return found;
-    const stored = await store.findApiKey(hash);
-    if (!stored || stored.revokedAt !== undefined || !sameDigest(stored.keyHash, hash)) return undefined;
-    return { id: stored.id, admin: stored.admin, agentIds: stored.admin ? null : stored.agentIds };
+    if (!found) {
+      const stored = await store.findApiKey(hash);
+      if (!stored || stored.revokedAt !== undefined || !sameDigest(stored.keyHash, hash)) return undefined;
+      found = { id: stored.id, admin: stored.admin, agentIds: stored.admin ? null : stored.agentIds };
+    }
+    if (identified.size < MAX_IDENTIFIED) identified.set(key, { hash, principal: found, stored: !envKeys.some((env) => env.principal === found) });
+    return found;
   }
 
   app.decorateRequest('principal', null);

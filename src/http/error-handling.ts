@@ -9,6 +9,13 @@ import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { RETRY_AFTER_SECONDS } from './server-options.js';
 import { describeValidation } from './validation.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The JSON body as received (empty without one): what an idempotency fingerprint covers. */
+    bodyText: string;
+  }
+}
+
 /**
  * Errors the router raises before any route is chosen: a malformed percent-encoding
  * (400) and a path parameter over the router's length limit (404: no such resource).
@@ -71,7 +78,9 @@ export function installErrorHandling(app: FastifyInstance): void {
   // JSON only. An empty body parses as no body, so operations without a required body
   // accept `Content-Type: application/json` with nothing after it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.decorateRequest('bodyText', '');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    request.bodyText = body as string;
     if (body === '') return done(null, undefined);
     let parsed: unknown;
     try {

@@ -4,19 +4,29 @@
 // request: 422; the first still running: 409. The handler stores the answer in the
 // same transaction as its write (`carryAnswer`), and the table's primary key makes a
 // second write under one key fail even from another process.
-import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+//
+// Nothing is looked up before the handler: a key's first use (the common case) costs
+// only its record's insert. A handler that fails under a key (the write refused the key
+// as taken, or anything before the write, such as an agent deleted since the first
+// answer) reads the record then: a record found is replayed (or refused, 422), so the
+// answers are those a lookup first would give.
+import { hash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { Clock } from '../domain/clock.js';
 import { ApiError } from '../errors.js';
 import { specDocument } from '../spec.js';
-import type { Carried, IdempotencyRecord, Store } from '../storage/store.js';
+import { IdempotencyKeyTaken, type Carried, type IdempotencyRecord, type Store } from '../storage/store.js';
 import { operationIdOf } from './auth.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const REPLAYED_HEADER = 'idempotent-replayed';
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000;
+const JSON_TYPE = 'application/json; charset=utf-8';
 
-type PendingRecord = Omit<IdempotencyRecord, 'status' | 'body'>;
+interface PendingRecord extends Omit<IdempotencyRecord, 'status' | 'body'> {
+  /** The answer's JSON once the write has built it: what is stored is what is sent. */
+  answer?: string;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,20 +49,12 @@ export function idempotentOperations(): Set<string> {
   return ids;
 }
 
-/** JSON with object keys sorted: equal values, equal text. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
+/**
+ * The same request: method, URL and the body's bytes. A retry resends what it sent; a
+ * body re-encoded differently (other key order or spacing) counts as a different one.
+ */
 function fingerprintOf(request: FastifyRequest): string {
-  return createHash('sha256').update(`${request.method} ${request.url}\n${canonicalJson(request.body)}`).digest('hex');
+  return hash('sha256', `${request.method} ${request.url}\n${request.bodyText}`, 'base64url');
 }
 
 /**
@@ -62,7 +64,21 @@ function fingerprintOf(request: FastifyRequest): string {
 export function carryAnswer<T>(request: FastifyRequest, status: number, answer: (written: T) => unknown): Carried<T> | undefined {
   const pending = request.idempotency;
   if (!pending) return undefined;
-  return { idempotency: (written) => ({ ...pending, status, body: JSON.stringify(answer(written)) }) };
+  return {
+    idempotency: (written) => {
+      pending.answer = JSON.stringify(answer(written));
+      return { ...pending, status, body: pending.answer };
+    },
+  };
+}
+
+/**
+ * Sends the answer the write stored with its record, when it stored one (the handler
+ * returns what this returns): the JSON is built once, for the record and the wire.
+ */
+export function sendCarriedAnswer(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  const answer = request.idempotency?.answer;
+  return answer === undefined ? undefined : reply.type(JSON_TYPE).send(answer);
 }
 
 export function installIdempotency(app: FastifyInstance, { store, clock }: { store: Store; clock: Clock }): void {
@@ -77,30 +93,46 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (running.get(slot) === request) running.delete(slot);
   };
 
-  app.decorateRequest('idempotency', null);
-  app.addHook('preHandler', async (request, reply) => {
-    const operationId = operationIdOf(request);
-    const key = request.headers[IDEMPOTENCY_HEADER];
-    if (operationId === undefined || !operations.has(operationId) || typeof key !== 'string') return;
-    const scope = request.principal?.id ?? 'anonymous';
-    const slot = slotOf(scope, key);
-    if (running.has(slot)) {
-      throw new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key is in use by a request still running; retry later');
-    }
-    const now = clock.now();
-    const pending: PendingRecord = { scope, key, fingerprint: fingerprintOf(request), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };
-    // Taken before the lookup below awaits: a duplicate arriving meanwhile gets 409.
-    running.set(slot, request);
-    request.idempotency = pending;
-    const recorded = await store.getIdempotencyRecord(scope, key, now);
-    if (!recorded) return;
-    release(request);
-    request.idempotency = null;
+  /** The recorded answer to a request that failed under its key, or the failure itself. */
+  async function replayOrThrow(request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
+    const pending = request.idempotency;
+    // Its own write was built (and failed after): the key was free, there is nothing to replay.
+    if (!pending || (pending.answer !== undefined && !(error instanceof IdempotencyKeyTaken))) throw error;
+    const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, clock.now());
+    if (!recorded) throw error;
     if (recorded.fingerprint !== pending.fingerprint) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
     }
-    reply.header(REPLAYED_HEADER, 'true').code(recorded.status);
-    return reply.send(JSON.parse(recorded.body));
+    return reply.header(REPLAYED_HEADER, 'true').code(recorded.status).type(JSON_TYPE).send(recorded.body);
+  }
+
+  app.decorateRequest('idempotency', null);
+  app.addHook('onRoute', (route) => {
+    const operationId = (route.schema as { operationId?: string } | undefined)?.operationId;
+    if (operationId === undefined || !operations.has(operationId)) return;
+    const handler = route.handler;
+    route.handler = async function (this: FastifyInstance, request, reply) {
+      if (!request.idempotency) return handler.call(this, request, reply);
+      try {
+        return await handler.call(this, request, reply);
+      } catch (error) {
+        return replayOrThrow(request, reply, error);
+      }
+    } as RouteHandlerMethod;
+  });
+  app.addHook('preHandler', (request, _reply, done) => {
+    const operationId = operationIdOf(request);
+    const key = request.headers[IDEMPOTENCY_HEADER];
+    if (operationId === undefined || typeof key !== 'string' || !operations.has(operationId)) return done();
+    const scope = request.principal?.id ?? 'anonymous';
+    const slot = slotOf(scope, key);
+    if (running.has(slot)) {
+      return done(new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key is in use by a request still running; retry later'));
+    }
+    const now = clock.now();
+    running.set(slot, request);
+    request.idempotency = { scope, key, fingerprint: fingerprintOf(request), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };
+    done();
   });
   app.addHook('onResponse', (request, _reply, done) => {
     release(request);

@@ -375,6 +375,15 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(1);
       expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(0);
     });
+
+    it('trims oldest first, and a key freed by expiry is trimmed in its new place', async () => {
+      await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('a', T0, { expiresAt: T0 + MINUTE }) });
+      await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('b', T0, { expiresAt: T0 + 2 * MINUTE }) });
+      await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('a', T0 + MINUTE) });
+      expect(await store.purgeIdempotencyRecords(T0 + 2 * MINUTE, 1)).toBe(1);
+      expect(await store.getIdempotencyRecord('anonymous', 'b', T0)).toBeUndefined();
+      expect(await store.getIdempotencyRecord('anonymous', 'a', T0 + 2 * MINUTE)).toEqual(idempotencyRecord('a', T0 + MINUTE));
+    });
   });
 
   describe('API keys', () => {

@@ -3,7 +3,7 @@ import { ApiError } from '../../errors.js';
 import type { AgentRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { agentEvent, withEvents } from '../../events/event-records.js';
-import { carryAnswer } from '../idempotency.js';
+import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { characterView } from '../views.js';
@@ -20,5 +20,5 @@ export const createAgent =
       throw new ApiError('AGENT_ALREADY_EXISTS', `body/characterJson/id ${id} is already registered`);
     }
     reply.code(201);
-    return answer();
+    return (sendCarriedAnswer(request, reply) as never) ?? answer();
   };

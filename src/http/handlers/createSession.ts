@@ -3,7 +3,7 @@ import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../doma
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { sessionEvent, withEvents } from '../../events/event-records.js';
-import { carryAnswer } from '../idempotency.js';
+import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { createdSessionView } from '../views.js';
@@ -25,5 +25,5 @@ export const createSession =
     if (!(await store.insertSession(session, carried))) throw agentMissing();
 
     reply.code(201);
-    return createdSessionView(session);
+    return (sendCarriedAnswer(request, reply) as never) ?? createdSessionView(session);
   };

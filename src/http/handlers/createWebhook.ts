@@ -3,7 +3,7 @@ import { newWebhookSecret } from '../../events/webhook-delivery.js';
 import type { WebhookRecord } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
 import type { HandlerDeps } from '../handler-deps.js';
-import { carryAnswer } from '../idempotency.js';
+import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import type { Handler } from '../operation-types.js';
 import { webhookView } from '../webhook-views.js';
 
@@ -29,5 +29,5 @@ export const createWebhook =
     const answer = (written: WebhookRecord) => ({ ...webhookView(written), secret: written.secret });
     await store.insertWebhook(webhook, carryAnswer(request, 201, answer));
     reply.code(201);
-    return answer(webhook);
+    return (sendCarriedAnswer(request, reply) as never) ?? answer(webhook);
   };

@@ -9,7 +9,7 @@ import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { messageEvent, sessionEvent, withEvents } from '../../events/event-records.js';
-import { carryAnswer } from '../idempotency.js';
+import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession, withTiming } from '../session-access.js';
@@ -85,7 +85,7 @@ export const sendSessionMessage =
     });
 
     reply.code(201);
-    if (!wait) return sentView(sent, now);
+    if (!wait) return (sendCarriedAnswer(request, reply) as never) ?? sentView(sent, now);
     wait.expect(sent.message.id);
     // The client going away ends its wait.
     reply.raw.on('close', wait.release);

@@ -1,6 +1,7 @@
 // Versioned schema migrations, applied in order at start. PRAGMA user_version holds the
 // version reached. Never edit a released migration: append a new one.
 import type { Database } from 'better-sqlite3';
+import { idempotencyId } from './idempotency-records.js';
 
 export const migrations: readonly string[] = [
   // 1: agents and sessions; the timeout configuration is stored as columns.
@@ -362,6 +363,23 @@ export const migrations: readonly string[] = [
   `
   DROP INDEX events_by_time;
   `,
+  // 15: an idempotency record is one row appended, and one small random index entry
+  // (idempotency-records.ts): the table no longer keeps scope and key, only their digest,
+  // and has no expiry index (the trim walks the rows in insertion order).
+  `
+  CREATE TABLE idempotency_records_by_digest (
+    id           BLOB NOT NULL UNIQUE,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO idempotency_records_by_digest (id, fingerprint, status, body, created_at, expires_at)
+    SELECT idempotency_id(scope, key), fingerprint, status, body, created_at, expires_at FROM idempotency_records ORDER BY expires_at;
+  DROP TABLE idempotency_records;
+  ALTER TABLE idempotency_records_by_digest RENAME TO idempotency_records;
+  `,
 ];
 
 export function migrate(db: Database): void {
@@ -369,6 +387,8 @@ export function migrate(db: Database): void {
   if (current > migrations.length) {
     throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
   }
+  // Migration 15 keeps the live idempotency records, under their digest.
+  db.function('idempotency_id', { deterministic: true }, (scope, key) => idempotencyId(String(scope), String(key)));
   migrations.slice(current).forEach((sql, index) => {
     db.transaction(() => {
       db.exec(sql);

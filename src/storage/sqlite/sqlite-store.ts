@@ -12,11 +12,9 @@ import {
   type EventInput,
   type EventQuery,
   type EventRecord,
-  type IdempotencyRecord,
   type Announcement,
   type DeliveryRecord,
   type WebhookRecord,
-  IdempotencyKeyTaken,
   type MessageQuery,
   type MessageRecord,
   type SessionQuery,
@@ -26,6 +24,7 @@ import {
 import { apiKeyCache } from './api-key-cache.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
+import { idempotencyRecords } from './idempotency-records.js';
 import { cachedAgents } from './agent-cache.js';
 import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
@@ -197,16 +196,6 @@ interface ApiKeyRow {
   revoked_at: number | null;
 }
 
-interface IdempotencyRow {
-  scope: string;
-  key: string;
-  fingerprint: string;
-  status: number;
-  body: string;
-  created_at: number;
-  expires_at: number;
-}
-
 function toApiKey(row: ApiKeyRow): ApiKeyRecord {
   const key: ApiKeyRecord = {
     id: row.id,
@@ -218,18 +207,6 @@ function toApiKey(row: ApiKeyRow): ApiKeyRecord {
   };
   if (row.revoked_at !== null) key.revokedAt = row.revoked_at;
   return key;
-}
-
-function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {
-  return {
-    scope: row.scope,
-    key: row.key,
-    fingerprint: row.fingerprint,
-    status: row.status,
-    body: row.body,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
 }
 
 function toAgent(row: AgentRow): AgentRecord {
@@ -510,22 +487,6 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'SELECT max(position) AS position FROM messages WHERE session_id = ?',
     ),
     ...messagePageStatements(db),
-    getIdempotencyRecord: db.prepare<{ scope: string; key: string; now: number }, IdempotencyRow>(
-      'SELECT * FROM idempotency_records WHERE scope = @scope AND key = @key AND expires_at > @now',
-    ),
-    // Changes nothing when the key holds a live record; an expired one not yet purged
-    // makes way for the new one.
-    insertIdempotencyRecord: db.prepare<[IdempotencyRow]>(
-      `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
-       VALUES (@scope, @key, @fingerprint, @status, @body, @created_at, @expires_at)
-       ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-         body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
-       WHERE expires_at <= excluded.created_at`,
-    ),
-    purgeIdempotencyRecords: db.prepare<{ now: number; limit: number }>(
-      `DELETE FROM idempotency_records WHERE rowid IN
-         (SELECT rowid FROM idempotency_records WHERE expires_at <= @now LIMIT @limit)`,
-    ),
     insertApiKey: db.prepare<[ApiKeyRow]>(
       `INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at, revoked_at)
        VALUES (@id, @name, @key_hash, @admin, @agent_ids, @created_at, @revoked_at)`,
@@ -569,6 +530,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   };
 
   const counts = expiryCounts(db);
+  const idempotency = idempotencyRecords(db);
   const agentCache = cachedAgents(db, (id) => {
     const row = statements.getAgent.get(id);
     return row && toAgent(row);
@@ -587,18 +549,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   function writeCarried<T>(carried: Carried<T> | undefined, written: T): void {
     appendEvents(carried?.events?.(written) ?? []);
     const record = carried?.idempotency?.(written);
-    if (!record) return;
-    const row: IdempotencyRow = {
-      scope: record.scope,
-      key: record.key,
-      fingerprint: record.fingerprint,
-      status: record.status,
-      body: record.body,
-      created_at: record.createdAt,
-      expires_at: record.expiresAt,
-    };
-    // Thrown, it rolls the whole write back with it.
-    if (statements.insertIdempotencyRecord.run(row).changes === 0) throw new IdempotencyKeyTaken();
+    // Thrown, IdempotencyKeyTaken rolls the whole write back with it.
+    if (record) idempotency.insert(record);
   }
 
   /** Rewrites a session read as `before` (none: nothing to rewrite), keeping the counts. */
@@ -831,11 +783,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return purged;
     },
     async getIdempotencyRecord(scope, key, now) {
-      const row = statements.getIdempotencyRecord.get({ scope, key, now });
-      return row && toIdempotencyRecord(row);
+      return idempotency.get(scope, key, now);
     },
     async purgeIdempotencyRecords(now, limit) {
-      return statements.purgeIdempotencyRecords.run({ now, limit }).changes;
+      return idempotency.purge(now, limit);
     },
     async insertApiKey(key) {
       const row: ApiKeyRow = {
