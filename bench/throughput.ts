@@ -8,6 +8,7 @@ import autocannon from 'autocannon';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { api, startCeiling, startOurServer } from './lib.js';
+import { type OffOnRatio, offThenOn } from './off-then-on.js';
 
 export interface LoadSettings {
   durationSeconds: number;
@@ -124,12 +125,15 @@ export async function runScenarios(
 export const KEYED_CREATE = 'createSession, API key + Idempotency-Key';
 
 /**
- * createSession on a server with API keys on, sending a key from the keys table (read on
- * every request) and a fresh Idempotency-Key (a lookup, and a record written with the
- * session): to compare with plain createSession in the same run.
+ * createSession plain (keys off), then on a server with API keys on, sending a key from
+ * the keys table and a fresh Idempotency-Key (a record written with each session),
+ * alternating on fresh databases: the median ratio of the rounds (see off-then-on.ts).
  */
-export async function runKeyedCreate(settings: LoadSettings, env: Record<string, string> = {}): Promise<Record<string, LoadResult>> {
-  return { [KEYED_CREATE]: await runCreateVariant(settings, { apiKey: true, idempotencyKey: true }, env) };
+export async function runKeyedOverhead(settings: LoadSettings, rounds: number): Promise<OffOnRatio> {
+  const [keyed] = await offThenOn([KEYED_CREATE], rounds, async (on) => ({
+    [KEYED_CREATE]: await runCreateVariant(settings, { apiKey: on, idempotencyKey: on }),
+  }));
+  return keyed!;
 }
 
 /**
@@ -185,7 +189,6 @@ export async function runSizedCeiling(settings: LoadSettings, sizes: number[]): 
 
 export const SCENARIO_METHOD: Record<string, 'GET' | 'POST'> = {
   createSession: 'POST',
-  [KEYED_CREATE]: 'POST',
   getSession: 'GET',
   sessionHeartbeat: 'POST',
   sendSessionMessage: 'POST',
