@@ -104,6 +104,25 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
     });
 
+    it("fires a session's expiry between the other sessions' warnings when both fall due at once, in one batch or several", async () => {
+      for (const limit of [10, 3]) {
+        const agent = agentRecord();
+        await store.insertAgent(agent);
+        // Warnings at 25, 28, 31 min and expiries at 30, 33, 36 (after T0 + 100 * limit).
+        const base = T0 + 100 * MINUTE * limit;
+        const sessions = [0, 3, 6].map((minutes) => sessionRecord(agent.id, {}, base + minutes * MINUTE));
+        for (const session of sessions) await store.insertSession(session);
+        const after = await store.lastEventId();
+        let total = 0;
+        for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(base + 40 * MINUTE, limit, announce);
+        expect(total).toBe(6);
+        const log = (await store.listEvents({ after, limit: 10, agentId: agent.id })).map(
+          (e) => `${e.type === 'session.warning' ? 'w' : 'e'}${sessions.findIndex((s) => s.id === e.sessionId)}@${(e.occurredAt - base) / MINUTE}`,
+        );
+        expect(log).toEqual(['w0@25', 'w1@28', 'e0@30', 'w2@31', 'e1@33', 'e2@36']);
+      }
+    });
+
     it('two pumps at once announce each due event once', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);
