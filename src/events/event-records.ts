@@ -47,3 +47,32 @@ export function eventView(event: EventRecord): Schemas['Event'] {
   if (event.userId !== undefined) view.userId = event.userId;
   return view;
 }
+
+// Events read from a log that keeps each event's data as JSON text (SQLite): the text is
+// framed as it is, and the data parsed only if something reads it.
+const storedData = new WeakMap<EventRecord, string>();
+
+/** An event read from the log with its data as the JSON text it was written as. */
+export function storedEvent(event: Omit<EventRecord, 'data'>, dataJson: string): EventRecord {
+  let data: EventRecord['data'] | undefined;
+  Object.defineProperty(event, 'data', {
+    enumerable: true,
+    get: () => (data ??= JSON.parse(dataJson)),
+    set(value: EventRecord['data']) {
+      data = value;
+      storedData.delete(stored);
+    },
+  });
+  const stored = event as EventRecord;
+  storedData.set(stored, dataJson);
+  return stored;
+}
+
+/** The event's JSON as the API shows it (eventView), the stored data text spliced in when there is one. */
+export function eventJson(event: EventRecord): string {
+  const data = storedData.get(event);
+  if (data === undefined) return JSON.stringify(eventView(event));
+  const session = event.sessionId === undefined ? '' : `,"sessionId":${JSON.stringify(event.sessionId)}`;
+  const user = event.userId === undefined ? '' : `,"userId":${JSON.stringify(event.userId)}`;
+  return `{"id":${JSON.stringify(event.id)},"type":"${event.type}","occurredAt":"${isoTime(event.occurredAt)}","agentId":${JSON.stringify(event.agentId)},"data":${data}${session}${user}}`;
+}

@@ -2,7 +2,7 @@
 // behaviour is written once and run on SQLite and on PostgreSQL.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
-import { agentEvent, sessionEvent } from '../../src/events/event-records.js';
+import { agentEvent, eventJson, eventView, sessionEvent } from '../../src/events/event-records.js';
 import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
@@ -83,6 +83,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.purgeEvents(T0 + 2 * MINUTE, 5)).toBe(0);
       expect((await store.listEvents({ limit: 10 })).map((e) => e.occurredAt)).toEqual([T0 + 2 * MINUTE]);
     });
+  });
+
+  it('reads back events whose JSON is the API view byte for byte, with and without a session, and whose data is as written', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+    const session = sessionRecord(agent.id, { metadata: { note: 'quote " and \u2028 and é' } });
+    await store.insertSession(session, { events: created });
+    const events = await store.listEvents({ limit: 10 });
+    expect(events).toHaveLength(2);
+    for (const event of events) expect(eventJson(event)).toBe(JSON.stringify(eventView(event)));
+    expect(events[1]!.data).toEqual(sessionEvent('session.created', session, session.createdAt).data);
   });
 
   describe('due announcements', () => {

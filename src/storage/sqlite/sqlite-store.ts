@@ -31,6 +31,7 @@ import { expiryCounts, type CountedSession } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
 import { messageJson } from '../../http/views.js';
+import { storedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -123,10 +124,10 @@ interface EventRow {
 }
 
 function toEvent(row: EventRow): EventRecord {
-  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
+  const event: Omit<EventRecord, 'data'> = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id };
   if (row.session_id !== null) event.sessionId = row.session_id;
   if (row.user_id !== null) event.userId = row.user_id;
-  return event;
+  return storedEvent(event, row.data);
 }
 
 /** The SQL of a read of the event log with the filters the query uses. */
