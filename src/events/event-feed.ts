@@ -8,7 +8,7 @@
 import type { EventRecord, Store } from '../storage/store.js';
 
 const POLL_MS = 1000;
-const PAGE = 1000;
+const PAGE = 500;
 
 export interface FeedFollower {
   /** Only this session's events (and those of no session: agent events); every event without it. */

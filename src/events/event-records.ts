@@ -48,24 +48,14 @@ export function eventView(event: EventRecord): Schemas['Event'] {
   return view;
 }
 
-// Events read from a log that keeps each event's data as JSON text (SQLite): the text is
-// framed as it is, and the data parsed only if something reads it.
+// Events read from a log that keeps each event's data as JSON text (SQLite): frames splice
+// that text in instead of serializing the data again.
 const storedData = new WeakMap<EventRecord, string>();
 
-/** An event read from the log with its data as the JSON text it was written as. */
-export function storedEvent(event: Omit<EventRecord, 'data'>, dataJson: string): EventRecord {
-  let data: EventRecord['data'] | undefined;
-  Object.defineProperty(event, 'data', {
-    enumerable: true,
-    get: () => (data ??= JSON.parse(dataJson)),
-    set(value: EventRecord['data']) {
-      data = value;
-      storedData.delete(stored);
-    },
-  });
-  const stored = event as EventRecord;
-  storedData.set(stored, dataJson);
-  return stored;
+/** An event read from the log, with its data and the JSON text it was written as. */
+export function storedEvent(event: EventRecord, dataJson: string): EventRecord {
+  storedData.set(event, dataJson);
+  return event;
 }
 
 /** The event's JSON as the API shows it (eventView), the stored data text spliced in when there is one. */

@@ -124,7 +124,7 @@ interface EventRow {
 }
 
 function toEvent(row: EventRow): EventRecord {
-  const event: Omit<EventRecord, 'data'> = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id };
+  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
   if (row.session_id !== null) event.sessionId = row.session_id;
   if (row.user_id !== null) event.userId = row.user_id;
   return storedEvent(event, row.data);
