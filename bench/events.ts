@@ -39,7 +39,9 @@ interface EventsServer {
 }
 
 export async function startEventsServer(databasePath: string, env: Record<string, string> = {}): Promise<EventsServer> {
-  const command = [process.execPath, '--import', 'tsx', 'bench/events-server.ts'];
+  // BENCH_SERVER_NODE_ARGS: node options for the server alone, e.g. "--cpu-prof --cpu-prof-dir=bench/tmp/prof".
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const command = [process.execPath, ...nodeArgs, '--import', 'tsx', 'bench/events-server.ts'];
   const [file, ...args] = CAN_PIN ? ['taskset', '-c', SERVER_CPU, ...command] : command;
   const child: ChildProcess = spawn(file!, args, { cwd: ROOT, env: { ...process.env, DATABASE_PATH: databasePath, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
@@ -109,7 +111,7 @@ function openCountingStream(url: string): Promise<{ count: () => number; until: 
 }
 
 /** createSession and sendSessionMessage with the event log off, then on, back to back, for `rounds`. */
-function runLogOverhead(settings: LoadSettings, rounds: number): Promise<EventsResults['logOverhead']> {
+export function runLogOverhead(settings: LoadSettings, rounds: number): Promise<EventsResults['logOverhead']> {
   return offThenOn(EVENT_LOG_SCENARIOS, rounds, (on) => runScenarios(settings, EVENT_LOG_SCENARIOS, { EVENT_LOG: on ? 'on' : 'off' }, startEventsServer));
 }
 

@@ -1,13 +1,15 @@
-// `npm run bench [-- --quick] [--postgres | --sweep-only | --keyed]`: throughput beside the ceiling, scale, memory and the
+// `npm run bench [-- --quick] [--postgres | --sweep-only | --keyed | --only=…]`: throughput beside the ceiling, scale, memory and the
 // sweeper, in one run. Writes bench/results/latest.json, prints a Markdown report, and
 // (full runs only) puts that report into the README's Performance section.
+// `npm run bench -- --only=event-log,warnings`: only those event steps, at the run's sizes;
+// prints their JSON and writes nothing.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
-import { runEvents } from './events.js';
+import { runDueWarnings, runEvents, runLogOverhead } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPostgresBench } from './postgres.js';
 import { runScale, runSweepOnly } from './scale.js';
@@ -57,6 +59,25 @@ if (process.argv.includes('--keyed')) {
   log(`createSession plain, then with an API key and an Idempotency-Key, ${rounds} rounds`);
   const keyed = await runKeyedOverhead(settings.load, rounds);
   console.log(`${KEYED_CREATE}: ${keyed.onReqPerSec} req/s against ${keyed.offReqPerSec} plain, ${keyed.ratio}× (median of ${rounds} rounds; target ≥ 0.9×)`);
+  process.exit(0);
+}
+
+const ONLY_STEPS = ['event-log', 'warnings'];
+const only = process.argv.find((argument) => argument.startsWith('--only='))?.slice('--only='.length).split(',');
+if (only) {
+  const unknown = only.filter((step) => !ONLY_STEPS.includes(step));
+  if (unknown.length > 0) throw new Error(`--only: unknown step ${unknown.join(', ')} (known: ${ONLY_STEPS.join(', ')})`);
+  log(`only ${only.join(', ')}; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'NOT pinned'}`);
+  const results: Record<string, unknown> = {};
+  if (only.includes('event-log')) {
+    log('event log off / on (createSession, sendSessionMessage)');
+    results.logOverhead = await runLogOverhead(settings.load, settings.events.rounds);
+  }
+  if (only.includes('warnings')) {
+    log(`${settings.events.dueSessions.toLocaleString('en-US')} warnings due in one second, one stream`);
+    results.dueWarnings = await runDueWarnings(settings.events.dueSessions);
+  }
+  console.log(JSON.stringify(results, null, 2));
   process.exit(0);
 }
 

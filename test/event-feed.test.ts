@@ -26,7 +26,7 @@ afterEach(async () => {
   await t.close();
 });
 
-/** A socket that records frames; `full` makes every write report a full buffer until `drain()`. */
+/** A socket that records writes; `full` makes every write report a full buffer until `drain()`. */
 function fakeSocket() {
   const socket = Object.assign(new EventEmitter(), {
     frames: [] as string[],
@@ -37,7 +37,8 @@ function fakeSocket() {
       socket.frames.push(text);
       return !socket.full;
     },
-    ids: () => socket.frames.filter((text) => text.startsWith('id:')).map((text) => text.slice(4, text.indexOf('\n'))),
+    // A write carries one or more frames (a batch).
+    ids: () => [...socket.frames.join('').matchAll(/^id: (\d+)$/gm)].map((match) => match[1]!),
     drain() {
       socket.full = false;
       socket.emit('drain');

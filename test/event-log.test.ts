@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../src/storage/sqlite/migrations.js';
-import { NEXT_DUE_SQL } from '../src/storage/sqlite/sqlite-store.js';
+import { DUE_SESSIONS_SQL } from '../src/storage/sqlite/sqlite-store.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { specSchemaValidator } from '../src/spec.js';
 import type { EventRecord } from '../src/storage/store.js';
@@ -273,12 +273,12 @@ describe('the retention trim on SQLite', () => {
 });
 
 describe('the due-time index', () => {
-  it('finds the next due announcement with one probe of the index on due_at, never a scan or a sort', () => {
+  it('finds the due announcements in a range of the index on due_at, never a scan or a sort', () => {
     const db = new Database(':memory:');
     migrate(db);
     const plan = db
-      .prepare(`EXPLAIN QUERY PLAN ${NEXT_DUE_SQL}`)
-      .all({ now: 0 })
+      .prepare(`EXPLAIN QUERY PLAN ${DUE_SESSIONS_SQL}`)
+      .all({ now: 0, limit: 10 })
       .map((row) => (row as { detail: string }).detail)
       .join(' | ');
     expect(plan).toMatch(/SEARCH sessions USING INDEX sessions_by_due_at \(due_at<\?\)/);

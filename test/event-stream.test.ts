@@ -249,7 +249,7 @@ describe('a slow reader', () => {
     const reply = { raw: socket, hijack() {}, getHeaders: () => ({}) };
     const streamsOfTest = createEventStreams();
     streamsOfTest.open(request as never, reply as never, t.store, { filter: { types: ['session.created'] }, after: '0' });
-    await expect.poll(() => socket.frames.filter((text) => text.startsWith('id:')).length).toBe(30);
+    await expect.poll(() => [...socket.frames.join('').matchAll(/^id: /gm)].length).toBe(30);
     expect(socket.listenerCount('close')).toBe(0);
     expect(socket.listenerCount('drain')).toBe(0);
     streamsOfTest.closeAll();

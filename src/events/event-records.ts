@@ -47,3 +47,22 @@ export function eventView(event: EventRecord): Schemas['Event'] {
   if (event.userId !== undefined) view.userId = event.userId;
   return view;
 }
+
+// Events read from a log that keeps each event's data as JSON text (SQLite): frames splice
+// that text in instead of serializing the data again.
+const storedData = new WeakMap<EventRecord, string>();
+
+/** An event read from the log, with its data and the JSON text it was written as. */
+export function storedEvent(event: EventRecord, dataJson: string): EventRecord {
+  storedData.set(event, dataJson);
+  return event;
+}
+
+/** The event's JSON as the API shows it (eventView), the stored data text spliced in when there is one. */
+export function eventJson(event: EventRecord): string {
+  const data = storedData.get(event);
+  if (data === undefined) return JSON.stringify(eventView(event));
+  const session = event.sessionId === undefined ? '' : `,"sessionId":${JSON.stringify(event.sessionId)}`;
+  const user = event.userId === undefined ? '' : `,"userId":${JSON.stringify(event.userId)}`;
+  return `{"id":${JSON.stringify(event.id)},"type":"${event.type}","occurredAt":"${isoTime(event.occurredAt)}","agentId":${JSON.stringify(event.agentId)},"data":${data}${session}${user}}`;
+}

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
-import { eventView } from './event-records.js';
+import { eventJson } from './event-records.js';
 import { canonicalId, createEventFeed, type EventFeed, isAfter } from './event-feed.js';
 
 export const KEEP_ALIVE_MS = 15_000;
@@ -56,7 +56,7 @@ const frames = new WeakMap<EventRecord, string>();
 export function frame(event: EventRecord): string {
   let text = frames.get(event);
   if (text === undefined) {
-    text = `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventView(event))}\n\n`;
+    text = `id: ${event.id}\nevent: ${event.type}\ndata: ${eventJson(event)}\n\n`;
     frames.set(event, text);
   }
   return text;
@@ -154,10 +154,28 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, queueLimit = Q
           raw.once('close', done);
         });
 
-      /** Sends the event; false when the socket is full (wait for `drained`). */
-      const send = (event: EventRecord): boolean => {
+      // Frames go out one socket write per batch (a page of the log, the events the feed
+      // hands over in one read): `send` adds the frame, `flush` writes what was added.
+      let pending = '';
+      let flushing = false;
+      const send = (event: EventRecord): void => {
         cursor = event.id;
-        return raw.write(frame(event));
+        pending += frame(event);
+      };
+      /** Writes the frames sent; false when the socket is full (wait for `drained`). */
+      const flush = (): boolean => {
+        if (pending === '' || closed) return true;
+        const text = pending;
+        pending = '';
+        return raw.write(text);
+      };
+      const flushSoon = () => {
+        if (flushing) return;
+        flushing = true;
+        queueMicrotask(() => {
+          flushing = false;
+          if (!flush() && !pumping) void pump(true);
+        });
       };
 
       async function readLog(): Promise<void> {
@@ -165,10 +183,9 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, queueLimit = Q
         const done = finished ? await finished() : false;
         for (;;) {
           const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE });
-          for (const event of events) {
-            if (closed) return;
-            if (!send(event)) await drained();
-          }
+          if (closed) return;
+          for (const event of events) send(event);
+          if (!flush()) await drained();
           if (events.length < PAGE) break;
         }
         if (done) close();
@@ -187,9 +204,9 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, queueLimit = Q
               await readLog();
               continue;
             }
-            const event = queue.shift();
-            if (!event) return;
-            if (isAfter(event.id, cursor) && !send(event)) await drained();
+            if (queue.length === 0) return;
+            for (const event of queue.splice(0)) if (isAfter(event.id, cursor)) send(event);
+            if (!flush()) await drained();
           }
         } catch (error) {
           request.log.error({ err: error }, 'event stream failed');
@@ -217,7 +234,10 @@ export function createEventStreams({ keepAliveMs = KEEP_ALIVE_MS, queueLimit = Q
             }
             return;
           }
-          if (isAfter(event.id, cursor) && !send(event)) void pump(true);
+          if (isAfter(event.id, cursor)) {
+            send(event);
+            flushSoon();
+          }
         },
       };
       feedOf(store)

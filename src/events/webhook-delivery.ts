@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
-import { eventView } from './event-records.js';
+import { eventJson } from './event-records.js';
 
 export const DELIVERY_TIMEOUT_MS = 10_000;
 export const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
@@ -80,7 +80,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const running = new Set<Promise<void>>();
 
   async function post(webhook: WebhookRecord, event: EventRecord): Promise<{ statusCode?: number; error?: string }> {
-    const body = JSON.stringify(eventView(event));
+    const body = eventJson(event);
     const messageId = `evt_${event.id}`;
     const timestamp = Math.floor(clock.now() / 1000);
     try {

@@ -278,9 +278,11 @@ export interface Store {
   /** Calls `listener` after a commit that wrote events (in this process); returns the unsubscribe. */
   onEventsWritten(listener: () => void): () => void;
   /**
-   * Announces, one at a time in order of due time, up to `limit` announcements due at
-   * `now` (the sessions' index on their next due time): `announce` says what each one
-   * writes. Returns how many it announced.
+   * Announces, in order of due time, up to `limit` announcements due at `now` (the
+   * sessions' index on their next due time), in one transaction: `announce` says what
+   * each one writes (it changes only what the session announced and its status). A
+   * session may announce twice in one call (a warning, then its expiry). Returns how many
+   * it announced; fewer than `limit` when nothing more is due.
    */
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
   /** Deletes up to `limit` events that occurred before `cutoff`; returns how many. */

@@ -2,7 +2,7 @@
 // behaviour is written once and run on SQLite and on PostgreSQL.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
-import { agentEvent, sessionEvent } from '../../src/events/event-records.js';
+import { agentEvent, eventJson, eventView, sessionEvent } from '../../src/events/event-records.js';
 import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
@@ -85,6 +85,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     });
   });
 
+  it('reads back events whose JSON is the API view byte for byte, with and without a session, and whose data is as written', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+    const session = sessionRecord(agent.id, { metadata: { note: 'quote " and \u2028 and é' } });
+    await store.insertSession(session, { events: created });
+    const events = await store.listEvents({ limit: 10 });
+    expect(events).toHaveLength(2);
+    for (const event of events) expect(eventJson(event)).toBe(JSON.stringify(eventView(event)));
+    expect(events[1]!.data).toEqual(sessionEvent('session.created', session, session.createdAt).data);
+  });
+
   describe('due announcements', () => {
     it('announces warnings and expiries in order of due time, each once, within the limit', async () => {
       const agent = agentRecord();
@@ -102,6 +113,25 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(log).toEqual(['session.warning:1@25', 'session.warning:2@26', 'session.expired:1@30']);
       expect(await store.getSession(first.id)).toMatchObject({ status: 'expired', announced: 'expiry' });
       expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
+    });
+
+    it("fires a session's expiry between the other sessions' warnings when both fall due at once, in one batch or several", async () => {
+      for (const limit of [10, 3]) {
+        const agent = agentRecord();
+        await store.insertAgent(agent);
+        // Warnings at 25, 28, 31 min and expiries at 30, 33, 36 (after T0 + 100 * limit).
+        const base = T0 + 100 * MINUTE * limit;
+        const sessions = [0, 3, 6].map((minutes) => sessionRecord(agent.id, {}, base + minutes * MINUTE));
+        for (const session of sessions) await store.insertSession(session);
+        const after = await store.lastEventId();
+        let total = 0;
+        for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(base + 40 * MINUTE, limit, announce);
+        expect(total).toBe(6);
+        const log = (await store.listEvents({ after, limit: 10, agentId: agent.id })).map(
+          (e) => `${e.type === 'session.warning' ? 'w' : 'e'}${sessions.findIndex((s) => s.id === e.sessionId)}@${(e.occurredAt - base) / MINUTE}`,
+        );
+        expect(log).toEqual(['w0@25', 'w1@28', 'e0@30', 'w2@31', 'e1@33', 'e2@36']);
+      }
     });
 
     it('two pumps at once announce each due event once', async () => {

@@ -32,6 +32,7 @@ import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
 import { messageJson } from '../../http/views.js';
+import { storedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -127,7 +128,7 @@ function toEvent(row: EventRow): EventRecord {
   const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
   if (row.session_id !== null) event.sessionId = row.session_id;
   if (row.user_id !== null) event.userId = row.user_id;
-  return event;
+  return storedEvent(event, row.data);
 }
 
 /** The SQL of a read of the event log with the filters the query uses. */
@@ -357,8 +358,8 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
   };
 }
 
-/** The session whose announcement is due first: one probe of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
-export const NEXT_DUE_SQL = 'SELECT * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT 1';
+/** The sessions whose announcements are due first: a range of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
+export const DUE_SESSIONS_SQL = 'SELECT rowid, * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT @limit';
 
 /** The sweeper's mark pass, from the partial index of unmarked sessions: a marked one leaves it. */
 export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
@@ -504,7 +505,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
-    nextDueSession: db.prepare<{ now: number }, SessionRow>(NEXT_DUE_SQL),
+    dueSessions: db.prepare<{ now: number; limit: number }, SessionRow & { rowid: number }>(DUE_SESSIONS_SQL),
+    // @moved: a JSON array of [rowid, announced, status, due_at].
+    markAnnounced: db.prepare<[string]>(
+      `UPDATE sessions SET announced = moved.value ->> 1, status = moved.value ->> 2, due_at = moved.value ->> 3
+       FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
+    ),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
        VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
@@ -581,17 +587,51 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
+  /**
+   * A batch of due announcements in order of due time: the `limit` sessions due first, read
+   * by one statement. A session whose next announcement also falls due within the batch's
+   * range (a warning, then its expiry, after a jump of the clock) announces it in its place
+   * in that order; one due after the batch's last (when the batch is full) is left to the next. The sessions move on in one
+   * statement; an announcement changes only what the session announced, its status and its
+   * due time (never the deadlines the counts keep).
+   */
   const announceDue = db.transaction((now: number, limit: number, announce: (session: SessionRecord) => Announcement) => {
+    const rows = statements.dueSessions.all({ now, limit });
+    if (rows.length === 0) return 0;
+    // Every due session was read when the batch is not full: then any follow-up due by now fires here.
+    const lastDue = rows.length < limit ? now : rows.at(-1)!.due_at!;
+    const moved = new Map<number, [number, string, string, number | null]>();
+    const events: EventInput[] = [];
+    // Follow-ups due within the batch's range, in order of due time.
+    const followUps: Array<{ at: number; rowid: number; session: SessionRecord }> = [];
     let announced = 0;
-    // One at a time: a session's warning and expiry both due fire in order of due time
-    // among everyone else's.
-    for (; announced < limit; announced += 1) {
-      const row = statements.nextDueSession.get({ now });
-      if (!row) break;
-      const { session, events } = announce(toSession(row));
-      updateSession(row, toSessionRow(session));
-      appendEvents(events);
+    const fire = (rowid: number, session: SessionRecord) => {
+      const announcement = announce(session);
+      const next = announcement.session;
+      const due = nextDue(next, next.announced)?.at ?? null;
+      moved.set(rowid, [rowid, next.announced, next.status, due]);
+      for (const event of announcement.events) events.push(event);
+      announced += 1;
+      if (due !== null && due <= lastDue) {
+        let at = followUps.length;
+        while (at > 0 && followUps[at - 1]!.at > due) at -= 1;
+        followUps.splice(at, 0, { at: due, rowid, session: next });
+      }
+    };
+    for (const row of rows) {
+      while (followUps.length > 0 && followUps[0]!.at < row.due_at! && announced < limit) {
+        const { rowid, session } = followUps.shift()!;
+        fire(rowid, session);
+      }
+      if (announced >= limit) break;
+      fire(row.rowid, toSession(row));
     }
+    while (followUps.length > 0 && announced < limit) {
+      const { rowid, session } = followUps.shift()!;
+      fire(rowid, session);
+    }
+    statements.markAnnounced.run(JSON.stringify([...moved.values()]));
+    appendEvents(events);
     return announced;
   });
 

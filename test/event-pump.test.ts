@@ -1,0 +1,38 @@
+// The due-event pump's batch size: large batches share their fixed cost, and a batch over
+// its time budget halves the next (the event loop must not stall), as the sweeper's do.
+import { describe, expect, it } from 'vitest';
+import { createEventPump } from '../src/events/due-events.js';
+import type { Store } from '../src/storage/store.js';
+import { T0 } from './helpers/fake-clock.js';
+
+/** A store with `due` announcements due, each batch taking `msPerAnnouncement` of the injected time. */
+function dueStore(due: number, msPerAnnouncement: number) {
+  const limits: number[] = [];
+  let elapsed = 0;
+  const store = {
+    async announceDue(_now: number, limit: number) {
+      limits.push(limit);
+      const fired = Math.min(limit, due);
+      due -= fired;
+      elapsed += fired * msPerAnnouncement;
+      return fired;
+    },
+  } as unknown as Store;
+  return { store, limits, elapsedMs: () => elapsed };
+}
+
+describe('the due-event pump', () => {
+  it('doubles its batches while they are quick, up to batchSize, and announces everything due', async () => {
+    const { store, limits, elapsedMs } = dueStore(5000, 0.001);
+    const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
+    expect(await pump.tick()).toBe(5000);
+    expect(limits).toEqual([100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+  });
+
+  it('halves a batch that took longer than its budget', async () => {
+    const { store, limits, elapsedMs } = dueStore(300, 0.1); // 100 announcements take 10 ms
+    const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
+    expect(await pump.tick()).toBe(300);
+    expect(limits).toEqual([100, 50, 50, 50, 50, 50]); // 50 take 5 ms: within budget, not under a quarter
+  });
+});
