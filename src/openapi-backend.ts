@@ -15,8 +15,8 @@ function createBackend(definition: string | object): OpenAPIBackend {
   });
 }
 
-/** An initialized backend for the document at `path` (YAML or JSON). */
-export async function loadOpenApiBackend(path: string): Promise<OpenAPIBackend> {
+/** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
+export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
   // openapi-backend's decycle() replaces every object it meets twice with a $ref, not
   // only real cycles, so a schema reached through two $refs (a shared `type` array)
   // compiles into an invalid one. Dereference once, copy into a tree, load the copy.

@@ -1,8 +1,13 @@
 // The spec and the handlers match one to one, and startup refuses a spec operation
-// that has no handler (or, for an x-operational one, no operational route).
+// that has no handler (or, for an x-operational one, no operational route). The server
+// reads the spec from its JSON copy only when that copy is up to date.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { parse } from 'yaml';
 import { buildApp } from '../src/app.js';
 import { OPERATIONAL_OPERATION_IDS, opsPlugin } from '../src/ops/ops-plugin.js';
 import { resolveOperation } from '../src/http/api-plugin.js';
@@ -10,7 +15,7 @@ import { createEventStreams } from '../src/events/event-stream.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
-import { apiSpecification, specOperations } from '../src/spec.js';
+import { apiSpecification, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
 import { fakeClock } from './helpers/fake-clock.js';
@@ -52,5 +57,32 @@ describe('operations and handlers', () => {
     const app = Fastify();
     app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
     await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId})");
+  });
+});
+
+describe('the spec as the server reads it', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-spec-copy-'));
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+  const yamlPath = join(folder, 'spec.yaml');
+  const copyPath = join(folder, 'spec.json');
+  const yaml = 'openapi: 3.1.0\ninfo: { title: from the YAML, version: "1" }\npaths: {}\n';
+  writeFileSync(yamlPath, yaml);
+  const copy = (sourceSha256: string) => JSON.stringify({ sourceSha256, document: { openapi: '3.1.0', info: { title: 'from the copy', version: '1' }, paths: {} } });
+  const titleRead = () => (readSpecDocument(yamlPath, copyPath) as { info: { title: string } }).info.title;
+
+  it('is the JSON copy when it was made from these exact YAML bytes, else the YAML', () => {
+    writeFileSync(copyPath, copy(sha256Hex(yaml)));
+    expect(titleRead()).toBe('from the copy');
+    writeFileSync(copyPath, copy(sha256Hex(`${yaml}# edited since\n`)));
+    expect(titleRead()).toBe('from the YAML');
+    writeFileSync(copyPath, '{ not json');
+    expect(titleRead()).toBe('from the YAML');
+    rmSync(copyPath);
+    expect(titleRead()).toBe('from the YAML');
+  });
+
+  it('is the same document either way for the committed spec', () => {
+    expect(specDocument()).toEqual(parse(readFileSync(specPath, 'utf8')));
+    expect(JSON.parse(readFileSync(specJsonCopyPath, 'utf8')).sourceSha256).toBe(sha256Hex(readFileSync(specPath, 'utf8')));
   });
 });

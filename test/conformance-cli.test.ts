@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Report } from '../src/conformance/run.js';
+import { parseCli } from '../src/conformance/options.js';
+import { type Report, UsageError } from '../src/conformance/run.js';
+import { specPath } from '../src/spec.js';
 import { faultProxy, rowCounts, serveOurs } from './helpers/conformance-target.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
@@ -101,11 +103,16 @@ describe('the built sessions-api-conformance command', () => {
     [['--base-url', 'http://127.0.0.1:1', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['--base-url', 'http://127.0.0.1:1', '--junit', '/no/such/folder/r.xml'], /--junit: the folder \/no\/such\/folder does not exist/],
     [['--base-url', 'http://127.0.0.1:1', '--replay', '/no/such/report.json'], /--replay: cannot read/],
-  ])('refuses %j in one line, exit 2', { timeout: 60_000 }, async (args, message) => {
-    const run = await cli(args);
+  ])('refuses %j with a usage error', (args, message) => {
+    expect(() => parseCli(args, specPath)).toThrow(UsageError);
+    expect(() => parseCli(args, specPath)).toThrow(message);
+  });
+
+  it('answers a usage error in one line, exit 2', { timeout: 60_000 }, async () => {
+    const run = await cli(['--base-url', 'http://127.0.0.1:1', '--workers', '0']);
     expect(run.code).toBe(2);
-    expect(run.stderr.trim().split('\n')).toHaveLength(1);
-    expect(run.stderr).toMatch(message);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe('sessions-api-conformance: --workers must be between 1 and 64, not 0\n');
   });
 
   it('reports an unreachable target as one error, exit 2', { timeout: 60_000 }, async () => {
@@ -194,7 +201,8 @@ describe('failures, reported and replayed', () => {
     });
     try {
       const files = { json: join(folder, 'fail.json'), junit: join(folder, 'fail.xml'), markdown: join(folder, 'fail.md') };
-      const run = await cli(['--base-url', proxy.url, '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
+      // Only the operation at fault: its cases show every part of a failure's report.
+      const run = await cli(['--base-url', proxy.url, '--include-operation', 'getSession', '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
       expect(run.code).toBe(1);
       expect(run.stdout).toMatch(/^✗ getSession: \d+ cases, \d+ passed, [1-9]\d* failed$/m);
       expect(run.stdout).toContain('✗ response-schema: 200 body at $.debug must NOT have additional properties: "debug"\n');

@@ -99,8 +99,17 @@ function normalize30(node: unknown): unknown {
   return copy;
 }
 
+// Documents parsed, by their text: a process that runs the suite many times (the tests)
+// parses each spec once; parsing a large YAML document takes a noticeable fraction of a second.
+const parsedDocuments = new Map<string, unknown>();
+
+function parsedCopy(text: string): Schema | null {
+  if (!parsedDocuments.has(text)) parsedDocuments.set(text, parse(text));
+  return structuredClone(parsedDocuments.get(text)) as Schema | null;
+}
+
 export function loadSpec(path: string): SpecModel {
-  const raw = parse(readFileSync(path, 'utf8')) as Schema | null;
+  const raw = parsedCopy(readFileSync(path, 'utf8'));
   if (!raw || typeof raw.openapi !== 'string' || !raw.openapi.startsWith('3.')) {
     throw new Error(`${path} is not an OpenAPI 3.x document (no "openapi: 3.x" field)`);
   }
