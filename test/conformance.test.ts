@@ -74,7 +74,7 @@ describe('the conformance suite with --api-key', () => {
   const apiKey = 'conformance-admin-key-0123456789';
 
   it('passes authenticated against a server with keys on, and checks that every secured operation refuses a request without a key', async () => {
-    const report = await runConformance({ baseUrl: await serve(undefined, { apiKeys: [apiKey] }), specPath, seed: 20261124, validCases: 2, apiKey });
+    const report = await runConformance({ baseUrl: await serve(undefined, { apiKeys: [apiKey] }), specPath, seed: 20261124, validCases: 6, apiKey });
     expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
     const auth = report.cases.filter((c) => c.kind === 'auth');
     const open = openOperations();

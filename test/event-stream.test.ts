@@ -1,5 +1,5 @@
-// Server-Sent Events over a real socket: 404 before the stream, replay from every
-// position of the log, live delivery during concurrent writes with nothing missed or
+// Server-Sent Events over a real socket: 404 before the stream, replay from positions all
+// along the log, live delivery during concurrent writes with nothing missed or
 // repeated, the end of an expired session's stream, filters, and API key scopes.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -55,7 +55,7 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     expect(badQuery.body.error.details).toMatch(/lastEventId/);
   });
 
-  it('resumes from every position of a 500-event log with exactly the rest, in order, then closes on expiry', async () => {
+  it('resumes from positions all along a 500-event log (the first and last 20, every 25th) with exactly the rest, in order, then closes on expiry', async () => {
     const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
     for (let i = 0; i < 497; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
     t.clock.advance(31 * MINUTE);
@@ -70,7 +70,10 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     expect(ids(all.events)).toEqual(ids(log));
     expect(all.events.at(-1)!.type).toBe('session.expired');
 
-    for (let position = 0; position < log.length; position += 1) {
+    // Not all 500: the replays' cost grows with the square of the log's length, and the
+    // positions between behave alike (one page of at most 500 from the cursor).
+    const positions = log.map((_event, position) => position).filter((position) => position < 20 || position >= log.length - 20 || position % 25 === 0);
+    for (const position of positions) {
       const resumeAfter = log[position]!.id;
       // The header, and every seventh time the query parameter.
       const resumed = position % 7 === 0 ? await sessionStream(sessionId, {}, `?lastEventId=${resumeAfter}`) : await sessionStream(sessionId, { 'last-event-id': resumeAfter });

@@ -1,7 +1,6 @@
 // The one place that chooses the store: PostgreSQL when DATABASE_URL is set (any number
 // of instances on one database), otherwise SQLite at DATABASE_PATH (one process, one file).
 import { type ServerConfig, redactedUrl } from '../config.js';
-import { openPostgresStore } from './postgres/postgres-store.js';
 import { openSqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -16,6 +15,8 @@ export function describeStore(config: StoreConfig): string {
 export async function openStore(config: StoreConfig): Promise<Store> {
   if (config.postgres) {
     const { url, poolSize, statementTimeoutMs } = config.postgres;
+    // Loaded only when used: a SQLite server does not pay for the pg driver at every start.
+    const { openPostgresStore } = await import('./postgres/postgres-store.js');
     return openPostgresStore({ url, poolSize, statementTimeoutMs });
   }
   return openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
