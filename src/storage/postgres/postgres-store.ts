@@ -88,9 +88,27 @@ const STATUS_TERMS: Record<SessionQuery['status'], string> = {
  * (a lookup: nothing stored has one, as ids are validated and free text is stored as
  * JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
  */
-function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-  const clean = values?.map((value) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value));
+async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  const clean = values?.map(withoutNul);
+  if (beginPending.delete(executor as pg.ClientBase)) await executor.query('BEGIN');
   return executor.query<R>(text, clean);
+}
+
+const withoutNul = (value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value);
+
+/** Transactions whose BEGIN is not sent yet: it goes with their first statement, or in their COMMIT's message. */
+const beginPending = new WeakSet<pg.ClientBase>();
+
+/** A statement's $n parameters written as literals, for a message of several statements (which takes no parameters). */
+function withLiterals(client: pg.ClientBase, text: string, values: unknown[]): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => {
+    const value = withoutNul(values[Number(n) - 1]);
+    if (value === null || value === undefined) return 'NULL';
+    if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+    if (typeof value === 'string') return client.escapeLiteral(value);
+    throw new Error(`no literal for ${typeof value} ${String(value)}`);
+  });
 }
 
 /** Numbers named parameters ($name) in order of first use. */
@@ -170,26 +188,34 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   type Client = pg.PoolClient;
 
-  /** Statements a transaction sends in one message with its COMMIT (appendEvents). */
+  /** Statements a transaction sends in one message with its COMMIT (the session insert, appendEvents). */
   const atCommit = new WeakMap<Client, string[]>();
+  const sendAtCommit = (client: Client, statement: string) => atCommit.set(client, [...(atCommit.get(client) ?? []), statement]);
 
-  /** One transaction on one connection; rolled back when `work` throws. */
+  /**
+   * One transaction on one connection; rolled back when `work` throws. Its BEGIN is sent
+   * with its first statement that needs an answer; a transaction of statements that need
+   * none (`atCommit`) is one message, BEGIN to COMMIT: one round trip.
+   */
   async function transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
     const client = await pool.connect();
     let broken: Error | undefined;
+    beginPending.add(client);
     try {
-      await run(client, 'BEGIN');
       const result = await work(client);
-      // One round trip: when the first statement fails, PostgreSQL skips the COMMIT.
-      await run(client, [...(atCommit.get(client) ?? []), 'COMMIT'].join(';\n'));
+      const begin = beginPending.delete(client) ? ['BEGIN'] : [];
+      // One round trip: when a statement fails, PostgreSQL skips the rest and the COMMIT.
+      await client.query([...begin, ...(atCommit.get(client) ?? []), 'COMMIT'].join(';\n'));
       return result;
     } catch (error) {
-      await run(client, 'ROLLBACK').catch((rollbackFailed: Error) => {
+      // Nothing was sent when BEGIN is still pending.
+      if (!beginPending.has(client)) await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
         broken = rollbackFailed;
       });
       throw error;
     } finally {
       atCommit.delete(client);
+      beginPending.delete(client);
       client.release(broken);
     }
   }
@@ -213,7 +239,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
        SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,
          (VALUES ${rows.join(', ')}) AS e (type, occurred_at, agent_id, session_id, user_id, data)
        RETURNING pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
-    atCommit.set(client, [...(atCommit.get(client) ?? []), statement]);
+    sendAtCommit(client, statement);
     return true;
   }
 
@@ -306,7 +332,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async insertSession(session, carried) {
       try {
         return await write(async (client, wrote) => {
-          await run(client, SESSION_INSERT, sessionValues(session));
+          // Needs no answer (a missing agent fails the COMMIT's message with 23503): sent with the COMMIT.
+          sendAtCommit(client, withLiterals(client, SESSION_INSERT, sessionValues(session)));
           if (await writeCarried(client, carried, session)) wrote();
           return true;
         });
