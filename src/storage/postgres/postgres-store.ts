@@ -96,7 +96,7 @@ async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg
 
 const withoutNul = (value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value);
 
-/** Transactions whose BEGIN is not sent yet: it goes with their first statement, or in their COMMIT's message. */
+/** Transactions whose BEGIN is not sent yet: it goes before their first statement, or in their COMMIT's message. */
 const beginPending = new WeakSet<pg.ClientBase>();
 
 /** A statement's $n parameters written as literals, for a message of several statements (which takes no parameters). */
@@ -194,8 +194,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   /**
    * One transaction on one connection; rolled back when `work` throws. Its BEGIN is sent
-   * with its first statement that needs an answer; a transaction of statements that need
-   * none (`atCommit`) is one message, BEGIN to COMMIT: one round trip.
+   * just before its first statement that needs an answer; a transaction of statements that
+   * need none (`atCommit`) is one message, BEGIN to COMMIT: one round trip.
    */
   async function transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
     const client = await pool.connect();
