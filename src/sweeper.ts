@@ -82,6 +82,10 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     const done = await store.markExpired(now, limit);
     return { done, more: done === limit };
   };
+  const moveCountMarks = (move: NonNullable<Store['moveCountMarks']>, now: number, cutoff: number) => async (limit: number) => {
+    const { passed, more } = await move.call(store, now, cutoff, limit);
+    return { done: passed, more };
+  };
   const purge = (cutoff: number) => async (limit: number) => {
     const { purged, more } = await store.purgeExpired(cutoff, limit);
     return { done: purged, more };
@@ -103,6 +107,8 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     try {
       report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
+      // Bookkeeping that only makes later counts cheaper: not in the report.
+      if (store.moveCountMarks) await inBatches(moveCountMarks(store.moveCountMarks, now, cutoff), { ...report });
       report.purged = await inBatches(purge(cutoff), report);
       report.trimmed = await inBatches(trim(now), report);
       if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
