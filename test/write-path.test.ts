@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
+import { countAfterSql, PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
@@ -157,6 +158,22 @@ describe('the sweeper queries', () => {
 
   it('marks expired sessions from the partial index of unmarked ones (a marked session is never read again)', () => {
     expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING COVERING INDEX sessions_unmarked_expiry \(expires_at<\?\)/);
+  });
+
+  it('counts from one total and index ranges between a mark and the instant; moves a mark along the expiry index', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    for (const kind of ['expiry', 'warning', 'agent', 'user'] as const) {
+      const detail = db.prepare(`EXPLAIN QUERY PLAN ${countAfterSql(kind)}`).all({ after: T0, key: '' }).map((row) => (row as { detail: string }).detail);
+      const index = kind === 'warning' ? 'sessions_by_warning \\(warns_at>\\? AND warns_at<\\?\\)' : 'sessions_by_expiry \\(expires_at>\\? AND expires_at<\\?\\)';
+      expect(detail.join(' | '), kind).toMatch(/SEARCH session_counts USING PRIMARY KEY \(kind=\? AND key=\?\)/);
+      expect(detail.filter((line) => line.startsWith('SEARCH sessions')), kind).toEqual([expect.stringMatching(new RegExp(index)), expect.stringMatching(new RegExp(index))]);
+    }
+    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).toMatch(
+      /SEARCH sessions USING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)/,
+    );
+    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).not.toMatch(/TEMP B-TREE/);
+    db.close();
   });
 
   it('finds purgeable sessions from the expiry index', () => {
