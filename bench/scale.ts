@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nextPosition } from '../src/domain/message-order.js';
+import { sessionId } from '../src/domain/session-id.js';
 import { startTiming } from '../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord, Store } from '../src/storage/store.js';
@@ -98,14 +99,15 @@ async function growTo(store: Store, loaded: Loaded, step: ScaleStep, now: number
     const index = from + i;
     const userIndex = Math.floor(index / SESSIONS_PER_USER);
     if (userIndex === loaded.userIds.length) loaded.userIds.push(randomUUID());
+    const createdAt = now - (step.sessions - index);
     const session: SessionRecord = {
-      id: randomUUID(),
+      id: sessionId(createdAt), // as createSession makes them
       agentId: loaded.agentIds[index % loaded.agentIds.length]!,
       userId: loaded.userIds[userIndex]!,
       metadata: { platform: 'bench' },
       announced: 'nothing',
       status: 'active',
-      ...startTiming(now - (step.sessions - index), LONG_LIVED),
+      ...startTiming(createdAt, LONG_LIVED),
     };
     loaded.sessionIds.push(session.id);
     if (!(await store.insertSession(session))) throw new Error('agent missing');

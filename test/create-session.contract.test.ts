@@ -3,7 +3,9 @@ import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** The creation millisecond a version 7 UUID starts with. */
+const msOf = (id: string) => parseInt(id.replaceAll('-', '').slice(0, 12), 16);
 const SEED_FIELDS = ['agentId', 'createdAt', 'expiresAt', 'metadata', 'sessionId', 'timeoutConfig', 'userId'];
 const URL = '/api/messaging/sessions';
 
@@ -18,11 +20,12 @@ afterEach(() => t.close());
 
 
 describe('createSession 201', () => {
-  it('answers exactly the seed fields, a v4 sessionId, defaults 30 / true / 720 / 5 and expiresAt = createdAt + 30 min', async () => {
+  it('answers exactly the seed fields, a time-ordered (v7) sessionId of its creation millisecond, defaults 30 / true / 720 / 5 and expiresAt = createdAt + 30 min', async () => {
     const response = await t.request({ method: 'POST', url: URL, body: { agentId, userId: USER_ID } });
     expect(response.status).toBe(201);
     expect(Object.keys(response.body).sort()).toEqual(SEED_FIELDS);
-    expect(response.body.sessionId).toMatch(UUID_V4);
+    expect(response.body.sessionId).toMatch(UUID_V7);
+    expect(msOf(response.body.sessionId)).toBe(T0);
     expect(response.body).toMatchObject({
       agentId,
       userId: USER_ID,
@@ -31,6 +34,16 @@ describe('createSession 201', () => {
       metadata: {},
       timeoutConfig: { timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 720, warningThresholdMinutes: 5 },
     });
+  });
+
+  it('gives a session created later a later id, and two in one millisecond different ones', async () => {
+    const first = await createSession(t, { agentId });
+    const second = await createSession(t, { agentId });
+    t.clock.set(T0 + 1);
+    const later = await createSession(t, { agentId });
+    expect(second.sessionId).not.toBe(first.sessionId);
+    expect([first.sessionId, second.sessionId].every((id) => id < later.sessionId)).toBe(true);
+    expect(msOf(later.sessionId)).toBe(T0 + 1);
   });
 
   it("accepts the seed's own example config and raises maxDurationMinutes 123 to 722", async () => {

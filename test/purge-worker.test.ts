@@ -1,5 +1,5 @@
 // The purge worker (purge-worker.ts) runs the batch of purge-batch.ts from its source text
-// on a connection of its own: sessions and their messages go, the histograms follow.
+// on a connection of its own: sessions and their messages go, the count totals follow.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(directory, { recursive: true, force: true }));
 
-it('purges a batch on its own connection: the sessions past the cutoff, their messages, their share of every histogram', async () => {
+it('purges a batch on its own connection: the sessions past the cutoff, their messages, their share of every count total', async () => {
   const path = join(directory, 'sessions.db');
   const store = openSqliteStore(path);
   const agent = agentRecord();
@@ -41,10 +41,9 @@ it('purges a batch on its own connection: the sessions past the cutoff, their me
   try {
     expect(db.prepare('SELECT id FROM sessions').pluck().all()).toEqual([late.id]);
     expect(db.prepare('SELECT count(*) FROM messages').pluck().get()).toBe(0);
-    const left = (table: string) => db.prepare(`SELECT sum(sessions) FROM ${table}`).pluck().get();
-    for (const table of ['session_expiry_minutes', 'session_warning_minutes', 'session_expiry_minutes_by_agent', 'session_expiry_minutes_by_user', 'session_expiry_hours', 'session_warning_hours', 'session_expiry_hours_by_agent']) {
-      expect(left(table), table).toBe(1);
-    }
+    // The marks are where the migration left them (0): the one session left is above both.
+    const left = db.prepare('SELECT kind, sum(above_now) AS aboveNow, sum(above_cut) AS aboveCut FROM session_counts GROUP BY kind ORDER BY kind').all();
+    expect(left).toEqual(['agent', 'expiry', 'user', 'warning'].map((kind) => ({ kind, aboveNow: 1, aboveCut: 1 })));
   } finally {
     db.close();
   }

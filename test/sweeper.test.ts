@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
@@ -40,6 +41,11 @@ describe('the sweeper', () => {
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
     expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 4 });
     expect(app.rowCounts().sessions).toBe(0);
+    // Each pass also moved the count marks to its instant and cutoff (SQLite's running totals).
+    const db = new Database(app.databasePath, { readonly: true });
+    expect(db.prepare('SELECT now_mark, cut_mark FROM session_count_marks').get()).toEqual({ now_mark: T0 + 65 * MINUTE, cut_mark: T0 + 5 * MINUTE });
+    expect(db.prepare('SELECT count(*) FROM session_counts').pluck().get()).toBe(0);
+    db.close();
   });
 
   it('purges a long conversation in bounded batches: at most 10 messages per session of the batch size', async () => {

@@ -1,4 +1,4 @@
-// The write path of the SQLite store since migration 11: the minute histograms kept a
+// The write path of the SQLite store since migration 11: the count totals (migration 16) kept a
 // batch at a time by the store (expiry-counts.ts), the agent cache, and an index for
 // every query that needs one.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,23 +7,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
+import { countAfterSql, PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
+import { expectCountTotalsExact } from './helpers/count-totals.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 
 const AGENTS = ['0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '1b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
 const USERS = ['2b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '3b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '4b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
-const HISTOGRAMS = {
-  session_expiry_minutes: "SELECT '' AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2",
-  session_warning_minutes: "SELECT '' AS k, warns_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2",
-  session_expiry_minutes_by_agent: 'SELECT agent_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
-  session_expiry_minutes_by_user: 'SELECT user_id AS k, expires_at / 60000 AS minute, count(*) AS n FROM sessions GROUP BY 1, 2',
-  session_expiry_hours: "SELECT '' AS k, expires_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2",
-  session_warning_hours: "SELECT '' AS k, warns_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2",
-  session_expiry_hours_by_agent: 'SELECT agent_id AS k, expires_at / 60000 / 60 AS bucket, count(*) AS n FROM sessions GROUP BY 1, 2',
-};
-
 let directory: string;
 let path: string;
 beforeEach(() => {
@@ -42,20 +34,10 @@ const session = (i: number, createdAt: number, timeoutMinutes: number): SessionR
   ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes })),
 });
 
-/** Every histogram row equals a count of the stored rows, and no row holds zero. */
-function expectHistogramsExact(): void {
-  const db = new Database(path, { readonly: true });
-  for (const [table, recount] of Object.entries(HISTOGRAMS)) {
-    const key = table.endsWith('_by_agent') ? 'agent_id' : table.endsWith('_by_user') ? 'user_id' : "''";
-    const unit = table.includes('_hours') ? 'hour' : 'minute';
-    const kept = db.prepare(`SELECT ${key} AS k, ${unit} AS bucket, sessions AS n FROM ${table} ORDER BY 1, 2`).all();
-    expect(kept, table).toEqual(db.prepare(`${recount.replace(' AS minute,', ' AS bucket,')} ORDER BY 1, 2`).all());
-  }
-  db.close();
-}
+const expectHistogramsExact = () => expectCountTotalsExact(path);
 
-describe('the minute histograms, kept a batch of writes at a time', () => {
-  it('stay exact through concurrent creates, renewals, deletes, a write rolled back to its savepoint, purges, an agent deleted and a second connection', async () => {
+describe('the count totals, kept a batch of writes at a time', () => {
+  it('stay exact through concurrent creates, renewals, deletes, a write rolled back to its savepoint, marks moved, purges, an agent deleted and a second connection', async () => {
     const a = openSqliteStore(path);
     const b = openSqliteStore(path);
     try {
@@ -88,6 +70,9 @@ describe('the minute histograms, kept a batch of writes at a time', () => {
       }
       await Promise.allSettled(changes);
       expectHistogramsExact();
+      // Marks moved by either connection, a few sessions at a time, while the other writes.
+      await Promise.all([a.moveCountMarks!(T0 + 12 * MINUTE, T0 + 6 * MINUTE, 3), b.insertSession(session(61, T0, 9)), b.moveCountMarks!(T0 + 14 * MINUTE, T0 + 8 * MINUTE, 2)]);
+      expectHistogramsExact();
 
       await Promise.all([a.purgeExpired(T0 + 20 * MINUTE, 7), b.purgeExpired(T0 + 25 * MINUTE, 1000)]);
       expectHistogramsExact();
@@ -106,6 +91,35 @@ describe('the minute histograms, kept a batch of writes at a time', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('the count marks', () => {
+  it('stop on a deadline when one instant fills a batch, and a session on the mark no longer counts above it', async () => {
+    const store = openSqliteStore(path);
+    try {
+      await store.insertAgent({ id: AGENTS[0]!, name: 'A', settings: {}, createdAt: T0 });
+      const early = session(0, T0, 5);
+      const later = [session(2, T0 + 1, 5), session(4, T0 + 2, 5)];
+      for (const s of [early, ...later]) await store.insertSession(s);
+      expect(await store.moveCountMarks!(T0 + 60 * MINUTE, T0, 1)).toEqual({ passed: 1, more: true });
+      const db = new Database(path, { readonly: true });
+      expect(db.prepare('SELECT now_mark FROM session_count_marks').pluck().get()).toBe(early.expiresAt);
+      db.close();
+      // Deleted and renewed on the mark's instant or above it: only the renewal still counts above it.
+      await store.deleteSession(early.id, (s) => s!);
+      await store.modifySession(later[0]!.id, (s) => ({ ...s!, ...recordActivity(s!, T0 + 3 * MINUTE).timing }));
+      expectCountTotalsExact(path);
+      const reader = new Database(path, { readonly: true });
+      const deadlines = reader.prepare('SELECT expires_at FROM sessions').pluck().all() as number[];
+      reader.close();
+      for (const t of [early.expiresAt - 1, early.expiresAt, later[1]!.expiresAt]) {
+        const counted = await store.countSessions({ now: t, purgeCutoff: T0 });
+        expect(counted.active, `at ${t}`).toBe(deadlines.filter((expiresAt) => !isExpired(expiresAt, t)).length);
+      }
+    } finally {
+      await store.close();
     }
   });
 });
@@ -144,6 +158,22 @@ describe('the sweeper queries', () => {
 
   it('marks expired sessions from the partial index of unmarked ones (a marked session is never read again)', () => {
     expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING COVERING INDEX sessions_unmarked_expiry \(expires_at<\?\)/);
+  });
+
+  it('counts from one total and index ranges between a mark and the instant; moves a mark along the expiry index', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    for (const kind of ['expiry', 'warning', 'agent', 'user'] as const) {
+      const detail = db.prepare(`EXPLAIN QUERY PLAN ${countAfterSql(kind)}`).all({ after: T0, key: '' }).map((row) => (row as { detail: string }).detail);
+      const index = kind === 'warning' ? 'sessions_by_warning \\(warns_at>\\? AND warns_at<\\?\\)' : 'sessions_by_expiry \\(expires_at>\\? AND expires_at<\\?\\)';
+      expect(detail.join(' | '), kind).toMatch(/SEARCH session_counts USING PRIMARY KEY \(kind=\? AND key=\?\)/);
+      expect(detail.filter((line) => line.startsWith('SEARCH sessions')), kind).toEqual([expect.stringMatching(new RegExp(index)), expect.stringMatching(new RegExp(index))]);
+    }
+    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).toMatch(
+      /SEARCH sessions USING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)/,
+    );
+    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).not.toMatch(/TEMP B-TREE/);
+    db.close();
   });
 
   it('finds purgeable sessions from the expiry index', () => {

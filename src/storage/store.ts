@@ -255,6 +255,12 @@ export interface Store {
    * some of the messages (purged 0). `more`: call again, work may remain.
    */
   purgeExpired(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
+  /**
+   * Moves the marks the counts start from toward `now` and `cutoff` (SQLite's running
+   * totals, expiry-counts.ts), by about `limit` sessions; counts are exact whether or not
+   * it ran, only cheaper after. `more`: call again. A store that counts otherwise has none.
+   */
+  moveCountMarks?(now: number, cutoff: number, limit: number): Promise<{ passed: number; more: boolean }>;
 
   /** The record under (scope, key) unless it expired at or before `now`. */
   getIdempotencyRecord(scope: string, key: string, now: number): Promise<IdempotencyRecord | undefined>;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { sessionId } from '../../domain/session-id.js';
 import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
@@ -19,7 +19,7 @@ export const createSession =
 
     const config = resolveTimeoutConfig(timeoutConfig, agentTimeoutLayer(agent.settings), sessionDefaults);
     const now = clock.now();
-    const session = { id: randomUUID(), agentId, userId, metadata, status: 'active' as const, announced: 'nothing' as const, ...startTiming(now, config) };
+    const session = { id: sessionId(now), agentId, userId, metadata, status: 'active' as const, announced: 'nothing' as const, ...startTiming(now, config) };
     const carried = withEvents(carryAnswer(request, 201, createdSessionView), (written) => [sessionEvent('session.created', written, now)]);
     // The agent can be deleted between the read above and this insert.
     if (!(await store.insertSession(session, carried))) throw agentMissing();

@@ -1,13 +1,16 @@
-// The minute histograms that make counts cheap (migrations 3, 5 and 6): how many sessions
-// expire (warn) in each minute, in all, per agent and per user. Since migration 11 the
-// store keeps them itself instead of four row triggers: every write notes what it changes
-// of a session's minutes, and the group commit adds up the notes of its whole batch and
-// writes each histogram row once, in the same transaction, before COMMIT. Fifty creates
-// of one agent in one minute cost three upserts plus one per user, not two hundred; a
-// write rolled back to its savepoint takes its notes back with it.
+// The running totals that make counts cheap (migration 16). Per counter (all sessions,
+// their warnings, per agent, per user), session_counts holds how many sessions lie
+// above each of two marks (session_count_marks): one the sweeper keeps near now, one
+// near the purge cutoff. A count at an instant starts from the nearest mark and corrects
+// by the sessions between the mark and the instant, read from the expiry (warning)
+// index: a few rows once the sweeper has run, however many sessions and however long
+// the horizon. Every write notes what it changes; the group commit applies the notes of
+// its whole batch once, in its transaction, against the marks as that transaction sees
+// them (so two connections on one file agree). A write rolled back to its savepoint
+// takes its notes back with it.
 import type Database from 'better-sqlite3';
 
-/** What a session contributes to the histograms. */
+/** What a session contributes to the counters. */
 export interface CountedSession {
   agent_id: string;
   user_id: string;
@@ -15,38 +18,47 @@ export interface CountedSession {
   warns_at: number;
 }
 
-/** SQLite's integer division (truncates toward zero). */
-const minuteOf = (ms: number) => Math.trunc(ms / 60000);
-const BUCKET_OF = { minute: minuteOf, hour: (ms: number) => Math.trunc(minuteOf(ms) / 60) };
+export type Mark = 'now_mark' | 'cut_mark';
 
-const UPSERT = (table: string, unit: 'minute' | 'hour', key?: string) => {
-  const keyColumn = key ? `${key}, ` : '';
-  const keyValue = key ? '@key, ' : '';
-  const keyTerm = key ? `${key} = @key AND ` : '';
-  return {
-    add: `INSERT INTO ${table} (${keyColumn}${unit}, sessions) VALUES (${keyValue}@bucket, @delta)
-            ON CONFLICT (${keyColumn}${unit}) DO UPDATE SET sessions = sessions + excluded.sessions`,
-    prune: `DELETE FROM ${table} WHERE ${keyTerm}${unit} = @bucket AND sessions = 0`,
-  };
-};
-
-// The hour histograms (migration 13) sum their minutes: a count reads whole hours, then
-// at most 59 minutes (see countAfterStatement). A user has few sessions, so few minutes:
-// theirs has no hours.
-export const HISTOGRAMS = [
-  { table: 'session_expiry_minutes', column: 'expires_at', unit: 'minute' },
-  { table: 'session_warning_minutes', column: 'warns_at', unit: 'minute' },
-  { table: 'session_expiry_minutes_by_agent', column: 'expires_at', unit: 'minute', key: 'agent_id' },
-  { table: 'session_expiry_minutes_by_user', column: 'expires_at', unit: 'minute', key: 'user_id' },
-  { table: 'session_expiry_hours', column: 'expires_at', unit: 'hour' },
-  { table: 'session_warning_hours', column: 'warns_at', unit: 'hour' },
-  { table: 'session_expiry_hours_by_agent', column: 'expires_at', unit: 'hour', key: 'agent_id' },
+/** The counters: which column each counts, keyed by which (none: one row, key ''). */
+export const COUNTERS = [
+  { kind: 'expiry', column: 'expires_at' },
+  { kind: 'warning', column: 'warns_at' },
+  { kind: 'agent', column: 'expires_at', key: 'agent_id' },
+  { kind: 'user', column: 'expires_at', key: 'user_id' },
 ] as const;
+export type CounterKind = (typeof COUNTERS)[number]['kind'];
+
+const MARKS_SQL = 'SELECT now_mark, cut_mark FROM session_count_marks';
+const ADD_SQL = `INSERT INTO session_counts (kind, key, above_now, above_cut) VALUES (@kind, @key, @now, @cut)
+  ON CONFLICT (kind, key) DO UPDATE SET above_now = above_now + excluded.above_now, above_cut = above_cut + excluded.above_cut`;
+const PRUNE_SQL = 'DELETE FROM session_counts WHERE kind = @kind AND key = @key AND above_now = 0 AND above_cut = 0';
+
+/**
+ * Sessions of `kind` (and key @key) whose column is after @after: the total above the
+ * mark nearest @after, less the sessions between that mark and @after (or plus, when
+ * @after is below the mark). The unary + keeps SQLite on the column's index.
+ */
+export function countAfterSql(kind: CounterKind): string {
+  const counter = COUNTERS.find((c) => c.kind === kind)!;
+  const column = counter.column;
+  const ofKey = 'key' in counter ? `+${counter.key} = @key AND ` : '';
+  return `SELECT coalesce((SELECT CASE WHEN m.near_now THEN above_now ELSE above_cut END FROM session_counts WHERE kind = '${kind}' AND key = @key), 0)
+      - (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > m.mark AND ${column} <= @after)
+      + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} <= m.mark) AS n
+    FROM (SELECT near_now, CASE WHEN near_now THEN now_mark ELSE cut_mark END AS mark
+          FROM (SELECT abs(@after - now_mark) <= abs(@after - cut_mark) AS near_now, now_mark, cut_mark FROM session_count_marks)) AS m`;
+}
+
+/** The sessions that pass a mark moved forward, in expiry order (a batch). */
+export const PASSING_SQL = 'SELECT agent_id, user_id, expires_at FROM sessions WHERE expires_at > @from AND expires_at <= @to ORDER BY expires_at LIMIT @limit';
+const PASSING_AT_SQL = 'SELECT agent_id, user_id, expires_at FROM sessions WHERE expires_at = ?';
+const WARNINGS_PASSING_SQL = 'SELECT count(*) FROM sessions WHERE warns_at > @from AND warns_at <= @to';
 
 export interface ExpiryCounts {
   /** A session stored (+1) or removed (-1). */
   note(session: CountedSession, sign: 1 | -1): void;
-  /** A session rewritten: the difference between its old and new minutes. */
+  /** A session rewritten: the difference between its old and new deadlines. */
   noteChange(before: CountedSession, after: CountedSession): void;
   /** How many notes there are: a write takes its notes back with `rollbackTo`. */
   mark(): number;
@@ -55,29 +67,50 @@ export interface ExpiryCounts {
   flush(): void;
   /** Forgets the notes of a batch that did not commit. */
   discard(): void;
+  /**
+   * Moves a mark forward toward `to` by at most about `limit` sessions, inside the caller's
+   * transaction and with no notes pending (the sessions it passes are read from the table).
+   */
+  advance(mark: Mark, to: number, limit: number): { passed: number; more: boolean };
 }
 
-export function expiryCounts(db: Database.Database): ExpiryCounts {
-  const statements = HISTOGRAMS.map((histogram) => {
-    const sql = UPSERT(histogram.table, histogram.unit, 'key' in histogram ? histogram.key : undefined);
-    return { add: db.prepare(sql.add), prune: db.prepare(sql.prune) };
-  });
-  // One entry per histogram row touched: [histogram index, key, minute or hour, delta].
-  let notes: Array<[number, string, number, number]> = [];
+type Deltas = Map<string, [CounterKind, string, number, number]>;
 
-  function note(session: CountedSession, sign: 1 | -1): void {
-    HISTOGRAMS.forEach((histogram, i) => {
-      const key = 'key' in histogram ? session[histogram.key] : '';
-      notes.push([i, key, BUCKET_OF[histogram.unit](session[histogram.column]), sign]);
-    });
+export function expiryCounts(db: Database.Database): ExpiryCounts {
+  const marks = db.prepare<[], Record<Mark, number>>(MARKS_SQL);
+  const add = db.prepare(ADD_SQL);
+  const prune = db.prepare(PRUNE_SQL);
+  const passing = db.prepare<{ from: number; to: number; limit: number }, CountedSession>(PASSING_SQL);
+  const passingAt = db.prepare<[number], CountedSession>(PASSING_AT_SQL);
+  const warningsPassing = db.prepare<{ from: number; to: number }, number>(WARNINGS_PASSING_SQL).pluck();
+  const setMark = { now_mark: db.prepare('UPDATE session_count_marks SET now_mark = ?'), cut_mark: db.prepare('UPDATE session_count_marks SET cut_mark = ?') };
+  let notes: Array<[CountedSession, 1 | -1]> = [];
+
+  function addTo(deltas: Deltas, kind: CounterKind, key: string, now: number, cut: number): void {
+    if (now === 0 && cut === 0) return;
+    const id = `${kind}\u0000${key}`;
+    const sum = deltas.get(id);
+    if (sum) {
+      sum[2] += now;
+      sum[3] += cut;
+    } else deltas.set(id, [kind, key, now, cut]);
+  }
+
+  function write(deltas: Deltas): void {
+    for (const [kind, key, now, cut] of deltas.values()) {
+      if (now === 0 && cut === 0) continue;
+      add.run({ kind, key, now, cut });
+      if (now < 0 || cut < 0) prune.run({ kind, key });
+    }
   }
 
   return {
-    note,
+    note(session, sign) {
+      notes.push([session, sign]);
+    },
     noteChange(before, after) {
-      if (minuteOf(before.expires_at) === minuteOf(after.expires_at) && minuteOf(before.warns_at) === minuteOf(after.warns_at)) return;
-      note(before, -1);
-      note(after, 1);
+      if (before.expires_at === after.expires_at && before.warns_at === after.warns_at) return;
+      notes.push([before, -1], [after, 1]);
     },
     mark: () => notes.length,
     rollbackTo(mark) {
@@ -85,24 +118,44 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     },
     flush() {
       if (notes.length === 0) return;
-      const sums = new Map<string, [number, string, number, number]>();
-      for (const [i, key, bucket, delta] of notes) {
-        const id = `${i}\u0000${key}\u0000${bucket}`;
-        const sum = sums.get(id);
-        if (sum) sum[3] += delta;
-        else sums.set(id, [i, key, bucket, delta]);
+      const { now_mark, cut_mark } = marks.get()!;
+      const deltas: Deltas = new Map();
+      for (const [session, sign] of notes) {
+        for (const counter of COUNTERS) {
+          const at = session[counter.column];
+          const key = 'key' in counter ? session[counter.key] : '';
+          addTo(deltas, counter.kind, key, at > now_mark ? sign : 0, at > cut_mark ? sign : 0);
+        }
       }
       notes = [];
-      for (const [i, key, bucket, delta] of sums.values()) {
-        if (delta === 0) continue;
-        const { add, prune } = statements[i]!;
-        const keyed = 'key' in HISTOGRAMS[i]!;
-        add.run(keyed ? { key, bucket, delta } : { bucket, delta });
-        if (delta < 0) prune.run(keyed ? { key, bucket } : { bucket });
-      }
+      write(deltas);
     },
     discard() {
       notes = [];
+    },
+    advance(mark, to, limit) {
+      const from = marks.get()![mark];
+      if (to <= from) return { passed: 0, more: false };
+      let rows = passing.all({ from, to, limit });
+      let reached = to;
+      if (rows.length === limit) {
+        const last = rows[limit - 1]!.expires_at;
+        // A batch ends between two instants; one instant holding the whole batch goes whole.
+        const oneInstant = rows[0]!.expires_at === last;
+        rows = oneInstant ? passingAt.all(last) : rows.filter((row) => row.expires_at < last);
+        reached = oneInstant ? last : last - 1;
+      }
+      const deltas: Deltas = new Map();
+      const lower = (kind: CounterKind, key: string, n: number) => addTo(deltas, kind, key, mark === 'now_mark' ? -n : 0, mark === 'cut_mark' ? -n : 0);
+      lower('expiry', '', rows.length);
+      lower('warning', '', warningsPassing.get({ from, to: reached })!);
+      for (const row of rows) {
+        lower('agent', row.agent_id, 1);
+        lower('user', row.user_id, 1);
+      }
+      write(deltas);
+      setMark[mark].run(reached);
+      return { passed: rows.length, more: reached < to };
     },
   };
 }

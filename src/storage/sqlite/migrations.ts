@@ -380,6 +380,47 @@ export const migrations: readonly string[] = [
   DROP TABLE idempotency_records;
   ALTER TABLE idempotency_records_by_digest RENAME TO idempotency_records;
   `,
+  // 16: counts from running totals instead of histograms (expiry-counts.ts): per counter
+  // (all sessions, their warnings, per agent, per user) how many sessions lie above each
+  // of two marks, one the sweeper keeps near now and one near the purge cutoff. A count
+  // corrects from the nearest mark by the rows between it and the instant, read from the
+  // expiry (warning) index. The minute and hour histograms, and the per-agent and per-user
+  // expiry indexes that counted the rest of a minute, go. The marks start at 0 (every
+  // session above them); the sweeper's first pass moves them.
+  `
+  CREATE TABLE session_count_marks (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    now_mark  INTEGER NOT NULL,
+    cut_mark  INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO session_count_marks (id, now_mark, cut_mark) VALUES (1, 0, 0);
+
+  CREATE TABLE session_counts (
+    kind       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    above_now  INTEGER NOT NULL,
+    above_cut  INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO session_counts (kind, key, above_now, above_cut)
+    SELECT 'expiry', '', sum(expires_at > 0), sum(expires_at > 0) FROM sessions HAVING count(*) > 0;
+  INSERT INTO session_counts (kind, key, above_now, above_cut)
+    SELECT 'warning', '', sum(warns_at > 0), sum(warns_at > 0) FROM sessions HAVING count(*) > 0;
+  INSERT INTO session_counts (kind, key, above_now, above_cut)
+    SELECT 'agent', agent_id, sum(expires_at > 0), sum(expires_at > 0) FROM sessions GROUP BY agent_id;
+  INSERT INTO session_counts (kind, key, above_now, above_cut)
+    SELECT 'user', user_id, sum(expires_at > 0), sum(expires_at > 0) FROM sessions GROUP BY user_id;
+
+  DROP TABLE session_expiry_minutes;
+  DROP TABLE session_warning_minutes;
+  DROP TABLE session_expiry_minutes_by_agent;
+  DROP TABLE session_expiry_minutes_by_user;
+  DROP TABLE session_expiry_hours;
+  DROP TABLE session_warning_hours;
+  DROP TABLE session_expiry_hours_by_agent;
+  DROP INDEX sessions_by_agent_expiry;
+  DROP INDEX sessions_by_user_expiry;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -1,11 +1,12 @@
 // One purge batch, in SQL alone: the sessions past the cutoff are copied into a temporary
-// table, their messages deleted (bounded), the count histograms lowered by grouped
-// updates, and the sessions deleted. SQL alone, so that the same batch runs on the store's
+// table, their messages deleted (bounded), the count totals lowered by grouped updates
+// (only for sessions still above a count mark: usually none, the sweeper having moved
+// the marks past them first), and the sessions deleted. SQL alone, so that the same batch runs on the store's
 // own connection (an in-memory database) or on the purge worker's (purge-worker.ts),
 // which runs the two functions below from their source text: they use nothing but their
 // arguments.
 import type Database from 'better-sqlite3';
-import { HISTOGRAMS } from './expiry-counts.js';
+import { COUNTERS } from './expiry-counts.js';
 
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 export const PURGE_MESSAGES_PER_SESSION = 10;
@@ -15,26 +16,25 @@ export interface PurgeSql {
   clear: string;
   select: string;
   messages: string;
-  /** Per histogram: lower its buckets by the batch's sessions, then drop the emptied ones. */
-  histograms: string[];
+  /** Per counter: lower its totals by the batch's sessions above the marks, then drop the emptied rows. */
+  counts: string[];
   sessions: string;
 }
 
-/** A purge batch's sessions, found in the expiry index, and what they count for in the histograms. */
+/** A purge batch's sessions, found in the expiry index, and what they count for in the totals. */
 export const PURGEABLE_SQL = 'SELECT rowid, id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff LIMIT @limit';
 
-/** The SQL of a purge batch (bucket arithmetic as expiry-counts.ts: SQLite's integer division). */
+/** The SQL of a purge batch (a session counts above a mark when its column is after it, as in expiry-counts.ts). */
 export function purgeSql(): PurgeSql {
-  const histograms = HISTOGRAMS.flatMap((histogram) => {
-    const bucket = histogram.unit === 'minute' ? `${histogram.column} / 60000` : `${histogram.column} / 60000 / 60`;
-    const key = 'key' in histogram ? histogram.key : undefined;
-    const keyColumns = key ? `${key}, ` : '';
-    const keyTerm = key ? `${histogram.table}.${key} = d.${key} AND ` : '';
+  const counts = COUNTERS.flatMap((counter) => {
+    const { kind, column } = counter;
+    const key = 'key' in counter ? counter.key : "''";
+    const aboveAMark = `FROM temp.purge_batch, session_count_marks AS m WHERE ${column} > min(m.now_mark, m.cut_mark)`;
     return [
-      `UPDATE ${histogram.table} SET sessions = sessions - d.n
-         FROM (SELECT ${keyColumns}${bucket} AS b, count(*) AS n FROM temp.purge_batch GROUP BY ${keyColumns}b) AS d
-         WHERE ${keyTerm}${histogram.table}.${histogram.unit} = d.b`,
-      `DELETE FROM ${histogram.table} WHERE sessions = 0 AND (${keyColumns}${histogram.unit}) IN (SELECT ${keyColumns}${bucket} FROM temp.purge_batch)`,
+      `UPDATE session_counts SET above_now = above_now - d.n_now, above_cut = above_cut - d.n_cut
+         FROM (SELECT ${key} AS key, sum(${column} > m.now_mark) AS n_now, sum(${column} > m.cut_mark) AS n_cut ${aboveAMark} GROUP BY 1) AS d
+         WHERE session_counts.kind = '${kind}' AND session_counts.key = d.key`,
+      `DELETE FROM session_counts WHERE kind = '${kind}' AND above_now = 0 AND above_cut = 0 AND key IN (SELECT ${key} ${aboveAMark})`,
     ];
   });
   return {
@@ -45,7 +45,7 @@ export function purgeSql(): PurgeSql {
     // one statement, which for a long conversation would hold the write lock for long.
     messages: `DELETE FROM messages WHERE (session_id, position) IN
       (SELECT session_id, position FROM messages WHERE session_id IN (SELECT id FROM temp.purge_batch) LIMIT @limit)`,
-    histograms,
+    counts,
     sessions: 'DELETE FROM sessions WHERE rowid IN (SELECT rid FROM temp.purge_batch)',
   };
 }
@@ -54,7 +54,7 @@ export interface PurgeStatements {
   clear: Database.Statement;
   select: Database.Statement;
   messages: Database.Statement;
-  histograms: Database.Statement[];
+  counts: Database.Statement[];
   sessions: Database.Statement;
 }
 
@@ -65,7 +65,7 @@ export function preparePurge(db: Database.Database, sql: PurgeSql): PurgeStateme
     clear: db.prepare(sql.clear),
     select: db.prepare(sql.select),
     messages: db.prepare(sql.messages),
-    histograms: sql.histograms.map((text) => db.prepare(text)),
+    counts: sql.counts.map((text) => db.prepare(text)),
     sessions: db.prepare(sql.sessions),
   };
 }
@@ -81,7 +81,7 @@ export function runPurgeBatch(statements: PurgeStatements, cutoff: number, limit
   if (found === 0) return { purged: 0, more: false };
   const messageLimit = limit * messagesPerSession;
   if (statements.messages.run({ limit: messageLimit }).changes === messageLimit) return { purged: 0, more: true };
-  for (const statement of statements.histograms) statement.run();
+  for (const statement of statements.counts) statement.run();
   const purged = statements.sessions.run().changes;
   statements.clear.run();
   return { purged, more: found === limit };

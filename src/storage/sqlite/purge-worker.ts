@@ -3,7 +3,7 @@
 // at 10^5 sessions, 200-270 µs a session and event-loop stalls of 60-110 ms when the
 // store's connection did it. A worker thread with its own connection to the file runs
 // each batch (purge-batch.ts) in its own IMMEDIATE transaction; the event loop only
-// posts the batch and awaits its answer. The histograms are lowered in the same
+// posts the batch and awaits its answer. The count totals are lowered in the same
 // transaction, so counts read on any connection stay exact. The worker starts on the
 // first batch that has something to purge, and the store stops it once a pass is done.
 import { createRequire } from 'node:module';

@@ -26,7 +26,7 @@ import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { idempotencyRecords } from './idempotency-records.js';
 import { cachedAgents } from './agent-cache.js';
-import { expiryCounts, type CountedSession } from './expiry-counts.js';
+import { countAfterSql, expiryCounts, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
@@ -378,23 +378,9 @@ function insertUnless(code: string, insert: () => unknown): boolean {
   }
 }
 
-/**
- * Sessions whose `column` is after @after (of agent or user @key, with `key`), from the
- * histograms the store keeps (expiry-counts.ts): whole hours after @after's hour (when
- * there is an hour histogram), then whole minutes after @after's minute up to the next
- * counted bucket, then the rest of @after's own minute from an index.
- */
-function countAfterStatement(db: Database.Database, histogram: { minutes: string; hours?: string }, column: string, key?: 'agent_id' | 'user_id') {
-  const ofKey = key ? `${key} = @key AND ` : '';
-  const minute = 'CAST(@after AS INTEGER) / 60000';
-  const hours = histogram.hours
-    ? `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.hours} WHERE ${ofKey}hour > ${minute} / 60)
-       + (SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute} AND minute < (${minute} / 60 + 1) * 60)`
-    : `(SELECT coalesce(sum(sessions), 0) FROM ${histogram.minutes} WHERE ${ofKey}minute > ${minute})`;
-  return db.prepare<{ after: number; key?: string }, { n: number }>(
-    `SELECT ${hours}
-          + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} < (${minute} + 1) * 60000) AS n`,
-  );
+/** Sessions of a counter (of agent or user @key) whose deadline is after @after (expiry-counts.ts). */
+function countAfterStatement(db: Database.Database, kind: CounterKind) {
+  return db.prepare<{ after: number; key: string }, { n: number }>(countAfterSql(kind));
 }
 
 export interface SqliteOptions {
@@ -469,15 +455,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
        WHERE id = @id`,
     ),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
-    countExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes', hours: 'session_expiry_hours' }, 'expires_at'),
-    countWarningAfter: countAfterStatement(db, { minutes: 'session_warning_minutes', hours: 'session_warning_hours' }, 'warns_at'),
-    countAgentExpiringAfter: countAfterStatement(
-      db,
-      { minutes: 'session_expiry_minutes_by_agent', hours: 'session_expiry_hours_by_agent' },
-      'expires_at',
-      'agent_id',
-    ),
-    countUserExpiringAfter: countAfterStatement(db, { minutes: 'session_expiry_minutes_by_user' }, 'expires_at', 'user_id'),
+    countExpiringAfter: countAfterStatement(db, 'expiry'),
+    countWarningAfter: countAfterStatement(db, 'warning'),
+    countAgentExpiringAfter: countAfterStatement(db, 'agent'),
+    countUserExpiringAfter: countAfterStatement(db, 'user'),
     markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
     anyPurgeable: db.prepare<[number], number>('SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1').pluck(),
     insertMessage: db.prepare<[MessageRow]>(
@@ -660,8 +641,16 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
-  const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after })?.n ?? 0;
-  /** The histogram that counts a query's sessions; none for both filters at once. */
+  /** The cutoff's mark first: the sessions it passes are the next purge's, which then lowers no totals. */
+  const moveMarks = db.transaction((now: number, cutoff: number, limit: number) => {
+    const cut = counts.advance('cut_mark', cutoff, limit);
+    if (cut.more || cut.passed >= limit) return { passed: cut.passed, more: true };
+    const moved = counts.advance('now_mark', now, limit - cut.passed);
+    return { passed: cut.passed + moved.passed, more: moved.more };
+  }).immediate;
+
+  const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after, key: '' })?.n ?? 0;
+  /** The counter of a query's sessions; none for both filters at once. */
   function counterFor({ agentId, agentIds, userId }: SessionQuery): ((after: number) => number) | undefined {
     if ((agentId !== undefined && userId !== undefined) || agentIds !== undefined) return undefined;
     if (agentId !== undefined) return (after) => statements.countAgentExpiringAfter.get({ after, key: agentId })?.n ?? 0;
@@ -805,11 +794,23 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async countSessions({ now, purgeCutoff }) {
       const active = expiringAfter(now);
       // warns_at < expires_at always, so "warns_at <= now < expires_at" is a difference of two counts.
-      const warningAfterNow = statements.countWarningAfter.get({ after: now })?.n ?? 0;
+      const warningAfterNow = statements.countWarningAfter.get({ after: now, key: '' })?.n ?? 0;
       return { total: expiringAfter(purgeCutoff), active, expiringSoon: active - warningAfterNow };
     },
     async markExpired(now, limit) {
       return statements.markExpired.run({ now, limit }).changes;
+    },
+    async moveCountMarks(now, cutoff, limit) {
+      // Outside the group commit, between two of its batches: no notes are pending, so the
+      // sessions a mark passes are all in the table. Another connection holding the write
+      // lock: the marks move on the next pass (the counts stay exact meanwhile).
+      await checkpoints?.truncating();
+      try {
+        return moveMarks(now, cutoff, limit);
+      } catch (error) {
+        if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) return { passed: 0, more: false };
+        throw error;
+      }
     },
     async purgeExpired(cutoff, limit) {
       if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
