@@ -50,6 +50,35 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(types(await store.listEvents({ types: ['agent.created', 'session.ended'], limit: 10 }))).toEqual(['agent.created:-', 'agent.created:-']);
     });
 
+    it("replays exactly one session's events from every cursor, amid other sessions' events before, between and after", async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+      const [before, mine, between] = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+      await store.insertSession(before, { events: created });
+      await store.insertSession(mine, { events: created });
+      await store.insertSession(between, { events: created });
+      const renewed = (session: SessionRecord) =>
+        store.modifySession(session.id, (current) => ({ ...current!, renewalCount: current!.renewalCount + 1 }), {
+          events: (s) => [sessionEvent('session.renewed', s, T0 + s.renewalCount)],
+        });
+      for (let i = 0; i < 3; i += 1) {
+        await renewed(before);
+        await renewed(mine);
+        await renewed(between);
+      }
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+
+      const log = await store.listEvents({ limit: 100 });
+      const expected = log.filter((event) => event.sessionId === mine.id);
+      expect(expected.map((event) => event.type)).toEqual(['session.created', 'session.renewed', 'session.renewed', 'session.renewed']);
+      for (const cursor of ['0', ...log.map((event) => event.id)]) {
+        const rest = expected.filter((event) => Number(event.id) > Number(cursor));
+        expect(await store.listEvents({ sessionId: mine.id, after: cursor, limit: 100 })).toEqual(rest);
+        expect(await store.listEvents({ sessionId: mine.id, after: cursor, limit: 2 })).toEqual(rest.slice(0, 2));
+      }
+      expect(await store.listEvents({ sessionId: 'no-such-session', limit: 100 })).toEqual([]);
+    });
+
     it('tells listeners after a write that recorded events commits, not after one that recorded none', async () => {
       let calls = 0;
       const unsubscribe = store.onEventsWritten(() => (calls += 1));

@@ -61,6 +61,8 @@ interface SessionRow {
   announced: SessionRecord['announced'];
   /** When the next announcement is due (see nextDue); null when none is. */
   due_at: number | null;
+  /** At most the id of the session's first event (migration 16); null: unknown. Set by the insert. */
+  first_event_id?: number | null;
 }
 
 interface WebhookRow {
@@ -454,12 +456,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     countedSessionsOfAgent: db.prepare<[string], CountedSession>('SELECT agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
-         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
+         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at, first_event_id)
        VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
-         @announced, @due_at)`,
+         @announced, @due_at, (SELECT coalesce(max(id), 0) + 1 FROM events))`,
     ),
     getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    // Where the replay of one session starts reading the log (no index of the log by session).
+    firstEventIdOf: db.prepare<[string], number | null>('SELECT first_event_id FROM sessions WHERE id = ?').pluck(),
     updateSession: db.prepare<[SessionRow]>(
       `UPDATE sessions SET last_activity = @last_activity, anchor_at = @anchor_at, expires_at = @expires_at,
          warns_at = @warns_at, timeout_minutes = @timeout_minutes, auto_renew = @auto_renew,
@@ -865,8 +869,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return keys.hasApiKeys(() => statements.hasApiKeys.get() === 1);
     },
     async listEvents(query) {
+      const after = query.after === undefined ? 0 : Number(query.after);
       const parameters = {
-        after: query.after === undefined ? 0 : Number(query.after),
+        after: query.sessionId === undefined ? after : Math.max(after, (statements.firstEventIdOf.get(query.sessionId) ?? 1) - 1),
         sessionId: query.sessionId ?? null,
         agentId: query.agentId ?? null,
         agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
