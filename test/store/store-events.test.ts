@@ -2,11 +2,12 @@
 // behaviour is written once and run on SQLite and on PostgreSQL.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
-import { agentEvent, eventJson, eventView, sessionEvent } from '../../src/events/event-records.js';
+import { agentEvent, eventJson, eventView, messageEvent, sessionEvent } from '../../src/events/event-records.js';
+import { messageView } from '../../src/http/views.js';
 import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
-import { agentRecord, sessionRecord } from './records.js';
+import { agentRecord, messageRecord, sessionRecord } from './records.js';
 
 const created = (session: SessionRecord): EventInput[] => [sessionEvent('session.created', session, session.createdAt)];
 
@@ -119,10 +120,13 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     await store.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
     const session = sessionRecord(agent.id, { metadata: { note: 'quote " and \u2028 and é' } });
     await store.insertSession(session, { events: created });
+    const message = messageRecord(session, 1, { content: 'say "hi" 🙂 \u2028', metadata: { z: 1, a: [null] } });
+    await store.appendMessage(session.id, (current) => ({ session: current!, message }), { events: (written) => [messageEvent(written.session, written.message)] });
     const events = await store.listEvents({ limit: 10 });
-    expect(events).toHaveLength(2);
+    expect(events).toHaveLength(3);
     for (const event of events) expect(eventJson(event)).toBe(JSON.stringify(eventView(event)));
     expect(events[1]!.data).toEqual(sessionEvent('session.created', session, session.createdAt).data);
+    expect(events[2]!.data).toEqual(messageView(message));
   });
 
   describe('due announcements', () => {

@@ -32,7 +32,7 @@ import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
 import { messageJson } from '../../http/views.js';
-import { storedEvent } from '../../events/event-records.js';
+import { dataJson, storedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -550,7 +550,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let eventsWritten = false;
   function appendEvents(events: EventInput[]): void {
     for (const event of events) {
-      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, JSON.stringify(event.data));
+      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, dataJson(event));
     }
     if (events.length > 0) eventsWritten = true;
   }
