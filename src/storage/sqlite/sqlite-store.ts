@@ -515,6 +515,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       `UPDATE sessions SET announced = moved.value ->> 1, status = moved.value ->> 2, due_at = moved.value ->> 3
        FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
     ),
+    // The same for sessions whose status stays (warnings): an UPDATE that sets no status
+    // leaves the partial index on status (sessions_unmarked_expiry) alone.
+    markAnnouncedOnly: db.prepare<[string]>(
+      `UPDATE sessions SET announced = moved.value ->> 1, due_at = moved.value ->> 3
+       FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
+    ),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
        VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
@@ -604,12 +610,16 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (rows.length === 0) return 0;
     // Every due session was read when the batch is not full: then any follow-up due by now fires here.
     const lastDue = rows.length < limit ? now : rows.at(-1)!.due_at!;
-    const moved = new Map<number, [number, string, string, number | null]>();
+    type Moved = [rowid: number, announced: string, status: string, dueAt: number | null];
+    const moved = new Map<number, Moved>();
+    // The status each session had when read: an announcement that keeps it (a warning) need not write it.
+    const statusRead = new Map<number, string>();
     const events: EventInput[] = [];
     // Follow-ups due within the batch's range, in order of due time.
     const followUps: Array<{ at: number; rowid: number; session: SessionRecord }> = [];
     let announced = 0;
     const fire = (rowid: number, session: SessionRecord) => {
+      if (!statusRead.has(rowid)) statusRead.set(rowid, session.status);
       const announcement = announce(session);
       const next = announcement.session;
       const due = nextDue(next, next.announced)?.at ?? null;
@@ -634,7 +644,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const { rowid, session } = followUps.shift()!;
       fire(rowid, session);
     }
-    statements.markAnnounced.run(JSON.stringify([...moved.values()]));
+    const kept: Moved[] = [];
+    const changed: Moved[] = [];
+    for (const entry of moved.values()) (entry[2] === statusRead.get(entry[0]) ? kept : changed).push(entry);
+    if (kept.length > 0) statements.markAnnouncedOnly.run(JSON.stringify(kept));
+    if (changed.length > 0) statements.markAnnounced.run(JSON.stringify(changed));
     appendEvents(events);
     return announced;
   });
