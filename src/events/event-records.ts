@@ -1,7 +1,7 @@
 // What each change records in the event log: the event's shape for sessions, messages
 // and agents, and the log's records as the API shows them (the spec's Event).
 import type { components } from '../../generated/api.js';
-import { characterView, isoTime, messageView, sessionInfoView } from '../http/views.js';
+import { characterView, isoTime, messageJson, messageView, sessionInfoView } from '../http/views.js';
 import type { AgentRecord, Carried, EventInput, EventRecord, EventType, MessageRecord, SessionRecord } from '../storage/store.js';
 
 type Schemas = components['schemas'];
@@ -11,8 +11,16 @@ export function sessionEvent(type: EventType, session: SessionRecord, at: number
   return { type, occurredAt: at, agentId: session.agentId, sessionId: session.id, userId: session.userId, data: sessionInfoView(session, at) };
 }
 
+// Events whose data's JSON text was made already (a message's view): the log stores it as is.
+const dataTexts = new WeakMap<EventInput, string>();
+
+/** The JSON text of the event's data, as a log that keeps it as text (SQLite) stores it. */
+export function dataJson(event: EventInput): string {
+  return dataTexts.get(event) ?? JSON.stringify(event.data);
+}
+
 export function messageEvent(session: SessionRecord, message: MessageRecord): EventInput {
-  return {
+  const event: EventInput = {
     type: 'message.created',
     occurredAt: message.createdAt,
     agentId: session.agentId,
@@ -20,6 +28,8 @@ export function messageEvent(session: SessionRecord, message: MessageRecord): Ev
     userId: session.userId,
     data: messageView(message),
   };
+  dataTexts.set(event, messageJson(message)); // the text the store writes with the message
+  return event;
 }
 
 export function agentEvent(type: 'agent.created' | 'agent.deleted', agent: AgentRecord, at: number): EventInput {

@@ -47,8 +47,19 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
   };
 }
 
+// One text per message record: the store writes it with the message, and its
+// message.created event (event-records.ts) stores the same text as its data.
+const messageTexts = new WeakMap<MessageRecord, string>();
+
 /** A message's view in JSON: the stores write it with the message, and pages send it as is. */
-export const messageJson = (message: MessageRecord): string => JSON.stringify(messageView(message));
+export function messageJson(message: MessageRecord): string {
+  let text = messageTexts.get(message);
+  if (text === undefined) {
+    text = JSON.stringify(messageView(message));
+    messageTexts.set(message, text);
+  }
+  return text;
+}
 
 export function messageView(message: MessageRecord): Schemas['Message'] {
   return {

@@ -2,11 +2,12 @@
 // behaviour is written once and run on SQLite and on PostgreSQL.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
-import { agentEvent, eventJson, eventView, sessionEvent } from '../../src/events/event-records.js';
+import { agentEvent, eventJson, eventView, messageEvent, sessionEvent } from '../../src/events/event-records.js';
+import { messageView } from '../../src/http/views.js';
 import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
-import { agentRecord, sessionRecord } from './records.js';
+import { agentRecord, messageRecord, sessionRecord } from './records.js';
 
 const created = (session: SessionRecord): EventInput[] => [sessionEvent('session.created', session, session.createdAt)];
 
@@ -50,6 +51,35 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(types(await store.listEvents({ types: ['agent.created', 'session.ended'], limit: 10 }))).toEqual(['agent.created:-', 'agent.created:-']);
     });
 
+    it("replays exactly one session's events from every cursor, amid other sessions' events before, between and after", async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+      const [before, mine, between] = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+      await store.insertSession(before, { events: created });
+      await store.insertSession(mine, { events: created });
+      await store.insertSession(between, { events: created });
+      const renewed = (session: SessionRecord) =>
+        store.modifySession(session.id, (current) => ({ ...current!, renewalCount: current!.renewalCount + 1 }), {
+          events: (s) => [sessionEvent('session.renewed', s, T0 + s.renewalCount)],
+        });
+      for (let i = 0; i < 3; i += 1) {
+        await renewed(before);
+        await renewed(mine);
+        await renewed(between);
+      }
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+
+      const log = await store.listEvents({ limit: 100 });
+      const expected = log.filter((event) => event.sessionId === mine.id);
+      expect(expected.map((event) => event.type)).toEqual(['session.created', 'session.renewed', 'session.renewed', 'session.renewed']);
+      for (const cursor of ['0', ...log.map((event) => event.id)]) {
+        const rest = expected.filter((event) => Number(event.id) > Number(cursor));
+        expect(await store.listEvents({ sessionId: mine.id, after: cursor, limit: 100 })).toEqual(rest);
+        expect(await store.listEvents({ sessionId: mine.id, after: cursor, limit: 2 })).toEqual(rest.slice(0, 2));
+      }
+      expect(await store.listEvents({ sessionId: 'no-such-session', limit: 100 })).toEqual([]);
+    });
+
     it('tells listeners after a write that recorded events commits, not after one that recorded none', async () => {
       let calls = 0;
       const unsubscribe = store.onEventsWritten(() => (calls += 1));
@@ -90,10 +120,13 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     await store.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
     const session = sessionRecord(agent.id, { metadata: { note: 'quote " and \u2028 and é' } });
     await store.insertSession(session, { events: created });
+    const message = messageRecord(session, 1, { content: 'say "hi" 🙂 \u2028', metadata: { z: 1, a: [null] } });
+    await store.appendMessage(session.id, (current) => ({ session: current!, message }), { events: (written) => [messageEvent(written.session, written.message)] });
     const events = await store.listEvents({ limit: 10 });
-    expect(events).toHaveLength(2);
+    expect(events).toHaveLength(3);
     for (const event of events) expect(eventJson(event)).toBe(JSON.stringify(eventView(event)));
     expect(events[1]!.data).toEqual(sessionEvent('session.created', session, session.createdAt).data);
+    expect(events[2]!.data).toEqual(messageView(message));
   });
 
   describe('due announcements', () => {

@@ -421,6 +421,17 @@ export const migrations: readonly string[] = [
   DROP INDEX sessions_by_agent_expiry;
   DROP INDEX sessions_by_user_expiry;
   `,
+  // 17: one B-tree fewer per event: no index of the log by session. Each session keeps a
+  // lower bound of its first event's id (the log's newest id + 1 when it was created),
+  // and the replay of one session reads the log by id range from there. Sessions created
+  // before get the id of their oldest event still in the log, found while the index exists.
+  `
+  ALTER TABLE sessions ADD COLUMN first_event_id INTEGER;
+  UPDATE sessions SET first_event_id = coalesce(
+    (SELECT min(id) FROM events WHERE session_id = sessions.id),
+    (SELECT coalesce(max(id), 0) + 1 FROM events));
+  DROP INDEX events_by_session;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -32,7 +32,7 @@ import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
 import { messageJson } from '../../http/views.js';
-import { storedEvent } from '../../events/event-records.js';
+import { dataJson, storedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -61,6 +61,8 @@ interface SessionRow {
   announced: SessionRecord['announced'];
   /** When the next announcement is due (see nextDue); null when none is. */
   due_at: number | null;
+  /** At most the id of the session's first event (migration 17); null: unknown. Set by the insert. */
+  first_event_id?: number | null;
 }
 
 interface WebhookRow {
@@ -440,12 +442,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     countedSessionsOfAgent: db.prepare<[string], CountedSession>('SELECT agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
-         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
+         timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at, first_event_id)
        VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
-         @announced, @due_at)`,
+         @announced, @due_at, (SELECT coalesce(max(id), 0) + 1 FROM events))`,
     ),
     getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    // Where the replay of one session starts reading the log (no index of the log by session).
+    firstEventIdOf: db.prepare<[string], number | null>('SELECT first_event_id FROM sessions WHERE id = ?').pluck(),
     updateSession: db.prepare<[SessionRow]>(
       `UPDATE sessions SET last_activity = @last_activity, anchor_at = @anchor_at, expires_at = @expires_at,
          warns_at = @warns_at, timeout_minutes = @timeout_minutes, auto_renew = @auto_renew,
@@ -492,6 +496,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       `UPDATE sessions SET announced = moved.value ->> 1, status = moved.value ->> 2, due_at = moved.value ->> 3
        FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
     ),
+    // The same for sessions whose status stays (warnings): an UPDATE that sets no status
+    // leaves the partial index on status (sessions_unmarked_expiry) alone.
+    markAnnouncedOnly: db.prepare<[string]>(
+      `UPDATE sessions SET announced = moved.value ->> 1, due_at = moved.value ->> 3
+       FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
+    ),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
        VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
@@ -527,7 +537,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let eventsWritten = false;
   function appendEvents(events: EventInput[]): void {
     for (const event of events) {
-      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, JSON.stringify(event.data));
+      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, dataJson(event));
     }
     if (events.length > 0) eventsWritten = true;
   }
@@ -581,12 +591,16 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (rows.length === 0) return 0;
     // Every due session was read when the batch is not full: then any follow-up due by now fires here.
     const lastDue = rows.length < limit ? now : rows.at(-1)!.due_at!;
-    const moved = new Map<number, [number, string, string, number | null]>();
+    type Moved = [rowid: number, announced: string, status: string, dueAt: number | null];
+    const moved = new Map<number, Moved>();
+    // The status each session had when read: an announcement that keeps it (a warning) need not write it.
+    const statusRead = new Map<number, string>();
     const events: EventInput[] = [];
     // Follow-ups due within the batch's range, in order of due time.
     const followUps: Array<{ at: number; rowid: number; session: SessionRecord }> = [];
     let announced = 0;
     const fire = (rowid: number, session: SessionRecord) => {
+      if (!statusRead.has(rowid)) statusRead.set(rowid, session.status);
       const announcement = announce(session);
       const next = announcement.session;
       const due = nextDue(next, next.announced)?.at ?? null;
@@ -611,7 +625,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const { rowid, session } = followUps.shift()!;
       fire(rowid, session);
     }
-    statements.markAnnounced.run(JSON.stringify([...moved.values()]));
+    const kept: Moved[] = [];
+    const changed: Moved[] = [];
+    for (const entry of moved.values()) (entry[2] === statusRead.get(entry[0]) ? kept : changed).push(entry);
+    if (kept.length > 0) statements.markAnnouncedOnly.run(JSON.stringify(kept));
+    if (changed.length > 0) statements.markAnnounced.run(JSON.stringify(changed));
     appendEvents(events);
     return announced;
   });
@@ -866,8 +884,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return keys.hasApiKeys(() => statements.hasApiKeys.get() === 1);
     },
     async listEvents(query) {
+      const after = query.after === undefined ? 0 : Number(query.after);
       const parameters = {
-        after: query.after === undefined ? 0 : Number(query.after),
+        after: query.sessionId === undefined ? after : Math.max(after, (statements.firstEventIdOf.get(query.sessionId) ?? 1) - 1),
         sessionId: query.sessionId ?? null,
         agentId: query.agentId ?? null,
         agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
