@@ -143,8 +143,15 @@ function listEventsSql(query: EventQuery): string {
     query.userId !== undefined ? 'user_id = @userId' : undefined,
     query.types !== undefined ? 'type IN (SELECT value FROM json_each(@types))' : undefined,
   ].filter(Boolean);
-  return `SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT @limit`;
+  return `SELECT * FROM events WHERE ${filters.join(' AND ')} AND id <= @upTo ORDER BY id LIMIT @limit`;
 }
+
+/**
+ * Log ids a filtered read walks per statement. The log has no index by session, agent or
+ * user: a filter that matches few events walks many ids, and one statement must not hold
+ * the event loop for long (10,000 ids take a few milliseconds); the read yields between.
+ */
+export const EVENT_SCAN_WINDOW = 10_000;
 
 interface MessageRow {
   id: string;
@@ -392,6 +399,8 @@ export interface SqliteOptions {
   lockWaitMs?: number;
   /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
   walCapBytes?: number;
+  /** Log ids a filtered read of the events walks per statement (default EVENT_SCAN_WINDOW). */
+  eventScanWindow?: number;
 }
 
 /**
@@ -697,6 +706,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
   const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
+  const eventScanWindow = options.eventScanWindow ?? EVENT_SCAN_WINDOW;
   // The purge runs on a worker thread with its own connection (purge-worker.ts); an in-memory database runs it here.
   const purger = path === ':memory:' ? undefined : purgeWorker(path, options.synchronous ?? 'normal');
   const purgeStatements = purger ? undefined : preparePurge(db, purgeSql());
@@ -893,8 +903,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         userId: query.userId ?? null,
         types: query.types === undefined ? null : JSON.stringify(query.types),
         limit: query.limit,
+        upTo: Number.MAX_SAFE_INTEGER,
       };
-      return listEventsStatement(query).all(parameters).map(toEvent);
+      const statement = listEventsStatement(query);
+      const filtered = query.sessionId !== undefined || query.agentId !== undefined || query.agentIds !== undefined || query.userId !== undefined || query.types !== undefined;
+      if (!filtered) return statement.all(parameters).map(toEvent);
+      // What was recorded after this read began comes in the next one.
+      const last = statements.lastEventId.get() ?? 0;
+      const events: EventRecord[] = [];
+      for (let from = parameters.after; from < last && events.length < query.limit; from += eventScanWindow) {
+        if (from > parameters.after) await new Promise(setImmediate);
+        const rows = statement.all({ ...parameters, after: from, upTo: Math.min(from + eventScanWindow, last), limit: query.limit - events.length });
+        for (const row of rows) events.push(toEvent(row));
+      }
+      return events;
     },
     async lastEventId() {
       const id = statements.lastEventId.get();
