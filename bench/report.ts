@@ -31,6 +31,8 @@ export interface Results {
   lockStall?: { holdSeconds: number; baseline: LockPhase; locked: LockPhase; healthAfter: number };
   /** bench/events.ts: the event log on / off, due warnings, many streams, many reply waits (absent before events existed). */
   events?: EventsResults;
+  /** bench/counts-micro.ts at the largest scale: wall µs per count statement (absent before running totals). */
+  counts?: Record<string, number> & { sessions: number };
   targets: Target[];
   seconds: number;
 }
@@ -81,7 +83,7 @@ function eventsSection(events: EventsResults | undefined): string[] {
   ];
 }
 
-export function evaluateTargets({ scenarios, scale, metricsOverhead = [], keyedOverhead, events }: Results): Target[] {
+export function evaluateTargets({ scenarios, scale, metricsOverhead = [], keyedOverhead, events, counts }: Results): Target[] {
   const ratioOf = (name: string) => scenarios.find((s) => s.scenario === name)?.ratio ?? 0;
   const reqPerSecOf = (name: string) => scenarios.find((s) => s.scenario === name)?.reqPerSec ?? 0;
   const keyedRatio = keyedOverhead?.ratio ?? Math.round((reqPerSecOf(KEYED_CREATE) / Math.max(1, reqPerSecOf('createSession'))) * 100) / 100;
@@ -116,7 +118,17 @@ export function evaluateTargets({ scenarios, scale, metricsOverhead = [], keyedO
       met: scale.sweep.markMaxEventLoopDelayMs <= 20,
     },
     ...eventTargets(events),
+    ...countTargets(counts),
   ];
+}
+
+/** The slowest count statement (total, stats and health, each filter), at the largest scale. */
+function countTargets(counts: Results['counts']): Target[] {
+  if (!counts) return [];
+  const [slowest, us] = Object.entries(counts)
+    .filter(([name]) => name.endsWith('Us'))
+    .reduce((worst, entry) => (entry[1] > worst[1] ? entry : worst));
+  return [{ figure: `each count at ${counts.sessions.toLocaleString('en-US')} sessions (total, stats, health; every filter)`, target: '≤ 50 µs', measured: `worst ${us} µs (${slowest.slice(0, -2)})`, met: us <= 50 }];
 }
 
 /** getSessionMessages and listSessions against the ceiling answering as many bytes (absent from older results). */

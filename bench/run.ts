@@ -98,9 +98,9 @@ async function againstSizedCeiling(results: ScenarioResult[]): Promise<void> {
   }
 }
 
-/** bench/lock-probe.ts on the server's CPU; its one JSON line. */
-async function runLockProbe(holdSeconds: number): Promise<Results['lockStall']> {
-  const child = spawnOnServerCpu(['bench/lock-probe.ts', String(holdSeconds)]);
+/** A bench script run on the server's CPU; its last line, JSON. */
+async function runOnServerCpu<T>(args: string[]): Promise<T> {
+  const child = spawnOnServerCpu(args);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   await new Promise((resolve) => child.once('exit', resolve));
@@ -124,7 +124,10 @@ log('metrics off, then on (METRICS_ENABLED)');
 const metricsOverhead = await runMetricsOverhead(settings.load, quick ? 2 : 5);
 const scale = await runScale(settings.scale, log);
 log('event-loop stall while another process holds the write lock (10 s)');
-const lockStall = await runLockProbe(10);
+const lockStall = await runOnServerCpu<Results['lockStall']>(['bench/lock-probe.ts', '10']);
+const countedSessions = settings.scale.steps.at(-1)!.sessions;
+log(`each count statement at ${countedSessions.toLocaleString('en-US')} sessions (bench/counts-micro.ts)`);
+const counts = await runOnServerCpu<Results['counts']>(['bench/counts-micro.ts', String(countedSessions)]);
 const events = await runEvents({ load: settings.load, ...settings.events }, log);
 
 const results: Results = {
@@ -146,6 +149,7 @@ const results: Results = {
   scale,
   lockStall,
   events,
+  counts,
   targets: [],
   seconds: 0,
 };
