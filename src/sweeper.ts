@@ -1,7 +1,7 @@
 // The background sweeper: marks expired sessions, moves the count marks (a store with
 // running totals) and purges sessions past retention, in bounded batches with a turn of
-// the event loop between them, so that requests keep
-// being served while a million sessions expire. Reads never depend on it having run.
+// the event loop between them, so that requests keep being served while a million
+// sessions expire. Reads never depend on it having run.
 // It also trims the records of idempotent requests once they expire (24 h), and the
 // event log past its retention.
 import type { Clock } from './domain/clock.js';
