@@ -311,7 +311,10 @@ export interface paths {
          *     `AGENT_REPLY_TIMEOUT` (the message stays stored; its id is in `details`) and `sse`
          *     closes after this message's event. `mode` is the deprecated name (`sync` = `http`,
          *     `stream` = `sse`); given with a different `transport` it is refused (400).
-         *     A replay under the same `Idempotency-Key` answers the stored message (`SentMessage`).
+         *     A replay under the same `Idempotency-Key` answers what the first request got: with
+         *     `http`, the answer with the agent's reply; when no reply came (504, the client gone,
+         *     or the server stopped while waiting), and with `sse`, the stored message
+         *     (`SentMessage`), which the write recorded with the message.
          */
         post: operations["sendSessionMessage"];
         delete?: never;

@@ -68,6 +68,34 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
+  it('replays the answer with the reply under the same Idempotency-Key, writing nothing; with no reply in time, the stored message', async () => {
+    const keyed = (key: string) =>
+      t.request({ method: 'POST', url: messagesUrl(), body: { content: 'Hello, Eliza!', transport: 'http' }, headers: { 'idempotency-key': key } });
+    const first = keyed('with-reply');
+    await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    expect((await agentSays('Hello! How can I help you today?')).status).toBe(201);
+    const answer = await first;
+    expect(answer.body.data.agentResponse).toEqual({ text: 'Hello! How can I help you today?' });
+
+    const replay = await keyed('with-reply');
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body).toEqual(answer.body);
+    expect(await stored()).toHaveLength(2);
+    expect(t.replies.size()).toBe(0);
+
+    await t.close();
+    await start(50);
+    const timedOut = await keyed('no-reply');
+    expect(timedOut.status).toBe(504);
+    const [message] = await stored();
+    const replayed = await keyed('no-reply');
+    expect(replayed.status).toBe(201);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.body).toMatchObject({ id: message!.id, content: 'Hello, Eliza!', sessionStatus: { renewalCount: 1 } });
+    expect(await stored()).toHaveLength(1);
+  });
+
   it('releases the wait when the write fails: 404 for an unknown session, 410 for an expired one', async () => {
     const unknown = await t.request({ method: 'POST', url: `/api/messaging/sessions/${randomUUID()}/messages`, body: { content: 'hi', transport: 'http' } });
     expect(unknown.status).toBe(404);

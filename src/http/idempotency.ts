@@ -81,6 +81,18 @@ export function sendCarriedAnswer(request: FastifyRequest, reply: FastifyReply):
   return answer === undefined ? undefined : reply.type(JSON_TYPE).send(answer);
 }
 
+/**
+ * Sends `answer` as the request's final answer and, under an Idempotency-Key, first makes
+ * it the stored one: for a handler whose answer is known only after its write (the
+ * agent's reply waited for), so that a replay answers what the first request got.
+ */
+export async function sendSettledAnswer(request: FastifyRequest, reply: FastifyReply, store: Store, clock: Clock, answer: unknown): Promise<FastifyReply> {
+  const body = JSON.stringify(answer);
+  const pending = request.idempotency;
+  if (pending) await store.settleIdempotencyRecord({ ...pending, status: reply.statusCode, body }, clock.now());
+  return reply.type(JSON_TYPE).send(body);
+}
+
 export function installIdempotency(app: FastifyInstance, { store, clock }: { store: Store; clock: Clock }): void {
   const operations = idempotentOperations();
   /** scope + key → the request running under it, in this process. */

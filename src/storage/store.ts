@@ -264,6 +264,12 @@ export interface Store {
 
   /** The record under (scope, key) unless it expired at or before `now`. */
   getIdempotencyRecord(scope: string, key: string, now: number): Promise<IdempotencyRecord | undefined>;
+  /**
+   * Replaces the status and body of the live record under (scope, key) written by the
+   * request with `fingerprint`: its final answer, known after the write (an agent's reply
+   * waited for). False when there is no such record.
+   */
+  settleIdempotencyRecord(record: Pick<IdempotencyRecord, 'scope' | 'key' | 'fingerprint' | 'status' | 'body'>, now: number): Promise<boolean>;
   /** Deletes up to `limit` records expired at `now`; returns how many. */
   purgeIdempotencyRecords(now: number, limit: number): Promise<number>;
 

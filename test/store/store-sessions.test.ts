@@ -376,6 +376,19 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.purgeIdempotencyRecords(T0 + MINUTE, 2)).toBe(0);
     });
 
+    it("settles a live record's answer for the request that wrote it only", async () => {
+      const agent = await withAgent();
+      await store.insertSession(sessionRecord(agent.id), { idempotency: () => idempotencyRecord('k1') });
+      const final = { scope: 'anonymous', key: 'k1', fingerprint: 'f1', status: 201, body: '{"final":true}' };
+      expect(await store.settleIdempotencyRecord({ ...final, fingerprint: 'other' }, T0)).toBe(false);
+      expect(await store.settleIdempotencyRecord({ ...final, key: 'k2' }, T0)).toBe(false);
+      expect(await store.settleIdempotencyRecord({ ...final, scope: 'other-scope' }, T0)).toBe(false);
+      expect(await store.getIdempotencyRecord('anonymous', 'k1', T0)).toEqual(idempotencyRecord('k1'));
+      expect(await store.settleIdempotencyRecord(final, T0)).toBe(true);
+      expect(await store.getIdempotencyRecord('anonymous', 'k1', T0)).toEqual(idempotencyRecord('k1', T0, { body: '{"final":true}' }));
+      expect(await store.settleIdempotencyRecord(final, T0 + 24 * 60 * MINUTE)).toBe(false);
+    });
+
     it('trims oldest first, and a key freed by expiry is trimmed in its new place', async () => {
       await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('a', T0, { expiresAt: T0 + MINUTE }) });
       await store.insertAgent(agentRecord(), { idempotency: () => idempotencyRecord('b', T0, { expiresAt: T0 + 2 * MINUTE }) });

@@ -9,7 +9,7 @@ import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { messageEvent, sessionEvent, withEvents } from '../../events/event-records.js';
-import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
+import { carryAnswer, sendCarriedAnswer, sendSettledAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession, withTiming } from '../session-access.js';
@@ -96,7 +96,8 @@ export const sendSessionMessage =
       throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
     }
     const { sessionStatus } = sentView(sent, now);
-    return { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };
+    const answer = { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };
+    return sendSettledAnswer(request, reply, store, clock, answer) as never;
   };
 
 /** `transport`, or what the deprecated `mode` means; both given must agree. */

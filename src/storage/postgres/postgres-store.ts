@@ -438,6 +438,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       const { rows } = await query<IdempotencyRow>('SELECT * FROM idempotency_records WHERE scope = $1 AND key = $2 AND expires_at > $3', [scope, key, now]);
       return rows[0] && toIdempotencyRecord(rows[0]);
     },
+    async settleIdempotencyRecord({ scope, key, fingerprint, status, body }, now) {
+      const { rowCount } = await query(
+        'UPDATE idempotency_records SET status = $1, body = $2 WHERE scope = $3 AND key = $4 AND fingerprint = $5 AND expires_at > $6',
+        [status, body, scope, key, fingerprint, now],
+      );
+      return (rowCount ?? 0) > 0;
+    },
     async purgeIdempotencyRecords(now, limit) {
       const purged = await query(
         `DELETE FROM idempotency_records WHERE (scope, key) IN

@@ -19,6 +19,8 @@ export interface IdempotencyRecords {
   /** Call inside the write's transaction; a live record under the key throws IdempotencyKeyTaken. */
   insert(record: IdempotencyRecord): void;
   get(scope: string, key: string, now: number): IdempotencyRecord | undefined;
+  /** Replaces a live record's answer, if the record is the one `fingerprint` wrote; whether it did. */
+  settle(record: Pick<IdempotencyRecord, 'scope' | 'key' | 'fingerprint' | 'status' | 'body'>, now: number): boolean;
   /** Deletes expired records among the `limit` oldest; the count deleted. */
   purge(now: number, limit: number): number;
 }
@@ -31,6 +33,9 @@ export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
   const deleteExpired = db.prepare<[Buffer, number]>('DELETE FROM idempotency_records WHERE id = ? AND expires_at <= ?');
   const get = db.prepare<[Buffer, number], RecordRow>(
     'SELECT fingerprint, status, body, created_at, expires_at FROM idempotency_records WHERE id = ? AND expires_at > ?',
+  );
+  const settle = db.prepare<[number, string, Buffer, string, number]>(
+    'UPDATE idempotency_records SET status = ?, body = ? WHERE id = ? AND fingerprint = ? AND expires_at > ?',
   );
   const purge = db.prepare<{ now: number; limit: number }>(
     `DELETE FROM idempotency_records WHERE rowid IN
@@ -49,6 +54,9 @@ export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
       const row = get.get(idempotencyId(scope, key), now);
       if (!row) return undefined;
       return { scope, key, fingerprint: row.fingerprint, status: row.status, body: row.body, createdAt: row.created_at, expiresAt: row.expires_at };
+    },
+    settle({ scope, key, fingerprint, status, body }, now) {
+      return settle.run(status, body, idempotencyId(scope, key), fingerprint, now).changes > 0;
     },
     purge(now, limit) {
       return purge.run({ now, limit }).changes;

@@ -854,6 +854,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async getIdempotencyRecord(scope, key, now) {
       return idempotency.get(scope, key, now);
     },
+    async settleIdempotencyRecord(record, now) {
+      return write(() => idempotency.settle(record, now));
+    },
     async purgeIdempotencyRecords(now, limit) {
       return idempotency.purge(now, limit);
     },
