@@ -18,6 +18,7 @@ import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/ser
 import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { agentRecord, sessionRecord } from './store/records.js';
+import { until } from './helpers/until.js';
 
 const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
 
@@ -101,6 +102,27 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       expect(logs[2]).toEqual(logs[0]);
     } finally {
       for (const app of apps.splice(0)) await app.close();
+      await fresh.drop();
+    }
+  });
+
+  it('an instance that remembers no API key exists learns of the first one stored, by any writer (NOTIFY)', async () => {
+    const fresh = await createTestDatabase();
+    const store = await openPostgresStore({ url: fresh.url, poolSize: 2 });
+    const admin = new pg.Client({ connectionString: fresh.url });
+    await admin.connect();
+    try {
+      await until('the instance listens', async () => {
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
+        return rows.length === 1;
+      });
+      expect(await store.hasApiKeys()).toBe(false);
+      expect(await store.hasApiKeys()).toBe(false);
+      await admin.query("INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at) VALUES ('k1', 'ops', 'h1', true, '[]', 1)");
+      await until('the instance knows keys exist', () => store.hasApiKeys());
+    } finally {
+      await admin.end();
+      await store.close();
       await fresh.drop();
     }
   });

@@ -151,6 +151,16 @@ export const migrations: readonly string[] = [
     'attachments', attachments, 'metadata', metadata);
   ALTER TABLE messages ALTER COLUMN view SET NOT NULL;
   `,
+  // 3: storing an API key notifies every instance (api-key-presence.ts), which then stops
+  // asking on each request whether keys exist.
+  `
+  CREATE FUNCTION api_keys_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('sessions_api_keys', '');
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER api_keys_stored AFTER INSERT ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION api_keys_notify();
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

@@ -40,7 +40,8 @@ import {
   toWebhook,
 } from './rows.js';
 import { withPostgresFaults } from './storage-faults.js';
-import { listenForEvents } from './event-notifications.js';
+import { apiKeyPresence } from './api-key-presence.js';
+import { listenForNotifications } from './notifications.js';
 
 export interface PostgresOptions {
   /** postgres://… */
@@ -57,6 +58,8 @@ export interface PostgresOptions {
 const EVENTS_LOCK = 724_011_302;
 /** The NOTIFY channel that wakes every instance's event readers. */
 export const EVENTS_CHANNEL = 'sessions_api_events';
+/** The NOTIFY channel of API keys stored (migration 3's trigger). */
+export const API_KEYS_CHANNEL = 'sessions_api_keys';
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
@@ -184,7 +187,17 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   const notifyListeners = () => {
     for (const listener of eventListeners) listener();
   };
-  const notifications = listenForEvents({ url, channel: EVENTS_CHANNEL, types, onNotify: notifyListeners });
+  const keyPresence = apiKeyPresence();
+  const notifications = listenForNotifications({
+    url,
+    types,
+    channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.stored },
+    onListening(on) {
+      keyPresence.listening(on);
+      // Events may have been committed unheard: the readers look.
+      if (on) notifyListeners();
+    },
+  });
 
   type Client = pg.PoolClient;
 
@@ -479,8 +492,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return rows[0] && toApiKey(rows[0]);
     },
     async hasApiKeys() {
-      const { rows } = await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
-      return rows[0]?.any === true;
+      return keyPresence.has(async () => (await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any')).rows[0]?.any === true);
     },
     async listEvents(eventQuery) {
       const { text, values } = listEventsSql(eventQuery);

@@ -1,20 +1,22 @@
-// LISTEN on the events channel, on a connection of its own: every instance's event
-// readers (SSE streams, webhook deliveries) wake up when any instance commits events.
-// The log stays the truth; a notification only says "read it". A lost connection is
-// reopened (with a second's pause) and wakes the readers once, as events may have been
-// missed meanwhile.
+// LISTEN on the store's channels, on a connection of its own: every instance's event
+// readers (SSE streams, webhook deliveries) wake up when any instance commits events, and
+// every instance learns when the first API key is stored. The tables stay the truth; a
+// notification only says "read it". A lost connection is reopened (with a second's
+// pause); `onListening` says when notifications can be missed (false) and when they are
+// heard again (true): what was sent meanwhile is lost, so the store reads again then.
 import pg from 'pg';
 
-export interface EventNotifications {
+export interface Notifications {
   close(): Promise<void>;
 }
 
-export function listenForEvents(options: {
+export function listenForNotifications(options: {
   url: string;
-  channel: string;
   types: pg.CustomTypesConfig;
-  onNotify: () => void;
-}): EventNotifications {
+  /** Channel → what to do on its notification. */
+  channels: Record<string, () => void>;
+  onListening?: (listening: boolean) => void;
+}): Notifications {
   let client: pg.Client | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
@@ -22,18 +24,18 @@ export function listenForEvents(options: {
   async function connect(): Promise<void> {
     if (closed) return;
     const next = new pg.Client({ connectionString: options.url, types: options.types, application_name: 'sessions-api-listen' });
-    next.on('notification', () => options.onNotify());
+    next.on('notification', ({ channel }) => options.channels[channel]?.());
     next.on('error', () => reconnect(next));
     next.on('end', () => reconnect(next));
     try {
       await next.connect();
-      await next.query(`LISTEN ${options.channel}`);
+      await next.query(Object.keys(options.channels).map((channel) => `LISTEN ${channel}`).join(';\n'));
       if (closed) {
         await next.end().catch(() => undefined);
         return;
       }
       client = next;
-      options.onNotify();
+      options.onListening?.(true);
     } catch {
       reconnect(next);
     }
@@ -41,6 +43,7 @@ export function listenForEvents(options: {
 
   function reconnect(failed: pg.Client): void {
     if (closed || retry || (client !== undefined && client !== failed)) return;
+    if (client === failed) options.onListening?.(false);
     client = undefined;
     failed.end().catch(() => undefined);
     retry = setTimeout(() => {

@@ -1,0 +1,41 @@
+// Whether any API key is stored, without a query on every request. Keys are never deleted
+// (a revoked key stays), so once seen they exist for good. Their absence is remembered
+// only while this instance listens for the notification that storing a key sends
+// (migration 3's trigger), and only when found by a query made while listening: an
+// instance that lost its listening connection asks again on every request until it is back.
+
+export interface ApiKeyPresence {
+  /** Whether keys exist; `ask` queries the database when the answer is not known. */
+  has(ask: () => Promise<boolean>): Promise<boolean>;
+  /** A key was stored (its notification). */
+  stored(): void;
+  /** Notifications are heard (true) or may be missed (false). */
+  listening(on: boolean): void;
+}
+
+export function apiKeyPresence(): ApiKeyPresence {
+  let exist = false;
+  let knownAbsent = false;
+  let listening = false;
+  /** Changes whenever listening starts or stops: an answer asked across a change is not kept. */
+  let epoch = 0;
+  return {
+    async has(ask) {
+      if (exist) return true;
+      if (knownAbsent) return false;
+      const askedIn = epoch;
+      const trusted = listening;
+      if (await ask()) exist = true;
+      else if (trusted && epoch === askedIn && !exist) knownAbsent = true;
+      return exist;
+    },
+    stored() {
+      exist = true;
+    },
+    listening(on) {
+      listening = on;
+      epoch += 1;
+      knownAbsent = false;
+    },
+  };
+}
