@@ -127,6 +127,43 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     }
   });
 
+  it('an agent kept by one instance: a delete anywhere is heard; one not heard fails the create, which then finds the new agent', async () => {
+    const fresh = await createTestDatabase();
+    const [a, b] = [await openPostgresStore({ url: fresh.url, poolSize: 2 }), await openPostgresStore({ url: fresh.url, poolSize: 2 })];
+    const admin = new pg.Client({ connectionString: fresh.url });
+    await admin.connect();
+    try {
+      await until('both instances listen', async () => {
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
+        return rows.length === 2;
+      });
+      const agent = agentRecord();
+      await b.insertAgent(agent);
+      expect(await a.getAgent(agent.id)).toEqual(agent);
+      expect((await b.deleteAgent(agent.id, { force: true, now: T0 })).kind).toBe('deleted');
+      await until('the delete is heard', async () => (await a.getAgent(agent.id)) === undefined);
+
+      // Deleted and created again with other settings, unheard (triggers off for that
+      // session): the kept agent is stale, so the insert is refused, and nothing is written.
+      const again = { ...agent, createdAt: agent.createdAt + 1 };
+      await b.insertAgent(agent);
+      expect(await a.getAgent(agent.id)).toEqual(agent);
+      await admin.query("SET session_replication_role = replica");
+      await admin.query('DELETE FROM agents WHERE id = $1', [agent.id]);
+      await admin.query("SET session_replication_role = origin");
+      await b.insertAgent({ ...again, settings: { SESSION_TIMEOUT_MINUTES: 5 } });
+      expect(await a.insertSession(sessionRecord(agent.id))).toBe(false);
+      expect((await admin.query('SELECT count(*)::int AS n FROM sessions')).rows[0].n).toBe(0);
+      expect((await a.getAgent(agent.id))?.createdAt).toBe(again.createdAt);
+      expect(await a.insertSession(sessionRecord(agent.id))).toBe(true);
+    } finally {
+      await admin.end();
+      await a.close();
+      await b.close();
+      await fresh.drop();
+    }
+  });
+
   it('instances on one database: NOTIFY wakes every instance, and each webhook event is delivered by one of them, once', async () => {
     const fresh = await createTestDatabase();
     const stores: Store[] = [];

@@ -161,6 +161,15 @@ export const migrations: readonly string[] = [
   END $$;
   CREATE TRIGGER api_keys_stored AFTER INSERT ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION api_keys_notify();
   `,
+  // 4: deleting an agent notifies every instance, with its id (agent-cache.ts).
+  `
+  CREATE FUNCTION agents_deleted_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('sessions_api_agents_deleted', OLD.id);
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER agents_deleted AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_deleted_notify();
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

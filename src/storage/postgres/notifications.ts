@@ -13,8 +13,8 @@ export interface Notifications {
 export function listenForNotifications(options: {
   url: string;
   types: pg.CustomTypesConfig;
-  /** Channel → what to do on its notification. */
-  channels: Record<string, () => void>;
+  /** Channel → what to do on its notification (given its payload). */
+  channels: Record<string, (payload: string) => void>;
   onListening?: (listening: boolean) => void;
 }): Notifications {
   let client: pg.Client | undefined;
@@ -24,7 +24,7 @@ export function listenForNotifications(options: {
   async function connect(): Promise<void> {
     if (closed) return;
     const next = new pg.Client({ connectionString: options.url, types: options.types, application_name: 'sessions-api-listen' });
-    next.on('notification', ({ channel }) => options.channels[channel]?.());
+    next.on('notification', ({ channel, payload }) => options.channels[channel]?.(payload ?? ''));
     next.on('error', () => reconnect(next));
     next.on('end', () => reconnect(next));
     try {

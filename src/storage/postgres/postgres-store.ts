@@ -40,6 +40,7 @@ import {
   toWebhook,
 } from './rows.js';
 import { withPostgresFaults } from './storage-faults.js';
+import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
 
@@ -60,6 +61,10 @@ const EVENTS_LOCK = 724_011_302;
 export const EVENTS_CHANNEL = 'sessions_api_events';
 /** The NOTIFY channel of API keys stored (migration 3's trigger). */
 export const API_KEYS_CHANNEL = 'sessions_api_keys';
+/** The NOTIFY channel of agents deleted, the id as payload (migration 4's trigger). */
+export const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
+/** The error a session insert's agent check raises when its agent is not the one kept (division by zero). */
+const AGENT_CHANGED = '22012';
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
@@ -69,6 +74,8 @@ const types = {
     oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
+/** Fails (AGENT_CHANGED) unless the kept agent is still the stored one: deleted and created again since, it is another. */
+const AGENT_CHECK = 'SELECT 1 / (SELECT count(*)::int FROM agents WHERE id = $1 AND created_at = $2)';
 const SESSION_INSERT = `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
 /** A session's agent, user and creation never change: the update sets the rest. */
 const UPDATED_COLUMNS = SESSION_COLUMNS.filter((column) => !['id', 'agent_id', 'user_id', 'created_at'].includes(column));
@@ -188,12 +195,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     for (const listener of eventListeners) listener();
   };
   const keyPresence = apiKeyPresence();
+  const agentCache = postgresAgentCache();
   const notifications = listenForNotifications({
     url,
     types,
-    channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.stored },
+    channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.stored, [AGENTS_DELETED_CHANNEL]: agentCache.forget },
     onListening(on) {
       keyPresence.listening(on);
+      agentCache.listening(on);
       // Events may have been committed unheard: the readers look.
       if (on) notifyListeners();
     },
@@ -314,13 +323,16 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
     },
     async getAgent(id) {
-      const { rows } = await query<AgentRow>('SELECT * FROM agents WHERE id = $1', [id]);
-      return rows[0] && toAgent(rows[0]);
+      return agentCache.get(id, async () => {
+        const { rows } = await query<AgentRow>('SELECT * FROM agents WHERE id = $1', [id]);
+        return rows[0] && toAgent(rows[0]);
+      });
     },
     async listAgents() {
       return (await query<AgentRow>('SELECT * FROM agents ORDER BY created_at, id')).rows.map(toAgent);
     },
     async deleteAgent(id, { force, now }, carried) {
+      agentCache.forget(id);
       return write(async (client, wrote): Promise<DeleteAgentOutcome> => {
         // The lock conflicts with the key-share lock a concurrent session insert takes on
         // its agent: that insert either committed before (and is counted, deleted) or
@@ -346,12 +358,16 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       try {
         return await write(async (client, wrote) => {
           // Needs no answer (a missing agent fails the COMMIT's message with 23503): sent with the COMMIT.
+          const kept = agentCache.kept(session.agentId);
+          if (kept) sendAtCommit(client, withLiterals(client, AGENT_CHECK, [kept.id, kept.createdAt]));
           sendAtCommit(client, withLiterals(client, SESSION_INSERT, sessionValues(session)));
           if (await writeCarried(client, carried, session)) wrote();
           return true;
         });
       } catch (error) {
-        if ((error as { code?: string }).code === '23503') return false; // no such agent (any more)
+        const code = (error as { code?: string }).code;
+        if (code === AGENT_CHANGED) agentCache.forget(session.agentId);
+        if (code === '23503' || code === AGENT_CHANGED) return false; // no such agent (any more)
         throw error;
       }
     },
