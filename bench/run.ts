@@ -59,6 +59,11 @@ if (process.argv.includes('--keyed')) {
   log(`createSession plain, then with an API key and an Idempotency-Key, ${rounds} rounds`);
   const keyed = await runKeyedOverhead(settings.load, rounds);
   console.log(`${KEYED_CREATE}: ${keyed.onReqPerSec} req/s against ${keyed.offReqPerSec} plain, ${keyed.ratio}× (median of ${rounds} rounds; target ≥ 0.9×)`);
+  log('WAL frames per create in the store, plain and with an idempotency record (bench/keyed-wal.ts)');
+  const frames = await runOnServerCpu<Array<{ batch: number; plain: { framesPerCreate: number }; keyed: { framesPerCreate: number } }>>(['bench/keyed-wal.ts']);
+  for (const { batch, plain, keyed: withRecord } of frames) {
+    console.log(`WAL frames per create, batches of ${batch}: ${plain.framesPerCreate} plain, ${withRecord.framesPerCreate} with an idempotency record`);
+  }
   process.exit(0);
 }
 
