@@ -12,22 +12,27 @@ export function agentScope(request: FastifyRequest): readonly string[] | undefin
 
 /** After validation: the session, agent or body agent a request names must be in the caller's scope. */
 export function installAccessScope(app: FastifyInstance, { store }: { store: Store }): void {
-  app.addHook('preHandler', async (request) => {
+  // Keys bound to agents are rare: other requests pass without the promise an async hook costs.
+  app.addHook('preHandler', (request, _reply, done) => {
     const scope = agentScope(request);
-    if (!scope) return;
-    const params = (request.params ?? {}) as Record<string, unknown>;
-    if (typeof params.sessionId === 'string') {
-      const session = await store.getSession(params.sessionId);
-      if (session && !scope.includes(session.agentId)) {
-        throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(params.sessionId, 100)} does not exist`);
-      }
-    }
-    if (typeof params.agentId === 'string' && !scope.includes(params.agentId)) {
-      throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${clip(params.agentId, 100)} does not exist`);
-    }
-    const body = request.body as { agentId?: unknown } | undefined;
-    if (body && typeof body === 'object' && typeof body.agentId === 'string' && !scope.includes(body.agentId)) {
-      throw new ApiError('AGENT_NOT_FOUND', `body/agentId ${clip(body.agentId, 100)} does not exist`);
-    }
+    if (!scope) return done();
+    checkScope(store, request, scope).then(() => done(), done);
   });
+}
+
+async function checkScope(store: Store, request: FastifyRequest, scope: readonly string[]): Promise<void> {
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  if (typeof params.sessionId === 'string') {
+    const session = await store.getSession(params.sessionId);
+    if (session && !scope.includes(session.agentId)) {
+      throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(params.sessionId, 100)} does not exist`);
+    }
+  }
+  if (typeof params.agentId === 'string' && !scope.includes(params.agentId)) {
+    throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${clip(params.agentId, 100)} does not exist`);
+  }
+  const body = request.body as { agentId?: unknown } | undefined;
+  if (body && typeof body === 'object' && typeof body.agentId === 'string' && !scope.includes(body.agentId)) {
+    throw new ApiError('AGENT_NOT_FOUND', `body/agentId ${clip(body.agentId, 100)} does not exist`);
+  }
 }

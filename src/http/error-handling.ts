@@ -1,5 +1,5 @@
 // Every failure, on every route, answers in the error envelope of the catalogue.
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
 import { ApiError } from '../errors.js';
 import { IdempotencyKeyTaken } from '../storage/store.js';
 import { REQUEST_ID_HEADER } from '../ops/request-id.js';
@@ -98,12 +98,21 @@ export function installErrorHandling(app: FastifyInstance): void {
   // No body at all: refused where the spec requires one, an empty object where the body
   // is optional. (Fastify validates a body only under a content type it parsed, so a
   // request with neither would otherwise reach the handler unvalidated.)
+  // A hook on each route with a body schema only, knowing whether it is required: the
+  // routes without one (most reads) pay nothing.
   const bodyRequired = new Map(specOperations().map((op) => [op.operationId, op.bodyRequired]));
-  app.addHook('preValidation', async (request) => {
-    const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
-    if (request.body !== undefined || operationId === undefined || !request.routeOptions.schema?.body) return;
-    if (bodyRequired.get(operationId)) throw new ApiError('INVALID_REQUEST', 'body is required (application/json)');
-    request.body = {};
+  app.addHook('onRoute', (route) => {
+    const operationId = (route.schema as { operationId?: string } | undefined)?.operationId;
+    if (operationId === undefined || !route.schema?.body) return;
+    const required = bodyRequired.get(operationId) === true;
+    const noBody: preValidationHookHandler = (request, _reply, done) => {
+      if (request.body !== undefined) return done();
+      if (required) return done(new ApiError('INVALID_REQUEST', 'body is required (application/json)'));
+      request.body = {};
+      done();
+    };
+    const existing = route.preValidation;
+    route.preValidation = existing === undefined ? [noBody] : [noBody, ...(Array.isArray(existing) ? existing : [existing])];
   });
 
   app.setErrorHandler(answerInEnvelope);

@@ -133,9 +133,10 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     } as RouteHandlerMethod;
   });
   app.addHook('preHandler', (request, _reply, done) => {
-    const operationId = operationIdOf(request);
     const key = request.headers[IDEMPOTENCY_HEADER];
-    if (operationId === undefined || typeof key !== 'string' || !operations.has(operationId)) return done();
+    if (typeof key !== 'string') return done(); // most requests: no route lookup
+    const operationId = operationIdOf(request);
+    if (operationId === undefined || !operations.has(operationId)) return done();
     const scope = request.principal?.id ?? 'anonymous';
     const slot = slotOf(scope, key);
     if (running.has(slot)) {

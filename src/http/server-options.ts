@@ -51,8 +51,8 @@ export function installServerLifecycle(app: FastifyInstance): void {
     }
     // A request that arrives on an open connection while the server stops. Health still
     // answers for itself: the store is open until the requests in flight are done.
-    const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
-    if (closing && operationId !== 'getSessionsHealth') {
+    // `request.routeOptions` builds an object on each read: only read while stopping.
+    if (closing && (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId !== 'getSessionsHealth') {
       const apiError = new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection');
       return reply.code(apiError.status).header('retry-after', RETRY_AFTER_SECONDS).send(apiError.toEnvelope());
     }

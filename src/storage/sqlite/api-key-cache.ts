@@ -2,8 +2,10 @@
 // until the database changes under them: `PRAGMA data_version` moves when another
 // connection (another process: `npm run keys`, a second server) commits, and this
 // connection's own key writes call `clear`. A key revoked anywhere is refused at once,
-// as without the cache.
+// as without the cache. The pragma runs only when the WAL's header moved since the last
+// look (commit-signal.ts): read before the pragma, it cannot hide a commit the pragma missed.
 import type Database from 'better-sqlite3';
+import type { CommitSignal } from './commit-signal.js';
 import type { ApiKeyRecord } from '../store.js';
 
 /** Presented keys are the caller's choice: only keys that exist are kept, this many at most. */
@@ -15,7 +17,7 @@ export interface ApiKeyCache {
   clear(): void;
 }
 
-export function apiKeyCache(db: Database.Database): ApiKeyCache {
+export function apiKeyCache(db: Database.Database, commits: CommitSignal): ApiKeyCache {
   const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
   let seenVersion: number | undefined;
   let hasKeys: boolean | undefined;
@@ -26,6 +28,7 @@ export function apiKeyCache(db: Database.Database): ApiKeyCache {
     found.clear();
   }
   function dropIfChangedElsewhere(): void {
+    if (!commits.moved()) return;
     const version = dataVersion.get();
     if (version !== seenVersion) {
       seenVersion = version;

@@ -22,6 +22,7 @@ import {
   type Store,
 } from '../store.js';
 import { apiKeyCache } from './api-key-cache.js';
+import { commitSignal } from './commit-signal.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { idempotencyRecords } from './idempotency-records.js';
@@ -434,7 +435,8 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
 
 export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = openDatabase(path, options);
-  const keys = apiKeyCache(db);
+  const commits = commitSignal(path);
+  const keys = apiKeyCache(db, commits);
 
   const statements = {
     insertAgent: db.prepare<[AgentRow]>(
@@ -1017,6 +1019,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       await write(() => undefined).catch(() => undefined);
       await purger?.stop().catch(() => undefined);
       await checkpoints?.stop();
+      commits.close();
       db.close();
     },
   });

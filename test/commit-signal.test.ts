@@ -1,0 +1,57 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { commitSignal } from '../src/storage/sqlite/commit-signal.js';
+
+describe('commitSignal (the WAL header as a cheap change signal)', () => {
+  const open: { close(): void }[] = [];
+  afterEach(() => open.splice(0).forEach((item) => item.close()));
+
+  function walDatabase() {
+    const path = join(mkdtempSync(join(tmpdir(), 'commit-signal-')), 'x.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (v INTEGER)');
+    open.push(db);
+    return { path, db };
+  }
+
+  it('moves after a commit from another connection, and only then', () => {
+    const { path } = walDatabase();
+    const signal = commitSignal(path);
+    open.push(signal);
+    const other = new Database(path);
+    open.push(other);
+    expect(signal.moved()).toBe(true); // the first look
+    expect(signal.moved()).toBe(false);
+    other.prepare('SELECT count(*) FROM t').get();
+    expect(signal.moved()).toBe(false); // a read is no commit
+    other.prepare('INSERT INTO t VALUES (1)').run();
+    expect(signal.moved()).toBe(true);
+    expect(signal.moved()).toBe(false);
+    for (let i = 0; i < 3; i += 1) {
+      other.prepare('INSERT INTO t VALUES (?)').run(i);
+      expect(signal.moved()).toBe(true);
+    }
+  });
+
+  it('moves when the WAL starts over after a checkpoint', () => {
+    const { path, db } = walDatabase();
+    const signal = commitSignal(path);
+    open.push(signal);
+    db.prepare('INSERT INTO t VALUES (1)').run();
+    signal.moved();
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.prepare('INSERT INTO t VALUES (2)').run();
+    expect(signal.moved()).toBe(true);
+  });
+
+  it('always answers "moved" without a -shm file to read', () => {
+    const memory = commitSignal(':memory:');
+    const missing = commitSignal(join(mkdtempSync(join(tmpdir(), 'commit-signal-')), 'none.db'));
+    open.push(memory, missing);
+    for (let i = 0; i < 3; i += 1) expect([memory.moved(), missing.moved()]).toEqual([true, true]);
+  });
+});
