@@ -129,18 +129,7 @@ interface EventRow {
 }
 
 function toEvent(row: EventRow): EventRecord {
-  // The data is parsed on first use: a stream sends the stored text (eventJson), so most events never need it.
-  const event: EventRecord = {
-    id: String(row.id),
-    type: row.type,
-    occurredAt: row.occurred_at,
-    agentId: row.agent_id,
-    get data() {
-      const data = JSON.parse(row.data);
-      Object.defineProperty(this, 'data', { value: data, writable: true, enumerable: true, configurable: true });
-      return data;
-    },
-  };
+  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
   if (row.session_id !== null) event.sessionId = row.session_id;
   if (row.user_id !== null) event.userId = row.user_id;
   return storedEvent(event, row.data);
