@@ -167,6 +167,34 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       }
     });
 
+    it('keeps what a session announced across its writes: a kept deadline warns no more, a moved one re-arms the warning, a deleted session announces nothing', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      // Warnings at 25 min, expiries at 30.
+      const [kept, moved, samewarn, gone] = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+      for (const session of [kept, moved, samewarn, gone]) await store.insertSession(session);
+      const after = await store.lastEventId();
+      expect(await store.announceDue(T0 + 25 * MINUTE, 10, announce)).toBe(4);
+      for (const session of [kept, moved, samewarn, gone]) expect(await store.getSession(session.id)).toMatchObject({ announced: 'warning' });
+      const page = await store.listSessions({ agentId: agent.id, status: 'all', now: T0 + 25 * MINUTE, purgeCutoff: 0, limit: 10, offset: 0, count: false });
+      expect(page.sessions.map((session) => session.announced)).toEqual(['warning', 'warning', 'warning', 'warning']);
+      // As session-access.ts writes them: the same deadline keeps what was announced; a new one announces nothing yet.
+      await store.modifySession(kept.id, (current) => ({ ...current!, metadata: { note: 'kept' } }));
+      await store.modifySession(moved.id, (current) => ({ ...current!, expiresAt: current!.expiresAt + 11 * MINUTE, warnsAt: current!.warnsAt + 11 * MINUTE, announced: 'nothing' }));
+      // A longer threshold with the same warning moment: a new deadline, so its warning again (due at once).
+      await store.modifySession(samewarn.id, (current) => ({ ...current!, expiresAt: current!.expiresAt + 5 * MINUTE, announced: 'nothing' }));
+      await store.deleteSession(gone.id, (current) => current!);
+      expect(await store.getSession(kept.id)).toMatchObject({ metadata: { note: 'kept' }, announced: 'warning' });
+      expect(await store.getSession(moved.id)).toMatchObject({ announced: 'nothing' });
+      let total = 0;
+      for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(T0 + 60 * MINUTE, 2, announce);
+      expect(total).toBe(5);
+      const names = new Map([kept, moved, samewarn].map((session, i) => [session.id, ['kept', 'moved', 'samewarn'][i]]));
+      const log = (await store.listEvents({ after, limit: 20 })).slice(4).map((e) => `${e.type === 'session.warning' ? 'w' : 'e'}:${names.get(e.sessionId!) ?? e.sessionId}@${(e.occurredAt - T0) / MINUTE}`);
+      expect(log).toEqual(['w:samewarn@25', 'e:kept@30', 'e:samewarn@35', 'w:moved@36', 'e:moved@41']);
+      for (const session of [kept, moved, samewarn]) expect(await store.getSession(session.id)).toMatchObject({ status: 'expired', announced: 'expiry' });
+    });
+
     it('two pumps at once announce each due event once', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);

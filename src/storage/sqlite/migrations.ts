@@ -432,6 +432,34 @@ export const migrations: readonly string[] = [
     (SELECT coalesce(max(id), 0) + 1 FROM events));
   DROP INDEX events_by_session;
   `,
+  // 18: the due announcements in a small table of their own, ordered by due time: a
+  // warning moves its session's entry to the expiry (a delete and an insert near others
+  // due at the same moment) instead of rewriting the wide session row, its indexes and a
+  // random page each. The session row keeps what it announced as of its last write; a
+  // warning announced since is the entry missing at its warns_at (see the store). Triggers
+  // keep the entries with every write of announced, due_at or expires_at, by any
+  // connection: the entry is at (due_at, id), or at (expires_at, id) once the warning went.
+  `
+  CREATE TABLE due_announcements (
+    due_at      INTEGER NOT NULL,
+    session_id  TEXT NOT NULL,
+    PRIMARY KEY (due_at, session_id)
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO due_announcements (due_at, session_id) SELECT due_at, id FROM sessions WHERE due_at IS NOT NULL;
+  DROP INDEX sessions_by_due_at;
+
+  CREATE TRIGGER due_announcements_insert AFTER INSERT ON sessions WHEN new.due_at IS NOT NULL BEGIN
+    INSERT OR IGNORE INTO due_announcements (due_at, session_id) VALUES (new.due_at, new.id);
+  END;
+  CREATE TRIGGER due_announcements_move AFTER UPDATE OF announced, due_at, expires_at ON sessions
+    WHEN old.due_at IS NOT new.due_at OR old.expires_at IS NOT new.expires_at OR old.announced IS NOT new.announced BEGIN
+    DELETE FROM due_announcements WHERE due_at IN (old.due_at, old.expires_at) AND session_id = old.id;
+    INSERT OR IGNORE INTO due_announcements (due_at, session_id) SELECT new.due_at, new.id WHERE new.due_at IS NOT NULL;
+  END;
+  CREATE TRIGGER due_announcements_delete AFTER DELETE ON sessions WHEN old.due_at IS NOT NULL BEGIN
+    DELETE FROM due_announcements WHERE due_at IN (old.due_at, old.expires_at) AND session_id = old.id;
+  END;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -64,6 +64,8 @@ interface SessionRow {
   due_at: number | null;
   /** At most the id of the session's first event (migration 17); null: unknown. Set by the insert. */
   first_event_id?: number | null;
+  /** What it announced as of now (ANNOUNCED_NOW_SQL), when read: `announced` plus a warning since. */
+  announced_now?: SessionRecord['announced'];
 }
 
 interface WebhookRow {
@@ -245,7 +247,7 @@ function toSession(row: SessionRow): SessionRecord {
     renewalCount: row.renewal_count,
     metadata: JSON.parse(row.metadata),
     status: row.status,
-    announced: row.announced,
+    announced: row.announced_now ?? row.announced,
   };
 }
 
@@ -327,9 +329,19 @@ function messagePage<Row, Item>(
   return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
 }
 
+/**
+ * What a session row has announced as of now: its `announced` column is what it had at
+ * its last write; a warning the event pump announced since moved its entry in
+ * due_announcements from warns_at to expires_at without writing the row (migration 18).
+ */
+export const ANNOUNCED_NOW_SQL = `CASE WHEN sessions.announced = 'nothing' AND sessions.warns_at < sessions.expires_at
+  AND NOT EXISTS (SELECT 1 FROM due_announcements AS due WHERE due.due_at = sessions.warns_at AND due.session_id = sessions.id)
+  THEN 'warning' ELSE sessions.announced END`;
+
 /** A listed session's columns, read as a tuple (raw rows cost half as much as objects). */
-const SESSION_COLUMNS = `id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes,
-  auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced`;
+const SESSION_COLUMNS_BUT_ANNOUNCED = `sessions.id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes,
+  auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata`;
+const SESSION_COLUMNS = `${SESSION_COLUMNS_BUT_ANNOUNCED}, ${ANNOUNCED_NOW_SQL}`;
 type SessionTuple = [string, string, string, number, number, number, number, number, number, number, number, number, number, SessionRow['status'], string, SessionRow['announced']];
 
 function sessionFromTuple(row: SessionTuple): SessionRecord {
@@ -368,8 +380,19 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
   };
 }
 
-/** The sessions whose announcements are due first: a range of the partial index on due_at (a comparison implies "due_at IS NOT NULL"). */
-export const DUE_SESSIONS_SQL = 'SELECT rowid, * FROM sessions WHERE due_at <= @now ORDER BY due_at LIMIT @limit';
+/**
+ * The sessions whose announcements are due first: a range of due_announcements, each
+ * session found by its id. `entry_at` is the entry's due time: the warning's (warns_at)
+ * while it is due, the expiry's (expires_at) once the warning went.
+ */
+export const DUE_SESSIONS_SQL = `SELECT ${SESSION_COLUMNS_BUT_ANNOUNCED},
+    CASE WHEN sessions.announced = 'nothing' AND sessions.warns_at < sessions.expires_at AND due.due_at <> sessions.warns_at
+      THEN 'warning' ELSE sessions.announced END,
+    due.due_at
+  FROM due_announcements AS due CROSS JOIN sessions ON sessions.id = due.session_id
+  WHERE due.due_at <= @now ORDER BY due.due_at, due.session_id LIMIT @limit`;
+/** A due session as DUE_SESSIONS_SQL reads it: a listed session's tuple, then its entry's due time. */
+type DueTuple = [...SessionTuple, number];
 
 /** The sweeper's mark pass, from the partial index of unmarked sessions: a marked one leaves it. */
 export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
@@ -458,7 +481,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
          @announced, @due_at, (SELECT coalesce(max(id), 0) + 1 FROM events))`,
     ),
-    getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    getSession: db.prepare<[string], SessionRow>(`SELECT *, ${ANNOUNCED_NOW_SQL} AS announced_now FROM sessions WHERE id = ?`),
     // Where the replay of one session starts reading the log (no index of the log by session).
     firstEventIdOf: db.prepare<[string], number | null>('SELECT first_event_id FROM sessions WHERE id = ?').pluck(),
     updateSession: db.prepare<[SessionRow]>(
@@ -501,17 +524,23 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
-    dueSessions: db.prepare<{ now: number; limit: number }, SessionRow & { rowid: number }>(DUE_SESSIONS_SQL),
-    // @moved: a JSON array of [rowid, announced, status, due_at].
-    markAnnounced: db.prepare<[string]>(
-      `UPDATE sessions SET announced = moved.value ->> 1, status = moved.value ->> 2, due_at = moved.value ->> 3
-       FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
+    dueSessions: db.prepare<{ now: number; limit: number }, DueTuple>(DUE_SESSIONS_SQL).raw(true),
+    // The entries a batch read, up to its last one announced (a range of the primary key).
+    dropEntriesThrough: db.prepare<[number, string]>('DELETE FROM due_announcements WHERE (due_at, session_id) <= (?, ?)'),
+    // A warning announced: its session's entry moves to the expiry; the row stays as it is.
+    // @warned: a JSON array of [session id, expires_at].
+    addExpiryEntries: db.prepare<[string]>(
+      `INSERT OR IGNORE INTO due_announcements (due_at, session_id) SELECT value ->> 1, value ->> 0 FROM json_each(?)`,
     ),
-    // The same for sessions whose status stays (warnings): an UPDATE that sets no status
+    // An expiry announced: the row says so (a trigger drops its entry). @expired: a JSON array
+    // of [session id, status]; an UPDATE that sets no status (the sweeper marked it already)
     // leaves the partial index on status (sessions_unmarked_expiry) alone.
-    markAnnouncedOnly: db.prepare<[string]>(
-      `UPDATE sessions SET announced = moved.value ->> 1, due_at = moved.value ->> 3
-       FROM json_each(?) AS moved WHERE sessions.rowid = moved.value ->> 0`,
+    markExpiryAnnounced: db.prepare<[string]>(
+      `UPDATE sessions SET announced = 'expiry', status = expired.value ->> 1, due_at = NULL
+       FROM json_each(?) AS expired WHERE sessions.id = expired.value ->> 0`,
+    ),
+    markExpiryAnnouncedOnly: db.prepare<[string]>(
+      `UPDATE sessions SET announced = 'expiry', due_at = NULL FROM json_each(?) AS expired WHERE sessions.id = expired.value ->> 0`,
     ),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
@@ -590,57 +619,60 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   );
 
   /**
-   * A batch of due announcements in order of due time: the `limit` sessions due first, read
-   * by one statement. A session whose next announcement also falls due within the batch's
-   * range (a warning, then its expiry, after a jump of the clock) announces it in its place
-   * in that order; one due after the batch's last (when the batch is full) is left to the next. The sessions move on in one
-   * statement; an announcement changes only what the session announced, its status and its
-   * due time (never the deadlines the counts keep).
+   * A batch of due announcements in order of due time: the `limit` entries of
+   * due_announcements due first, read by one statement with their sessions. A session whose
+   * next announcement also falls due within the batch's range (a warning, then its expiry,
+   * after a jump of the clock) announces it in its place in that order; one due after the
+   * batch's last (when the batch is full) is left to the next. A warning moves the session's
+   * entry to its expiry and leaves the row alone; an expiry writes the row (what it
+   * announced, its status). Neither changes the deadlines the counts keep.
    */
   const announceDue = db.transaction((now: number, limit: number, announce: (session: SessionRecord) => Announcement) => {
     const rows = statements.dueSessions.all({ now, limit });
     if (rows.length === 0) return 0;
     // Every due session was read when the batch is not full: then any follow-up due by now fires here.
-    const lastDue = rows.length < limit ? now : rows.at(-1)!.due_at!;
-    type Moved = [rowid: number, announced: string, status: string, dueAt: number | null];
-    const moved = new Map<number, Moved>();
-    // The status each session had when read: an announcement that keeps it (a warning) need not write it.
-    const statusRead = new Map<number, string>();
+    const lastDue = rows.length < limit ? now : rows.at(-1)![16];
+    // Per session: as read, and as the batch leaves it.
+    const moved = new Map<string, { read: SessionRecord; last: SessionRecord }>();
     const events: EventInput[] = [];
     // Follow-ups due within the batch's range, in order of due time.
-    const followUps: Array<{ at: number; rowid: number; session: SessionRecord }> = [];
+    const followUps: Array<{ at: number; session: SessionRecord }> = [];
     let announced = 0;
-    const fire = (rowid: number, session: SessionRecord) => {
-      if (!statusRead.has(rowid)) statusRead.set(rowid, session.status);
+    const fire = (session: SessionRecord) => {
       const announcement = announce(session);
       const next = announcement.session;
-      const due = nextDue(next, next.announced)?.at ?? null;
-      moved.set(rowid, [rowid, next.announced, next.status, due]);
+      const entry = moved.get(session.id);
+      if (entry) entry.last = next;
+      else moved.set(session.id, { read: session, last: next });
       for (const event of announcement.events) events.push(event);
       announced += 1;
-      if (due !== null && due <= lastDue) {
+      const due = nextDue(next, next.announced)?.at;
+      if (due !== undefined && due <= lastDue) {
         let at = followUps.length;
         while (at > 0 && followUps[at - 1]!.at > due) at -= 1;
-        followUps.splice(at, 0, { at: due, rowid, session: next });
+        followUps.splice(at, 0, { at: due, session: next });
       }
     };
+    let lastRead: DueTuple | undefined;
     for (const row of rows) {
-      while (followUps.length > 0 && followUps[0]!.at < row.due_at! && announced < limit) {
-        const { rowid, session } = followUps.shift()!;
-        fire(rowid, session);
-      }
+      while (followUps.length > 0 && followUps[0]!.at < row[16] && announced < limit) fire(followUps.shift()!.session);
       if (announced >= limit) break;
-      fire(row.rowid, toSession(row));
+      fire(sessionFromTuple(row.slice(0, 16) as SessionTuple));
+      lastRead = row;
     }
-    while (followUps.length > 0 && announced < limit) {
-      const { rowid, session } = followUps.shift()!;
-      fire(rowid, session);
+    while (followUps.length > 0 && announced < limit) fire(followUps.shift()!.session);
+    // Every entry the batch read up to lastRead: the loop announced them all.
+    statements.dropEntriesThrough.run(lastRead![16], lastRead![0]);
+    const warned: Array<[id: string, expiresAt: number]> = [];
+    const expiredKept: Array<[id: string, status: string]> = [];
+    const expiredChanged: Array<[id: string, status: string]> = [];
+    for (const { read, last } of moved.values()) {
+      if (last.announced === 'expiry') (last.status === read.status ? expiredKept : expiredChanged).push([last.id, last.status]);
+      else warned.push([last.id, last.expiresAt]);
     }
-    const kept: Moved[] = [];
-    const changed: Moved[] = [];
-    for (const entry of moved.values()) (entry[2] === statusRead.get(entry[0]) ? kept : changed).push(entry);
-    if (kept.length > 0) statements.markAnnouncedOnly.run(JSON.stringify(kept));
-    if (changed.length > 0) statements.markAnnounced.run(JSON.stringify(changed));
+    if (warned.length > 0) statements.addExpiryEntries.run(JSON.stringify(warned));
+    if (expiredKept.length > 0) statements.markExpiryAnnouncedOnly.run(JSON.stringify(expiredKept));
+    if (expiredChanged.length > 0) statements.markExpiryAnnounced.run(JSON.stringify(expiredChanged));
     appendEvents(events);
     return announced;
   });
