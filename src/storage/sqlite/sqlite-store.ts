@@ -751,6 +751,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   }
 
   return withStorageFaults({
+    purgesOffEventLoop: purger !== undefined,
     async insertAgent(agent, carried) {
       const row = { id: agent.id, name: agent.name, bio: agent.bio ?? null, settings: JSON.stringify(agent.settings), created_at: agent.createdAt };
       return write(() => {
