@@ -52,26 +52,49 @@ export interface Sweeper {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * A purge run on another thread (Store.purgesOffEventLoop) blocks no event loop: only the
+ * writes of other connections, which wait for its write lock asynchronously. Its batches
+ * grow to this many times batchSize, within a budget of lock time this many times the
+ * event loop's (20 ms by default): measured at 10^5 sessions (loaded), 29.5 s with batches
+ * held to the event loop's 5 ms, 8.1 s at 1,000 a batch.
+ */
+export const OFF_LOOP_BATCH_SCALE = 10;
+const OFF_LOOP_BUDGET_SCALE = 4;
+
+interface BatchSize {
+  readonly limit: () => number;
+  adapt(tookMs: number): void;
+}
+
+/** Halves after a batch over budget, doubles after one under a quarter of it, up to max. */
+function batchSizer(max: number, budgetMs: number): BatchSize {
+  let size = max;
+  return {
+    limit: () => size,
+    adapt(tookMs) {
+      if (tookMs > budgetMs) size = Math.max(1, Math.floor(size / 2));
+      else if (tookMs < budgetMs / 4) size = Math.min(max, size * 2);
+    },
+  };
+}
+
 export function createSweeper(options: SweeperOptions): Sweeper {
-  const { store, clock, retentionMs, intervalMs, batchSize, onError, onSweep } = options;
+  const { store, clock, retentionMs, intervalMs, onError, onSweep } = options;
   const { batchBudgetMs = 5, elapsedMs = () => performance.now() } = options;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
   let failure: unknown;
-  let size = batchSize;
+  const onLoop = batchSizer(options.batchSize, batchBudgetMs);
+  const purgeSize = store.purgesOffEventLoop ? batchSizer(options.batchSize * OFF_LOOP_BATCH_SCALE, batchBudgetMs * OFF_LOOP_BUDGET_SCALE) : onLoop;
 
-  function adaptSize(tookMs: number): void {
-    if (tookMs > batchBudgetMs) size = Math.max(1, Math.floor(size / 2));
-    else if (tookMs < batchBudgetMs / 4) size = Math.min(batchSize, size * 2);
-  }
-
-  async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport): Promise<number> {
+  async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport, size = onLoop): Promise<number> {
     let total = 0;
     for (;;) {
       const started = elapsedMs();
-      const { done, more } = await step(size);
-      adaptSize(elapsedMs() - started);
+      const { done, more } = await step(size.limit());
+      size.adapt(elapsedMs() - started);
       report.batches += 1;
       total += done;
       if (!more || stopped) return total;
@@ -110,7 +133,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       const cutoff = purgeCutoff(now, retentionMs);
       // Bookkeeping that only makes later counts cheaper: not in the report.
       if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report });
-      report.purged = await inBatches(purge(cutoff), report);
+      report.purged = await inBatches(purge(cutoff), report, purgeSize);
       report.trimmed = await inBatches(trim(now), report);
       if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
       failure = undefined;

@@ -2,7 +2,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
-import { createSweeper } from '../src/sweeper.js';
+import { nextPosition } from '../src/domain/message-order.js';
+import { createSweeper, OFF_LOOP_BATCH_SCALE } from '../src/sweeper.js';
 import { MINUTE, T0, fakeClock } from './helpers/fake-clock.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -48,12 +49,18 @@ describe('the sweeper', () => {
     db.close();
   });
 
-  it('purges a long conversation in bounded batches: at most 10 messages per session of the batch size', async () => {
+  it('purges a long conversation in bounded batches: at most 10 messages per session of the batch size (10 times the batch off the event loop)', async () => {
     const app = await appWithSessions(1, 2);
     const [session] = (await app.store.listSessions({ now: T0, purgeCutoff: 0, status: 'all', limit: 1, offset: 0 })).sessions;
-    for (let i = 0; i < 45; i += 1) {
-      expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${session!.id}/messages`, body: { content: `m${i}` } })).status).toBe(201);
-    }
+    // The store's purge runs on its worker thread: batches of 2 × 10 sessions, 200 messages.
+    expect(app.store.purgesOffEventLoop).toBe(true);
+    expect(OFF_LOOP_BATCH_SCALE).toBe(10);
+    const message = (i: number, lastPosition: number | undefined) => ({
+      id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, sessionId: session!.id, position: nextPosition(T0 + i, lastPosition),
+      createdAt: T0 + i, authorId: 'u', isAgent: false, content: `m${i}`, attachments: [], metadata: {},
+    });
+    // One group commit: 450 messages.
+    await Promise.all(Array.from({ length: 450 }, (_, i) => app.store.appendMessage(session!.id, (current, last) => ({ session: current!, message: message(i, last) }))));
     const deletedPerBatch: number[] = [];
     const real = app.store.purgeExpired.bind(app.store);
     app.store.purgeExpired = async (cutoff, limit) => {
@@ -63,9 +70,9 @@ describe('the sweeper', () => {
       return outcome;
     };
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    // 1 marking batch; purging: 20 + 20 messages, then the last 5 with the session; 1 trim batch.
+    // 1 marking batch; purging: 200 + 200 messages, then the last 50 with the session; 1 trim batch.
     expect(await app.sweeper.sweep()).toEqual({ marked: 1, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 5 });
-    expect(deletedPerBatch).toEqual([20, 20, 5]);
+    expect(deletedPerBatch).toEqual([200, 200, 50]);
     expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
   });
 
@@ -89,6 +96,36 @@ describe('the sweeper', () => {
     expect((await sweeper.sweep()).marked).toBe(1000);
     // 100 took 10 ms: halved; 50 take 5 ms, within budget: kept; quick again: back to 100, no further.
     expect(limits).toEqual([100, ...Array(10).fill(50), 50, 100, 100, 100, 100]);
+    await store.close();
+  });
+
+  it('sizes a purge run off the event loop by its own budget of lock time, up to ten times the batch', async () => {
+    const store = openSqliteStore(':memory:');
+    let elapsed = 0;
+    let purged = 0;
+    const marking: number[] = [];
+    const purging: number[] = [];
+    const offLoop: Store = {
+      ...store,
+      purgesOffEventLoop: true,
+      markExpired: async (_now, limit) => {
+        marking.push(limit);
+        elapsed += 4; // 4 ms a batch: on the event loop, over a quarter of its 5 ms budget, kept
+        return marking.length < 3 ? limit : 0;
+      },
+      // 0.03 ms a session: 1,000 take 30 ms, over the 20 ms budget; 500 take 15 ms, kept.
+      purgeExpired: async (_cutoff, limit) => {
+        purging.push(limit);
+        const done = Math.min(limit, 3000 - purged);
+        elapsed += done * 0.03;
+        purged += done;
+        return { purged: done, more: purged < 3000 };
+      },
+    };
+    const sweeper = createSweeper({ store: offLoop, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
+    expect((await sweeper.sweep()).purged).toBe(3000);
+    expect(marking).toEqual([100, 100, 100]);
+    expect(purging).toEqual([1000, 500, 500, 500, 500]);
     await store.close();
   });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
-import { countAfterSql, PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
+import { countAfterSql, PASSING_AT_SQL, PASSING_SQL, WARNINGS_PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
@@ -124,6 +124,82 @@ describe('the count marks', () => {
   });
 });
 
+describe('a count mark through one instant that many sessions share', () => {
+  it('moves a bounded batch at a time, and the counts stay exact while it stands inside the instant', async () => {
+    const store = openSqliteStore(path);
+    try {
+      for (const id of AGENTS) await store.insertAgent({ id, name: 'A', settings: {}, createdAt: T0 });
+      // Ten sessions share one deadline (and warning instant); one expires before them, one after.
+      const shared = Array.from({ length: 10 }, (_, i) => session(i + 1, T0, 30));
+      const before = session(0, T0 - MINUTE, 30);
+      const after = session(11, T0 + MINUTE, 30);
+      // Its warning falls on the shared deadline, and its rowid below theirs.
+      const warnsOnTheDeadline = session(13, T0 + 5 * MINUTE, 30);
+      for (const s of [warnsOnTheDeadline, before, ...shared, after]) await store.insertSession(s);
+      const deadline = shared[0]!.expiresAt;
+      const reader = new Database(path, { readonly: true });
+      const markOf = () => reader.prepare('SELECT now_mark AS at, now_row AS row FROM session_count_marks').get() as { at: number; row: number };
+      const expectCountsExact = async () => {
+        expectCountTotalsExact(path);
+        const rows = reader.prepare('SELECT agent_id, user_id, expires_at, warns_at FROM sessions').all() as Array<{ agent_id: string; user_id: string; expires_at: number; warns_at: number }>;
+        for (const t of [deadline - 30 * MINUTE, shared[0]!.warnsAt - 1, shared[0]!.warnsAt, deadline - 1, deadline, deadline + 1, after.expiresAt, warnsOnTheDeadline.expiresAt]) {
+          const counted = await store.countSessions({ now: t, purgeCutoff: T0 });
+          expect(counted.active, `active at ${t}`).toBe(rows.filter((r) => !isExpired(r.expires_at, t)).length);
+          expect(counted.expiringSoon, `near expiration at ${t}`).toBe(rows.filter((r) => isNearExpiration({ expiresAt: r.expires_at, warnsAt: r.warns_at }, t)).length);
+          const byUser = await store.listSessions({ now: t, purgeCutoff: T0, userId: USERS[1], status: 'active', limit: 1, offset: 0 });
+          expect(byUser.total, `active of a user at ${t}`).toBe(rows.filter((r) => r.user_id === USERS[1] && !isExpired(r.expires_at, t)).length);
+        }
+      };
+      // Past `before` and 2 of the instant, then 3 at a time: each step stops inside the instant.
+      expect(await store.moveCountMarks!(deadline + 30 * MINUTE, T0 - 1, 3)).toEqual({ passed: 3, more: true });
+      expect(markOf().at).toBe(deadline);
+      await expectCountsExact();
+      // Written while the mark stands inside the instant: a session added on it (above the mark,
+      // a greater rowid), one of those the mark passed renewed, one it has not passed deleted.
+      await store.insertSession(session(12, T0, 30));
+      const { row } = markOf();
+      const passedOne = reader.prepare('SELECT id FROM sessions WHERE expires_at = ? AND rowid <= ? ORDER BY rowid DESC').pluck().get(deadline, row) as string;
+      const notPassedOne = reader.prepare('SELECT id FROM sessions WHERE expires_at = ? AND rowid > ? ORDER BY rowid').pluck().get(deadline, row) as string;
+      await store.modifySession(passedOne, (s) => ({ ...s!, ...recordActivity(s!, T0 + 5 * MINUTE).timing }));
+      await store.deleteSession(notPassedOne, (s) => s!);
+      await expectCountsExact();
+      const steps: Array<{ passed: number; more: boolean }> = [];
+      for (let moved = { passed: 0, more: true }; moved.more; ) {
+        moved = await store.moveCountMarks!(deadline + 30 * MINUTE, T0 - 1, 3);
+        steps.push(moved);
+        expect(moved.passed).toBeLessThanOrEqual(3);
+        await expectCountsExact();
+      }
+      // Left to pass: 8 on the instant (10 + 1 added - 2 passed - 1 deleted), the renewed one, `after` and the one warned on the deadline.
+      expect(steps.reduce((sum, step) => sum + step.passed, 0)).toBe(8 + 3);
+      expect(steps.length).toBeGreaterThanOrEqual(4);
+      expect(markOf()).toEqual({ at: deadline + 30 * MINUTE, row: Number.MAX_SAFE_INTEGER });
+      reader.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is purged through while a mark stands inside the instant, and the totals stay exact', async () => {
+    const store = openSqliteStore(path);
+    try {
+      await store.insertAgent({ id: AGENTS[0]!, name: 'A', settings: {}, createdAt: T0 });
+      await store.insertAgent({ id: AGENTS[1]!, name: 'A', settings: {}, createdAt: T0 });
+      const shared = Array.from({ length: 8 }, (_, i) => session(i, T0, 5));
+      for (const s of shared) await store.insertSession(s);
+      // The cutoff mark stops inside the instant; the purge deletes sessions on both sides of it.
+      expect(await store.moveCountMarks!(T0 + 60 * MINUTE, shared[0]!.expiresAt, 3)).toEqual({ passed: 3, more: true });
+      await store.purgeExpired(shared[0]!.expiresAt, 5);
+      expectCountTotalsExact(path);
+      await store.purgeExpired(shared[0]!.expiresAt, 5);
+      expectCountTotalsExact(path);
+      expect((await store.countSessions({ now: T0, purgeCutoff: T0 - 1 })).total).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('the agent cache', () => {
   it('forgets an agent deleted here or by another connection on the same file', async () => {
     const a = openSqliteStore(path);
@@ -166,9 +242,22 @@ describe('the sweeper queries', () => {
     for (const kind of ['expiry', 'warning', 'agent', 'user'] as const) {
       const detail = db.prepare(`EXPLAIN QUERY PLAN ${countAfterSql(kind)}`).all({ after: T0, key: '' }).map((row) => (row as { detail: string }).detail);
       const index = kind === 'warning' ? 'sessions_by_warning \\(warns_at>\\? AND warns_at<\\?\\)' : 'sessions_by_expiry \\(expires_at>\\? AND expires_at<\\?\\)';
+      const onTheMark = kind === 'warning' ? 'sessions_by_warning \\(warns_at=\\? AND rowid>\\?\\)' : 'sessions_by_expiry \\(expires_at=\\? AND rowid>\\?\\)';
       expect(detail.join(' | '), kind).toMatch(/SEARCH session_counts USING PRIMARY KEY \(kind=\? AND key=\?\)/);
-      expect(detail.filter((line) => line.startsWith('SEARCH sessions')), kind).toEqual([expect.stringMatching(new RegExp(index)), expect.stringMatching(new RegExp(index))]);
+      expect(detail.filter((line) => line.startsWith('SEARCH sessions')), kind).toEqual([
+        expect.stringMatching(new RegExp(index)),
+        expect.stringMatching(new RegExp(index)),
+        expect.stringMatching(new RegExp(onTheMark)),
+      ]);
     }
+    // A mark moves along the index, from the rest of its own instant on; the warnings it passes are index ranges.
+    const planOf = (sql: string, parameters: object) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(parameters).map((row) => (row as { detail: string }).detail).join(' | ');
+    expect(planOf(PASSING_AT_SQL, { at: T0, row: 1, limit: 10 })).toMatch(/^SEARCH sessions USING INDEX sessions_by_expiry \(expires_at=\? AND rowid>\?\)$/);
+    expect(planOf(WARNINGS_PASSING_SQL, { fromAt: T0, fromRow: 1, toAt: T0, toRow: 2 }).split(' | ').filter((line) => line.startsWith('SEARCH'))).toEqual([
+      'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at=? AND rowid>? AND rowid<?)',
+      'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at>? AND warns_at<?)',
+      'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at=? AND rowid<?)',
+    ]);
     expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).toMatch(
       /SEARCH sessions USING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)/,
     );

@@ -255,6 +255,8 @@ export interface Store {
    * some of the messages (purged 0). `more`: call again, work may remain.
    */
   purgeExpired(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
+  /** The purge runs on a thread of its own: its batches stall no event loop, they only hold the write lock. */
+  readonly purgesOffEventLoop?: boolean;
   /**
    * Moves the marks the counts start from toward `now` and `cutoff` (SQLite's running
    * totals, expiry-counts.ts), by about `limit` sessions; counts are exact whether or not

@@ -3,7 +3,7 @@
 // holds two zeros.
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
-import { COUNTERS } from '../../src/storage/sqlite/expiry-counts.js';
+import { aboveMarkSql, COUNTERS } from '../../src/storage/sqlite/expiry-counts.js';
 
 export function expectCountTotalsExact(path: string): void {
   const db = new Database(path, { readonly: true });
@@ -12,7 +12,7 @@ export function expectCountTotalsExact(path: string): void {
       const key = 'key' in counter ? counter.key : "''";
       const recount = db
         .prepare(
-          `SELECT ${key} AS key, sum(${counter.column} > m.now_mark) AS aboveNow, sum(${counter.column} > m.cut_mark) AS aboveCut
+          `SELECT ${key} AS key, sum(${aboveMarkSql(counter.column, 'sessions.rowid', 'now_mark')}) AS aboveNow, sum(${aboveMarkSql(counter.column, 'sessions.rowid', 'cut_mark')}) AS aboveCut
              FROM sessions, session_count_marks AS m GROUP BY 1 HAVING aboveNow > 0 OR aboveCut > 0 ORDER BY 1`,
         )
         .all();

@@ -8,10 +8,17 @@
 // its whole batch once, in its transaction, against the marks as that transaction sees
 // them (so two connections on one file agree). A write rolled back to its savepoint
 // takes its notes back with it.
+//
+// A mark is a place in the expiry index's own order, (instant, rowid) (migration 19): a
+// session is above it when its column is after the instant, or on the instant with a
+// greater rowid. So a mark moves a bounded batch at a time even through an instant that
+// a million sessions share; a mark that has passed its whole instant has the rowid
+// WHOLE_INSTANT. (Rowids of sessions never change: the store never runs VACUUM.)
 import type Database from 'better-sqlite3';
 
 /** What a session contributes to the counters. */
 export interface CountedSession {
+  rowid: number;
   agent_id: string;
   user_id: string;
   expires_at: number;
@@ -19,6 +26,10 @@ export interface CountedSession {
 }
 
 export type Mark = 'now_mark' | 'cut_mark';
+/** Each mark's rowid column. */
+const ROW_OF = { now_mark: 'now_row', cut_mark: 'cut_row' } as const;
+/** The rowid of a mark past every session of its instant (above any rowid a session has). */
+export const WHOLE_INSTANT = Number.MAX_SAFE_INTEGER;
 
 /** The counters: which column each counts, keyed by which (none: one row, key ''). */
 export const COUNTERS = [
@@ -29,7 +40,15 @@ export const COUNTERS = [
 ] as const;
 export type CounterKind = (typeof COUNTERS)[number]['kind'];
 
-const MARKS_SQL = 'SELECT now_mark, cut_mark FROM session_count_marks';
+/** SQL: whether the session (its `column`, its rowid `rowid`) lies above `mark` of session_count_marks `m`. */
+export function aboveMarkSql(column: string, rowid: string, mark: Mark): string {
+  return `(${column} > m.${mark} OR (${column} = m.${mark} AND ${rowid} > m.${ROW_OF[mark]}))`;
+}
+
+const above = (at: number, rowid: number, markAt: number, markRow: number) => at > markAt || (at === markAt && rowid > markRow);
+
+type Marks = Record<Mark | 'now_row' | 'cut_row', number>;
+const MARKS_SQL = 'SELECT now_mark, now_row, cut_mark, cut_row FROM session_count_marks';
 const ADD_SQL = `INSERT INTO session_counts (kind, key, above_now, above_cut) VALUES (@kind, @key, @now, @cut)
   ON CONFLICT (kind, key) DO UPDATE SET above_now = above_now + excluded.above_now, above_cut = above_cut + excluded.above_cut`;
 const PRUNE_SQL = 'DELETE FROM session_counts WHERE kind = @kind AND key = @key AND above_now = 0 AND above_cut = 0';
@@ -37,7 +56,8 @@ const PRUNE_SQL = 'DELETE FROM session_counts WHERE kind = @kind AND key = @key 
 /**
  * Sessions of `kind` (and key @key) whose column is after @after: the total above the
  * mark nearest @after, less the sessions between that mark and @after (or plus, when
- * @after is below the mark). The unary + keeps SQLite on the column's index.
+ * @after is below the mark), less those on the mark's instant above its rowid. The
+ * unary + keeps SQLite on the column's index.
  */
 export function countAfterSql(kind: CounterKind): string {
   const counter = COUNTERS.find((c) => c.kind === kind)!;
@@ -45,21 +65,28 @@ export function countAfterSql(kind: CounterKind): string {
   const ofKey = 'key' in counter ? `+${counter.key} = @key AND ` : '';
   return `SELECT coalesce((SELECT CASE WHEN m.near_now THEN above_now ELSE above_cut END FROM session_counts WHERE kind = '${kind}' AND key = @key), 0)
       - (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > m.mark AND ${column} <= @after)
-      + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} <= m.mark) AS n
-    FROM (SELECT near_now, CASE WHEN near_now THEN now_mark ELSE cut_mark END AS mark
-          FROM (SELECT abs(@after - now_mark) <= abs(@after - cut_mark) AS near_now, now_mark, cut_mark FROM session_count_marks)) AS m`;
+      + (SELECT count(*) FROM sessions WHERE ${ofKey}${column} > @after AND ${column} <= m.mark)
+      - (SELECT count(*) FROM sessions WHERE ${ofKey}${column} = m.mark AND rowid > m.row) AS n
+    FROM (SELECT near_now, CASE WHEN near_now THEN now_mark ELSE cut_mark END AS mark, CASE WHEN near_now THEN now_row ELSE cut_row END AS row
+          FROM (SELECT abs(@after - now_mark) <= abs(@after - cut_mark) AS near_now, now_mark, now_row, cut_mark, cut_row FROM session_count_marks)) AS m`;
 }
 
-/** The sessions that pass a mark moved forward, in expiry order (a batch). */
-export const PASSING_SQL = 'SELECT agent_id, user_id, expires_at FROM sessions WHERE expires_at > @from AND expires_at <= @to ORDER BY expires_at LIMIT @limit';
-const PASSING_AT_SQL = 'SELECT agent_id, user_id, expires_at FROM sessions WHERE expires_at = ?';
-const WARNINGS_PASSING_SQL = 'SELECT count(*) FROM sessions WHERE warns_at > @from AND warns_at <= @to';
+/** The sessions that pass a mark moved forward, in the expiry index's order (a batch): past its instant... */
+export const PASSING_SQL =
+  'SELECT rowid, agent_id, user_id, expires_at FROM sessions WHERE expires_at > @from AND expires_at <= @to ORDER BY expires_at, rowid LIMIT @limit';
+/** ...and first the rest of its own instant. */
+export const PASSING_AT_SQL = 'SELECT rowid, agent_id, user_id, expires_at FROM sessions WHERE expires_at = @at AND rowid > @row ORDER BY rowid LIMIT @limit';
+/** The warnings between two marks, (@fromAt, @fromRow) excluded and (@toAt, @toRow) included. */
+export const WARNINGS_PASSING_SQL = `SELECT
+    (SELECT count(*) FROM sessions WHERE warns_at = @fromAt AND rowid > @fromRow AND rowid <= CASE WHEN @toAt = @fromAt THEN @toRow ELSE ${WHOLE_INSTANT} END)
+  + (SELECT count(*) FROM sessions WHERE warns_at > @fromAt AND warns_at < @toAt)
+  + (SELECT count(*) FROM sessions WHERE warns_at = @toAt AND @toAt > @fromAt AND rowid <= @toRow)`;
 
 export interface ExpiryCounts {
   /** A session stored (+1) or removed (-1). */
   note(session: CountedSession, sign: 1 | -1): void;
-  /** A session rewritten: the difference between its old and new deadlines. */
-  noteChange(before: CountedSession, after: CountedSession): void;
+  /** A session rewritten (its rowid stays): the difference between its old and new deadlines. */
+  noteChange(before: CountedSession, after: Omit<CountedSession, 'rowid'>): void;
   /** How many notes there are: a write takes its notes back with `rollbackTo`. */
   mark(): number;
   rollbackTo(mark: number): void;
@@ -68,22 +95,27 @@ export interface ExpiryCounts {
   /** Forgets the notes of a batch that did not commit. */
   discard(): void;
   /**
-   * Moves a mark forward toward `to` by at most about `limit` sessions, inside the caller's
-   * transaction and with no notes pending (the sessions it passes are read from the table).
+   * Moves a mark forward toward `to` (past its whole instant) by at most `limit` sessions,
+   * inside the caller's transaction and with no notes pending (the sessions it passes are
+   * read from the table).
    */
   advance(mark: Mark, to: number, limit: number): { passed: number; more: boolean };
 }
 
 type Deltas = Map<string, [CounterKind, string, number, number]>;
+type Passing = Pick<CountedSession, 'rowid' | 'agent_id' | 'user_id' | 'expires_at'>;
 
 export function expiryCounts(db: Database.Database): ExpiryCounts {
-  const marks = db.prepare<[], Record<Mark, number>>(MARKS_SQL);
+  const marks = db.prepare<[], Marks>(MARKS_SQL);
   const add = db.prepare(ADD_SQL);
   const prune = db.prepare(PRUNE_SQL);
-  const passing = db.prepare<{ from: number; to: number; limit: number }, CountedSession>(PASSING_SQL);
-  const passingAt = db.prepare<[number], CountedSession>(PASSING_AT_SQL);
-  const warningsPassing = db.prepare<{ from: number; to: number }, number>(WARNINGS_PASSING_SQL).pluck();
-  const setMark = { now_mark: db.prepare('UPDATE session_count_marks SET now_mark = ?'), cut_mark: db.prepare('UPDATE session_count_marks SET cut_mark = ?') };
+  const passing = db.prepare<{ from: number; to: number; limit: number }, Passing>(PASSING_SQL);
+  const passingAt = db.prepare<{ at: number; row: number; limit: number }, Passing>(PASSING_AT_SQL);
+  const warningsPassing = db.prepare<{ fromAt: number; fromRow: number; toAt: number; toRow: number }, number>(WARNINGS_PASSING_SQL).pluck();
+  const setMark = {
+    now_mark: db.prepare('UPDATE session_count_marks SET now_mark = ?, now_row = ?'),
+    cut_mark: db.prepare('UPDATE session_count_marks SET cut_mark = ?, cut_row = ?'),
+  };
   let notes: Array<[CountedSession, 1 | -1]> = [];
 
   function addTo(deltas: Deltas, kind: CounterKind, key: string, now: number, cut: number): void {
@@ -110,7 +142,7 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     },
     noteChange(before, after) {
       if (before.expires_at === after.expires_at && before.warns_at === after.warns_at) return;
-      notes.push([before, -1], [after, 1]);
+      notes.push([before, -1], [{ ...after, rowid: before.rowid }, 1]);
     },
     mark: () => notes.length,
     rollbackTo(mark) {
@@ -118,13 +150,14 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     },
     flush() {
       if (notes.length === 0) return;
-      const { now_mark, cut_mark } = marks.get()!;
+      const m = marks.get()!;
       const deltas: Deltas = new Map();
       for (const [session, sign] of notes) {
         for (const counter of COUNTERS) {
           const at = session[counter.column];
           const key = 'key' in counter ? session[counter.key] : '';
-          addTo(deltas, counter.kind, key, at > now_mark ? sign : 0, at > cut_mark ? sign : 0);
+          const now = above(at, session.rowid, m.now_mark, m.now_row) ? sign : 0;
+          addTo(deltas, counter.kind, key, now, above(at, session.rowid, m.cut_mark, m.cut_row) ? sign : 0);
         }
       }
       notes = [];
@@ -134,28 +167,27 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
       notes = [];
     },
     advance(mark, to, limit) {
-      const from = marks.get()![mark];
-      if (to <= from) return { passed: 0, more: false };
-      let rows = passing.all({ from, to, limit });
-      let reached = to;
-      if (rows.length === limit) {
-        const last = rows[limit - 1]!.expires_at;
-        // A batch ends between two instants; one instant holding the whole batch goes whole.
-        const oneInstant = rows[0]!.expires_at === last;
-        rows = oneInstant ? passingAt.all(last) : rows.filter((row) => row.expires_at < last);
-        reached = oneInstant ? last : last - 1;
-      }
+      const m = marks.get()!;
+      const fromAt = m[mark];
+      const fromRow = m[ROW_OF[mark]];
+      if (to < fromAt || (to === fromAt && fromRow === WHOLE_INSTANT)) return { passed: 0, more: false };
+      // The rest of the mark's own instant first, then the instants after it, in index order.
+      const rows = fromRow === WHOLE_INSTANT ? [] : passingAt.all({ at: fromAt, row: fromRow, limit });
+      if (rows.length < limit && to > fromAt) rows.push(...passing.all({ from: fromAt, to, limit: limit - rows.length }));
+      const full = rows.length === limit;
+      const toAt = full ? rows[limit - 1]!.expires_at : to;
+      const toRow = full ? rows[limit - 1]!.rowid : WHOLE_INSTANT;
       const deltas: Deltas = new Map();
       const lower = (kind: CounterKind, key: string, n: number) => addTo(deltas, kind, key, mark === 'now_mark' ? -n : 0, mark === 'cut_mark' ? -n : 0);
       lower('expiry', '', rows.length);
-      lower('warning', '', warningsPassing.get({ from, to: reached })!);
+      lower('warning', '', warningsPassing.get({ fromAt, fromRow, toAt, toRow })!);
       for (const row of rows) {
         lower('agent', row.agent_id, 1);
         lower('user', row.user_id, 1);
       }
       write(deltas);
-      setMark[mark].run(reached);
-      return { passed: rows.length, more: reached < to };
+      setMark[mark].run(toAt, toRow);
+      return { passed: rows.length, more: full };
     },
   };
 }

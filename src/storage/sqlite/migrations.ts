@@ -460,6 +460,13 @@ export const migrations: readonly string[] = [
     DELETE FROM due_announcements WHERE due_at IN (old.due_at, old.expires_at) AND session_id = old.id;
   END;
   `,
+  // 19: a count mark is a place in the expiry index's order, (instant, rowid), so that it
+  // moves a bounded batch at a time even through an instant a million sessions share
+  // (expiry-counts.ts). The marks so far had passed their whole instant.
+  `
+  ALTER TABLE session_count_marks ADD COLUMN now_row INTEGER NOT NULL DEFAULT 9007199254740991;
+  ALTER TABLE session_count_marks ADD COLUMN cut_row INTEGER NOT NULL DEFAULT 9007199254740991;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -6,7 +6,7 @@
 // which runs the two functions below from their source text: they use nothing but their
 // arguments.
 import type Database from 'better-sqlite3';
-import { COUNTERS } from './expiry-counts.js';
+import { aboveMarkSql, COUNTERS } from './expiry-counts.js';
 
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 export const PURGE_MESSAGES_PER_SESSION = 10;
@@ -29,10 +29,11 @@ export function purgeSql(): PurgeSql {
   const counts = COUNTERS.flatMap((counter) => {
     const { kind, column } = counter;
     const key = 'key' in counter ? counter.key : "''";
-    const aboveAMark = `FROM temp.purge_batch, session_count_marks AS m WHERE ${column} > min(m.now_mark, m.cut_mark)`;
+    // On the lower mark's instant or after it: above it, or on it with a greater rowid.
+    const aboveAMark = `FROM temp.purge_batch, session_count_marks AS m WHERE ${column} >= min(m.now_mark, m.cut_mark)`;
     return [
       `UPDATE session_counts SET above_now = above_now - d.n_now, above_cut = above_cut - d.n_cut
-         FROM (SELECT ${key} AS key, sum(${column} > m.now_mark) AS n_now, sum(${column} > m.cut_mark) AS n_cut ${aboveAMark} GROUP BY 1) AS d
+         FROM (SELECT ${key} AS key, sum(${aboveMarkSql(column, 'rid', 'now_mark')}) AS n_now, sum(${aboveMarkSql(column, 'rid', 'cut_mark')}) AS n_cut ${aboveAMark} GROUP BY 1) AS d
          WHERE session_counts.kind = '${kind}' AND session_counts.key = d.key`,
       `DELETE FROM session_counts WHERE kind = '${kind}' AND above_now = 0 AND above_cut = 0 AND key IN (SELECT ${key} ${aboveAMark})`,
     ];

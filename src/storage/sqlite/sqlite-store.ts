@@ -473,7 +473,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       "SELECT count(*) AS n FROM sessions WHERE agent_id = @agentId AND status = 'active' AND expires_at > @now",
     ),
     deleteSessionsOfAgent: db.prepare<[string]>('DELETE FROM sessions WHERE agent_id = ?'),
-    countedSessionsOfAgent: db.prepare<[string], CountedSession>('SELECT agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
+    countedSessionsOfAgent: db.prepare<[string], CountedSession>('SELECT rowid, agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
     insertSession: db.prepare<[SessionRow]>(
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
          timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at, first_event_id)
@@ -481,7 +481,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
          @announced, @due_at, (SELECT coalesce(max(id), 0) + 1 FROM events))`,
     ),
-    getSession: db.prepare<[string], SessionRow>(`SELECT *, ${ANNOUNCED_NOW_SQL} AS announced_now FROM sessions WHERE id = ?`),
+    // With its rowid: the count marks compare rowids within an instant (expiry-counts.ts).
+    getSession: db.prepare<[string], SessionRow & { rowid: number }>(`SELECT rowid, *, ${ANNOUNCED_NOW_SQL} AS announced_now FROM sessions WHERE id = ?`),
     // Where the replay of one session starts reading the log (no index of the log by session).
     firstEventIdOf: db.prepare<[string], number | null>('SELECT first_event_id FROM sessions WHERE id = ?').pluck(),
     updateSession: db.prepare<[SessionRow]>(
@@ -591,7 +592,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   }
 
   /** Rewrites a session read as `before` (none: nothing to rewrite), keeping the counts. */
-  function updateSession(before: SessionRow | undefined, after: SessionRow): void {
+  function updateSession(before: (SessionRow & { rowid: number }) | undefined, after: SessionRow): void {
     if (statements.updateSession.run(after).changes > 0 && before) counts.noteChange(before, after);
   }
 
@@ -784,6 +785,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   }
 
   return withStorageFaults({
+    purgesOffEventLoop: purger !== undefined,
     async insertAgent(agent, carried) {
       const row = { id: agent.id, name: agent.name, bio: agent.bio ?? null, settings: JSON.stringify(agent.settings), created_at: agent.createdAt };
       return write(() => {
@@ -805,8 +807,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async insertSession(session, carried) {
       const row = toSessionRow(session);
       return write(() => {
-        if (!insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => statements.insertSession.run(row))) return false;
-        counts.note(row, 1);
+        let rowid = 0;
+        if (!insertUnless('SQLITE_CONSTRAINT_FOREIGNKEY', () => (rowid = Number(statements.insertSession.run(row).lastInsertRowid)))) return false;
+        counts.note({ ...row, rowid }, 1);
         writeCarried(carried, session);
         return true;
       });

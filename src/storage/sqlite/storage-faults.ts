@@ -27,6 +27,11 @@ export function storageFaultCause(error: unknown): string | undefined {
 export function withStorageFaults(store: Store): Store {
   const wrapped = {} as Record<string, unknown>;
   for (const [name, method] of Object.entries(store) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    // A property (purgesOffEventLoop) is no method: kept as it is.
+    if (typeof method !== 'function') {
+      wrapped[name] = method;
+      continue;
+    }
     // A synchronous method (onEventsWritten) stays synchronous: its result is no promise.
     wrapped[name] = (...args: unknown[]) => {
       const result: unknown = method(...args);
