@@ -113,7 +113,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     await admin.connect();
     try {
       await until('the instance listens', async () => {
-        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
         return rows.length === 1;
       });
       expect(await store.hasApiKeys()).toBe(false);
@@ -134,7 +134,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     await admin.connect();
     try {
       await until('both instances listen', async () => {
-        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
         return rows.length === 2;
       });
       const agent = agentRecord();
