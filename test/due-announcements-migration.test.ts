@@ -1,35 +1,23 @@
 // SQLite migration 18 moves the due announcements out of the session rows into a table of
 // their own: sessions stored before it announce what they had left, once each, in order.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
 import { announce } from '../src/events/due-events.js';
-import { migrations } from '../src/storage/sqlite/migrations.js';
-import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { withMigratedStore } from './helpers/old-sqlite-database.js';
 
 // Warning at 1000, expiry at 2000 (ms).
 const session = (id: string, announced: string, dueAt: number | null, status = 'active') => `INSERT INTO sessions (id, agent_id, user_id, created_at,
   last_activity, anchor_at, expires_at, warns_at, timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count,
   status, metadata, announced, due_at, first_event_id) VALUES ('${id}', 'a', 'u', 0, 0, 0, 2000, 1000, 30, 1, 720, 5, 0, '${status}', '{}', '${announced}', ${dueAt}, 1)`;
 
-it('SQLite: migration 18 keeps what each session stored before it has left to announce', async () => {
-  const directory = mkdtempSync(join(tmpdir(), 'due-announcements-'));
-  const path = join(directory, 'sessions.db');
-  try {
-    const old = new Database(path);
-    old.function('idempotency_id', (_scope, _key) => null); // migration 15 calls it on idempotency records: there are none
-    for (const sql of migrations.slice(0, 17)) old.exec(sql);
-    old.pragma('user_version = 17');
-    old.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
-    old.exec(session('fresh', 'nothing', 1000));
-    old.exec(session('warned', 'warning', 2000));
-    old.exec(session('done', 'expiry', null, 'expired'));
-    old.close();
-
-    const store = openSqliteStore(path);
-    try {
+it('SQLite: migration 18 keeps what each session stored before it has left to announce', () =>
+  withMigratedStore(
+    17,
+    (old) => {
+      old.exec(session('fresh', 'nothing', 1000));
+      old.exec(session('warned', 'warning', 2000));
+      old.exec(session('done', 'expiry', null, 'expired'));
+    },
+    async (store) => {
       expect(await store.getSession('warned')).toMatchObject({ announced: 'warning' });
       expect(await store.announceDue(1500, 10, announce)).toBe(1);
       expect(await store.announceDue(5000, 10, announce)).toBe(2);
@@ -38,10 +26,5 @@ it('SQLite: migration 18 keeps what each session stored before it has left to an
       expect(log.slice(0, 1)).toEqual(['session.warning:fresh@1000']);
       expect(log.slice(1).sort()).toEqual(['session.expired:fresh@2000', 'session.expired:warned@2000']);
       for (const id of ['fresh', 'warned', 'done']) expect(await store.getSession(id)).toMatchObject({ status: 'expired', announced: 'expiry' });
-    } finally {
-      await store.close();
-    }
-  } finally {
-    rmSync(directory, { recursive: true, force: true });
-  }
-});
+    },
+  ));

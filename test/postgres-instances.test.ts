@@ -22,6 +22,15 @@ import { until } from './helpers/until.js';
 
 const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
 
+/** Until `instances` listening connections on the database of `admin` have run their LISTEN. */
+const untilListening = (admin: pg.Client, instances: number) =>
+  until(`${instances} instance(s) listen`, async () => {
+    const { rows } = await admin.query(
+      "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'",
+    );
+    return rows.length === instances;
+  });
+
 describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
   let database: TestDatabase;
   const apps: TestApp[] = [];
@@ -112,10 +121,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     const admin = new pg.Client({ connectionString: fresh.url });
     await admin.connect();
     try {
-      await until('the instance listens', async () => {
-        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
-        return rows.length === 1;
-      });
+      await untilListening(admin, 1);
       expect(await store.hasApiKeys()).toBe(false);
       expect(await store.hasApiKeys()).toBe(false);
       await admin.query("INSERT INTO api_keys (id, name, key_hash, admin, agent_ids, created_at) VALUES ('k1', 'ops', 'h1', true, '[]', 1)");
@@ -133,10 +139,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     const admin = new pg.Client({ connectionString: fresh.url });
     await admin.connect();
     try {
-      await until('both instances listen', async () => {
-        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND state = 'idle' AND query LIKE 'LISTEN%'");
-        return rows.length === 2;
-      });
+      await untilListening(admin, 2);
       const agent = agentRecord();
       await b.insertAgent(agent);
       expect(await a.getAgent(agent.id)).toEqual(agent);
