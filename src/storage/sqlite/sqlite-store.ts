@@ -341,7 +341,8 @@ export const ANNOUNCED_NOW_SQL = `CASE WHEN sessions.announced = 'nothing' AND s
 /** A listed session's columns, read as a tuple (raw rows cost half as much as objects). */
 const SESSION_COLUMNS_BUT_ANNOUNCED = `sessions.id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes,
   auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata`;
-const SESSION_COLUMNS = `${SESSION_COLUMNS_BUT_ANNOUNCED}, ${ANNOUNCED_NOW_SQL}`;
+// A warning not yet due (@now) cannot have been announced: no lookup of its entry then.
+const SESSION_COLUMNS = `${SESSION_COLUMNS_BUT_ANNOUNCED}, ${ANNOUNCED_NOW_SQL.replace('CASE WHEN', 'CASE WHEN sessions.warns_at <= @now AND')}`;
 type SessionTuple = [string, string, string, number, number, number, number, number, number, number, number, number, number, SessionRow['status'], string, SessionRow['announced']];
 
 function sessionFromTuple(row: SessionTuple): SessionRecord {
