@@ -1,18 +1,13 @@
 // Messages written before their views were stored get them from the migration (SQLite 12,
 // PostgreSQL 2), in the very form the server writes: a page of them is what messageView
 // makes of the same rows.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { messageView } from '../src/http/views.js';
 import { migrations as postgresMigrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
-import { migrations as sqliteMigrations } from '../src/storage/sqlite/migrations.js';
-import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
+import { withMigratedStore } from './helpers/old-sqlite-database.js';
 import { createTestDatabase } from './helpers/postgres-database.js';
 
 const session = (autoRenew: string) => `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
@@ -34,30 +29,18 @@ async function expectViewsOfRecords(store: Store): Promise<void> {
   for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(records.messages[0]!)));
 }
 
-it('SQLite: migration 12 writes the views of the messages already stored', async () => {
-  const directory = mkdtempSync(join(tmpdir(), 'message-views-'));
-  const path = join(directory, 'sessions.db');
-  try {
-    const old = new Database(path);
-    for (const sql of sqliteMigrations.slice(0, 11)) old.exec(sql);
-    old.pragma('user_version = 11');
-    old.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
-    old.exec(session('1'));
-    const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
-      insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata);
-    }
-    old.close();
-    const store = openSqliteStore(path);
-    try {
-      await expectViewsOfRecords(store);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    rmSync(directory, { recursive: true, force: true });
-  }
-});
+it('SQLite: migration 12 writes the views of the messages already stored', () =>
+  withMigratedStore(
+    11,
+    (old) => {
+      old.exec(session('1'));
+      const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
+        insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata);
+      }
+    },
+    expectViewsOfRecords,
+  ));
 
 it('PostgreSQL: migration 2 writes the views of the messages already stored', async () => {
   const database = await createTestDatabase();
