@@ -169,7 +169,7 @@ export function renderReport(results: Results): string {
     '',
     table(['figure', 'target', 'measured', ''], results.targets.map((t) => [t.figure, t.target, t.measured, t.met ? 'met' : '**missed**'])),
     '',
-    '**Throughput** (`SQLITE_SYNCHRONOUS=normal`, the default; the ceiling is a bare Fastify route answering a constant JSON; the size-matched ceiling the same route answering a constant JSON as large as the median answer of the scenario)',
+    '**Throughput** (`SQLITE_SYNCHRONOUS=normal`, the default; the ceiling is a bare Fastify route answering a constant JSON; the size-matched ceiling the same route answering a constant JSON as large as the median answer of the scenario; each measured just before and just after its scenario, req/s their mean)',
     '',
     throughputTable(results.scenarios),
     '',

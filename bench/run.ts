@@ -7,13 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu } from './lib.js';
+import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu, startCeiling, startOurServer } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runDueWarnings, runEvents, runLogOverhead } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
 import { runPostgresBench } from './postgres.js';
 import { runScale, runSweepOnly } from './scale.js';
-import { KEYED_CREATE, type LoadResult, runCeiling, runKeyedOverhead, runScenarios, runSizedCeiling, SCENARIO_METHOD, type ScenarioResult } from './throughput.js';
+import { KEYED_CREATE, type MeasuredScenario, runKeyedOverhead, runScenarios, type ScenarioResult } from './throughput.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -86,21 +86,24 @@ if (only) {
   process.exit(0);
 }
 
-function againstCeiling(results: Record<string, LoadResult>, ceiling: Record<'GET' | 'POST', LoadResult>): ScenarioResult[] {
-  return Object.entries(results).map(([scenario, result]) => {
-    const ceilingReqPerSec = ceiling[SCENARIO_METHOD[scenario]!].reqPerSec;
-    return { scenario, ...result, ceilingReqPerSec, ratio: Math.round((result.reqPerSec / ceilingReqPerSec) * 100) / 100 };
+/**
+ * Each scenario's ratio to the ceiling measured around it: a scenario with a size-matched ceiling
+ * gets its plain ratio from the GET ceiling measured around getSession.
+ */
+function againstCeiling(results: Record<string, MeasuredScenario>): ScenarioResult[] {
+  const plainGet = results.getSession?.ceiling?.reqPerSec;
+  const ratio = (reqPerSec: number, ceiling: number) => Math.round((reqPerSec / ceiling) * 100) / 100;
+  return Object.entries(results).map(([scenario, { ceiling, ...result }]) => {
+    if (result.bodyBytes === undefined) return { scenario, ...result, ceilingReqPerSec: ceiling!.reqPerSec, ratio: ratio(result.reqPerSec, ceiling!.reqPerSec) };
+    return {
+      scenario,
+      ...result,
+      ceilingReqPerSec: plainGet!,
+      ratio: ratio(result.reqPerSec, plainGet!),
+      sizedCeilingReqPerSec: ceiling!.reqPerSec,
+      sizedRatio: ratio(result.reqPerSec, ceiling!.reqPerSec),
+    };
   });
-}
-
-/** The scenarios with a body size, against the ceiling answering as many bytes (measured now). */
-async function againstSizedCeiling(results: ScenarioResult[]): Promise<void> {
-  const sized = results.filter((result) => result.bodyBytes !== undefined);
-  const ceilings = await runSizedCeiling(settings.load, sized.map((result) => result.bodyBytes!));
-  for (const result of sized) {
-    result.sizedCeilingReqPerSec = ceilings.get(result.bodyBytes!)!.reqPerSec;
-    result.sizedRatio = Math.round((result.reqPerSec / result.sizedCeilingReqPerSec) * 100) / 100;
-  }
 }
 
 /** A bench script run on the server's CPU; its last line, JSON. */
@@ -114,16 +117,16 @@ async function runOnServerCpu<T>(args: string[]): Promise<T> {
 
 log(`${quick ? 'quick' : 'full'} run; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'NOT pinned (taskset unavailable): figures will be noisy'}`);
 buildServer();
-log('ceiling');
-const ceiling = await runCeiling(settings.load);
-log('scenarios (SQLITE_SYNCHRONOUS=normal)');
-const scenarios = againstCeiling(await runScenarios(settings.load, undefined), ceiling);
-log('size-matched ceiling (getSessionMessages, listSessions)');
-await againstSizedCeiling(scenarios);
+const ceilingServer = await startCeiling();
+log('scenarios, each between two runs of the ceiling (SQLITE_SYNCHRONOUS=normal)');
+const measured = await runScenarios(settings.load, undefined, {}, startOurServer, ceilingServer.baseUrl);
+const scenarios = againstCeiling(measured);
+const ceiling = { GET: measured.getSession!.ceiling!, POST: measured.createSession!.ceiling! };
 log('createSession plain, then with an API key and an Idempotency-Key');
 const keyedOverhead = await runKeyedOverhead(settings.load, quick ? 2 : 5);
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
-const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }), ceiling);
+const synchronousFull = againstCeiling(await runScenarios(settings.load, ['createSession', 'sessionHeartbeat', 'sendSessionMessage'], { SQLITE_SYNCHRONOUS: 'full' }, startOurServer, ceilingServer.baseUrl));
+await ceilingServer.stop();
 log('metrics off, then on (METRICS_ENABLED)');
 // Five rounds in a full run: one round in five was seen 10–30 % off in either direction (getSession, quiet machine).
 const metricsOverhead = await runMetricsOverhead(settings.load, quick ? 2 : 5);

@@ -25,6 +25,11 @@ export interface LoadResult {
   bodyBytes?: number;
 }
 
+/** A scenario's figures, and those of the ceiling measured around it (runScenarios given a ceiling). */
+export interface MeasuredScenario extends LoadResult {
+  ceiling?: LoadResult;
+}
+
 export interface ScenarioResult extends LoadResult {
   scenario: string;
   ceilingReqPerSec: number;
@@ -54,6 +59,12 @@ export interface Target {
   freshIdempotencyKey?: boolean;
 }
 
+/** The ceiling route (bench/ceiling-server.ts) of each method. */
+const CEILING_TARGETS: Record<'GET' | 'POST', Target> = {
+  GET: { method: 'GET', path: '/ceiling' },
+  POST: { method: 'POST', path: '/ceiling', body: { agentId: 'x' } },
+};
+
 /** Load on one server, or spread over several (`baseUrl` a list: autocannon's connections round-robin over them). */
 export async function load(baseUrl: string | string[], target: Target, settings: LoadSettings, seconds: number): Promise<LoadResult> {
   const result = await autocannon({
@@ -81,13 +92,40 @@ async function measure(baseUrl: string, target: Target, settings: LoadSettings):
   return load(baseUrl, target, settings, settings.durationSeconds);
 }
 
-/** The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS); `start` starts it (default: as npm start does). */
+/**
+ * The scenario, with the ceiling measured just before and just after it (half the duration
+ * each; its req/s the mean of the two): the machine's speed drifts by tens of per cent over
+ * minutes, so a ceiling measured once at the start does not match a scenario run later.
+ */
+async function measureBesideCeiling(baseUrl: string, target: Target, ceiling: { url: string; target: Target }, settings: LoadSettings): Promise<{ scenario: LoadResult; ceiling: LoadResult }> {
+  if (settings.warmupSeconds > 0) await load(baseUrl, target, settings, settings.warmupSeconds);
+  const half = Math.ceil(settings.durationSeconds / 2);
+  const before = await load(ceiling.url, ceiling.target, settings, half);
+  const scenario = await load(baseUrl, target, settings, settings.durationSeconds);
+  const after = await load(ceiling.url, ceiling.target, settings, half);
+  return {
+    scenario,
+    ceiling: {
+      reqPerSec: Math.round((before.reqPerSec + after.reqPerSec) / 2),
+      p50: Math.max(before.p50, after.p50),
+      p99: Math.max(before.p99, after.p99),
+      errors: before.errors + after.errors,
+    },
+  };
+}
+
+/**
+ * The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS); `start` starts it
+ * (default: as npm start does). Given `ceilingUrl` (bench/ceiling-server.ts), each scenario is measured between
+ * two runs of the ceiling route of its method, or (SIZE_MATCHED) of the route answering as many bytes.
+ */
 export async function runScenarios(
   settings: LoadSettings,
   names: string[] | undefined,
   env: Record<string, string> = {},
   start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
-): Promise<Record<string, LoadResult>> {
+  ceilingUrl?: string,
+): Promise<Record<string, MeasuredScenario>> {
   const server = await start(join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db'), env);
   try {
     const base = `${server.baseUrl}/api`;
@@ -110,11 +148,17 @@ export async function runScenarios(
       listSessions: { method: 'GET', path: listPath },
       [LIST_BY_CURSOR]: { method: 'GET', path: secondPage },
     };
-    const results: Record<string, LoadResult> = {};
+    const results: Record<string, MeasuredScenario> = {};
     for (const [name, target] of Object.entries(scenarios)) {
       if (names && !names.includes(name)) continue;
-      results[name] = await measure(server.baseUrl, target, settings);
-      if (SIZE_MATCHED.includes(name)) results[name].bodyBytes = await medianBodyBytes(`${server.baseUrl}${target.path}`);
+      const bodyBytes = SIZE_MATCHED.includes(name) ? await medianBodyBytes(`${server.baseUrl}${target.path}`) : undefined;
+      if (ceilingUrl === undefined) {
+        results[name] = { ...(await measure(server.baseUrl, target, settings)), bodyBytes };
+        continue;
+      }
+      const ceilingTarget: Target = bodyBytes === undefined ? CEILING_TARGETS[target.method] : { method: 'GET', path: `/ceiling/sized?bytes=${bodyBytes}` };
+      const measured = await measureBesideCeiling(server.baseUrl, target, { url: ceilingUrl, target: ceilingTarget }, settings);
+      results[name] = { ...measured.scenario, bodyBytes, ceiling: measured.ceiling };
     }
     return results;
   } finally {
@@ -166,22 +210,7 @@ export async function runCreateVariant(
 export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadResult; POST: LoadResult }> {
   const ceiling = await startCeiling();
   try {
-    return {
-      GET: await measure(ceiling.baseUrl, { method: 'GET', path: '/ceiling' }, settings),
-      POST: await measure(ceiling.baseUrl, { method: 'POST', path: '/ceiling', body: { agentId: 'x' } }, settings),
-    };
-  } finally {
-    await ceiling.stop();
-  }
-}
-
-/** The ceiling route answering a constant JSON body of each size given: req/s by size. */
-export async function runSizedCeiling(settings: LoadSettings, sizes: number[]): Promise<Map<number, LoadResult>> {
-  const ceiling = await startCeiling();
-  try {
-    const results = new Map<number, LoadResult>();
-    for (const bytes of sizes) results.set(bytes, await measure(ceiling.baseUrl, { method: 'GET', path: `/ceiling/sized?bytes=${bytes}` }, settings));
-    return results;
+    return { GET: await measure(ceiling.baseUrl, CEILING_TARGETS.GET, settings), POST: await measure(ceiling.baseUrl, CEILING_TARGETS.POST, settings) };
   } finally {
     await ceiling.stop();
   }
