@@ -96,8 +96,14 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
       const webhook = await fetchChecked(at(1), 'POST', '/api/webhooks', { url: hook.url, types: ['session.expired'], agentId });
       expect(webhook.status).toBe(201);
       const sessionId = await newSession(at(2), agentId, { timeoutMinutes: 5, autoRenew: false });
+      const expiresAt = Date.parse((await fetchChecked(at(0), 'GET', `/api/messaging/sessions/${sessionId}`)).body.expiresAt);
 
-      for (let i = 0; i < 3; i++) await setClock(i, 10 * MINUTE);
+      // The clocks are moved one after the other, so they disagree meanwhile: they cross the
+      // expiry in steps smaller than a webhook lease (15 s), as NTP-synchronised clocks would.
+      // (A process 5 minutes behind another would see the other's lease as long expired.)
+      const setClockTo = (i: number, time: number) => setClock(i, time - Date.now());
+      for (let i = 0; i < 3; i++) await setClockTo(i, expiresAt - 3_000);
+      for (let i = 0; i < 3; i++) await setClockTo(i, expiresAt + 3_000);
       await until('the expiry is delivered', () => hook.received.length > 0, POLL);
       // Each dispatcher ticks every second and on every commit: give the other two time to post twice.
       await new Promise((resolve) => setTimeout(resolve, 1500));
