@@ -87,7 +87,10 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   let stopped = false;
   let failure: unknown;
   const onLoop = batchSizer(options.batchSize, batchBudgetMs);
-  const purgeSize = store.purgesOffEventLoop ? batchSizer(options.batchSize * OFF_LOOP_BATCH_SCALE, batchBudgetMs * OFF_LOOP_BUDGET_SCALE) : onLoop;
+  const offLoop = () => batchSizer(options.batchSize * OFF_LOOP_BATCH_SCALE, batchBudgetMs * OFF_LOOP_BUDGET_SCALE);
+  const purgeSize = store.purgesOffEventLoop ? offLoop() : onLoop;
+  // Such a store moves many marks on its purge worker too (few it moves on the event loop, cheaply).
+  const markSize = store.purgesOffEventLoop ? offLoop() : onLoop;
 
   async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport, size = onLoop): Promise<number> {
     let total = 0;
@@ -132,7 +135,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       report.marked = await inBatches(mark(now), report);
       const cutoff = purgeCutoff(now, retentionMs);
       // Bookkeeping that only makes later counts cheaper: not in the report.
-      if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report });
+      if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report }, markSize);
       report.purged = await inBatches(purge(cutoff), report, purgeSize);
       report.trimmed = await inBatches(trim(now), report);
       if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
