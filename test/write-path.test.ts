@@ -10,6 +10,7 @@ import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, star
 import { countAfterSql, WARNINGS_PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
 import { MARK_BATCH_SQL, NTH_AFTER_SQL, NTH_AT_SQL, PASSABLE_SQL } from '../src/storage/sqlite/mark-batch.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
+import { purgeSql } from '../src/storage/sqlite/purge-batch.js';
 import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
 import { expectCountTotalsExact } from './helpers/count-totals.js';
@@ -270,5 +271,17 @@ describe('the sweeper queries', () => {
 
   it('finds purgeable sessions from the expiry index', () => {
     expect(plan(PURGEABLE_SQL)).toMatch(/SEARCH sessions USING INDEX sessions_by_expiry \(expires_at<\?\)/);
+  });
+
+  it("lowers a purge's totals by a key lookup each, never a scan of a counter's rows", () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const sql = purgeSql();
+    db.exec(sql.setUp);
+    for (const statement of sql.counts) {
+      const detail = db.prepare(`EXPLAIN QUERY PLAN ${statement}`).all().map((row) => (row as { detail: string }).detail);
+      expect(detail.filter((line) => line.includes('session_counts')), statement).toEqual(statement.startsWith('DELETE') ? ['SEARCH session_counts USING PRIMARY KEY (kind=? AND key=?)'] : []);
+    }
+    db.close();
   });
 });

@@ -136,9 +136,9 @@ export function advanceMark(statements: MarkStatements, mark: Mark, to: number, 
 /**
  * Moves the cutoff's mark toward `cutoff`, then the now mark toward `now`, by at most
  * `limit` sessions in all, inside the caller's transaction, with no count notes pending
- * on this connection. `more`: call again. The cutoff's mark goes first: the sessions it
- * passes are the next purge's, which then lowers no totals. Self-contained (run from its
- * source by the worker, beside advanceMark).
+ * on this connection. `more`: call again. The sweeper moves the marks after its purge,
+ * which lowered the totals of the sessions it deleted: the cutoff's mark then has none to
+ * pass. Self-contained (run from its source by the worker, beside advanceMark).
  */
 export function runMarkMove(statements: MarkStatements, now: number, cutoff: number, limit: number, wholeInstant: number): { passed: number; more: boolean } {
   const cut = advanceMark(statements, 'cut_mark', cutoff, limit, wholeInstant);

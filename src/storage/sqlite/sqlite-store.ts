@@ -766,6 +766,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     afterCommit: checkpoints && (() => checkpoints.afterCommit()),
     holdWhile: checkpoints && (() => checkpoints.truncating()),
   });
+  /** The purge worker stopped (the pass is done), and checkpoints at their usual pace again. */
+  async function stopPurger(): Promise<void> {
+    try {
+      await purger?.stop();
+    } finally {
+      checkpoints?.purging(false);
+    }
+  }
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
     try {
@@ -887,9 +895,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       try {
         if (!purger || passable(now, cutoff, MARKS_ON_LOOP) < MARKS_ON_LOOP) return moveMarksHere(now, cutoff, limit);
         // Many to pass: on the purge worker, off the event loop (the thread goes with the pass when nothing is left to purge).
+        checkpoints?.purging(true);
         const moved = await purger.moveMarks(now, cutoff, limit);
         checkpoints?.afterCommit();
-        if (!moved.more && statements.anyPurgeable.get(cutoff) === undefined) await purger.stop();
+        if (!moved.more && statements.anyPurgeable.get(cutoff) === undefined) await stopPurger();
         return moved;
       } catch (error) {
         if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) return { passed: 0, more: false };
@@ -898,13 +907,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeExpired(cutoff, limit) {
       if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
-      if (statements.anyPurgeable.get(cutoff) === undefined) return { purged: 0, more: false };
+      if (statements.anyPurgeable.get(cutoff) === undefined) {
+        // A thread left by a pass that ended early (a failure, the sweeper stopped) goes now.
+        await stopPurger();
+        return { purged: 0, more: false };
+      }
       // The worker's commits grow the WAL too: they wait for it to be emptied, and may ask for it.
       await checkpoints?.truncating();
+      checkpoints?.purging(true);
       const purged = await purger.purge(cutoff, limit);
       checkpoints?.afterCommit();
       // Nothing more to purge for now: the thread (and its memory) goes until the next pass needs it.
-      if (!purged.more) await purger.stop();
+      if (!purged.more) await stopPurger();
       return purged;
     },
     async getIdempotencyRecord(scope, key, now) {
