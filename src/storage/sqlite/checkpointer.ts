@@ -137,6 +137,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
     },
     truncating: () => truncation,
     purging(on) {
+      if (on === purgingNow) return;
       purgingNow = on;
       worker?.postMessage({ intervalMs: on ? PURGING_INTERVAL_MS : INTERVAL_MS });
     },
