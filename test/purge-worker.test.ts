@@ -1,5 +1,6 @@
 // The purge worker (purge-worker.ts) runs the batch of purge-batch.ts from its source text
 // on a connection of its own: sessions and their messages go, the count totals follow.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { purgeWorker } from '../src/storage/sqlite/purge-worker.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { expectCountTotalsExact } from './helpers/count-totals.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
 
@@ -58,5 +60,78 @@ it('rejects a batch when its worker cannot run, and tries a new worker for the n
     await expect(worker.purge(T0, 10)).rejects.toThrow();
   } finally {
     await worker.stop();
+  }
+});
+
+it('moves the count marks on its own connection, a bounded batch at a time through an instant that many sessions share, the totals exact at every step', async () => {
+  const path = join(directory, 'sessions.db');
+  const store = openSqliteStore(path);
+  const agents = [agentRecord(), agentRecord()];
+  for (const agent of agents) await store.insertAgent(agent);
+  // 30 sessions on one deadline, then 20 a minute apart; users shared by a few each.
+  const users = [0, 1, 2].map(() => randomUUID());
+  const sessions = Array.from({ length: 50 }, (_, i) => sessionRecord(agents[i % 2]!.id, { userId: users[i % 3]! }, T0 + Math.max(0, i - 29) * MINUTE));
+  await Promise.all(sessions.map((session) => store.insertSession(session)));
+  await store.close();
+
+  const deadlines = sessions.map((session) => session.expiresAt);
+  const worker = purgeWorker(path, 'normal');
+  const marks = () => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT now_mark AS now, cut_mark AS cut FROM session_count_marks').get();
+    } finally {
+      db.close();
+    }
+  };
+  try {
+    const now = deadlines[40]!;
+    const cutoff = deadlines[0]!;
+    // The cutoff's mark first, 12 at a time through the shared instant; then the now mark.
+    expect(await worker.moveMarks(now, cutoff, 12)).toEqual({ passed: 12, more: true });
+    expect(marks()).toEqual({ now: 0, cut: cutoff });
+    expectCountTotalsExact(path);
+    expect(await worker.moveMarks(now, cutoff, 12)).toEqual({ passed: 12, more: true });
+    expect(await worker.moveMarks(now, cutoff, 12)).toEqual({ passed: 12, more: true });
+    expectCountTotalsExact(path);
+    let passed = 36;
+    for (let more = true; more; ) {
+      const moved = await worker.moveMarks(now, cutoff, 12);
+      passed += moved.passed;
+      more = moved.more;
+      expectCountTotalsExact(path);
+    }
+    // 30 passed by the cutoff's mark, 41 by the now mark.
+    expect(passed).toBe(30 + 41);
+    expect(marks()).toEqual({ now, cut: cutoff });
+    expect(await worker.moveMarks(now, cutoff, 12)).toEqual({ passed: 0, more: false });
+  } finally {
+    await worker.stop();
+  }
+});
+
+it('sends a move of many sessions to the worker, through the store, and keeps its counts exact', async () => {
+  const path = join(directory, 'sessions.db');
+  const store = openSqliteStore(path);
+  try {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const sessions = Array.from({ length: 250 }, (_, i) => sessionRecord(agent.id, {}, T0 + i * 1000));
+    await Promise.all(sessions.map((session) => store.insertSession(session)));
+    const now = sessions[199]!.expiresAt;
+    const moves = [];
+    for (let more = true; more; ) {
+      const moved = await store.moveCountMarks!(now, T0, 150);
+      moves.push(moved.passed);
+      more = moved.more;
+    }
+    // 150 on the worker (100 or more to pass), the last 50 on the store's own connection.
+    expect(moves).toEqual([150, 50]);
+    expectCountTotalsExact(path);
+    for (const t of [now - 1, now, sessions[249]!.expiresAt]) {
+      expect((await store.countSessions({ now: t, purgeCutoff: T0 })).active).toBe(sessions.filter((session) => session.expiresAt > t).length);
+    }
+  } finally {
+    await store.close();
   }
 });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
 import { nextPosition } from '../src/domain/message-order.js';
-import { createSweeper, OFF_LOOP_BATCH_SCALE } from '../src/sweeper.js';
+import { createSweeper, OFF_LOOP_BATCH_SCALE, OFF_LOOP_BUDGET_SCALE } from '../src/sweeper.js';
 import { MINUTE, T0, fakeClock } from './helpers/fake-clock.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -113,11 +113,11 @@ describe('the sweeper', () => {
         elapsed += 4; // 4 ms a batch: on the event loop, over a quarter of its 5 ms budget, kept
         return marking.length < 3 ? limit : 0;
       },
-      // 0.03 ms a session: 1,000 take 30 ms, over the 20 ms budget; 500 take 15 ms, kept.
+      // 0.06 ms a session: 1,000 take 60 ms, over the 50 ms budget; 500 take 30 ms, kept.
       purgeExpired: async (_cutoff, limit) => {
         purging.push(limit);
         const done = Math.min(limit, 3000 - purged);
-        elapsed += done * 0.03;
+        elapsed += done * 0.06;
         purged += done;
         return { purged: done, more: purged < 3000 };
       },
@@ -125,6 +125,7 @@ describe('the sweeper', () => {
     const sweeper = createSweeper({ store: offLoop, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
     expect((await sweeper.sweep()).purged).toBe(3000);
     expect(marking).toEqual([100, 100, 100]);
+    expect(OFF_LOOP_BUDGET_SCALE).toBe(10);
     expect(purging).toEqual([1000, 500, 500, 500, 500]);
     await store.close();
   });

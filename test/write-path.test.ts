@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isExpired, isNearExpiration, recordActivity, resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
-import { countAfterSql, PASSING_AT_SQL, PASSING_SQL, WARNINGS_PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
+import { countAfterSql, WARNINGS_PASSING_SQL } from '../src/storage/sqlite/expiry-counts.js';
+import { MARK_BATCH_SQL, NTH_AFTER_SQL, NTH_AT_SQL, PASSABLE_SQL } from '../src/storage/sqlite/mark-batch.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
+import { purgeSql } from '../src/storage/sqlite/purge-batch.js';
 import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
 import { expectCountTotalsExact } from './helpers/count-totals.js';
@@ -252,20 +254,34 @@ describe('the sweeper queries', () => {
     }
     // A mark moves along the index, from the rest of its own instant on; the warnings it passes are index ranges.
     const planOf = (sql: string, parameters: object) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(parameters).map((row) => (row as { detail: string }).detail).join(' | ');
-    expect(planOf(PASSING_AT_SQL, { at: T0, row: 1, limit: 10 })).toMatch(/^SEARCH sessions USING INDEX sessions_by_expiry \(expires_at=\? AND rowid>\?\)$/);
-    expect(planOf(WARNINGS_PASSING_SQL, { fromAt: T0, fromRow: 1, toAt: T0, toRow: 2 }).split(' | ').filter((line) => line.startsWith('SEARCH'))).toEqual([
+    const range = { fromAt: T0, fromRow: 1, toAt: T0, toRow: 2 };
+    expect(planOf(NTH_AT_SQL, { at: T0, row: 1, skip: 10 })).toMatch(/^SEARCH sessions USING COVERING INDEX sessions_by_expiry \(expires_at=\? AND rowid>\?\)$/);
+    expect(planOf(NTH_AFTER_SQL, { from: T0, to: T0, skip: 10 })).toMatch(/^SEARCH sessions USING COVERING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)$/);
+    expect(planOf(PASSABLE_SQL, { ...range, limit: 10 })).toMatch(/SEARCH sessions USING COVERING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)/);
+    db.exec('CREATE TEMP TABLE mark_batch (agent_id TEXT, user_id TEXT)');
+    expect(planOf(MARK_BATCH_SQL, range)).toMatch(/^SEARCH sessions USING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)$/);
+    expect(planOf(WARNINGS_PASSING_SQL, range).split(' | ').filter((line) => line.startsWith('SEARCH'))).toEqual([
       'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at=? AND rowid>? AND rowid<?)',
       'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at>? AND warns_at<?)',
       'SEARCH sessions USING COVERING INDEX sessions_by_warning (warns_at=? AND rowid<?)',
     ]);
-    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).toMatch(
-      /SEARCH sessions USING INDEX sessions_by_expiry \(expires_at>\? AND expires_at<\?\)/,
-    );
-    expect(db.prepare(`EXPLAIN QUERY PLAN ${PASSING_SQL}`).all({ from: T0, to: T0, limit: 10 }).map((row) => (row as { detail: string }).detail).join(' | ')).not.toMatch(/TEMP B-TREE/);
+    for (const sql of [NTH_AT_SQL, NTH_AFTER_SQL]) expect(planOf(sql, { at: T0, row: 1, from: T0, to: T0, skip: 1 })).not.toMatch(/TEMP B-TREE/);
     db.close();
   });
 
   it('finds purgeable sessions from the expiry index', () => {
     expect(plan(PURGEABLE_SQL)).toMatch(/SEARCH sessions USING INDEX sessions_by_expiry \(expires_at<\?\)/);
+  });
+
+  it("lowers a purge's totals by a key lookup each, never a scan of a counter's rows", () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const sql = purgeSql();
+    db.exec(sql.setUp);
+    for (const statement of sql.counts) {
+      const detail = db.prepare(`EXPLAIN QUERY PLAN ${statement}`).all().map((row) => (row as { detail: string }).detail);
+      expect(detail.filter((line) => line.includes('session_counts')), statement).toEqual(statement.startsWith('DELETE') ? ['SEARCH session_counts USING PRIMARY KEY (kind=? AND key=?)'] : []);
+    }
+    db.close();
   });
 });

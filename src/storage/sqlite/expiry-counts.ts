@@ -71,11 +71,6 @@ export function countAfterSql(kind: CounterKind): string {
           FROM (SELECT abs(@after - now_mark) <= abs(@after - cut_mark) AS near_now, now_mark, now_row, cut_mark, cut_row FROM session_count_marks)) AS m`;
 }
 
-/** The sessions that pass a mark moved forward, in the expiry index's order (a batch): past its instant... */
-export const PASSING_SQL =
-  'SELECT rowid, agent_id, user_id, expires_at FROM sessions WHERE expires_at > @from AND expires_at <= @to ORDER BY expires_at, rowid LIMIT @limit';
-/** ...and first the rest of its own instant. */
-export const PASSING_AT_SQL = 'SELECT rowid, agent_id, user_id, expires_at FROM sessions WHERE expires_at = @at AND rowid > @row ORDER BY rowid LIMIT @limit';
 /** The warnings between two marks, (@fromAt, @fromRow) excluded and (@toAt, @toRow) included. */
 export const WARNINGS_PASSING_SQL = `SELECT
     (SELECT count(*) FROM sessions WHERE warns_at = @fromAt AND rowid > @fromRow AND rowid <= CASE WHEN @toAt = @fromAt THEN @toRow ELSE ${WHOLE_INSTANT} END)
@@ -94,28 +89,14 @@ export interface ExpiryCounts {
   flush(): void;
   /** Forgets the notes of a batch that did not commit. */
   discard(): void;
-  /**
-   * Moves a mark forward toward `to` (past its whole instant) by at most `limit` sessions,
-   * inside the caller's transaction and with no notes pending (the sessions it passes are
-   * read from the table).
-   */
-  advance(mark: Mark, to: number, limit: number): { passed: number; more: boolean };
 }
 
 type Deltas = Map<string, [CounterKind, string, number, number]>;
-type Passing = Pick<CountedSession, 'rowid' | 'agent_id' | 'user_id' | 'expires_at'>;
 
 export function expiryCounts(db: Database.Database): ExpiryCounts {
   const marks = db.prepare<[], Marks>(MARKS_SQL);
   const add = db.prepare(ADD_SQL);
   const prune = db.prepare(PRUNE_SQL);
-  const passing = db.prepare<{ from: number; to: number; limit: number }, Passing>(PASSING_SQL);
-  const passingAt = db.prepare<{ at: number; row: number; limit: number }, Passing>(PASSING_AT_SQL);
-  const warningsPassing = db.prepare<{ fromAt: number; fromRow: number; toAt: number; toRow: number }, number>(WARNINGS_PASSING_SQL).pluck();
-  const setMark = {
-    now_mark: db.prepare('UPDATE session_count_marks SET now_mark = ?, now_row = ?'),
-    cut_mark: db.prepare('UPDATE session_count_marks SET cut_mark = ?, cut_row = ?'),
-  };
   let notes: Array<[CountedSession, 1 | -1]> = [];
 
   function addTo(deltas: Deltas, kind: CounterKind, key: string, now: number, cut: number): void {
@@ -165,29 +146,6 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     },
     discard() {
       notes = [];
-    },
-    advance(mark, to, limit) {
-      const m = marks.get()!;
-      const fromAt = m[mark];
-      const fromRow = m[ROW_OF[mark]];
-      if (to < fromAt || (to === fromAt && fromRow === WHOLE_INSTANT)) return { passed: 0, more: false };
-      // The rest of the mark's own instant first, then the instants after it, in index order.
-      const rows = fromRow === WHOLE_INSTANT ? [] : passingAt.all({ at: fromAt, row: fromRow, limit });
-      if (rows.length < limit && to > fromAt) rows.push(...passing.all({ from: fromAt, to, limit: limit - rows.length }));
-      const full = rows.length === limit;
-      const toAt = full ? rows[limit - 1]!.expires_at : to;
-      const toRow = full ? rows[limit - 1]!.rowid : WHOLE_INSTANT;
-      const deltas: Deltas = new Map();
-      const lower = (kind: CounterKind, key: string, n: number) => addTo(deltas, kind, key, mark === 'now_mark' ? -n : 0, mark === 'cut_mark' ? -n : 0);
-      lower('expiry', '', rows.length);
-      lower('warning', '', warningsPassing.get({ fromAt, fromRow, toAt, toRow })!);
-      for (const row of rows) {
-        lower('agent', row.agent_id, 1);
-        lower('user', row.user_id, 1);
-      }
-      write(deltas);
-      setMark[mark].run(toAt, toRow);
-      return { passed: rows.length, more: full };
     },
   };
 }

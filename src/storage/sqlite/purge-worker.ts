@@ -4,16 +4,24 @@
 // store's connection did it. A worker thread with its own connection to the file runs
 // each batch (purge-batch.ts) in its own IMMEDIATE transaction; the event loop only
 // posts the batch and awaits its answer. The count totals are lowered in the same
-// transaction, so counts read on any connection stay exact. The worker starts on the
-// first batch that has something to purge, and the store stops it once a pass is done.
+// transaction, so counts read on any connection stay exact. The worker moves the count
+// marks too (mark-batch.ts), for the same reason. It starts on the first batch that has
+// something to do, and the store stops it once a pass is done.
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { WHOLE_INSTANT } from './expiry-counts.js';
+import { advanceMark, markSql, prepareMarks, runMarkMove } from './mark-batch.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 
 /** The worker's own wait for the write lock (it sleeps off the event loop). */
 const LOCK_WAIT_MS = 5000;
+/**
+ * The thread's nice value: on a CPU it shares with the event loop (the bench pins the
+ * server to one), the purge then waits for the event loop's turns, not the reverse.
+ */
+const NICENESS = 10;
 
 // CommonJS run by the worker (eval: no TypeScript loader needed in a worker); the batch
 // functions are inserted from their source.
@@ -22,6 +30,15 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const preparePurge = (${preparePurge.toString()});
 const runPurgeBatch = (${runPurgeBatch.toString()});
+const prepareMarks = (${prepareMarks.toString()});
+const advanceMark = (${advanceMark.toString()});
+const runMarkMove = (${runMarkMove.toString()});
+// Background work: this thread yields the CPU to the event loop's (Linux: a thread has its
+// own nice value; elsewhere the call fails and the thread keeps its priority).
+try {
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  require('node:os').setPriority(tid, workerData.niceness);
+} catch {}
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = ' + workerData.lockWaitMs);
 db.pragma('synchronous = ' + workerData.synchronous);
@@ -30,6 +47,8 @@ db.pragma('temp_store = MEMORY');
 db.pragma('wal_autocheckpoint = 0');
 const statements = preparePurge(db, workerData.sql);
 const batch = db.transaction((cutoff, limit) => runPurgeBatch(statements, cutoff, limit, workerData.messagesPerSession)).immediate;
+let markStatements;
+const moveMarks = db.transaction((now, cutoff, limit) => runMarkMove(markStatements ??= prepareMarks(db, workerData.markSql), now, cutoff, limit, workerData.wholeInstant)).immediate;
 parentPort.on('message', (message) => {
   if (message.stop) {
     db.close();
@@ -37,7 +56,8 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
-    parentPort.postMessage({ ok: true, value: batch(message.cutoff, message.limit) });
+    const value = message.now === undefined ? batch(message.cutoff, message.limit) : moveMarks(message.now, message.cutoff, message.limit);
+    parentPort.postMessage({ ok: true, value });
   } catch (error) {
     parentPort.postMessage({ ok: false, message: String(error && error.message), code: error && error.code });
   }
@@ -47,11 +67,14 @@ parentPort.on('message', (message) => {
 export interface PurgeWorker {
   /** One batch on the worker's connection (batches run one at a time). */
   purge(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
+  /** One move of the count marks (mark-batch.ts) on the worker's connection, in turn with the batches. */
+  moveMarks(now: number, cutoff: number, limit: number): Promise<{ passed: number; more: boolean }>;
   /** Stops the thread after the batches queued; a later batch starts a new one. */
   stop(): Promise<void>;
 }
 
-type Answer = { ok: true; value: { purged: number; more: boolean } } | { ok: false; message: string; code?: string };
+type Answer<T> = { ok: true; value: T } | { ok: false; message: string; code?: string };
+type Job = { cutoff: number; limit: number; now?: number };
 
 export function purgeWorker(path: string, synchronous: 'normal' | 'full'): PurgeWorker {
   let worker: Worker | undefined;
@@ -60,33 +83,36 @@ export function purgeWorker(path: string, synchronous: 'normal' | 'full'): Purge
   function started(): Worker {
     if (worker) return worker;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const workerData = { driver, path, synchronous, lockWaitMs: LOCK_WAIT_MS, sql: purgeSql(), messagesPerSession: PURGE_MESSAGES_PER_SESSION };
+    const workerData = {
+      ...{ driver, path, synchronous, lockWaitMs: LOCK_WAIT_MS, niceness: NICENESS },
+      ...{ sql: purgeSql(), messagesPerSession: PURGE_MESSAGES_PER_SESSION, markSql: markSql(), wholeInstant: WHOLE_INSTANT },
+    };
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     worker.unref();
     return worker;
   }
 
   /** The worker's answer to one batch; rejects when it fails or exits instead. */
-  function answerOf(running: Worker): Promise<Answer> {
+  function answerOf<T>(running: Worker): Promise<Answer<T>> {
     return new Promise((resolve, reject) => {
       const settle = (done: () => void) => {
         running.off('message', onMessage).off('error', onError).off('exit', onExit);
         done();
       };
-      const onMessage = (answer: Answer) => settle(() => resolve(answer));
+      const onMessage = (answer: Answer<T>) => settle(() => resolve(answer));
       const onError = (error: Error) => settle(() => reject(error));
       const onExit = (code: number) => settle(() => reject(new Error(`the purge worker exited (${code})`)));
       running.on('message', onMessage).on('error', onError).on('exit', onExit);
     });
   }
 
-  async function run(cutoff: number, limit: number) {
+  async function run<T>(job: Job): Promise<T> {
     const running = started();
     // While a batch runs, the worker keeps the process alive.
     running.ref();
     try {
-      const answered = answerOf(running);
-      running.postMessage({ cutoff, limit });
+      const answered = answerOf<T>(running);
+      running.postMessage(job);
       const answer = await answered;
       if (answer.ok) return answer.value;
       // The store's callers judge SQLite's errors by code (storage-faults.ts).
@@ -103,12 +129,15 @@ export function purgeWorker(path: string, synchronous: 'normal' | 'full'): Purge
     }
   }
 
+  function inTurn<T>(job: Job): Promise<T> {
+    const result = queue.then(() => run<T>(job));
+    queue = result.catch(() => undefined);
+    return result;
+  }
+
   return {
-    purge(cutoff, limit) {
-      const result = queue.then(() => run(cutoff, limit));
-      queue = result.catch(() => undefined);
-      return result;
-    },
+    purge: (cutoff, limit) => inTurn({ cutoff, limit }),
+    moveMarks: (now, cutoff, limit) => inTurn({ now, cutoff, limit }),
     async stop() {
       await queue;
       const running = worker;

@@ -27,11 +27,12 @@ import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { idempotencyRecords } from './idempotency-records.js';
 import { cachedAgents } from './agent-cache.js';
-import { countAfterSql, expiryCounts, type CountedSession, type CounterKind } from './expiry-counts.js';
+import { countAfterSql, expiryCounts, WHOLE_INSTANT, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { checkOnOpen, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
+import { markSql, PASSABLE_SQL, prepareMarks, runMarkMove } from './mark-batch.js';
 import { messageJson } from '../../http/views.js';
 import { dataJson, storedEvent } from '../../events/event-records.js';
 
@@ -433,6 +434,13 @@ export interface SqliteOptions {
  * waits are retried asynchronously (group-commit.ts).
  */
 const BUSY_TIMEOUT_MS = 5;
+/**
+ * A move of the count marks that passes fewer sessions than this runs on the store's own
+ * connection (a pass every minute passes a minute's worth); more go to the purge worker:
+ * 100 a batch on the event loop took ~1 ms (10^5 sessions, loaded), each dirtying the
+ * totals of ~100 agents.
+ */
+const MARKS_ON_LOOP = 100;
 
 /** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */
 export function openDatabase(path: string, options: SqliteOptions = {}): Database.Database {
@@ -501,6 +509,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     countUserExpiringAfter: countAfterStatement(db, 'user'),
     markExpired: db.prepare<{ now: number; limit: number }>(MARK_EXPIRED_SQL),
     anyPurgeable: db.prepare<[number], number>('SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1').pluck(),
+    countMarks: db.prepare<[], { now_mark: number; now_row: number; cut_mark: number; cut_row: number }>('SELECT now_mark, now_row, cut_mark, cut_row FROM session_count_marks'),
+    passable: db.prepare<{ fromAt: number; fromRow: number; toAt: number; limit: number }, number>(PASSABLE_SQL).pluck(),
     insertMessage: db.prepare<[MessageRow]>(
       `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata, view)
        VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata, @view)`,
@@ -704,13 +714,16 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
-  /** The cutoff's mark first: the sessions it passes are the next purge's, which then lowers no totals. */
-  const moveMarks = db.transaction((now: number, cutoff: number, limit: number) => {
-    const cut = counts.advance('cut_mark', cutoff, limit);
-    if (cut.more || cut.passed >= limit) return { passed: cut.passed, more: true };
-    const moved = counts.advance('now_mark', now, limit - cut.passed);
-    return { passed: cut.passed + moved.passed, more: moved.more };
-  }).immediate;
+  /** The count marks moved here, on the store's connection (few sessions to pass, or an in-memory database). */
+  const markStatements = prepareMarks(db, markSql());
+  const moveMarksHere = db.transaction((now: number, cutoff: number, limit: number) => runMarkMove(markStatements, now, cutoff, limit, WHOLE_INSTANT)).immediate;
+  /** How many sessions the marks would pass, counted up to `upTo`. */
+  function passable(now: number, cutoff: number, upTo: number): number {
+    const m = statements.countMarks.get()!;
+    const ahead = (fromAt: number, fromRow: number, toAt: number, limit: number) => (toAt < fromAt ? 0 : statements.passable.get({ fromAt, fromRow, toAt, limit })!);
+    const cut = ahead(m.cut_mark, m.cut_row, cutoff, upTo);
+    return cut + ahead(m.now_mark, m.now_row, now, upTo - cut);
+  }
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after, key: '' })?.n ?? 0;
   /** The counter of a query's sessions; none for both filters at once. */
@@ -753,6 +766,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     afterCommit: checkpoints && (() => checkpoints.afterCommit()),
     holdWhile: checkpoints && (() => checkpoints.truncating()),
   });
+  /** The purge worker stopped (the pass is done), and checkpoints at their usual pace again. */
+  async function stopPurger(): Promise<void> {
+    try {
+      await purger?.stop();
+    } finally {
+      checkpoints?.purging(false);
+    }
+  }
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
     try {
@@ -872,7 +893,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       // lock: the marks move on the next pass (the counts stay exact meanwhile).
       await checkpoints?.truncating();
       try {
-        return moveMarks(now, cutoff, limit);
+        if (!purger || passable(now, cutoff, MARKS_ON_LOOP) < MARKS_ON_LOOP) return moveMarksHere(now, cutoff, limit);
+        // Many to pass: on the purge worker, off the event loop (the thread goes with the pass when nothing is left to purge).
+        checkpoints?.purging(true);
+        const moved = await purger.moveMarks(now, cutoff, limit);
+        checkpoints?.afterCommit();
+        if (!moved.more && statements.anyPurgeable.get(cutoff) === undefined) await stopPurger();
+        return moved;
       } catch (error) {
         if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) return { passed: 0, more: false };
         throw error;
@@ -880,13 +907,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeExpired(cutoff, limit) {
       if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
-      if (statements.anyPurgeable.get(cutoff) === undefined) return { purged: 0, more: false };
+      if (statements.anyPurgeable.get(cutoff) === undefined) {
+        // A thread left by a pass that ended early (a failure, the sweeper stopped) goes now.
+        await stopPurger();
+        return { purged: 0, more: false };
+      }
       // The worker's commits grow the WAL too: they wait for it to be emptied, and may ask for it.
       await checkpoints?.truncating();
+      checkpoints?.purging(true);
       const purged = await purger.purge(cutoff, limit);
       checkpoints?.afterCommit();
       // Nothing more to purge for now: the thread (and its memory) goes until the next pass needs it.
-      if (!purged.more) await purger.stop();
+      if (!purged.more) await stopPurger();
       return purged;
     },
     async getIdempotencyRecord(scope, key, now) {
