@@ -24,10 +24,7 @@ export function announce(session: SessionRecord): Announcement {
 export interface EventPumpOptions {
   store: Store;
   clock: Clock;
-  /**
-   * How often the wall clock is read; at most 1000 ms. Default 100: what falls due waits
-   * half of it on average before its batch starts (a tick with nothing due is one index probe).
-   */
+  /** How often the wall clock is read; at most 1000 ms. Default 250. */
   intervalMs?: number;
   /**
    * The most announcements per transaction; a turn of the event loop between transactions.
@@ -58,7 +55,7 @@ export interface EventPump {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createEventPump(options: EventPumpOptions): EventPump {
-  const { store, clock, intervalMs = 100, batchSize = 1000, batchBudgetMs = 8, elapsedMs = () => performance.now(), onError } = options;
+  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 8, elapsedMs = () => performance.now(), onError } = options;
   let size = Math.min(batchSize, 100);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
