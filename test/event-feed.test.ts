@@ -54,11 +54,26 @@ function openOn(streams: ReturnType<typeof createEventStreams>, store: Store, op
   return socket;
 }
 
-/** The store, with its reads of the log counted: `shared` those of the feed (no filter), `own` the streams'. */
+/**
+ * The store, with its reads of the log counted: `shared` those of the feed (no filter), `own`
+ * the streams'; `handed` the commits whose events the store handed to the feed (`sharedCursor`:
+ * the last event the feed read or was handed). `swallow` drops the next commit's word.
+ */
 function countingStore(onOwnRead: (query: EventQuery) => Promise<void> = async () => {}) {
-  const reads = { shared: 0, own: 0, sharedCursor: '0' };
+  const reads = { shared: 0, own: 0, handed: 0, sharedCursor: '0', swallow: false };
   const store = new Proxy(t.store, {
     get(target, key) {
+      if (key === 'onEventsWritten') {
+        return (listener: (committed?: EventRecord[]) => void) =>
+          target.onEventsWritten((committed) => {
+            if (reads.swallow) return void (reads.swallow = false);
+            if (committed) {
+              reads.handed += 1;
+              reads.sharedCursor = committed.at(-1)!.id;
+            }
+            listener(committed);
+          });
+      }
       if (key !== 'listEvents') return Reflect.get(target, key);
       return async (query: EventQuery): Promise<EventRecord[]> => {
         if (query.types === undefined && query.sessionId === undefined) {
@@ -81,7 +96,7 @@ const createSessions = async (count: number) => {
 };
 
 describe('the shared reader', () => {
-  it('reads the log once per commit for all live streams, and hands each stream only what its filter matches', async () => {
+  it('takes each commit of this process from the store, with no read, for all live streams, and hands each stream only what its filter matches', async () => {
     const { store, reads } = countingStore();
     const streams = createEventStreams({ pollMs: 60_000 });
     const otherAgent = await registerAgent(t);
@@ -89,12 +104,14 @@ describe('the shared reader', () => {
     const ofOther = openOn(streams, store, { filter: { agentId: otherAgent, types: ['session.created'] }, after: '0' });
     await expect.poll(() => reads.own).toBe(11); // each stream's replay: one read
     const readsBefore = reads.shared;
+    const handedBefore = reads.handed;
 
     const { sessionId } = await createSession(t, { agentId });
     const log = await created();
     await expect.poll(() => all.every((socket) => socket.ids().join() === log.join())).toBe(true);
     expect(reads.own).toBe(11);
-    expect(reads.shared - readsBefore).toBe(1);
+    expect(reads.shared - readsBefore).toBe(0);
+    expect(reads.handed - handedBefore).toBe(1);
     expect(ofOther.ids()).toEqual([]);
 
     const session = openOn(streams, store, { filter: { sessionId }, after: '0' });
@@ -141,6 +158,25 @@ describe('the shared reader', () => {
     expect(expected).toHaveLength(1 + 4 + 4 + 2);
     await expect.poll(() => socket.ids().length).toBe(expected.length);
     expect(socket.ids()).toEqual(expected);
+    streams.closeAll();
+  });
+
+  it('reads the log when a commit handed over does not follow its cursor (another process wrote between): no gap', async () => {
+    const { store, reads } = countingStore();
+    const streams = createEventStreams({ pollMs: 60_000 });
+    const socket = openOn(streams, store, { filter: { types: ['session.created'] }, after: '0' });
+    await expect.poll(() => reads.own).toBe(1);
+    await createSessions(1);
+    await expect.poll(() => socket.ids().length).toBe(1);
+    const readsBefore = reads.shared;
+
+    reads.swallow = true; // as if written by another process: no word of it (the next poll would read it)
+    await createSessions(1);
+    await createSessions(1); // its events follow one the feed has not seen
+    const log = await created();
+    await expect.poll(() => socket.ids().length).toBe(3);
+    expect(socket.ids()).toEqual(log);
+    expect(reads.shared - readsBefore).toBe(1);
     streams.closeAll();
   });
 

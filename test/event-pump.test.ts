@@ -1,5 +1,6 @@
-// The due-event pump's batch size: large batches share their fixed cost, and a batch over
-// its time budget halves the next (the event loop must not stall), as the sweeper's do.
+// The due-event pump's batch size: large batches share their fixed cost, a batch over its
+// time budget halves the next (the event loop must not stall), and one within it sizes the
+// next to three quarters of the budget.
 import { describe, expect, it } from 'vitest';
 import { createEventPump } from '../src/events/due-events.js';
 import type { Store } from '../src/storage/store.js';
@@ -33,6 +34,13 @@ describe('the due-event pump', () => {
     const { store, limits, elapsedMs } = dueStore(300, 0.1); // 100 announcements take 10 ms
     const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
     expect(await pump.tick()).toBe(300);
-    expect(limits).toEqual([100, 50, 50, 50, 50, 50]); // 50 take 5 ms: within budget, not under a quarter
+    expect(limits).toEqual([100, 50, 60, 60, 60]); // 50 take 5 ms: within budget, the next sized to 6 ms
+  });
+
+  it('sizes a full batch within its budget to take three quarters of it', async () => {
+    const { store, limits, elapsedMs } = dueStore(2000, 1 / 32); // 100 announcements take 3.125 ms
+    const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
+    expect(await pump.tick()).toBe(2000);
+    expect(limits).toEqual([100, ...Array(10).fill(192)]); // 192 take 6 ms
   });
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { announce } from '../src/events/due-events.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
@@ -64,6 +65,14 @@ describe('a write lock held by another connection', () => {
     holder.exec('ROLLBACK');
     expect((await app.request({ method: 'GET', url: HEALTH })).status).toBe(200);
     expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` })).body.renewalCount).toBe(1);
+  });
+
+  it('a due-event tick with nothing due takes no write lock: it finds nothing while the lock is held elsewhere', async () => {
+    const { app, holder } = await appWithLockWait();
+    holder.exec('BEGIN IMMEDIATE');
+    // Taking the lock would wait the lock wait out and fail with SQLITE_BUSY.
+    expect(await app.store.announceDue(app.clock.now(), 100, announce)).toBe(0);
+    holder.exec('ROLLBACK');
   });
 
   it('a write waiting for the lock commits once it is released within the lock wait', async () => {

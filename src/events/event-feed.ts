@@ -2,7 +2,9 @@
 // (SSE streams, waiters for an agent's reply): one read per commit for all of them,
 // however many there are. It reads the events after its cursor whenever a commit wrote
 // events (in this process; on PostgreSQL, in any instance, through LISTEN/NOTIFY) and
-// once a second (writes of another process on the same SQLite file), and hands each
+// once a second (writes of another process on the same SQLite file); the events a commit
+// of this process recorded right after its cursor it takes from the store without reading
+// them back (see take). It hands each
 // event to its followers in log order: to those of the event's session, found in a map,
 // and to those of every session. The reader runs only while someone follows.
 import type { EventRecord, Store } from '../storage/store.js';
@@ -53,7 +55,7 @@ export function createEventFeed(store: Store, { pollMs = POLL_MS, onError = (_er
 
   async function arm(): Promise<void> {
     cursor = (await store.lastEventId()) ?? '0';
-    const unsubscribe = store.onEventsWritten(() => void read());
+    const unsubscribe = store.onEventsWritten((committed) => (committed ? take(committed) : void read()));
     const poll = setInterval(() => void read(), pollMs);
     poll.unref();
     stop = () => {
@@ -79,6 +81,19 @@ export function createEventFeed(store: Store, { pollMs = POLL_MS, onError = (_er
       if (followers) for (const follower of followers) follower.see(event);
     }
     for (const follower of ofEverySession) follower.see(event);
+  }
+
+  /**
+   * Events a commit of this process recorded, handed over by the store as the log holds
+   * them: taken as they are when they follow the cursor at once (nothing can sit between),
+   * read from the log otherwise (another process wrote meanwhile, or a read is under way).
+   */
+  function take(committed: EventRecord[]): void {
+    if (reading || Number(committed[0]!.id) !== Number(cursor) + 1) return void read();
+    for (const event of committed) {
+      cursor = event.id;
+      hand(event);
+    }
   }
 
   async function read(): Promise<void> {

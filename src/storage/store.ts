@@ -289,8 +289,12 @@ export interface Store {
   listEvents(query: EventQuery): Promise<EventRecord[]>;
   /** The id of the newest event recorded; undefined while the log is empty. */
   lastEventId(): Promise<string | undefined>;
-  /** Calls `listener` after a commit that wrote events (in this process); returns the unsubscribe. */
-  onEventsWritten(listener: () => void): () => void;
+  /**
+   * Calls `listener` after a commit that wrote events (in this process); returns the
+   * unsubscribe. A store that knows them passes the events the commit recorded, in log
+   * order, as the log reads them back; without them, a listener reads the log.
+   */
+  onEventsWritten(listener: (committed?: EventRecord[]) => void): () => void;
   /**
    * Announces, in order of due time, up to `limit` announcements due at `now` (the
    * sessions' index on their next due time), in one transaction: `announce` says what

@@ -4,10 +4,10 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
 import { agentEvent, eventJson, eventView, messageEvent, sessionEvent } from '../../src/events/event-records.js';
 import { messageView } from '../../src/http/views.js';
-import type { EventInput, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
+import type { EventInput, EventRecord, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
-import { agentRecord, messageRecord, sessionRecord } from './records.js';
+import { agentRecord, idempotencyRecord, messageRecord, sessionRecord } from './records.js';
 
 const created = (session: SessionRecord): EventInput[] => [sessionEvent('session.created', session, session.createdAt)];
 
@@ -92,6 +92,30 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const after = calls;
       await store.insertSession(sessionRecord(agent.id), { events: created });
       expect(calls).toBe(after);
+    });
+
+    it('hands listeners what a commit recorded, as the log reads it back, without the events of a write rolled back in it', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const before = (await store.lastEventId()) ?? '0';
+      const handed: EventRecord[] = [];
+      let calls = 0;
+      const unsubscribe = store.onEventsWritten((committed) => {
+        calls += 1;
+        handed.push(...(committed ?? []));
+      });
+      // In one turn (one group commit on SQLite): three of the four record their event, then are refused under the taken key.
+      const results = await Promise.allSettled(
+        Array.from({ length: 4 }, () => store.insertSession(sessionRecord(agent.id), { events: created, idempotency: () => idempotencyRecord('one-key') })),
+      );
+      unsubscribe();
+      expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+      const log = await store.listEvents({ after: before, limit: 10 });
+      expect(log).toHaveLength(1);
+      expect(calls).toBeGreaterThan(0);
+      // SQLite hands them over; PostgreSQL leaves the listener to read the log (other instances write it too).
+      expect(handed).toEqual(backend.name === 'sqlite' ? log : []);
+      expect(handed.map(eventJson)).toEqual(backend.name === 'sqlite' ? log.map(eventJson) : []);
     });
 
     it('event ids never go back, even after the log is trimmed to nothing', async () => {

@@ -130,6 +130,14 @@ interface EventRow {
   data: string;
 }
 
+/** An event as the log records it (as toEvent reads it back): its id, and the JSON text of its data. */
+function recordedEvent(id: number | bigint, input: EventInput, dataText: string): EventRecord {
+  const event: EventRecord = { id: String(id), type: input.type, occurredAt: input.occurredAt, agentId: input.agentId, data: input.data };
+  if (input.sessionId !== undefined) event.sessionId = input.sessionId;
+  if (input.userId !== undefined) event.userId = input.userId;
+  return storedEvent(event, dataText);
+}
+
 function toEvent(row: EventRow): EventRecord {
   const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
   if (row.session_id !== null) event.sessionId = row.session_id;
@@ -537,6 +545,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
     dueSessions: db.prepare<{ now: number; limit: number }, DueTuple>(DUE_SESSIONS_SQL).raw(true),
+    anyDue: db.prepare<[number], number>('SELECT 1 FROM due_announcements WHERE due_at <= ? LIMIT 1').pluck(),
     // The entries a batch read, up to its last one announced (a range of the primary key).
     dropEntriesThrough: db.prepare<[number, string]>('DELETE FROM due_announcements WHERE (due_at, session_id) <= (?, ?)'),
     // A warning announced: its session's entry moves to the expiry; the row stays as it is.
@@ -585,11 +594,17 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return row && toAgent(row);
   });
 
-  const eventListeners = new Set<() => void>();
+  const eventListeners = new Set<(committed?: EventRecord[]) => void>();
   let eventsWritten = false;
+  // The events the open transaction recorded, with their ids, and those of the last commit:
+  // handed to the listeners as written, so that a reader of the log need not read them back.
+  let recorded: EventRecord[] = [];
+  let committed: EventRecord[] = [];
   function appendEvents(events: EventInput[]): void {
     for (const event of events) {
-      statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, dataJson(event));
+      const text = dataJson(event);
+      const { lastInsertRowid } = statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, text);
+      recorded.push(recordedEvent(lastInsertRowid, event, text));
     }
     if (events.length > 0) eventsWritten = true;
   }
@@ -762,8 +777,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   const commitWrite = groupCommit(db, {
     lockWaitMs: options.lockWaitMs,
     beforeCommit: () => counts.flush(),
-    afterAbort: () => counts.discard(),
-    afterCommit: checkpoints && (() => checkpoints.afterCommit()),
+    afterAbort: () => {
+      counts.discard();
+      recorded = [];
+    },
+    afterCommit: () => {
+      checkpoints?.afterCommit();
+      for (const event of recorded) committed.push(event);
+      recorded = [];
+    },
     holdWhile: checkpoints && (() => checkpoints.truncating()),
   });
   /** The purge worker stopped (the pass is done), and checkpoints at their usual pace again. */
@@ -780,17 +802,21 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return await commitWrite(() => {
         // A write that throws is rolled back to its savepoint: so are its notes.
         const mark = counts.mark();
+        const recordedBefore = recorded.length;
         try {
           return work();
         } catch (error) {
           counts.rollbackTo(mark);
+          recorded.length = recordedBefore;
           throw error;
         }
       });
     } finally {
       if (eventsWritten) {
         eventsWritten = false;
-        for (const listener of eventListeners) listener();
+        const events = committed;
+        committed = [];
+        for (const listener of eventListeners) listener(events.length > 0 ? events : undefined);
       }
     }
   };
@@ -1000,6 +1026,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return () => eventListeners.delete(listener);
     },
     async announceDue(now, limit, announce) {
+      // Most ticks find nothing due: they take no write lock then.
+      if (statements.anyDue.get(now) === undefined) return 0;
       return write(() => announceDue(now, limit, announce));
     },
     async purgeEvents(cutoff, limit) {
