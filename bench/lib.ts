@@ -93,13 +93,25 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Sequential requests, one at a time: the latency of the server, not of a queue. */
-export async function sampleLatency(count: number, next: (i: number) => string): Promise<{ p50: number; p99: number }> {
-  const micros: number[] = [];
-  for (let i = 0; i < count + 50; i += 1) {
-    const response = await timedRequest(next(i));
-    if (response.status !== 200) throw new Error(`${next(i)} → ${response.status}`);
-    if (i >= 50) micros.push(response.micros); // the first 50 warm up
+/**
+ * Sequential requests, one at a time (the latency of the server, not of a queue), to each
+ * source in turn, `count / rounds` at a time, so that sources
+ * compared with each other see the same drift of the machine's speed.
+ */
+export async function sampleLatencies(count: number, sources: ((i: number) => string)[], rounds = 10): Promise<{ p50: number; p99: number }[]> {
+  const micros = sources.map((): number[] => []);
+  const time = async (source: number, i: number, keep: boolean) => {
+    const url = sources[source]!(i);
+    const response = await timedRequest(url);
+    if (response.status !== 200) throw new Error(`${url} → ${response.status}`);
+    if (keep) micros[source]!.push(response.micros);
+  };
+  for (let source = 0; source < sources.length; source += 1) for (let i = 0; i < 50; i += 1) await time(source, i, false); // warm-up
+  const perRound = Math.ceil(count / rounds);
+  for (let done = 0; done < count; done += perRound) {
+    for (let source = 0; source < sources.length; source += 1) {
+      for (let i = done; i < Math.min(count, done + perRound); i += 1) await time(source, 50 + i, true);
+    }
   }
-  return { p50: Math.round(percentile(micros, 50)), p99: Math.round(percentile(micros, 99)) };
+  return micros.map((values) => ({ p50: Math.round(percentile(values, 50)), p99: Math.round(percentile(values, 99)) }));
 }

@@ -195,7 +195,7 @@ export function renderReport(results: Results): string {
           '',
         ]
       : []),
-    `**Scale**: p50 / p99 in µs of ${settings.scale.samples} sequential requests on random rows (p50 as a ratio to the smallest size); ~100 sessions per agent, 10 per user; one conversation grows to the message count shown`,
+    `**Scale**: p50 / p99 in µs of ${settings.scale.samples} sequential requests on random rows (p50 as a ratio to the smallest size, measured again beside each larger one with their requests alternating); ~100 sessions per agent, 10 per user; one conversation grows to the message count shown`,
     '',
     table(
       ['sessions', 'messages', 'getSession', 'list by agent', 'list by user', 'messages, newest page', 'messages, middle page'],

@@ -1,8 +1,9 @@
 // Scale: the same reads against a database grown from the smallest size to the largest,
-// each latency reported as a ratio to the smallest size; the server's memory at the
+// each latency a ratio to the smallest size measured beside it again (requests to the two
+// alternating, so both see the same drift of the machine); the server's memory at the
 // largest; then every stored session expired at once, with the sweeper watched.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nextPosition } from '../src/domain/message-order.js';
@@ -10,7 +11,7 @@ import { sessionId } from '../src/domain/session-id.js';
 import { startTiming } from '../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord, Store } from '../src/storage/store.js';
-import { rssMb, sampleLatency, spawnOnServerCpu, startOurServer } from './lib.js';
+import { rssMb, sampleLatencies, spawnOnServerCpu, startOurServer } from './lib.js';
 
 export interface ScaleStep {
   sessions: number;
@@ -134,18 +135,33 @@ async function growTo(store: Store, loaded: Loaded, step: ScaleStep, now: number
   loaded.messages = step.messages;
 }
 
-async function measureReads(baseUrl: string, loaded: Loaded, samples: number, seed: number) {
-  const pick = randomIndex(seed);
-  const api = `${baseUrl}/api/messaging/sessions`;
-  const chat = `${api}/${loaded.chatSessionId}/messages?limit=50`;
-  const middle = loaded.firstMessageAt + Math.floor(loaded.messages / 2);
-  return {
-    getSession: await sampleLatency(samples, () => `${api}/${loaded.sessionIds[pick(loaded.sessionIds.length)]}`),
-    listSessionsByAgent: await sampleLatency(samples, () => `${api}?agentId=${loaded.agentIds[pick(loaded.agentIds.length)]}&limit=20`),
-    listSessionsByUser: await sampleLatency(samples, () => `${api}?userId=${loaded.userIds[pick(loaded.userIds.length)]}&limit=20`),
-    messagesNewestPage: await sampleLatency(samples, () => chat),
-    messagesMiddlePage: await sampleLatency(samples, () => `${chat}&before=${middle}`),
-  };
+/** A database and what it holds: a server's URL and the rows its reads pick from. */
+interface Measured {
+  baseUrl: string;
+  loaded: Loaded;
+}
+
+/** Each read against every database, their requests alternating so that all see the same drift. */
+async function measureReads(databases: Measured[], samples: number, seed: number): Promise<Record<ScaleRead, Latency>[]> {
+  const sources = databases.map(({ baseUrl, loaded }) => {
+    const pick = randomIndex(seed);
+    const api = `${baseUrl}/api/messaging/sessions`;
+    const chat = `${api}/${loaded.chatSessionId}/messages?limit=50`;
+    const middle = loaded.firstMessageAt + Math.floor(loaded.messages / 2);
+    return {
+      getSession: () => `${api}/${loaded.sessionIds[pick(loaded.sessionIds.length)]}`,
+      listSessionsByAgent: () => `${api}?agentId=${loaded.agentIds[pick(loaded.agentIds.length)]}&limit=20`,
+      listSessionsByUser: () => `${api}?userId=${loaded.userIds[pick(loaded.userIds.length)]}&limit=20`,
+      messagesNewestPage: () => chat,
+      messagesMiddlePage: () => `${chat}&before=${middle}`,
+    } satisfies Record<ScaleRead, () => string>;
+  });
+  const results = databases.map(() => ({}) as Record<ScaleRead, Latency>);
+  for (const read of SCALE_READS) {
+    const latencies = await sampleLatencies(samples, sources.map((source) => source[read]));
+    latencies.forEach((latency, i) => (results[i]![read] = latency));
+  }
+  return results;
 }
 
 /** Runs bench/sweep-probe.ts on the server's CPU against the file and reads its report. */
@@ -179,13 +195,29 @@ export async function runSweepOnly(step: ScaleStep, log: (line: string) => void)
   }
 }
 
+/** The smallest step's rows: a copy of what was loaded then. */
+function snapshot(loaded: Loaded): Loaded {
+  return { ...loaded, sessionIds: [...loaded.sessionIds], agentIds: [...loaded.agentIds], userIds: [...loaded.userIds] };
+}
+
+/** Copies a closed database (and its WAL, if one is left) beside itself. */
+function copyDatabase(from: string, to: string): void {
+  copyFileSync(from, to);
+  if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${to}-wal`);
+}
+
 export async function runScale(settings: ScaleSettings, log: (line: string) => void): Promise<ScaleResult> {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-scale-'));
   const databasePath = join(directory, 'sessions.db');
+  // The smallest step's database stays aside: each later step is measured beside it again.
+  const smallestPath = join(directory, 'smallest.db');
   const now = Date.now();
   const loaded: Loaded = { sessionIds: [], agentIds: [], userIds: [], chatSessionId: '', messages: 0, firstMessageAt: now - 10_000_000 };
+  let smallest: Loaded | undefined;
   const steps: ScaleStepResult[] = [];
   let rssMbAtLargest = NaN;
+  // Nothing expires during the reads; the sweeper is kept out of them.
+  const startServer = (path: string) => startOurServer(path, { SESSION_SWEEP_INTERVAL_SECONDS: '86400' });
   try {
     for (const step of settings.steps) {
       const started = performance.now();
@@ -194,17 +226,20 @@ export async function runScale(settings: ScaleSettings, log: (line: string) => v
       await store.close();
       const loadSeconds = (performance.now() - started) / 1000;
       log(`scale: ${step.sessions} sessions, ${step.messages} messages loaded in ${loadSeconds.toFixed(1)} s`);
+      if (!smallest) {
+        copyDatabase(databasePath, smallestPath);
+        smallest = snapshot(loaded);
+      }
 
-      // Nothing expires during the reads; the sweeper is kept out of them.
-      const server = await startOurServer(databasePath, { SESSION_SWEEP_INTERVAL_SECONDS: '86400' });
+      const servers = [await startServer(databasePath), ...(steps.length > 0 ? [await startServer(smallestPath)] : [])];
       try {
-        const reads = await measureReads(server.baseUrl, loaded, settings.samples, steps.length + 1);
-        const smallest = steps[0] ?? reads;
-        const vsSmallest = Object.fromEntries(SCALE_READS.map((read) => [read, Math.round((reads[read].p50 / smallest[read].p50) * 100) / 100]));
-        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...reads, vsSmallest: vsSmallest as Record<ScaleRead, number> });
-        rssMbAtLargest = rssMb(server.pid);
+        const databases = [{ baseUrl: servers[0]!.baseUrl, loaded }, ...servers.slice(1).map(({ baseUrl }) => ({ baseUrl, loaded: smallest! }))];
+        const [reads, smallestBeside = reads] = await measureReads(databases, settings.samples, steps.length + 1);
+        const vsSmallest = Object.fromEntries(SCALE_READS.map((read) => [read, Math.round((reads![read].p50 / smallestBeside![read].p50) * 100) / 100]));
+        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...reads!, vsSmallest: vsSmallest as Record<ScaleRead, number> });
+        rssMbAtLargest = rssMb(servers[0]!.pid);
       } finally {
-        await server.stop();
+        await Promise.all(servers.map((server) => server.stop()));
       }
     }
     log(`scale: expiring ${loaded.sessionIds.length} sessions at once`);
