@@ -31,8 +31,8 @@ async function serve(fault?: Fault, access?: AccessOptions, hook?: (app: Fastify
   const directory = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-'));
   const store = openSqliteStore(join(directory, 'sessions.db'));
   const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
-  // No agent answers here: a message sent with transport http or sse gives up on its reply after 200 ms.
-  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper, agentReplyTimeoutMs: 200 }, { access, metrics: createMetrics() });
+  // No agent answers here: a message sent with transport http or sse gives up on its reply after 2 s (room for a loaded machine: the agent-reply flow polls, then replies).
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper, agentReplyTimeoutMs: 2000 }, { access, metrics: createMetrics() });
   hook?.(app);
   if (fault) {
     app.addHook('onSend', async (request, reply, payload) => {

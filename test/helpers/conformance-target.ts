@@ -33,7 +33,7 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
   const sweeper = createSweeper({ store, clock, retentionMs: 3_600_000, intervalMs: 3_600_000, batchSize: 100 });
   // Wired as `npm start` wires it: /metrics is on.
   // No agent answers here: a message sent with transport http or sse gives up on its reply after 200 ms.
-  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper, agentReplyTimeoutMs: 200 }, { metrics: createMetrics() });
+  const app = buildApp({ store, clock, sessionDefaults: {}, retentionMs: 3_600_000, sweeper, agentReplyTimeoutMs: 2000 }, { metrics: createMetrics() });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
