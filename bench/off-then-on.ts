@@ -1,6 +1,8 @@
-// A feature's cost as a ratio: the same scenarios with it off and then on, back to back on
+// A feature's cost as a ratio: the same scenarios with it off and on, back to back on
 // fresh databases, for a few rounds; each ratio (on / off) is the median of its rounds, so
-// that a burst of load elsewhere moves it less.
+// that a burst of load elsewhere moves it less. The order alternates (off first in even
+// rounds, on first in odd ones): always running off first put every "on" later in the run,
+// where the machine's drift and the load left by the previous run fell on it alone.
 import type { LoadResult } from './throughput.js';
 
 export interface OffOnRatio {
@@ -26,8 +28,10 @@ export async function offThenOn(
 ): Promise<OffOnRatio[]> {
   const samples = new Map(scenarios.map((scenario) => [scenario, { off: [] as number[], on: [] as number[], ratio: [] as number[] }]));
   for (let round = 0; round < rounds; round += 1) {
-    const off = await run(false);
-    const on = await run(true);
+    const offFirst = round % 2 === 0;
+    const first = await run(!offFirst);
+    const second = await run(offFirst);
+    const [off, on] = offFirst ? [first, second] : [second, first];
     for (const [scenario, sample] of samples) {
       sample.off.push(off[scenario]!.reqPerSec);
       sample.on.push(on[scenario]!.reqPerSec);

@@ -118,6 +118,30 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(handed.map(eventJson)).toEqual(backend.name === 'sqlite' ? log.map(eventJson) : []);
     });
 
+    it('records the many events of one write in order, with increasing ids, handed to listeners as the log reads them back', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const before = (await store.lastEventId()) ?? '0';
+      const handed: EventRecord[] = [];
+      const unsubscribe = store.onEventsWritten((committed) => handed.push(...(committed ?? [])));
+      // More events than one INSERT writes on SQLite (16), and a message's event beside session events, as a send records them.
+      const session = sessionRecord(agent.id);
+      const message = messageRecord(session, 1);
+      const many = (written: SessionRecord) => [
+        messageEvent(written, message),
+        ...Array.from({ length: 36 }, (_, i) => sessionEvent(i % 2 ? 'session.activity' : 'session.renewed', written, T0 + i)),
+      ];
+      await store.insertSession(session, { events: many });
+      unsubscribe();
+      const log = await store.listEvents({ after: before, limit: 100 });
+      expect(log.map((event) => [event.type, event.occurredAt])).toEqual(many(session).map((event) => [event.type, event.occurredAt]));
+      const ids = log.map((event) => Number(event.id));
+      expect(ids.every((id, i) => i === 0 || id > ids[i - 1]!)).toBe(true);
+      expect(log[0]!.data).toEqual(messageView(message));
+      expect(handed).toEqual(backend.name === 'sqlite' ? log : []);
+      expect(handed.map(eventJson)).toEqual(backend.name === 'sqlite' ? log.map(eventJson) : []);
+    });
+
     it('event ids never go back, even after the log is trimmed to nothing', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
