@@ -91,7 +91,9 @@ it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no 
   try {
     checkpoints.purging(true);
     let largest = 0;
-    for (let i = 0; i < 60; i += 1) largest = Math.max(largest, await commit(i % 2 === 0));
+    // Enough commits to reach the scaled cap and go past it.
+    const commits = (PURGING_CAP_SCALE * CAP) / 2 ** 18 + 20;
+    for (let i = 0; i < commits; i += 1) largest = Math.max(largest, await commit(i % 2 === 0));
     expect(largest).toBeGreaterThan(2 * CAP);
     expect(largest).toBeLessThan(PURGING_CAP_SCALE * CAP + 2 ** 20);
     checkpoints.purging(false);
