@@ -1,7 +1,7 @@
 // The purge worker (purge-worker.ts) runs the batch of purge-batch.ts from its source text
 // on a connection of its own: sessions and their messages go, the count totals follow.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -32,7 +32,11 @@ it('purges a batch on its own connection: the sessions past the cutoff, their me
   const worker = purgeWorker(path, 'normal');
   try {
     const cutoff = early[2]!.expiresAt;
+    expect(worker.walBytes()).toBeUndefined();
     expect(await worker.purge(cutoff, 2)).toEqual({ purged: 2, more: true });
+    // The WAL's size after the batch, as the worker saw it (for the checkpointer's cap, no stat on the event loop).
+    expect(worker.walBytes()).toBe(statSync(`${path}-wal`).size);
+    expect(worker.walBytes()).toBeGreaterThan(0);
     expect(await worker.purge(cutoff, 2)).toEqual({ purged: 1, more: false });
     expect(await worker.purge(cutoff, 2)).toEqual({ purged: 0, more: false });
   } finally {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { checkpointer } from '../src/storage/sqlite/checkpointer.js';
+import { checkpointer, PURGING_CAP_SCALE } from '../src/storage/sqlite/checkpointer.js';
 import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 
@@ -73,4 +73,60 @@ it('closes with the WAL folded into the database', async () => {
   const db = new Database(path, { readonly: true });
   expect(db.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(500);
   db.close();
+});
+
+it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no further, and holds it to the cap again after', async () => {
+  const db = openDatabase(path);
+  db.exec('CREATE TABLE blobs (b BLOB)');
+  const checkpoints = checkpointer(db, path, CAP);
+  // A commit of 256 KiB, as the store's writes and the purge's batches do: the WAL emptied first when asked.
+  const insert = db.prepare('INSERT INTO blobs VALUES (randomblob(262144))');
+  // The purge worker tells the WAL's size (it stats it off the event loop); the store's own commits let it stat.
+  const commit = async (told: boolean) => {
+    await checkpoints.truncating();
+    insert.run();
+    checkpoints.afterCommit(told ? walBytes() : undefined);
+    return walBytes();
+  };
+  try {
+    checkpoints.purging(true);
+    let largest = 0;
+    // Enough commits to reach the scaled cap and go past it.
+    const commits = (PURGING_CAP_SCALE * CAP) / 2 ** 18 + 20;
+    for (let i = 0; i < commits; i += 1) largest = Math.max(largest, await commit(i % 2 === 0));
+    expect(largest).toBeGreaterThan(2 * CAP);
+    expect(largest).toBeLessThan(PURGING_CAP_SCALE * CAP + 2 ** 20);
+    checkpoints.purging(false);
+    await commit(true);
+    largest = 0;
+    for (let i = 0; i < 30; i += 1) largest = Math.max(largest, await commit(i % 2 === 0));
+    expect(largest).toBeLessThan(CAP + 2 ** 20);
+  } finally {
+    await checkpoints.stop();
+    db.close();
+  }
+});
+
+it('empties the WAL at its cap from a size it is told, without a stat of its own', async () => {
+  const db = openDatabase(path);
+  db.exec('CREATE TABLE blobs (b BLOB)');
+  const checkpoints = checkpointer(db, path, CAP);
+  const insert = db.prepare('INSERT INTO blobs VALUES (randomblob(262144))');
+  try {
+    // The WAL is small, but the caller says it is over the cap: once the worker runs, that starts an emptying.
+    for (let i = 0; i < 4; i += 1) {
+      insert.run();
+      checkpoints.afterCommit(CAP / 8);
+    }
+    expect(checkpoints.truncating()).toBeUndefined();
+    insert.run();
+    checkpoints.afterCommit(CAP + 1);
+    const truncation = checkpoints.truncating();
+    expect(truncation).toBeDefined();
+    await truncation;
+    expect(walBytes()).toBe(0);
+  } finally {
+    await checkpoints.stop();
+    db.close();
+  }
 });

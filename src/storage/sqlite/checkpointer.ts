@@ -13,16 +13,22 @@
 //   SQLite's busy handler, at most CAP_WAIT_MS.
 // The worker starts only once the WAL has grown to a sixteenth of the cap, so the many
 // small databases of the tests never pay for a thread.
-// While the sweeper purges, passive checkpoints come every PURGING_INTERVAL_MS instead
-// (the cap still empties the WAL): a purge rewrites the same index pages batch after
-// batch, and a checkpoint copies each page once however often it was rewritten. Measured
+// While the sweeper purges, passive checkpoints come every PURGING_INTERVAL_MS instead,
+// and the WAL is emptied at PURGING_CAP_SCALE times the cap (still a bound): a purge
+// rewrites the same index pages batch after batch, and a checkpoint copies each page once
+// however often it was rewritten. Measured
 // in-process at 10^6 sessions (loaded), the checkpoints' share of a purged session was
 // 73 µs after every batch of 1,000, 42 every 10 batches (about what the 64 MiB cap
 // allows), 23 every 50; the sweeper at 10^5 (loaded), passive checkpoints every second
 // against every 20 ms while purging: 6.8 / 7.1 s against 8.7 / 9.0 s, the process's CPU
-// 5.1 against 7.6 s. A larger cap while purging (4 times) was tried and dropped: it
-// made the purge ~10 µs a session cheaper at 10^5, but emptying a 256 MiB WAL (TRUNCATE)
-// held the event loop's reads ~25 ms, against 17-22 ms at the cap.
+// 5.1 against 7.6 s. At 10^6 sessions each delete dirties its own page of the per-agent
+// index, ~8 KB of WAL a session: the 64 MiB cap emptied the WAL every ~8,000 sessions,
+// 122 TRUNCATEs holding the purge 45 of its 80 s (quiet, one CPU); at 4 times the cap a
+// page is rewritten a few times between two checkpoints: 80-81 → 63-65 µs a session.
+// (A first try of the 4 × cap was dropped for a ~25 ms stall of the event loop while a
+// 256 MiB WAL was emptied: the event loop then stat'ed the WAL after every purge batch
+// and read the sessions table before each; now the purge worker stats it, and the store
+// reads nothing between the batches of a pass.)
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
@@ -32,6 +38,7 @@ import type Database from 'better-sqlite3';
 export const DEFAULT_WAL_CAP_BYTES = 64 * 2 ** 20;
 const INTERVAL_MS = 20;
 export const PURGING_INTERVAL_MS = 1000;
+export const PURGING_CAP_SCALE = 4;
 const CAP_WAIT_MS = 2000;
 
 // CommonJS run by the worker (eval: no TypeScript loader needed in a worker).
@@ -71,8 +78,11 @@ tick();
 `;
 
 export interface Checkpointer {
-  /** After each commit: starts the worker once the WAL is big enough to need it, empties it once over the cap. */
-  afterCommit(): void;
+  /**
+   * After each commit: starts the worker once the WAL is big enough to need it, empties it once over the cap.
+   * `walBytes`: the WAL's size if the caller knows it (the purge worker stats it off the event loop).
+   */
+  afterCommit(walBytes?: number): void;
   /** Pending while the WAL is being emptied: writes wait for it. */
   truncating(): Promise<void> | undefined;
   /** Passive checkpoints every PURGING_INTERVAL_MS while the sweeper purges (true), every INTERVAL_MS again after (false). */
@@ -128,12 +138,12 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
   }
 
   return {
-    afterCommit() {
+    afterCommit(knownBytes) {
       if (done || truncation) return;
-      const size = walBytes();
+      const size = knownBytes ?? walBytes();
       if (!worker) {
         if (size > startBytes) start();
-      } else if (size > capBytes) truncate(worker);
+      } else if (size > (purgingNow ? capBytes * PURGING_CAP_SCALE : capBytes)) truncate(worker);
     },
     truncating: () => truncation,
     purging(on) {

@@ -40,6 +40,15 @@ try {
   require('node:os').setPriority(tid, workerData.niceness);
 } catch {}
 const db = new Database(workerData.path);
+// The WAL's size after a batch, for the checkpointer's cap: stat here, not on the event loop
+// (a stat of the WAL while a checkpoint wrote or truncated it took up to 77 ms there).
+const walBytes = () => {
+  try {
+    return require('node:fs').statSync(workerData.path + '-wal').size;
+  } catch {
+    return 0;
+  }
+};
 db.pragma('busy_timeout = ' + workerData.lockWaitMs);
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('foreign_keys = ON');
@@ -57,7 +66,7 @@ parentPort.on('message', (message) => {
   }
   try {
     const value = message.now === undefined ? batch(message.cutoff, message.limit) : moveMarks(message.now, message.cutoff, message.limit);
-    parentPort.postMessage({ ok: true, value });
+    parentPort.postMessage({ ok: true, value, walBytes: walBytes() });
   } catch (error) {
     parentPort.postMessage({ ok: false, message: String(error && error.message), code: error && error.code });
   }
@@ -69,16 +78,19 @@ export interface PurgeWorker {
   purge(cutoff: number, limit: number): Promise<{ purged: number; more: boolean }>;
   /** One move of the count marks (mark-batch.ts) on the worker's connection, in turn with the batches. */
   moveMarks(now: number, cutoff: number, limit: number): Promise<{ passed: number; more: boolean }>;
+  /** The WAL's size in bytes after the last batch answered (the worker stats it), if one did. */
+  walBytes(): number | undefined;
   /** Stops the thread after the batches queued; a later batch starts a new one. */
   stop(): Promise<void>;
 }
 
-type Answer<T> = { ok: true; value: T } | { ok: false; message: string; code?: string };
+type Answer<T> = { ok: true; value: T; walBytes: number } | { ok: false; message: string; code?: string };
 type Job = { cutoff: number; limit: number; now?: number };
 
 export function purgeWorker(path: string, synchronous: 'normal' | 'full'): PurgeWorker {
   let worker: Worker | undefined;
   let queue: Promise<unknown> = Promise.resolve();
+  let walBytes: number | undefined;
 
   function started(): Worker {
     if (worker) return worker;
@@ -114,7 +126,10 @@ export function purgeWorker(path: string, synchronous: 'normal' | 'full'): Purge
       const answered = answerOf<T>(running);
       running.postMessage(job);
       const answer = await answered;
-      if (answer.ok) return answer.value;
+      if (answer.ok) {
+        walBytes = answer.walBytes;
+        return answer.value;
+      }
       // The store's callers judge SQLite's errors by code (storage-faults.ts).
       throw answer.code ? new Database.SqliteError(answer.message, answer.code) : new Error(answer.message);
     } catch (error) {
@@ -138,6 +153,7 @@ export function purgeWorker(path: string, synchronous: 'normal' | 'full'): Purge
   return {
     purge: (cutoff, limit) => inTurn({ cutoff, limit }),
     moveMarks: (now, cutoff, limit) => inTurn({ now, cutoff, limit }),
+    walBytes: () => walBytes,
     async stop() {
       await queue;
       const running = worker;

@@ -788,8 +788,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     holdWhile: checkpoints && (() => checkpoints.truncating()),
   });
+  /** The purge worker's last batch left more to purge (the pass goes on). */
+  let purgeLeft = false;
   /** The purge worker stopped (the pass is done), and checkpoints at their usual pace again. */
   async function stopPurger(): Promise<void> {
+    purgeLeft = false;
     try {
       await purger?.stop();
     } finally {
@@ -923,7 +926,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         // Many to pass: on the purge worker, off the event loop (the thread goes with the pass when nothing is left to purge).
         checkpoints?.purging(true);
         const moved = await purger.moveMarks(now, cutoff, limit);
-        checkpoints?.afterCommit();
+        checkpoints?.afterCommit(purger.walBytes());
         if (!moved.more && statements.anyPurgeable.get(cutoff) === undefined) await stopPurger();
         return moved;
       } catch (error) {
@@ -933,7 +936,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeExpired(cutoff, limit) {
       if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
-      if (statements.anyPurgeable.get(cutoff) === undefined) {
+      // Between batches of a pass, the worker's last answer says whether more are left: no read
+      // here (on the event loop, it could wait on the checkpointer's locks).
+      if (!purgeLeft && statements.anyPurgeable.get(cutoff) === undefined) {
         // A thread left by a pass that ended early (a failure, the sweeper stopped) goes now.
         await stopPurger();
         return { purged: 0, more: false };
@@ -942,7 +947,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       await checkpoints?.truncating();
       checkpoints?.purging(true);
       const purged = await purger.purge(cutoff, limit);
-      checkpoints?.afterCommit();
+      purgeLeft = purged.more;
+      checkpoints?.afterCommit(purger.walBytes());
       // Nothing more to purge for now: the thread (and its memory) goes until the next pass needs it.
       if (!purged.more) await stopPurger();
       return purged;
