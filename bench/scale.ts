@@ -33,7 +33,12 @@ export const SCALE_READS = ['getSession', 'listSessionsByAgent', 'listSessionsBy
 export type ScaleRead = (typeof SCALE_READS)[number];
 
 /** Each read: sequential requests, microseconds; and its p50 over the same at the smallest step. */
-export type ScaleStepResult = ScaleStep & { loadSeconds: number; vsSmallest: Record<ScaleRead, number> } & Record<ScaleRead, Latency>;
+export type ScaleStepResult = ScaleStep & {
+  loadSeconds: number;
+  vsSmallest: Record<ScaleRead, number>;
+  /** Each read's p50 on the copy of the smallest database, measured beside this step (its ratio's denominator). */
+  smallestBesideP50: Record<ScaleRead, number>;
+} & Record<ScaleRead, Latency>;
 
 export interface SweepResult {
   sessions: number;
@@ -236,7 +241,14 @@ export async function runScale(settings: ScaleSettings, log: (line: string) => v
         const databases = [{ baseUrl: servers[0]!.baseUrl, loaded }, ...servers.slice(1).map(({ baseUrl }) => ({ baseUrl, loaded: smallest! }))];
         const [reads, smallestBeside = reads] = await measureReads(databases, settings.samples, steps.length + 1);
         const vsSmallest = Object.fromEntries(SCALE_READS.map((read) => [read, Math.round((reads![read].p50 / smallestBeside![read].p50) * 100) / 100]));
-        steps.push({ ...step, loadSeconds: Math.round(loadSeconds * 10) / 10, ...reads!, vsSmallest: vsSmallest as Record<ScaleRead, number> });
+        const smallestBesideP50 = Object.fromEntries(SCALE_READS.map((read) => [read, smallestBeside![read].p50]));
+        steps.push({
+          ...step,
+          loadSeconds: Math.round(loadSeconds * 10) / 10,
+          ...reads!,
+          vsSmallest: vsSmallest as Record<ScaleRead, number>,
+          smallestBesideP50: smallestBesideP50 as Record<ScaleRead, number>,
+        });
         rssMbAtLargest = rssMb(servers[0]!.pid);
       } finally {
         await Promise.all(servers.map((server) => server.stop()));

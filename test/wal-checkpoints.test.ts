@@ -75,12 +75,15 @@ it('closes with the WAL folded into the database', async () => {
   db.close();
 });
 
-it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no further, and holds it to the cap again after', async () => {
+/** A database with a checkpointer, and an insert that commits 256 KiB, as the store's writes and the purge's batches do. */
+function blobWrites() {
   const db = openDatabase(path);
   db.exec('CREATE TABLE blobs (b BLOB)');
-  const checkpoints = checkpointer(db, path, CAP);
-  // A commit of 256 KiB, as the store's writes and the purge's batches do: the WAL emptied first when asked.
-  const insert = db.prepare('INSERT INTO blobs VALUES (randomblob(262144))');
+  return { db, checkpoints: checkpointer(db, path, CAP), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
+}
+
+it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no further, and holds it to the cap again after', async () => {
+  const { db, checkpoints, insert } = blobWrites();
   // The purge worker tells the WAL's size (it stats it off the event loop); the store's own commits let it stat.
   const commit = async (told: boolean) => {
     await checkpoints.truncating();
@@ -108,10 +111,7 @@ it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no 
 });
 
 it('empties the WAL at its cap from a size it is told, without a stat of its own', async () => {
-  const db = openDatabase(path);
-  db.exec('CREATE TABLE blobs (b BLOB)');
-  const checkpoints = checkpointer(db, path, CAP);
-  const insert = db.prepare('INSERT INTO blobs VALUES (randomblob(262144))');
+  const { db, checkpoints, insert } = blobWrites();
   try {
     // The WAL is small, but the caller says it is over the cap: once the worker runs, that starts an emptying.
     for (let i = 0; i < 4; i += 1) {
