@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commitSignal } from '../src/storage/sqlite/commit-signal.js';
+import { externalCommits } from '../src/storage/sqlite/external-commits.js';
 
 describe('commitSignal (the WAL header as a cheap change signal)', () => {
   const open: { close(): void }[] = [];
@@ -53,5 +54,45 @@ describe('commitSignal (the WAL header as a cheap change signal)', () => {
     const missing = commitSignal(join(mkdtempSync(join(tmpdir(), 'commit-signal-')), 'none.db'));
     open.push(memory, missing);
     for (let i = 0; i < 3; i += 1) expect([memory.moved(), missing.moved()]).toEqual([true, true]);
+  });
+});
+
+describe('externalCommits (commits by other connections, one pragma per own commit)', () => {
+  const open: { close(): void }[] = [];
+  afterEach(() => open.splice(0).forEach((item) => item.close()));
+
+  function twoConnections() {
+    const path = join(mkdtempSync(join(tmpdir(), 'external-commits-')), 'x.db');
+    const own = new Database(path);
+    own.pragma('journal_mode = WAL');
+    own.exec('CREATE TABLE t (v INTEGER)');
+    const other = new Database(path);
+    const commits = externalCommits(own, path);
+    open.push(commits, own, other);
+    const insert = (db: Database.Database) => db.prepare('INSERT INTO t VALUES (1)').run();
+    return { own, other, commits, insert };
+  }
+
+  it('moves on another connection\'s commit, not on its own commits taken in', () => {
+    const { own, other, commits, insert } = twoConnections();
+    const start = commits.generation();
+    insert(own);
+    commits.tookOwnCommit();
+    expect(commits.generation()).toBe(start);
+    insert(other);
+    expect(commits.generation()).toBe(start + 1);
+    expect(commits.generation()).toBe(start + 1);
+    // Its own commit not taken in: a look costs the pragma, but it is still no change elsewhere.
+    insert(own);
+    expect(commits.generation()).toBe(start + 1);
+  });
+
+  it('does not hide a commit elsewhere that landed between its own commit and taking it in', () => {
+    const { own, other, commits, insert } = twoConnections();
+    const start = commits.generation();
+    insert(own);
+    insert(other);
+    commits.tookOwnCommit();
+    expect(commits.generation()).toBe(start + 1);
   });
 });

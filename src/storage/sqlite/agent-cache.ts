@@ -1,8 +1,8 @@
 // Agents read by every session create, cached with their parsed settings. Agents never
 // change, they are only deleted: this process forgets an agent it deletes, and any commit
-// by another connection on the file (PRAGMA data_version moves) empties the cache.
-import type Database from 'better-sqlite3';
+// by another connection on the file (external-commits.ts) empties the cache.
 import type { AgentRecord } from '../store.js';
+import type { ExternalCommits } from './external-commits.js';
 
 /** Enough for every agent of a deployment; past it the cache starts over. */
 const MAX_AGENTS = 10_000;
@@ -13,16 +13,15 @@ export interface AgentCache {
   forget(id: string): void;
 }
 
-export function cachedAgents(db: Database.Database, read: (id: string) => AgentRecord | undefined): AgentCache {
-  const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+export function cachedAgents(commits: ExternalCommits, read: (id: string) => AgentRecord | undefined): AgentCache {
   const agents = new Map<string, AgentRecord>();
-  let seenVersion = dataVersion.get();
+  let filledAt = commits.generation();
   return {
     get(id) {
-      const version = dataVersion.get();
-      if (version !== seenVersion) {
+      const generation = commits.generation();
+      if (generation !== filledAt) {
         agents.clear();
-        seenVersion = version;
+        filledAt = generation;
       }
       const cached = agents.get(id);
       if (cached) return cached;

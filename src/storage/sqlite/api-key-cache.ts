@@ -1,11 +1,9 @@
 // API keys are looked up on every request and change rarely, so the answers are kept
-// until the database changes under them: `PRAGMA data_version` moves when another
-// connection (another process: `npm run keys`, a second server) commits, and this
-// connection's own key writes call `clear`. A key revoked anywhere is refused at once,
-// as without the cache. The pragma runs only when the WAL's header moved since the last
-// look (commit-signal.ts): read before the pragma, it cannot hide a commit the pragma missed.
-import type Database from 'better-sqlite3';
-import type { CommitSignal } from './commit-signal.js';
+// until the database changes under them: any commit by another connection (another
+// process: `npm run keys`, a second server; external-commits.ts) empties the cache, and
+// this connection's own key writes call `clear`. A key revoked anywhere is refused at
+// once, as without the cache.
+import type { ExternalCommits } from './external-commits.js';
 import type { ApiKeyRecord } from '../store.js';
 
 /** Presented keys are the caller's choice: only keys that exist are kept, this many at most. */
@@ -17,9 +15,8 @@ export interface ApiKeyCache {
   clear(): void;
 }
 
-export function apiKeyCache(db: Database.Database, commits: CommitSignal): ApiKeyCache {
-  const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
-  let seenVersion: number | undefined;
+export function apiKeyCache(commits: ExternalCommits): ApiKeyCache {
+  let filledAt = commits.generation();
   let hasKeys: boolean | undefined;
   const found = new Map<string, ApiKeyRecord>();
 
@@ -28,10 +25,9 @@ export function apiKeyCache(db: Database.Database, commits: CommitSignal): ApiKe
     found.clear();
   }
   function dropIfChangedElsewhere(): void {
-    if (!commits.moved()) return;
-    const version = dataVersion.get();
-    if (version !== seenVersion) {
-      seenVersion = version;
+    const generation = commits.generation();
+    if (generation !== filledAt) {
+      filledAt = generation;
       clear();
     }
   }

@@ -22,7 +22,7 @@ import {
   type Store,
 } from '../store.js';
 import { apiKeyCache } from './api-key-cache.js';
-import { commitSignal } from './commit-signal.js';
+import { externalCommits } from './external-commits.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
 import { idempotencyRecords } from './idempotency-records.js';
@@ -475,8 +475,8 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
 
 export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = openDatabase(path, options);
-  const commits = commitSignal(path);
-  const keys = apiKeyCache(db, commits);
+  const commits = externalCommits(db, path);
+  const keys = apiKeyCache(commits);
 
   const statements = {
     insertAgent: db.prepare<[AgentRow]>(
@@ -589,7 +589,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   const counts = expiryCounts(db);
   const idempotency = idempotencyRecords(db);
-  const agentCache = cachedAgents(db, (id) => {
+  const agentCache = cachedAgents(commits, (id) => {
     const row = statements.getAgent.get(id);
     return row && toAgent(row);
   });
@@ -782,6 +782,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       recorded = [];
     },
     afterCommit: () => {
+      commits.tookOwnCommit();
       checkpoints?.afterCommit();
       for (const event of recorded) committed.push(event);
       recorded = [];
