@@ -1,0 +1,62 @@
+// What a store does with the WAL at open, so that the first writes served pay nothing
+// extra on the event loop: the WAL's header is written (and synced) by a write at open,
+// and the checkpointer's worker of a large database starts then, not inside a commit.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { checkpointer } from '../src/storage/sqlite/checkpointer.js';
+import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { agentRecord } from './store/records.js';
+
+const CAP = 2 * 2 ** 20;
+let directory: string;
+let path: string;
+beforeEach(() => {
+  directory = mkdtempSync(join(tmpdir(), 'wal-start-'));
+  path = join(directory, 'sessions.db');
+});
+afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+const walBytes = () => {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+};
+
+it('writes the WAL’s header when it opens an existing database, before any write is served', async () => {
+  const first = openSqliteStore(path);
+  await first.insertAgent(agentRecord());
+  await first.close();
+  expect(walBytes()).toBe(0); // closing folded the WAL into the database
+
+  const store = openSqliteStore(path);
+  try {
+    expect(walBytes()).toBeGreaterThan(32); // the header and a frame: the next write appends to it
+  } finally {
+    await store.close();
+  }
+});
+
+it('starts the checkpointer’s worker at once on a database larger than its start size', async () => {
+  const setup = openDatabase(path);
+  setup.exec('CREATE TABLE blobs (b BLOB)');
+  setup.prepare('INSERT INTO blobs VALUES (randomblob(?))').run(CAP / 8);
+  setup.close();
+
+  const db = openDatabase(path);
+  const checkpoints = checkpointer(db, path, CAP);
+  try {
+    // Told the WAL is over its cap at the first commit: a running worker empties it at once
+    // (a worker started only now would first have to start).
+    checkpoints.afterCommit(CAP + 1);
+    const truncation = checkpoints.truncating();
+    expect(truncation).toBeDefined();
+    await truncation;
+  } finally {
+    await checkpoints.stop();
+    db.close();
+  }
+});
