@@ -50,16 +50,19 @@ export function refuseEventStreamBodies(app: FastifyInstance): void {
   );
 }
 
-// One text per event, however many streams send it.
-const frames = new WeakMap<EventRecord, string>();
+// One text per event, however many streams send it: the feed hands an event to every
+// stream before the next, so the last event's text is the one to keep. (A WeakMap of every
+// event's text cost a map entry per event, and its garbage: in a burst of 10^5 warnings to
+// one stream, nothing was ever read back from it.)
+let lastFramed: EventRecord | undefined;
+let lastFrame = '';
 
 export function frame(event: EventRecord): string {
-  let text = frames.get(event);
-  if (text === undefined) {
-    text = `id: ${event.id}\nevent: ${event.type}\ndata: ${eventJson(event)}\n\n`;
-    frames.set(event, text);
+  if (event !== lastFramed) {
+    lastFrame = `id: ${event.id}\nevent: ${event.type}\ndata: ${eventJson(event)}\n\n`;
+    lastFramed = event;
   }
-  return text;
+  return lastFrame;
 }
 
 /** The filters of an EventQuery, applied to one event (as the store's read applies them). */

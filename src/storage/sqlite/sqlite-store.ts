@@ -706,7 +706,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     for (const row of rows) {
       while (followUps.length > 0 && followUps[0]!.at < row[16] && announced < limit) fireFollowUp();
       if (announced >= limit) break;
-      fire(sessionFromTuple(row.slice(0, 16) as SessionTuple), row[17]);
+      fire(sessionFromTuple(row as unknown as SessionTuple), row[17]); // reads the tuple's first 16 values
       lastRead = row;
     }
     while (followUps.length > 0 && announced < limit) fireFollowUp();
