@@ -1,7 +1,8 @@
 // What a store does with the WAL at open, so that the first writes served pay nothing
 // extra on the event loop: the WAL's header is written (and synced) by a write at open,
-// and the checkpointer's worker of a large database starts then, not inside a commit.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+// and the checkpointer's worker of a large database starts then, not inside a commit; once
+// its first checkpoint has copied the WAL, the worker starts it over itself.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -58,5 +59,29 @@ it('starts the checkpointer’s worker at once on a database larger than its sta
   } finally {
     await checkpoints.stop();
     db.close();
+  }
+});
+
+/** The WAL header's salts: they change whenever a write starts the WAL over. */
+const walSalts = () => readFileSync(`${path}-wal`).subarray(16, 24).toString('hex');
+
+it('on a large database, the worker starts the WAL over after its first checkpoint: the first write served only appends', async () => {
+  const setup = openDatabase(path);
+  setup.exec('CREATE TABLE blobs (b BLOB)');
+  setup.prepare('INSERT INTO blobs VALUES (randomblob(?))').run(CAP / 8);
+  setup.close();
+
+  const store = openSqliteStore(path, { walCapBytes: CAP });
+  try {
+    const atOpen = walSalts();
+    for (let waited = 0; walSalts() === atOpen; waited += 10) {
+      if (waited > 5000) throw new Error('the worker never started the WAL over');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const started = walSalts();
+    await store.insertAgent(agentRecord());
+    expect(walSalts()).toBe(started);
+  } finally {
+    await store.close();
   }
 });
