@@ -56,9 +56,12 @@ function checkpoint(mode) {
   }
 }
 // The write that next finds the WAL all copied starts it over, and SQLite syncs the WAL's
-// header then: on the store's connection, inside a group commit on the event loop. After
-// its first checkpoint (which copies what the store wrote at open, see startWal), this
-// connection makes that write itself: one row rewritten (the health probe's).
+// header then: on the store's connection, inside a group commit on the event loop (a
+// 44 ms COMMIT in a burst of due warnings, the disk busy). So after a checkpoint that
+// copied the whole WAL, this connection makes that write itself: one row rewritten (the
+// health probe's). Its own write does not change its data_version: until another
+// connection commits, the next ticks copy nothing (that write stays in the WAL, and the
+// store's next write appends after it), so an idle database is not written every tick.
 function startOver() {
   try {
     db.prepare('INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(Date.now());
@@ -68,11 +71,14 @@ function startOver() {
 }
 let timer;
 let intervalMs = workerData.intervalMs;
-let first = true;
+let seen;
 const tick = () => {
-  const done = checkpoint('PASSIVE');
-  if (first && done && done.busy === 0 && done.log === done.checkpointed) startOver();
-  first = false;
+  const version = db.pragma('data_version', { simple: true });
+  if (version !== seen) {
+    seen = version;
+    const done = checkpoint('PASSIVE');
+    if (done && done.busy === 0 && done.log > 0 && done.log === done.checkpointed) startOver();
+  }
   timer = setTimeout(tick, intervalMs);
 };
 parentPort.on('message', (message) => {
