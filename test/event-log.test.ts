@@ -273,7 +273,7 @@ describe('the retention trim on SQLite', () => {
 });
 
 describe('the due-time index', () => {
-  it('finds the due announcements in a range of due_announcements, each session by its id, never a scan or a sort', () => {
+  it('finds the due announcements in a range of due_announcements, each session by its rowid, never a scan or a sort', () => {
     const db = new Database(':memory:');
     migrate(db);
     const plan = db
@@ -281,7 +281,7 @@ describe('the due-time index', () => {
       .all({ now: 0, limit: 10 })
       .map((row) => (row as { detail: string }).detail)
       .join(' | ');
-    expect(plan).toMatch(/SEARCH due USING PRIMARY KEY \(due_at<\?\) \| SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 \(id=\?\)/);
+    expect(plan).toMatch(/SEARCH due USING PRIMARY KEY \(due_at<\?\) \| SEARCH sessions USING INTEGER PRIMARY KEY \(rowid=\?\)/);
     expect(plan).not.toMatch(/TEMP B-TREE|SCAN/);
     db.close();
   });

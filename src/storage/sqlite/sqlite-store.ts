@@ -344,7 +344,7 @@ function messagePage<Row, Item>(
  * due_announcements from warns_at to expires_at without writing the row (migration 18).
  */
 export const ANNOUNCED_NOW_SQL = `CASE WHEN sessions.announced = 'nothing' AND sessions.warns_at < sessions.expires_at
-  AND NOT EXISTS (SELECT 1 FROM due_announcements AS due WHERE due.due_at = sessions.warns_at AND due.session_id = sessions.id)
+  AND NOT EXISTS (SELECT 1 FROM due_announcements AS due WHERE due.due_at = sessions.warns_at AND due.session_rowid = sessions.rowid)
   THEN 'warning' ELSE sessions.announced END`;
 
 /** A listed session's columns, read as a tuple (raw rows cost half as much as objects). */
@@ -392,17 +392,18 @@ export function listSessionsSql(query: Pick<SessionQuery, 'agentId' | 'agentIds'
 
 /**
  * The sessions whose announcements are due first: a range of due_announcements, each
- * session found by its id. `entry_at` is the entry's due time: the warning's (warns_at)
- * while it is due, the expiry's (expires_at) once the warning went.
+ * session found by its rowid (migration 20). After a listed session's columns and what it
+ * announced: the entry's due time (the warning's, warns_at, while it is due; the expiry's,
+ * expires_at, once the warning went), and the session's rowid.
  */
 export const DUE_SESSIONS_SQL = `SELECT ${SESSION_COLUMNS_BUT_ANNOUNCED},
     CASE WHEN sessions.announced = 'nothing' AND sessions.warns_at < sessions.expires_at AND due.due_at <> sessions.warns_at
       THEN 'warning' ELSE sessions.announced END,
-    due.due_at
-  FROM due_announcements AS due CROSS JOIN sessions ON sessions.id = due.session_id
-  WHERE due.due_at <= @now ORDER BY due.due_at, due.session_id LIMIT @limit`;
-/** A due session as DUE_SESSIONS_SQL reads it: a listed session's tuple, then its entry's due time. */
-type DueTuple = [...SessionTuple, number];
+    due.due_at, due.session_rowid
+  FROM due_announcements AS due CROSS JOIN sessions ON sessions.rowid = due.session_rowid
+  WHERE due.due_at <= @now ORDER BY due.due_at, due.session_rowid LIMIT @limit`;
+/** A due session as DUE_SESSIONS_SQL reads it: a listed session's tuple, then its entry's due time and its rowid. */
+type DueTuple = [...SessionTuple, number, number];
 
 /** The sweeper's mark pass, from the partial index of unmarked sessions: a marked one leaves it. */
 export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
@@ -473,8 +474,25 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
   return db;
 }
 
+/**
+ * One small write at open, so that the WAL's header is written and synced now. SQLite
+ * syncs the header whenever a write starts the WAL over (an empty WAL after open, or one a
+ * checkpoint emptied), also with synchronous=NORMAL: left to the first write served, that
+ * fsync ran inside a group commit on the event loop (52-97 ms in the first batch of a burst
+ * of due warnings right after the server started, with the disk busy). Best effort: a
+ * failing disk fails the writes that follow, as it would have.
+ */
+function startWal(db: Database.Database): void {
+  try {
+    db.prepare('INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(Date.now());
+  } catch {
+    // Read by nothing: the writes served report the storage's state.
+  }
+}
+
 export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = openDatabase(path, options);
+  if (path !== ':memory:') startWal(db);
   const commits = externalCommits(db, path);
   const keys = apiKeyCache(commits);
 
@@ -547,21 +565,21 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     dueSessions: db.prepare<{ now: number; limit: number }, DueTuple>(DUE_SESSIONS_SQL).raw(true),
     anyDue: db.prepare<[number], number>('SELECT 1 FROM due_announcements WHERE due_at <= ? LIMIT 1').pluck(),
     // The entries a batch read, up to its last one announced (a range of the primary key).
-    dropEntriesThrough: db.prepare<[number, string]>('DELETE FROM due_announcements WHERE (due_at, session_id) <= (?, ?)'),
+    dropEntriesThrough: db.prepare<[number, number]>('DELETE FROM due_announcements WHERE (due_at, session_rowid) <= (?, ?)'),
     // A warning announced: its session's entry moves to the expiry; the row stays as it is.
-    // @warned: a JSON array of [session id, expires_at].
+    // @warned: a JSON array of [session rowid, expires_at].
     addExpiryEntries: db.prepare<[string]>(
-      `INSERT OR IGNORE INTO due_announcements (due_at, session_id) SELECT value ->> 1, value ->> 0 FROM json_each(?)`,
+      `INSERT OR IGNORE INTO due_announcements (due_at, session_rowid) SELECT value ->> 1, value ->> 0 FROM json_each(?)`,
     ),
     // An expiry announced: the row says so (a trigger drops its entry). @expired: a JSON array
-    // of [session id, status]; an UPDATE that sets no status (the sweeper marked it already)
+    // of [session rowid, status]; an UPDATE that sets no status (the sweeper marked it already)
     // leaves the partial index on status (sessions_unmarked_expiry) alone.
     markExpiryAnnounced: db.prepare<[string]>(
       `UPDATE sessions SET announced = 'expiry', status = expired.value ->> 1, due_at = NULL
-       FROM json_each(?) AS expired WHERE sessions.id = expired.value ->> 0`,
+       FROM json_each(?) AS expired WHERE sessions.rowid = expired.value ->> 0`,
     ),
     markExpiryAnnouncedOnly: db.prepare<[string]>(
-      `UPDATE sessions SET announced = 'expiry', due_at = NULL FROM json_each(?) AS expired WHERE sessions.id = expired.value ->> 0`,
+      `UPDATE sessions SET announced = 'expiry', due_at = NULL FROM json_each(?) AS expired WHERE sessions.rowid = expired.value ->> 0`,
     ),
     insertWebhook: db.prepare<[WebhookRow]>(
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
@@ -659,43 +677,47 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (rows.length === 0) return 0;
     // Every due session was read when the batch is not full: then any follow-up due by now fires here.
     const lastDue = rows.length < limit ? now : rows.at(-1)![16];
-    // Per session: as read, and as the batch leaves it.
-    const moved = new Map<string, { read: SessionRecord; last: SessionRecord }>();
+    // Per session: its rowid, as read, and as the batch leaves it.
+    const moved = new Map<string, { rowid: number; read: SessionRecord; last: SessionRecord }>();
     const events: EventInput[] = [];
     // Follow-ups due within the batch's range, in order of due time.
-    const followUps: Array<{ at: number; session: SessionRecord }> = [];
+    const followUps: Array<{ at: number; session: SessionRecord; rowid: number }> = [];
     let announced = 0;
-    const fire = (session: SessionRecord) => {
+    const fire = (session: SessionRecord, rowid: number) => {
       const announcement = announce(session);
       const next = announcement.session;
       const entry = moved.get(session.id);
       if (entry) entry.last = next;
-      else moved.set(session.id, { read: session, last: next });
+      else moved.set(session.id, { rowid, read: session, last: next });
       for (const event of announcement.events) events.push(event);
       announced += 1;
       const due = nextDue(next, next.announced)?.at;
       if (due !== undefined && due <= lastDue) {
         let at = followUps.length;
         while (at > 0 && followUps[at - 1]!.at > due) at -= 1;
-        followUps.splice(at, 0, { at: due, session: next });
+        followUps.splice(at, 0, { at: due, session: next, rowid });
       }
+    };
+    const fireFollowUp = () => {
+      const { session, rowid } = followUps.shift()!;
+      fire(session, rowid);
     };
     let lastRead: DueTuple | undefined;
     for (const row of rows) {
-      while (followUps.length > 0 && followUps[0]!.at < row[16] && announced < limit) fire(followUps.shift()!.session);
+      while (followUps.length > 0 && followUps[0]!.at < row[16] && announced < limit) fireFollowUp();
       if (announced >= limit) break;
-      fire(sessionFromTuple(row.slice(0, 16) as SessionTuple));
+      fire(sessionFromTuple(row as unknown as SessionTuple), row[17]); // reads the tuple's first 16 values
       lastRead = row;
     }
-    while (followUps.length > 0 && announced < limit) fire(followUps.shift()!.session);
+    while (followUps.length > 0 && announced < limit) fireFollowUp();
     // Every entry the batch read up to lastRead: the loop announced them all.
-    statements.dropEntriesThrough.run(lastRead![16], lastRead![0]);
-    const warned: Array<[id: string, expiresAt: number]> = [];
-    const expiredKept: Array<[id: string, status: string]> = [];
-    const expiredChanged: Array<[id: string, status: string]> = [];
-    for (const { read, last } of moved.values()) {
-      if (last.announced === 'expiry') (last.status === read.status ? expiredKept : expiredChanged).push([last.id, last.status]);
-      else warned.push([last.id, last.expiresAt]);
+    statements.dropEntriesThrough.run(lastRead![16], lastRead![17]);
+    const warned: Array<[rowid: number, expiresAt: number]> = [];
+    const expiredKept: Array<[rowid: number, status: string]> = [];
+    const expiredChanged: Array<[rowid: number, status: string]> = [];
+    for (const { rowid, read, last } of moved.values()) {
+      if (last.announced === 'expiry') (last.status === read.status ? expiredKept : expiredChanged).push([rowid, last.status]);
+      else warned.push([rowid, last.expiresAt]);
     }
     if (warned.length > 0) statements.addExpiryEntries.run(JSON.stringify(warned));
     if (expiredKept.length > 0) statements.markExpiryAnnouncedOnly.run(JSON.stringify(expiredKept));
