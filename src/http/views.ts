@@ -47,6 +47,21 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
   };
 }
 
+const quoted = JSON.stringify;
+
+/**
+ * A SessionInfo view's JSON, exactly as JSON.stringify writes it (same keys, same order),
+ * without walking the object: its times are already text, and only the ids, metadata and
+ * timeoutConfig need escaping. The session events' data (event-records.ts).
+ */
+export function sessionInfoJson(view: Schemas['SessionInfo']): string {
+  return (
+    `{"sessionId":${quoted(view.sessionId)},"agentId":${quoted(view.agentId)},"userId":${quoted(view.userId)},"createdAt":${quoted(view.createdAt)}` +
+    `,"lastActivity":${quoted(view.lastActivity)},"metadata":${quoted(view.metadata)},"expiresAt":${quoted(view.expiresAt)},"timeoutConfig":${quoted(view.timeoutConfig)}` +
+    `,"renewalCount":${quoted(view.renewalCount)},"timeRemaining":${quoted(view.timeRemaining)},"isNearExpiration":${view.isNearExpiration},"status":"${view.status}"}`
+  );
+}
+
 // One text per message record: the store writes it with the message, and its
 // message.created event (event-records.ts) stores the same text as its data.
 const messageTexts = new WeakMap<MessageRecord, string>();
