@@ -1,5 +1,6 @@
 // The session events' data text (sessionInfoJson) against JSON.stringify of the same view:
-// byte for byte, for any session, hostile text included (U+0000, lone surrogates, quotes).
+// byte for byte, for any session, hostile text included (U+0000, lone surrogates, quotes),
+// and numbers JSON writes as null (NaN, Infinity) or differently (-0).
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { sessionInfoJson, sessionInfoView } from '../src/http/views.js';
@@ -7,6 +8,7 @@ import type { SessionRecord } from '../src/storage/store.js';
 
 const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('\u0000', '\ud800', '"\\', '\u2028', '😀', '__proto__'));
 const instant = fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 });
+const number = fc.oneof(fc.integer(), fc.double());
 
 const session = fc.record({
   id: text,
@@ -17,8 +19,11 @@ const session = fc.record({
   anchorAt: instant,
   expiresAt: instant,
   warnsAt: instant,
-  config: fc.record({ timeoutMinutes: fc.integer(), autoRenew: fc.boolean(), maxDurationMinutes: fc.integer(), warningThresholdMinutes: fc.integer() }),
-  renewalCount: fc.nat(),
+  // Keys in either order (a config spread from another keeps that one's order); numbers of any kind.
+  config: fc
+    .tuple(fc.record({ timeoutMinutes: number, autoRenew: fc.boolean(), maxDurationMinutes: number, warningThresholdMinutes: number }), fc.boolean())
+    .map(([config, reversed]) => (reversed ? Object.fromEntries(Object.entries(config).reverse()) : config)),
+  renewalCount: number,
   metadata: fc.dictionary(text, fc.jsonValue({ maxDepth: 2 })),
   status: fc.constantFrom('active' as const, 'expired' as const),
   announced: fc.constantFrom('nothing' as const, 'warning' as const, 'expiry' as const),
