@@ -19,8 +19,9 @@ class TextedEvent implements EventInput {
   type: EventType;
   occurredAt: number;
   agentId: string;
-  sessionId?: string;
-  userId?: string;
+  // Declared only: set when given, absent otherwise (as on the log's other events).
+  declare sessionId?: string;
+  declare userId?: string;
   data: EventData;
 
   constructor(type: EventType, occurredAt: number, agentId: string, sessionId: string | undefined, userId: string | undefined, data: EventData, dataJson: string) {
