@@ -272,6 +272,31 @@ describe('the retention trim on SQLite', () => {
   });
 });
 
+describe('events handed to listeners on SQLite', () => {
+  it("hands a commit's events over only when all were recorded (none are while nobody listens); else the listener reads the log", async () => {
+    const agent = (n: number) => ({ id: `4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1${n}`, name: `Hand ${n}`, settings: {}, createdAt: T0 });
+    const created = (written: { id: string; name: string }) => [{ type: 'agent.created' as const, occurredAt: T0, agentId: written.id, data: { id: written.id, name: written.name } as never }];
+    const calls: Array<EventRecord[] | undefined> = [];
+    let unsubscribe = () => {};
+    // One commit: the first write's event is written while nobody listens; the second write's
+    // transaction subscribes before writing its own.
+    await Promise.all([
+      t.store.insertAgent(agent(1), { events: created }),
+      t.store.insertAgent(agent(2), {
+        events: (written) => {
+          const stop = t.store.onEventsWritten((committed) => calls.push(committed));
+          unsubscribe = () => void stop();
+          return created(written);
+        },
+      }),
+    ]);
+    expect(calls).toEqual([undefined]);
+    await t.store.insertAgent(agent(3), { events: created });
+    unsubscribe();
+    expect(calls).toEqual([undefined, (await log()).slice(-1)]);
+  });
+});
+
 describe('the due-time index', () => {
   it('finds the due announcements in a range of due_announcements, each session by its rowid, never a scan or a sort', () => {
     const db = new Database(':memory:');

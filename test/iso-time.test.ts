@@ -13,3 +13,10 @@ it('writes exactly what Date#toISOString writes, for any instant', () => {
     expect(isoTime(epochMs)).toBe(new Date(epochMs).toISOString());
   }
 });
+
+it('writes the right date when instants alternate between days', () => {
+  const days = [Date.parse('2026-11-24T23:59:59.999Z'), Date.parse('2026-11-25T00:00:00.000Z'), Date.parse('2026-11-26T12:00:00.000Z')];
+  for (const epochMs of [...days, days[0]!, days[2]!, days[1]!, days[1]!, days[0]!, days[2]!]) {
+    expect(isoTime(epochMs)).toBe(new Date(epochMs).toISOString());
+  }
+});

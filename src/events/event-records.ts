@@ -1,35 +1,68 @@
 // What each change records in the event log: the event's shape for sessions, messages
 // and agents, and the log's records as the API shows them (the spec's Event).
 import type { components } from '../../generated/api.js';
-import { characterView, isoTime, messageJson, messageView, sessionInfoView } from '../http/views.js';
+import { characterView, isoTime, messageJson, messageView, sessionInfoJson, sessionInfoView } from '../http/views.js';
 import type { AgentRecord, Carried, EventInput, EventRecord, EventType, MessageRecord, SessionRecord } from '../storage/store.js';
 
 type Schemas = components['schemas'];
 
-/** A session event: its data is the SessionInfo as of `at`. */
-export function sessionEvent(type: EventType, session: SessionRecord, at: number): EventInput {
-  return { type, occurredAt: at, agentId: session.agentId, sessionId: session.id, userId: session.userId, data: sessionInfoView(session, at) };
+type EventData = Schemas['Event']['data'];
+
+/**
+ * An event whose data's JSON text is known: made once with its view (the log stores it as
+ * is), or read from a log that keeps it as text (SQLite: frames splice it in instead of
+ * serializing the data again). The text is a private field, out of sight of spreads,
+ * JSON and equality: the event looks like any other.
+ */
+class TextedEvent implements EventInput {
+  readonly #dataJson: string;
+  type: EventType;
+  occurredAt: number;
+  agentId: string;
+  // Declared only: set when given, absent otherwise (as on the log's other events).
+  declare sessionId?: string;
+  declare userId?: string;
+  data: EventData;
+
+  constructor(type: EventType, occurredAt: number, agentId: string, sessionId: string | undefined, userId: string | undefined, data: EventData, dataJson: string) {
+    this.type = type;
+    this.occurredAt = occurredAt;
+    this.agentId = agentId;
+    if (sessionId !== undefined) this.sessionId = sessionId;
+    if (userId !== undefined) this.userId = userId;
+    this.data = data;
+    this.#dataJson = dataJson;
+  }
+
+  static dataJsonOf(event: EventInput): string | undefined {
+    return #dataJson in event ? (event as TextedEvent).#dataJson : undefined;
+  }
 }
 
-// Events whose data's JSON text was made already (a message's view): the log stores it as is.
-const dataTexts = new WeakMap<EventInput, string>();
+/** A TextedEvent with its id in the log. */
+class TextedRecord extends TextedEvent implements EventRecord {
+  id: string;
 
-/** The JSON text of the event's data, as a log that keeps it as text (SQLite) stores it. */
+  constructor(id: string, input: EventInput, dataJson: string) {
+    super(input.type, input.occurredAt, input.agentId, input.sessionId, input.userId, input.data, dataJson);
+    this.id = id;
+  }
+}
+
+/** A session event: its data is the SessionInfo as of `at`, its text written directly. */
+export function sessionEvent(type: EventType, session: SessionRecord, at: number): EventInput {
+  const data = sessionInfoView(session, at);
+  return new TextedEvent(type, at, session.agentId, session.id, session.userId, data, sessionInfoJson(data));
+}
+
+/** The JSON text of the event's data, as a log that keeps it as text stores it. */
 export function dataJson(event: EventInput): string {
-  return dataTexts.get(event) ?? JSON.stringify(event.data);
+  return TextedEvent.dataJsonOf(event) ?? JSON.stringify(event.data);
 }
 
 export function messageEvent(session: SessionRecord, message: MessageRecord): EventInput {
-  const event: EventInput = {
-    type: 'message.created',
-    occurredAt: message.createdAt,
-    agentId: session.agentId,
-    sessionId: session.id,
-    userId: session.userId,
-    data: messageView(message),
-  };
-  dataTexts.set(event, messageJson(message)); // the text the store writes with the message
-  return event;
+  // The text the store writes with the message.
+  return new TextedEvent('message.created', message.createdAt, session.agentId, session.id, session.userId, messageView(message), messageJson(message));
 }
 
 export function agentEvent(type: 'agent.created' | 'agent.deleted', agent: AgentRecord, at: number): EventInput {
@@ -58,19 +91,14 @@ export function eventView(event: EventRecord): Schemas['Event'] {
   return view;
 }
 
-// Events read from a log that keeps each event's data as JSON text (SQLite): frames splice
-// that text in instead of serializing the data again.
-const storedData = new WeakMap<EventRecord, string>();
-
-/** An event read from the log, with its data and the JSON text it was written as. */
-export function storedEvent(event: EventRecord, dataJson: string): EventRecord {
-  storedData.set(event, dataJson);
-  return event;
+/** An event as a log that keeps its data as JSON text records it: with its id, and that text. */
+export function loggedEvent(id: string, event: EventInput, dataJson: string): EventRecord {
+  return new TextedRecord(id, event, dataJson);
 }
 
 /** The event's JSON as the API shows it (eventView), the stored data text spliced in when there is one. */
 export function eventJson(event: EventRecord): string {
-  const data = storedData.get(event);
+  const data = TextedEvent.dataJsonOf(event);
   if (data === undefined) return JSON.stringify(eventView(event));
   const session = event.sessionId === undefined ? '' : `,"sessionId":${JSON.stringify(event.sessionId)}`;
   const user = event.userId === undefined ? '' : `,"userId":${JSON.stringify(event.userId)}`;

@@ -2,8 +2,12 @@
 // faster: the date part is computed once per day, the time part by arithmetic. Every
 // response carries several timestamps, and a page of messages fifty.
 const DAY_MS = 86_400_000;
+// The last two days' date parts: a response often mixes today and tomorrow (a session
+// that expires after midnight), and one day cached would be recomputed at each switch.
 let cachedDay = NaN;
 let cachedPrefix = '';
+let otherDay = NaN;
+let otherPrefix = '';
 
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
@@ -13,8 +17,12 @@ export function isoTime(epochMs: number): string {
   // Years outside 0000-9999 have a different form; leave them to Date.
   if (epochMs < -62_167_219_200_000 || epochMs >= 253_402_300_800_000) return new Date(epochMs).toISOString();
   if (day !== cachedDay) {
+    const known = day === otherDay;
+    const prefix = known ? otherPrefix : new Date(day * DAY_MS).toISOString().slice(0, 11);
+    otherDay = cachedDay;
+    otherPrefix = cachedPrefix;
     cachedDay = day;
-    cachedPrefix = new Date(day * DAY_MS).toISOString().slice(0, 11);
+    cachedPrefix = prefix;
   }
   let rest = epochMs - day * DAY_MS;
   const hours = Math.floor(rest / 3_600_000);

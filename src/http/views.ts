@@ -39,11 +39,45 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
     lastActivity: isoTime(session.lastActivity),
     metadata: session.metadata,
     expiresAt: isoTime(session.expiresAt),
-    timeoutConfig: session.config,
+    timeoutConfig: timeoutConfigView(session.config),
     renewalCount: session.renewalCount,
     timeRemaining: timeRemaining(session.expiresAt, now),
     isNearExpiration: isNearExpiration(session, now),
     status: isExpired(session.expiresAt, now) ? 'expired' : 'active',
+  };
+}
+
+// What JSON.stringify escapes in a string: control characters, quote, backslash, surrogates (paired ones too, to be safe).
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+/** A string's JSON, as JSON.stringify writes it; most strings need no escaping, and are only quoted. */
+const quoted = (text: string) => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
+/** A number's JSON, as JSON.stringify writes it. */
+const numberJson = (value: number) => (Number.isFinite(value) ? `${value}` : 'null');
+
+/**
+ * A SessionInfo view's JSON, exactly as JSON.stringify writes it (same keys, same order),
+ * without walking the object: its times are ISO text already (nothing to escape), its
+ * timeoutConfig has the four keys timeoutConfigView gives it, and only its metadata is
+ * serialized. The session events' data (event-records.ts); JSON.stringify took about 2 µs.
+ */
+export function sessionInfoJson(view: Schemas['SessionInfo']): string {
+  const config = view.timeoutConfig;
+  return (
+    `{"sessionId":${quoted(view.sessionId)},"agentId":${quoted(view.agentId)},"userId":${quoted(view.userId)},"createdAt":"${view.createdAt}"` +
+    `,"lastActivity":"${view.lastActivity}","metadata":${JSON.stringify(view.metadata)},"expiresAt":"${view.expiresAt}"` +
+    `,"timeoutConfig":{"timeoutMinutes":${numberJson(config.timeoutMinutes)},"autoRenew":${config.autoRenew},"maxDurationMinutes":${numberJson(config.maxDurationMinutes)}` +
+    `,"warningThresholdMinutes":${numberJson(config.warningThresholdMinutes)}},"renewalCount":${numberJson(view.renewalCount)},"timeRemaining":${numberJson(view.timeRemaining)}` +
+    `,"isNearExpiration":${view.isNearExpiration},"status":"${view.status}"}`
+  );
+}
+
+/** The timeout configuration as the API shows it: its four keys, in this order (sessionInfoJson writes them so). */
+function timeoutConfigView(config: SessionRecord['config']): Schemas['TimeoutConfig'] {
+  return {
+    timeoutMinutes: config.timeoutMinutes,
+    autoRenew: config.autoRenew,
+    maxDurationMinutes: config.maxDurationMinutes,
+    warningThresholdMinutes: config.warningThresholdMinutes,
   };
 }
 

@@ -43,6 +43,7 @@ import { withPostgresFaults } from './storage-faults.js';
 import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
+import { dataJson } from '../../events/event-records.js';
 
 export interface PostgresOptions {
   /** postgres://… */
@@ -255,7 +256,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     if (events.length === 0) return false;
     const text = (value: string | undefined) => (value === undefined ? 'NULL' : client.escapeLiteral(value.replaceAll('\u0000', '\uFFFD')));
     const rows = events.map(
-      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(JSON.stringify(e.data))}::json)`,
+      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`,
     );
     const statement = `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
        SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,

@@ -34,7 +34,7 @@ import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } fro
 import { purgeWorker } from './purge-worker.js';
 import { markSql, PASSABLE_SQL, prepareMarks, runMarkMove } from './mark-batch.js';
 import { messageJson } from '../../http/views.js';
-import { dataJson, storedEvent } from '../../events/event-records.js';
+import { dataJson, loggedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -130,19 +130,11 @@ interface EventRow {
   data: string;
 }
 
-/** An event as the log records it (as toEvent reads it back): its id, and the JSON text of its data. */
-function recordedEvent(id: number | bigint, input: EventInput, dataText: string): EventRecord {
-  const event: EventRecord = { id: String(id), type: input.type, occurredAt: input.occurredAt, agentId: input.agentId, data: input.data };
-  if (input.sessionId !== undefined) event.sessionId = input.sessionId;
-  if (input.userId !== undefined) event.userId = input.userId;
-  return storedEvent(event, dataText);
-}
-
 function toEvent(row: EventRow): EventRecord {
-  const event: EventRecord = { id: String(row.id), type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
-  if (row.session_id !== null) event.sessionId = row.session_id;
-  if (row.user_id !== null) event.userId = row.user_id;
-  return storedEvent(event, row.data);
+  const input: EventInput = { type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
+  if (row.session_id !== null) input.sessionId = row.session_id;
+  if (row.user_id !== null) input.userId = row.user_id;
+  return loggedEvent(String(row.id), input, row.data);
 }
 
 /** The SQL of a read of the event log with the filters the query uses. */
@@ -618,13 +610,20 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // handed to the listeners as written, so that a reader of the log need not read them back.
   let recorded: EventRecord[] = [];
   let committed: EventRecord[] = [];
+  // With no listener, events are not recorded (nobody to hand them to). A listener that
+  // comes later is told to read the log until the commits it missed have been handed over.
+  let unrecorded = false;
+  let committedUnrecorded = false;
   function appendEvents(events: EventInput[]): void {
+    if (events.length === 0) return;
+    const keep = eventListeners.size > 0;
     for (const event of events) {
       const text = dataJson(event);
       const { lastInsertRowid } = statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, text);
-      recorded.push(recordedEvent(lastInsertRowid, event, text));
+      if (keep) recorded.push(loggedEvent(String(lastInsertRowid), event, text));
     }
-    if (events.length > 0) eventsWritten = true;
+    if (!keep) unrecorded = true;
+    eventsWritten = true;
   }
 
   /** Writes the rows a write carries, in the write's own transaction (call it inside). */
@@ -802,12 +801,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     afterAbort: () => {
       counts.discard();
       recorded = [];
+      unrecorded = false;
     },
     afterCommit: () => {
       commits.tookOwnCommit();
       checkpoints?.afterCommit();
       for (const event of recorded) committed.push(event);
       recorded = [];
+      if (unrecorded) committedUnrecorded = true;
+      unrecorded = false;
     },
     holdWhile: checkpoints && (() => checkpoints.truncating()),
   });
@@ -840,8 +842,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     } finally {
       if (eventsWritten) {
         eventsWritten = false;
-        const events = committed;
+        const events = committedUnrecorded ? [] : committed;
         committed = [];
+        committedUnrecorded = false;
         for (const listener of eventListeners) listener(events.length > 0 ? events : undefined);
       }
     }
