@@ -180,9 +180,13 @@ describe('the shared reader', () => {
     streams.closeAll();
   });
 
-  it('lets a slow reader fall behind without blocking the others, then catch up from the log with a bounded queue', async () => {
+  // A session.created event's data is about 500 characters: 2,000 hold about four of them.
+  it.each([
+    { bound: 'events', limits: { queueLimit: 5 } },
+    { bound: "characters of the events' data", limits: { queueCharsLimit: 2000 } },
+  ])('lets a slow reader fall behind without blocking the others, then catch up from the log with a queue bounded in $bound', async ({ limits }) => {
     const { store, reads } = countingStore();
-    const streams = createEventStreams({ pollMs: 60_000, queueLimit: 5 });
+    const streams = createEventStreams({ pollMs: 60_000, ...limits });
     const filter = { types: ['session.created' as const] };
     const slow = openOn(streams, store, { filter, after: '0' });
     const fast = openOn(streams, store, { filter, after: '0' });
