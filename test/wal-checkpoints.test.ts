@@ -1,35 +1,20 @@
 // WAL checkpoints off the request's COMMIT (checkpointer.ts): the store's connection never
 // checkpoints itself, a worker thread does, and the WAL file stays under its cap while
 // writes go on without a pause.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { checkpointer, PURGING_CAP_SCALE } from '../src/storage/sqlite/checkpointer.js';
 import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { tempDatabaseEachTest } from './helpers/temp-database.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 
 const CAP = 2 * 2 ** 20;
 
-let directory: string;
-let path: string;
-beforeEach(() => {
-  directory = mkdtempSync(join(tmpdir(), 'wal-checkpoints-'));
-  path = join(directory, 'sessions.db');
-});
-afterEach(() => rmSync(directory, { recursive: true, force: true }));
-
-const walBytes = () => {
-  try {
-    return statSync(`${path}-wal`).size;
-  } catch {
-    return 0;
-  }
-};
+const database = tempDatabaseEachTest('wal-checkpoints-');
+const walBytes = () => database.walBytes();
 
 it('keeps the WAL under its cap while batches of writes follow each other without a pause, and loses none of them', async () => {
-  const store = openSqliteStore(path, { walCapBytes: CAP });
+  const store = openSqliteStore(database.path, { walCapBytes: CAP });
   const agent = agentRecord();
   await store.insertAgent(agent);
   let largest = 0;
@@ -49,37 +34,37 @@ it('keeps the WAL under its cap while batches of writes follow each other withou
   expect(written).toBe(batches * 50);
   await store.close();
 
-  const db = new Database(path, { readonly: true });
+  const db = new Database(database.path, { readonly: true });
   expect(db.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(batches * 50);
   db.close();
 });
 
 it('turns the connection’s own checkpoints off: none runs inside a COMMIT', async () => {
-  const db = openDatabase(path);
+  const db = openDatabase(database.path);
   expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
-  const checkpoints = checkpointer(db, path, CAP);
+  const checkpoints = checkpointer(db, database.path, CAP);
   expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
   await checkpoints.stop();
   db.close();
 });
 
 it('closes with the WAL folded into the database', async () => {
-  const store = openSqliteStore(path, { walCapBytes: CAP });
+  const store = openSqliteStore(database.path, { walCapBytes: CAP });
   const agent = agentRecord();
   await store.insertAgent(agent);
   for (let batch = 0; batch < 10; batch += 1) await Promise.all(Array.from({ length: 50 }, () => store.insertSession(sessionRecord(agent.id))));
   await store.close();
   expect(walBytes()).toBe(0);
-  const db = new Database(path, { readonly: true });
+  const db = new Database(database.path, { readonly: true });
   expect(db.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(500);
   db.close();
 });
 
 /** A database with a checkpointer, and an insert that commits 256 KiB, as the store's writes and the purge's batches do. */
 function blobWrites() {
-  const db = openDatabase(path);
+  const db = openDatabase(database.path);
   db.exec('CREATE TABLE blobs (b BLOB)');
-  return { db, checkpoints: checkpointer(db, path, CAP), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
+  return { db, checkpoints: checkpointer(db, database.path, CAP), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
 }
 
 it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no further, and holds it to the cap again after', async () => {

@@ -2,38 +2,24 @@
 // extra on the event loop: the WAL's header is written (and synced) by a write at open,
 // and the checkpointer's worker of a large database starts then, not inside a commit; once
 // a checkpoint has copied the whole WAL, the worker starts it over itself.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { expect, it } from 'vitest';
 import { checkpointer } from '../src/storage/sqlite/checkpointer.js';
 import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { tempDatabaseEachTest } from './helpers/temp-database.js';
 import { agentRecord } from './store/records.js';
 
 const CAP = 2 * 2 ** 20;
-let directory: string;
-let path: string;
-beforeEach(() => {
-  directory = mkdtempSync(join(tmpdir(), 'wal-start-'));
-  path = join(directory, 'sessions.db');
-});
-afterEach(() => rmSync(directory, { recursive: true, force: true }));
-
-const walBytes = () => {
-  try {
-    return statSync(`${path}-wal`).size;
-  } catch {
-    return 0;
-  }
-};
+const database = tempDatabaseEachTest('wal-start-');
+const walBytes = () => database.walBytes();
 
 it('writes the WAL’s header when it opens an existing database, before any write is served', async () => {
-  const first = openSqliteStore(path);
+  const first = openSqliteStore(database.path);
   await first.insertAgent(agentRecord());
   await first.close();
   expect(walBytes()).toBe(0); // closing folded the WAL into the database
 
-  const store = openSqliteStore(path);
+  const store = openSqliteStore(database.path);
   try {
     expect(walBytes()).toBeGreaterThan(32); // the header and a frame: the next write appends to it
   } finally {
@@ -42,13 +28,13 @@ it('writes the WAL’s header when it opens an existing database, before any wri
 });
 
 it('starts the checkpointer’s worker at once on a database larger than its start size', async () => {
-  const setup = openDatabase(path);
+  const setup = openDatabase(database.path);
   setup.exec('CREATE TABLE blobs (b BLOB)');
   setup.prepare('INSERT INTO blobs VALUES (randomblob(?))').run(CAP / 8);
   setup.close();
 
-  const db = openDatabase(path);
-  const checkpoints = checkpointer(db, path, CAP);
+  const db = openDatabase(database.path);
+  const checkpoints = checkpointer(db, database.path, CAP);
   try {
     // Told the WAL is over its cap at the first commit: a running worker empties it at once
     // (a worker started only now would first have to start).
@@ -63,15 +49,15 @@ it('starts the checkpointer’s worker at once on a database larger than its sta
 });
 
 /** The WAL header's salts: they change whenever a write starts the WAL over. */
-const walSalts = () => readFileSync(`${path}-wal`).subarray(16, 24).toString('hex');
+const walSalts = () => readFileSync(`${database.path}-wal`).subarray(16, 24).toString('hex');
 
 it('on a large database, the worker starts the WAL over whenever its checkpoint copied the store’s writes: the store’s writes only append', async () => {
-  const setup = openDatabase(path);
+  const setup = openDatabase(database.path);
   setup.exec('CREATE TABLE blobs (b BLOB)');
   setup.prepare('INSERT INTO blobs VALUES (randomblob(?))').run(CAP / 8);
   setup.close();
 
-  const store = openSqliteStore(path, { walCapBytes: CAP });
+  const store = openSqliteStore(database.path, { walCapBytes: CAP });
   const startedOver = async (before: string) => {
     for (let waited = 0; walSalts() === before; waited += 10) {
       if (waited > 5000) throw new Error('the worker never started the WAL over');
