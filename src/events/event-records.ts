@@ -8,14 +8,19 @@ type Schemas = components['schemas'];
 
 type EventData = Schemas['Event']['data'];
 
+/** The JSON text of an event's data, or how to write it from the data when first asked. */
+type DataText = string | ((data: EventData) => string);
+
 /**
  * An event whose data's JSON text is known: made once with its view (the log stores it as
  * is), or read from a log that keeps it as text (SQLite: frames splice it in instead of
- * serializing the data again). The text is a private field, out of sight of spreads,
- * JSON and equality: the event looks like any other.
+ * serializing the data again). A session event's text is written when first asked for
+ * (a write nobody follows live never needs it: SQLite stores such data compactly). The
+ * text is a private field, out of sight of spreads, JSON and equality: the event looks
+ * like any other.
  */
 class TextedEvent implements EventInput {
-  readonly #dataJson: string;
+  #dataJson: DataText;
   type: EventType;
   occurredAt: number;
   agentId: string;
@@ -24,7 +29,7 @@ class TextedEvent implements EventInput {
   declare userId?: string;
   data: EventData;
 
-  constructor(type: EventType, occurredAt: number, agentId: string, sessionId: string | undefined, userId: string | undefined, data: EventData, dataJson: string) {
+  constructor(type: EventType, occurredAt: number, agentId: string, sessionId: string | undefined, userId: string | undefined, data: EventData, dataJson: DataText) {
     this.type = type;
     this.occurredAt = occurredAt;
     this.agentId = agentId;
@@ -35,15 +40,34 @@ class TextedEvent implements EventInput {
   }
 
   static dataJsonOf(event: EventInput): string | undefined {
+    if (!(#dataJson in event)) return undefined;
+    const texted = event as TextedEvent;
+    if (typeof texted.#dataJson !== 'string') texted.#dataJson = texted.#dataJson(texted.data);
+    return texted.#dataJson;
+  }
+
+  /** The text, or how to write it, to hand on to the same event's record. */
+  static dataTextOf(event: EventInput): DataText | undefined {
     return #dataJson in event ? (event as TextedEvent).#dataJson : undefined;
   }
+}
+
+/** A session event's data is its SessionInfo. */
+const sessionDataJson = (data: EventData) => sessionInfoJson(data as Schemas['SessionInfo']);
+
+/** An event made by sessionEvent: its data is a SessionInfo view. */
+class SessionInfoEvent extends TextedEvent {}
+
+/** True when the event's data is a SessionInfo view (a log may store such data in a form of its own). */
+export function hasSessionInfo(event: EventInput): event is EventInput & { data: Schemas['SessionInfo'] } {
+  return event instanceof SessionInfoEvent;
 }
 
 /** A TextedEvent with its id in the log. */
 class TextedRecord extends TextedEvent implements EventRecord {
   id: string;
 
-  constructor(id: string, input: EventInput, dataJson: string) {
+  constructor(id: string, input: EventInput, dataJson: DataText) {
     super(input.type, input.occurredAt, input.agentId, input.sessionId, input.userId, input.data, dataJson);
     this.id = id;
   }
@@ -52,7 +76,7 @@ class TextedRecord extends TextedEvent implements EventRecord {
 /** A session event: its data is the SessionInfo as of `at`, its text written directly. */
 export function sessionEvent(type: EventType, session: SessionRecord, at: number): EventInput {
   const data = sessionInfoView(session, at);
-  return new TextedEvent(type, at, session.agentId, session.id, session.userId, data, sessionInfoJson(data));
+  return new SessionInfoEvent(type, at, session.agentId, session.id, session.userId, data, sessionDataJson);
 }
 
 /** The JSON text of the event's data, as a log that keeps it as text stores it. */
@@ -91,9 +115,17 @@ export function eventView(event: EventRecord): Schemas['Event'] {
   return view;
 }
 
-/** An event as a log that keeps its data as JSON text records it: with its id, and that text. */
-export function loggedEvent(id: string, event: EventInput, dataJson: string): EventRecord {
-  return new TextedRecord(id, event, dataJson);
+/**
+ * An event as a log that keeps its data as JSON text records it: with its id, and that
+ * text (given, or the event's own, written when first asked for).
+ */
+export function loggedEvent(id: string, event: EventInput, dataJson?: string): EventRecord {
+  return new TextedRecord(id, event, dataJson ?? TextedEvent.dataTextOf(event) ?? ((data) => JSON.stringify(data)));
+}
+
+/** A session event (its data a SessionInfo) read back from a log that stores the data in a form of its own. */
+export function loggedSessionEvent(id: string, event: EventInput): EventRecord {
+  return new TextedRecord(id, event, sessionDataJson);
 }
 
 /** The event's JSON as the API shows it (eventView), the stored data text spliced in when there is one. */

@@ -52,7 +52,7 @@ const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 /** A string's JSON, as JSON.stringify writes it; most strings need no escaping, and are only quoted. */
 const quoted = (text: string) => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
 /** A number's JSON, as JSON.stringify writes it. */
-const numberJson = (value: number) => (Number.isFinite(value) ? `${value}` : 'null');
+export const numberJson = (value: number) => (Number.isFinite(value) ? `${value}` : 'null');
 
 /**
  * A SessionInfo view's JSON, exactly as JSON.stringify writes it (same keys, same order),

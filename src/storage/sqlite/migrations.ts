@@ -496,6 +496,11 @@ export const migrations: readonly string[] = [
     DELETE FROM due_announcements WHERE due_at IN (old.due_at, old.expires_at) AND session_rowid = old.rowid;
   END;
   `,
+  // 21: a session event's data is stored as an array of its SessionInfo's values
+  // (event-data.ts); rows written before keep their JSON text, and are read as such. No
+  // table changes: the version keeps a server older than this one, which would send
+  // such data as it is stored, from opening the database.
+  `SELECT 1;`,
 ];
 
 export function migrate(db: Database): void {

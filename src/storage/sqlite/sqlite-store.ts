@@ -22,6 +22,7 @@ import {
   type Store,
 } from '../store.js';
 import { apiKeyCache } from './api-key-cache.js';
+import { eventFromRow, storedEventData, writtenEvent, type EventRow } from './event-data.js';
 import { externalCommits } from './external-commits.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
@@ -34,7 +35,6 @@ import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } fro
 import { purgeWorker } from './purge-worker.js';
 import { markSql, PASSABLE_SQL, prepareMarks, runMarkMove } from './mark-batch.js';
 import { messageJson } from '../../http/views.js';
-import { dataJson, loggedEvent } from '../../events/event-records.js';
 
 interface AgentRow {
   id: string;
@@ -118,23 +118,6 @@ function toDelivery(row: DeliveryRow): DeliveryRecord {
   if (row.error !== null) delivery.error = row.error;
   if (row.next_retry_at !== null) delivery.nextRetryAt = row.next_retry_at;
   return delivery;
-}
-
-interface EventRow {
-  id: number;
-  type: EventInput['type'];
-  occurred_at: number;
-  agent_id: string;
-  session_id: string | null;
-  user_id: string | null;
-  data: string;
-}
-
-function toEvent(row: EventRow): EventRecord {
-  const input: EventInput = { type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: JSON.parse(row.data) };
-  if (row.session_id !== null) input.sessionId = row.session_id;
-  if (row.user_id !== null) input.userId = row.user_id;
-  return loggedEvent(String(row.id), input, row.data);
 }
 
 /** The SQL of a read of the event log with the filters the query uses. */
@@ -618,9 +601,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (events.length === 0) return;
     const keep = eventListeners.size > 0;
     for (const event of events) {
-      const text = dataJson(event);
-      const { lastInsertRowid } = statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, text);
-      if (keep) recorded.push(loggedEvent(String(lastInsertRowid), event, text));
+      const data = storedEventData(event);
+      const { lastInsertRowid } = statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, data);
+      if (keep) recorded.push(writtenEvent(String(lastInsertRowid), event, data));
     }
     if (!keep) unrecorded = true;
     eventsWritten = true;
@@ -1038,14 +1021,14 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       };
       const statement = listEventsStatement(query);
       const filtered = query.sessionId !== undefined || query.agentId !== undefined || query.agentIds !== undefined || query.userId !== undefined || query.types !== undefined;
-      if (!filtered) return statement.all(parameters).map(toEvent);
+      if (!filtered) return statement.all(parameters).map(eventFromRow);
       // What was recorded after this read began comes in the next one.
       const last = statements.lastEventId.get() ?? 0;
       const events: EventRecord[] = [];
       for (let from = parameters.after; from < last && events.length < query.limit; from += eventScanWindow) {
         if (from > parameters.after) await new Promise(setImmediate);
         const rows = statement.all({ ...parameters, after: from, upTo: Math.min(from + eventScanWindow, last), limit: query.limit - events.length });
-        for (const row of rows) events.push(toEvent(row));
+        for (const row of rows) events.push(eventFromRow(row));
       }
       return events;
     },
