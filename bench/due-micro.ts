@@ -1,6 +1,6 @@
 // In-process microbenchmark of a burst of due warnings on SQLite (no HTTP): N sessions whose
 // warnings fall due in the same second, announced by the pump's tick as the server runs it
-// (its batch sizing, its 8 ms budget), each event's SSE frame built as one stream would.
+// (its batch sizing, its 5 ms budget), each event's SSE frame built as one stream would.
 // Prints µs of CPU per warning (the process with its checkpointer thread), the batches
 // (count, median and longest, the first one's), and the longest event-loop delay.
 // The database is built once per N under bench/tmp/db and copied for each run.
