@@ -15,7 +15,7 @@ import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord } from '../src/storage/store.js';
 import { CAN_PIN, ROOT, SERVER_CPU, api } from './lib.js';
 import { type OffOnRatio, offThenOn } from './off-then-on.js';
-import { type LoadSettings, runScenarios } from './throughput.js';
+import { type LoadSettings, startWithScenarios } from './throughput.js';
 
 export interface EventsResults {
   /** Medians over the rounds of req/s with the event log off and on, and of on / off. */
@@ -110,9 +110,9 @@ function openCountingStream(url: string): Promise<{ count: () => number; until: 
   });
 }
 
-/** createSession and sendSessionMessage with the event log off, then on, back to back, for `rounds`. */
+/** createSession and sendSessionMessage with the event log off and on, side by side, for `rounds`. */
 export function runLogOverhead(settings: LoadSettings, rounds: number): Promise<EventsResults['logOverhead']> {
-  return offThenOn(EVENT_LOG_SCENARIOS, rounds, (on) => runScenarios(settings, EVENT_LOG_SCENARIOS, { EVENT_LOG: on ? 'on' : 'off' }, startEventsServer));
+  return offThenOn(EVENT_LOG_SCENARIOS, rounds, settings, (on) => startWithScenarios({ EVENT_LOG: on ? 'on' : 'off' }, startEventsServer));
 }
 
 /** `count` sessions whose warnings all fall due in the same second; one stream of session.warning receives them. */

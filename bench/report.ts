@@ -68,7 +68,7 @@ function eventsSection(events: EventsResults | undefined): string[] {
   const { streams, replyWaits } = events;
   return [
     '',
-    `**Events** (\`bench/events.ts\`: the app as \`npm start\` wires it, through tsx, with bench-only controls in \`bench/events-server.ts\`; the event log off drops the events each write carries; off and on back to back, the order alternating each round, ${events.logOverhead[0]?.rounds ?? 0} rounds, medians)`,
+    `**Events** (\`bench/events.ts\`: the app as \`npm start\` wires it, through tsx, with bench-only controls in \`bench/events-server.ts\`; the event log off drops the events each write carries; off and on side by side on fresh databases, loaded in turns, ${events.logOverhead[0]?.rounds ?? 0} rounds, medians)`,
     '',
     table(
       ['scenario', 'req/s, event log off', 'req/s, event log on', 'on / off'],
@@ -179,7 +179,7 @@ export function renderReport(results: Results): string {
     '',
     ...(results.metricsOverhead
       ? [
-          `**Metrics on / off** (\`METRICS_ENABLED\`; off and on back to back on fresh databases, the order alternating each round, ${results.metricsOverhead[0]?.rounds ?? 0} rounds; medians)`,
+          `**Metrics on / off** (\`METRICS_ENABLED\`; off and on side by side on fresh databases, loaded in turns, ${results.metricsOverhead[0]?.rounds ?? 0} rounds; medians)`,
           '',
           table(
             ['scenario', 'req/s, metrics off', 'req/s, metrics on', 'on / off'],
@@ -190,7 +190,7 @@ export function renderReport(results: Results): string {
       : []),
     ...(results.keyedOverhead
       ? [
-          `**${KEYED_CREATE}** (plain and with both, back to back on fresh databases, the order alternating each round, ${results.keyedOverhead.rounds} rounds; medians): ` +
+          `**${KEYED_CREATE}** (plain and with both, side by side on fresh databases, loaded in turns, ${results.keyedOverhead.rounds} rounds; medians): ` +
             `${results.keyedOverhead.onReqPerSec.toLocaleString('en-US')} against ${results.keyedOverhead.offReqPerSec.toLocaleString('en-US')} req/s plain, ${times(results.keyedOverhead.ratio)}`,
           '',
         ]

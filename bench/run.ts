@@ -52,7 +52,7 @@ if (process.argv.includes('--sweep-only')) {
   process.exit(0);
 }
 
-// Only the keyed create against the plain one, alternating on fresh databases (medians of the rounds).
+// Only the keyed create against the plain one, side by side on fresh databases (medians of the rounds).
 if (process.argv.includes('--keyed')) {
   buildServer();
   const rounds = quick ? 2 : 5;

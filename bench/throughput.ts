@@ -8,7 +8,7 @@ import autocannon from 'autocannon';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { api, startCeiling, startOurServer } from './lib.js';
-import { type OffOnRatio, offThenOn } from './off-then-on.js';
+import { type OffOnRatio, offThenOn, type RunningVariant } from './off-then-on.js';
 
 export interface LoadSettings {
   durationSeconds: number;
@@ -115,6 +115,33 @@ async function measureBesideCeiling(baseUrl: string, target: Target, ceiling: { 
 }
 
 /**
+ * The scenarios' requests on a server with a fresh database: an agent, sessions to read,
+ * beat and list, and a conversation of 60 messages.
+ */
+export async function scenarioTargets(baseUrl: string): Promise<Record<string, Target>> {
+  const base = `${baseUrl}/api`;
+  const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;
+  const userId = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
+  const longLived = { timeoutMinutes: 1440, maxDurationMinutes: 20160 };
+  const newSession = async () => (await api(`${base}/messaging/sessions`, 'POST', { agentId, userId, timeoutConfig: longLived })).sessionId;
+  const [readSession, beatSession, chatSession] = [await newSession(), await newSession(), await newSession()];
+  for (let i = 0; i < 60; i += 1) await api(`${base}/messaging/sessions/${chatSession}/messages`, 'POST', { content: `message ${i}` });
+  for (let i = 0; i < 200; i += 1) await newSession();
+  const listPath = `/api/messaging/sessions?agentId=${agentId}&limit=20`;
+  const secondPage = `${listPath}&count=false&cursor=${(await api(`${baseUrl}${listPath}&count=false`)).nextCursor}`;
+
+  return {
+    createSession: { method: 'POST', path: '/api/messaging/sessions', body: { agentId, userId, metadata: { platform: 'bench' } } },
+    getSession: { method: 'GET', path: `/api/messaging/sessions/${readSession}` },
+    sessionHeartbeat: { method: 'POST', path: `/api/messaging/sessions/${beatSession}/heartbeat` },
+    sendSessionMessage: { method: 'POST', path: `/api/messaging/sessions/${chatSession}/messages`, body: { content: 'Hello from the benchmark' } },
+    getSessionMessages: { method: 'GET', path: `/api/messaging/sessions/${chatSession}/messages?limit=50` },
+    listSessions: { method: 'GET', path: listPath },
+    [LIST_BY_CURSOR]: { method: 'GET', path: secondPage },
+  };
+}
+
+/**
  * The scenarios against a fresh database; `env` sets the server (e.g. SQLITE_SYNCHRONOUS); `start` starts it
  * (default: as npm start does). Given `ceilingUrl` (bench/ceiling-server.ts), each scenario is measured between
  * two runs of the ceiling route of its method, or (SIZE_MATCHED) of the route answering as many bytes.
@@ -126,28 +153,9 @@ export async function runScenarios(
   start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
   ceilingUrl?: string,
 ): Promise<Record<string, MeasuredScenario>> {
-  const server = await start(join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db'), env);
+  const server = await start(freshDatabasePath(), env);
   try {
-    const base = `${server.baseUrl}/api`;
-    const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;
-    const userId = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
-    const longLived = { timeoutMinutes: 1440, maxDurationMinutes: 20160 };
-    const newSession = async () => (await api(`${base}/messaging/sessions`, 'POST', { agentId, userId, timeoutConfig: longLived })).sessionId;
-    const [readSession, beatSession, chatSession] = [await newSession(), await newSession(), await newSession()];
-    for (let i = 0; i < 60; i += 1) await api(`${base}/messaging/sessions/${chatSession}/messages`, 'POST', { content: `message ${i}` });
-    for (let i = 0; i < 200; i += 1) await newSession();
-    const listPath = `/api/messaging/sessions?agentId=${agentId}&limit=20`;
-    const secondPage = `${listPath}&count=false&cursor=${(await api(`${server.baseUrl}${listPath}&count=false`)).nextCursor}`;
-
-    const scenarios: Record<string, Target> = {
-      createSession: { method: 'POST', path: '/api/messaging/sessions', body: { agentId, userId, metadata: { platform: 'bench' } } },
-      getSession: { method: 'GET', path: `/api/messaging/sessions/${readSession}` },
-      sessionHeartbeat: { method: 'POST', path: `/api/messaging/sessions/${beatSession}/heartbeat` },
-      sendSessionMessage: { method: 'POST', path: `/api/messaging/sessions/${chatSession}/messages`, body: { content: 'Hello from the benchmark' } },
-      getSessionMessages: { method: 'GET', path: `/api/messaging/sessions/${chatSession}/messages?limit=50` },
-      listSessions: { method: 'GET', path: listPath },
-      [LIST_BY_CURSOR]: { method: 'GET', path: secondPage },
-    };
+    const scenarios = await scenarioTargets(server.baseUrl);
     const results: Record<string, MeasuredScenario> = {};
     for (const [name, target] of Object.entries(scenarios)) {
       if (names && !names.includes(name)) continue;
@@ -169,43 +177,50 @@ export async function runScenarios(
 export const KEYED_CREATE = 'createSession, API key + Idempotency-Key';
 
 /**
- * createSession plain (keys off), then on a server with API keys on, sending a key from
+ * createSession plain (keys off), and on a server with API keys on, sending a key from
  * the keys table and a fresh Idempotency-Key (a record written with each session),
- * alternating on fresh databases: the median ratio of the rounds (see off-then-on.ts).
+ * side by side on fresh databases: the median ratio of the rounds (see off-then-on.ts).
  */
 export async function runKeyedOverhead(settings: LoadSettings, rounds: number): Promise<OffOnRatio> {
-  const [keyed] = await offThenOn([KEYED_CREATE], rounds, async (on) => ({
-    [KEYED_CREATE]: await runCreateVariant(settings, { apiKey: on, idempotencyKey: on }),
-  }));
+  const [keyed] = await offThenOn([KEYED_CREATE], rounds, settings, (on) => startCreateVariant({ apiKey: on, idempotencyKey: on }));
   return keyed!;
 }
 
 /**
- * createSession on a fresh database, its agent made through the store: with an API key
- * (keys on) or without (keys off), with a fresh Idempotency-Key per request or none.
+ * A server on a fresh database, its agent made through the store, and its createSession
+ * request (KEYED_CREATE): with an API key (keys on) or without (keys off), with a fresh
+ * Idempotency-Key per request or none.
  */
-export async function runCreateVariant(
-  settings: LoadSettings,
-  variant: { apiKey: boolean; idempotencyKey: boolean },
-  env: Record<string, string> = {},
-): Promise<LoadResult> {
-  const databasePath = join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db');
+async function startCreateVariant(variant: { apiKey: boolean; idempotencyKey: boolean }): Promise<RunningVariant> {
+  const databasePath = freshDatabasePath();
   const key = generateApiKey();
   const agentId = randomUUID();
   const store = openSqliteStore(databasePath);
   if (variant.apiKey) await store.insertApiKey({ id: randomUUID(), name: 'bench', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: Date.now() });
   await store.insertAgent({ id: agentId, name: 'Bench', settings: {}, createdAt: Date.now() });
   await store.close();
-  const server = await startOurServer(databasePath, env);
+  const server = await startOurServer(databasePath);
+  const body = { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', metadata: { platform: 'bench' } };
+  const headers: Record<string, string> = variant.apiKey ? { 'x-api-key': key } : {};
+  const target: Target = { method: 'POST', path: '/api/messaging/sessions', body, headers, freshIdempotencyKey: variant.idempotencyKey };
+  return { baseUrl: server.baseUrl, targets: { [KEYED_CREATE]: target }, stop: () => server.stop() };
+}
+
+/** A server (`start`, as runScenarios takes it) on a fresh database, with the scenarios' requests: one side of offThenOn. */
+export async function startWithScenarios(
+  env: Record<string, string>,
+  start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
+): Promise<RunningVariant> {
+  const server = await start(freshDatabasePath(), env);
   try {
-    const body = { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', metadata: { platform: 'bench' } };
-    const headers: Record<string, string> = variant.apiKey ? { 'x-api-key': key } : {};
-    const target: Target = { method: 'POST', path: '/api/messaging/sessions', body, headers, freshIdempotencyKey: variant.idempotencyKey };
-    return await measure(server.baseUrl, target, settings);
-  } finally {
+    return { baseUrl: server.baseUrl, targets: await scenarioTargets(server.baseUrl), stop: () => server.stop() };
+  } catch (error) {
     await server.stop();
+    throw error;
   }
 }
+
+const freshDatabasePath = () => join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db');
 
 export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadResult; POST: LoadResult }> {
   const ceiling = await startCeiling();
