@@ -73,7 +73,7 @@ class TextedRecord extends TextedEvent implements EventRecord {
   }
 }
 
-/** A session event: its data is the SessionInfo as of `at`, its text written directly. */
+/** A session event: its data is the SessionInfo as of `at`, its text written (directly) when first asked for. */
 export function sessionEvent(type: EventType, session: SessionRecord, at: number): EventInput {
   const data = sessionInfoView(session, at);
   return new SessionInfoEvent(type, at, session.agentId, session.id, session.userId, data, sessionDataJson);
