@@ -35,6 +35,7 @@ import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+import { YIELD_TO_EVENT_LOOP } from './background-thread.js';
 
 export const DEFAULT_WAL_CAP_BYTES = 64 * 2 ** 20;
 const INTERVAL_MS = 20;
@@ -46,6 +47,7 @@ const CAP_WAIT_MS = 2000;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
+${YIELD_TO_EVENT_LOOP}
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = ' + workerData.capWaitMs);
 function checkpoint(mode) {

@@ -11,17 +11,13 @@ import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { YIELD_TO_EVENT_LOOP } from './background-thread.js';
 import { WHOLE_INSTANT } from './expiry-counts.js';
 import { advanceMark, markSql, prepareMarks, runMarkMove } from './mark-batch.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 
 /** The worker's own wait for the write lock (it sleeps off the event loop). */
 const LOCK_WAIT_MS = 5000;
-/**
- * The thread's nice value: on a CPU it shares with the event loop (the bench pins the
- * server to one), the purge then waits for the event loop's turns, not the reverse.
- */
-const NICENESS = 10;
 
 // CommonJS run by the worker (eval: no TypeScript loader needed in a worker); the batch
 // functions are inserted from their source.
@@ -33,12 +29,7 @@ const runPurgeBatch = (${runPurgeBatch.toString()});
 const prepareMarks = (${prepareMarks.toString()});
 const advanceMark = (${advanceMark.toString()});
 const runMarkMove = (${runMarkMove.toString()});
-// Background work: this thread yields the CPU to the event loop's (Linux: a thread has its
-// own nice value; elsewhere the call fails and the thread keeps its priority).
-try {
-  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-  require('node:os').setPriority(tid, workerData.niceness);
-} catch {}
+${YIELD_TO_EVENT_LOOP}
 const db = new Database(workerData.path);
 // The WAL's size after a batch, for the checkpointer's cap: stat here, not on the event loop
 // (a stat of the WAL while a checkpoint wrote or truncated it took up to 77 ms there).
@@ -96,7 +87,7 @@ export function purgeWorker(path: string, synchronous: 'normal' | 'full'): Purge
     if (worker) return worker;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const workerData = {
-      ...{ driver, path, synchronous, lockWaitMs: LOCK_WAIT_MS, niceness: NICENESS },
+      ...{ driver, path, synchronous, lockWaitMs: LOCK_WAIT_MS },
       ...{ sql: purgeSql(), messagesPerSession: PURGE_MESSAGES_PER_SESSION, markSql: markSql(), wholeInstant: WHOLE_INSTANT },
     };
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
