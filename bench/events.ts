@@ -262,7 +262,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await runEvents(
     quick
       ? { load: { durationSeconds: 3, warmupSeconds: 1, connections: 50 }, rounds: 1, dueSessions: 10_000, streamClients: 100, streamEvents: 20, replyWaiters: 100 }
-      : { load: { durationSeconds: 10, warmupSeconds: 3, connections: 50 }, rounds: 3, dueSessions: 100_000, streamClients: 1000, streamEvents: 50, replyWaiters: 1000 },
+      : { load: { durationSeconds: 10, warmupSeconds: 3, connections: 50 }, rounds: 5, dueSessions: 100_000, streamClients: 1000, streamEvents: 50, replyWaiters: 1000 },
     (line) => console.error(`[bench] ${line}`),
   );
   console.log(JSON.stringify(results, null, 2));

@@ -33,7 +33,7 @@ const settings = quick
   : {
       load: { durationSeconds: 10, warmupSeconds: 3, connections: 50 },
       scale: { steps: [{ sessions: 1_000, messages: 100 }, { sessions: 100_000, messages: 10_000 }, { sessions: 1_000_000, messages: 100_000 }], samples: 1000 },
-      events: { rounds: 3, dueSessions: 100_000, streamClients: 1000, streamEvents: 50, replyWaiters: 1000 },
+      events: { rounds: 5, dueSessions: 100_000, streamClients: 1000, streamEvents: 50, replyWaiters: 1000 },
     };
 
 const log = (line: string) => console.error(`[bench] ${line}`);
