@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { agentEvent, eventJson, loggedEvent, messageEvent, sessionEvent } from '../src/events/event-records.js';
 import { eventFromRow, storedSessionInfo } from '../src/storage/sqlite/event-data.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import type { EventRecord, EventType, SessionRecord } from '../src/storage/store.js';
+import type { EventRecord, EventType } from '../src/storage/store.js';
+import { arbitrarySession, instant } from './helpers/arbitrary-session.js';
 import { T0 } from './helpers/fake-clock.js';
 import { withMigratedStore } from './helpers/old-sqlite-database.js';
 import { tempDatabaseEachTest } from './helpers/temp-database.js';
@@ -15,30 +16,11 @@ import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
 
 const SESSION_TYPES: EventType[] = ['session.created', 'session.renewed', 'session.activity', 'session.timeout_updated', 'session.warning', 'session.expired', 'session.ended'];
 
-const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('\u0000', '\ud800', '"\\', '\u2028', '😀', '__proto__', '[1]'));
-const instant = fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 });
-const number = fc.oneof(fc.integer(), fc.double());
-const session = fc.record({
-  id: text,
-  agentId: text,
-  userId: text,
-  createdAt: instant,
-  lastActivity: instant,
-  anchorAt: instant,
-  expiresAt: instant,
-  warnsAt: instant,
-  config: fc.record({ timeoutMinutes: number, autoRenew: fc.boolean(), maxDurationMinutes: number, warningThresholdMinutes: number }),
-  renewalCount: number,
-  metadata: fc.dictionary(text, fc.jsonValue({ maxDepth: 2 })),
-  status: fc.constantFrom('active' as const, 'expired' as const),
-  announced: fc.constantFrom('nothing' as const, 'warning' as const, 'expiry' as const),
-});
-
 it('reads a stored SessionInfo back as the event written: the same JSON, for any session, instant and session event type', () => {
   fc.assert(
-    fc.property(session, instant, fc.constantFrom(...SESSION_TYPES), (record, at, type) => {
-      const written = loggedEvent('7', sessionEvent(type, record as SessionRecord, at));
-      const row = { id: 7, type, occurred_at: at, agent_id: record.agentId, session_id: record.id, user_id: record.userId, data: storedSessionInfo(sessionEvent(type, record as SessionRecord, at).data as never) };
+    fc.property(arbitrarySession, instant, fc.constantFrom(...SESSION_TYPES), (record, at, type) => {
+      const written = loggedEvent('7', sessionEvent(type, record, at));
+      const row = { id: 7, type, occurred_at: at, agent_id: record.agentId, session_id: record.id, user_id: record.userId, data: storedSessionInfo(sessionEvent(type, record, at).data as never) };
       const read = eventFromRow(row);
       expect(eventJson(read)).toBe(eventJson(written));
       // As JSON text storage gave it back: numbers JSON cannot write (Infinity, NaN) read as null.
