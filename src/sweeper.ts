@@ -125,7 +125,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   };
   const trimEvents = (cutoff: number) => async (limit: number) => {
     const done = await store.purgeEvents(cutoff, limit);
-    return { done, more: done === limit };
+    return { done, more: done >= limit };
   };
 
   async function sweep(): Promise<SweepReport> {

@@ -51,7 +51,12 @@ describe.each(['normal', 'full'])('SQLITE_SYNCHRONOUS=%s', (synchronous) => {
     // A response that reached us after the kill was sent before it: it counts too.
     const db = new Database(databasePath);
     const stored = new Set(db.prepare('SELECT id FROM sessions').pluck().all() as string[]);
-    const created = new Set(db.prepare("SELECT session_id FROM events WHERE type = 'session.created'").pluck().all() as string[]);
+    const created = new Set(
+      db
+        .prepare("SELECT json_extract(event.value, '$[3]') FROM event_log, json_each(event_log.events) AS event WHERE json_extract(event.value, '$[0]') = 'session.created'")
+        .pluck()
+        .all() as string[],
+    );
     db.close();
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
     expect(acknowledged.filter((id) => !created.has(id))).toEqual([]);

@@ -261,8 +261,10 @@ describe('the retention trim on SQLite', () => {
     const agent = { id: '4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1e', name: 'Trim', settings: {}, createdAt: T0 };
     const event = (occurredAt: number) => [{ type: 'agent.created' as const, occurredAt, agentId: agent.id, data: { id: agent.id, name: 'Trim' } as never }];
     await t.store.purgeEvents(T0 + 1, 100); // the beforeEach agent's event
-    // Recorded in this order: old, new, then old again (a due event announced late).
-    await t.store.insertAgent(agent, { events: () => [...event(T0 - 3 * MINUTE), ...event(T0), ...event(T0 - 2 * MINUTE)] });
+    // Recorded in this order, a transaction each: old, new, then old again (a due event announced late).
+    await t.store.insertAgent(agent, { events: () => event(T0 - 3 * MINUTE) });
+    await t.store.insertAgent({ ...agent, id: '4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1a' }, { events: () => event(T0) });
+    await t.store.insertAgent({ ...agent, id: '4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1b' }, { events: () => event(T0 - 2 * MINUTE) });
     const [oldest, , late] = await log();
     expect(await t.store.purgeEvents(T0 - MINUTE, 100)).toBe(1);
     expect((await log()).map((kept) => kept.id)).not.toContain(oldest!.id);
@@ -270,16 +272,28 @@ describe('the retention trim on SQLite', () => {
     expect(await t.store.purgeEvents(T0 + 1, 100)).toBe(2);
     expect(await log()).toEqual([]);
   });
+
+  it("keeps a transaction's events together: they go when the newest of them is out of the retention", async () => {
+    const agent = { id: '4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1f', name: 'Trim', settings: {}, createdAt: T0 };
+    const event = (occurredAt: number) => ({ type: 'agent.created' as const, occurredAt, agentId: agent.id, data: { id: agent.id, name: 'Trim' } as never });
+    await t.store.purgeEvents(T0 + 1, 100); // the beforeEach agent's event
+    await t.store.insertAgent(agent, { events: () => [event(T0 - 3 * MINUTE), event(T0), event(T0 - 2 * MINUTE)] });
+    expect(await t.store.purgeEvents(T0 - MINUTE, 100)).toBe(0);
+    expect(await log()).toHaveLength(3);
+    expect(await t.store.purgeEvents(T0 + 1, 1)).toBe(3);
+    expect(await log()).toEqual([]);
+  });
 });
 
 describe('events handed to listeners on SQLite', () => {
-  it("hands a commit's events over only when all were recorded (none are while nobody listens); else the listener reads the log", async () => {
-    const agent = (n: number) => ({ id: `4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1${n}`, name: `Hand ${n}`, settings: {}, createdAt: T0 });
-    const created = (written: { id: string; name: string }) => [{ type: 'agent.created' as const, occurredAt: T0, agentId: written.id, data: { id: written.id, name: written.name } as never }];
+  const agent = (n: number) => ({ id: `4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d1${n}`, name: `Hand ${n}`, settings: {}, createdAt: T0 });
+  const created = (written: { id: string; name: string }) => [{ type: 'agent.created' as const, occurredAt: T0, agentId: written.id, data: { id: written.id, name: written.name } as never }];
+
+  it("hands a commit's events over when someone listened at its commit, those of writes before the subscription too", async () => {
     const calls: Array<EventRecord[] | undefined> = [];
     let unsubscribe = () => {};
-    // One commit: the first write's event is written while nobody listens; the second write's
-    // transaction subscribes before writing its own.
+    // One commit: the first write's event is recorded before anyone listens; the second
+    // write subscribes while its transaction is open.
     await Promise.all([
       t.store.insertAgent(agent(1), { events: created }),
       t.store.insertAgent(agent(2), {
@@ -290,8 +304,25 @@ describe('events handed to listeners on SQLite', () => {
         },
       }),
     ]);
+    unsubscribe();
+    expect(calls).toEqual([(await log()).slice(-2)]);
+  });
+
+  it('tells a listener that subscribed after the commit was written (nobody listened then) to read the log', async () => {
+    const calls: Array<EventRecord[] | undefined> = [];
+    let unsubscribe = () => {};
+    await t.store.insertAgent(agent(1), {
+      events: (written) => {
+        // Runs after the transaction, before the write is answered.
+        queueMicrotask(() => {
+          const stop = t.store.onEventsWritten((committed) => calls.push(committed));
+          unsubscribe = () => void stop();
+        });
+        return created(written);
+      },
+    });
     expect(calls).toEqual([undefined]);
-    await t.store.insertAgent(agent(3), { events: created });
+    await t.store.insertAgent(agent(2), { events: created });
     unsubscribe();
     expect(calls).toEqual([undefined, (await log()).slice(-1)]);
   });

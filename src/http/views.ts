@@ -50,7 +50,7 @@ export function sessionInfoView(session: SessionRecord, now: number): Schemas['S
 // What JSON.stringify escapes in a string: control characters, quote, backslash, surrogates (paired ones too, to be safe).
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 /** A string's JSON, as JSON.stringify writes it; most strings need no escaping, and are only quoted. */
-const quoted = (text: string) => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
+export const quoted = (text: string) => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
 /** A number's JSON, as JSON.stringify writes it. */
 export const numberJson = (value: number) => (Number.isFinite(value) ? `${value}` : 'null');
 

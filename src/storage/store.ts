@@ -303,7 +303,7 @@ export interface Store {
    * it announced; fewer than `limit` when nothing more is due.
    */
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
-  /** Deletes up to `limit` events that occurred before `cutoff`; returns how many. */
+  /** Deletes about `limit` of the events that occurred before `cutoff`, oldest first (a log that keeps events in rows of many deletes whole rows: a few more); returns how many. */
   purgeEvents(cutoff: number, limit: number): Promise<number>;
 
   insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;

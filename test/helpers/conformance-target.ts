@@ -51,7 +51,7 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
  * probe row, and the event log with its webhook attempts, which record every change (a
  * session created and deleted is two events) until EVENT_RETENTION_HOURS.
  */
-const SERVER_TABLES = new Set(['health_probe', 'events', 'webhook_deliveries']);
+const SERVER_TABLES = new Set(['health_probe', 'event_log', 'webhook_deliveries']);
 
 export function rowCounts(databasePath: string): Record<string, number> {
   const db = new Database(databasePath, { readonly: true });

@@ -1,12 +1,13 @@
-// How the SQLite log stores an event's data. A session event's data is its SessionInfo
-// (about 500 bytes of JSON); the row already holds its session, agent and user ids, so the
-// rest is stored as an array of values in a fixed order (about 150 bytes): fewer WAL bytes
-// for every event written (measured: 1-1.5 µs less CPU an insert), and no JSON text
-// written for a session event nobody follows live. Other events' data, and rows written
-// before this form, are the data's JSON text (an object: they start with `{`).
+// How the SQLite log stores an event (event-log.ts keeps them in rows of many). A session
+// event's data is its SessionInfo (about 500 bytes of JSON); the event already holds its
+// session, agent and user ids, so the rest is stored as an array of values in a fixed order
+// (about 150 bytes): fewer WAL bytes for every event written (measured: 1-1.5 µs less CPU
+// an insert), and no JSON text written for a session event nobody follows live. Other
+// events' data, and session events written before this form (migration 21), are the data's
+// JSON (an object).
 import type { components } from '../../../generated/api.js';
 import { dataJson, hasSessionInfo, loggedEvent, loggedSessionEvent } from '../../events/event-records.js';
-import { numberJson } from '../../http/views.js';
+import { numberJson, quoted } from '../../http/views.js';
 import type { EventInput, EventRecord } from '../store.js';
 
 type SessionInfo = components['schemas']['SessionInfo'];
@@ -35,33 +36,55 @@ export function storedSessionInfo(view: SessionInfo): string {
   );
 }
 
-export interface EventRow {
-  id: number;
-  type: EventInput['type'];
-  occurred_at: number;
-  agent_id: string;
-  session_id: string | null;
-  user_id: string | null;
-  data: string;
+/**
+ * An event as an element of a row of the log (event-log.ts): `[type, occurredAt, agentId,
+ * sessionId, userId, data]`, its data the stored form (storedEventData) spliced in; with
+ * the ids of the row's event before it (a message and its session's activity, say), only
+ * `[type, occurredAt, data]`.
+ */
+export function storedEvent(event: EventInput, data: string, previous: EventInput | undefined): string {
+  // Event types are identifiers: nothing in them to escape.
+  if (previous && event.agentId === previous.agentId && event.sessionId === previous.sessionId && event.userId === previous.userId) {
+    return `["${event.type}",${event.occurredAt},${data}]`;
+  }
+  return `["${event.type}",${event.occurredAt},${quoted(event.agentId)},${nullableJson(event.sessionId)},${nullableJson(event.userId)},${data}]`;
 }
 
-export function eventFromRow(row: EventRow): EventRecord {
-  const stored = row.data.startsWith('[');
-  const input: EventInput = { type: row.type, occurredAt: row.occurred_at, agentId: row.agent_id, data: stored ? sessionInfoOf(row) : JSON.parse(row.data) };
-  if (row.session_id !== null) input.sessionId = row.session_id;
-  if (row.user_id !== null) input.userId = row.user_id;
-  return stored ? loggedSessionEvent(String(row.id), input) : loggedEvent(String(row.id), input, row.data);
+const nullableJson = (value: string | undefined) => (value === undefined ? 'null' : quoted(value));
+
+/** An element of a log row, parsed, its ids filled in from the element before when it left them out. */
+export type StoredEvent = [type: EventInput['type'], occurredAt: number, agentId: string, sessionId: string | null, userId: string | null, data: unknown];
+
+/** The events of a log row (the JSON array of storedEvent's elements), in order. */
+export function eventsOfRow(text: string): StoredEvent[] {
+  const events = JSON.parse(text) as Array<StoredEvent | [StoredEvent[0], number, unknown]>;
+  for (const [index, event] of events.entries()) {
+    if (event.length === 3) {
+      const [, , agentId, sessionId, userId] = events[index - 1] as StoredEvent;
+      events[index] = [event[0], event[1], agentId, sessionId, userId, event[2]];
+    }
+  }
+  return events as StoredEvent[];
 }
 
-/** The SessionInfo of a row that stores it (storedSessionInfo), with the row's ids. */
-function sessionInfoOf(row: EventRow): SessionInfo {
+/** The record of an event read back from a row of the log. */
+export function eventFromStored(id: number, [type, occurredAt, agentId, sessionId, userId, data]: StoredEvent): EventRecord {
+  const inSessionForm = Array.isArray(data);
+  const input: EventInput = { type, occurredAt, agentId, data: inSessionForm ? sessionInfoOf(id, data, agentId, sessionId!, userId!) : (data as EventInput['data']) };
+  if (sessionId !== null) input.sessionId = sessionId;
+  if (userId !== null) input.userId = userId;
+  return inSessionForm ? loggedSessionEvent(String(id), input) : loggedEvent(String(id), input);
+}
+
+/** The SessionInfo stored as `values` (storedSessionInfo), with the event's ids. */
+function sessionInfoOf(id: number, values: unknown[], agentId: string, sessionId: string, userId: string): SessionInfo {
   const [form, createdAt, lastActivity, expiresAt, timeoutMinutes, autoRenew, maxDurationMinutes, warningThresholdMinutes, renewalCount, timeRemaining, isNearExpiration, status, metadata] =
-    JSON.parse(row.data);
-  if (form !== SESSION_INFO_FORM) throw new Error(`event ${row.id}: its data is stored in an unknown form (${form})`);
+    values as [number, string, string, string, number, boolean, number, number, number, number, boolean, SessionInfo['status'], SessionInfo['metadata']];
+  if (form !== SESSION_INFO_FORM) throw new Error(`event ${id}: its data is stored in an unknown form (${form})`);
   return {
-    sessionId: row.session_id!,
-    agentId: row.agent_id,
-    userId: row.user_id!,
+    sessionId,
+    agentId,
+    userId,
     createdAt,
     lastActivity,
     metadata,

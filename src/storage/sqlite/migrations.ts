@@ -501,6 +501,24 @@ export const migrations: readonly string[] = [
   // table changes: the version keeps a server older than this one, which would send
   // such data as it is stored, from opening the database.
   `SELECT 1;`,
+  // 22: the log keeps a row per transaction that recorded events (event-log.ts): its id is
+  // its first event's, the others follow. Each event so far becomes a row of one, under its
+  // id; when the last ids given were trimmed, a row of no events stands for the last one.
+  `
+  CREATE TABLE event_log (
+    id           INTEGER PRIMARY KEY,
+    n            INTEGER NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    events       TEXT NOT NULL
+  ) STRICT;
+  INSERT INTO event_log (id, n, occurred_at, events)
+    SELECT id, 1, occurred_at,
+      '[[' || json_quote(type) || ',' || occurred_at || ',' || json_quote(agent_id) || ',' || json_quote(session_id) || ',' || json_quote(user_id) || ',' || data || ']]'
+    FROM events ORDER BY id;
+  INSERT INTO event_log (id, n, occurred_at, events)
+    SELECT seq, 0, 0, '[]' FROM sqlite_sequence WHERE name = 'events' AND seq > (SELECT coalesce(max(id), 0) FROM events);
+  DROP TABLE events;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -22,7 +22,7 @@ import {
   type Store,
 } from '../store.js';
 import { apiKeyCache } from './api-key-cache.js';
-import { eventFromRow, storedEventData, writtenEvent, type EventRow } from './event-data.js';
+import { eventLog, NEXT_EVENT_ID_SQL } from './event-log.js';
 import { externalCommits } from './external-commits.js';
 import { groupCommit, type RunWrite } from './group-commit.js';
 import { migrate } from './migrations.js';
@@ -119,26 +119,6 @@ function toDelivery(row: DeliveryRow): DeliveryRecord {
   if (row.next_retry_at !== null) delivery.nextRetryAt = row.next_retry_at;
   return delivery;
 }
-
-/** The SQL of a read of the event log with the filters the query uses. */
-function listEventsSql(query: EventQuery): string {
-  const filters = [
-    'id > @after',
-    query.sessionId !== undefined ? 'session_id = @sessionId' : undefined,
-    query.agentId !== undefined ? 'agent_id = @agentId' : undefined,
-    query.agentIds !== undefined ? 'agent_id IN (SELECT value FROM json_each(@agentIds))' : undefined,
-    query.userId !== undefined ? 'user_id = @userId' : undefined,
-    query.types !== undefined ? 'type IN (SELECT value FROM json_each(@types))' : undefined,
-  ].filter(Boolean);
-  return `SELECT * FROM events WHERE ${filters.join(' AND ')} AND id <= @upTo ORDER BY id LIMIT @limit`;
-}
-
-/**
- * Log ids a filtered read walks per statement. The log has no index by session, agent or
- * user: a filter that matches few events walks many ids, and one statement must not hold
- * the event loop for long (10,000 ids take a few milliseconds); the read yields between.
- */
-export const EVENT_SCAN_WINDOW = 10_000;
 
 interface MessageRow {
   id: string;
@@ -489,7 +469,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
          timeout_minutes, auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at, first_event_id)
        VALUES (@id, @agent_id, @user_id, @created_at, @last_activity, @anchor_at, @expires_at, @warns_at,
          @timeout_minutes, @auto_renew, @max_duration_minutes, @warning_threshold_minutes, @renewal_count, @status, @metadata,
-         @announced, @due_at, (SELECT coalesce(max(id), 0) + 1 FROM events))`,
+         @announced, @due_at, ${NEXT_EVENT_ID_SQL})`,
     ),
     // With its rowid: the count marks compare rowids within an instant (expiry-counts.ts).
     getSession: db.prepare<[string], SessionRow & { rowid: number }>(`SELECT rowid, *, ${ANNOUNCED_NOW_SQL} AS announced_now FROM sessions WHERE id = ?`),
@@ -533,10 +513,6 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     probeWrite: db.prepare<[number]>(
       'INSERT INTO health_probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
     ),
-    insertEvent: db.prepare<[EventRow['type'], number, string, string | null, string | null, string]>(
-      'INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data) VALUES (?, ?, ?, ?, ?, ?)',
-    ),
-    lastEventId: db.prepare<[], number | null>('SELECT max(id) FROM events').pluck(),
     dueSessions: db.prepare<{ now: number; limit: number }, DueTuple>(DUE_SESSIONS_SQL).raw(true),
     anyDue: db.prepare<[number], number>('SELECT 1 FROM due_announcements WHERE due_at <= ? LIMIT 1').pluck(),
     // The entries a batch read, up to its last one announced (a range of the primary key).
@@ -575,9 +551,6 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       'DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 100)',
     ),
     listDeliveries: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
-    // The trim walks the log from its oldest event (no index on occurred_at: one B-tree fewer per event).
-    oldestEvents: db.prepare<[number], { id: number; occurred_at: number }>('SELECT id, occurred_at FROM events ORDER BY id LIMIT ?'),
-    deleteEventsThrough: db.prepare<[number]>('DELETE FROM events WHERE id <= ?'),
   };
 
   const counts = expiryCounts(db);
@@ -587,10 +560,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return row && toAgent(row);
   });
 
+  const log = eventLog(db, { scanWindow: options.eventScanWindow });
   const eventListeners = new Set<(committed?: EventRecord[]) => void>();
   let eventsWritten = false;
-  // The events the open transaction recorded, with their ids, and those of the last commit:
-  // handed to the listeners as written, so that a reader of the log need not read them back.
+  // The events the batch wrote, with their ids (known at its flush), and those of the last
+  // commit: handed to the listeners as written, so that a reader of the log need not read them back.
   let recorded: EventRecord[] = [];
   let committed: EventRecord[] = [];
   // With no listener, events are not recorded (nobody to hand them to). A listener that
@@ -599,14 +573,15 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   let committedUnrecorded = false;
   function appendEvents(events: EventInput[]): void {
     if (events.length === 0) return;
-    const keep = eventListeners.size > 0;
-    for (const event of events) {
-      const data = storedEventData(event);
-      const { lastInsertRowid } = statements.insertEvent.run(event.type, event.occurredAt, event.agentId, event.sessionId ?? null, event.userId ?? null, data);
-      if (keep) recorded.push(writtenEvent(String(lastInsertRowid), event, data));
-    }
-    if (!keep) unrecorded = true;
+    log.append(events);
     eventsWritten = true;
+  }
+  /** The group commit's last step: the batch's events, written in its transaction. */
+  function flushEvents(): void {
+    if (log.mark() === 0) return;
+    const keep = eventListeners.size > 0;
+    recorded = log.flush(keep);
+    if (!keep) unrecorded = true;
   }
 
   /** Writes the rows a write carries, in the write's own transaction (call it inside). */
@@ -774,15 +749,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
 
   // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
   const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
-  const eventScanWindow = options.eventScanWindow ?? EVENT_SCAN_WINDOW;
   // The purge runs on a worker thread with its own connection (purge-worker.ts); an in-memory database runs it here.
   const purger = path === ':memory:' ? undefined : purgeWorker(path, options.synchronous ?? 'normal');
   const purgeStatements = purger ? undefined : preparePurge(db, purgeSql());
   const commitWrite = groupCommit(db, {
     lockWaitMs: options.lockWaitMs,
-    beforeCommit: () => counts.flush(),
+    beforeCommit: () => {
+      counts.flush();
+      flushEvents();
+    },
     afterAbort: () => {
       counts.discard();
+      log.discard();
       recorded = [];
       unrecorded = false;
     },
@@ -813,12 +791,12 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return await commitWrite(() => {
         // A write that throws is rolled back to its savepoint: so are its notes.
         const mark = counts.mark();
-        const recordedBefore = recorded.length;
+        const eventsBefore = log.mark();
         try {
           return work();
         } catch (error) {
           counts.rollbackTo(mark);
-          recorded.length = recordedBefore;
+          log.rollbackTo(eventsBefore);
           throw error;
         }
       });
@@ -832,17 +810,6 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       }
     }
   };
-
-  const listEventStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
-  function listEventsStatement(query: EventQuery) {
-    const sql = listEventsSql(query);
-    let prepared = listEventStatements.get(sql);
-    if (!prepared) {
-      prepared = db.prepare<unknown[], EventRow>(sql);
-      listEventStatements.set(sql, prepared);
-    }
-    return prepared;
-  }
 
   return withStorageFaults({
     purgesOffEventLoop: purger !== undefined,
@@ -1009,32 +976,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async listEvents(query) {
       const after = query.after === undefined ? 0 : Number(query.after);
-      const parameters = {
-        after: query.sessionId === undefined ? after : Math.max(after, (statements.firstEventIdOf.get(query.sessionId) ?? 1) - 1),
-        sessionId: query.sessionId ?? null,
-        agentId: query.agentId ?? null,
-        agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
-        userId: query.userId ?? null,
-        types: query.types === undefined ? null : JSON.stringify(query.types),
-        limit: query.limit,
-        upTo: Number.MAX_SAFE_INTEGER,
-      };
-      const statement = listEventsStatement(query);
-      const filtered = query.sessionId !== undefined || query.agentId !== undefined || query.agentIds !== undefined || query.userId !== undefined || query.types !== undefined;
-      if (!filtered) return statement.all(parameters).map(eventFromRow);
-      // What was recorded after this read began comes in the next one.
-      const last = statements.lastEventId.get() ?? 0;
-      const events: EventRecord[] = [];
-      for (let from = parameters.after; from < last && events.length < query.limit; from += eventScanWindow) {
-        if (from > parameters.after) await new Promise(setImmediate);
-        const rows = statement.all({ ...parameters, after: from, upTo: Math.min(from + eventScanWindow, last), limit: query.limit - events.length });
-        for (const row of rows) events.push(eventFromRow(row));
-      }
-      return events;
+      return log.read(query, query.sessionId === undefined ? after : Math.max(after, (statements.firstEventIdOf.get(query.sessionId) ?? 1) - 1));
     },
     async lastEventId() {
-      const id = statements.lastEventId.get();
-      return id === null || id === undefined ? undefined : String(id);
+      const id = log.lastId();
+      return id === undefined ? undefined : String(id);
     },
     onEventsWritten(listener) {
       eventListeners.add(listener);
@@ -1046,20 +992,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return write(() => announceDue(now, limit, announce));
     },
     async purgeEvents(cutoff, limit) {
-      return write(() => {
-        // The oldest events in log order, up to the first inside the retention: an event
-        // recorded late with an earlier occurredAt (a due event announced after a restart)
-        // goes with the events recorded around it, kept at most that much longer.
-        let through: number | undefined;
-        let count = 0;
-        for (const row of statements.oldestEvents.all(limit)) {
-          if (row.occurred_at >= cutoff) break;
-          through = row.id;
-          count += 1;
-        }
-        if (through !== undefined) statements.deleteEventsThrough.run(through);
-        return count;
-      });
+      return write(() => log.trim(cutoff, limit));
     },
     async insertWebhook(webhook, carried) {
       const row: WebhookRow = {
