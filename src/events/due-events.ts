@@ -35,11 +35,12 @@ export interface EventPumpOptions {
   /**
    * A batch that takes longer than this halves the size of the next; a full one under it
    * sizes the next to take three quarters of it, at most twice as large, up to batchSize.
-   * Default 5 ms: the event loop may stall 20 ms, and a batch can meet a young-generation
+   * Default 3 ms: the event loop may stall 20 ms, and a batch can meet a young-generation
    * GC of up to ~10 ms. (10^5 warnings due at once, one stream: 8 ms gave stalls of
-   * 17.8-25.4 ms, 5 ms gave 10.8-16.7 ms, delivered in 1.5-1.7 s either way. Doubling only
-   * under a quarter of it, as the sweeper does, left bursts in batches of about 100: a
-   * commit each.)
+   * 17.8-25.4 ms, 5 ms gave 10.8-16.7 ms, delivered in 1.5-1.7 s either way. Once the log
+   * wrote a row per batch, not per event, 5 ms gave 12.0-21.9 ms in 1.25-1.36 s, and 3 ms
+   * 9.1-15.6 ms in 1.28-1.57 s. Doubling only under a quarter of it, as the sweeper does,
+   * left bursts in batches of about 100: a commit each.)
    */
   batchBudgetMs?: number;
   /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
@@ -58,7 +59,7 @@ export interface EventPump {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createEventPump(options: EventPumpOptions): EventPump {
-  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 5, elapsedMs = () => performance.now(), onError } = options;
+  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 3, elapsedMs = () => performance.now(), onError } = options;
   let size = Math.min(batchSize, 100);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;

@@ -10,7 +10,6 @@ import {
   type Carried,
   type DeleteAgentOutcome,
   type EventInput,
-  type EventQuery,
   type EventRecord,
   type Announcement,
   type DeliveryRecord,
@@ -389,7 +388,7 @@ export interface SqliteOptions {
   lockWaitMs?: number;
   /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
   walCapBytes?: number;
-  /** Log ids a filtered read of the events walks per statement (default EVENT_SCAN_WINDOW). */
+  /** Log ids a read of the events walks per statement (default EVENT_SCAN_WINDOW, event-log.ts). */
   eventScanWindow?: number;
 }
 
