@@ -254,6 +254,20 @@ describe('retention', () => {
     const [kept, next] = await log();
     expect(Number(next!.id)).toBeGreaterThan(Number(kept!.id));
   });
+
+  it('goes on trimming when a batch deletes more events than its size (a transaction recorded them together)', async () => {
+    const agent = (n: number) => ({ id: `4b3c2d1e-0f9a-4b8c-8d7e-6f5a4b3c2d2${n}`, name: `Burst ${n}`, settings: {}, createdAt: T0 });
+    const burst = (written: { id: string; name: string }) =>
+      Array.from({ length: 4 }, () => ({ type: 'agent.created' as const, occurredAt: T0, agentId: written.id, data: { id: written.id, name: written.name } as never }));
+    await t.store.insertAgent(agent(1), { events: burst });
+    await t.store.insertAgent(agent(2), { events: burst });
+    t.clock.advance(2 * 60 * MINUTE);
+    const { createSweeper } = await import('../src/sweeper.js');
+    const sweeper = createSweeper({ store: t.store, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 3, eventRetentionMs: 60 * MINUTE, batchBudgetMs: Infinity });
+    // The beforeEach agent's event, then two transactions of four.
+    expect((await sweeper.sweep()).trimmedEvents).toBe(9);
+    expect(await log()).toEqual([]);
+  });
 });
 
 describe('the retention trim on SQLite', () => {

@@ -20,7 +20,7 @@ export interface Backend {
   closeAll(): Promise<void>;
 }
 
-// A filtered read of the log walks it a few ids per statement here, so that every read
+// A read of the log walks it a few ids per statement here, so that every read
 // of the suite crosses windows (the default is EVENT_SCAN_WINDOW).
 const SQLITE_OPTIONS = { eventScanWindow: 3 };
 

@@ -62,8 +62,8 @@ function matches(query: EventQuery, [type, , agentId, sessionId, userId]: Stored
   );
 }
 
-export interface EventLogOptions {
-  /** Log ids a filtered read walks per statement (default EVENT_SCAN_WINDOW). */
+interface EventLogOptions {
+  /** Log ids a read walks per statement (default EVENT_SCAN_WINDOW). */
   scanWindow?: number;
 }
 
@@ -187,5 +187,3 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
     },
   };
 }
-
-export type EventLog = ReturnType<typeof eventLog>;
