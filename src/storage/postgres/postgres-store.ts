@@ -292,8 +292,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     return result;
   }
 
+  /**
+   * Statements in one message, values as literals, after BEGIN when it is still pending:
+   * a transaction's first reads cost one round trip, not one for BEGIN and one each. Their
+   * results, BEGIN's left out. (A message of several statements takes no parameters.)
+   */
+  async function runTogether(client: Client, statements: Array<[text: string, values: unknown[]]>): Promise<pg.QueryResult[]> {
+    const begin = beginPending.delete(client) ? ['BEGIN'] : [];
+    const texts = statements.map(([text, values]) => withLiterals(client, text, values));
+    // pg answers a message of several statements with an array of results.
+    const answer = (await client.query([...begin, ...texts].join(';\n'))) as pg.QueryResult | pg.QueryResult[];
+    const results = Array.isArray(answer) ? answer : [answer];
+    return results.slice(begin.length);
+  }
+
+  const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
+
+  /** The session, its row locked to the end of the transaction (the transaction's first round trip). */
   async function lockedSession(client: Client, id: string): Promise<SessionRecord | undefined> {
-    const { rows } = await run<SessionRow>(client, 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE', [id]);
+    const [{ rows }] = (await runTogether(client, [[LOCK_SESSION, [id]]])) as [pg.QueryResult<SessionRow>];
     return rows[0] && toSession(rows[0]);
   }
 
@@ -379,7 +396,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async modifySession(id, change, carried) {
       return write(async (client, wrote) => {
         const next = change(await lockedSession(client, id));
-        await run(client, SESSION_UPDATE, sessionUpdateValues(next));
+        // Needs no answer: sent with the COMMIT, so the row lock is held for one round trip.
+        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(next)));
         if (await writeCarried(client, carried, next)) wrote();
         return next;
       });
@@ -387,24 +405,26 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async deleteSession(id, check, carried) {
       await write(async (client, wrote) => {
         const deleted = check(await lockedSession(client, id));
-        await run(client, 'DELETE FROM sessions WHERE id = $1', [id]);
+        sendAtCommit(client, withLiterals(client, 'DELETE FROM sessions WHERE id = $1', [id]));
         if (await writeCarried(client, carried, deleted)) wrote();
       });
     },
     async appendMessage(sessionId, build, carried) {
       return write(async (client, wrote) => {
         // The session's row lock orders appends to one session across instances. The last
-        // position is read by a statement of its own, after the lock: a subquery of the
-        // locking statement would read the snapshot taken before waiting for the lock.
-        const current = await lockedSession(client, sessionId);
-        let last: number | undefined;
-        if (current) {
-          const { rows } = await run<{ position: number | null }>(client, 'SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]);
-          last = rows[0]?.position ?? undefined;
-        }
+        // position is read by a statement of its own, after the lock (in the same message): a
+        // subquery of the locking statement would read the snapshot taken before waiting for
+        // the lock, while each statement of a message takes its own.
+        const [locked, maxPosition] = (await runTogether(client, [
+          [LOCK_SESSION, [sessionId]],
+          ['SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]],
+        ])) as [pg.QueryResult<SessionRow>, pg.QueryResult<{ position: number | null }>];
+        const current = locked.rows[0] && toSession(locked.rows[0]);
+        const last = current ? (maxPosition.rows[0]?.position ?? undefined) : undefined;
         const built = build(current, last);
-        await run(client, SESSION_UPDATE, sessionUpdateValues(built.session));
-        await run(client, MESSAGE_INSERT, messageValues(built.message));
+        // Need no answer: sent with the COMMIT, so the row lock is held for one round trip.
+        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(built.session)));
+        sendAtCommit(client, withLiterals(client, MESSAGE_INSERT, messageValues(built.message)));
         if (await writeCarried(client, carried, built)) wrote();
         return built;
       });

@@ -1,0 +1,81 @@
+// Messages a write sends to PostgreSQL. A write to a session holds its row lock from its
+// first message to its COMMIT: every message in between is a round trip to this process
+// under that lock, which every other writer of the session (on any instance) waits out.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { sessionEvent, withEvents } from '../src/events/event-records.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import type { Store } from '../src/storage/store.js';
+import { T0 } from './helpers/fake-clock.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
+
+describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
+  let database: TestDatabase;
+  let store: Store;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    store = await openPostgresStore({ url: database.url });
+  });
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  /** What `write` sent on the pool's connections (each message's first line; not the listening connection's LISTEN), and what it returned. */
+  async function sentBy<T>(write: () => Promise<T>): Promise<{ messages: string[]; result: T }> {
+    const query = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      const result = await write();
+      const fromPool = query.mock.calls.filter((_, i) => (query.mock.contexts[i] as { connectionParameters: { application_name?: string } }).connectionParameters.application_name === 'sessions-api');
+      return { messages: fromPool.map(([text]) => String(typeof text === 'string' ? text : (text as { text: string }).text).split('\n')[0]!), result };
+    } finally {
+      query.mockRestore();
+    }
+  }
+
+  it('BEGIN with the lock, then the changes with the COMMIT: two for a heartbeat, a message and an end; one for a create', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const session = sessionRecord(agent.id);
+    const created = await sentBy(() => store.insertSession(session, withEvents(undefined, (written) => [sessionEvent('session.created', written, T0)])));
+    expect(created.messages).toHaveLength(1);
+    expect(created.result).toBe(true);
+
+    const renewed = await sentBy(() =>
+      store.modifySession(session.id, (current) => ({ ...current!, renewalCount: current!.renewalCount + 1 }), withEvents(undefined, (written) => [sessionEvent('session.renewed', written, T0)])),
+    );
+    expect(renewed.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^UPDATE sessions/)]);
+    expect((await store.getSession(session.id))?.renewalCount).toBe(1);
+
+    const appended = await sentBy(() =>
+      store.appendMessage(session.id, (current, last) => ({ session: current!, message: messageRecord(session, (last ?? -1) + 1) }), undefined),
+    );
+    expect(appended.messages).toHaveLength(2);
+    expect(appended.result.message.position).toBe(0);
+    const second = await store.appendMessage(session.id, (current, last) => ({ session: current!, message: messageRecord(session, (last ?? -1) + 1) }), undefined);
+    expect(second.message.position).toBe(1);
+    expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages.map((m) => m.position)).toEqual([1, 0]);
+
+    const ended = await sentBy(() => store.deleteSession(session.id, (current) => current!));
+    expect(ended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^DELETE FROM sessions/)]);
+    expect(await store.getSession(session.id)).toBeUndefined();
+  });
+
+  it('a write whose change throws sends its lock and a ROLLBACK, and changes nothing', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const session = sessionRecord(agent.id);
+    await store.insertSession(session);
+    const refused = new Error('refused by the change');
+    const { messages } = await sentBy(() =>
+      store
+        .modifySession(session.id, () => {
+          throw refused;
+        })
+        .catch((error: unknown) => error),
+    );
+    expect(messages).toEqual([expect.stringMatching(/^BEGIN;/), 'ROLLBACK']);
+    expect(await store.getSession(session.id)).toEqual(session);
+  });
+});
