@@ -3,10 +3,11 @@
 // under that lock, which every other writer of the session (on any instance) waits out.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { announce } from '../src/events/due-events.js';
 import { sessionEvent, withEvents } from '../src/events/event-records.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
-import { T0 } from './helpers/fake-clock.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
 
@@ -60,6 +61,37 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     const ended = await sentBy(() => store.deleteSession(session.id, (current) => current!));
     expect(ended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^DELETE FROM sessions/)]);
     expect(await store.getSession(session.id)).toBeUndefined();
+  });
+
+  it('a keyed create: two (the insert of its record needs an answer, and takes the BEGIN with it)', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const session = sessionRecord(agent.id);
+    const record = { scope: 'anonymous', key: `key-${session.id}`, fingerprint: 'f', status: 201, body: '{}', createdAt: T0, expiresAt: T0 + 24 * 60 * MINUTE };
+    const { messages, result } = await sentBy(() => store.insertSession(session, { idempotency: () => record }));
+    expect(messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^INSERT INTO sessions/)]);
+    expect(result).toBe(true);
+    expect(await store.getIdempotencyRecord(record.scope, record.key, T0)).toEqual(record);
+  });
+
+  it('the due-event pump: one message a session announced (its update, and the read of the next), then the COMMIT', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    // Later than the other tests' sessions, whose announcements are all made first.
+    const created = T0 + 24 * 60 * MINUTE;
+    const at = created + 26 * MINUTE;
+    while ((await store.announceDue(at, 100, announce)) > 0);
+    const sessions = [sessionRecord(agent.id, {}, created), sessionRecord(agent.id, {}, created), sessionRecord(agent.id, {}, created)];
+    for (const session of sessions) await store.insertSession(session);
+    // Warnings fall due 25 minutes in: two in a batch of two, then the third and nothing more.
+    const { messages, result } = await sentBy(() => store.announceDue(at, 2, announce));
+    expect(result).toBe(2);
+    expect(messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^UPDATE sessions/), expect.stringMatching(/^UPDATE sessions/)]);
+    const rest = await sentBy(() => store.announceDue(at, 10, announce));
+    expect(rest.result).toBe(1);
+    expect(rest.messages).toHaveLength(3);
+    expect(await store.announceDue(at, 10, announce)).toBe(0);
+    for (const session of sessions) expect((await store.getSession(session.id))?.announced).toBe('warning');
   });
 
   it('a write whose change throws sends its lock and a ROLLBACK, and changes nothing', async () => {

@@ -95,14 +95,33 @@ const STATUS_TERMS: Record<SessionQuery['status'], string> = {
 };
 
 /**
- * Runs a statement. A text parameter cannot hold U+0000 in PostgreSQL: in an id or key
- * (a lookup: nothing stored has one, as ids are validated and free text is stored as
- * JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
+ * Runs a statement; a transaction's first sends its BEGIN in the same message when its
+ * values can be written as literals. A text parameter cannot hold U+0000 in PostgreSQL: in
+ * an id or key (a lookup: nothing stored has one, as ids are validated and free text is
+ * stored as JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
  */
-async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-  const clean = values?.map(withoutNul);
-  if (beginPending.delete(executor as pg.ClientBase)) await executor.query('BEGIN');
-  return executor.query<R>(text, clean);
+async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+  const client = executor as pg.ClientBase;
+  if (beginPending.has(client)) {
+    if (values.every(hasLiteral)) return (await runTogether(client, [[text, values]]))[0] as pg.QueryResult<R>;
+    beginPending.delete(client);
+    await client.query('BEGIN');
+  }
+  return executor.query<R>(text, values.map(withoutNul));
+}
+
+/**
+ * Statements in one message, values as literals, after BEGIN when it is still pending:
+ * a transaction's first reads cost one round trip, not one for BEGIN and one each. Their
+ * results, BEGIN's left out. (A message of several statements takes no parameters.)
+ */
+async function runTogether(client: pg.ClientBase, statements: Array<[text: string, values: unknown[]]>): Promise<pg.QueryResult[]> {
+  const begin = beginPending.delete(client) ? ['BEGIN'] : [];
+  const texts = statements.map(([text, values]) => withLiterals(client, text, values));
+  // pg answers a message of several statements with an array of results.
+  const answer = (await client.query([...begin, ...texts].join(';\n'))) as pg.QueryResult | pg.QueryResult[];
+  const results = Array.isArray(answer) ? answer : [answer];
+  return results.slice(begin.length);
 }
 
 const withoutNul = (value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value);
@@ -110,15 +129,19 @@ const withoutNul = (value: unknown) => (typeof value === 'string' && value.inclu
 /** Transactions whose BEGIN is not sent yet: it goes before their first statement, or in their COMMIT's message. */
 const beginPending = new WeakSet<pg.ClientBase>();
 
+/** Whether withLiterals writes the value: no arrays, objects or fractions. */
+const hasLiteral = (value: unknown) =>
+  value === null || value === undefined || typeof value === 'boolean' || typeof value === 'string' || (typeof value === 'number' && Number.isSafeInteger(value));
+
 /** A statement's $n parameters written as literals, for a message of several statements (which takes no parameters). */
 function withLiterals(client: pg.ClientBase, text: string, values: unknown[]): string {
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const value = withoutNul(values[Number(n) - 1]);
+    if (!hasLiteral(value)) throw new Error(`no literal for ${typeof value} ${String(value)}`);
     if (value === null || value === undefined) return 'NULL';
     if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
-    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
     if (typeof value === 'string') return client.escapeLiteral(value);
-    throw new Error(`no literal for ${typeof value} ${String(value)}`);
+    return String(value);
   });
 }
 
@@ -290,20 +313,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     const result = await transaction((client) => work(client, () => (events = true)));
     if (events) notifyListeners();
     return result;
-  }
-
-  /**
-   * Statements in one message, values as literals, after BEGIN when it is still pending:
-   * a transaction's first reads cost one round trip, not one for BEGIN and one each. Their
-   * results, BEGIN's left out. (A message of several statements takes no parameters.)
-   */
-  async function runTogether(client: Client, statements: Array<[text: string, values: unknown[]]>): Promise<pg.QueryResult[]> {
-    const begin = beginPending.delete(client) ? ['BEGIN'] : [];
-    const texts = statements.map(([text, values]) => withLiterals(client, text, values));
-    // pg answers a message of several statements with an array of results.
-    const answer = (await client.query([...begin, ...texts].join(';\n'))) as pg.QueryResult | pg.QueryResult[];
-    const results = Array.isArray(answer) ? answer : [answer];
-    return results.slice(begin.length);
   }
 
   const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
@@ -545,20 +554,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return () => eventListeners.delete(listener);
     },
     async announceDue(now, limit, announce) {
+      if (limit < 1) return 0;
       return write(async (client, wrote) => {
         const events: EventInput[] = [];
         let announced = 0;
-        // One at a time, in order of due time; a session another instance is announcing is skipped.
-        for (; announced < limit; announced += 1) {
-          const { rows } = await run<SessionRow>(
-            client,
-            'SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED',
-            [now],
-          );
-          if (!rows[0]) break;
+        // One at a time, in order of due time; a session another instance is announcing is
+        // skipped. Each update goes in one message with the read of the next session (which
+        // must see it: this transaction's own locks do not skip its rows), the last with the COMMIT.
+        const nextDue: [string, unknown[]] = ['SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED', [now]];
+        let [{ rows }] = (await runTogether(client, [nextDue])) as [pg.QueryResult<SessionRow>];
+        while (rows[0]) {
           const announcement = announce(toSession(rows[0]));
-          await run(client, SESSION_UPDATE, sessionUpdateValues(announcement.session));
           events.push(...announcement.events);
+          announced += 1;
+          const update: [string, unknown[]] = [SESSION_UPDATE, sessionUpdateValues(announcement.session)];
+          if (announced === limit) {
+            sendAtCommit(client, withLiterals(client, ...update));
+            break;
+          }
+          [, { rows }] = (await runTogether(client, [update, nextDue])) as [pg.QueryResult, pg.QueryResult<SessionRow>];
         }
         if (await appendEvents(client, events)) wrote();
         return announced;
