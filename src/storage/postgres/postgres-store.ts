@@ -317,7 +317,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
 
-  /** The session, its row locked to the end of the transaction (the transaction's first round trip). */
+  /** The session, its row locked to the end of the transaction (in one message with the BEGIN when that is pending). */
   async function lockedSession(client: Client, id: string): Promise<SessionRecord | undefined> {
     const [{ rows }] = (await runTogether(client, [[LOCK_SESSION, [id]]])) as [pg.QueryResult<SessionRow>];
     return rows[0] && toSession(rows[0]);
@@ -561,8 +561,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         // One at a time, in order of due time; a session another instance is announcing is
         // skipped. Each update goes in one message with the read of the next session (which
         // must see it: this transaction's own locks do not skip its rows), the last with the COMMIT.
-        const nextDue: [string, unknown[]] = ['SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED', [now]];
-        let [{ rows }] = (await runTogether(client, [nextDue])) as [pg.QueryResult<SessionRow>];
+        const readNextDue: [string, unknown[]] = ['SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED', [now]];
+        let [{ rows }] = (await runTogether(client, [readNextDue])) as [pg.QueryResult<SessionRow>];
         while (rows[0]) {
           const announcement = announce(toSession(rows[0]));
           events.push(...announcement.events);
@@ -572,7 +572,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
             sendAtCommit(client, withLiterals(client, ...update));
             break;
           }
-          [, { rows }] = (await runTogether(client, [update, nextDue])) as [pg.QueryResult, pg.QueryResult<SessionRow>];
+          [, { rows }] = (await runTogether(client, [update, readNextDue])) as [pg.QueryResult, pg.QueryResult<SessionRow>];
         }
         if (await appendEvents(client, events)) wrote();
         return announced;
