@@ -277,6 +277,21 @@ describe('the idempotency record in the store', () => {
     }
   });
 
+  it('is unique across processes also when the second store opened first: each write reads the records appended since', async () => {
+    const t = await start();
+    const agentId = await registerAgent(t);
+    const other = openSqliteStore(t.databasePath);
+    try {
+      expect(await other.insertSession(session(agentId), carry('before'))).toBe(true);
+      expect(await t.store.insertSession(session(agentId), carry('k'))).toBe(true);
+      await expect(other.insertSession(session(agentId), carry('k'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+      await expect(t.store.insertSession(session(agentId), carry('before'))).rejects.toBeInstanceOf(IdempotencyKeyTaken);
+      expect(t.rowCounts()).toMatchObject({ sessions: 2, idempotency_records: 2 });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('keeps the live records of a database from before the records were keyed by digest (migration 15)', () => {
     const db = new Database(':memory:');
     try {

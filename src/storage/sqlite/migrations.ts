@@ -519,6 +519,25 @@ export const migrations: readonly string[] = [
     SELECT seq, 0, 0, '[]' FROM sqlite_sequence WHERE name = 'events' AND seq > (SELECT coalesce(max(id), 0) FROM events);
   DROP TABLE events;
   `,
+  // 23: an idempotency record is one row appended, with no index on its key
+  // (idempotency-records.ts: each connection finds keys through a map in memory). Rows are
+  // numbered by an AUTOINCREMENT seq, never given twice, and keep their order; the key's
+  // digest becomes hex text (the map's keys).
+  `
+  CREATE TABLE idempotency_records_in_order (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest       TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO idempotency_records_in_order (digest, fingerprint, status, body, created_at, expires_at)
+    SELECT lower(hex(id)), fingerprint, status, body, created_at, expires_at FROM idempotency_records ORDER BY rowid;
+  DROP TABLE idempotency_records;
+  ALTER TABLE idempotency_records_in_order RENAME TO idempotency_records;
+  `,
 ];
 
 export function migrate(db: Database): void {

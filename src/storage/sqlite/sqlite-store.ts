@@ -760,11 +760,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     afterAbort: () => {
       counts.discard();
       log.discard();
+      idempotency.discard();
       recorded = [];
       unrecorded = false;
     },
     afterCommit: () => {
       commits.tookOwnCommit();
+      idempotency.committed();
       checkpoints?.afterCommit();
       for (const event of recorded) committed.push(event);
       recorded = [];
@@ -791,11 +793,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         // A write that throws is rolled back to its savepoint: so are its notes.
         const mark = counts.mark();
         const eventsBefore = log.mark();
+        const recordsBefore = idempotency.mark();
         try {
           return work();
         } catch (error) {
           counts.rollbackTo(mark);
           log.rollbackTo(eventsBefore);
+          idempotency.rollbackTo(recordsBefore);
           throw error;
         }
       });
