@@ -2,8 +2,8 @@
 // whose spec declares the header. Same key + same request within 24 h: the first
 // answer again, with `Idempotent-Replayed: true`, and nothing written; a different
 // request: 422; the first still running: 409. The handler stores the answer in the
-// same transaction as its write (`carryAnswer`), and the table's primary key makes a
-// second write under one key fail even from another process.
+// same transaction as its write (`carryAnswer`), and the store refuses a second write
+// under one key even from another process.
 //
 // Nothing is looked up before the handler: a key's first use (the common case) costs
 // only its record's insert. A handler that fails under a key (the write refused the key
