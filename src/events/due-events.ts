@@ -6,18 +6,14 @@
 // order, on the next tick.
 import type { Clock } from '../domain/clock.js';
 import { announcedBy, nextDue } from '../domain/timeout-policy.js';
-import type { Announcement, SessionRecord, Store } from '../storage/store.js';
+import { sessionWith, type Announcement, type SessionRecord, type Store } from '../storage/store.js';
 import { sessionEvent } from './event-records.js';
 
 /** What announcing a session's due event writes: the event, at its due moment, and the session moved on. */
 export function announce(session: SessionRecord): Announcement {
   const due = nextDue(session, session.announced);
   if (!due) throw new Error(`session ${session.id} has nothing due`);
-  const announced: SessionRecord = {
-    ...session,
-    announced: announcedBy(due.type),
-    status: due.type === 'session.expired' ? 'expired' : session.status,
-  };
+  const announced = sessionWith(session, session, due.type === 'session.expired' ? 'expired' : session.status, announcedBy(due.type));
   return { session: announced, events: [sessionEvent(due.type, announced, due.at)] };
 }
 

@@ -2,7 +2,7 @@
 import { announcedAfterChange, isExpired, lifecycle, type SessionTiming } from '../domain/timeout-policy.js';
 import { changeEvents } from '../events/event-records.js';
 import { ApiError } from '../errors.js';
-import type { EventType, SessionRecord } from '../storage/store.js';
+import { sessionWith, type EventType, type SessionRecord } from '../storage/store.js';
 import { clip } from './limits.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { isoTime, sessionInfoView } from './views.js';
@@ -26,12 +26,8 @@ export function activeSession(session: SessionRecord | undefined, sessionId: str
 
 /** The session with new timing, its stored status and announcements following from it. */
 export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): SessionRecord {
-  return {
-    ...session,
-    ...timing,
-    status: isExpired(timing.expiresAt, now) ? 'expired' : 'active',
-    announced: announcedAfterChange(session.announced, session.expiresAt, timing, now),
-  };
+  const status = isExpired(timing.expiresAt, now) ? 'expired' : 'active';
+  return sessionWith(session, timing, status, announcedAfterChange(session.announced, session.expiresAt, timing, now));
 }
 
 /**

@@ -26,6 +26,16 @@ export interface SessionRecord extends SessionTiming {
   announced: Announced;
 }
 
+/**
+ * The session with `timing`, `status` and `announced` in place of its own. Built field by
+ * field: V8 copies an object spread that holds doubles (the epoch milliseconds) on a slow
+ * path, 1-2 µs for a session, and a write copies its session more than once.
+ */
+export function sessionWith(session: SessionRecord, timing: SessionTiming, status: SessionRecord['status'], announced: Announced): SessionRecord {
+  const { createdAt, lastActivity, anchorAt, expiresAt, warnsAt, renewalCount, config } = timing;
+  return { id: session.id, agentId: session.agentId, userId: session.userId, metadata: session.metadata, status, announced, createdAt, lastActivity, anchorAt, expiresAt, warnsAt, renewalCount, config };
+}
+
 export interface MessageRecord {
   id: string;
   sessionId: string;

@@ -8,11 +8,8 @@ import { sessionInfoView } from '../views.js';
 
 /** The stats of a key bound to agents: those agents' sessions only. */
 async function countsOfAgents(store: Store, bounds: TimeBounds, agentIds: readonly string[]): Promise<Pick<SessionCounts, 'total' | 'active'>> {
-  const query = { ...bounds, agentIds, limit: 0, offset: 0 };
-  const [all, active] = await Promise.all([
-    store.listSessions({ ...query, status: 'all' }),
-    store.listSessions({ ...query, status: 'active' }),
-  ]);
+  const query = (status: 'all' | 'active') => ({ now: bounds.now, purgeCutoff: bounds.purgeCutoff, agentIds, status, limit: 0, offset: 0 });
+  const [all, active] = await Promise.all([store.listSessions(query('all')), store.listSessions(query('active'))]);
   return { total: all.total ?? 0, active: active.total ?? 0 };
 }
 
@@ -28,7 +25,7 @@ export const listSessions =
     const agentIds = scope && (agentId === undefined ? scope : scope.includes(agentId) ? undefined : []);
     const after = cursor === undefined ? undefined : sessionPositionOf(cursor);
     const [page, counts] = await Promise.all([
-      store.listSessions({ ...bounds, agentId, agentIds, userId, status, limit, offset, after, count }),
+      store.listSessions({ now, purgeCutoff: bounds.purgeCutoff, agentId, agentIds, userId, status, limit, offset, after, count }),
       count ? (scope ? countsOfAgents(store, bounds, scope) : store.countSessions(bounds)) : undefined,
     ]);
     const last = page.sessions.at(-1);

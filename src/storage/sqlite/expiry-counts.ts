@@ -26,6 +26,11 @@ export interface CountedSession {
 }
 
 export type Mark = 'now_mark' | 'cut_mark';
+
+/** What the counts keep of a session row, copied field by field (a spread of a row holding doubles is slow in V8). */
+export function countedSession({ agent_id, user_id, expires_at, warns_at }: Omit<CountedSession, 'rowid'>, rowid: number): CountedSession {
+  return { rowid, agent_id, user_id, expires_at, warns_at };
+}
 /** Each mark's rowid column. */
 const ROW_OF = { now_mark: 'now_row', cut_mark: 'cut_row' } as const;
 /** The rowid of a mark past every session of its instant (above any rowid a session has). */
@@ -123,7 +128,7 @@ export function expiryCounts(db: Database.Database): ExpiryCounts {
     },
     noteChange(before, after) {
       if (before.expires_at === after.expires_at && before.warns_at === after.warns_at) return;
-      notes.push([before, -1], [{ ...after, rowid: before.rowid }, 1]);
+      notes.push([before, -1], [countedSession(after, before.rowid), 1]);
     },
     mark: () => notes.length,
     rollbackTo(mark) {
