@@ -282,7 +282,7 @@ const SESSION_COLUMNS_BUT_ANNOUNCED = `sessions.id, agent_id, user_id, created_a
 // A warning not yet due (@now) cannot have been announced: no lookup of its entry then.
 const SESSION_COLUMNS = `${SESSION_COLUMNS_BUT_ANNOUNCED}, ${ANNOUNCED_NOW_SQL.replace('CASE WHEN', 'CASE WHEN sessions.warns_at <= @now AND')}`;
 type SessionTuple = [string, string, string, number, number, number, number, number, number, number, number, number, number, SessionRow['status'], string, SessionRow['announced']];
-/** A session read by id, then its rowid: as a tuple, about 2.6 µs less than as an object (7.5 µs, measured with toSession's mapping). */
+/** A session read by id, then its rowid: as a tuple, 4.9 µs with its mapping, against 7.5 µs as an object (in-process, measured). */
 type StoredSessionTuple = [...SessionTuple, number];
 
 /** What the counts keep of a session read by id. */
