@@ -5,15 +5,13 @@
 // and many messages waiting for their agent's reply (transport http).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startTiming } from '../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord } from '../src/storage/store.js';
-import { CAN_PIN, ROOT, SERVER_CPU, api } from './lib.js';
+import { CAN_PIN, ROOT, SERVER_CPU, api, temporaryDatabase } from './lib.js';
 import { type OffOnRatio, offThenOn } from './off-then-on.js';
 import { type LoadSettings, startWithScenarios } from './throughput.js';
 
@@ -70,7 +68,6 @@ export async function startEventsServer(databasePath: string, env: Record<string
   };
 }
 
-const temporaryDatabase = () => join(mkdtempSync(join(tmpdir(), 'sessions-bench-events-')), 'sessions.db');
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 /** CPU time (user + system) of a process so far, in ms. */
@@ -117,7 +114,7 @@ export function runLogOverhead(settings: LoadSettings, rounds: number): Promise<
 
 /** `count` sessions whose warnings all fall due in the same second; one stream of session.warning receives them. */
 export async function runDueWarnings(count: number): Promise<EventsResults['dueWarnings']> {
-  const databasePath = temporaryDatabase();
+  const databasePath = temporaryDatabase('sessions-bench-events-');
   const store = openSqliteStore(databasePath);
   const agentId = randomUUID();
   const now = Date.now();
@@ -156,7 +153,7 @@ export async function runDueWarnings(count: number): Promise<EventsResults['dueW
 
 /** `clients` streams of every event; `events` messages posted one after another; RSS and server CPU per event. */
 async function runStreams(clients: number, events: number): Promise<EventsResults['streams']> {
-  const server = await startEventsServer(temporaryDatabase());
+  const server = await startEventsServer(temporaryDatabase('sessions-bench-events-'));
   try {
     const base = `${server.baseUrl}/api`;
     const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;
@@ -202,7 +199,7 @@ function post(url: string, body: unknown): Promise<{ status: number; text: strin
 
 /** `waiters` messages sent with transport http at once, each answered by its agent's reply; latency from reply to answer. */
 async function runReplyWaits(waiters: number): Promise<EventsResults['replyWaits']> {
-  const server = await startEventsServer(temporaryDatabase());
+  const server = await startEventsServer(temporaryDatabase('sessions-bench-events-'));
   try {
     const base = `${server.baseUrl}/api`;
     const agentId = (await api(`${base}/agents`, 'POST', { characterJson: { name: 'Bench' } })).data.character.id;

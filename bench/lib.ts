@@ -1,11 +1,28 @@
 // Processes and measurements shared by the benchmarks.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { cpus } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const temporaryDirectories: string[] = [];
+process.once('exit', () => {
+  for (const directory of temporaryDirectories) rmSync(directory, { recursive: true, force: true });
+});
+
+/**
+ * A fresh database file in a temporary directory of its own, deleted when the bench
+ * exits: a full run makes dozens, up to hundreds of MB each, and left behind they once
+ * filled this machine's disk.
+ */
+export function temporaryDatabase(prefix = 'sessions-bench-'): string {
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  temporaryDirectories.push(directory);
+  return join(directory, 'sessions.db');
+}
 /** The server gets CPU 0, the load generator CPU 1, when the machine allows it. */
 export const CAN_PIN = cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 export const SERVER_CPU = '0';

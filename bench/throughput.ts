@@ -1,13 +1,10 @@
 // Req/s and latency of each scenario under load, beside the ceiling measured in the
 // same run: the ratio is what is compared, because these machines are noisy.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { api, startCeiling, startOurServer } from './lib.js';
+import { api, startCeiling, startOurServer, temporaryDatabase } from './lib.js';
 import { type OffOnRatio, offThenOn, type RunningVariant } from './off-then-on.js';
 
 export interface LoadSettings {
@@ -153,7 +150,7 @@ export async function runScenarios(
   start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
   ceilingUrl?: string,
 ): Promise<Record<string, MeasuredScenario>> {
-  const server = await start(freshDatabasePath(), env);
+  const server = await start(temporaryDatabase(), env);
   try {
     const scenarios = await scenarioTargets(server.baseUrl);
     const results: Record<string, MeasuredScenario> = {};
@@ -192,7 +189,7 @@ export async function runKeyedOverhead(settings: LoadSettings, rounds: number): 
  * Idempotency-Key per request or none.
  */
 async function startCreateVariant(variant: { apiKey: boolean; idempotencyKey: boolean }): Promise<RunningVariant> {
-  const databasePath = freshDatabasePath();
+  const databasePath = temporaryDatabase();
   const key = generateApiKey();
   const agentId = randomUUID();
   const store = openSqliteStore(databasePath);
@@ -211,7 +208,7 @@ export async function startWithScenarios(
   env: Record<string, string>,
   start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
 ): Promise<RunningVariant> {
-  const server = await start(freshDatabasePath(), env);
+  const server = await start(temporaryDatabase(), env);
   try {
     return { baseUrl: server.baseUrl, targets: await scenarioTargets(server.baseUrl), stop: () => server.stop() };
   } catch (error) {
@@ -219,8 +216,6 @@ export async function startWithScenarios(
     throw error;
   }
 }
-
-const freshDatabasePath = () => join(mkdtempSync(join(tmpdir(), 'sessions-bench-')), 'sessions.db');
 
 export async function runCeiling(settings: LoadSettings): Promise<{ GET: LoadResult; POST: LoadResult }> {
   const ceiling = await startCeiling();
