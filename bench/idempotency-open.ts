@@ -1,14 +1,11 @@
 // How long a SQLite store takes, opening, to read N idempotency records (default 10^6) into
 // its map of keys, and the heap the map takes: node --expose-gc --import tsx bench/idempotency-open.ts [N]
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { idempotencyRecords } from '../src/storage/sqlite/idempotency-records.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
+import { temporaryDatabase } from './lib.js';
 const n = Number(process.argv[2] ?? 1_000_000);
-const folder = mkdtempSync(join(tmpdir(), 'idem-open-'));
-const db = new Database(join(folder, 'x.db'));
+const db = new Database(temporaryDatabase('idem-open-'));
 db.pragma('journal_mode = WAL');
 migrate(db);
 db.prepare(`WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < ?)
@@ -24,4 +21,3 @@ gc();
 const bytesPerKey = (process.memoryUsage().heapUsed - heap) / n;
 console.log(`${records.keysInMemory()} records read in ${Math.round(ms)} ms; the map of keys: ${bytesPerKey.toFixed(1)} bytes a key (heap, with --expose-gc)`);
 db.close();
-rmSync(folder, { recursive: true, force: true });
