@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { announce } from '../src/events/due-events.js';
 import { sessionEvent, withEvents } from '../src/events/event-records.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
-import type { Store } from '../src/storage/store.js';
+import type { SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
@@ -61,6 +61,26 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     const ended = await sentBy(() => store.deleteSession(session.id, (current) => current!));
     expect(ended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^DELETE FROM sessions/)]);
     expect(await store.getSession(session.id)).toBeUndefined();
+  });
+
+  it('creates arriving together: one message for up to 100 of them; a batch that fails, one message more for each create, alone', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const created = (written: SessionRecord) => [sessionEvent('session.created', written, T0)];
+    const sessions = Array.from({ length: 150 }, () => sessionRecord(agent.id));
+    const together = await sentBy(() => Promise.all(sessions.map((session) => store.insertSession(session, { events: created }))));
+    expect(together.result).toEqual(sessions.map(() => true));
+    expect(together.messages).toEqual([expect.stringMatching(/^WITH agent AS/), expect.stringMatching(/^WITH agent AS/)]);
+    const events = await store.listEvents({ sessionId: sessions[149]!.id, limit: 10 });
+    expect(events.map((e) => e.type)).toEqual(['session.created']);
+
+    // One for an agent never stored: the batch fails on the foreign key; each is then tried alone.
+    const mixed = [sessionRecord(agent.id), sessionRecord('00000000-0000-4000-8000-00000000000a'), sessionRecord(agent.id)];
+    const failed = await sentBy(() => Promise.all(mixed.map((session) => store.insertSession(session, { events: created }))));
+    expect(failed.result).toEqual([true, false, true]);
+    // The one refused is rolled back: its COMMIT's message failed.
+    expect([...failed.messages].sort()).toEqual(['BEGIN;', 'BEGIN;', 'BEGIN;', 'ROLLBACK', 'WITH agent AS MATERIALIZED (']);
+    expect(failed.messages[0]).toMatch(/^WITH agent AS/);
   });
 
   it('a keyed create: two (the insert of its record needs an answer, and takes the BEGIN with it)', async () => {

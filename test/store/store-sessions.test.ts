@@ -449,4 +449,37 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     const logged = await store.listEvents({ limit: 10 });
     expect(logged.map((e) => [e.type, e.sessionId])).toEqual([['session.created', session.id]]);
   });
+
+  // PostgreSQL sends creates arriving together as one statement (create-batch.ts).
+  it('creates at once, one for an agent that is gone: the others are stored, each with its event; that one writes nothing', async () => {
+    const agent = await withAgent();
+    const gone = await withAgent();
+    expect((await store.deleteAgent(gone.id, { force: true, now: T0 })).kind).toBe('deleted');
+    const events = (written: SessionRecord) => [sessionEvent('session.created', written, written.createdAt)];
+    const sessions = Array.from({ length: 12 }, (_, i) => sessionRecord(i === 7 ? gone.id : agent.id, { metadata: { n: i, text: 'say "hi"\\ {}' } }));
+    const created = await Promise.all(sessions.map((session) => store.insertSession(session, { events })));
+    expect(created).toEqual(sessions.map((_, i) => i !== 7));
+    for (const [i, session] of sessions.entries()) expect(await store.getSession(session.id)).toEqual(i === 7 ? undefined : session);
+    // Concurrent creates have no order among them: each event once, with its data.
+    const bySession = (a: { sessionId?: string }, b: { sessionId?: string }) => a.sessionId!.localeCompare(b.sessionId!);
+    const logged = (await store.listEvents({ limit: 20 })).map(({ type, sessionId, data }) => ({ type, sessionId, data })).sort(bySession);
+    const expected = sessions.filter((_, i) => i !== 7).map((s) => ({ type: 'session.created', sessionId: s.id, data: sessionEvent('session.created', s, s.createdAt).data }));
+    expect(logged).toEqual(expected.sort(bySession));
+  });
+
+  it('creates at once, all for agents that are stored: each stored with its event', async () => {
+    const [first, second] = [await withAgent(), await withAgent()];
+    const events = (written: SessionRecord) => [sessionEvent('session.created', written, written.createdAt)];
+    const sessions = Array.from({ length: 30 }, (_, i) => sessionRecord(i % 3 ? first.id : second.id, {}, T0 + (i % 5) * MINUTE));
+    expect(await Promise.all(sessions.map((session) => store.insertSession(session, { events })))).toEqual(sessions.map(() => true));
+    for (const session of sessions) expect(await store.getSession(session.id)).toEqual(session);
+    const logged = await store.listEvents({ limit: 50 });
+    expect(logged.map((e) => e.sessionId).sort()).toEqual(sessions.map((s) => s.id).sort());
+    for (const event of logged) {
+      const session = sessions.find((s) => s.id === event.sessionId)!;
+      expect([event.type, event.agentId, event.userId, event.occurredAt]).toEqual(['session.created', session.agentId, session.userId, session.createdAt]);
+      expect(event.data).toEqual(sessionEvent('session.created', session, session.createdAt).data);
+    }
+    expect((await store.listSessions({ now: T0, purgeCutoff: 0, agentId: second.id, status: 'all', limit: 50, offset: 0 })).total).toBe(10);
+  });
 });

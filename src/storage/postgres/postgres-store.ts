@@ -43,6 +43,7 @@ import { withPostgresFaults } from './storage-faults.js';
 import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
+import { createBatcher } from './create-batch.js';
 import { dataJson } from '../../events/event-records.js';
 
 export interface PostgresOptions {
@@ -315,6 +316,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     return result;
   }
 
+  const createInBatch = createBatcher(pool, { eventsLock: EVENTS_LOCK, eventsChannel: EVENTS_CHANNEL }, notifyListeners);
+
   const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
 
   /** The session, its row locked to the end of the transaction (in one message with the BEGIN when that is pending). */
@@ -382,6 +385,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
     },
     async insertSession(session, carried) {
+      // A keyed create needs its record's answer: it goes alone.
+      if (!carried?.idempotency) {
+        const batched = { session, events: carried?.events?.(session) ?? [], kept: agentCache.kept(session.agentId) };
+        if (await createInBatch(batched)) return true;
+      }
       try {
         return await write(async (client, wrote) => {
           // Needs no answer (a missing agent fails the COMMIT's message with 23503): sent with the COMMIT.

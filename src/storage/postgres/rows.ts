@@ -105,6 +105,27 @@ export const SESSION_COLUMNS = [
   'due_at',
 ] as const;
 
+/** Each session column's type (migrations.ts), for statements that take a column as an array. */
+export const SESSION_COLUMN_TYPES: Record<(typeof SESSION_COLUMNS)[number], string> = {
+  id: 'text',
+  agent_id: 'text',
+  user_id: 'text',
+  created_at: 'bigint',
+  last_activity: 'bigint',
+  anchor_at: 'bigint',
+  expires_at: 'bigint',
+  warns_at: 'bigint',
+  timeout_minutes: 'integer',
+  auto_renew: 'boolean',
+  max_duration_minutes: 'integer',
+  warning_threshold_minutes: 'integer',
+  renewal_count: 'integer',
+  status: 'text',
+  metadata: 'json',
+  announced: 'text',
+  due_at: 'bigint',
+};
+
 export interface MessageRow {
   session_id: string;
   position: number;
