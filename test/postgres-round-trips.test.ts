@@ -83,6 +83,17 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     expect(failed.messages[0]).toMatch(/^WITH agent AS/);
   });
 
+  it('reads by id arriving together: one message', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const sessions = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+    for (const session of sessions) await store.insertSession(session);
+    const ids = [...sessions.map((s) => s.id), sessions[0]!.id, '00000000-0000-4000-8000-00000000000b', `${sessions[1]!.id}\u0000`];
+    const read = await sentBy(() => Promise.all(ids.map((id) => store.getSession(id))));
+    expect(read.messages).toEqual(['SELECT * FROM sessions WHERE id = ANY($1::text[])']);
+    expect(read.result).toEqual([...sessions, sessions[0], undefined, undefined]);
+  });
+
   it('a keyed create: two (the insert of its record needs an answer, and takes the BEGIN with it)', async () => {
     const agent = agentRecord();
     await store.insertAgent(agent);

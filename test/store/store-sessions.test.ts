@@ -467,6 +467,15 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     expect(logged).toEqual(expected.sort(bySession));
   });
 
+  // PostgreSQL reads ids arriving together in one statement.
+  it('reads at once: each finds its own session, the same one twice, and an unknown id nothing', async () => {
+    const agent = await withAgent();
+    const sessions = Array.from({ length: 8 }, (_, i) => sessionRecord(agent.id, { metadata: { n: i } }));
+    for (const session of sessions) expect(await store.insertSession(session)).toBe(true);
+    const ids = [...sessions.map((s) => s.id).reverse(), sessions[3]!.id, '00000000-0000-4000-8000-00000000000c'];
+    expect(await Promise.all(ids.map((id) => store.getSession(id)))).toEqual([...[...sessions].reverse(), sessions[3], undefined]);
+  });
+
   it('creates at once, all for agents that are stored: each stored with its event', async () => {
     const [first, second] = [await withAgent(), await withAgent()];
     const events = (written: SessionRecord) => [sessionEvent('session.created', written, written.createdAt)];

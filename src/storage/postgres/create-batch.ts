@@ -1,5 +1,5 @@
-// Session creates arriving together go to PostgreSQL as one statement: their sessions,
-// their events and one commit. Alone, each create cost PostgreSQL a transaction, a parse
+// Session creates arriving together (batches.ts) go to PostgreSQL as one statement: their
+// sessions, their events and one commit. Alone, each create cost PostgreSQL a transaction, a parse
 // and a plan: 270-376 µs of its CPU a create under the bench's load, 29-41 µs batched
 // (README, PostgreSQL). The statement is prepared once per connection and takes its rows
 // as arrays.
@@ -11,6 +11,7 @@
 import type pg from 'pg';
 import { dataJson } from '../../events/event-records.js';
 import type { AgentRecord, EventInput, SessionRecord } from '../store.js';
+import { batched } from './batches.js';
 import { SESSION_COLUMN_TYPES, SESSION_COLUMNS, sessionValues } from './rows.js';
 
 export interface BatchedCreate {
@@ -100,47 +101,14 @@ function parametersOf(creates: BatchedCreate[]): unknown[] {
 
 export function createBatcher(pool: pg.Pool, options: CreateBatchOptions, committedEvents: () => void): CreateBatcher {
   const statement = { name: 'sessions_api_create_batch', text: createBatchSql(options.eventsLock, options.eventsChannel) };
-  let waiting: Array<{ create: BatchedCreate; settle: (committed: boolean) => void }> = [];
-  // One batch in flight: the creates arriving meanwhile make the next one. With PostgreSQL
-  // on the server's CPU (the bench), one in flight served 12.2-12.9k creates/s, two
-  // 10.8-11.8k (smaller batches, more statements).
-  let sending = false;
-  let scheduled = false;
-
-  async function send(batch: typeof waiting): Promise<void> {
-    sending = true;
+  return batched(async (creates: BatchedCreate[]) => {
     try {
-      const creates = batch.map((entry) => entry.create);
-      let ok = false;
-      try {
-        await pool.query({ ...statement, values: parametersOf(creates) });
-        ok = true;
-      } catch {
-        // Each create is tried alone, which reports the cause.
-      }
-      if (ok && creates.some((create) => create.events.length > 0)) committedEvents();
-      for (const entry of batch) entry.settle(ok);
-    } finally {
-      sending = false;
-      sendWaiting();
+      await pool.query({ ...statement, values: parametersOf(creates) });
+    } catch {
+      // Each create is tried alone, which reports the cause.
+      return creates.map(() => false);
     }
-  }
-
-  function sendWaiting(): void {
-    scheduled = false;
-    if (sending || waiting.length === 0) return;
-    const batch = waiting.slice(0, MAX_BATCH);
-    waiting = waiting.slice(MAX_BATCH);
-    void send(batch);
-  }
-
-  return (create) =>
-    new Promise<boolean>((settle) => {
-      waiting.push({ create, settle });
-      // The creates of this turn of the event loop go together.
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(sendWaiting);
-      }
-    });
+    if (creates.some((create) => create.events.length > 0)) committedEvents();
+    return creates.map(() => true);
+  }, MAX_BATCH);
 }
