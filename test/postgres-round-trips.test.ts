@@ -83,7 +83,7 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     expect(failed.messages[0]).toMatch(/^WITH agent AS/);
   });
 
-  it('reads by id arriving together: one message', async () => {
+  it('reads by id (or by key hash) arriving together: one message', async () => {
     const agent = agentRecord();
     await store.insertAgent(agent);
     const sessions = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
@@ -92,6 +92,12 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     const read = await sentBy(() => Promise.all(ids.map((id) => store.getSession(id))));
     expect(read.messages).toEqual(['SELECT * FROM sessions WHERE id = ANY($1::text[])']);
     expect(read.result).toEqual([...sessions, sessions[0], undefined, undefined]);
+
+    const key = { id: 'key-rt', name: 'rt', keyHash: 'hash-rt', admin: true, agentIds: [], createdAt: T0 };
+    await store.insertApiKey(key);
+    const keys = await sentBy(() => Promise.all(['hash-rt', 'hash-none', 'hash-rt'].map((hash) => store.findApiKey(hash))));
+    expect(keys.messages).toEqual(['SELECT * FROM api_keys WHERE key_hash = ANY($1::text[])']);
+    expect(keys.result).toEqual([key, undefined, key]);
   });
 
   it('a keyed create: two (the insert of its record needs an answer, and takes the BEGIN with it)', async () => {

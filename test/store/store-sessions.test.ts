@@ -413,6 +413,13 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.revokeApiKey('key-2', T0 + 3)).toMatchObject({ id: 'key-2', revokedAt: T0 + 3 });
       expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['key-1', 'key-2']);
       expect(await store.hasApiKeys()).toBe(true);
+      // Looked up at once (PostgreSQL: one statement), each finds its own.
+      expect(await Promise.all(['h2', 'h1', 'h3', 'h1'].map((hash) => store.findApiKey(hash)))).toEqual([
+        { ...key, id: 'key-2', keyHash: 'h2', admin: true, agentIds: [], revokedAt: T0 + 3 },
+        { ...key, revokedAt: T0 + 1 },
+        undefined,
+        { ...key, revokedAt: T0 + 1 },
+      ]);
     });
 
     it('sees keys created through another store on the same database (PostgreSQL: once notified) and revoked at once', async () => {

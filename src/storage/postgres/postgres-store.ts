@@ -68,7 +68,7 @@ export const API_KEYS_CHANNEL = 'sessions_api_keys';
 export const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
 /** The error a session insert's agent check raises when its agent is not the one kept (division by zero). */
 const AGENT_CHANGED = '22012';
-/** Reads by id in one statement at most. */
+/** Reads by one key (readsBy) in one statement at most. */
 const MAX_READS = 200;
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
@@ -321,15 +321,22 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   const createInBatch = createBatcher(pool, { eventsLock: EVENTS_LOCK, eventsChannel: EVENTS_CHANNEL }, notifyListeners);
   /**
-   * Reads by id arriving together: one prepared statement. Requests reading one id share
-   * its row (records are never changed in place); an id holding U+0000 finds nothing.
+   * Reads of a row by a unique column arriving together: one prepared statement. Requests
+   * for one key share its row (records are never changed in place); a key holding U+0000
+   * finds nothing.
    */
-  const readSession = batched(async (ids: string[]) => {
-    const lookedUp = [...new Set(ids.filter((id) => !id.includes('\u0000')))];
-    const { rows } = await pool.query<SessionRow>({ name: 'sessions_api_read_sessions', text: 'SELECT * FROM sessions WHERE id = ANY($1::text[])', values: [lookedUp] });
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id));
-  }, MAX_READS);
+  function readsBy<R extends pg.QueryResultRow>(table: string, column: string & keyof R): (key: string) => Promise<R | undefined> {
+    const statement = { name: `sessions_api_read_${table}`, text: `SELECT * FROM ${table} WHERE ${column} = ANY($1::text[])` };
+    return batched(async (keys: string[]) => {
+      const lookedUp = [...new Set(keys.filter((key) => !key.includes('\u0000')))];
+      const { rows } = await pool.query<R>({ ...statement, values: [lookedUp] });
+      const byKey = new Map(rows.map((row) => [row[column] as string, row]));
+      return keys.map((key) => byKey.get(key));
+    }, MAX_READS);
+  }
+  const readSession = readsBy<SessionRow>('sessions', 'id');
+  // Every request with a stored key looks it up (a revocation anywhere refuses it at once).
+  const readApiKey = readsBy<ApiKeyRow>('api_keys', 'key_hash');
 
   const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
 
@@ -543,8 +550,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return inserted.rowCount === 1;
     },
     async findApiKey(keyHash) {
-      const { rows } = await query<ApiKeyRow>('SELECT * FROM api_keys WHERE key_hash = $1', [keyHash]);
-      return rows[0] && toApiKey(rows[0]);
+      const row = await readApiKey(keyHash);
+      return row && toApiKey(row);
     },
     async listApiKeys() {
       return (await query<ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id')).rows.map(toApiKey);
