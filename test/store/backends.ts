@@ -49,7 +49,7 @@ export function sqliteBackend(): Backend {
   };
 }
 
-const TABLES = 'agents, sessions, messages, api_keys, idempotency_records, events, webhooks, webhook_deliveries, health_probe';
+const TABLES = 'agents, sessions, session_buckets, messages, api_keys, idempotency_records, events, webhooks, webhook_deliveries, health_probe';
 
 export function postgresBackend(): Backend {
   let database: TestDatabase | undefined;

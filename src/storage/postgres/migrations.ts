@@ -9,6 +9,7 @@
 // Free text a client writes (agent name and bio, message content) is stored as a JSON
 // string for the same reason: a text column cannot hold U+0000, which the API accepts.
 import type pg from 'pg';
+import { SESSION_BUCKETS_MIGRATION } from './session-buckets.js';
 
 export const migrations: readonly string[] = [
   // 1: the whole schema of SQLite's migrations 1-10, without its counting tables: totals
@@ -170,6 +171,8 @@ export const migrations: readonly string[] = [
   END $$;
   CREATE TRIGGER agents_deleted AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agents_deleted_notify();
   `,
+  // 5: counts from per-minute buckets of deadlines, kept by statement triggers (session-buckets.ts).
+  SESSION_BUCKETS_MIGRATION,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

@@ -45,6 +45,7 @@ import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
 import { batched } from './batches.js';
 import { createBatcher } from './create-batch.js';
+import { type BucketKind, countAfterSql } from './session-buckets.js';
 import { dataJson } from '../../events/event-records.js';
 
 export interface PostgresOptions {
@@ -179,6 +180,27 @@ export function listSessionsSql(query: SessionQuery): { page: { text: string; va
   // One row more than the page: it tells whether there are more.
   const page = named(`SELECT * FROM sessions WHERE ${where}${keyset} ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset`, pageValues);
   return { page, count };
+}
+
+/** countSessions: every session after the purge cutoff ($1), those active at $2, and those whose warning is after $2. */
+const COUNT_SESSIONS = {
+  name: 'sessions_api_count_sessions',
+  text: `SELECT ${countAfterSql('expiry', '$1', '$3')} AS total, ${countAfterSql('expiry', '$2', '$3')} AS active, ${countAfterSql('warning', '$2', '$3')} AS warning`,
+};
+
+/** A listing's total from the buckets (session-buckets.ts); none when it filters by agent and by user at once (counted in the listing's own index range). */
+function bucketTotal(query: SessionQuery): { name: string; text: string; values: unknown[] } | undefined {
+  if (query.userId !== undefined && (query.agentId !== undefined || query.agentIds !== undefined)) return undefined;
+  const [kind, keys]: [BucketKind, string[]] =
+    query.agentId !== undefined ? ['agent', [query.agentId]]
+    : query.agentIds !== undefined ? ['agent', [...query.agentIds]]
+    : query.userId !== undefined ? ['user', [query.userId]]
+    : ['expiry', ['']];
+  const name = `sessions_api_total_${kind}_${query.status}`;
+  const values = keys.map(withoutNul);
+  if (query.status === 'active') return { name, text: `SELECT ${countAfterSql(kind, '$1', '$2')} AS n`, values: [query.now, values] };
+  if (query.status === 'all') return { name, text: `SELECT ${countAfterSql(kind, '$1', '$2')} AS n`, values: [query.purgeCutoff, values] };
+  return { name, text: `SELECT ${countAfterSql(kind, '$1', '$3')} - ${countAfterSql(kind, '$2', '$3')} AS n`, values: [query.purgeCutoff, query.now, values] };
 }
 
 function listEventsSql(query: EventQuery): { text: string; values: unknown[] } {
@@ -476,25 +498,20 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async listSessions(sessionQuery) {
       const { page, count } = listSessionsSql(sessionQuery);
+      const total = bucketTotal(sessionQuery);
       const [pageRows, counted] = await Promise.all([
         query<SessionRow>(page.text, page.values),
-        sessionQuery.count === false ? undefined : query<{ n: number }>(count.text, count.values),
+        sessionQuery.count === false ? undefined : total ? pool.query<{ n: number }>(total) : query<{ n: number }>(count.text, count.values),
       ]);
       const hasMore = pageRows.rows.length > sessionQuery.limit;
       const rows = hasMore ? pageRows.rows.slice(0, -1) : pageRows.rows;
       return { sessions: rows.map(toSession), total: counted && (counted.rows[0]?.n ?? 0), hasMore };
     },
     async countSessions({ now, purgeCutoff }) {
-      // One index-only range of (expires_at, warns_at): warns_at < expires_at always.
-      const { rows } = await query<{ total: number; active: number; soon: number }>(
-        `SELECT count(*)::bigint AS total,
-                count(*) FILTER (WHERE expires_at > $1)::bigint AS active,
-                count(*) FILTER (WHERE expires_at > $1 AND warns_at <= $1)::bigint AS soon
-           FROM sessions WHERE expires_at > $2`,
-        [now, purgeCutoff],
-      );
+      const { rows } = await pool.query<{ total: number; active: number; warning: number }>({ ...COUNT_SESSIONS, values: [purgeCutoff, now, ['']] });
       const row = rows[0]!;
-      return { total: row.total, active: row.active, expiringSoon: row.soon };
+      // warns_at < expires_at always: a warning after now is of a session active now.
+      return { total: row.total, active: row.active, expiringSoon: row.active - row.warning };
     },
     async markExpired(now, limit) {
       const marked = await query(
