@@ -5,6 +5,7 @@
 // at zero, and every count equals count(*) over the sessions, at minute boundaries too.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { SessionQuery, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
@@ -44,7 +45,7 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
     return { ...session, expiresAt, warnsAt: expiresAt - 1 - Math.floor(next() * 3 * MINUTE) };
   }
 
-  async function expectBucketsExact(store: Store, agents: string[], users: string[]): Promise<void> {
+  async function expectBucketsExact(store: Store, admin: pg.Client, agents: string[], users: string[]): Promise<void> {
     const kept = await admin.query('SELECT kind, key, minute, n FROM session_buckets ORDER BY kind, key, minute');
     const fresh = await admin.query(`SELECT kind, key, minute, sum(n)::bigint AS n FROM (
         SELECT 'expiry' AS kind, '' AS key, expires_at / 60000 AS minute, 1 AS n FROM sessions
@@ -98,22 +99,58 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
         expect(await store.insertSession(session, { idempotency: () => idempotencyRecord(`bucket-${i}`) })).toBe(true);
         sessions.push(session);
       }
-      await expectBucketsExact(store, agentIds, users);
+      await expectBucketsExact(store, admin, agentIds, users);
 
       // Deadlines moved (some to the same minute), together and one at a time.
       await Promise.all(sessions.slice(0, 60).map((session) => store.modifySession(session.id, (current) => withDeadlines(current!))));
       for (const session of sessions.slice(60, 70)) await store.modifySession(session.id, (current) => ({ ...current!, renewalCount: current!.renewalCount + 1 }));
-      await expectBucketsExact(store, agentIds, users);
+      await expectBucketsExact(store, admin, agentIds, users);
 
       // Ends, a purge, an agent deleted with its sessions.
       for (const session of sessions.slice(70, 85)) await store.deleteSession(session.id, (current) => current!);
       await store.purgeExpired(T0 + 4 * MINUTE, 1000);
-      await expectBucketsExact(store, agentIds, users);
+      await expectBucketsExact(store, admin, agentIds, users);
       expect((await store.deleteAgent(agents[2]!.id, { force: true, now: T0 })).kind).toBe('deleted');
-      await expectBucketsExact(store, agentIds, users);
+      await expectBucketsExact(store, admin, agentIds, users);
       expect(Number((await admin.query("SELECT count(*) AS n FROM session_buckets WHERE kind = 'agent' AND key = $1", [agents[2]!.id])).rows[0].n)).toBe(0);
     } finally {
       await store.close();
+    }
+  });
+
+  it('migration 5 puts the sessions stored before into buckets', async () => {
+    const old = await createTestDatabase();
+    const client = new pg.Client({ connectionString: old.url });
+    await client.connect();
+    try {
+      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      for (const [index, sql] of migrations.slice(0, 4).entries()) {
+        await client.query(sql);
+        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [index + 1]);
+      }
+      await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a1', '"Ada"', NULL, '{}', 0), ('a2', '"Bo"', NULL, '{}', 0)`);
+      for (let i = 0; i < 40; i++) {
+        const expiresAt = T0 + (i % 7) * MINUTE + (i % 3) * 20_001;
+        await client.query(
+          `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes, auto_renew,
+             max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
+           VALUES ($1, $2, $3, $4, $4, $4, $5, $6, 30, true, 720, 5, 0, 'active', '{}', 'nothing', NULL)`,
+          [`s-${i}`, i % 2 ? 'a1' : 'a2', `u-${i % 5}`, T0 - 30 * MINUTE, expiresAt, expiresAt - 5 * MINUTE],
+        );
+      }
+    } finally {
+      await client.end();
+    }
+    const store = await openPostgresStore({ url: old.url, poolSize: 2 });
+    const oldAdmin = new pg.Client({ connectionString: old.url });
+    await oldAdmin.connect();
+    try {
+      await expectBucketsExact(store, oldAdmin, ['a1', 'a2'], ['u-0', 'u-1', 'u-2', 'u-3', 'u-4']);
+      expect(await store.countSessions({ now: T0, purgeCutoff: 0 })).toMatchObject({ total: 40 });
+    } finally {
+      await oldAdmin.end();
+      await store.close();
+      await old.drop();
     }
   });
 
@@ -129,7 +166,7 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
       await Promise.all(sessions.map((session, i) => (i % 2 ? a : b).insertSession(session)));
       await Promise.all(sessions.map((session, i) => (i % 2 ? b : a).modifySession(session.id, (current) => ({ ...current!, expiresAt: current!.expiresAt + MINUTE }))));
       await Promise.all(sessions.slice(0, 50).map((session, i) => (i % 2 ? a : b).deleteSession(session.id, (current) => current!)));
-      await expectBucketsExact(a, [agent.id], users);
+      await expectBucketsExact(a, admin, [agent.id], users);
       expect((await b.listSessions({ now: T0, purgeCutoff: 0, agentId: agent.id, status: 'active', limit: 1, offset: 0 })).total).toBe(150);
     } finally {
       await a.close();
