@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { announce } from '../src/events/due-events.js';
 import { sessionEvent, withEvents } from '../src/events/event-records.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
-import type { SessionRecord, Store } from '../src/storage/store.js';
+import type { MessageRecord, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
@@ -100,6 +100,29 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     expect(keys.result).toEqual([key, undefined, key]);
   });
 
+  it('writes to one session arriving together: one transaction of two messages, each write built on the one before', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent);
+    const session = sessionRecord(agent.id);
+    await store.insertSession(session);
+    const appended = await sentBy(() =>
+      Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 5 === 4
+            ? store.modifySession(session.id, (current) => ({ ...current!, renewalCount: current!.renewalCount + 1 }), withEvents(undefined, (written) => [sessionEvent('session.renewed', written, T0)]))
+            : store.appendMessage(session.id, (current, last) => ({ session: current!, message: messageRecord(session, (last ?? -1) + 1) }), withEvents(undefined, ({ message }: { message: MessageRecord }) => [{ type: 'message.created' as const, occurredAt: T0, agentId: agent.id, sessionId: session.id, data: { position: message.position } as never }])),
+        ),
+      ),
+    );
+    expect(appended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^UPDATE sessions/)]);
+    expect((await store.listMessages({ sessionId: session.id, limit: 50 })).messages.map((m) => m.position)).toEqual(Array.from({ length: 16 }, (_, i) => 15 - i));
+    expect((await store.getSession(session.id))?.renewalCount).toBe(4);
+    const events = await store.listEvents({ sessionId: session.id, limit: 50 });
+    expect(events.map((e) => (e.type === 'session.renewed' ? 'renewed' : (e.data as unknown as { position: number }).position))).toEqual(
+      [0, 1, 2, 3, 'renewed', 4, 5, 6, 7, 'renewed', 8, 9, 10, 11, 'renewed', 12, 13, 14, 15, 'renewed'],
+    );
+  });
+
   it('a keyed create: two (the insert of its record needs an answer, and takes the BEGIN with it)', async () => {
     const agent = agentRecord();
     await store.insertAgent(agent);
@@ -146,5 +169,20 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     );
     expect(messages).toEqual([expect.stringMatching(/^BEGIN;/), 'ROLLBACK']);
     expect(await store.getSession(session.id)).toEqual(session);
+
+    // Beside writes that succeed, in one transaction: it fails alone, the others build on each other.
+    const bump = (current: SessionRecord | undefined) => ({ ...current!, renewalCount: current!.renewalCount + 1 });
+    const together = await sentBy(() =>
+      Promise.allSettled([
+        store.modifySession(session.id, bump),
+        store.modifySession(session.id, () => {
+          throw refused;
+        }),
+        store.modifySession(session.id, bump),
+      ]),
+    );
+    expect(together.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^UPDATE sessions/)]);
+    expect(together.result.map((r) => (r.status === 'fulfilled' ? r.value.renewalCount : r.reason))).toEqual([1, refused, 2]);
+    expect((await store.getSession(session.id))?.renewalCount).toBe(2);
   });
 });

@@ -12,6 +12,7 @@ import {
   type EventQuery,
   IdempotencyKeyTaken,
   type MessageQuery,
+  type MessageRecord,
   type MessageView,
   type SessionQuery,
   type SessionRecord,
@@ -43,7 +44,7 @@ import { withPostgresFaults } from './storage-faults.js';
 import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
-import { batched } from './batches.js';
+import { Failed, batched, batchedBy } from './batches.js';
 import { createBatcher } from './create-batch.js';
 import { type BucketKind, countAfterSql } from './session-buckets.js';
 import { dataJson } from '../../events/event-records.js';
@@ -69,6 +70,20 @@ export const API_KEYS_CHANNEL = 'sessions_api_keys';
 export const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
 /** The error a session insert's agent check raises when its agent is not the one kept (division by zero). */
 const AGENT_CHANGED = '22012';
+/** Writes to one session in one transaction at most. */
+const MAX_SESSION_WRITES = 100;
+/** What appendMessage builds. */
+type Appended = { session: SessionRecord; message: MessageRecord };
+/** A write to one session: a change of it (modifySession) or a message appended (appendMessage). */
+type SessionWrite =
+  | { id: string; modify: (current: SessionRecord | undefined) => SessionRecord; append?: undefined; carried: Carried<SessionRecord> | undefined }
+  | { id: string; modify?: undefined; append: (current: SessionRecord | undefined, last: number | undefined) => Appended; carried: Carried<Appended> | undefined };
+/** What one write to a session came to. */
+type Outcome = { value: SessionRecord | Appended } | { error: unknown };
+/** Thrown by a batch of writes to a session that all threw: the transaction rolls back. */
+class NothingWritten {
+  constructor(readonly outcomes: Outcome[]) {}
+}
 /** Reads by one key (readsBy) in one statement at most. */
 const MAX_READS = 200;
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
@@ -360,6 +375,60 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   // Every request with a stored key looks it up (a revocation anywhere refuses it at once).
   const readApiKey = readsBy<ApiKeyRow>('api_keys', 'key_hash');
 
+  /**
+   * The writes to one session arriving together (batchedBy, by session): one transaction
+   * locks the session once and applies them in order, each to what the one before made;
+   * one that throws fails alone and changes nothing. The session as the last one left
+   * it, their messages and their events go with the COMMIT. Writes that carry an
+   * idempotency record go alone (their record's insert needs an answer).
+   */
+  const writeToSession = batchedBy<SessionWrite, SessionRecord | Appended>(
+    (write) => write.id,
+    async (writes) => {
+      const id = writes[0]!.id;
+      let events: EventInput[] = [];
+      const outcomes = await transaction(async (client): Promise<Outcome[]> => {
+        const appends = writes.some((write) => write.append);
+        const [locked, maxPosition] = (await runTogether(client, [
+          [LOCK_SESSION, [id]],
+          ...(appends ? [['SELECT max(position) AS position FROM messages WHERE session_id = $1', [id]] as [string, unknown[]]] : []),
+        ])) as [pg.QueryResult<SessionRow>, pg.QueryResult<{ position: number | null }> | undefined];
+        let current = locked.rows[0] && toSession(locked.rows[0]);
+        let last = current ? (maxPosition?.rows[0]?.position ?? undefined) : undefined;
+        const messages: MessageRecord[] = [];
+        const done = writes.map((write): Outcome => {
+          try {
+            if (write.modify) {
+              const next = write.modify(current);
+              events = [...events, ...(write.carried?.events?.(next) ?? [])];
+              current = next;
+              return { value: next };
+            }
+            const built = write.append!(current, last);
+            events = [...events, ...(write.carried?.events?.(built) ?? [])];
+            messages.push(built.message);
+            [current, last] = [built.session, built.message.position];
+            return { value: built };
+          } catch (error) {
+            return { error };
+          }
+        });
+        // Every write threw: nothing to write, and the transaction is rolled back.
+        if (!done.some((outcome) => 'value' in outcome)) throw new NothingWritten(done);
+        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(current!)));
+        for (const message of messages) sendAtCommit(client, withLiterals(client, MESSAGE_INSERT, messageValues(message)));
+        await appendEvents(client, events);
+        return done;
+      }).catch((error: unknown) => {
+        if (error instanceof NothingWritten) return error.outcomes;
+        throw error;
+      });
+      if (events.length > 0) notifyListeners();
+      return outcomes.map((outcome) => ('value' in outcome ? outcome.value : new Failed(outcome.error)));
+    },
+    MAX_SESSION_WRITES,
+  );
+
   const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
 
   /** The session, its row locked to the end of the transaction (in one message with the BEGIN when that is pending). */
@@ -453,6 +522,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return row && toSession(row);
     },
     async modifySession(id, change, carried) {
+      if (!carried?.idempotency) return writeToSession({ id, modify: change, carried }) as Promise<SessionRecord>;
       return write(async (client, wrote) => {
         const next = change(await lockedSession(client, id));
         // Needs no answer: sent with the COMMIT, so the row lock is held for one round trip.
@@ -469,6 +539,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
     },
     async appendMessage(sessionId, build, carried) {
+      if (!carried?.idempotency) return writeToSession({ id: sessionId, append: build, carried: carried as Carried<Appended> | undefined }) as Promise<ReturnType<typeof build>>;
       return write(async (client, wrote) => {
         // The session's row lock orders appends to one session across instances. The last
         // position is read by a statement of its own, after the lock (in the same message): a
