@@ -359,6 +359,26 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect((await store.getIdempotencyRecord('anonymous', 'k1', dayLater))?.fingerprint).toBe('f3');
     });
 
+    it('keyed writes to one session at once: a taken key fails that write alone, the others build on each other', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      await store.modifySession(session.id, bumped, { idempotency: () => idempotencyRecord('taken') });
+      const [first, taken, appended] = await Promise.allSettled([
+        store.modifySession(session.id, bumped, { idempotency: () => idempotencyRecord('w1') }),
+        store.modifySession(session.id, bumped, { idempotency: () => idempotencyRecord('taken', T0 + MINUTE, { fingerprint: 'other' }) }),
+        store.appendMessage(session.id, (current, last) => ({ session: bumped(current), message: messageRecord(session, (last ?? -1) + 1) }), {
+          idempotency: () => idempotencyRecord('w3'),
+        }),
+      ]);
+      expect(first.status === 'fulfilled' && first.value.renewalCount).toBe(2);
+      expect(taken.status === 'rejected' && taken.reason).toBeInstanceOf(IdempotencyKeyTaken);
+      expect(appended.status === 'fulfilled' && [appended.value.session.renewalCount, appended.value.message.position]).toEqual([3, 0]);
+      expect((await store.getSession(session.id))?.renewalCount).toBe(3);
+      expect(await store.getIdempotencyRecord('anonymous', 'taken', T0)).toEqual(idempotencyRecord('taken'));
+      for (const key of ['w1', 'w3']) expect(await store.getIdempotencyRecord('anonymous', key, T0)).toEqual(idempotencyRecord(key));
+    });
+
     it('one of two concurrent writes under one key wins', async () => {
       const agent = await withAgent();
       const results = await Promise.allSettled(

@@ -11,6 +11,7 @@ import {
   type EventInput,
   type EventQuery,
   IdempotencyKeyTaken,
+  type IdempotencyRecord,
   type MessageQuery,
   type MessageRecord,
   type MessageView,
@@ -332,20 +333,22 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
   /** Writes the rows a write carries, in its transaction; events last (the event lock is always the last lock taken). */
   async function writeCarried<T>(client: Client, carried: Carried<T> | undefined, written: T): Promise<boolean> {
-    const record = carried?.idempotency?.(written);
-    if (record) {
-      // Changes nothing when the key holds a live record; an expired one makes way.
-      const inserted = await run(client, 
-        `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-           body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
-         WHERE idempotency_records.expires_at <= excluded.created_at`,
-        [record.scope, record.key, record.fingerprint, record.status, record.body, record.createdAt, record.expiresAt],
-      );
-      if (inserted.rowCount === 0) throw new IdempotencyKeyTaken();
-    }
+    await insertIdempotencyRecord(client, carried?.idempotency?.(written));
     return appendEvents(client, carried?.events?.(written) ?? []);
+  }
+
+  /** Inserts the record, if any; a key holding a live record throws IdempotencyKeyTaken (nothing written), an expired one makes way. */
+  async function insertIdempotencyRecord(client: Client, record: IdempotencyRecord | undefined): Promise<void> {
+    if (!record) return;
+    const inserted = await run(client, 
+      `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+         body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
+       WHERE idempotency_records.expires_at <= excluded.created_at`,
+      [record.scope, record.key, record.fingerprint, record.status, record.body, record.createdAt, record.expiresAt],
+    );
+    if (inserted.rowCount === 0) throw new IdempotencyKeyTaken();
   }
 
   /** A write transaction; listeners of the event log are told once it committed events. */
@@ -378,15 +381,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   /**
    * The writes to one session arriving together (batchedBy, by session): one transaction
    * locks the session once and applies them in order, each to what the one before made;
-   * one that throws fails alone and changes nothing. The session as the last one left
-   * it, their messages and their events go with the COMMIT. Writes that carry an
-   * idempotency record go alone (their record's insert needs an answer).
+   * one that throws (or whose idempotency key is taken) fails alone and changes nothing.
+   * The session as the last one left it, their messages and their events go with the
+   * COMMIT.
    */
   const writeToSession = batchedBy<SessionWrite, SessionRecord | Appended>(
     (write) => write.id,
     async (writes) => {
       const id = writes[0]!.id;
-      let events: EventInput[] = [];
+      const events: EventInput[] = [];
       const outcomes = await transaction(async (client): Promise<Outcome[]> => {
         const appends = writes.some((write) => write.append);
         const [locked, maxPosition] = (await runTogether(client, [
@@ -396,23 +399,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         let current = locked.rows[0] && toSession(locked.rows[0]);
         let last = current ? (maxPosition?.rows[0]?.position ?? undefined) : undefined;
         const messages: MessageRecord[] = [];
-        const done = writes.map((write): Outcome => {
+        const done: Outcome[] = [];
+        for (const write of writes) {
           try {
-            if (write.modify) {
-              const next = write.modify(current);
-              events = [...events, ...(write.carried?.events?.(next) ?? [])];
-              current = next;
-              return { value: next };
+            const value = write.modify ? write.modify(current) : write.append(current, last);
+            const carried = write.carried as Carried<SessionRecord | Appended> | undefined;
+            // A keyed write's record needs an answer: a round trip, under the session's lock.
+            await insertIdempotencyRecord(client, carried?.idempotency?.(value));
+            events.push(...(carried?.events?.(value) ?? []));
+            if ('message' in value) {
+              messages.push(value.message);
+              [current, last] = [value.session, value.message.position];
+            } else {
+              current = value;
             }
-            const built = write.append!(current, last);
-            events = [...events, ...(write.carried?.events?.(built) ?? [])];
-            messages.push(built.message);
-            [current, last] = [built.session, built.message.position];
-            return { value: built };
+            done.push({ value });
           } catch (error) {
-            return { error };
+            done.push({ error });
           }
-        });
+        }
         // Every write threw: nothing to write, and the transaction is rolled back.
         if (!done.some((outcome) => 'value' in outcome)) throw new NothingWritten(done);
         sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(current!)));
@@ -522,14 +527,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return row && toSession(row);
     },
     async modifySession(id, change, carried) {
-      if (!carried?.idempotency) return writeToSession({ id, modify: change, carried }) as Promise<SessionRecord>;
-      return write(async (client, wrote) => {
-        const next = change(await lockedSession(client, id));
-        // Needs no answer: sent with the COMMIT, so the row lock is held for one round trip.
-        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(next)));
-        if (await writeCarried(client, carried, next)) wrote();
-        return next;
-      });
+      return writeToSession({ id, modify: change, carried }) as Promise<SessionRecord>;
     },
     async deleteSession(id, check, carried) {
       await write(async (client, wrote) => {
@@ -539,25 +537,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
     },
     async appendMessage(sessionId, build, carried) {
-      if (!carried?.idempotency) return writeToSession({ id: sessionId, append: build, carried: carried as Carried<Appended> | undefined }) as Promise<ReturnType<typeof build>>;
-      return write(async (client, wrote) => {
-        // The session's row lock orders appends to one session across instances. The last
-        // position is read by a statement of its own, after the lock (in the same message): a
-        // subquery of the locking statement would read the snapshot taken before waiting for
-        // the lock, while each statement of a message takes its own.
-        const [locked, maxPosition] = (await runTogether(client, [
-          [LOCK_SESSION, [sessionId]],
-          ['SELECT max(position) AS position FROM messages WHERE session_id = $1', [sessionId]],
-        ])) as [pg.QueryResult<SessionRow>, pg.QueryResult<{ position: number | null }>];
-        const current = locked.rows[0] && toSession(locked.rows[0]);
-        const last = current ? (maxPosition.rows[0]?.position ?? undefined) : undefined;
-        const built = build(current, last);
-        // Need no answer: sent with the COMMIT, so the row lock is held for one round trip.
-        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(built.session)));
-        sendAtCommit(client, withLiterals(client, MESSAGE_INSERT, messageValues(built.message)));
-        if (await writeCarried(client, carried, built)) wrote();
-        return built;
-      });
+      return writeToSession({ id: sessionId, append: build, carried: carried as Carried<Appended> | undefined }) as Promise<ReturnType<typeof build>>;
     },
     async listMessages(messageQuery) {
       const page = await messagePage<MessageRow>('*', messageQuery);
