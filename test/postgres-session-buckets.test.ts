@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { sessionEvent } from '../src/events/event-records.js';
 import type { SessionQuery, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
@@ -115,6 +116,35 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
       expect(Number((await admin.query("SELECT count(*) AS n FROM session_buckets WHERE kind = 'agent' AND key = $1", [agents[2]!.id])).rows[0].n)).toBe(0);
     } finally {
       await store.close();
+    }
+  });
+
+  // Every writer takes the buckets' row locks before the event log's lock. A batch of
+  // creates that took them after (its insert trigger fires at the statement's end)
+  // deadlocked with the writes to sessions of other instances (40P01, answered 503).
+  it('batches of creates and writes to sessions on two instances, all with events, never deadlock', async () => {
+    const [a, b] = [await openPostgresStore({ url: database.url }), await openPostgresStore({ url: database.url })];
+    try {
+      const agent = agentRecord();
+      await a.insertAgent(agent);
+      const inMinute = (session: SessionRecord) => ({ ...session, userId: 'busy-user', expiresAt: T0 + 40 * MINUTE + Math.floor(next() * MINUTE), warnsAt: T0 + 35 * MINUTE });
+      const created = (written: SessionRecord) => [sessionEvent('session.created', written, T0)];
+      const renewed = (written: SessionRecord) => [sessionEvent('session.renewed', written, T0)];
+      const targets = Array.from({ length: 20 }, () => inMinute(sessionRecord(agent.id)));
+      for (const session of targets) await a.insertSession(session);
+      const rounds = Array.from({ length: 15 }, async (_, round) => {
+        await Promise.all([
+          ...Array.from({ length: 20 }, () => (round % 2 ? a : b).insertSession(inMinute(sessionRecord(agent.id)), { events: created })),
+          ...targets.map((session, i) =>
+            (i % 2 ? a : b).modifySession(session.id, (current) => ({ ...current!, expiresAt: current!.expiresAt + (round % 2 ? MINUTE : -MINUTE) }), { events: renewed }),
+          ),
+        ]);
+      });
+      await Promise.all(rounds);
+      await expectBucketsExact(a, admin, [agent.id], ['busy-user']);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 

@@ -13,6 +13,7 @@ import { dataJson } from '../../events/event-records.js';
 import type { AgentRecord, EventInput, SessionRecord } from '../store.js';
 import { batched } from './batches.js';
 import { SESSION_COLUMN_TYPES, SESSION_COLUMNS, sessionValues } from './rows.js';
+import { addToBucketsSql, COUNTED_SETTING, deltasOf } from './session-buckets.js';
 
 export interface BatchedCreate {
   session: SessionRecord;
@@ -52,7 +53,9 @@ const arrays = (columns: ReadonlyArray<readonly [string, string]>, from: number)
  * The batch's statement. `agent` locks every agent of the batch (key share, as the
  * foreign key would at the statement's end) and counts those still stored with the kept
  * creation time: a kept agent deleted, or deleted and created again, divides by zero.
- * The event log's lock is taken once the sessions are in (`s` is counted first).
+ * The sessions go in, then their counts into the buckets (`counted`, which the insert
+ * trigger then leaves: COUNTED_SETTING), then the event log's lock is taken: agents,
+ * buckets, the log, the order every writer takes them in.
  */
 function createBatchSql(eventsLock: number, eventsChannel: string): string {
   const sessionColumns = SESSION_COLUMNS.map((column) => [column, SESSION_COLUMN_TYPES[column]] as const);
@@ -64,11 +67,13 @@ function createBatchSql(eventsLock: number, eventsChannel: string): string {
     s AS (
       INSERT INTO sessions (${SESSION_COLUMNS.join(', ')})
       SELECT row.* FROM agent, unnest(${arrays(sessionColumns, SESSIONS_AT)}) AS row WHERE 1 / agent.unchanged::int = 1
+      RETURNING agent_id, user_id, expires_at, warns_at),
+    counted AS (${addToBucketsSql(`SELECT * FROM (SELECT set_config('${COUNTED_SETTING}', 'on', true)) AS skip_trigger, (${deltasOf('s', 1)}) AS d`)}
       RETURNING 1),
     e AS (
       INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')}, data)
       SELECT row.type, row.occurred_at, row.agent_id, row.session_id, row.user_id, data.value
-        FROM (SELECT pg_advisory_xact_lock(${eventsLock}) FROM (SELECT count(*) FROM s) AS inserted) AS locked,
+        FROM (SELECT pg_advisory_xact_lock(${eventsLock}) FROM (SELECT count(*) FROM counted) AS inserted) AS locked,
           unnest(${arrays(EVENT_COLUMNS, EVENTS_AT)}) WITH ORDINALITY AS row (${EVENT_COLUMNS.map(([column]) => column).join(', ')}, n)
           JOIN json_array_elements($${EVENT_DATA_AT}::json) WITH ORDINALITY AS data (value, n) ON data.n = row.n
         ORDER BY row.n

@@ -22,8 +22,8 @@ const KINDS: Record<BucketKind, { column: 'expires_at' | 'warns_at'; key: string
   warning: { column: 'warns_at', key: undefined },
 };
 
-/** The bucket changes of the sessions in `rows` (a transition table), each counting `sign`. */
-function deltasOf(rows: string, sign: 1 | -1): string {
+/** The bucket changes of the sessions in `rows` (a transition table, or a query's name), each counting `sign`. */
+export function deltasOf(rows: string, sign: 1 | -1): string {
   return Object.entries(KINDS)
     .map(([kind, { column, key }]) => `SELECT '${kind}'::text AS kind, ${key ?? "''::text"} AS key, ${column} / ${MINUTE_MS} AS minute, ${sign} AS n FROM ${rows}`)
     .join('\n      UNION ALL ');
@@ -33,16 +33,34 @@ function deltasOf(rows: string, sign: 1 | -1): string {
 const rowOf = (row: 'NEW' | 'OLD') =>
   `(VALUES (${row}.agent_id, ${row}.user_id, ${row}.expires_at, ${row}.warns_at)) AS ${row.toLowerCase()}_row (agent_id, user_id, expires_at, warns_at)`;
 
-/** A trigger function applying the bucket changes of `changes` (a query of kind, key, minute, n). */
-function triggerFunction(name: string, changes: string): string {
+/**
+ * Adds `changes` (a query of kind, key, minute, n) to the buckets, in key order:
+ * concurrent writers lock the buckets they share in the same order.
+ */
+export function addToBucketsSql(changes: string): string {
+  return `INSERT INTO session_buckets AS b (kind, key, minute, n)
+      SELECT kind, key, minute, sum(n) FROM (${changes}) AS change
+      GROUP BY kind, key, minute HAVING sum(n) <> 0 ORDER BY kind, key, minute
+      ON CONFLICT (kind, key, minute) DO UPDATE SET n = b.n + excluded.n`;
+}
+
+/**
+ * Set (to 'on', for its transaction) by a statement that adds its inserted sessions to the
+ * buckets itself (create-batch.ts): the insert trigger then leaves them. It fires at the
+ * statement's end, after the event log's lock; every other writer takes bucket locks
+ * before that lock, and so must the batch, or two of them deadlock.
+ */
+export const COUNTED_SETTING = 'sessions_api.buckets_counted';
+
+/** A trigger function applying the bucket changes of `changes`, unless `skip` (an SQL condition) holds. */
+function triggerFunction(name: string, changes: string, skip = 'false'): string {
   return `
   CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    -- In key order: concurrent writers lock the buckets they share in the same order.
-    INSERT INTO session_buckets AS b (kind, key, minute, n)
-      SELECT kind, key, minute, sum(n) FROM (${changes}) AS change
-      GROUP BY kind, key, minute HAVING sum(n) <> 0 ORDER BY kind, key, minute
-      ON CONFLICT (kind, key, minute) DO UPDATE SET n = b.n + excluded.n;
+    IF ${skip} THEN
+      RETURN NULL;
+    END IF;
+    ${addToBucketsSql(changes)};
     DELETE FROM session_buckets AS b USING (SELECT DISTINCT kind, key, minute FROM (${changes}) AS change) AS touched
       WHERE b.n = 0 AND b.kind = touched.kind AND b.key = touched.key AND b.minute = touched.minute;
     RETURN NULL;
@@ -60,7 +78,7 @@ export const SESSION_BUCKETS_MIGRATION = `
   );
   -- The sessions within a minute, for the warning counts (expiry counts use the expiry indexes).
   CREATE INDEX sessions_by_warning ON sessions (warns_at);
-  ${triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1))}
+  ${triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), `coalesce(current_setting('${COUNTED_SETTING}', true), '') = 'on'`)}
   ${triggerFunction('session_buckets_deleted', deltasOf('old_rows', -1))}
   ${triggerFunction('session_buckets_moved', `${deltasOf(rowOf('NEW'), 1)}\n      UNION ALL ${deltasOf(rowOf('OLD'), -1)}`)}
   CREATE TRIGGER session_buckets_inserted AFTER INSERT ON sessions REFERENCING NEW TABLE AS new_rows
