@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { sessionEvent } from '../src/events/event-records.js';
-import type { SessionQuery, SessionRecord, Store } from '../src/storage/store.js';
+import type { AgentRecord, SessionQuery, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, idempotencyRecord, sessionRecord } from './store/records.js';
@@ -83,6 +83,19 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
     }
   }
 
+  /** Two instances on the test's database, and an agent stored through the first. */
+  async function withTwoInstances(test: (a: Store, b: Store, agent: AgentRecord) => Promise<void>): Promise<void> {
+    const [a, b] = [await openPostgresStore({ url: database.url }), await openPostgresStore({ url: database.url })];
+    try {
+      const agent = agentRecord();
+      await a.insertAgent(agent);
+      await test(a, b, agent);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }
+
   it('equal the sessions after every kind of write, at minute boundaries too', async () => {
     const store = await openPostgresStore({ url: database.url });
     try {
@@ -122,11 +135,8 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
   // Every writer takes the buckets' row locks before the event log's lock. A batch of
   // creates that took them after (its insert trigger fires at the statement's end)
   // deadlocked with the writes to sessions of other instances (40P01, answered 503).
-  it('batches of creates and writes to sessions on two instances, all with events, never deadlock', async () => {
-    const [a, b] = [await openPostgresStore({ url: database.url }), await openPostgresStore({ url: database.url })];
-    try {
-      const agent = agentRecord();
-      await a.insertAgent(agent);
+  it('batches of creates and writes to sessions on two instances, all with events, never deadlock', () =>
+    withTwoInstances(async (a, b, agent) => {
       const inMinute = (session: SessionRecord) => ({ ...session, userId: 'busy-user', expiresAt: T0 + 40 * MINUTE + Math.floor(next() * MINUTE), warnsAt: T0 + 35 * MINUTE });
       const created = (written: SessionRecord) => [sessionEvent('session.created', written, T0)];
       const renewed = (written: SessionRecord) => [sessionEvent('session.renewed', written, T0)];
@@ -142,11 +152,7 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
       });
       await Promise.all(rounds);
       await expectBucketsExact(a, admin, [agent.id], ['busy-user']);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
+    }));
 
   it('migration 5 puts the sessions stored before into buckets', async () => {
     const old = await createTestDatabase();
@@ -184,11 +190,8 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
     }
   });
 
-  it('two instances writing at once lose no change to a shared bucket', async () => {
-    const [a, b] = [await openPostgresStore({ url: database.url }), await openPostgresStore({ url: database.url })];
-    try {
-      const agent = agentRecord();
-      await a.insertAgent(agent);
+  it('two instances writing at once lose no change to a shared bucket', () =>
+    withTwoInstances(async (a, b, agent) => {
       const users = ['shared-user'];
       // Every deadline in one minute: both instances write the same buckets.
       const same = (session: SessionRecord) => ({ ...session, userId: 'shared-user', expiresAt: T0 + 30 * MINUTE + Math.floor(next() * MINUTE), warnsAt: T0 + 25 * MINUTE });
@@ -198,9 +201,5 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
       await Promise.all(sessions.slice(0, 50).map((session, i) => (i % 2 ? a : b).deleteSession(session.id, (current) => current!)));
       await expectBucketsExact(a, admin, [agent.id], users);
       expect((await b.listSessions({ now: T0, purgeCutoff: 0, agentId: agent.id, status: 'active', limit: 1, offset: 0 })).total).toBe(150);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
+    }));
 });
