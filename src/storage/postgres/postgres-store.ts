@@ -448,8 +448,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   async function messagePage<R extends pg.QueryResultRow>(columns: string, { sessionId, limit, before, after }: MessageQuery): Promise<{ messages: R[]; hasMore: boolean }> {
     // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
     const forward = after !== undefined && before === undefined;
+    const direction = forward ? 'ASC' : 'DESC';
+    // The session's range of the key as row comparisons, in the key's order: with
+    // `session_id = $1`, statistics older than a conversation's growth (3 rows expected,
+    // 75,000 there) planned a bitmap scan of all of them and a sort, 43 ms against 0.07.
     const { rows } = await query<R>(
-      `SELECT ${columns} FROM messages WHERE session_id = $1 AND position < $2 AND position > $3 ORDER BY position ${forward ? 'ASC' : 'DESC'} LIMIT $4`,
+      `SELECT ${columns} FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
+         ORDER BY session_id ${direction}, position ${direction} LIMIT $4`,
       [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
     );
     const page = rows.slice(0, limit);
