@@ -28,7 +28,7 @@ async function statementOf(read: () => Promise<unknown>): Promise<{ text: string
   const query = vi.spyOn(pg.Pool.prototype, 'query');
   try {
     await read();
-    const [text, values] = query.mock.calls.at(-1)! as [string, unknown[]];
+    const [text, values] = query.mock.calls.at(-1)! as unknown as [string, unknown[]];
     return { text, values };
   } finally {
     query.mockRestore();
