@@ -3,7 +3,10 @@
 // instances never lose an update; batch work (sweeper, due events) claims its rows with
 // FOR UPDATE SKIP LOCKED, so each row is done by one instance. Events are numbered in
 // commit order (writers of events serialize on an advisory lock) and announced to every
-// instance with NOTIFY.
+// instance with NOTIFY. Every writer takes its locks in one order: the agent, the session
+// rows, the count buckets (session-buckets.ts), the event log's lock last. Creates, reads
+// by id and writes to one session arriving together share a statement or a transaction
+// (batches.ts).
 import pg from 'pg';
 import {
   type Carried,

@@ -1,5 +1,7 @@
 // Exact session counts without visiting the sessions: per-minute buckets of deadlines,
-// kept by statement triggers in the transaction that changes the sessions (migration 5).
+// kept in the transaction that changes the sessions (migration 5) by triggers: one per
+// insert or delete statement, one per updated row whose deadline changes minute. A batch
+// of creates adds its own (create-batch.ts, COUNTED_SETTING).
 //
 // A count of the sessions whose deadline (expires_at, or warns_at) is after T is the sum
 // of the buckets after T's minute, plus the sessions within T's minute after T, counted
