@@ -407,9 +407,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           try {
             const value = write.modify ? write.modify(current) : write.append(current, last);
             const carried = write.carried as Carried<SessionRecord | Appended> | undefined;
-            // A keyed write's record needs an answer: a round trip, under the session's lock.
+            const itsEvents = carried?.events?.(value) ?? [];
+            // Last, as nothing after it may fail: a keyed write's record, which needs an
+            // answer (a round trip, under the session's lock).
             await insertIdempotencyRecord(client, carried?.idempotency?.(value));
-            events.push(...(carried?.events?.(value) ?? []));
+            events.push(...itsEvents);
             if ('message' in value) {
               messages.push(value.message);
               [current, last] = [value.session, value.message.position];
