@@ -105,6 +105,13 @@ export const SESSION_COLUMNS = [
   'due_at',
 ] as const;
 
+/** A session row from its columns' values in SESSION_COLUMNS order (a listing's JSON tuple). */
+export function sessionRowOf(values: unknown[]): SessionRow {
+  const row: Record<string, unknown> = {};
+  SESSION_COLUMNS.forEach((column, i) => (row[column] = values[i]));
+  return row as unknown as SessionRow;
+}
+
 /** Each session column's type (migrations.ts), for statements that take a column as an array. */
 export const SESSION_COLUMN_TYPES: Record<(typeof SESSION_COLUMNS)[number], string> = {
   id: 'text',
