@@ -38,6 +38,8 @@ export function spawnOnServerCpu(args: string[], env: Record<string, string> = {
 interface RunningServer {
   baseUrl: string;
   pid: number;
+  /** The bench's set-up requests are done; the load follows (the stack floor starts keeping answers). */
+  setUp?(): void;
   stop(): Promise<void>;
 }
 
@@ -74,6 +76,12 @@ export function buildServer(): void {
 }
 
 export const startCeiling = () => startProcess(['bench/ceiling-server.ts'], {});
+
+/** The server as `npm start` runs it, each route answering a request it answered before as it did then (bench/floor-preload.ts). */
+export async function startFloor(databasePath: string, env: Record<string, string> = {}): Promise<RunningServer> {
+  const server = await startProcess(['--import', 'tsx', '--import', './bench/floor-preload.ts', 'dist/main.js'], { DATABASE_PATH: databasePath, ...env });
+  return { ...server, setUp: () => process.kill(server.pid, 'SIGWINCH') };
+}
 
 export function rssMb(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

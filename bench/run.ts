@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu, startCeiling, startOurServer } from './lib.js';
+import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu, startCeiling, startFloor, startOurServer } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runDueWarnings, runEvents, runLogOverhead } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
@@ -122,6 +122,8 @@ log('scenarios, each between two runs of the ceiling (SQLITE_SYNCHRONOUS=normal)
 const measured = await runScenarios(settings.load, undefined, {}, startOurServer, ceilingServer.baseUrl);
 const scenarios = againstCeiling(measured);
 const ceiling = { GET: measured.getSession!.ceiling!, POST: measured.createSession!.ceiling! };
+log('the stack floor: the same scenarios, each route answering again what it answered first (bench/floor-preload.ts)');
+const floor = againstCeiling(await runScenarios(settings.load, undefined, {}, startFloor, ceilingServer.baseUrl));
 log('createSession plain, then with an API key and an Idempotency-Key');
 const keyedOverhead = await runKeyedOverhead(settings.load, quick ? 2 : 5);
 log('write scenarios (SQLITE_SYNCHRONOUS=full)');
@@ -151,6 +153,7 @@ const results: Results = {
   settings,
   ceiling,
   scenarios,
+  floor,
   synchronousFull,
   metricsOverhead,
   keyedOverhead,

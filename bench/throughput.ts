@@ -147,12 +147,13 @@ export async function runScenarios(
   settings: LoadSettings,
   names: string[] | undefined,
   env: Record<string, string> = {},
-  start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; stop(): Promise<void> }> = startOurServer,
+  start: (databasePath: string, env: Record<string, string>) => Promise<{ baseUrl: string; setUp?(): void; stop(): Promise<void> }> = startOurServer,
   ceilingUrl?: string,
 ): Promise<Record<string, MeasuredScenario>> {
   const server = await start(temporaryDatabase(), env);
   try {
     const scenarios = await scenarioTargets(server.baseUrl);
+    server.setUp?.();
     const results: Record<string, MeasuredScenario> = {};
     for (const [name, target] of Object.entries(scenarios)) {
       if (names && !names.includes(name)) continue;

@@ -11,6 +11,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { announce } from '../src/events/due-events.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { withStorageFaults } from '../src/storage/sqlite/storage-faults.js';
+import { StorageFault, type Store } from '../src/storage/store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -23,6 +25,29 @@ afterEach(async () => {
   t = undefined;
   cleanUpServerProcesses();
   for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+describe('storage faults of synchronous store methods', () => {
+  it('are StorageFaults too, thrown at once (the key check each request makes answers without a promise)', () => {
+    const busy = new Database.SqliteError('database is locked', 'SQLITE_BUSY');
+    const store = withStorageFaults({
+      hasApiKeys: () => {
+        throw busy;
+      },
+      onEventsWritten: () => {
+        throw new TypeError('not a storage fault');
+      },
+    } as unknown as Store);
+    let thrown: unknown;
+    try {
+      store.hasApiKeys();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StorageFault);
+    expect((thrown as StorageFault).cause).toBe(busy);
+    expect(() => store.onEventsWritten(() => undefined)).toThrow(TypeError);
+  });
 });
 
 describe('a write lock held by another connection', () => {

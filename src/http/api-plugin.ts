@@ -9,6 +9,7 @@ import { installErrorHandling } from './error-handling.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { createHandlers } from './handlers/index.js';
 import type { ServiceHandlers } from './operation-types.js';
+import { serializeJsonResponsesByStatus } from './serializers.js';
 import { installValidators } from './validation.js';
 
 /** Glue resolver that refuses to start when the spec has an operation without a handler. */
@@ -22,6 +23,7 @@ export function resolveOperation(handlers: ServiceHandlers) {
 
 export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   installValidators(app);
+  serializeJsonResponsesByStatus(app);
   installErrorHandling(app);
   // The spec names text/event-stream (as a response); a request body of that type is refused.
   refuseEventStreamBodies(app);

@@ -2,7 +2,7 @@
 // checked on every request against `API_KEYS` and the keys table (the store's answer is
 // never staler than the database, so a key revoked from another process is refused at once). Without keys configured
 // anywhere, every request passes as nobody in particular.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashApiKey, sameDigest } from '../api-keys.js';
 import { ApiError } from '../errors.js';
 import { specDocument } from '../spec.js';
@@ -78,7 +78,17 @@ export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: S
   // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
   // "off" is asked again on every request, as another process may create the first key.
   let keysOn = envKeys.length > 0;
-  const keysAreOn = async () => (keysOn ||= await store.hasApiKeys());
+  /** At once (no promise) when the store answers at once: a server without keys pays no promise a request. */
+  function keysAreOn(): boolean | Promise<boolean> {
+    if (keysOn) return true;
+    const answer = store.hasApiKeys();
+    if (typeof answer === 'boolean') return (keysOn = answer);
+    return answer.then((on) => (keysOn ||= on));
+  }
+  const unauthorized = (reply: FastifyReply, key: string | undefined) => {
+    reply.header('www-authenticate', WWW_AUTHENTICATE);
+    return new ApiError('UNAUTHORIZED', key === undefined ? 'an API key is required (X-API-KEY header or Authorization Bearer)' : 'the API key is not valid');
+  };
 
   /**
    * Keys that identified someone, by the key as presented: a known key skips its hash and
@@ -107,21 +117,27 @@ export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: S
     return found;
   }
 
-  app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request, reply) => {
-    const operationId = operationIdOf(request);
-    if (operationId === undefined || open.has(operationId)) return;
-    const key = presentedKey(request);
-    const principal = key === undefined ? undefined : await identify(key);
+  /** A request presenting a key: who it is, or why it is refused (a key unknown while keys are off passes as nobody). */
+  async function authenticate(request: FastifyRequest, reply: FastifyReply, operationId: string, key: string): Promise<void> {
+    const principal = await identify(key);
     if (!principal) {
       if (!(await keysAreOn())) return;
-      reply.header('www-authenticate', WWW_AUTHENTICATE);
-      throw new ApiError(
-        'UNAUTHORIZED',
-        key === undefined ? 'an API key is required (X-API-KEY header or Authorization Bearer)' : 'the API key is not valid',
-      );
+      throw unauthorized(reply, key);
     }
     if (!principal.admin && adminOnly.has(operationId)) throw new ApiError('FORBIDDEN', `${operationId} needs an admin API key`);
     request.principal = principal;
+  }
+
+  app.decorateRequest('principal', null);
+  // A callback hook, not an async one: a request without a key on a server without keys
+  // (the default) is let through without a promise.
+  app.addHook('onRequest', (request, reply, done) => {
+    const operationId = operationIdOf(request);
+    if (operationId === undefined || open.has(operationId)) return done();
+    const key = presentedKey(request);
+    if (key !== undefined) return void authenticate(request, reply, operationId, key).then(() => done(), done);
+    const on = keysAreOn();
+    if (typeof on === 'boolean') return done(on ? unauthorized(reply, key) : undefined);
+    on.then((yes) => done(yes ? unauthorized(reply, key) : undefined), done);
   });
 }

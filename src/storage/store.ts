@@ -292,8 +292,12 @@ export interface Store {
   listApiKeys(): Promise<ApiKeyRecord[]>;
   /** Revokes the live key with that id or name; undefined when there is none. */
   revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
-  /** True once any key was ever created (revoking every key does not open the server). */
-  hasApiKeys(): Promise<boolean>;
+  /**
+   * True once any key was ever created (revoking every key does not open the server).
+   * Asked on every request: answered at once, not as a promise, when the store knows
+   * without waiting on the database (SQLite always; PostgreSQL once it knows).
+   */
+  hasApiKeys(): boolean | Promise<boolean>;
 
   /** The event log, oldest first (see EventQuery). */
   listEvents(query: EventQuery): Promise<EventRecord[]>;

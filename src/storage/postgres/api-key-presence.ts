@@ -5,8 +5,8 @@
 // instance that lost its listening connection asks again on every request until it is back.
 
 export interface ApiKeyPresence {
-  /** Whether keys exist; `ask` queries the database when the answer is not known. */
-  has(ask: () => Promise<boolean>): Promise<boolean>;
+  /** Whether keys exist: at once when known, else a promise of `ask`, which queries the database. */
+  has(ask: () => Promise<boolean>): boolean | Promise<boolean>;
   /** A key was stored (its notification). */
   stored(): void;
   /** Notifications are heard (true) or may be missed (false). */
@@ -20,14 +20,16 @@ export function apiKeyPresence(): ApiKeyPresence {
   /** Changes whenever listening starts or stops: an answer asked across a change is not kept. */
   let epoch = 0;
   return {
-    async has(ask) {
+    has(ask) {
       if (exist) return true;
       if (knownAbsent) return false;
       const askedIn = epoch;
       const trusted = listening;
-      if (await ask()) exist = true;
-      else if (trusted && epoch === askedIn && !exist) knownAbsent = true;
-      return exist;
+      return ask().then((found) => {
+        if (found) exist = true;
+        else if (trusted && epoch === askedIn && !exist) knownAbsent = true;
+        return exist;
+      });
     },
     stored() {
       exist = true;

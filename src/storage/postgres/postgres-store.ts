@@ -680,7 +680,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       );
       return rows[0] && toApiKey(rows[0]);
     },
-    async hasApiKeys() {
+    hasApiKeys() {
       return keyPresence.has(async () => (await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any')).rows[0]?.any === true);
     },
     async listEvents(eventQuery) {

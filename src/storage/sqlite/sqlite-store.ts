@@ -961,7 +961,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         return toApiKey({ ...row, revoked_at: now });
       });
     },
-    async hasApiKeys() {
+    hasApiKeys() {
       return keys.hasApiKeys(() => statements.hasApiKeys.get() === 1);
     },
     async listEvents(query) {

@@ -23,6 +23,12 @@ export function storageFaultCause(error: unknown): string | undefined {
   return fault && `${fault[1]} (${error.code})`;
 }
 
+/** A storage fault as a StorageFault; any other error as it is. */
+function asStorageFault(error: unknown): unknown {
+  const cause = storageFaultCause(error);
+  return cause === undefined ? error : new StorageFault(cause, { cause: error });
+}
+
 /** The store with every storage fault its methods raise turned into a StorageFault. */
 export function withStorageFaults(store: Store): Store {
   const wrapped = {} as Record<string, unknown>;
@@ -32,13 +38,17 @@ export function withStorageFaults(store: Store): Store {
       wrapped[name] = method;
       continue;
     }
-    // A synchronous method (onEventsWritten) stays synchronous: its result is no promise.
+    // A synchronous method (onEventsWritten, hasApiKeys) stays synchronous: its result is no promise.
     wrapped[name] = (...args: unknown[]) => {
-      const result: unknown = method(...args);
+      let result: unknown;
+      try {
+        result = method(...args);
+      } catch (error) {
+        throw asStorageFault(error);
+      }
       if (!(result instanceof Promise)) return result;
       return result.catch((error: unknown) => {
-        const cause = storageFaultCause(error);
-        throw cause === undefined ? error : new StorageFault(cause, { cause: error });
+        throw asStorageFault(error);
       });
     };
   }
