@@ -141,7 +141,7 @@ function countTargets(counts: Results['counts']): Target[] {
   return [{ figure: `each count at ${counts.sessions.toLocaleString('en-US')} sessions (total, stats, health; every filter)`, target: '≤ 50 µs', measured: `worst ${us} µs (${slowest.slice(0, -2)})`, met: us <= 50 }];
 }
 
-/** ", the stack floor's N×": the same ratio of the scenario's stack floor, when it was measured. */
+/** "; stack floor N×": the same ratio of the scenario's stack floor, when it was measured. */
 function floorNote(floor: ScenarioResult[] | undefined, scenario: string, ratio: 'ratio' | 'sizedRatio'): string {
   const measured = floor?.find((s) => s.scenario === scenario)?.[ratio];
   return measured === undefined ? '' : `; stack floor ${times(measured)}`;
