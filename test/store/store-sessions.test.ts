@@ -451,6 +451,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await other.insertApiKey(key)).toBe(true);
       if (backend.name === 'postgres') await until('the key is notified', () => store.hasApiKeys());
       expect(await store.hasApiKeys()).toBe(true);
+      // Known now: answered at once, not as a promise (every request asks).
+      expect(store.hasApiKeys()).toBe(true);
       expect(await store.findApiKey('h1')).toEqual(key);
       await other.revokeApiKey('ci', T0 + 1);
       expect(await store.findApiKey('h1')).toEqual({ ...key, revokedAt: T0 + 1 });
