@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotentOperations } from '../src/http/idempotency.js';
+import { specDocument } from '../src/spec.js';
 import Database from 'better-sqlite3';
 import { idempotencyRecords } from '../src/storage/sqlite/idempotency-records.js';
 import { migrate, migrations } from '../src/storage/sqlite/migrations.js';
@@ -43,8 +44,15 @@ async function idempotentRequests(t: TestApp): Promise<Record<string, { request:
       table: 'messages',
       other: { content: 'Hello!' },
     },
+    createWebhook: {
+      request: { method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/a', types: ['session.created'] } },
+      table: 'webhooks',
+      other: { url: 'https://hooks.example.com/b', types: ['session.created'] },
+    },
   };
 }
+
+const IDEMPOTENT_OPERATIONS = ['createAgent', 'createSession', 'createWebhook', 'sendSessionMessage'];
 
 const keyed = (request: TestRequest, key: string, headers: Record<string, string> = {}): TestRequest => ({
   ...request,
@@ -53,10 +61,18 @@ const keyed = (request: TestRequest, key: string, headers: Record<string, string
 
 describe('Idempotency-Key', () => {
   it('is declared by exactly the creating writes that exist', () => {
-    expect([...idempotentOperations()].sort()).toEqual(['createAgent', 'createSession', 'createWebhook', 'sendSessionMessage']);
+    expect([...idempotentOperations()].sort()).toEqual(IDEMPOTENT_OPERATIONS);
   });
 
-  it.each(['createAgent', 'createSession', 'sendSessionMessage'])('%s: a retry answers the same status and body, replayed, and writes nothing', async (operationId) => {
+  it('is declared only where the spec documents its refusals: 409 (in use) and 422 (reused)', () => {
+    const operations = Object.values(specDocument().paths).flatMap((item) => Object.values(item as Record<string, { operationId?: string; responses?: object }>));
+    for (const operationId of IDEMPOTENT_OPERATIONS) {
+      const responses = operations.find((operation) => operation.operationId === operationId)?.responses ?? {};
+      expect(Object.keys(responses), operationId).toEqual(expect.arrayContaining(['409', '422']));
+    }
+  });
+
+  it.each(IDEMPOTENT_OPERATIONS)('%s: a retry answers the same status and body, replayed, and writes nothing', async (operationId) => {
     const t = await start();
     const { request, table } = (await idempotentRequests(t))[operationId]!;
     const key = randomUUID();
@@ -77,7 +93,7 @@ describe('Idempotency-Key', () => {
     expect(t.rowCounts()[table]).toBe(after[table]! + 1);
   });
 
-  it.each(['createAgent', 'createSession', 'sendSessionMessage'])('%s: the same key with a different body answers 422 and writes nothing', async (operationId) => {
+  it.each(IDEMPOTENT_OPERATIONS)('%s: the same key with a different body answers 422 and writes nothing', async (operationId) => {
     const t = await start();
     const { request, other } = (await idempotentRequests(t))[operationId]!;
     const key = randomUUID();
@@ -123,24 +139,25 @@ describe('Idempotency-Key', () => {
     expect(await t.store.getSession(sessionId)).toEqual(renewed);
   });
 
-  it('50 concurrent requests with one key: exactly one write; the others replay it or answer 409', async () => {
+  it.each(IDEMPOTENT_OPERATIONS)('%s: 50 concurrent requests with one key: exactly one write; the others replay it or answer 409', async (operationId) => {
     const t = await start();
-    const { request } = (await idempotentRequests(t)).createSession!;
-    const before = t.rowCounts().sessions!;
+    const { request, table } = (await idempotentRequests(t))[operationId]!;
+    const before = t.rowCounts()[table]!;
     const key = randomUUID();
     const answers = await Promise.all(Array.from({ length: 50 }, () => t.request(keyed(request, key))));
     const written = answers.filter((a) => a.status === 201 && a.headers['idempotent-replayed'] === undefined);
     const replayed = answers.filter((a) => a.status === 201 && a.headers['idempotent-replayed'] === 'true');
     const inUse = answers.filter((a) => a.status === 409);
     expect(written).toHaveLength(1);
+    expect(inUse.length).toBeGreaterThan(0); // the first was still running when the others came
     expect(replayed.length + inUse.length).toBe(49);
     for (const a of inUse) expect(a.body.error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
-    for (const a of replayed) expect(a.body.sessionId).toBe(written[0]!.body.sessionId);
-    expect(t.rowCounts().sessions).toBe(before + 1);
+    for (const a of replayed) expect(a.rawBody).toBe(written[0]!.rawBody);
+    expect(t.rowCounts()[table]).toBe(before + 1);
     // Once the first has answered, a retry replays it.
     const retry = await t.request(keyed(request, key));
     expect(retry.headers['idempotent-replayed']).toBe('true');
-    expect(retry.body.sessionId).toBe(written[0]!.body.sessionId);
+    expect(retry.rawBody).toBe(written[0]!.rawBody);
   });
 
   it('replays even when the handler would now fail before its write (agent deleted since), and refuses a different body there (422)', async () => {
