@@ -1,13 +1,14 @@
 // npm run keys -- create --name bot-1 [--agent <id>…] [--admin] | list | revoke <id or name>
-// Manages the API keys of the database at DATABASE_PATH (the server's). A key is printed
-// once, at creation; only its SHA-256 is stored. A running server sees every change at
-// its next request.
+// Manages the API keys of the server's store, chosen as the server chooses it: PostgreSQL
+// at DATABASE_URL when set (every instance on it), else the SQLite file at DATABASE_PATH.
+// A key is printed once, at creation; only its SHA-256 is stored. A running server sees
+// every change at its next request.
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from './api-keys.js';
-import { ConfigError, loadConfig } from './config.js';
-import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
-import type { ApiKeyRecord } from './storage/store.js';
+import { ConfigError, loadConfig, type ServerConfig } from './config.js';
+import { describeStore, openStore } from './storage/open-store.js';
+import type { ApiKeyRecord, Store } from './storage/store.js';
 
 const USAGE = `usage: npm run keys -- create --name <name> [--agent <agentId>]... [--admin]
        npm run keys -- list
@@ -25,9 +26,9 @@ const { values, positionals } = parseArgs({
 });
 const [command, ...rest] = positionals;
 
-let databasePath: string;
+let config: ServerConfig;
 try {
-  databasePath = loadConfig(process.env).databasePath;
+  config = loadConfig(process.env);
 } catch (error) {
   if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
   throw error;
@@ -42,7 +43,12 @@ const describe = (key: ApiKeyRecord) =>
     key.revokedAt === undefined ? 'live' : `revoked ${new Date(key.revokedAt).toISOString()}`,
   ].join('  ');
 
-const store = openSqliteStore(databasePath);
+let store: Store;
+try {
+  store = await openStore(config);
+} catch (error) {
+  fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);
+}
 try {
   switch (command) {
     case 'create': {
@@ -56,7 +62,7 @@ try {
       const key = generateApiKey();
       const record = { id: randomUUID(), name, keyHash: hashApiKey(key), admin, agentIds, createdAt: Date.now() };
       if (!(await store.insertApiKey(record))) fail(`a live key is already named ${name}`, 1);
-      console.log(`created ${describe(record)}`);
+      console.log(`created ${describe(record)} (database: ${describeStore(config)})`);
       console.log(`key (shown once, store it now): ${key}`);
       break;
     }
