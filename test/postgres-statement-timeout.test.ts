@@ -1,0 +1,44 @@
+// DATABASE_STATEMENT_TIMEOUT_MS: a statement PostgreSQL cancels for running too long (here,
+// waiting on a lock another connection holds) answers 503 STORAGE_UNAVAILABLE, naming the
+// timeout, never a 500 or a hang; the next request, the lock gone, is served.
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+import { startTestApp } from './helpers/test-app.js';
+
+const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
+const TIMEOUT_MS = 300;
+
+describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_000 }, () => {
+  it('is cancelled and answers 503 STORAGE_UNAVAILABLE naming the timeout; the request after it is served', async () => {
+    const database = await createTestDatabase();
+    const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize: 2, statementTimeoutMs: TIMEOUT_MS }) });
+    const locker = new pg.Client({ connectionString: database.url });
+    try {
+      const agentId = randomUUID();
+      expect((await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: agentId, name: 'Eliza' } } })).status).toBe(201);
+      const created = await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER } });
+      const sessionUrl = `/api/messaging/sessions/${created.body.sessionId}`;
+
+      await locker.connect();
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE');
+      const read = await app.request({ method: 'GET', url: sessionUrl }); // waits for the lock until cancelled
+      expect(read.status).toBe(503);
+      expect(read.body).toMatchObject({ success: false, error: { code: 'STORAGE_UNAVAILABLE' } });
+      expect(read.body.error.details).toMatch(/the statement took longer than the statement timeout \(SQLSTATE 57014\)/);
+      expect(read.headers['retry-after']).toBe('1');
+
+      await locker.query('ROLLBACK');
+      const again = await app.request({ method: 'GET', url: sessionUrl });
+      expect(again.status).toBe(200);
+      expect(again.body.sessionId).toBe(created.body.sessionId);
+    } finally {
+      await locker.end().catch(() => undefined);
+      await app.close();
+      await database.drop();
+    }
+  });
+});
