@@ -338,6 +338,34 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const [first, second] = await Promise.all([sweep(), sweep()]);
       expect(first! + second!).toBe(20);
     });
+
+    // On PostgreSQL the two run on two connections of the pool, as two instances would.
+    it('two sweepers at once purge each session once, with its messages', async () => {
+      const agent = await withAgent();
+      const sessions = Array.from({ length: 20 }, () => sessionRecord(agent.id));
+      for (const session of sessions) await store.insertSession(session);
+      for (const session of sessions.slice(0, 4)) {
+        for (let p = 0; p < 3; p++) await store.appendMessage(session.id, (current) => ({ session: current!, message: messageRecord(session, p) }));
+      }
+      const kept = sessionRecord(agent.id, {}, T0 + 60 * MINUTE); // expires after the cutoff
+      await store.insertSession(kept);
+      const cutoff = T0 + 31 * MINUTE;
+      const sweep = async () => {
+        let purged = 0;
+        for (let more = true; more; ) {
+          const batch = await store.purgeExpired(cutoff, 3);
+          purged += batch.purged;
+          more = batch.more;
+        }
+        return purged;
+      };
+      const [first, second] = await Promise.all([sweep(), sweep()]);
+      expect(first! + second!).toBe(20);
+      for (const session of sessions) expect(await store.getSession(session.id)).toBeUndefined();
+      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
+      expect(await store.getSession(kept.id)).toBeDefined();
+      expect(await store.countSessions({ now: cutoff, purgeCutoff: cutoff })).toMatchObject({ total: 1 });
+    });
   });
 
   describe('idempotency records', () => {
