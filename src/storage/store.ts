@@ -91,6 +91,16 @@ export interface SessionQuery extends TimeBounds {
   count?: boolean;
 }
 
+/**
+ * The agents whose sessions a query is limited to: its agent, those of `agentIds` (each
+ * once), or the agent if `agentIds` allows it (none if not); undefined when it names none.
+ */
+export function agentsOfQuery({ agentId, agentIds }: Pick<SessionQuery, 'agentId' | 'agentIds'>): readonly string[] | undefined {
+  if (agentIds === undefined) return agentId === undefined ? undefined : [agentId];
+  if (agentId !== undefined) return agentIds.includes(agentId) ? [agentId] : [];
+  return [...new Set(agentIds)];
+}
+
 /** A page of listSessions: `hasMore` when matches lie beyond it. */
 export interface SessionPage {
   sessions: SessionRecord[];

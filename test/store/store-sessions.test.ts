@@ -249,6 +249,20 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const ofAgents = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all', agentIds: [b.id] });
       expect(ofAgents.total).toBe(3);
       expect((await store.listSessions({ ...at(T0), status: 'all', agentIds: [] })).total).toBe(0);
+      // Agents and agent at once (a key bound to agents naming one): only what both allow, counted as listed.
+      for (const [agentId, agentIds, expected] of [
+        [a.id, [], []],
+        [a.id, [b.id], []],
+        [a.id, [a.id, b.id], ids(ofA)],
+      ] as const) {
+        for (const status of ['all', 'active', 'expired'] as const) {
+          const both = await store.listSessions({ ...at(T0 + 32.5 * MINUTE), status, agentId, agentIds });
+          const alone = await store.listSessions({ ...at(T0 + 32.5 * MINUTE), status, agentId });
+          expect([ids(both), both.total], `${agentIds.length} agents, ${status}`).toEqual(expected.length === 0 ? [[], 0] : [ids(alone), alone.total]);
+        }
+      }
+      const ofBoth = await store.listSessions({ ...at(T0 + 10 * MINUTE), status: 'all', agentIds: [a.id, b.id, a.id] });
+      expect([ofBoth.total, ofBoth.sessions.length]).toEqual([6, 6]);
 
       // At T0 + 32 min the first three have expired (30-minute timeout, created 0, 1, 2 min).
       const later = at(T0 + 32.5 * MINUTE);

@@ -9,6 +9,7 @@
 // (batches.ts).
 import pg from 'pg';
 import {
+  agentsOfQuery,
   type Carried,
   type DeleteAgentOutcome,
   type EventInput,
@@ -233,10 +234,10 @@ const COUNT_SESSIONS = {
 
 /** A listing's total from the buckets (session-buckets.ts); none when it filters by agent and by user at once (counted in the listing's own index range). */
 function bucketTotal(query: SessionQuery): { text: string; values: unknown[] } | undefined {
-  if (query.userId !== undefined && (query.agentId !== undefined || query.agentIds !== undefined)) return undefined;
+  const agents = agentsOfQuery(query);
+  if (query.userId !== undefined && agents !== undefined) return undefined;
   const [kind, keys]: [BucketKind, string[]] =
-    query.agentId !== undefined ? ['agent', [query.agentId]]
-    : query.agentIds !== undefined ? ['agent', [...query.agentIds]]
+    agents !== undefined ? ['agent', [...agents]]
     : query.userId !== undefined ? ['user', [query.userId]]
     : ['expiry', ['']];
   if (query.status === 'active') return { text: `SELECT ${countAfterSql(kind, '$1', '$2')} AS n`, values: [query.now, keys] };

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { nextDue } from '../../domain/timeout-policy.js';
 import {
+  agentsOfQuery,
   type AgentRecord,
   type ApiKeyRecord,
   type Carried,
@@ -701,10 +702,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   }
 
   const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after, key: '' })?.n ?? 0;
-  /** The counter of a query's sessions; none for both filters at once. */
-  function counterFor({ agentId, agentIds, userId }: SessionQuery): ((after: number) => number) | undefined {
-    if ((agentId !== undefined && userId !== undefined) || agentIds !== undefined) return undefined;
-    if (agentId !== undefined) return (after) => statements.countAgentExpiringAfter.get({ after, key: agentId })?.n ?? 0;
+  const agentExpiringAfter = (after: number, key: string) => statements.countAgentExpiringAfter.get({ after, key })?.n ?? 0;
+  /** The counter of a query's sessions: one per agent it is limited to; none for agents and a user at once. */
+  function counterFor(query: SessionQuery): ((after: number) => number) | undefined {
+    const { userId } = query;
+    const agents = agentsOfQuery(query);
+    if (agents !== undefined && userId !== undefined) return undefined;
+    if (agents !== undefined) return (after) => agents.reduce((sum, agent) => sum + agentExpiringAfter(after, agent), 0);
     if (userId !== undefined) return (after) => statements.countUserExpiringAfter.get({ after, key: userId })?.n ?? 0;
     return expiringAfter;
   }
