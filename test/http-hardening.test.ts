@@ -43,6 +43,13 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect([(await list(keys[1]!)).status, (await list(keys[1]!)).status, (await list(keys[1]!)).status]).toEqual([200, 200, 429]);
   });
 
+  it('counts each client address on its own when keys are off', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 2 } });
+    const list = (remoteAddress: string) => t.request({ method: 'GET', url: '/api/agents', remoteAddress });
+    expect([(await list('10.0.0.1')).status, (await list('10.0.0.1')).status, (await list('10.0.0.1')).status]).toEqual([200, 200, 429]);
+    expect([(await list('10.0.0.2')).status, (await list('10.0.0.2')).status, (await list('10.0.0.2')).status]).toEqual([200, 200, 429]);
+  });
+
   it('is off by default', async () => {
     const t = await start();
     for (let i = 0; i < 5; i += 1) expect((await t.request({ method: 'GET', url: '/api/agents' })).headers['ratelimit-limit']).toBeUndefined();

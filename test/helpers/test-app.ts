@@ -30,6 +30,8 @@ export interface TestRequest {
   headers?: Record<string, string>;
   /** The router answers before any route (or hook) runs: there is no handler payload to check. */
   answeredByRouter?: boolean;
+  /** The client's address (default 127.0.0.1). */
+  remoteAddress?: string;
 }
 
 export interface TestResponse<B = any> {
@@ -126,7 +128,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
         db.close();
       }
     },
-    async request({ method, url, body, headers = {}, answeredByRouter = false }) {
+    async request({ method, url, body, headers = {}, answeredByRouter = false, remoteAddress }) {
       const trace = randomUUID();
       const isJson = body !== undefined && typeof body !== 'string';
       const response = await app.inject({
@@ -134,6 +136,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
         url,
         payload: isJson ? JSON.stringify(body) : (body as string | undefined),
         headers: { ...(isJson ? { 'content-type': 'application/json' } : {}), ...headers, [TRACE_HEADER]: trace },
+        ...(remoteAddress !== undefined && { remoteAddress }),
       });
       const context = `${method} ${url.slice(0, 120)} → ${response.statusCode}`;
       expect(response.headers['content-type'], context).toMatch(/^application\/json/);
