@@ -173,6 +173,16 @@ export const migrations: readonly string[] = [
   `,
   // 5: counts from per-minute buckets of deadlines, kept by statement triggers (session-buckets.ts).
   SESSION_BUCKETS_MIGRATION,
+  // 6: two indexes no statement used (test/query-plans.test.ts): deliveries are only
+  // ever read by webhook, so (webhook_id, id) becomes their key, one B-tree a delivery
+  // instead of two; a webhook's seq orders its listing after created_at, and is unique as
+  // an identity without an index of its own.
+  `
+  ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_pkey;
+  DROP INDEX webhook_deliveries_by_webhook;
+  ALTER TABLE webhook_deliveries ADD PRIMARY KEY (webhook_id, id);
+  ALTER TABLE webhooks DROP CONSTRAINT webhooks_seq_key;
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

@@ -1,22 +1,30 @@
-// The plans of every statement the SQLite store runs while the API, the sweeper, the
-// due-event pump and webhook delivery do their work: every index of the schema is used by
-// one of them (an index no statement needs is a B-tree each write pays for nothing), and
-// none of them reads a table that grows with the traffic from end to end (a statement
-// without an index grows with the data). The statements are taken as they run, not from
-// a list, so a new one is checked the day it is added; the plan tests beside each query
-// (write-path.test.ts, list-sessions.contract.test.ts) say which index each one takes.
+// The statements each store runs while the API, the sweeper, the due-event pump and
+// webhook delivery do a day's work: every index of the schema is used by one of them (an
+// index no statement needs is a B-tree each write pays for nothing), and none of them
+// reads a table that grows with the traffic from end to end (a statement without an
+// index grows with the data). The statements are taken as they run, not from a list, so
+// a new one is checked the day it is added; the plan tests beside each query
+// (write-path.test.ts, list-sessions.contract.test.ts, postgres-plans.test.ts) say which
+// index each one takes. SQLite: the plan of every statement run. PostgreSQL: the
+// database's own counts of index and table scans, with sequential scans turned off (on
+// tables this small the planner would scan them whatever the indexes).
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { announce } from '../src/events/due-events.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
 import { DEFAULT_RETENTION_MS, startTestApp, type TestApp } from './helpers/test-app.js';
 import { MINUTE } from './helpers/fake-clock.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+import { until } from './helpers/until.js';
 
 /** Tables whose rows grow with sessions, messages, events and requests. */
 const GROWING_TABLES = ['sessions', 'messages', 'event_log', 'idempotency_records', 'webhook_deliveries', 'due_announcements', 'session_counts'];
+const GROWING_TABLES_ON_POSTGRES = ['sessions', 'messages', 'events', 'idempotency_records', 'webhook_deliveries', 'session_buckets'];
 
 type Statement = Database.Statement;
 const STATEMENT_METHODS = ['run', 'get', 'all', 'iterate'] as const;
@@ -147,5 +155,54 @@ describe('the SQLite store, statement by statement', () => {
       return scanned.length > 0 && !bounded ? [`${sql.replace(/\s+/g, ' ').slice(0, 120)} → ${plan.join(' | ')}`] : [];
     });
     expect(scans).toEqual([]);
+  });
+});
+
+/** Until the admin's is the only connection to its database left. */
+async function untilAlone(admin: pg.Client): Promise<void> {
+  await until('the other connections end', async () => {
+    const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return rows[0].n === 0;
+  });
+}
+
+describe('the PostgreSQL store, index by index', { timeout: 60_000 }, () => {
+  it('uses every index of the schema, and reads no table that grows but through an index', async () => {
+    const database = await createTestDatabase();
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${new URL(database.url).pathname.slice(1)} SET enable_seqscan = off`);
+      // Migrated first, by a store of its own: the migrations' scans (building an index, filling a column) are not the day's.
+      await (await openPostgresStore({ url: database.url, poolSize: 1 })).close();
+      await untilAlone(admin);
+      await admin.query('SELECT pg_stat_reset()');
+      const store = await openPostgresStore({ url: database.url, poolSize: 4 });
+      const t = await startTestApp({ store });
+      try {
+        await aDayOfWork(t, store);
+      } finally {
+        await t.close();
+      }
+      await untilAlone(admin); // a connection's counts reach the statistics when it ends
+      const counts = async () => {
+        const indexes = await admin.query<{ name: string; scans: string }>(
+          "SELECT indexrelname AS name, idx_scan AS scans FROM pg_stat_user_indexes WHERE schemaname = 'public' AND relname <> 'schema_migrations' ORDER BY 1",
+        );
+        const tables = await admin.query<{ name: string; scans: string }>("SELECT relname AS name, seq_scan AS scans FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY 1");
+        return {
+          unused: indexes.rows.filter((row) => Number(row.scans) === 0).map((row) => row.name),
+          indexes: indexes.rows.length,
+          scanned: tables.rows.filter((row) => GROWING_TABLES_ON_POSTGRES.includes(row.name) && Number(row.scans) > 0).map((row) => `${row.name}: ${row.scans}`),
+        };
+      };
+      const seen = await counts();
+      expect(seen.indexes).toBeGreaterThan(15);
+      expect(seen.unused).toEqual([]);
+      expect(seen.scanned).toEqual([]);
+    } finally {
+      await admin.end();
+      await database.drop();
+    }
   });
 });
