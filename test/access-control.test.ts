@@ -2,12 +2,14 @@
 // a key bound to agents sees only theirs (others are 404, lists filtered) and may not
 // manage agents (403); a revoked key is refused at once, even when revoked elsewhere.
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { openOperations } from '../src/http/auth.js';
 import { specOperations } from '../src/spec.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
 import { USER_ID } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
 const ADMIN_KEY = 'admin-key-for-tests-0123456789';
@@ -32,6 +34,17 @@ async function storedKey(store: Store, options: { admin?: boolean; agentIds?: st
 }
 
 const withKey = (key: string) => ({ 'x-api-key': key });
+
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  for (const database of databases.splice(0)) await database.drop();
+});
+/** A PostgreSQL store on a database of its own (dropped after the file). */
+async function postgresStore(): Promise<Store> {
+  const database = await createTestDatabase();
+  databases.push(database);
+  return openPostgresStore({ url: database.url, poolSize: 2 });
+}
 
 async function agentAndSession(t: TestApp, headers: Record<string, string>) {
   const agent = await t.request({ method: 'POST', url: '/api/agents', headers, body: { characterJson: { name: 'Eliza' } } });
@@ -125,9 +138,13 @@ describe('keys in the table', () => {
   });
 });
 
-describe('a key bound to agents', () => {
+// On both stores: what a key bound to agents may see is partly the store's to enforce (its listings and counts).
+describe.each([
+  { backend: 'SQLite', openStore: undefined },
+  { backend: 'PostgreSQL', openStore: postgresStore },
+])('a key bound to agents ($backend)', { timeout: 60_000 }, ({ openStore }) => {
   async function scopedSetup() {
-    const t = await start({ access: { apiKeys: [ADMIN_KEY] } });
+    const t = await start({ access: { apiKeys: [ADMIN_KEY] }, ...(openStore && { store: await openStore() }) });
     const mine = await agentAndSession(t, withKey(ADMIN_KEY));
     const theirs = await agentAndSession(t, withKey(ADMIN_KEY));
     const scoped = await storedKey(t.store, { agentIds: [mine.agentId] });
@@ -186,6 +203,6 @@ describe('a key bound to agents', () => {
     expect((await t.request({ method: 'POST', url: '/api/agents', headers, body: { invalid: true } })).status).toBe(403);
     const remove = await t.request({ method: 'DELETE', url: `/api/agents/${mine.agentId}?force=true`, headers });
     expect(remove.status).toBe(403);
-    expect(t.rowCounts().agents).toBe(2);
+    expect(await t.store.listAgents()).toHaveLength(2);
   });
 });
