@@ -161,6 +161,28 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.purgeEvents(T0 + 2 * MINUTE, 5)).toBe(0);
       expect((await store.listEvents({ limit: 10 })).map((e) => e.occurredAt)).toEqual([T0 + 2 * MINUTE]);
     });
+
+    it('purges in log order, up to the first event inside the retention: one recorded late with an earlier time stays', async () => {
+      const record = (at: number) => store.insertAgent(agentRecord(), { events: (a) => [agentEvent('agent.created', a, at)] });
+      await record(T0); // old
+      await record(T0 + 10 * MINUTE); // inside the retention
+      await record(T0); // recorded late (a due event announced after a restart)
+      expect(await store.purgeEvents(T0 + MINUTE, 10)).toBe(1);
+      expect(await store.purgeEvents(T0 + MINUTE, 10)).toBe(0);
+      expect((await store.listEvents({ limit: 10 })).map((e) => e.occurredAt)).toEqual([T0 + 10 * MINUTE, T0]);
+    });
+
+    it('lists nothing after an id past the largest the log can give (the spec allows 19 digits)', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session, { events: created });
+      for (const after of ['9223372036854775806', '9223372036854775807', '9999999999999999999']) {
+        expect(await store.listEvents({ after, limit: 10 }), after).toEqual([]);
+        expect(await store.listEvents({ after, sessionId: session.id, limit: 10 }), after).toEqual([]);
+      }
+      expect(await store.listEvents({ after: '0', limit: 10 })).toHaveLength(1);
+    });
   });
 
   it('reads back events whose JSON is the API view byte for byte, with and without a session, and whose data is as written', async () => {

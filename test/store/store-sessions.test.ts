@@ -468,6 +468,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const key = { id: 'key-1', name: 'ci', keyHash: 'h1', admin: false, agentIds: ['a1'], createdAt: T0 };
       expect(await store.insertApiKey(key)).toBe(true);
       expect(await store.insertApiKey({ ...key, id: 'key-2', keyHash: 'h2' })).toBe(false);
+      expect(await store.insertApiKey({ ...key, name: 'other', keyHash: 'h9' })).toBe(false); // an id taken
       expect(await store.findApiKey('h1')).toEqual(key);
       expect(await store.revokeApiKey('ci', T0 + 1)).toEqual({ ...key, revokedAt: T0 + 1 });
       expect(await store.revokeApiKey('ci', T0 + 2)).toBeUndefined();

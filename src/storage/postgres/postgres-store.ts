@@ -245,9 +245,13 @@ function bucketTotal(query: SessionQuery): { text: string; values: unknown[] } |
   return { text: `SELECT ${countAfterSql(kind, '$1', '$3')} - ${countAfterSql(kind, '$2', '$3')} AS n`, values: [query.purgeCutoff, query.now, keys] };
 }
 
+/** The largest id an event can have (PostgreSQL's bigint). */
+const MAX_EVENT_ID = 9223372036854775807n;
+
 function listEventsSql(query: EventQuery): { text: string; values: unknown[] } {
-  const values: Record<string, unknown> = { after: query.after === undefined ? 0 : Number(query.after), limit: query.limit };
-  const filters = ['id > $after'];
+  // As text, cast by PostgreSQL: a JavaScript number loses digits past 2^53.
+  const values: Record<string, unknown> = { after: query.after ?? '0', limit: query.limit };
+  const filters = ['id > $after::bigint'];
   if (query.sessionId !== undefined) (filters.push('session_id = $sessionId'), (values.sessionId = query.sessionId));
   if (query.agentId !== undefined) (filters.push('agent_id = $agentId'), (values.agentId = query.agentId));
   if (query.agentIds !== undefined) (filters.push('agent_id = ANY($agentIds::text[])'), (values.agentIds = [...query.agentIds]));
@@ -685,6 +689,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return keyPresence.has(async () => (await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any')).rows[0]?.any === true);
     },
     async listEvents(eventQuery) {
+      // No event comes after the largest bigint (the spec allows 19 digits: more than it holds).
+      if (eventQuery.after !== undefined && BigInt(eventQuery.after) >= MAX_EVENT_ID) return [];
       const { text, values } = listEventsSql(eventQuery);
       return (await query<EventRow>(text, values)).rows.map(toEvent);
     },
@@ -723,7 +729,16 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       });
     },
     async purgeEvents(cutoff, limit) {
-      const purged = await query('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, limit]);
+      // The oldest in log order, up to the first that occurred inside the retention: an event
+      // recorded late with an earlier time (a due event announced after a restart) stays
+      // with those recorded around it, as on SQLite. Another instance purging at once waits
+      // on the rows' locks, then finds them gone.
+      const purged = await query(
+        `WITH oldest AS (SELECT id, occurred_at FROM events ORDER BY id LIMIT $2)
+         DELETE FROM events WHERE id IN
+           (SELECT id FROM oldest WHERE id < coalesce((SELECT min(id) FROM oldest WHERE occurred_at >= $1), 9223372036854775807))`,
+        [cutoff, limit],
+      );
       return purged.rowCount ?? 0;
     },
     async insertWebhook(webhook, carried) {

@@ -348,13 +348,13 @@ export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE ro
 
 export { PURGEABLE_SQL } from './purge-batch.js';
 
-/** Runs an insert: false when it breaks the constraint `code` (an expected refusal), true when done. */
-function insertUnless(code: string, insert: () => unknown): boolean {
+/** Runs an insert: false when it breaks one of the constraints `codes` (an expected refusal), true when done. */
+function insertUnless(codes: string | readonly string[], insert: () => unknown): boolean {
   try {
     insert();
     return true;
   } catch (error) {
-    if (error instanceof Database.SqliteError && error.code === code) return false;
+    if (error instanceof Database.SqliteError && (typeof codes === 'string' ? error.code === codes : codes.includes(error.code))) return false;
     throw error;
   }
 }
@@ -944,7 +944,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       };
       return write(() => {
         keys.clear();
-        return insertUnless('SQLITE_CONSTRAINT_UNIQUE', () => statements.insertApiKey.run(row));
+        // A live key of that name (the unique index), or a key with that id already.
+        return insertUnless(['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY'], () => statements.insertApiKey.run(row));
       });
     },
     async findApiKey(keyHash) {
