@@ -162,7 +162,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -191,7 +191,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -216,7 +216,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -243,7 +243,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -271,7 +271,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -376,8 +376,11 @@ export interface paths {
          *     status, sessions active / expiring soon / expired (counted at scrape time), sweeper
          *     runs and durations, database call latency, event-loop delay and process metrics.
          *     When the server has `METRICS_TOKEN`, a scrape must send
-         *     `Authorization: Bearer <token>` (401 `UNAUTHORIZED` otherwise). With
-         *     `METRICS_ENABLED=false` nothing is collected and this answers 404 `NOT_FOUND`.
+         *     `Authorization: Bearer <token>` (401 `UNAUTHORIZED` otherwise). Without one, a
+         *     server with API keys wants an admin key, as for any operation (the metrics count
+         *     every agent's sessions: a key bound to agents gets 403 `FORBIDDEN`); without
+         *     either, it is open. With `METRICS_ENABLED=false` nothing is collected and this
+         *     answers 404 `NOT_FOUND`.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -393,7 +396,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -937,7 +940,8 @@ export interface components {
         };
         /**
          * @description The session has expired (`SESSION_EXPIRED`); `details` gives its `expiresAt`.
-         *     It answers so on every operation until the retention period purges it, then 404.
+         *     It answers so on every operation but DELETE and its event stream until the
+         *     retention period purges it, then 404.
          */
         Gone: {
             headers: {
@@ -1098,7 +1102,7 @@ export interface components {
         LastEventIdQuery: components["schemas"]["EventId"];
         /** @description The webhook's id. */
         WebhookId: components["schemas"]["Uuid"];
-        /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+        /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
         SessionId: string;
         /** @description The agent's id. */
         AgentId: components["schemas"]["Uuid"];
@@ -1264,6 +1268,8 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1435,7 +1441,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1460,7 +1466,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1480,6 +1486,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1493,7 +1501,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1524,7 +1532,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1565,7 +1573,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1603,7 +1611,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1643,7 +1651,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1714,7 +1722,9 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getOpenApiJson: {
@@ -1743,7 +1753,9 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getMetrics: {
@@ -1773,7 +1785,8 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `METRICS_TOKEN` is set and the request does not carry it (`UNAUTHORIZED`). */
+            400: components["responses"]["BadRequest"];
+            /** @description `METRICS_TOKEN` is set and the request does not carry it, or the server has API keys, no `METRICS_TOKEN`, and the request has no valid key (`UNAUTHORIZED`). */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1783,8 +1796,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     streamSessionEvents: {
@@ -1800,7 +1816,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`. */
+                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1918,6 +1934,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

@@ -74,14 +74,14 @@ describe('without keys configured (the default)', () => {
 });
 
 describe('with API_KEYS', () => {
-  it('answers 401 with WWW-Authenticate to every operation but the health check, without a key or with a wrong one', async () => {
+  it('answers 401 with WWW-Authenticate to every operation but the health check and the spec, without a key or with a wrong one', async () => {
     const t = await start({ access: { apiKeys: [ADMIN_KEY] } });
     const ids = await agentAndSession(t, withKey(ADMIN_KEY));
     const operations = everyOperation(ids);
     expect(operations.length).toBeGreaterThanOrEqual(14);
     const open = openOperations();
     for (const { operationId, method, url } of operations) {
-      // The operational routes (the spec, /metrics) have their own rules: test/ops-routes, test/metrics.
+      // The spec itself (/openapi.*) is open: test/ops-routes. /metrics with METRICS_TOKEN: test/metrics.
       if (open.has(operationId) && operationId !== 'getSessionsHealth') continue;
       const attempts: Array<[Record<string, string>, RegExp]> = [
         [{}, /API key is required/],

@@ -1,6 +1,8 @@
 // GET /metrics: Prometheus text that a text-format parser reads, whose counters move by
 // exactly the requests made, and whose session gauges are the store's counts.
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { fakeClock, MINUTE } from './helpers/fake-clock.js';
@@ -150,6 +152,33 @@ describe('GET /metrics', () => {
       expect(response.status).toBe(401);
       expect(JSON.parse(response.text).error).toMatchObject({ code: 'UNAUTHORIZED', details: 'header authorization must be Bearer <METRICS_TOKEN>' });
     }
+    await scrape(app, { authorization: 'Bearer s3cret' });
+  });
+
+  it('wants an admin API key when the server has keys and no METRICS_TOKEN (a key bound to agents: 403)', async () => {
+    const admin = 'metrics-admin-key-0123456789';
+    const app = await start({ access: { apiKeys: [admin] } });
+    for (const headers of [{}, { 'x-api-key': 'not-a-key-0123456789' }] as Array<Record<string, string>>) {
+      const refused = await app.requestText('/metrics', headers);
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.text).error.code).toBe('UNAUTHORIZED');
+      expect(refused.headers['www-authenticate']).toBeDefined();
+    }
+    const scoped = generateApiKey();
+    await app.store.insertApiKey({ id: randomUUID(), name: 'bot', keyHash: hashApiKey(scoped), admin: false, agentIds: [randomUUID()], createdAt: 0 });
+    const forbidden = await app.requestText('/metrics', { 'x-api-key': scoped });
+    expect(forbidden.status).toBe(403);
+    expect(JSON.parse(forbidden.text).error).toMatchObject({ code: 'FORBIDDEN', details: 'getMetrics needs an admin API key' });
+    await scrape(app, { 'x-api-key': admin });
+    await scrape(app, { authorization: `Bearer ${admin}` });
+  });
+
+  it('wants the METRICS_TOKEN, not an API key, when the server has both', async () => {
+    const admin = 'metrics-admin-key-0123456789';
+    const app = await start({ access: { apiKeys: [admin] }, app: { metricsToken: 's3cret' } });
+    const withKey = await app.requestText('/metrics', { 'x-api-key': admin });
+    expect(withKey.status).toBe(401);
+    expect(JSON.parse(withKey.text).error.details).toBe('header authorization must be Bearer <METRICS_TOKEN>');
     await scrape(app, { authorization: 'Bearer s3cret' });
   });
 

@@ -55,6 +55,19 @@ export function openOperations(): Set<string> {
   );
 }
 
+/**
+ * Operations that take a token of their own instead of an API key (`/metrics` and
+ * `METRICS_TOKEN`): when the server has that token, their route checks it, and no key is asked.
+ */
+export function ownTokenOperations(): Set<string> {
+  const asksForOwnToken = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && 'MetricsToken' in requirement;
+  return new Set(
+    specOperationObjects()
+      .filter((op) => Array.isArray(op.security) && op.security.some(asksForOwnToken))
+      .map((op) => op.operationId!),
+  );
+}
+
 /** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */
 export function adminOnlyOperations(): Set<string> {
   return new Set(specOperationObjects().filter((op) => op['x-admin-only'] === true).map((op) => op.operationId!));
@@ -68,12 +81,20 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return bearer?.[1];
 }
 
-export function installAuth(app: FastifyInstance, { store, apiKeys }: { store: Store; apiKeys: readonly string[] }): void {
+export interface AuthOptions {
+  store: Store;
+  apiKeys: readonly string[];
+  /** The server has METRICS_TOKEN: the operations that take it ask no API key. */
+  metricsToken?: boolean;
+}
+
+export function installAuth(app: FastifyInstance, { store, apiKeys, metricsToken = false }: AuthOptions): void {
   const envKeys = apiKeys.map((key) => {
     const hash = hashApiKey(key);
     return { hash, principal: { id: `env:${hash.slice(0, 16)}`, admin: true, agentIds: null } satisfies Principal };
   });
   const open = openOperations();
+  if (metricsToken) for (const operationId of ownTokenOperations()) open.add(operationId);
   const adminOnly = adminOnlyOperations();
   // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
   // "off" is asked again on every request, as another process may create the first key.
