@@ -2,9 +2,8 @@
 // before it are still listed, newest first, and deleted with their webhook.
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
-import { createTestDatabase } from './helpers/postgres-database.js';
+import { createTestDatabase, migrateTo } from './helpers/postgres-database.js';
 
 it('PostgreSQL: migration 6 keeps the deliveries stored before it, in order', { timeout: 30_000 }, async () => {
   const database = await createTestDatabase();
@@ -12,11 +11,7 @@ it('PostgreSQL: migration 6 keeps the deliveries stored before it, in order', { 
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
-      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-      for (const [index, sql] of migrations.slice(0, 5).entries()) {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [index + 1]);
-      }
+      await migrateTo(client, 5);
       for (const id of ['w1', 'w2']) {
         await client.query(
           `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at)

@@ -5,12 +5,11 @@
 // at zero, and every count equals count(*) over the sessions, at minute boundaries too.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { sessionEvent } from '../src/events/event-records.js';
 import type { AgentRecord, SessionQuery, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
-import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { createTestDatabase, migrateTo, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, idempotencyRecord, sessionRecord } from './store/records.js';
 
 /** A small deterministic generator (mulberry32): a failure replays. */
@@ -159,11 +158,7 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
     const client = new pg.Client({ connectionString: old.url });
     await client.connect();
     try {
-      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-      for (const [index, sql] of migrations.slice(0, 4).entries()) {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [index + 1]);
-      }
+      await migrateTo(client, 4);
       await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a1', '"Ada"', NULL, '{}', 0), ('a2', '"Bo"', NULL, '{}', 0)`);
       for (let i = 0; i < 40; i++) {
         const expiresAt = T0 + (i % 7) * MINUTE + (i % 3) * 20_001;

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { migrations } from '../../src/storage/postgres/migrations.js';
 
 export interface TestDatabase {
   url: string;
@@ -31,4 +32,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await asAdmin(`CREATE DATABASE ${name}`);
   const url = postgresAdminUrl().replace(/\/postgres$/, `/${name}`);
   return { url, drop: () => asAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** Applies the first `version` migrations, recorded as the store records them: a database as an older server left it. */
+export async function migrateTo(client: pg.ClientBase, version: number): Promise<void> {
+  await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+  for (const [index, sql] of migrations.slice(0, version).entries()) {
+    await client.query(sql);
+    await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [index + 1]);
+  }
 }
