@@ -43,7 +43,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   echoRequestId(app);
   if (options.metrics) timeRequests(app, options.metrics);
   // Before the routes: the rate limit hooks itself onto each route.
-  installSecurity(app, deps, { ...options.access, metricsToken: options.metricsToken !== undefined });
+  installSecurity(app, deps, { ...options.access, hasMetricsToken: options.metricsToken !== undefined });
   // One reader of the event log for every stream and every waiter of the app.
   const feed = createEventFeed(deps.store, { onError: (error) => app.log.error({ err: error }, 'reading the event log failed') });
   const streams = createEventStreams({ feed });

@@ -85,16 +85,16 @@ export interface AuthOptions {
   store: Store;
   apiKeys: readonly string[];
   /** The server has METRICS_TOKEN: the operations that take it ask no API key. */
-  metricsToken?: boolean;
+  hasMetricsToken?: boolean;
 }
 
-export function installAuth(app: FastifyInstance, { store, apiKeys, metricsToken = false }: AuthOptions): void {
+export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsToken = false }: AuthOptions): void {
   const envKeys = apiKeys.map((key) => {
     const hash = hashApiKey(key);
     return { hash, principal: { id: `env:${hash.slice(0, 16)}`, admin: true, agentIds: null } satisfies Principal };
   });
   const open = openOperations();
-  if (metricsToken) for (const operationId of ownTokenOperations()) open.add(operationId);
+  if (hasMetricsToken) for (const operationId of ownTokenOperations()) open.add(operationId);
   const adminOnly = adminOnlyOperations();
   // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
   // "off" is asked again on every request, as another process may create the first key.

@@ -16,7 +16,7 @@ export interface AccessOptions {
   /** CORS off when empty. */
   corsOrigins?: readonly string[];
   /** The server has METRICS_TOKEN: /metrics wants it instead of an API key. */
-  metricsToken?: boolean;
+  hasMetricsToken?: boolean;
 }
 
 /** Call before the routes are registered: the rate limit hooks itself onto each route. */
@@ -24,7 +24,7 @@ export function installSecurity(app: FastifyInstance, deps: Pick<HandlerDeps, 's
   installSecurityHeaders(app);
   installCors(app, { origins: options.corsOrigins ?? [] });
   // App-level onRequest: runs before the rate limit's route-level one, which keys on its result.
-  installAuth(app, { store: deps.store, apiKeys: options.apiKeys ?? [], metricsToken: options.metricsToken });
+  installAuth(app, { store: deps.store, apiKeys: options.apiKeys ?? [], hasMetricsToken: options.hasMetricsToken });
   if (options.rateLimitPerMinute !== undefined) installRateLimit(app, { perMinute: options.rateLimitPerMinute });
   installAccessScope(app, deps);
   installIdempotency(app, deps);
