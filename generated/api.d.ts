@@ -964,7 +964,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description The API key is valid but not allowed this operation (`FORBIDDEN`); only an admin key manages agents. */
+        /** @description The API key is valid but not allowed this operation (`FORBIDDEN`); only an admin key manages agents and reads `/metrics`. */
         Forbidden: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];

@@ -43,13 +43,8 @@ const describe = (key: ApiKeyRecord) =>
     key.revokedAt === undefined ? 'live' : `revoked ${new Date(key.revokedAt).toISOString()}`,
   ].join('  ');
 
-let store: Store;
-try {
-  store = await openStore(config);
-} catch (error) {
-  fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);
-}
-try {
+/** The command, checked before the database is opened (opening migrates it: a typo must not). */
+function commandToRun(): (store: Store) => Promise<void> {
   switch (command) {
     case 'create': {
       const name = values.name?.trim();
@@ -59,28 +54,42 @@ try {
       if (admin === agentIds.length > 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
       const badAgent = agentIds.find((id) => !UUID.test(id));
       if (badAgent) fail(`--agent ${badAgent} is not a UUID`);
-      const key = generateApiKey();
-      const record = { id: randomUUID(), name, keyHash: hashApiKey(key), admin, agentIds, createdAt: Date.now() };
-      if (!(await store.insertApiKey(record))) fail(`a live key is already named ${name}`, 1);
-      console.log(`created ${describe(record)} (database: ${describeStore(config)})`);
-      console.log(`key (shown once, store it now): ${key}`);
-      break;
+      return async (store) => {
+        const key = generateApiKey();
+        const record = { id: randomUUID(), name, keyHash: hashApiKey(key), admin, agentIds, createdAt: Date.now() };
+        if (!(await store.insertApiKey(record))) fail(`a live key is already named ${name}`, 1);
+        console.log(`created ${describe(record)} (database: ${describeStore(config)})`);
+        console.log(`key (shown once, store it now): ${key}`);
+      };
     }
-    case 'list': {
-      const keys = await store.listApiKeys();
-      console.log(keys.length === 0 ? 'no keys (API keys are off unless API_KEYS is set)' : keys.map(describe).join('\n'));
-      break;
-    }
+    case 'list':
+      return async (store) => {
+        const keys = await store.listApiKeys();
+        console.log(keys.length === 0 ? 'no keys (API keys are off unless API_KEYS is set)' : keys.map(describe).join('\n'));
+      };
     case 'revoke': {
       if (rest.length !== 1) fail(USAGE);
-      const revoked = await store.revokeApiKey(rest[0]!, Date.now());
-      if (!revoked) fail(`no live key with id or name ${rest[0]}`, 1);
-      console.log(`revoked ${describe(revoked)}`);
-      break;
+      const [idOrName] = rest as [string];
+      return async (store) => {
+        const revoked = await store.revokeApiKey(idOrName, Date.now());
+        if (!revoked) fail(`no live key with id or name ${idOrName}`, 1);
+        console.log(`revoked ${describe(revoked)}`);
+      };
     }
     default:
-      fail(USAGE);
+      return fail(USAGE);
   }
+}
+
+const run = commandToRun();
+let store: Store;
+try {
+  store = await openStore(config);
+} catch (error) {
+  fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);
+}
+try {
+  await run(store);
 } finally {
   await store.close();
 }

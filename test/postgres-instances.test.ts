@@ -129,6 +129,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
           env: { ...process.env, DATABASE_URL: fresh.url, DATABASE_PATH: sqliteFile },
           encoding: 'utf8',
           stdio: 'pipe',
+          timeout: 30_000, // a CLI that hangs on its pool fails here, not the whole file
         });
       const servers = [0, 1].map(() => startServer({ DATABASE_URL: fresh.url, LOG_LEVEL: 'silent' }));
       const urls = await Promise.all(servers.map((server) => server.listening));

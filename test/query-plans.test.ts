@@ -26,6 +26,24 @@ import { until } from './helpers/until.js';
 const GROWING_TABLES = ['sessions', 'messages', 'event_log', 'idempotency_records', 'webhook_deliveries', 'due_announcements', 'session_counts'];
 const GROWING_TABLES_ON_POSTGRES = ['sessions', 'messages', 'events', 'idempotency_records', 'webhook_deliveries', 'session_buckets'];
 
+/**
+ * The scans of a growing table the SQLite store makes, each with what bounds it. Any other
+ * scan fails the test: give the statement an index, or list it here with its reason.
+ */
+const LISTED_SCANS: Array<{ sql: RegExp; table: string; why: string }> = [
+  { sql: /FROM event_log (WHERE n > 0 )?ORDER BY id DESC LIMIT 1/, table: 'event_log', why: "the log's newest row (a row of no events is only the one a log trimmed to nothing keeps)" },
+  { sql: /^SELECT 1 FROM (sessions|event_log) LIMIT 1$/, table: '', why: 'one row: is there any' },
+  { sql: /^SELECT id, n, occurred_at FROM event_log ORDER BY id LIMIT \?$/, table: 'event_log', why: "the trim's oldest rows, as many as its batch" },
+  { sql: /FROM idempotency_records ORDER BY seq LIMIT @limit/, table: 'idempotency_records', why: "the trim's oldest records, as many as its batch" },
+  {
+    sql: /^SELECT sessions\.id, .* FROM sessions WHERE \+expires_at .* ORDER BY created_at DESC, id DESC LIMIT @limit \+ 1 OFFSET @offset$/,
+    table: 'sessions',
+    why:
+      'a listing without agentId or userId: newest first along sessions_by_created, stopping once the page is full; ' +
+      'when few sessions have the status asked (status=expired, most of them active), it walks past the others (README, Listing)',
+  },
+];
+
 type Statement = Database.Statement;
 const STATEMENT_METHODS = ['run', 'get', 'all', 'iterate'] as const;
 
@@ -145,16 +163,22 @@ describe('the SQLite store, statement by statement', () => {
     expect(indexes.filter((index) => !used.has(index))).toEqual([]);
   });
 
-  it('reads a table that grows only through an index, or a bounded run of its rows in key order', () => {
+  it('reads a table that grows only through an index, or in one of the scans listed here with why each is bounded', () => {
     expect(ran.size).toBeGreaterThan(60);
-    const scans = [...ran].flatMap(([sql, db]) => {
-      const plan = planOf(db, sql);
-      const scanned = plan.map((line) => /^SCAN (\w+)/.exec(line)?.[1]).filter((table) => table !== undefined && GROWING_TABLES.includes(table));
-      // A scan is bounded when the statement stops after LIMIT rows taken in the table's own order (no sort first).
-      const bounded = /\bLIMIT\b/i.test(sql) && !plan.some((line) => line.includes('TEMP B-TREE'));
-      return scanned.length > 0 && !bounded ? [`${sql.replace(/\s+/g, ' ').slice(0, 120)} → ${plan.join(' | ')}`] : [];
+    const seen = new Set<string>();
+    const unlisted = [...ran].flatMap(([sql, db]) => {
+      const text = sql.replace(/\s+/g, ' ');
+      return planOf(db, sql)
+        .filter((line) => GROWING_TABLES.includes(/^SCAN (\w+)/.exec(line)?.[1] ?? ''))
+        .flatMap((line) => {
+          const listed = LISTED_SCANS.find((scan) => scan.sql.test(text) && line.startsWith(`SCAN ${scan.table}`));
+          if (listed) seen.add(listed.why);
+          return listed ? [] : [`${text.slice(0, 120)} → ${line}`];
+        });
     });
-    expect(scans).toEqual([]);
+    expect(unlisted).toEqual([]);
+    // A listed scan no statement makes any more is taken off the list.
+    expect(LISTED_SCANS.filter((scan) => !seen.has(scan.why)).map((scan) => scan.why)).toEqual([]);
   });
 });
 

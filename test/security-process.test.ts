@@ -2,6 +2,7 @@
 // answer, then the client's retry; a client sending its key the way the elizaOS client
 // does; the keys CLI on the same database.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
@@ -86,7 +87,15 @@ describe('a client sending its key the way the elizaOS client does (X-API-KEY on
 
 describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe' });
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
+
+  it('checks the command before it opens (and so migrates) the database', () => {
+    const databasePath = tempDatabase();
+    for (const args of [['bogus'], [], ['revoke'], ['create', '--name', 'x'], ['create', '--name', 'x', '--agent', 'not-a-uuid']]) {
+      expect(() => keysCli(databasePath, ...args), args.join(' ')).toThrow(/usage|either --admin|not a UUID/);
+    }
+    expect(existsSync(databasePath)).toBe(false);
+  });
 
   it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {
     const databasePath = tempDatabase();

@@ -731,10 +731,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async purgeEvents(cutoff, limit) {
       // The oldest in log order, up to the first that occurred inside the retention: an event
       // recorded late with an earlier time (a due event announced after a restart) stays
-      // with those recorded around it, as on SQLite. Another instance purging at once waits
-      // on the rows' locks, then finds them gone.
+      // with those recorded around it, as on SQLite. The rows are locked in id order (no
+      // deadlock between instances purging at once): another instance waits, then takes
+      // the oldest rows left.
       const purged = await query(
-        `WITH oldest AS (SELECT id, occurred_at FROM events ORDER BY id LIMIT $2)
+        `WITH oldest AS (SELECT id, occurred_at FROM events ORDER BY id LIMIT $2 FOR UPDATE)
          DELETE FROM events WHERE id IN
            (SELECT id FROM oldest WHERE id < coalesce((SELECT min(id) FROM oldest WHERE occurred_at >= $1), 9223372036854775807))`,
         [cutoff, limit],
