@@ -19,11 +19,14 @@ export interface SpecOperation {
   bodyRequired: boolean;
   /** `x-operational: true`: served by the operational routes (src/ops), not by a handler. */
   operational: boolean;
+  /** The statuses its responses document ('200', '404', …). */
+  statuses: string[];
 }
 
 interface OperationObject {
   operationId?: string;
   requestBody?: { required?: boolean };
+  responses?: Record<string, unknown>;
   'x-operational'?: boolean;
 }
 
@@ -71,6 +74,7 @@ export function specOperations(): SpecOperation[] {
         path,
         bodyRequired: operation.requestBody?.required === true,
         operational: operation['x-operational'] === true,
+        statuses: Object.keys(operation.responses ?? {}),
       })),
   );
 }

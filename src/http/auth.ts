@@ -42,31 +42,24 @@ function specOperationObjects(): SpecOperationObject[] {
   return Object.values(specDocument().paths).flatMap((item) => Object.values(item as Record<string, SpecOperationObject>));
 }
 
-/**
- * Operations whose own `security` does not ask for an API key: the health check and the
- * operational routes (`security: []`, or /metrics with its own token).
- */
-export function openOperations(): Set<string> {
-  const asksForApiKey = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && 'ApiKey' in requirement;
+/** Operations whose own `security` lists a requirement of the scheme `scheme` (as `some` says), or none. */
+function operationsRequiring(scheme: string, some: boolean): Set<string> {
+  const names = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && scheme in requirement;
   return new Set(
     specOperationObjects()
-      .filter((op) => Array.isArray(op.security) && !op.security.some(asksForApiKey))
+      .filter((op) => Array.isArray(op.security) && op.security.some(names) === some)
       .map((op) => op.operationId!),
   );
 }
+
+/** Operations whose own `security` does not ask for an API key: the health check and the spec's own documents (`security: []`). */
+export const openOperations = (): Set<string> => operationsRequiring('ApiKey', false);
 
 /**
  * Operations that take a token of their own instead of an API key (`/metrics` and
  * `METRICS_TOKEN`): when the server has that token, their route checks it, and no key is asked.
  */
-export function ownTokenOperations(): Set<string> {
-  const asksForOwnToken = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && 'MetricsToken' in requirement;
-  return new Set(
-    specOperationObjects()
-      .filter((op) => Array.isArray(op.security) && op.security.some(asksForOwnToken))
-      .map((op) => op.operationId!),
-  );
-}
+export const ownTokenOperations = (): Set<string> => operationsRequiring('MetricsToken', true);
 
 /** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */
 export function adminOnlyOperations(): Set<string> {
