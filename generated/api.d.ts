@@ -539,8 +539,8 @@ export interface components {
             code: components["schemas"]["ErrorCode"];
             /** @description Error message */
             message: string;
-            /** @description Detailed error information; names the offending field where there is one. */
-            details?: string;
+            /** @description Detailed error information, always present; names the offending field where there is one. */
+            details: string;
         };
         ErrorEnvelope: {
             /** @constant */

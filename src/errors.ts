@@ -35,7 +35,7 @@ export class ApiError extends Error {
 
   constructor(
     readonly code: ErrorCode,
-    readonly details?: string,
+    readonly details: string,
   ) {
     super(errorCatalogue[code].message);
     this.name = 'ApiError';
@@ -43,8 +43,6 @@ export class ApiError extends Error {
   }
 
   toEnvelope(): ErrorEnvelope {
-    const error: ErrorEnvelope['error'] = { code: this.code, message: this.message };
-    if (this.details !== undefined) error.details = this.details;
-    return { success: false, error };
+    return { success: false, error: { code: this.code, message: this.message, details: this.details } };
   }
 }

@@ -53,9 +53,14 @@ describe('createAgent', () => {
     expect(t.rowCounts().agents).toBe(0);
   });
 
-  it('answers 415 and 413 like every body route', async () => {
-    expect((await t.request({ method: 'POST', url: '/api/agents', body: 'name=E', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(415);
-    expect((await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'E', bio: 'x'.repeat(1_100_000) } } })).status).toBe(413);
+  it('answers 415 and 413 like every body route, storing nothing', async () => {
+    const unsupported = await t.request({ method: 'POST', url: '/api/agents', body: 'name=E', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(unsupported.status).toBe(415);
+    expect(unsupported.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const tooLarge = await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'E', bio: 'x'.repeat(1_100_000) } } });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(t.rowCounts().agents).toBe(0);
   });
 });
 

@@ -120,6 +120,18 @@ describe('createSession 201', () => {
     expect(Object.keys(stored!.metadata)).toEqual(['__proto__', 'constructor']);
   });
 
+  it('accepts the upper bounds: timeoutMinutes and warningThresholdMinutes 1440, maxDurationMinutes 20160', async () => {
+    const body = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 1440, maxDurationMinutes: 20160, warningThresholdMinutes: 1440 } });
+    expect(body.timeoutConfig).toEqual({ timeoutMinutes: 1440, autoRenew: true, maxDurationMinutes: 20160, warningThresholdMinutes: 1440 });
+    expect(body.expiresAt).toBe(new Date(T0 + 1440 * MINUTE).toISOString());
+  });
+
+  it('accepts metadata of exactly 10,240 bytes serialized (one byte more is refused below)', async () => {
+    const metadata = { blob: 'x'.repeat(10_240 - '{"blob":""}'.length) };
+    expect(Buffer.byteLength(JSON.stringify(metadata))).toBe(10_240);
+    expect((await createSession(t, { agentId, metadata })).metadata).toEqual(metadata);
+  });
+
   it('accepts metadata nested 1,000 deep within the size limit', async () => {
     const deep = JSON.parse('{"a":'.repeat(1000) + '1' + '}'.repeat(1000));
     const body = await createSession(t, { agentId, metadata: { deep } });
@@ -176,6 +188,22 @@ describe('createSession 400', () => {
     await expectRejected({ agentId, userId: USER_ID, metadata: [] }, /^body\/metadata must be object$/);
   });
 
+  it('refuses metadata of 10,241 bytes serialized, naming its size', async () => {
+    const metadata = { blob: 'x'.repeat(10_241 - '{"blob":""}'.length) };
+    await expectRejected({ agentId, userId: USER_ID, metadata }, /^body\/metadata must be at most 10240 bytes serialized \(got 10241\)$/);
+  });
+
+  it('reads a body just under 1 MB (its metadata then refused as too large: 400, not 413)', async () => {
+    const body = JSON.stringify({ agentId, userId: USER_ID, metadata: { blob: '' } });
+    const padded = body.replace('"blob":""', `"blob":"${'x'.repeat(1024 * 1024 - body.length)}"`);
+    expect(Buffer.byteLength(padded)).toBe(1024 * 1024);
+    const before = t.rowCounts();
+    const response = await t.request({ method: 'POST', url: URL, body: padded, headers: { 'content-type': 'application/json' } });
+    expect(response.status).toBe(400);
+    expect(response.body.error.details).toMatch(/^body\/metadata must be at most 10240 bytes serialized/);
+    expect(t.rowCounts()).toEqual(before);
+  });
+
   it('refuses 20 KB of metadata with a short answer that does not echo it', async () => {
     const response = await expectRejected({ agentId, userId: USER_ID, metadata: { blob: 'x'.repeat(20_000) } }, /^body\/metadata must be at most 10240 bytes serialized/);
     expect(response.rawBody.length).toBeLessThan(1024);
@@ -230,6 +258,14 @@ describe('createSession 404, 413, 415, 500', () => {
     expect(response.status).toBe(413);
     expect(response.body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: 'body must be at most 1048576 bytes' });
     expect(response.rawBody.length).toBeLessThan(1024);
+    expect(t.rowCounts().sessions).toBe(0);
+  });
+
+  it('answers 413 to a body one byte over 1 MB', async () => {
+    const body = JSON.stringify({ agentId, userId: USER_ID, metadata: { blob: '' } });
+    const over = body.replace('"blob":""', `"blob":"${'x'.repeat(1024 * 1024 + 1 - body.length)}"`);
+    const response = await t.request({ method: 'POST', url: URL, body: over, headers: { 'content-type': 'application/json' } });
+    expect(response.status).toBe(413);
     expect(t.rowCounts().sessions).toBe(0);
   });
 

@@ -101,6 +101,21 @@ describe('listSessions', () => {
     expect(beyond.total).toBe(5);
   });
 
+  it('pages 50 sessions when no limit is given', async () => {
+    for (let i = 0; i < 46; i += 1) {
+      t.clock.advance(1);
+      await add(`c${i}`, agentA, U1, 60);
+    }
+    const page = await list();
+    expect(page.sessions).toHaveLength(50);
+    expect(page.total).toBe(51);
+    expect(page.nextCursor).toEqual(expect.any(String));
+    // The one left over is the oldest of the 51.
+    const rest = await list(`?cursor=${page.nextCursor}`);
+    expect(rest.sessions).toHaveLength(1);
+    expect(rest.sessions[0].sessionId).toBe(ids[newestFirst().at(-1)!]);
+  });
+
   it('pages by cursor: each session once, in order, ties in one millisecond included; the last page has no nextCursor', async () => {
     const seen: string[] = [];
     let page = await list('?limit=1');

@@ -88,6 +88,50 @@ describe('sendSessionMessage', () => {
     });
   });
 
+  it('renews no further than the maximum duration, and records activity without renewing', async () => {
+    const capped = (await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30, maxDurationMinutes: 40 } })).sessionId;
+    const quiet = (await createSession(t, { agentId, timeoutConfig: { autoRenew: false } })).sessionId;
+    t.clock.set(T0 + 20 * MINUTE);
+    // now + 30 minutes would be T0 + 50: the maximum, created + 40, holds it.
+    expect((await send({ content: 'hi' }, capped)).body.sessionStatus).toEqual({
+      expiresAt: iso(T0 + 40 * MINUTE),
+      renewalCount: 1,
+      wasRenewed: true,
+      isNearExpiration: false,
+    });
+    expect((await t.request({ method: 'GET', url: `/api/messaging/sessions/${capped}` })).body).toMatchObject({
+      lastActivity: iso(T0 + 20 * MINUTE),
+      expiresAt: iso(T0 + 40 * MINUTE),
+      timeRemaining: 20 * MINUTE,
+    });
+    await send({ content: 'hi' }, quiet);
+    expect((await t.request({ method: 'GET', url: `/api/messaging/sessions/${quiet}` })).body).toMatchObject({
+      lastActivity: iso(T0 + 20 * MINUTE),
+      expiresAt: iso(T0 + 30 * MINUTE),
+      renewalCount: 0,
+    });
+  });
+
+  it('keeps __proto__ and constructor in metadata as plain keys', async () => {
+    const body = '{"content":"x","metadata":{"__proto__":{"polluted":true},"constructor":{"prototype":{"bad":1}},"n":1}}';
+    const response = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'content-type': 'application/json' } });
+    expect(response.status).toBe(201);
+    const stored = (await page()).body.messages[0].metadata;
+    expect(Object.keys(stored)).toEqual(['__proto__', 'constructor', 'n']);
+    expect(JSON.stringify(stored)).toBe('{"__proto__":{"polluted":true},"constructor":{"prototype":{"bad":1}},"n":1}');
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('takes metadata of exactly 10,240 bytes serialized and refuses one byte more', async () => {
+    const metadataOf = (bytes: number) => ({ blob: 'x'.repeat(bytes - '{"blob":""}'.length) });
+    expect(Buffer.byteLength(JSON.stringify(metadataOf(10_240)))).toBe(10_240);
+    expect((await send({ content: 'x', metadata: metadataOf(10_240) })).status).toBe(201);
+    const refused = await send({ content: 'y', metadata: metadataOf(10_241) });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.details).toBe('body/metadata must be at most 10240 bytes serialized (got 10241)');
+    expect(t.rowCounts().messages).toBe(1);
+  });
+
   it('refuses an author who is neither the user nor the agent, storing nothing', async () => {
     const before = await t.store.getSession(sessionId);
     const response = await send({ content: 'x', authorId: OTHER });
@@ -140,6 +184,14 @@ describe('getSessionMessages', () => {
     return ids;
   }
 
+  it('pages 50 messages when no limit is given', async () => {
+    const ids = await sendMany(51);
+    const first = (await page()).body;
+    expect(first.messages.map((m: { id: string }) => m.id)).toEqual(ids.slice(1).reverse());
+    expect(first.hasMore).toBe(true);
+    expect((await page(`?before=${first.cursors.before}`)).body.messages.map((m: { id: string }) => m.id)).toEqual([ids[0]]);
+  });
+
   it('answers an empty page with null cursors', async () => {
     expect((await page()).body).toEqual({ messages: [], hasMore: false, cursors: { before: null, after: null } });
   });
@@ -191,8 +243,12 @@ describe('getSessionMessages', () => {
     await page();
     expect(await t.store.getSession(sessionId)).toEqual(before);
     t.clock.set(T0 + 30 * MINUTE);
-    expect((await page()).status).toBe(410);
-    expect((await page('', OTHER)).status).toBe(404);
+    const expired = await page();
+    expect(expired.status).toBe(410);
+    expect(expired.body.error).toEqual({ code: 'SESSION_EXPIRED', message: 'Session has expired', details: `expiresAt ${iso(T0 + 30 * MINUTE)}` });
+    const unknown = await page('', OTHER);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('SESSION_NOT_FOUND');
   });
 });
 

@@ -3,6 +3,10 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { CLOCK_OFFSET_HEADER } from './helpers/shift-clock.js';
+
+const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
+const MINUTE = 60_000;
 
 afterEach(cleanUpServerProcesses);
 
@@ -41,6 +45,31 @@ describe('the server process', () => {
     expect(responseViolations(api, 'createAgent', 201, created)).toEqual([]);
     expect(created.data.character.name).toBe('In flight');
     expect(await server.exited).toBe(0);
+  });
+
+  it('gives sessions the session defaults and the retention its environment sets', async () => {
+    const server = startServer(
+      {
+        DATABASE_PATH: tempDatabase(),
+        SESSION_DEFAULT_TIMEOUT_MINUTES: '45',
+        SESSION_AUTO_RENEW: 'false',
+        SESSION_MAX_DURATION_MINUTES: '90',
+        SESSION_WARNING_THRESHOLD_MINUTES: '7',
+        SESSION_RETENTION_MINUTES: '10',
+      },
+      { preload: [shiftClock] },
+    );
+    const baseUrl = await server.listening;
+    const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Defaults' } })).body.data.character.id;
+    const created = await fetchChecked(baseUrl, 'POST', '/api/messaging/sessions', { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f' });
+    expect(created.body.timeoutConfig).toEqual({ timeoutMinutes: 45, autoRenew: false, maxDurationMinutes: 90, warningThresholdMinutes: 7 });
+    const session = `/api/messaging/sessions/${created.body.sessionId}`;
+    const at = async (minutes: number) => (await fetchChecked(baseUrl, 'GET', session, undefined, { [CLOCK_OFFSET_HEADER]: String(minutes * MINUTE) })).status;
+    // Expired 45 minutes in; kept 10 minutes more (not the default 1,440), then gone.
+    expect(await at(44)).toBe(200);
+    expect(await at(46)).toBe(410);
+    expect(await at(54)).toBe(410);
+    expect(await at(56)).toBe(404);
   });
 
   it('refuses to start on a bad environment value, saying which', async () => {

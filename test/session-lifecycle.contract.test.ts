@@ -159,6 +159,17 @@ describe('renewSession', () => {
     });
     expect(await t.store.getSession(id)).toEqual(before);
   });
+
+  it('takes no fields: a body with one answers 400 naming it, renewing nothing', async () => {
+    const id = await newSession();
+    t.clock.set(T0 + 10 * MINUTE);
+    const before = await t.store.getSession(id);
+    const refused = await t.request({ method: 'POST', url: url(id, '/renew'), body: { renew: true } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'body/renew is not allowed' });
+    expect(await t.store.getSession(id)).toEqual(before);
+    expect((await t.request({ method: 'POST', url: url(id, '/renew'), body: {} })).body).toMatchObject({ renewalCount: 1, expiresAt: iso(T0 + 40 * MINUTE) });
+  });
 });
 
 describe('updateSessionTimeout', () => {
@@ -188,6 +199,14 @@ describe('updateSessionTimeout', () => {
     });
     expect((await patch(id, { maxDurationMinutes: 120, timeoutMinutes: 100 })).body.expiresAt).toBe(iso(T0 + 100 * MINUTE));
     expect((await patch(id, { maxDurationMinutes: 5, timeoutMinutes: 5 })).body.expiresAt).toBe(iso(T0 + 5 * MINUTE));
+    // Renewed at +2: anchor + 30 would be +32; a maximum of 31 from creation holds it at +31.
+    const renewed = await newSession({ timeoutMinutes: 30 });
+    t.clock.set(T0 + 2 * MINUTE);
+    expect((await renew(renewed)).body.expiresAt).toBe(iso(T0 + 32 * MINUTE));
+    expect((await patch(renewed, { maxDurationMinutes: 31 })).body).toMatchObject({
+      timeoutConfig: { timeoutMinutes: 30, maxDurationMinutes: 31 },
+      expiresAt: iso(T0 + 31 * MINUTE),
+    });
   });
 
   it('expires the session at once when the new expiry is already past, and says so', async () => {
@@ -276,6 +295,17 @@ describe('an expired session', () => {
     expect(await t.sweeper.sweep()).toMatchObject({ marked: 0, purged: 1 });
     expect(t.rowCounts().sessions).toBe(0);
     expect((await get(id)).status).toBe(404);
+  });
+
+  it('answers 404 to a DELETE once retention has ended, purged or not, and leaves the purge to the sweeper', async () => {
+    const id = await newSession({ timeoutMinutes: 5 });
+    t.clock.set(T0 + 5 * MINUTE + DEFAULT_RETENTION_MS);
+    const ended = await end(id);
+    expect(ended.status).toBe(404);
+    expect(ended.body.error.code).toBe('SESSION_NOT_FOUND');
+    expect(t.rowCounts().sessions).toBe(1);
+    expect(await t.sweeper.sweep()).toMatchObject({ purged: 1 });
+    expect((await end(id)).status).toBe(404);
   });
 });
 
