@@ -195,6 +195,20 @@ describe.each([
     expect(all.body).toMatchObject({ total: 2, stats: { totalSessions: 2 } });
   });
 
+  it("counts its agents' active and expired sessions apart in stats, and no other agent's", async () => {
+    const { t, mine, theirs, headers } = await scopedSetup();
+    const short = { timeoutConfig: { timeoutMinutes: 5 } };
+    for (const agentId of [mine.agentId, theirs.agentId]) {
+      const created = await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: withKey(ADMIN_KEY), body: { agentId, userId: USER_ID, ...short } });
+      expect(created.status).toBe(201);
+    }
+    t.clock.advance(10 * 60_000); // the short sessions have expired, the default ones (30 min) not
+    const sessions = await t.request({ method: 'GET', url: '/api/messaging/sessions?status=all', headers });
+    expect(sessions.body).toMatchObject({ total: 2, stats: { totalSessions: 2, activeSessions: 1, expiredSessions: 1 } });
+    const expired = await t.request({ method: 'GET', url: '/api/messaging/sessions?status=expired', headers });
+    expect(expired.body).toMatchObject({ total: 1, stats: { totalSessions: 2, activeSessions: 1, expiredSessions: 1 } });
+  });
+
   it('answers 403 FORBIDDEN to the admin-only operations (managing agents), before reading the body', async () => {
     const { t, mine, headers } = await scopedSetup();
     const create = await t.request({ method: 'POST', url: '/api/agents', headers, body: { characterJson: { name: 'Sneaky' } } });

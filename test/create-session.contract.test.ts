@@ -209,6 +209,25 @@ describe('createSession 400', () => {
     expect(response.rawBody.length).toBeLessThan(1024);
   });
 
+  it('refuses metadata nested too deeply to serialize with 400, not 500', async () => {
+    const depth = 300_000; // 600 KB of brackets: under the body limit, too deep for JSON.stringify
+    const raw = `{"agentId":"${agentId}","userId":"${USER_ID}","metadata":{"deep":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    const before = t.rowCounts();
+    const response = await t.request({ method: 'POST', url: URL, body: raw, headers: { 'content-type': 'application/json' } });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'body/metadata is nested too deeply to store' });
+    expect(t.rowCounts()).toEqual(before);
+  });
+
+  it('answers 400 in the envelope, not 500, to a body whose size does not match its Content-Length', async () => {
+    const before = t.rowCounts();
+    const raw = JSON.stringify({ agentId, userId: USER_ID });
+    const response = await t.request({ method: 'POST', url: URL, body: raw, headers: { 'content-type': 'application/json', 'content-length': '5' } });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'Request body size did not match Content-Length' });
+    expect(t.rowCounts()).toEqual(before);
+  });
+
   it('keeps an unknown property name with 100,000 characters out of the answer', async () => {
     const response = await expectRejected({ agentId, userId: USER_ID, ['k'.repeat(100_000)]: 1 }, /is not allowed$/);
     expect(response.rawBody.length).toBeLessThan(1024);

@@ -187,6 +187,32 @@ describe('due announcements', () => {
     ]);
   });
 
+  it('a PATCH expires the session at once exactly when the new expiresAt is at or before now, not a millisecond earlier', async () => {
+    // One millisecond left: still active, nothing announced but the update; the pump expires it on time.
+    const early = await newSession({ timeoutMinutes: 60 });
+    t.clock.set(T0 + 30 * MINUTE - 1);
+    const stillActive = await t.request({ method: 'PATCH', url: url(early, '/timeout'), body: { timeoutMinutes: 30 } });
+    expect(stillActive.status).toBe(200);
+    expect(stillActive.body).toMatchObject({ status: 'active', timeRemaining: 1, expiresAt: iso(T0 + 30 * MINUTE) });
+    expect(await types(early)).toEqual(['session.created', 'session.timeout_updated']);
+    await pump(); // the warning the moved deadline re-armed (its moment has passed)
+    expect(await types(early)).toEqual(['session.created', 'session.timeout_updated', 'session.warning']);
+    t.clock.set(T0 + 30 * MINUTE);
+    expect(await pump()).toBe(1);
+    const events = await t.store.listEvents({ sessionId: early, limit: 100 });
+    expect(events.at(-1)).toMatchObject({ type: 'session.expired', occurredAt: T0 + 30 * MINUTE });
+
+    // expiresAt exactly now: expired by the PATCH itself, announced by it, and never again.
+    const createdAt = t.clock.now();
+    const exact = await newSession({ timeoutMinutes: 60 });
+    t.clock.set(createdAt + 30 * MINUTE);
+    const expired = await t.request({ method: 'PATCH', url: url(exact, '/timeout'), body: { timeoutMinutes: 30 } });
+    expect(expired.status).toBe(200);
+    expect(expired.body).toMatchObject({ status: 'expired', timeRemaining: 0, expiresAt: iso(createdAt + 30 * MINUTE) });
+    expect(await pump()).toBe(0);
+    expect(await types(exact)).toEqual(['session.created', 'session.timeout_updated', 'session.expired']);
+  });
+
   it('fires every due event once, in order of due time, when the clock jumps forward an hour', async () => {
     const a = await newSession({ timeoutMinutes: 30, warningThresholdMinutes: 5 }); // warns +25, expires +30
     t.clock.advance(MINUTE);

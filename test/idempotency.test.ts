@@ -126,6 +126,21 @@ describe('Idempotency-Key', () => {
     expect((await t.request(keyed(requests.createSession!.request, key))).status).toBe(422);
   });
 
+  it('treats the same key and the same body sent to another session as a different request (422), writing nothing', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).sendSessionMessage!;
+    const agentId = await registerAgent(t);
+    const other = await t.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID } });
+    const key = randomUUID();
+    expect((await t.request(keyed(request, key))).status).toBe(201);
+    const after = t.rowCounts();
+    const elsewhere = await t.request(keyed({ ...request, url: `/api/messaging/sessions/${other.body.sessionId}/messages` }, key));
+    expect(elsewhere.status).toBe(422);
+    expect(elsewhere.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(elsewhere.headers['idempotent-replayed']).toBeUndefined();
+    expect(t.rowCounts()).toEqual(after);
+  });
+
   it('does not replay a message send: the session is not renewed twice', async () => {
     const t = await start();
     const { request } = (await idempotentRequests(t)).sendSessionMessage!;

@@ -14,6 +14,12 @@ it('writes exactly what Date#toISOString writes, for any instant', () => {
   }
 });
 
+it('leaves the years outside 0000-9999 to Date, from their first millisecond', () => {
+  for (const epochMs of [253_402_300_799_999, 253_402_300_800_000, 253_402_300_800_001, -62_167_219_200_000, -62_167_219_200_001]) {
+    expect(isoTime(epochMs)).toBe(new Date(epochMs).toISOString());
+  }
+});
+
 it('writes the right date when instants alternate between days', () => {
   const days = [Date.parse('2026-11-24T23:59:59.999Z'), Date.parse('2026-11-25T00:00:00.000Z'), Date.parse('2026-11-26T12:00:00.000Z')];
   for (const epochMs of [...days, days[0]!, days[2]!, days[1]!, days[1]!, days[0]!, days[2]!]) {

@@ -19,6 +19,13 @@ describe('message positions', () => {
     expect(createdAtOf(nextPosition(T0 - 600, (T0 + 5) * 1000))).toBe(T0 + 5);
     expect(createdAtOf(nextPosition(T0 + 9, (T0 + 5) * 1000 + 3))).toBe(T0 + 9);
   });
+
+  it('dates a message by the whole millisecond of its position, even late in a burst within one millisecond', () => {
+    // The 501st to the 1000th message written in one millisecond: still dated that millisecond, never the next.
+    expect(createdAtOf(nextPosition(T0, T0 * 1000 + 499))).toBe(T0);
+    expect(createdAtOf(nextPosition(T0, T0 * 1000 + 998))).toBe(T0);
+    expect(createdAtOf(nextPosition(T0, T0 * 1000 + 999))).toBe(T0 + 1);
+  });
 });
 
 describe('cursors', () => {

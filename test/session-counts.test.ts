@@ -13,13 +13,13 @@ import { MINUTE, T0 } from './helpers/fake-clock.js';
 const AGENTS = ['0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '1b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
 const USERS = ['2b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '3b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6', '4b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6'];
 
-it('counts active, near-expiration and listed (filtered) sessions at any instant exactly as a scan would, through inserts, renewals, changes, deletes, count marks moved and purges', async () => {
+it('counts active, near-expiration and listed (filtered) sessions at any instant exactly as a scan would, through inserts, renewals, changes (of the warning alone too), deletes, count marks moved and purges', async () => {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-counts-'));
   const path = join(directory, 'sessions.db');
   try {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ offset: fc.integer({ min: 0, max: 90 * MINUTE }), timeout: fc.integer({ min: 5, max: 60 }), action: fc.constantFrom('keep', 'beat', 'patch', 'end', 'end later') }), { maxLength: 40 }),
+        fc.array(fc.record({ offset: fc.integer({ min: 0, max: 90 * MINUTE }), timeout: fc.integer({ min: 5, max: 60 }), action: fc.constantFrom('keep', 'beat', 'patch', 'warn', 'end', 'end later') }), { maxLength: 40 }),
         fc.array(fc.integer({ min: -5 * MINUTE, max: 200 * MINUTE }), { minLength: 1, maxLength: 10 }),
         // The sweeper moves the count marks (`calls` times by `limit` sessions, or all the way) at
         // some point of the writes; a batch of one leaves a mark on a session's very deadline.
@@ -38,6 +38,8 @@ it('counts active, near-expiration and listed (filtered) sessions at any instant
             await store.insertSession({ id, agentId: AGENTS[i % 2]!, userId: USERS[i % 3]!, metadata: {}, status: 'active', announced: 'nothing', ...startTiming(createdAt, resolveTimeoutConfig({ timeoutMinutes: plan.timeout })) });
             if (plan.action === 'beat') await store.modifySession(id, (s) => ({ ...s!, ...recordActivity(s!, createdAt + 3 * MINUTE + 17).timing }));
             if (plan.action === 'patch') await store.modifySession(id, (s) => ({ ...s!, ...updateConfig(s!, { timeoutMinutes: 5 + ((plan.timeout * 7) % 50) }) }));
+            // A new warning threshold alone: warns_at moves, expires_at stays.
+            if (plan.action === 'warn') await store.modifySession(id, (s) => ({ ...s!, ...updateConfig(s!, { warningThresholdMinutes: 1 + (plan.timeout % 4) }) }));
             if (plan.action === 'end') await store.deleteSession(id, (s) => s!);
           }
           if (marks.at >= sessions.length) await moveMarks();

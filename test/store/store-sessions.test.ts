@@ -2,6 +2,7 @@
 // and API keys. Every behaviour is written once and run on SQLite and on PostgreSQL.
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../../src/storage/store.js';
+import { updateConfig } from '../../src/domain/timeout-policy.js';
 import { sessionEvent } from '../../src/events/event-records.js';
 import { messageView } from '../../src/http/views.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
@@ -313,6 +314,34 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.countSessions({ now: T0 + 26 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 4, active: 4, expiringSoon: 2 });
       expect(await store.countSessions({ now: T0 + 31 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 4, active: 2, expiringSoon: 2 });
       expect(await store.countSessions({ now: T0 + 40 * MINUTE, purgeCutoff: T0 + 31 * MINUTE })).toEqual({ total: 2, active: 0, expiringSoon: 0 });
+    });
+
+    it('keeps the counts exact when the session a pass of the counts stopped on is ended', async () => {
+      const agent = await withAgent();
+      // Three sessions expiring in the same millisecond (+30); a pass at +31 that stops after one of them.
+      const sessions = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+      for (const session of sessions) await store.insertSession(session);
+      if (store.moveCountMarks) expect(await store.moveCountMarks(T0 + 31 * MINUTE, T0, 1)).toEqual({ passed: 1, more: true });
+      // The first stored is the one it passed: the pass goes in (expiry, rowid) order.
+      await store.deleteSession(sessions[0]!.id, (current) => current!);
+      for (const now of [T0 + 29 * MINUTE, T0 + 31 * MINUTE]) {
+        const active = now < T0 + 30 * MINUTE ? 2 : 0;
+        expect(await store.countSessions({ now, purgeCutoff: T0 }), `at ${now - T0} ms`).toEqual({ total: 2, active, expiringSoon: active });
+      }
+    });
+
+    it('counts a warning moved by a new threshold alone, across the instant the counts were kept up to', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id); // expires at +30, warns at +25
+      await store.insertSession(session);
+      // A sweeper's pass at +27 (where a store keeps marks): between the old warning and the new one (+29).
+      if (store.moveCountMarks) while ((await store.moveCountMarks(T0 + 27 * MINUTE, T0, 100)).more);
+      expect(await store.countSessions({ now: T0 + 28 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 1, active: 1, expiringSoon: 1 });
+      await store.modifySession(session.id, (current) => ({ ...current!, ...updateConfig(current!, { warningThresholdMinutes: 1 }) }));
+      expect(await store.countSessions({ now: T0 + 28 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 1, active: 1, expiringSoon: 0 });
+      expect(await store.countSessions({ now: T0 + 29 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 1, active: 1, expiringSoon: 1 });
+      await store.modifySession(session.id, (current) => ({ ...current!, ...updateConfig(current!, { warningThresholdMinutes: 5 }) }));
+      expect(await store.countSessions({ now: T0 + 28 * MINUTE, purgeCutoff: T0 })).toEqual({ total: 1, active: 1, expiringSoon: 1 });
     });
   });
 
