@@ -111,6 +111,17 @@ describe('with API_KEYS', () => {
     expect((await t.request({ method: 'GET', url: '/api/agents', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     expect((await t.request({ method: 'GET', url: '/api/agents', headers: { authorization: `bearer ${ADMIN_KEY}` } })).status).toBe(200);
   });
+
+  it('reads a key only from a Bearer scheme, and an empty X-API-KEY as no key at all', async () => {
+    const t = await start({ access: { apiKeys: [ADMIN_KEY] } });
+    // A valid key under another scheme whose name ends in "Bearer" is not a Bearer token.
+    const other = await t.request({ method: 'GET', url: '/api/agents', headers: { authorization: `NotBearer ${ADMIN_KEY}` } });
+    expect(other.status).toBe(401);
+    expect(other.body.error.code).toBe('UNAUTHORIZED');
+    // An empty X-API-KEY presents nothing: the Bearer key beside it is the one read.
+    const empty = await t.request({ method: 'GET', url: '/api/agents', headers: { 'x-api-key': '', authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(empty.status).toBe(200);
+  });
 });
 
 describe('keys in the table', () => {

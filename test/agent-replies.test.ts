@@ -3,7 +3,7 @@
 // with 504 keeping the user's message, streams both messages, and releases its wait when
 // the client goes away.
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream } from './helpers/sse-client.js';
@@ -203,5 +203,45 @@ describe('the waiting room', () => {
     const readsWhenIdle = reads;
     await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'nobody waits' } });
     expect(reads).toBe(readsWhenIdle);
+  });
+
+  it("takes as the user's own message only the one named, not an agent message recorded before it", async () => {
+    const waiting = createAgentReplies(t.store);
+    const wait = await waiting.wait(sessionId, 10_000);
+    const before = (await agentSays('an earlier agent message')).body.id as string;
+    const own = (await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'mine' } })).body.id as string;
+    wait.expect(own);
+    await agentSays('the reply');
+    expect(((await wait.own)!.data as { id: string }).id).toBe(own);
+    const reply = (await wait.reply)!.data as { id: string; content: string };
+    expect(reply.content).toBe('the reply');
+    expect(reply.id).not.toBe(before);
+  });
+
+  it('resolves own and reply with undefined when the wait ends before the log had the message', async () => {
+    const waiting = createAgentReplies(t.store);
+    const wait = await waiting.wait(sessionId, 10_000);
+    wait.release();
+    expect(await wait.own).toBeUndefined();
+    expect(await wait.reply).toBeUndefined();
+    expect(waiting.size()).toBe(0);
+  });
+
+  it('gives up exactly at its timeout, not before', async () => {
+    const waiting = createAgentReplies(t.store);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const wait = await waiting.wait(sessionId, 1000);
+      let ended = false;
+      void wait.reply.then(() => (ended = true));
+      await vi.advanceTimersByTimeAsync(999);
+      expect(ended).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(ended).toBe(true);
+      expect(await wait.reply).toBeUndefined();
+      expect(waiting.size()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

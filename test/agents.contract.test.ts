@@ -161,6 +161,17 @@ describe('deleteAgent', () => {
   });
 });
 
+describe('deleteAgent of an unknown agent', () => {
+  it('answers 404 AGENT_NOT_FOUND naming the id, with or without force', async () => {
+    for (const query of ['', '?force=true']) {
+      const response = await t.request({ method: 'DELETE', url: `/api/agents/${AGENT_ID}${query}` });
+      expect(response.status).toBe(404);
+      expect(response.body.error.code).toBe('AGENT_NOT_FOUND');
+      expect(response.body.error.details).toBe(`params/agentId ${AGENT_ID} does not exist`);
+    }
+  });
+});
+
 describe('agent session defaults', () => {
   it('apply to sessions created later, field by field', async () => {
     const id = await registerAgent(t, { settings: { SESSION_MAX_DURATION_MINUTES: 10, SESSION_TIMEOUT_MINUTES: 60 } });

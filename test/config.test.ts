@@ -112,6 +112,45 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: the documented ranges', () => {
+  // README, Configuration: each ranged variable, its range, and where loadConfig puts it.
+  const ranged: Array<[string, number, number, (config: ReturnType<typeof loadConfig>) => unknown, number]> = [
+    ['PORT', 0, 65535, (c) => c.port, 1],
+    ['SESSION_RETENTION_MINUTES', 0, 525_600, (c) => c.retentionMs, 60_000],
+    ['SESSION_SWEEP_INTERVAL_SECONDS', 1, 86_400, (c) => c.sweepIntervalMs, 1000],
+    ['SESSION_SWEEP_BATCH_SIZE', 1, 100_000, (c) => c.sweepBatchSize, 1],
+    ['EVENT_RETENTION_HOURS', 1, 87_600, (c) => c.eventRetentionMs, 3_600_000],
+    ['AGENT_REPLY_TIMEOUT_SECONDS', 1, 3600, (c) => c.agentReplyTimeoutMs, 1000],
+    ['RATE_LIMIT_PER_MINUTE', 1, 1_000_000, (c) => c.rateLimitPerMinute, 1],
+    ['SQLITE_LOCK_WAIT_MS', 0, 600_000, (c) => c.lockWaitMs, 1],
+    ['HTTP_REQUEST_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.requestTimeoutMs, 1000],
+    ['HTTP_HEADERS_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.headersTimeoutMs, 1000],
+    ['HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.keepAliveTimeoutMs, 1000],
+    ['SHUTDOWN_GRACE_SECONDS', 1, 3600, (c) => c.shutdownGraceMs, 1000],
+    ['DATABASE_POOL_SIZE', 1, 1000, (c) => c.postgres?.poolSize, 1],
+    ['DATABASE_STATEMENT_TIMEOUT_MS', 1, 600_000, (c) => c.postgres?.statementTimeoutMs, 1],
+  ];
+  it.each(ranged)('takes %s at both ends of %i-%i and refuses one past either', (name, min, max, field, unit) => {
+    const base = { DATABASE_URL: 'postgres://db/sessions' };
+    expect(field(loadConfig({ ...base, [name]: String(min) }))).toBe(min * unit);
+    expect(field(loadConfig({ ...base, [name]: String(max) }))).toBe(max * unit);
+    const message = `${name}=%d must be between ${min} and ${max}`;
+    expect(() => loadConfig({ ...base, [name]: String(min - 1) })).toThrow(message.replace('%d', String(min - 1)));
+    expect(() => loadConfig({ ...base, [name]: String(max + 1) })).toThrow(message.replace('%d', String(max + 1)));
+  });
+
+  it('takes API keys of exactly 16 characters, names the first key when it is short, and takes CORS_ORIGINS=*', () => {
+    expect(loadConfig({ API_KEYS: '0123456789abcdef' }).apiKeys).toEqual(['0123456789abcdef']);
+    expect(() => loadConfig({ API_KEYS: '0123456789abcde,long-enough-key-0001' })).toThrow('API_KEYS: key 1 must be at least 16 characters');
+    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+  });
+
+  it('refuses a DATABASE_URL without a host', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres:///sessions' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATABASE_URL: 'postgres:///sessions' })).toThrow('DATABASE_URL must be a postgres://');
+  });
+});
+
 describe('loadConfig: PostgreSQL', () => {
   it('selects PostgreSQL with DATABASE_URL, with its pool size and statement timeout', () => {
     expect(loadConfig({}).postgres).toBeUndefined();

@@ -81,6 +81,20 @@ describe('events of each operation', () => {
     expect(events[9]!.data).toMatchObject({ id: agentId, name: expect.any(String) });
   });
 
+  it("dates an agent's created and deleted events at the clock of their requests", async () => {
+    t.clock.advance(MINUTE);
+    const created = await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Dated' } } });
+    const id = created.body.data.character.id as string;
+    const createdAt = t.clock.now();
+    t.clock.advance(7 * MINUTE + 3);
+    expect((await t.request({ method: 'DELETE', url: `/api/agents/${id}` })).status).toBe(200);
+    const events = (await log()).filter((event) => event.agentId === id);
+    expect(events.map((event) => [event.type, event.occurredAt])).toEqual([
+      ['agent.created', createdAt],
+      ['agent.deleted', createdAt + 7 * MINUTE + 3],
+    ]);
+  });
+
   it('records nothing for a rejected request', async () => {
     const id = await newSession({ maxDurationMinutes: 30 });
     const before = await log();
@@ -293,6 +307,19 @@ describe('retention', () => {
     // The beforeEach agent's event, then two transactions of four.
     expect((await sweeper.sweep()).trimmedEvents).toBe(9);
     expect(await log()).toEqual([]);
+  });
+});
+
+describe('retention, at its edge', () => {
+  it('keeps an event younger than the retention even when it is older than now', async () => {
+    t.clock.advance(61 * MINUTE);
+    await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Recent' } } });
+    t.clock.advance(59 * MINUTE);
+    const { createSweeper } = await import('../src/sweeper.js');
+    const sweeper = createSweeper({ store: t.store, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 3, eventRetentionMs: 60 * MINUTE, batchBudgetMs: Infinity });
+    // The beforeEach agent's event is 120 minutes old, Recent's 59.
+    expect((await sweeper.sweep()).trimmedEvents).toBe(1);
+    expect((await log()).map((event) => (event.data as { name: string }).name)).toEqual(['Recent']);
   });
 });
 

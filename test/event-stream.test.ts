@@ -3,7 +3,7 @@
 // repeated, the end of an expired session's stream, filters, and API key scopes.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import Fastify from 'fastify';
 import { createEventPump } from '../src/events/due-events.js';
@@ -12,6 +12,7 @@ import { MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream, type SseClient } from './helpers/sse-client.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { until } from './helpers/until.js';
 
 let t: TestApp;
 let base: string;
@@ -82,6 +83,33 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
       streams.pop();
     }
   }, 120_000);
+
+  it('replays a log longer than one read of the log (500 events), all of it, in order', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
+    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    t.clock.advance(31 * MINUTE);
+    expect(await pump()).toBe(2);
+    const log = await t.store.listEvents({ sessionId, limit: 1000 });
+    expect(log).toHaveLength(513);
+    const all = await sessionStream(sessionId);
+    await all.ended;
+    expect(ids(all.events)).toEqual(ids(log));
+  });
+
+  it('reads a Last-Event-ID with leading zeros as the same event id', async () => {
+    const { sessionId } = await createSession(t, { agentId });
+    for (let i = 0; i < 3; i += 1) await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    const log = await t.store.listEvents({ sessionId, limit: 100 });
+    expect(log).toHaveLength(4);
+    const resumed = await sessionStream(sessionId, { 'last-event-id': `000${log[1]!.id}` });
+    // From the latest event: nothing to replay, so the padded id is the cursor live events are judged by.
+    const caughtUp = await sessionStream(sessionId, { 'last-event-id': `000${log[3]!.id}` });
+    // One more, live: the streams send what follows their ids, then it, and nothing before.
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    const [latest] = (await t.store.listEvents({ sessionId, after: log[3]!.id, limit: 10 }));
+    expect(ids(await resumed.waitFor(3))).toEqual([...ids(log.slice(2)), latest!.id]);
+    expect(ids(await caughtUp.waitFor(1))).toEqual([latest!.id]);
+  });
 
   it('goes live after the replay, and closes after session.ended', async () => {
     const { sessionId } = await createSession(t, { agentId });
@@ -216,6 +244,24 @@ describe('headers of a stream', () => {
 });
 
 describe('keep-alive and shutdown', () => {
+  it("keeps the app's streams alive every 15 s, not before", async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const { sessionId } = await createSession(t, { agentId });
+      const client = await sessionStream(sessionId);
+      await client.waitFor(1);
+      await vi.advanceTimersByTimeAsync(KEEP_ALIVE_MS - 1);
+      // A frame written after that moment: any keep-alive due by then would have come before it.
+      await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      await client.waitFor(2);
+      expect(client.comments.filter((comment) => comment === 'keep-alive')).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(1);
+      await until('a keep-alive comment arrives', () => client.comments.includes('keep-alive'));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('sends a comment line every keep-alive interval (15 s by default), and ends open streams when the app closes', async () => {
     expect(KEEP_ALIVE_MS).toBe(15_000);
     const streamsOfApp = createEventStreams({ keepAliveMs: 100 });

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
@@ -60,5 +60,50 @@ describe('getSessionsHealth', () => {
       timestamp: new Date(T0).toISOString(),
       uptime: 0,
     });
+  });
+
+  it('needs 1 MiB free on the database file system: exactly that is healthy, a byte less is 503 disk', async () => {
+    const real = openSqliteStore(':memory:');
+    let free: number | undefined = 1024 * 1024;
+    t = await startTestApp({ store: { ...real, freeDiskBytes: async () => free } });
+    expect((await t.request({ method: 'GET', url: HEALTH })).body.status).toBe('healthy');
+    free = 1024 * 1024 - 1;
+    const response = await t.request({ method: 'GET', url: HEALTH });
+    expect(response.status).toBe(503);
+    expect(response.body).toMatchObject({ status: 'unhealthy', failedChecks: ['disk'] });
+    expect(response.body.error.details).toBe(`disk: ${1024 * 1024 - 1} bytes free, under ${1024 * 1024}`);
+    free = undefined; // a file system that cannot tell
+    expect((await t.request({ method: 'GET', url: HEALTH })).body.status).toBe('healthy');
+  });
+
+  it('answers 503 read when the counts fail after every check passed', async () => {
+    const real = openSqliteStore(':memory:');
+    t = await startTestApp({ store: { ...real, countSessions: async () => Promise.reject(new Error('counts unreadable')) } });
+    const response = await t.request({ method: 'GET', url: HEALTH });
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.body).toMatchObject({ status: 'unhealthy', failedChecks: ['read'] });
+    expect(response.body.error.details).toBe('read: counts unreadable');
+  });
+
+  it('gives the write probe at most 1 s, then answers 503 write', async () => {
+    const real = openSqliteStore(':memory:');
+    t = await startTestApp({ store: { ...real, probeWrite: () => new Promise<void>(() => {}) } });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const pending = t.request({ method: 'GET', url: HEALTH });
+      await vi.advanceTimersByTimeAsync(999);
+      let settled = false;
+      void pending.then(() => (settled = true));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      const response = await pending;
+      expect(response.status).toBe(503);
+      expect(response.body).toMatchObject({ status: 'unhealthy', failedChecks: ['write'] });
+      expect(response.body.error.details).toBe('write: the write probe did not finish within 1000 ms');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

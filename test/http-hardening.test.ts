@@ -50,6 +50,18 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect([(await list('10.0.0.2')).status, (await list('10.0.0.2')).status, (await list('10.0.0.2')).status]).toEqual([200, 200, 429]);
   });
 
+  it('counts per minute, and the 429 names the same wait as its Retry-After', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 1 } });
+    const first = await t.request({ method: 'GET', url: '/api/agents' });
+    expect(first.headers['ratelimit-reset']).toBe('60');
+    const limited = await t.request({ method: 'GET', url: '/api/agents' });
+    expect(limited.status).toBe(429);
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(50);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(limited.body.error.details).toBe(`at most 1 requests per minute; retry in ${retryAfter} s`);
+  });
+
   it('is off by default', async () => {
     const t = await start();
     for (let i = 0; i < 5; i += 1) expect((await t.request({ method: 'GET', url: '/api/agents' })).headers['ratelimit-limit']).toBeUndefined();
@@ -104,5 +116,35 @@ describe('CORS_ORIGINS', () => {
     expect((await preflight(baseUrl, 'https://app.example.com')).headers.get('access-control-allow-origin')).toBeNull();
     const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin: 'https://app.example.com' });
     expect(get.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('CORS_ORIGINS, in process', () => {
+  const preflight = (baseUrl: string, origin: string) =>
+    fetch(`${baseUrl}/api/messaging/sessions`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, content-type' },
+    });
+
+  it('with *, lets any origin call', async () => {
+    const t = await start({ access: { corsOrigins: ['*'] } });
+    const baseUrl = await t.listen();
+    for (const origin of ['https://app.example.com', 'http://localhost:5173']) {
+      const allowed = await preflight(baseUrl, origin);
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('*');
+      const get = await fetch(`${baseUrl}/api/agents`, { headers: { origin } });
+      expect(get.status).toBe(200);
+      expect(get.headers.get('access-control-allow-origin')).toBe('*');
+    }
+  });
+
+  it('off: a preflight finds no route (404), and no CORS header is sent', async () => {
+    const t = await start();
+    const baseUrl = await t.listen();
+    const refused = await preflight(baseUrl, 'https://app.example.com');
+    expect(refused.status).toBe(404);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    expect(refused.headers.get('access-control-allow-methods')).toBeNull();
   });
 });

@@ -8,6 +8,19 @@ import { MINUTE, T0, fakeClock } from './helpers/fake-clock.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
+/** A batch step's stand-in over `total` items: each call takes up to its limit of what is left, and its limit is recorded. */
+function batchesOver(total: number) {
+  let left = total;
+  const limits: number[] = [];
+  const take = (limit: number) => {
+    limits.push(limit);
+    const done = Math.min(limit, left);
+    left -= done;
+    return done;
+  };
+  return { limits, take };
+}
+
 let t: TestApp | undefined;
 afterEach(async () => {
   vi.useRealTimers();
@@ -127,6 +140,101 @@ describe('the sweeper', () => {
     expect(marking).toEqual([100, 100, 100]);
     expect(OFF_LOOP_BUDGET_SCALE).toBe(10);
     expect(purging).toEqual([1000, 500, 500, 500, 500]);
+    await store.close();
+  });
+
+  it('never shrinks a batch below one session, and keeps its size after a batch of exactly a quarter of the budget', async () => {
+    const store = openSqliteStore(':memory:');
+    let elapsed = 0;
+    const { limits, take } = batchesOver(6);
+    // Over budget twice (2 → 1 → still 1), exactly a quarter (kept), under a quarter (doubled).
+    const took = [10, 10, 1, 0.5];
+    const timed: Store = {
+      ...store,
+      markExpired: async (_now, limit) => {
+        if (limits.length >= 20) throw new Error(`no progress: ${limits.join(',')}`);
+        elapsed += took[limits.length] ?? 0;
+        return take(limit);
+      },
+    };
+    const sweeper = createSweeper({ store: timed, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 2, batchBudgetMs: 4, elapsedMs: () => elapsed });
+    const report = await sweeper.sweep();
+    expect(sweeper.lastError()).toBeUndefined();
+    expect(report.marked).toBe(6);
+    expect(limits).toEqual([2, 1, 1, 1, 2]);
+    await store.close();
+  });
+
+  it('moves the count marks off the event loop in batches sized like its purges', async () => {
+    const store = openSqliteStore(':memory:');
+    let elapsed = 0;
+    const moving: number[] = [];
+    const offLoop: Store = {
+      ...store,
+      purgesOffEventLoop: true,
+      markExpired: async () => 0,
+      purgeExpired: async () => ({ purged: 0, more: false }),
+      // 0.06 ms a session, as a purge: 1,000 take 60 ms, over the 50 ms budget; 500 take 30 ms, kept.
+      moveCountMarks: async (_now, _cutoff, limit) => {
+        moving.push(limit);
+        elapsed += limit * 0.06;
+        return { passed: limit, more: moving.length < 3 };
+      },
+    };
+    const sweeper = createSweeper({ store: offLoop, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
+    await sweeper.sweep();
+    expect(moving).toEqual([100 * OFF_LOOP_BATCH_SCALE, 500, 500]);
+    await store.close();
+  });
+
+  it('trims expired idempotency records in as many batches as they take', async () => {
+    const store = openSqliteStore(':memory:');
+    const { limits: trimming, take } = batchesOver(25);
+    const records: Store = { ...store, purgeIdempotencyRecords: async (_now, limit) => take(limit) };
+    const sweeper = createSweeper({ store: records, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, batchBudgetMs: Infinity });
+    expect((await sweeper.sweep()).trimmed).toBe(25);
+    expect(trimming).toEqual([10, 10, 10]);
+    await store.close();
+  });
+
+  it('ends a pass in progress after its current batch once stopped', async () => {
+    const store = openSqliteStore(':memory:');
+    const marking: number[] = [];
+    let stopping: Promise<void> | undefined;
+    const endless: Store = {
+      ...store,
+      markExpired: async (_now, limit) => {
+        marking.push(limit);
+        if (marking.length > 50) throw new Error('the pass went on after stop()');
+        stopping ??= sweeper.stop();
+        return limit;
+      },
+    };
+    const sweeper = createSweeper({ store: endless, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, batchBudgetMs: Infinity });
+    const report = await sweeper.sweep();
+    await stopping;
+    expect(sweeper.lastError()).toBeUndefined();
+    expect(report.marked).toBe(10);
+    expect(marking).toEqual([10]);
+    await store.close();
+  });
+
+  it('tells onSweep whether each pass failed (the metrics count result failed or ok)', async () => {
+    const store = openSqliteStore(':memory:');
+    let fail = true;
+    const flaky: Store = {
+      ...store,
+      purgeExpired: async (cutoff, limit) => {
+        if (fail) throw new Error('locked');
+        return store.purgeExpired(cutoff, limit);
+      },
+    };
+    const passes: boolean[] = [];
+    const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onError: () => {}, onSweep: (_report, _seconds, failed) => passes.push(failed) });
+    await sweeper.sweep();
+    fail = false;
+    await sweeper.sweep();
+    expect(passes).toEqual([true, false]);
     await store.close();
   });
 

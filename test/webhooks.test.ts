@@ -248,3 +248,116 @@ describe('webhooks', () => {
     expect(hook.received.map((r) => JSON.parse(r.body).agentId)).toEqual([mine]);
   });
 });
+
+describe('webhook filters', () => {
+  it("carries only the events of the agentId it subscribed to", async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    const other = await registerAgent(t);
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId: other });
+    const mine = await createSession(t, { agentId });
+    await dispatcher().tick();
+    const received = hook.received.map((r) => JSON.parse(r.body));
+    expect(received.map((event) => [event.type, event.agentId, event.sessionId])).toEqual([['session.created', agentId, mine.sessionId]]);
+  });
+});
+
+describe('webhook claims (instances sharing a store)', () => {
+  it('claims a webhook for longer than one delivery attempt can take', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url });
+    await createSession(t, { agentId });
+    const claims: Array<{ now: number; until: number }> = [];
+    const store = {
+      ...t.store,
+      claimWebhook: async (id: string, _holder: string, now: number, until: number) => {
+        claims.push({ now, until });
+        return (await t.store.listWebhooks()).find((webhook) => webhook.id === id);
+      },
+    };
+    for (const timeoutMs of [10_000, 60_000]) {
+      claims.length = 0;
+      await createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5, timeoutMs }).tick();
+      expect(claims.length).toBeGreaterThan(0);
+      for (const claim of claims) expect(claim.until - claim.now).toBeGreaterThan(timeoutMs);
+    }
+  });
+});
+
+describe('webhook retries, as the README schedules them', () => {
+  it('waits 5 s doubling up to an hour, times a jitter of 0.5-1.5', () => {
+    // random 0.5: no jitter.
+    expect([1, 2, 3, 4, 10, 11, 12, 40].map((attempt) => retryDelayMs(attempt, 0.5))).toEqual([
+      5_000, 10_000, 20_000, 40_000, 2_560_000, 60 * MINUTE, 60 * MINUTE, 60 * MINUTE,
+    ]);
+    // The jitter's ends: half the wait at random 0, nearly one and a half at random → 1.
+    expect(retryDelayMs(1, 0)).toBe(2_500);
+    expect(retryDelayMs(2, 0.999_999)).toBe(15_000);
+    expect(retryDelayMs(20, 0)).toBe(30 * MINUTE);
+  });
+
+  it('treats a redirect as a failed attempt, and follows none', async () => {
+    const target = await receiver(() => 200);
+    cleanups.push(target.close);
+    const { createServer } = await import('node:http');
+    let redirected = 0;
+    const server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        redirected += 1;
+        response.writeHead(307, { location: target.url }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    const { port } = server.address() as { port: number };
+    const created = await subscribe({ url: `http://127.0.0.1:${port}/hook`, agentId });
+    await createSession(t, { agentId });
+    await dispatcher().tick();
+    expect(redirected).toBe(1);
+    expect(target.received).toHaveLength(0);
+    const [attempt] = await deliveries(created.id);
+    expect(attempt).toMatchObject({ attempt: 1, statusCode: 307, error: 'HTTP 307' });
+    expect(attempt.nextRetryAt).not.toBeNull();
+  });
+
+  it('disables the webhook at exactly 24 hours of failure', async () => {
+    const hook = await receiver(() => 503);
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    await send.tick(); // the first failure: failingSince
+    const [failing] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(failing.status).not.toBe('disabled');
+    t.clock.advance(24 * 60 * MINUTE);
+    await send.tick(); // the retry fails exactly 24 hours later
+    const [listed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(listed).toMatchObject({ id: created.id, status: 'disabled' });
+    expect(Date.parse(listed.disabledAt) - Date.parse(listed.failingSince)).toBe(24 * 60 * MINUTE);
+  });
+
+  it('forgets the failing streak once an attempt succeeds: a later failure starts a new 24 hours', async () => {
+    const hook = await receiver((n) => (n === 1 ? 500 : n === 2 ? 200 : 500));
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    await send.tick(); // 500: failing since now
+    t.clock.advance(retryDelayMs(1, 0.5));
+    await send.tick(); // 200
+    const [healed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(healed.status).not.toBe('disabled');
+    expect(healed.failingSince).toBeUndefined();
+    // A day later, a new event fails: failing since then, not since the first 500.
+    t.clock.advance(24 * 60 * MINUTE);
+    await createSession(t, { agentId });
+    await send.tick();
+    expect(hook.received).toHaveLength(3);
+    const [listed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(listed.status).not.toBe('disabled');
+    expect(Date.parse(listed.failingSince)).toBe(t.clock.now());
+  });
+});
