@@ -157,16 +157,21 @@ describe('sendSessionMessage', () => {
     [{ content: 'x', attachments: Array(21).fill({ type: 'image', url: 'https://a.example' }) }, 'body/attachments must NOT have more than 20 items'],
     [{ content: 'x', metadata: { blob: 'x'.repeat(11_000) } }, /^body\/metadata must be at most 10240 bytes serialized/],
     [{ content: 'x', role: 'user' }, 'body/role is not allowed'],
-  ])('refuses %j with 400, storing nothing', async (body, details) => {
+  ])('refuses %j with 400, storing nothing and leaving the session as it was', async (body, details) => {
+    const before = await t.store.getSession(sessionId);
+    t.clock.advance(MINUTE);
     const response = await send(body);
     expect(response.status).toBe(400);
     expect(response.body.error.details).toMatch(details instanceof RegExp ? details : new RegExp(`^${details.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
     expect(t.rowCounts().messages).toBe(0);
+    expect(await t.store.getSession(sessionId)).toEqual(before);
   });
 
   it('answers 410 for an expired session and 404 for an unknown one, storing nothing', async () => {
     t.clock.set(T0 + 30 * MINUTE);
+    const before = await t.store.getSession(sessionId);
     const expired = await send({ content: 'too late' });
+    expect(await t.store.getSession(sessionId)).toEqual(before);
     expect(expired.status).toBe(410);
     expect(expired.body.error).toMatchObject({ code: 'SESSION_EXPIRED', details: `expiresAt ${iso(T0 + 30 * MINUTE)}` });
     expect((await send({ content: 'x' }, OTHER)).body.error.code).toBe('SESSION_NOT_FOUND');
