@@ -219,25 +219,6 @@ describe('the sweeper', () => {
     await store.close();
   });
 
-  it('tells onSweep whether each pass failed (the metrics count result failed or ok)', async () => {
-    const store = openSqliteStore(':memory:');
-    let fail = true;
-    const flaky: Store = {
-      ...store,
-      purgeExpired: async (cutoff, limit) => {
-        if (fail) throw new Error('locked');
-        return store.purgeExpired(cutoff, limit);
-      },
-    };
-    const passes: boolean[] = [];
-    const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onError: () => {}, onSweep: (_report, _seconds, failed) => passes.push(failed) });
-    await sweeper.sweep();
-    fail = false;
-    await sweeper.sweep();
-    expect(passes).toEqual([true, false]);
-    await store.close();
-  });
-
   it('gives the event loop a turn between batches', async () => {
     const store = openSqliteStore(':memory:');
     const turns: string[] = [];
@@ -277,9 +258,10 @@ describe('the sweeper', () => {
     await store.close();
   });
 
-  it('records a failed pass and recovers on the next', async () => {
+  it('records a failed pass and recovers on the next, telling onSweep which failed (the metrics count result failed or ok)', async () => {
     const store = openSqliteStore(':memory:');
     const errors: unknown[] = [];
+    const passes: boolean[] = [];
     let fail = true;
     const flaky: Store = {
       ...store,
@@ -288,13 +270,22 @@ describe('the sweeper', () => {
         return store.purgeExpired(cutoff, limit);
       },
     };
-    const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onError: (e) => errors.push(e) });
+    const sweeper = createSweeper({
+      store: flaky,
+      clock: fakeClock(),
+      retentionMs: 0,
+      intervalMs: 1000,
+      batchSize: 10,
+      onError: (e) => errors.push(e),
+      onSweep: (_report, _seconds, failed) => passes.push(failed),
+    });
     await sweeper.sweep();
     expect(sweeper.lastError()).toBeInstanceOf(Error);
     expect(errors).toHaveLength(1);
     fail = false;
     await sweeper.sweep();
     expect(sweeper.lastError()).toBeUndefined();
+    expect(passes).toEqual([true, false]);
     await store.close();
   });
 });
