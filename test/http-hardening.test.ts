@@ -89,14 +89,14 @@ describe('security headers', () => {
   });
 });
 
-describe('CORS_ORIGINS', () => {
-  // A preflight (OPTIONS) is not an operation of the spec: it has no body to check, only headers.
-  const preflight = (baseUrl: string, origin: string) =>
-    fetch(`${baseUrl}/api/messaging/sessions`, {
-      method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, idempotency-key, content-type' },
-    });
+// A preflight (OPTIONS) is not an operation of the spec: it has no body to check, only headers.
+const preflight = (baseUrl: string, origin: string) =>
+  fetch(`${baseUrl}/api/messaging/sessions`, {
+    method: 'OPTIONS',
+    headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, idempotency-key, content-type' },
+  });
 
+describe('CORS_ORIGINS', () => {
   it('lets the configured origins call from a browser with the API key and Idempotency-Key headers', async () => {
     const server = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'silent', CORS_ORIGINS: 'https://app.example.com' });
     const baseUrl = await server.listening;
@@ -120,12 +120,6 @@ describe('CORS_ORIGINS', () => {
 });
 
 describe('CORS_ORIGINS, in process', () => {
-  const preflight = (baseUrl: string, origin: string) =>
-    fetch(`${baseUrl}/api/messaging/sessions`, {
-      method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, content-type' },
-    });
-
   it('with *, lets any origin call', async () => {
     const t = await start({ access: { corsOrigins: ['*'] } });
     const baseUrl = await t.listen();
@@ -133,7 +127,7 @@ describe('CORS_ORIGINS, in process', () => {
       const allowed = await preflight(baseUrl, origin);
       expect(allowed.status).toBe(204);
       expect(allowed.headers.get('access-control-allow-origin')).toBe('*');
-      const get = await fetch(`${baseUrl}/api/agents`, { headers: { origin } });
+      const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin });
       expect(get.status).toBe(200);
       expect(get.headers.get('access-control-allow-origin')).toBe('*');
     }
