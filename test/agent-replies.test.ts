@@ -122,6 +122,29 @@ describe('transport http', () => {
   });
 });
 
+describe('a client that disconnects while waiting under an Idempotency-Key', () => {
+  it.each(['http', 'sse'])('frees the key (transport %s): the retry replays the stored message, not 409 IDEMPOTENCY_KEY_IN_USE', async (transport) => {
+    const base = await t.listen();
+    const controller = new AbortController();
+    const body = { content: 'hello?', transport };
+    const headers = { 'content-type': 'application/json', 'idempotency-key': `gone-${transport}` };
+    const request = fetch(`${base}${messagesUrl()}`, { method: 'POST', headers, body: JSON.stringify(body), signal: controller.signal })
+      .then((response) => response.text())
+      .catch((error: Error) => error.name);
+    await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    controller.abort();
+    expect(await request).toBe('AbortError');
+    await until('the wait is released', () => t.replies.size() === 0);
+
+    const retry = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'idempotency-key': `gone-${transport}` } });
+    expect(retry.status).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    const [message] = await stored();
+    expect(retry.body).toMatchObject({ id: message!.id, content: 'hello?' });
+    expect(await stored()).toHaveLength(1);
+  });
+});
+
 describe('mode (deprecated) and bad transports', () => {
   it('maps sync to http and websocket to the immediate answer', async () => {
     const sync = await sendAndReply({ mode: 'sync' }, () => agentSays('hi from the agent'));

@@ -103,12 +103,6 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
    */
   const running = new Map<string, PendingRecord>();
   const slotOf = (scope: string, key: string) => `${scope}\n${key}`;
-  const release = (request: FastifyRequest) => {
-    const pending = request.idempotency;
-    if (!pending) return;
-    const slot = slotOf(pending.scope, pending.key);
-    if (running.get(slot) === pending) running.delete(slot);
-  };
 
   /** The recorded answer to a request that failed under its key, or the failure itself. */
   async function replayOrThrow(request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
@@ -137,7 +131,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
       }
     } as RouteHandlerMethod;
   });
-  app.addHook('preHandler', (request, _reply, done) => {
+  app.addHook('preHandler', (request, reply, done) => {
     const key = request.headers[IDEMPOTENCY_HEADER];
     if (typeof key !== 'string') return done(); // most requests: no route lookup
     const operationId = operationIdOf(request);
@@ -151,14 +145,11 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     const pending = { scope, key, fingerprint: fingerprintOf(request), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };
     running.set(slot, pending);
     request.idempotency = pending;
-    done();
-  });
-  app.addHook('onResponse', (request, _reply, done) => {
-    release(request);
-    done();
-  });
-  app.addHook('onRequestAbort', (request, done) => {
-    release(request);
+    // The response's end, however it ends: answered, or the client gone while a stream
+    // or a wait for the agent's reply had taken the reply over (no onResponse then).
+    reply.raw.once('close', () => {
+      if (running.get(slot) === pending) running.delete(slot);
+    });
     done();
   });
 }
