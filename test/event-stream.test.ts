@@ -133,6 +133,25 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
   });
 });
 
+describe('HEAD on the streams', () => {
+  it("answers the stream's status and headers and ends, opening no stream (the GET routes' HEAD)", async () => {
+    const { sessionId } = await createSession(t, { agentId });
+    for (const path of ['/api/messaging/sessions/events', `/api/messaging/sessions/${sessionId}/events`]) {
+      const response = await fetch(`${base}${path}`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(await response.text()).toBe('');
+    }
+    const unknown = await fetch(`${base}/api/messaging/sessions/${randomUUID()}/events`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    expect(unknown.status).toBe(404);
+    // A live stream still sees the next event: the HEADs above left nothing behind in its way.
+    const live = await stream('/api/messaging/sessions/events');
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    await live.waitFor(1);
+    expect(live.events.map((event) => event.type)).toEqual(['session.renewed']);
+  });
+});
+
 describe('GET /api/messaging/sessions/events', () => {
   it('delivers every event recorded during concurrent writes, once each, in log order', async () => {
     const before = await t.store.lastEventId();

@@ -137,6 +137,8 @@ export function createEventStreams({
   return {
     open(request, reply, store, { filter, after, finished, closesOn }) {
       const raw = startStream(reply);
+      // HEAD: the stream's status and headers, and no stream.
+      if (request.method === 'HEAD') return void raw.end();
 
       let cursor = canonicalId(after);
       let closed = false;
