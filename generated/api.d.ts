@@ -309,7 +309,9 @@ export interface paths {
          *     (`authorId` = `agentId`) after this one, in the order of the event log. With no
          *     reply within `AGENT_REPLY_TIMEOUT_SECONDS` (default 30), `http` answers 504
          *     `AGENT_REPLY_TIMEOUT` (the message stays stored; its id is in `details`) and `sse`
-         *     closes after this message's event. `mode` is the deprecated name (`sync` = `http`,
+         *     closes after this message's event. The server stopping during the wait answers
+         *     503 `SERVICE_UNAVAILABLE` with `Retry-After` (the message stored, its id in
+         *     `details`). `mode` is the deprecated name (`sync` = `http`,
          *     `stream` = `sse`); given with a different `transport` it is refused (400).
          *     A replay under the same `Idempotency-Key` answers what the first request got: with
          *     `http`, the answer with the agent's reply; when no reply came (504, the client gone,
@@ -442,7 +444,9 @@ export interface paths {
          *     answer shows once. At least once, in order; a non-2xx or no answer within 10 s
          *     is retried with exponential backoff and jitter; deliveries survive a restart. A
          *     webhook failing for 24 hours is disabled (`status: disabled`). Only `http` and
-         *     `https` URLs. A key bound to agents subscribes to its agents' events only.
+         *     `https` URLs with a host and without credentials (400 otherwise); `agentId` must
+         *     name an agent (404 `AGENT_NOT_FOUND` otherwise). A key bound to agents subscribes
+         *     to its agents' events only.
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -1051,7 +1055,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`). */
+        /** @description The body is not `application/json` in UTF-8, uncompressed (`UNSUPPORTED_MEDIA_TYPE`). */
         UnsupportedMediaType: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -1096,9 +1100,9 @@ export interface components {
          *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
          */
         IdempotencyKey: string;
-        /** @description Resume after this event (what EventSource sends when it reconnects). */
+        /** @description Resume after this event (what EventSource sends when it reconnects); an id beyond the newest event resumes from the newest. */
         LastEventIdHeader: components["schemas"]["EventId"];
-        /** @description Resume after this event (for clients that cannot set the header). */
+        /** @description Resume after this event (for clients that cannot set the header); an id beyond the newest event resumes from the newest. */
         LastEventIdQuery: components["schemas"]["EventId"];
         /** @description The webhook's id. */
         WebhookId: components["schemas"]["Uuid"];
@@ -1411,11 +1415,11 @@ export interface operations {
                 userId?: components["schemas"]["Uuid"];
                 /** @description Only these event types, comma-separated (see EventType). */
                 types?: string;
-                /** @description Resume after this event (for clients that cannot set the header). */
+                /** @description Resume after this event (for clients that cannot set the header); an id beyond the newest event resumes from the newest. */
                 lastEventId?: components["parameters"]["LastEventIdQuery"];
             };
             header?: {
-                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                /** @description Resume after this event (what EventSource sends when it reconnects); an id beyond the newest event resumes from the newest. */
                 "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
@@ -1806,11 +1810,11 @@ export interface operations {
     streamSessionEvents: {
         parameters: {
             query?: {
-                /** @description Resume after this event (for clients that cannot set the header). */
+                /** @description Resume after this event (for clients that cannot set the header); an id beyond the newest event resumes from the newest. */
                 lastEventId?: components["parameters"]["LastEventIdQuery"];
             };
             header?: {
-                /** @description Resume after this event (what EventSource sends when it reconnects). */
+                /** @description Resume after this event (what EventSource sends when it reconnects); an id beyond the newest event resumes from the newest. */
                 "Last-Event-ID"?: components["parameters"]["LastEventIdHeader"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
                 "X-Request-Id"?: components["parameters"]["RequestId"];

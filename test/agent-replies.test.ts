@@ -96,6 +96,19 @@ describe('transport http', () => {
     expect(await stored()).toHaveLength(1);
   });
 
+  it('answers 503 SERVICE_UNAVAILABLE with Retry-After when the server stops while it waits, not a 504 timeout (the message stored)', async () => {
+    const answer = send({ transport: 'http' });
+    await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    const [message] = await stored();
+    const closing = t.close();
+    const response = await answer;
+    await closing;
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBeDefined();
+    expect(response.body.error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', details: `the server is shutting down; message ${message!.id} is stored` });
+    await start(); // for afterEach
+  });
+
   it('releases the wait when the write fails: 404 for an unknown session, 410 for an expired one', async () => {
     const unknown = await t.request({ method: 'POST', url: `/api/messaging/sessions/${randomUUID()}/messages`, body: { content: 'hi', transport: 'http' } });
     expect(unknown.status).toBe(404);
@@ -189,6 +202,18 @@ describe('transport sse', () => {
       ]);
     }
     expect(t.replies.size()).toBe(0);
+  });
+
+  it("closes after the user's message, saying so, when the server stops while it waits", async () => {
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'anyone?', transport: 'sse' });
+    await stream.waitFor(1);
+    const closing = t.close();
+    await stream.ended;
+    await closing;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['anyone?']);
+    expect(stream.comments).toContain('the server is shutting down');
+    await start(); // for afterEach
   });
 
   it("closes after the user's message when the agent does not reply in time", async () => {

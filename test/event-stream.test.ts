@@ -122,6 +122,20 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     expect(client.events[1]!.data).toMatchObject({ content: 'hello' });
   });
 
+  it('resumes a Last-Event-ID beyond the newest event (a database recreated since) from the newest, on both streams', async () => {
+    const { sessionId } = await createSession(t, { agentId });
+    const newest = (await t.store.lastEventId())!;
+    const beyond = String(BigInt(newest) + 1000n);
+    const ofSession = await sessionStream(sessionId, { 'last-event-id': beyond });
+    const ofAll = await stream(`/api/messaging/sessions/events?lastEventId=${'9'.repeat(19)}`);
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'after' } });
+    for (const client of [ofSession, ofAll]) {
+      await client.waitFor(2);
+      expect(client.events.map((event) => event.type)).toEqual(['message.created', 'session.renewed']);
+      expect(BigInt(client.events[0]!.id)).toBe(BigInt(newest) + 1n);
+    }
+  });
+
   it('sends an expired session its remaining events once the expiry is announced, then closes', async () => {
     const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5, warningThresholdMinutes: 1 } });
     t.clock.advance(5 * MINUTE); // expired, not yet announced

@@ -43,6 +43,38 @@ describe('sendSessionMessage', () => {
     expect(t.rowCounts()).toEqual(before);
   });
 
+  it('refuses a body it could not store as sent, naming why: invalid UTF-8, another charset, a compressed body, a number too large', async () => {
+    await send({ content: 'first' });
+    const before = t.rowCounts();
+    const stored = await page();
+    const refusals: Array<[body: string | Buffer, headers: Record<string, string>, status: number, details: string]> = [
+      [Buffer.from('{"content":"caf\xe9"}', 'latin1'), {}, 400, 'body is not valid UTF-8'],
+      [Buffer.concat([Buffer.from('{"content":"a'), Buffer.from([0xff]), Buffer.from('b"}')]), {}, 400, 'body is not valid UTF-8'],
+      ['{"content":"café"}', { 'content-type': 'application/json; charset=iso-8859-1' }, 415, 'content-type charset iso-8859-1 is not supported'],
+      ['{"content":"café"}', { 'content-type': 'application/json; charset=utf-16' }, 415, 'content-type charset utf-16 is not supported'],
+      ['{"content":"hi"}', { 'content-encoding': 'gzip' }, 415, 'content-encoding gzip is not supported'],
+      ['{"content":"hi","metadata":{"score":1e309}}', {}, 400, 'body/metadata/score is a number too large to store'],
+      [`{"content":"hi","metadata":{"n":[1,-${'9'.repeat(400)}]}}`, {}, 400, 'body/metadata/n/1 is a number too large to store'],
+    ];
+    for (const [body, headers, status, details] of refusals) {
+      const response = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'content-type': 'application/json', ...headers } });
+      expect(response.status, details).toBe(status);
+      expect(response.body.error.details).toContain(details);
+    }
+    expect(t.rowCounts()).toEqual(before);
+    expect((await page()).body).toEqual(stored.body);
+
+    // What is readable as sent is taken: UTF-8 named in any spelling, a number that fits, an exponent in a string.
+    for (const [contentType, metadata] of [
+      ['application/json; charset=UTF-8', '{"score":1.7976931348623157e308}'],
+      ['application/json;charset="utf8"', '{"note":"1e309"}'],
+    ]) {
+      const response = await t.request({ method: 'POST', url: messagesUrl(), body: `{"content":"é","metadata":${metadata}}`, headers: { 'content-type': contentType! } });
+      expect(response.status, contentType).toBe(201);
+      expect(response.body.metadata).toEqual(JSON.parse(metadata!));
+    }
+  });
+
   it('stores the message as the user by default and renews the session in the same step', async () => {
     t.clock.set(T0 + 10 * MINUTE);
     const response = await send({ content: 'Hello' });

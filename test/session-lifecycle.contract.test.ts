@@ -118,14 +118,21 @@ describe('sessionHeartbeat', () => {
     expect((await heartbeat(id)).body).toMatchObject({ lastActivity: iso(T0 + 10 * MINUTE), expiresAt: iso(T0 + 30 * MINUTE), renewalCount: 0 });
   });
 
-  it('accepts an empty object or an empty JSON body, and refuses fields', async () => {
+  it('accepts an empty object, or an empty body of any type, and refuses fields and bodies that are not JSON', async () => {
     const id = await newSession();
     expect((await heartbeat(id, {})).status).toBe(200);
     expect((await t.request({ method: 'POST', url: url(id, '/heartbeat'), body: '', headers: { 'content-type': 'application/json' } })).status).toBe(200);
+    // An empty body of any type is no body (fetch sends body: '' as text/plain); a non-empty one is refused.
+    for (const contentType of ['text/plain;charset=UTF-8', 'text/event-stream', 'application/x-www-form-urlencoded']) {
+      expect((await t.request({ method: 'POST', url: url(id, '/heartbeat'), body: '', headers: { 'content-type': contentType } })).status, contentType).toBe(200);
+      const typed = await t.request({ method: 'POST', url: url(id, '/heartbeat'), body: 'x', headers: { 'content-type': contentType } });
+      expect(typed.status, contentType).toBe(415);
+      expect(typed.body.error.details).toBe(`content-type ${contentType} is not supported; send application/json`);
+    }
     const refused = await heartbeat(id, { renew: true });
     expect(refused.status).toBe(400);
     expect(refused.body.error.details).toBe('body/renew is not allowed');
-    expect((await get(id)).body.renewalCount).toBe(2);
+    expect((await get(id)).body.renewalCount).toBe(5);
   });
 
   it('answers 404 for an unknown session', async () => {

@@ -197,12 +197,32 @@ describe('webhooks', () => {
     expect(up.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created']);
   });
 
-  it('refuses a URL that is not http(s), and an unknown webhook is 404', async () => {
-    for (const url of ['ftp://example.com/hook', 'javascript:alert(1)', 'file:///etc/passwd', 'not a url']) {
+  it('stops delivering to a webhook deleted during an attempt: that attempt is its last', async () => {
+    let id = '';
+    const hook = await receiver(async (n) => {
+      if (n === 1) expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${id}` })).status).toBe(200);
+      return 200;
+    });
+    cleanups.push(hook.close);
+    ({ id } = await subscribe({ url: hook.url }));
+    const { sessionId } = await createSession(t, { agentId });
+    for (const content of ['one', 'two']) await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content } });
+    await dispatcher().tick();
+    expect(hook.received.map(({ body }) => JSON.parse(body).type)).toEqual(['session.created']);
+    expect((await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).status).toBe(404);
+  });
+
+  it('refuses a URL that is not http(s), has no host or carries credentials, and an unknown agent; an unknown webhook is 404', async () => {
+    const undeliverable = ['http://', 'https://', 'http://:80/', 'http://127.0.0.1:99999/x', 'http://user:secret@127.0.0.1/x', 'https://:secret@hooks.example.com/x'];
+    for (const url of ['ftp://example.com/hook', 'javascript:alert(1)', 'file:///etc/passwd', 'not a url', ...undeliverable]) {
       const refused = await t.request({ method: 'POST', url: '/api/webhooks', body: { url } });
       expect(refused.status, url).toBe(400);
       expect(refused.body.error.details).toMatch(/body\/url/);
+      expect(refused.rawBody).not.toContain('secret@');
     }
+    const unknownAgent = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/x', agentId: randomUUID() } });
+    expect(unknownAgent.status).toBe(404);
+    expect(unknownAgent.body.error).toMatchObject({ code: 'AGENT_NOT_FOUND', details: expect.stringMatching(/^body\/agentId /) });
     expect((await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks).toEqual([]);
     const unknown = randomUUID();
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${unknown}` })).status).toBe(404);

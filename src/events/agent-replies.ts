@@ -16,7 +16,12 @@ export interface ReplyWait {
   readonly reply: Promise<EventRecord | undefined>;
   /** Ends the wait (the client went away, or the write failed). */
   release(): void;
+  /** Why the wait ended without a reply: undefined while it waits, or when the reply came. */
+  readonly endedBy: WaitEnd | undefined;
 }
+
+/** The timeout ran out; `release()` was called; the app is closing (`closeAll`). */
+export type WaitEnd = 'timeout' | 'released' | 'shutdown';
 
 export interface AgentReplies {
   /**
@@ -45,6 +50,7 @@ export function createAgentReplies(
       let ownId: string | undefined;
       let own: EventRecord | undefined;
       let settled = false;
+      let endedBy: WaitEnd | undefined;
       const early: EventRecord[] = []; // events seen before the user's message was named
       let resolveOwn!: (event: EventRecord | undefined) => void;
       let resolveReply!: (event: EventRecord | undefined) => void;
@@ -53,16 +59,18 @@ export function createAgentReplies(
 
       let leave = () => {};
       let timer: NodeJS.Timeout | undefined;
-      const settle = (reply: EventRecord | undefined) => {
+      const settle = (reply: EventRecord | undefined, why?: WaitEnd) => {
         if (settled) return;
         settled = true;
+        endedBy = why;
         clearTimeout(timer);
         leave();
-        open.delete(release);
+        open.delete(shutDown);
         resolveOwn(own);
         resolveReply(reply);
       };
-      const release = () => settle(undefined);
+      const release = () => settle(undefined, 'released');
+      const shutDown = () => settle(undefined, 'shutdown');
       const waiter = {
         sessionId,
         see(event: EventRecord) {
@@ -81,8 +89,8 @@ export function createAgentReplies(
       };
       // Followed before the user's message is written, so the reader cannot have passed it.
       leave = await reader.follow(waiter);
-      open.add(release);
-      timer = setTimeout(release, timeoutMs);
+      open.add(shutDown);
+      timer = setTimeout(() => settle(undefined, 'timeout'), timeoutMs);
 
       return {
         expect(messageId) {
@@ -92,11 +100,14 @@ export function createAgentReplies(
         own: ownPromise,
         reply: replyPromise,
         release,
+        get endedBy() {
+          return endedBy;
+        },
       };
     },
     size: () => open.size,
     closeAll() {
-      for (const release of [...open]) release();
+      for (const shutDown of [...open]) shutDown();
     },
   };
 }

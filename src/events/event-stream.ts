@@ -10,6 +10,7 @@
 // and its memory stays bounded.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
+import { refuseUnlessEmpty } from '../http/json-body.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { dataJson, eventJson } from './event-records.js';
@@ -52,12 +53,10 @@ export interface EventStreams {
 
 /**
  * `text/event-stream` is a response type only. Registered as a request "parser" that
- * refuses it (415, as any body that is not JSON), so the router knows the type the spec names.
+ * refuses it (415, as any body that is not JSON; an empty one is no body), so the router knows the type the spec names.
  */
 export function refuseEventStreamBodies(app: FastifyInstance): void {
-  app.addContentTypeParser('text/event-stream', (request, _payload, done) =>
-    done(new ApiError('UNSUPPORTED_MEDIA_TYPE', 'content-type text/event-stream is not supported; send application/json'), undefined),
-  );
+  app.addContentTypeParser('text/event-stream', { parseAs: 'buffer' }, refuseUnlessEmpty);
 }
 
 // One text per event, however many streams send it: the feed hands an event to every
@@ -116,6 +115,18 @@ export interface EventStreamsOptions {
   feed?: EventFeed;
   /** The poll of a reader made here. */
   pollMs?: number;
+}
+
+/**
+ * Where a stream resumes: after `given` (Last-Event-ID), or after `otherwise` without one.
+ * An id beyond the newest event (the client's from a database since recreated) resumes
+ * from the newest: otherwise the stream would send nothing until the log reached it, and
+ * then skip everything recorded before.
+ */
+export async function resumePoint(store: Store, given: string | undefined, otherwise: 'start' | 'now'): Promise<string> {
+  if (given === undefined && otherwise === 'start') return '0';
+  const newest = (await store.lastEventId()) ?? '0';
+  return given === undefined || isAfter(canonicalId(given), newest) ? newest : given;
 }
 
 export function createEventStreams({

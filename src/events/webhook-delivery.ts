@@ -127,8 +127,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const attempt = state.attempts + 1;
       if (outcome.error === undefined) {
         state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
-        await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, statusCode: outcome.statusCode }, state);
+        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, statusCode: outcome.statusCode }, state);
         onAttempt?.('delivered', seconds);
+        if (!stored) return; // deleted meanwhile: the attempt under way was its last
         continue;
       }
       const failingSince = state.failingSince ?? now;

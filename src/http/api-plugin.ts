@@ -6,6 +6,7 @@ import openapiGlue from 'fastify-openapi-glue';
 import { apiSpecification } from '../spec.js';
 import { refuseEventStreamBodies } from '../events/event-stream.js';
 import { installErrorHandling } from './error-handling.js';
+import { installJsonBody } from './json-body.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { createHandlers } from './handlers/index.js';
 import type { ServiceHandlers } from './operation-types.js';
@@ -24,6 +25,7 @@ export function resolveOperation(handlers: ServiceHandlers) {
 export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   installValidators(app);
   serializeJsonResponsesByStatus(app);
+  installJsonBody(app);
   installErrorHandling(app);
   // The spec names text/event-stream (as a response); a request body of that type is refused.
   refuseEventStreamBodies(app);

@@ -335,8 +335,8 @@ export interface Store {
   listWebhooks(): Promise<WebhookRecord[]>;
   /** False when there was none. */
   deleteWebhook(id: string): Promise<boolean>;
-  /** Records an attempt and the webhook's new delivery state, in one transaction (nothing if it was deleted meanwhile). */
-  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<void>;
+  /** Records an attempt and the webhook's new delivery state, in one transaction; false (and nothing recorded) when the webhook was deleted meanwhile. */
+  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<boolean>;
   /** Latest first. */
   listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
   /**

@@ -25,7 +25,7 @@ const TRACE_HEADER = 'x-test-trace';
 export interface TestRequest {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
   url: string;
-  /** An object is sent as JSON; a string is sent as it is. */
+  /** An object is sent as JSON; a string or a Buffer is sent as it is. */
   body?: unknown;
   headers?: Record<string, string>;
   /** The router answers before any route (or hook) runs: there is no handler payload to check. */
@@ -130,11 +130,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     async request({ method, url, body, headers = {}, answeredByRouter = false, remoteAddress }) {
       const trace = randomUUID();
-      const isJson = body !== undefined && typeof body !== 'string';
+      const isJson = body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body);
       const response = await app.inject({
         method,
         url,
-        payload: isJson ? JSON.stringify(body) : (body as string | undefined),
+        payload: isJson ? JSON.stringify(body) : (body as string | Buffer | undefined),
         headers: { ...(isJson ? { 'content-type': 'application/json' } : {}), ...headers, [TRACE_HEADER]: trace },
         ...(remoteAddress !== undefined && { remoteAddress }),
       });

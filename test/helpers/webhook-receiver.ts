@@ -1,5 +1,5 @@
 // A webhook receiver on 127.0.0.1 for tests: records each POST and answers what `answer`
-// says for the n-th one (a status, or 'hang': never answers).
+// says for the n-th one (a status, or 'hang': never answers; or a promise of a status).
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -8,7 +8,7 @@ export interface Received {
   body: string;
 }
 
-export async function receiver(answer: (n: number) => number | 'hang') {
+export async function receiver(answer: (n: number) => number | 'hang' | Promise<number>) {
   const received: Received[] = [];
   const server: Server = createServer((request, response) => {
     let body = '';
@@ -17,7 +17,7 @@ export async function receiver(answer: (n: number) => number | 'hang') {
       received.push({ headers: request.headers, body });
       const status = answer(received.length);
       if (status === 'hang') return;
-      response.writeHead(status).end();
+      void Promise.resolve(status).then((code) => response.writeHead(code).end());
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -313,8 +313,9 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const kept = await store.listDeliveries(webhook.id, 1000);
       expect(kept).toHaveLength(100);
       expect(kept[0]?.eventId).toBe('112');
+      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '113', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '113', attempts: 0, nextAttemptAt: T0 })).toBe(true);
       await store.deleteWebhook(webhook.id);
-      await store.recordDelivery({ webhookId: webhook.id, eventId: '200', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '200', attempts: 0, nextAttemptAt: T0 });
+      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '200', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '200', attempts: 0, nextAttemptAt: T0 })).toBe(false);
       expect(await store.listDeliveries(webhook.id, 10)).toEqual([]);
     });
   });

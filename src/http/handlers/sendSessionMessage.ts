@@ -92,6 +92,9 @@ export const sendSessionMessage =
     if (transport === 'sse') return streamReply(reply, wait);
 
     const agentMessage = await wait.reply;
+    if (!agentMessage && wait.endedBy === 'shutdown') {
+      throw new ApiError('SERVICE_UNAVAILABLE', `the server is shutting down; message ${sent.message.id} is stored`);
+    }
     if (!agentMessage) {
       throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
     }
@@ -126,7 +129,7 @@ async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefi
   const own = await wait.own;
   if (own) write(frame(own));
   const answer = await wait.reply;
-  write(answer ? frame(answer) : ': no reply from the agent in time\n\n');
+  write(answer ? frame(answer) : wait.endedBy === 'shutdown' ? ': the server is shutting down\n\n' : ': no reply from the agent in time\n\n');
   raw.end();
   return undefined;
 }

@@ -1,4 +1,5 @@
 import { ApiError } from '../../errors.js';
+import { resumePoint } from '../../events/event-stream.js';
 import { specSchemaValidator } from '../../spec.js';
 import type { EventType } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
@@ -22,8 +23,7 @@ export const streamEvents =
   async (request, reply) => {
     const { agentId, userId, types, lastEventId } = request.query;
     const filter = { agentId, userId, types: parseTypes(types), agentIds: agentScope(request) };
-    const resumeAfter = request.headers['last-event-id'] ?? lastEventId;
     // Without a place to resume from, the stream starts with the next event recorded.
-    const after = resumeAfter ?? (await store.lastEventId()) ?? '0';
-    streams.open(request, reply, store, { filter, after: String(after) });
+    const after = await resumePoint(store, (request.headers['last-event-id'] as string | undefined) ?? lastEventId, 'now');
+    streams.open(request, reply, store, { filter, after });
   };

@@ -1,6 +1,7 @@
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { ApiError } from '../../errors.js';
+import { resumePoint } from '../../events/event-stream.js';
 import { lifecycle } from '../../domain/timeout-policy.js';
 import { clip } from '../limits.js';
 
@@ -12,10 +13,10 @@ export const streamSessionEvents =
     if (!session || lifecycle(session.expiresAt, clock.now(), retentionMs) === 'purged') {
       throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
     }
-    const after = request.headers['last-event-id'] ?? request.query.lastEventId ?? '0';
+    const after = await resumePoint(store, (request.headers['last-event-id'] as string | undefined) ?? request.query.lastEventId, 'start');
     streams.open(request, reply, store, {
       filter: { sessionId },
-      after: String(after),
+      after,
       // Expired (and announced) or gone (ended, purged, its agent deleted): nothing follows.
       finished: async () => {
         const current = await store.getSession(sessionId);

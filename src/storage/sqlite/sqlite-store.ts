@@ -1025,7 +1025,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           failing_since: state.failingSince ?? null,
           disabled_at: state.disabledAt ?? null,
         });
-        if (moved.changes === 0) return; // deleted meanwhile
+        if (moved.changes === 0) return false; // deleted meanwhile
         statements.insertDelivery.run({
           webhook_id: delivery.webhookId,
           event_id: Number(delivery.eventId),
@@ -1036,6 +1036,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           next_retry_at: delivery.nextRetryAt ?? null,
         });
         statements.trimDeliveries.run(delivery.webhookId, delivery.webhookId);
+        return true;
       });
     },
     async listDeliveries(webhookId, limit) {

@@ -1,0 +1,116 @@
+// Request bodies: JSON in UTF-8, parsed strictly. What the body's bytes say is what is
+// stored, or the request is refused naming why: no byte decoded into U+FFFD, no number
+// turned into null, no compressed body read as text.
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify';
+import { ApiError } from '../errors.js';
+import { specOperations } from '../spec.js';
+import { clip } from './limits.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The JSON body as received (empty without one): what an idempotency fingerprint covers. */
+    bodyText: string;
+  }
+}
+
+/** `charset=…` of a content type, lower-cased; undefined without one. */
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/** Where a parsed JSON value holds a string or key, or a number, that `bad` refuses. */
+function pathWhere(value: unknown, path: string, bad: (leaf: string | number) => boolean): string | undefined {
+  if (typeof value === 'string' || typeof value === 'number') return bad(value) ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = `${path}/${key}`;
+    if (bad(key)) return itemPath;
+    const found = pathWhere(item, itemPath, bad);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** A string with a lone surrogate: no UTF-8 text can carry it (stored, it would come back as U+FFFD). */
+const LONE_SURROGATE = /\p{Cs}/u; // with the u flag, a well-formed pair is one code point, not Cs
+const hasLoneSurrogate = (leaf: string | number) => typeof leaf === 'string' && LONE_SURROGATE.test(leaf);
+/** A number JSON.parse made Infinity (over about 1.8e308): stored, it would come back as null. */
+const isInfinite = (leaf: string | number) => typeof leaf === 'number' && !Number.isFinite(leaf);
+/** Text that may hold such a number: an exponent of three digits, or 309 digits in a row. */
+const MAYBE_HUGE_NUMBER = /\d[eE]\+?\d{3}|\d{309}/;
+
+/** A body the server cannot read as it was sent: compressed, or in another charset. */
+function unreadable(request: FastifyRequest): ApiError | undefined {
+  const encoding = request.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    return new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-encoding ${clip(encoding, 50)} is not supported; send the body uncompressed`);
+  }
+  const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type charset ${clip(charset, 50)} is not supported; send application/json in UTF-8`);
+  }
+  return undefined;
+}
+
+/**
+ * A body of a type other than JSON: refused (415), unless it is empty, which is no body
+ * (as `fetch(url, { method: 'POST', body: '' })` sends it, typed text/plain).
+ */
+export function refuseUnlessEmpty(request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void {
+  if (body.length === 0) return done(null, undefined);
+  done(unsupportedType(request.headers['content-type']), undefined);
+}
+
+export const unsupportedType = (contentType: string | undefined) =>
+  new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-type ${clip(contentType ?? '(none)', 100)} is not supported; send application/json`);
+
+export function installJsonBody(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.decorateRequest('bodyText', '');
+  // An empty body parses as no body, so operations without a required body accept
+  // `Content-Type: application/json` with nothing after it.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
+    const buffer = bytes as Buffer;
+    if (buffer.length === 0) return done(null, undefined);
+    const refused = unreadable(request);
+    if (refused) return done(refused, undefined);
+    if (!isUtf8(buffer)) return done(new ApiError('INVALID_REQUEST', 'body is not valid UTF-8'), undefined);
+    const text = buffer.toString('utf8');
+    request.bodyText = text;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return done(new ApiError('INVALID_REQUEST', 'body is not valid JSON'), undefined);
+    }
+    const surrogate = /\\u[dD][89a-fA-F]/.test(text) ? pathWhere(parsed, 'body', hasLoneSurrogate) : undefined;
+    if (surrogate !== undefined) {
+      return done(new ApiError('INVALID_REQUEST', `${clip(surrogate, 200)} contains a lone surrogate (\\uD800-\\uDFFF outside a pair): not text`), undefined);
+    }
+    const huge = MAYBE_HUGE_NUMBER.test(text) ? pathWhere(parsed, 'body', isInfinite) : undefined;
+    if (huge !== undefined) {
+      return done(new ApiError('INVALID_REQUEST', `${clip(huge, 200)} is a number too large to store (over 1.7976931348623157e308)`), undefined);
+    }
+    done(null, parsed);
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, refuseUnlessEmpty);
+
+  // No body at all: refused where the spec requires one, an empty object where the body
+  // is optional. (Fastify validates a body only under a content type it parsed, so a
+  // request with neither would otherwise reach the handler unvalidated.)
+  // A hook on each route with a body schema only, knowing whether it is required: the
+  // routes without one (most reads) pay nothing.
+  const bodyRequired = new Map(specOperations().map((op) => [op.operationId, op.bodyRequired]));
+  app.addHook('onRoute', (route) => {
+    const operationId = (route.schema as { operationId?: string } | undefined)?.operationId;
+    if (operationId === undefined || !route.schema?.body) return;
+    const required = bodyRequired.get(operationId) === true;
+    const noBody: preValidationHookHandler = (request, _reply, done) => {
+      if (request.body !== undefined) return done();
+      if (required) return done(new ApiError('INVALID_REQUEST', 'body is required (application/json)'));
+      request.body = {};
+      done();
+    };
+    const existing = route.preValidation;
+    route.preValidation = existing === undefined ? [noBody] : [noBody, ...(Array.isArray(existing) ? existing : [existing])];
+  });
+}
