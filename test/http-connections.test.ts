@@ -101,6 +101,23 @@ describe('errors before routing, in the envelope', () => {
   });
 });
 
+describe('requests the router never sees', () => {
+  it('400 INVALID_REQUEST for two Host lines (RFC 9112: Node would keep the first)', async () => {
+    await listen();
+    const response = await exchange('GET /api/agents HTTP/1.1\r\nHost: a\r\nhost: b\r\nConnection: close\r\n\r\n');
+    expectEnvelope(response, 400, 'INVALID_REQUEST');
+    expect(response.body.error.details).toBe('headers/host must be sent once');
+    expect((await exchange('GET /api/agents HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).status).toBe(200);
+  });
+
+  it('404 NOT_FOUND in the envelope for CONNECT (Node would close the socket without a word)', async () => {
+    await listen();
+    const response = await exchange('CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n');
+    expectEnvelope(response, 404, 'NOT_FOUND');
+    expect(response.headers.connection).toBe('close');
+  });
+});
+
 describe('request timeouts', () => {
   it('408 REQUEST_TIMEOUT for a body that stops arriving', async () => {
     await listen();

@@ -2,6 +2,7 @@
 // answer and writes nothing; a different request under the key is refused; concurrent
 // duplicates never make two writes; records expire after 24 h and the sweeper trims them.
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotentOperations } from '../src/http/idempotency.js';
 import { specOperations } from '../src/spec.js';
@@ -203,6 +204,25 @@ describe('Idempotency-Key', () => {
     }
     expect(t.rowCounts()).toEqual(before);
     expect((await t.request(keyed(request, 'k'.repeat(255)))).status).toBe(201);
+  });
+
+  it('refuses a key sent on two header lines (400): Node would join them into a key nobody sent', async () => {
+    const t = await start();
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const base = await t.listen();
+    const before = t.rowCounts();
+    const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const sent = httpRequest(`${base}${request.url}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': ['a', 'b'] } }, (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+      });
+      sent.on('error', reject);
+      sent.end(JSON.stringify(request.body));
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'headers/idempotency-key must be sent once' });
+    expect(t.rowCounts()).toEqual(before);
   });
 
   it('records only a successful write: a failed request may be retried with the same key', async () => {

@@ -16,17 +16,33 @@ function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
   }
 }
 
+/** Writes `apiError` on a socket no response was started on, with `Connection: close` (the caller closes it). */
+function answerOnSocket(socket: Socket, apiError: ApiError): void {
+  const body = JSON.stringify(apiError.toEnvelope());
+  socket.write(
+    `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /** Fastify's `clientErrorHandler`: answers once, if nothing of a response was sent yet, then closes. */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const response = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-  if (socket.writable && !response?.headersSent) {
-    const apiError = apiErrorFor(error);
-    const body = JSON.stringify(apiError.toEnvelope());
-    socket.write(
-      `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  if (socket.writable && !response?.headersSent) answerOnSocket(socket, apiErrorFor(error));
   socket.destroy(error);
+}
+
+/** A CONNECT request (a proxy tunnel): Node would close the socket without a word. */
+export function answerConnect(_request: unknown, socket: Socket): void {
+  socket.on('error', () => undefined);
+  answerOnSocket(socket, new ApiError('NOT_FOUND', 'CONNECT is not supported: this is not a proxy'));
+  socket.end();
+}
+
+/** How many times the raw headers (name, value, name, value…) carry the header `name` (lower case). */
+export function headerLines(rawHeaders: string[], name: string): number {
+  let lines = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === name.length && rawHeaders[i]!.toLowerCase() === name) lines += 1;
+  return lines;
 }

@@ -17,6 +17,7 @@ import { ApiError } from '../errors.js';
 import { specDocument } from '../spec.js';
 import { IdempotencyKeyTaken, type Carried, type IdempotencyRecord, type Store } from '../storage/store.js';
 import { operationIdOf } from './auth.js';
+import { headerLines } from './client-errors.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const REPLAYED_HEADER = 'idempotent-replayed';
@@ -136,6 +137,8 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (typeof key !== 'string') return done(); // most requests: no route lookup
     const operationId = operationIdOf(request);
     if (operationId === undefined || !operations.has(operationId)) return done();
+    // Node joins several lines into one value ("a, b"): a key that was never sent.
+    if (headerLines(request.raw.rawHeaders, IDEMPOTENCY_HEADER) > 1) return done(new ApiError('INVALID_REQUEST', 'headers/idempotency-key must be sent once'));
     const scope = request.principal?.id ?? 'anonymous';
     const slot = slotOf(scope, key);
     if (running.has(slot)) {

@@ -3,7 +3,7 @@
 import type { Server } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import { answerClientError } from './client-errors.js';
+import { answerClientError, answerConnect, headerLines } from './client-errors.js';
 
 export interface HttpTimeouts {
   /** The request line, headers and body must all arrive within this (slow bodies get 408). */
@@ -39,6 +39,7 @@ export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): F
 }
 
 export function installServerLifecycle(app: FastifyInstance): void {
+  app.server.on('connect', answerConnect);
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -49,6 +50,8 @@ export function installServerLifecycle(app: FastifyInstance): void {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
       return done(new ApiError('INVALID_REQUEST', 'headers/host is required (HTTP/1.1)'));
     }
+    // Node keeps the first of several Host lines; RFC 9112 (3.2) requires a 400.
+    if (headerLines(request.raw.rawHeaders, 'host') > 1) return done(new ApiError('INVALID_REQUEST', 'headers/host must be sent once'));
     // A request that arrives on an open connection while the server stops. Health still
     // answers for itself: the store is open until the requests in flight are done.
     // `request.routeOptions` builds an object on each read: only read while stopping.
