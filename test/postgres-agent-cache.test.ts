@@ -1,8 +1,13 @@
 // The agents a PostgreSQL instance keeps for session creates: kept only while deletes
 // are heard, forgotten on a delete (and a read begun before it is not kept).
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { postgresAgentCache } from '../src/storage/postgres/agent-cache.js';
+import { EVENTS_CHANNEL, openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { AgentRecord } from '../src/storage/store.js';
+import { T0 } from './helpers/fake-clock.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+import { until } from './helpers/until.js';
 
 const agent = (id: string, createdAt = 1): AgentRecord => ({ id, name: 'Eliza', settings: {}, createdAt });
 
@@ -53,5 +58,36 @@ describe('the agent cache (PostgreSQL)', () => {
     expect(cache.kept('a')).toBeUndefined();
     await cache.get('a', async () => agent('a'));
     expect(cache.kept('a')).toEqual(agent('a'));
+  });
+});
+
+describe('the store on PostgreSQL', () => {
+  it('does not keep an agent read while its delete was running: a getAgent after the delete answered finds none', { timeout: 30_000 }, async () => {
+    const database = await createTestDatabase();
+    const store = await openPostgresStore({ url: database.url });
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      // Agents are kept only while notifications are heard: wait until they are.
+      let heard = false;
+      const unsubscribe = store.onEventsWritten(() => (heard = true));
+      await until('the store hears notifications', async () => (await admin.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, '']), heard));
+      unsubscribe();
+      const stored = agent('3c90c3cc-0d44-4b50-8888-8dd25736052a', T0);
+      await store.insertAgent(stored);
+      // The delete waits for this lock on the agent's row; a read meanwhile finds the agent still stored.
+      await admin.query('BEGIN');
+      await admin.query('SELECT 1 FROM agents WHERE id = $1 FOR KEY SHARE', [stored.id]);
+      const deleting = store.deleteAgent(stored.id, { force: true, now: T0 });
+      await until('the delete waits for the lock', async () => (await admin.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted")).rows[0].n > 0);
+      expect(await store.getAgent(stored.id)).toEqual(stored);
+      await admin.query('COMMIT');
+      expect((await deleting).kind).toBe('deleted');
+      expect(await store.getAgent(stored.id)).toBeUndefined();
+    } finally {
+      await admin.end();
+      await store.close();
+      await database.drop();
+    }
   });
 });

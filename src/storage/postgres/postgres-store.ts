@@ -530,6 +530,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return (await query<AgentRow>('SELECT * FROM agents ORDER BY created_at, id')).rows.map(toAgent);
     },
     async deleteAgent(id, { force, now }, carried) {
+      // Forgotten before and after: a read between the two may have found it still stored.
       agentCache.forget(id);
       return write(async (client, wrote): Promise<DeleteAgentOutcome> => {
         // The lock conflicts with the key-share lock a concurrent session insert takes on
@@ -550,7 +551,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rowCount ?? 0, agent: toAgent(agent) };
         if (await writeCarried(client, carried, outcome)) wrote();
         return outcome;
-      });
+      }).finally(() => agentCache.forget(id));
     },
     async insertSession(session, carried) {
       // A keyed create needs its record's answer: it goes alone.
