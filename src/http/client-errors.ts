@@ -1,6 +1,7 @@
 // Errors Node's HTTP parser raises before Fastify sees a request (a malformed request
-// line or header, headers over the size limit, a request that arrives too slowly),
-// answered in the error envelope instead of Node's or Fastify's own bodies.
+// line or header, headers over the size limit, a request that arrives too slowly), and
+// what it lets through that HTTP refuses (CONNECT; a header on several lines, which Node
+// joins or drops), answered in the error envelope instead of Node's or Fastify's own bodies.
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
