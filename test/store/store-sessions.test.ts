@@ -514,6 +514,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       ]);
     });
 
+
+    it("revokes by id before name: a key named after another key's id leaves that name for a second revoke", async () => {
+      // The name sorts first: SQLite reads live keys in name order.
+      const first = { id: 'key-a', name: 'z-first', keyHash: 'ha', admin: false, agentIds: ['a1'], createdAt: T0 };
+      const namedAfterIt = { id: 'key-b', name: 'key-a', keyHash: 'hb', admin: true, agentIds: [], createdAt: T0 };
+      expect(await store.insertApiKey(first)).toBe(true);
+      expect(await store.insertApiKey(namedAfterIt)).toBe(true);
+      expect(await store.revokeApiKey('key-a', T0 + 1)).toEqual({ ...first, revokedAt: T0 + 1 });
+      expect(await store.findApiKey('hb')).toEqual(namedAfterIt);
+      expect(await store.revokeApiKey('key-a', T0 + 2)).toEqual({ ...namedAfterIt, revokedAt: T0 + 2 });
+    });
     it('sees keys created through another store on the same database (PostgreSQL: once notified) and revoked at once', async () => {
       // A store that remembers keys existed (this suite's, from a test before) would not show it.
       const store = await backend.openSibling();

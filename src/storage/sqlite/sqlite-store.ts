@@ -488,7 +488,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     ),
     findApiKey: db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE key_hash = ?'),
     listApiKeys: db.prepare<[], ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id'),
-    liveApiKey: db.prepare<[string, string], ApiKeyRow>('SELECT * FROM api_keys WHERE (id = ? OR name = ?) AND revoked_at IS NULL'),
+    // An id before a name: a key may be named after another key's id.
+    liveApiKey: db.prepare<{ idOrName: string }, ApiKeyRow>('SELECT * FROM api_keys WHERE (id = @idOrName OR name = @idOrName) AND revoked_at IS NULL ORDER BY id = @idOrName DESC LIMIT 1'),
     revokeApiKey: db.prepare<{ id: string; now: number }>('UPDATE api_keys SET revoked_at = @now WHERE id = @id'),
     hasApiKeys: db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM api_keys)').pluck(),
     ping: db.prepare('SELECT 1 FROM sessions LIMIT 1'),
@@ -959,7 +960,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async revokeApiKey(idOrName, now) {
       return write(() => {
-        const row = statements.liveApiKey.get(idOrName, idOrName);
+        const row = statements.liveApiKey.get({ idOrName });
         if (!row) return undefined;
         keys.clear();
         statements.revokeApiKey.run({ id: row.id, now });
