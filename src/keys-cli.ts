@@ -4,6 +4,7 @@
 // A key is printed once, at creation; only its SHA-256 is stored. A running server sees
 // every change at its next request.
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from './api-keys.js';
 import { ConfigError, loadConfig, type ServerConfig } from './config.js';
@@ -20,11 +21,20 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' } },
-});
+function parsedArguments() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' } },
+    });
+  } catch (error) {
+    return fail(`${(error as Error).message}\n${USAGE}`);
+  }
+}
+const { values, positionals } = parsedArguments();
 const [command, ...rest] = positionals;
+/** Control characters (a newline, an escape) would let a name forge lines of `list`. */
+const CONTROL = /\p{Cc}/u;
 
 let config: ServerConfig;
 try {
@@ -48,9 +58,10 @@ function commandToRun(): (store: Store) => Promise<void> {
   switch (command) {
     case 'create': {
       const name = values.name?.trim();
-      const agentIds = values.agent ?? [];
+      const agentIds = [...new Set(values.agent ?? [])];
       const admin = values.admin === true;
-      if (!name || name.length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
+      if (!name || [...name].length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
+      if (CONTROL.test(name)) fail('--name must not contain control characters (newlines, tabs, escapes)');
       if (admin === agentIds.length > 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
       const badAgent = agentIds.find((id) => !UUID.test(id));
       if (badAgent) fail(`--agent ${badAgent} is not a UUID`);
@@ -72,7 +83,7 @@ function commandToRun(): (store: Store) => Promise<void> {
       const [idOrName] = rest as [string];
       return async (store) => {
         const revoked = await store.revokeApiKey(idOrName, Date.now());
-        if (!revoked) fail(`no live key with id or name ${idOrName}`, 1);
+        if (!revoked) fail(`no live key with id or name ${idOrName} (database: ${describeStore(config)})`, 1);
         console.log(`revoked ${describe(revoked)}`);
       };
     }
@@ -82,6 +93,11 @@ function commandToRun(): (store: Store) => Promise<void> {
 }
 
 const run = commandToRun();
+// Only create may start a database: list or revoke on a mistyped path would make an empty
+// one, and "no live key" there could pass for a key already revoked.
+if (command !== 'create' && !config.postgres && config.databasePath !== ':memory:' && !existsSync(config.databasePath)) {
+  fail(`no database at ${config.databasePath} (DATABASE_PATH); nothing to ${command}`, 1);
+}
 let store: Store;
 try {
   store = await openStore(config);

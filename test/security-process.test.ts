@@ -91,10 +91,40 @@ describe('npm run keys, on the database of a running server', () => {
 
   it('checks the command before it opens (and so migrates) the database', () => {
     const databasePath = tempDatabase();
-    for (const args of [['bogus'], [], ['revoke'], ['create', '--name', 'x'], ['create', '--name', 'x', '--agent', 'not-a-uuid']]) {
-      expect(() => keysCli(databasePath, ...args), args.join(' ')).toThrow(/usage|either --admin|not a UUID/);
+    const refusals: Array<[string[], RegExp]> = [
+      [['bogus'], /usage/],
+      [[], /usage/],
+      [['revoke'], /usage/],
+      [['create', '--name', 'x'], /either --admin/],
+      [['create', '--name', 'x', '--agent', 'not-a-uuid'], /not a UUID/],
+      [['create', '--nmae', 'x', '--admin'], /Unknown option '--nmae'[\s\S]*usage/],
+      [['create', '--name', '--admin'], /ambiguous[\s\S]*usage/],
+      [['create', '--name', 'ops\nrevoked', '--admin'], /control characters/],
+      [['create', '--name', 'k'.repeat(101), '--admin'], /1-100 characters/],
+      [['list'], /no database at .* \(DATABASE_PATH\); nothing to list/],
+      [['revoke', 'ops'], /no database at .*; nothing to revoke/],
+    ];
+    for (const [args, refusal] of refusals) {
+      let stderr = '';
+      expect(() => {
+        try {
+          keysCli(databasePath, ...args);
+        } catch (error) {
+          stderr = String((error as { stderr?: string }).stderr);
+          throw error;
+        }
+      }, args.join(' ')).toThrow();
+      expect(stderr, args.join(' ')).toMatch(refusal);
+      expect(stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
     }
     expect(existsSync(databasePath)).toBe(false);
+  });
+
+  it('counts a name in characters, not UTF-16 units, and stores an agent given twice once', () => {
+    const databasePath = tempDatabase();
+    const agentId = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
+    expect(keysCli(databasePath, 'create', '--name', '🔑'.repeat(100), '--agent', agentId, '--agent', agentId)).toContain(`agents: ${agentId}  created`);
+    expect(keysCli(databasePath, 'list')).toContain(`${'🔑'.repeat(100)}  agents: ${agentId}  created`);
   });
 
   it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {
