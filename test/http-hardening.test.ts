@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { specSchemaValidator } from '../src/spec.js';
 
 const apps: TestApp[] = [];
 afterEach(async () => {
@@ -87,9 +88,26 @@ describe('security headers', () => {
       });
     }
   });
+
+  it('come with /docs and its script too, but for a policy that lets the page run: nothing may frame or cache them', async () => {
+    const t = await start();
+    const baseUrl = await t.listen();
+    for (const path of ['/docs', '/docs/js/scalar.js']) {
+      const response = await fetch(`${baseUrl}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(Object.fromEntries(response.headers), path).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-store',
+        'content-security-policy': "frame-ancestors 'none'",
+        'x-frame-options': 'DENY',
+        'referrer-policy': 'no-referrer',
+      });
+    }
+  });
 });
 
 // A preflight (OPTIONS) is not an operation of the spec: it has no body to check, only headers.
+const isErrorEnvelope = specSchemaValidator('ErrorEnvelope');
 const preflight = (baseUrl: string, origin: string) =>
   fetch(`${baseUrl}/api/messaging/sessions`, {
     method: 'OPTIONS',
@@ -131,6 +149,23 @@ describe('CORS_ORIGINS, in process', () => {
       expect(get.status).toBe(200);
       expect(get.headers.get('access-control-allow-origin')).toBe('*');
     }
+  });
+
+  it('on: an OPTIONS that is no preflight finds no route (404 in the envelope), as with CORS off', async () => {
+    const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
+    const baseUrl = await t.listen();
+    for (const [path, headers] of [
+      ['/api/messaging/sessions', {}],
+      ['/api/messaging/sessions', { origin: 'https://app.example.com' }],
+      ['/nowhere', { 'access-control-request-method': 'GET' }],
+    ] as Array<[string, Record<string, string>]>) {
+      const response = await fetch(`${baseUrl}${path}`, { method: 'OPTIONS', headers });
+      expect(response.status, JSON.stringify(headers)).toBe(404);
+      const body = await response.json();
+      expect(isErrorEnvelope(body), JSON.stringify(body)).toBe(true);
+      expect(body.error).toMatchObject({ code: 'NOT_FOUND', details: `OPTIONS ${path} does not exist (a CORS preflight sends Origin and Access-Control-Request-Method)` });
+    }
+    expect((await preflight(baseUrl, 'https://app.example.com')).status).toBe(204);
   });
 
   it('off: a preflight finds no route (404), and no CORS header is sent', async () => {

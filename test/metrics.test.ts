@@ -147,12 +147,14 @@ describe('GET /metrics', () => {
 
   it('wants the METRICS_TOKEN as a bearer token when the server has one', async () => {
     const app = await start({ app: { metricsToken: 's3cret' } });
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 's3cret' }] as Array<Record<string, string>>) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 's3cret' }, { authorization: 'Bearer s3cret2' }] as Array<Record<string, string>>) {
       const response = await app.requestText('/metrics', headers);
       expect(response.status).toBe(401);
       expect(JSON.parse(response.text).error).toMatchObject({ code: 'UNAUTHORIZED', details: 'header authorization must be Bearer <METRICS_TOKEN>' });
+      expect(response.headers['www-authenticate']).toBe('Bearer realm="sessions-api-metrics"');
     }
     await scrape(app, { authorization: 'Bearer s3cret' });
+    await scrape(app, { authorization: 'bearer  s3cret' }); // the scheme in any case (RFC 9110)
   });
 
   it('wants an admin API key when the server has keys and no METRICS_TOKEN (a key bound to agents: 403)', async () => {

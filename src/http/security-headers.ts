@@ -2,6 +2,8 @@
 // CORS (off unless CORS_ORIGINS names the origins allowed to call from a browser).
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.js';
+import { clip } from './limits.js';
 
 export const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -11,9 +13,12 @@ export const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-/** The /docs page and its script: a browser must run them, so no `default-src 'none'`. */
+/** The /docs page and its script: a browser must run them, so no `default-src 'none'`; nothing may frame them. */
 const PAGE_HEADERS = {
   'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'content-security-policy': "frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
 };
 
@@ -28,6 +33,14 @@ export function installSecurityHeaders(app: FastifyInstance): void {
 
 export function installCors(app: FastifyInstance, { origins }: { origins: readonly string[] }): void {
   if (origins.length === 0) return;
+  // An OPTIONS that is no preflight finds no route, as with CORS off (@fastify/cors would
+  // answer it a text/plain 400, outside the envelope).
+  // (Answered here: this hook runs outside the API plugin and its error handler.)
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined)) return done();
+    const notFound = new ApiError('NOT_FOUND', `OPTIONS ${clip(request.url.split('?')[0] ?? '', 200)} does not exist (a CORS preflight sends Origin and Access-Control-Request-Method)`);
+    void reply.code(notFound.status).send(notFound.toEnvelope());
+  });
   void app.register(cors, {
     origin: origins.includes('*') ? '*' : [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],

@@ -31,9 +31,10 @@ export const OPERATIONAL_OPERATION_IDS = Object.keys({
   getMetrics: true,
 } satisfies Record<OperationalOperationId, true>) as OperationalOperationId[];
 
+/** `Authorization: Bearer <token>`, the scheme in any case (RFC 9110), the token compared in constant time. */
 function bearerMatches(request: FastifyRequest, token: string): boolean {
-  const given = Buffer.from(request.headers.authorization ?? '');
-  const expected = Buffer.from(`Bearer ${token}`);
+  const given = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
@@ -53,6 +54,7 @@ export const opsPlugin: FastifyPluginAsync<OpsOptions> = async (app, { store, cl
     getMetrics: async (request, reply) => {
       if (!metrics) throw new ApiError('NOT_FOUND', 'metrics are off on this server (METRICS_ENABLED=false)');
       if (metricsToken !== undefined && !bearerMatches(request, metricsToken)) {
+        reply.header('www-authenticate', 'Bearer realm="sessions-api-metrics"');
         throw new ApiError('UNAUTHORIZED', 'header authorization must be Bearer <METRICS_TOKEN>');
       }
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
