@@ -7,7 +7,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { type PostgresCluster, startPostgresCluster } from './helpers/postgres-cluster.js';
-import { postgresAdminUrl } from './helpers/postgres-database.js';
+import { createTestDatabase, postgresAdminUrl } from './helpers/postgres-database.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
 describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 }, () => {
@@ -50,5 +51,64 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
     expect(back.status).toBe(200);
     expect((await app.request({ method: 'GET', url: '/api/agents' })).body.data.agents.map((a: { id: string }) => a.id)).toEqual([agentId]);
     expect((await app.request({ method: 'GET', url: '/api/messaging/sessions/health' })).status).toBe(200);
+  });
+});
+
+describe('the server when PostgreSQL ends its connections', { timeout: 60_000 }, () => {
+  it('lives on when its connections are terminated mid-request (pg_terminate_backend): 503 or success, then works', async () => {
+    const database = await createTestDatabase();
+    const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize: 4 }) });
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const agentId = await registerAgent(app);
+      const { sessionId } = await createSession(app, { agentId });
+      const statuses = new Set<number>();
+      for (let round = 0; round < 5; round++) {
+        const requests = Array.from({ length: 20 }, (_, i) =>
+          i % 2 === 0
+            ? app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: `m${round}-${i}` } })
+            : app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` }),
+        );
+        // Checked out mid-request: the pool's own error listener is off them then.
+        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sessions-api' AND pid <> pg_backend_pid()");
+        for (const response of await Promise.all(requests)) {
+          statuses.add(response.status);
+          if (response.status === 503) expect(response.body.error.code).toBe('STORAGE_UNAVAILABLE');
+        }
+      }
+      expect([...statuses].every((status) => [200, 201, 503].includes(status)), [...statuses].join()).toBe(true);
+      const after = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'after' } });
+      expect(after.status).toBe(201);
+    } finally {
+      await admin.end();
+      await app.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('the server when its database changes under it', { timeout: 60_000 }, () => {
+  it('answers 503 STORAGE_UNAVAILABLE for a table gone (an operator at work), not 500, and serves again once it is back', async () => {
+    const database = await createTestDatabase();
+    const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize: 2 }) });
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const agentId = await registerAgent(app);
+      const { sessionId } = await createSession(app, { agentId });
+      await admin.query('ALTER TABLE messages RENAME TO messages_away');
+      const refused = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'hi' } });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: expect.stringMatching(/a table is missing from the database \(SQLSTATE 42P01\)/) });
+      expect(refused.headers['retry-after']).toBe('1');
+      await admin.query('ALTER TABLE messages_away RENAME TO messages');
+      expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'hi' } })).status).toBe(201);
+      expect((await app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(1);
+    } finally {
+      await admin.end();
+      await app.close();
+      await database.drop();
+    }
   });
 });

@@ -3,7 +3,7 @@
 // timeout, never a 500 or a hang; the next request, the lock gone, is served.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { createTestDatabase } from './helpers/postgres-database.js';
 import { startTestApp } from './helpers/test-app.js';
@@ -30,6 +30,15 @@ describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_
       expect(read.body).toMatchObject({ success: false, error: { code: 'STORAGE_UNAVAILABLE' } });
       expect(read.body.error.details).toMatch(/the statement took longer than the statement timeout \(SQLSTATE 57014\)/);
       expect(read.headers['retry-after']).toBe('1');
+
+      // A create waits in a batch: cancelled once, it is not tried again alone (another timeout).
+      const queries = vi.spyOn(pg.Client.prototype, 'query');
+      const create = await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER } });
+      expect(create.status).toBe(503);
+      expect(create.body.error.details).toMatch(/SQLSTATE 57014/);
+      const inserts = queries.mock.calls.filter(([query]) => /INSERT INTO sessions \(/.test(typeof query === 'string' ? query : (query as { text: string }).text));
+      expect(inserts).toHaveLength(1);
+      queries.mockRestore();
 
       await locker.query('ROLLBACK');
       const again = await app.request({ method: 'GET', url: sessionUrl });

@@ -4,14 +4,15 @@
 // (README, PostgreSQL). The statement is prepared once per connection and takes its rows
 // as arrays.
 //
-// A batch that fails answers none of its creates: each is tried again alone by the
-// store's own insert, which tells whose agent was gone (and reports anything else as it
-// would have). The statement takes the locks the lone insert takes, in the same order:
+// A batch that fails answers none of its creates. A storage fault (a timeout, a lost
+// connection) fails them all; anything else has each tried again alone by the store's own
+// insert, which tells whose agent was gone (and reports anything else as it would have). The statement takes the locks the lone insert takes, in the same order:
 // the agents' key-share locks, then the event log's advisory lock.
 import type pg from 'pg';
 import { dataJson } from '../../events/event-records.js';
 import type { AgentRecord, EventInput, SessionRecord } from '../store.js';
 import { batched } from './batches.js';
+import { postgresFaultCause } from './storage-faults.js';
 import { SESSION_COLUMN_TYPES, SESSION_COLUMNS, sessionValues } from './rows.js';
 import { addToBucketsSql, COUNTED_SETTING, deltasOf } from './session-buckets.js';
 
@@ -109,8 +110,10 @@ export function createBatcher(pool: pg.Pool, options: CreateBatchOptions, commit
   return batched(async (creates: BatchedCreate[]) => {
     try {
       await pool.query({ ...statement, values: parametersOf(creates) });
-    } catch {
-      // Each create is tried alone, which reports the cause.
+    } catch (error) {
+      // A storage fault (a timeout, a lost connection) fails them all at once: alone, each
+      // would wait for it again. Else each is tried alone, which tells whose agent was gone.
+      if (postgresFaultCause(error) !== undefined) throw error;
       return creates.map(() => false);
     }
     if (creates.some((create) => create.events.length > 0)) committedEvents();

@@ -274,6 +274,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   // An idle connection that dies (the database restarted) is dropped from the pool; the
   // next request opens a new one. Without a listener, the error would end the process.
   pool.on('error', () => undefined);
+  // So is one that dies while checked out (terminated by an administrator, say): the pool
+  // takes its own listener off a connection it lends, and its query fails (503) anyway.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     const client = await pool.connect();
     try {

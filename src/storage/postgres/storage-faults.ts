@@ -13,6 +13,11 @@ const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['55P03', 'a lock could not be had'],
   ['58', 'a system error in the database'],
   ['XX', 'an internal error in the database'],
+  // The database changed under the server: what an operator does, not what a request asks.
+  ['28', 'the database refused the server its login'],
+  ['3D000', 'the database does not exist'],
+  ['42501', 'the database refused the server a privilege'],
+  ['42P01', 'a table is missing from the database'],
 ];
 
 /** Socket errors, and the driver's own words for a connection lost or never made. */
