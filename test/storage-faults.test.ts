@@ -3,7 +3,7 @@
 // STORAGE_UNAVAILABLE with Retry-After; reads keep working; health says which check
 // failed and recovers by itself; nothing acknowledged is lost.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -138,6 +138,31 @@ function fillUp(path: string): void {
 }
 
 const canMount = process.getuid?.() === 0;
+
+describe('the database file deleted or replaced under a running server', () => {
+  it.each(['deleted', 'replaced'])('%s: writes answer 503 STORAGE_UNAVAILABLE (they would go where nothing reads them again), health says write', async (what) => {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-moved-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const databasePath = join(directory, 'sessions.db');
+    t = await startTestApp({ databasePath, store: openSqliteStore(databasePath) });
+    const agentId = await registerAgent(t);
+    const sessionId: string = (await createSession(t, { agentId })).sessionId;
+    if (what === 'deleted') {
+      rmSync(databasePath);
+    } else {
+      copyFileSync(databasePath, `${databasePath}.copy`);
+      renameSync(`${databasePath}.copy`, databasePath);
+    }
+    const refused = await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: `the database file was ${what} while the server ran (restart the server); nothing was changed, retry later` });
+    const health = await t.request({ method: 'GET', url: HEALTH });
+    expect(health.status).toBe(503);
+    expect(health.body.failedChecks).toContain('write');
+    expect((await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(0);
+  });
+});
 
 describe('a full disk', () => {
   it.skipIf(!canMount)('answers 503 STORAGE_UNAVAILABLE to writes, keeps serving reads, health says disk and write, then recovers', { timeout: 60_000 }, async () => {

@@ -29,7 +29,7 @@ import { migrate } from './migrations.js';
 import { idempotencyRecords } from './idempotency-records.js';
 import { cachedAgents } from './agent-cache.js';
 import { countAfterSql, countedSession, expiryCounts, WHOLE_INSTANT, type CountedSession, type CounterKind } from './expiry-counts.js';
-import { checkOnOpen, withStorageFaults } from './storage-faults.js';
+import { checkOnOpen, fileInPlace, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
@@ -738,9 +738,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // The purge runs on a worker thread with its own connection (purge-worker.ts); an in-memory database runs it here.
   const purger = path === ':memory:' ? undefined : purgeWorker(path, options.synchronous ?? 'normal');
   const purgeStatements = purger ? undefined : preparePurge(db, purgeSql());
+  const assertFileInPlace = fileInPlace(path);
   const commitWrite = groupCommit(db, {
     lockWaitMs: options.lockWaitMs,
     beforeCommit: () => {
+      assertFileInPlace(); // one stat a commit, not a write
       counts.flush();
       flushEvents();
     },

@@ -1,5 +1,6 @@
 // SQLite failures that are the storage's, not the request's: the store turns them into
 // StorageFault (503 STORAGE_UNAVAILABLE, retry later), never a generic 500.
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { StorageFault, type Store } from '../store.js';
 
@@ -21,6 +22,21 @@ export function storageFaultCause(error: unknown): string | undefined {
   if (!(error instanceof Database.SqliteError)) return undefined;
   const fault = FAULTS.find(([prefix]) => error.code.startsWith(prefix));
   return fault && `${fault[1]} (${error.code})`;
+}
+
+/**
+ * A check that the file at `path` is still the one opened: deleted or replaced under a
+ * running server, its writes would go to a file nothing reads again (SQLite in WAL mode
+ * does not notice). Throws a StorageFault then; nothing for an in-memory database.
+ */
+export function fileInPlace(path: string): () => void {
+  if (path === ':memory:') return () => {};
+  const opened = statSync(path);
+  return () => {
+    const now = statSync(path, { throwIfNoEntry: false });
+    if (now?.ino === opened.ino && now.dev === opened.dev) return;
+    throw new StorageFault(`the database file was ${now ? 'replaced' : 'deleted'} while the server ran (restart the server)`);
+  };
 }
 
 /** A storage fault as a StorageFault; any other error as it is. */
