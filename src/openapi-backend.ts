@@ -1,7 +1,9 @@
 // An openapi-backend for any OpenAPI 3.x document, set up to work on 3.1: used by the
 // mock server and by the tests' response validator.
+import { readFileSync } from 'node:fs';
 import ajvFormats from 'ajv-formats';
 import { OpenAPIBackend } from 'openapi-backend';
+import { parse } from 'yaml';
 
 function createBackend(definition: string | object): OpenAPIBackend {
   return new OpenAPIBackend({
@@ -15,14 +17,47 @@ function createBackend(definition: string | object): OpenAPIBackend {
   });
 }
 
+/**
+ * The document at `path` read and parsed here first: openapi-backend (with `quick`) would
+ * neither await a file it cannot read or parse (an unhandled rejection) nor check that it
+ * is OpenAPI 3.x at all. Throws a one-line reason.
+ */
+function checkDocument(path: string): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    throw new Error(`${path} is not YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const version = (document as { openapi?: unknown } | null)?.openapi;
+  if (typeof version !== 'string' || !/^3\.[01]\./.test(version)) {
+    throw new Error(`${path} is not an OpenAPI 3.0 or 3.1 document (no "openapi: 3.x.y" at its top)`);
+  }
+}
+
 /** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
 export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
+  if (typeof path === 'string') checkDocument(path);
   // openapi-backend's decycle() replaces every object it meets twice with a $ref, not
   // only real cycles, so a schema reached through two $refs (a shared `type` array)
-  // compiles into an invalid one. Dereference once, copy into a tree, load the copy.
+  // compiles into an invalid one. Dereference once, copy into a tree, load the copy; a
+  // document with a real cycle (a schema that holds itself) cannot be a tree: it is
+  // loaded as dereferenced, and decycle() has its cycles to do.
   const resolving = createBackend(path);
   await resolving.init();
-  const api = createBackend(JSON.parse(JSON.stringify(resolving.definition)));
+  let tree: object;
+  try {
+    tree = JSON.parse(JSON.stringify(resolving.definition)) as object;
+  } catch {
+    return resolving;
+  }
+  const api = createBackend(tree);
   await api.init();
   return api;
 }

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runConformance } from '../src/conformance/run.js';
+import { loadSpec } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
 const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -101,3 +102,28 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
   });
 });
 
+
+describe('reading a spec', () => {
+  it('merges YAML merge keys (<<: *anchor) instead of reading "<<" as a response code', () => {
+    const path = join(folder, 'merged.yaml');
+    writeFileSync(
+      path,
+      `openapi: 3.1.0
+info: { title: merged, version: "1" }
+x-errors: &errors
+  '404': { description: not found }
+  '500': { description: broken }
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        '200': { description: a thing }
+        <<: *errors
+`,
+    );
+    const [operation] = loadSpec(path).operations;
+    expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);
+  });
+});

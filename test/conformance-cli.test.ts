@@ -4,6 +4,7 @@
 // and Markdown reports, and replays only the failed cases of an earlier run.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +104,10 @@ describe('the built sessions-api-conformance command', () => {
     [['--base-url', 'http://127.0.0.1:1', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['--base-url', 'http://127.0.0.1:1', '--junit', '/no/such/folder/r.xml'], /--junit: the folder \/no\/such\/folder does not exist/],
     [['--base-url', 'http://127.0.0.1:1', '--replay', '/no/such/report.json'], /--replay: cannot read/],
+    [['--base-url', 'http://127.0.0.1:1', '--json', tmpdir()], /--json: .* is not a file/],
+    [['--base-url', 'http://127.0.0.1:1/?x=1'], /--base-url must have no query/],
+    [['--base-url', 'http://127.0.0.1:1/#top'], /--base-url must have no query \(\?…\) or fragment/],
+    [['--base-url', 'http://user:secret@127.0.0.1:1'], /--base-url must not carry credentials/],
   ])('refuses %j with a usage error', (args, message) => {
     expect(() => parseCli(args, specPath)).toThrow(UsageError);
     expect(() => parseCli(args, specPath)).toThrow(message);
@@ -120,6 +125,20 @@ describe('the built sessions-api-conformance command', () => {
     const run = await cli(['--base-url', `http://127.0.0.1:${port}`]);
     expect(run.code).toBe(2);
     expect(run.stderr.trim()).toBe(`sessions-api-conformance: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`);
+  });
+
+  it('stops when the target hangs (10 answers in a row time out), exit 2, not a run through every case', { timeout: 60_000 }, async () => {
+    let answered = 0;
+    const hanging = createHttpServer((_request, response) => {
+      if (answered++ === 0) response.writeHead(404).end(); // the probe; then nothing, ever
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    closers.push({ close: () => new Promise<void>((resolve) => (hanging.closeAllConnections(), hanging.close(() => resolve()))) });
+    const port = (hanging.address() as { port: number }).port;
+    const run = await cli(['--base-url', `http://127.0.0.1:${port}`, '--timeout', '200', '--workers', '4', '--cases', '2']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(`sessions-api-conformance: http://127.0.0.1:${port} stopped answering (no answer within 200 ms)`);
+    expect(answered).toBeLessThan(30);
   });
 
   it('refuses an unknown operation before any request, exit 2', { timeout: 60_000 }, async () => {

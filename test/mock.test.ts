@@ -1,6 +1,9 @@
 // Mock mode: every operation of our spec answers a documented status with a body the
 // contract tests' validator accepts, `Prefer` chooses the status and the example, bad
 // requests get a 400 in the document's error shape; an unrelated document mocks too.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { OpenAPIBackend } from 'openapi-backend';
@@ -167,5 +170,65 @@ describe('the Prefer header', () => {
     expect(parsePrefer('example="expired", code=410')).toEqual({ code: '410', example: 'expired' });
     expect(parsePrefer('respond-async; code=202')).toEqual({ code: '202' });
     expect(parsePrefer(undefined)).toEqual({});
+  });
+});
+
+describe('mock mode on documents it cannot serve as they are', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-docs-'));
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+  const write = (name: string, text: string) => {
+    const path = join(folder, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it.each([
+    ['a missing file', join(folder, 'nowhere.yaml'), /^cannot read .*nowhere\.yaml: ENOENT$/],
+    ['a file that is not YAML', 'broken.yaml', /broken\.yaml is not YAML or JSON: /],
+    ['a Swagger 2.0 document', 'swagger.yaml', /swagger\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
+    ['a YAML list', 'list.yaml', /list\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
+  ])('refuses %s in one line, before serving', async (_what, file, reason) => {
+    const texts: Record<string, string> = {
+      'broken.yaml': 'openapi: 3.1.0\ninfo: [unclosed\n',
+      'swagger.yaml': 'swagger: "2.0"\ninfo: { title: x, version: "1" }\npaths: {}\n',
+      'list.yaml': '- a\n- b\n',
+    };
+    const path = texts[file] === undefined ? file : write(file, texts[file]!);
+    await expect(createMockServer({ specPath: path })).rejects.toThrow(reason);
+  });
+
+  it('loads a document whose schema holds itself (a tree of owners), and says why it cannot generate a body from it', async () => {
+    const path = write(
+      'owners.yaml',
+      `openapi: 3.0.3
+info: { title: owners, version: "1" }
+paths:
+  /owners/{id}:
+    get:
+      operationId: getOwner
+      parameters: [{ name: id, in: path, required: true, schema: { type: integer } }]
+      responses:
+        '200':
+          description: an owner
+          content: { application/json: { schema: { $ref: '#/components/schemas/Owner' } } }
+components:
+  schemas:
+    Owner:
+      type: object
+      required: [name]
+      properties:
+        name: { type: string }
+        parent: { $ref: '#/components/schemas/Owner' }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const owner = await call(app, { method: 'GET', url: '/owners/7' });
+      expect(owner.status).toBe(500);
+      expect(owner.body.message).toBe('getOwner: no example for this answer, and its schema holds itself (a body cannot be generated from it): add an example to the document');
+      expect((await call(app, { method: 'GET', url: '/owners/x' })).status).toBe(400);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -73,8 +73,21 @@ clearBar();
 console.log('');
 console.log(formatReport(report));
 const reports = options.reports;
-if (reports.json) writeFileSync(reports.json, `${JSON.stringify(report, null, 2)}\n`);
-if (reports.junit) writeFileSync(reports.junit, formatJunit(report));
-if (reports.markdown) writeFileSync(reports.markdown, formatMarkdown(report));
+// Each report written, or the reason it could not be, and exit 2: a report missing is no verdict on the server.
+let unwritten = false;
+for (const [path, text] of [
+  [reports.json, () => `${JSON.stringify(report, null, 2)}\n`],
+  [reports.junit, () => formatJunit(report)],
+  [reports.markdown, () => formatMarkdown(report)],
+] as const) {
+  if (path === undefined) continue;
+  try {
+    writeFileSync(path, text());
+  } catch (error) {
+    unwritten = true;
+    console.error(`sessions-api-conformance: cannot write ${path}: ${(error as Error).message}`);
+  }
+}
+if (unwritten) process.exit(2);
 if (report.lostTarget) fail(report.lostTarget);
 process.exit(report.interrupted ? 130 : report.failed === 0 ? 0 : 1);

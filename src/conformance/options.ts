@@ -64,6 +64,8 @@ function outputFile(option: string, path: string | undefined): string | undefine
   if (path === undefined) return undefined;
   const folder = dirname(resolve(path));
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--${option}: the folder ${folder} does not exist`);
+  // Found now, not after the whole run.
+  if (existsSync(path) && !statSync(path).isFile()) throw new UsageError(`--${option}: ${path} is not a file`);
   return path;
 }
 
@@ -124,6 +126,9 @@ export function parseCli(argv: string[], defaultSpec: string): CliOptions {
     throw new UsageError(`--base-url must be an http:// or https:// URL, not "${baseUrl}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--base-url must be an http:// or https:// URL, not "${baseUrl}"`);
+  // The operations' paths are appended to it: a query or fragment would end up before them.
+  if (url.search !== '' || url.hash !== '') throw new UsageError('--base-url must have no query (?…) or fragment (#…): the paths are appended to it');
+  if (url.username !== '' || url.password !== '') throw new UsageError('--base-url must not carry credentials: send them with --header (e.g. --header "Authorization: Basic …")');
 
   const headers: Record<string, string> = {};
   for (const header of values.header ?? []) {

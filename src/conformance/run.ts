@@ -86,7 +86,7 @@ export class UsageError extends Error {}
 /** The target does not answer at all: exit 2. */
 export class UnreachableError extends Error {}
 
-/** Connection failures in a row after which the target counts as gone and the run stops. */
+/** Requests in a row without an answer (refused, reset, timed out) after which the target counts as gone and the run stops. */
 const LOST_AFTER = 10;
 const NEVER_FOR_VALID_INPUT = new Set([400, 413, 415]);
 /** The longest a stream flow waits for the frames it expects. */
@@ -157,7 +157,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     const request = buildExchange(operation, values);
     const answer = await send(through, request);
     tracker.learn(operation, answer);
-    failuresInARow = answer.error?.startsWith('no answer:') ? failuresInARow + 1 : 0;
+    // No answer at all: refused, reset, or none within the timeout (a server that hangs).
+    failuresInARow = answer.status === 0 ? failuresInARow + 1 : 0;
     if (failuresInARow >= LOST_AFTER && !lostTarget) {
       lostTarget = `${connection.baseUrl} stopped answering (${answer.error})`;
       stop.abort();

@@ -104,7 +104,8 @@ function normalize30(node: unknown): unknown {
 const parsedDocuments = new Map<string, unknown>();
 
 function parsedCopy(text: string): Schema | null {
-  if (!parsedDocuments.has(text)) parsedDocuments.set(text, parse(text));
+  // `<<: *anchor` merges the anchored mapping (YAML 1.1 merge keys, common in OpenAPI documents).
+  if (!parsedDocuments.has(text)) parsedDocuments.set(text, parse(text, { merge: true }));
   return structuredClone(parsedDocuments.get(text)) as Schema | null;
 }
 

@@ -5,13 +5,31 @@ import { parseArgs } from 'node:util';
 import { specPath } from '../spec.js';
 import { createMockServer } from './mock-server.js';
 
-const { values } = parseArgs({
-  options: {
-    spec: { type: 'string', default: specPath },
-    port: { type: 'string', default: '4010' },
-    host: { type: 'string', default: '127.0.0.1' },
-  },
-});
+const USAGE = `usage: npm run mock [-- --spec <file> --port <n> --host <address>]
+  --spec   the OpenAPI 3.0 or 3.1 document to mock (default: this server's, ${specPath})
+  --port   default 4010 (0: any free port)
+  --host   default 127.0.0.1`;
+
+function parsedArguments() {
+  try {
+    return parseArgs({
+      options: {
+        spec: { type: 'string', default: specPath },
+        port: { type: 'string', default: '4010' },
+        host: { type: 'string', default: '127.0.0.1' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    console.error(`sessions-api mock: ${(error as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const { values } = parsedArguments();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`sessions-api mock: --port ${values.port} must be an integer between 0 and 65535`);

@@ -56,7 +56,16 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   /** The documented answer for `status` (or the default one), from an example or the schema. */
   function mock(operation: Operation, status: string | undefined, example?: string) {
     // openapi-backend looks the code up as a key of `responses`, so '4XX' and 'default' work too.
-    const { status: chosen, mock: body } = api.mockResponseForOperation(operation.operationId!, { code: status as unknown as number, example });
+    let generated;
+    try {
+      generated = api.mockResponseForOperation(operation.operationId!, { code: status as unknown as number, example });
+    } catch (error) {
+      // Its generator follows a schema that holds itself without end.
+      if (!(error instanceof RangeError)) throw error;
+      const message = `${operation.operationId}: no example for this answer, and its schema holds itself (a body cannot be generated from it): add an example to the document`;
+      return { status: 500, mediaType: 'application/json', body: { message } };
+    }
+    const { status: chosen, mock: body } = generated;
     const response = (status ? operation.responses?.[status] : undefined) as { content?: Record<string, MediaObject> } | undefined;
     const content = response?.content ?? (operation.responses?.[String(chosen)] as { content?: Record<string, MediaObject> } | undefined)?.content;
     const mediaType = content ? mediaTypeOf(content) : undefined;
