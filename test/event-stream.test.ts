@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import Fastify from 'fastify';
 import { createEventPump } from '../src/events/due-events.js';
-import { createEventStreams, KEEP_ALIVE_MS } from '../src/events/event-stream.js';
+import { createEventStreams, KEEP_ALIVE_MS, REAUTHORIZE_MS } from '../src/events/event-stream.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream, type SseClient } from './helpers/sse-client.js';
@@ -249,6 +249,32 @@ describe('API key scopes', () => {
       ['session.created', mineAgent],
       ['session.renewed', mineAgent],
     ]);
+  });
+
+  it('ends a stream within a second (REAUTHORIZE_MS) of the revocation of the key that opened it; another key\'s stream goes on', async () => {
+    await t.close();
+    t = await startTestApp({ access: { apiKeys: [ADMIN_KEY] } });
+    base = await t.listen();
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'streamer', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: 0 });
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const revoked = await stream('/api/messaging/sessions/events', { 'x-api-key': key });
+      const kept = await stream('/api/messaging/sessions/events', { 'x-api-key': ADMIN_KEY });
+      let ended = false;
+      void revoked.ended.then(() => (ended = true));
+      await vi.advanceTimersByTimeAsync(REAUTHORIZE_MS);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(ended).toBe(false);
+      await t.store.revokeApiKey('streamer', 1);
+      await vi.advanceTimersByTimeAsync(REAUTHORIZE_MS);
+      await revoked.ended;
+      await t.request({ method: 'POST', url: '/api/agents', headers: { 'x-api-key': ADMIN_KEY }, body: { characterJson: { name: 'After' } } });
+      await kept.waitFor(1);
+      expect(revoked.events).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

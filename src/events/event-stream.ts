@@ -17,6 +17,8 @@ import { dataJson, eventJson } from './event-records.js';
 import { canonicalId, createEventFeed, type EventFeed, isAfter } from './event-feed.js';
 
 export const KEEP_ALIVE_MS = 15_000;
+/** A stream opened with an API key ends within this long of the key's revocation. */
+export const REAUTHORIZE_MS = 1000;
 /**
  * Events a stream holds for its client before it falls back to reading the log itself. At
  * 1,000, a burst of due warnings (batches of up to 1,000 events, while the socket waited to
@@ -109,6 +111,8 @@ export function startStream(reply: FastifyReply, status = 200): FastifyReply['ra
 
 export interface EventStreamsOptions {
   keepAliveMs?: number;
+  /** How often a stream opened with an API key checks that the key is not revoked. */
+  reauthorizeMs?: number;
   queueLimit?: number;
   queueCharsLimit?: number;
   /** The app's shared reader; without one, a reader per store, made on the first stream. */
@@ -131,6 +135,7 @@ export async function resumePoint(store: Store, given: string | undefined, other
 
 export function createEventStreams({
   keepAliveMs = KEEP_ALIVE_MS,
+  reauthorizeMs = REAUTHORIZE_MS,
   queueLimit = QUEUE_LIMIT,
   queueCharsLimit = QUEUE_CHARS_LIMIT,
   feed,
@@ -167,10 +172,15 @@ export function createEventStreams({
       };
 
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
+      // The key that opened the stream is checked again every REAUTHORIZE_MS: revoked, it ends the stream.
+      const stillAuthorized = request.stillAuthorized;
+      const authorized =
+        stillAuthorized && setInterval(() => void stillAuthorized().then((yes) => yes || close(), () => undefined), reauthorizeMs);
       const close = () => {
         if (closed) return;
         closed = true;
         clearInterval(keepAlive);
+        clearInterval(authorized ?? undefined);
         leave();
         dropQueue();
         open.delete(close);

@@ -20,6 +20,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's key; null when the server has no keys configured. */
     principal: Principal | null;
+    /** Whether the key that identified the request still does (not revoked since); null without a key. */
+    stillAuthorized: (() => Promise<boolean>) | null;
   }
 }
 
@@ -140,9 +142,12 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
     }
     if (!principal.admin && adminOnly.has(operationId)) throw new ApiError('FORBIDDEN', `${operationId} needs an admin API key`);
     request.principal = principal;
+    // For what outlives this check (an event stream): asked again, the key must name the same principal.
+    request.stillAuthorized = async () => (await identify(key))?.id === principal.id;
   }
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('stillAuthorized', null);
   // A callback hook, not an async one: a request without a key on a server without keys
   // (the default) is let through without a promise.
   app.addHook('onRequest', (request, reply, done) => {
