@@ -26,6 +26,12 @@ const jsonCopy = `${JSON.stringify({ sourceSha256: sha256Hex(yaml), document: pa
 const operationIds = specOperations()
   .filter((operation) => !operation.operational)
   .map((operation) => operation.operationId);
+// Each names a handler, its file and its export: a name JavaScript can hold (get-ping cannot).
+const unnamable = operationIds.filter((id) => !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id));
+if (unnamable.length > 0) {
+  console.error(`generate: an operationId must be a JavaScript identifier (camelCase, e.g. getPing), not ${unnamable.map((id) => JSON.stringify(id)).join(', ')}`);
+  process.exit(1);
+}
 
 const index = [
   '// The operation handlers, one per operationId of the spec, each in a file named after it.',

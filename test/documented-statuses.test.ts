@@ -18,6 +18,8 @@ function statusesFromHooks(operation: SpecOperation): string[] {
   // Not open: an API key when keys are on, and the rate limit (the open operations are exempt).
   if (!openOperations().has(operation.operationId)) statuses.push('401', '429');
   if (adminOnlyOperations().has(operation.operationId)) statuses.push('403');
+  // A path parameter over 500 characters: the router's 404 (error-handling.ts answerFrameworkError).
+  if (operation.path.includes('{')) statuses.push('404');
   return statuses;
 }
 
