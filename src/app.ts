@@ -13,7 +13,7 @@ import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http
 import { type AccessOptions, installSecurity } from './http/security.js';
 import type { Metrics } from './ops/metrics.js';
 import { opsPlugin } from './ops/ops-plugin.js';
-import { timeRequests } from './ops/request-timing.js';
+import { timeRequests, timeRouterRefusal } from './ops/request-timing.js';
 import { echoRequestId, requestIdOptions } from './ops/request-id.js';
 
 export interface AppOptions {
@@ -35,7 +35,10 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    frameworkErrors: answerFrameworkError,
+    frameworkErrors: (error, request, reply) => {
+      answerFrameworkError(error, request, reply);
+      timeRouterRefusal(options.metrics, reply.statusCode, reply.elapsedTime);
+    },
     schemaController: { compilersFactory: { buildSerializer: buildCachedSerializer } },
     ...requestIdOptions,
   });

@@ -61,13 +61,17 @@ describe('GET /metrics', () => {
     await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: {} } });
     for (let i = 0; i < 2; i += 1) await app.request({ method: 'GET', url: '/api/agents/3c90c3cc-0d44-4b50-8888-8dd25736052a' });
     await app.request({ method: 'GET', url: '/nowhere' });
+    // URLs the router refuses before any hook: malformed percent-encoding, a path parameter over 500 characters.
+    expect((await app.request({ method: 'GET', url: '/api/messaging/sessions/%E0%A4%A', answeredByRouter: true })).status).toBe(400);
+    expect((await app.request({ method: 'GET', url: `/api/messaging/sessions/${'a'.repeat(501)}`, answeredByRouter: true })).status).toBe(404);
     await app.requestText('/openapi.yaml');
     const after = countsBy(await scrape(app), REQUESTS, ['operationId', 'status']);
     expect(difference(after, before)).toEqual({
       'createAgent 201': 3,
       'createAgent 400': 1,
       'getAgent 404': 2,
-      'not_found 404': 1,
+      'not_found 404': 2,
+      'not_found 400': 1,
       'getOpenApiYaml 200': 1,
       'getMetrics 200': 1, // the first scrape, counted once it was answered
     });
