@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runConformance } from '../src/conformance/run.js';
@@ -125,5 +126,46 @@ paths:
     );
     const [operation] = loadSpec(path).operations;
     expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);
+  });
+});
+
+describe('valid requests to parameters a random id does not fit', { timeout: 60_000 }, () => {
+  it('send path values of the parameter\'s own schema and the required headers: a correct server passes them', async () => {
+    const spec = join(folder, 'greet.yaml');
+    writeFileSync(
+      spec,
+      `openapi: 3.1.0
+info: { title: greet, version: "1" }
+paths:
+  /greet/{name}:
+    get:
+      operationId: greet
+      parameters: [{ name: name, in: path, required: true, schema: { type: string, pattern: '^[a-z]{1,10}$' } }]
+      responses:
+        '200': { description: hello, content: { application/json: { schema: { type: object, required: [greeting], properties: { greeting: { type: string } } } } } }
+        '400': { description: bad, content: { application/json: { schema: { type: object } } } }
+        '404': { description: none, content: { application/json: { schema: { type: object } } } }
+  /items:
+    get:
+      operationId: listItems
+      parameters: [{ name: X-Tenant, in: header, required: true, schema: { type: string, pattern: '^[a-z]{3,8}$' } }]
+      responses:
+        '200': { description: items, content: { application/json: { schema: { type: array } } } }
+        '400': { description: bad, content: { application/json: { schema: { type: object } } } }
+        '404': { description: none, content: { application/json: { schema: { type: object } } } }
+`,
+    );
+    const server = Fastify();
+    server.get<{ Params: { name: string } }>('/greet/:name', async (request, reply) =>
+      /^[a-z]{1,10}$/.test(request.params.name) ? { greeting: `hello ${request.params.name}` } : reply.code(400).send({ message: 'params/name' }),
+    );
+    server.get('/items', async (request, reply) => (/^[a-z]{3,8}$/.test(String(request.headers['x-tenant'] ?? '')) ? [] : reply.code(400).send({ message: 'headers/x-tenant' })));
+    server.setNotFoundHandler((_request, reply) => reply.code(404).send({ message: 'none' }));
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    servers.push({ close: () => server.close() });
+    const report = await runConformance({ baseUrl: url, specPath: spec, seed: 3, validCases: 6, workers: 2 });
+    const valid = report.cases.filter((c) => c.kind === 'valid');
+    expect(valid.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
+    expect(valid.filter((c) => c.operationId === 'listItems')).toHaveLength(6);
   });
 });

@@ -42,21 +42,33 @@ export function planOperation(operation: Operation, index: number, seed: number,
     operationSeed + 1,
   ) as Array<Record<string, unknown>>;
   const randomIds = samples({ type: 'string', format: 'uuid' }, Math.max(validCases, 1), operationSeed + 2) as string[];
-  /** An id nothing has: a random uuid, or for an integer id the largest allowed, far from any counter. */
-  const unknownId = (schema: Schema, i: number) =>
-    schema.type === 'integer' || schema.type === 'number' ? String((schema.maximum ?? 2 ** 31 - 1) - i) : randomIds[i % randomIds.length]!;
+  /** Values of a parameter's own schema, for one a random uuid would not fit (a pattern, an enum, a length). */
+  const ownValues = (schema: Schema, k: number) => samples(schema, Math.max(validCases, 1), operationSeed + 3 + k).map(String);
+  const constrained = (schema: Schema) => ['pattern', 'enum', 'const', 'maxLength', 'minLength'].some((keyword) => keyword in schema) || (schema.format !== undefined && schema.format !== 'uuid');
+  const pathValues = pathParameters.map((p, k) => (p.schema.type === 'string' && constrained(p.schema) ? ownValues(p.schema, k) : undefined));
+  /** An id nothing has: a random uuid, for an integer id the largest allowed (far from any counter), else a value of its schema. */
+  const unknownId = (schema: Schema, k: number, i: number) =>
+    schema.type === 'integer' || schema.type === 'number'
+      ? String((schema.maximum ?? 2 ** 31 - 1) - i)
+      : (pathValues[k]?.[i % pathValues[k]!.length] ?? randomIds[i % randomIds.length]!);
+  // Required headers, from their schemas (what a header can carry: visible ASCII).
+  const headerParameters = operation.parameters.filter((p) => p.in === 'header' && p.required);
+  const headerValues = headerParameters.map((p, k) => ownValues(p.schema, pathParameters.length + k).map((value) => (/^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance')));
   const valuesFor = (i: number, realIds: boolean): RequestValues => ({
-    path: Object.fromEntries(pathParameters.map((p) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : unknownId(p.schema, i)])),
+    path: Object.fromEntries(pathParameters.map((p, k) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : unknownId(p.schema, k, i)])),
     query: bound(queries[i] ?? {}, names),
     body: operation.body ? (operation.body.required || i % 3 !== 2 ? bound(bodies[i], names) : undefined) : undefined,
+    ...(headerParameters.length > 0 && { headers: Object.fromEntries(headerParameters.map((p, k) => [p.name, headerValues[k]![i % headerValues[k]!.length]!])) }),
   });
   const add = (kind: CaseKind, title: string, fixture: PlannedCase['fixture'], values: RequestValues, expectation: Expectation) =>
     planned.push({ key: `${operation.operationId}/${kind}/${planned.filter((c) => c.kind === kind).length}`, operationId: operation.operationId, kind, title, fixture, values, expectation });
 
   // Valid requests: with ids that exist, a 2xx (or a 4xx the state explains); with random
-  // ids in the path, a documented 4xx.
+  // ids in the path, a documented 4xx. A path parameter no create makes (a name, a slug)
+  // is no id: any value of its schema is a valid request.
+  const hasIds = pathParameters.some((p) => names.has(p.name));
   for (let i = 0; i < validCases; i += 1) {
-    const realIds = pathParameters.length === 0 || i % 4 !== 1;
+    const realIds = !hasIds || i % 4 !== 1;
     add('valid', realIds ? 'valid request' : 'valid request, unknown id', realIds ? 'fresh' : 'shared', valuesFor(i, realIds), { type: 'valid', realIds });
   }
 
