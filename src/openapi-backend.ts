@@ -41,6 +41,27 @@ function checkDocument(path: string): void {
   }
 }
 
+/**
+ * OpenAPI 3.0's boolean exclusive bounds (`minimum: 0, exclusiveMinimum: true`) in their
+ * JSON Schema form (`exclusiveMinimum: 0`): Ajv refuses the boolean form, which made
+ * every request to the operation a 500.
+ */
+function numericExclusiveBounds(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(numericExclusiveBounds);
+  if (!node || typeof node !== 'object') return node;
+  const copy = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, numericExclusiveBounds(value)])) as Record<string, unknown>;
+  for (const [flag, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
+    if (typeof copy[flag] !== 'boolean') continue;
+    if (copy[flag] === true && typeof copy[bound] === 'number') {
+      copy[flag] = copy[bound];
+      delete copy[bound];
+    } else {
+      delete copy[flag];
+    }
+  }
+  return copy;
+}
+
 /** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
 export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
   if (typeof path === 'string') checkDocument(path);
@@ -57,6 +78,7 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   } catch {
     return resolving;
   }
+  if (/^3\.0\./.test(String((tree as { openapi?: unknown }).openapi))) tree = numericExclusiveBounds(tree) as object;
   const api = createBackend(tree);
   await api.init();
   return api;

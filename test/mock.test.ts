@@ -10,7 +10,7 @@ import type { OpenAPIBackend } from 'openapi-backend';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMockServer } from '../src/mock/mock-server.js';
 import { parsePrefer } from '../src/mock/prefer.js';
-import { specDocument, specOperations, specPath } from '../src/spec.js';
+import { specDocument, specOperations, specPath, specSchemaValidator } from '../src/spec.js';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 
 const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -93,6 +93,21 @@ describe('mock mode on our spec', () => {
     expect(answer.body).toContain('# TYPE http_request_duration_seconds histogram');
   });
 
+  it('serves an event stream as Server-Sent Events: its mocked events as frames, then the end', async () => {
+    const answer = await call(app, { method: 'GET', url: '/api/messaging/sessions/events' });
+    expect(answer.status).toBe(200);
+    expect(answer.contentType).toMatch(/^text\/event-stream/);
+    const frames = String(answer.body).split('\n\n').filter(Boolean);
+    expect(frames.length).toBeGreaterThan(0);
+    // Generated from the Event schema (openapi-backend's generator fills strings with "string", patterns aside).
+    const isEventType = specSchemaValidator('EventType');
+    for (const frame of frames) {
+      const data = JSON.parse(/^data: (.*)$/m.exec(frame)![1]!);
+      expect(isEventType(data.type), frame).toBe(true);
+      expect(data).toHaveProperty('occurredAt');
+    }
+  });
+
   it('chooses a named example with Prefer: example=', async () => {
     const answer = await call(app, { method: 'GET', url: '/api/messaging/sessions/a1' }, { prefer: 'code=410, example=expired' });
     expect(answer.status).toBe(410);
@@ -123,6 +138,9 @@ describe('mock mode on our spec', () => {
     const badQuery = await call(app, { method: 'GET', url: '/api/messaging/sessions?limit=0' });
     expect(badQuery.status).toBe(400);
     expect(badQuery.body.error.details).toBe('query/limit must be >= 1');
+    const unknown = await call(app, { method: 'POST' as 'GET', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID, bogus: 1 } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.details).toBe('body/bogus is not allowed'); // as the server says it
   });
 
   it('answers 404 for a path the spec does not have', async () => {
@@ -229,6 +247,39 @@ components:
       expect((await call(app, { method: 'GET', url: '/owners/x' })).status).toBe(400);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
+  it('validates exclusiveMinimum: true as 3.0 means it (it answered every request 500)', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
+    const path = join(folder, 'weights.yaml');
+    writeFileSync(
+      path,
+      `openapi: 3.0.3
+info: { title: weights, version: "1" }
+paths:
+  /weights:
+    post:
+      operationId: addWeight
+      requestBody:
+        required: true
+        content: { application/json: { schema: { type: object, required: [kg], properties: { kg: { type: number, minimum: 0, exclusiveMinimum: true } } } } }
+      responses:
+        '201': { description: added, content: { application/json: { schema: { type: object, properties: { kg: { type: number } } }, example: { kg: 2 } } } }
+        '400': { description: bad, content: { application/json: { schema: { type: object, properties: { message: { type: string } } }, example: { message: x } } } }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      expect((await call(app, { method: 'POST' as 'GET', url: '/weights', body: { kg: 2 } })).status).toBe(201);
+      const zero = await call(app, { method: 'POST' as 'GET', url: '/weights', body: { kg: 0 } });
+      expect(zero.status).toBe(400);
+      expect(zero.body.message).toBe('body/kg must be > 0');
+    } finally {
+      await app.close();
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });

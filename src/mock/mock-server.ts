@@ -19,8 +19,10 @@ function describeErrors(errors: ErrorObject[] | null | undefined): string {
   const sentences = (errors ?? []).map((error) => {
     const [, location = '', ...rest] = error.instancePath.split('/');
     const field = [LOCATIONS[location] ?? location, ...rest].join('/') || 'request';
-    const missing = (error.params as { missingProperty?: string }).missingProperty;
-    return missing ? `${field}/${missing} is required` : `${field} ${error.message ?? 'is invalid'}`;
+    const { missingProperty, additionalProperty } = error.params as { missingProperty?: string; additionalProperty?: string };
+    if (missingProperty) return `${field}/${missingProperty} is required`;
+    if (additionalProperty) return `${field}/${additionalProperty} is not allowed`;
+    return `${field} ${error.message ?? 'is invalid'}`;
   });
   return [...new Set(sentences)].slice(0, 5).join('; ') || 'the request does not match the document';
 }
@@ -39,9 +41,15 @@ function withMessage(body: unknown, message: string): unknown {
   return copy;
 }
 
+/** A mocked stream of Server-Sent Events: each item of the mocked body one frame, then the end. */
+function eventFrames(body: unknown): string {
+  return (Array.isArray(body) ? body : [body]).map((item, i) => `id: ${i + 1}\ndata: ${JSON.stringify(item)}\n\n`).join('');
+}
+
 function send(reply: FastifyReply, status: number, mediaType: string | undefined, body: unknown) {
   reply.code(status);
   if (body === undefined) return reply.send();
+  if (mediaType === 'text/event-stream') return reply.type(mediaType).send(typeof body === 'string' ? body : eventFrames(body));
   if (typeof body === 'string' && mediaType && !/json/.test(mediaType)) return reply.type(mediaType).send(body);
   return reply.type(mediaType && /json/.test(mediaType) ? mediaType : 'application/json').send(JSON.stringify(body));
 }
