@@ -54,15 +54,25 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
   });
 });
 
+/** An app on a fresh PostgreSQL database with an agent's session, and an admin connection to it; all gone after `work`. */
+async function withSession(poolSize: number, work: (context: { app: TestApp; admin: pg.Client; sessionId: string }) => Promise<void>): Promise<void> {
+  const database = await createTestDatabase();
+  const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize }) });
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  try {
+    const agentId = await registerAgent(app);
+    await work({ app, admin, sessionId: (await createSession(app, { agentId })).sessionId });
+  } finally {
+    await admin.end();
+    await app.close();
+    await database.drop();
+  }
+}
+
 describe('the server when PostgreSQL ends its connections', { timeout: 60_000 }, () => {
   it('lives on when its connections are terminated mid-request (pg_terminate_backend): 503 or success, then works', async () => {
-    const database = await createTestDatabase();
-    const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize: 4 }) });
-    const admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-    try {
-      const agentId = await registerAgent(app);
-      const { sessionId } = await createSession(app, { agentId });
+    await withSession(4, async ({ app, admin, sessionId }) => {
       const statuses = new Set<number>();
       for (let round = 0; round < 5; round++) {
         const requests = Array.from({ length: 20 }, (_, i) =>
@@ -80,23 +90,13 @@ describe('the server when PostgreSQL ends its connections', { timeout: 60_000 },
       expect([...statuses].every((status) => [200, 201, 503].includes(status)), [...statuses].join()).toBe(true);
       const after = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'after' } });
       expect(after.status).toBe(201);
-    } finally {
-      await admin.end();
-      await app.close();
-      await database.drop();
-    }
+    });
   });
 });
 
 describe('the server when its database changes under it', { timeout: 60_000 }, () => {
   it('answers 503 STORAGE_UNAVAILABLE for a table gone (an operator at work), not 500, and serves again once it is back', async () => {
-    const database = await createTestDatabase();
-    const app = await startTestApp({ store: await openPostgresStore({ url: database.url, poolSize: 2 }) });
-    const admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-    try {
-      const agentId = await registerAgent(app);
-      const { sessionId } = await createSession(app, { agentId });
+    await withSession(2, async ({ app, admin, sessionId }) => {
       await admin.query('ALTER TABLE messages RENAME TO messages_away');
       const refused = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'hi' } });
       expect(refused.status).toBe(503);
@@ -105,10 +105,6 @@ describe('the server when its database changes under it', { timeout: 60_000 }, (
       await admin.query('ALTER TABLE messages_away RENAME TO messages');
       expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'hi' } })).status).toBe(201);
       expect((await app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(1);
-    } finally {
-      await admin.end();
-      await app.close();
-      await database.drop();
-    }
+    });
   });
 });
