@@ -2,6 +2,7 @@
 // a key bound to agents sees only theirs (others are 404, lists filtered) and may not
 // manage agents (403); a revoked key is refused at once, even when revoked elsewhere.
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { openOperations } from '../src/http/auth.js';
@@ -110,6 +111,26 @@ describe('with API_KEYS', () => {
     await agentAndSession(t, withKey(ADMIN_KEY));
     expect((await t.request({ method: 'GET', url: '/api/agents', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
     expect((await t.request({ method: 'GET', url: '/api/agents', headers: { authorization: `bearer ${ADMIN_KEY}` } })).status).toBe(200);
+  });
+
+  it('refuses a key sent on two lines of X-API-KEY or of Authorization (401): Node would join the one and drop the other', async () => {
+    const t = await start({ access: { apiKeys: [ADMIN_KEY] } });
+    const base = await t.listen();
+    for (const headers of [{ 'x-api-key': [ADMIN_KEY, ADMIN_KEY] }, { authorization: [`Bearer ${ADMIN_KEY}`, 'Bearer not-the-key-0123456789'] }] as Array<Record<string, string[]>>) {
+      const answer = await new Promise<{ status: number; body: any; authenticate?: string }>((resolve, reject) => {
+        const sent = httpRequest(`${base}/api/agents`, { headers }, (response) => {
+          let text = '';
+          response.on('data', (chunk) => (text += chunk));
+          response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text), authenticate: response.headers['www-authenticate'] }));
+        });
+        sent.on('error', reject);
+        sent.end();
+      });
+      expect(answer.status, JSON.stringify(headers)).toBe(401);
+      expect(answer.body.error).toMatchObject({ code: 'UNAUTHORIZED', details: 'the API key must be sent once (one X-API-KEY or Authorization line)' });
+      expect(answer.authenticate).toBeDefined();
+    }
+    expect((await t.request({ method: 'GET', url: '/api/agents', headers: { 'x-api-key': ADMIN_KEY, authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200);
   });
 
   it('reads a key only from a Bearer scheme, and an empty X-API-KEY as no key at all', async () => {

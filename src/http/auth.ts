@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashApiKey, sameDigest } from '../api-keys.js';
 import { ApiError } from '../errors.js';
+import { headerLines } from './client-errors.js';
 import { specDocument } from '../spec.js';
 import type { Store } from '../storage/store.js';
 
@@ -154,7 +155,14 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
     const operationId = operationIdOf(request);
     if (operationId === undefined || open.has(operationId)) return done();
     const key = presentedKey(request);
-    if (key !== undefined) return void authenticate(request, reply, operationId, key).then(() => done(), done);
+    if (key !== undefined) {
+      // Node joins two X-API-KEY lines into one value and keeps the first Authorization: neither is a key sent.
+      if (headerLines(request.raw.rawHeaders, 'x-api-key') > 1 || headerLines(request.raw.rawHeaders, 'authorization') > 1) {
+        reply.header('www-authenticate', WWW_AUTHENTICATE);
+        return done(new ApiError('UNAUTHORIZED', 'the API key must be sent once (one X-API-KEY or Authorization line)'));
+      }
+      return void authenticate(request, reply, operationId, key).then(() => done(), done);
+    }
     const on = keysAreOn();
     if (typeof on === 'boolean') return done(on ? unauthorized(reply, key) : undefined);
     on.then((yes) => done(yes ? unauthorized(reply, key) : undefined), done);
