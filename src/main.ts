@@ -67,6 +67,12 @@ const app = buildApp(
 );
 
 try {
+  await app.ready();
+} catch (error) {
+  await app.close().catch(() => undefined);
+  fail(`cannot start: ${reason(error)}`);
+}
+try {
   await app.listen({ host: config.host, port: config.port });
 } catch (error) {
   await app.close().catch(() => undefined);

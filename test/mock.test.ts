@@ -171,6 +171,14 @@ describe('mock mode on another document (the classic Petstore)', () => {
     expect(api.validateResponse(created.body, 'createPets', 201).errors ?? []).toEqual([]);
   });
 
+  it('answers Prefer: code= for a code its range (4XX) or default documents, with that response and the code asked for', async () => {
+    const notFound = await call(app, { method: 'GET', url: '/pets?limit=10' }, { prefer: 'code=404' });
+    expect(notFound.status).toBe(404);
+    expect(api.validateResponse(notFound.body, 'listPets', 404).errors ?? []).toEqual([]);
+    expect(typeof notFound.body.message).toBe('string');
+    expect((await call(app, { method: 'GET', url: '/pets?limit=10' }, { prefer: 'code=abc' })).status).toBe(422);
+  });
+
   it('answers a bad request with 400 in the document error shape (its default response)', async () => {
     const answer = await call(app, { method: 'GET', url: '/pets?limit=500' });
     expect(answer.status).toBe(400);

@@ -71,13 +71,13 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       // Its generator follows a schema that holds itself without end.
       if (!(error instanceof RangeError)) throw error;
       const message = `${operation.operationId}: no example for this answer, and its schema holds itself (a body cannot be generated from it): add an example to the document`;
-      return { status: 500, mediaType: 'application/json', body: { message } };
+      return { status: 500, mediaType: 'application/json', body: { message }, failed: true };
     }
     const { status: chosen, mock: body } = generated;
     const response = (status ? operation.responses?.[status] : undefined) as { content?: Record<string, MediaObject> } | undefined;
     const content = response?.content ?? (operation.responses?.[String(chosen)] as { content?: Record<string, MediaObject> } | undefined)?.content;
     const mediaType = content ? mediaTypeOf(content) : undefined;
-    return { status: chosen, mediaType, body: mediaType ? body : undefined };
+    return { status: chosen, mediaType, body: mediaType ? body : undefined, failed: false };
   }
 
   // A mock has no keys to check: every security scheme accepts any credentials or none
@@ -102,14 +102,18 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       if (preference.code !== undefined && !/^\d{3}$/.test(preference.code)) {
         return send(reply, 422, 'application/json', { message: `Prefer: code=${preference.code} is not a status code` });
       }
-      if (preference.code !== undefined && !documented.includes(preference.code)) {
+      // The response that documents the code: its own, else its range (`4XX`), else `default`.
+      const code = preference.code;
+      const documenting = code === undefined ? undefined : [code, `${code[0]}XX`, 'default'].find((key) => documented.includes(key));
+      if (code !== undefined && documenting === undefined) {
         return send(reply, 422, 'application/json', {
-          message: `Prefer: code=${preference.code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`,
+          message: `Prefer: code=${code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`,
         });
       }
-      const answer = mock(c.operation, preference.code, preference.example);
+      const mocked = mock(c.operation, documenting, preference.example);
+      const answer = code === undefined || mocked.failed ? mocked : { ...mocked, status: Number(code) };
       if (preference.example !== undefined) {
-        const response = c.operation.responses?.[String(answer.status)] as { content?: Record<string, MediaObject> } | undefined;
+        const response = c.operation.responses?.[documenting ?? String(answer.status)] as { content?: Record<string, MediaObject> } | undefined;
         const examples = answer.mediaType ? response?.content?.[answer.mediaType]?.examples : undefined;
         if (!examples?.[preference.example]) {
           return send(reply, 422, 'application/json', {
