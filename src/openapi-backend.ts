@@ -20,9 +20,10 @@ function createBackend(definition: string | object): OpenAPIBackend {
 /**
  * The document at `path` read and parsed here first: openapi-backend (with `quick`) would
  * neither await a file it cannot read or parse (an unhandled rejection) nor check that it
- * is OpenAPI 3.x at all. Throws a one-line reason.
+ * is OpenAPI 3.x at all. Throws a one-line reason. YAML merge keys (`<<: *anchor`) are
+ * merged, which openapi-backend's own parser does not do.
  */
-function checkDocument(path: string): void {
+function checkedDocument(path: string): object {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -31,7 +32,7 @@ function checkDocument(path: string): void {
   }
   let document: unknown;
   try {
-    document = parse(text);
+    document = parse(text, { merge: true });
   } catch (error) {
     throw new Error(`${path} is not YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -39,7 +40,11 @@ function checkDocument(path: string): void {
   if (typeof version !== 'string' || !/^3\.[01]\./.test(version)) {
     throw new Error(`${path} is not an OpenAPI 3.0 or 3.1 document (no "openapi: 3.x.y" at its top)`);
   }
+  return document as object;
 }
+
+/** Whether a document refers to other files (a `$ref` not starting with `#`): those resolve relative to its path. */
+const refersToFiles = (document: object) => /"\$ref":"(?!#)/.test(JSON.stringify(document));
 
 /**
  * OpenAPI 3.0's boolean exclusive bounds (`minimum: 0, exclusiveMinimum: true`) in their
@@ -64,7 +69,12 @@ function numericExclusiveBounds(node: unknown): unknown {
 
 /** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
 export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
-  if (typeof path === 'string') checkDocument(path);
+  // A document whole in one file is loaded as parsed here (its merge keys merged); one
+  // that refers to other files, from its path, for them to resolve.
+  if (typeof path === 'string') {
+    const document = checkedDocument(path);
+    if (!refersToFiles(document)) path = document;
+  }
   // openapi-backend's decycle() replaces every object it meets twice with a $ref, not
   // only real cycles, so a schema reached through two $refs (a shared `type` array)
   // compiles into an invalid one. Dereference once, copy into a tree, load the copy; a
