@@ -106,25 +106,7 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
 
 describe('reading a spec', () => {
   it('merges YAML merge keys (<<: *anchor) instead of reading "<<" as a response code', () => {
-    const path = join(folder, 'merged.yaml');
-    writeFileSync(
-      path,
-      `openapi: 3.1.0
-info: { title: merged, version: "1" }
-x-errors: &errors
-  '404': { description: not found }
-  '500': { description: broken }
-paths:
-  /things/{id}:
-    get:
-      operationId: getThing
-      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
-      responses:
-        '200': { description: a thing }
-        <<: *errors
-`,
-    );
-    const [operation] = loadSpec(path).operations;
+    const [operation] = loadSpec(fileURLToPath(new URL('./fixtures/merge-keys.yaml', import.meta.url))).operations;
     expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);
   });
 });

@@ -224,22 +224,7 @@ describe('mock mode on documents it cannot serve as they are', () => {
   });
 
   it('merges YAML merge keys (<<: *anchor): the responses they bring are documented, not a response named "<<"', async () => {
-    const path = write(
-      'merged.yaml',
-      `openapi: 3.1.0
-info: { title: merged, version: "1" }
-x-errors: &errors
-  '404': { description: none, content: { application/json: { schema: { type: object, required: [message], properties: { message: { type: string } } }, example: { message: gone } } } }
-paths:
-  /things/{id}:
-    get:
-      operationId: getThing
-      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
-      responses:
-        '200': { description: a thing, content: { application/json: { schema: { type: object }, example: { id: a } } } }
-        <<: *errors
-`,
-    );
+    const path = fileURLToPath(new URL('./fixtures/merge-keys.yaml', import.meta.url));
     const app = await createMockServer({ specPath: path });
     try {
       const missing = await call(app, { method: 'GET', url: '/things/a' }, { prefer: 'code=404' });
