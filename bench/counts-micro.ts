@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { countAfterSql, type CounterKind } from '../src/storage/sqlite/expiry-counts.js';
-import { listSessionsSql, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { listSessionsSql } from '../src/storage/sqlite/queries.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 
 const sessions = Number(process.argv[2] ?? 1_000_000);
 const directory = mkdtempSync(join(tmpdir(), 'counts-micro-'));

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
 import type { HttpTimeouts } from './http/server-options.js';
 import { specSchemaValidator } from './spec.js';
-import type { SqliteOptions } from './storage/sqlite/sqlite-store.js';
+import type { SqliteOptions } from './storage/sqlite/connection.js';
 
 export interface ServerConfig {
   host: string;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../src/storage/sqlite/migrations.js';
-import { DUE_SESSIONS_SQL } from '../src/storage/sqlite/sqlite-store.js';
+import { DUE_SESSIONS_SQL } from '../src/storage/sqlite/queries.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { specSchemaValidator } from '../src/spec.js';
 import type { EventRecord } from '../src/storage/store.js';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../src/storage/sqlite/migrations.js';
-import { MESSAGE_PAGE_SQL, MESSAGE_VIEW_PAGE_SQL } from '../src/storage/sqlite/sqlite-store.js';
+import { MESSAGE_PAGE_SQL, MESSAGE_VIEW_PAGE_SQL } from '../src/storage/sqlite/queries.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';

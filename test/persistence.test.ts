@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
-import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openDatabase } from '../src/storage/sqlite/connection.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp } from './helpers/test-app.js';
 

@@ -4,7 +4,8 @@
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
 import { checkpointer, PURGING_CAP_SCALE } from '../src/storage/sqlite/checkpointer.js';
-import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openDatabase } from '../src/storage/sqlite/connection.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { tempDatabaseEachTest } from './helpers/temp-database.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 

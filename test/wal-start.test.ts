@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { checkpointer } from '../src/storage/sqlite/checkpointer.js';
-import { openDatabase, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openDatabase } from '../src/storage/sqlite/connection.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { tempDatabaseEachTest } from './helpers/temp-database.js';
 import { agentRecord } from './store/records.js';
 

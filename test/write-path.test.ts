@@ -11,7 +11,9 @@ import { countAfterSql, WARNINGS_PASSING_SQL } from '../src/storage/sqlite/expir
 import { MARK_BATCH_SQL, NTH_AFTER_SQL, NTH_AT_SQL, PASSABLE_SQL } from '../src/storage/sqlite/mark-batch.js';
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { purgeSql } from '../src/storage/sqlite/purge-batch.js';
-import { MARK_EXPIRED_SQL, PURGEABLE_SQL, openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { PURGEABLE_SQL } from '../src/storage/sqlite/purge-batch.js';
+import { MARK_EXPIRED_SQL } from '../src/storage/sqlite/queries.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
 import { expectCountTotalsExact } from './helpers/count-totals.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
