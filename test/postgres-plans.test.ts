@@ -3,7 +3,8 @@
 // from an index in order, never by visiting every message or session and sorting them.
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { IN_INDEX_ORDER, openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { IN_INDEX_ORDER } from '../src/storage/postgres/queries.js';
 import type { Store } from '../src/storage/store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';

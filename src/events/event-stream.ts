@@ -9,7 +9,6 @@
 // itself again from its cursor, as at the start: a slow reader costs the others nothing,
 // and its memory stays bounded.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
 import { refuseUnlessEmpty } from '../http/json-body.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';

@@ -9,17 +9,14 @@
 // (batches.ts).
 import pg from 'pg';
 import {
-  agentsOfQuery,
   type Carried,
   type DeleteAgentOutcome,
   type EventInput,
-  type EventQuery,
   IdempotencyKeyTaken,
   type IdempotencyRecord,
   type MessageQuery,
   type MessageRecord,
   type MessageView,
-  type SessionQuery,
   type SessionRecord,
   type Store,
 } from '../store.js';
@@ -31,9 +28,9 @@ import {
   type EventRow,
   type IdempotencyRow,
   type MessageRow,
-  SESSION_COLUMNS,
   type SessionRow,
   type WebhookRow,
+  int8AsNumber,
   messageValues,
   sessionValues,
   toAgent,
@@ -52,7 +49,8 @@ import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
 import { Failed, batched, batchedBy } from './batches.js';
 import { createBatcher } from './create-batch.js';
-import { type BucketKind, countAfterSql } from './session-buckets.js';
+import { AGENT_CHECK, COUNT_SESSIONS, IN_INDEX_ORDER, MAX_EVENT_ID, MESSAGE_INSERT, SESSION_INSERT, SESSION_UPDATE, bucketTotal, listEventsSql, listSessionsSql, sessionUpdateValues } from './queries.js';
+import { beginPending, run, runTogether, withLiterals } from './round-trips.js';
 import { dataJson } from '../../events/event-records.js';
 
 export interface PostgresOptions {
@@ -95,171 +93,6 @@ const MAX_READS = 200;
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
-/** bigint (int8) as a number: epoch milliseconds, counts and event ids all fit in 2^53. */
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
-
-/** Fails (AGENT_CHANGED) unless the kept agent is still the stored one: deleted and created again since, it is another. */
-const AGENT_CHECK = 'SELECT 1 / (SELECT count(*)::int FROM agents WHERE id = $1 AND created_at = $2)';
-const SESSION_INSERT = `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
-/** A session's agent, user and creation never change: the update sets the rest. */
-const UPDATED_COLUMNS = SESSION_COLUMNS.filter((column) => !['id', 'agent_id', 'user_id', 'created_at'].includes(column));
-const SESSION_UPDATE = `UPDATE sessions SET ${UPDATED_COLUMNS.map((column, i) => `${column} = $${i + 2}`).join(', ')} WHERE id = $1`;
-function sessionUpdateValues(session: SessionRecord): unknown[] {
-  const values = sessionValues(session);
-  return [session.id, ...UPDATED_COLUMNS.map((column) => values[SESSION_COLUMNS.indexOf(column)])];
-}
-const MESSAGE_INSERT =
-  'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata, view) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)';
-
-const STATUS_TERMS: Record<SessionQuery['status'], string> = {
-  active: 'expires_at > $now',
-  expired: 'expires_at <= $now AND expires_at > $purgeCutoff',
-  all: 'expires_at > $purgeCutoff',
-};
-
-/**
- * Runs a statement; a transaction's first sends its BEGIN in the same message when its
- * values can be written as literals. A text parameter cannot hold U+0000 in PostgreSQL: in
- * an id or key (a lookup: nothing stored has one, as ids are validated and free text is
- * stored as JSON), it becomes U+FFFD, so the lookup finds nothing instead of failing.
- */
-async function run<R extends pg.QueryResultRow = pg.QueryResultRow>(executor: pg.Pool | pg.ClientBase, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
-  const client = executor as pg.ClientBase;
-  if (beginPending.has(client)) {
-    if (values.every(hasLiteral)) return (await runTogether(client, [[text, values]]))[0] as pg.QueryResult<R>;
-    beginPending.delete(client);
-    await client.query('BEGIN');
-  }
-  return executor.query<R>(text, values.map(withoutNul));
-}
-
-/**
- * Statements in one message, values as literals, after BEGIN when it is still pending:
- * a transaction's first reads cost one round trip, not one for BEGIN and one each. Their
- * results, BEGIN's left out. (A message of several statements takes no parameters.)
- */
-async function runTogether(client: pg.ClientBase, statements: Array<[text: string, values: unknown[]]>): Promise<pg.QueryResult[]> {
-  const begin = beginPending.delete(client) ? ['BEGIN'] : [];
-  const texts = statements.map(([text, values]) => withLiterals(client, text, values));
-  // pg answers a message of several statements with an array of results.
-  const answer = (await client.query([...begin, ...texts].join(';\n'))) as pg.QueryResult | pg.QueryResult[];
-  const results = Array.isArray(answer) ? answer : [answer];
-  return results.slice(begin.length);
-}
-
-const withoutNul = (value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value);
-
-/** Transactions whose BEGIN is not sent yet: it goes before their first statement, or in their COMMIT's message. */
-const beginPending = new WeakSet<pg.ClientBase>();
-
-/** Whether withLiterals writes the value: no objects, fractions or arrays but of strings. */
-const hasLiteral = (value: unknown) =>
-  value === null ||
-  value === undefined ||
-  typeof value === 'boolean' ||
-  typeof value === 'string' ||
-  (typeof value === 'number' && Number.isSafeInteger(value)) ||
-  (Array.isArray(value) && value.every((element) => typeof element === 'string'));
-
-/** A statement's $n parameters written as literals, for a message of several statements (which takes no parameters). */
-function withLiterals(client: pg.ClientBase, text: string, values: unknown[]): string {
-  return text.replace(/\$(\d+)/g, (_, n: string) => {
-    const value = withoutNul(values[Number(n) - 1]);
-    if (!hasLiteral(value)) throw new Error(`no literal for ${typeof value} ${String(value)}`);
-    if (value === null || value === undefined) return 'NULL';
-    if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
-    if (typeof value === 'string') return client.escapeLiteral(value);
-    if (Array.isArray(value)) return `ARRAY[${value.map((element: string) => client.escapeLiteral(withoutNul(element) as string)).join(', ')}]::text[]`;
-    return String(value);
-  });
-}
-
-/** Numbers named parameters ($name) in order of first use. */
-function named(sql: string, values: Record<string, unknown>): { text: string; values: unknown[] } {
-  const order: string[] = [];
-  const text = sql.replace(/\$([a-zA-Z]+)/g, (_, name: string) => {
-    if (!(name in values)) throw new Error(`no value for $${name}`);
-    let index = order.indexOf(name);
-    if (index < 0) index = order.push(name) - 1;
-    return `$${index + 1}`;
-  });
-  return { text, values: order.map((name) => values[name]) };
-}
-
-export function listSessionsSql(query: SessionQuery): { page: { text: string; values: unknown[] }; count: { text: string; values: unknown[] } } {
-  const filters = [
-    query.agentId !== undefined ? 'agent_id = $agentId' : undefined,
-    query.agentIds !== undefined ? 'agent_id = ANY($agentIds::text[])' : undefined,
-    query.userId !== undefined ? 'user_id = $userId' : undefined,
-    STATUS_TERMS[query.status],
-  ].filter(Boolean);
-  const values: Record<string, unknown> = { now: query.now, purgeCutoff: query.purgeCutoff };
-  if (query.agentId !== undefined) values.agentId = query.agentId;
-  if (query.agentIds !== undefined) values.agentIds = [...query.agentIds];
-  if (query.userId !== undefined) values.userId = query.userId;
-  const where = filters.join(' AND ');
-  const count = named(`SELECT count(*)::bigint AS n FROM sessions WHERE ${where}`, values);
-  const keyset = query.after !== undefined ? ' AND (created_at, id) < ($afterCreatedAt, $afterId)' : '';
-  const pageValues = { ...values, afterCreatedAt: query.after?.createdAt, afterId: query.after?.id, limit: query.limit + 1, offset: query.offset };
-  // One row more than the page: it tells whether there are more. The rows come as one JSON
-  // array of tuples (SESSION_COLUMNS), parsed at once: 21 rows as rows cost this process
-  // about 80 µs of CPU in the driver, as one JSON text about 35; PostgreSQL's CPU is about
-  // the same either way (README, PostgreSQL).
-  const page = named(
-    `SELECT coalesce(json_agg(json_build_array(${SESSION_COLUMNS.join(', ')}) ORDER BY created_at DESC, id DESC), '[]')::text AS page
-       FROM (SELECT * FROM sessions WHERE ${where}${keyset} ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset) AS page`,
-    pageValues,
-  );
-  return { page, count };
-}
-
-/**
- * Sent before a listing's page in its message: without sorts, the planner reads the page in
- * order from the index of its filter (`created_at, id` after the agent, the user or nothing).
- * With statistics older than the sessions (an agent's 20,000 sessions taken for 28 until
- * autovacuum's next ANALYZE) it read every session of the agent through another index and
- * sorted them: 5.5 ms a page against 0.1. `SET LOCAL` lasts to the end of the message (one
- * transaction).
- */
-export const IN_INDEX_ORDER = ['SET LOCAL enable_sort = off', 'SET LOCAL enable_incremental_sort = off'];
-
-/** countSessions: every session after the purge cutoff ($1), those active at $2, and those whose warning is after $2. */
-const COUNT_SESSIONS = {
-  name: 'sessions_api_count_sessions',
-  text: `SELECT ${countAfterSql('expiry', '$1', '$3')} AS total, ${countAfterSql('expiry', '$2', '$3')} AS active, ${countAfterSql('warning', '$2', '$3')} AS warning`,
-};
-
-/** A listing's total from the buckets (session-buckets.ts); none when it filters by agent and by user at once (counted in the listing's own index range). */
-function bucketTotal(query: SessionQuery): { text: string; values: unknown[] } | undefined {
-  const agents = agentsOfQuery(query);
-  if (query.userId !== undefined && agents !== undefined) return undefined;
-  const [kind, keys]: [BucketKind, string[]] =
-    agents !== undefined ? ['agent', [...agents]]
-    : query.userId !== undefined ? ['user', [query.userId]]
-    : ['expiry', ['']];
-  if (query.status === 'active') return { text: `SELECT ${countAfterSql(kind, '$1', '$2')} AS n`, values: [query.now, keys] };
-  if (query.status === 'all') return { text: `SELECT ${countAfterSql(kind, '$1', '$2')} AS n`, values: [query.purgeCutoff, keys] };
-  return { text: `SELECT ${countAfterSql(kind, '$1', '$3')} - ${countAfterSql(kind, '$2', '$3')} AS n`, values: [query.purgeCutoff, query.now, keys] };
-}
-
-/** The largest id an event can have (PostgreSQL's bigint). */
-const MAX_EVENT_ID = 9223372036854775807n;
-
-function listEventsSql(query: EventQuery): { text: string; values: unknown[] } {
-  // As text, cast by PostgreSQL: a JavaScript number loses digits past 2^53.
-  const values: Record<string, unknown> = { after: query.after ?? '0', limit: query.limit };
-  const filters = ['id > $after::bigint'];
-  if (query.sessionId !== undefined) (filters.push('session_id = $sessionId'), (values.sessionId = query.sessionId));
-  if (query.agentId !== undefined) (filters.push('agent_id = $agentId'), (values.agentId = query.agentId));
-  if (query.agentIds !== undefined) (filters.push('agent_id = ANY($agentIds::text[])'), (values.agentIds = [...query.agentIds]));
-  if (query.userId !== undefined) (filters.push('user_id = $userId'), (values.userId = query.userId));
-  if (query.types !== undefined) (filters.push('type = ANY($types::text[])'), (values.types = [...query.types]));
-  return named(`SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT $limit`, values);
-}
-
 /** Opens the pool, checks that the database answers and migrates it. Throws (with the reason) when it cannot. */
 export async function openPostgresStore(options: PostgresOptions): Promise<Store> {
   const { url, poolSize = 10, statementTimeoutMs = 5000, connectTimeoutMs = 5000 } = options;
@@ -269,7 +102,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     statement_timeout: statementTimeoutMs,
     connectionTimeoutMillis: connectTimeoutMs,
     application_name: 'sessions-api',
-    types,
+    types: int8AsNumber,
   });
   // An idle connection that dies (the database restarted) is dropped from the pool; the
   // next request opens a new one. Without a listener, the error would end the process.
@@ -297,7 +130,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   const agentCache = postgresAgentCache();
   const notifications = listenForNotifications({
     url,
-    types,
+    types: int8AsNumber,
     channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.stored, [AGENTS_DELETED_CHANNEL]: agentCache.forget },
     onListening(on) {
       keyPresence.listening(on);

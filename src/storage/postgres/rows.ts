@@ -1,9 +1,16 @@
 // Rows of the PostgreSQL store and the records they hold. bigint columns arrive as
 // numbers (epoch milliseconds and ids fit in 2^53), json columns as parsed JSON (the
 // free text stored as JSON strings included: see migrations.ts).
+import pg from 'pg';
 import { nextDue } from '../../domain/timeout-policy.js';
 import type { AgentRecord, ApiKeyRecord, DeliveryRecord, EventRecord, IdempotencyRecord, MessageRecord, SessionRecord, WebhookRecord } from '../store.js';
 import { messageJson } from '../../http/views.js';
+
+/** The pool's type parsers: bigint (int8) as a number. */
+export const int8AsNumber = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
 
 export interface AgentRow {
   id: string;
