@@ -754,9 +754,16 @@ export interface components {
         Attachment: {
             /** @description What the attachment is, e.g. image, file, audio. */
             type: string;
-            /** Format: uri */
+            /**
+             * Format: uri-reference
+             * @description An absolute URL, or a reference relative to the client's own server (elizaOS answers its media uploads with paths such as `/media/uploads/agents/…/cat.png`).
+             */
             url: string;
             name?: string;
+            /** @description The attachment's size in bytes, as the client states it. */
+            size?: number;
+            /** @description Its media type, as the client states it (e.g. `image/png`). */
+            mimeType?: string;
         };
         Attachments: components["schemas"]["Attachment"][];
         /** @description Any JSON object, at most 10 KB serialized. */

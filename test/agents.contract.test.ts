@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
-import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { DEFAULT_RETENTION_MS, startTestApp, type TestApp } from './helpers/test-app.js';
 
 const AGENT_ID = '0b7b4c3e-1f2a-4d5e-8f90-a1b2c3d4e5f6';
 let t: TestApp;
@@ -145,6 +145,20 @@ describe('deleteAgent', () => {
     const response = await t.request({ method: 'DELETE', url: `/api/agents/${id}` });
     expect(response.status).toBe(200);
     expect(response.body.data.deletedSessions).toBe(1);
+  });
+
+  it('does not count in deletedSessions a session past its retention, which no reader finds any more (the sweeper not run)', async () => {
+    const older = await registerAgent(t);
+    const newer = await registerAgent(t);
+    await createSession(t, { agentId: older, timeoutConfig: { timeoutMinutes: 5 } });
+    t.clock.set(T0 + 1);
+    await createSession(t, { agentId: newer, timeoutConfig: { timeoutMinutes: 5 } });
+    // The older session expired at T0 + 5 min and is past its retention exactly a retention later; the newer 1 ms after.
+    t.clock.set(T0 + 5 * MINUTE + DEFAULT_RETENTION_MS);
+    const [first, second] = await Promise.all([older, newer].map((id) => t.request({ method: 'DELETE', url: `/api/agents/${id}` })));
+    expect(first!.body.data.deletedSessions).toBe(0);
+    expect(second!.body.data.deletedSessions).toBe(1);
+    expect(t.rowCounts().sessions).toBe(0);
   });
 
   it('refuses a force value that is not a boolean', async () => {

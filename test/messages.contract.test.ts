@@ -102,6 +102,17 @@ describe('sendSessionMessage', () => {
     expect(listed).toEqual({ ...response.body, sessionStatus: undefined });
   });
 
+  it("keeps attachments as the elizaOS client types them: size, mimeType, and a url relative to the client's server", async () => {
+    const attachments = [
+      { type: 'image', url: '/media/uploads/agents/x/cat.png', name: 'cat.png', size: 48_213, mimeType: 'image/png' },
+      { type: 'document', url: 'https://cdn.example.com/report.pdf', size: 0, mimeType: 'application/pdf' },
+    ];
+    const response = await send({ content: 'Files', attachments });
+    expect(response.status).toBe(201);
+    expect(response.body.attachments).toEqual(attachments);
+    expect((await page()).body.messages[0].attachments).toEqual(attachments);
+  });
+
   it('only records activity when autoRenew is off, and flags a session near expiration', async () => {
     const quiet = (await createSession(t, { agentId, timeoutConfig: { autoRenew: false } })).sessionId;
     t.clock.set(T0 + 26 * MINUTE);
@@ -184,8 +195,12 @@ describe('sendSessionMessage', () => {
     [{ content: 5 }, 'body/content must be string'],
     [{ content: 'x', authorId: 'agent' }, 'body/authorId must match format "uuid"'],
     [{ content: 'x', attachments: [{ type: 'image' }] }, 'body/attachments/0/url is required'],
-    [{ content: 'x', attachments: [{ type: 'image', url: 'not a url' }] }, 'body/attachments/0/url must match format "uri"'],
-    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', size: 1 }] }, 'body/attachments/0/size is not allowed'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'not a url' }] }, 'body/attachments/0/url must match format "uri-reference"'],
+    [{ content: 'x', attachments: [{ type: 'image', url: '' }] }, 'body/attachments/0/url must NOT have fewer than 1 characters'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', size: -1 }] }, 'body/attachments/0/size must be >= 0'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', size: 1.5 }] }, 'body/attachments/0/size must be integer'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', mimeType: '' }] }, 'body/attachments/0/mimeType must NOT have fewer than 1 characters'],
+    [{ content: 'x', attachments: [{ type: 'image', url: 'https://a.example', width: 1 }] }, 'body/attachments/0/width is not allowed'],
     [{ content: 'x', attachments: Array(21).fill({ type: 'image', url: 'https://a.example' }) }, 'body/attachments must NOT have more than 20 items'],
     [{ content: 'x', metadata: { blob: 'x'.repeat(11_000) } }, /^body\/metadata must be at most 10240 bytes serialized/],
     [{ content: 'x', role: 'user' }, 'body/role is not allowed'],

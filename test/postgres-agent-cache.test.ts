@@ -78,7 +78,7 @@ describe('the store on PostgreSQL', () => {
       // The delete waits for this lock on the agent's row; a read meanwhile finds the agent still stored.
       await admin.query('BEGIN');
       await admin.query('SELECT 1 FROM agents WHERE id = $1 FOR KEY SHARE', [stored.id]);
-      const deleting = store.deleteAgent(stored.id, { force: true, now: T0 });
+      const deleting = store.deleteAgent(stored.id, { force: true, now: T0, purgeCutoff: 0 });
       await until('the delete waits for the lock', async () => (await admin.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted")).rows[0].n > 0);
       expect(await store.getAgent(stored.id)).toEqual(stored);
       await admin.query('COMMIT');

@@ -186,7 +186,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       const agent = agentRecord();
       await b.insertAgent(agent);
       expect(await a.getAgent(agent.id)).toEqual(agent);
-      expect((await b.deleteAgent(agent.id, { force: true, now: T0 })).kind).toBe('deleted');
+      expect((await b.deleteAgent(agent.id, { force: true, now: T0, purgeCutoff: 0 })).kind).toBe('deleted');
       await until('the delete is heard', async () => (await a.getAgent(agent.id)) === undefined);
 
       // Deleted and created again with other settings, unheard (triggers off for that

@@ -123,7 +123,7 @@ describe('session counts from buckets (PostgreSQL)', { timeout: 60_000 }, () => 
       for (const session of sessions.slice(70, 85)) await store.deleteSession(session.id, (current) => current!);
       await store.purgeExpired(T0 + 4 * MINUTE, 1000);
       await expectBucketsExact(store, admin, agentIds, users);
-      expect((await store.deleteAgent(agents[2]!.id, { force: true, now: T0 })).kind).toBe('deleted');
+      expect((await store.deleteAgent(agents[2]!.id, { force: true, now: T0, purgeCutoff: 0 })).kind).toBe('deleted');
       await expectBucketsExact(store, admin, agentIds, users);
       expect(Number((await admin.query("SELECT count(*) AS n FROM session_buckets WHERE kind = 'agent' AND key = $1", [agents[2]!.id])).rows[0].n)).toBe(0);
     } finally {

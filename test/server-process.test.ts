@@ -72,6 +72,20 @@ describe('the server process', () => {
     expect(await at(56)).toBe(404);
   });
 
+  it('counts its uptime on a clock that does not step: the wall clock set back or forward leaves it as it was', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase() }, { preload: [shiftClock] });
+    const baseUrl = await server.listening;
+    const uptimeAt = async (offsetMs: number) =>
+      (await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/health', undefined, { [CLOCK_OFFSET_HEADER]: String(offsetMs) })).body.uptime as number;
+    const before = await uptimeAt(0);
+    const setBack = await uptimeAt(-MINUTE);
+    const setForward = await uptimeAt(24 * 60 * MINUTE);
+    // Seconds the process has run (a few, for the test): not less than before, and not a day more.
+    expect(setBack).toBeGreaterThanOrEqual(before);
+    expect(setForward).toBeGreaterThanOrEqual(setBack);
+    expect(setForward).toBeLessThan(before + 60);
+  });
+
   it('refuses to start on a bad environment value, saying which', async () => {
     const server = startServer({ DATABASE_PATH: tempDatabase(), SESSION_DEFAULT_TIMEOUT_MINUTES: '4' });
     expect(await server.exited).toBe(1);

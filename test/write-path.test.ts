@@ -89,7 +89,7 @@ describe('the count totals, kept a batch of writes at a time', () => {
         expect(counted.expiringSoon).toBe(rows.filter((r) => isNearExpiration({ expiresAt: r.expires_at, warnsAt: r.warns_at }, t)).length);
       }
 
-      expect(await b.deleteAgent(AGENTS[1]!, { force: true, now: T0 })).toMatchObject({ kind: 'deleted' });
+      expect(await b.deleteAgent(AGENTS[1]!, { force: true, now: T0, purgeCutoff: 0 })).toMatchObject({ kind: 'deleted' });
       expectHistogramsExact();
       expect((await a.countSessions({ now: T0, purgeCutoff: T0 - 1 })).total).toBe((await a.listSessions({ now: T0, purgeCutoff: T0 - 1, status: 'all', limit: 100, offset: 0 })).sessions.length);
     } finally {
@@ -212,9 +212,9 @@ describe('the agent cache', () => {
       for (const id of AGENTS) await a.insertAgent({ id, name: 'A', settings: { SESSION_TIMEOUT_MINUTES: 9 }, createdAt: T0 });
       expect((await a.getAgent(AGENTS[0]!))?.settings).toEqual({ SESSION_TIMEOUT_MINUTES: 9 });
       expect(await a.getAgent(AGENTS[1]!)).toBeDefined();
-      await b.deleteAgent(AGENTS[0]!, { force: true, now: T0 });
+      await b.deleteAgent(AGENTS[0]!, { force: true, now: T0, purgeCutoff: 0 });
       expect(await a.getAgent(AGENTS[0]!)).toBeUndefined();
-      await a.deleteAgent(AGENTS[1]!, { force: true, now: T0 });
+      await a.deleteAgent(AGENTS[1]!, { force: true, now: T0, purgeCutoff: 0 });
       expect(await a.getAgent(AGENTS[1]!)).toBeUndefined();
     } finally {
       await a.close();

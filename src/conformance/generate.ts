@@ -28,6 +28,7 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
         .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2099-12-31T23:59:59Z'), noInvalidDate: true })
         .map((date) => date.toISOString());
     case 'uri':
+    case 'uri-reference':
       return webUrl;
   }
   if (schema.pattern) return fc.stringMatching(new RegExp(schema.pattern));

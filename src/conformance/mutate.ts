@@ -39,6 +39,7 @@ const BAD_FORMATS: Record<string, string> = {
   uuid: 'not-a-uuid',
   'date-time': '2026-13-45T25:61:00Z',
   uri: 'not a uri',
+  'uri-reference': 'not a uri',
   date: '2026-13-45',
   email: 'not-an-email',
 };

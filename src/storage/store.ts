@@ -230,8 +230,12 @@ export interface Store {
   insertAgent(agent: AgentRecord, carried?: Carried<AgentRecord>): Promise<boolean>;
   getAgent(id: string): Promise<AgentRecord | undefined>;
   listAgents(): Promise<AgentRecord[]>;
-  /** Refuses while the agent has sessions unexpired at `now`, unless `force`. */
-  deleteAgent(id: string, options: { force: boolean; now: number }, carried?: Carried<DeleteAgentOutcome>): Promise<DeleteAgentOutcome>;
+  /**
+   * Refuses while the agent has sessions unexpired at `now`, unless `force`. Its sessions go
+   * with it; `deletedSessions` counts those not yet past the retention (expiring after
+   * `purgeCutoff`): the others were gone already for every reader.
+   */
+  deleteAgent(id: string, options: { force: boolean; now: number; purgeCutoff: number }, carried?: Carried<DeleteAgentOutcome>): Promise<DeleteAgentOutcome>;
 
   /** False when the session's agent does not exist (any more). */
   insertSession(session: SessionRecord, carried?: Carried<SessionRecord>): Promise<boolean>;

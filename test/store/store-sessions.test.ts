@@ -50,13 +50,25 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       await store.insertSession(active);
       await store.insertSession(expired);
       const now = T0 + 2 * MINUTE;
-      expect(await store.deleteAgent(agent.id, { force: false, now })).toEqual({ kind: 'has_active_sessions', activeSessions: 1 });
+      expect(await store.deleteAgent(agent.id, { force: false, now, purgeCutoff: 0 })).toEqual({ kind: 'has_active_sessions', activeSessions: 1 });
       expect(await store.getSession(active.id)).toBeDefined();
-      const outcome = await store.deleteAgent(agent.id, { force: true, now });
+      const outcome = await store.deleteAgent(agent.id, { force: true, now, purgeCutoff: 0 });
       expect(outcome).toEqual({ kind: 'deleted', deletedSessions: 2, agent });
       expect(await store.getAgent(agent.id)).toBeUndefined();
       expect(await store.getSession(expired.id)).toBeUndefined();
-      expect(await store.deleteAgent(agent.id, { force: true, now })).toEqual({ kind: 'not_found' });
+      expect(await store.deleteAgent(agent.id, { force: true, now, purgeCutoff: 0 })).toEqual({ kind: 'not_found' });
+    });
+
+    it('counts in deletedSessions only the sessions not yet past their retention (those past it were gone for every reader)', async () => {
+      const agent = await withAgent();
+      const live = sessionRecord(agent.id);
+      const retained = sessionRecord(agent.id, { expiresAt: T0 + 2 * MINUTE, warnsAt: T0 + MINUTE });
+      const pastRetention = sessionRecord(agent.id, { expiresAt: T0 + MINUTE, warnsAt: T0 });
+      for (const session of [live, retained, pastRetention]) await store.insertSession(session);
+      // Sessions expiring at or before the cutoff are past their retention (not yet purged).
+      const outcome = await store.deleteAgent(agent.id, { force: true, now: T0 + 3 * MINUTE, purgeCutoff: T0 + MINUTE });
+      expect(outcome).toEqual({ kind: 'deleted', deletedSessions: 2, agent });
+      for (const session of [live, retained, pastRetention]) expect(await store.getSession(session.id)).toBeUndefined();
     });
 
     it('a forced delete and session creations at once: every session left has its agent', async () => {
@@ -64,7 +76,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         const agent = await withAgent();
         const sessions = Array.from({ length: 6 }, () => sessionRecord(agent.id));
         const [deleted, ...inserted] = await Promise.all([
-          store.deleteAgent(agent.id, { force: true, now: T0 }),
+          store.deleteAgent(agent.id, { force: true, now: T0, purgeCutoff: 0 }),
           ...sessions.map((session) => store.insertSession(session)),
         ]);
         expect(deleted.kind).toBe('deleted');
@@ -566,7 +578,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
   it('creates at once, one for an agent that is gone: the others are stored, each with its event; that one writes nothing', async () => {
     const agent = await withAgent();
     const gone = await withAgent();
-    expect((await store.deleteAgent(gone.id, { force: true, now: T0 })).kind).toBe('deleted');
+    expect((await store.deleteAgent(gone.id, { force: true, now: T0, purgeCutoff: 0 })).kind).toBe('deleted');
     const events = (written: SessionRecord) => [sessionEvent('session.created', written, written.createdAt)];
     const sessions = Array.from({ length: 12 }, (_, i) => sessionRecord(i === 7 ? gone.id : agent.id, { metadata: { n: i, text: 'say "hi"\\ {}' } }));
     const created = await Promise.all(sessions.map((session) => store.insertSession(session, { events })));

@@ -1,16 +1,17 @@
+import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import { agentEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 
 export const deleteAgent =
-  ({ store, clock }: HandlerDeps): Handler<'deleteAgent'> =>
+  ({ store, clock, retentionMs }: HandlerDeps): Handler<'deleteAgent'> =>
   async (request) => {
     const { agentId } = request.params;
     const now = clock.now();
     const outcome = await store.deleteAgent(
       agentId,
-      { force: request.query.force === true, now },
+      { force: request.query.force === true, now, purgeCutoff: purgeCutoff(now, retentionMs) },
       { events: (deleted) => (deleted.kind === 'deleted' ? [agentEvent('agent.deleted', deleted.agent, now)] : []) },
     );
     switch (outcome.kind) {

@@ -1,3 +1,4 @@
+import { elapsedOn } from '../../domain/clock.js';
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { Store } from '../../storage/store.js';
@@ -37,10 +38,11 @@ async function failedChecks(store: Store): Promise<Map<Check, string>> {
 }
 
 export const getSessionsHealth = ({ store, clock, retentionMs, sweeper }: HandlerDeps): Handler<'getSessionsHealth'> => {
-  const startedAt = clock.now();
+  const sinceStart = elapsedOn(clock);
+  const startedAt = sinceStart();
   return async (request, reply) => {
     const now = clock.now();
-    const common = { timestamp: isoTime(now), uptime: (now - startedAt) / 1000 };
+    const common = { timestamp: isoTime(now), uptime: (sinceStart() - startedAt) / 1000 };
     const failed = await failedChecks(store);
     if (failed.size === 0) {
       try {

@@ -365,7 +365,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async listAgents() {
       return (await query<AgentRow>('SELECT * FROM agents ORDER BY created_at, id')).rows.map(toAgent);
     },
-    async deleteAgent(id, { force, now }, carried) {
+    async deleteAgent(id, { force, now, purgeCutoff }, carried) {
       // Forgotten before and after: a read between the two may have found it still stored.
       agentCache.forget(id);
       return write(async (client, wrote): Promise<DeleteAgentOutcome> => {
@@ -382,9 +382,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         );
         const activeSessions = active.rows[0]?.n ?? 0;
         if (activeSessions > 0 && !force) return { kind: 'has_active_sessions', activeSessions };
-        const deleted = await run(client, 'DELETE FROM sessions WHERE agent_id = $1', [id]);
+        const deleted = await run<{ n: number }>(
+          client,
+          'WITH gone AS (DELETE FROM sessions WHERE agent_id = $1 RETURNING expires_at) SELECT count(*) FILTER (WHERE expires_at > $2)::bigint AS n FROM gone',
+          [id, purgeCutoff],
+        );
         await run(client, 'DELETE FROM agents WHERE id = $1', [id]);
-        const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rowCount ?? 0, agent: toAgent(agent) };
+        const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rows[0]?.n ?? 0, agent: toAgent(agent) };
         if (await writeCarried(client, carried, outcome)) wrote();
         return outcome;
       }).finally(() => agentCache.forget(id));

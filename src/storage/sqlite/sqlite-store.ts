@@ -119,13 +119,17 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (statements.updateSession.run(after).changes > 0 && before) counts.noteChange(before, after);
   }
 
-  const deleteAgent = db.transaction((id: string, force: boolean, now: number, carried?: Carried<DeleteAgentOutcome>): DeleteAgentOutcome => {
+  const deleteAgent = db.transaction((id: string, force: boolean, now: number, purgeCutoff: number, carried?: Carried<DeleteAgentOutcome>): DeleteAgentOutcome => {
     const agent = statements.getAgent.get(id);
     if (!agent) return { kind: 'not_found' };
     const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
     if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
-    for (const session of statements.countedSessionsOfAgent.all(id)) counts.note(session, -1);
-    const deletedSessions = statements.deleteSessionsOfAgent.run(id).changes;
+    let deletedSessions = 0;
+    for (const session of statements.countedSessionsOfAgent.all(id)) {
+      counts.note(session, -1);
+      if (session.expires_at > purgeCutoff) deletedSessions += 1;
+    }
+    statements.deleteSessionsOfAgent.run(id);
     statements.deleteAgent.run(id);
     const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions, agent: toAgent(agent) };
     writeCarried(carried, outcome);
@@ -358,9 +362,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listAgents() {
       return statements.listAgents.all().map(toAgent);
     },
-    async deleteAgent(id, { force, now }, carried) {
+    async deleteAgent(id, { force, now, purgeCutoff }, carried) {
       agentCache.forget(id);
-      return write(() => deleteAgent(id, force, now, carried)).finally(() => agentCache.forget(id));
+      return write(() => deleteAgent(id, force, now, purgeCutoff, carried)).finally(() => agentCache.forget(id));
     },
     async insertSession(session, carried) {
       const row = toSessionRow(session);
