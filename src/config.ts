@@ -119,11 +119,14 @@ function parseSessionDefaults(env: Env): TimeoutConfigInput {
 
 const MIN_API_KEY_LENGTH = 16;
 
+/** A comma-separated list; an empty value is none, an empty item (`a,,b`, `,`) a mistake. */
 function parseList(env: Env, name: string): string[] {
-  return (read(env, name) ?? '')
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
+  const value = read(env, name);
+  if (value === undefined) return [];
+  const items = value.split(',').map((item) => item.trim());
+  const empty = items.indexOf('');
+  if (empty >= 0) throw new ConfigError(`${name}: item ${empty + 1} of ${items.length} is empty (a stray comma?)`);
+  return items;
 }
 
 function parseApiKeys(env: Env): string[] {

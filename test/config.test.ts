@@ -90,6 +90,11 @@ describe('loadConfig', () => {
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
     [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
     [{ API_KEYS: 'long-enough-key-0001,short' }, /API_KEYS: key 2 must be at least 16 characters/],
+    // Meant to turn keys on, these would have left every operation open.
+    [{ API_KEYS: ',' }, /API_KEYS: item 1 of 2 is empty/],
+    [{ API_KEYS: ' , ,' }, /API_KEYS: item 1 of 3 is empty/],
+    [{ API_KEYS: 'long-enough-key-0001,,long-enough-key-0002' }, /API_KEYS: item 2 of 3 is empty/],
+    [{ CORS_ORIGINS: 'https://app.example.com,' }, /CORS_ORIGINS: item 2 of 2 is empty/],
     [{ RATE_LIMIT_PER_MINUTE: '0' }, /RATE_LIMIT_PER_MINUTE=0 must be between 1 and 1000000/],
     [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE="lots" must be an integer/],
     [{ CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS: "app.example.com" must be an origin/],

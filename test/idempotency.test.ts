@@ -1,7 +1,7 @@
 // Idempotency keys on the writes whose spec declares the header: a retry gets the first
 // answer and writes nothing; a different request under the key is refused; concurrent
 // duplicates never make two writes; records expire after 24 h and the sweeper trims them.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotentOperations } from '../src/http/idempotency.js';
@@ -117,6 +117,26 @@ describe('Idempotency-Key', () => {
     const spaced = await t.request(keyed({ ...request, body: JSON.stringify(request.body, null, 1) }, key, json));
     expect(spaced.status).toBe(422);
     expect(spaced.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('replays a record stored before the fingerprint covered the bytes (an upgrade within its 24 h), comparing the body’s value as then', async () => {
+    const t = await start();
+    const key = randomUUID();
+    const agent = { id: randomUUID(), name: 'X', bio: 'Y', settings: {}, createdAt: 0 };
+    const answer = JSON.stringify({ success: true, data: { character: { id: agent.id, name: 'X', bio: 'Y', settings: {} } } });
+    // What the server before 2026-11-26 stored: SHA-256 in hex of the method, URL and canonical JSON (keys sorted).
+    const fingerprint = createHash('sha256').update('POST /api/agents\n{"characterJson":{"bio":"Y","name":"X"}}').digest('hex');
+    await t.store.insertAgent(agent, {
+      idempotency: () => ({ scope: 'anonymous', key, fingerprint, status: 201, body: answer, createdAt: t.clock.now(), expiresAt: t.clock.now() + 24 * 60 * MINUTE }),
+    });
+    const request: TestRequest = { method: 'POST', url: '/api/agents', body: { characterJson: { name: 'X', bio: 'Y' } } };
+    const replayed = await t.request(keyed(request, key));
+    expect(replayed.status).toBe(201);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.body.data.character.id).toBe(agent.id);
+    const other = await t.request(keyed({ ...request, body: { characterJson: { name: 'X', bio: 'Z' } } }, key));
+    expect(other.status).toBe(422);
+    expect(t.rowCounts().agents).toBe(1);
   });
 
   it('treats the same key on another route as a different request (422)', async () => {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +152,37 @@ describe('SQLite persistence', () => {
     expect(db.pragma('foreign_key_check')).toEqual([]);
     db.close();
   });
+
+  it('migrates once when two processes open an old file at the same time: the second waits for each step, then finds it done', async () => {
+    const databasePath = join(tempDirectory(), 'sessions.db');
+    const old = new Database(databasePath);
+    for (const sql of migrations.slice(0, 10)) old.exec(sql);
+    old.pragma('user_version = 10');
+    // Enough sessions that the later steps take a while (each rewrites or indexes them all).
+    old.exec(`
+      INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+      INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at, timeout_minutes,
+        auto_renew, max_duration_minutes, warning_threshold_minutes, renewal_count, status, metadata, announced, due_at)
+        SELECT 's' || i, 'a', 'u' || (i % 100), i, i, i, 9000000000000 + i, 8000000000000 + i, 30, 1, 720, 5, 0, 'active', '{}', 'nothing', 8000000000000 + i FROM n;
+    `);
+    old.close();
+    const opener = `import(${JSON.stringify(new URL('../src/storage/sqlite/connection.ts', import.meta.url).href)}).then(({ openDatabase }) => openDatabase(${JSON.stringify(databasePath)}).close())`;
+    const open = () =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', opener], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+    const results = await Promise.all([open(), open()]);
+    expect(results).toEqual([{ code: 0, stderr: '' }, { code: 0, stderr: '' }]);
+    const db = new Database(databasePath, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(migrations.length);
+    expect(db.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(30000);
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+  }, 60_000);
 
   it('refuses a database written by a newer server', async () => {
     const databasePath = join(tempDirectory(), 'sessions.db');

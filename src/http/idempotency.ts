@@ -58,6 +58,30 @@ function fingerprintOf(request: FastifyRequest): string {
   return hash('sha256', `${request.method} ${request.url}\n${request.bodyText}`, 'base64url');
 }
 
+/** JSON with object keys sorted: equal values, equal text (the legacy fingerprint's form). */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * Records stored by a server before 2026-11-26 (ad0b5c3) hold another fingerprint: the
+ * method, URL and the body's value as canonical JSON, SHA-256 in hex (64 characters; the
+ * current one is 43 in base64url). A retry reaching the upgraded server within the
+ * record's 24 h is compared that way, so it is replayed, not refused as a new request.
+ */
+const LEGACY_FINGERPRINT = /^[0-9a-f]{64}$/;
+function sameRequest(recorded: string, pending: PendingRecord, request: FastifyRequest): boolean {
+  if (recorded === pending.fingerprint) return true;
+  return LEGACY_FINGERPRINT.test(recorded) && recorded === hash('sha256', `${request.method} ${request.url}\n${canonicalJson(request.body)}`, 'hex');
+}
+
 /**
  * The rows a handler's write carries when the request has an Idempotency-Key: its answer
  * (`status`, and the body built from what was written), stored in the write's transaction.
@@ -112,7 +136,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (!pending || (pending.answer !== undefined && !(error instanceof IdempotencyKeyTaken))) throw error;
     const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, clock.now());
     if (!recorded) throw error;
-    if (recorded.fingerprint !== pending.fingerprint) {
+    if (!sameRequest(recorded.fingerprint, pending, request)) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
     }
     return reply.header(REPLAYED_HEADER, 'true').code(recorded.status).type(JSON_TYPE).send(recorded.body);

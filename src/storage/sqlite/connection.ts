@@ -34,7 +34,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     // each page it touches: in memory, not in a temporary file (one pwrite a page a write).
     db.pragma('temp_store = MEMORY');
     // Migrations and the check on open may wait longer: nothing is served yet.
-    db.pragma('busy_timeout = 5000');
+    db.pragma('busy_timeout = 30000');
     checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
     migrate(db);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);

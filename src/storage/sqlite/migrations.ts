@@ -541,16 +541,22 @@ export const migrations: readonly string[] = [
 ];
 
 export function migrate(db: Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
-  }
+  const versionNow = () => db.pragma('user_version', { simple: true }) as number;
+  const refuseNewer = (version: number) => {
+    if (version > migrations.length) throw new Error(`database schema version ${version} is newer than this server (${migrations.length})`);
+  };
+  refuseNewer(versionNow());
   // Migration 15 keeps the live idempotency records, under their digest.
   db.function('idempotency_id', { deterministic: true }, (scope, key) => idempotencyId(String(scope), String(key)));
-  migrations.slice(current).forEach((sql, index) => {
+  for (let version = versionNow(); version < migrations.length; version += 1) {
+    // Each step under the write lock, reading the version again there: another process
+    // (a second server, the keys command) migrating the same file meanwhile has done it.
     db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${current + index + 1}`);
-    })();
-  });
+      const reached = versionNow();
+      refuseNewer(reached);
+      if (reached > version) return;
+      db.exec(migrations[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
 }
