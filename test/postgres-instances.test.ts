@@ -23,6 +23,7 @@ import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 import { until } from './helpers/until.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
 
 const USER = '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f';
 
@@ -172,6 +173,39 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     } finally {
       await admin.end();
       await store.close();
+      await fresh.drop();
+    }
+  });
+
+  it.each([
+    ['a heartbeat', (id: string) => ({ method: 'POST' as const, url: `/api/messaging/sessions/${id}/heartbeat` })],
+    ['a message', (id: string) => ({ method: 'POST' as const, url: `/api/messaging/sessions/${id}/messages`, body: { content: 'late' } })],
+  ])("judges %s when it holds the session's lock: one that waited past the expiry (another instance's write) answers 410 and renews nothing", async (_name, write) => {
+    const fresh = await createTestDatabase();
+    const t = await startTestApp({ store: await openPostgresStore({ url: fresh.url, poolSize: 2 }) });
+    const holder = new pg.Client({ connectionString: fresh.url });
+    await holder.connect();
+    try {
+      const agentId = await registerAgent(t);
+      const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5 } });
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
+      t.clock.set(T0 + 5 * MINUTE - 1);
+      const answer = t.request(write(sessionId));
+      await until('the write waits for the lock', async () => {
+        const { rows } = await holder.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        return rows.length === 1;
+      });
+      // The holder (the pump announcing the expiry, say) commits once the session has expired.
+      t.clock.set(T0 + 5 * MINUTE);
+      await holder.query('COMMIT');
+      expect((await answer).status).toBe(410);
+      const stored = await t.store.getSession(sessionId);
+      expect([stored?.expiresAt, stored?.renewalCount, stored?.lastActivity]).toEqual([T0 + 5 * MINUTE, 0, T0]);
+      expect((await holder.query('SELECT count(*)::int AS n FROM messages')).rows[0].n).toBe(0);
+    } finally {
+      await holder.end();
+      await t.close();
       await fresh.drop();
     }
   });

@@ -32,18 +32,23 @@ export function withTiming(session: SessionRecord, timing: SessionTiming, now: n
 
 /**
  * Changes the timing of an active session in one transaction with the event it is
- * (`type`): 404 / 410 when it is not active, the answer's SessionInfo otherwise.
+ * (`type`): 404 / 410 when it is not active, the answer's SessionInfo otherwise. The time
+ * is read when the change runs, holding the session's lock: a write that waited for it
+ * (another instance's write, the pump announcing the expiry) is judged after that one,
+ * never as of before it (which could renew a session announced expired, or move its
+ * expiry back).
  */
 export async function changeActiveSession(
   { store, clock, retentionMs }: Pick<HandlerDeps, 'store' | 'clock' | 'retentionMs'>,
   sessionId: string,
   change: (session: SessionRecord, now: number) => { timing: SessionTiming; event: EventType },
 ) {
-  const now = clock.now();
+  let now = Number.NaN;
   let event: EventType | undefined;
   const updated = await store.modifySession(
     sessionId,
     (current) => {
+      now = clock.now();
       const session = activeSession(current, sessionId, now, retentionMs);
       const changed = change(session, now);
       event = changed.event;

@@ -7,9 +7,10 @@ export const endSession =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'endSession'> =>
   async (request) => {
     const { sessionId } = request.params;
-    const now = clock.now();
-    // Deleting is always possible: an expired session still retained goes too.
-    await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, now, retentionMs), {
+    // Deleting is always possible: an expired session still retained goes too. The time is
+    // read holding the session's lock (see changeActiveSession).
+    let now = Number.NaN;
+    await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, (now = clock.now()), retentionMs), {
       events: (ended) => [sessionEvent('session.ended', ended, now)],
     });
     return { success: true, message: 'Session ended' };

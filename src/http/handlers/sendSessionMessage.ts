@@ -46,12 +46,13 @@ export const sendSessionMessage =
     const transport = transportOf(request.body);
     // Waiting starts before the write, so that the reply cannot slip past unseen.
     const wait = transport === 'websocket' ? undefined : await replies.wait(sessionId, agentReplyTimeoutMs);
-    const now = clock.now();
-
-    // Storing the message and the activity it is are one transaction.
+    // Storing the message and the activity it is are one transaction; its time is read
+    // holding the session's lock (see changeActiveSession).
+    let now = Number.NaN;
     const sent = await store.appendMessage(
       sessionId,
       (current, lastPosition): Sent => {
+        now = clock.now();
         const active = activeSession(current, sessionId, now, retentionMs);
         const authorId = requestedAuthor ?? active.userId;
         if (authorId !== active.userId && authorId !== active.agentId) {
