@@ -67,12 +67,30 @@ function numericExclusiveBounds(node: unknown): unknown {
   return copy;
 }
 
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/**
+ * Every operation with an operationId: one without (OpenAPI does not require it) is named
+ * `GET /hello`, as the conformance suite names it. openapi-backend finds operations to
+ * mock or validate by id: without one, every request to it answered 500.
+ */
+function withOperationIds(document: object): void {
+  const paths = (document as { paths?: Record<string, Record<string, unknown> | undefined> }).paths ?? {};
+  for (const [path, item] of Object.entries(paths)) {
+    for (const method of METHODS) {
+      const operation = item?.[method] as { operationId?: unknown } | undefined;
+      if (operation && typeof operation === 'object' && typeof operation.operationId !== 'string') operation.operationId = `${method.toUpperCase()} ${path}`;
+    }
+  }
+}
+
 /** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
 export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
   // A document whole in one file is loaded as parsed here (its merge keys merged); one
   // that refers to other files, from its path, for them to resolve.
   if (typeof path === 'string') {
     const document = checkedDocument(path);
+    withOperationIds(document);
     if (!refersToFiles(document)) path = document;
   }
   // openapi-backend's decycle() replaces every object it meets twice with a $ref, not
@@ -88,6 +106,7 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   } catch {
     return resolving;
   }
+  withOperationIds(tree); // paths brought in from other files
   if (/^3\.0\./.test(String((tree as { openapi?: unknown }).openapi))) tree = numericExclusiveBounds(tree) as object;
   const api = createBackend(tree);
   await api.init();

@@ -105,6 +105,8 @@ describe('mock mode on our spec', () => {
       const data = JSON.parse(/^data: (.*)$/m.exec(frame)![1]!);
       expect(isEventType(data.type), frame).toBe(true);
       expect(data).toHaveProperty('occurredAt');
+      // Framed as the spec's streams are: id the event's id, event its type.
+      expect(frame.split('\n').slice(0, 2), frame).toEqual([`id: ${data.id}`, `event: ${data.type}`]);
     }
   });
 
@@ -272,6 +274,33 @@ components:
 });
 
 describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
+  it('serves an operation without an operationId (optional in OpenAPI; it answered every request 500)', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-anonymous-'));
+    const path = join(folder, 'anonymous.yaml');
+    writeFileSync(
+      path,
+      `openapi: 3.1.0
+info: { title: anonymous, version: "1" }
+paths:
+  /hello:
+    get:
+      responses:
+        '200': { description: hi, content: { application/json: { schema: { type: object }, example: { hello: world } } } }
+        '404': { description: none, content: { application/json: { schema: { type: object }, example: { message: nobody } } } }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      expect(await call(app, { method: 'GET', url: '/hello' })).toMatchObject({ status: 200, body: { hello: 'world' } });
+      expect(await call(app, { method: 'GET', url: '/hello' }, { prefer: 'code=404' })).toMatchObject({ status: 404, body: { message: 'nobody' } });
+      const refused = await call(app, { method: 'GET', url: '/hello' }, { prefer: 'code=500' });
+      expect(refused.body.message).toBe('Prefer: code=500 is not documented for GET /hello (documented: 200, 404)');
+    } finally {
+      await app.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it('validates exclusiveMinimum: true as 3.0 means it (it answered every request 500)', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
     const path = join(folder, 'weights.yaml');

@@ -41,9 +41,23 @@ function withMessage(body: unknown, message: string): unknown {
   return copy;
 }
 
-/** A mocked stream of Server-Sent Events: each item of the mocked body one frame, then the end. */
+/** A frame's field value on one line (a line break would end the field). */
+const oneLine = (value: string | number) => String(value).replace(/[\r\n]+/g, ' ');
+
+/**
+ * A mocked stream of Server-Sent Events: each item of the mocked body one frame, then the
+ * end. As event streams usually frame them: `id:` the item's `id` (else its position),
+ * `event:` its `type` when it has one (what an EventSource listener is registered for).
+ */
 function eventFrames(body: unknown): string {
-  return (Array.isArray(body) ? body : [body]).map((item, i) => `id: ${i + 1}\ndata: ${JSON.stringify(item)}\n\n`).join('');
+  return (Array.isArray(body) ? body : [body])
+    .map((item, i) => {
+      const fields = (item && typeof item === 'object' ? item : {}) as { id?: unknown; type?: unknown };
+      const id = typeof fields.id === 'string' || typeof fields.id === 'number' ? fields.id : i + 1;
+      const event = typeof fields.type === 'string' ? `event: ${oneLine(fields.type)}\n` : '';
+      return `id: ${oneLine(id)}\n${event}data: ${JSON.stringify(item)}\n\n`;
+    })
+    .join('');
 }
 
 function send(reply: FastifyReply, status: number, mediaType: string | undefined, body: unknown) {
