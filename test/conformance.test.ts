@@ -70,6 +70,18 @@ describe('the conformance suite against this server', { timeout: 120_000 }, () =
   });
 });
 
+describe('the conformance suite with few cases', { timeout: 60_000 }, () => {
+  it('passes deleteAgent with one or two cases whatever the seed: its first valid request tries force=true (the only way past the 409 its sessions cause)', async () => {
+    const baseUrl = await serve();
+    for (const [seed, validCases] of [[1, 2], [3, 1], [4, 1], [8, 1]] as const) {
+      const report = await runConformance({ baseUrl, specPath, seed, validCases, workers: 2, includeOperations: ['deleteAgent'], checks: ['valid-input-accepted'] });
+      expect(report.cases.filter((c) => !c.passed).map((c) => `${seed}/${validCases}: ${c.title} ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
+      const valid = report.cases.filter((c) => c.kind === 'valid' && c.title === 'valid request');
+      expect(valid[0]?.requests[0]).toContain('force=true');
+    }
+  });
+});
+
 describe('the conformance suite with --api-key', () => {
   const apiKey = 'conformance-admin-key-0123456789';
 

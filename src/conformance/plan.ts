@@ -54,9 +54,17 @@ export function planOperation(operation: Operation, index: number, seed: number,
   // Required headers, from their schemas (what a header can carry: visible ASCII).
   const headerParameters = operation.parameters.filter((p) => p.in === 'header' && p.required);
   const headerValues = headerParameters.map((p, k) => ownValues(p.schema, pathParameters.length + k).map((value) => (/^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance')));
-  const valuesFor = (i: number, realIds: boolean): RequestValues => ({
+  /**
+   * Boolean query parameters take turns, true first, over the valid requests with real ids:
+   * a flag that turns a refusal into success (`force`) is tried by the first of them, not
+   * left to chance (with few cases, no valid request might succeed).
+   */
+  const booleans = queryParameters.filter((p) => p.schema.type === 'boolean');
+  const withBooleansInTurn = (query: Record<string, unknown>, turn: number) =>
+    booleans.length === 0 ? query : { ...query, ...Object.fromEntries(booleans.map((p) => [p.name, turn % 2 === 0])) };
+  const valuesFor = (i: number, realIds: boolean, turn: number): RequestValues => ({
     path: Object.fromEntries(pathParameters.map((p, k) => [p.name, realIds && names.has(p.name) ? placeholder(p.name) : unknownId(p.schema, k, i)])),
-    query: bound(queries[i] ?? {}, names),
+    query: bound(withBooleansInTurn(queries[i] ?? {}, turn), names),
     body: operation.body ? (operation.body.required || i % 3 !== 2 ? bound(bodies[i], names) : undefined) : undefined,
     ...(headerParameters.length > 0 && { headers: Object.fromEntries(headerParameters.map((p, k) => [p.name, headerValues[k]![i % headerValues[k]!.length]!])) }),
   });
@@ -67,13 +75,15 @@ export function planOperation(operation: Operation, index: number, seed: number,
   // ids in the path, a documented 4xx. A path parameter no create makes (a name, a slug)
   // is no id: any value of its schema is a valid request.
   const hasIds = pathParameters.some((p) => names.has(p.name));
+  let realIdTurn = 0;
   for (let i = 0; i < validCases; i += 1) {
     const realIds = !hasIds || i % 4 !== 1;
-    add('valid', realIds ? 'valid request' : 'valid request, unknown id', realIds ? 'fresh' : 'shared', valuesFor(i, realIds), { type: 'valid', realIds });
+    const values = valuesFor(i, realIds, realIds ? realIdTurn++ : 0);
+    add('valid', realIds ? 'valid request' : 'valid request, unknown id', realIds ? 'fresh' : 'shared', values, { type: 'valid', realIds });
   }
 
   // Invalid requests, one fault each: 400 naming the field.
-  const base = valuesFor(0, true);
+  const base = valuesFor(0, true, 0);
   if (operation.body) base.body = bound(bodies[0], names);
   if (operation.body) {
     for (const mutation of mutateValue(operation.body.schema, base.body)) {
