@@ -13,7 +13,8 @@ import { announce } from '../src/events/due-events.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { withStorageFaults } from '../src/storage/sqlite/storage-faults.js';
 import { StorageFault, type Store } from '../src/storage/store.js';
-import { createSession, registerAgent } from './helpers/fixtures.js';
+import { createSession, registerAgent, USER_ID } from './helpers/fixtures.js';
+import { MINUTE } from './helpers/fake-clock.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -98,6 +99,18 @@ describe('a write lock held by another connection', () => {
     // Taking the lock would wait the lock wait out and fail with SQLITE_BUSY.
     expect(await app.store.announceDue(app.clock.now(), 100, announce)).toBe(0);
     holder.exec('ROLLBACK');
+  });
+
+  it('a sweep waits for the lock as a write does: a pass begun while another process holds it marks and trims once it is released', async () => {
+    const { app, sessionId, holder } = await appWithLockWait();
+    const agentId = (await app.store.getSession(sessionId))!.agentId;
+    await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID }, headers: { 'idempotency-key': 'kept-a-day' } });
+    app.clock.advance(24 * 60 * MINUTE);
+    holder.exec('BEGIN IMMEDIATE');
+    const pass = app.sweeper.sweep();
+    await new Promise((resolve) => setTimeout(resolve, LOCK_WAIT_MS / 2));
+    holder.exec('COMMIT');
+    expect(await pass).toMatchObject({ marked: 2, trimmed: 1 });
   });
 
   it('a write waiting for the lock commits once it is released within the lock wait', async () => {

@@ -429,8 +429,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       const warningAfterNow = statements.countWarningAfter.get({ after: now, key: '' })?.n ?? 0;
       return { total: expiringAfter(purgeCutoff), active, expiringSoon: active - warningAfterNow };
     },
+    // The sweeper's writes go through the group commit like a request's: another process
+    // holding the write lock is waited for (SQLITE_LOCK_WAIT_MS), not a failed pass.
     async markExpired(now, limit) {
-      return statements.markExpired.run({ now, limit }).changes;
+      return write(() => statements.markExpired.run({ now, limit }).changes);
     },
     async moveCountMarks(now, cutoff, limit) {
       // Outside the group commit, between two of its batches: no notes are pending, so the
@@ -476,7 +478,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return write(() => idempotency.settle(record, now));
     },
     async purgeIdempotencyRecords(now, limit) {
-      return idempotency.purge(now, limit);
+      return write(() => idempotency.purge(now, limit));
     },
     async insertApiKey(key) {
       const row: ApiKeyRow = {
