@@ -148,7 +148,7 @@ function parseCorsOrigins(env: Env): string[] {
 
 function parseObservability(env: Env): ObservabilityConfig {
   const pretty = read(env, 'LOG_PRETTY') ?? '0';
-  if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1 or 0`);
+  if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1, 0, true or false`);
   const enabled = read(env, 'METRICS_ENABLED');
   const metricsToken = read(env, 'METRICS_TOKEN');
   return {

@@ -10,6 +10,7 @@ export const errorCatalogue: Record<ErrorCode, { status: number; message: string
   FORBIDDEN: { status: 403, message: 'Forbidden' },
   AGENT_NOT_FOUND: { status: 404, message: 'Agent not found' },
   SESSION_NOT_FOUND: { status: 404, message: 'Session not found' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'Webhook not found' },
   NOT_FOUND: { status: 404, message: 'Route not found' },
   AGENT_ALREADY_EXISTS: { status: 409, message: 'Agent already exists' },
   AGENT_HAS_ACTIVE_SESSIONS: { status: 409, message: 'Agent has active sessions' },

@@ -25,13 +25,17 @@ function parsedArguments() {
   try {
     return parseArgs({
       allowPositionals: true,
-      options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' } },
+      options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (error) {
     return fail(`${(error as Error).message}\n${USAGE}`);
   }
 }
 const { values, positionals } = parsedArguments();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const [command, ...rest] = positionals;
 /** Control characters (a newline, an escape) would let a name forge lines of `list`. */
 const CONTROL = /\p{Cc}/u;
@@ -62,7 +66,8 @@ function commandToRun(): (store: Store) => Promise<void> {
       const admin = values.admin === true;
       if (!name || [...name].length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
       if (CONTROL.test(name)) fail('--name must not contain control characters (newlines, tabs, escapes)');
-      if (admin === agentIds.length > 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
+      if (admin && agentIds.length > 0) fail(`give --admin (every agent) or --agent <agentId> (those agents), not both\n${USAGE}`);
+      if (!admin && agentIds.length === 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
       const badAgent = agentIds.find((id) => !UUID.test(id));
       if (badAgent) fail(`--agent ${badAgent} is not a UUID`);
       return async (store) => {

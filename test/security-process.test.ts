@@ -96,6 +96,7 @@ describe('npm run keys, on the database of a running server', () => {
       [[], /usage/],
       [['revoke'], /usage/],
       [['create', '--name', 'x'], /either --admin/],
+      [['create', '--name', 'x', '--admin', '--agent', '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f'], /--admin \(every agent\) or --agent <agentId> \(those agents\), not both/],
       [['create', '--name', 'x', '--agent', 'not-a-uuid'], /not a UUID/],
       [['create', '--nmae', 'x', '--admin'], /Unknown option '--nmae'[\s\S]*usage/],
       [['create', '--name', '--admin'], /ambiguous[\s\S]*usage/],
@@ -117,6 +118,7 @@ describe('npm run keys, on the database of a running server', () => {
       expect(stderr, args.join(' ')).toMatch(refusal);
       expect(stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
     }
+    expect(keysCli(databasePath, '--help')).toMatch(/^usage: npm run keys -- create/);
     expect(existsSync(databasePath)).toBe(false);
   });
 

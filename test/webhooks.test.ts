@@ -225,8 +225,11 @@ describe('webhooks', () => {
     expect(unknownAgent.body.error).toMatchObject({ code: 'AGENT_NOT_FOUND', details: expect.stringMatching(/^body\/agentId /) });
     expect((await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks).toEqual([]);
     const unknown = randomUUID();
-    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${unknown}` })).status).toBe(404);
-    expect((await t.request({ method: 'GET', url: `/api/webhooks/${unknown}/deliveries` })).status).toBe(404);
+    for (const request of [{ method: 'DELETE' as const, url: `/api/webhooks/${unknown}` }, { method: 'GET' as const, url: `/api/webhooks/${unknown}/deliveries` }]) {
+      const refused = await t.request(request);
+      expect(refused.status).toBe(404);
+      expect(refused.body.error).toEqual({ code: 'WEBHOOK_NOT_FOUND', message: 'Webhook not found', details: `params/webhookId ${unknown} does not exist` });
+    }
     const created = await subscribe({ url: 'https://hooks.example.com/x' });
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).body).toEqual({ success: true, message: 'Webhook deleted' });
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).status).toBe(404);

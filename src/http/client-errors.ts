@@ -9,7 +9,8 @@ import { ApiError } from '../errors.js';
 function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
   switch (error.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new ApiError('REQUEST_TIMEOUT', 'the request line, headers and body must arrive within the request timeout');
+      // Node raises this code for both timeouts: the details name both.
+      return new ApiError('REQUEST_TIMEOUT', 'the request line and headers must arrive within HTTP_HEADERS_TIMEOUT_SECONDS, and the whole request within HTTP_REQUEST_TIMEOUT_SECONDS');
     case 'HPE_HEADER_OVERFLOW':
       return new ApiError('HEADERS_TOO_LARGE', 'the request line and headers must be at most 16 KB');
     default:

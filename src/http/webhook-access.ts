@@ -7,6 +7,6 @@ import { visibleTo } from './webhook-views.js';
 
 export async function visibleWebhook(store: Store, request: FastifyRequest, webhookId: string): Promise<WebhookRecord> {
   const webhook = (await store.listWebhooks()).find((candidate) => candidate.id === webhookId);
-  if (!webhook || !visibleTo(agentScope(request), webhook)) throw new ApiError('NOT_FOUND', `params/webhookId ${webhookId} does not exist`);
+  if (!webhook || !visibleTo(agentScope(request), webhook)) throw new ApiError('WEBHOOK_NOT_FOUND', `params/webhookId ${webhookId} does not exist`);
   return webhook;
 }
