@@ -80,8 +80,11 @@ describe('the server when PostgreSQL ends its connections', { timeout: 60_000 },
             ? app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: `m${round}-${i}` } })
             : app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` }),
         );
-        // Checked out mid-request: the pool's own error listener is off them then.
-        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sessions-api' AND pid <> pg_backend_pid()");
+        // Checked out mid-request: the pool's own error listener is off them then. Only this
+        // test's database: the cluster is shared with the other test files running meanwhile.
+        await admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api' AND pid <> pg_backend_pid()",
+        );
         for (const response of await Promise.all(requests)) {
           statuses.add(response.status);
           if (response.status === 503) expect(response.body.error.code).toBe('STORAGE_UNAVAILABLE');

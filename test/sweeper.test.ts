@@ -243,7 +243,15 @@ describe('the sweeper', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const store = openSqliteStore(':memory:');
     const calls: number[] = [];
-    const counting: Store = { ...store, markExpired: async () => (calls.push(1), 0) };
+    // Every step answered at once: a pass then ends within the tick its timer fires in (the
+    // store's own writes would wait for a real turn of the event loop, which fake time does not give).
+    const counting: Store = {
+      ...store,
+      markExpired: async () => (calls.push(1), 0),
+      purgeExpired: async () => ({ purged: 0, more: false }),
+      moveCountMarks: undefined,
+      purgeIdempotencyRecords: async () => 0,
+    };
     const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
     sweeper.start();
     await vi.advanceTimersByTimeAsync(999);
