@@ -151,6 +151,10 @@ function parseObservability(env: Env): ObservabilityConfig {
   if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1, 0, true or false`);
   const enabled = read(env, 'METRICS_ENABLED');
   const metricsToken = read(env, 'METRICS_TOKEN');
+  // It travels as `Authorization: Bearer <token>`: a space or a non-ASCII character could never arrive.
+  if (metricsToken !== undefined && !/^[\x21-\x7e]+$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN must be visible ASCII without spaces (it is sent in an Authorization header); not shown here');
+  }
   return {
     logPretty: pretty === '1' || pretty === 'true',
     metricsEnabled: enabled === undefined ? true : parseBoolean('METRICS_ENABLED', enabled),
@@ -158,12 +162,16 @@ function parseObservability(env: Env): ObservabilityConfig {
   };
 }
 
+/** Query parameters of a connection URL that hold a secret (pg reads `password` there too). */
+const SECRET_PARAMETERS = ['password', 'sslpassword'];
+
 /** The URL without its password, for messages and logs. */
 export function redactedUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
-    return parsed.toString();
+    for (const name of SECRET_PARAMETERS) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
+    return parsed.toString().replaceAll('%2A%2A%2A', '***');
   } catch {
     return '(unparsable URL)';
   }

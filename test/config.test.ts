@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, redactedUrl } from '../src/config.js';
 
 describe('loadConfig', () => {
   it('has working defaults for a fresh machine', () => {
@@ -96,6 +96,8 @@ describe('loadConfig', () => {
     [{ API_KEYS: 'long-enough-key-0001,,long-enough-key-0002' }, /API_KEYS: item 2 of 3 is empty/],
     [{ CORS_ORIGINS: 'https://app.example.com,' }, /CORS_ORIGINS: item 2 of 2 is empty/],
     [{ RATE_LIMIT_PER_MINUTE: '0' }, /RATE_LIMIT_PER_MINUTE=0 must be between 1 and 1000000/],
+    [{ METRICS_TOKEN: 'two words' }, /^METRICS_TOKEN must be visible ASCII without spaces/],
+    [{ METRICS_TOKEN: 'tök' }, /^METRICS_TOKEN must be visible ASCII without spaces/],
     [{ RATE_LIMIT_PER_MINUTE: 'lots' }, /RATE_LIMIT_PER_MINUTE="lots" must be an integer/],
     [{ CORS_ORIGINS: 'app.example.com' }, /CORS_ORIGINS: "app.example.com" must be an origin/],
     [{ SESSION_RETENTION_MINUTES: '-1' }, /SESSION_RETENTION_MINUTES=-1 must be between 0 and 525600/],
@@ -168,9 +170,15 @@ describe('loadConfig: PostgreSQL', () => {
     expect(config.postgres).toEqual({ url: 'postgresql://db/sessions', poolSize: 3, statementTimeoutMs: 250 });
   });
 
+  it('names the database in messages and logs without its password, in the userinfo or the query', () => {
+    expect(redactedUrl('postgres://app:secret@db:5432/sessions?password=secret&application_name=x')).toBe('postgres://app:***@db:5432/sessions?password=***&application_name=x');
+  });
+
   it.each([
     [{ DATABASE_URL: 'mysql://app:secret@db/sessions' }, 'DATABASE_URL must be a postgres://user:password@host:port/database URL (got mysql://app:***@db/sessions)'],
     [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL must be a postgres://'],
+    // pg reads a password from the query too: hidden there as well.
+    [{ DATABASE_URL: 'mysql://app@db/sessions?password=secret&sslpassword=secret&sslmode=require' }, '(got mysql://app@db/sessions?password=***&sslpassword=***&sslmode=require)'],
     [{ DATABASE_URL: 'postgres://db/s', DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE=0 must be between 1 and 1000'],
     [{ DATABASE_URL: 'postgres://db/s', DATABASE_STATEMENT_TIMEOUT_MS: '1.5' }, 'DATABASE_STATEMENT_TIMEOUT_MS="1.5" must be an integer'],
   ])('refuses %o, never showing the password', (env, message) => {
