@@ -901,14 +901,17 @@ export interface components {
             types?: components["schemas"]["EventType"][];
             agentId?: components["schemas"]["Uuid"];
             /**
-             * @description `disabled` after 24 hours of failed deliveries; nothing more is sent.
+             * @description `disabled` after 24 hours of failed deliveries, or once the API key that made it is revoked; nothing more is sent.
              * @enum {string}
              */
             status: "active" | "disabled";
             createdAt: components["schemas"]["Timestamp"];
+            createdByKey?: components["schemas"]["CreatedByKey"];
             failingSince?: components["schemas"]["Timestamp"];
             disabledAt?: components["schemas"]["Timestamp"];
         };
+        /** @description The API key that made the webhook: a stored key's id (as `npm run keys -- list` shows it), or `env:` and a digest prefix for one of `API_KEYS`. Revoking that stored key disables the webhook. Absent when it was made without a key (keys off). */
+        CreatedByKey: string;
         CreatedWebhook: {
             id: components["schemas"]["Uuid"];
             url: string;
@@ -917,6 +920,7 @@ export interface components {
             /** @enum {string} */
             status: "active" | "disabled";
             createdAt: components["schemas"]["Timestamp"];
+            createdByKey?: components["schemas"]["CreatedByKey"];
             /** @description The signing secret (Standard Webhooks form); shown only in this answer. */
             secret: string;
         };

@@ -213,7 +213,7 @@ describe('webhooks', () => {
   });
 
   it('refuses a URL that is not http(s), has no host or carries credentials, and an unknown agent; an unknown webhook is 404', async () => {
-    const undeliverable = ['http://', 'https://', 'http://:80/', 'http://127.0.0.1:99999/x', 'http://user:secret@127.0.0.1/x', 'https://:secret@hooks.example.com/x'];
+    const undeliverable = ['http://', 'https://', 'http://:80/', 'http:///path', 'http://127.0.0.1:99999/x', 'http://127.0.0.1:0/x', 'http://127.0.0.1:25/x', 'http://hooks.example.com:6000/x', 'http://user:secret@127.0.0.1/x', 'https://:secret@hooks.example.com/x'];
     for (const url of ['ftp://example.com/hook', 'javascript:alert(1)', 'file:///etc/passwd', 'not a url', ...undeliverable]) {
       const refused = await t.request({ method: 'POST', url: '/api/webhooks', body: { url } });
       expect(refused.status, url).toBe(400);
@@ -269,6 +269,30 @@ describe('webhooks', () => {
     await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: mine, userId: USER_ID } });
     await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
     expect(hook.received.map((r) => JSON.parse(r.body).agentId)).toEqual([mine]);
+  });
+
+  it('disables the webhooks of a revoked key: a leaked key cannot keep receiving its agents\' events', async () => {
+    const ADMIN_KEY = 'admin-key-for-webhook-tests-02';
+    await t.close();
+    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] } });
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agentId = (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const key = generateApiKey();
+    const keyId = randomUUID();
+    await t.store.insertApiKey({ id: keyId, name: 'leaked', keyHash: hashApiKey(key), admin: false, agentIds: [agentId], createdAt: 0 });
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    const made = await subscribe({ url: hook.url }, { 'x-api-key': key });
+    expect(made.createdByKey).toBe(keyId);
+    const byAdmin = await subscribe({ url: 'https://hooks.example.com/admin' }, admin);
+    expect(byAdmin.createdByKey).toMatch(/^env:[0-9a-f]{16}$/);
+
+    await t.store.revokeApiKey('leaked', t.clock.now());
+    const listed = (await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks;
+    expect(listed.map((w: any) => [w.createdByKey, w.status])).toEqual([[keyId, 'disabled'], [byAdmin.createdByKey, 'active']]);
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } });
+    await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
+    expect(hook.received).toEqual([]);
   });
 });
 
@@ -344,6 +368,20 @@ describe('webhook retries, as the README schedules them', () => {
     const [attempt] = await deliveries(created.id);
     expect(attempt).toMatchObject({ attempt: 1, statusCode: 307, error: 'HTTP 307' });
     expect(attempt.nextRetryAt).not.toBeNull();
+  });
+
+  it('records why a delivery could not be made, not only that fetch failed (the connection refused)', async () => {
+    const agentId = await registerAgent(t);
+    const { createServer } = await import('node:http');
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const created = await subscribe({ url: `http://127.0.0.1:${port}/hook`, agentId });
+    await createSession(t, { agentId });
+    await dispatcher().tick();
+    const [attempt] = await deliveries(created.id);
+    expect(attempt).toMatchObject({ attempt: 1, statusCode: null, error: 'fetch failed: ECONNREFUSED' });
   });
 
   it('disables the webhook at exactly 24 hours of failure', async () => {

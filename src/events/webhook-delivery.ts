@@ -100,7 +100,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       return response.ok ? { statusCode: response.status } : { statusCode: response.status, error: `HTTP ${response.status}` };
     } catch (error) {
       const name = (error as Error).name;
-      return { error: name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String((error as Error).message ?? error) };
+      if (name === 'TimeoutError') return { error: `no answer within ${timeoutMs} ms` };
+      // fetch says only "fetch failed": why (ECONNREFUSED, ENOTFOUND, bad port) is its cause.
+      const cause = (error as Error & { cause?: { code?: unknown; message?: unknown } }).cause;
+      const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
+      const message = String((error as Error).message ?? error);
+      return { error: reason === undefined ? message : `${message}: ${reason}` };
     }
   }
 

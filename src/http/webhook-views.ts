@@ -14,6 +14,7 @@ export function webhookView(webhook: WebhookRecord): Schemas['Webhook'] {
   };
   if (webhook.types) view.types = webhook.types;
   if (webhook.agentId) view.agentId = webhook.agentId;
+  if (webhook.createdByKey !== undefined) view.createdByKey = webhook.createdByKey;
   if (webhook.failingSince !== undefined) view.failingSince = isoTime(webhook.failingSince);
   if (webhook.disabledAt !== undefined) view.disabledAt = isoTime(webhook.disabledAt);
   return view;

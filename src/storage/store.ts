@@ -203,6 +203,8 @@ export interface WebhookRecord {
   agentId?: string;
   /** Only events of these agents (the creating key's scope); undefined: every agent. */
   agentIds?: string[];
+  /** The API key that made it (its id); revoking that key disables it. Undefined: made without a key. */
+  createdByKey?: string;
   createdAt: number;
   /** Every matching event up to this id has been delivered. */
   cursor: string;
@@ -305,6 +307,7 @@ export interface Store {
   findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
   /** Revokes the live key with that id or name; undefined when there is none. */
+  /** Revokes the live key so named (an id before a name), disabling the webhooks it made, in one transaction. */
   revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
   /**
    * True once any key was ever created (revoking every key does not open the server).

@@ -294,6 +294,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.listWebhooks()).toEqual([second]);
     });
 
+    it("disables the webhooks a key made when the key is revoked, in the same write, and leaves the others alone", async () => {
+      await store.insertApiKey({ id: 'key-w', name: 'bot', keyHash: 'hw', admin: false, agentIds: ['a1'], createdAt: T0 });
+      const made = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'], createdAt: T0 });
+      const another = webhookRecord({ createdByKey: 'key-other', createdAt: T0 + 1 });
+      const keyless = webhookRecord({ createdAt: T0 + 2 });
+      for (const webhook of [made, another, keyless]) await store.insertWebhook(webhook);
+      expect((await store.listWebhooks())[0]).toEqual(made);
+      expect(await store.revokeApiKey('bot', T0 + 5)).toMatchObject({ id: 'key-w', revokedAt: T0 + 5 });
+      expect(await store.listWebhooks()).toEqual([{ ...made, disabledAt: T0 + 5 }, another, keyless]);
+    });
+
     it('records a delivery with the new state, latest first; nothing for a deleted webhook; keeps the last 100', async () => {
       const webhook = webhookRecord();
       await store.insertWebhook(webhook);

@@ -188,6 +188,11 @@ export const migrations: readonly string[] = [
   `
   DROP INDEX events_by_time;
   `,
+  // 8: a webhook knows the API key that made it, so that revoking the key disables it.
+  `
+  ALTER TABLE webhooks ADD COLUMN created_by_key text COLLATE "C";
+  CREATE INDEX webhooks_by_key ON webhooks (created_by_key) WHERE created_by_key IS NOT NULL;
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

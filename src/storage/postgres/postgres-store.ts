@@ -519,9 +519,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async revokeApiKey(idOrName, now) {
       const { rows } = await query<ApiKeyRow>(
-        `UPDATE api_keys SET revoked_at = $2 WHERE id = (
-           SELECT id FROM api_keys WHERE (id = $1 OR name = $1) AND revoked_at IS NULL ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE)
-         RETURNING *`,
+        `WITH revoked AS (
+           UPDATE api_keys SET revoked_at = $2 WHERE id = (
+             SELECT id FROM api_keys WHERE (id = $1 OR name = $1) AND revoked_at IS NULL ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE)
+           RETURNING *),
+         disabled AS (UPDATE webhooks SET disabled_at = $2 WHERE created_by_key = (SELECT id FROM revoked) AND disabled_at IS NULL)
+         SELECT * FROM revoked`,
         [idOrName, now],
       );
       return rows[0] && toApiKey(rows[0]);
@@ -586,8 +589,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async insertWebhook(webhook, carried) {
       await write(async (client, wrote) => {
         await run(client, 
-          `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+          `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
           [
             webhook.id,
             webhook.url,
@@ -601,6 +604,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
             webhook.nextAttemptAt,
             webhook.failingSince ?? null,
             webhook.disabledAt ?? null,
+            webhook.createdByKey ?? null,
           ],
         );
         if (await writeCarried(client, carried, webhook)) wrote();

@@ -538,6 +538,11 @@ export const migrations: readonly string[] = [
   DROP TABLE idempotency_records;
   ALTER TABLE idempotency_records_in_order RENAME TO idempotency_records;
   `,
+  // 24: a webhook knows the API key that made it, so that revoking the key disables it.
+  `
+  ALTER TABLE webhooks ADD COLUMN created_by_key TEXT;
+  CREATE INDEX webhooks_by_key ON webhooks (created_by_key) WHERE created_by_key IS NOT NULL;
+  `,
 ];
 
 export function migrate(db: Database): void {

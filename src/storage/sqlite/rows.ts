@@ -49,6 +49,7 @@ export interface WebhookRow {
   next_attempt_at: number;
   failing_since: number | null;
   disabled_at: number | null;
+  created_by_key: string | null;
 }
 
 export function toWebhook(row: WebhookRow): WebhookRecord {
@@ -66,6 +67,7 @@ export function toWebhook(row: WebhookRow): WebhookRecord {
   if (row.agent_ids !== null) webhook.agentIds = JSON.parse(row.agent_ids);
   if (row.failing_since !== null) webhook.failingSince = row.failing_since;
   if (row.disabled_at !== null) webhook.disabledAt = row.disabled_at;
+  if (row.created_by_key !== null) webhook.createdByKey = row.created_by_key;
   return webhook;
 }
 

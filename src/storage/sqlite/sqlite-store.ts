@@ -511,6 +511,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         if (!row) return undefined;
         keys.clear();
         statements.revokeApiKey.run({ id: row.id, now });
+        statements.disableWebhooksOfKey.run({ id: row.id, now });
         return toApiKey({ ...row, revoked_at: now });
       });
     },
@@ -551,6 +552,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         next_attempt_at: webhook.nextAttemptAt,
         failing_since: webhook.failingSince ?? null,
         disabled_at: webhook.disabledAt ?? null,
+        created_by_key: webhook.createdByKey ?? null,
       };
       return write(() => {
         statements.insertWebhook.run(row);

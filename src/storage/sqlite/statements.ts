@@ -109,6 +109,7 @@ export function prepareStatements(db: Database.Database) {
     // An id before a name: a key may be named after another key's id.
     liveApiKey: prepare<{ idOrName: string }, ApiKeyRow>(db, 'SELECT * FROM api_keys WHERE (id = @idOrName OR name = @idOrName) AND revoked_at IS NULL ORDER BY id = @idOrName DESC LIMIT 1'),
     revokeApiKey: prepare<{ id: string; now: number }>(db, 'UPDATE api_keys SET revoked_at = @now WHERE id = @id'),
+    disableWebhooksOfKey: prepare<{ id: string; now: number }>(db, 'UPDATE webhooks SET disabled_at = @now WHERE created_by_key = @id AND disabled_at IS NULL'),
     hasApiKeys: prepare<[], number>(db, 'SELECT EXISTS (SELECT 1 FROM api_keys)', 'pluck'),
     ping: prepare(db, 'SELECT 1 FROM sessions LIMIT 1'),
     probeWrite: prepare<[number]>(
@@ -139,8 +140,8 @@ export function prepareStatements(db: Database.Database) {
     ),
     insertWebhook: prepare<[WebhookRow]>(
       db,
-      `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at)
-       VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at)`,
+      `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
+       VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at, @created_by_key)`,
     ),
     listWebhooks: prepare<[], WebhookRow>(db, 'SELECT * FROM webhooks ORDER BY created_at, rowid'),
     deleteWebhook: prepare<[string]>(db, 'DELETE FROM webhooks WHERE id = ?'),
