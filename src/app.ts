@@ -42,8 +42,9 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
     schemaController: { compilersFactory: { buildSerializer: buildCachedSerializer } },
     ...requestIdOptions,
   });
-  installServerLifecycle(app);
+  // First: the answers the lifecycle's own hook gives (no Host, shutting down) carry it too.
   echoRequestId(app);
+  installServerLifecycle(app);
   if (options.metrics) timeRequests(app, options.metrics);
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, { ...options.access, hasMetricsToken: options.metricsToken !== undefined });

@@ -2,6 +2,7 @@
 // line or header, headers over the size limit, a request that arrives too slowly), and
 // what it lets through that HTTP refuses (CONNECT; a header on several lines, which Node
 // joins or drops), answered in the error envelope instead of Node's or Fastify's own bodies.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
@@ -18,12 +19,17 @@ function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
   }
 }
 
-/** Writes `apiError` on a socket no response was started on, with `Connection: close` (the caller closes it). */
+/**
+ * Writes `apiError` on a socket no response was started on, with `Connection: close` (the
+ * caller closes it), and a new X-Request-Id, as every answer has (the request could not be
+ * read, so the client's id, if it sent one, is not known).
+ */
 function answerOnSocket(socket: Socket, apiError: ApiError): void {
   const body = JSON.stringify(apiError.toEnvelope());
   socket.write(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
   );
 }
 
