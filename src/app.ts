@@ -15,6 +15,7 @@ import type { Metrics } from './ops/metrics.js';
 import { opsPlugin } from './ops/ops-plugin.js';
 import { timeRequests, timeRouterRefusal } from './ops/request-timing.js';
 import { echoRequestId, requestIdOptions } from './ops/request-id.js';
+import { throttledErrors } from './ops/throttled-errors.js';
 
 export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
@@ -49,7 +50,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, { ...options.access, hasMetricsToken: options.metricsToken !== undefined });
   // One reader of the event log for every stream and every waiter of the app.
-  const feed = createEventFeed(deps.store, { onError: (error) => app.log.error({ err: error }, 'reading the event log failed') });
+  const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
   const streams = createEventStreams({ feed });
   options.metrics?.countStreamsWith(() => streams.size());
   const replies = deps.replies ?? createAgentReplies(deps.store, { feed });

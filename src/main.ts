@@ -8,6 +8,7 @@ import { createWebhookDispatcher } from './events/webhook-delivery.js';
 import { describeStore, openStore } from './storage/open-store.js';
 import { createSweeper } from './sweeper.js';
 import { createMetrics } from './ops/metrics.js';
+import { throttledErrors } from './ops/throttled-errors.js';
 
 /** Startup failures are one line, naming what is wrong; never a stack trace. */
 function fail(message: string): never {
@@ -51,12 +52,12 @@ const sweeper = createSweeper({
 const eventPump = createEventPump({
   store,
   clock: systemClock,
-  onError: (error) => app.log.error({ err: error }, 'announcing due events failed'),
+  onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'announcing due events failed')),
 });
 const webhooks = createWebhookDispatcher({
   store,
   clock: systemClock,
-  onError: (error) => app.log.error({ err: error }, 'webhook delivery failed'),
+  onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'webhook delivery failed')),
   ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
 });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };

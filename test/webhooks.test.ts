@@ -34,7 +34,7 @@ afterEach(async () => {
 async function subscribe(body: Record<string, unknown>, headers: Record<string, string> = {}) {
   const response = await t.request({ method: 'POST', url: '/api/webhooks', body, headers });
   expect(response.status).toBe(201);
-  return response.body as { id: string; secret: string };
+  return response.body as { id: string; secret: string; createdByKey?: string };
 }
 const dispatcher = (options: { timeoutMs?: number } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
