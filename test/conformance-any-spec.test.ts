@@ -1,7 +1,7 @@
 // The conformance suite against an API that is not ours: a small Petstore (OpenAPI 3.0,
 // a plain-text route) served by a test server. The generic checks run, the Sessions
 // flows do not; what it creates is deleted; faults in the Petstore are caught.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,38 @@ afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 const failedChecks = (report: Awaited<ReturnType<typeof runConformance>>) => new Set(report.cases.flatMap((c) => c.violations.map((v) => v.check)));
 
+/**
+ * The Petstore split in two files as teams keep big specs: its schemas in `schemas/pets.yaml`
+ * beside it, referred to as `schemas/pets.yaml#/Pet`; `Pet` made to say its id is a string.
+ */
+function splitPetstoreSpec(idType: 'integer' | 'string'): string {
+  const document = parse(readFileSync(petstoreSpec, 'utf8'));
+  const schemas = document.components.schemas;
+  delete document.components.schemas;
+  schemas.Pet.properties.id.type = idType;
+  const moved = (text: string, to: string) => text.replaceAll('#/components/schemas/', to);
+  mkdirSync(join(folder, 'schemas'), { recursive: true });
+  writeFileSync(join(folder, 'schemas', 'pets.yaml'), moved(stringify(schemas), '#/'));
+  const file = join(folder, `petstore-split-${idType}.yaml`);
+  writeFileSync(file, moved(stringify(document), 'schemas/pets.yaml#/'));
+  return file;
+}
+
 describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
+  it('reads a spec split across files: its external $refs resolved as the local ones, a broken one refused naming it', async () => {
+    const split = splitPetstoreSpec('integer');
+    expect(JSON.stringify(loadSpec(split).operations)).toBe(JSON.stringify(loadSpec(petstoreSpec).operations));
+    // The server sends integer ids: a spec saying string must fail it (a dropped ref would pass anything).
+    const petstore = await startPetstore();
+    servers.push(petstore);
+    const report = await runConformance({ baseUrl: petstore.url, specPath: splitPetstoreSpec('string'), seed: 7, validCases: 2, workers: 2 });
+    expect(report.failed).toBeGreaterThan(0);
+    expect(report.cases.flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/id.*must be string/);
+    const broken = join(folder, 'petstore-broken-ref.yaml');
+    writeFileSync(broken, readFileSync(split, 'utf8').replace('schemas/pets.yaml#/NewPet', 'schemas/pets.yaml#/NoSuchPet'));
+    expect(() => loadSpec(broken)).toThrow(/\$ref schemas\/pets\.yaml#\/NoSuchPet in .*petstore-broken-ref\.yaml names nothing/);
+  });
+
   it('passes against a correct Petstore, with the generic checks only, and deletes the pets it made', async () => {
     const { petstore, report } = await against();
     expect(report.cases.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);

@@ -1,6 +1,8 @@
 // The spec as the suite sees it: operations with their parameters, body and responses,
-// every local $ref resolved. Read at run time, so a new operation is covered unchanged.
+// every $ref resolved (in the file, or in files beside it). Read at run time, so a new
+// operation is covered unchanged.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { parse } from 'yaml';
 
 export type Schema = Record<string, any>;
@@ -38,25 +40,50 @@ export const isJsonMediaType = (type: string) => /^application\/(?:[\w.-]+\+)?js
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
-/** Resolves local `#/…` refs into a tree (siblings of $ref, as 3.1 allows, are kept). */
-function resolveRefs(document: Schema): Schema {
-  const lookup = (ref: string): unknown =>
-    ref
-      .slice(2)
-      .split('/')
-      .reduce<any>((node, key) => node?.[key.replace(/~1/g, '/').replace(/~0/g, '~')], document);
-  const walk = (node: unknown, seen: string[]): unknown => {
-    if (Array.isArray(node)) return node.map((item) => walk(item, seen));
+/**
+ * Resolves every $ref into a tree (siblings of $ref, as 3.1 allows, are kept): `#/…` in
+ * the same file, and `other.yaml#/…` or `other.yaml` in files beside it (relative to the
+ * file the ref is in). A ref that names nothing is an error, not "accept anything": an
+ * unresolved schema would let any answer pass. Remote refs (http:) are refused.
+ */
+function resolveRefs(document: Schema, path: string, prepare: (document: Schema) => Schema): Schema {
+  const documents = new Map<string, Schema>([[resolvePath(path), document]]);
+  const documentAt = (file: string, ref: string): Schema => {
+    if (!documents.has(file)) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new Error(`$ref ${ref}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+      documents.set(file, prepare(parsedCopy(text) as Schema));
+    }
+    return documents.get(file)!;
+  };
+  const lookup = (root: Schema, pointer: string): unknown =>
+    pointer === '' || pointer === '/'
+      ? root
+      : pointer
+          .slice(1)
+          .split('/')
+          .reduce<any>((node, key) => node?.[decodeURIComponent(key).replace(/~1/g, '/').replace(/~0/g, '~')], root);
+  const walk = (node: unknown, file: string, seen: string[]): unknown => {
+    if (Array.isArray(node)) return node.map((item) => walk(item, file, seen));
     if (!node || typeof node !== 'object') return node;
     const { $ref, ...rest } = node as Schema;
-    if (typeof $ref === 'string' && $ref.startsWith('#/')) {
-      if (seen.includes($ref)) return {}; // a recursive schema: stop here, accept anything
-      const target = walk(lookup($ref), [...seen, $ref]) as Schema;
-      return { ...target, ...(walk(rest, seen) as Schema) };
-    }
-    return Object.fromEntries(Object.entries(rest).map(([key, value]) => [key, walk(value, seen)]));
+    if (typeof $ref !== 'string') return Object.fromEntries(Object.entries(rest).map(([key, value]) => [key, walk(value, file, seen)]));
+    const hash = $ref.indexOf('#');
+    const target = hash < 0 ? $ref : $ref.slice(0, hash);
+    const pointer = hash < 0 ? '' : $ref.slice(hash + 1);
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) throw new Error(`$ref ${$ref}: remote references are not followed; bundle the document first (e.g. redocly bundle)`);
+    const targetFile = target === '' ? file : resolvePath(dirname(file), target);
+    const key = `${targetFile}#${pointer}`;
+    if (seen.includes(key)) return {}; // a recursive schema: stop here, accept anything
+    const found = lookup(documentAt(targetFile, $ref), pointer);
+    if (found === undefined) throw new Error(`$ref ${$ref} in ${file} names nothing`);
+    return { ...(walk(found, targetFile, [...seen, key]) as Schema), ...(walk(rest, file, seen) as Schema) };
   };
-  return walk(document, []) as Schema;
+  return walk(document, resolvePath(path), []) as Schema;
 }
 
 function jsonEntry(content: Schema | undefined): Schema | undefined {
@@ -114,7 +141,8 @@ export function loadSpec(path: string): SpecModel {
   if (!raw || typeof raw.openapi !== 'string' || !raw.openapi.startsWith('3.')) {
     throw new Error(`${path} is not an OpenAPI 3.x document (no "openapi: 3.x" field)`);
   }
-  const document = resolveRefs((raw.openapi.startsWith('3.0') ? normalize30(raw) : raw) as Schema);
+  const prepare = (document: Schema) => (raw.openapi.startsWith('3.0') ? normalize30(document) : document) as Schema;
+  const document = resolveRefs(prepare(raw), path, prepare);
   const operations: Operation[] = [];
   const streams: Operation[] = [];
   for (const [path, item] of Object.entries<Schema>(document.paths ?? {})) {
