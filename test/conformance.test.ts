@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import { runConformance, type Report } from '../src/conformance/run.js';
+import { namesField, runConformance, type Report } from '../src/conformance/run.js';
 import { formatReport } from '../src/conformance/report.js';
 import { openOperations } from '../src/http/auth.js';
 import type { AccessOptions } from '../src/http/security.js';
@@ -188,6 +188,29 @@ describe('the conformance suite against a faulty server', { timeout: 120_000 }, 
       'updateSessionTimeout',
     );
     expect(failuresOf(report, 'updateSessionTimeout').flatMap((c) => c.violations.map((v) => v.message)).join('\n')).toMatch(/the 400 does not name "timeoutMinutes"/);
+  });
+
+  it('reports a generic 400 for a bad array item: the field is the array, not its index (which "400" contains)', async () => {
+    const report = await runOnly(
+      await serve((request, reply, body) => {
+        if (operationOf(request) === 'createWebhook' && reply.statusCode === 400) {
+          body.error.details = 'Invalid request (status 400)';
+          return body;
+        }
+      }),
+      'createWebhook',
+    );
+    const itemCases = failuresOf(report, 'createWebhook').filter((c) => c.title.startsWith('body/types/0:'));
+    expect(itemCases.length).toBeGreaterThan(0);
+    for (const c of itemCases) expect(c.violations.map((v) => v.message)).toContain('the 400 does not name "types"');
+  });
+
+  it('counts a field as named only as a word of its own', () => {
+    expect(namesField('body/tags/0 must be string', 'tags')).toBe(true);
+    expect(namesField("'status' is required", 'status')).toBe(true);
+    expect(namesField('Invalid request (status 400)', '0')).toBe(false);
+    expect(namesField('statuses are wrong', 'status')).toBe(false);
+    expect(namesField('body/a.b must be string', 'a.b')).toBe(true);
   });
 });
 

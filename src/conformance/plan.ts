@@ -87,7 +87,8 @@ export function planOperation(operation: Operation, index: number, seed: number,
   if (operation.body) base.body = bound(bodies[0], names);
   if (operation.body) {
     for (const mutation of mutateValue(operation.body.schema, base.body)) {
-      const field = mutation.path.at(-1) ?? 'body';
+      // An array item is named by its array (`tags`, not `0`, which any "400" contains).
+      const field = String([...mutation.path].reverse().find((segment) => !/^\d+$/.test(String(segment))) ?? 'body');
       add('invalid', `body${mutation.path.map((p) => `/${p}`).join('')}: ${mutation.fault}`, 'shared', { ...base, body: mutation.value }, { type: 'invalid', field });
     }
   }

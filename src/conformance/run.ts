@@ -105,6 +105,12 @@ const PRIMARY: Record<CaseKind, CheckName[]> = {
   health: ['still-healthy'],
 };
 
+/** Whether a 400's body names the field: as a word of its own (`body/status`, `'status'`), not inside another (`400`). */
+export function namesField(text: string, field: string): boolean {
+  const escaped = field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`).test(text);
+}
+
 const truncate = (text: string) => (text.length > SHOWN_BODY ? `${text.slice(0, SHOWN_BODY)}…(${text.length} chars)` : text);
 
 async function probe(connection: Connection): Promise<void> {
@@ -252,7 +258,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
         if (answer.status !== 401) violations.push({ check: 'auth-required', message: `without credentials, expected 401, got ${answer.status}` });
       } else if (expectation.type === 'invalid') {
         if (answer.status !== 400) violations.push({ check: 'invalid-input-refused', message: `expected 400, got ${answer.status}`, property: expectation.field });
-        else if (!answer.text.includes(expectation.field)) {
+        else if (!namesField(answer.text, expectation.field)) {
           violations.push({ check: 'invalid-input-refused', message: `the 400 does not name "${expectation.field}"`, property: expectation.field });
         }
       }
