@@ -42,6 +42,36 @@ it('SQLite: migration 12 writes the views of the messages already stored', () =>
     expectViewsOfRecords,
   ));
 
+it('PostgreSQL: a migration is not bound by the statement timeout of requests (a large database took longer, and the server could never start)', async () => {
+  const database = await createTestDatabase();
+  try {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query(postgresMigrations[0]!);
+      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      await client.query('INSERT INTO schema_migrations (version) VALUES (1)');
+      await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a', '"Ada"', NULL, '{}', 0)`);
+      await client.query(session('true'));
+      // Migration 2 writes a view for each of them: far longer than 20 ms.
+      await client.query(
+        `INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata)
+         SELECT 's', i, 'm' || i, i, 'u', false, '"hello"', '[]', '{}' FROM generate_series(1, 20000) AS i`,
+      );
+    } finally {
+      await client.end();
+    }
+    const store = await openPostgresStore({ url: database.url, poolSize: 2, statementTimeoutMs: 20 });
+    try {
+      expect((await store.listMessageViews({ sessionId: 's', limit: 1 })).messages).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.drop();
+  }
+});
+
 it('PostgreSQL: migration 2 writes the views of the messages already stored', async () => {
   const database = await createTestDatabase();
   try {

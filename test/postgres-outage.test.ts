@@ -98,6 +98,28 @@ describe('the server when PostgreSQL ends its connections', { timeout: 60_000 },
 });
 
 describe('the server when its database changes under it', { timeout: 60_000 }, () => {
+  it('answers 503 STORAGE_UNAVAILABLE to writes on a database made read-only, not 500, and writes again once it is not', async () => {
+    await withSession(2, async ({ app, admin, sessionId }) => {
+      const database = (await admin.query<{ name: string }>('SELECT current_database() AS name')).rows[0]!.name;
+      // New connections take the setting: the app's are ended, as a failover to a standby would.
+      const reconnectWith = async (readOnly: boolean) => {
+        await admin.query(`ALTER DATABASE "${database}" SET default_transaction_read_only = ${readOnly ? 'on' : 'off'}`);
+        await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api' AND pid <> pg_backend_pid()");
+      };
+      await reconnectWith(true);
+      let refused = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      // The first request may meet a connection that was just ended (503 as well).
+      if (!/read-only/.test(refused.body.error?.details ?? '')) refused = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: expect.stringMatching(/the database is read-only .*\(SQLSTATE 25006\)/) });
+      expect(refused.headers['retry-after']).toBe('1');
+      await reconnectWith(false);
+      let renewed = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      if (renewed.status === 503) renewed = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+      expect(renewed.status).toBe(200);
+    });
+  });
+
   it('answers 503 STORAGE_UNAVAILABLE for a table gone (an operator at work), not 500, and serves again once it is back', async () => {
     await withSession(2, async ({ app, admin, sessionId }) => {
       await admin.query('ALTER TABLE messages RENAME TO messages_away');

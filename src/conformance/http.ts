@@ -44,6 +44,8 @@ export async function send(connection: Connection, exchange: Exchange): Promise<
       method: exchange.method,
       headers: { ...exchange.headers, ...connection.headers },
       body: exchange.body as BodyInit | undefined,
+      // A 3xx is an answer to check against the spec, not a hop to take.
+      redirect: 'manual',
       signal: AbortSignal.timeout(connection.timeoutMs),
     });
     const text = await response.text();

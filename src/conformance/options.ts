@@ -140,7 +140,8 @@ export function parseCli(argv: string[], defaultSpec: string): CliOptions {
   if (checks !== undefined && checks.length === 0) throw new UsageError('--checks needs at least one check; see --help');
   for (const check of checks ?? []) if (!isCheckName(check)) throw new UsageError(`--checks: unknown check "${check}" (known: ${Object.keys(CHECKS).join(', ')})`);
 
-  let specPath = values.spec ?? defaultSpec;
+  // Absolute: the report records it, and --replay may run from another folder.
+  let specPath = resolve(values.spec ?? defaultSpec);
   let seed = integer('seed', values.seed, 0, 2 ** 31 - 1);
   let validCases = integer('cases', values.cases, 1, 10_000);
   let only: Set<string> | undefined;
@@ -150,11 +151,12 @@ export function parseCli(argv: string[], defaultSpec: string): CliOptions {
     if (values.seed !== undefined || values.cases !== undefined) throw new UsageError('--replay takes the seed and case count from the report: leave out --seed and --cases');
     seed = earlier.seed;
     validCases = earlier.validCases;
-    specPath = values.spec ?? earlier.specPath;
+    // Reports record an absolute path; an older one's relative path is tried from here, then from the report's folder.
+    if (values.spec === undefined) specPath = existsSync(resolve(earlier.specPath)) ? resolve(earlier.specPath) : resolve(dirname(values.replay), earlier.specPath);
     only = new Set(earlier.cases.filter((c) => !c.passed).map((c) => c.key));
     nothingToReplay = only.size === 0;
   }
-  if (!existsSync(specPath)) throw new UsageError(`--spec: no file at ${specPath}`);
+  if (!existsSync(specPath)) throw new UsageError(`${values.spec === undefined && values.replay !== undefined ? `--replay: the report's spec` : '--spec'}: no file at ${specPath}`);
 
   return {
     help: false,

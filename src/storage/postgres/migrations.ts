@@ -201,6 +201,10 @@ export const MIGRATION_LOCK = 724_011_301;
 export async function migrate(client: pg.ClientBase): Promise<void> {
   await client.query('BEGIN');
   try {
+    // A migration rewrites whole tables (minutes on a large database), and an instance
+    // waiting for another's lock waits that long: neither is bound by the statement
+    // timeout the pool sets for requests (for this transaction only).
+    await client.query('SET LOCAL statement_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
     const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');

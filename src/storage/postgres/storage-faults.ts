@@ -18,6 +18,7 @@ const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['3D000', 'the database does not exist'],
   ['42501', 'the database refused the server a privilege'],
   ['42P01', 'a table is missing from the database'],
+  ['25006', 'the database is read-only (default_transaction_read_only, or a standby)'],
 ];
 
 /** Socket errors, and the driver's own words for a connection lost or never made. */
