@@ -42,8 +42,8 @@ interface Run {
 }
 
 /** The built bin run with plain node: no tsx anywhere. */
-function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<Run> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void, cwd = root): Promise<Run> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -222,7 +222,8 @@ describe('failures, reported and replayed', () => {
     try {
       const files = { json: join(folder, 'fail.json'), junit: join(folder, 'fail.xml'), markdown: join(folder, 'fail.md') };
       // Only the operation at fault: its cases show every part of a failure's report.
-      const run = await cli(['--base-url', proxy.url, '--include-operation', 'getSession', '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
+      // The spec named relative to the project: the report records where it is, for a replay from anywhere.
+      const run = await cli(['--base-url', proxy.url, '--spec', 'openapi/sessions-api.yaml', '--include-operation', 'getSession', '--cases', '3', '--seed', '5', '--workers', '2', '--json', files.json, '--junit', files.junit, '--markdown', files.markdown]);
       expect(run.code).toBe(1);
       expect(run.stdout).toMatch(/^✗ getSession: \d+ cases, \d+ passed, [1-9]\d* failed$/m);
       expect(run.stdout).toContain('✗ response-schema: 200 body at $.debug must NOT have additional properties: "debug"\n');
@@ -252,7 +253,7 @@ describe('failures, reported and replayed', () => {
       expect(replayed.cases.map((c) => c.key).sort()).toEqual(failed.map((c) => c.key).sort());
       expect(replayed.failed).toBe(failed.length);
       // With the fault fixed (no proxy), the replay passes.
-      const fixed = await cli(['--base-url', server.url, '--replay', files.json]);
+      const fixed = await cli(['--base-url', server.url, '--replay', files.json], undefined, folder);
       expect(fixed.code).toBe(0);
       expect(fixed.stdout).toContain(`${failed.length} passed, 0 failed`);
     } finally {
