@@ -63,6 +63,30 @@ function splitPetstoreSpec(idType: 'integer' | 'string'): string {
 }
 
 describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
+  it('checks a documented redirect as the answer it is, without following it', async () => {
+    const spec = join(folder, 'moved.yaml');
+    writeFileSync(
+      spec,
+      stringify({
+        openapi: '3.1.0',
+        info: { title: 'moved', version: '1' },
+        paths: {
+          '/old': { get: { operationId: 'old', responses: { '302': { description: 'moved', headers: { Location: { schema: { type: 'string' } } } } } } },
+          '/new': { get: { operationId: 'new', responses: { '200': { description: 'here', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+        },
+      }),
+    );
+    const app = Fastify();
+    app.get('/old', async (_request, reply) => reply.redirect('/new', 302));
+    app.get('/new', async () => ({}));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    servers.push({ close: () => app.close() });
+    const address = app.server.address() as { port: number };
+    const report = await runConformance({ baseUrl: `http://127.0.0.1:${address.port}`, specPath: spec, seed: 1, validCases: 2, workers: 1 });
+    expect(report.cases.filter((c) => !c.passed).map((c) => `${c.title}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
+    expect(report.cases.find((c) => c.operationId === 'old' && c.kind === 'valid')?.status).toBe(302);
+  });
+
   it('reads a spec split across files: its external $refs resolved as the local ones, a broken one refused naming it', async () => {
     const split = splitPetstoreSpec('integer');
     expect(JSON.stringify(loadSpec(split).operations)).toBe(JSON.stringify(loadSpec(petstoreSpec).operations));

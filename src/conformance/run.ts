@@ -111,6 +111,9 @@ export function namesField(text: string, field: string): boolean {
   return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`).test(text);
 }
 
+/** A success: a 2xx, or a 3xx the operation documents (a redirect is its answer). */
+const succeeds = (operation: Operation, status: number) => (status >= 200 && status < 300) || (status >= 300 && status < 400 && String(status) in operation.responses);
+
 const truncate = (text: string) => (text.length > SHOWN_BODY ? `${text.slice(0, SHOWN_BODY)}…(${text.length} chars)` : text);
 
 async function probe(connection: Connection): Promise<void> {
@@ -221,7 +224,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
         kind: 'valid',
         title: 'some valid request succeeds',
         passed: false,
-        violations: [{ check: 'valid-input-accepted', message: 'no valid request got a 2xx' }],
+        violations: [{ check: 'valid-input-accepted', message: 'no valid request got a 2xx (or a 3xx it documents)' }],
         requests: [],
         status: 0,
         body: '',
@@ -253,7 +256,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
       if (expectation.type === 'valid') {
         if (NEVER_FOR_VALID_INPUT.has(answer.status)) violations.push({ check: 'valid-input-accepted', message: `a valid request was refused with ${answer.status}` });
         if (!expectation.realIds && answer.status < 400) violations.push({ check: 'unknown-id-refused', message: `a request for an unknown id answered ${answer.status}` });
-        if (answer.status >= 200 && answer.status < 300 && expectation.realIds) succeeded.add(planned.operationId);
+        if (succeeds(operation, answer.status) && expectation.realIds) succeeded.add(planned.operationId);
       } else if (expectation.type === 'unauthenticated') {
         if (answer.status !== 401) violations.push({ check: 'auth-required', message: `without credentials, expected 401, got ${answer.status}` });
       } else if (expectation.type === 'invalid') {
@@ -349,7 +352,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     if (health && !stop.signal.aborted) {
       const { answer, request } = await exchange(health, {});
       const violations = checker.violations(health, answer);
-      if (!(answer.status >= 200 && answer.status < 300)) violations.push({ check: 'still-healthy', message: `answered ${answer.status || answer.error}` });
+      if (!succeeds(health, answer.status)) violations.push({ check: 'still-healthy', message: `answered ${answer.status || answer.error}` });
       const shownViolations = kept(violations);
       push({
         key: 'health',
