@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import ajvFormats from 'ajv-formats';
+import { samples } from '../src/conformance/generate.js';
 import { runConformance } from '../src/conformance/run.js';
 import { loadSpec } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
@@ -61,6 +64,25 @@ function splitPetstoreSpec(idType: 'integer' | 'string'): string {
   writeFileSync(file, moved(stringify(document), 'schemas/pets.yaml#/'));
   return file;
 }
+
+describe('the valid requests the suite generates', () => {
+  it.each([
+    ['a date', { type: 'string', format: 'date' }],
+    ['an email', { type: 'string', format: 'email' }],
+    ['exclusive bounds (2020-12)', { type: 'object', required: ['n', 'k'], properties: { n: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 }, k: { type: 'integer', exclusiveMinimum: 0, maximum: 3 } } }],
+    ['allOf, as discriminated polymorphism uses it', {
+      allOf: [
+        { type: 'object', required: ['kind'], properties: { kind: { const: 'dog' } } },
+        { type: 'object', required: ['name', 'born'], properties: { name: { type: 'string', minLength: 1 }, born: { type: 'string', format: 'date' } } },
+      ],
+    }],
+  ])('are valid against their schema: %s', (_what, schema) => {
+    const ajv = new Ajv2020({ strict: false });
+    ajvFormats.default(ajv as never);
+    const validate = ajv.compile(schema);
+    for (const value of samples(schema, 50, 7)) expect(validate(value), `${JSON.stringify(value)}: ${JSON.stringify(validate.errors)}`).toBe(true);
+  });
+});
 
 describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
   it('checks a documented redirect as the answer it is, without following it', async () => {

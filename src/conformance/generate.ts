@@ -27,6 +27,12 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
       return fc
         .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2099-12-31T23:59:59Z'), noInvalidDate: true })
         .map((date) => date.toISOString());
+    case 'date':
+      return fc
+        .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2099-12-31T23:59:59Z'), noInvalidDate: true })
+        .map((date) => date.toISOString().slice(0, 10));
+    case 'email':
+      return fc.tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,11}$/), fc.constantFrom('example.com', 'example.org', 'mail.example.net')).map(([local, domain]) => `${local}@${domain}`);
     case 'uri':
     case 'uri-reference':
       return webUrl;
@@ -54,7 +60,35 @@ function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> 
   >;
 }
 
+/** The bounds of a number schema: inclusive ones, and exclusive ones as 2020-12 writes them (numbers). */
+function bounds(schema: Schema): { min?: number; max?: number; minExcluded: boolean; maxExcluded: boolean } {
+  const lower = typeof schema.exclusiveMinimum === 'number' && (schema.minimum === undefined || schema.exclusiveMinimum >= schema.minimum);
+  const upper = typeof schema.exclusiveMaximum === 'number' && (schema.maximum === undefined || schema.exclusiveMaximum <= schema.maximum);
+  return {
+    min: lower ? schema.exclusiveMinimum : schema.minimum,
+    max: upper ? schema.exclusiveMaximum : schema.maximum,
+    minExcluded: lower,
+    maxExcluded: upper,
+  };
+}
+
+/** allOf's branches as one schema: properties and required lists joined, other keywords the last branch's. */
+function joinedAllOf(schema: Schema): Schema {
+  const { allOf, ...rest } = schema;
+  const joined: Schema = { ...rest };
+  for (const branch of allOf as Schema[]) {
+    const merged = { ...joined, ...branch };
+    merged.properties = { ...joined.properties, ...branch.properties };
+    merged.required = [...new Set([...(joined.required ?? []), ...(branch.required ?? [])])];
+    Object.assign(joined, merged);
+  }
+  if (Object.keys(joined.properties ?? {}).length === 0) delete joined.properties;
+  if ((joined.required ?? []).length === 0) delete joined.required;
+  return joined;
+}
+
 export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
+  if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema));
   if ('const' in schema) return fc.constant(schema.const);
   if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum);
   if (Array.isArray(schema.anyOf)) return fc.oneof(...schema.anyOf.map((branch: Schema) => arbitraryFor({ ...schema, anyOf: undefined, ...branch })));
@@ -63,10 +97,14 @@ export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
     switch (type) {
       case 'string':
         return stringArbitrary(schema);
-      case 'integer':
-        return fc.integer({ min: schema.minimum ?? -1_000_000, max: schema.maximum ?? 1_000_000 });
-      case 'number':
-        return fc.double({ min: schema.minimum ?? -1e6, max: schema.maximum ?? 1e6, noNaN: true, noDefaultInfinity: true });
+      case 'integer': {
+        const { min, max, minExcluded, maxExcluded } = bounds(schema);
+        return fc.integer({ min: min === undefined ? -1_000_000 : Math.floor(min) + (minExcluded || !Number.isInteger(min) ? 1 : 0), max: max === undefined ? 1_000_000 : Math.ceil(max) - (maxExcluded || !Number.isInteger(max) ? 1 : 0) });
+      }
+      case 'number': {
+        const { min = -1e6, max = 1e6, minExcluded, maxExcluded } = bounds(schema);
+        return fc.double({ min, max, minExcluded, maxExcluded, noNaN: true, noDefaultInfinity: true });
+      }
       case 'boolean':
         return fc.boolean();
       case 'null':
