@@ -209,14 +209,23 @@ describe('createSession 400', () => {
     expect(response.rawBody.length).toBeLessThan(1024);
   });
 
-  it('refuses metadata nested too deeply to serialize with 400, not 500', async () => {
+  it('refuses metadata nested too deeply to serialize with 400, not 500, before parsing it', async () => {
     const depth = 300_000; // 600 KB of brackets: under the body limit, too deep for JSON.stringify
     const raw = `{"agentId":"${agentId}","userId":"${USER_ID}","metadata":{"deep":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
     const before = t.rowCounts();
     const response = await t.request({ method: 'POST', url: URL, body: raw, headers: { 'content-type': 'application/json' } });
     expect(response.status).toBe(400);
-    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'body/metadata is nested too deeply to store' });
+    expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'body is nested too deeply (arrays and objects more than 1024 levels deep)' });
     expect(t.rowCounts()).toEqual(before);
+  });
+
+  it('takes metadata nested 1,022 levels deep (the body at 1,024), refuses one more, and does not count brackets inside strings', async () => {
+    const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+    const body = (deep: string) => `{"agentId":"${agentId}","userId":"${USER_ID}","metadata":{"deep":${deep}}}`;
+    // The body object and metadata are two levels: 1,022 arrays make 1,024.
+    expect((await t.request({ method: 'POST', url: URL, body: body(nested(1022)), headers: { 'content-type': 'application/json' } })).status).toBe(201);
+    expect((await t.request({ method: 'POST', url: URL, body: body(nested(1023)), headers: { 'content-type': 'application/json' } })).status).toBe(400);
+    expect((await t.request({ method: 'POST', url: URL, body: `{"agentId":"${agentId}","userId":"${USER_ID}","metadata":{"s":${JSON.stringify('[{'.repeat(1500) + '\\"')}}}`, headers: { 'content-type': 'application/json' } })).status).toBe(201);
   });
 
   it('answers 400 in the envelope, not 500, to a body whose size does not match its Content-Length', async () => {

@@ -38,6 +38,33 @@ const isInfinite = (leaf: string | number) => typeof leaf === 'number' && !Numbe
 /** Text that may hold such a number: an exponent of three digits, or 309 digits in a row. */
 const MAYBE_HUGE_NUMBER = /\d[eE]\+?\d{3}|\d{309}/;
 
+/**
+ * Deeper than this, a body is refused before it is parsed: no metadata or settings needs
+ * it, and the recursion that stores or copies such a value (JSON.stringify, which gives up
+ * between 3,000 and 5,000 levels on Node's default stack) would overflow somewhere (a
+ * 500, now and then, on a loaded machine) instead of saying why.
+ */
+export const MAX_JSON_DEPTH = 1024;
+
+/** Whether JSON text nests arrays and objects deeper than `limit` (strings skipped); no text that short can. */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  if (text.length <= 2 * limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i += 1; // a backslash: the next character is escaped
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (code === 0x5d || code === 0x7d) depth -= 1;
+  }
+  return false;
+}
+
 /** A body the server cannot read as it was sent: compressed, or in another charset. */
 function unreadable(request: FastifyRequest): ApiError | undefined {
   const encoding = request.headers['content-encoding'];
@@ -76,6 +103,9 @@ export function installJsonBody(app: FastifyInstance): void {
     if (!isUtf8(buffer)) return done(new ApiError('INVALID_REQUEST', 'body is not valid UTF-8'), undefined);
     const text = buffer.toString('utf8');
     request.bodyText = text;
+    if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+      return done(new ApiError('INVALID_REQUEST', `body is nested too deeply (arrays and objects more than ${MAX_JSON_DEPTH} levels deep)`), undefined);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
