@@ -42,17 +42,23 @@ it('SQLite: migration 12 writes the views of the messages already stored', () =>
     expectViewsOfRecords,
   ));
 
+/** A PostgreSQL database at schema version 1 with agent 'a' and its session 's': the client left open to fill it. */
+async function versionOne(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(postgresMigrations[0]!);
+  await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+  await client.query('INSERT INTO schema_migrations (version) VALUES (1)');
+  await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a', '"Ada"', NULL, '{}', 0)`);
+  await client.query(session('true'));
+  return client;
+}
+
 it('PostgreSQL: a migration is not bound by the statement timeout of requests (a large database took longer, and the server could never start)', async () => {
   const database = await createTestDatabase();
   try {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
+    const client = await versionOne(database.url);
     try {
-      await client.query(postgresMigrations[0]!);
-      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-      await client.query('INSERT INTO schema_migrations (version) VALUES (1)');
-      await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a', '"Ada"', NULL, '{}', 0)`);
-      await client.query(session('true'));
       // Migration 2 writes a view for each of them: far longer than 20 ms.
       await client.query(
         `INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata)
@@ -75,14 +81,8 @@ it('PostgreSQL: a migration is not bound by the statement timeout of requests (a
 it('PostgreSQL: migration 2 writes the views of the messages already stored', async () => {
   const database = await createTestDatabase();
   try {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
+    const client = await versionOne(database.url);
     try {
-      await client.query(postgresMigrations[0]!);
-      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-      await client.query('INSERT INTO schema_migrations (version) VALUES (1)');
-      await client.query(`INSERT INTO agents (id, name, bio, settings, created_at) VALUES ('a', '"Ada"', NULL, '{}', 0)`);
-      await client.query(session('true'));
       for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
         await client.query(
           'INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
