@@ -171,7 +171,7 @@ export function redactedUrl(url: string): string {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
     for (const name of SECRET_PARAMETERS) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
-    return parsed.toString().replaceAll('%2A%2A%2A', '***');
+    return parsed.toString();
   } catch {
     return '(unparsable URL)';
   }
