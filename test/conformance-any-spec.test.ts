@@ -65,6 +65,40 @@ function splitPetstoreSpec(idType: 'integer' | 'string'): string {
   return file;
 }
 
+describe('readOnly and writeOnly', () => {
+  it('leaves readOnly properties out of requests and does not require writeOnly ones in answers', () => {
+    const spec = join(folder, 'users.yaml');
+    const user = {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'name', 'password'],
+      properties: { id: { type: 'integer', readOnly: true }, name: { type: 'string', minLength: 1 }, password: { type: 'string', minLength: 8, writeOnly: true } },
+    };
+    writeFileSync(
+      spec,
+      stringify({
+        openapi: '3.1.0',
+        info: { title: 'users', version: '1' },
+        paths: {
+          '/users': {
+            post: {
+              operationId: 'createUser',
+              requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/User' } } } },
+              responses: { '201': { description: 'made', content: { 'application/json': { schema: { $ref: '#/components/schemas/User' } } } } },
+            },
+          },
+        },
+        components: { schemas: { User: user } },
+      }),
+    );
+    const [operation] = loadSpec(spec).operations;
+    expect(operation!.body!.schema.required).toEqual(['name', 'password']);
+    expect(Object.keys(operation!.body!.schema.properties)).toEqual(['name', 'password']);
+    expect(operation!.responses['201']!.schema!.required).toEqual(['id', 'name']);
+    for (const body of samples(operation!.body!.schema, 20, 3) as Array<Record<string, unknown>>) expect(body).not.toHaveProperty('id');
+  });
+});
+
 describe('the valid requests the suite generates', () => {
   it.each([
     ['a date', { type: 'string', format: 'date' }],

@@ -86,6 +86,26 @@ function resolveRefs(document: Schema, path: string, prepare: (document: Schema)
   return walk(document, resolvePath(path), []) as Schema;
 }
 
+/**
+ * A schema as one direction of the exchange sees it: a request leaves out `readOnly`
+ * properties (the server sets them), and an answer need not carry `writeOnly` ones (a
+ * password, say); each is then required only where it travels.
+ */
+function forDirection(schema: unknown, direction: 'request' | 'response'): unknown {
+  if (Array.isArray(schema)) return schema.map((item) => forDirection(item, direction));
+  if (!schema || typeof schema !== 'object') return schema;
+  const copy: Schema = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, key === 'properties' ? value : forDirection(value, direction)]));
+  if (copy.properties && typeof copy.properties === 'object') {
+    const skipped = Object.entries<Schema>(copy.properties).filter(([, property]) => (direction === 'request' ? property?.readOnly : property?.writeOnly) === true).map(([name]) => name);
+    const kept = Object.entries<Schema>(copy.properties).filter(([name]) => direction === 'response' || !skipped.includes(name));
+    copy.properties = Object.fromEntries(kept.map(([name, property]) => [name, forDirection(property, direction)]));
+    if (Array.isArray(copy.required)) copy.required = copy.required.filter((name: string) => !skipped.includes(name));
+  }
+  return copy;
+}
+
+const responseSchema = (schema: Schema | undefined) => schema && (forDirection(schema, 'response') as Schema);
+
 function jsonEntry(content: Schema | undefined): Schema | undefined {
   const type = Object.keys(content ?? {}).find(isJsonMediaType);
   return type ? content![type] : undefined;
@@ -157,7 +177,8 @@ export function loadSpec(path: string): SpecModel {
         required: p.required === true,
         schema: p.schema ?? {},
       }));
-      const bodySchema = jsonEntry(operation.requestBody?.content)?.schema;
+      const requestSchema = jsonEntry(operation.requestBody?.content)?.schema;
+      const bodySchema = requestSchema && (forDirection(requestSchema, 'request') as Schema);
       const security: unknown = operation.security ?? document.security;
       const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       (stream ? streams : operations).push({
@@ -171,7 +192,7 @@ export function loadSpec(path: string): SpecModel {
         responses: Object.fromEntries(
           Object.entries<Schema>(operation.responses ?? {}).map(([status, response]) => [
             status.toUpperCase() === 'DEFAULT' ? 'default' : status.toUpperCase(),
-            { contentTypes: Object.keys(response.content ?? {}), schema: jsonEntry(response.content)?.schema },
+            { contentTypes: Object.keys(response.content ?? {}), schema: responseSchema(jsonEntry(response.content)?.schema) },
           ]),
         ),
       });
