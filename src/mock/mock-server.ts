@@ -68,6 +68,16 @@ function send(reply: FastifyReply, status: number, mediaType: string | undefined
   return reply.type(mediaType && /json/.test(mediaType) ? mediaType : 'application/json').send(JSON.stringify(body));
 }
 
+/** Why a request's body cannot go to `operation` (its media type is not one the operation documents); undefined when it can. */
+function unsupportedMediaType(operation: Operation | undefined, contentType: string | undefined, body: unknown): string | undefined {
+  const content = (operation?.requestBody as { content?: Record<string, unknown> } | undefined)?.content;
+  if (!operation || !content || body === undefined) return undefined;
+  const received = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const accepted = Object.keys(content).map((type) => type.toLowerCase());
+  const takes = accepted.some((type) => type === received || type === '*/*' || (type.endsWith('/*') && received.startsWith(type.slice(0, -1))));
+  return takes ? undefined : `content-type ${received || '(none)'} is not accepted by ${operation.operationId} (accepted: ${accepted.join(', ')})`;
+}
+
 export interface MockServerOptions {
   specPath: string;
 }
@@ -156,7 +166,12 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   app.all('*', async (request, reply) => {
     const [path = '/', query = ''] = request.url.split('?');
     const headers = request.headers as Record<string, string>;
-    return api.handleRequest({ method: request.method, path, query, headers, body: request.body }, reply);
+    const incoming = { method: request.method, path, query, headers, body: request.body };
+    // A body of a media type the operation does not take: 415, as a server would (openapi-backend
+    // validates a body only against the types it documents, and let any other through).
+    const refused = unsupportedMediaType(api.matchOperation(incoming), request.headers['content-type'], request.body);
+    if (refused) return send(reply, 415, 'application/json', { message: refused });
+    return api.handleRequest(incoming, reply);
   });
   return app;
 }
