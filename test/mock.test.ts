@@ -279,14 +279,10 @@ components:
       await app.close();
     }
   });
-});
 
-describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
   it('serves an operation without an operationId (optional in OpenAPI; it answered every request 500)', async () => {
-    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-anonymous-'));
-    const path = join(folder, 'anonymous.yaml');
-    writeFileSync(
-      path,
+    const path = write(
+      'anonymous.yaml',
       `openapi: 3.1.0
 info: { title: anonymous, version: "1" }
 paths:
@@ -305,10 +301,11 @@ paths:
       expect(refused.body.message).toBe('Prefer: code=500 is not documented for GET /hello (documented: 200, 404)');
     } finally {
       await app.close();
-      rmSync(folder, { recursive: true, force: true });
     }
   });
+});
 
+describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
   it('validates exclusiveMinimum: true as 3.0 means it (it answered every request 500)', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
     const path = join(folder, 'weights.yaml');

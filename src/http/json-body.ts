@@ -44,7 +44,7 @@ const MAYBE_HUGE_NUMBER = /\d[eE]\+?\d{3}|\d{309}/;
  * between 3,000 and 5,000 levels on Node's default stack) would overflow somewhere (a
  * 500, now and then, on a loaded machine) instead of saying why.
  */
-export const MAX_JSON_DEPTH = 1024;
+const MAX_JSON_DEPTH = 1024;
 
 /** Whether JSON text nests arrays and objects deeper than `limit` (strings skipped); no text that short can. */
 function nestedDeeperThan(text: string, limit: number): boolean {
