@@ -13,7 +13,8 @@ import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http
 import { type AccessOptions, installSecurity } from './http/security.js';
 import type { Metrics } from './ops/metrics.js';
 import { opsPlugin } from './ops/ops-plugin.js';
-import { timeRequests, timeRouterRefusal } from './ops/request-timing.js';
+import { timeRequests } from './ops/request-timing.js';
+import { unseenAnswers } from './ops/unseen-answers.js';
 import { echoRequestId, requestIdOptions } from './ops/request-id.js';
 import { throttledErrors } from './ops/throttled-errors.js';
 
@@ -31,22 +32,24 @@ export interface AppOptions {
  * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partial<Pick<HandlerDeps, 'replies'>>, options: AppOptions = {}): FastifyInstance {
-  const app = Fastify({
-    ...serverOptions(options.timeouts),
+  const unseen = unseenAnswers(() => app.log, options.metrics);
+  const app: FastifyInstance = Fastify({
+    ...serverOptions(options.timeouts, unseen.answeredOnSocket),
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, request, reply) => {
       answerFrameworkError(error, request, reply);
-      timeRouterRefusal(options.metrics, reply.statusCode, reply.elapsedTime);
+      unseen.routerRefused(request, reply);
     },
     schemaController: { compilersFactory: { buildSerializer: buildCachedSerializer } },
     ...requestIdOptions,
   });
   // First: the answers the lifecycle's own hook gives (no Host, shutting down) carry it too.
   echoRequestId(app);
-  installServerLifecycle(app);
+  installServerLifecycle(app, unseen.answeredOnSocket);
   if (options.metrics) timeRequests(app, options.metrics);
+  unseen.watchRoutes(app);
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, { ...options.access, hasMetricsToken: options.metricsToken !== undefined });
   // One reader of the event log for every stream and every waiter of the app.

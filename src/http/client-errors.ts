@@ -6,6 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
+import type { SocketAnswer } from '../ops/unseen-answers.js';
+
+export type OnSocketAnswer = (answer: SocketAnswer) => void;
 
 function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
   switch (error.code) {
@@ -24,28 +27,34 @@ function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
  * caller closes it), and a new X-Request-Id, as every answer has (the request could not be
  * read, so the client's id, if it sent one, is not known).
  */
-function answerOnSocket(socket: Socket, apiError: ApiError): void {
+function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAnswer: OnSocketAnswer): void {
   const body = JSON.stringify(apiError.toEnvelope());
+  const requestId = randomUUID();
   socket.write(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n` +
       `Connection: close\r\n\r\n${body}`,
   );
+  onAnswer({ status: apiError.status, requestId, reason });
 }
 
 /** Fastify's `clientErrorHandler`: answers once, if nothing of a response was sent yet, then closes. */
-export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const response = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-  if (socket.writable && !response?.headersSent) answerOnSocket(socket, apiErrorFor(error));
-  socket.destroy(error);
+export function clientErrorHandler(onAnswer: OnSocketAnswer): (error: NodeJS.ErrnoException, socket: Socket) => void {
+  return (error, socket) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const response = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (socket.writable && !response?.headersSent) answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer);
+    socket.destroy(error);
+  };
 }
 
-/** A CONNECT request (a proxy tunnel): Node would close the socket without a word. */
-export function answerConnect(_request: unknown, socket: Socket): void {
-  socket.on('error', () => undefined);
-  answerOnSocket(socket, new ApiError('NOT_FOUND', 'CONNECT is not supported: this is not a proxy'));
-  socket.end();
+/** Answers a CONNECT request (a proxy tunnel), which Node would close without a word. */
+export function connectHandler(onAnswer: OnSocketAnswer): (request: unknown, socket: Socket) => void {
+  return (_request, socket) => {
+    socket.on('error', () => undefined);
+    answerOnSocket(socket, new ApiError('NOT_FOUND', 'CONNECT is not supported: this is not a proxy'), 'CONNECT', onAnswer);
+    socket.end();
+  };
 }
 
 /** How many times the raw headers (name, value, name, value…) carry the header `name` (lower case). */

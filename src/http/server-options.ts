@@ -3,7 +3,7 @@
 import type { Server } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import { answerClientError, answerConnect, headerLines } from './client-errors.js';
+import { type OnSocketAnswer, clientErrorHandler, connectHandler, headerLines } from './client-errors.js';
 
 export interface HttpTimeouts {
   /** The request line, headers and body must all arrive within this (slow bodies get 408). */
@@ -19,7 +19,8 @@ export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { requestTimeoutMs: 30_000, h
 /** Seconds a client is asked to wait (`Retry-After`) after a 503. */
 export const RETRY_AFTER_SECONDS = 1;
 
-export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): FastifyHttpOptions<Server> {
+/** `onSocketAnswer`: told of each answer Node gives before a request is read. */
+export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS, onSocketAnswer: OnSocketAnswer = () => undefined): FastifyHttpOptions<Server> {
   return {
     requestTimeout: timeouts.requestTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,
@@ -31,15 +32,15 @@ export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): F
       // Checked in onRequest instead, to answer in the envelope (Node's 400 has no body).
       requireHostHeader: false,
     },
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: clientErrorHandler(onSocketAnswer),
     // On close: idle keep-alive sockets are closed at once; see installServerLifecycle.
     forceCloseConnections: 'idle',
     return503OnClosing: false,
   };
 }
 
-export function installServerLifecycle(app: FastifyInstance): void {
-  app.server.on('connect', answerConnect);
+export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnSocketAnswer): void {
+  app.server.on('connect', connectHandler(onSocketAnswer));
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;

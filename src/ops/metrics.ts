@@ -32,7 +32,7 @@ export function createMetrics(): Metrics {
   // Observed on every request and every store call: histograms on plain arrays.
   const requestDuration = arrayHistogram({
     name: 'sessions_api_http_request_duration_seconds',
-    help: 'Request duration by operationId (not_found: no route, or a URL the router refused) and status.',
+    help: 'Request duration by operationId (not_found: no route, or a URL the router refused; unread: answered by Node before the request was read) and status (499: the client left before any answer).',
     labelNames: ['operationId', 'status'],
     buckets: REQUEST_BUCKETS,
     registry,

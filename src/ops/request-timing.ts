@@ -20,8 +20,3 @@ export function timeRequests(app: FastifyInstance, metrics: Metrics): void {
     done();
   });
 }
-
-/** A URL the router refused (frameworkErrors: no hook runs for its answer), timed as no route. */
-export function timeRouterRefusal(metrics: Metrics | undefined, statusCode: number, elapsedMs: number): void {
-  metrics?.observeRequest('not_found', statusCode, elapsedMs / 1000);
-}

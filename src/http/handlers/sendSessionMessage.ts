@@ -93,6 +93,11 @@ export const sendSessionMessage =
     if (transport === 'sse') return streamReply(reply, wait);
 
     const agentMessage = await wait.reply;
+    if (!agentMessage && wait.endedBy === 'released') {
+      // The client went away: nobody to answer, and no timeout to report.
+      reply.hijack();
+      return undefined as never;
+    }
     if (!agentMessage && wait.endedBy === 'shutdown') {
       throw new ApiError('SERVICE_UNAVAILABLE', `the server is shutting down; message ${sent.message.id} is stored`);
     }

@@ -1,0 +1,108 @@
+// The requests Fastify neither times nor logs by itself: a response its client closed
+// before it ended, a URL the router refused, an answer Node gave before any request was
+// read. Each is counted once in the request histogram and logged with its request id.
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../src/ops/metrics.js';
+import { createSession, registerAgent } from './helpers/fixtures.js';
+import { parsePrometheusText } from './helpers/prometheus-text.js';
+import { openStream } from './helpers/sse-client.js';
+import { type TestApp, startTestApp } from './helpers/test-app.js';
+import { until } from './helpers/until.js';
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+const REQUESTS = 'sessions_api_http_request_duration_seconds';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The histogram's counts by 'operationId status', without the scrapes themselves. */
+async function requestCounts(app: TestApp): Promise<Record<string, number>> {
+  const response = await app.requestText('/metrics');
+  expect(response.status).toBe(200);
+  const samples = parsePrometheusText(response.text).get(REQUESTS)?.samples ?? [];
+  return Object.fromEntries(
+    samples.filter((s) => s.name === `${REQUESTS}_count` && s.labels.operationId !== 'getMetrics').map((s) => [`${s.labels.operationId} ${s.labels.status}`, s.value]),
+  );
+}
+
+/** Sends `raw` on a new connection; resolves with what came back once the server closed it. */
+function exchange(port: number, raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+  });
+}
+
+describe('answers Fastify does not see through', () => {
+  it('counts and logs a stream and a wait their clients closed, a URL the router refused, and what Node answered before reading a request', async () => {
+    const lines: Array<Record<string, any>> = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const port = Number(new URL(base).port);
+    const agentId = await registerAgent(app);
+    const { sessionId } = await createSession(app, { agentId });
+    const before = await requestCounts(app);
+
+    // An event stream its client closes: the status it was sent.
+    const events = await openStream(`${base}/api/messaging/sessions/events`, { 'x-request-id': 'closed-stream' });
+    expect(events.status).toBe(200);
+    events.close();
+
+    // A wait for the agent's reply its client leaves before any answer: 499. The agent's
+    // reply after that does not count it a second time.
+    const leaving = new AbortController();
+    const waiting = fetch(`${base}/api/messaging/sessions/${sessionId}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'closed-wait' },
+      body: JSON.stringify({ content: 'Hello?', transport: 'http' }),
+      signal: leaving.signal,
+    }).catch((error: Error) => error.name);
+    await until('the message waits for its reply', async () => app.replies.size() === 1);
+    leaving.abort();
+    expect(await waiting).toBe('AbortError');
+    await until('the wait is released', async () => app.replies.size() === 0);
+    const reply = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'Hi!', authorId: agentId } });
+    expect(reply.status).toBe(201);
+
+    const refused = await app.request({ method: 'GET', url: '/api/messaging/sessions/%E0%A4%A', headers: { 'x-request-id': 'refused' }, answeredByRouter: true });
+    expect(refused.status).toBe(400);
+
+    expect(await exchange(port, 'GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await exchange(port, 'CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
+
+    let moved: Record<string, number> = {};
+    await until('six kinds of answer are counted', async () => {
+      const after = await requestCounts(app);
+      moved = Object.fromEntries(Object.entries(after).map(([key, n]) => [key, n - (before[key] ?? 0)]).filter(([, n]) => n !== 0));
+      return Object.keys(moved).length >= 6;
+    });
+    expect(moved).toEqual({ 'streamEvents 200': 1, 'sendSessionMessage 499': 1, 'sendSessionMessage 201': 1, 'not_found 400': 1, 'unread 400': 1, 'unread 404': 1 });
+
+    const completed = (reqId: string) => lines.filter((line) => line.reqId === reqId && line.msg === 'request completed');
+    expect(completed('closed-stream')).toEqual([expect.objectContaining({ res: { statusCode: 200 }, closedByClient: true, responseTime: expect.any(Number) })]);
+    expect(completed('closed-wait')).toEqual([expect.objectContaining({ res: { statusCode: 499 }, closedByClient: true })]);
+    // Not a reply timeout: the client left.
+    expect(lines.filter((line) => line.reqId === 'closed-wait').map((line) => line.msg)).toEqual(['incoming request', 'request completed']);
+    expect(completed('refused')).toEqual([expect.objectContaining({ res: { statusCode: 400 }, responseTime: expect.any(Number) })]);
+    const unread = lines.filter((line) => line.msg === 'request refused before it was read');
+    expect(unread.map((line) => [line.res.statusCode, line.reason])).toEqual([
+      [400, 'HPE_INVALID_HEADER_TOKEN'],
+      [404, 'CONNECT'],
+    ]);
+    expect(unread.every((line) => UUID.test(line.reqId))).toBe(true);
+  });
+});
