@@ -280,6 +280,58 @@ components:
     }
   });
 
+  it('answers from schemas with bodies valid against them: 3.1 type lists, exclusive bounds, patterns; writeOnly properties left out', async () => {
+    const path = write(
+      'accounts.yaml',
+      `openapi: 3.1.0
+info: { title: accounts, version: "1" }
+paths:
+  /accounts/{id}:
+    get:
+      operationId: getAccount
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        '200':
+          description: an account
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                required: [nickname, balance, ratio, code, password, owner]
+                properties:
+                  nickname: { type: [string, 'null'] }
+                  balance: { type: integer, exclusiveMinimum: 0, exclusiveMaximum: 10 }
+                  ratio: { type: number, exclusiveMinimum: 0, maximum: 1 }
+                  code: { type: string, pattern: '^[A-Z]{3}-[0-9]{2}$' }
+                  password: { type: string, writeOnly: true }
+                  owner:
+                    type: object
+                    required: [name, secret]
+                    properties:
+                      name: { type: string }
+                      secret: { type: string, writeOnly: true }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const answers = [await call(app, { method: 'GET', url: '/accounts/1' }), await call(app, { method: 'GET', url: '/accounts/2' })];
+      for (const answer of answers) {
+        expect(answer.status).toBe(200);
+        const { nickname, balance, ratio, code } = answer.body;
+        expect(Object.keys(answer.body).sort()).toEqual(['balance', 'code', 'nickname', 'owner', 'ratio']);
+        expect(Object.keys(answer.body.owner)).toEqual(['name']);
+        expect(nickname === null || typeof nickname === 'string').toBe(true);
+        expect(Number.isInteger(balance) && balance > 0 && balance < 10).toBe(true);
+        expect(ratio > 0 && ratio <= 1).toBe(true);
+        expect(code).toMatch(/^[A-Z]{3}-[0-9]{2}$/);
+      }
+      expect(answers[1]!.body).toEqual(answers[0]!.body); // the same answer each time
+    } finally {
+      await app.close();
+    }
+  });
+
   it('serves an operation without an operationId (optional in OpenAPI; it answered every request 500)', async () => {
     const path = write(
       'anonymous.yaml',

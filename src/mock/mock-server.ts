@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Context, OpenAPIBackend } from 'openapi-backend';
 import { loadOpenApiBackend } from '../openapi-backend.js';
 import { parsePrefer } from './prefer.js';
+import { schemaBodies } from './schema-bodies.js';
 
 type Operation = Context['operation'];
 type MediaObject = { example?: unknown; examples?: Record<string, { value?: unknown }>; schema?: unknown };
@@ -84,6 +85,7 @@ export interface MockServerOptions {
 
 export async function createMockServer({ specPath }: MockServerOptions): Promise<FastifyInstance> {
   const api: OpenAPIBackend = await loadOpenApiBackend(specPath);
+  const bodies = schemaBodies(specPath);
 
   /** The documented answer for `status` (or the default one), from an example or the schema. */
   function mock(operation: Operation, status: string | undefined, example?: string) {
@@ -101,7 +103,11 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const response = (status ? operation.responses?.[status] : undefined) as { content?: Record<string, MediaObject> } | undefined;
     const content = response?.content ?? (operation.responses?.[String(chosen)] as { content?: Record<string, MediaObject> } | undefined)?.content;
     const mediaType = content ? mediaTypeOf(content) : undefined;
-    return { status: chosen, mediaType, body: mediaType ? body : undefined, failed: false };
+    const media = mediaType ? content![mediaType] : undefined;
+    if (!media) return { status: chosen, mediaType, body: undefined, failed: false };
+    const fromExample = example !== undefined || media.example !== undefined || media.examples !== undefined;
+    const fixed = fromExample || !/json/.test(mediaType!) ? body : bodies.fixed(operation.operationId!, chosen, mediaType!, body);
+    return { status: chosen, mediaType, body: fixed, failed: false };
   }
 
   // A mock has no keys to check: every security scheme accepts any credentials or none
