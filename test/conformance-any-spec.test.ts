@@ -103,6 +103,7 @@ describe('the valid requests the suite generates', () => {
   it.each([
     ['a date', { type: 'string', format: 'date' }],
     ['an email', { type: 'string', format: 'email' }],
+    ['a pattern within length bounds', { type: 'string', pattern: '^[a-z]+(-[a-z0-9]+)*$', minLength: 4, maxLength: 8 }],
     ['exclusive bounds (2020-12)', { type: 'object', required: ['n', 'k'], properties: { n: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 }, k: { type: 'integer', exclusiveMinimum: 0, maximum: 3 } } }],
     ['allOf, as discriminated polymorphism uses it', {
       allOf: [

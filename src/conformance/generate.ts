@@ -5,6 +5,8 @@ import fc from 'fast-check';
 import type { Schema } from './spec-model.js';
 
 const SHORT = 12;
+/** Strings a pattern makes for one value, so that one fits the value's length bounds. */
+const PATTERN_TRIES = 20;
 
 /** http(s) URLs. fc.webUrl() costs milliseconds per value (it tokenizes as it goes): too slow for thousands. */
 const label = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789'), minLength: 1, maxLength: 10 });
@@ -37,8 +39,13 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
     case 'uri-reference':
       return webUrl;
   }
-  if (schema.pattern) return fc.stringMatching(new RegExp(schema.pattern));
   const minLength = schema.minLength ?? 0;
+  if (schema.pattern) {
+    // A pattern's strings within the length bounds: the first of a few that fits (a
+    // filter would retry without end on a pattern whose strings never fit).
+    const fits = (value: string) => value.length >= minLength && value.length <= (schema.maxLength ?? Infinity);
+    return fc.array(fc.stringMatching(new RegExp(schema.pattern), { size: 'xsmall' }), { minLength: PATTERN_TRIES, maxLength: PATTERN_TRIES }).map((tries) => tries.find(fits) ?? tries[0]!);
+  }
   const maxLength = Math.min(schema.maxLength ?? minLength + SHORT, minLength + SHORT);
   return fc.string({ minLength, maxLength });
 }
