@@ -444,9 +444,12 @@ export interface paths {
          *     answer shows once. At least once, in order; a non-2xx or no answer within 10 s
          *     is retried with exponential backoff and jitter; deliveries survive a restart. A
          *     webhook failing for 24 hours is disabled (`status: disabled`). Only `http` and
-         *     `https` URLs with a host and without credentials (400 otherwise); `agentId` must
-         *     name an agent (404 `AGENT_NOT_FOUND` otherwise). A key bound to agents subscribes
-         *     to its agents' events only.
+         *     `https` URLs with a host and without credentials (400 otherwise); on a server
+         *     with `WEBHOOK_PRIVATE_ADDRESSES=deny`, a host that is a private, loopback,
+         *     link-local or special address, or `localhost`, is refused too (400), and a
+         *     host name resolving to one fails each delivery. `agentId` must name an agent
+         *     (404 `AGENT_NOT_FOUND` otherwise). A key bound to agents subscribes to its
+         *     agents' events only.
          */
         post: operations["createWebhook"];
         delete?: never;

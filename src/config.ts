@@ -2,6 +2,7 @@
 // message; nothing is clamped or guessed.
 import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
+import type { PrivateAddresses } from './events/private-addresses.js';
 import type { HttpTimeouts } from './http/server-options.js';
 import { specSchemaValidator } from './spec.js';
 import type { SqliteOptions } from './storage/sqlite/connection.js';
@@ -34,6 +35,8 @@ export interface ServerConfig {
   rateLimitPerMinute?: number;
   /** Origins allowed by CORS; empty: CORS off. */
   corsOrigins: string[];
+  /** deny: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES). */
+  webhookPrivateAddresses: PrivateAddresses;
   observability: ObservabilityConfig;
   /** DATABASE_URL given: the PostgreSQL store instead of SQLite at databasePath. */
   postgres?: PostgresConfig;
@@ -207,6 +210,10 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (sqliteSynchronous !== 'normal' && sqliteSynchronous !== 'full') {
     throw new ConfigError(`SQLITE_SYNCHRONOUS=${JSON.stringify(sqliteSynchronous)} must be normal or full`);
   }
+  const webhookPrivateAddresses = read(env, 'WEBHOOK_PRIVATE_ADDRESSES') ?? 'allow';
+  if (webhookPrivateAddresses !== 'allow' && webhookPrivateAddresses !== 'deny') {
+    throw new ConfigError(`WEBHOOK_PRIVATE_ADDRESSES=${JSON.stringify(webhookPrivateAddresses)} must be allow or deny`);
+  }
   return {
     host: read(env, 'HOST') ?? '127.0.0.1',
     port,
@@ -229,6 +236,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),
+    webhookPrivateAddresses,
     observability: parseObservability(env),
     postgres: parsePostgres(env),
   };

@@ -57,13 +57,14 @@ const eventPump = createEventPump({
 const webhooks = createWebhookDispatcher({
   store,
   clock: systemClock,
+  privateAddresses: config.webhookPrivateAddresses,
   onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'webhook delivery failed')),
   ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
 });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
-  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs },
+  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses },
   { logger, timeouts: config.http, access, metrics, metricsToken },
 );
 

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       apiKeys: [],
       rateLimitPerMinute: undefined,
       corsOrigins: [],
+      webhookPrivateAddresses: 'allow',
       observability: { logPretty: false, metricsEnabled: true },
     });
   });
@@ -50,6 +51,7 @@ describe('loadConfig', () => {
       API_KEYS: 'admin-key-0123456789, second-key-0123456789',
       RATE_LIMIT_PER_MINUTE: '600',
       CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
+      WEBHOOK_PRIVATE_ADDRESSES: 'deny',
       LOG_PRETTY: '1',
       METRICS_ENABLED: 'false',
       METRICS_TOKEN: 's3cret',
@@ -72,6 +74,7 @@ describe('loadConfig', () => {
       apiKeys: ['admin-key-0123456789', 'second-key-0123456789'],
       rateLimitPerMinute: 600,
       corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      webhookPrivateAddresses: 'deny',
       observability: { logPretty: true, metricsEnabled: false, metricsToken: 's3cret' },
     });
   });
@@ -108,6 +111,7 @@ describe('loadConfig', () => {
     [{ AGENT_REPLY_TIMEOUT_SECONDS: '1.5' }, /AGENT_REPLY_TIMEOUT_SECONDS="1.5" must be an integer/],
     [{ PORT: 'http' }, /PORT="http" must be an integer/],
     [{ SQLITE_SYNCHRONOUS: 'off' }, /SQLITE_SYNCHRONOUS="off" must be normal or full/],
+    [{ WEBHOOK_PRIVATE_ADDRESSES: 'block' }, /WEBHOOK_PRIVATE_ADDRESSES="block" must be allow or deny/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" must be one of/],
     [{ SHUTDOWN_GRACE_SECONDS: '0' }, /SHUTDOWN_GRACE_SECONDS=0 must be between 1 and 3600/],
     [{ HTTP_REQUEST_TIMEOUT_SECONDS: '0' }, /HTTP_REQUEST_TIMEOUT_SECONDS=0 must be between 1 and 3600/],

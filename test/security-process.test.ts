@@ -1,6 +1,6 @@
 // Against the real server process: a crash (SIGKILL) between a keyed write and its
 // answer, then the client's retry; a client sending its key the way the elizaOS client
-// does; the keys CLI on the same database.
+// does; the keys CLI on the same database; WEBHOOK_PRIVATE_ADDRESSES=deny.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
 import { ElizaStyleError, elizaStyleClient } from './helpers/eliza-style-client.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { receiver } from './helpers/webhook-receiver.js';
 
 afterEach(cleanUpServerProcesses);
 
@@ -151,5 +152,37 @@ describe('npm run keys, on the database of a running server', () => {
     expect(keysCli(databasePath, 'revoke', 'ops')).toMatch(/^revoked .* ops /);
     expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { 'x-api-key': key! })).status).toBe(401);
     expect(() => keysCli(databasePath, 'create', '--name', 'nothing')).toThrow(/either --admin or at least one --agent/);
+  });
+});
+
+describe('WEBHOOK_PRIVATE_ADDRESSES=deny, as npm start reads it', () => {
+  it('refuses a webhook to a private address, and the deliveries of one made before to a name resolving inside', async () => {
+    const databasePath = tempDatabase();
+    const hook = await receiver(() => 200);
+    try {
+      const open = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent' });
+      const openUrl = await open.listening;
+      const made = await fetchChecked(openUrl, 'POST', '/api/webhooks', { url: hook.url.replace('127.0.0.1', 'localhost') });
+      expect(made.status).toBe(201);
+      open.child.kill('SIGTERM');
+      await open.exited;
+
+      const strict = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', WEBHOOK_PRIVATE_ADDRESSES: 'deny' });
+      const baseUrl = await strict.listening;
+      const refused = await fetchChecked(baseUrl, 'POST', '/api/webhooks', { url: hook.url });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.details).toMatch(/WEBHOOK_PRIVATE_ADDRESSES=deny/);
+      const agent = await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Walled' } });
+      expect(agent.status).toBe(201);
+      let attempts: Array<{ error: string | null }> = [];
+      for (let waited = 0; attempts.length === 0 && waited < 10_000; waited += 100) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        attempts = (await fetchChecked(baseUrl, 'GET', `/api/webhooks/${made.body.id}/deliveries`)).body.deliveries;
+      }
+      expect(attempts[0]?.error).toBe('fetch failed: localhost resolves to 127.0.0.1, a private or special address (WEBHOOK_PRIVATE_ADDRESSES=deny)');
+      expect(hook.received).toEqual([]);
+    } finally {
+      await hook.close();
+    }
   });
 });

@@ -36,7 +36,7 @@ async function subscribe(body: Record<string, unknown>, headers: Record<string, 
   expect(response.status).toBe(201);
   return response.body as { id: string; secret: string; createdByKey?: string };
 }
-const dispatcher = (options: { timeoutMs?: number } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
+const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny' } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
 
 describe('webhooks', () => {
@@ -293,6 +293,42 @@ describe('webhooks', () => {
     await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } });
     await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
     expect(hook.received).toEqual([]);
+  });
+});
+
+describe('WEBHOOK_PRIVATE_ADDRESSES=deny', () => {
+  it('refuses a webhook to a private address or to this machine when it is made', async () => {
+    const strict = await startTestApp({ webhookPrivateAddresses: 'deny' });
+    cleanups.push(() => strict.close());
+    const inside = ['http://127.0.0.1:8080/x', 'http://localhost:8080/x', 'http://api.LOCALHOST./x', 'http://[::1]/x', 'http://[::ffff:10.0.0.1]/x', 'http://169.254.169.254/latest', 'http://10.1.2.3/x', 'http://192.168.1.1/x', 'http://2130706433/x', 'http://0/x'];
+    for (const url of inside) {
+      const refused = await strict.request({ method: 'POST', url: '/api/webhooks', body: { url } });
+      expect(refused.status, url).toBe(400);
+      expect(refused.body.error.details, url).toMatch(/^body\/url host .*: this server delivers to public addresses only \(WEBHOOK_PRIVATE_ADDRESSES=deny\)$/);
+    }
+    // A name is checked when it is looked up, at each delivery.
+    expect((await strict.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/x' } })).status).toBe(201);
+  });
+
+  it('delivers to no private address, by address or by a name resolving to one (webhooks made before deny included)', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(() => hook.close());
+    const byAddress = await subscribe({ url: hook.url, agentId });
+    const byName = await subscribe({ url: hook.url.replace('127.0.0.1', 'localhost'), agentId });
+    await createSession(t, { agentId });
+
+    await dispatcher({ privateAddresses: 'deny' }).tick();
+    expect(hook.received).toEqual([]);
+    expect((await deliveries(byAddress.id))[0]).toMatchObject({ statusCode: null, error: '127.0.0.1 is a private or special address (WEBHOOK_PRIVATE_ADDRESSES=deny)' });
+    expect((await deliveries(byName.id))[0]).toMatchObject({
+      statusCode: null,
+      error: 'fetch failed: localhost resolves to 127.0.0.1, a private or special address (WEBHOOK_PRIVATE_ADDRESSES=deny)',
+    });
+
+    // The same webhooks, allowed: the receiver answers.
+    t.clock.advance(10 * MINUTE);
+    await dispatcher().tick();
+    expect(hook.received).toHaveLength(2);
   });
 });
 

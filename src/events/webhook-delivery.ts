@@ -4,10 +4,14 @@
 // event (in order); 24 hours of failure disable the webhook. The cursor and the backoff
 // are in the store, so a restart resumes where it stopped: at least once. Instances
 // sharing a store (PostgreSQL) claim each webhook before each attempt: one delivers it.
+// POSTs go through undici's fetch, whose connections can be given a DNS lookup of their
+// own (WEBHOOK_PRIVATE_ADDRESSES=deny: public addresses only).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { Agent, fetch } from 'undici';
 import type { Clock } from '../domain/clock.js';
 import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventJson } from './event-records.js';
+import { PRIVATE_ADDRESS_CODE, type PrivateAddresses, privateAddressIn, publicOnlyLookup } from './private-addresses.js';
 
 export const DELIVERY_TIMEOUT_MS = 10_000;
 export const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
@@ -41,6 +45,8 @@ export interface WebhookDispatcherOptions {
   onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
   /** IDLE_REREAD_MS unless given. */
   idleRereadMs?: number;
+  /** `deny`: only public addresses are POSTed to (WEBHOOK_PRIVATE_ADDRESSES); `allow` unless given. */
+  privateAddresses?: PrivateAddresses;
 }
 
 /** A delivery attempt: answered 2xx, failed (retried later), or failed for good (the webhook disabled). */
@@ -68,6 +74,7 @@ export const IDLE_REREAD_MS = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS } = options;
+  const publicOnly = options.privateAddresses === 'deny' ? new Agent({ connect: { lookup: publicOnlyLookup } }) : undefined;
   const busy = new Set<string>();
   /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
   const holder = randomUUID();
@@ -83,8 +90,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const body = eventJson(event);
     const messageId = `evt_${event.id}`;
     const timestamp = Math.floor(clock.now() / 1000);
+    // An address in the URL itself is never looked up: checked here (a webhook made before `deny`).
+    const privateAddress = publicOnly && privateAddressIn(new URL(webhook.url));
+    if (privateAddress) return { error: `${privateAddress} (WEBHOOK_PRIVATE_ADDRESSES=deny)` };
     try {
       const response = await fetch(webhook.url, {
+        ...(publicOnly ? { dispatcher: publicOnly } : {}),
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -103,7 +114,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (name === 'TimeoutError') return { error: `no answer within ${timeoutMs} ms` };
       // fetch says only "fetch failed": why (ECONNREFUSED, ENOTFOUND, bad port) is its cause.
       const cause = (error as Error & { cause?: { code?: unknown; message?: unknown } }).cause;
-      const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
+      const reason = cause?.code === PRIVATE_ADDRESS_CODE ? cause.message : typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
       const message = String((error as Error).message ?? error);
       return { error: reason === undefined ? message : `${message}: ${reason}` };
     }
@@ -212,6 +223,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       unsubscribe?.();
       unsubscribe = undefined;
       await Promise.all(running);
+      await publicOnly?.close();
     },
   };
 }

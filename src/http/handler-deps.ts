@@ -1,5 +1,6 @@
 import type { Clock } from '../domain/clock.js';
 import type { AgentReplies } from '../events/agent-replies.js';
+import type { PrivateAddresses } from '../events/private-addresses.js';
 import type { EventStreams } from '../events/event-stream.js';
 import type { TimeoutConfigInput } from '../domain/timeout-policy.js';
 import type { Store } from '../storage/store.js';
@@ -20,4 +21,6 @@ export interface HandlerDeps {
   replies: AgentReplies;
   /** How long such a message waits for the reply; 30 s when absent (AGENT_REPLY_TIMEOUT_SECONDS). */
   agentReplyTimeoutMs?: number;
+  /** `deny`: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES); `allow` when absent. */
+  webhookPrivateAddresses?: PrivateAddresses;
 }

@@ -2,6 +2,7 @@
 // checked against the spec twice: the handler's own payload before serialization (the
 // serializer would strip unknown fields and coerce types, hiding handler bugs), and
 // the bytes the client receives.
+import type { PrivateAddresses } from '../../src/events/private-addresses.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,6 +79,8 @@ export interface TestAppOptions {
   app?: Omit<AppOptions, 'metrics'>;
   /** How long transport http / sse waits for the agent's reply (default 30 s). */
   agentReplyTimeoutMs?: number;
+  /** WEBHOOK_PRIVATE_ADDRESSES (default allow). */
+  webhookPrivateAddresses?: PrivateAddresses;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -92,7 +95,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity, ...(metrics ? { onSweep: metrics.observeSweep } : {}) });
   const replies = createAgentReplies(store);
   const replyTimeout = options.agentReplyTimeoutMs === undefined ? {} : { agentReplyTimeoutMs: options.agentReplyTimeoutMs };
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
+  const privateAddresses = options.webhookPrivateAddresses === undefined ? {} : { webhookPrivateAddresses: options.webhookPrivateAddresses };
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout, ...privateAddresses }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../errors.js';
+import { type PrivateAddresses, privateHostOf } from '../../events/private-addresses.js';
 import { newWebhookSecret } from '../../events/webhook-delivery.js';
 import type { WebhookRecord } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
@@ -10,10 +11,10 @@ import type { Handler } from '../operation-types.js';
 import { webhookView } from '../webhook-views.js';
 
 export const createWebhook =
-  ({ store, clock }: HandlerDeps): Handler<'createWebhook'> =>
+  ({ store, clock, webhookPrivateAddresses = 'allow' }: HandlerDeps): Handler<'createWebhook'> =>
   async (request, reply) => {
     const { url, types, agentId } = request.body;
-    assertDeliverable(url);
+    assertDeliverable(url, webhookPrivateAddresses);
     if (agentId !== undefined && !(await store.getAgent(agentId))) throw new ApiError('AGENT_NOT_FOUND', `body/agentId ${agentId} does not exist`);
     const scope = agentScope(request);
     const now = clock.now();
@@ -51,9 +52,9 @@ const FETCH_BAD_PORTS = new Set([
  * A URL every delivery could be POSTed to: the spec's pattern lets through what fetch
  * then refuses on every attempt (no host, a port out of range or one fetch blocks,
  * credentials in the URL), which would be retried for 24 hours and show the credentials
- * in its deliveries.
+ * in its deliveries; and, under `deny`, a host that is a private address or this machine.
  */
-function assertDeliverable(url: string): void {
+function assertDeliverable(url: string, privateAddresses: PrivateAddresses): void {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -68,4 +69,6 @@ function assertDeliverable(url: string): void {
   if (parsed.username !== '' || parsed.password !== '') {
     throw new ApiError('INVALID_REQUEST', 'body/url must not carry credentials (user:password@); authenticate the deliveries by their signature');
   }
+  const privateHost = privateAddresses === 'deny' ? privateHostOf(parsed) : undefined;
+  if (privateHost) throw new ApiError('INVALID_REQUEST', `body/url host ${privateHost}: this server delivers to public addresses only (WEBHOOK_PRIVATE_ADDRESSES=deny)`);
 }
