@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import ajvFormats from 'ajv-formats';
+import { addFormats } from './json-formats.js';
 import { parse } from 'yaml';
 import type { components } from '../generated/api.js';
 
@@ -98,7 +98,7 @@ export function specSchemaValidator(name: keyof components['schemas']) {
     // validateSchema off: the spec is linted; checking the whole document against the
     // JSON Schema meta-schema cost 0.1-0.2 s at every start.
     specAjv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false });
-    ajvFormats.default(specAjv);
+    addFormats(specAjv);
     specAjv.addSchema(specDocument(), 'spec');
   }
   return specAjv.compile({ $ref: `spec#/components/schemas/${name}` });

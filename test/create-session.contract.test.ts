@@ -170,6 +170,12 @@ describe('createSession 400', () => {
   it('names a bad agentId or userId uuid', async () => {
     await expectRejected({ agentId: 'not-a-uuid', userId: USER_ID }, /^body\/agentId must match format "uuid"$/);
     await expectRejected({ agentId, userId: '3c90c3cc0d444b5088888dd25736052a' }, /^body\/userId must match format "uuid"$/);
+    // The URN form is a second spelling of the same id, which lookups would treat as another.
+    await expectRejected({ agentId: `urn:uuid:${agentId}`, userId: USER_ID }, /^body\/agentId must match format "uuid"$/);
+    await expectRejected({ agentId, userId: `urn:uuid:${USER_ID}` }, /^body\/userId must match format "uuid"$/);
+    const listed = await t.request({ method: 'GET', url: `/api/messaging/sessions?userId=urn:uuid:${USER_ID}` });
+    expect(listed.status).toBe(400);
+    expect(listed.body.error.details).toBe('querystring/userId must match format "uuid"');
   });
 
   it('names only userId when only userId is missing', async () => {

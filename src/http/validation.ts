@@ -2,7 +2,7 @@
 // closed), coercing for path and query parameters, which arrive as strings.
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import { Ajv2020, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
-import ajvFormats from 'ajv-formats';
+import { addFormats } from '../json-formats.js';
 import { clip } from './limits.js';
 
 const DETAILS_MAX_ERRORS = 5;
@@ -16,7 +16,7 @@ function createAjv(coerceTypes: Options['coerceTypes']): Ajv2020 {
     useDefaults: true,
     coerceTypes,
   });
-  ajvFormats.default(ajv);
+  addFormats(ajv);
   return ajv;
 }
 
