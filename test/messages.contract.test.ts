@@ -43,7 +43,7 @@ describe('sendSessionMessage', () => {
     expect(t.rowCounts()).toEqual(before);
   });
 
-  it('refuses a body it could not store as sent, naming why: invalid UTF-8, another charset, a compressed body, a number too large', async () => {
+  it('refuses a body it could not store as sent, naming why: invalid UTF-8, another charset, a compressed body, a number too large or too exact', async () => {
     await send({ content: 'first' });
     const before = t.rowCounts();
     const stored = await page();
@@ -55,6 +55,15 @@ describe('sendSessionMessage', () => {
       ['{"content":"hi"}', { 'content-encoding': 'gzip' }, 415, 'content-encoding gzip is not supported'],
       ['{"content":"hi","metadata":{"score":1e309}}', {}, 400, 'body/metadata/score is a number too large to store'],
       [`{"content":"hi","metadata":{"n":[1,-${'9'.repeat(400)}]}}`, {}, 400, 'body/metadata/n/1 is a number too large to store'],
+      // A number a double cannot hold as written would be stored changed: rounded, or 0.
+      [
+        '{"content":"hi","metadata":{"discord":{"snowflake":1234567890123456789}}}',
+        {},
+        400,
+        'body/metadata/discord/snowflake is 1234567890123456789, more exact than a number here can be (it would be stored as 1234567890123456800): send it as a string',
+      ],
+      ['{"content":"hi","metadata":{"ids":[1,9007199254740993]}}', {}, 400, 'body/metadata/ids/1 is 9007199254740993, more exact than a number here can be (it would be stored as 9007199254740992)'],
+      ['{"content":"hi","metadata":{"tiny":1e-400}}', {}, 400, 'body/metadata/tiny is 1e-400, more exact than a number here can be (it would be stored as 0)'],
     ];
     for (const [body, headers, status, details] of refusals) {
       const response = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'content-type': 'application/json', ...headers } });
@@ -68,6 +77,8 @@ describe('sendSessionMessage', () => {
     for (const [contentType, metadata] of [
       ['application/json; charset=UTF-8', '{"score":1.7976931348623157e308}'],
       ['application/json;charset="utf8"', '{"note":"1e309"}'],
+      // The same values written otherwise, and digits in a string.
+      ['application/json', '{"exact":9007199254740992,"point":0.1,"long":1.2345678901234567,"zero":0.000000000000000000001,"big":1.5e300,"id":"1234567890123456789"}'],
     ]) {
       const response = await t.request({ method: 'POST', url: messagesUrl(), body: `{"content":"é","metadata":${metadata}}`, headers: { 'content-type': contentType! } });
       expect(response.status, contentType).toBe(201);

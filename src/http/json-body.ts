@@ -1,10 +1,11 @@
 // Request bodies: JSON in UTF-8, parsed strictly. What the body's bytes say is what is
 // stored, or the request is refused naming why: no byte decoded into U+FFFD, no number
-// turned into null, no compressed body read as text.
+// turned into null or rounded, no compressed body read as text.
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify';
 import { ApiError } from '../errors.js';
 import { specOperations } from '../spec.js';
+import { inexactNumberIn } from './inexact-numbers.js';
 import { clip } from './limits.js';
 
 declare module 'fastify' {
@@ -119,6 +120,11 @@ export function installJsonBody(app: FastifyInstance): void {
     const huge = MAYBE_HUGE_NUMBER.test(text) ? pathWhere(parsed, 'body', isInfinite) : undefined;
     if (huge !== undefined) {
       return done(new ApiError('INVALID_REQUEST', `${clip(huge, 200)} is a number too large to store (over 1.7976931348623157e308)`), undefined);
+    }
+    const inexact = inexactNumberIn(text);
+    if (inexact !== undefined) {
+      const { path, sent, stored } = inexact;
+      return done(new ApiError('INVALID_REQUEST', `${clip(path, 200)} is ${clip(sent, 40)}, more exact than a number here can be (it would be stored as ${stored}): send it as a string`), undefined);
     }
     done(null, parsed);
   });
