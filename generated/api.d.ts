@@ -1112,6 +1112,8 @@ export interface components {
          * @description Makes the write safe to retry: the same key with the same request within 24 hours
          *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
          *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+         *     A header carries bytes: a character outside ASCII, sent as UTF-8, counts as its
+         *     2-4 bytes.
          */
         IdempotencyKey: string;
         /** @description Resume after this event (what EventSource sends when it reconnects); an id beyond the newest event resumes from the newest. */
@@ -1183,6 +1185,8 @@ export interface operations {
                  * @description Makes the write safe to retry: the same key with the same request within 24 hours
                  *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+                 *     A header carries bytes: a character outside ASCII, sent as UTF-8, counts as its
+                 *     2-4 bytes.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
@@ -1345,6 +1349,8 @@ export interface operations {
                  * @description Makes the write safe to retry: the same key with the same request within 24 hours
                  *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+                 *     A header carries bytes: a character outside ASCII, sent as UTF-8, counts as its
+                 *     2-4 bytes.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
@@ -1663,6 +1669,8 @@ export interface operations {
                  * @description Makes the write safe to retry: the same key with the same request within 24 hours
                  *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+                 *     A header carries bytes: a character outside ASCII, sent as UTF-8, counts as its
+                 *     2-4 bytes.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
@@ -1887,6 +1895,8 @@ export interface operations {
                  * @description Makes the write safe to retry: the same key with the same request within 24 hours
                  *     answers the first answer again (`Idempotent-Replayed: true`) and writes nothing.
                  *     Any string of 1-255 characters, unique per intended write (a UUID is a good one).
+                 *     A header carries bytes: a character outside ASCII, sent as UTF-8, counts as its
+                 *     2-4 bytes.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
