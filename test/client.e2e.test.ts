@@ -1,9 +1,11 @@
 // The typed client (`sessions-api/client`) against the real server process: a whole
 // conversation, every answer also checked against the spec on the wire.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { createSessionsClient } from 'sessions-api/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { specPath } from '../src/spec.js';
 import { cleanUpServerProcesses, startServer, tempDatabase } from './helpers/server-process.js';
 import { operationFor, responseViolations, specBackend } from './helpers/spec-validator.js';
 
@@ -57,6 +59,23 @@ describe('the typed client against the server process', () => {
     const gone = await api.GET('/api/messaging/sessions/{sessionId}', { params: { path } });
     expect(gone.response.status).toBe(404);
     expect(gone.error!.error.code).toBe('SESSION_NOT_FOUND');
+  });
+
+  it('hands over text answers as strings, and an event stream as a stream when asked, refusing at once to wait for its end', async () => {
+    const api = createSessionsClient({ baseUrl });
+    const yaml = await api.GET('/openapi.yaml');
+    expect(yaml.data).toBe(readFileSync(specPath, 'utf8'));
+    const metrics = await api.GET('/metrics');
+    expect(metrics.data).toMatch(/^# HELP /);
+
+    await expect(api.GET('/api/messaging/sessions/events', { params: { query: {} } })).rejects.toThrow(
+      "/api/messaging/sessions/events answers a stream of Server-Sent Events, which does not end: call it with { parseAs: 'stream' } and read data as the events arrive",
+    );
+    const stream = await api.GET('/api/messaging/sessions/events', { params: { query: {} }, parseAs: 'stream' });
+    expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = stream.data!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe(': stream open\n\n');
+    await reader.cancel();
   });
 
   it('sends X-API-KEY when given an apiKey, and nothing otherwise', async () => {

@@ -3,7 +3,7 @@
 //   import { createSessionsClient } from 'sessions-api/client';
 //   const api = createSessionsClient({ baseUrl: 'http://127.0.0.1:3000' });
 //   const { data, error } = await api.GET('/api/messaging/sessions/{sessionId}', { params: { path: { sessionId } } });
-import createClient, { type Client, type ClientOptions } from 'openapi-fetch';
+import createClient, { type Client, type ClientOptions, type Middleware } from 'openapi-fetch';
 import type { paths } from '../../generated/api.js';
 
 export type { components, operations, paths } from '../../generated/api.js';
@@ -17,8 +17,30 @@ export interface SessionsClientOptions extends ClientOptions {
 
 export type SessionsClient = Client<paths>;
 
+/**
+ * openapi-fetch reads every answer as JSON unless told otherwise (`parseAs`). A text answer
+ * (`/openapi.yaml`, `/metrics`) is handed over as the string the spec types it as; an
+ * event stream never ends, so reading it whole would wait for ever: the call throws at
+ * once, saying to ask for the stream.
+ */
+const nonJsonAnswers: Middleware = {
+  async onResponse({ response, options, schemaPath }) {
+    const type = response.headers.get('content-type') ?? '';
+    if (options.parseAs !== 'json' || !response.ok || /json/i.test(type) || response.body === null) return undefined;
+    if (/^text\/event-stream/i.test(type)) {
+      await response.body.cancel();
+      throw new TypeError(`${schemaPath} answers a stream of Server-Sent Events, which does not end: call it with { parseAs: 'stream' } and read data as the events arrive`);
+    }
+    const headers = new Headers(response.headers);
+    headers.set('content-type', 'application/json');
+    headers.delete('content-length');
+    return new Response(JSON.stringify(await response.text()), { status: response.status, statusText: response.statusText, headers });
+  },
+};
+
 export function createSessionsClient({ apiKey, ...options }: SessionsClientOptions): SessionsClient {
   const client = createClient<paths>(options);
+  client.use(nonJsonAnswers);
   if (apiKey !== undefined) {
     client.use({
       onRequest({ request }) {
