@@ -126,10 +126,12 @@ describe('mock mode on our spec', () => {
     expect(answer.body.message).toBe(`Prefer: code=418 is not documented for listAgents (documented: ${documented})`);
   });
 
-  it('refuses a body of a media type the operation does not take with 415 (it answered 201 to text/plain)', async () => {
+  it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {
     const text = await app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
     expect(text.statusCode).toBe(415);
-    expect(JSON.parse(text.body).message).toBe('content-type text/plain is not accepted by createSession (accepted: application/json)');
+    const body = JSON.parse(text.body);
+    expect(responseViolations(api, 'createSession', 415, body)).toEqual([]);
+    expect(body.error).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', details: 'content-type text/plain is not accepted by createSession (accepted: application/json)' });
     const json = await call(app, { method: 'POST' as 'GET', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { 'content-type': 'application/json; charset=utf-8' });
     expect(json.status).toBe(201);
   });

@@ -12,7 +12,6 @@ import { schemaBodies } from './schema-bodies.js';
 type Operation = Context['operation'];
 type MediaObject = { example?: unknown; examples?: Record<string, { value?: unknown }>; schema?: unknown };
 
-const ERROR_STATUSES = ['400', '4XX', 'default'];
 const LOCATIONS: Record<string, string> = { requestBody: 'body', query: 'query', params: 'path', path: 'path', headers: 'header' };
 
 /** Ajv errors as one sentence naming the fields: `body/timeoutConfig/timeoutMinutes must be >= 5`. */
@@ -110,6 +109,14 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     return { status: chosen, mediaType, body: fixed, failed: false };
   }
 
+  /** A refusal in the document's own error shape for `status` (its response, its range's, or `default`), else `{ message }`. */
+  function refuse(reply: FastifyReply, operation: Operation | undefined, status: number, message: string, extra: Record<string, unknown> = {}) {
+    const documenting = [String(status), `${String(status)[0]}XX`, 'default'].find((key) => operation?.responses?.[key]);
+    if (!operation || !documenting) return send(reply, status, 'application/json', { message, ...extra });
+    const answer = mock(operation, documenting);
+    return send(reply, status, answer.mediaType, withMessage(answer.body, message));
+  }
+
   // A mock has no keys to check: every security scheme accepts any credentials or none
   // (a 401 is asked for like any other status, with `Prefer: code=401`).
   const schemes = Object.keys((api.definition.components?.securitySchemes ?? {}) as Record<string, unknown>);
@@ -119,13 +126,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     notFound: (c: Context, reply: FastifyReply) => send(reply, 404, 'application/json', { message: `no operation for ${c.request.method.toUpperCase()} ${c.request.path}` }),
     methodNotAllowed: (c: Context, reply: FastifyReply) =>
       send(reply, 405, 'application/json', { message: `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}` }),
-    validationFail: (c: Context, reply: FastifyReply) => {
-      const message = describeErrors(c.validation.errors);
-      const errorStatus = ERROR_STATUSES.find((status) => c.operation.responses?.[status]);
-      if (!errorStatus) return send(reply, 400, 'application/json', { message, errors: c.validation.errors });
-      const answer = mock(c.operation, errorStatus);
-      return send(reply, 400, answer.mediaType, withMessage(answer.body, message));
-    },
+    validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
       const documented = Object.keys(c.operation.responses ?? {});
@@ -175,8 +176,9 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const incoming = { method: request.method, path, query, headers, body: request.body };
     // A body of a media type the operation does not take: 415, as a server would (openapi-backend
     // validates a body only against the types it documents, and let any other through).
-    const refused = unsupportedMediaType(api.matchOperation(incoming), request.headers['content-type'], request.body);
-    if (refused) return send(reply, 415, 'application/json', { message: refused });
+    const operation = api.matchOperation(incoming);
+    const refused = unsupportedMediaType(operation, request.headers['content-type'], request.body);
+    if (refused) return refuse(reply, operation, 415, refused);
     return api.handleRequest(incoming, reply);
   });
   return app;
