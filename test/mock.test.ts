@@ -136,6 +136,23 @@ describe('mock mode on our spec', () => {
     expect(json.status).toBe(201);
   });
 
+  it('answers as a server would: HEAD as GET without a body, undocumented query parameters ignored, the media type Accept asks for', async () => {
+    const head = await app.inject({ method: 'HEAD', url: '/api/agents' });
+    expect([head.statusCode, head.body]).toEqual([200, '']);
+    const busted = await call(app, { method: 'GET', url: '/api/agents?_=1700000000' });
+    expect(busted.status).toBe(200);
+    expect(responseViolations(api, 'listAgents', 200, busted.body)).toEqual([]);
+    expect((await call(app, { method: 'GET', url: '/api/messaging/sessions?_=1&limit=abc' })).status).toBe(400); // a documented one is still checked
+
+    const url = `/api/messaging/sessions/${UUID}/messages`;
+    const body = JSON.stringify({ content: 'hi', transport: 'sse' });
+    const streamed = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, payload: body });
+    expect([streamed.statusCode, streamed.headers['content-type']]).toEqual([201, 'text/event-stream']);
+    expect(streamed.body).toMatch(/^id: .*\nevent: .*\ndata: \{/);
+    const plain = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: body });
+    expect(plain.headers['content-type']).toMatch(/^application\/json/);
+  });
+
   it('validates requests: a bad one gets 400 in the spec error envelope, naming the field', async () => {
     const body = { agentId: UUID, userId: UUID, timeoutConfig: { timeoutMinutes: 4 } };
     const answer = await call(app, { method: 'POST' as 'GET', url: '/api/messaging/sessions', body });

@@ -86,12 +86,20 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   const api: OpenAPIBackend = await loadOpenApiBackend(specPath);
   const bodies = schemaBodies(specPath);
 
-  /** The documented answer for `status` (or the default one), from an example or the schema. */
-  function mock(operation: Operation, status: string | undefined, example?: string) {
-    // openapi-backend looks the code up as a key of `responses`, so '4XX' and 'default' work too.
+  /**
+   * The documented answer for `status` (or the default one), from an example or the
+   * schema; in the first media type of `accept` it documents, else JSON, else its first.
+   */
+  function mock(operation: Operation, status: string | undefined, example?: string, accept?: string) {
+    const contentOf = (code: string) => (operation.responses?.[code] as { content?: Record<string, MediaObject> } | undefined)?.content;
+    const acceptable = (accept ?? '').split(',').map((type) => type.split(';')[0]!.trim().toLowerCase());
     let generated;
     try {
+      // openapi-backend looks the code up as a key of `responses`, so '4XX' and 'default' work too.
       generated = api.mockResponseForOperation(operation.operationId!, { code: status as unknown as number, example });
+      const content = contentOf(status ?? String(generated.status)) ?? {};
+      const wanted = acceptable.find((type) => type in content);
+      if (wanted && wanted !== mediaTypeOf(content)) generated = api.mockResponseForOperation(operation.operationId!, { code: status as unknown as number, example, mediaType: wanted });
     } catch (error) {
       // Its generator follows a schema that holds itself without end.
       if (!(error instanceof RangeError)) throw error;
@@ -99,9 +107,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       return { status: 500, mediaType: 'application/json', body: { message }, failed: true };
     }
     const { status: chosen, mock: body } = generated;
-    const response = (status ? operation.responses?.[status] : undefined) as { content?: Record<string, MediaObject> } | undefined;
-    const content = response?.content ?? (operation.responses?.[String(chosen)] as { content?: Record<string, MediaObject> } | undefined)?.content;
-    const mediaType = content ? mediaTypeOf(content) : undefined;
+    const content = (status ? contentOf(status) : undefined) ?? contentOf(String(chosen));
+    const mediaType = content ? (acceptable.find((type) => type in content) ?? mediaTypeOf(content)) : undefined;
     const media = mediaType ? content![mediaType] : undefined;
     if (!media) return { status: chosen, mediaType, body: undefined, failed: false };
     const fromExample = example !== undefined || media.example !== undefined || media.examples !== undefined;
@@ -141,7 +148,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
           message: `Prefer: code=${code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`,
         });
       }
-      const mocked = mock(c.operation, documenting, preference.example);
+      const mocked = mock(c.operation, documenting, preference.example, c.request.headers.accept as string | undefined);
       const answer = code === undefined || mocked.failed ? mocked : { ...mocked, status: Number(code) };
       if (preference.example !== undefined) {
         const response = c.operation.responses?.[documenting ?? String(answer.status)] as { content?: Record<string, MediaObject> } | undefined;
@@ -173,12 +180,17 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   app.all('*', async (request, reply) => {
     const [path = '/', query = ''] = request.url.split('?');
     const headers = request.headers as Record<string, string>;
-    const incoming = { method: request.method, path, query, headers, body: request.body };
+    // HEAD is answered as GET (Node sends no body); query parameters the operation does
+    // not document are ignored, as a server does (a cache-buster such as `?_=1`).
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const matched = api.matchOperation({ method, path, headers });
+    const documented = new Set(((matched?.parameters ?? []) as Array<{ in?: string; name?: string }>).filter((p) => p.in === 'query').map((p) => p.name));
+    const kept = new URLSearchParams([...new URLSearchParams(query)].filter(([name]) => documented.has(name))).toString();
+    const incoming = { method, path, query: kept, headers, body: request.body };
     // A body of a media type the operation does not take: 415, as a server would (openapi-backend
     // validates a body only against the types it documents, and let any other through).
-    const operation = api.matchOperation(incoming);
-    const refused = unsupportedMediaType(operation, request.headers['content-type'], request.body);
-    if (refused) return refuse(reply, operation, 415, refused);
+    const refused = unsupportedMediaType(matched, request.headers['content-type'], request.body);
+    if (refused) return refuse(reply, matched, 415, refused);
     return api.handleRequest(incoming, reply);
   });
   return app;
