@@ -1804,9 +1804,9 @@ export interface operations {
                 };
                 content: {
                     /**
-                     * @example # HELP http_request_duration_seconds Request duration by operationId and status.
-                     *     # TYPE http_request_duration_seconds histogram
-                     *     http_request_duration_seconds_count{operationId="createSession",status="201"} 1
+                     * @example # HELP sessions_api_http_request_duration_seconds Request duration by operationId and status.
+                     *     # TYPE sessions_api_http_request_duration_seconds histogram
+                     *     sessions_api_http_request_duration_seconds_count{operationId="createSession",status="201"} 1
                      */
                     "text/plain": string;
                 };
