@@ -90,7 +90,7 @@ describe('mock mode on our spec', () => {
   it('serves text media types as text', async () => {
     const answer = await call(app, { method: 'GET', url: '/metrics' });
     expect(answer.contentType).toMatch(/^text\/plain/);
-    expect(answer.body).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(answer.body).toContain('# TYPE sessions_api_http_request_duration_seconds histogram');
   });
 
   it('serves an event stream as Server-Sent Events: its mocked events as frames, then the end', async () => {
