@@ -84,33 +84,54 @@ function readReport(path: string): Report {
   return report;
 }
 
+const OPTIONS = {
+  'base-url': { type: 'string' },
+  spec: { type: 'string' },
+  'api-key': { type: 'string' },
+  header: { type: 'string', multiple: true },
+  timeout: { type: 'string' },
+  'include-operation': { type: 'string', multiple: true },
+  'exclude-operation': { type: 'string', multiple: true },
+  checks: { type: 'string' },
+  cases: { type: 'string' },
+  seed: { type: 'string' },
+  workers: { type: 'string' },
+  'expiry-wait': { type: 'string' },
+  replay: { type: 'string' },
+  json: { type: 'string' },
+  junit: { type: 'string' },
+  markdown: { type: 'string' },
+  'keep-data': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const STRING_OPTIONS = new Set(Object.entries(OPTIONS).filter(([, option]) => option.type === 'string').map(([name]) => name));
+
+/**
+ * `--cases -1` as `--cases=-1`: parseArgs takes a value starting with `-` for an option
+ * and calls the pair "ambiguous"; written out, the value's own check names the problem.
+ */
+function withNegativeValues(argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (/^--[a-z-]+$/.test(arg) && STRING_OPTIONS.has(arg.slice(2)) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i += 1;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
 export function parseCli(argv: string[], defaultSpec: string): CliOptions {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: withNegativeValues(argv),
       strict: true,
       allowPositionals: false,
-      options: {
-        'base-url': { type: 'string' },
-        spec: { type: 'string' },
-        'api-key': { type: 'string' },
-        header: { type: 'string', multiple: true },
-        timeout: { type: 'string' },
-        'include-operation': { type: 'string', multiple: true },
-        'exclude-operation': { type: 'string', multiple: true },
-        checks: { type: 'string' },
-        cases: { type: 'string' },
-        seed: { type: 'string' },
-        workers: { type: 'string' },
-        'expiry-wait': { type: 'string' },
-        replay: { type: 'string' },
-        json: { type: 'string' },
-        junit: { type: 'string' },
-        markdown: { type: 'string' },
-        'keep-data': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: OPTIONS,
     }));
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
