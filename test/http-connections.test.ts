@@ -156,3 +156,28 @@ describe('while the server closes', () => {
     app = undefined;
   });
 });
+
+describe('pipelined requests', () => {
+  it('answers them all, in order, to a client that reads', async () => {
+    await listen();
+    const socket = await open();
+    const all = readAll(socket);
+    socket.write('GET /api/agents HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(199) + 'GET /api/agents HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect((await all).match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(200);
+  });
+
+  it('closes the connection of a client that pipelines and does not read, once its waiting answers pass 8 MiB; others are served', async () => {
+    await listen();
+    const socket = await open();
+    socket.pause();
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.write('GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(300)); // 300 answers of 100 KB
+    const connections = () => new Promise<number>((resolve) => app!.server.getConnections((_error, count) => resolve(count)));
+    for (let waited = 0; (await connections()) > 0 && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await connections()).toBe(0);
+    socket.resume(); // a paused socket hears of its end only once it reads
+    await closed;
+    expect((await fetch(`http://127.0.0.1:${port}/api/agents`)).status).toBe(200);
+  });
+});
