@@ -120,6 +120,28 @@ describe('requests the router never sees', () => {
   });
 });
 
+describe('bytes that are not HTTP after a request', () => {
+  it('answers the request read before them first, then 400, so a write it made is not answered with the 400 alone', async () => {
+    await listen();
+    const socket = await open();
+    const all = readAll(socket);
+    const body = JSON.stringify({ characterJson: { name: 'Before the garbage' } });
+    socket.write(`POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}GARBAGE\r\n\r\n`);
+    const text = await all;
+    expect(text.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 201', 'HTTP/1.1 400']);
+    expect(text).toContain('"name":"Before the garbage"');
+    expect(text).toContain('HPE_INVALID_METHOD');
+  });
+
+  it('answers nothing to bytes after a request that asked to close the connection (RFC 9112: they are no request)', async () => {
+    await listen();
+    const socket = await open();
+    const all = readAll(socket);
+    socket.write('GET /api/agents HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /api/agents HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await all).match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200']);
+  });
+});
+
 describe('request timeouts', () => {
   it('408 REQUEST_TIMEOUT for a body that stops arriving', async () => {
     await listen();

@@ -3,7 +3,7 @@
 // what it lets through that HTTP refuses (CONNECT; a header on several lines, which Node
 // joins or drops), answered in the error envelope instead of Node's or Fastify's own bodies.
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
 import type { SocketAnswer } from '../ops/unseen-answers.js';
@@ -38,13 +38,30 @@ function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAn
   onAnswer({ status: apiError.status, requestId, reason });
 }
 
-/** Fastify's `clientErrorHandler`: answers once, if nothing of a response was sent yet, then closes. */
+type Answering = Socket & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Fastify's `clientErrorHandler`: answers, then closes. Requests read before the bad bytes
+ * are answered first, in order (RFC 9112, 9.3.2): a write they made must not be answered
+ * with this 400 alone, or a client retrying would make it twice. Bytes after a request
+ * that asked to close the connection are not a request at all: nothing is answered to them.
+ */
 export function clientErrorHandler(onAnswer: OnSocketAnswer): (error: NodeJS.ErrnoException, socket: Socket) => void {
   return (error, socket) => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const response = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-    if (socket.writable && !response?.headersSent) answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer);
-    socket.destroy(error);
+    const answerThenClose = () => {
+      if (socket.destroyed) return;
+      // Node hands the connection to the next waiting answer when one finishes. An answer
+      // to a request not wholly read (a body too slow: the timeout) is this error's own.
+      const answering = (socket as Answering)._httpMessage;
+      if (answering && !answering.writableFinished && answering.req.complete) {
+        answering.once('finish', answerThenClose);
+        return;
+      }
+      if (socket.writable && !answering?.headersSent && error.code !== 'HPE_CLOSED_CONNECTION') answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer);
+      socket.destroy(error);
+    };
+    answerThenClose();
   };
 }
 
