@@ -65,8 +65,9 @@ function expectEnvelope(response: ReturnType<typeof parseResponse>, status: numb
   const validate = specSchemaValidator('ErrorEnvelope');
   expect(validate(response.body), JSON.stringify(validate.errors)).toBe(true);
   expect(response.body.error.code).toBe(code);
-  // Every answer carries a request id, also those Node or the router give before any route.
+  // Every answer carries a request id and the security headers, also those Node or the router give before any route.
   expect(response.headers['x-request-id']).toMatch(/^[\x21-\x7e]{1,200}$/);
+  expect(response.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'" });
 }
 
 async function exchange(request: string): Promise<ReturnType<typeof parseResponse>> {

@@ -75,6 +75,8 @@ describe('getSession', () => {
     const response = await t.request({ method: 'GET', url: url('%E0%A4%A'), answeredByRouter: true });
     expect(response.status).toBe(400);
     expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'the URL is not valid (malformed percent-encoding)' });
+    // No hook runs for the router's answer: its security headers are set with it.
+    expect(response.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'cache-control': 'no-store' });
   });
 
   it('shows timeRemaining and isNearExpiration exactly at their boundaries', async () => {

@@ -7,6 +7,9 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
 import type { SocketAnswer } from '../ops/unseen-answers.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+
+const SECURITY_HEADER_LINES = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('');
 
 export type OnSocketAnswer = (answer: SocketAnswer) => void;
 
@@ -33,6 +36,7 @@ function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAn
   socket.write(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n` +
+      SECURITY_HEADER_LINES +
       `Connection: close\r\n\r\n${body}`,
   );
   onAnswer({ status: apiError.status, requestId, reason });

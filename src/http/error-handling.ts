@@ -6,6 +6,7 @@ import { REQUEST_ID_HEADER } from '../ops/request-id.js';
 import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { RETRY_AFTER_SECONDS } from './server-options.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { describeValidation } from './validation.js';
 import { unsupportedType } from './json-body.js';
 
@@ -18,8 +19,8 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
       : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
-  // No hook runs for these answers: the request id is echoed here.
-  void reply.header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
+  // No hook runs for these answers: the request id and the security headers are set here.
+  void reply.headers(SECURITY_HEADERS).header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
 }
 
 function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
