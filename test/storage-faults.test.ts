@@ -93,6 +93,18 @@ describe('a write lock held by another connection', () => {
     expect((await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` })).body.renewalCount).toBe(1);
   });
 
+  it('closing waits for the writes queued, not for the lock when none is: a stopping server exits once its requests are answered', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-lock-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const databasePath = join(directory, 'sessions.db');
+    const store = openSqliteStore(databasePath, { lockWaitMs: 60_000 }); // a close waiting for the lock would outlast the test
+    const holder = new Database(databasePath);
+    cleanups.push(() => holder.close());
+    holder.exec('BEGIN IMMEDIATE');
+    await store.close();
+    holder.exec('ROLLBACK');
+  });
+
   it('a due-event tick with nothing due takes no write lock: it finds nothing while the lock is held elsewhere', async () => {
     const { app, holder } = await appWithLockWait();
     holder.exec('BEGIN IMMEDIATE');

@@ -197,6 +197,23 @@ describe('webhooks', () => {
     expect(up.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created']);
   });
 
+  it('stops at once under a receiver that does not answer, recording no attempt: the event goes again', async () => {
+    const hook = await receiver((n) => (n === 1 ? 'hang' : 200));
+    cleanups.push(() => hook.close());
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const stopping = dispatcher({ timeoutMs: 600_000 }); // stop must not wait this out
+    const ticking = stopping.tick();
+    await until('the first POST is under way', async () => hook.received.length === 1);
+    await stopping.stop();
+    await ticking;
+    expect(await deliveries(created.id)).toEqual([]);
+
+    await dispatcher().tick();
+    expect(hook.received.map((r) => r.headers['webhook-id'])).toEqual([hook.received[0]!.headers['webhook-id'], hook.received[0]!.headers['webhook-id']]);
+    expect(await deliveries(created.id)).toMatchObject([{ attempt: 1, statusCode: 200 }]);
+  });
+
   it('stops delivering to a webhook deleted during an attempt: that attempt is its last', async () => {
     let id = '';
     const hook = await receiver(async (n) => {

@@ -84,9 +84,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   let noneSince: number | undefined;
   let unsubscribe: (() => void) | undefined;
   let stopped = false;
+  /** Aborts the POSTs under way when the dispatcher stops: a stopping server does not wait for a slow receiver. */
+  const stopping = new AbortController();
   const running = new Set<Promise<void>>();
 
-  async function post(webhook: WebhookRecord, event: EventRecord): Promise<{ statusCode?: number; error?: string }> {
+  /** The attempt's outcome; undefined when the dispatcher stopped under it (not an attempt: the event goes again after the restart). */
+  async function post(webhook: WebhookRecord, event: EventRecord): Promise<{ statusCode?: number; error?: string } | undefined> {
     const body = eventJson(event);
     const messageId = `evt_${event.id}`;
     const timestamp = Math.floor(clock.now() / 1000);
@@ -105,11 +108,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         },
         body,
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]),
       });
       await response.body?.cancel();
       return response.ok ? { statusCode: response.status } : { statusCode: response.status, error: `HTTP ${response.status}` };
     } catch (error) {
+      if (stopping.signal.aborted) return undefined;
       const name = (error as Error).name;
       if (name === 'TimeoutError') return { error: `no answer within ${timeoutMs} ms` };
       // fetch says only "fetch failed": why (ECONNREFUSED, ENOTFOUND, bad port) is its cause.
@@ -138,6 +142,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (!event) return;
       const started = performance.now();
       const outcome = await post(state, event);
+      if (!outcome) return;
       const seconds = (performance.now() - started) / 1000;
       const now = clock.now();
       const attempt = state.attempts + 1;
@@ -216,6 +221,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       clearInterval(timer);
       timer = undefined;
       clearTimeout(idleWake);

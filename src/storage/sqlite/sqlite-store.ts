@@ -318,24 +318,29 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       checkpoints?.purging(false);
     }
   }
+  /** Writes not yet settled: closing waits for them, and for nothing else (not for another process's lock). */
+  const unsettled = new Set<Promise<unknown>>();
   /** A write, then word to the listeners of the event log once it has committed events. */
   const write: RunWrite = async (work) => {
+    const committing = commitWrite(() => {
+      // A write that throws is rolled back to its savepoint: so are its notes.
+      const mark = counts.mark();
+      const eventsBefore = log.mark();
+      const recordsBefore = idempotency.mark();
+      try {
+        return work();
+      } catch (error) {
+        counts.rollbackTo(mark);
+        log.rollbackTo(eventsBefore);
+        idempotency.rollbackTo(recordsBefore);
+        throw error;
+      }
+    });
+    unsettled.add(committing);
     try {
-      return await commitWrite(() => {
-        // A write that throws is rolled back to its savepoint: so are its notes.
-        const mark = counts.mark();
-        const eventsBefore = log.mark();
-        const recordsBefore = idempotency.mark();
-        try {
-          return work();
-        } catch (error) {
-          counts.rollbackTo(mark);
-          log.rollbackTo(eventsBefore);
-          idempotency.rollbackTo(recordsBefore);
-          throw error;
-        }
-      });
+      return await committing;
     } finally {
+      unsettled.delete(committing);
       if (eventsWritten) {
         eventsWritten = false;
         const events = committedUnrecorded ? [] : committed;
@@ -606,7 +611,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async close() {
       if (!db.open) return;
       // Writes still queued commit first (or fail, if the storage does).
-      await write(() => undefined).catch(() => undefined);
+      await Promise.allSettled([...unsettled]);
       await purger?.stop().catch(() => undefined);
       await checkpoints?.stop();
       commits.close();
