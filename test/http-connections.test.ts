@@ -143,6 +143,44 @@ describe('bytes that are not HTTP after a request', () => {
   });
 });
 
+describe('HTTP as clients and proxies speak it', () => {
+  it('serves a request whose Expect it does not know (Node answered a bare 417)', async () => {
+    await listen();
+    const unknown = await exchange('GET /api/agents HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nConnection: close\r\n\r\n');
+    expect(unknown.status).toBe(200);
+    expect(unknown.body).toEqual({ success: true, data: { agents: [] } });
+  });
+
+  it('400 INVALID_REQUEST naming the header for a Host that is no host[:port]', async () => {
+    await listen();
+    for (const host of ['a b', 'user@example.com', 'example.com:80x']) {
+      const response = await exchange(`GET /api/agents HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expectEnvelope(response, 400, 'INVALID_REQUEST');
+      expect(response.body.error.details).toBe('headers/host must be a host name or address, with an optional :port');
+    }
+    expect((await exchange('GET /api/agents HTTP/1.1\r\nHost: [::1]:3000\r\nConnection: close\r\n\r\n')).status).toBe(200);
+  });
+
+  it('415 for a transfer coding other than chunked, which Node passes on undecoded', async () => {
+    await listen();
+    const body = JSON.stringify({ characterJson: { name: 'Coded' } });
+    const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const response = await exchange(`POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${chunked}`);
+    expectEnvelope(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expect(response.body.error.details).toMatch(/^transfer-encoding gzip, chunked is not supported/);
+    const plain = await exchange(`POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked}`);
+    expect(plain.status).toBe(201);
+  });
+
+  it('404 NOT_FOUND for a body sent to a route that does not exist, whatever the body (it was judged first)', async () => {
+    await listen();
+    for (const [contentType, body] of [['', '{}'], ['text/plain', 'hello'], ['application/json', '{bad']]) {
+      const type = contentType ? `Content-Type: ${contentType}\r\n` : '';
+      expectEnvelope(await exchange(`PUT /api/agents HTTP/1.1\r\nHost: x\r\n${type}Content-Length: ${body!.length}\r\nConnection: close\r\n\r\n${body}`), 404, 'NOT_FOUND');
+    }
+  });
+});
+
 describe('request timeouts', () => {
   it('408 REQUEST_TIMEOUT for a body that stops arriving', async () => {
     await listen();

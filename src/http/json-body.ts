@@ -66,8 +66,13 @@ function nestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-/** A body the server cannot read as it was sent: compressed, or in another charset. */
+/** A body the server cannot read as it was sent: compressed (either coding), or in another charset. */
 function unreadable(request: FastifyRequest): ApiError | undefined {
+  // Node decodes `chunked` and passes any other transfer coding through undecoded.
+  const transfer = request.headers['transfer-encoding'];
+  if (transfer !== undefined && !/^\s*chunked\s*$/i.test(transfer)) {
+    return new ApiError('UNSUPPORTED_MEDIA_TYPE', `transfer-encoding ${clip(transfer, 50)} is not supported; send the body uncompressed (chunked or with a Content-Length)`);
+  }
   const encoding = request.headers['content-encoding'];
   if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
     return new ApiError('UNSUPPORTED_MEDIA_TYPE', `content-encoding ${clip(encoding, 50)} is not supported; send the body uncompressed`);
@@ -84,7 +89,8 @@ function unreadable(request: FastifyRequest): ApiError | undefined {
  * (as `fetch(url, { method: 'POST', body: '' })` sends it, typed text/plain).
  */
 export function refuseUnlessEmpty(request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void {
-  if (body.length === 0) return done(null, undefined);
+  // No route: the answer is 404, whatever the body.
+  if (body.length === 0 || request.is404) return done(null, undefined);
   done(unsupportedType(request.headers['content-type']), undefined);
 }
 
@@ -98,7 +104,8 @@ export function installJsonBody(app: FastifyInstance): void {
   // `Content-Type: application/json` with nothing after it.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
     const buffer = bytes as Buffer;
-    if (buffer.length === 0) return done(null, undefined);
+    // No route: the answer is 404, whatever the body.
+    if (buffer.length === 0 || request.is404) return done(null, undefined);
     const refused = unreadable(request);
     if (refused) return done(refused, undefined);
     if (!isUtf8(buffer)) return done(new ApiError('INVALID_REQUEST', 'body is not valid UTF-8'), undefined);

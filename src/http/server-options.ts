@@ -39,8 +39,14 @@ export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS, on
   };
 }
 
+/** RFC 3986's host (an IP literal in brackets, or a name or IPv4 address) and an optional port; empty is allowed (HTTP/1.0). */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
+
 export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnSocketAnswer): void {
   app.server.on('connect', connectHandler(onSocketAnswer));
+  // An Expect other than 100-continue: Node would answer a bare 417 outside the envelope.
+  // RFC 9110 (10.1.1) lets a server ignore an expectation it does not know: the request is served.
+  app.server.on('checkExpectation', (request, response) => app.server.emit('request', request, response));
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -53,6 +59,9 @@ export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnS
     }
     // Node keeps the first of several Host lines; RFC 9112 (3.2) requires a 400.
     if (headerLines(request.raw.rawHeaders, 'host') > 1) return done(new ApiError('INVALID_REQUEST', 'headers/host must be sent once'));
+    // RFC 9112 (3.2): a Host that is no host[:port] (a space, user@) is a 400 too.
+    const host = request.headers.host;
+    if (host !== undefined && !HOST.test(host)) return done(new ApiError('INVALID_REQUEST', 'headers/host must be a host name or address, with an optional :port'));
     // A request that arrives on an open connection while the server stops. Health still
     // answers for itself: the store is open until the requests in flight are done.
     // `request.routeOptions` builds an object on each read: only read while stopping.
