@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createEventPump } from '../src/events/due-events.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { DEFAULT_RETENTION_MS, startTestApp, type TestApp } from './helpers/test-app.js';
@@ -329,5 +330,37 @@ describe('concurrent changes', () => {
     expect(responses.every((response) => response.status === 200)).toBe(true);
     expect(new Set(responses.map((response) => response.body.renewalCount)).size).toBe(70);
     expect((await get(id)).body.renewalCount).toBe(70);
+  });
+});
+
+describe('a wall clock stepped back (NTP, a VM resumed), or an instance whose clock is behind', () => {
+  it('keeps a session whose expiry was announced expired: 410 to every operation, and no second expiry event', async () => {
+    const id = await newSession({ timeoutMinutes: 5, warningThresholdMinutes: 1 });
+    t.clock.set(T0 + 6 * MINUTE);
+    const pump = createEventPump({ store: t.store, clock: t.clock });
+    expect(await pump.tick()).toBe(2); // the warning and the expiry
+    expect((await get(id)).status).toBe(410);
+
+    t.clock.set(T0 + MINUTE); // stepped back 5 minutes: by this clock the session is not over
+    for (const response of [await get(id), await heartbeat(id), await renew(id), await patch(id, { timeoutMinutes: 60 })]) {
+      expect(response.status).toBe(410);
+      expect(response.body.error.code).toBe('SESSION_EXPIRED');
+    }
+    t.clock.set(T0 + 3 * 60 * MINUTE);
+    expect(await pump.tick()).toBe(0);
+    const events = await t.store.listEvents({ after: '0', limit: 100 });
+    expect(events.filter((event) => event.sessionId === id).map((event) => event.type)).toEqual(['session.created', 'session.warning', 'session.expired']);
+  });
+
+  it('moves neither the last activity nor the expiry back: a heartbeat after the step keeps them', async () => {
+    const id = await newSession({ timeoutMinutes: 30 });
+    t.clock.set(T0 + MINUTE);
+    const before = (await heartbeat(id)).body;
+    expect(before).toMatchObject({ lastActivity: iso(T0 + MINUTE), expiresAt: iso(T0 + 31 * MINUTE) });
+    t.clock.set(T0 - 60 * MINUTE); // an hour back: before the session was created
+    for (const response of [await heartbeat(id), await renew(id)]) {
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ createdAt: iso(T0), lastActivity: iso(T0 + MINUTE), expiresAt: iso(T0 + 31 * MINUTE) });
+    }
   });
 });

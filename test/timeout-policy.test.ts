@@ -213,3 +213,21 @@ describe('lifecycle, timeRemaining and isNearExpiration', () => {
     expect(isNearExpiration(timing, timing.expiresAt)).toBe(false);
   });
 });
+
+describe('a clock stepped back', () => {
+  it('moves neither lastActivity nor the anchor back, with or without autoRenew, nor a renewal', () => {
+    const later = recordActivity(startTiming(T0, config()), T0 + 10 * MINUTE).timing;
+    const back = T0 - 60 * MINUTE;
+    expect(recordActivity(later, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt, renewalCount: 2 });
+    const manual = recordActivity(startTiming(T0, config({ autoRenew: false })), T0 + 10 * MINUTE).timing;
+    expect(recordActivity(manual, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, expiresAt: manual.expiresAt });
+    expect(renew(later, back)).toMatchObject({ anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt });
+  });
+
+  it('lifecycle: an announced expiry is final before expiresAt, and purged still comes with retention', () => {
+    const expiresAt = T0 + 30 * MINUTE;
+    expect(lifecycle(expiresAt, T0, 60 * MINUTE, 'expiry')).toBe('expired');
+    expect(lifecycle(expiresAt, T0, 60 * MINUTE, 'warning')).toBe('active');
+    expect(lifecycle(expiresAt, expiresAt + 60 * MINUTE, 60 * MINUTE, 'expiry')).toBe('purged');
+  });
+});

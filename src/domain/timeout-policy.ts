@@ -93,18 +93,23 @@ export function startTiming(now: number, config: TimeoutConfig): SessionTiming {
   return withExpiry({ createdAt: now, lastActivity: now, anchorAt: now, renewalCount: 0, config });
 }
 
-/** Activity (a heartbeat, a message) always counts; with autoRenew it is also a renewal. */
+/**
+ * Activity (a heartbeat, a message) always counts; with autoRenew it is also a renewal.
+ * A clock stepped back (or another instance's behind) moves neither the last activity nor
+ * the anchor back: an expiry never moves back, and nothing happens before creation.
+ */
 export function recordActivity(timing: SessionTiming, now: number): { timing: SessionTiming; renewed: boolean } {
-  if (!timing.config.autoRenew) return { timing: activeAt(timing, now), renewed: false };
-  const { createdAt, renewalCount, config } = timing;
-  return { timing: withExpiry({ createdAt, lastActivity: now, anchorAt: now, renewalCount: renewalCount + 1, config }), renewed: true };
+  const at = Math.max(now, timing.lastActivity);
+  if (!timing.config.autoRenew) return { timing: activeAt(timing, at), renewed: false };
+  const { createdAt, anchorAt, renewalCount, config } = timing;
+  return { timing: withExpiry({ createdAt, lastActivity: at, anchorAt: Math.max(now, anchorAt), renewalCount: renewalCount + 1, config }), renewed: true };
 }
 
-/** A manual renewal, whatever autoRenew says. Undefined when expiry is already at the maximum. */
+/** A manual renewal, whatever autoRenew says (its anchor never moves back). Undefined when expiry is already at the maximum. */
 export function renew(timing: SessionTiming, now: number): SessionTiming | undefined {
   if (timing.expiresAt >= maxEnd(timing)) return undefined;
-  const { createdAt, lastActivity, renewalCount, config } = timing;
-  return withExpiry({ createdAt, lastActivity, anchorAt: now, renewalCount: renewalCount + 1, config });
+  const { createdAt, lastActivity, anchorAt, renewalCount, config } = timing;
+  return withExpiry({ createdAt, lastActivity, anchorAt: Math.max(now, anchorAt), renewalCount: renewalCount + 1, config });
 }
 
 /** Changes only the given fields, then recomputes expiry from the same anchor. */
@@ -129,10 +134,14 @@ export function purgeCutoff(now: number, retentionMs: number): number {
 
 export type Lifecycle = 'active' | 'expired' | 'purged';
 
-/** Where a session stands at `now`; judged from the clock, never from a sweeper's work. */
-export function lifecycle(expiresAt: number, now: number, retentionMs: number): Lifecycle {
+/**
+ * Where a session stands at `now`; judged from the clock, never from a sweeper's work,
+ * except that an expiry once announced is final: a clock stepped back (or an instance's
+ * clock behind the one that announced it) does not bring the session back.
+ */
+export function lifecycle(expiresAt: number, now: number, retentionMs: number, announced: Announced = 'nothing'): Lifecycle {
   if (expiresAt <= purgeCutoff(now, retentionMs)) return 'purged';
-  return isExpired(expiresAt, now) ? 'expired' : 'active';
+  return announced === 'expiry' || isExpired(expiresAt, now) ? 'expired' : 'active';
 }
 
 export function timeRemaining(expiresAt: number, now: number): number {

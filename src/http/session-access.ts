@@ -18,7 +18,7 @@ export function retainedSession(session: SessionRecord | undefined, sessionId: s
 /** The session if it is active at `now`; otherwise the ApiError its state calls for. */
 export function activeSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
   const retained = retainedSession(session, sessionId, now, retentionMs);
-  if (lifecycle(retained.expiresAt, now, retentionMs) === 'expired') {
+  if (lifecycle(retained.expiresAt, now, retentionMs, retained.announced) === 'expired') {
     throw new ApiError('SESSION_EXPIRED', `expiresAt ${isoTime(retained.expiresAt)}`);
   }
   return retained;
