@@ -437,6 +437,19 @@ describe('webhook retries, as the README schedules them', () => {
     expect(attempt).toMatchObject({ attempt: 1, statusCode: null, error: 'fetch failed: ECONNREFUSED' });
   });
 
+  it('retries after its backoff, not after the step, when the clock stepped back since the failure', async () => {
+    const hook = await receiver((n) => (n === 1 ? 500 : 200));
+    cleanups.push(() => hook.close());
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    await dispatcher().tick();
+    expect((await deliveries(created.id))[0]).toMatchObject({ attempt: 1, statusCode: 500 });
+    t.clock.advance(-60 * MINUTE); // the retry, 5 s after the failure by the clock then, is an hour and 5 s ahead now
+    await dispatcher().tick();
+    expect(hook.received).toHaveLength(2);
+    expect((await deliveries(created.id))[0]).toMatchObject({ attempt: 2, statusCode: 200 });
+  });
+
   it('disables the webhook at exactly 24 hours of failure', async () => {
     const hook = await receiver(() => 503);
     cleanups.push(hook.close);

@@ -28,6 +28,16 @@ export function signature(secret: string, messageId: string, timestampSeconds: n
   return `v1,${createHmac('sha256', key).update(`${messageId}.${timestampSeconds}.${body}`).digest('base64')}`;
 }
 
+/**
+ * Whether a webhook's next attempt is due at `now`. A retry further ahead than its backoff
+ * can reach (with the largest jitter) was scheduled by a clock since stepped back: it is
+ * due, instead of waiting out the step too.
+ */
+export function isDue(webhook: Pick<WebhookRecord, 'nextAttemptAt' | 'disabledAt' | 'attempts'>, now: number): boolean {
+  if (webhook.disabledAt !== undefined) return false;
+  return webhook.nextAttemptAt <= now || webhook.nextAttemptAt - now > retryDelayMs(Math.max(webhook.attempts, 1), 1);
+}
+
 /** The wait before retry `attempt + 1`: 5 s doubling up to an hour, times a jitter of 0.5-1.5 (`random` in [0, 1)). */
 export function retryDelayMs(attempt: number, random: number): number {
   const base = Math.min(FIRST_RETRY_MS * 2 ** (attempt - 1), LONGEST_RETRY_MS);
@@ -129,7 +139,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (!store.claimWebhook) return state;
     const now = clock.now();
     const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS);
-    return claimed && claimed.disabledAt === undefined && claimed.nextAttemptAt <= now ? claimed : undefined;
+    return claimed && isDue(claimed, now) ? claimed : undefined;
   }
 
   async function deliver(webhook: WebhookRecord): Promise<void> {
@@ -177,7 +187,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   async function tick(): Promise<void> {
     const webhooks = await listWebhooks();
     const now = clock.now();
-    const due = webhooks.filter((w) => w.disabledAt === undefined && w.nextAttemptAt <= now && !busy.has(w.id));
+    const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id));
     await Promise.all(
       due.map(async (webhook) => {
         busy.add(webhook.id);
