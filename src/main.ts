@@ -47,6 +47,7 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   eventRetentionMs: config.eventRetentionMs,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
+  onClockJump: (aheadMs) => app.log.warn({ aheadMs }, 'the wall clock jumped ahead since the last sweep: its purges wait for the next pass'),
   ...(metrics ? { onSweep: metrics.observeSweep } : {}),
 });
 const eventPump = createEventPump({
