@@ -1,6 +1,6 @@
 // Rate limits (per key, per address without keys), CORS (off unless configured) and the
 // security headers of every answer.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { specSchemaValidator } from '../src/spec.js';
@@ -61,6 +61,22 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(retryAfter).toBeGreaterThan(50);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(limited.body.error.details).toBe(`at most 1 requests per minute; retry in ${retryAfter} s`);
+  });
+
+  it('times its windows on the monotonic clock: a wall clock stepped back an hour does not hold a client for that hour', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 1 } });
+    vi.useFakeTimers({ toFake: ['Date', 'performance'], now: Date.now() + 60 * 60_000 });
+    try {
+      expect((await t.request({ method: 'GET', url: '/api/agents' })).status).toBe(200);
+      vi.setSystemTime(Date.now() - 60 * 60_000); // the wall clock only: the monotonic one stands
+      const limited = await t.request({ method: 'GET', url: '/api/agents' });
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
+      vi.advanceTimersByTime(60_000); // a minute passes: the window is over
+      expect((await t.request({ method: 'GET', url: '/api/agents' })).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('is off by default', async () => {

@@ -5,10 +5,40 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
 import { openOperations, operationIdOf } from './auth.js';
 
+/** Keys whose windows are kept (the least recently counted forgotten first), as the plugin's own store keeps. */
+const KEYS_KEPT = 5000;
+
+type Counted = (error: Error | null, result: { current: number; ttl: number }) => void;
+
+/**
+ * The plugin's in-memory store with its windows timed on the monotonic clock: a window is
+ * a duration, and on the wall clock one begun before the clock stepped back an hour would
+ * hold a client's 429s (Retry-After: 3600) for that hour.
+ */
+class MonotonicStore {
+  private readonly windows = new Map<string, { count: number; startMs: number }>();
+
+  incr(key: string, counted: Counted, timeWindow: number): void {
+    const now = performance.now();
+    let window = this.windows.get(key);
+    if (window === undefined || window.startMs + timeWindow <= now) window = { count: 0, startMs: now };
+    this.windows.delete(key); // set again below: the most recently counted last
+    window.count += 1;
+    this.windows.set(key, window);
+    if (this.windows.size > KEYS_KEPT) this.windows.delete(this.windows.keys().next().value!);
+    counted(null, { current: window.count, ttl: timeWindow - (now - window.startMs) });
+  }
+
+  child(): MonotonicStore {
+    return new MonotonicStore();
+  }
+}
+
 export function installRateLimit(app: FastifyInstance, { perMinute }: { perMinute: number }): void {
   const open = openOperations();
   void app.register(rateLimit, {
     global: true,
+    store: MonotonicStore as never,
     max: perMinute,
     timeWindow: 60_000,
     // RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and Retry-After.
