@@ -1,10 +1,10 @@
 // The operational routes: the spec served as the server reads it, and request ids.
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { specPath } from '../src/spec.js';
 import { type TestApp, startTestApp } from './helpers/test-app.js';
+import { logLines } from './helpers/log-lines.js';
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -73,13 +73,7 @@ describe('request ids', () => {
   });
 
   it('puts the request id on every log line of the request, as JSON', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const { lines, stream } = logLines();
     t = await startTestApp({ app: { logger: { level: 'info', stream } } });
     await t.request({ method: 'POST', url: '/api/agents', body: { characterJson: { name: 'Logged' } }, headers: { 'x-request-id': 'log-1' } });
     await t.request({ method: 'GET', url: '/api/agents/not-a-uuid', headers: { 'x-request-id': 'log-2' } });

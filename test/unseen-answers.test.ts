@@ -2,7 +2,6 @@
 // before it ended, a URL the router refused, an answer Node gave before any request was
 // read. Each is counted once in the request histogram and logged with its request id.
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
@@ -10,6 +9,7 @@ import { parsePrometheusText } from './helpers/prometheus-text.js';
 import { openStream } from './helpers/sse-client.js';
 import { type TestApp, startTestApp } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
+import { logLines } from './helpers/log-lines.js';
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -43,13 +43,7 @@ function exchange(port: number, raw: string): Promise<string> {
 
 describe('answers Fastify does not see through', () => {
   it('counts and logs a stream and a wait their clients closed, a URL the router refused, and what Node answered before reading a request', async () => {
-    const lines: Array<Record<string, any>> = [];
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const { lines, stream } = logLines();
     const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
     const base = await app.listen();
     const port = Number(new URL(base).port);
