@@ -35,7 +35,8 @@ export function signature(secret: string, messageId: string, timestampSeconds: n
  */
 export function isDue(webhook: Pick<WebhookRecord, 'nextAttemptAt' | 'disabledAt' | 'attempts'>, now: number): boolean {
   if (webhook.disabledAt !== undefined) return false;
-  return webhook.nextAttemptAt <= now || webhook.nextAttemptAt - now > retryDelayMs(Math.max(webhook.attempts, 1), 1);
+  if (webhook.nextAttemptAt <= now) return true;
+  return webhook.attempts > 0 && webhook.nextAttemptAt - now > retryDelayMs(webhook.attempts, 1);
 }
 
 /** The wait before retry `attempt + 1`: 5 s doubling up to an hour, times a jitter of 0.5-1.5 (`random` in [0, 1)). */
