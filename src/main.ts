@@ -47,7 +47,7 @@ const sweeper = createSweeper({
   batchSize: config.sweepBatchSize,
   eventRetentionMs: config.eventRetentionMs,
   onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
-  onClockJump: (aheadMs) => app.log.warn({ aheadMs }, 'the wall clock jumped ahead since the last sweep: its purges wait for the next pass'),
+  onClockJump: (aheadMs) => app.log.warn({ aheadMs }, 'the wall clock jumped ahead: expiries, purges and webhook disabling follow it once the jump has held a minute'),
   ...(metrics ? { onSweep: metrics.observeSweep } : {}),
 });
 const eventPump = createEventPump({

@@ -4,7 +4,7 @@
 // sessions expire. Reads never depend on it having run.
 // It also trims the records of idempotent requests once they expire (24 h), and the
 // event log past its retention.
-import type { Clock } from './domain/clock.js';
+import { type Clock, steadyWallTime } from './domain/clock.js';
 import { purgeCutoff } from './domain/timeout-policy.js';
 import type { Store } from './storage/store.js';
 
@@ -26,7 +26,7 @@ export interface SweeperOptions {
   /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
   elapsedMs?: () => number;
   onError?: (error: unknown) => void;
-  /** A pass that held its deletions: the wall clock had jumped ahead by `aheadMs` since the last pass. */
+  /** The wall clock jumped ahead by `aheadMs`: deletions follow it once the jump has held (steadyWallTime). */
   onClockJump?: (aheadMs: number) => void;
   /** After every pass, with how long it took (metrics). */
   onSweep?: (report: SweepReport, seconds: number, failed: boolean) => void;
@@ -53,15 +53,6 @@ export interface Sweeper {
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * A wall clock further ahead than this of where the last pass saw it, plus the time that
- * has passed since (monotonic), has jumped forward: set wrong, or corrected. Deletions
- * (purges, trims) wait one pass: a wrong clock set back within the interval deletes
- * nothing (it would have purged every session and trimmed the whole event log); a
- * correction that holds is followed at the next pass.
- */
-export const CLOCK_JUMP_TOLERANCE_MS = 60_000;
 
 /**
  * A purge run on another thread (Store.purgesOffEventLoop) blocks no event loop: only the
@@ -103,15 +94,8 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   const purgeSize = store.purgesOffEventLoop ? offLoop() : onLoop;
   // Such a store moves many marks on its purge worker too (few it moves on the event loop, cheaply).
   const markSize = store.purgesOffEventLoop ? offLoop() : onLoop;
-  /** The clock's wall and monotonic readings at the last pass; without a monotonic clock (a test's), no jump is seen. */
-  let lastReading: { wall: number; steady: number } | undefined;
-  function aheadSinceLastPass(now: number): number {
-    if (!clock.monotonic) return 0;
-    const steady = clock.monotonic();
-    const previous = lastReading;
-    lastReading = { wall: now, steady };
-    return previous === undefined ? 0 : now - previous.wall - (steady - previous.steady);
-  }
+  // Deletions cannot be undone: they follow a clock that jumped ahead only once the jump has held.
+  const actingNow = steadyWallTime(clock, options.onClockJump);
 
   async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport, size = onLoop): Promise<number> {
     let total = 0;
@@ -148,27 +132,20 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     return { done, more: done >= limit };
   };
 
-  /** Sessions past retention, idempotency records past their day, events past theirs. */
-  async function deleteWhatIsPast(now: number, report: SweepReport): Promise<void> {
-    const cutoff = purgeCutoff(now, retentionMs);
-    report.purged = await inBatches(purge(cutoff), report, purgeSize);
-    // Bookkeeping that only makes later counts cheaper: not in the report. After the
-    // purge, which lowered the totals of the sessions it deleted in its own batches, so
-    // the cutoff's mark has none left to pass.
-    if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report }, markSize);
-    report.trimmed = await inBatches(trim(now), report);
-    if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
-  }
-
   async function sweep(): Promise<SweepReport> {
-    const now = clock.now();
+    const now = actingNow();
     const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
     const started = elapsedMs();
-    const ahead = aheadSinceLastPass(now);
     try {
       report.marked = await inBatches(mark(now), report);
-      if (ahead > CLOCK_JUMP_TOLERANCE_MS) options.onClockJump?.(ahead);
-      else await deleteWhatIsPast(now, report);
+      const cutoff = purgeCutoff(now, retentionMs);
+      report.purged = await inBatches(purge(cutoff), report, purgeSize);
+      // Bookkeeping that only makes later counts cheaper: not in the report. After the
+      // purge, which lowered the totals of the sessions it deleted in its own batches, so
+      // the cutoff's mark has none left to pass.
+      if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report }, markSize);
+      report.trimmed = await inBatches(trim(now), report);
+      if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
       failure = undefined;
     } catch (error) {
       failure = error;

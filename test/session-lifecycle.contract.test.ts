@@ -352,6 +352,19 @@ describe('a wall clock stepped back (NTP, a VM resumed), or an instance whose cl
     expect(events.filter((event) => event.sessionId === id).map((event) => event.type)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 
+  it('announces no expiry while the clock is set days ahead for a moment: set right, the session goes on', async () => {
+    const id = await newSession({ timeoutMinutes: 60 });
+    let steady = 0;
+    const pump = createEventPump({ store: t.store, clock: { now: () => t.clock.now(), monotonic: () => steady } });
+    t.clock.set(T0 + 5 * 24 * 60 * MINUTE);
+    steady += 1000;
+    expect(await pump.tick()).toBe(0);
+    t.clock.set(T0 + 2000);
+    steady += 1000;
+    expect((await get(id)).body).toMatchObject({ status: 'active' });
+    expect((await heartbeat(id)).status).toBe(200);
+  });
+
   it('moves neither the last activity nor the expiry back: a heartbeat after the step keeps them', async () => {
     const id = await newSession({ timeoutMinutes: 30 });
     t.clock.set(T0 + MINUTE);

@@ -218,7 +218,8 @@ describe('a clock stepped back', () => {
   it('moves neither lastActivity nor the anchor back, with or without autoRenew, nor a renewal', () => {
     const later = recordActivity(startTiming(T0, config()), T0 + 10 * MINUTE).timing;
     const back = T0 - 60 * MINUTE;
-    expect(recordActivity(later, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt, renewalCount: 2 });
+    // Before the anchor a renewal would extend nothing: activity only, not counted.
+    expect(recordActivity(later, back)).toMatchObject({ renewed: false, timing: { lastActivity: T0 + 10 * MINUTE, anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt, renewalCount: 1 } });
     const manual = recordActivity(startTiming(T0, config({ autoRenew: false })), T0 + 10 * MINUTE).timing;
     expect(recordActivity(manual, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, expiresAt: manual.expiresAt });
     expect(renew(later, back)).toMatchObject({ anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt });

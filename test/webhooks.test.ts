@@ -450,6 +450,23 @@ describe('webhook retries, as the README schedules them', () => {
     expect((await deliveries(created.id))[0]).toMatchObject({ attempt: 2, statusCode: 200 });
   });
 
+  it('does not disable a failing webhook while the clock is set days ahead for a moment', async () => {
+    const hook = await receiver(() => 500);
+    cleanups.push(() => hook.close());
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    let steady = 0;
+    const clock = { now: () => t.clock.now(), monotonic: () => steady };
+    const jumpy = createWebhookDispatcher({ store: t.store, clock, random: () => 0.5 });
+    await jumpy.tick();
+    t.clock.advance(2 * 24 * 60 * MINUTE);
+    steady += 1000;
+    await jumpy.tick();
+    expect(hook.received).toHaveLength(2);
+    const [listed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
+    expect(listed).toMatchObject({ id: created.id, status: 'active' });
+  });
+
   it('disables the webhook at exactly 24 hours of failure', async () => {
     const hook = await receiver(() => 503);
     cleanups.push(hook.close);

@@ -12,3 +12,35 @@ export const systemClock: Clock = { now: () => Date.now(), monotonic: () => perf
 
 /** A reading of the clock's monotonic time (its wall time when it has none): differences of two are durations. */
 export const elapsedOn = (clock: Clock): (() => number) => (clock.monotonic ? () => clock.monotonic!() : () => clock.now());
+
+/** A wall clock further ahead than this of where it was plus the time that passed (monotonic) has jumped forward. */
+export const CLOCK_JUMP_TOLERANCE_MS = 60_000;
+/** A forward jump that has held this long (monotonic) is taken as the right time (a clock corrected forward, a VM resumed). */
+export const CLOCK_JUMP_CONFIRM_MS = 60_000;
+
+/**
+ * The wall time to act on where acting cannot be undone (announcing an expiry, disabling
+ * a webhook, purging): the clock's own, except just after it jumped forward. Then it is
+ * where the clock was plus the time that passed, until the jump has held for
+ * CLOCK_JUMP_CONFIRM_MS: a clock set days ahead for a moment ends nothing and deletes
+ * nothing. Read from its making on (a jump before that cannot be seen); a clock without a
+ * monotonic reading (a test's) is taken as it is.
+ */
+export function steadyWallTime(clock: Clock, onJump?: (aheadMs: number) => void): () => number {
+  if (!clock.monotonic) return () => clock.now();
+  let base = { wall: clock.now(), steady: clock.monotonic() };
+  let aheadSince: number | undefined;
+  return () => {
+    const wall = clock.now();
+    const steady = clock.monotonic!();
+    const expected = base.wall + (steady - base.steady);
+    if (wall - expected > CLOCK_JUMP_TOLERANCE_MS) {
+      if (aheadSince === undefined) onJump?.(wall - expected);
+      aheadSince ??= steady;
+      if (steady - aheadSince < CLOCK_JUMP_CONFIRM_MS) return expected;
+    }
+    aheadSince = undefined;
+    base = { wall, steady };
+    return wall;
+  };
+}

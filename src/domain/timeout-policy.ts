@@ -100,9 +100,10 @@ export function startTiming(now: number, config: TimeoutConfig): SessionTiming {
  */
 export function recordActivity(timing: SessionTiming, now: number): { timing: SessionTiming; renewed: boolean } {
   const at = Math.max(now, timing.lastActivity);
-  if (!timing.config.autoRenew) return { timing: activeAt(timing, at), renewed: false };
-  const { createdAt, anchorAt, renewalCount, config } = timing;
-  return { timing: withExpiry({ createdAt, lastActivity: at, anchorAt: Math.max(now, anchorAt), renewalCount: renewalCount + 1, config }), renewed: true };
+  // Before the anchor, a renewal would extend nothing: activity only.
+  if (!timing.config.autoRenew || now < timing.anchorAt) return { timing: activeAt(timing, at), renewed: false };
+  const { createdAt, renewalCount, config } = timing;
+  return { timing: withExpiry({ createdAt, lastActivity: at, anchorAt: now, renewalCount: renewalCount + 1, config }), renewed: true };
 }
 
 /** A manual renewal, whatever autoRenew says (its anchor never moves back). Undefined when expiry is already at the maximum. */

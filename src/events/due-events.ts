@@ -4,7 +4,7 @@
 // from the sessions' index on their next due time: no timer per session, so a clock
 // that jumps, or a server that was down at the due moment, fires each one once, in
 // order, on the next tick.
-import type { Clock } from '../domain/clock.js';
+import { type Clock, steadyWallTime } from '../domain/clock.js';
 import { announcedBy, nextDue } from '../domain/timeout-policy.js';
 import { sessionWith, type Announcement, type SessionRecord, type Store } from '../storage/store.js';
 import { sessionEvent } from './event-records.js';
@@ -56,6 +56,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createEventPump(options: EventPumpOptions): EventPump {
   const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 3, elapsedMs = () => performance.now(), onError } = options;
+  // An announced expiry is final: a clock that jumped ahead is followed once the jump has held.
+  const actingNow = steadyWallTime(clock);
   let size = Math.min(batchSize, 100);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -66,7 +68,7 @@ export function createEventPump(options: EventPumpOptions): EventPump {
     for (;;) {
       const limit = size;
       const started = elapsedMs();
-      const fired = await store.announceDue(clock.now(), limit, announce);
+      const fired = await store.announceDue(actingNow(), limit, announce);
       const tookMs = elapsedMs() - started;
       if (tookMs > batchBudgetMs) size = Math.max(1, Math.floor(size / 2));
       else if (fired === limit) size = Math.min(batchSize, limit * 2, Math.max(limit, Math.floor((limit * batchBudgetMs * 0.75) / tookMs)));

@@ -8,7 +8,7 @@
 // own (WEBHOOK_PRIVATE_ADDRESSES=deny: public addresses only).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { Agent, fetch } from 'undici';
-import type { Clock } from '../domain/clock.js';
+import { type Clock, steadyWallTime } from '../domain/clock.js';
 import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventJson } from './event-records.js';
 import { PRIVATE_ADDRESS_CODE, type PrivateAddresses, privateAddressIn, publicOnlyLookup } from './private-addresses.js';
@@ -85,6 +85,7 @@ export const IDLE_REREAD_MS = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS } = options;
+  const actingNow = steadyWallTime(clock);
   const publicOnly = options.privateAddresses === 'deny' ? new Agent({ connect: { lookup: publicOnlyLookup } }) : undefined;
   const busy = new Set<string>();
   /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
@@ -165,7 +166,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         continue;
       }
       const failingSince = state.failingSince ?? now;
-      const disabled = now - failingSince >= FAILURE_WINDOW_MS;
+      // Disabling cannot be undone: a clock that jumped ahead counts once the jump has held.
+      const disabled = actingNow() - failingSince >= FAILURE_WINDOW_MS;
       const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
       state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
       await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, ...outcome, nextRetryAt }, state);

@@ -1,0 +1,55 @@
+// steadyWallTime: the wall time irreversible work acts on, which follows a clock that
+// jumped ahead only once the jump has held, and a clock set back at once.
+import { describe, expect, it } from 'vitest';
+import { CLOCK_JUMP_CONFIRM_MS, steadyWallTime } from '../src/domain/clock.js';
+
+const DAY = 24 * 60 * 60_000;
+
+function testClock() {
+  const clock = { wall: 1_000_000, steady: 0, now: () => clock.wall, monotonic: () => clock.steady };
+  const pass = (ms: number) => {
+    clock.wall += ms;
+    clock.steady += ms;
+  };
+  return { clock, pass };
+}
+
+describe('steadyWallTime', () => {
+  it('is the wall clock while it runs with the monotonic one, and where it would be while a forward jump has not held', () => {
+    const { clock, pass } = testClock();
+    const jumps: number[] = [];
+    const now = steadyWallTime(clock, (ahead) => jumps.push(ahead));
+    pass(30_000);
+    expect(now()).toBe(clock.wall);
+    const before = clock.wall;
+    clock.wall += 5 * DAY; // set wrong
+    pass(1000);
+    expect(now()).toBe(before + 1000);
+    clock.wall -= 5 * DAY; // set right again within the minute
+    pass(1000);
+    expect(now()).toBe(clock.wall);
+    expect(jumps).toEqual([5 * DAY]);
+  });
+
+  it('takes a forward jump that holds for CLOCK_JUMP_CONFIRM_MS, and a step back at once; small jumps at once', () => {
+    const { clock, pass } = testClock();
+    const now = steadyWallTime(clock);
+    clock.wall += DAY; // a VM resumed after a day
+    expect(now()).toBe(clock.wall - DAY);
+    pass(CLOCK_JUMP_CONFIRM_MS);
+    expect(now()).toBe(clock.wall);
+    pass(1000);
+    expect(now()).toBe(clock.wall);
+    clock.wall -= 60 * 60_000; // stepped back an hour
+    expect(now()).toBe(clock.wall);
+    clock.wall += 30_000; // NTP's small steps
+    expect(now()).toBe(clock.wall);
+  });
+
+  it('is the wall clock as it is without a monotonic reading (a test clock)', () => {
+    let wall = 5;
+    const now = steadyWallTime({ now: () => wall });
+    wall += 5 * DAY;
+    expect(now()).toBe(wall);
+  });
+});
