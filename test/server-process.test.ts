@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
-import { CLOCK_OFFSET_HEADER } from './helpers/shift-clock.js';
+import { CLOCK_OFFSET_HEADER, CLOCK_STEP_HEADER } from './helpers/shift-clock.js';
 
 const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
 const MINUTE = 60_000;
@@ -76,7 +76,7 @@ describe('the server process', () => {
     const server = startServer({ DATABASE_PATH: tempDatabase() }, { preload: [shiftClock] });
     const baseUrl = await server.listening;
     const uptimeAt = async (offsetMs: number) =>
-      (await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/health', undefined, { [CLOCK_OFFSET_HEADER]: String(offsetMs) })).body.uptime as number;
+      (await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/health', undefined, { [CLOCK_OFFSET_HEADER]: String(offsetMs), [CLOCK_STEP_HEADER]: 'true' })).body.uptime as number;
     const before = await uptimeAt(0);
     const setBack = await uptimeAt(-MINUTE);
     const setForward = await uptimeAt(24 * 60 * MINUTE);

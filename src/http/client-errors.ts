@@ -45,36 +45,46 @@ function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAn
 type Answering = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
- * Fastify's `clientErrorHandler`: answers, then closes. Requests read before the bad bytes
- * are answered first, in order (RFC 9112, 9.3.2): a write they made must not be answered
- * with this 400 alone, or a client retrying would make it twice. Bytes after a request
- * that asked to close the connection are not a request at all: nothing is answered to them.
+ * Runs `then` once the answers to the requests read before on the connection are written,
+ * in order (RFC 9112, 9.3.2): a write they made must not be answered only with what
+ * follows, or a client retrying would make it twice. Node hands the connection to the next
+ * waiting answer as one finishes. An answer to a request not wholly read (a body too
+ * slow: the timeout) is the error's own, not waited for.
+ */
+function afterAnswersBefore(socket: Socket, then: () => void): void {
+  if (socket.destroyed) return;
+  const answering = (socket as Answering)._httpMessage;
+  if (answering && !answering.writableFinished && answering.req.complete) {
+    answering.once('finish', () => afterAnswersBefore(socket, then));
+    return;
+  }
+  then();
+}
+
+/**
+ * Fastify's `clientErrorHandler`: answers after the requests before, then closes. Bytes
+ * after a request that asked to close the connection are not a request at all: nothing is
+ * answered to them.
  */
 export function clientErrorHandler(onAnswer: OnSocketAnswer): (error: NodeJS.ErrnoException, socket: Socket) => void {
   return (error, socket) => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const answerThenClose = () => {
-      if (socket.destroyed) return;
-      // Node hands the connection to the next waiting answer when one finishes. An answer
-      // to a request not wholly read (a body too slow: the timeout) is this error's own.
+    afterAnswersBefore(socket, () => {
       const answering = (socket as Answering)._httpMessage;
-      if (answering && !answering.writableFinished && answering.req.complete) {
-        answering.once('finish', answerThenClose);
-        return;
-      }
       if (socket.writable && !answering?.headersSent && error.code !== 'HPE_CLOSED_CONNECTION') answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer);
       socket.destroy(error);
-    };
-    answerThenClose();
+    });
   };
 }
 
-/** Answers a CONNECT request (a proxy tunnel), which Node would close without a word. */
+/** Answers a CONNECT request (a proxy tunnel), which Node would close without a word, after the requests before it. */
 export function connectHandler(onAnswer: OnSocketAnswer): (request: unknown, socket: Socket) => void {
   return (_request, socket) => {
     socket.on('error', () => undefined);
-    answerOnSocket(socket, new ApiError('NOT_FOUND', 'CONNECT is not supported: this is not a proxy'), 'CONNECT', onAnswer);
-    socket.end();
+    afterAnswersBefore(socket, () => {
+      answerOnSocket(socket, new ApiError('NOT_FOUND', 'CONNECT is not supported: this is not a proxy'), 'CONNECT', onAnswer);
+      socket.end();
+    });
   };
 }
 

@@ -1,47 +1,34 @@
 // Pipelined requests (sent one after another without waiting for the answers) are
-// answered in order, so every answer behind one not yet sent waits in memory. A client
-// that pipelines many requests and never reads would make the server hold them all (a
-// few connections reached gigabytes); such a connection is closed once the answers
-// waiting on it pass MAX_QUEUED_BYTES, or the requests waiting MAX_QUEUED_REQUESTS.
+// answered in order; Node reads and starts them all at once, so every answer behind one
+// not yet sent waits in memory, and a client that pipelines many requests and never reads
+// made the server build and hold them all (ten connections reached gigabytes). Here a
+// pipelined request is carried out only once the answer before it on its connection has
+// been written out: at most one answer waits beyond the socket's buffers, and a client
+// that reads gets every answer, in order, as before.
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 
-export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
-export const MAX_QUEUED_REQUESTS = 1024;
+/** The answer to the latest request read on a connection. */
+const kLastAnswer = Symbol('lastAnswer');
+type Connection = Socket & { [kLastAnswer]?: ServerResponse };
 
-/** The answers waiting behind the one a connection is sending, by connection. */
-const queues = new WeakMap<Socket, Set<ServerResponse>>();
-
-const answerInProgress = (socket: Socket) => (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
-
-export function limitPipelining(app: FastifyInstance): void {
-  // Callback hooks: every request passes here; one that is not pipelined reads one property.
+export function serializePipelining(app: FastifyInstance): void {
+  // A callback hook: every request passes here; one not pipelined sets one property.
   app.addHook('onRequest', (request, reply, done) => {
-    const socket = request.raw.socket;
-    const sending = answerInProgress(socket);
-    if (sending === undefined || sending === reply.raw) return done();
-    let queue = queues.get(socket);
-    if (!queue) queues.set(socket, (queue = new Set()));
-    queue.add(reply.raw);
-    reply.raw.once('close', () => queue.delete(reply.raw));
-    if (queue.size > MAX_QUEUED_REQUESTS) close(socket, request.log, `${queue.size} pipelined requests waiting`);
-    done();
+    const connection = request.raw.socket as Connection;
+    const before = connection[kLastAnswer];
+    connection[kLastAnswer] = reply.raw;
+    if (before === undefined || before.writableFinished || before.destroyed) return done();
+    let waited = false;
+    const go = () => {
+      if (waited) return;
+      waited = true;
+      before.off('finish', go);
+      before.off('close', go);
+      done();
+    };
+    before.once('finish', go);
+    before.once('close', go);
   });
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const socket = request.raw.socket;
-    const queue = queues.get(socket);
-    if (queue?.has(reply.raw)) {
-      let queued = socket.writableLength + (typeof payload === 'string' ? payload.length : Buffer.isBuffer(payload) ? payload.length : 0);
-      for (const waiting of queue) queued += waiting.writableLength;
-      if (queued > MAX_QUEUED_BYTES) close(socket, request.log, `${queued} bytes of answers waiting for a client that does not read them`);
-    }
-    done(null, payload);
-  });
-}
-
-function close(socket: Socket, log: FastifyInstance['log'], why: string): void {
-  if (socket.destroyed) return;
-  log.warn({ pipelining: why }, 'connection closed: its pipelined answers are not being read');
-  socket.destroy();
 }
