@@ -5,6 +5,7 @@
 // connecting (DNS rebinding) still cannot reach inside.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 export type PrivateAddresses = 'allow' | 'deny';
 
@@ -17,11 +18,19 @@ const SPECIAL_RANGES: Array<[string, number, 'ipv4' | 'ipv6']> = [
   ['172.16.0.0', 12, 'ipv4'],
   ['192.0.0.0', 24, 'ipv4'],
   ['192.168.0.0', 16, 'ipv4'],
+  ['192.0.2.0', 24, 'ipv4'], // documentation (TEST-NET-1..3): no public host is there
+  ['192.88.99.0', 24, 'ipv4'], // 6to4 relays (deprecated)
   ['198.18.0.0', 15, 'ipv4'], // benchmarking
+  ['198.51.100.0', 24, 'ipv4'],
+  ['203.0.113.0', 24, 'ipv4'],
   ['224.0.0.0', 4, 'ipv4'], // multicast
   ['240.0.0.0', 4, 'ipv4'], // reserved, broadcast
-  ['::', 128, 'ipv6'],
-  ['::1', 128, 'ipv6'],
+  ['::', 96, 'ipv6'], // unspecified, loopback and IPv4-compatible (::a.b.c.d, deprecated)
+  ['64:ff9b:1::', 48, 'ipv6'], // local-use NAT64
+  ['100::', 64, 'ipv6'], // discard-only
+  ['2001::', 32, 'ipv6'], // Teredo (an IPv4 address inside, obfuscated)
+  ['2001:db8::', 32, 'ipv6'], // documentation
+  ['2002::', 16, 'ipv6'], // 6to4 (an IPv4 address inside)
   ['fc00::', 7, 'ipv6'], // unique local
   ['fe80::', 10, 'ipv6'], // link-local
   ['ff00::', 8, 'ipv6'], // multicast
@@ -39,13 +48,23 @@ function embeddedIpv4(address: string): string | undefined {
   return [high >> 8, high & 255, low >> 8, low & 255].join('.');
 }
 
-/** Whether `address` (an IP address) is one a webhook may not reach under `deny`. */
+/** The addresses of this machine's own interfaces, whatever their range (a public one included). */
+function ownAddresses(): Set<string> {
+  const own = new Set<string>();
+  for (const addresses of Object.values(networkInterfaces())) for (const { address } of addresses ?? []) own.add(canonicalAddress(address));
+  return own;
+}
+
+const canonicalAddress = (address: string) => (isIP(address) === 6 ? new URL(`http://[${address.replace(/%.*$/, '')}]/`).hostname.slice(1, -1) : address);
+
+/** Whether `address` (an IP address) is one a webhook may not reach under `deny`: a special range, or this machine. */
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
+  if (family === 0) return false;
+  if (ownAddresses().has(canonicalAddress(address))) return true;
   if (family === 4) return special.check(address, 'ipv4');
-  if (family !== 6) return false;
   const ipv4 = embeddedIpv4(address);
-  return ipv4 === undefined ? special.check(address, 'ipv6') : special.check(ipv4, 'ipv4');
+  return ipv4 === undefined ? special.check(address, 'ipv6') : special.check(ipv4, 'ipv4') || ownAddresses().has(ipv4);
 }
 
 const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
