@@ -9,7 +9,6 @@ import { createEventFeed } from './events/event-feed.js';
 import type { HandlerDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { buildCachedSerializer } from './http/serializers.js';
-import { serializePipelining } from './http/pipelining.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
 import { type AccessOptions, installSecurity } from './http/security.js';
 import type { Metrics } from './ops/metrics.js';
@@ -49,7 +48,6 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   // First: the answers the lifecycle's own hook gives (no Host, shutting down) carry it too.
   echoRequestId(app);
   installServerLifecycle(app, unseen.answeredOnSocket);
-  serializePipelining(app);
   if (options.metrics) timeRequests(app, options.metrics);
   unseen.watchRoutes(app);
   // Before the routes: the rate limit hooks itself onto each route.

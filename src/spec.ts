@@ -21,6 +21,8 @@ export interface SpecOperation {
   operational: boolean;
   /** The statuses its responses document ('200', '404', …). */
   statuses: string[];
+  /** A response of it is a stream of Server-Sent Events (it may hold its request open). */
+  streams: boolean;
 }
 
 interface OperationObject {
@@ -64,6 +66,14 @@ export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknow
   return copy?.sourceSha256 === sha256Hex(yaml) ? copy.document : parse(yaml);
 }
 
+/** A response object, or the one a `#/components/responses/…` reference names. */
+function resolvedResponse(response: unknown): { content?: object } {
+  const ref = (response as { $ref?: string }).$ref;
+  if (ref === undefined) return response as { content?: object };
+  const name = ref.replace('#/components/responses/', '');
+  return ((specDocument() as { components?: { responses?: Record<string, object> } }).components?.responses?.[name] ?? {}) as { content?: object };
+}
+
 export function specOperations(): SpecOperation[] {
   return Object.entries(specDocument().paths).flatMap(([path, item]) =>
     Object.entries(item)
@@ -75,6 +85,7 @@ export function specOperations(): SpecOperation[] {
         bodyRequired: operation.requestBody?.required === true,
         operational: operation['x-operational'] === true,
         statuses: Object.keys(operation.responses ?? {}),
+        streams: Object.values(operation.responses ?? {}).some((response) => 'text/event-stream' in (resolvedResponse(response).content ?? {})),
       })),
   );
 }

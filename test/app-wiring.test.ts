@@ -46,7 +46,7 @@ describe('operations and handlers', () => {
     const app = Fastify();
     const spec = await import('../src/spec.js');
     const operations = spec.specOperations();
-    vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true, statuses: ['200'] }]);
+    vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true, statuses: ['200'], streams: false }]);
     app.register(opsPlugin, { store, clock, retentionMs: 0 });
     await expect(app.ready()).rejects.toThrow("No operational route for operationId 'getStatusPage' (GET /status)");
     vi.restoreAllMocks();

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
 import { type OnSocketAnswer, clientErrorHandler, connectHandler, headerLines } from './client-errors.js';
+import { afterAnswerBefore } from './pipelining.js';
 
 export interface HttpTimeouts {
   /** The request line, headers and body must all arrive within this (slow bodies get 408). */
@@ -69,7 +70,7 @@ export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnS
       const apiError = new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection');
       return reply.code(apiError.status).header('retry-after', RETRY_AFTER_SECONDS).send(apiError.toEnvelope());
     }
-    done();
+    afterAnswerBefore(request, reply, done);
   });
 
   // While stopping, every answer closes its connection: a keep-alive socket that was

@@ -1,9 +1,12 @@
 // The requests Fastify itself neither times nor logs, timed and logged here as every
-// other is: a response its client closed before it ended (an event stream, a wait for an
-// agent's reply: Node emits no 'finish', so no onResponse hook runs), a URL the router
+// other is: a response its client closed before it ended, on an operation that holds
+// requests open (an event stream, a wait for an agent's reply: Node emits no 'finish',
+// so no onResponse hook runs), a URL the router
 // refused (no hook runs for its answer), and what Node answers before a request is read
 // (a malformed request, headers over the limit, a timeout, CONNECT).
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { specOperations } from '../spec.js';
 import type { Metrics } from './metrics.js';
 
 /** The status counted for a request its client left before any answer was sent (nginx's "client closed request"). */
@@ -20,8 +23,12 @@ export interface SocketAnswer {
   reason: string;
 }
 
+const kLabel = Symbol('operationId');
+const kReply = Symbol('reply');
+type WatchedResponse = ServerResponse & { [kLabel]?: string; [kReply]?: FastifyReply };
+
 export interface UnseenAnswers {
-  /** Hooks each route so that a response its client closed early is counted and logged. */
+  /** Hooks the routes that hold requests open so that a response its client closed early is counted and logged. */
   watchRoutes(app: FastifyInstance): void;
   routerRefused(request: FastifyRequest, reply: FastifyReply): void;
   answeredOnSocket(answer: SocketAnswer): void;
@@ -33,17 +40,27 @@ export function unseenAnswers(log: () => FastifyInstance['log'], metrics: Metric
       // Nothing to count or log: no listener on every response.
       const logsInfo = (app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') ?? false;
       if (metrics === undefined && !logsInfo) return;
+      // One listener function for every response (no closure, no `once` wrapper, per request): what it
+      // needs rides on the response.
+      function closed(this: WatchedResponse): void {
+        // Ended by the server: Fastify's own onResponse counts it.
+        if (this.writableEnded) return;
+        const reply = this[kReply]!;
+        const status = this.headersSent ? this.statusCode : CLIENT_CLOSED_STATUS;
+        metrics?.observeRequest(this[kLabel]!, status, reply.elapsedTime / 1000);
+        reply.request.log.info({ res: { statusCode: status }, responseTime: reply.elapsedTime, closedByClient: true }, 'request completed');
+      }
+      // Only the operations that hold a request open (a stream, a wait for the agent's reply):
+      // a listener on every response cost the quick reads a few per cent of their throughput.
+      const holding = new Set(specOperations().filter((operation) => operation.streams).map((operation) => operation.operationId));
       app.addHook('onRoute', (route) => {
         const label = (route.schema as { operationId?: string } | undefined)?.operationId ?? 'other';
-        const watch: onRequestHookHandler = (request, reply, done) => {
-          const response = reply.raw;
-          response.once('close', () => {
-            // Ended by the server: Fastify's own onResponse counts it.
-            if (response.writableEnded) return;
-            const status = response.headersSent ? response.statusCode : CLIENT_CLOSED_STATUS;
-            metrics?.observeRequest(label, status, reply.elapsedTime / 1000);
-            request.log.info({ res: { statusCode: status }, responseTime: reply.elapsedTime, closedByClient: true }, 'request completed');
-          });
+        if (!holding.has(label)) return;
+        const watch: onRequestHookHandler = (_request, reply, done) => {
+          const response = reply.raw as WatchedResponse;
+          response[kLabel] = label;
+          response[kReply] = reply;
+          response.on('close', closed);
           done();
         };
         const existing = route.onRequest;
