@@ -508,6 +508,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
         [key.id, key.name, key.keyHash, key.admin, JSON.stringify(key.agentIds), key.createdAt, key.revokedAt ?? null],
       );
+      // Known here at once; other instances hear of it by notification (which may come later).
+      if (inserted.rowCount === 1) keyPresence.stored();
       return inserted.rowCount === 1;
     },
     async findApiKey(keyHash) {
