@@ -4,6 +4,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
+import { specSchemaValidator } from '../src/spec.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
 import { parsePrometheusText } from './helpers/prometheus-text.js';
 import { openStream } from './helpers/sse-client.js';
@@ -75,8 +76,15 @@ describe('answers Fastify does not see through', () => {
     const refused = await app.request({ method: 'GET', url: '/api/messaging/sessions/%E0%A4%A', headers: { 'x-request-id': 'refused' }, answeredByRouter: true });
     expect(refused.status).toBe(400);
 
-    expect(await exchange(port, 'GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
-    expect(await exchange(port, 'CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
+    const isEnvelope = specSchemaValidator('ErrorEnvelope');
+    for (const [raw, status] of [
+      ['GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n', 400],
+      ['CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n', 404],
+    ] as const) {
+      const answer = await exchange(port, raw);
+      expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(isEnvelope(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)))).toBe(true);
+    }
 
     let moved: Record<string, number> = {};
     await until('six kinds of answer are counted', async () => {

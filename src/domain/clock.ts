@@ -14,7 +14,7 @@ export const systemClock: Clock = { now: () => Date.now(), monotonic: () => perf
 export const elapsedOn = (clock: Clock): (() => number) => (clock.monotonic ? () => clock.monotonic!() : () => clock.now());
 
 /** A wall clock further ahead than this of where it was plus the time that passed (monotonic) has jumped forward. */
-export const CLOCK_JUMP_TOLERANCE_MS = 60_000;
+const CLOCK_JUMP_TOLERANCE_MS = 60_000;
 /** A forward jump that has held this long (monotonic) is taken as the right time (a clock corrected forward, a VM resumed). */
 export const CLOCK_JUMP_CONFIRM_MS = 60_000;
 

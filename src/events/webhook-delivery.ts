@@ -33,7 +33,7 @@ export function signature(secret: string, messageId: string, timestampSeconds: n
  * can reach (with the largest jitter) was scheduled by a clock since stepped back: it is
  * due, instead of waiting out the step too.
  */
-export function isDue(webhook: Pick<WebhookRecord, 'nextAttemptAt' | 'disabledAt' | 'attempts'>, now: number): boolean {
+function isDue(webhook: Pick<WebhookRecord, 'nextAttemptAt' | 'disabledAt' | 'attempts'>, now: number): boolean {
   if (webhook.disabledAt !== undefined) return false;
   if (webhook.nextAttemptAt <= now) return true;
   return webhook.attempts > 0 && webhook.nextAttemptAt - now > retryDelayMs(webhook.attempts, 1);

@@ -10,10 +10,10 @@ import { specOperations } from '../spec.js';
 import type { Metrics } from './metrics.js';
 
 /** The status counted for a request its client left before any answer was sent (nginx's "client closed request"). */
-export const CLIENT_CLOSED_STATUS = 499;
+const CLIENT_CLOSED_STATUS = 499;
 
 /** The histogram's operationId for an answer Node gave before a request was read. */
-export const UNREAD_LABEL = 'unread';
+const UNREAD_LABEL = 'unread';
 
 /** An answer written on the socket before any request was read. */
 export interface SocketAnswer {
