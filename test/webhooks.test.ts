@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { createWebhookDispatcher, retryDelayMs } from '../src/events/webhook-delivery.js';
 import { specSchemaValidator } from '../src/spec.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { fakeClock, MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -364,6 +365,21 @@ describe('webhook filters', () => {
 });
 
 describe('webhook claims (instances sharing a store)', () => {
+  it('two processes on one SQLite file post each event once: each claims the webhook before its attempt', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, types: ['session.created'] });
+    for (let i = 0; i < 5; i++) await createSession(t, { agentId });
+    const otherProcess = openSqliteStore(t.databasePath);
+    cleanups.push(() => otherProcess.close());
+    const [one, other] = [t.store, otherProcess].map((store) => createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 }));
+    await Promise.all([one!.tick(), other!.tick()]);
+    await Promise.all([one!.tick(), other!.tick()]);
+    const ids = hook.received.map((r) => r.headers['webhook-id']);
+    expect(ids).toHaveLength(5);
+    expect(new Set(ids).size).toBe(5);
+  });
+
   it('claims a webhook for longer than one delivery attempt can take', async () => {
     const hook = await receiver(() => 200);
     cleanups.push(hook.close);

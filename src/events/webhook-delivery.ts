@@ -3,7 +3,8 @@
 // no answer within 10 s) is retried with exponential backoff and jitter, before any later
 // event (in order); 24 hours of failure disable the webhook. The cursor and the backoff
 // are in the store, so a restart resumes where it stopped: at least once. Instances
-// sharing a store (PostgreSQL) claim each webhook before each attempt: one delivers it.
+// sharing a store (PostgreSQL, or processes on one SQLite file) claim each webhook
+// before each attempt: one delivers it.
 // POSTs go through undici's fetch, whose connections can be given a DNS lookup of their
 // own (WEBHOOK_PRIVATE_ADDRESSES=deny: public addresses only).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -136,9 +137,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
   }
 
-  /** On a store shared by several instances: this instance's claim on the webhook, with its stored state; undefined when another instance has it. */
+  /** This dispatcher's claim on the webhook, with its stored state; undefined when another server's dispatcher has it. */
   async function claim(state: WebhookRecord): Promise<WebhookRecord | undefined> {
-    if (!store.claimWebhook) return state;
     const now = clock.now();
     const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS);
     return claimed && isDue(claimed, now) ? claimed : undefined;
@@ -154,7 +154,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (!event) return;
       const started = performance.now();
       const outcome = await post(state, event);
-      if (!outcome) return;
+      if (!outcome) {
+        // Stopped under it: the claim goes back, so that the next start (or another server) sends it at once.
+        const now = clock.now();
+        await store.claimWebhook(state.id, holder, now, now);
+        return;
+      }
       const seconds = (performance.now() - started) / 1000;
       const now = clock.now();
       const attempt = state.attempts + 1;

@@ -347,13 +347,14 @@ export interface Store {
   /** Latest first. */
   listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
   /**
-   * For a store shared by several server instances (PostgreSQL): claims the webhook's
-   * deliveries for `holder` until `until`, so that one instance at a time delivers it.
-   * Returns the webhook as stored (its cursor is the truth), or undefined when another
-   * holder's claim runs past `now` or the webhook is gone. A store only one process
-   * uses has none: its dispatcher is the only one.
+   * Claims the webhook's deliveries for `holder` until `until`, so that one server at a
+   * time delivers it (instances on PostgreSQL, processes on one SQLite file). Returns the
+   * webhook as stored (its cursor is the truth), or undefined when another holder's claim
+   * runs past `now` or the webhook is gone. A claim running out more than twice as far
+   * ahead as this one would is taken as run out: made by a clock since set back (a
+   * claim's length allows for clocks that far apart). `until` = `now` gives a claim back.
    */
-  claimWebhook?(id: string, holder: string, now: number, until: number): Promise<WebhookRecord | undefined>;
+  claimWebhook(id: string, holder: string, now: number, until: number): Promise<WebhookRecord | undefined>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

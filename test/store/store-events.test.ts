@@ -305,6 +305,29 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.listWebhooks()).toEqual([{ ...made, disabledAt: T0 + 5 }, another, keyless]);
     });
 
+    it('gives a webhook to one holder at a time, across stores, until the claim runs out or is given back', async () => {
+      const webhook = webhookRecord();
+      await store.insertWebhook(webhook);
+      const other = await backend.openSibling();
+      const CLAIM = 15_000;
+      expect(await store.claimWebhook(webhook.id, 'a', T0, T0 + CLAIM)).toEqual(webhook);
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + 1, T0 + 1 + CLAIM)).toBeUndefined();
+      // Renewed by its holder: the other waits for the renewed end.
+      expect(await store.claimWebhook(webhook.id, 'a', T0 + 10, T0 + 10 + CLAIM)).toEqual(webhook);
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + 9 + CLAIM, T0 + 9 + 2 * CLAIM)).toBeUndefined();
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + 10 + CLAIM, T0 + 10 + 2 * CLAIM)).toEqual(webhook);
+      // Given back (until = now): taken at once.
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + 20 + CLAIM, T0 + 20 + CLAIM)).toEqual(webhook);
+      expect(await store.claimWebhook(webhook.id, 'a', T0 + 20 + CLAIM, T0 + 20 + 2 * CLAIM)).toEqual(webhook);
+      // A clock set back an hour: a's claim, now far ahead of any claim b could make, counts as run out.
+      const back = T0 - 60 * MINUTE;
+      expect(await other.claimWebhook(webhook.id, 'b', back, back + CLAIM)).toEqual(webhook);
+      // Within a claim's length of skew, it does not.
+      expect(await store.claimWebhook(webhook.id, 'a', back - CLAIM + 1, back + 1)).toBeUndefined();
+      await store.deleteWebhook(webhook.id);
+      expect(await other.claimWebhook(webhook.id, 'b', back, back + CLAIM)).toBeUndefined();
+    });
+
     it('records a delivery with the new state, latest first; nothing for a deleted webhook; keeps the last 100', async () => {
       const webhook = webhookRecord();
       await store.insertWebhook(webhook);

@@ -543,6 +543,12 @@ export const migrations: readonly string[] = [
   ALTER TABLE webhooks ADD COLUMN created_by_key TEXT;
   CREATE INDEX webhooks_by_key ON webhooks (created_by_key) WHERE created_by_key IS NOT NULL;
   `,
+  // 25: two processes on one file claim a webhook before each attempt, as instances on
+  // PostgreSQL do: each had posted every event.
+  `
+  ALTER TABLE webhooks ADD COLUMN claimed_by TEXT;
+  ALTER TABLE webhooks ADD COLUMN claimed_until INTEGER;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -597,6 +597,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listDeliveries(webhookId, limit) {
       return statements.listDeliveries.all(webhookId, limit).map(toDelivery);
     },
+    async claimWebhook(id, holder, now, until) {
+      const claimed = await write(() => statements.claimWebhook.get({ id, holder, now, until }));
+      return claimed && toWebhook(claimed);
+    },
     async ping() {
       statements.ping.get();
     },

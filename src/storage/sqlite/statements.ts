@@ -145,6 +145,12 @@ export function prepareStatements(db: Database.Database) {
     ),
     listWebhooks: prepare<[], WebhookRow>(db, 'SELECT * FROM webhooks ORDER BY created_at, rowid'),
     deleteWebhook: prepare<[string]>(db, 'DELETE FROM webhooks WHERE id = ?'),
+    claimWebhook: prepare<{ id: string; holder: string; now: number; until: number }, WebhookRow>(
+      db,
+      `UPDATE webhooks SET claimed_by = @holder, claimed_until = @until
+        WHERE id = @id AND (claimed_by IS NULL OR claimed_by = @holder OR claimed_until <= @now OR claimed_until > 2 * @until - @now)
+        RETURNING *`,
+    ),
     updateWebhookState: prepare<{ id: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
       db,
       `UPDATE webhooks SET cursor = @cursor, attempts = @attempts, next_attempt_at = @next_attempt_at,
