@@ -46,6 +46,15 @@ describe('steadyWallTime', () => {
     expect(now()).toBe(clock.wall);
   });
 
+  it('gives whole milliseconds while a jump has not held, though the monotonic clock has fractions (the stores keep integers)', () => {
+    const { clock, pass } = testClock();
+    clock.steady = 0.375; // performance.now()
+    const now = steadyWallTime(clock);
+    clock.wall += DAY;
+    pass(1000.25);
+    expect(now()).toBe(1_000_000 + 1000);
+  });
+
   it('is the wall clock as it is without a monotonic reading (a test clock)', () => {
     let wall = 5;
     const now = steadyWallTime({ now: () => wall });

@@ -3,7 +3,9 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { parsePrometheusText } from './helpers/prometheus-text.js';
 import { CLOCK_OFFSET_HEADER, CLOCK_STEP_HEADER } from './helpers/shift-clock.js';
+import { until } from './helpers/until.js';
 
 const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
 const MINUTE = 60_000;
@@ -84,6 +86,29 @@ describe('the server process', () => {
     expect(setBack).toBeGreaterThanOrEqual(before);
     expect(setForward).toBeGreaterThanOrEqual(setBack);
     expect(setForward).toBeLessThan(before + 60);
+  });
+
+  it('keeps sweeping while a forward jump of the wall clock is held back: the time it acts on is whole milliseconds', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), SESSION_SWEEP_INTERVAL_SECONDS: '1' }, { preload: [shiftClock] });
+    const baseUrl = await server.listening;
+    const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Jumped' } })).body.data.character.id;
+    expect((await fetchChecked(baseUrl, 'POST', '/api/messaging/sessions', { agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f' })).status).toBe(201);
+    const sweeps = async () => {
+      const response = await fetch(`${baseUrl}/metrics`);
+      expect(response.status).toBe(200);
+      const runs = parsePrometheusText(await response.text()).get('sessions_api_sweeper_runs_total')?.samples ?? [];
+      const of = (result: string) => runs.find((sample) => sample.labels.result === result)?.value ?? 0;
+      return { ok: of('ok'), failed: of('failed') };
+    };
+    // Stepped two hours ahead: for a minute the sweeper acts on where the clock was plus the time that passed.
+    await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/health', undefined, { [CLOCK_OFFSET_HEADER]: String(120 * MINUTE), [CLOCK_STEP_HEADER]: 'true' });
+    const before = await sweeps();
+    await until('two more sweeps', async () => {
+      const now = await sweeps();
+      return now.ok + now.failed >= before.ok + before.failed + 2;
+    }, { everyMs: 100 });
+    expect((await sweeps()).failed).toBe(0);
+    expect(server.output().stdout).toContain('the wall clock jumped ahead');
   });
 
   it('refuses to start on a bad environment value, saying which', async () => {

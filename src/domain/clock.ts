@@ -35,9 +35,10 @@ export function steadyWallTime(clock: Clock, onJump?: (aheadMs: number) => void)
     const steady = clock.monotonic!();
     const expected = base.wall + (steady - base.steady);
     if (wall - expected > CLOCK_JUMP_TOLERANCE_MS) {
-      if (aheadSince === undefined) onJump?.(wall - expected);
+      if (aheadSince === undefined) onJump?.(Math.round(wall - expected));
       aheadSince ??= steady;
-      if (steady - aheadSince < CLOCK_JUMP_CONFIRM_MS) return expected;
+      // Whole milliseconds, as the wall clock gives and the stores keep (the monotonic clock has fractions).
+      if (steady - aheadSince < CLOCK_JUMP_CONFIRM_MS) return Math.floor(expected);
     }
     aheadSince = undefined;
     base = { wall, steady };
