@@ -868,7 +868,8 @@ export interface components {
          * @description What happened: `session.created`; `session.renewed` (activity with autoRenew, or a
          *     renewal); `session.activity` (activity without renewal); `session.timeout_updated`;
          *     `session.warning` (the session reached `expiresAt − warningThresholdMinutes`; once
-         *     per deadline); `session.expired` (once); `session.ended`; `message.created`;
+         *     per deadline; a change that brings that moment to now or before warns at once,
+         *     dated the change); `session.expired` (once); `session.ended`; `message.created`;
          *     `agent.created`; `agent.deleted`.
          * @enum {string}
          */

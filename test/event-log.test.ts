@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { DUE_SESSIONS_SQL } from '../src/storage/sqlite/queries.js';
 import { createEventPump } from '../src/events/due-events.js';
+import { eventView } from '../src/events/event-records.js';
 import { specSchemaValidator } from '../src/spec.js';
 import type { EventRecord } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
@@ -186,6 +187,49 @@ describe('due announcements', () => {
     ]);
   });
 
+  it('warns at once, dated the change, when a change brings the warning moment to now or before: never before the change', async () => {
+    const warnings = async (id: string) => (await t.store.listEvents({ sessionId: id, limit: 100 })).filter((event) => event.type === 'session.warning');
+    const expectWarnedAt = async (id: string, at: number) => {
+      const [warning, ...more] = await warnings(id);
+      expect(more).toEqual([]);
+      expect(warning).toMatchObject({ occurredAt: at });
+      expect(isEventData(eventView(warning!))).toBe(true);
+      expect(warning!.data).toMatchObject({ isNearExpiration: true, timeRemaining: Date.parse((warning!.data as { expiresAt: string }).expiresAt) - at });
+      await pump(); // announces no second warning
+      expect(await warnings(id)).toHaveLength(1);
+    };
+    // A threshold at least the timeout, at creation: near expiration from the start.
+    const created = await newSession({ timeoutMinutes: 5, warningThresholdMinutes: 10 });
+    await expectWarnedAt(created, T0);
+    expect(await types(created)).toEqual(['session.created', 'session.warning']);
+
+    // A renewal moving the deadline to within the threshold (a heartbeat, and a message).
+    const renewing = await newSession({ timeoutMinutes: 10, warningThresholdMinutes: 60 });
+    const message = await newSession({ timeoutMinutes: 10, warningThresholdMinutes: 60 });
+    t.clock.set(T0 + 5 * MINUTE);
+    await pump(); // nothing: the creations warned
+    await t.request({ method: 'POST', url: url(renewing, '/heartbeat') });
+    expect((await warnings(renewing)).map((event) => event.occurredAt)).toEqual([T0, T0 + 5 * MINUTE]);
+    expect((await warnings(renewing)).at(-1)!.data).toMatchObject({ renewalCount: 1 });
+    expect((await t.request({ method: 'POST', url: url(message, '/messages'), body: { content: 'hi' } })).status).toBe(201);
+    expect((await types(message)).slice(-3)).toEqual(['message.created', 'session.renewed', 'session.warning']);
+    expect((await warnings(message)).at(-1)).toMatchObject({ occurredAt: T0 + 5 * MINUTE });
+
+    // A PATCH of the threshold alone, bringing the warning moment before now.
+    const patched = await newSession({ timeoutMinutes: 30 });
+    t.clock.set(T0 + 15 * MINUTE);
+    await t.request({ method: 'PATCH', url: url(patched, '/timeout'), body: { warningThresholdMinutes: 29 } });
+    await expectWarnedAt(patched, T0 + 15 * MINUTE);
+
+    // A warning already due at the same moment before the change is the pump's, dated that moment.
+    const pending = await newSession({ timeoutMinutes: 30, warningThresholdMinutes: 5, autoRenew: false });
+    t.clock.set(T0 + 15 * MINUTE + 25 * MINUTE + 1);
+    await t.request({ method: 'POST', url: url(pending, '/heartbeat') }); // no autoRenew: the deadline stays
+    expect(await warnings(pending)).toEqual([]);
+    await pump();
+    expect(await warnings(pending)).toMatchObject([{ occurredAt: T0 + 15 * MINUTE + 25 * MINUTE }]);
+  });
+
   it('records one session.expired for a PATCH that expires the session at once, and none later', async () => {
     const id = await newSession({ timeoutMinutes: 60 });
     t.clock.set(T0 + 40 * MINUTE);
@@ -202,15 +246,16 @@ describe('due announcements', () => {
   });
 
   it('a PATCH expires the session at once exactly when the new expiresAt is at or before now, not a millisecond earlier', async () => {
-    // One millisecond left: still active, nothing announced but the update; the pump expires it on time.
+    // One millisecond left: still active; the PATCH warns at once (the moved deadline's
+    // warning moment has passed), dated the PATCH; the pump expires it on time.
     const early = await newSession({ timeoutMinutes: 60 });
     t.clock.set(T0 + 30 * MINUTE - 1);
     const stillActive = await t.request({ method: 'PATCH', url: url(early, '/timeout'), body: { timeoutMinutes: 30 } });
     expect(stillActive.status).toBe(200);
     expect(stillActive.body).toMatchObject({ status: 'active', timeRemaining: 1, expiresAt: iso(T0 + 30 * MINUTE) });
-    expect(await types(early)).toEqual(['session.created', 'session.timeout_updated']);
-    await pump(); // the warning the moved deadline re-armed (its moment has passed)
     expect(await types(early)).toEqual(['session.created', 'session.timeout_updated', 'session.warning']);
+    expect((await t.store.listEvents({ sessionId: early, limit: 100 })).at(-1)).toMatchObject({ occurredAt: T0 + 30 * MINUTE - 1 });
+    expect(await pump()).toBe(0);
     t.clock.set(T0 + 30 * MINUTE);
     expect(await pump()).toBe(1);
     const events = await t.store.listEvents({ sessionId: early, limit: 100 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  announcementsAfterChange,
   agentTimeoutLayer,
   BUILT_IN_DEFAULTS,
   computeExpiresAt,
@@ -230,5 +231,28 @@ describe('a clock stepped back', () => {
     expect(lifecycle(expiresAt, T0, 60 * MINUTE, 'expiry')).toBe('expired');
     expect(lifecycle(expiresAt, T0, 60 * MINUTE, 'warning')).toBe('active');
     expect(lifecycle(expiresAt, expiresAt + 60 * MINUTE, 60 * MINUTE, 'expiry')).toBe('purged');
+  });
+});
+
+describe('announcementsAfterChange', () => {
+  const config = { timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 720, warningThresholdMinutes: 5 };
+  const start = startTiming(T0, config);
+  const at = (expiresAt: number, warnsAt: number) => ({ ...start, expiresAt, warnsAt });
+
+  it('warns at once a creation near expiration from the start, and nothing otherwise', () => {
+    expect(announcementsAfterChange('nothing', undefined, startTiming(T0, { ...config, warningThresholdMinutes: 30 }), T0)).toEqual({ announced: 'warning', announcing: 'session.warning' });
+    expect(announcementsAfterChange('nothing', undefined, start, T0)).toEqual({ announced: 'nothing' });
+  });
+
+  it('expires at once a deadline reached; re-arms a moved one, warning at once when its moment is reached', () => {
+    expect(announcementsAfterChange('warning', start, at(T0 + MINUTE, T0), T0 + MINUTE)).toEqual({ announced: 'expiry', announcing: 'session.expired' });
+    expect(announcementsAfterChange('warning', start, at(T0 + 40 * MINUTE, T0 + 35 * MINUTE), T0 + 26 * MINUTE)).toEqual({ announced: 'nothing' });
+    expect(announcementsAfterChange('warning', start, at(T0 + 28 * MINUTE, T0 + 23 * MINUTE), T0 + 26 * MINUTE)).toEqual({ announced: 'warning', announcing: 'session.warning' });
+  });
+
+  it('keeps what a kept deadline announced; a warning already due at the same moment stays the pump\'s; a threshold moved to before now warns at once', () => {
+    expect(announcementsAfterChange('warning', start, start, T0 + 26 * MINUTE)).toEqual({ announced: 'warning' });
+    expect(announcementsAfterChange('nothing', start, start, T0 + 26 * MINUTE)).toEqual({ announced: 'nothing' });
+    expect(announcementsAfterChange('nothing', start, at(start.expiresAt, T0 + MINUTE), T0 + 10 * MINUTE)).toEqual({ announced: 'warning', announcing: 'session.warning' });
   });
 });

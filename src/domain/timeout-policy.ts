@@ -178,11 +178,24 @@ export function announcedBy(type: DueEventType): Announced {
 }
 
 /**
- * After a change of timing at `now`: a deadline that moved re-arms the warning (one
- * warning per deadline); a deadline already reached expires the session at once, and
- * the change announces that itself.
+ * After a change of timing at `now` (`previous`: the timing before; none for a creation):
+ * what the session has announced, and the due event the change announces itself, dated
+ * `now`. A deadline that moved re-arms the warning (one warning per deadline); a deadline
+ * already reached expires the session at once; a warning moment the change brought to now
+ * or before (a threshold at least the time left) warns at once: dated at that moment, the
+ * warning would precede the change that made it, even the session's creation. A warning
+ * already due at the same moment before the change stays the pump's, dated that moment.
  */
-export function announcedAfterChange(before: Announced, previousExpiresAt: number, timing: SessionTiming, now: number): Announced {
-  if (isExpired(timing.expiresAt, now)) return 'expiry';
-  return timing.expiresAt === previousExpiresAt ? before : 'nothing';
+export function announcementsAfterChange(
+  before: Announced,
+  previous: Pick<SessionTiming, 'expiresAt' | 'warnsAt'> | undefined,
+  timing: SessionTiming,
+  now: number,
+): { announced: Announced; announcing?: DueEventType } {
+  if (isExpired(timing.expiresAt, now)) return { announced: 'expiry', announcing: 'session.expired' };
+  const deadlineKept = timing.expiresAt === previous?.expiresAt;
+  const kept = deadlineKept ? before : 'nothing';
+  const alreadyDue = deadlineKept && timing.warnsAt === previous.warnsAt;
+  if (kept === 'nothing' && !alreadyDue && isNearExpiration(timing, now)) return { announced: 'warning', announcing: 'session.warning' };
+  return { announced: kept };
 }

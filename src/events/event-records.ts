@@ -1,6 +1,7 @@
 // What each change records in the event log: the event's shape for sessions, messages
 // and agents, and the log's records as the API shows them (the spec's Event).
 import type { components } from '../../generated/api.js';
+import type { DueEventType } from '../domain/timeout-policy.js';
 import { characterView, isoTime, messageJson, messageView, sessionInfoJson, sessionInfoView } from '../http/views.js';
 import type { AgentRecord, Carried, EventInput, EventRecord, EventType, MessageRecord, SessionRecord } from '../storage/store.js';
 
@@ -94,12 +95,14 @@ export function agentEvent(type: 'agent.created' | 'agent.deleted', agent: Agent
 }
 
 /**
- * The events of a change to an active session at `now`: `type`, then `session.expired`
- * when the change expired it at once (a PATCH that put expiresAt in the past).
+ * The events of a change to an active session at `now`: `type`, then the due event the
+ * change announced itself (`announcementsAfterChange`): `session.expired` when it
+ * expired the session at once (a PATCH that put expiresAt in the past), `session.warning`
+ * when it brought the warning moment to now or before.
  */
-export function changeEvents(type: EventType, session: SessionRecord, now: number): EventInput[] {
+export function changeEvents(type: EventType, session: SessionRecord, now: number, announcing?: DueEventType): EventInput[] {
   const events = [sessionEvent(type, session, now)];
-  if (session.status === 'expired') events.push(sessionEvent('session.expired', session, now));
+  if (announcing) events.push(sessionEvent(announcing, session, now));
   return events;
 }
 

@@ -1,5 +1,5 @@
 // The gate every operation on one session passes: gone is 404, expired is 410.
-import { announcedAfterChange, isExpired, lifecycle, type SessionTiming } from '../domain/timeout-policy.js';
+import { announcementsAfterChange, lifecycle, type DueEventType, type SessionTiming } from '../domain/timeout-policy.js';
 import { changeEvents } from '../events/event-records.js';
 import { ApiError } from '../errors.js';
 import { sessionWith, type EventType, type SessionRecord } from '../storage/store.js';
@@ -24,10 +24,10 @@ export function activeSession(session: SessionRecord | undefined, sessionId: str
   return retained;
 }
 
-/** The session with new timing, its stored status and announcements following from it. */
-export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): SessionRecord {
-  const status = isExpired(timing.expiresAt, now) ? 'expired' : 'active';
-  return sessionWith(session, timing, status, announcedAfterChange(session.announced, session.expiresAt, timing, now));
+/** The session with new timing, its stored status and announcements following from it, and the due event the change announces itself. */
+export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): { session: SessionRecord; announcing?: DueEventType } {
+  const { announced, announcing } = announcementsAfterChange(session.announced, session, timing, now);
+  return { session: sessionWith(session, timing, announcing === 'session.expired' ? 'expired' : 'active', announced), announcing };
 }
 
 /**
@@ -45,6 +45,7 @@ export async function changeActiveSession(
 ) {
   let now = Number.NaN;
   let event: EventType | undefined;
+  let announcing: DueEventType | undefined;
   const updated = await store.modifySession(
     sessionId,
     (current) => {
@@ -52,9 +53,11 @@ export async function changeActiveSession(
       const session = activeSession(current, sessionId, now, retentionMs);
       const changed = change(session, now);
       event = changed.event;
-      return withTiming(session, changed.timing, now);
+      const next = withTiming(session, changed.timing, now);
+      announcing = next.announcing;
+      return next.session;
     },
-    { events: (written) => changeEvents(event!, written, now) },
+    { events: (written) => changeEvents(event!, written, now, announcing) },
   );
   return sessionInfoView(updated, now);
 }

@@ -218,6 +218,19 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
     });
 
+    it('announces only the expiry of a session stored as already warned (its creation warned it), and only that of a session modified so', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const warned = sessionRecord(agent.id, { announced: 'warning' });
+      const modified = sessionRecord(agent.id);
+      await store.insertSession(warned);
+      await store.insertSession(modified);
+      await store.modifySession(modified.id, (current) => ({ ...current!, announced: 'warning' }));
+      expect(await store.announceDue(T0 + 29 * MINUTE, 10, announce)).toBe(0);
+      expect(await store.announceDue(T0 + 30 * MINUTE, 10, announce)).toBe(2);
+      expect((await store.listEvents({ limit: 10 })).map((e) => e.type)).toEqual(['session.expired', 'session.expired']);
+    });
+
     it("fires a session's expiry between the other sessions' warnings when both fall due at once, in one batch or several", async () => {
       for (const limit of [10, 3]) {
         const agent = agentRecord();

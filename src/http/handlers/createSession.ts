@@ -1,8 +1,8 @@
 import { sessionId } from '../../domain/session-id.js';
-import { agentTimeoutLayer, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
+import { agentTimeoutLayer, announcementsAfterChange, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
-import { sessionEvent, withEvents } from '../../events/event-records.js';
+import { changeEvents, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -19,8 +19,10 @@ export const createSession =
 
     const config = resolveTimeoutConfig(timeoutConfig, agentTimeoutLayer(agent.settings), sessionDefaults);
     const now = clock.now();
-    const session = { id: sessionId(now), agentId, userId, metadata, status: 'active' as const, announced: 'nothing' as const, ...startTiming(now, config) };
-    const carried = withEvents(carryAnswer(request, 201, createdSessionView), (written) => [sessionEvent('session.created', written, now)]);
+    const timing = startTiming(now, config);
+    const { announced, announcing } = announcementsAfterChange('nothing', undefined, timing, now);
+    const session = { id: sessionId(now), agentId, userId, metadata, status: 'active' as const, announced, ...timing };
+    const carried = withEvents(carryAnswer(request, 201, createdSessionView), (written) => changeEvents('session.created', written, now, announcing));
     // The agent can be deleted between the read above and this insert.
     if (!(await store.insertSession(session, carried))) throw agentMissing();
 

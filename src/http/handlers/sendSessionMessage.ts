@@ -4,11 +4,11 @@ import type { components } from '../../../generated/api.js';
 import type { ReplyWait } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
-import { isNearExpiration, recordActivity } from '../../domain/timeout-policy.js';
+import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
-import { messageEvent, sessionEvent, withEvents } from '../../events/event-records.js';
+import { changeEvents, messageEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer, sendSettledAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -25,6 +25,8 @@ interface Sent {
   session: SessionRecord;
   message: MessageRecord;
   renewed: boolean;
+  /** The due event the activity announced itself (a warning moment it brought to now). */
+  announcing?: DueEventType;
 }
 
 const sentView = ({ session, message, renewed }: Sent, now: number) => ({
@@ -61,7 +63,7 @@ export const sendSessionMessage =
         const activity = recordActivity(active, now);
         const position = nextPosition(now, lastPosition);
         return {
-          session: withTiming(active, activity.timing, now),
+          ...withTiming(active, activity.timing, now),
           renewed: activity.renewed,
           message: {
             id: randomUUID(),
@@ -78,7 +80,7 @@ export const sendSessionMessage =
       },
       withEvents(carryAnswer(request, 201, (written: Sent) => sentView(written, now)), (written: Sent) => [
         messageEvent(written.session, written.message),
-        sessionEvent(written.renewed ? 'session.renewed' : 'session.activity', written.session, now),
+        ...changeEvents(written.renewed ? 'session.renewed' : 'session.activity', written.session, now, written.announcing),
       ]),
     ).catch((error: unknown) => {
       wait?.release();
