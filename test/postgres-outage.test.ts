@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '../src/ops/metrics.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { type PostgresCluster, startPostgresCluster } from './helpers/postgres-cluster.js';
 import { createTestDatabase, postgresAdminUrl } from './helpers/postgres-database.js';
@@ -23,7 +24,7 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
     // off); an immediate stop would then lose the last ones. Not here: every write counts.
     await admin.query('CREATE DATABASE outage');
     await admin.query('ALTER DATABASE outage SET synchronous_commit = on').finally(() => admin.end());
-    app = await startTestApp({ store: await openPostgresStore({ url: cluster.urlOf('outage'), poolSize: 4, connectTimeoutMs: 2000 }) });
+    app = await startTestApp({ store: await openPostgresStore({ url: cluster.urlOf('outage'), poolSize: 4, connectTimeoutMs: 2000 }), metrics: createMetrics() });
   }, 60_000); // initdb and a cluster of its own: a few seconds, more on a loaded machine
   afterAll(async () => {
     await app?.close();
@@ -45,6 +46,10 @@ describe('the server when PostgreSQL is lost and comes back', { timeout: 60_000 
     expect(write.body.error.code).toBe('STORAGE_UNAVAILABLE');
     const health = await app.request({ method: 'GET', url: '/api/messaging/sessions/health' });
     expect(health.status).toBe(503);
+    // The metrics still scrape (the key check keeps its last answer, no keys), the outage's 503s counted.
+    const metrics = await app.requestText('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/sessions_api_http_request_duration_seconds_count\{[^}]*status="503"[^}]*\} [1-9]/);
 
     cluster.start();
     const back = await app.request({ method: 'GET', url: `/api/agents/${agentId}` });

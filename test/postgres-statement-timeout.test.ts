@@ -1,10 +1,13 @@
 // DATABASE_STATEMENT_TIMEOUT_MS: a statement PostgreSQL cancels for running too long (here,
 // waiting on a lock another connection holds) answers 503 STORAGE_UNAVAILABLE, naming the
-// timeout, never a 500 or a hang; the next request, the lock gone, is served.
+// timeout, never a 500 or a hang; the next request, the lock gone, is served. And a
+// database that answers nothing at all (frozen, out of reach), which enforces no timeout
+// of its own: 503 soon after the statement timeout, not a wait as long as the freeze.
 import { randomUUID } from 'node:crypto';
+import { createServer, connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
-import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { NO_ANSWER_MARGIN_MS, openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { createTestDatabase } from './helpers/postgres-database.js';
 import { startTestApp } from './helpers/test-app.js';
 
@@ -47,6 +50,65 @@ describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_
     } finally {
       await locker.end().catch(() => undefined);
       await app.close();
+      await database.drop();
+    }
+  });
+
+  it('answers 503 when the database answers nothing at all, saying a write may have been applied; then serves again', async () => {
+    const database = await createTestDatabase();
+    const target = new URL(database.url);
+    // A proxy that can stop passing bytes either way while keeping its connections open:
+    // a database frozen (SIGSTOP, a paused VM) or a network partition without a reset.
+    let frozen = false;
+    const held: Array<() => void> = [];
+    const sockets: Socket[] = [];
+    const pass = (from: Socket, to: Socket) => from.on('data', (chunk) => (frozen ? held.push(() => to.write(chunk)) : to.write(chunk)));
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port), target.hostname);
+      sockets.push(client, upstream);
+      for (const socket of [client, upstream]) socket.on('error', () => undefined);
+      pass(client, upstream);
+      pass(upstream, client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxied = new URL(database.url);
+    proxied.port = String((proxy.address() as { port: number }).port);
+    const app = await startTestApp({ store: await openPostgresStore({ url: proxied.href, poolSize: 2, statementTimeoutMs: TIMEOUT_MS, connectTimeoutMs: 1000 }) });
+    try {
+      const agentId = randomUUID();
+      expect((await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: agentId, name: 'Eliza' } } })).status).toBe(201);
+      // Both connections of the pool open: the requests below find theirs, and the freeze meets their statements.
+      const warm = await Promise.all([0, 1].map(() => app.request({ method: 'GET', url: '/api/agents' })));
+      expect(warm.map((answer) => answer.status)).toEqual([200, 200]);
+      expect(sockets).toHaveLength(6); // and the one that listens for notifications
+
+      frozen = true;
+      const started = performance.now();
+      const [read, write] = await Promise.all([
+        app.request({ method: 'GET', url: `/api/agents/${agentId}` }),
+        app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: randomUUID(), name: 'Ada' } } }),
+      ]);
+      // Not a measure of speed: without the driver's own limit, these waited for the thaw.
+      expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + NO_ANSWER_MARGIN_MS + 2000);
+      for (const answer of [read, write]) {
+        expect(answer.status).toBe(503);
+        expect(answer.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+        expect(answer.body.error.details).toMatch(/the database did not answer/);
+      }
+      expect(read.body.error.details).toMatch(/nothing was changed, retry later$/);
+      expect(write.body.error.details).toMatch(/the write may have been applied: retry with the same Idempotency-Key, or read before retrying$/);
+
+      frozen = false;
+      for (const flush of held.splice(0)) flush();
+      const again = await app.request({ method: 'GET', url: `/api/agents/${agentId}` });
+      expect(again.status).toBe(200);
+    } finally {
+      frozen = false;
+      await app.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
       await database.drop();
     }
   });

@@ -7,7 +7,7 @@ import { hashApiKey, sameDigest } from '../api-keys.js';
 import { ApiError } from '../errors.js';
 import { headerLines } from './client-errors.js';
 import { specDocument } from '../spec.js';
-import type { Store } from '../storage/store.js';
+import { StorageFault, type Store } from '../storage/store.js';
 
 export interface Principal {
   /** Whose idempotency keys and rate limit these are: the key's id. */
@@ -95,12 +95,31 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
   // Keys never turn off once on (revoked keys stay in the table), so "on" is remembered;
   // "off" is asked again on every request, as another process may create the first key.
   let keysOn = envKeys.length > 0;
-  /** At once (no promise) when the store answers at once: a server without keys pays no promise a request. */
+  /** The store's last answer was "no keys". */
+  let lastKnownOff = false;
+  /**
+   * At once (no promise) when the store answers at once: a server without keys pays no
+   * promise a request. A store that cannot answer (down) leaves its last answer in force,
+   * so that what needs no store (/metrics) is served through an outage; what needs the
+   * store answers 503 anyway. No answer yet: the fault (503).
+   */
   function keysAreOn(): boolean | Promise<boolean> {
     if (keysOn) return true;
     const answer = store.hasApiKeys();
-    if (typeof answer === 'boolean') return (keysOn = answer);
-    return answer.then((on) => (keysOn ||= on));
+    if (typeof answer === 'boolean') {
+      lastKnownOff = !answer;
+      return (keysOn = answer);
+    }
+    return answer.then(
+      (on) => {
+        lastKnownOff = !on;
+        return (keysOn ||= on);
+      },
+      (error: unknown) => {
+        if (error instanceof StorageFault && lastKnownOff) return false;
+        throw error;
+      },
+    );
   }
   const unauthorized = (reply: FastifyReply, key: string | undefined) => {
     reply.header('www-authenticate', WWW_AUTHENTICATE);

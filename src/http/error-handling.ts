@@ -23,16 +23,22 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
   void reply.headers(SECURITY_HEADERS).header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
 }
 
-function toApiError(error: FastifyError, contentType: string | undefined): ApiError {
+/** What a client may do after a storage fault: a write whose COMMIT may have been applied is not simply retried. */
+function afterStorageFault(fault: StorageFault, method: string): string {
+  if (!fault.outcomeUnknown || method === 'GET' || method === 'HEAD') return 'nothing was changed, retry later';
+  return 'the write may have been applied: retry with the same Idempotency-Key, or read before retrying';
+}
+
+function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
-  if (error instanceof StorageFault) return new ApiError('STORAGE_UNAVAILABLE', `${error.message}; nothing was changed, retry later`);
+  if (error instanceof StorageFault) return new ApiError('STORAGE_UNAVAILABLE', `${error.message}; ${afterStorageFault(error, request.method)}`);
   if (error instanceof IdempotencyKeyTaken) return new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key was taken by a concurrent request');
   if (error.validation) return new ApiError('INVALID_REQUEST', describeValidation(error.validationContext ?? 'request', error.validation));
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('PAYLOAD_TOO_LARGE', `body must be at most ${BODY_LIMIT_BYTES} bytes`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return unsupportedType(contentType);
+      return unsupportedType(request.headers['content-type']);
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new ApiError('INVALID_REQUEST', clip(error.message));
@@ -41,7 +47,7 @@ function toApiError(error: FastifyError, contentType: string | undefined): ApiEr
 
 /** The error handler: any failure as the catalogue's envelope. */
 export function answerInEnvelope(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const apiError = toApiError(error, request.headers['content-type']);
+  const apiError = toApiError(error, request);
   if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
   if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
   return reply.code(apiError.status).send(apiError.toEnvelope());

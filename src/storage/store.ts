@@ -367,8 +367,17 @@ export interface Store {
 
 /**
  * The store cannot serve the request for now (locked, full, read-only, I/O error,
- * corrupt): the request changed nothing and may be retried.
+ * corrupt): the request changed nothing and may be retried. Unless `outcomeUnknown`: the
+ * connection to a database server was lost (or it stopped answering) while a statement
+ * was under way, and a COMMIT sent may have been applied.
  */
 export class StorageFault extends Error {
   override name = 'StorageFault';
+  constructor(
+    message: string,
+    options?: ErrorOptions,
+    readonly outcomeUnknown = false,
+  ) {
+    super(message, options);
+  }
 }

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { dataJson } from '../../events/event-records.js';
 import type { AgentRecord, EventInput, SessionRecord } from '../store.js';
 import { batched } from './batches.js';
-import { postgresFaultCause } from './storage-faults.js';
+import { postgresFault } from './storage-faults.js';
 import { SESSION_COLUMN_TYPES, SESSION_COLUMNS, sessionValues } from './rows.js';
 import { addToBucketsSql, COUNTED_SETTING, deltasOf } from './session-buckets.js';
 
@@ -113,7 +113,7 @@ export function createBatcher(pool: pg.Pool, options: CreateBatchOptions, commit
     } catch (error) {
       // A storage fault (a timeout, a lost connection) fails them all at once: alone, each
       // would wait for it again. Else each is tried alone, which tells whose agent was gone.
-      if (postgresFaultCause(error) !== undefined) throw error;
+      if (postgresFault(error) !== undefined) throw error;
       return creates.map(() => false);
     }
     if (creates.some((create) => create.events.length > 0)) committedEvents();

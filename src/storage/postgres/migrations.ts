@@ -198,27 +198,34 @@ export const migrations: readonly string[] = [
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */
 export const MIGRATION_LOCK = 724_011_301;
 
+/** The longest a timer can wait (about 24.8 days): the driver's `query_timeout` that the pool sets, lifted. */
+const NO_QUERY_TIMEOUT = 2 ** 31 - 1;
+
 export async function migrate(client: pg.ClientBase): Promise<void> {
-  await client.query('BEGIN');
+  // The driver reads `query_timeout` per query; its types leave it out.
+  const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
+    client.query<R>({ text, values, query_timeout: NO_QUERY_TIMEOUT } as pg.QueryConfig);
+  await query('BEGIN');
   try {
     // A migration rewrites whole tables (minutes on a large database), and an instance
     // waiting for another's lock waits that long: neither is bound by the statement
-    // timeout the pool sets for requests (for this transaction only).
-    await client.query('SET LOCAL statement_timeout = 0');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-    const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
+    // timeout the pool sets for requests (for this transaction only), nor by the
+    // driver's wait for an answer.
+    await query('SET LOCAL statement_timeout = 0');
+    await query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    const { rows } = await query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
     const current = rows[0]?.version ?? 0;
     if (current > migrations.length) {
       throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
     }
     for (const [index, sql] of migrations.slice(current).entries()) {
-      await client.query(sql);
-      await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [current + index + 1]);
+      await query(sql);
+      await query('INSERT INTO schema_migrations (version) VALUES ($1)', [current + index + 1]);
     }
-    await client.query('COMMIT');
+    await query('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await query('ROLLBACK').catch(() => undefined);
     throw error;
   }
 }

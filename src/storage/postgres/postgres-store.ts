@@ -43,7 +43,7 @@ import {
   toSession,
   toWebhook,
 } from './rows.js';
-import { withPostgresFaults } from './storage-faults.js';
+import { isNoAnswer, withPostgresFaults } from './storage-faults.js';
 import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
@@ -90,6 +90,15 @@ class NothingWritten {
 }
 /** Reads by one key (readsBy) in one statement at most. */
 const MAX_READS = 200;
+/**
+ * A statement with no answer this long after its statement timeout gets none (a database
+ * frozen, a network partition: the statement timeout is the database's own, and a
+ * stopped database enforces nothing): the driver gives up (`query_timeout`) and the
+ * connection is dropped, so that a request answers 503 instead of hanging.
+ */
+export const NO_ANSWER_MARGIN_MS = 2000;
+/** TCP keep-alive probes on idle connections begin after this: a peer gone without a word is found. */
+const KEEP_ALIVE_DELAY_MS = 10_000;
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
 const PURGE_MESSAGES_PER_SESSION = 10;
 
@@ -100,6 +109,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     connectionString: url,
     max: poolSize,
     statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + NO_ANSWER_MARGIN_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEP_ALIVE_DELAY_MS,
     connectionTimeoutMillis: connectTimeoutMs,
     application_name: 'sessions-api',
     types: int8AsNumber,
@@ -162,8 +174,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       await client.query([...begin, ...(atCommit.get(client) ?? []), 'COMMIT'].join(';\n'));
       return result;
     } catch (error) {
-      // Nothing was sent when BEGIN is still pending.
-      if (!beginPending.has(client)) await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
+      // Nothing was sent when BEGIN is still pending. A connection that did not answer
+      // would not answer the ROLLBACK either: dropped, it ends the transaction.
+      if (isNoAnswer(error)) broken = error as Error;
+      else if (!beginPending.has(client)) await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
         broken = rollbackFailed;
       });
       throw error;

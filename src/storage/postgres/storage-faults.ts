@@ -2,12 +2,15 @@
 // into StorageFault (503 STORAGE_UNAVAILABLE, retry later), never a generic 500.
 import { StorageFault, type Store } from '../store.js';
 
-/** SQLSTATE classes and codes (https://www.postgresql.org/docs/15/errcodes-appendix.html). */
+/** SQLSTATE classes and codes (https://www.postgresql.org/docs/15/errcodes-appendix.html), the most precise first. */
 const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['08', 'the connection to the database failed'],
   ['53', 'the database is out of resources'],
   ['57014', 'the statement took longer than the statement timeout'],
-  ['57P', 'the database is shutting down or starting'],
+  ['57P01', 'the database ended the connection (an administrator terminated it, or the database is shutting down)'],
+  ['57P02', 'the database crashed and ended the connection'],
+  ['57P03', 'the database is starting or shutting down'],
+  ['57P', 'the database ended the connection'],
   ['40001', 'a serialization failure'],
   ['40P01', 'a deadlock'],
   ['55P03', 'a lock could not be had'],
@@ -21,20 +24,42 @@ const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['25006', 'the database is read-only (default_transaction_read_only, or a standby)'],
 ];
 
-/** Socket errors, and the driver's own words for a connection lost or never made. */
+/** Socket errors, and the driver's own words for a connection never made or lost. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const DRIVER_MESSAGES = [/^Connection terminated/, /timeout exceeded when trying to connect/, /^Client has encountered a connection error/, /Connection ended/];
+const NOT_CONNECTED = [/^Connection terminated due to connection timeout/, /timeout exceeded when trying to connect/];
+const CONNECTION_LOST = [/^Connection terminated/, /^Client has encountered a connection error/, /Connection ended/];
+/** The pool's `query_timeout`: no answer at all, not even the statement timeout's (a database frozen, a network partition). */
+const NO_ANSWER = /^Query read timeout/;
 
-/** The fault's cause in words; undefined for an error that is not a storage fault. */
-export function postgresFaultCause(error: unknown): string | undefined {
+/** The driver gave up waiting for an answer: the connection cannot be used again. */
+export const isNoAnswer = (error: unknown): boolean => error instanceof Error && NO_ANSWER.test(error.message);
+
+/**
+ * Faults that can end a connection with a statement under way (a COMMIT among them): its
+ * outcome is unknown. A connection never made, or a statement the database refused,
+ * changed nothing.
+ */
+const MID_STATEMENT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02']);
+
+export interface PostgresFault {
+  cause: string;
+  outcomeUnknown: boolean;
+}
+
+/** The fault's cause in words, and whether a write under way may have been applied; undefined for an error that is not a storage fault. */
+export function postgresFault(error: unknown): PostgresFault | undefined {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === 'string') {
-    if (SOCKET_CODES.has(code)) return `the database cannot be reached (${code})`;
+    const outcomeUnknown = MID_STATEMENT_CODES.has(code);
+    if (SOCKET_CODES.has(code)) return { cause: `the database cannot be reached (${code})`, outcomeUnknown };
     const fault = /^[0-9A-Z]{5}$/.test(code) ? SQLSTATE_FAULTS.find(([prefix]) => code.startsWith(prefix)) : undefined;
-    if (fault) return `${fault[1]} (SQLSTATE ${code})`;
+    if (fault) return { cause: `${fault[1]} (SQLSTATE ${code})`, outcomeUnknown };
   }
-  if (error instanceof AggregateError) return error.errors.map(postgresFaultCause).find(Boolean);
-  if (typeof message === 'string' && DRIVER_MESSAGES.some((pattern) => pattern.test(message))) return `the database connection was lost (${message})`;
+  if (error instanceof AggregateError) return error.errors.map(postgresFault).find(Boolean);
+  if (typeof message !== 'string') return undefined;
+  if (NOT_CONNECTED.some((pattern) => pattern.test(message))) return { cause: `the database did not accept a connection in time (${message})`, outcomeUnknown: false };
+  if (CONNECTION_LOST.some((pattern) => pattern.test(message))) return { cause: `the database connection was lost (${message})`, outcomeUnknown: true };
+  if (NO_ANSWER.test(message)) return { cause: 'the database did not answer, not even with its statement timeout (frozen, or out of reach)', outcomeUnknown: true };
   return undefined;
 }
 
@@ -47,8 +72,8 @@ export function withPostgresFaults(store: Store): Store {
       const result = method(...args);
       if (!(result instanceof Promise)) return result;
       return result.catch((error: unknown) => {
-        const cause = postgresFaultCause(error);
-        throw cause === undefined ? error : new StorageFault(cause, { cause: error });
+        const fault = postgresFault(error);
+        throw fault === undefined ? error : new StorageFault(fault.cause, { cause: error }, fault.outcomeUnknown);
       });
     };
   }
