@@ -115,7 +115,8 @@ export interface paths {
          * Sessions health
          * @description Reads the database for real. `healthy`: the database answers and the last expiry
          *     sweep succeeded (or none has run yet); `degraded`: the database answers but the
-         *     last sweep failed; 503 `unhealthy`: a check failed, and `failedChecks` says
+         *     last sweep failed (a failed sweep is tried again after 1 s, doubling up to the
+         *     sweep interval); 503 `unhealthy`: a check failed, and `failedChecks` says
          *     which: `read` (the database cannot be read), `write` (a probe write cannot
          *     commit: locked, full, read-only or failing) or `disk` (the database's file
          *     system has less than 1 MB free). Every call checks anew, so it recovers by

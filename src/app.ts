@@ -2,7 +2,7 @@
 // their handlers) and the operational routes (the spec, /docs, /metrics).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
-import { answerFrameworkError } from './http/error-handling.js';
+import { answerFrameworkError, installStorageFaultLog } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
 import { createEventFeed } from './events/event-feed.js';
@@ -47,6 +47,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   });
   // First: the answers the lifecycle's own hook gives (no Host, shutting down) carry it too.
   echoRequestId(app);
+  installStorageFaultLog(app);
   installServerLifecycle(app, unseen.answeredOnSocket);
   if (options.metrics) timeRequests(app, options.metrics);
   unseen.watchRoutes(app);

@@ -82,6 +82,12 @@ function batchSizer(max: number, budgetMs: number): BatchSize {
   };
 }
 
+/**
+ * A failed pass is tried again this soon, doubling up to the interval: the storage back,
+ * the purge resumes (and health stops saying `degraded`) within seconds, not an interval.
+ */
+const RETRY_FAILED_PASS_MS = 1000;
+
 export function createSweeper(options: SweeperOptions): Sweeper {
   const { store, clock, retentionMs, intervalMs, onError, onSweep } = options;
   const { batchBudgetMs = 5, elapsedMs = () => performance.now() } = options;
@@ -89,6 +95,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   let running: Promise<unknown> | undefined;
   let stopped = false;
   let failure: unknown;
+  let failedInARow = 0;
   const onLoop = batchSizer(options.batchSize, batchBudgetMs);
   const offLoop = () => batchSizer(options.batchSize * OFF_LOOP_BATCH_SCALE, batchBudgetMs * OFF_LOOP_BUDGET_SCALE);
   const purgeSize = store.purgesOffEventLoop ? offLoop() : onLoop;
@@ -147,8 +154,10 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       report.trimmed = await inBatches(trim(now), report);
       if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
       failure = undefined;
+      failedInARow = 0;
     } catch (error) {
       failure = error;
+      failedInARow += 1;
       onError?.(error);
     }
     onSweep?.(report, (elapsedMs() - started) / 1000, failure !== undefined);
@@ -156,12 +165,13 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   }
 
   function schedule(): void {
+    const delayMs = failedInARow === 0 ? intervalMs : Math.min(intervalMs, RETRY_FAILED_PASS_MS * 2 ** (failedInARow - 1));
     timer = setTimeout(() => {
       running = sweep().finally(() => {
         running = undefined;
         if (!stopped) schedule();
       });
-    }, intervalMs);
+    }, delayMs);
     timer.unref();
   }
 

@@ -14,6 +14,7 @@ import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { withStorageFaults } from '../src/storage/sqlite/storage-faults.js';
 import { StorageFault, type Store } from '../src/storage/store.js';
 import { createSession, registerAgent, USER_ID } from './helpers/fixtures.js';
+import { logLines } from './helpers/log-lines.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -271,5 +272,43 @@ describe('startup with unusable storage: one line naming the file and the cause,
     writeFileSync(databasePath, '');
     await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
     await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
+  });
+});
+
+describe('an outage in the log', () => {
+  it('logs the first failed request and health check, holds back the rest for a minute, and says when health passes again', async () => {
+    const { lines, stream } = logLines();
+    let down = false;
+    const real = openSqliteStore(':memory:');
+    const fault = () => new StorageFault('the database cannot be reached (test)');
+    const store = new Proxy(real, {
+      get(target, name: keyof Store) {
+        const value = target[name];
+        if (typeof value !== 'function' || name === 'close' || name === 'onEventsWritten') return value;
+        return (...args: unknown[]) => {
+          if (!down) return (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (name === 'hasApiKeys') throw fault();
+          return Promise.reject(fault());
+        };
+      },
+    });
+    t = await startTestApp({ store, app: { logger: { level: 'warn', stream } } });
+    const agentId = await registerAgent(t);
+    const messages = () => lines.map((line) => line.msg);
+
+    down = true;
+    for (let i = 0; i < 20; i++) expect((await t.request({ method: 'GET', url: `/api/agents/${agentId}` })).status).toBe(503);
+    for (let i = 0; i < 3; i++) expect((await t.request({ method: 'GET', url: HEALTH })).status).toBe(503);
+    expect(messages()).toEqual(['request failed: storage unavailable (503)', 'health check failed: read: the database cannot be reached (test); write: the database cannot be reached (test); disk: the database cannot be reached (test)']);
+    expect(lines[0]).toMatchObject({ heldBack: 0, err: { type: 'StorageFault' } });
+
+    down = false;
+    expect((await t.request({ method: 'GET', url: HEALTH })).status).toBe(200);
+    expect((await t.request({ method: 'GET', url: HEALTH })).status).toBe(200);
+    expect(messages().slice(2)).toEqual(['health checks pass again']);
+    // The next outage's first failure is logged at once.
+    down = true;
+    expect((await t.request({ method: 'GET', url: HEALTH })).status).toBe(503);
+    expect(messages().slice(3)).toEqual([expect.stringMatching(/^health check failed/)]);
   });
 });

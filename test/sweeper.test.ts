@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import type { Store } from '../src/storage/store.js';
+import { StorageFault, type Store } from '../src/storage/store.js';
 import { nextPosition } from '../src/domain/message-order.js';
 import { createSweeper, OFF_LOOP_BATCH_SCALE, OFF_LOOP_BUDGET_SCALE } from '../src/sweeper.js';
 import { MINUTE, T0, fakeClock } from './helpers/fake-clock.js';
@@ -293,6 +293,32 @@ describe('the sweeper', () => {
     await sweeper.stop();
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls).toHaveLength(2);
+    await store.close();
+  });
+
+  it('tries a failed pass again after 1 s, doubling up to its interval, and keeps its interval again once one passes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const store = openSqliteStore(':memory:');
+    const passes: number[] = [];
+    let failing = 4; // the passes at 60 s, +1 s, +2 s and +4 s fail; the one at +8 s passes
+    const flaky: Store = {
+      ...store,
+      markExpired: async () => {
+        passes.push(Date.now());
+        if (failing-- > 0) throw new StorageFault('the database cannot be reached (test)');
+        return 0;
+      },
+      purgeExpired: async () => ({ purged: 0, more: false }),
+      moveCountMarks: undefined,
+      purgeIdempotencyRecords: async () => 0,
+    };
+    const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 60_000, batchSize: 10 });
+    const started = Date.now();
+    sweeper.start();
+    await vi.advanceTimersByTimeAsync(60_000 + 1_000 + 2_000 + 4_000 + 8_000 + 60_000);
+    await sweeper.stop();
+    expect(passes.map((at) => at - started)).toEqual([60_000, 61_000, 63_000, 67_000, 75_000, 135_000]);
+    expect(sweeper.lastError()).toBeUndefined();
     await store.close();
   });
 

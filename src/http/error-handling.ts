@@ -7,6 +7,7 @@ import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { RETRY_AFTER_SECONDS } from './server-options.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { throttledErrors } from '../ops/throttled-errors.js';
 import { describeValidation } from './validation.js';
 import { unsupportedType } from './json-body.js';
 
@@ -45,10 +46,33 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   return new ApiError('INTERNAL_ERROR', 'The error was logged on the server.');
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Logs a request's storage fault (installStorageFaultLog); absent, each is a line of its own. */
+    logStorageFault?: (request: FastifyRequest, fault: StorageFault) => void;
+  }
+}
+
+/**
+ * Requests' storage faults: the first logged, then at most one a minute with how many
+ * were held back. An outage fails every request: a line with its stack each wrote
+ * megabytes a minute under load, as background work did before it was throttled.
+ */
+export function installStorageFaultLog(app: FastifyInstance): void {
+  const report = throttledErrors((failed, heldBack) => {
+    const { fault, reqId } = failed as { fault: StorageFault; reqId: string };
+    app.log.error({ err: fault, reqId, heldBack }, 'request failed: storage unavailable (503)');
+  });
+  app.decorate('logStorageFault', (request: FastifyRequest, fault: StorageFault) => report({ fault, reqId: request.id }));
+}
+
 /** The error handler: any failure as the catalogue's envelope. */
 export function answerInEnvelope(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const apiError = toApiError(error, request);
-  if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+  if (apiError.status >= 500) {
+    if (error instanceof StorageFault && request.server.logStorageFault) request.server.logStorageFault(request, error);
+    else request.log.error({ err: error }, 'request failed');
+  }
   if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
   return reply.code(apiError.status).send(apiError.toEnvelope());
 }

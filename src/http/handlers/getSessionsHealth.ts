@@ -1,4 +1,6 @@
+import type { FastifyRequest } from 'fastify';
 import { elapsedOn } from '../../domain/clock.js';
+import { throttledErrors } from '../../ops/throttled-errors.js';
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
 import type { Store } from '../../storage/store.js';
@@ -37,9 +39,31 @@ async function failedChecks(store: Store): Promise<Map<Check, string>> {
   return failed;
 }
 
+/**
+ * A load balancer polls health every few seconds: through an outage, its failures are
+ * logged as the first, then at most one a minute (with how many were held back), and
+ * the first pass after them says the checks pass again.
+ */
+function healthLog() {
+  const throttled = () => throttledErrors((failed, heldBack) => {
+    const { request, details } = failed as { request: FastifyRequest; details: string };
+    request.log.error({ heldBack }, `health check failed: ${details}`);
+  });
+  let report: ReturnType<typeof throttledErrors> | undefined;
+  return {
+    failed: (request: FastifyRequest, details: string) => (report ??= throttled())({ request, details }),
+    passed(request: FastifyRequest) {
+      if (!report) return;
+      report = undefined;
+      request.log.warn('health checks pass again');
+    },
+  };
+}
+
 export const getSessionsHealth = ({ store, clock, retentionMs, sweeper }: HandlerDeps): Handler<'getSessionsHealth'> => {
   const sinceStart = elapsedOn(clock);
   const startedAt = sinceStart();
+  const log = healthLog();
   return async (request, reply) => {
     const now = clock.now();
     const common = { timestamp: isoTime(now), uptime: (sinceStart() - startedAt) / 1000 };
@@ -48,13 +72,14 @@ export const getSessionsHealth = ({ store, clock, retentionMs, sweeper }: Handle
       try {
         const counts = await store.countSessions({ now, purgeCutoff: purgeCutoff(now, retentionMs) });
         const status = sweeper.lastError() === undefined ? 'healthy' : 'degraded';
+        log.passed(request);
         return { status, activeSessions: counts.active, expiringSoon: counts.expiringSoon, ...common };
       } catch (error) {
         failed.set('read', error instanceof Error ? error.message : String(error));
       }
     }
     const details = [...failed].map(([check, cause]) => `${check}: ${cause}`).join('; ');
-    request.log.error(`health check failed: ${details}`);
+    log.failed(request, details);
     reply.code(503).header('retry-after', RETRY_AFTER_SECONDS);
     return {
       ...new ApiError('SERVICE_UNAVAILABLE', details).toEnvelope(),
