@@ -96,7 +96,7 @@ const MAX_READS = 200;
  * stopped database enforces nothing): the driver gives up (`query_timeout`) and the
  * connection is dropped, so that a request answers 503 instead of hanging.
  */
-export const NO_ANSWER_MARGIN_MS = 2000;
+const NO_ANSWER_MARGIN_MS = 2000;
 /** TCP keep-alive probes on idle connections begin after this: a peer gone without a word is found. */
 const KEEP_ALIVE_DELAY_MS = 10_000;
 /** A purge batch of N sessions deletes at most N times this many of their messages. */
