@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -6,12 +6,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { commitSignal } from '../src/storage/sqlite/commit-signal.js';
 import { externalCommits } from '../src/storage/sqlite/external-commits.js';
 
+const directories: string[] = [];
+/** A database path in a temporary directory, removed after the test. */
+function tempPath(prefix: string, name: string): string {
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  directories.push(directory);
+  return join(directory, name);
+}
+afterEach(() => {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
 describe('commitSignal (the WAL header as a cheap change signal)', () => {
   const open: { close(): void }[] = [];
   afterEach(() => open.splice(0).forEach((item) => item.close()));
 
   function walDatabase() {
-    const path = join(mkdtempSync(join(tmpdir(), 'commit-signal-')), 'x.db');
+    const path = tempPath('commit-signal-', 'x.db');
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.exec('CREATE TABLE t (v INTEGER)');
@@ -51,7 +62,7 @@ describe('commitSignal (the WAL header as a cheap change signal)', () => {
 
   it('always answers "moved" without a -shm file to read', () => {
     const memory = commitSignal(':memory:');
-    const missing = commitSignal(join(mkdtempSync(join(tmpdir(), 'commit-signal-')), 'none.db'));
+    const missing = commitSignal(tempPath('commit-signal-', 'none.db'));
     open.push(memory, missing);
     for (let i = 0; i < 3; i += 1) expect([memory.moved(), missing.moved()]).toEqual([true, true]);
   });
@@ -62,7 +73,7 @@ describe('externalCommits (commits by other connections, one pragma per own comm
   afterEach(() => open.splice(0).forEach((item) => item.close()));
 
   function twoConnections() {
-    const path = join(mkdtempSync(join(tmpdir(), 'external-commits-')), 'x.db');
+    const path = tempPath('external-commits-', 'x.db');
     const own = new Database(path);
     own.pragma('journal_mode = WAL');
     own.exec('CREATE TABLE t (v INTEGER)');
