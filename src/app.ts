@@ -2,6 +2,7 @@
 // their handlers) and the operational routes (the spec, /docs, /metrics).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
+import { corsHeadersFor } from './http/security-headers.js';
 import { answerFrameworkError, installStorageFaultLog } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
@@ -33,13 +34,14 @@ export interface AppOptions {
  */
 export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partial<Pick<HandlerDeps, 'replies'>>, options: AppOptions = {}): FastifyInstance {
   const unseen = unseenAnswers(() => app.log, options.metrics);
+  const corsHeaders = corsHeadersFor(options.access?.corsOrigins ?? []);
   const app: FastifyInstance = Fastify({
     ...serverOptions(options.timeouts, unseen.answeredOnSocket),
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, request, reply) => {
-      answerFrameworkError(error, request, reply);
+      answerFrameworkError(error, request, reply, corsHeaders(request.headers.origin));
       unseen.routerRefused(request, reply);
     },
     schemaController: { compilersFactory: { buildSerializer: buildCachedSerializer } },

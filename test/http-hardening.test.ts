@@ -167,6 +167,28 @@ describe('CORS_ORIGINS, in process', () => {
     }
   });
 
+  it("gives the router's refusals (a malformed URL, a path parameter too long) the CORS headers of an allowed origin, so a browser sees the envelope", async () => {
+    const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
+    const baseUrl = await t.listen();
+    for (const [path, status] of [
+      ['/api/agents/%E0%A4%A', 400],
+      [`/api/agents/${'a'.repeat(600)}`, 404],
+    ] as const) {
+      const allowed = await fetch(`${baseUrl}${path}`, { headers: { origin: 'https://app.example.com' } });
+      expect(allowed.status).toBe(status);
+      expect(isErrorEnvelope(await allowed.json())).toBe(true);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+      expect(allowed.headers.get('vary')).toMatch(/origin/i);
+      expect(allowed.headers.get('access-control-expose-headers')).toMatch(/idempotent-replayed/);
+      const other = await fetch(`${baseUrl}${path}`, { headers: { origin: 'https://evil.example.com' } });
+      expect(other.status).toBe(status);
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    }
+    const any = await start({ access: { corsOrigins: ['*'] } });
+    const refused = await fetch(`${await any.listen()}/api/agents/%E0%A4%A`, { headers: { origin: 'http://localhost:5173' } });
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+  });
+
   it('on: an OPTIONS that is no preflight finds no route (404 in the envelope), as with CORS off', async () => {
     const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
     const baseUrl = await t.listen();

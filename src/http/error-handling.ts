@@ -15,13 +15,17 @@ import { unsupportedType } from './json-body.js';
  * Errors the router raises before any route is chosen: a malformed percent-encoding
  * (400) and a path parameter over the router's length limit (404: no such resource).
  */
-export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, cors?: Record<string, string>): void {
   const apiError =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
       : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
-  // No hook runs for these answers: the request id and the security headers are set here.
-  void reply.headers(SECURITY_HEADERS).header(REQUEST_ID_HEADER, request.id).code(apiError.status).send(apiError.toEnvelope());
+  // No hook runs for these answers: the request id, the security headers and CORS (an allowed origin) are set here.
+  void reply
+    .headers({ ...SECURITY_HEADERS, ...cors })
+    .header(REQUEST_ID_HEADER, request.id)
+    .code(apiError.status)
+    .send(apiError.toEnvelope());
 }
 
 /** What a client may do after a storage fault: a write whose COMMIT may have been applied is not simply retried. */

@@ -31,6 +31,19 @@ export function installSecurityHeaders(app: FastifyInstance): void {
   });
 }
 
+const EXPOSED_HEADERS = ['idempotent-replayed', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'];
+
+/**
+ * The CORS headers @fastify/cors gives an allowed origin's request, for the answers no
+ * hook sees (the router's refusals): without them a browser shows its caller a CORS
+ * failure instead of the envelope. Undefined for an origin not allowed (or CORS off).
+ */
+export function corsHeadersFor(origins: readonly string[]): (origin: string | undefined) => Record<string, string> | undefined {
+  const exposed = { 'access-control-expose-headers': EXPOSED_HEADERS.join(', ') };
+  if (origins.includes('*')) return () => ({ 'access-control-allow-origin': '*', ...exposed });
+  return (origin) => (origin !== undefined && origins.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'Origin', ...exposed } : undefined);
+}
+
 export function installCors(app: FastifyInstance, { origins }: { origins: readonly string[] }): void {
   if (origins.length === 0) return;
   // An OPTIONS that is no preflight finds no route, as with CORS off (@fastify/cors would
@@ -45,7 +58,7 @@ export function installCors(app: FastifyInstance, { origins }: { origins: readon
     origin: origins.includes('*') ? '*' : [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
     allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'idempotency-key'],
-    exposedHeaders: ['idempotent-replayed', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'],
+    exposedHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
 }
