@@ -82,13 +82,6 @@ try {
   fail(`cannot listen on ${config.host}:${config.port}: ${reason(error)}`);
 }
 
-sweeper.start();
-eventPump.start();
-webhooks.start();
-const address = app.server.address();
-const port = typeof address === 'object' && address ? address.port : config.port;
-console.log(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);
-
 // SIGINT / SIGTERM: stop accepting connections, close idle keep-alive sockets, finish the
 // requests in flight (each answer then closes its connection), close the store, exit 0.
 // Past the grace period it exits 1 with whatever is still in flight.
@@ -106,3 +99,11 @@ closeWithGrace(
     console.log(`Sessions API stopped (${signal ?? 'error'})`);
   },
 );
+
+// After the signal handlers: a signal sent on seeing this line stops the server gracefully.
+sweeper.start();
+eventPump.start();
+webhooks.start();
+const address = app.server.address();
+const port = typeof address === 'object' && address ? address.port : config.port;
+console.log(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);

@@ -8,6 +8,7 @@ import { CLOCK_OFFSET_HEADER, CLOCK_STEP_HEADER } from './helpers/shift-clock.js
 import { until } from './helpers/until.js';
 
 const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
+const pauseAfterListening = new URL('./helpers/pause-after-listening.ts', import.meta.url).href;
 const MINUTE = 60_000;
 
 afterEach(cleanUpServerProcesses);
@@ -21,6 +22,15 @@ describe('the server process', () => {
     const response = await fetchChecked(baseUrl, 'GET', '/api/agents');
     expect(response.status).toBe(200);
     server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output().stdout).toContain('Sessions API stopped (SIGTERM)');
+  });
+
+  it('stops gracefully on a SIGTERM sent the moment it says it listens (its signal handlers are in place before)', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase() }, { preload: [pauseAfterListening] });
+    server.child.stdout!.on('data', (chunk) => {
+      if (String(chunk).includes('listening on')) server.child.kill('SIGTERM');
+    });
     expect(await server.exited).toBe(0);
     expect(server.output().stdout).toContain('Sessions API stopped (SIGTERM)');
   });
