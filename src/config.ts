@@ -181,6 +181,9 @@ export function redactedUrl(url: string): string {
 }
 
 function parsePostgres(env: Env): PostgresConfig | undefined {
+  // Checked without DATABASE_URL too: a bad value is refused before the day it is used.
+  const poolSize = parseRanged(env, 'DATABASE_POOL_SIZE', 10, 1, 1000);
+  const statementTimeoutMs = parseRanged(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 1, 600_000);
   const url = read(env, 'DATABASE_URL');
   if (url === undefined) return undefined;
   let parsed: URL | undefined;
@@ -192,11 +195,7 @@ function parsePostgres(env: Env): PostgresConfig | undefined {
   if (!parsed || !['postgres:', 'postgresql:'].includes(parsed.protocol) || !parsed.hostname) {
     throw new ConfigError(`DATABASE_URL must be a postgres://user:password@host:port/database URL (got ${redactedUrl(url)})`);
   }
-  return {
-    url,
-    poolSize: parseRanged(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
-    statementTimeoutMs: parseRanged(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 1, 600_000),
-  };
+  return { url, poolSize, statementTimeoutMs };
 }
 
 export function loadConfig(env: Env = process.env): ServerConfig {

@@ -185,6 +185,9 @@ describe('loadConfig: PostgreSQL', () => {
     [{ DATABASE_URL: 'mysql://app@db/sessions?password=secret&sslpassword=secret&sslmode=require' }, '(got mysql://app@db/sessions?password=***&sslpassword=***&sslmode=require)'],
     [{ DATABASE_URL: 'postgres://db/s', DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE=0 must be between 1 and 1000'],
     [{ DATABASE_URL: 'postgres://db/s', DATABASE_STATEMENT_TIMEOUT_MS: '1.5' }, 'DATABASE_STATEMENT_TIMEOUT_MS="1.5" must be an integer'],
+    // Without DATABASE_URL (SQLite) too: refused before the day the variable is used.
+    [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE=0 must be between 1 and 1000'],
+    [{ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' }, 'DATABASE_STATEMENT_TIMEOUT_MS="soon" must be an integer'],
   ])('refuses %o, never showing the password', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

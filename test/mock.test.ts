@@ -136,6 +136,14 @@ describe('mock mode on our spec', () => {
     expect(json.status).toBe(201);
   });
 
+  it('refuses a body over the limit with 413 in the documented error shape (it was Fastify\'s own)', async () => {
+    const large = await app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ metadata: { x: 'a'.repeat(1_100_000) } }) });
+    expect(large.statusCode).toBe(413);
+    const body = JSON.parse(large.body);
+    expect(responseViolations(api, 'createSession', 413, body)).toEqual([]);
+    expect(body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: `body must be at most ${1024 * 1024} bytes` });
+  });
+
   it('answers as a server would: HEAD as GET without a body, undocumented query parameters ignored, the media type Accept asks for', async () => {
     const head = await app.inject({ method: 'HEAD', url: '/api/agents' });
     expect([head.statusCode, head.body]).toEqual([200, '']);

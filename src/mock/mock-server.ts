@@ -3,7 +3,7 @@
 // one), and answers come from its examples, else from its schemas. `Prefer: code=404`
 // and `Prefer: example=<name>` choose among the documented answers, as Prism does.
 import type { ErrorObject } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Context, OpenAPIBackend } from 'openapi-backend';
 import { loadOpenApiBackend } from '../openapi-backend.js';
 import { parsePrefer } from './prefer.js';
@@ -176,6 +176,15 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     } catch {
       done(null, text);
     }
+  });
+  // Fastify's own refusals, a body over its limit (413) above all: in the document's error
+  // shape for the status, as every other refusal, not Fastify's.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    const [path = '/'] = request.url.split('?');
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body must be at most ${app.initialConfig.bodyLimit} bytes` : error.message;
+    return refuse(reply, api.matchOperation({ method, path, headers: request.headers as Record<string, string> }), status, message);
   });
   app.all('*', async (request, reply) => {
     const [path = '/', query = ''] = request.url.split('?');
