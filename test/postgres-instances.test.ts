@@ -3,12 +3,13 @@
 // one database migrate once and share every write without losing one. The instances
 // are in-process stores, each with its own pool (two serve HTTP as apps): what they
 // share is the database, as separate processes would.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { announce } from '../src/events/due-events.js';
@@ -125,23 +126,27 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     const folder = mkdtempSync(join(tmpdir(), 'sessions-keys-'));
     const sqliteFile = join(folder, 'never-made.db'); // DATABASE_URL wins: no SQLite file is made
     try {
-      const keysCli = (...args: string[]) =>
-        execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], {
-          env: { ...process.env, DATABASE_URL: fresh.url, DATABASE_PATH: sqliteFile },
-          encoding: 'utf8',
-          stdio: 'pipe',
-          timeout: 30_000, // a CLI that hangs on its pool fails here, not the whole file
-        });
+      // Run without blocking this process: the servers' keep-alive connections it holds
+      // expire on time meanwhile (blocked, a fetch after the command took a socket the
+      // server had closed: "other side closed", on a loaded machine).
+      const keysCli = async (...args: string[]) =>
+        (
+          await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], {
+            env: { ...process.env, DATABASE_URL: fresh.url, DATABASE_PATH: sqliteFile },
+            encoding: 'utf8',
+            timeout: 30_000, // a CLI that hangs on its pool fails here, not the whole file
+          })
+        ).stdout;
       const servers = [0, 1].map(() => startServer({ DATABASE_URL: fresh.url, LOG_LEVEL: 'silent' }));
       const urls = await Promise.all(servers.map((server) => server.listening));
       const [mine, theirs] = [randomUUID(), randomUUID()];
       for (const id of [mine, theirs]) expect((await fetchChecked(urls[0]!, 'POST', '/api/agents', { characterJson: { id, name: 'Eliza' } })).status).toBe(201);
 
-      const created = keysCli('create', '--name', 'bot-1', '--agent', mine);
+      const created = await keysCli('create', '--name', 'bot-1', '--agent', mine);
       expect(created).toContain(`(database: ${fresh.url})`);
       const key = /key \(shown once, store it now\): (sk_\S+)/.exec(created)?.[1];
       expect(key).toMatch(/^sk_/);
-      expect(keysCli('list')).toMatch(new RegExp(`bot-1 {2}agents: ${mine} .* live`));
+      expect(await keysCli('list')).toMatch(new RegExp(`bot-1 {2}agents: ${mine} .* live`));
       const withKey = { 'x-api-key': key! };
       for (const url of urls) {
         expect((await fetchChecked(url, 'GET', `/api/agents/${mine}`, undefined, withKey)).status).toBe(200);
@@ -149,7 +154,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
         expect((await fetchChecked(url, 'GET', `/api/agents/${mine}`)).status).toBe(401);
       }
 
-      expect(keysCli('revoke', 'bot-1')).toMatch(/^revoked .* bot-1 /);
+      expect(await keysCli('revoke', 'bot-1')).toMatch(/^revoked .* bot-1 /);
       for (const url of urls) expect((await fetchChecked(url, 'GET', `/api/agents/${mine}`, undefined, withKey)).status).toBe(401);
       expect(existsSync(sqliteFile)).toBe(false);
     } finally {

@@ -90,7 +90,8 @@ describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
     execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
 
-  it('checks the command before it opens (and so migrates) the database', () => {
+  // Thirteen runs of the command, each a process starting tsx: about 10 s here, twice that on a loaded machine.
+  it('checks the command before it opens (and so migrates) the database', { timeout: 60_000 }, () => {
     const databasePath = tempDatabase();
     const refusals: Array<[string[], RegExp]> = [
       [['bogus'], /usage/],
