@@ -51,6 +51,8 @@ export interface paths {
          *     409 `AGENT_HAS_ACTIVE_SESSIONS` and nothing changes, unless `force=true`: then
          *     the agent goes together with all its sessions (active or expired) and their
          *     messages. Without `force`, expired sessions of the agent are deleted with it.
+         *     Each session deleted that was still retained (counted in `deletedSessions`) is
+         *     ended as endSession ends one: a `session.ended` event, before `agent.deleted`.
          */
         delete: operations["deleteAgent"];
         options?: never;
@@ -782,7 +784,9 @@ export interface components {
             metadata?: components["schemas"]["MessageMetadata"];
             /**
              * @description How the agent's reply comes back: `websocket` (default) answers at once;
-             *     `http` waits for the reply; `sse` streams this message and the reply.
+             *     `http` waits for the reply; `sse` streams this message and the reply. Not
+             *     `http` or `sse` on the agent's own message (400): it would wait for itself.
+             *     The wait ends at once when the session ends (404) or expires (410).
              * @enum {string}
              */
             transport?: "websocket" | "http" | "sse";
@@ -870,7 +874,8 @@ export interface components {
          *     renewal); `session.activity` (activity without renewal); `session.timeout_updated`;
          *     `session.warning` (the session reached `expiresAt − warningThresholdMinutes`; once
          *     per deadline; a change that brings that moment to now or before warns at once,
-         *     dated the change); `session.expired` (once); `session.ended`; `message.created`;
+         *     dated the change); `session.expired` (once); `session.ended` (endSession, and each
+         *     session an agent deleted with `force` takes with it); `message.created`;
          *     `agent.created`; `agent.deleted`.
          * @enum {string}
          */

@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
+import { createEventPump } from '../src/events/due-events.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
+import { logLines } from './helpers/log-lines.js';
 import { openStream } from './helpers/sse-client.js';
 import { startTestApp, type TestApp, type TestResponse } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
@@ -56,9 +58,12 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
-  it('answers 504 AGENT_REPLY_TIMEOUT after the timeout, keeping the message and naming it', async () => {
+  it('answers 504 AGENT_REPLY_TIMEOUT after the timeout, keeping the message and naming it; logged at info, without a stack', async () => {
     await t.close();
-    await start(50);
+    const { lines, stream } = logLines();
+    t = await startTestApp({ agentReplyTimeoutMs: 50, app: { logger: { level: 'info', stream } } });
+    agentId = await registerAgent(t);
+    ({ sessionId } = await createSession(t, { agentId }));
     const answer = await send({ transport: 'http' });
     expect(answer.status).toBe(504);
     expect(answer.body.error.code).toBe('AGENT_REPLY_TIMEOUT');
@@ -66,6 +71,9 @@ describe('transport http', () => {
     expect(message!.content).toBe('Hello, Eliza!');
     expect(answer.body.error.details).toContain(message!.id);
     expect(t.replies.size()).toBe(0);
+    // A slow agent is an expected outcome: nothing at warn or above (an alert on errors is not paged).
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+    expect(lines.find((line) => line.code === 'AGENT_REPLY_TIMEOUT')).toMatchObject({ level: 30, msg: 'request answered 504 AGENT_REPLY_TIMEOUT', details: answer.body.error.details });
   });
 
   it('replays the answer with the reply under the same Idempotency-Key, writing nothing; with no reply in time, the stored message', async () => {
@@ -107,6 +115,27 @@ describe('transport http', () => {
     expect(response.headers['retry-after']).toBeDefined();
     expect(response.body.error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', details: `the server is shutting down; message ${message!.id} is stored` });
     await start(); // for afterEach
+  });
+
+  it.each([
+    ['ended', () => t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })],
+    ['gone with its agent (force)', () => t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=true` })],
+  ])('ends the wait at once when the session is %s: 404, saying the message went with it', async (_how, end) => {
+    const answer = await sendAndReply({ transport: 'http' }, async () => expect((await end()).status).toBe(200));
+    const messageId = (answer.body.error.details as string).match(/message (\S+) /)?.[1];
+    expect(answer.status).toBe(404);
+    expect(answer.body.error).toMatchObject({ code: 'SESSION_NOT_FOUND', details: `the session was ended while message ${messageId} waited for the agent's reply; the message went with it` });
+    expect(t.replies.size()).toBe(0);
+  });
+
+  it('ends the wait at once when the session expires meanwhile: 410, the message stored', async () => {
+    const answer = await sendAndReply({ transport: 'http' }, async () => {
+      t.clock.advance(31 * 60_000);
+      expect(await createEventPump({ store: t.store, clock: t.clock }).tick()).toBe(2); // the warning, then the expiry
+    });
+    const [message] = await stored();
+    expect(answer.status).toBe(410);
+    expect(answer.body.error).toMatchObject({ code: 'SESSION_EXPIRED', details: `the session expired while message ${message!.id} waited for the agent's reply; the message is stored` });
   });
 
   it('releases the wait when the write fails: 404 for an unknown session, 410 for an expired one', async () => {
@@ -182,6 +211,14 @@ describe('mode (deprecated) and bad transports', () => {
     expect(await stored()).toEqual([]);
     expect(t.replies.size()).toBe(0);
   });
+
+  it.each(['http', 'sse'])("refuses transport %s on the agent's own message (it would wait for itself), naming the field and storing nothing", async (transport) => {
+    const answer = await send({ authorId: agentId, transport });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details).toMatch(new RegExp(`^body/transport ${transport} waits for the agent's reply, but the agent wrote this message`));
+    expect(await stored()).toEqual([]);
+    expect(t.replies.size()).toBe(0);
+  });
 });
 
 describe('transport sse', () => {
@@ -214,6 +251,16 @@ describe('transport sse', () => {
     expect(stream.events.map((event) => event.data.content)).toEqual(['anyone?']);
     expect(stream.comments).toContain('the server is shutting down');
     await start(); // for afterEach
+  });
+
+  it("closes after the user's message, saying so, when the session is ended while it waits", async () => {
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'anyone?', transport: 'sse' });
+    await stream.waitFor(1);
+    expect((await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
+    await stream.ended;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['anyone?']);
+    expect(stream.comments).toContain('the session was ended; the message went with it');
   });
 
   it("closes after the user's message when the agent does not reply in time", async () => {

@@ -96,6 +96,26 @@ describe('events of each operation', () => {
     ]);
   });
 
+  it('ends each retained session of an agent deleted with force, as endSession would, before agent.deleted', async () => {
+    const live = await newSession();
+    const expired = await newSession({ timeoutMinutes: 5 });
+    t.clock.advance(10 * MINUTE);
+    const before = (await log()).length;
+    const deleted = await t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=true` });
+    expect(deleted.body.data.deletedSessions).toBe(2);
+    const events = (await log()).slice(before);
+    expect(events.map((event) => [event.type, event.sessionId, event.occurredAt])).toEqual([
+      ['session.ended', expect.any(String), t.clock.now()],
+      ['session.ended', expect.any(String), t.clock.now()],
+      ['agent.deleted', undefined, t.clock.now()],
+    ]);
+    expect(events.slice(0, 2).map((event) => event.sessionId).sort()).toEqual([live, expired].sort());
+    for (const event of events) {
+      const view = { id: event.id, type: event.type, occurredAt: iso(event.occurredAt), agentId: event.agentId, data: event.data };
+      expect(isEventData(event.sessionId ? { ...view, sessionId: event.sessionId, userId: event.userId } : view), event.type).toBe(true);
+    }
+  });
+
   it('records nothing for a rejected request', async () => {
     const id = await newSession({ maxDurationMinutes: 30 });
     const before = await log();

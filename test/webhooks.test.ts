@@ -362,6 +362,33 @@ describe('webhook filters', () => {
     const received = hook.received.map((r) => JSON.parse(r.body));
     expect(received.map((event) => [event.type, event.agentId, event.sessionId])).toEqual([['session.created', agentId, mine.sessionId]]);
   });
+
+  it('reads each event once for a filter that matches rarely: a tick walks only what was recorded since the last', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    const { id } = await subscribe({ url: hook.url, types: ['agent.deleted'] });
+    const storedCursor = async () => (await t.store.listWebhooks()).find((webhook) => webhook.id === id)!.cursor;
+    const subscribedAt = await storedCursor();
+    for (let i = 0; i < 30; i += 1) await createSession(t, { agentId });
+    const head = await t.store.lastEventId();
+    const readsAfter: Array<string | undefined> = [];
+    const store = { ...t.store, listEvents: (query: Parameters<typeof t.store.listEvents>[0]) => (readsAfter.push(query.after), t.store.listEvents(query)) };
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 });
+    await send.tick();
+    expect(readsAfter).toEqual([subscribedAt]);
+    // Nothing recorded since: no read, and the claim stored how far the last one went.
+    await send.tick();
+    expect(readsAfter).toHaveLength(1);
+    expect(await storedCursor()).toBe(head);
+    await createSession(t, { agentId });
+    await send.tick();
+    expect(readsAfter).toEqual([subscribedAt, head]);
+    // A match after all that is still delivered.
+    const quiet = await registerAgent(t);
+    expect((await t.request({ method: 'DELETE', url: `/api/agents/${quiet}` })).status).toBe(200);
+    await send.tick();
+    expect(hook.received.map((r) => JSON.parse(r.body)).map((event) => [event.type, event.agentId])).toEqual([['agent.deleted', quiet]]);
+  });
 });
 
 describe('webhook claims (instances sharing a store)', () => {

@@ -20,8 +20,11 @@ export interface ReplyWait {
   readonly endedBy: WaitEnd | undefined;
 }
 
-/** The timeout ran out; `release()` was called; the app is closing (`closeAll`). */
-export type WaitEnd = 'timeout' | 'released' | 'shutdown';
+/**
+ * The timeout ran out; `release()` was called; the app is closing (`closeAll`); the
+ * session ended (or went with its agent) or expired: no reply can come.
+ */
+export type WaitEnd = 'timeout' | 'released' | 'shutdown' | 'ended' | 'expired';
 
 export interface AgentReplies {
   /**
@@ -74,7 +77,9 @@ export function createAgentReplies(
       const waiter = {
         sessionId,
         see(event: EventRecord) {
-          if (settled || event.type !== 'message.created') return;
+          if (settled) return;
+          if (event.type === 'session.ended' || event.type === 'session.expired') return settle(undefined, event.type === 'session.ended' ? 'ended' : 'expired');
+          if (event.type !== 'message.created') return;
           if (ownId === undefined) {
             early.push(event);
           } else if (!own) {

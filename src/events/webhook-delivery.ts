@@ -89,6 +89,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const actingNow = steadyWallTime(clock);
   const publicOnly = options.privateAddresses === 'deny' ? new Agent({ connect: { lookup: publicOnlyLookup } }) : undefined;
   const busy = new Set<string>();
+  /**
+   * Per webhook: the last event id a read went past finding nothing for it. Else a filter
+   * that matches rarely (a quiet agent, a rare type) would walk every event since its last
+   * match on every tick: the next claim moves the cursor here.
+   */
+  const readPast = new Map<string, string>();
   /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
   const holder = randomUUID();
   let timer: NodeJS.Timeout | undefined;
@@ -137,10 +143,15 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
   }
 
-  /** This dispatcher's claim on the webhook, with its stored state; undefined when another server's dispatcher has it. */
+  /**
+   * This dispatcher's claim on the webhook, with its stored state; undefined when another
+   * server's dispatcher has it. The claim stores what the last read passed over.
+   */
   async function claim(state: WebhookRecord): Promise<WebhookRecord | undefined> {
     const now = clock.now();
-    const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS);
+    const passed = readPast.get(state.id);
+    readPast.delete(state.id);
+    const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS, passed);
     return claimed && isDue(claimed, now) ? claimed : undefined;
   }
 
@@ -150,8 +161,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const claimed = await claim(state);
       if (!claimed) return;
       state = claimed;
+      // Read before the events: the read below sees at least these.
+      const head = await store.lastEventId();
+      if (head === undefined || BigInt(head) <= BigInt(state.cursor)) return;
       const [event] = await store.listEvents({ after: state.cursor, types: state.types, agentId: state.agentId, agentIds: state.agentIds, limit: 1 });
-      if (!event) return;
+      if (!event) {
+        readPast.set(state.id, head);
+        return;
+      }
       const started = performance.now();
       const outcome = await post(state, event);
       if (!outcome) {
@@ -194,6 +211,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   async function tick(): Promise<void> {
     const webhooks = await listWebhooks();
+    const listed = new Set(webhooks.map((webhook) => webhook.id));
+    for (const id of readPast.keys()) if (!listed.has(id)) readPast.delete(id);
     const now = clock.now();
     const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id));
     await Promise.all(

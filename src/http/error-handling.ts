@@ -75,6 +75,8 @@ export function answerInEnvelope(error: FastifyError, request: FastifyRequest, r
   const apiError = toApiError(error, request);
   if (apiError.status >= 500) {
     if (error instanceof StorageFault && request.server.logStorageFault) request.server.logStorageFault(request, error);
+    // An answer the server chose (the agent did not reply in time, shutting down) is no failure of its own: no stack, below `warn`.
+    else if (error instanceof ApiError) request.log.info({ code: error.code, details: error.details }, `request answered ${error.status} ${error.code}`);
     else request.log.error({ err: error }, 'request failed');
   }
   if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);

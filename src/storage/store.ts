@@ -64,7 +64,8 @@ export interface MessageQuery {
 }
 
 export type DeleteAgentOutcome =
-  | { kind: 'deleted'; deletedSessions: number; agent: AgentRecord }
+  /** `sessions`: those deleted that were still retained (not yet due for purge), as stored. */
+  | { kind: 'deleted'; sessions: SessionRecord[]; agent: AgentRecord }
   | { kind: 'not_found' }
   | { kind: 'has_active_sessions'; activeSessions: number };
 
@@ -334,7 +335,11 @@ export interface Store {
    * it announced; fewer than `limit` when nothing more is due.
    */
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
-  /** Deletes about `limit` of the events that occurred before `cutoff`, oldest first (a log that keeps events in rows of many deletes whole rows: a few more); returns how many. */
+  /**
+   * Deletes about `limit` of the events recorded before `cutoff`, oldest first (a log that
+   * keeps events in rows of many deletes whole rows: a few more); returns how many. An
+   * event announceDue recorded after its occurredAt is kept from when it was recorded.
+   */
   purgeEvents(cutoff: number, limit: number): Promise<number>;
 
   insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;
@@ -353,8 +358,10 @@ export interface Store {
    * runs past `now` or the webhook is gone. A claim running out more than twice as far
    * ahead as this one would is taken as run out: made by a clock since set back (a
    * claim's length allows for clocks that far apart). `until` = `now` gives a claim back.
+   * `passed`: the holder read the log through this event id and found nothing the webhook
+   * takes; the claim moves the cursor there (never back), so that no read walks those again.
    */
-  claimWebhook(id: string, holder: string, now: number, until: number): Promise<WebhookRecord | undefined>;
+  claimWebhook(id: string, holder: string, now: number, until: number, passed?: string): Promise<WebhookRecord | undefined>;
 
   /** Throws when the store cannot be read. */
   ping(): Promise<void>;

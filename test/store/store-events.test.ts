@@ -172,6 +172,21 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect((await store.listEvents({ limit: 10 })).map((e) => e.occurredAt)).toEqual([T0 + 10 * MINUTE, T0]);
     });
 
+    it('keeps a due event announced late from when it was recorded, not from its earlier due moment', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      await store.insertSession(sessionRecord(agent.id), { events: created });
+      // Announced ten hours after the session expired (the server was down, or time passed).
+      const late = T0 + 10 * 60 * MINUTE;
+      expect(await store.announceDue(late, 10, announce)).toBe(2);
+      const announced = (await store.listEvents({ limit: 10 })).slice(1);
+      expect(announced.map((e) => [e.type, e.occurredAt < late])).toEqual([['session.warning', true], ['session.expired', true]]);
+      // An hour's retention then: the creation goes, the announcements stay for that hour.
+      expect(await store.purgeEvents(late - 60 * MINUTE, 10)).toBe(1);
+      expect(await store.listEvents({ limit: 10 })).toEqual(announced);
+      expect(await store.purgeEvents(late + 1, 10)).toBe(2);
+    });
+
     it('lists nothing after an id past the largest the log can give (the spec allows 19 digits)', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);
@@ -339,6 +354,19 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.claimWebhook(webhook.id, 'a', back - CLAIM + 1, back + 1)).toBeUndefined();
       await store.deleteWebhook(webhook.id);
       expect(await other.claimWebhook(webhook.id, 'b', back, back + CLAIM)).toBeUndefined();
+    });
+
+    it('moves the cursor, with the claim, past what the holder read finding nothing: never back, and not on a claim refused', async () => {
+      const webhook = webhookRecord({ cursor: '5' });
+      await store.insertWebhook(webhook);
+      const other = await backend.openSibling();
+      const CLAIM = 15_000;
+      const cursor = async () => (await store.listWebhooks())[0]?.cursor;
+      expect(await store.claimWebhook(webhook.id, 'a', T0, T0 + CLAIM, '40')).toEqual({ ...webhook, cursor: '40' });
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + 1, T0 + 1 + CLAIM, '90')).toBeUndefined();
+      expect(await cursor()).toBe('40');
+      expect((await store.claimWebhook(webhook.id, 'a', T0 + 2, T0 + 2 + CLAIM, '30'))?.cursor).toBe('40');
+      expect((await store.claimWebhook(webhook.id, 'a', T0 + 3, T0 + 3 + CLAIM))?.cursor).toBe('40');
     });
 
     it('records a delivery with the new state, latest first; nothing for a deleted webhook; keeps the last 100', async () => {

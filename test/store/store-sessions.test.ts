@@ -53,13 +53,14 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.deleteAgent(agent.id, { force: false, now, purgeCutoff: 0 })).toEqual({ kind: 'has_active_sessions', activeSessions: 1 });
       expect(await store.getSession(active.id)).toBeDefined();
       const outcome = await store.deleteAgent(agent.id, { force: true, now, purgeCutoff: 0 });
-      expect(outcome).toEqual({ kind: 'deleted', deletedSessions: 2, agent });
+      expect(outcome).toEqual({ kind: 'deleted', sessions: expect.arrayContaining([active, expired]), agent });
+      expect(outcome.kind === 'deleted' && outcome.sessions).toHaveLength(2);
       expect(await store.getAgent(agent.id)).toBeUndefined();
       expect(await store.getSession(expired.id)).toBeUndefined();
       expect(await store.deleteAgent(agent.id, { force: true, now, purgeCutoff: 0 })).toEqual({ kind: 'not_found' });
     });
 
-    it('counts in deletedSessions only the sessions not yet past their retention (those past it were gone for every reader)', async () => {
+    it('gives back, as stored, only the sessions deleted not yet past their retention (those past it were gone for every reader)', async () => {
       const agent = await withAgent();
       const live = sessionRecord(agent.id);
       const retained = sessionRecord(agent.id, { expiresAt: T0 + 2 * MINUTE, warnsAt: T0 + MINUTE });
@@ -67,7 +68,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       for (const session of [live, retained, pastRetention]) await store.insertSession(session);
       // Sessions expiring at or before the cutoff are past their retention (not yet purged).
       const outcome = await store.deleteAgent(agent.id, { force: true, now: T0 + 3 * MINUTE, purgeCutoff: T0 + MINUTE });
-      expect(outcome).toEqual({ kind: 'deleted', deletedSessions: 2, agent });
+      expect(outcome).toEqual({ kind: 'deleted', sessions: expect.arrayContaining([live, retained]), agent });
+      expect(outcome.kind === 'deleted' && outcome.sessions).toHaveLength(2);
       for (const session of [live, retained, pastRetention]) expect(await store.getSession(session.id)).toBeUndefined();
     });
 
@@ -84,7 +86,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         // Inserted before the delete: deleted with the agent; after: refused (no agent).
         expect(left.total).toBe(0);
         const insertedBefore = inserted.filter(Boolean).length;
-        expect(deleted.kind === 'deleted' && deleted.deletedSessions).toBe(insertedBefore);
+        expect(deleted.kind === 'deleted' && deleted.sessions.length).toBe(insertedBefore);
       }
     });
   });

@@ -1,6 +1,6 @@
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
-import { agentEvent } from '../../events/event-records.js';
+import { agentEvent, sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 
@@ -12,7 +12,11 @@ export const deleteAgent =
     const outcome = await store.deleteAgent(
       agentId,
       { force: request.query.force === true, now, purgeCutoff: purgeCutoff(now, retentionMs) },
-      { events: (deleted) => (deleted.kind === 'deleted' ? [agentEvent('agent.deleted', deleted.agent, now)] : []) },
+      // Each session that goes with it ends as endSession ends one, before the agent goes.
+      {
+        events: (deleted) =>
+          deleted.kind === 'deleted' ? [...deleted.sessions.map((session) => sessionEvent('session.ended', session, now)), agentEvent('agent.deleted', deleted.agent, now)] : [],
+      },
     );
     switch (outcome.kind) {
       case 'not_found':
@@ -23,6 +27,6 @@ export const deleteAgent =
           `${outcome.activeSessions} active session(s); retry with force=true to delete them`,
         );
       case 'deleted':
-        return { success: true, data: { message: 'Agent deleted', deletedSessions: outcome.deletedSessions } };
+        return { success: true, data: { message: 'Agent deleted', deletedSessions: outcome.sessions.length } };
     }
   };

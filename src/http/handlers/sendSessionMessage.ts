@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import type { components } from '../../../generated/api.js';
-import type { ReplyWait } from '../../events/agent-replies.js';
+import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
@@ -60,6 +60,9 @@ export const sendSessionMessage =
         if (authorId !== active.userId && authorId !== active.agentId) {
           throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
         }
+        if (wait && authorId === active.agentId) {
+          throw new ApiError('INVALID_REQUEST', `body/transport ${transport} waits for the agent's reply, but the agent wrote this message: send it without transport (or websocket)`);
+        }
         const activity = recordActivity(active, now);
         const position = nextPosition(now, lastPosition);
         return {
@@ -103,6 +106,12 @@ export const sendSessionMessage =
     if (!agentMessage && wait.endedBy === 'shutdown') {
       throw new ApiError('SERVICE_UNAVAILABLE', `the server is shutting down; message ${sent.message.id} is stored`);
     }
+    if (!agentMessage && wait.endedBy === 'ended') {
+      throw new ApiError('SESSION_NOT_FOUND', `the session was ended while message ${sent.message.id} waited for the agent's reply; the message went with it`);
+    }
+    if (!agentMessage && wait.endedBy === 'expired') {
+      throw new ApiError('SESSION_EXPIRED', `the session expired while message ${sent.message.id} waited for the agent's reply; the message is stored`);
+    }
     if (!agentMessage) {
       throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
     }
@@ -131,13 +140,20 @@ function agentResponseOf(event: EventRecord): Schemas['AgentResponse'] {
 }
 
 /** transport sse: the user's message.created, then the agent's, then the end. */
+/** The comment that ends a reply stream without a reply, by why the wait ended. */
+const NO_REPLY_BECAUSE: Partial<Record<WaitEnd, string>> = {
+  shutdown: 'the server is shutting down',
+  ended: 'the session was ended; the message went with it',
+  expired: 'the session expired; no reply can come',
+};
+
 async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefined> {
   const raw = startStream(reply, 201);
   const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
   const own = await wait.own;
   if (own) write(frame(own));
   const answer = await wait.reply;
-  write(answer ? frame(answer) : wait.endedBy === 'shutdown' ? ': the server is shutting down\n\n' : ': no reply from the agent in time\n\n');
+  write(answer ? frame(answer) : `: ${NO_REPLY_BECAUSE[wait.endedBy!] ?? 'no reply from the agent in time'}\n\n`);
   raw.end();
   return undefined;
 }

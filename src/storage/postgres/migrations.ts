@@ -193,6 +193,11 @@ export const migrations: readonly string[] = [
   ALTER TABLE webhooks ADD COLUMN created_by_key text COLLATE "C";
   CREATE INDEX webhooks_by_key ON webhooks (created_by_key) WHERE created_by_key IS NOT NULL;
   `,
+  // 9: when a due event announced late was recorded (NULL: when it occurred), which the
+  // purge keeps it from: else the next purge took it before any webhook had it.
+  `
+  ALTER TABLE events ADD COLUMN recorded_at bigint;
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

@@ -197,15 +197,17 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
    * trip to this process, whose event loop may be busy. Held across a round trip, it
    * capped every instance together at a few hundred event-writing transactions a second.
    */
-  async function appendEvents(client: Client, events: EventInput[]): Promise<boolean> {
+  async function appendEvents(client: Client, events: EventInput[], recordedAt?: number): Promise<boolean> {
     if (events.length === 0) return false;
     const text = (value: string | undefined) => (value === undefined ? 'NULL' : client.escapeLiteral(value.replaceAll('\u0000', '\uFFFD')));
+    // NULL: recorded when it occurred. Set for due events announced late (see purgeEvents).
+    const recorded = (e: EventInput) => (recordedAt === undefined || recordedAt <= e.occurredAt ? 'NULL::bigint' : `${Math.trunc(recordedAt)}::bigint`);
     const rows = events.map(
-      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`,
+      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${recorded(e)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`,
     );
-    const statement = `INSERT INTO events (type, occurred_at, agent_id, session_id, user_id, data)
+    const statement = `INSERT INTO events (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
        SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,
-         (VALUES ${rows.join(', ')}) AS e (type, occurred_at, agent_id, session_id, user_id, data)
+         (VALUES ${rows.join(', ')}) AS e (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
        RETURNING pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
     sendAtCommit(client, statement);
     return true;
@@ -396,13 +398,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         );
         const activeSessions = active.rows[0]?.n ?? 0;
         if (activeSessions > 0 && !force) return { kind: 'has_active_sessions', activeSessions };
-        const deleted = await run<{ n: number }>(
+        const deleted = await run<SessionRow>(
           client,
-          'WITH gone AS (DELETE FROM sessions WHERE agent_id = $1 RETURNING expires_at) SELECT count(*) FILTER (WHERE expires_at > $2)::bigint AS n FROM gone',
+          'WITH gone AS (DELETE FROM sessions WHERE agent_id = $1 RETURNING *) SELECT * FROM gone WHERE expires_at > $2',
           [id, purgeCutoff],
         );
         await run(client, 'DELETE FROM agents WHERE id = $1', [id]);
-        const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions: deleted.rows[0]?.n ?? 0, agent: toAgent(agent) };
+        const outcome: DeleteAgentOutcome = { kind: 'deleted', sessions: deleted.rows.map(toSession), agent: toAgent(agent) };
         if (await writeCarried(client, carried, outcome)) wrote();
         return outcome;
       }).finally(() => agentCache.forget(id));
@@ -584,20 +586,20 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           }
           [, { rows }] = (await runTogether(client, [update, readNextDue])) as [pg.QueryResult, pg.QueryResult<SessionRow>];
         }
-        if (await appendEvents(client, events)) wrote();
+        if (await appendEvents(client, events, now)) wrote();
         return announced;
       });
     },
     async purgeEvents(cutoff, limit) {
-      // The oldest in log order, up to the first that occurred inside the retention: an event
-      // recorded late with an earlier time (a due event announced after a restart) stays
-      // with those recorded around it, as on SQLite. The rows are locked in id order (no
-      // deadlock between instances purging at once): another instance waits, then takes
-      // the oldest rows left.
+      // The oldest in log order, up to the first recorded inside the retention: a due event
+      // announced late (after a restart, or once time passed) is kept from when it was
+      // recorded, not from its earlier occurredAt, as on SQLite. The rows are locked in id
+      // order (no deadlock between instances purging at once): another instance waits,
+      // then takes the oldest rows left.
       const purged = await query(
-        `WITH oldest AS (SELECT id, occurred_at FROM events ORDER BY id LIMIT $2 FOR UPDATE)
+        `WITH oldest AS (SELECT id, coalesce(recorded_at, occurred_at) AS recorded_at FROM events ORDER BY id LIMIT $2 FOR UPDATE)
          DELETE FROM events WHERE id IN
-           (SELECT id FROM oldest WHERE id < coalesce((SELECT min(id) FROM oldest WHERE occurred_at >= $1), 9223372036854775807))`,
+           (SELECT id FROM oldest WHERE id < coalesce((SELECT min(id) FROM oldest WHERE recorded_at >= $1), 9223372036854775807))`,
         [cutoff, limit],
       );
       return purged.rowCount ?? 0;
@@ -660,12 +662,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         return true;
       });
     },
-    async claimWebhook(id, holder, now, until) {
+    async claimWebhook(id, holder, now, until, passed) {
       const { rows } = await query<WebhookRow>(
-        `UPDATE webhooks SET claimed_by = $2, claimed_until = $4
+        `UPDATE webhooks SET claimed_by = $2, claimed_until = $4, cursor = greatest(cursor, coalesce($5::bigint, cursor))
           WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3 OR claimed_until > 2 * $4::bigint - $3)
           RETURNING *`,
-        [id, holder, now, until],
+        [id, holder, now, until, passed ?? null],
       );
       return rows[0] && toWebhook(rows[0]);
     },

@@ -32,6 +32,7 @@ export const NEXT_EVENT_ID_SQL = '(SELECT coalesce((SELECT id + max(n, 1) FROM e
 interface Pending {
   event: EventInput;
   data: string;
+  recordedAt: number;
 }
 
 interface LogRow {
@@ -70,13 +71,13 @@ interface EventLogOptions {
 export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW }: EventLogOptions = {}) {
   const statements = {
     nextId: db.prepare<[], number>(`SELECT ${NEXT_EVENT_ID_SQL}`).pluck(),
-    insertRow: db.prepare<[number, number, number, string]>('INSERT INTO event_log (id, n, occurred_at, events) VALUES (?, ?, ?, ?)'),
+    insertRow: db.prepare<[number, number, number, string]>('INSERT INTO event_log (id, n, recorded_at, events) VALUES (?, ?, ?, ?)'),
     // A row of no events only keeps the ids going (NEXT_EVENT_ID_SQL).
     lastId: db.prepare<[], number>('SELECT id + n - 1 FROM event_log WHERE n > 0 ORDER BY id DESC LIMIT 1').pluck(),
     // The row that holds the event with this id, or the first after it.
     rowFrom: db.prepare<[number], number>('SELECT coalesce(max(id), 0) FROM event_log WHERE id <= ?').pluck(),
-    // The trim walks the log from its oldest row (no index on occurred_at: one B-tree fewer).
-    oldestRows: db.prepare<[number], { id: number; n: number; occurred_at: number }>('SELECT id, n, occurred_at FROM event_log ORDER BY id LIMIT ?'),
+    // The trim walks the log from its oldest row (no index on recorded_at: one B-tree fewer).
+    oldestRows: db.prepare<[number], { id: number; n: number; recorded_at: number }>('SELECT id, n, recorded_at FROM event_log ORDER BY id LIMIT ?'),
     deleteThrough: db.prepare<[number]>('DELETE FROM event_log WHERE id <= ?'),
     anyRow: db.prepare<[], number>('SELECT 1 FROM event_log LIMIT 1').pluck(),
   };
@@ -94,9 +95,12 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
   let pending: Pending[] = [];
 
   return {
-    /** Adds events to the open transaction's; `flush` writes them. */
-    append(events: EventInput[]): void {
-      for (const event of events) pending.push({ event, data: storedEventData(event) });
+    /**
+     * Adds events to the open transaction's; `flush` writes them. `recordedAt`: the
+     * write's now, when its events may have occurred before (due events announced late).
+     */
+    append(events: EventInput[], recordedAt = -Infinity): void {
+      for (const event of events) pending.push({ event, data: storedEventData(event), recordedAt: Math.max(event.occurredAt, recordedAt) });
     },
     /** Where the open transaction's events stand; `rollbackTo` goes back there (a savepoint rolled back). */
     mark: (): number => pending.length,
@@ -118,14 +122,14 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
       for (let from = 0; from < pending.length; from += EVENTS_PER_ROW) {
         const to = Math.min(from + EVENTS_PER_ROW, pending.length);
         let text = '[';
-        let occurredAt = -Infinity;
+        let recordedAt = -Infinity;
         for (let k = from; k < to; k += 1) {
-          const { event, data } = pending[k]!;
+          const { event, data, recordedAt: eventRecordedAt } = pending[k]!;
           text += (k > from ? ',' : '') + storedEvent(event, data, k > from ? pending[k - 1]!.event : undefined);
-          occurredAt = Math.max(occurredAt, event.occurredAt);
+          recordedAt = Math.max(recordedAt, eventRecordedAt);
           if (record) written.push(writtenEvent(String(id + k - from), event, data));
         }
-        statements.insertRow.run(id, to - from, occurredAt, `${text}]`);
+        statements.insertRow.run(id, to - from, recordedAt, `${text}]`);
         id += to - from;
       }
       pending = [];
@@ -165,17 +169,18 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
       return events;
     },
     /**
-     * Deletes the oldest rows whose events all occurred before `cutoff`, about `limit`
+     * Deletes the oldest rows whose events were all recorded before `cutoff`, about `limit`
      * events (whole rows); returns how many events. Rows go in log order, up to the first
-     * with an event inside the retention: an event recorded late with an earlier occurredAt
-     * (a due event announced after a restart) goes with those recorded around it.
+     * with an event recorded inside the retention. A due event announced late (after a
+     * restart, or once time passed) is kept from when it was recorded, not from its
+     * earlier occurredAt: else the next trim took it before any webhook had it.
      */
     trim(cutoff: number, limit: number): number {
-      let through: { id: number; n: number; occurred_at: number } | undefined;
+      let through: { id: number; n: number; recorded_at: number } | undefined;
       let count = 0;
       // One more row: the first may be a row of no events.
       for (const row of statements.oldestRows.all(limit + 1)) {
-        if ((row.n > 0 && row.occurred_at >= cutoff) || count >= limit) break;
+        if ((row.n > 0 && row.recorded_at >= cutoff) || count >= limit) break;
         through = row;
         count += row.n;
       }

@@ -93,9 +93,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // comes later is told to read the log until the commits it missed have been handed over.
   let unrecorded = false;
   let committedUnrecorded = false;
-  function appendEvents(events: EventInput[]): void {
+  function appendEvents(events: EventInput[], recordedAt?: number): void {
     if (events.length === 0) return;
-    log.append(events);
+    log.append(events, recordedAt);
     eventsWritten = true;
   }
   /** The group commit's last step: the batch's events, written in its transaction. */
@@ -124,14 +124,11 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (!agent) return { kind: 'not_found' };
     const active = statements.countActiveSessionsOfAgent.get({ agentId: id, now })?.n ?? 0;
     if (active > 0 && !force) return { kind: 'has_active_sessions', activeSessions: active };
-    let deletedSessions = 0;
-    for (const session of statements.countedSessionsOfAgent.all(id)) {
-      counts.note(session, -1);
-      if (session.expires_at > purgeCutoff) deletedSessions += 1;
-    }
+    const sessions = statements.retainedSessionsOfAgent.all({ agentId: id, purgeCutoff }).map(sessionFromTuple);
+    for (const session of statements.countedSessionsOfAgent.all(id)) counts.note(session, -1);
     statements.deleteSessionsOfAgent.run(id);
     statements.deleteAgent.run(id);
-    const outcome: DeleteAgentOutcome = { kind: 'deleted', deletedSessions, agent: toAgent(agent) };
+    const outcome: DeleteAgentOutcome = { kind: 'deleted', sessions, agent: toAgent(agent) };
     writeCarried(carried, outcome);
     return outcome;
   });
@@ -205,7 +202,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     if (warned.length > 0) statements.addExpiryEntries.run(JSON.stringify(warned));
     if (expiredKept.length > 0) statements.markExpiryAnnouncedOnly.run(JSON.stringify(expiredKept));
     if (expiredChanged.length > 0) statements.markExpiryAnnounced.run(JSON.stringify(expiredChanged));
-    appendEvents(events);
+    appendEvents(events, now);
     return announced;
   });
 
@@ -597,8 +594,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listDeliveries(webhookId, limit) {
       return statements.listDeliveries.all(webhookId, limit).map(toDelivery);
     },
-    async claimWebhook(id, holder, now, until) {
-      const claimed = await write(() => statements.claimWebhook.get({ id, holder, now, until }));
+    async claimWebhook(id, holder, now, until, passed) {
+      const claimed = await write(() => statements.claimWebhook.get({ id, holder, now, until, passed: passed === undefined ? null : Number(passed) }));
       return claimed && toWebhook(claimed);
     },
     async ping() {

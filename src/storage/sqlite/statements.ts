@@ -59,6 +59,11 @@ export function prepareStatements(db: Database.Database) {
     ),
     deleteSessionsOfAgent: prepare<[string]>(db, 'DELETE FROM sessions WHERE agent_id = ?'),
     countedSessionsOfAgent: prepare<[string], CountedSession>(db, 'SELECT rowid, agent_id, user_id, expires_at, warns_at FROM sessions WHERE agent_id = ?'),
+    retainedSessionsOfAgent: prepare<{ agentId: string; purgeCutoff: number }, StoredSessionTuple>(
+      db,
+      `SELECT ${SESSION_COLUMNS_BUT_ANNOUNCED}, ${ANNOUNCED_NOW_SQL}, sessions.rowid FROM sessions WHERE agent_id = @agentId AND expires_at > @purgeCutoff`,
+      'raw',
+    ),
     insertSession: prepare<[SessionRow]>(
       db,
       `INSERT INTO sessions (id, agent_id, user_id, created_at, last_activity, anchor_at, expires_at, warns_at,
@@ -145,9 +150,9 @@ export function prepareStatements(db: Database.Database) {
     ),
     listWebhooks: prepare<[], WebhookRow>(db, 'SELECT * FROM webhooks ORDER BY created_at, rowid'),
     deleteWebhook: prepare<[string]>(db, 'DELETE FROM webhooks WHERE id = ?'),
-    claimWebhook: prepare<{ id: string; holder: string; now: number; until: number }, WebhookRow>(
+    claimWebhook: prepare<{ id: string; holder: string; now: number; until: number; passed: number | null }, WebhookRow>(
       db,
-      `UPDATE webhooks SET claimed_by = @holder, claimed_until = @until
+      `UPDATE webhooks SET claimed_by = @holder, claimed_until = @until, cursor = max(cursor, coalesce(@passed, cursor))
         WHERE id = @id AND (claimed_by IS NULL OR claimed_by = @holder OR claimed_until <= @now OR claimed_until > 2 * @until - @now)
         RETURNING *`,
     ),
