@@ -12,7 +12,7 @@ import { migrate, migrations } from '../src/storage/sqlite/migrations.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord } from '../src/storage/store.js';
 import { registerAgent, USER_ID } from './helpers/fixtures.js';
-import { MINUTE } from './helpers/fake-clock.js';
+import { fakeClock, MINUTE } from './helpers/fake-clock.js';
 import { startTestApp, type TestApp, type TestRequest } from './helpers/test-app.js';
 
 const apps: TestApp[] = [];
@@ -272,6 +272,24 @@ describe('Idempotency-Key', () => {
     expect(fresh.status).toBe(201);
     expect(fresh.headers['idempotent-replayed']).toBeUndefined();
     expect(fresh.body.sessionId).not.toBe(first.body.sessionId);
+  });
+
+  it('keeps its 24 hours on the steady wall time: a clock stepped a day ahead replays until the step has held a minute', async () => {
+    let steady = 0;
+    const t = await start({ clock: Object.assign(fakeClock(), { monotonic: () => steady }) });
+    const { request } = (await idempotentRequests(t)).createSession!;
+    const key = randomUUID();
+    const first = await t.request(keyed(request, key));
+    t.clock.advance(25 * 60 * MINUTE); // stepped, not passed: 1 s of monotonic time
+    steady += 1000;
+    const retry = await t.request(keyed(request, key));
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.body.sessionId).toBe(first.body.sessionId);
+    // Once the step has held, it is the time: the record is a day old, the key free.
+    steady += 61_000;
+    const later = await t.request(keyed(request, key));
+    expect(later.headers['idempotent-replayed']).toBeUndefined();
+    expect(later.body.sessionId).not.toBe(first.body.sessionId);
   });
 
   it('belongs to the API key that sent it: another key may use the same Idempotency-Key', async () => {

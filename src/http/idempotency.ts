@@ -12,7 +12,7 @@
 // answers are those a lookup first would give.
 import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
-import type { Clock } from '../domain/clock.js';
+import { type Clock, steadyWallTime } from '../domain/clock.js';
 import { ApiError } from '../errors.js';
 import { specDocument } from '../spec.js';
 import { IdempotencyKeyTaken, type Carried, type IdempotencyRecord, type Store } from '../storage/store.js';
@@ -112,15 +112,19 @@ export function sendCarriedAnswer(request: FastifyRequest, reply: FastifyReply):
  * it the stored one: for a handler whose answer is known only after its write (the
  * agent's reply waited for), so that a replay answers what the first request got.
  */
-export async function sendSettledAnswer(request: FastifyRequest, reply: FastifyReply, store: Store, clock: Clock, answer: unknown): Promise<FastifyReply> {
+export async function sendSettledAnswer(request: FastifyRequest, reply: FastifyReply, store: Store, answer: unknown): Promise<FastifyReply> {
   const body = JSON.stringify(answer);
   const pending = request.idempotency;
-  if (pending) await store.settleIdempotencyRecord({ ...pending, status: reply.statusCode, body }, clock.now());
+  // Live as of its own making: this request wrote it (a wait is far shorter than its 24 hours).
+  if (pending) await store.settleIdempotencyRecord({ ...pending, status: reply.statusCode, body }, pending.createdAt);
   return reply.type(JSON_TYPE).send(body);
 }
 
 export function installIdempotency(app: FastifyInstance, { store, clock }: { store: Store; clock: Clock }): void {
   const operations = idempotentOperations();
+  // A record's 24 hours run on the steady wall time: a clock stepped a day ahead for a
+  // moment neither makes a retry write again nor lets the record be replaced.
+  const actingNow = steadyWallTime(clock);
   /**
    * scope + key → the record of the request running under it, in this process. Not the
    * request: this long-lived map holding every keyed request in flight made young
@@ -134,7 +138,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     const pending = request.idempotency;
     // Its own write was built (and failed after): the key was free, there is nothing to replay.
     if (!pending || (pending.answer !== undefined && !(error instanceof IdempotencyKeyTaken))) throw error;
-    const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, clock.now());
+    const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, pending.createdAt);
     if (!recorded) throw error;
     if (!sameRequest(recorded.fingerprint, pending, request)) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
@@ -168,7 +172,7 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (running.has(slot)) {
       return done(new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key is in use by a request still running; retry later'));
     }
-    const now = clock.now();
+    const now = actingNow();
     const pending = { scope, key, fingerprint: fingerprintOf(request), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };
     running.set(slot, pending);
     request.idempotency = pending;

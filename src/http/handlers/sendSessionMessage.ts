@@ -117,7 +117,7 @@ export const sendSessionMessage =
     }
     const { sessionStatus } = sentView(sent, now);
     const answer = { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };
-    return sendSettledAnswer(request, reply, store, clock, answer) as never;
+    return sendSettledAnswer(request, reply, store, answer) as never;
   };
 
 /** `transport`, or what the deprecated `mode` means; both given must agree. */
