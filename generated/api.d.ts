@@ -1822,6 +1822,8 @@ export interface operations {
             /** @description `METRICS_TOKEN` is set and the request does not carry it, or the server has API keys, no `METRICS_TOKEN`, and the request has no valid key (`UNAUTHORIZED`). */
             401: {
                 headers: {
+                    /** @description How to authenticate (with `METRICS_TOKEN`, `Bearer realm="sessions-api-metrics"`). */
+                    "WWW-Authenticate"?: string;
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };

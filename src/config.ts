@@ -136,6 +136,9 @@ function parseApiKeys(env: Env): string[] {
   const keys = parseList(env, 'API_KEYS');
   const short = keys.findIndex((key) => key.length < MIN_API_KEY_LENGTH);
   if (short >= 0) throw new ConfigError(`API_KEYS: key ${short + 1} must be at least ${MIN_API_KEY_LENGTH} characters`);
+  // Sent in a header (X-API-KEY, or Authorization: Bearer): a space or a non-ASCII character never arrives as written.
+  const unsendable = keys.findIndex((key) => !/^[\x21-\x7e]+$/.test(key));
+  if (unsendable >= 0) throw new ConfigError(`API_KEYS: key ${unsendable + 1} must be visible ASCII without spaces (it is sent in a header); not shown here`);
   return keys;
 }
 

@@ -38,7 +38,8 @@ if (values.help) {
 }
 const [command, ...rest] = positionals;
 /** Control characters (a newline, an escape) would let a name forge lines of `list`. */
-const CONTROL = /\p{Cc}/u;
+// Controls, formats (bidi overrides, zero-width, BOM) and line or paragraph separators: each can forge or disguise a line of `list`.
+const FORBIDDEN_IN_NAME = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 let config: ServerConfig;
 try {
@@ -65,7 +66,7 @@ function commandToRun(): (store: Store) => Promise<void> {
       const agentIds = [...new Set(values.agent ?? [])];
       const admin = values.admin === true;
       if (!name || [...name].length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
-      if (CONTROL.test(name)) fail('--name must not contain control characters (newlines, tabs, escapes)');
+      if (FORBIDDEN_IN_NAME.test(name)) fail('--name must not contain control or format characters (newlines, tabs, escapes, line separators, bidi overrides)');
       if (admin && agentIds.length > 0) fail(`give --admin (every agent) or --agent <agentId> (those agents), not both\n${USAGE}`);
       if (!admin && agentIds.length === 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);
       const badAgent = agentIds.find((id) => !UUID.test(id));

@@ -93,6 +93,10 @@ describe('loadConfig', () => {
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
     [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
     [{ API_KEYS: 'long-enough-key-0001,short' }, /API_KEYS: key 2 must be at least 16 characters/],
+    // A header never carries these as written: the key could never authenticate.
+    [{ API_KEYS: 'ключ-ключ-ключ-ключ' }, /^API_KEYS: key 1 must be visible ASCII without spaces \(it is sent in a header\); not shown here$/],
+    [{ API_KEYS: 'long-enough-key-0001,clé-secrète-0123456789' }, /API_KEYS: key 2 must be visible ASCII/],
+    [{ API_KEYS: 'long enough key 0001' }, /API_KEYS: key 1 must be visible ASCII/],
     // Meant to turn keys on, these would have left every operation open.
     [{ API_KEYS: ',' }, /API_KEYS: item 1 of 2 is empty/],
     [{ API_KEYS: ' , ,' }, /API_KEYS: item 1 of 3 is empty/],

@@ -4,7 +4,7 @@
 // so a new operation, or an operation whose rule changes, is held to them at once.
 import { describe, expect, it } from 'vitest';
 import { adminOnlyOperations, openOperations } from '../src/http/auth.js';
-import { type SpecOperation, specOperations } from '../src/spec.js';
+import { type SpecOperation, specDocument, specOperations } from '../src/spec.js';
 
 /** What may answer, and when. */
 function statusesFromHooks(operation: SpecOperation): string[] {
@@ -33,5 +33,20 @@ describe('the statuses of the shared hooks', () => {
         .map((status) => `${operation.operationId} ${status}`),
     );
     expect(missing).toEqual([]);
+  });
+});
+
+describe('the 401 answers', () => {
+  it('declare the WWW-Authenticate header every 401 carries, on every operation', () => {
+    type Response = { $ref?: string; headers?: Record<string, unknown> };
+    const document = specDocument() as { paths: Record<string, Record<string, { operationId?: string; responses?: Record<string, Response> }>>; components: { responses: Record<string, Response> } };
+    const resolved = (response: Response) => (response.$ref ? document.components.responses[response.$ref.split('/').at(-1)!]! : response);
+    const undeclared = Object.values(document.paths).flatMap((item) =>
+      Object.values(item)
+        .filter((operation) => operation.responses?.['401'] !== undefined)
+        .filter((operation) => !('WWW-Authenticate' in (resolved(operation.responses!['401']!).headers ?? {})))
+        .map((operation) => operation.operationId),
+    );
+    expect(undeclared).toEqual([]);
   });
 });

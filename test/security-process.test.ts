@@ -90,8 +90,8 @@ describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
     execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
 
-  // Thirteen runs of the command, each a process starting tsx: about 10 s here, twice that on a loaded machine.
-  it('checks the command before it opens (and so migrates) the database', { timeout: 60_000 }, () => {
+  // Sixteen runs of the command, each a process starting tsx: about 12 s here, twice that on a loaded machine.
+  it('checks the command before it opens (and so migrates) the database', { timeout: 75_000 }, () => {
     const databasePath = tempDatabase();
     const refusals: Array<[string[], RegExp]> = [
       [['bogus'], /usage/],
@@ -102,7 +102,10 @@ describe('npm run keys, on the database of a running server', () => {
       [['create', '--name', 'x', '--agent', 'not-a-uuid'], /not a UUID/],
       [['create', '--nmae', 'x', '--admin'], /Unknown option '--nmae'[\s\S]*usage/],
       [['create', '--name', '--admin'], /ambiguous[\s\S]*usage/],
-      [['create', '--name', 'ops\nrevoked', '--admin'], /control characters/],
+      [['create', '--name', 'ops\nrevoked', '--admin'], /control or format characters/],
+      [['create', '--name', 'ops\u2028revoked', '--admin'], /control or format characters/],
+      [['create', '--name', 'bot\u202e1-nimda', '--admin'], /control or format characters/],
+      [['create', '--name', 'o\u200bps', '--admin'], /control or format characters/],
       [['create', '--name', 'k'.repeat(101), '--admin'], /1-100 characters/],
       [['list'], /no database at .* \(DATABASE_PATH\); nothing to list/],
       [['revoke', 'ops'], /no database at .*; nothing to revoke/],
