@@ -1,6 +1,9 @@
 // Rate limits (per key, per address without keys), CORS (off unless configured) and the
 // security headers of every answer.
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import { createMetrics } from '../src/ops/metrics.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { specSchemaValidator } from '../src/spec.js';
@@ -77,6 +80,32 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it("counts a key's 403s against it: a key bound to agents cannot send admin-only requests without limit", async () => {
+    const t = await start({ access: { rateLimitPerMinute: 2, apiKeys: ['rate-admin-0123456789'] } });
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: 'bound', name: 'bound', keyHash: hashApiKey(key), admin: false, agentIds: [randomUUID()], createdAt: t.clock.now() });
+    const create = () => t.request({ method: 'POST', url: '/api/agents', headers: { 'x-api-key': key }, body: { characterJson: { name: 'No' } } });
+    const answers = [await create(), await create(), await create()];
+    expect(answers.map((answer) => [answer.status, answer.body.error.code, answer.headers['ratelimit-remaining']])).toEqual([
+      [403, 'FORBIDDEN', '1'],
+      [403, 'FORBIDDEN', '0'],
+      [429, 'RATE_LIMITED', '0'],
+    ]);
+    expect(t.rowCounts().agents).toBe(0);
+  });
+
+  it('leaves /metrics unlimited when it takes METRICS_TOKEN: scrapers share no budget, and a wrong token gets 401, not 429', async () => {
+    const t = await start({ metrics: createMetrics(), access: { rateLimitPerMinute: 1 }, app: { metricsToken: 's3cret' } });
+    for (let i = 0; i < 3; i += 1) {
+      const scraped = await t.requestText('/metrics', { authorization: 'Bearer s3cret' });
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers['ratelimit-limit']).toBeUndefined();
+    }
+    for (let i = 0; i < 3; i += 1) expect((await t.requestText('/metrics', { authorization: 'Bearer wrong' })).status).toBe(401);
+    // The API is limited as before.
+    expect([(await t.request({ method: 'GET', url: '/api/agents' })).status, (await t.request({ method: 'GET', url: '/api/agents' })).status]).toEqual([200, 429]);
   });
 
   it('is off by default', async () => {

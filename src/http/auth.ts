@@ -160,7 +160,6 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
       if (!(await keysAreOn())) return;
       throw unauthorized(reply, key);
     }
-    if (!principal.admin && adminOnly.has(operationId)) throw new ApiError('FORBIDDEN', `${operationId} needs an admin API key`);
     request.principal = principal;
     // For what outlives this check (an event stream): asked again, the key must name the same principal.
     request.stillAuthorized = async () => (await identify(key))?.id === principal.id;
@@ -185,5 +184,14 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
     const on = keysAreOn();
     if (typeof on === 'boolean') return done(on ? unauthorized(reply, key) : undefined);
     on.then((yes) => done(yes ? unauthorized(reply, key) : undefined), done);
+  });
+  // After the rate limit's onRequest: a key's refused requests count against it as any
+  // other (else a key bound to agents could send admin-only requests without limit).
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const operationId = operationIdOf(request);
+    if (request.principal && !request.principal.admin && operationId !== undefined && adminOnly.has(operationId)) {
+      return done(new ApiError('FORBIDDEN', `${operationId} needs an admin API key`));
+    }
+    done(null, payload);
   });
 }

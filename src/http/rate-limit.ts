@@ -3,7 +3,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import { openOperations, operationIdOf } from './auth.js';
+import { openOperations, operationIdOf, ownTokenOperations } from './auth.js';
 
 /** Keys whose windows are kept (the least recently counted forgotten first), as the plugin's own store keeps. */
 const KEYS_KEPT = 5000;
@@ -34,8 +34,11 @@ class MonotonicStore {
   }
 }
 
-export function installRateLimit(app: FastifyInstance, { perMinute }: { perMinute: number }): void {
+export function installRateLimit(app: FastifyInstance, { perMinute, hasMetricsToken = false }: { perMinute: number; hasMetricsToken?: boolean }): void {
   const open = openOperations();
+  // With METRICS_TOKEN, /metrics is the scrapers' (no key to count by): limited per address,
+  // every scraper on a host would share one budget, and wrong tokens would get 429, not 401.
+  if (hasMetricsToken) for (const operationId of ownTokenOperations()) open.add(operationId);
   void app.register(rateLimit, {
     global: true,
     store: MonotonicStore as never,

@@ -25,7 +25,7 @@ export function installSecurity(app: FastifyInstance, deps: Pick<HandlerDeps, 's
   installCors(app, { origins: options.corsOrigins ?? [] });
   // App-level onRequest: runs before the rate limit's route-level one, which keys on its result.
   installAuth(app, { store: deps.store, apiKeys: options.apiKeys ?? [], hasMetricsToken: options.hasMetricsToken });
-  if (options.rateLimitPerMinute !== undefined) installRateLimit(app, { perMinute: options.rateLimitPerMinute });
+  if (options.rateLimitPerMinute !== undefined) installRateLimit(app, { perMinute: options.rateLimitPerMinute, hasMetricsToken: options.hasMetricsToken });
   installAccessScope(app, deps);
   installIdempotency(app, deps);
 }
