@@ -434,7 +434,7 @@ export interface paths {
         };
         /**
          * List webhooks
-         * @description The caller's webhooks (all of them for an admin key), oldest first, without secrets.
+         * @description The caller's webhooks, oldest first, without secrets. An admin key (or none) sees all of them; a key bound to agents, those made by keys bound within its agents.
          */
         get: operations["listWebhooks"];
         put?: never;
@@ -1440,7 +1440,7 @@ export interface operations {
                 agentId?: components["schemas"]["Uuid"];
                 /** @description Only this user's events. */
                 userId?: components["schemas"]["Uuid"];
-                /** @description Only these event types, comma-separated (see EventType). */
+                /** @description Only these event types, comma-separated, each once (see EventType). */
                 types?: string;
                 /** @description Resume after this event (for clients that cannot set the header); an id beyond the newest event resumes from the newest. */
                 lastEventId?: components["parameters"]["LastEventIdQuery"];

@@ -216,6 +216,9 @@ describe('GET /api/messaging/sessions/events', () => {
     const refused = await t.request({ method: 'GET', url: '/api/messaging/sessions/events?types=session.created,session.exploded' });
     expect(refused.status).toBe(400);
     expect(refused.body.error.details).toMatch(/^querystring\/types "session.exploded"/);
+    const repeated = await t.request({ method: 'GET', url: '/api/messaging/sessions/events?types=agent.created,session.created,agent.created' });
+    expect(repeated.status).toBe(400);
+    expect(repeated.body.error.details).toBe('querystring/types names agent.created twice');
   });
 });
 

@@ -238,6 +238,9 @@ describe('webhooks', () => {
       expect(refused.body.error.details).toMatch(/body\/url/);
       expect(refused.rawBody).not.toContain('secret@');
     }
+    const repeated = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/x', types: ['session.created', 'session.created'] } });
+    expect(repeated.status).toBe(400);
+    expect(repeated.body.error.details).toMatch(/^body\/types /);
     const unknownAgent = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/x', agentId: randomUUID() } });
     expect(unknownAgent.status).toBe(404);
     expect(unknownAgent.body.error).toMatchObject({ code: 'AGENT_NOT_FOUND', details: expect.stringMatching(/^body\/agentId /) });
@@ -277,10 +280,17 @@ describe('webhooks', () => {
     cleanups.push(hook.close);
 
     const adminHook = await subscribe({ url: 'https://hooks.example.com/admin' }, admin);
+    // An admin's webhook stays the admin's, even one carrying only this key's agent.
+    const adminHookOfMine = await subscribe({ url: 'https://hooks.example.com/admin-mine', agentId: mine }, admin);
     const own = await subscribe({ url: hook.url }, scoped);
+    // Another key bound within the same agents: its webhooks are visible to this one.
+    const sibling = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'sibling', keyHash: hashApiKey(sibling), admin: false, agentIds: [mine], createdAt: 0 });
+    const siblings = await subscribe({ url: 'https://hooks.example.com/sibling' }, { 'x-api-key': sibling });
     expect((await t.request({ method: 'POST', url: '/api/webhooks', headers: scoped, body: { url: hook.url, agentId: theirs } })).status).toBe(404);
-    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: scoped })).body.webhooks.map((w: any) => w.id)).toEqual([own.id]);
-    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks.map((w: any) => w.id)).toEqual([adminHook.id, own.id]);
+    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: scoped })).body.webhooks.map((w: any) => w.id)).toEqual([own.id, siblings.id]);
+    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks.map((w: any) => w.id)).toEqual([adminHook.id, adminHookOfMine.id, own.id, siblings.id]);
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${siblings.id}`, headers: scoped })).status).toBe(200);
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${adminHook.id}`, headers: scoped })).status).toBe(404);
 
     await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId: theirs, userId: USER_ID } });

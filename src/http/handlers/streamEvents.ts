@@ -15,6 +15,8 @@ function parseTypes(types: string | undefined): EventType[] | undefined {
   const list = types.split(',');
   const unknown = list.find((type) => !isEventType!(type));
   if (unknown !== undefined) throw new ApiError('INVALID_REQUEST', `querystring/types ${JSON.stringify(unknown.slice(0, 50))} is not an event type`);
+  const repeated = list.find((type, index) => list.indexOf(type) !== index);
+  if (repeated !== undefined) throw new ApiError('INVALID_REQUEST', `querystring/types names ${repeated} twice`);
   return list as EventType[];
 }
 
