@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { samples } from '../src/conformance/generate.js';
+import { mutateValue } from '../src/conformance/mutate.js';
 import { runConformance } from '../src/conformance/run.js';
 import { loadSpec } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
@@ -99,6 +100,16 @@ describe('readOnly and writeOnly', () => {
   });
 });
 
+describe('the faults the suite makes of a valid value', () => {
+  it('repeats an item of an array whose items must be unique, within its maxItems', () => {
+    const schema = { type: 'array', maxItems: 2, uniqueItems: true, items: { type: 'string' } };
+    const duplicated = (value: unknown[]) => mutateValue(schema, value).filter((mutation) => mutation.fault === 'duplicate items').map((mutation) => mutation.value);
+    expect(duplicated(['a'])).toEqual([['a', 'a']]);
+    expect(duplicated(['a', 'b'])).toEqual([['a', 'a']]);
+    expect(mutateValue({ ...schema, uniqueItems: false }, ['a']).map((mutation) => mutation.fault)).not.toContain('duplicate items');
+  });
+});
+
 describe('the valid requests the suite generates', () => {
   it.each([
     ['a date', { type: 'string', format: 'date' }],
@@ -111,6 +122,7 @@ describe('the valid requests the suite generates', () => {
         { type: 'object', required: ['name', 'born'], properties: { name: { type: 'string', minLength: 1 }, born: { type: 'string', format: 'date' } } },
       ],
     }],
+    ['unique items, from a small enum', { type: 'array', minItems: 1, maxItems: 10, uniqueItems: true, items: { enum: ['a', 'b', 'c'] } }],
   ])('are valid against their schema: %s', (_what, schema) => {
     const ajv = new Ajv2020({ strict: false });
     ajvFormats.default(ajv as never);

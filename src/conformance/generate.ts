@@ -116,11 +116,11 @@ export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
         return fc.boolean();
       case 'null':
         return fc.constant(null);
-      case 'array':
-        return fc.array(arbitraryFor(schema.items ?? {}), {
-          minLength: schema.minItems ?? 0,
-          maxLength: Math.min(schema.maxItems ?? 3, (schema.minItems ?? 0) + 3),
-        });
+      case 'array': {
+        const lengths = { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 3, (schema.minItems ?? 0) + 3) };
+        const items = arbitraryFor(schema.items ?? {});
+        return schema.uniqueItems === true ? fc.uniqueArray(items, { ...lengths, selector: (item) => JSON.stringify(item) }) : fc.array(items, lengths);
+      }
       case 'object':
         return objectArbitrary(schema);
       default:

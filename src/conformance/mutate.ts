@@ -68,6 +68,12 @@ function fieldFaults(schema: Schema, value: unknown, options: { asString: boolea
   if (typeof schema.maxItems === 'number' && schema.maxItems <= 50 && Array.isArray(value)) {
     add('too many items', Array.from({ length: schema.maxItems + 1 }, () => value[0] ?? {}));
   }
+  if (schema.uniqueItems === true && Array.isArray(value) && value.length > 0) {
+    // Its first item again: appended, or in place of the last when the array is as long as it may be.
+    const full = typeof schema.maxItems === 'number' && value.length >= schema.maxItems;
+    if (!full) add('duplicate items', [...value, value[0]]);
+    else if (value.length > 1) add('duplicate items', [...value.slice(0, -1), value[0]]);
+  }
   return faults;
 }
 
