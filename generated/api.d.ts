@@ -875,7 +875,7 @@ export interface components {
          *     `session.warning` (the session reached `expiresAt − warningThresholdMinutes`; once
          *     per deadline; a change that brings that moment to now or before warns at once,
          *     dated the change); `session.expired` (once); `session.ended` (endSession, and each
-         *     session an agent deleted with `force` takes with it); `message.created`;
+         *     retained session deleteAgent deletes); `message.created`;
          *     `agent.created`; `agent.deleted`.
          * @enum {string}
          */

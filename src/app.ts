@@ -54,7 +54,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   if (options.metrics) timeRequests(app, options.metrics);
   unseen.watchRoutes(app);
   // Before the routes: the rate limit hooks itself onto each route.
-  installSecurity(app, deps, { ...options.access, hasMetricsToken: options.metricsToken !== undefined });
+  installSecurity(app, deps, { ...options.access, metricsToken: options.metricsToken });
   // One reader of the event log for every stream and every waiter of the app.
   const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
   const streams = createEventStreams({ feed });

@@ -212,10 +212,14 @@ describe('mode (deprecated) and bad transports', () => {
     expect(t.replies.size()).toBe(0);
   });
 
-  it.each(['http', 'sse'])("refuses transport %s on the agent's own message (it would wait for itself), naming the field and storing nothing", async (transport) => {
-    const answer = await send({ authorId: agentId, transport });
+  it.each([
+    [{ transport: 'http' }, 'body/transport http'],
+    [{ transport: 'sse' }, 'body/transport sse'],
+    [{ mode: 'sync' }, 'body/mode sync'],
+  ])("refuses %j on the agent's own message (it would wait for itself), naming the field sent and storing nothing", async (body, named) => {
+    const answer = await send({ authorId: agentId, ...body });
     expect(answer.status).toBe(400);
-    expect(answer.body.error.details).toMatch(new RegExp(`^body/transport ${transport} waits for the agent's reply, but the agent wrote this message`));
+    expect(answer.body.error.details.startsWith(`${named} waits for the agent's reply, but the agent wrote this message`)).toBe(true);
     expect(await stored()).toEqual([]);
     expect(t.replies.size()).toBe(0);
   });
@@ -298,6 +302,18 @@ describe('the waiting room', () => {
     const readsWhenIdle = reads;
     await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'nobody waits' } });
     expect(reads).toBe(readsWhenIdle);
+  });
+
+  it("gives the user's own message even when the session's end was seen before the message was named", async () => {
+    const waiting = createAgentReplies(t.store);
+    const wait = await waiting.wait(sessionId, 10_000);
+    const own = (await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'mine' } })).body.id as string;
+    expect((await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
+    await until('the end is read', async () => (await t.store.listEvents({ limit: 100 })).some((event) => event.type === 'session.ended'));
+    wait.expect(own);
+    expect(((await wait.own)!.data as { id: string }).id).toBe(own);
+    expect(await wait.reply).toBeUndefined();
+    expect(wait.endedBy).toBe('ended');
   });
 
   it("takes as the user's own message only the one named, not an agent message recorded before it", async () => {

@@ -33,7 +33,7 @@ const GROWING_TABLES_ON_POSTGRES = ['sessions', 'messages', 'events', 'idempoten
 const LISTED_SCANS: Array<{ sql: RegExp; table: string; why: string }> = [
   { sql: /FROM event_log (WHERE n > 0 )?ORDER BY id DESC LIMIT 1/, table: 'event_log', why: "the log's newest row (a row of no events is only the one a log trimmed to nothing keeps)" },
   { sql: /^SELECT 1 FROM (sessions|event_log) LIMIT 1$/, table: '', why: 'one row: is there any' },
-  { sql: /^SELECT id, n, recorded_at FROM event_log ORDER BY id LIMIT \?$/, table: 'event_log', why: "the trim's oldest rows, as many as its batch" },
+  { sql: /^SELECT id, n, occurred_at AS recorded_at FROM event_log ORDER BY id LIMIT \?$/, table: 'event_log', why: "the trim's oldest rows, as many as its batch" },
   { sql: /FROM idempotency_records ORDER BY seq LIMIT @limit/, table: 'idempotency_records', why: "the trim's oldest records, as many as its batch" },
   {
     sql: /^SELECT sessions\.id, .* FROM sessions WHERE \+expires_at .* ORDER BY created_at DESC, id DESC LIMIT @limit \+ 1 OFFSET @offset$/,

@@ -78,10 +78,13 @@ export function createAgentReplies(
         sessionId,
         see(event: EventRecord) {
           if (settled) return;
-          if (event.type === 'session.ended' || event.type === 'session.expired') return settle(undefined, event.type === 'session.ended' ? 'ended' : 'expired');
-          if (event.type !== 'message.created') return;
+          const ends = event.type === 'session.ended' || event.type === 'session.expired';
+          if (!ends && event.type !== 'message.created') return;
+          // Kept in order until the user's message is named: an end seen first must not hide it.
           if (ownId === undefined) {
             early.push(event);
+          } else if (ends) {
+            settle(undefined, event.type === 'session.ended' ? 'ended' : 'expired');
           } else if (!own) {
             if (messageIdOf(event) === ownId) {
               own = event;

@@ -2,6 +2,7 @@
 // checked on every request against `API_KEYS` and the keys table (the store's answer is
 // never staler than the database, so a key revoked from another process is refused at once). Without keys configured
 // anywhere, every request passes as nobody in particular.
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashApiKey, sameDigest } from '../api-keys.js';
 import { ApiError } from '../errors.js';
@@ -67,6 +68,13 @@ export const ownTokenOperations = (): Set<string> => operationsRequiring('Metric
 /** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */
 export function adminOnlyOperations(): Set<string> {
   return new Set(specOperationObjects().filter((op) => op['x-admin-only'] === true).map((op) => op.operationId!));
+}
+
+/** `Authorization: Bearer <token>`, the scheme in any case (RFC 9110), the token compared in constant time. */
+export function bearerMatches(request: FastifyRequest, token: string): boolean {
+  const given = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** The key the request presents, if any. */

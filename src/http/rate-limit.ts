@@ -1,9 +1,9 @@
 // Requests per minute, per API key (per client address when keys are off), counted in
 // this process's memory: with several instances, each counts its own (see README).
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
-import { openOperations, operationIdOf, ownTokenOperations } from './auth.js';
+import { bearerMatches, openOperations, operationIdOf, ownTokenOperations } from './auth.js';
 
 /** Keys whose windows are kept (the least recently counted forgotten first), as the plugin's own store keeps. */
 const KEYS_KEPT = 5000;
@@ -34,11 +34,15 @@ class MonotonicStore {
   }
 }
 
-export function installRateLimit(app: FastifyInstance, { perMinute, hasMetricsToken = false }: { perMinute: number; hasMetricsToken?: boolean }): void {
+export function installRateLimit(app: FastifyInstance, { perMinute, metricsToken }: { perMinute: number; metricsToken?: string }): void {
   const open = openOperations();
-  // With METRICS_TOKEN, /metrics is the scrapers' (no key to count by): limited per address,
-  // every scraper on a host would share one budget, and wrong tokens would get 429, not 401.
-  if (hasMetricsToken) for (const operationId of ownTokenOperations()) open.add(operationId);
+  // With METRICS_TOKEN, /metrics has no key to count by: a scrape carrying the token is not
+  // counted (else every scraper on a host shared one budget per address); guesses are.
+  const ownToken = metricsToken === undefined ? new Set<string>() : ownTokenOperations();
+  const unlimited = (request: FastifyRequest) => {
+    const operationId = operationIdOf(request) ?? '';
+    return open.has(operationId) || (ownToken.has(operationId) && bearerMatches(request, metricsToken!));
+  };
   void app.register(rateLimit, {
     global: true,
     store: MonotonicStore as never,
@@ -48,7 +52,7 @@ export function installRateLimit(app: FastifyInstance, { perMinute, hasMetricsTo
     enableDraftSpec: true,
     // Runs after the auth hook (an app-level onRequest), so the principal is known.
     keyGenerator: (request) => request.principal?.id ?? request.ip,
-    allowList: (request) => open.has(operationIdOf(request) ?? ''),
+    allowList: unlimited,
     errorResponseBuilder: (_request, context) =>
       new ApiError('RATE_LIMITED', `at most ${context.max} requests per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),
   });

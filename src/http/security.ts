@@ -15,8 +15,8 @@ export interface AccessOptions {
   rateLimitPerMinute?: number;
   /** CORS off when empty. */
   corsOrigins?: readonly string[];
-  /** The server has METRICS_TOKEN: /metrics wants it instead of an API key. */
-  hasMetricsToken?: boolean;
+  /** METRICS_TOKEN: /metrics wants it instead of an API key. */
+  metricsToken?: string;
 }
 
 /** Call before the routes are registered: the rate limit hooks itself onto each route. */
@@ -24,8 +24,8 @@ export function installSecurity(app: FastifyInstance, deps: Pick<HandlerDeps, 's
   installSecurityHeaders(app);
   installCors(app, { origins: options.corsOrigins ?? [] });
   // App-level onRequest: runs before the rate limit's route-level one, which keys on its result.
-  installAuth(app, { store: deps.store, apiKeys: options.apiKeys ?? [], hasMetricsToken: options.hasMetricsToken });
-  if (options.rateLimitPerMinute !== undefined) installRateLimit(app, { perMinute: options.rateLimitPerMinute, hasMetricsToken: options.hasMetricsToken });
+  installAuth(app, { store: deps.store, apiKeys: options.apiKeys ?? [], hasMetricsToken: options.metricsToken !== undefined });
+  if (options.rateLimitPerMinute !== undefined) installRateLimit(app, { perMinute: options.rateLimitPerMinute, metricsToken: options.metricsToken });
   installAccessScope(app, deps);
   installIdempotency(app, deps);
 }

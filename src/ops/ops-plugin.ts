@@ -1,12 +1,12 @@
 // The operational routes, outside the API plugin: the spec itself as YAML and as JSON,
 // the interactive docs (/docs, every asset served from here), and /metrics. They are
 // the spec's `x-operational: true` operations; startup refuses one without a route.
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyPluginAsync, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import type { Clock } from '../domain/clock.js';
 import { purgeCutoff } from '../domain/timeout-policy.js';
 import { ApiError } from '../errors.js';
+import { bearerMatches } from '../http/auth.js';
 import { answerInEnvelope } from '../http/error-handling.js';
 import type { OperationalOperationId } from '../http/operation-types.js';
 import { specDocument, specOperations, specPath } from '../spec.js';
@@ -30,13 +30,6 @@ export const OPERATIONAL_OPERATION_IDS = Object.keys({
   getOpenApiJson: true,
   getMetrics: true,
 } satisfies Record<OperationalOperationId, true>) as OperationalOperationId[];
-
-/** `Authorization: Bearer <token>`, the scheme in any case (RFC 9110), the token compared in constant time. */
-function bearerMatches(request: FastifyRequest, token: string): boolean {
-  const given = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
 
 export const opsPlugin: FastifyPluginAsync<OpsOptions> = async (app, { store, clock, retentionMs, metrics, metricsToken }) => {
   app.setErrorHandler(answerInEnvelope);

@@ -73,6 +73,22 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       for (const session of [live, retained, pastRetention]) expect(await store.getSession(session.id)).toBeUndefined();
     });
 
+    it('deletes an agent with thousands of sessions, ending each with an event in the same write', { timeout: 60_000 }, async () => {
+      const agent = await withAgent();
+      const sessions = Array.from({ length: 4100 }, () => sessionRecord(agent.id));
+      for (let from = 0; from < sessions.length; from += 500) await Promise.all(sessions.slice(from, from + 500).map((session) => store.insertSession(session)));
+      const before = await store.lastEventId();
+      const outcome = await store.deleteAgent(
+        agent.id,
+        { force: true, now: T0, purgeCutoff: 0 },
+        { events: (deleted) => (deleted.kind === 'deleted' ? deleted.sessions.map((session) => sessionEvent('session.ended', session, T0)) : []) },
+      );
+      expect(outcome.kind === 'deleted' && outcome.sessions.length).toBe(4100);
+      const ended = await store.listEvents({ after: before, limit: 5000 });
+      expect(ended).toHaveLength(4100);
+      expect(new Set(ended.map((event) => event.sessionId))).toEqual(new Set(sessions.map((session) => session.id)));
+    });
+
     it('a forced delete and session creations at once: every session left has its agent', async () => {
       for (let round = 0; round < 5; round++) {
         const agent = await withAgent();

@@ -61,7 +61,8 @@ export const sendSessionMessage =
           throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
         }
         if (wait && authorId === active.agentId) {
-          throw new ApiError('INVALID_REQUEST', `body/transport ${transport} waits for the agent's reply, but the agent wrote this message: send it without transport (or websocket)`);
+          const [field, value] = request.body.transport === undefined ? ['mode', request.body.mode] : ['transport', transport];
+          throw new ApiError('INVALID_REQUEST', `body/${field} ${value} waits for the agent's reply, but the agent wrote this message: send it without ${field} (or websocket)`);
         }
         const activity = recordActivity(active, now);
         const position = nextPosition(now, lastPosition);

@@ -66,6 +66,11 @@ export interface PostgresOptions {
 
 /** Advisory lock keys: event writers, serialized so that event ids follow commit order. */
 const EVENTS_LOCK = 724_011_302;
+/**
+ * Events one statement writes at most: more than the due-event pump's batches, so only a
+ * rare transaction (an agent deleted with its sessions) writes several.
+ */
+const EVENTS_PER_STATEMENT = 2000;
 /** The NOTIFY channel that wakes every instance's event readers. */
 export const EVENTS_CHANNEL = 'sessions_api_events';
 /** The NOTIFY channel of API keys stored (migration 3's trigger). */
@@ -202,13 +207,24 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     const text = (value: string | undefined) => (value === undefined ? 'NULL' : client.escapeLiteral(value.replaceAll('\u0000', '\uFFFD')));
     // NULL: recorded when it occurred. Set for due events announced late (see purgeEvents).
     const recorded = (e: EventInput) => (recordedAt === undefined || recordedAt <= e.occurredAt ? 'NULL::bigint' : `${Math.trunc(recordedAt)}::bigint`);
-    const rows = events.map(
-      (e) => `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${recorded(e)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`,
-    );
+    const row = (e: EventInput) =>
+      `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${recorded(e)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`;
+    const notify = `pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
+    if (events.length > EVENTS_PER_STATEMENT) {
+      // Many events (an agent deleted with its sessions): one statement of them all could
+      // pass the length a string may have. The lock is taken now and held across the
+      // statements' round trips: slower for the other writers, for this rare transaction only.
+      await run(client, 'SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
+      for (let from = 0; from < events.length; from += EVENTS_PER_STATEMENT) {
+        await client.query(`INSERT INTO events (type, occurred_at, recorded_at, agent_id, session_id, user_id, data) VALUES ${events.slice(from, from + EVENTS_PER_STATEMENT).map(row).join(', ')}`);
+      }
+      sendAtCommit(client, `SELECT ${notify}`);
+      return true;
+    }
     const statement = `INSERT INTO events (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
        SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,
-         (VALUES ${rows.join(', ')}) AS e (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
-       RETURNING pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
+         (VALUES ${events.map(row).join(', ')}) AS e (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
+       RETURNING ${notify}`;
     sendAtCommit(client, statement);
     return true;
   }

@@ -71,13 +71,15 @@ interface EventLogOptions {
 export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW }: EventLogOptions = {}) {
   const statements = {
     nextId: db.prepare<[], number>(`SELECT ${NEXT_EVENT_ID_SQL}`).pluck(),
-    insertRow: db.prepare<[number, number, number, string]>('INSERT INTO event_log (id, n, recorded_at, events) VALUES (?, ?, ?, ?)'),
+    insertRow: db.prepare<[number, number, number, string]>('INSERT INTO event_log (id, n, occurred_at, events) VALUES (?, ?, ?, ?)'),
     // A row of no events only keeps the ids going (NEXT_EVENT_ID_SQL).
     lastId: db.prepare<[], number>('SELECT id + n - 1 FROM event_log WHERE n > 0 ORDER BY id DESC LIMIT 1').pluck(),
     // The row that holds the event with this id, or the first after it.
     rowFrom: db.prepare<[number], number>('SELECT coalesce(max(id), 0) FROM event_log WHERE id <= ?').pluck(),
-    // The trim walks the log from its oldest row (no index on recorded_at: one B-tree fewer).
-    oldestRows: db.prepare<[number], { id: number; n: number; recorded_at: number }>('SELECT id, n, recorded_at FROM event_log ORDER BY id LIMIT ?'),
+    // The trim walks the log from its oldest row (no index on occurred_at: one B-tree fewer).
+    // The column holds when the row's events were recorded (see trim): a rename would break
+    // a process of the previous version still running on the file during an upgrade.
+    oldestRows: db.prepare<[number], { id: number; n: number; recorded_at: number }>('SELECT id, n, occurred_at AS recorded_at FROM event_log ORDER BY id LIMIT ?'),
     deleteThrough: db.prepare<[number]>('DELETE FROM event_log WHERE id <= ?'),
     anyRow: db.prepare<[], number>('SELECT 1 FROM event_log LIMIT 1').pluck(),
   };

@@ -549,12 +549,6 @@ export const migrations: readonly string[] = [
   ALTER TABLE webhooks ADD COLUMN claimed_by TEXT;
   ALTER TABLE webhooks ADD COLUMN claimed_until INTEGER;
   `,
-  // 26: the trim keeps a row from when its events were recorded: a due event announced
-  // late keeps its due moment as occurredAt, but is no longer trimmed for it (event-log.ts).
-  // Rows so far hold their newest occurredAt: when they were recorded, but for such events.
-  `
-  ALTER TABLE event_log RENAME COLUMN occurred_at TO recorded_at;
-  `,
 ];
 
 export function migrate(db: Database): void {
