@@ -37,7 +37,7 @@ async function subscribe(body: Record<string, unknown>, headers: Record<string, 
   expect(response.status).toBe(201);
   return response.body as { id: string; secret: string; createdByKey?: string };
 }
-const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny' } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
+const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny'; stopGraceMs?: number } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
 
 describe('webhooks', () => {
@@ -198,21 +198,40 @@ describe('webhooks', () => {
     expect(up.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created']);
   });
 
-  it('stops at once under a receiver that does not answer, recording no attempt: the event goes again', async () => {
+  it('stops after its grace under a receiver that does not answer, recording no attempt: the event goes again', async () => {
     const hook = await receiver((n) => (n === 1 ? 'hang' : 200));
     cleanups.push(() => hook.close());
     const created = await subscribe({ url: hook.url, agentId });
     await createSession(t, { agentId });
-    const stopping = dispatcher({ timeoutMs: 600_000 }); // stop must not wait this out
-    const ticking = stopping.tick();
+    const stopping = dispatcher({ timeoutMs: 600_000, stopGraceMs: 100 }); // stop must not wait this out
+    stopping.start();
     await until('the first POST is under way', async () => hook.received.length === 1);
     await stopping.stop();
-    await ticking;
     expect(await deliveries(created.id)).toEqual([]);
 
     await dispatcher().tick();
     expect(hook.received.map((r) => r.headers['webhook-id'])).toEqual([hook.received[0]!.headers['webhook-id'], hook.received[0]!.headers['webhook-id']]);
     expect(await deliveries(created.id)).toMatchObject([{ attempt: 1, statusCode: 200 }]);
+  });
+
+  it('lets a POST under way finish when it stops, recording it: a restart does not send that event again', async () => {
+    const hook = await receiver(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return 204;
+    });
+    cleanups.push(() => hook.close());
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    await createSession(t, { agentId });
+    const stopping = dispatcher();
+    stopping.start();
+    await until('the first POST is under way', async () => hook.received.length === 1);
+    await stopping.stop();
+    expect(await deliveries(created.id)).toMatchObject([{ attempt: 1, statusCode: 204 }]);
+    // The next start sends the second event only.
+    await dispatcher().tick();
+    expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
+    expect(new Set(hook.received.map((r) => r.headers['webhook-id'])).size).toBe(2);
   });
 
   it('stops delivering to a webhook deleted during an attempt: that attempt is its last', async () => {
@@ -488,6 +507,19 @@ describe('webhook retries, as the README schedules them', () => {
     await dispatcher().tick();
     const [attempt] = await deliveries(created.id);
     expect(attempt).toMatchObject({ attempt: 1, statusCode: null, error: 'fetch failed: ECONNREFUSED' });
+  });
+
+  it('goes on at once after the clock is set back: a webhook that is not failing has nothing to wait out', async () => {
+    const hook = await receiver(() => 204);
+    cleanups.push(() => hook.close());
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    await send.tick();
+    t.clock.advance(-2 * 60 * MINUTE);
+    await createSession(t, { agentId });
+    await send.tick();
+    expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
   });
 
   it('retries after its backoff, not after the step, when the clock stepped back since the failure', async () => {

@@ -30,14 +30,15 @@ export function signature(secret: string, messageId: string, timestampSeconds: n
 }
 
 /**
- * Whether a webhook's next attempt is due at `now`. A retry further ahead than its backoff
- * can reach (with the largest jitter) was scheduled by a clock since stepped back: it is
- * due, instead of waiting out the step too.
+ * Whether a webhook's next attempt is due at `now`: always when it is not failing. A retry
+ * further ahead than its backoff can reach (with the largest jitter) was scheduled by a
+ * clock since stepped back: it is due, instead of waiting out the step too.
  */
 function isDue(webhook: Pick<WebhookRecord, 'nextAttemptAt' | 'disabledAt' | 'attempts'>, now: number): boolean {
   if (webhook.disabledAt !== undefined) return false;
-  if (webhook.nextAttemptAt <= now) return true;
-  return webhook.attempts > 0 && webhook.nextAttemptAt - now > retryDelayMs(webhook.attempts, 1);
+  // A nextAttemptAt ahead with no failure is the last delivery's time, before a clock set back.
+  if (webhook.attempts === 0 || webhook.nextAttemptAt <= now) return true;
+  return webhook.nextAttemptAt - now > retryDelayMs(webhook.attempts, 1);
 }
 
 /** The wait before retry `attempt + 1`: 5 s doubling up to an hour, times a jitter of 0.5-1.5 (`random` in [0, 1)). */
@@ -59,7 +60,16 @@ export interface WebhookDispatcherOptions {
   idleRereadMs?: number;
   /** `deny`: only public addresses are POSTed to (WEBHOOK_PRIVATE_ADDRESSES); `allow` unless given. */
   privateAddresses?: PrivateAddresses;
+  /** How long `stop()` lets the POSTs under way finish (STOP_GRACE_MS unless given). */
+  stopGraceMs?: number;
 }
+
+/**
+ * How long a stopping dispatcher lets the POSTs under way finish and be recorded, before
+ * it abandons them: a receiver that already has one would get it again after a restart.
+ * Short: a receiver that does not answer holds the server's shutdown this long at most.
+ */
+export const STOP_GRACE_MS = 2_000;
 
 /** A delivery attempt: answered 2xx, failed (retried later), or failed for good (the webhook disabled). */
 export type DeliveryOutcome = 'delivered' | 'failed' | 'disabled';
@@ -85,7 +95,7 @@ const EVENTS_PER_TICK = 100;
 export const IDLE_REREAD_MS = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS } = options;
+  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS, stopGraceMs = STOP_GRACE_MS } = options;
   const actingNow = steadyWallTime(clock);
   const publicOnly = options.privateAddresses === 'deny' ? new Agent({ connect: { lookup: publicOnlyLookup } }) : undefined;
   const busy = new Set<string>();
@@ -103,7 +113,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   let noneSince: number | undefined;
   let unsubscribe: (() => void) | undefined;
   let stopped = false;
-  /** Aborts the POSTs under way when the dispatcher stops: a stopping server does not wait for a slow receiver. */
+  /** Aborts the POSTs still under way once a stopping dispatcher's grace is over: it does not wait out a slow receiver. */
   const stopping = new AbortController();
   const running = new Set<Promise<void>>();
 
@@ -156,11 +166,25 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   }
 
   async function deliver(webhook: WebhookRecord): Promise<void> {
+    let claimedOnce = false;
+    try {
+      await deliverClaimed(webhook, () => (claimedOnce = true));
+    } finally {
+      // Stopping (under an attempt or after it): the claim goes back, so that the next start (or another server) goes on at once.
+      if (stopped && claimedOnce) {
+        const now = clock.now();
+        await store.claimWebhook(webhook.id, holder, now, now);
+      }
+    }
+  }
+
+  async function deliverClaimed(webhook: WebhookRecord, claimed: () => void): Promise<void> {
     let state = webhook;
     for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
-      const claimed = await claim(state);
-      if (!claimed) return;
-      state = claimed;
+      const held = await claim(state);
+      if (!held) return;
+      claimed();
+      state = held;
       // Read before the events: the read below sees at least these.
       const head = await store.lastEventId();
       if (head === undefined || BigInt(head) <= BigInt(state.cursor)) return;
@@ -171,12 +195,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
       const started = performance.now();
       const outcome = await post(state, event);
-      if (!outcome) {
-        // Stopped under it: the claim goes back, so that the next start (or another server) sends it at once.
-        const now = clock.now();
-        await store.claimWebhook(state.id, holder, now, now);
-        return;
-      }
+      if (!outcome) return; // stopped under it: no attempt, the event goes again
       const seconds = (performance.now() - started) / 1000;
       const now = clock.now();
       const attempt = state.attempts + 1;
@@ -258,13 +277,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     },
     async stop() {
       stopped = true;
-      stopping.abort();
       clearInterval(timer);
       timer = undefined;
       clearTimeout(idleWake);
       idleWake = undefined;
       unsubscribe?.();
       unsubscribe = undefined;
+      let graceOver: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(running), new Promise((resolve) => (graceOver = setTimeout(resolve, stopGraceMs)))]);
+      clearTimeout(graceOver);
+      stopping.abort();
       await Promise.all(running);
       await publicOnly?.close();
     },
