@@ -127,23 +127,25 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
     }
   });
 
-  // Last: it kills process 1. Processes 0 and 2 go on.
+  // Last: it kills the process that claimed the webhook. The other two go on.
   it('kill -9 of one process under load: the others go on, every acknowledged write is there, its webhook lease is taken over once it runs out', async () => {
-    const VICTIM = 1;
-    const survivors = [0, 2];
-    // The survivors' clocks run a minute behind the victim's: the webhook created through the
-    // victim is not yet due for them, so the victim claims it, and hangs on its first POST.
+    // The clocks run 3 s apart, well within what a lease allows for (15 s): whichever process
+    // claims the webhook first hangs on its POST, and the POST's webhook-timestamp names it.
     const base = 10 * MINUTE;
-    await setClock(VICTIM, base + MINUTE);
-    for (const i of survivors) await setClock(i, base);
+    const offsets = [base, base + 3_000, base + 6_000];
+    for (const i of [0, 1, 2]) await setClock(i, offsets[i]!);
     const agentId = await newAgent(urls[0]!);
     const sessionId = await newSession(urls[0]!, agentId);
     const hook = await receiver((n) => (n === 1 ? 'hang' : 204));
     try {
-      const webhook = await fetchChecked(urls[VICTIM]!, 'POST', '/api/webhooks', { url: hook.url, types: ['agent.created'] });
+      const webhook = await fetchChecked(urls[1]!, 'POST', '/api/webhooks', { url: hook.url, types: ['agent.created'] });
       expect(webhook.status).toBe(201);
-      await newAgent(urls[VICTIM]!);
-      await until('the victim posts the event', () => hook.received.length === 1, POLL);
+      await newAgent(urls[1]!);
+      await until('a process posts the event', () => hook.received.length === 1, POLL);
+      // Its clock's lead over real time, from the POST's timestamp (whole seconds, so up to 1 s short).
+      const lead = Number(hook.received[0]!.headers['webhook-timestamp']) * 1000 - Date.now();
+      const VICTIM = offsets.reduce((nearest, offset, i) => (Math.abs(offset - lead - 500) < Math.abs(offsets[nearest]! - lead - 500) ? i : nearest), 0);
+      const survivors = [0, 1, 2].filter((i) => i !== VICTIM);
 
       // Load on the victim and on a survivor: sessions created and messages sent, each
       // acknowledged answer noted. The victim is killed while it runs.
@@ -164,7 +166,7 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
           }
         }
       };
-      const running = [...Array.from({ length: 4 }, () => load(urls[VICTIM]!, false)), ...Array.from({ length: 4 }, () => load(urls[0]!, true))];
+      const running = [...Array.from({ length: 4 }, () => load(urls[VICTIM]!, false)), ...Array.from({ length: 4 }, () => load(urls[survivors[0]!]!, true))];
       await until('some writes are acknowledged', () => acknowledged.sessions.length + acknowledged.messages.length >= 40, POLL);
       killed = true;
       servers[VICTIM]!.child.kill('SIGKILL');
@@ -173,27 +175,28 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
 
       expect(survivorStatuses.length).toBeGreaterThan(0);
       expect(survivorStatuses.filter((status) => status !== 201)).toEqual([]);
-      for (const id of acknowledged.sessions) expect((await fetchChecked(urls[2]!, 'GET', `/api/messaging/sessions/${id}`)).status).toBe(200);
+      const reader = urls[survivors[1]!]!;
+      for (const id of acknowledged.sessions) expect((await fetchChecked(reader, 'GET', `/api/messaging/sessions/${id}`)).status).toBe(200);
       const stored = new Set<string>();
       let before: string | undefined;
       for (let page = 0; page < 20; page++) {
-        const answer = await fetchChecked(urls[2]!, 'GET', `/api/messaging/sessions/${sessionId}/messages?limit=100${before ? `&before=${before}` : ''}`);
+        const answer = await fetchChecked(reader, 'GET', `/api/messaging/sessions/${sessionId}/messages?limit=100${before ? `&before=${before}` : ''}`);
         for (const message of answer.body.messages) stored.add(message.id);
         if (!answer.body.hasMore) break;
         before = encodeURIComponent(answer.body.cursors.before);
       }
       expect(acknowledged.messages.filter((id) => !stored.has(id))).toEqual([]);
 
-      // The survivors' clocks catch up with the victim's: its lease (the attempt's 10 s and
-      // a margin) still holds, so nobody posts; past it, one survivor posts the same event.
-      for (const i of survivors) await setClock(i, base + MINUTE);
+      // The survivors' clocks read the victim's: its lease (the attempt's 10 s and a margin)
+      // still holds, so nobody posts; past it, one survivor posts the same event.
+      for (const i of survivors) await setClock(i, offsets[VICTIM]!);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received).toHaveLength(1);
-      for (const i of survivors) await setClock(i, base + MINUTE + 20_000);
+      for (const i of survivors) await setClock(i, offsets[VICTIM]! + 20_000);
       await until('a survivor takes the webhook over', () => hook.received.length >= 2, POLL);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received.map((r) => r.headers['webhook-id'])).toEqual([hook.received[0]!.headers['webhook-id'], hook.received[0]!.headers['webhook-id']]);
-      const deliveries = await fetchChecked(urls[2]!, 'GET', `/api/webhooks/${webhook.body.id}/deliveries`);
+      const deliveries = await fetchChecked(reader, 'GET', `/api/webhooks/${webhook.body.id}/deliveries`);
       expect(deliveries.body.deliveries).toMatchObject([{ attempt: 1, statusCode: 204, error: null }]);
     } finally {
       await hook.close();
