@@ -12,8 +12,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
+import { headersOf } from '../src/conformance/http.js';
+import { buildExchange } from '../src/conformance/requests.js';
 import { runConformance } from '../src/conformance/run.js';
-import { loadSpec } from '../src/conformance/spec-model.js';
+import { loadSpec, type Operation, type Parameter } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
 const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -97,6 +99,30 @@ describe('readOnly and writeOnly', () => {
     expect(Object.keys(operation!.body!.schema.properties)).toEqual(['name', 'password']);
     expect(operation!.responses['201']!.schema!.required).toEqual(['id', 'name']);
     for (const body of samples(operation!.body!.schema, 20, 3) as Array<Record<string, unknown>>) expect(body).not.toHaveProperty('id');
+  });
+});
+
+describe('the requests the suite builds', () => {
+  const operation = (parameters: Array<Partial<Parameter> & Pick<Parameter, 'name' | 'in'>>): Operation =>
+    ({ operationId: 'listTodos', method: 'GET', path: '/todos', parameters: parameters.map((p) => ({ required: false, schema: {}, explode: true, ...p })), responses: {} }) as unknown as Operation;
+
+  it("send a query array as OpenAPI's default says (tag=a&tag=b), or joined where the parameter says explode: false; an empty one not at all", () => {
+    const todos = operation([{ name: 'tag', in: 'query' }, { name: 'ids', in: 'query', explode: false }]);
+    expect(buildExchange(todos, { query: { tag: ['a', 'b,c'], ids: [1, 2] } }).url).toBe('/todos?tag=a&tag=b%2Cc&ids=1%2C2');
+    expect(buildExchange(todos, { query: { tag: [] } }).url).toBe('/todos');
+  });
+
+  it('carry every required header parameter, from its schema, unless the values give one', () => {
+    const todos = operation([{ name: 'X-Tenant', in: 'header', required: true, schema: { type: 'string', pattern: '^[a-z]{3,10}$' } }, { name: 'X-Trace', in: 'header' }]);
+    const built = buildExchange(todos, {});
+    expect(Object.keys(built.headers)).toEqual(['X-Tenant']);
+    expect(built.headers['X-Tenant']).toMatch(/^[a-z]{3,10}$/);
+    expect(buildExchange(todos, { headers: { 'X-Tenant': 'given' } }).headers).toEqual({ 'X-Tenant': 'given' });
+  });
+
+  it('let --header replace a header of the request whatever its case, not send both', () => {
+    const connection = { baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000, headers: { 'x-tenant': 'acme' } };
+    expect(headersOf(connection, { method: 'GET', url: '/todos', headers: { 'X-Tenant': 'dss', accept: 'x' } })).toEqual({ accept: 'x', 'x-tenant': 'acme' });
   });
 });
 

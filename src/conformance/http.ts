@@ -38,11 +38,22 @@ export function withoutCredentials(connection: Connection): Connection {
 
 export const hasCredentials = (connection: Connection) => Object.keys(connection.headers).some((name) => SECRET_HEADERS.has(name.toLowerCase()));
 
+/**
+ * The request's headers, then the connection's (`--header`, `--api-key`) in place of any of
+ * the same name in another case: both sent, a server reads them as one value of the two.
+ */
+export function headersOf(connection: Connection, exchange: Exchange, defaults: Record<string, string> = {}): Record<string, string> {
+  const headers: Record<string, string> = { ...defaults, ...exchange.headers };
+  const replaced = new Set(Object.keys(connection.headers).map((name) => name.toLowerCase()));
+  for (const name of Object.keys(headers)) if (replaced.has(name.toLowerCase())) delete headers[name];
+  return { ...headers, ...connection.headers };
+}
+
 export async function send(connection: Connection, exchange: Exchange): Promise<Answer> {
   try {
     const response = await fetch(urlOf(connection, exchange), {
       method: exchange.method,
-      headers: { ...exchange.headers, ...connection.headers },
+      headers: headersOf(connection, exchange),
       body: exchange.body as BodyInit | undefined,
       // A 3xx is an answer to check against the spec, not a hop to take.
       redirect: 'manual',
@@ -69,7 +80,7 @@ const quote = (text: string) => `'${text.replace(/'/g, "'\\''")}'`;
 /** The exchange as a command to run again by hand (secret header values as `$CONFORMANCE_<NAME>`). */
 export function asCurl(connection: Connection, exchange: Exchange): string {
   const url = urlOf(connection, exchange);
-  const headers = Object.entries({ ...exchange.headers, ...connection.headers })
+  const headers = Object.entries(headersOf(connection, exchange))
     .map(([name, value]) =>
       SECRET_HEADERS.has(name.toLowerCase()) ? ` -H "${name}: $CONFORMANCE_${name.toUpperCase().replace(/-/g, '_')}"` : ` -H ${quote(`${name}: ${value}`)}`,
     )
@@ -127,7 +138,7 @@ export async function readStream(connection: Connection, exchange: Exchange, { f
   try {
     const response = await fetch(urlOf(connection, exchange), {
       method: exchange.method,
-      headers: { accept: 'text/event-stream', ...exchange.headers, ...connection.headers },
+      headers: headersOf(connection, exchange, { accept: 'text/event-stream' }),
       body: exchange.body as BodyInit | undefined,
       signal: controller.signal,
     });

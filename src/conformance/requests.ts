@@ -1,4 +1,5 @@
 // Turning an operation plus values into an HTTP exchange.
+import { samples } from './generate.js';
 import type { Exchange } from './http.js';
 import type { Operation } from './spec-model.js';
 
@@ -18,11 +19,35 @@ export function buildExchange(operation: Operation, values: RequestValues): Exch
   const path = operation.path.replace(/\{([^}]+)\}/g, (_match, name: string) => encodeURIComponent(values.path?.[name] ?? ''));
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(values.query ?? {})) {
-    if (value !== undefined) query.set(name, String(value));
+    if (value === undefined) continue;
+    const exploded = Array.isArray(value) && (operation.parameters.find((p) => p.in === 'query' && p.name === name)?.explode ?? true);
+    if (exploded) for (const item of value) query.append(name, String(item));
+    else query.set(name, String(value));
   }
   const search = query.toString();
   const body = values.rawBody ?? (values.body === undefined ? undefined : JSON.stringify(values.body));
-  const headers: Record<string, string> = { ...values.headers };
+  const headers: Record<string, string> = { ...requiredHeaders(operation), ...values.headers };
   if (body !== undefined) headers['content-type'] = values.contentType ?? 'application/json';
   return { method: operation.method, url: search ? `${path}?${search}` : path, headers, body };
+}
+
+const requiredHeadersOf = new WeakMap<Operation, Record<string, string>>();
+
+/**
+ * A value for each header parameter the operation requires, from its schema: sent with
+ * every request the suite builds that does not carry its own (fixtures, flows, cleanup).
+ * Else a server that requires one refused them, and what the suite made stayed behind.
+ */
+function requiredHeaders(operation: Operation): Record<string, string> {
+  let headers = requiredHeadersOf.get(operation);
+  if (!headers) {
+    headers = {};
+    for (const parameter of operation.parameters.filter((p) => p.in === 'header' && p.required)) {
+      const value = String(samples(parameter.schema, 1, 0)[0] ?? '');
+      // What a header can carry: visible ASCII.
+      headers[parameter.name] = /^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance';
+    }
+    requiredHeadersOf.set(operation, headers);
+  }
+  return headers;
 }

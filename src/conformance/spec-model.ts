@@ -12,6 +12,8 @@ export interface Parameter {
   in: 'path' | 'query' | 'header' | 'cookie';
   required: boolean;
   schema: Schema;
+  /** An array in the query as `a=1&a=2` (OpenAPI's default, `style: form`, `explode: true`), else `a=1,2`. */
+  explode: boolean;
 }
 
 export interface Operation {
@@ -176,6 +178,7 @@ export function loadSpec(path: string): SpecModel {
         in: p.in,
         required: p.required === true,
         schema: p.schema ?? {},
+        explode: p.explode ?? (p.style === undefined || p.style === 'form'),
       }));
       const requestSchema = jsonEntry(operation.requestBody?.content)?.schema;
       const bodySchema = requestSchema && (forDirection(requestSchema, 'request') as Schema);
