@@ -126,6 +126,22 @@ describe('the requests the suite builds', () => {
   });
 });
 
+describe('a recursive schema', () => {
+  it('gives valid trees: the generator stops where the spec reader cut the recursion', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'conformance-tree-'));
+    try {
+      const node = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 }, children: { type: 'array', items: { $ref: '#/components/schemas/Node' } } } };
+      const spec = { openapi: '3.1.0', info: { title: 'Tree', version: '1' }, paths: { '/nodes': { post: { operationId: 'createNode', requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } } }, responses: { '201': { description: 'made' } } } } }, components: { schemas: { Node: node } } };
+      writeFileSync(join(directory, 'tree.yaml'), stringify(spec));
+      const body = loadSpec(join(directory, 'tree.yaml')).operations[0]!.body!.schema;
+      const validate = new Ajv2020({ strict: false }).compile({ $defs: { Node: { ...node, properties: { ...node.properties, children: { type: 'array', items: { $ref: '#/$defs/Node' } } } } }, $ref: '#/$defs/Node' });
+      for (const value of samples(body, 30, 5)) expect(validate(value), JSON.stringify(value)).toBe(true);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the faults the suite makes of a valid value', () => {
   it('repeats an item of an array whose items must be unique, within its maxItems', () => {
     const schema = { type: 'array', maxItems: 2, uniqueItems: true, items: { type: 'string' } };
@@ -149,6 +165,7 @@ describe('the valid requests the suite generates', () => {
       ],
     }],
     ['unique items, from a small enum', { type: 'array', minItems: 1, maxItems: 10, uniqueItems: true, items: { enum: ['a', 'b', 'c'] } }],
+    ['additional properties of a schema', { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } }],
   ])('are valid against their schema: %s', (_what, schema) => {
     const ajv = new Ajv2020({ strict: false });
     ajvFormats.default(ajv as never);

@@ -2,7 +2,7 @@
 // strings, few keys) so that generated values also respect limits a schema cannot say,
 // such as a 10 KB bound on serialized metadata.
 import fc from 'fast-check';
-import type { Schema } from './spec-model.js';
+import { RECURSION, type Schema } from './spec-model.js';
 
 const SHORT = 12;
 /** Strings a pattern makes for one value, so that one fits the value's length bounds. */
@@ -53,14 +53,14 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
 function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> {
   const properties: Record<string, Schema> = schema.properties ?? {};
   if (Object.keys(properties).length === 0 && schema.additionalProperties !== false) {
-    // A free-form object: a few small entries.
-    return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean()), {
-      maxKeys: 3,
-    });
+    // A free-form object: a few small entries, of the schema its additional properties have.
+    const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
+    return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), values, { maxKeys: 3 });
   }
-  // A valid request leaves out deprecated properties: their successors cover them, and the two may conflict.
+  // A valid request leaves out deprecated properties (their successors cover them, and the
+  // two may conflict) and optional ones that recurse (a tree stops at its first level).
   const required: string[] = schema.required ?? [];
-  const current = Object.entries(properties).filter(([key, value]) => value.deprecated !== true || required.includes(key));
+  const current = Object.entries(properties).filter(([key, value]) => required.includes(key) || (value.deprecated !== true && value[RECURSION] !== true));
   const model = Object.fromEntries(current.map(([key, value]) => [key, arbitraryFor(value)]));
   return fc.record(model, { requiredKeys: (schema.required ?? []).filter((key: string) => key in properties) }) as fc.Arbitrary<
     Record<string, unknown>
@@ -117,6 +117,7 @@ export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
       case 'null':
         return fc.constant(null);
       case 'array': {
+        if (schema.items?.[RECURSION] === true && (schema.minItems ?? 0) === 0) return fc.constant([]);
         const lengths = { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 3, (schema.minItems ?? 0) + 3) };
         const items = arbitraryFor(schema.items ?? {});
         return schema.uniqueItems === true ? fc.uniqueArray(items, { ...lengths, selector: (item) => JSON.stringify(item) }) : fc.array(items, lengths);

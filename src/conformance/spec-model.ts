@@ -7,6 +7,9 @@ import { parse } from 'yaml';
 
 export type Schema = Record<string, any>;
 
+/** Marks where a recursive schema was cut (an unknown keyword: validators accept anything there). */
+export const RECURSION = 'x-conformance-recursion';
+
 export interface Parameter {
   name: string;
   in: 'path' | 'query' | 'header' | 'cookie';
@@ -80,7 +83,8 @@ function resolveRefs(document: Schema, path: string, prepare: (document: Schema)
     if (/^[a-z][a-z0-9+.-]*:/i.test(target)) throw new Error(`$ref ${$ref}: remote references are not followed; bundle the document first (e.g. redocly bundle)`);
     const targetFile = target === '' ? file : resolvePath(dirname(file), target);
     const key = `${targetFile}#${pointer}`;
-    if (seen.includes(key)) return {}; // a recursive schema: stop here, accept anything
+    // A recursive schema: stop here, accept anything (the generator makes no more levels of it).
+    if (seen.includes(key)) return { [RECURSION]: true };
     const found = lookup(documentAt(targetFile, $ref), pointer);
     if (found === undefined) throw new Error(`$ref ${$ref} in ${file} names nothing`);
     return { ...(walk(found, targetFile, [...seen, key]) as Schema), ...(walk(rest, file, seen) as Schema) };
