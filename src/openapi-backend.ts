@@ -5,9 +5,11 @@ import { addFormats } from './json-formats.js';
 import { OpenAPIBackend } from 'openapi-backend';
 import { parse } from 'yaml';
 
-function createBackend(definition: string | object): OpenAPIBackend {
+function createBackend(definition: string | object, strict = false): OpenAPIBackend {
   return new OpenAPIBackend({
     definition: definition as string,
+    // Strict: a $ref that cannot be resolved throws (else it is printed with its stack, and the document is left undefined).
+    strict,
     quick: true, // 3.1: skip the 3.0 meta-schema check, which rejects 3.1 keywords
     ajvOpts: { allErrors: true, strict: false },
     customizeAjv: (ajv) => {
@@ -97,8 +99,12 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   // compiles into an invalid one. Dereference once, copy into a tree, load the copy; a
   // document with a real cycle (a schema that holds itself) cannot be a tree: it is
   // loaded as dereferenced, and decycle() has its cycles to do.
-  const resolving = createBackend(path);
-  await resolving.init();
+  const resolving = createBackend(path, true);
+  try {
+    await resolving.init();
+  } catch (error) {
+    throw new Error(`cannot resolve its $refs: ${String((error as Error).message ?? error).split('\n')[0]}`);
+  }
   let tree: object;
   try {
     tree = JSON.parse(JSON.stringify(resolving.definition)) as object;

@@ -250,8 +250,10 @@ describe('mock mode on documents it cannot serve as they are', () => {
     ['a file that is not YAML', 'broken.yaml', /broken\.yaml is not YAML or JSON: /],
     ['a Swagger 2.0 document', 'swagger.yaml', /swagger\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a YAML list', 'list.yaml', /list\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
+    ['a $ref to a file that is not there', 'badref.yaml', /^cannot resolve its \$refs: Error opening file .*missing\.yaml: ENOENT[^\n]*$/],
   ])('refuses %s in one line, before serving', async (_what, file, reason) => {
     const texts: Record<string, string> = {
+      'badref.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /x:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: { $ref: 'missing.yaml#/X' }\n",
       'broken.yaml': 'openapi: 3.1.0\ninfo: [unclosed\n',
       'swagger.yaml': 'swagger: "2.0"\ninfo: { title: x, version: "1" }\npaths: {}\n',
       'list.yaml': '- a\n- b\n',
