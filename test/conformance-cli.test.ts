@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../src/conformance/options.js';
 import { type Report, UsageError } from '../src/conformance/run.js';
 import { specPath } from '../src/spec.js';
-import { faultProxy, rowCounts, serveOurs } from './helpers/conformance-target.js';
+import { faultProxy, type ProxiedRequest, rowCounts, serveOurs } from './helpers/conformance-target.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -215,6 +215,32 @@ describe('the built sessions-api-conformance command', () => {
 });
 
 describe('failures, reported and replayed', () => {
+  it('replays failed valid cases without adding "no valid request succeeded" (the cases that succeeded are not replayed)', { timeout: 120_000 }, async () => {
+    const server = await serveOurs();
+    // Some valid creates refused: those whose name has an odd length (the fixtures' own agent goes through).
+    const refused = (request: ProxiedRequest) =>
+      request.method === 'POST' && request.path === '/api/agents' && typeof request.body?.characterJson?.name === 'string' && request.body.characterJson.name !== 'Conformance agent' && request.body.characterJson.name.length % 2 === 1;
+    const proxy = await faultProxy(server.url, {
+      request: (request) => (refused(request) ? { status: 400, contentType: 'application/json', json: { success: false, error: { code: 'INVALID_REQUEST', message: 'Invalid request', details: 'refused by the test' } }, text: '' } : undefined),
+    });
+    try {
+      const first = join(folder, 'some-refused.json');
+      const run = await cli(['--base-url', proxy.url, '--include-operation', 'createAgent', '--checks', 'valid-input-accepted', '--cases', '8', '--seed', '3', '--json', first]);
+      expect(run.code).toBe(1);
+      const report = JSON.parse(readFileSync(first, 'utf8')) as Report;
+      const failedKeys = report.cases.filter((c) => !c.passed).map((c) => c.key);
+      expect(failedKeys.length).toBeGreaterThan(0);
+      expect(failedKeys).not.toContain('createAgent/valid/coverage');
+      const replayFile = join(folder, 'some-refused-replay.json');
+      const again = await cli(['--base-url', proxy.url, '--replay', first, '--json', replayFile]);
+      expect(again.code).toBe(1);
+      expect((JSON.parse(readFileSync(replayFile, 'utf8')) as Report).cases.map((c) => c.key).sort()).toEqual([...failedKeys].sort());
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  });
+
   it('names the check, path and property with status, body and curl; exit 1; --replay runs only the failed cases', { timeout: 120_000 }, async () => {
     const server = await serveOurs();
     const proxy = await faultProxy(server.url, {

@@ -217,7 +217,9 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     remaining.set(operationId, left);
     if (left > 0) return;
     const ranValid = cases.some((c) => c.operationId === operationId && c.kind === 'valid' && c.expectation.type === 'valid' && c.expectation.realIds);
-    if (ranValid && selected.has('valid-input-accepted') && !succeeded.has(operationId) && !stop.signal.aborted) {
+    // A replay runs this check only if it failed before: then every valid case of the operation runs again.
+    const checksCoverage = !options.only || options.only.has(`${operationId}/valid/coverage`);
+    if (ranValid && checksCoverage && selected.has('valid-input-accepted') && !succeeded.has(operationId) && !stop.signal.aborted) {
       push({
         key: `${operationId}/valid/coverage`,
         operationId,
