@@ -224,6 +224,17 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     expect(petstore.pets.size).toBe(0);
   });
 
+  it('says so once per case when it cannot make an id, instead of sending its placeholder and blaming the operation', async () => {
+    const { report } = await against('refuses-creates');
+    const notRun = report.cases.filter((c) => c.violations.some((v) => v.message.startsWith('not run: no petId to use, as createPets answered 400: ')));
+    expect(notRun.length).toBeGreaterThan(0);
+    expect(new Set(notRun.map((c) => c.operationId))).toEqual(new Set(['showPetById', 'deletePet']));
+    expect(notRun.every((c) => c.requests.length === 0)).toBe(true);
+    expect(report.cases.flatMap((c) => c.requests).filter((request) => request.includes('%40%40'))).toEqual([]);
+    // Not judged on what did not run: no "some valid request succeeds" for them.
+    expect(report.cases.filter((c) => c.key.endsWith('/valid/coverage')).map((c) => c.operationId)).toEqual(['createPets']);
+  });
+
   it('catches a 500 on a bad input', async () => {
     const { report } = await against('long-name-crashes');
     const failure = report.cases.find((c) => !c.passed && c.title === 'body/name: too long');

@@ -15,7 +15,10 @@ export type Call = (operationId: string, values: RequestValues) => Promise<Answe
 export interface FixtureMaker {
   /** Names of fields and parameters that must name things that exist. */
   names: ReadonlySet<string>;
+  /** Ids made for the names it could make (a name left out could not be made: see `whyNot`). */
   fresh(): Promise<Fixture>;
+  /** Why the last attempt to make an id for `name` failed. */
+  whyNot?(name: string): string | undefined;
 }
 
 export const placeholder = (name: string) => `@@${name}@@`;
@@ -108,6 +111,7 @@ export function genericFixtures(spec: SpecModel, call: Call, seed: number): Fixt
     }
   }
   let made = 0;
+  const failures = new Map<string, string>();
   return {
     names: new Set(producers.keys()),
     async fresh() {
@@ -118,8 +122,10 @@ export function genericFixtures(spec: SpecModel, call: Call, seed: number): Fixt
         const answer = await call(producer.operationId, { body });
         const id = findId(answer?.json, [name, 'id']);
         if (id !== undefined) fixture[name] = id;
+        else failures.set(name, answer?.error ? `${producer.operationId} got no answer (${answer.error})` : `${producer.operationId} answered ${answer?.status}${answer?.text ? `: ${answer.text.slice(0, 200)}` : ''}`);
       }
       return fixture;
     },
+    whyNot: (name) => failures.get(name),
   };
 }

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list' | 'dies-after-30-requests';
+export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list' | 'dies-after-30-requests' | 'refuses-creates';
 
 interface Pet {
   id: number;
@@ -71,7 +71,7 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
         }
         const record = body as Record<string, unknown> | null;
         if (fault === 'long-name-crashes' && typeof record?.name === 'string' && record.name.length > 50) return json(500, { code: 500, message: 'internal error' });
-        const problem = validatePet(body);
+        const problem = fault === 'refuses-creates' ? 'creates are refused today' : validatePet(body);
         if (problem) return json(400, { code: 400, message: problem });
         const pet: Pet = { id: nextId++, name: record!.name as string, ...('tag' in record! ? { tag: record!.tag as string | null } : {}) };
         pets.set(pet.id, pet);
