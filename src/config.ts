@@ -132,12 +132,15 @@ function parseList(env: Env, name: string): string[] {
   return items;
 }
 
+/** A secret sent as a header's value (a key, a bearer token): visible ASCII, no spaces. */
+const SENDABLE_IN_A_HEADER = /^[\x21-\x7e]+$/;
+
 function parseApiKeys(env: Env): string[] {
   const keys = parseList(env, 'API_KEYS');
   const short = keys.findIndex((key) => key.length < MIN_API_KEY_LENGTH);
   if (short >= 0) throw new ConfigError(`API_KEYS: key ${short + 1} must be at least ${MIN_API_KEY_LENGTH} characters`);
   // Sent in a header (X-API-KEY, or Authorization: Bearer): a space or a non-ASCII character never arrives as written.
-  const unsendable = keys.findIndex((key) => !/^[\x21-\x7e]+$/.test(key));
+  const unsendable = keys.findIndex((key) => !SENDABLE_IN_A_HEADER.test(key));
   if (unsendable >= 0) throw new ConfigError(`API_KEYS: key ${unsendable + 1} must be visible ASCII without spaces (it is sent in a header); not shown here`);
   return keys;
 }
@@ -158,7 +161,7 @@ function parseObservability(env: Env): ObservabilityConfig {
   const enabled = read(env, 'METRICS_ENABLED');
   const metricsToken = read(env, 'METRICS_TOKEN');
   // It travels as `Authorization: Bearer <token>`: a space or a non-ASCII character could never arrive.
-  if (metricsToken !== undefined && !/^[\x21-\x7e]+$/.test(metricsToken)) {
+  if (metricsToken !== undefined && !SENDABLE_IN_A_HEADER.test(metricsToken)) {
     throw new ConfigError('METRICS_TOKEN must be visible ASCII without spaces (it is sent in an Authorization header); not shown here');
   }
   return {

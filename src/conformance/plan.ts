@@ -5,7 +5,7 @@ import { bound, placeholder } from './fixtures.js';
 import { samples } from './generate.js';
 import { hostileCases } from './hostile.js';
 import { mutateParameter, mutateValue } from './mutate.js';
-import type { RequestValues } from './requests.js';
+import { asHeaderValue, type RequestValues } from './requests.js';
 import type { Operation, Schema } from './spec-model.js';
 
 export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'auth' | 'stateful' | 'health';
@@ -53,7 +53,7 @@ export function planOperation(operation: Operation, index: number, seed: number,
       : (pathValues[k]?.[i % pathValues[k]!.length] ?? randomIds[i % randomIds.length]!);
   // Required headers, from their schemas (what a header can carry: visible ASCII).
   const headerParameters = operation.parameters.filter((p) => p.in === 'header' && p.required);
-  const headerValues = headerParameters.map((p, k) => ownValues(p.schema, pathParameters.length + k).map((value) => (/^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance')));
+  const headerValues = headerParameters.map((p, k) => ownValues(p.schema, pathParameters.length + k).map(asHeaderValue));
   /**
    * Boolean query parameters take turns, true first, over the valid requests with real ids:
    * a flag that turns a refusal into success (`force`) is tried by the first of them, not

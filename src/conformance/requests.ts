@@ -31,6 +31,9 @@ export function buildExchange(operation: Operation, values: RequestValues): Exch
   return { method: operation.method, url: search ? `${path}?${search}` : path, headers, body };
 }
 
+/** A generated value as a header can carry it (visible ASCII), else a stand-in. */
+export const asHeaderValue = (value: string) => (/^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance');
+
 const requiredHeadersOf = new WeakMap<Operation, Record<string, string>>();
 
 /**
@@ -43,9 +46,7 @@ function requiredHeaders(operation: Operation): Record<string, string> {
   if (!headers) {
     headers = {};
     for (const parameter of operation.parameters.filter((p) => p.in === 'header' && p.required)) {
-      const value = String(samples(parameter.schema, 1, 0)[0] ?? '');
-      // What a header can carry: visible ASCII.
-      headers[parameter.name] = /^[\x21-\x7e][\x20-\x7e]*$/.test(value) ? value : 'conformance';
+      headers[parameter.name] = asHeaderValue(String(samples(parameter.schema, 1, 0)[0] ?? ''));
     }
     requiredHeadersOf.set(operation, headers);
   }
