@@ -255,6 +255,21 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     expect(violation?.message).toContain('"owner"');
   });
 
+  it('catches a required response header left out, and a documented one whose value breaks its schema, naming each', async () => {
+    const missing = await against('no-location');
+    expect([...failedChecks(missing.report)]).toEqual(['response-headers']);
+    const lacking = missing.report.cases.flatMap((c) => c.violations).filter((v) => v.check === 'response-headers');
+    expect(lacking.length).toBeGreaterThan(0);
+    expect(lacking.every((v) => v.message.endsWith('201 answer lacks the required header Location') && v.property === 'Location')).toBe(true);
+
+    const wrong = await against('count-in-words');
+    expect([...failedChecks(wrong.report)]).toEqual(['response-headers']);
+    expect(wrong.report.cases.flatMap((c) => c.violations).find((v) => v.check === 'response-headers')).toMatchObject({
+      property: 'X-Total-Count',
+      message: '200 header X-Total-Count: "many" must be integer',
+    });
+  });
+
   it('with an API key, checks that secured operations answer 401 without it, and not the open ones', async () => {
     const specPath = securedPetstoreSpec();
     for (const fault of [undefined, 'lets-anyone-list'] as const) {

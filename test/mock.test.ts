@@ -1,13 +1,16 @@
 // Mock mode: every operation of our spec answers a documented status with a body the
 // contract tests' validator accepts, `Prefer` chooses the status and the example, bad
 // requests get a 400 in the document's error shape; an unrelated document mocks too.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { OpenAPIBackend } from 'openapi-backend';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { ResponseChecker } from '../src/conformance/check.js';
+import { loadSpec } from '../src/conformance/spec-model.js';
 import { createMockServer } from '../src/mock/mock-server.js';
 import { parsePrefer } from '../src/mock/prefer.js';
 import { specDocument, specOperations, specPath, specSchemaValidator } from '../src/spec.js';
@@ -40,7 +43,7 @@ async function call(app: FastifyInstance, request: { method: 'GET'; url: string;
     payload: request.body === undefined ? undefined : JSON.stringify(request.body),
   });
   const isJson = /json/.test(String(response.headers['content-type']));
-  return { status: response.statusCode, body: isJson ? JSON.parse(response.body) : response.body || undefined, contentType: response.headers['content-type'] };
+  return { status: response.statusCode, body: isJson ? JSON.parse(response.body) : response.body || undefined, contentType: response.headers['content-type'], headers: response.headers };
 }
 
 describe('mock mode on our spec', () => {
@@ -206,6 +209,37 @@ describe('mock mode on another document (the classic Petstore)', () => {
     const created = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { name: 'Rex' } });
     expect(created.status).toBe(201);
     expect(api.validateResponse(created.body, 'createPets', 201).errors ?? []).toEqual([]);
+  });
+
+  it('sends the headers an answer documents as required, or with an example; an optional one without an example is left out', async () => {
+    const created = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { name: 'Rex' } });
+    expect(created.headers.location).toBe('/pets/1');
+    const list = await call(app, { method: 'GET', url: '/pets' });
+    expect(list.headers).not.toHaveProperty('x-total-count');
+
+    // Required without an example: made from its schema, valid against it.
+    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-headers-'));
+    try {
+      const document = parse(readFileSync(PETSTORE, 'utf8'));
+      const headers = document.paths['/pets'].post.responses['201'].headers;
+      delete headers.Location.example;
+      headers['X-Rate-Limit'] = { required: true, schema: { type: 'integer', minimum: 10, maximum: 20 } };
+      const file = join(folder, 'petstore.yaml');
+      writeFileSync(file, stringify(document));
+      const mock = await createMockServer({ specPath: file });
+      try {
+        const answer = await call(mock, { method: 'POST' as 'GET', url: '/pets', body: { name: 'Rex' } });
+        const operation = loadSpec(file).operations.find((o) => o.operationId === 'createPets')!;
+        const checked = { status: answer.status, contentType: String(answer.contentType), text: '', json: answer.body, headers: answer.headers as Record<string, string> };
+        expect(new ResponseChecker().violations(operation, checked)).toEqual([]);
+        expect(answer.headers.location).toMatch(/^\S+$/);
+        expect(Number(answer.headers['x-rate-limit'])).toBeGreaterThanOrEqual(10);
+      } finally {
+        await mock.close();
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('answers Prefer: code= for a code its range (4XX) or default documents, with that response and the code asked for', async () => {

@@ -4,7 +4,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import type { Answer } from './http.js';
-import { isJsonMediaType, type Operation, responseFor, type Schema } from './spec-model.js';
+import { isJsonMediaType, type Operation, type ResponseModel, responseFor, type Schema } from './spec-model.js';
 
 /** Every check the suite runs, by the name `--checks` takes. */
 export const CHECKS = {
@@ -13,6 +13,7 @@ export const CHECKS = {
   'status-documented': 'the status is one the operation documents',
   'content-type': 'the content type is one documented for that status',
   'response-schema': 'a JSON body is valid against the schema of its status',
+  'response-headers': 'a header the status documents as required is sent, and a documented header sent is valid against its schema',
   'invalid-input-refused': 'a request with one invalid field gets 400 naming the field',
   'valid-input-accepted': 'a valid request is not refused as invalid (400, 413, 415); each operation succeeds at least once',
   'unknown-id-refused': 'an unknown id in the path gets a 4xx',
@@ -60,6 +61,16 @@ function schemaViolation(status: number, error: ErrorObject): Violation {
   return { check: 'response-schema', message: `${status} body at ${path} ${what}`, path, ...(property === undefined ? {} : { property }) };
 }
 
+/** A header's text as its schema's type would hold it (OpenAPI's `simple` style: an array is `a,b`); undefined for an object. */
+function headerValue(schema: Schema, text: string): unknown {
+  const types: unknown[] = Array.isArray(schema.type) ? schema.type : [schema.type];
+  if (types.includes('object')) return undefined;
+  if (types.includes('array')) return text.split(',').map((item) => headerValue(schema.items ?? {}, item.trim()));
+  if ((types.includes('integer') || types.includes('number')) && /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(text.trim())) return Number(text);
+  if (types.includes('boolean') && (text === 'true' || text === 'false')) return text === 'true';
+  return text;
+}
+
 export class ResponseChecker {
   private readonly ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
   private readonly validators = new Map<Schema, ValidateFunction>();
@@ -73,14 +84,19 @@ export class ResponseChecker {
   /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
   eventViolations(operation: Operation, data: unknown): string[] {
     if (!operation.eventSchema) return [];
-    let validate = this.validators.get(operation.eventSchema);
-    if (!validate) {
-      const { $schema: _ignored, ...plain } = operation.eventSchema;
-      validate = this.ajv.compile(plain);
-      this.validators.set(operation.eventSchema, validate);
-    }
+    const validate = this.validator(operation.eventSchema);
     if (validate(data)) return [];
     return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(200, error).message.replace(/^200 body/, 'event'));
+  }
+
+  private validator(schema: Schema): ValidateFunction {
+    let validate = this.validators.get(schema);
+    if (!validate) {
+      const { $schema: _ignored, ...plain } = schema;
+      validate = this.ajv.compile(plain);
+      this.validators.set(schema, validate);
+    }
+    return validate;
   }
 
   /** The ways `answer` breaks the spec for `operation`; empty when it honours it. */
@@ -95,6 +111,29 @@ export class ResponseChecker {
         },
       ];
     }
+    return [...this.headerViolations(response, answer), ...this.bodyViolations(response, answer)];
+  }
+
+  /** Required headers missing, and documented headers whose value breaks their schema. */
+  private headerViolations(response: ResponseModel, answer: Answer): Violation[] {
+    if (!answer.headers) return [];
+    const violations: Violation[] = [];
+    for (const [key, header] of Object.entries(response.headers)) {
+      const text = answer.headers[key];
+      if (text === undefined) {
+        if (header.required) violations.push({ check: 'response-headers', message: `${answer.status} answer lacks the required header ${header.name}`, property: header.name });
+        continue;
+      }
+      const value = headerValue(header.schema, text);
+      const validate = this.validator(header.schema);
+      if (value === undefined || validate(value)) continue;
+      const why = (validate.errors ?? []).map((error) => `${error.instancePath ? `${error.instancePath.slice(1)} ` : ''}${error.message}`).join('; ');
+      violations.push({ check: 'response-headers', message: `${answer.status} header ${header.name}: ${JSON.stringify(text)} ${why}`, property: header.name });
+    }
+    return violations;
+  }
+
+  private bodyViolations(response: ResponseModel, answer: Answer): Violation[] {
     if (response.contentTypes.length === 0) return [];
     const received = answer.contentType.split(';')[0]!.trim().toLowerCase();
     const documented = response.contentTypes.map((type) => type.toLowerCase());
@@ -104,12 +143,7 @@ export class ResponseChecker {
     }
     if (!isJsonMediaType(received) || !response.schema) return [];
     if (answer.json === undefined) return [{ check: 'response-schema', message: `the body is not JSON: ${answer.text.slice(0, SHOWN_BODY)}`, path: '$' }];
-    let validate = this.validators.get(response.schema);
-    if (!validate) {
-      const { $schema: _ignored, ...plain } = response.schema;
-      validate = this.ajv.compile(plain);
-      this.validators.set(response.schema, validate);
-    }
+    const validate = this.validator(response.schema);
     if (validate(answer.json)) return [];
     return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(answer.status, error));
   }

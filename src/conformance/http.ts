@@ -14,6 +14,8 @@ export interface Answer {
   contentType: string;
   text: string;
   json?: unknown;
+  /** Its headers by lower-case name; absent for a body judged alone (the headers are then not checked). */
+  headers?: Record<string, string>;
   /** Set when no answer came (timeout, reset). */
   error?: string;
 }
@@ -66,7 +68,7 @@ export async function send(connection: Connection, exchange: Exchange): Promise<
     } catch {
       json = undefined;
     }
-    return { status: response.status, contentType: response.headers.get('content-type') ?? '', text, json };
+    return { status: response.status, contentType: response.headers.get('content-type') ?? '', text, json, headers: Object.fromEntries(response.headers) };
   } catch (error) {
     const name = (error as Error).name;
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;

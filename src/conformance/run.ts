@@ -95,7 +95,7 @@ const STREAM_DEADLINE_MS = 5000;
 /** A 5xx, but a 504 the operation documents: that is a wait for something outside the server (an agent's reply) running out. */
 const isServerError = (operation: Operation, status: number) => status >= 500 && !(status === 504 && '504' in operation.responses);
 const SHOWN_BODY = 500;
-const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema'];
+const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema', 'response-headers'];
 const PRIMARY: Record<CaseKind, CheckName[]> = {
   valid: ['valid-input-accepted', 'unknown-id-refused'],
   invalid: ['invalid-input-refused'],

@@ -38,6 +38,29 @@ export interface ResponseModel {
   contentTypes: string[];
   /** The JSON schema of the body, when a JSON media type is documented with one. */
   schema?: Schema;
+  /** Documented headers by lower-case name (Content-Type aside: OpenAPI ignores it there). */
+  headers: Record<string, ResponseHeader>;
+}
+
+export interface ResponseHeader {
+  /** As the document spells it. */
+  name: string;
+  required: boolean;
+  schema: Schema;
+  /** Its documented example (the header's own, else its first named one, else its schema's). */
+  example?: unknown;
+}
+
+function responseHeaders(headers: Schema | undefined): Record<string, ResponseHeader> {
+  const entries = Object.entries<Schema>(headers ?? {})
+    .filter(([name]) => name.toLowerCase() !== 'content-type')
+    .map(([name, header]): [string, ResponseHeader] => {
+      const schema = responseSchema(header.schema ?? jsonEntry(header.content)?.schema) ?? {};
+      const named = Object.values<Schema>(header.examples ?? {}).find((example) => example && 'value' in example);
+      const example = header.example ?? named?.value ?? schema.example ?? schema.examples?.[0];
+      return [name.toLowerCase(), { name, required: header.required === true, schema, ...(example === undefined ? {} : { example }) }];
+    });
+  return Object.fromEntries(entries);
 }
 
 /** application/json and its `+json` relatives (problem+json, vnd.x+json). */
@@ -199,7 +222,11 @@ export function loadSpec(path: string): SpecModel {
         responses: Object.fromEntries(
           Object.entries<Schema>(operation.responses ?? {}).map(([status, response]) => [
             status.toUpperCase() === 'DEFAULT' ? 'default' : status.toUpperCase(),
-            { contentTypes: Object.keys(response.content ?? {}), schema: responseSchema(jsonEntry(response.content)?.schema) },
+            {
+              contentTypes: Object.keys(response.content ?? {}),
+              schema: responseSchema(jsonEntry(response.content)?.schema),
+              headers: responseHeaders(response.headers),
+            },
           ]),
         ),
       });

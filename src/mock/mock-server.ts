@@ -7,6 +7,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Context, OpenAPIBackend } from 'openapi-backend';
 import { loadOpenApiBackend } from '../openapi-backend.js';
 import { parsePrefer } from './prefer.js';
+import { mockHeaders } from './response-headers.js';
 import { schemaBodies } from './schema-bodies.js';
 
 type Operation = Context['operation'];
@@ -85,6 +86,7 @@ export interface MockServerOptions {
 export async function createMockServer({ specPath }: MockServerOptions): Promise<FastifyInstance> {
   const api: OpenAPIBackend = await loadOpenApiBackend(specPath);
   const bodies = schemaBodies(specPath);
+  const headers = mockHeaders(specPath);
 
   /**
    * The documented answer for `status` (or the default one), from an example or the
@@ -121,6 +123,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const documenting = [String(status), `${String(status)[0]}XX`, 'default'].find((key) => operation?.responses?.[key]);
     if (!operation || !documenting) return send(reply, status, 'application/json', { message, ...extra });
     const answer = mock(operation, documenting);
+    reply.headers(headers.for(operation.operationId!, status));
     return send(reply, status, answer.mediaType, withMessage(answer.body, message));
   }
 
@@ -159,6 +162,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
           });
         }
       }
+      if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status));
       return send(reply, answer.status, answer.mediaType, answer.body);
     },
   });

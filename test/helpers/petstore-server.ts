@@ -3,7 +3,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type PetstoreFault = 'long-name-crashes' | 'health-as-html' | 'extra-field' | 'lets-anyone-list' | 'dies-after-30-requests' | 'refuses-creates';
+export type PetstoreFault =
+  | 'long-name-crashes'
+  | 'health-as-html'
+  | 'extra-field'
+  | 'lets-anyone-list'
+  | 'dies-after-30-requests'
+  | 'refuses-creates'
+  | 'no-location'
+  | 'count-in-words';
 
 interface Pet {
   id: number;
@@ -36,8 +44,8 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
       server.closeAllConnections();
       return;
     }
-    const json = (status: number, body: unknown) => {
-      response.writeHead(status, { 'content-type': 'application/json' });
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      response.writeHead(status, { 'content-type': 'application/json', ...headers });
       response.end(JSON.stringify(body));
     };
     const chunks: Buffer[] = [];
@@ -59,7 +67,8 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
       if (url.pathname === '/pets' && method === 'GET') {
         const limit = url.searchParams.get('limit');
         if (limit !== null && !(/^\d+$/.test(limit) && Number(limit) >= 1 && Number(limit) <= 100)) return json(400, { code: 400, message: 'limit must be an integer from 1 to 100' });
-        return json(200, [...pets.values()].slice(0, limit === null ? 100 : Number(limit)));
+        const total = fault === 'count-in-words' ? 'many' : String(pets.size);
+        return json(200, [...pets.values()].slice(0, limit === null ? 100 : Number(limit)), { 'x-total-count': total });
       }
       if (url.pathname === '/pets' && method === 'POST') {
         if (!/^application\/json\b/.test(request.headers['content-type'] ?? '')) return json(415, { code: 415, message: 'body must be application/json' });
@@ -75,7 +84,8 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
         if (problem) return json(400, { code: 400, message: problem });
         const pet: Pet = { id: nextId++, name: record!.name as string, ...('tag' in record! ? { tag: record!.tag as string | null } : {}) };
         pets.set(pet.id, pet);
-        return json(201, fault === 'extra-field' ? { ...pet, owner: 'nobody' } : pet);
+        const location: Record<string, string> = fault === 'no-location' ? {} : { location: `/pets/${pet.id}` };
+        return json(201, fault === 'extra-field' ? { ...pet, owner: 'nobody' } : pet, location);
       }
       const match = /^\/pets\/([^/]*)$/.exec(url.pathname);
       if (match && (method === 'GET' || method === 'DELETE')) {

@@ -1,0 +1,58 @@
+// The headers a mocked answer carries: each one its response documents with an example,
+// and each one it requires (a 201's `Location`) from its schema when it has no example.
+// An optional header without an example is left out: `Idempotent-Replayed` on every
+// create would say something false.
+import { samples } from '../conformance/generate.js';
+import { loadSpec, type Operation, type ResponseHeader, responseFor } from '../conformance/spec-model.js';
+
+const SEED = 1;
+const TRIES = 20;
+/** What a header line carries as it is: visible ASCII and inner spaces. */
+const SENDABLE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/** A value in OpenAPI's `simple` style: an array `a,b`, an object `k,v,k2,v2`. */
+function asHeaderText(value: unknown): string {
+  if (Array.isArray(value)) return value.map(asHeaderText).join(',');
+  if (value && typeof value === 'object') return Object.entries(value).flat().map(asHeaderText).join(',');
+  return String(value);
+}
+
+function valueOf(header: ResponseHeader): string | undefined {
+  if (header.example !== undefined) return asHeaderText(header.example);
+  if (!header.required) return undefined;
+  const { schema } = header;
+  if (schema.default !== undefined) return asHeaderText(schema.default);
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) return asHeaderText(schema.enum[0]);
+  return samples(schema, TRIES, SEED).map(asHeaderText).find((text) => SENDABLE.test(text));
+}
+
+export interface MockHeaders {
+  /** The headers to send with `operationId`'s `status` answer. */
+  for(operationId: string, status: number): Record<string, string>;
+}
+
+export function mockHeaders(specPath: string): MockHeaders {
+  let operations: Operation[] = [];
+  try {
+    operations = loadSpec(specPath).operations;
+  } catch {
+    // A document the suite's reader refuses (a remote $ref, say) is still served: without headers.
+  }
+  const byId = new Map(operations.map((operation) => [operation.operationId, operation]));
+  const made = new Map<string, Record<string, string>>();
+  return {
+    for(operationId, status) {
+      const key = `${operationId} ${status}`;
+      if (!made.has(key)) {
+        const operation = byId.get(operationId);
+        const documented = operation ? Object.values(responseFor(operation, status)?.headers ?? {}) : [];
+        const values = documented.flatMap((header) => {
+          const value = valueOf(header);
+          return value !== undefined && SENDABLE.test(value) ? [[header.name, value] as const] : [];
+        });
+        made.set(key, Object.fromEntries(values));
+      }
+      return made.get(key)!;
+    },
+  };
+}
