@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
+import { ResponseChecker } from '../src/conformance/check.js';
 import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
 import { headersOf } from '../src/conformance/http.js';
@@ -99,6 +100,56 @@ describe('readOnly and writeOnly', () => {
     expect(Object.keys(operation!.body!.schema.properties)).toEqual(['name', 'password']);
     expect(operation!.responses['201']!.schema!.required).toEqual(['id', 'name']);
     for (const body of samples(operation!.body!.schema, 20, 3) as Array<Record<string, unknown>>) expect(body).not.toHaveProperty('id');
+  });
+});
+
+describe('a oneOf with a discriminator', () => {
+  /** A spec whose one operation answers a Shape: a circle or a square, told apart by `kind`. */
+  function shapeOperation(tagged: boolean) {
+    const branch = (kind: string, size: string) => ({
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', size],
+      properties: { kind: tagged ? { type: 'string', enum: [kind] } : { type: 'string' }, [size]: { type: 'number', exclusiveMinimum: 0 } },
+    });
+    const document = {
+      openapi: '3.1.0',
+      info: { title: 'shapes', version: '1' },
+      paths: {
+        '/shape': {
+          get: {
+            operationId: 'getShape',
+            responses: { '200': { description: 'a shape', content: { 'application/json': { schema: { $ref: '#/components/schemas/Shape' } } } } },
+          },
+        },
+      },
+      components: {
+        schemas: {
+          Shape: {
+            oneOf: [{ $ref: '#/components/schemas/Circle' }, { $ref: '#/components/schemas/Square' }],
+            discriminator: { propertyName: 'kind', mapping: { circle: '#/components/schemas/Circle', square: '#/components/schemas/Square' } },
+          },
+          Circle: branch('circle', 'radius'),
+          Square: branch('square', 'side'),
+        },
+      },
+    };
+    const file = join(folder, `shapes-${tagged}.yaml`);
+    writeFileSync(file, stringify(document));
+    return loadSpec(file).operations[0]!;
+  }
+  const answer = (json: unknown) => ({ status: 200, contentType: 'application/json', text: JSON.stringify(json), json });
+
+  it("judges a body by the branch its tag names: one fault, not every branch's", () => {
+    const violations = new ResponseChecker().violations(shapeOperation(true), answer({ kind: 'circle', radius: 0 }));
+    expect(violations.map((v) => v.message)).toEqual(['200 body at $.radius must be > 0']);
+    expect(new ResponseChecker().violations(shapeOperation(true), answer({ kind: 'square', side: 2 }))).toEqual([]);
+  });
+
+  it('still judges it as a plain oneOf where the branches do not tag themselves (const or enum)', () => {
+    const violations = new ResponseChecker().violations(shapeOperation(false), answer({ kind: 'circle', radius: 0 }));
+    expect(violations.map((v) => v.message)).toContain('200 body at $ must match exactly one schema in oneOf');
+    expect(new ResponseChecker().violations(shapeOperation(false), answer({ kind: 'square', side: 2 }))).toEqual([]);
   });
 });
 

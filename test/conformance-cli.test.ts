@@ -2,8 +2,8 @@
 // process on a temporary database. It leaves every table as it found it (also when
 // interrupted), keeps data only when asked, validates its options, writes JSON, JUnit
 // and Markdown reports, and replays only the failed cases of an earlier run.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,18 +15,17 @@ import { parseCli } from '../src/conformance/options.js';
 import { type Report, UsageError } from '../src/conformance/run.js';
 import { specPath } from '../src/spec.js';
 import { faultProxy, type ProxiedRequest, rowCounts, serveOurs } from './helpers/conformance-target.js';
+import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'dist/conformance/cli.js');
+let bin: string;
 const folder = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-cli-'));
 const children: ChildProcess[] = [];
 const closers: Array<{ close(): Promise<void> }> = [];
 
 beforeAll(() => {
-  // npm test builds before vitest; alone, build when dist/ is missing or older than the suite.
-  const newest = Math.max(...readdirSync(join(root, 'src/conformance')).map((f) => statSync(join(root, 'src/conformance', f)).mtimeMs));
-  if (!existsSync(bin) || statSync(bin).mtimeMs < newest) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
+  bin = builtFile('conformance/cli.js');
 }, 60_000);
 afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL');

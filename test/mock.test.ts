@@ -1,7 +1,10 @@
 // Mock mode: every operation of our spec answers a documented status with a body the
 // contract tests' validator accepts, `Prefer` chooses the status and the example, bad
 // requests get a 400 in the document's error shape; an unrelated document mocks too.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +17,7 @@ import { loadSpec } from '../src/conformance/spec-model.js';
 import { createMockServer } from '../src/mock/mock-server.js';
 import { parsePrefer } from '../src/mock/prefer.js';
 import { specDocument, specOperations, specPath, specSchemaValidator } from '../src/spec.js';
+import { builtFile } from './helpers/built.js';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 
 const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -258,6 +262,93 @@ describe('mock mode on another document (the classic Petstore)', () => {
     const noName = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { tag: 'dog' } });
     expect(noName.status).toBe(400);
     expect(noName.body.message).toBe('body/name is required');
+  });
+});
+
+describe('mock mode on a document whose errors are RFC 9457 problem details', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-problems-'));
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    const problem = { 'application/problem+json': { schema: { type: 'object', required: ['title', 'status'], properties: { title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } } } } };
+    const document = {
+      openapi: '3.0.3',
+      info: { title: 'todos', version: '1' },
+      paths: {
+        '/todos': {
+          post: {
+            operationId: 'createTodo',
+            requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['title'], properties: { title: { type: 'string' } } } } } },
+            responses: { '201': { description: 'created' }, '400': { description: 'refused', content: problem }, '404': { description: 'none', content: problem } },
+          },
+        },
+      },
+    };
+    const file = join(folder, 'todos.yaml');
+    writeFileSync(file, stringify(document));
+    app = await createMockServer({ specPath: file });
+  });
+  afterAll(async () => {
+    await app.close();
+    rmSync(folder, { recursive: true, force: true });
+  });
+  const post = (payload: string, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/todos', headers: { 'content-type': 'application/json', ...headers }, payload });
+
+  it('says the HTTP status in the body\'s status and its phrase in a made-up title (it said 0 and "string")', async () => {
+    const refused = await post('{}');
+    expect(refused.statusCode).toBe(400);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.json()).toEqual({ title: 'Bad Request', status: 400, detail: 'body/title is required' });
+    const asked = await post('{"title":"x"}', { prefer: 'code=404' });
+    expect(asked.statusCode).toBe(404);
+    expect(asked.json()).toMatchObject({ title: 'Not Found', status: 404 });
+  });
+
+  it('refuses JSON that does not parse in one message saying so (it was "request Expected …; body must be object")', async () => {
+    const refused = await post('{bad');
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().detail).toMatch(/^body is not valid JSON: Expected property name or '}' in JSON at position 1/);
+    expect(refused.json().detail).not.toMatch(/must be object/);
+  });
+
+  it('gives a 413 or 415 the operation does not document its 400\'s shape, with the real status', async () => {
+    const large = await post(JSON.stringify({ title: 'x'.repeat(1_100_000) }));
+    expect(large.statusCode).toBe(413);
+    expect(large.json()).toEqual({ title: 'Payload Too Large', status: 413, detail: 'body must be at most 1048576 bytes' });
+    const text = await post('title', { 'content-type': 'text/plain' });
+    expect(text.statusCode).toBe(415);
+    expect(text.json()).toMatchObject({ title: 'Unsupported Media Type', status: 415 });
+  });
+});
+
+describe('npm run mock, the command', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-cli-'));
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+  const mockCli = (...args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [builtFile('mock/cli.js'), ...args], { timeout: 15_000 }, (error, _stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      );
+    });
+
+  it('exits 2 with one line for a usage error or a document it cannot serve, 1 when it cannot listen', { timeout: 60_000 }, async () => {
+    const badRef = join(folder, 'bad-ref.yaml');
+    writeFileSync(badRef, stringify({ openapi: '3.0.3', info: { title: 't', version: '1' }, paths: {}, components: { schemas: { X: { $ref: 'missing.yaml#/X' } } } }));
+    for (const args of [['--nonsense'], ['--port', 'abc'], ['--spec', join(folder, 'none.yaml')], ['--spec', badRef]]) {
+      const run = await mockCli(...args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr.split('\n')[0], args.join(' ')).toMatch(/^sessions-api mock: /);
+      expect(run.stderr, args.join(' ')).not.toMatch(/\n\s+at /);
+    }
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const run = await mockCli('--port', String((taken.address() as AddressInfo).port));
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^sessions-api mock: .*EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
   });
 });
 

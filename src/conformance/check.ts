@@ -71,15 +71,32 @@ function headerValue(schema: Schema, text: string): unknown {
   return text;
 }
 
-export class ResponseChecker {
-  private readonly ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
-  private readonly validators = new Map<Schema, ValidateFunction>();
-
-  constructor() {
-    ajvFormats.default(this.ajv);
-    // OpenAPI's numeric formats: ranges, not strings.
-    for (const format of ['int32', 'int64', 'float', 'double']) this.ajv.addFormat(format, { type: 'number', validate: () => true });
+/** `schema` without discriminator mappings: Ajv refuses them, and with every $ref resolved the branches' own tags say the same. */
+function withoutMappings(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutMappings);
+  if (!schema || typeof schema !== 'object') return schema;
+  const copy = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, withoutMappings(value)])) as Schema;
+  if (copy.discriminator && typeof copy.discriminator === 'object') {
+    const { mapping: _mapping, ...discriminator } = copy.discriminator as Schema;
+    copy.discriminator = discriminator;
   }
+  return copy;
+}
+
+function validatorFactory(discriminator: boolean): Ajv2020 {
+  const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, discriminator });
+  ajvFormats.default(ajv);
+  // OpenAPI's numeric formats: ranges, not strings.
+  for (const format of ['int32', 'int64', 'float', 'double']) ajv.addFormat(format, { type: 'number', validate: () => true });
+  return ajv;
+}
+
+export class ResponseChecker {
+  /** A `oneOf` with a discriminator is judged by the branch its tag names (not every branch's faults listed)... */
+  private readonly ajv = validatorFactory(true);
+  /** ...where Ajv can read the discriminator (each branch tags itself with a `const` or `enum`); else as a plain `oneOf`. */
+  private readonly plainAjv = validatorFactory(false);
+  private readonly validators = new Map<Schema, ValidateFunction>();
 
   /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
   eventViolations(operation: Operation, data: unknown): string[] {
@@ -93,7 +110,11 @@ export class ResponseChecker {
     let validate = this.validators.get(schema);
     if (!validate) {
       const { $schema: _ignored, ...plain } = schema;
-      validate = this.ajv.compile(plain);
+      try {
+        validate = this.ajv.compile(withoutMappings(plain) as Schema);
+      } catch {
+        validate = this.plainAjv.compile(plain);
+      }
       this.validators.set(schema, validate);
     }
     return validate;

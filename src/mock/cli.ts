@@ -8,7 +8,8 @@ import { createMockServer } from './mock-server.js';
 const USAGE = `usage: npm run mock [-- --spec <file> --port <n> --host <address>]
   --spec   the OpenAPI 3.0 or 3.1 document to mock (default: this server's, ${specPath})
   --port   default 4010 (0: any free port)
-  --host   default 127.0.0.1`;
+  --host   default 127.0.0.1
+exit status: 2 for a usage error or a document it cannot serve, 1 when it cannot listen`;
 
 function parsedArguments() {
   try {
@@ -33,18 +34,16 @@ if (values.help) {
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`sessions-api mock: --port ${values.port} must be an integer between 0 and 65535`);
-  process.exit(1);
+  process.exit(2);
 }
 
 const spec = resolve(values.spec);
-let app;
-try {
-  app = await createMockServer({ specPath: spec });
-  await app.listen({ host: values.host, port });
-} catch (error) {
+const fail = (error: unknown, status: number): never => {
   console.error(`sessions-api mock: ${(error as Error).message}`);
-  process.exit(1);
-}
+  process.exit(status);
+};
+const app = await createMockServer({ specPath: spec }).catch((error: unknown) => fail(error, 2));
+await app.listen({ host: values.host, port }).catch((error: unknown) => fail(error, 1));
 const address = app.server.address();
 const actualPort = typeof address === 'object' && address ? address.port : port;
 console.log(`Mock of ${spec} listening on http://${values.host}:${actualPort} (Prefer: code=<status> or example=<name> to choose an answer)`);

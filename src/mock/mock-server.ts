@@ -2,6 +2,7 @@
 // validated against the document (400 in the document's own error shape when it has
 // one), and answers come from its examples, else from its schemas. `Prefer: code=404`
 // and `Prefer: example=<name>` choose among the documented answers, as Prism does.
+import { STATUS_CODES } from 'node:http';
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Context, OpenAPIBackend } from 'openapi-backend';
@@ -39,6 +40,18 @@ function withMessage(body: unknown, message: string): unknown {
   if (copy.error && typeof copy.error === 'object') copy.error.details = message; // { error: { code, message, details } }
   else if ('detail' in copy) copy.detail = message; // RFC 9457 problem details
   else if ('message' in copy || 'code' in copy) copy.message = message;
+  return copy;
+}
+
+/**
+ * RFC 9457 problem details carry the HTTP status in `status`; a `title` made up by the
+ * generator (no example) becomes the status's phrase ("Not Found", not "string").
+ */
+function asProblem(body: unknown, mediaType: string | undefined, status: number, fromExample: boolean): unknown {
+  if (!mediaType || !/^application\/problem\+json/i.test(mediaType) || !body || typeof body !== 'object' || Array.isArray(body)) return body;
+  const copy = { ...(body as Record<string, unknown>) };
+  if (typeof copy.status === 'number') copy.status = status;
+  if (!fromExample && typeof copy.title === 'string' && STATUS_CODES[status]) copy.title = STATUS_CODES[status];
   return copy;
 }
 
@@ -106,25 +119,29 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       // Its generator follows a schema that holds itself without end.
       if (!(error instanceof RangeError)) throw error;
       const message = `${operation.operationId}: no example for this answer, and its schema holds itself (a body cannot be generated from it): add an example to the document`;
-      return { status: 500, mediaType: 'application/json', body: { message }, failed: true };
+      return { status: 500, mediaType: 'application/json', body: { message }, failed: true, fromExample: false };
     }
     const { status: chosen, mock: body } = generated;
     const content = (status ? contentOf(status) : undefined) ?? contentOf(String(chosen));
     const mediaType = content ? (acceptable.find((type) => type in content) ?? mediaTypeOf(content)) : undefined;
     const media = mediaType ? content![mediaType] : undefined;
-    if (!media) return { status: chosen, mediaType, body: undefined, failed: false };
+    if (!media) return { status: chosen, mediaType, body: undefined, failed: false, fromExample: false };
     const fromExample = example !== undefined || media.example !== undefined || media.examples !== undefined;
     const fixed = fromExample || !/json/.test(mediaType!) ? body : bodies.fixed(operation.operationId!, chosen, mediaType!, body);
-    return { status: chosen, mediaType, body: fixed, failed: false };
+    return { status: chosen, mediaType, body: fixed, failed: false, fromExample };
   }
 
-  /** A refusal in the document's own error shape for `status` (its response, its range's, or `default`), else `{ message }`. */
+  /**
+   * A refusal in the document's own error shape for `status` (its response, its range's, or
+   * `default`; for a 4xx it does not document, a 413 say, its 400's), else `{ message }`.
+   */
   function refuse(reply: FastifyReply, operation: Operation | undefined, status: number, message: string, extra: Record<string, unknown> = {}) {
-    const documenting = [String(status), `${String(status)[0]}XX`, 'default'].find((key) => operation?.responses?.[key]);
+    const shapes = [String(status), `${String(status)[0]}XX`, 'default', ...(status >= 400 && status < 500 ? ['400'] : [])];
+    const documenting = shapes.find((key) => operation?.responses?.[key]);
     if (!operation || !documenting) return send(reply, status, 'application/json', { message, ...extra });
     const answer = mock(operation, documenting);
     reply.headers(headers.for(operation.operationId!, status));
-    return send(reply, status, answer.mediaType, withMessage(answer.body, message));
+    return send(reply, status, answer.mediaType, asProblem(withMessage(answer.body, message), answer.mediaType, status, answer.fromExample));
   }
 
   // A mock has no keys to check: every security scheme accepts any credentials or none
@@ -163,22 +180,22 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
         }
       }
       if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status));
-      return send(reply, answer.status, answer.mediaType, answer.body);
+      return send(reply, answer.status, answer.mediaType, asProblem(answer.body, answer.mediaType, answer.status, answer.fromExample));
     },
   });
 
   const app = Fastify({ logger: false });
   app.removeAllContentTypeParsers();
   // Every body reaches openapi-backend, which judges it against the document: JSON is
-  // parsed first, and JSON that does not parse stays a string, invalid like any other.
+  // parsed first, and JSON that does not parse is refused here, saying where.
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     if (text === '') return done(null, undefined);
     if (!/json/.test(request.headers['content-type'] ?? '')) return done(null, text);
     try {
       done(null, JSON.parse(text));
-    } catch {
-      done(null, text);
+    } catch (error) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(error as Error).message}`), { statusCode: 400 }));
     }
   });
   // Fastify's own refusals, a body over its limit (413) above all: in the document's error
