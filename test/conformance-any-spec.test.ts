@@ -15,7 +15,8 @@ import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
 import { headersOf } from '../src/conformance/http.js';
 import { buildExchange } from '../src/conformance/requests.js';
-import { runConformance } from '../src/conformance/run.js';
+import { operationSummaries } from '../src/conformance/report.js';
+import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
 import { loadSpec, type Operation, type Parameter } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
@@ -265,9 +266,14 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
   });
 
   it('passes against a correct Petstore, with the generic checks only, and deletes the pets it made', async () => {
-    const { petstore, report } = await against();
+    const petstore = await startPetstore();
+    servers.push(petstore);
+    const progress: OperationSummary[] = [];
+    const report = await runConformance({ baseUrl: petstore.url, specPath: petstoreSpec, seed: 7, validCases: 6, workers: 2, onOperation: (summary) => progress.push(summary) });
     expect(report.cases.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
-    expect(new Set(report.cases.map((c) => c.operationId))).toEqual(new Set(['listPets', 'createPets', 'showPetById', 'deletePet', 'health', 'stateful']));
+    expect(new Set(report.cases.map((c) => c.operationId))).toEqual(new Set(['listPets', 'createPets', 'showPetById', 'deletePet', 'health', 'stateful', 'still-healthy']));
+    // The progress lines say what the table says (the last health request had been counted in its operation's row only).
+    expect(new Set(progress)).toEqual(new Set(operationSummaries(report)));
     expect(report.cases.filter((c) => c.kind === 'stateful').map((c) => c.key)).toEqual(['flow/deleted/deletePet']);
     expect(report.cases.some((c) => c.kind === 'invalid' && c.operationId === 'createPets' && /body\/name/.test(c.title))).toBe(true);
     // Real ids were used: some showPetById succeeded (else "some valid request succeeds" fails).
@@ -321,6 +327,24 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     });
   });
 
+  it('takes a 404 for a malformed id where the operation documents 404 and no 400, and wants the 400 where it documents one', async () => {
+    const strict = await against('malformed-id-as-unknown');
+    expect(strict.report.cases.filter((c) => !c.passed && c.title.startsWith('path petId')).map((c) => c.violations[0]?.message)).toContain('expected 400, got 404');
+
+    const document = parse(readFileSync(petstoreSpec, 'utf8'));
+    for (const operation of Object.values<any>(document.paths['/pets/{petId}'])) if (operation?.responses) delete operation.responses['400'];
+    delete document.paths['/pets/{petId}'].get.responses.default;
+    delete document.paths['/pets/{petId}'].delete.responses.default;
+    const specPath = join(folder, 'petstore-no-400.yaml');
+    writeFileSync(specPath, stringify(document));
+    const petstore = await startPetstore('malformed-id-as-unknown');
+    servers.push(petstore);
+    const report = await runConformance({ baseUrl: petstore.url, specPath, seed: 7, validCases: 6, workers: 2 });
+    const malformed = report.cases.filter((c) => c.kind === 'invalid' && c.title.startsWith('path petId'));
+    expect(malformed.length).toBeGreaterThan(0);
+    expect(malformed.filter((c) => !c.passed).map((c) => `${c.title}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
+  });
+
   it('with an API key, checks that secured operations answer 401 without it, and not the open ones', async () => {
     const specPath = securedPetstoreSpec();
     for (const fault of [undefined, 'lets-anyone-list'] as const) {
@@ -352,6 +376,17 @@ describe('reading a spec', () => {
   it('merges YAML merge keys (<<: *anchor) instead of reading "<<" as a response code', () => {
     const [operation] = loadSpec(fileURLToPath(new URL('./fixtures/merge-keys.yaml', import.meta.url))).operations;
     expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);
+  });
+
+  it('refuses a document that is not YAML in one line, saying where (the parser adds an excerpt on more lines)', async () => {
+    const broken = join(folder, 'broken.yaml');
+    writeFileSync(broken, 'openapi: 3.0.0\ninfo: [\n  bad: x\n');
+    const refusal = await runConformance({ baseUrl: 'http://127.0.0.1:1', specPath: broken }).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    expect(refusal).toBeInstanceOf(UsageError);
+    expect(refusal?.message).toMatch(/^cannot read the spec: .* at line 4, column 1$/);
   });
 });
 

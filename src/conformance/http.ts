@@ -78,10 +78,13 @@ export async function send(connection: Connection, exchange: Exchange): Promise<
 }
 
 const quote = (text: string) => `'${text.replace(/'/g, "'\\''")}'`;
+/** The longest URL or body a curl line shows whole (a 1 MB body or a 5,000-character path is cut, saying its length). */
+const SHOWN = 300;
 
 /** The exchange as a command to run again by hand (secret header values as `$CONFORMANCE_<NAME>`). */
 export function asCurl(connection: Connection, exchange: Exchange): string {
-  const url = urlOf(connection, exchange);
+  const whole = urlOf(connection, exchange);
+  const url = whole.length > SHOWN ? `${whole.slice(0, SHOWN)}…(${whole.length} chars)` : whole;
   const headers = Object.entries(headersOf(connection, exchange))
     .map(([name, value]) =>
       SECRET_HEADERS.has(name.toLowerCase()) ? ` -H "${name}: $CONFORMANCE_${name.toUpperCase().replace(/-/g, '_')}"` : ` -H ${quote(`${name}: ${value}`)}`,
@@ -89,7 +92,7 @@ export function asCurl(connection: Connection, exchange: Exchange): string {
     .join('');
   let body = '';
   if (typeof exchange.body === 'string') {
-    const shown = exchange.body.length > 300 ? `${exchange.body.slice(0, 300)}…(${exchange.body.length} chars)` : exchange.body;
+    const shown = exchange.body.length > SHOWN ? `${exchange.body.slice(0, SHOWN)}…(${exchange.body.length} chars)` : exchange.body;
     body = ` --data-raw ${quote(shown)}`;
   } else if (exchange.body) {
     body = ` --data-binary <${exchange.body.length} bytes>`;

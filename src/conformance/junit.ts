@@ -44,9 +44,23 @@ export function formatJunit(report: Report): string {
       '  </testsuite>',
     ].join('\n');
   });
+  // A run cut short is an error of its own, not a row of passes: CI shows it as the run's.
+  const cutShort = report.lostTarget ?? (report.interrupted ? 'interrupted: not every case ran' : undefined);
+  if (cutShort !== undefined) {
+    suites.push(
+      [
+        '  <testsuite name="run" tests="1" failures="0" errors="1" skipped="0" time="0.000">',
+        '    <testcase name="every case ran" classname="conformance.run" time="0.000">',
+        `      <error type="stopped" message="${xmlText(cutShort)}">${xmlText(cutShort)}</error>`,
+        '    </testcase>',
+        '  </testsuite>',
+      ].join('\n'),
+    );
+  }
+  const tests = report.cases.length + (cutShort === undefined ? 0 : 1);
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="sessions-api-conformance" tests="${report.cases.length}" failures="${report.failed}" errors="0" time="${seconds(report.durationMs)}">`,
+    `<testsuites name="sessions-api-conformance" tests="${tests}" failures="${report.failed}" errors="${cutShort === undefined ? 0 : 1}" time="${seconds(report.durationMs)}">`,
     ...suites,
     '</testsuites>',
     '',

@@ -10,7 +10,11 @@ import type { Operation, Schema } from './spec-model.js';
 
 export type CaseKind = 'valid' | 'invalid' | 'hostile' | 'auth' | 'stateful' | 'health';
 
-export type Expectation = { type: 'valid'; realIds: boolean } | { type: 'invalid'; field: string } | { type: 'hostile'; mayCloseConnection?: boolean }
+export type Expectation =
+  | { type: 'valid'; realIds: boolean }
+  /** `inPath`: the field is a path parameter (a malformed id may be answered as an unknown one). */
+  | { type: 'invalid'; field: string; inPath?: boolean }
+  | { type: 'hostile'; mayCloseConnection?: boolean }
   | { type: 'unauthenticated' };
 
 export interface PlannedCase {
@@ -99,7 +103,7 @@ export function planOperation(operation: Operation, index: number, seed: number,
         parameter.in === 'path'
           ? { ...base, path: { ...base.path, [parameter.name]: String(mutation.value) } }
           : { ...base, query: { ...base.query, [parameter.name]: mutation.value } };
-      add('invalid', `${parameter.in} ${parameter.name}: ${mutation.fault}`, 'shared', values, { type: 'invalid', field: parameter.name });
+      add('invalid', `${parameter.in} ${parameter.name}: ${mutation.fault}`, 'shared', values, { type: 'invalid', field: parameter.name, inPath: parameter.in === 'path' });
     }
   }
 

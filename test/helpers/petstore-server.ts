@@ -11,7 +11,8 @@ export type PetstoreFault =
   | 'dies-after-30-requests'
   | 'refuses-creates'
   | 'no-location'
-  | 'count-in-words';
+  | 'count-in-words'
+  | 'malformed-id-as-unknown';
 
 interface Pet {
   id: number;
@@ -90,7 +91,9 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
       const match = /^\/pets\/([^/]*)$/.exec(url.pathname);
       if (match && (method === 'GET' || method === 'DELETE')) {
         const id = decodeURIComponent(match[1]!);
-        if (!/^[1-9]\d{0,15}$/.test(id)) return json(400, { code: 400, message: 'petId must be an integer >= 1' });
+        if (!/^[1-9]\d{0,15}$/.test(id)) {
+          return fault === 'malformed-id-as-unknown' ? json(404, { code: 404, message: 'no such pet' }) : json(400, { code: 400, message: 'petId must be an integer >= 1' });
+        }
         const pet = pets.get(Number(id));
         if (!pet) return json(404, { code: 404, message: 'no such pet' });
         if (method === 'GET') return json(200, pet);

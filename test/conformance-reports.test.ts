@@ -1,0 +1,71 @@
+// What the conformance suite writes about a run: the JUnit XML of a run cut short, the
+// curl line of a request too long to show, and the list of what it deletes at the end.
+import { fileURLToPath } from 'node:url';
+import { XMLParser } from 'fast-xml-parser';
+import { describe, expect, it } from 'vitest';
+import { asCurl } from '../src/conformance/http.js';
+import { formatJunit } from '../src/conformance/junit.js';
+import type { RequestValues } from '../src/conformance/requests.js';
+import type { CaseResult, Report } from '../src/conformance/run.js';
+import { loadSpec, type Operation } from '../src/conformance/spec-model.js';
+import { ResourceTracker } from '../src/conformance/tracker.js';
+
+const passedCase: CaseResult = { key: 'listPets/valid/0', operationId: 'listPets', kind: 'valid', title: 'valid', passed: true, violations: [], requests: [], status: 200, body: '', durationMs: 3 };
+const report = (changes: Partial<Report>): Report => ({
+  tool: 'sessions-api-conformance',
+  baseUrl: 'http://127.0.0.1:1',
+  specPath: 'x.yaml',
+  seed: 1,
+  validCases: 1,
+  checks: [],
+  cases: [passedCase],
+  passed: 1,
+  failed: 0,
+  interrupted: false,
+  cleanup: { deleted: 0, left: [], kept: 0 },
+  durationMs: 10,
+  ...changes,
+});
+const parseXml = (xml: string) => new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (name) => name === 'testsuite' }).parse(xml);
+
+describe('the JUnit report', () => {
+  it('shows a run whose target stopped answering as an error (it showed only the cases that ran, all passed)', () => {
+    const xml = parseXml(formatJunit(report({ lostTarget: 'http://127.0.0.1:1 stopped answering (ECONNREFUSED)' })));
+    expect(xml.testsuites).toMatchObject({ tests: '2', failures: '0', errors: '1' });
+    const run = xml.testsuites.testsuite.find((suite: { name: string }) => suite.name === 'run');
+    expect(run.testcase.error).toMatchObject({ type: 'stopped', message: 'http://127.0.0.1:1 stopped answering (ECONNREFUSED)' });
+  });
+
+  it('shows an interrupted run as an error, and a whole run without one', () => {
+    expect(parseXml(formatJunit(report({ interrupted: true }))).testsuites).toMatchObject({ tests: '2', errors: '1' });
+    const whole = parseXml(formatJunit(report({})));
+    expect(whole.testsuites).toMatchObject({ tests: '1', errors: '0' });
+    expect(whole.testsuites.testsuite.map((suite: { name: string }) => suite.name)).toEqual(['listPets']);
+  });
+});
+
+describe('a curl line', () => {
+  it('cuts a URL over 300 characters, saying its length, as it cuts a body', () => {
+    const connection = { baseUrl: 'http://127.0.0.1:1', headers: {}, timeoutMs: 1000 };
+    const line = asCurl(connection, { method: 'GET', url: `/pets/${'9'.repeat(5000)}`, headers: {} });
+    expect(line).toContain(`'http://127.0.0.1:1/pets/${'9'.repeat(300 - '/pets/'.length - 'http://127.0.0.1:1'.length)}…(5024 chars)'`);
+    expect(line.length).toBeLessThan(400);
+    expect(asCurl(connection, { method: 'GET', url: '/pets/1', headers: {} })).toBe("curl -X GET 'http://127.0.0.1:1/pets/1'");
+  });
+});
+
+describe('what the suite deletes at the end', () => {
+  it('deletes an id learnt twice once (a mock answers every create with the same example id)', async () => {
+    const spec = loadSpec(fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url)));
+    const create = spec.operations.find((o) => o.operationId === 'createPets')!;
+    const tracker = new ResourceTracker(spec);
+    for (const id of [7, 7, 8, 7]) tracker.learn(create, { status: 201, contentType: 'application/json', text: '', json: { id, name: 'Rex' } });
+    const deletes: Array<[string, RequestValues]> = [];
+    const cleanup = await tracker.cleanup(async (operation: Operation, values) => {
+      deletes.push([operation.operationId, values]);
+      return { status: 204, contentType: '', text: '' };
+    });
+    expect(deletes.map(([operationId, values]) => `${operationId} ${values.path?.petId}`)).toEqual(['deletePet 8', 'deletePet 7']);
+    expect(cleanup).toEqual({ deleted: 2, left: [] });
+  });
+});
