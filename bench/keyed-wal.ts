@@ -32,7 +32,7 @@ async function measure(batch: number, keyed: boolean) {
   const agentId = randomUUID();
   await store.insertAgent({ id: agentId, name: 'B', settings: {}, createdAt: T0 });
   const create = (now: number) => {
-    const session: SessionRecord = { id: sessionId(now), agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', metadata: { platform: 'bench' }, status: 'active', announced: 'nothing', ...startTiming(now, config) };
+    const session: SessionRecord = { id: sessionId(), agentId, userId: '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', metadata: { platform: 'bench' }, status: 'active', announced: 'nothing', ...startTiming(now, config) };
     const record: Carried<SessionRecord> | undefined = keyed
       ? { idempotency: (written) => ({ scope: 'bench', key: randomUUID(), fingerprint: 'f'.repeat(43), status: 201, body: JSON.stringify(createdSessionView(written)), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS }) }
       : undefined;

@@ -107,7 +107,7 @@ async function growTo(store: Store, loaded: Loaded, step: ScaleStep, now: number
     if (userIndex === loaded.userIds.length) loaded.userIds.push(randomUUID());
     const createdAt = now - (step.sessions - index);
     const session: SessionRecord = {
-      id: sessionId(createdAt), // as createSession makes them
+      id: sessionId(), // as createSession makes them
       agentId: loaded.agentIds[index % loaded.agentIds.length]!,
       userId: loaded.userIds[userIndex]!,
       metadata: { platform: 'bench' },

@@ -604,7 +604,7 @@ export interface components {
             timeoutConfig?: components["schemas"]["TimeoutConfigInput"];
         };
         CreateSessionResponse: {
-            /** @description Unique identifier for the created session (a time-ordered UUID v7, its creation millisecond then random bits) */
+            /** @description Unique identifier for the created session (a random UUID v4) */
             sessionId: components["schemas"]["Uuid"];
             agentId: components["schemas"]["Uuid"];
             userId: components["schemas"]["Uuid"];

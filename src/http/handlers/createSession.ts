@@ -21,7 +21,7 @@ export const createSession =
     const now = clock.now();
     const timing = startTiming(now, config);
     const { announced, announcing } = announcementsAfterChange('nothing', undefined, timing, now);
-    const session = { id: sessionId(now), agentId, userId, metadata, status: 'active' as const, announced, ...timing };
+    const session = { id: sessionId(), agentId, userId, metadata, status: 'active' as const, announced, ...timing };
     const carried = withEvents(carryAnswer(request, 201, createdSessionView), (written) => changeEvents('session.created', written, now, announcing));
     // The agent can be deleted between the read above and this insert.
     if (!(await store.insertSession(session, carried))) throw agentMissing();
