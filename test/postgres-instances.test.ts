@@ -19,6 +19,7 @@ import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
 import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -131,7 +132,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       // server had closed: "other side closed", on a loaded machine).
       const keysCli = async (...args: string[]) =>
         (
-          await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], {
+          await promisify(execFile)(process.execPath, [builtFile('keys-cli.js'), ...args], {
             env: { ...process.env, DATABASE_URL: fresh.url, DATABASE_PATH: sqliteFile },
             encoding: 'utf8',
             timeout: 30_000, // a CLI that hangs on its pool fails here, not the whole file

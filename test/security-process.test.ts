@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
 import { ElizaStyleError, elizaStyleClient } from './helpers/eliza-style-client.js';
+import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { receiver } from './helpers/webhook-receiver.js';
 
@@ -88,9 +89,9 @@ describe('a client sending its key the way the elizaOS client does (X-API-KEY on
 
 describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/keys-cli.ts', ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
+    execFileSync(process.execPath, [builtFile('keys-cli.js'), ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
 
-  // Sixteen runs of the command, each a process starting tsx: about 12 s here, twice that on a loaded machine.
+  // Sixteen runs of the command, each a process: a few seconds, more on a loaded machine.
   it('checks the command before it opens (and so migrates) the database', { timeout: 75_000 }, () => {
     const databasePath = tempDatabase();
     const refusals: Array<[string[], RegExp]> = [

@@ -1,9 +1,10 @@
-// `src/main.ts` as a real child process on a free port, and requests to it whose
+// The server as a real child process on a free port, and requests to it whose
 // responses are checked against the spec like every other test's.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { builtFile } from './built.js';
 import { operationFor, responseViolations, specBackend } from './spec-validator.js';
 
 const directories: string[] = [];
@@ -15,9 +16,14 @@ export function cleanUpServerProcesses(): void {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 }
 
-/** `preload`: modules imported before the server (test instruments, see crash-before-answer.ts). */
+/**
+ * The server as `npm start` runs it (dist/main.js). `preload`: modules imported before it
+ * (test instruments, see crash-before-answer.ts): written in TypeScript against src/, they
+ * run with the server from src/ through tsx.
+ */
 export function startServer(env: Record<string, string>, { preload = [] }: { preload?: string[] } = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((module) => ['--import', module]), 'src/main.ts'], {
+  const args = preload.length === 0 ? [builtFile('main.js')] : ['--import', 'tsx', ...preload.flatMap((module) => ['--import', module]), 'src/main.ts'];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
