@@ -3,7 +3,7 @@
 // rolled back takes its events with it; reads resume inside a row and filter its events;
 // migration 22 keeps every id.
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { agentEvent, sessionEvent } from '../src/events/event-records.js';
 import { EVENTS_PER_ROW } from '../src/storage/sqlite/event-log.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
@@ -85,6 +85,27 @@ describe('the SQLite event log', () => {
     for (let after = 0; after <= count; after += 1) {
       const page = await store.listEvents({ after: String(after), limit: 3 });
       expect(page.map((event) => Number(event.id))).toEqual([after + 1, after + 2, after + 3].filter((id) => id <= count));
+    }
+  });
+
+  it('reads no more rows than a page needs: a page of 3 from rows of many events parses one row, not three', async () => {
+    const agent = agentRecord();
+    for (let round = 0; round < 3; round += 1) {
+      const events = Array.from({ length: 100 }, (_, i) => agentEvent('agent.created', { ...agent, name: `Agent ${round}-${i}` }, T0 + i));
+      await store.insertAgent(round === 0 ? agent : agentRecord(), { events: () => events });
+    }
+    expect(rows().map((row) => row.n)).toEqual([100, 100, 100]);
+    // The default scan window (10,000 ids) holds all three rows.
+    store.close();
+    store = openSqliteStore(database.path);
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const page = await store.listEvents({ after: '0', limit: 3 });
+      expect(page.map((event) => event.id)).toEqual(['1', '2', '3']);
+      // Each row parsed is a JSON array of its 100 events; the rows after the first were parsed and thrown away.
+      expect(parse.mock.calls.filter(([text]) => typeof text === 'string' && text.startsWith('[')).length).toBe(1);
+    } finally {
+      parse.mockRestore();
     }
   });
 

@@ -248,8 +248,11 @@ export function createEventStreams({
           const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE });
           if (closed) return;
           for (const event of events) send(event);
-          if (!flush()) await drained();
+          const room = flush();
+          if (!room) await drained();
           if (events.length < PAGE) break;
+          // A reader that keeps up never fills its socket: the next page waits its turn behind other requests.
+          if (room) await new Promise(setImmediate);
         }
         if (done) close();
       }

@@ -50,7 +50,7 @@ function readSql(query: EventQuery): string {
     query.userId !== undefined ? 'instr(events, @userId) > 0' : undefined,
     query.types !== undefined ? 'EXISTS (SELECT 1 FROM json_each(@types) WHERE instr(events, value) > 0)' : undefined,
   ].filter(Boolean);
-  return `SELECT id, events FROM event_log WHERE id >= @from AND id <= @upTo ${mayMatch.map((sql) => `AND ${sql} `).join('')}ORDER BY id LIMIT @limit`;
+  return `SELECT id, events FROM event_log WHERE id >= @from AND id <= @upTo ${mayMatch.map((sql) => `AND ${sql} `).join('')}ORDER BY id`;
 }
 
 function matches(query: EventQuery, [type, , agentId, sessionId, userId]: StoredEvent): boolean {
@@ -157,16 +157,17 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
       for (let from = statements.rowFrom.get(after + 1)!, first = true; from <= last && events.length < query.limit; first = false) {
         if (!first) await new Promise(setImmediate);
         const upTo = Math.min(from + scanWindow - 1, last);
-        const wanted = query.limit - events.length;
-        const rows = statement.all({ ...parameters, from, upTo, limit: wanted });
-        for (const row of rows) {
+        // Row by row, until the page is full: a row holds up to EVENTS_PER_ROW events, and
+        // reading as many rows as the page wants events parsed up to 256 times the page
+        // (a replay of large events held the event loop for seconds).
+        for (const row of statement.iterate({ ...parameters, from, upTo }) as IterableIterator<LogRow>) {
           for (const [k, event] of eventsOfRow(row.events).entries()) {
             const id = row.id + k;
             if (id > after && id <= last && events.length < query.limit && matches(query, event)) events.push(eventFromStored(id, event));
           }
+          if (events.length >= query.limit) break;
         }
-        // A full page of rows may end before the window does (a row can hold no event the read wants).
-        from = rows.length === wanted ? rows.at(-1)!.id + 1 : upTo + 1;
+        from = upTo + 1;
       }
       return events;
     },
