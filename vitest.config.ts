@@ -7,8 +7,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup/shared-meta-schema.ts'],
-    // One throwaway PostgreSQL cluster for the run (the PostgreSQL store's tests).
-    globalSetup: ['test/helpers/postgres-global-setup.ts'],
+    // One throwaway PostgreSQL cluster for the run (the PostgreSQL store's tests); dist/ built if stale.
+    globalSetup: ['test/helpers/postgres-global-setup.ts', 'test/setup/built-dist.ts'],
     testTimeout: 20_000,
     // Test files are mostly waiting on SQLite and child processes: two workers on two cores.
     maxWorkers: 2,

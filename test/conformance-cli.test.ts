@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseCli } from '../src/conformance/options.js';
 import { type Report, UsageError } from '../src/conformance/run.js';
 import { specPath } from '../src/spec.js';
@@ -19,14 +19,11 @@ import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-let bin: string;
+const bin = builtFile('conformance/cli.js');
 const folder = mkdtempSync(join(tmpdir(), 'sessions-api-conformance-cli-'));
 const children: ChildProcess[] = [];
 const closers: Array<{ close(): Promise<void> }> = [];
 
-beforeAll(() => {
-  bin = builtFile('conformance/cli.js');
-}, 60_000);
 afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
   for (const server of closers.splice(0)) await server.close();

@@ -115,6 +115,27 @@ describe('requests the router never sees', () => {
     expect((await exchange('GET /api/agents HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).status).toBe(200);
   });
 
+  it('400 INVALID_REQUEST for two Content-Type lines (Node would keep the first; a proxy may read the last)', async () => {
+    await listen();
+    const body = '{"characterJson":{"name":"twice"}}';
+    const twice = `POST /api/agents HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\ncontent-type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    const response = await exchange(twice);
+    expectEnvelope(response, 400, 'INVALID_REQUEST');
+    expect(response.body.error.details).toBe('headers/content-type must be sent once');
+    const once = await exchange(twice.replace('content-type: text/html\r\n', ''));
+    expect(once.status).toBe(201);
+  });
+
+  it('400 INVALID_REQUEST for a request line of another HTTP version, or none (Node answered them as HTTP/1.1)', async () => {
+    await listen();
+    for (const line of ['GET /api/agents HTTP/2.0', 'GET /api/agents HTTP/0.9', 'GET /api/agents']) {
+      const response = await exchange(`${line}\r\nHost: a\r\nConnection: close\r\n\r\n`);
+      expect(response.status, line).toBe(400);
+      expect(response.body.error, line).toEqual({ code: 'INVALID_REQUEST', message: expect.any(String), details: expect.stringMatching(/^the request line must end in HTTP\/1.1 or HTTP\/1.0, not HTTP\//) });
+    }
+    expect((await exchange('GET /api/agents HTTP/1.0\r\n\r\n')).status).toBe(200);
+  });
+
   it('404 NOT_FOUND in the envelope for CONNECT (Node would close the socket without a word)', async () => {
     await listen();
     const response = await exchange('CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n');

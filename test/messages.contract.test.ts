@@ -43,7 +43,7 @@ describe('sendSessionMessage', () => {
     expect(t.rowCounts()).toEqual(before);
   });
 
-  it('refuses a body it could not store as sent, naming why: invalid UTF-8, another charset, a compressed body, a number too large or too exact', async () => {
+  it('refuses a body it could not store as sent, naming why: invalid UTF-8, another charset, a compressed body, a number too large or too exact, a key written twice', async () => {
     await send({ content: 'first' });
     const before = t.rowCounts();
     const stored = await page();
@@ -64,6 +64,10 @@ describe('sendSessionMessage', () => {
       ],
       ['{"content":"hi","metadata":{"ids":[1,9007199254740993]}}', {}, 400, 'body/metadata/ids/1 is 9007199254740993, more exact than a number here can be (it would be stored as 9007199254740992)'],
       ['{"content":"hi","metadata":{"tiny":1e-400}}', {}, 400, 'body/metadata/tiny is 1e-400, more exact than a number here can be (it would be stored as 0)'],
+      // A key written twice: JSON.parse keeps the last value; a proxy that reads the first would see another request.
+      ['{"content":"hi","content":"bye"}', {}, 400, 'body/content is given twice: a key may appear once in an object'],
+      ['{"content":"hi","metadata":{"a":1,"b":{"x":[{"k":1,"k":2}]},"a":3}}', {}, 400, 'body/metadata/b/x/0/k is given twice'],
+      ['{"content":"hi","metadata":{"a":{"x":1},"b":{"x":1},"c":"\\":\\"","d\\u0065":1,"de":2}}', {}, 400, 'body/metadata/de is given twice'],
     ];
     for (const [body, headers, status, details] of refusals) {
       const response = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'content-type': 'application/json', ...headers } });
@@ -79,6 +83,8 @@ describe('sendSessionMessage', () => {
       ['application/json;charset="utf8"', '{"note":"1e309"}'],
       // The same values written otherwise, and digits in a string.
       ['application/json', '{"exact":9007199254740992,"point":0.1,"long":1.2345678901234567,"zero":0.000000000000000000001,"big":1.5e300,"id":"1234567890123456789"}'],
+      // The same key in different objects, and colons inside strings, are no repeated key.
+      ['application/json', '{"a":{"x":1},"b":{"x":1,"y":"k\\":v"},"c":[{"x":1},{"x":2}]}'],
     ]) {
       const response = await t.request({ method: 'POST', url: messagesUrl(), body: `{"content":"é","metadata":${metadata}}`, headers: { 'content-type': contentType! } });
       expect(response.status, contentType).toBe(201);

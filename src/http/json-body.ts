@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from '
 import { ApiError } from '../errors.js';
 import { specOperations } from '../spec.js';
 import { inexactNumberIn } from './inexact-numbers.js';
+import { walkJson } from './json-tokens.js';
 import { clip } from './limits.js';
 
 declare module 'fastify' {
@@ -64,6 +65,45 @@ function nestedDeeperThan(text: string, limit: number): boolean {
     } else if (code === 0x5d || code === 0x7d) depth -= 1;
   }
   return false;
+}
+
+/** How many keys JSON text writes: a colon outside strings ends each. */
+function keysWritten(text: string): number {
+  let count = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i += 1;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x3a) count += 1;
+  }
+  return count;
+}
+
+/** How many keys a parsed value holds, at every depth. */
+function keysHeld(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  let count = Array.isArray(value) ? 0 : Object.keys(value).length;
+  for (const item of Object.values(value)) count += keysHeld(item);
+  return count;
+}
+
+/**
+ * Where a key is written twice in one object (JSON.parse keeps the last value: a proxy
+ * that reads the first would see another request than the one stored); undefined when none is.
+ */
+function repeatedKeyIn(text: string, parsed: unknown): string | undefined {
+  if (keysWritten(text) === keysHeld(parsed)) return undefined;
+  let found: string | undefined;
+  walkJson(text, {
+    key(path, _key, repeated) {
+      if (repeated) found = ['body', ...path].join('/');
+      return repeated;
+    },
+  });
+  return found;
 }
 
 /** A body the server cannot read as it was sent: compressed (either coding), or in another charset. */
@@ -128,6 +168,8 @@ export function installJsonBody(app: FastifyInstance): void {
     if (huge !== undefined) {
       return done(new ApiError('INVALID_REQUEST', `${clip(huge, 200)} is a number too large to store (over 1.7976931348623157e308)`), undefined);
     }
+    const repeated = repeatedKeyIn(text, parsed);
+    if (repeated !== undefined) return done(new ApiError('INVALID_REQUEST', `${clip(repeated, 200)} is given twice: a key may appear once in an object`), undefined);
     const inexact = inexactNumberIn(text);
     if (inexact !== undefined) {
       const { path, sent, stored } = inexact;

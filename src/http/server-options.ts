@@ -55,11 +55,15 @@ export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnS
 
   // Callback-style hooks: they run on every request, and skip the promise an async hook costs.
   app.addHook('onRequest', (request, reply, done) => {
+    // Node's parser takes a line without a version (HTTP/0.9) or with HTTP/2.0 and answers it as HTTP/1.1.
+    if (request.raw.httpVersionMajor !== 1) return done(new ApiError('INVALID_REQUEST', `the request line must end in HTTP/1.1 or HTTP/1.0, not HTTP/${request.raw.httpVersion}`));
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
       return done(new ApiError('INVALID_REQUEST', 'headers/host is required (HTTP/1.1)'));
     }
     // Node keeps the first of several Host lines; RFC 9112 (3.2) requires a 400.
     if (headerLines(request.raw.rawHeaders, 'host') > 1) return done(new ApiError('INVALID_REQUEST', 'headers/host must be sent once'));
+    // Node keeps the first of several Content-Type lines too; an intermediary may read the last.
+    if (headerLines(request.raw.rawHeaders, 'content-type') > 1) return done(new ApiError('INVALID_REQUEST', 'headers/content-type must be sent once'));
     // RFC 9112 (3.2): a Host that is no host[:port] (a space, user@) is a 400 too.
     const host = request.headers.host;
     if (host !== undefined && !HOST.test(host)) return done(new ApiError('INVALID_REQUEST', 'headers/host must be a host name or address, with an optional :port'));

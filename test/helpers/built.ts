@@ -1,11 +1,12 @@
-// The built command line tools (dist/), as users run them. npm test builds before vitest;
-// a test file run alone builds first when dist/ is missing or older than src/.
+// The built command line tools (dist/), as users run them. vitest's global setup builds
+// them first when dist/ is missing or older than src/ (test/setup/built-dist.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const dist = join(root, 'dist');
 
 function newestIn(folder: string): number {
   return Math.max(
@@ -17,11 +18,12 @@ function newestIn(folder: string): number {
   );
 }
 
-/** The absolute path of `dist/<file>`, built if it is missing or older than any source file. */
-export function builtFile(file: string): string {
-  const path = join(root, 'dist', file);
-  if (!existsSync(path) || statSync(path).mtimeMs < newestIn(join(root, 'src'))) {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root });
-  }
-  return path;
+/** Builds dist/ unless its last build (tsc writes every file) is newer than every source file. */
+export function ensureBuilt(): void {
+  const built = join(dist, 'main.js');
+  if (existsSync(built) && statSync(built).mtimeMs >= newestIn(join(root, 'src'))) return;
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root });
 }
+
+/** The absolute path of `dist/<file>`. */
+export const builtFile = (file: string): string => join(dist, file);
