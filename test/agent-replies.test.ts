@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
+import { createEventFeed } from '../src/events/event-feed.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { logLines } from './helpers/log-lines.js';
 import { openStream } from './helpers/sse-client.js';
@@ -284,10 +285,12 @@ describe('the waiting room', () => {
     for (let i = 0; i < 4; i += 1) sessions.push((await createSession(t, { agentId })).sessionId);
     let reads = 0;
     const store = new Proxy(t.store, { get: (target, key) => (key === 'listEvents' ? (...args: [never]) => (reads++, target.listEvents(...args)) : Reflect.get(target, key)) });
-    const counted = createAgentReplies(store, { pollMs: 60_000 });
+    const feed = createEventFeed(store, { pollMs: 60_000 });
+    const counted = createAgentReplies(store, { feed });
 
     const waits = await Promise.all(sessions.map((id) => counted.wait(id, 10_000)));
     expect(counted.size()).toBe(5);
+    expect(feed.size()).toBe(5);
     const userMessages: string[] = [];
     for (const id of sessions) userMessages.push((await t.request({ method: 'POST', url: `/api/messaging/sessions/${id}/messages`, body: { content: `to ${id}` } })).body.id);
     waits.forEach((wait, i) => wait.expect(userMessages[i]!));
@@ -297,6 +300,8 @@ describe('the waiting room', () => {
     expect(answers.map((event) => event!.data)).toEqual(sessions.map((id) => expect.objectContaining({ content: `reply in ${id}` })));
     expect((await Promise.all(waits.map((wait) => wait.own))).map((event) => event!.sessionId)).toEqual(sessions);
     expect(counted.size()).toBe(0);
+    // Each settled wait stopped following the feed (else one follower a message, for ever).
+    expect(feed.size()).toBe(0);
 
     // Idle: commits no longer make it read the log.
     const readsWhenIdle = reads;

@@ -83,6 +83,8 @@ describe('sendSessionMessage', () => {
       ['application/json;charset="utf8"', '{"note":"1e309"}'],
       // The same values written otherwise, and digits in a string.
       ['application/json', '{"exact":9007199254740992,"point":0.1,"long":1.2345678901234567,"zero":0.000000000000000000001,"big":1.5e300,"id":"1234567890123456789"}'],
+      // Brackets inside a string, after an escaped quote, are no nesting.
+      ['application/json', `{"note":"\\"${'['.repeat(2100)}"}`],
       // The same key in different objects, and colons inside strings, are no repeated key.
       ['application/json', '{"a":{"x":1},"b":{"x":1,"y":"k\\":v"},"c":[{"x":1},{"x":2}]}'],
     ]) {

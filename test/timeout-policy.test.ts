@@ -254,5 +254,7 @@ describe('announcementsAfterChange', () => {
     expect(announcementsAfterChange('warning', start, start, T0 + 26 * MINUTE)).toEqual({ announced: 'warning' });
     expect(announcementsAfterChange('nothing', start, start, T0 + 26 * MINUTE)).toEqual({ announced: 'nothing' });
     expect(announcementsAfterChange('nothing', start, at(start.expiresAt, T0 + MINUTE), T0 + 10 * MINUTE)).toEqual({ announced: 'warning', announcing: 'session.warning' });
+    // One warning per deadline: a session that warned, its deadline kept and its warning moment moved (a PATCH of the threshold alone), does not warn again.
+    expect(announcementsAfterChange('warning', start, at(start.expiresAt, T0 + 10 * MINUTE), T0 + 26 * MINUTE)).toEqual({ announced: 'warning' });
   });
 });

@@ -37,7 +37,8 @@ async function subscribe(body: Record<string, unknown>, headers: Record<string, 
   expect(response.status).toBe(201);
   return response.body as { id: string; secret: string; createdByKey?: string };
 }
-const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny'; stopGraceMs?: number } = {}) => createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
+const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny'; stopGraceMs?: number; random?: () => number } = {}) =>
+  createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
 
 describe('webhooks', () => {
@@ -152,6 +153,27 @@ describe('webhooks', () => {
       [1, 200, null],
     ]);
     expect(attempts[0].nextRetryAt).not.toBeNull();
+  });
+
+  it('waits out the whole backoff after a failure: no retry on the ticks right after it, nor at the largest jitter before its time', async () => {
+    for (const random of [0, 0.5, 0.999_999]) {
+      const hook = await receiver((n) => (n === 1 ? 500 : 200));
+      cleanups.push(hook.close);
+      const created = await subscribe({ url: hook.url, agentId });
+      await createSession(t, { agentId });
+      const send = dispatcher({ random: () => random });
+      await send.tick(); // 500
+      const wait = retryDelayMs(1, random);
+      for (const passed of [0, 1, Math.floor(wait / 2), wait - 1]) {
+        t.clock.set(Date.parse((await deliveries(created.id))[0].attemptedAt) + passed);
+        await send.tick();
+        expect(hook.received, `random ${random}, ${passed} ms after the failure`).toHaveLength(1);
+      }
+      t.clock.advance(1);
+      await send.tick();
+      expect(hook.received, `random ${random}, at the retry`).toHaveLength(2);
+      await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` });
+    }
   });
 
   it('disables a webhook that has failed for 24 hours, and says so', async () => {
@@ -520,6 +542,19 @@ describe('webhook retries, as the README schedules them', () => {
     await createSession(t, { agentId });
     await send.tick();
     expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
+  });
+
+  it('goes on at once after the clock is set back a little (less than any backoff)', async () => {
+    const hook = await receiver(() => 204);
+    cleanups.push(() => hook.close());
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    await send.tick();
+    t.clock.advance(-2_000);
+    await createSession(t, { agentId });
+    await send.tick();
+    expect(hook.received).toHaveLength(2);
   });
 
   it('retries after its backoff, not after the step, when the clock stepped back since the failure', async () => {
