@@ -14,6 +14,7 @@ import { ResponseChecker } from '../src/conformance/check.js';
 import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
 import { headersOf } from '../src/conformance/http.js';
+import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
 import { operationSummaries } from '../src/conformance/report.js';
 import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
@@ -155,6 +156,13 @@ describe('a oneOf with a discriminator', () => {
 });
 
 describe('the requests the suite builds', () => {
+  it('gives a boolean query parameter turns over the valid requests with real ids, true first (force=false is tried too)', () => {
+    const operation = loadSpec(fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url))).operations.find((o) => o.operationId === 'deleteAgent')!;
+    const valid = planOperation(operation, 0, 1, 8, new Set(['agentId'])).filter((c) => c.expectation.type === 'valid' && c.expectation.realIds);
+    expect(valid.map((c) => c.values.query?.force)).toEqual(valid.map((_, i) => i % 2 === 0));
+    expect(valid.length).toBeGreaterThanOrEqual(4);
+  });
+
   const operation = (parameters: Array<Partial<Parameter> & Pick<Parameter, 'name' | 'in'>>): Operation =>
     ({ operationId: 'listTodos', method: 'GET', path: '/todos', parameters: parameters.map((p) => ({ required: false, schema: {}, explode: true, ...p })), responses: {} }) as unknown as Operation;
 

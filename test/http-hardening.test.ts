@@ -66,6 +66,20 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(limited.body.error.details).toBe(`at most 1 requests per minute; retry in ${retryAfter} s`);
   });
 
+  it('says the time left in the window: 20 s into it, Retry-After and RateLimit-Reset are 40', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 1 } });
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      expect((await t.request({ method: 'GET', url: '/api/agents' })).headers['ratelimit-reset']).toBe('60');
+      vi.advanceTimersByTime(20_000);
+      const limited = await t.request({ method: 'GET', url: '/api/agents' });
+      expect(limited.status).toBe(429);
+      expect(limited.headers).toMatchObject({ 'retry-after': '40', 'ratelimit-reset': '40' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('times its windows on the monotonic clock: a wall clock stepped back an hour does not hold a client for that hour', async () => {
     const t = await start({ access: { rateLimitPerMinute: 1 } });
     vi.useFakeTimers({ toFake: ['Date', 'performance'], now: Date.now() + 60 * 60_000 });

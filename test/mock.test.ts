@@ -311,6 +311,25 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     expect(refused.json().detail).not.toMatch(/must be object/);
   });
 
+  it('takes a body of any type a media range (text/*) the operation documents covers, and refuses another with 415', async () => {
+    const file = join(folder, 'notes.yaml');
+    const document = {
+      openapi: '3.0.3',
+      info: { title: 'notes', version: '1' },
+      paths: { '/notes': { post: { operationId: 'createNote', requestBody: { required: true, content: { 'text/*': { schema: { type: 'string' } } } }, responses: { '204': { description: 'kept' } } } } },
+    };
+    writeFileSync(file, stringify(document));
+    const notes = await createMockServer({ specPath: file });
+    try {
+      const text = await notes.inject({ method: 'POST', url: '/notes', headers: { 'content-type': 'text/plain' }, payload: 'remember' });
+      expect(text.statusCode).toBe(204);
+      const image = await notes.inject({ method: 'POST', url: '/notes', headers: { 'content-type': 'image/png' }, payload: 'png' });
+      expect(image.statusCode).toBe(415);
+    } finally {
+      await notes.close();
+    }
+  });
+
   it('gives a 413 or 415 the operation does not document its 400\'s shape, with the real status', async () => {
     const large = await post(JSON.stringify({ title: 'x'.repeat(1_100_000) }));
     expect(large.statusCode).toBe(413);
