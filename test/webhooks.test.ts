@@ -544,6 +544,21 @@ describe('webhook retries, as the README schedules them', () => {
     expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
   });
 
+  it('goes by the state its claim returns, not a listing read before a failure: no retry before the backoff', async () => {
+    const hook = await receiver((n) => (n === 1 ? 500 : 200));
+    cleanups.push(() => hook.close());
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    let stale: Awaited<ReturnType<typeof t.store.listWebhooks>> | undefined;
+    const store = { ...t.store, listWebhooks: async () => stale ?? t.store.listWebhooks() };
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 });
+    const before = await t.store.listWebhooks(); // not failing: due
+    await send.tick(); // 500: the retry is 5 s ahead
+    stale = before;
+    await send.tick();
+    expect(hook.received).toHaveLength(1);
+  });
+
   it('goes on at once after the clock is set back a little (less than any backoff)', async () => {
     const hook = await receiver(() => 204);
     cleanups.push(() => hook.close());

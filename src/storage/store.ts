@@ -357,7 +357,8 @@ export interface Store {
    * webhook as stored (its cursor is the truth), or undefined when another holder's claim
    * runs past `now` or the webhook is gone. A claim running out more than twice as far
    * ahead as this one would is taken as run out: made by a clock since set back (a
-   * claim's length allows for clocks that far apart). `until` = `now` gives a claim back.
+   * claim's length allows for clocks that far apart). `until` = `now` gives a claim back:
+   * the holder's only (another's live claim is no claim of length 0 from a stepped clock).
    * `passed`: the holder read the log through this event id and found nothing the webhook
    * takes; the claim moves the cursor there (never back), so that no read walks those again.
    */

@@ -344,7 +344,10 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.claimWebhook(webhook.id, 'a', T0 + 10, T0 + 10 + CLAIM)).toEqual(webhook);
       expect(await other.claimWebhook(webhook.id, 'b', T0 + 9 + CLAIM, T0 + 9 + 2 * CLAIM)).toBeUndefined();
       expect(await other.claimWebhook(webhook.id, 'b', T0 + 10 + CLAIM, T0 + 10 + 2 * CLAIM)).toEqual(webhook);
-      // Given back (until = now): taken at once.
+      // Given back (until = now) by another than its holder: nothing changes (a stopping server whose claim was refused).
+      expect(await store.claimWebhook(webhook.id, 'a', T0 + 20 + CLAIM, T0 + 20 + CLAIM)).toBeUndefined();
+      expect(await store.claimWebhook(webhook.id, 'c', T0 + 21 + CLAIM, T0 + 21 + 2 * CLAIM)).toBeUndefined();
+      // Given back by its holder: taken at once.
       expect(await other.claimWebhook(webhook.id, 'b', T0 + 20 + CLAIM, T0 + 20 + CLAIM)).toEqual(webhook);
       expect(await store.claimWebhook(webhook.id, 'a', T0 + 20 + CLAIM, T0 + 20 + 2 * CLAIM)).toEqual(webhook);
       // A clock set back an hour: a's claim, now far ahead of any claim b could make, counts as run out.

@@ -681,7 +681,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async claimWebhook(id, holder, now, until, passed) {
       const { rows } = await query<WebhookRow>(
         `UPDATE webhooks SET claimed_by = $2, claimed_until = $4, cursor = greatest(cursor, coalesce($5::bigint, cursor))
-          WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3 OR claimed_until > 2 * $4::bigint - $3)
+          WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3 OR ($4::bigint > $3 AND claimed_until > 2 * $4::bigint - $3))
           RETURNING *`,
         [id, holder, now, until, passed ?? null],
       );

@@ -153,7 +153,7 @@ export function prepareStatements(db: Database.Database) {
     claimWebhook: prepare<{ id: string; holder: string; now: number; until: number; passed: number | null }, WebhookRow>(
       db,
       `UPDATE webhooks SET claimed_by = @holder, claimed_until = @until, cursor = max(cursor, coalesce(@passed, cursor))
-        WHERE id = @id AND (claimed_by IS NULL OR claimed_by = @holder OR claimed_until <= @now OR claimed_until > 2 * @until - @now)
+        WHERE id = @id AND (claimed_by IS NULL OR claimed_by = @holder OR claimed_until <= @now OR (@until > @now AND claimed_until > 2 * @until - @now))
         RETURNING *`,
     ),
     updateWebhookState: prepare<{ id: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
