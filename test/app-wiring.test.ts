@@ -47,9 +47,13 @@ describe('operations and handlers', () => {
     const spec = await import('../src/spec.js');
     const operations = spec.specOperations();
     vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true, statuses: ['200'], streams: false }]);
-    app.register(opsPlugin, { store, clock, retentionMs: 0 });
-    await expect(app.ready()).rejects.toThrow("No operational route for operationId 'getStatusPage' (GET /status)");
-    vi.restoreAllMocks();
+    try {
+      app.register(opsPlugin, { store, clock, retentionMs: 0 });
+      await expect(app.ready()).rejects.toThrow("No operational route for operationId 'getStatusPage' (GET /status)");
+    } finally {
+      // Restored whatever happened: the other test files of this worker share the module.
+      vi.restoreAllMocks();
+    }
   });
 
   it('fails startup when an operation has no handler', async () => {

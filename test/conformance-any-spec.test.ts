@@ -18,7 +18,7 @@ import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
 import { operationSummaries } from '../src/conformance/report.js';
 import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
-import { loadSpec, type Operation, type Parameter } from '../src/conformance/spec-model.js';
+import { loadSpec, type Operation, type Parameter, type Schema } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
 const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -105,6 +105,39 @@ describe('readOnly and writeOnly', () => {
   });
 });
 
+describe('the response-headers check', () => {
+  const operation = (name: string, schema: Schema, json = false): Operation => ({
+    operationId: 'x',
+    method: 'GET',
+    path: '/x',
+    parameters: [],
+    secured: false,
+    responses: { '200': { contentTypes: [], headers: { [name.toLowerCase()]: { name, required: true, schema, ...(json ? { json: true as const } : {}) } } } },
+  });
+  const retryAfter = { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Z][a-z]{2}, ' }] };
+  const cases: Array<[string, Schema, string, boolean, boolean?]> = [
+    // A schema naming no type (Retry-After: seconds or an HTTP date) is tried in each form the text may stand for.
+    ['Retry-After', retryAfter, '120', true],
+    ['Retry-After', retryAfter, 'Wed, 21 Oct 2015 07:28:00 GMT', true],
+    ['Retry-After', retryAfter, 'soon', false],
+    ['X-Count', { anyOf: [{ type: 'integer' }] }, '5', true],
+    // Described with content: the value is JSON.
+    ['X-Json', { type: 'string', maxLength: 3 }, '"abc"', true, true],
+    ['X-Json', { type: 'string', maxLength: 3 }, '"abcd"', false, true],
+    // simple style: an array a,b; an object k,v.
+    ['X-Tags', { type: 'array', items: { type: 'string' } }, '1,2', true],
+    ['X-Ids', { type: 'array', items: { type: 'integer' } }, '1,2', true],
+    ['X-Ids', { type: 'array', items: { type: 'integer' } }, '1,b', false],
+    ['X-Obj', { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }, 'a,1', true],
+    ['X-Obj', { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }, 'b,1', false],
+    ['X-Request-Id', { type: 'string', minLength: 1 }, '123', true],
+  ];
+  it.each(cases)('%s %j: %j is valid: %s', (name, schema, text, valid, json) => {
+    const violations = new ResponseChecker().violations(operation(name, schema, json), { status: 200, contentType: '', text: '', headers: { [name.toLowerCase()]: text } });
+    expect(violations.length === 0, violations.map((v) => v.message).join('; ')).toBe(valid);
+  });
+});
+
 describe('a oneOf with a discriminator', () => {
   /** A spec whose one operation answers a Shape: a circle or a square, told apart by `kind`. */
   function shapeOperation(tagged: boolean) {
@@ -146,6 +179,25 @@ describe('a oneOf with a discriminator', () => {
     const violations = new ResponseChecker().violations(shapeOperation(true), answer({ kind: 'circle', radius: 0 }));
     expect(violations.map((v) => v.message)).toEqual(['200 body at $.radius must be > 0']);
     expect(new ResponseChecker().violations(shapeOperation(true), answer({ kind: 'square', side: 2 }))).toEqual([]);
+  });
+
+  it('judges answers whose schemas share a component with an $id (each compiled on its own: it threw "already exists")', () => {
+    const thing = { $id: 'https://example.com/thing', type: 'object', required: ['id'], properties: { id: { type: 'integer' } } };
+    const document = {
+      openapi: '3.1.0',
+      info: { title: 'things', version: '1' },
+      paths: Object.fromEntries(
+        ['a', 'b', 'c'].map((name) => [`/${name}`, { get: { operationId: `get${name}`, responses: { '200': { description: 'a thing', content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } } } } }]),
+      ),
+      components: { schemas: { Thing: thing } },
+    };
+    const file = join(folder, 'things.yaml');
+    writeFileSync(file, stringify(document));
+    const checker = new ResponseChecker();
+    for (const operation of loadSpec(file).operations) {
+      expect(checker.violations(operation, answer({ id: 1 })), operation.operationId).toEqual([]);
+      expect(checker.violations(operation, answer({ id: 'one' })).map((v) => v.message), operation.operationId).toEqual(['200 body at $.id must be integer']);
+    }
   });
 
   it('still judges it as a plain oneOf where the branches do not tag themselves (const or enum)', () => {

@@ -67,6 +67,9 @@ describe('sendSessionMessage', () => {
       // A key written twice: JSON.parse keeps the last value; a proxy that reads the first would see another request.
       ['{"content":"hi","content":"bye"}', {}, 400, 'body/content is given twice: a key may appear once in an object'],
       ['{"content":"hi","metadata":{"a":1,"b":{"x":[{"k":1,"k":2}]},"a":3}}', {}, 400, 'body/metadata/b/x/0/k is given twice'],
+      // A key holding a slash is named as a JSON Pointer names it: not read as two levels.
+      ['{"content":"hi","metadata":{"a/b":1,"a/b":2}}', {}, 400, 'body/metadata/a~1b is given twice'],
+      ['{"content":"hi","metadata":{"ids/x~y":[1,9007199254740993]}}', {}, 400, 'body/metadata/ids~1x~0y/1 is 9007199254740993'],
       ['{"content":"hi","metadata":{"a":{"x":1},"b":{"x":1},"c":"\\":\\"","d\\u0065":1,"de":2}}', {}, 400, 'body/metadata/de is given twice'],
     ];
     for (const [body, headers, status, details] of refusals) {

@@ -228,6 +228,11 @@ describe('mock mode on another document (the classic Petstore)', () => {
       const headers = document.paths['/pets'].post.responses['201'].headers;
       delete headers.Location.example;
       headers['X-Rate-Limit'] = { required: true, schema: { type: 'integer', minimum: 10, maximum: 20 } };
+      // Never sent: a framing header (it broke every answer) and a name HTTP does not allow (every answer a 500).
+      headers['Transfer-Encoding'] = { schema: { type: 'string' }, example: 'gzip' };
+      headers['X-Bad Name'] = { schema: { type: 'string' }, example: 'x' };
+      // Required, its example not sendable in a header: made from the schema instead.
+      headers['X-Note'] = { required: true, schema: { type: 'string', pattern: '^[a-z]{3,8}$' }, example: 'café' };
       const file = join(folder, 'petstore.yaml');
       writeFileSync(file, stringify(document));
       const mock = await createMockServer({ specPath: file });
@@ -238,6 +243,9 @@ describe('mock mode on another document (the classic Petstore)', () => {
         expect(new ResponseChecker().violations(operation, checked)).toEqual([]);
         expect(answer.headers.location).toMatch(/^\S+$/);
         expect(Number(answer.headers['x-rate-limit'])).toBeGreaterThanOrEqual(10);
+        expect(answer.headers['x-note']).toMatch(/^[a-z]{3,8}$/);
+        expect(answer.headers).not.toHaveProperty('transfer-encoding');
+        expect(Object.keys(answer.headers).some((name) => name.includes(' '))).toBe(false);
       } finally {
         await mock.close();
       }
@@ -270,6 +278,9 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
   let app: FastifyInstance;
   beforeAll(async () => {
     const problem = { 'application/problem+json': { schema: { type: 'object', required: ['title', 'status'], properties: { title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } } } } };
+    // A title the document pins stays as the document says.
+    const pinnedTitle = structuredClone(problem);
+    pinnedTitle['application/problem+json'].schema.properties.title = { type: 'string', enum: ['Resource not found'] } as never;
     const document = {
       openapi: '3.0.3',
       info: { title: 'todos', version: '1' },
@@ -278,7 +289,7 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
           post: {
             operationId: 'createTodo',
             requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['title'], properties: { title: { type: 'string' } } } } } },
-            responses: { '201': { description: 'created' }, '400': { description: 'refused', content: problem }, '404': { description: 'none', content: problem } },
+            responses: { '201': { description: 'created' }, '400': { description: 'refused', content: problem }, '404': { description: 'none', content: pinnedTitle } },
           },
         },
       },
@@ -294,14 +305,14 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
   const post = (payload: string, headers: Record<string, string> = {}) =>
     app.inject({ method: 'POST', url: '/todos', headers: { 'content-type': 'application/json', ...headers }, payload });
 
-  it('says the HTTP status in the body\'s status and its phrase in a made-up title (it said 0 and "string")', async () => {
+  it('says the HTTP status in the body\'s status and its phrase in a made-up title (it said 0 and "string"), unless the schema pins them', async () => {
     const refused = await post('{}');
     expect(refused.statusCode).toBe(400);
     expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(refused.json()).toEqual({ title: 'Bad Request', status: 400, detail: 'body/title is required' });
     const asked = await post('{"title":"x"}', { prefer: 'code=404' });
     expect(asked.statusCode).toBe(404);
-    expect(asked.json()).toMatchObject({ title: 'Not Found', status: 404 });
+    expect(asked.json()).toMatchObject({ title: 'Resource not found', status: 404 });
   });
 
   it('refuses JSON that does not parse in one message saying so (it was "request Expected …; body must be object")', async () => {

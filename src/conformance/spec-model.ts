@@ -49,16 +49,19 @@ export interface ResponseHeader {
   schema: Schema;
   /** Its documented example (the header's own, else its first named one, else its schema's). */
   example?: unknown;
+  /** Described with `content` (a JSON media type): the value is JSON text. */
+  json?: true;
 }
 
 function responseHeaders(headers: Schema | undefined): Record<string, ResponseHeader> {
   const entries = Object.entries<Schema>(headers ?? {})
     .filter(([name]) => name.toLowerCase() !== 'content-type')
     .map(([name, header]): [string, ResponseHeader] => {
+      const json = header.schema === undefined && jsonEntry(header.content) !== undefined;
       const schema = responseSchema(header.schema ?? jsonEntry(header.content)?.schema) ?? {};
       const named = Object.values<Schema>(header.examples ?? {}).find((example) => example && 'value' in example);
       const example = header.example ?? named?.value ?? schema.example ?? schema.examples?.[0];
-      return [name.toLowerCase(), { name, required: header.required === true, schema, ...(example === undefined ? {} : { example }) }];
+      return [name.toLowerCase(), { name, required: header.required === true, schema, ...(example === undefined ? {} : { example }), ...(json ? { json: true as const } : {}) }];
     });
   return Object.fromEntries(entries);
 }

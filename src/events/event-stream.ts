@@ -252,7 +252,10 @@ export function createEventStreams({
           if (!room) await drained();
           if (events.length < PAGE) break;
           // A reader that keeps up never fills its socket: the next page waits its turn behind other requests.
-          if (room) await new Promise(setImmediate);
+          if (room) {
+            await new Promise(setImmediate);
+            if (closed) return;
+          }
         }
         if (done) close();
       }

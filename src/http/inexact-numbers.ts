@@ -2,7 +2,7 @@
 // than a double keeps (1234567890123456789 would be stored as 1234567890123456800, a
 // chat platform's snowflake id quietly changed), or too small (1e-400 would be 0). What is
 // stored must be what was sent, so such a body is refused, naming where the number is.
-import { walkJson } from './json-tokens.js';
+import { bodyField, walkJson } from './json-tokens.js';
 
 /** Text that may hold such a number: 16 digits (a point among them) in a row, or an exponent of three digits. */
 const MAYBE_INEXACT = /\d[\d.]{15}|[eE][-+]?\d{3}/;
@@ -34,7 +34,7 @@ export function inexactNumberIn(text: string): InexactNumber | undefined {
     number(path, sent) {
       const stored = String(Number(sent));
       if (canonical(sent) === canonical(stored)) return false;
-      found = { path: ['body', ...path].join('/'), sent, stored };
+      found = { path: bodyField(path), sent, stored };
       return true;
     },
   });

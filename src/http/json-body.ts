@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from '
 import { ApiError } from '../errors.js';
 import { specOperations } from '../spec.js';
 import { inexactNumberIn } from './inexact-numbers.js';
-import { walkJson } from './json-tokens.js';
+import { bodyField, pathSegment, walkJson } from './json-tokens.js';
 import { clip } from './limits.js';
 
 declare module 'fastify' {
@@ -24,7 +24,7 @@ function pathWhere(value: unknown, path: string, bad: (leaf: string | number) =>
   if (typeof value === 'string' || typeof value === 'number') return bad(value) ? path : undefined;
   if (value === null || typeof value !== 'object') return undefined;
   for (const [key, item] of Object.entries(value)) {
-    const itemPath = `${path}/${key}`;
+    const itemPath = `${path}/${pathSegment(key)}`;
     if (bad(key)) return itemPath;
     const found = pathWhere(item, itemPath, bad);
     if (found !== undefined) return found;
@@ -82,11 +82,16 @@ function keysWritten(text: string): number {
   return count;
 }
 
-/** How many keys a parsed value holds, at every depth. */
+/** How many keys a parsed value holds, at every depth (no arrays of keys built: a body may hold 60,000). */
 function keysHeld(value: unknown): number {
   if (value === null || typeof value !== 'object') return 0;
-  let count = Array.isArray(value) ? 0 : Object.keys(value).length;
-  for (const item of Object.values(value)) count += keysHeld(item);
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) count += keysHeld(value[i]);
+    return count;
+  }
+  const object = value as Record<string, unknown>;
+  for (const key in object) count += 1 + keysHeld(object[key]);
   return count;
 }
 
@@ -99,7 +104,7 @@ function repeatedKeyIn(text: string, parsed: unknown): string | undefined {
   let found: string | undefined;
   walkJson(text, {
     key(path, _key, repeated) {
-      if (repeated) found = ['body', ...path].join('/');
+      if (repeated) found = bodyField(path);
       return repeated;
     },
   });

@@ -13,6 +13,12 @@ export interface JsonVisitor {
 
 const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?/y;
 
+/** A key or index as a segment of a field's name in an error: `/` and `~` escaped as in a JSON Pointer (`a/b` is `a~1b`). */
+export const pathSegment = (segment: string | number): string => String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** A field of the request body by its path: `body/metadata/tags/0`. */
+export const bodyField = (path: JsonPath): string => ['body', ...path.map(pathSegment)].join('/');
+
 export function walkJson(text: string, visitor: JsonVisitor): void {
   const path: JsonPath = [];
   /** Per open container: its keys so far (objects), or undefined (arrays). */

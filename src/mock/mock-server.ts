@@ -6,6 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Context, OpenAPIBackend } from 'openapi-backend';
+import { isJsonMediaType } from '../conformance/spec-model.js';
 import { loadOpenApiBackend } from '../openapi-backend.js';
 import { parsePrefer } from './prefer.js';
 import { mockHeaders } from './response-headers.js';
@@ -45,14 +46,18 @@ function withMessage(body: unknown, message: string): unknown {
 
 /**
  * RFC 9457 problem details carry the HTTP status in `status`; a `title` made up by the
- * generator (no example) becomes the status's phrase ("Not Found", not "string").
+ * generator (no example) becomes the status's phrase ("Not Found", not "string"). Unless
+ * the document's schema says otherwise (`fits` false: a title or status it pins).
  */
-function asProblem(body: unknown, mediaType: string | undefined, status: number, fromExample: boolean): unknown {
+function asProblem(body: unknown, mediaType: string | undefined, status: number, fromExample: boolean, fits: (body: unknown) => boolean): unknown {
   if (!mediaType || !/^application\/problem\+json/i.test(mediaType) || !body || typeof body !== 'object' || Array.isArray(body)) return body;
-  const copy = { ...(body as Record<string, unknown>) };
-  if (typeof copy.status === 'number') copy.status = status;
-  if (!fromExample && typeof copy.title === 'string' && STATUS_CODES[status]) copy.title = STATUS_CODES[status];
-  return copy;
+  const problem = body as Record<string, unknown>;
+  const changes = [
+    typeof problem.status === 'number' ? { status } : undefined,
+    !fromExample && typeof problem.title === 'string' && STATUS_CODES[status] ? { title: STATUS_CODES[status] } : undefined,
+  ];
+  // Each change kept where the schema takes it.
+  return changes.reduce<Record<string, unknown>>((result, change) => (change && fits({ ...result, ...change }) ? { ...result, ...change } : result), problem);
 }
 
 /** A frame's field value on one line (a line break would end the field). */
@@ -141,7 +146,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     if (!operation || !documenting) return send(reply, status, 'application/json', { message, ...extra });
     const answer = mock(operation, documenting);
     reply.headers(headers.for(operation.operationId!, status));
-    return send(reply, status, answer.mediaType, asProblem(withMessage(answer.body, message), answer.mediaType, status, answer.fromExample));
+    const fits = (body: unknown) => bodies.fits(operation.operationId!, status, answer.mediaType ?? '', body);
+    return send(reply, status, answer.mediaType, asProblem(withMessage(answer.body, message), answer.mediaType, status, answer.fromExample, fits));
   }
 
   // A mock has no keys to check: every security scheme accepts any credentials or none
@@ -180,7 +186,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
         }
       }
       if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status));
-      return send(reply, answer.status, answer.mediaType, asProblem(answer.body, answer.mediaType, answer.status, answer.fromExample));
+      const fits = (body: unknown) => bodies.fits(c.operation.operationId!, answer.status, answer.mediaType ?? '', body);
+      return send(reply, answer.status, answer.mediaType, asProblem(answer.body, answer.mediaType, answer.status, answer.fromExample, fits));
     },
   });
 
@@ -191,7 +198,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     if (text === '') return done(null, undefined);
-    if (!/json/.test(request.headers['content-type'] ?? '')) return done(null, text);
+    if (!isJsonMediaType(request.headers['content-type'] ?? '')) return done(null, text);
     try {
       done(null, JSON.parse(text));
     } catch (error) {

@@ -29,6 +29,8 @@ function withoutWriteOnly(schema: Schema | undefined, value: unknown): unknown {
 export interface SchemaBodies {
   /** The body to send for `operationId`'s `status` answer, given openapi-backend's. */
   fixed(operationId: string, status: number, mediaType: string, generated: unknown): unknown;
+  /** Whether `body` is valid for `operationId`'s `status` answer (true where the document gives no schema). */
+  fits(operationId: string, status: number, mediaType: string, body: unknown): boolean;
 }
 
 export function schemaBodies(specPath: string): SchemaBodies {
@@ -41,6 +43,11 @@ export function schemaBodies(specPath: string): SchemaBodies {
   const operations = new Map<string, Operation>((model?.operations ?? []).map((operation) => [operation.operationId, operation]));
   const checker = new ResponseChecker();
   return {
+    fits(operationId, status, mediaType, body) {
+      const operation = operations.get(operationId);
+      if (!operation || !responseFor(operation, status)?.schema) return true;
+      return checker.violations(operation, { status, contentType: mediaType, text: '', json: body }).length === 0;
+    },
     fixed(operationId, status, mediaType, generated) {
       const operation = operations.get(operationId);
       const schema = operation && responseFor(operation, status)?.schema;

@@ -5,12 +5,16 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 
 type Compiled = (specification: unknown) => boolean;
-const prototype = Validator.prototype as unknown as { getAjvValidator(version: string): Compiled };
-const compileOwn = prototype.getAjvValidator;
-const shared = new Map<string, Compiled>();
+const prototype = Validator.prototype as unknown as { getAjvValidator(version: string): Compiled; sharedMetaSchema?: true };
 
-prototype.getAjvValidator = function (this: unknown, version: string): Compiled {
-  let validate = shared.get(version);
-  if (!validate) shared.set(version, (validate = compileOwn.call(this, version)));
-  return validate;
-};
+// Once per worker: its test files share loaded modules (vitest.config.ts), and this file runs before each.
+if (!prototype.sharedMetaSchema) {
+  prototype.sharedMetaSchema = true;
+  const compileOwn = prototype.getAjvValidator;
+  const shared = new Map<string, Compiled>();
+  prototype.getAjvValidator = function (this: unknown, version: string): Compiled {
+    let validate = shared.get(version);
+    if (!validate) shared.set(version, (validate = compileOwn.call(this, version)));
+    return validate;
+  };
+}
