@@ -131,6 +131,9 @@ describe('the response-headers check', () => {
     ['X-Obj', { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }, 'a,1', true],
     ['X-Obj', { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }, 'b,1', false],
     ['X-Request-Id', { type: 'string', minLength: 1 }, '123', true],
+    ['X-Flag', { type: 'boolean' }, 'true', true],
+    ['X-Flag', { type: 'boolean' }, 'yes', false],
+    ['X-Tags', { type: 'array', items: { type: 'string', enum: ['a', 'b'] } }, 'a, b', true],
   ];
   it.each(cases)('%s %j: %j is valid: %s', (name, schema, text, valid, json) => {
     const violations = new ResponseChecker().violations(operation(name, schema, json), { status: 200, contentType: '', text: '', headers: { [name.toLowerCase()]: text } });

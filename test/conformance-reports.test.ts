@@ -36,6 +36,13 @@ describe('the JUnit report', () => {
     expect(run.testcase.error).toMatchObject({ type: 'stopped', message: 'http://127.0.0.1:1 stopped answering (ECONNREFUSED)' });
   });
 
+  it('counts the failures of each operation in its testsuite', () => {
+    const failed: CaseResult = { ...passedCase, key: 'listPets/valid/1', passed: false, violations: [{ check: 'response-schema', message: 'bad' }] };
+    const xml = parseXml(formatJunit(report({ cases: [passedCase, failed, passedCase], passed: 2, failed: 1 })));
+    expect(xml.testsuites).toMatchObject({ tests: '3', failures: '1' });
+    expect(xml.testsuites.testsuite[0]).toMatchObject({ name: 'listPets', tests: '3', failures: '1' });
+  });
+
   it('shows an interrupted run as an error, and a whole run without one', () => {
     expect(parseXml(formatJunit(report({ interrupted: true }))).testsuites).toMatchObject({ tests: '2', errors: '1' });
     const whole = parseXml(formatJunit(report({})));
@@ -67,5 +74,15 @@ describe('what the suite deletes at the end', () => {
     });
     expect(deletes.map(([operationId, values]) => `${operationId} ${values.path?.petId}`)).toEqual(['deletePet 8', 'deletePet 7']);
     expect(cleanup).toEqual({ deleted: 2, left: [] });
+  });
+
+  it('counts a delete answered 404 or 410 (gone already) as deleted, and names one refused', async () => {
+    const spec = loadSpec(fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url)));
+    const create = spec.operations.find((o) => o.operationId === 'createPets')!;
+    const tracker = new ResourceTracker(spec);
+    for (const id of [1, 2, 3]) tracker.learn(create, { status: 201, contentType: 'application/json', text: '', json: { id, name: 'Rex' } });
+    const answers: Record<string, number> = { '1': 404, '2': 410, '3': 500 };
+    const cleanup = await tracker.cleanup(async (_operation, values) => ({ status: answers[String(values.path?.petId)]!, contentType: '', text: '' }));
+    expect(cleanup).toEqual({ deleted: 2, left: ['deletePet 3: answered 500'] });
   });
 });

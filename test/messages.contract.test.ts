@@ -69,6 +69,10 @@ describe('sendSessionMessage', () => {
       ['{"content":"hi","metadata":{"a":1,"b":{"x":[{"k":1,"k":2}]},"a":3}}', {}, 400, 'body/metadata/b/x/0/k is given twice'],
       // A key holding a slash is named as a JSON Pointer names it: not read as two levels.
       ['{"content":"hi","metadata":{"a/b":1,"a/b":2}}', {}, 400, 'body/metadata/a~1b is given twice'],
+      // Written so that a miscount would hide it: an escaped quote before it, an array beside it, a space before the colon.
+      ['{"content":"hi","metadata":{"a":"\\"","a":1}}', {}, 400, 'body/metadata/a is given twice'],
+      ['{"content":"hi","metadata":{"a":1,"a":2,"l":[0]}}', {}, 400, 'body/metadata/a is given twice'],
+      ['{"content":"hi","metadata":{"a" :1,"a" :2}}', {}, 400, 'body/metadata/a is given twice'],
       ['{"content":"hi","metadata":{"ids/x~y":[1,9007199254740993]}}', {}, 400, 'body/metadata/ids~1x~0y/1 is 9007199254740993'],
       ['{"content":"hi","metadata":{"a":{"x":1},"b":{"x":1},"c":"\\":\\"","d\\u0065":1,"de":2}}', {}, 400, 'body/metadata/de is given twice'],
     ];
@@ -85,7 +89,7 @@ describe('sendSessionMessage', () => {
       ['application/json; charset=UTF-8', '{"score":1.7976931348623157e308}'],
       ['application/json;charset="utf8"', '{"note":"1e309"}'],
       // The same values written otherwise, and digits in a string.
-      ['application/json', '{"exact":9007199254740992,"point":0.1,"long":1.2345678901234567,"zero":0.000000000000000000001,"big":1.5e300,"id":"1234567890123456789"}'],
+      ['application/json', '{"exact":9007199254740992,"point":0.1,"long":1.2345678901234567,"zero":0.000000000000000000001,"big":1.5e300,"id":"1234567890123456789","trail":1.5000000000000000,"whole":1500000000000000000000}'],
       // Brackets inside a string, after an escaped quote, are no nesting.
       ['application/json', `{"note":"\\"${'['.repeat(2100)}"}`],
       // The same key in different objects, and colons inside strings, are no repeated key.

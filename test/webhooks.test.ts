@@ -37,7 +37,9 @@ async function subscribe(body: Record<string, unknown>, headers: Record<string, 
   expect(response.status).toBe(201);
   return response.body as { id: string; secret: string; createdByKey?: string };
 }
-const dispatcher = (options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny'; stopGraceMs?: number; random?: () => number } = {}) =>
+const dispatcher = (
+  options: { timeoutMs?: number; privateAddresses?: 'allow' | 'deny'; stopGraceMs?: number; random?: () => number; onAttempt?: (outcome: string) => void } = {},
+) =>
   createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, ...options });
 const deliveries = async (id: string) => (await t.request({ method: 'GET', url: `/api/webhooks/${id}/deliveries` })).body.deliveries;
 
@@ -54,6 +56,20 @@ describe('webhooks', () => {
     expect(reads).toBe(1);
     expect(hook.received).toHaveLength(1);
     await send.tick();
+    expect(reads).toBe(2);
+  });
+
+  it('reads once when the idle window ends, however many commits came within it', async () => {
+    let reads = 0;
+    const store = { ...t.store, listWebhooks: () => (reads++, t.store.listWebhooks()) };
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5, intervalMs: 3_600_000, idleRereadMs: 3_000 });
+    send.start();
+    cleanups.push(() => send.stop());
+    await until('the first read', () => reads === 1); // none: idle for 3 s from now
+    for (let i = 0; i < 10; i += 1) await createSession(t, { agentId }); // 10 commits, well within the 3 s
+    expect(reads).toBe(1);
+    await until('the read at the end of the window', () => reads === 2, { everyMs: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(reads).toBe(2);
   });
 
@@ -181,7 +197,8 @@ describe('webhooks', () => {
     cleanups.push(hook.close);
     const created = await subscribe({ url: hook.url });
     await createSession(t, { agentId });
-    const send = dispatcher();
+    const outcomes: string[] = [];
+    const send = dispatcher({ onAttempt: (outcome) => outcomes.push(outcome) });
     for (let hours = 0; hours <= 25; hours += 1) {
       await send.tick();
       t.clock.advance(60 * MINUTE + 1);
@@ -189,6 +206,9 @@ describe('webhooks', () => {
     const [listed] = (await t.request({ method: 'GET', url: '/api/webhooks' })).body.webhooks;
     expect(listed).toMatchObject({ id: created.id, status: 'disabled', failingSince: expect.any(String), disabledAt: expect.any(String) });
     expect(Date.parse(listed.disabledAt) - Date.parse(listed.failingSince)).toBeGreaterThanOrEqual(24 * 60 * MINUTE);
+    // The attempt that disabled it says so (sessions_api_webhook_deliveries_total{outcome="disabled"}).
+    expect(outcomes.at(-1)).toBe('disabled');
+    expect(outcomes.slice(0, -1).every((outcome) => outcome === 'failed')).toBe(true);
     const count = hook.received.length;
     t.clock.advance(60 * MINUTE);
     await send.tick();
