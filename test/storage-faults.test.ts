@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { announce } from '../src/events/due-events.js';
+import { createMetrics } from '../src/ops/metrics.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { withStorageFaults } from '../src/storage/sqlite/storage-faults.js';
 import { StorageFault, type Store } from '../src/storage/store.js';
@@ -272,6 +273,28 @@ describe('startup with unusable storage: one line naming the file and the cause,
     writeFileSync(databasePath, '');
     await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
     await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
+  });
+});
+
+describe('an outage before the store ever said whether keys are on', () => {
+  it('answers 503 to a request without a key (it cannot tell that none is needed); once the store said "no keys", that answer holds through an outage', async () => {
+    let down = true;
+    const real = openSqliteStore(':memory:');
+    const store = new Proxy(real, {
+      get(target, name: keyof Store) {
+        if (name !== 'hasApiKeys') return target[name];
+        // As PostgreSQL answers it: a promise.
+        return () => (down ? Promise.reject(new StorageFault('the database cannot be reached (test)')) : Promise.resolve(target.hasApiKeys()));
+      },
+    });
+    t = await startTestApp({ store, metrics: createMetrics() });
+    const metrics = await t.requestText('/metrics');
+    expect(metrics.status).toBe(503);
+    expect(JSON.parse(metrics.text).error.code).toBe('STORAGE_UNAVAILABLE');
+    down = false;
+    expect((await t.requestText('/metrics')).status).toBe(200);
+    down = true;
+    expect((await t.requestText('/metrics')).status).toBe(200);
   });
 });
 

@@ -59,6 +59,19 @@ describe('webhooks', () => {
     expect(reads).toBe(2);
   });
 
+  it('delivers again when started again after a stop', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, agentId });
+    const send = createWebhookDispatcher({ store: t.store, clock: t.clock, random: () => 0.5, intervalMs: 3_600_000 });
+    send.start();
+    await send.stop();
+    send.start();
+    cleanups.push(() => send.stop());
+    await createSession(t, { agentId }); // the commit wakes it
+    await until('the delivery', () => hook.received.length === 1, { ms: 5_000, everyMs: 5 });
+  });
+
   it('reads once when the idle window ends, however many commits came within it', async () => {
     let reads = 0;
     const store = { ...t.store, listWebhooks: () => (reads++, t.store.listWebhooks()) };

@@ -114,7 +114,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   let unsubscribe: (() => void) | undefined;
   let stopped = false;
   /** Aborts the POSTs still under way once a stopping dispatcher's grace is over: it does not wait out a slow receiver. */
-  const stopping = new AbortController();
+  let stopping = new AbortController();
   const running = new Set<Promise<void>>();
 
   /** The attempt's outcome; undefined when the dispatcher stopped under it (not an attempt: the event goes again after the restart). */
@@ -270,6 +270,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     tick,
     start() {
       stopped = false;
+      // A dispatcher started again after stop(): its POSTs are not aborted at once.
+      if (stopping.signal.aborted) stopping = new AbortController();
       run();
       timer ??= setInterval(run, intervalMs);
       timer.unref();
