@@ -269,6 +269,18 @@ describe('the faults the suite makes of a valid value', () => {
 
 describe('the valid requests the suite generates', () => {
   it.each([
+    // 2020-12 allows both bounds: the stricter decides, an exclusive one at the minimum excludes it.
+    ['minimum 0, exclusiveMinimum 0', { type: 'integer', minimum: 0, exclusiveMinimum: 0, maximum: 3 }, (n: number) => n > 0 && n <= 3],
+    ['minimum 0, exclusiveMinimum 5', { type: 'integer', minimum: 0, exclusiveMinimum: 5, maximum: 8 }, (n: number) => n > 5 && n <= 8],
+    ['maximum 9, exclusiveMaximum 9', { type: 'integer', minimum: 6, maximum: 9, exclusiveMaximum: 9 }, (n: number) => n >= 6 && n < 9],
+    ['maximum 9, exclusiveMaximum 4', { type: 'integer', minimum: 0, maximum: 9, exclusiveMaximum: 4 }, (n: number) => n >= 0 && n < 4],
+    ['maxLength 3, no pattern', { type: 'string', maxLength: 3 }, (text: string) => text.length <= 3],
+  ] as Array<[string, Schema, (value: never) => boolean]>)('keeps to %s', (_name, schema, holds) => {
+    const values = samples(schema, 300, 11) as never[];
+    expect(values.filter((value) => !holds(value))).toEqual([]);
+  });
+
+  it.each([
     ['a date', { type: 'string', format: 'date' }],
     ['an email', { type: 'string', format: 'email' }],
     ['a pattern within length bounds', { type: 'string', pattern: '^[a-z]+(-[a-z0-9]+)*$', minLength: 4, maxLength: 8 }],

@@ -76,6 +76,23 @@ describe('what the suite deletes at the end', () => {
     expect(cleanup).toEqual({ deleted: 2, left: [] });
   });
 
+  it('deletes the kinds in the reverse order of their first creation: sessions before the agents they belong to', async () => {
+    const spec = loadSpec(fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url)));
+    const op = (id: string) => spec.operations.find((o) => o.operationId === id)!;
+    const tracker = new ResourceTracker(spec);
+    const agentId = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
+    tracker.learn(op('createAgent'), { status: 201, contentType: 'application/json', text: '', json: { success: true, data: { character: { id: agentId } } } });
+    for (const sessionId of ['5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f', '6f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f']) {
+      tracker.learn(op('createSession'), { status: 201, contentType: 'application/json', text: '', json: { sessionId, agentId } });
+    }
+    const deletes: string[] = [];
+    await tracker.cleanup(async (operation) => {
+      deletes.push(operation.operationId);
+      return { status: 200, contentType: '', text: '' };
+    });
+    expect(deletes).toEqual(['endSession', 'endSession', 'deleteAgent']);
+  });
+
   it('counts a delete answered 404 or 410 (gone already) as deleted, and names one refused', async () => {
     const spec = loadSpec(fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url)));
     const create = spec.operations.find((o) => o.operationId === 'createPets')!;

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
+import { MonotonicStore } from '../src/http/rate-limit.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
@@ -64,6 +65,21 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(retryAfter).toBeGreaterThan(50);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(limited.body.error.details).toBe(`at most 1 requests per minute; retry in ${retryAfter} s`);
+  });
+
+  it('forgets the least recently counted of over 5,000 clients first: one over its limit and still counting keeps its window', () => {
+    const windows = new MonotonicStore();
+    const count = (key: string) => {
+      let current = 0;
+      windows.incr(key, (_error, result) => (current = result.current), 60_000);
+      return current;
+    };
+    expect([count('over'), count('over')]).toEqual([1, 2]);
+    for (let i = 0; i < 4_999; i += 1) count(`other-${i}`);
+    expect(count('over')).toBe(3); // counted now: the most recent
+    count('late-1');
+    count('late-2'); // two forgotten: the oldest others, not 'over'
+    expect(count('over')).toBe(4);
   });
 
   it('says the time left in the window: 20 s into it, Retry-After and RateLimit-Reset are 40', async () => {

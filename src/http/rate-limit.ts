@@ -15,7 +15,7 @@ type Counted = (error: Error | null, result: { current: number; ttl: number }) =
  * a duration, and on the wall clock one begun before the clock stepped back an hour would
  * hold a client's 429s (Retry-After: 3600) for that hour.
  */
-class MonotonicStore {
+export class MonotonicStore {
   private readonly windows = new Map<string, { count: number; startMs: number }>();
 
   incr(key: string, counted: Counted, timeWindow: number): void {
