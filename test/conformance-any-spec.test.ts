@@ -211,6 +211,27 @@ describe('a oneOf with a discriminator', () => {
 });
 
 describe('the requests the suite builds', () => {
+  const noteOperation = (bodyRequired: boolean): Operation => ({
+    operationId: 'updateNote',
+    method: 'PUT',
+    path: '/notes/{noteId}',
+    parameters: [{ name: 'noteId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' }, explode: false }],
+    body: { required: bodyRequired, schema: { type: 'object', properties: { text: { type: 'string' } } } },
+    responses: { '200': { contentTypes: [], headers: {} } },
+    secured: false,
+  });
+
+  it('sends a valid request for an unknown id from the second case on (--cases 2 checks the 404 too)', () => {
+    const valid = planOperation(noteOperation(true), 0, 1, 2, new Set(['noteId'])).filter((c) => c.kind === 'valid');
+    expect(valid.map((c) => c.title)).toEqual(['valid request', 'valid request, unknown id']);
+  });
+
+  it('leaves an optional body out of every third valid request, and never a required one', () => {
+    const bodies = (required: boolean) => planOperation(noteOperation(required), 0, 1, 6, new Set(['noteId'])).filter((c) => c.kind === 'valid').map((c) => c.values.body !== undefined);
+    expect(bodies(false)).toEqual([true, true, false, true, true, false]);
+    expect(bodies(true)).toEqual([true, true, true, true, true, true]);
+  });
+
   it('gives a boolean query parameter turns over the valid requests with real ids, true first (force=false is tried too)', () => {
     const operation = loadSpec(fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url))).operations.find((o) => o.operationId === 'deleteAgent')!;
     const valid = planOperation(operation, 0, 1, 8, new Set(['agentId'])).filter((c) => c.expectation.type === 'valid' && c.expectation.realIds);
