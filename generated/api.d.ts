@@ -149,7 +149,8 @@ export interface paths {
          *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
          *     (or `lastEventId`, the header winning) replays every later matching event from the
          *     log, then the stream goes live, with no gap and no duplicate. A key
-         *     bound to agents sees only its agents' events.
+         *     bound to agents sees only its agents' events. An instance keeps at most
+         *     `EVENT_STREAMS_MAX` streams open; one more is answered 503.
          */
         get: operations["streamEvents"];
         put?: never;
@@ -414,7 +415,8 @@ export interface paths {
          *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
          *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
          *     (or `lastEventId`, the header winning) replays every later matching event from the
-         *     log, then the stream goes live, with no gap and no duplicate.
+         *     log, then the stream goes live, with no gap and no duplicate. An instance keeps
+         *     at most `EVENT_STREAMS_MAX` streams open; one more is answered 503.
          */
         get: operations["streamSessionEvents"];
         put?: never;
@@ -1099,8 +1101,9 @@ export interface components {
         /**
          * @description The database cannot serve the request for now (`STORAGE_UNAVAILABLE`: locked by
          *     another process for longer than the lock wait, full, read-only or failing), or
-         *     the server is shutting down (`SERVICE_UNAVAILABLE`). Nothing was changed; retry
-         *     after `Retry-After` seconds.
+         *     the server is shutting down (`SERVICE_UNAVAILABLE`; on the event streams also:
+         *     this instance already has `EVENT_STREAMS_MAX` streams open). Nothing was changed;
+         *     retry after `Retry-After` seconds.
          */
         ServiceUnavailable: {
             headers: {

@@ -26,6 +26,8 @@ export interface AppOptions {
   /** Absent: metrics are off (/metrics answers 404). */
   metrics?: Metrics;
   metricsToken?: string;
+  /** Event streams open at once (EVENT_STREAMS_MAX). */
+  maxEventStreams?: number;
 }
 
 /**
@@ -57,7 +59,7 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   installSecurity(app, deps, { ...options.access, metricsToken: options.metricsToken });
   // One reader of the event log for every stream and every waiter of the app.
   const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
-  const streams = createEventStreams({ feed });
+  const streams = createEventStreams({ feed, ...(options.maxEventStreams === undefined ? {} : { maxOpen: options.maxEventStreams }) });
   options.metrics?.countStreamsWith(() => streams.size());
   const replies = deps.replies ?? createAgentReplies(deps.store, { feed });
   app.register(apiPlugin, { ...deps, streams, replies });

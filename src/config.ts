@@ -2,6 +2,7 @@
 // message; nothing is clamped or guessed.
 import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
+import { MAX_OPEN_STREAMS } from './events/event-stream.js';
 import type { PrivateAddresses } from './events/private-addresses.js';
 import type { HttpTimeouts } from './http/server-options.js';
 import { specSchemaValidator } from './spec.js';
@@ -29,6 +30,8 @@ export interface ServerConfig {
   eventRetentionMs: number;
   /** How long a message sent with transport http or sse waits for the agent's reply (AGENT_REPLY_TIMEOUT_SECONDS). */
   agentReplyTimeoutMs: number;
+  /** Event streams (SSE) open at once; one more is answered 503 (EVENT_STREAMS_MAX). */
+  eventStreamsMax: number;
   /** Admin API keys (API_KEYS); keys in the database's table count too. */
   apiKeys: string[];
   /** Requests per minute per key (per address without keys); undefined: no limit. */
@@ -238,6 +241,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
     eventRetentionMs: parseRanged(env, 'EVENT_RETENTION_HOURS', 72, 1, 87_600) * 3_600_000,
     agentReplyTimeoutMs: parseRanged(env, 'AGENT_REPLY_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+    eventStreamsMax: parseRanged(env, 'EVENT_STREAMS_MAX', MAX_OPEN_STREAMS, 1, 1_000_000),
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

@@ -342,6 +342,42 @@ describe('keep-alive and shutdown', () => {
   });
 });
 
+describe('EVENT_STREAMS_MAX', () => {
+  it('refuses a stream beyond the most kept open with 503 and Retry-After, on both streams, and takes one again once another closed', async () => {
+    const capped = await startTestApp({ app: { maxEventStreams: 2 } });
+    try {
+      const url = await capped.listen();
+      const agent = await registerAgent(capped);
+      const { sessionId } = await createSession(capped, { agentId: agent });
+      const first = await openStream(`${url}/api/messaging/sessions/${sessionId}/events`);
+      streams.push(first);
+      const second = await openStream(`${url}/api/messaging/sessions/events`);
+      streams.push(second);
+      await first.waitFor(1);
+      for (const path of [`/api/messaging/sessions/${sessionId}/events`, '/api/messaging/sessions/events']) {
+        const refused = await capped.request({ method: 'GET', url: path });
+        expect(refused.status, path).toBe(503);
+        expect(refused.body.error.code).toBe('SERVICE_UNAVAILABLE');
+        expect(refused.body.error.details).toMatch(/EVENT_STREAMS_MAX=2\) are open/);
+        expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+      }
+      first.close();
+      let third: SseClient | undefined;
+      await until('the closed stream is let go', async () => {
+        const attempt = await openStream(`${url}/api/messaging/sessions/${sessionId}/events`);
+        if (attempt.status !== 200) return void attempt.close(), false;
+        streams.push((third = attempt));
+        return true;
+      });
+      await third!.waitFor(1);
+      expect(third!.events[0]?.type).toBe('session.created');
+    } finally {
+      for (const client of streams.splice(0)) client.close();
+      await capped.close();
+    }
+  });
+});
+
 describe('a slow reader', () => {
   it('waits for the socket to drain after every full buffer, without piling up listeners', async () => {
     // A socket whose buffer is full after every frame: each write waits for a drain.

@@ -84,6 +84,21 @@ describe('the server process', () => {
     expect(await at(56)).toBe(404);
   });
 
+  it('keeps at most EVENT_STREAMS_MAX event streams open', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), EVENT_STREAMS_MAX: '1' });
+    const baseUrl = await server.listening;
+    const open = new AbortController();
+    const first = await fetch(`${baseUrl}/api/messaging/sessions/events`, { signal: open.signal });
+    try {
+      expect(first.status).toBe(200);
+      const second = await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/events');
+      expect(second.status).toBe(503);
+      expect(second.body.error.details).toMatch(/EVENT_STREAMS_MAX=1\)/);
+    } finally {
+      open.abort();
+    }
+  });
+
   it('counts its uptime on a clock that does not step: the wall clock set back or forward leaves it as it was', async () => {
     const server = startServer({ DATABASE_PATH: tempDatabase() }, { preload: [shiftClock] });
     const baseUrl = await server.listening;
