@@ -412,6 +412,25 @@ describe('WEBHOOK_PRIVATE_ADDRESSES=deny', () => {
     expect((await strict.request({ method: 'POST', url: '/api/webhooks', body: { url: 'https://hooks.example.com/x' } })).status).toBe(201);
   });
 
+  it('keeps refusing private addresses by name after a stop and a start, with connections of its own again (not the closed ones)', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(() => hook.close());
+    const byName = await subscribe({ url: hook.url.replace('127.0.0.1', 'localhost'), agentId });
+    const send = dispatcher({ privateAddresses: 'deny' });
+    await createSession(t, { agentId });
+    await send.tick();
+    await send.stop();
+    send.start();
+    await send.tick(); // joins the read start() began: nothing due yet
+    t.clock.advance(10 * MINUTE); // past the failed attempt's backoff
+    await send.tick();
+    const refusal = 'fetch failed: localhost resolves to 127.0.0.1, a private or special address (WEBHOOK_PRIVATE_ADDRESSES=deny)';
+    expect((await deliveries(byName.id)).map((delivery: { error: string }) => delivery.error)).toEqual([refusal, refusal]);
+    expect(hook.received).toEqual([]);
+    await send.stop();
+    await send.stop(); // once stopped, a stop is nothing more
+  });
+
   it('delivers to no private address, by address or by a name resolving to one (webhooks made before deny included)', async () => {
     const hook = await receiver(() => 200);
     cleanups.push(() => hook.close());

@@ -97,7 +97,9 @@ export const IDLE_REREAD_MS = 100;
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS, stopGraceMs = STOP_GRACE_MS } = options;
   const actingNow = steadyWallTime(clock);
-  const publicOnly = options.privateAddresses === 'deny' ? new Agent({ connect: { lookup: publicOnlyLookup } }) : undefined;
+  const publicOnly = options.privateAddresses === 'deny';
+  // With `deny`: the connections, through a lookup that refuses private addresses. Made on first use, closed by stop().
+  let publicOnlyAgent: Agent | undefined;
   const busy = new Set<string>();
   /**
    * Per webhook: the last event id a read went past finding nothing for it. Else a filter
@@ -127,7 +129,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (privateAddress) return { error: `${privateAddress} (WEBHOOK_PRIVATE_ADDRESSES=deny)` };
     try {
       const response = await fetch(webhook.url, {
-        ...(publicOnly ? { dispatcher: publicOnly } : {}),
+        ...(publicOnly ? { dispatcher: (publicOnlyAgent ??= new Agent({ connect: { lookup: publicOnlyLookup } })) } : {}),
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -290,7 +292,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       clearTimeout(graceOver);
       stopping.abort();
       await Promise.all(running);
-      await publicOnly?.close();
+      const agent = publicOnlyAgent;
+      publicOnlyAgent = undefined;
+      await agent?.close();
     },
   };
 }
