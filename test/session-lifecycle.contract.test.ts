@@ -371,9 +371,16 @@ describe('a wall clock stepped back (NTP, a VM resumed), or an instance whose cl
     const before = (await heartbeat(id)).body;
     expect(before).toMatchObject({ lastActivity: iso(T0 + MINUTE), expiresAt: iso(T0 + 31 * MINUTE) });
     t.clock.set(T0 - 60 * MINUTE); // an hour back: before the session was created
-    for (const response of [await heartbeat(id), await renew(id)]) {
-      expect(response.status).toBe(200);
-      expect(response.body).toMatchObject({ createdAt: iso(T0), lastActivity: iso(T0 + MINUTE), expiresAt: iso(T0 + 31 * MINUTE) });
-    }
+    const kept = { createdAt: iso(T0), lastActivity: iso(T0 + MINUTE), expiresAt: iso(T0 + 31 * MINUTE), renewalCount: 1 };
+    const activity = await heartbeat(id);
+    expect(activity.status).toBe(200);
+    expect(activity.body).toMatchObject(kept);
+    // A manual renewal there cannot extend (its anchor never moves back): 422, nothing counted.
+    const renewal = await renew(id);
+    expect(renewal.status).toBe(422);
+    expect(renewal.body.error).toMatchObject({ code: 'MAX_DURATION_REACHED', details: `the clock (${iso(T0 - 60 * MINUTE)}) reads before the last renewal (${iso(T0 + MINUTE)}): a renewal now cannot extend expiresAt ${iso(T0 + 31 * MINUTE)}` });
+    expect((await get(id)).body).toMatchObject(kept);
+    t.clock.set(T0 + MINUTE); // at the last renewal again: renews
+    expect((await renew(id)).body).toMatchObject({ renewalCount: 2, expiresAt: iso(T0 + 31 * MINUTE) });
   });
 });

@@ -14,6 +14,7 @@ import {
   resolveTimeoutConfig,
   startTiming,
   timeRemaining,
+  type SessionTiming,
   updateConfig,
 } from '../src/domain/timeout-policy.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
@@ -155,13 +156,13 @@ describe('renew', () => {
   });
 
   it('extends up to the maximum, then refuses once expiresAt equals createdAt + maxDuration', () => {
-    const capped = renew(startTiming(T0, config()), T0 + 45 * MINUTE)!;
+    const capped = renew(startTiming(T0, config()), T0 + 45 * MINUTE) as SessionTiming;
     expect(capped.expiresAt).toBe(T0 + 60 * MINUTE);
-    expect(renew(capped, T0 + 46 * MINUTE)).toBeUndefined();
+    expect(renew(capped, T0 + 46 * MINUTE)).toBe('at-maximum');
   });
 
   it('refuses at once a session whose timeout equals its maximum', () => {
-    expect(renew(startTiming(T0, config({ maxDurationMinutes: 30 })), T0 + 1)).toBeUndefined();
+    expect(renew(startTiming(T0, config({ maxDurationMinutes: 30 })), T0 + 1)).toBe('at-maximum');
   });
 });
 
@@ -216,14 +217,17 @@ describe('lifecycle, timeRemaining and isNearExpiration', () => {
 });
 
 describe('a clock stepped back', () => {
-  it('moves neither lastActivity nor the anchor back, with or without autoRenew, nor a renewal', () => {
+  it('moves neither lastActivity nor the anchor back, with or without autoRenew, and refuses a manual renewal', () => {
     const later = recordActivity(startTiming(T0, config()), T0 + 10 * MINUTE).timing;
     const back = T0 - 60 * MINUTE;
     // Before the anchor a renewal would extend nothing: activity only, not counted.
     expect(recordActivity(later, back)).toMatchObject({ renewed: false, timing: { lastActivity: T0 + 10 * MINUTE, anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt, renewalCount: 1 } });
     const manual = recordActivity(startTiming(T0, config({ autoRenew: false })), T0 + 10 * MINUTE).timing;
     expect(recordActivity(manual, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, expiresAt: manual.expiresAt });
-    expect(renew(later, back)).toMatchObject({ anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt });
+    // A manual renewal there would extend nothing either: refused (422), not counted.
+    expect(renew(later, back)).toBe('before-last-renewal');
+    expect(renew(later, later.anchorAt - 1)).toBe('before-last-renewal');
+    expect(renew(later, later.anchorAt)).toMatchObject({ anchorAt: later.anchorAt, renewalCount: 2 });
   });
 
   it('lifecycle: an announced expiry is final before expiresAt, and purged still comes with retention', () => {

@@ -106,11 +106,15 @@ export function recordActivity(timing: SessionTiming, now: number): { timing: Se
   return { timing: withExpiry({ createdAt, lastActivity: at, anchorAt: now, renewalCount: renewalCount + 1, config }), renewed: true };
 }
 
-/** A manual renewal, whatever autoRenew says (its anchor never moves back). Undefined when expiry is already at the maximum. */
-export function renew(timing: SessionTiming, now: number): SessionTiming | undefined {
-  if (timing.expiresAt >= maxEnd(timing)) return undefined;
-  const { createdAt, lastActivity, anchorAt, renewalCount, config } = timing;
-  return withExpiry({ createdAt, lastActivity, anchorAt: Math.max(now, anchorAt), renewalCount: renewalCount + 1, config });
+/** Why a manual renewal cannot extend a session: its expiry is at the maximum, or the clock reads before its last renewal (an anchor never moves back). */
+export type RenewalRefused = 'at-maximum' | 'before-last-renewal';
+
+/** A manual renewal, whatever autoRenew says; refused, changing nothing, when it cannot extend. */
+export function renew(timing: SessionTiming, now: number): SessionTiming | RenewalRefused {
+  if (timing.expiresAt >= maxEnd(timing)) return 'at-maximum';
+  if (now < timing.anchorAt) return 'before-last-renewal';
+  const { createdAt, lastActivity, renewalCount, config } = timing;
+  return withExpiry({ createdAt, lastActivity, anchorAt: now, renewalCount: renewalCount + 1, config });
 }
 
 /** Changes only the given fields, then recomputes expiry from the same anchor. */
