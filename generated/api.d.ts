@@ -232,8 +232,9 @@ export interface paths {
          * @description A renewal whatever `autoRenew` says: the anchor moves to now, `renewalCount` grows
          *     by one, `expiresAt = min(now + timeoutMinutes, createdAt + maxDurationMinutes)`.
          *     When `expiresAt` already equals `createdAt + maxDurationMinutes` the session
-         *     cannot be extended: 422 `MAX_DURATION_REACHED` and nothing changes. Renewing is
-         *     not activity: `lastActivity` stays. The body may be omitted.
+         *     cannot be extended: 422 `MAX_DURATION_REACHED` and nothing changes; the same
+         *     when the clock reads before the last renewal (stepped back: an anchor never moves
+         *     back). Renewing is not activity: `lastActivity` stays. The body may be omitted.
          */
         post: operations["renewSession"];
         delete?: never;
@@ -298,7 +299,9 @@ export interface paths {
          * Send a message
          * @description Stores a message in the session. `authorId` defaults to the session's user; the
          *     session's agent may post its replies with `authorId` = `agentId` (then `isAgent`
-         *     is true); any other author is refused (400). `metadata` is at most 10 KB
+         *     is true); any other author is refused (400). In a session whose `userId` is its
+         *     `agentId`, a message naming no `authorId` is the user's (`isAgent` false) and one
+         *     naming it the agent's. `metadata` is at most 10 KB
          *     serialized. Sending is activity, in the same transaction as the insert: it sets
          *     `lastActivity` and, with `autoRenew`, renews the session (`sessionStatus.wasRenewed`).
          *     An expired session answers 410 and an unknown one 404; nothing is stored then.
@@ -1584,7 +1587,7 @@ export interface operations {
             410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description The session is at its maximum duration (`MAX_DURATION_REACHED`); nothing changed. */
+            /** @description The session cannot be extended (`MAX_DURATION_REACHED`), at its maximum duration or with the clock before its last renewal; nothing changed. */
             422: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -59,6 +59,23 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
+  it("tells the user's messages from the agent's in a session whose userId is the agentId (the seed's own example)", async () => {
+    ({ sessionId } = await createSession(t, { agentId, userId: agentId }));
+    const plain = await send({});
+    expect(plain.status).toBe(201);
+    expect(plain.body).toMatchObject({ authorId: agentId, isAgent: false });
+    const answer = await sendAndReply({ transport: 'http' }, async () => {
+      // Unstored until now: the user's message above and this one's are the user's; the agent names itself.
+      await until('the second user message is stored', async () => (await stored()).length === 2);
+      expect((await agentSays('Hello to myself')).status).toBe(201);
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body.data.userMessage).toMatchObject({ authorId: agentId, isAgent: false });
+    expect(answer.body.data.agentResponse).toEqual({ text: 'Hello to myself' });
+    expect(Object.fromEntries((await stored()).map((message) => [message.content, message.isAgent]))).toEqual({ 'Hello, Eliza!': false, 'Hello to myself': true });
+    expect((await stored()).filter((message) => !message.isAgent)).toHaveLength(2);
+  });
+
   it('answers 504 AGENT_REPLY_TIMEOUT after the timeout, keeping the message and naming it; logged at info, without a stack', async () => {
     await t.close();
     const { lines, stream } = logLines();

@@ -60,7 +60,9 @@ export const sendSessionMessage =
         if (authorId !== active.userId && authorId !== active.agentId) {
           throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
         }
-        if (wait && authorId === active.agentId) {
+        // A session whose user has the agent's id (the seed's own example): a message that names no author is the user's.
+        const isAgent = authorId === active.agentId && (requestedAuthor !== undefined || active.userId !== active.agentId);
+        if (wait && isAgent) {
           const [field, value] = request.body.transport === undefined ? ['mode', request.body.mode] : ['transport', transport];
           throw new ApiError('INVALID_REQUEST', `body/${field} ${value} waits for the agent's reply, but the agent wrote this message: send it without ${field} (or websocket)`);
         }
@@ -75,7 +77,7 @@ export const sendSessionMessage =
             position,
             createdAt: createdAtOf(position),
             authorId,
-            isAgent: authorId === active.agentId,
+            isAgent,
             content,
             attachments,
             metadata,
