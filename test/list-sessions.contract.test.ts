@@ -176,6 +176,11 @@ describe('listSessions', () => {
     ['?limit=0x10', 'querystring/limit must be integer'],
     ['?limit=1e1', 'querystring/limit must be integer'],
     ['?offset=-1', 'querystring/offset must be >= 0'],
+    // Plain digits too many for a double to read exactly: beyond the bound, which is the reason.
+    ['?offset=1000000000000000', 'querystring/offset must be <= 1000000'],
+    ['?offset=9007199254740993', 'querystring/offset must be <= 1000000'],
+    ['?limit=00000000000000000050', 'querystring/limit must be integer'],
+    ['?offset=-1000000000000000', 'querystring/offset must be >= 0'],
     ['?status=gone', 'querystring/status must be equal to one of the allowed values'],
     ['?agentId=nope', 'querystring/agentId must match format "uuid"'],
     ['?userId=123', 'querystring/userId must match format "uuid"'],

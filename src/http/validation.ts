@@ -28,19 +28,30 @@ const NUMBER_FORMS = { integer: /^-?[0-9]{1,15}$/, number: /^-?[0-9]{1,15}(\.[0-
  * Infinity, which then passes `integer` and `maximum`: an Ajv bug), "0x10", " 5". Numeric
  * parameters are refused unless written in plain decimal digits, before Ajv sees them.
  */
+type NumericSchema = { type: keyof typeof NUMBER_FORMS; minimum?: number; maximum?: number };
+
+/** Plain decimal digits too many to read exactly: beyond a bound the schema sets, refused as beyond it (the reason), else as no number. */
+function unreadableNumberError(name: string, value: string, { type, minimum, maximum }: NumericSchema) {
+  const long = /^(-?)0*([1-9][0-9]{15,})$/.exec(value);
+  const negative = long?.[1] === '-';
+  const [keyword, limit, comparison] = negative ? ['minimum', minimum, '>='] : ['maximum', maximum, '<='];
+  if (long && limit !== undefined && (negative ? limit > -1e15 : limit < 1e15)) {
+    return { instancePath: `/${name}`, schemaPath: `#/properties/${name}/${keyword}`, keyword, params: { comparison, limit }, message: `must be ${comparison} ${limit}` };
+  }
+  return { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type}` };
+}
+
 function withStrictNumbers(schema: unknown, validate: ValidateFunction): ValidateFunction | ((data: unknown) => boolean) {
   const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
   const numeric = Object.entries(properties).filter(
-    (entry): entry is [string, { type: keyof typeof NUMBER_FORMS }] => entry[1].type === 'integer' || entry[1].type === 'number',
+    (entry): entry is [string, NumericSchema] => entry[1].type === 'integer' || entry[1].type === 'number',
   );
   if (numeric.length === 0) return validate;
   const strict = (data: unknown) => {
-    for (const [name, { type }] of numeric) {
+    for (const [name, numberSchema] of numeric) {
       const value = (data as Record<string, unknown> | null)?.[name];
-      if (typeof value === 'string' && !NUMBER_FORMS[type].test(value)) {
-        strict.errors = [
-          { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type}` },
-        ];
+      if (typeof value === 'string' && !NUMBER_FORMS[numberSchema.type].test(value)) {
+        strict.errors = [unreadableNumberError(name, value, numberSchema)];
         return false;
       }
     }
