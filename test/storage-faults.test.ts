@@ -3,7 +3,7 @@
 // STORAGE_UNAVAILABLE with Retry-After; reads keep working; health says which check
 // failed and recovers by itself; nothing acknowledged is lost.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -273,6 +273,17 @@ describe('startup with unusable storage: one line naming the file and the cause,
     writeFileSync(databasePath, '');
     await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
     await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
+  });
+
+  it('a folder that cannot be made under one that exists (Node 20 loops for ever making /proc/x recursively)', async () => {
+    await refusesToStart(`/proc/sessions-api-${process.pid}/sessions.db`, /ENOENT/);
+  });
+
+  it('makes the folders missing, parents included', async () => {
+    const databasePath = join(tempDatabase(), '..', 'a', 'b', 'sessions.db');
+    const store = openSqliteStore(databasePath);
+    await store.close();
+    expect(statSync(databasePath).isFile()).toBe(true);
   });
 });
 

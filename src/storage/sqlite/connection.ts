@@ -22,9 +22,25 @@ export interface SqliteOptions {
  */
 const BUSY_TIMEOUT_MS = 5;
 
+/**
+ * Makes the folder and any parents missing. Not `mkdirSync(…, { recursive: true })`:
+ * Node 20's loops for ever, at full CPU, where a folder cannot be made under one that
+ * exists (`/proc/x`: ENOENT under /proc); one at a time, such a folder is an error.
+ */
+function makeFolder(folder: string): void {
+  try {
+    if (statSync(folder).isDirectory()) return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const parent = dirname(folder);
+    if (parent !== folder) makeFolder(parent);
+  }
+  mkdirSync(folder);
+}
+
 /** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */
 export function openDatabase(path: string, options: SqliteOptions = {}): Database.Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') makeFolder(dirname(path));
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
