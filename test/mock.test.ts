@@ -187,9 +187,15 @@ describe('mock mode on our spec', () => {
     expect(unknown.body.error.details).toBe('body/bogus is not allowed'); // as the server says it
   });
 
-  it('answers 404 for a path the spec does not have', async () => {
+  it('answers a path the spec does not have 404, and a method a path does not take 405, each in the spec error envelope (it was a bare { message })', async () => {
     const answer = await call(app, { method: 'GET', url: '/api/nothing' });
     expect(answer.status).toBe(404);
+    expect(answer.body).toMatchObject({ success: false, error: { details: 'no operation for GET /api/nothing' } });
+    expect(specSchemaValidator('ErrorEnvelope')(answer.body)).toBe(true);
+    const method = await call(app, { method: 'PUT' as 'GET', url: '/api/agents', body: {} });
+    expect(method.status).toBe(405);
+    expect(method.body).toMatchObject({ success: false, error: { details: 'PUT is not allowed on /api/agents' } });
+    expect(specSchemaValidator('ErrorEnvelope')(method.body)).toBe(true);
   });
 });
 
@@ -270,6 +276,10 @@ describe('mock mode on another document (the classic Petstore)', () => {
     const noName = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { tag: 'dog' } });
     expect(noName.status).toBe(400);
     expect(noName.body.message).toBe('body/name is required');
+    const nowhere = await call(app, { method: 'GET', url: '/nowhere' });
+    expect(nowhere.status).toBe(404);
+    expect(api.validateResponse(nowhere.body, 'listPets', 'default' as unknown as number).errors ?? []).toEqual([]);
+    expect(nowhere.body.message).toBe('no operation for GET /nowhere');
   });
 });
 

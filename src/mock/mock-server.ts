@@ -155,10 +155,16 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   const schemes = Object.keys((api.definition.components?.securitySchemes ?? {}) as Record<string, unknown>);
   for (const scheme of schemes) api.registerSecurityHandler(scheme, () => true);
 
+  /** For a request no operation takes: the first operation documenting that status (else a default answer, else a 400), whose error shape the answer takes. */
+  const operations = api.getOperations();
+  const shapeFor = (status: number) =>
+    [[String(status), `${String(status)[0]}XX`], ['default'], ['400']]
+      .map((keys) => operations.find((operation) => keys.some((key) => operation.responses?.[key])))
+      .find((operation) => operation !== undefined);
+
   api.register({
-    notFound: (c: Context, reply: FastifyReply) => send(reply, 404, 'application/json', { message: `no operation for ${c.request.method.toUpperCase()} ${c.request.path}` }),
-    methodNotAllowed: (c: Context, reply: FastifyReply) =>
-      send(reply, 405, 'application/json', { message: `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}` }),
+    notFound: (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`),
+    methodNotAllowed: (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`),
     validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
