@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventFeed } from '../src/events/event-feed.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { type Store, StorageFault } from '../src/storage/store.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { logLines } from './helpers/log-lines.js';
 import { openStream } from './helpers/sse-client.js';
@@ -120,6 +122,32 @@ describe('transport http', () => {
     expect(replayed.headers['idempotent-replayed']).toBe('true');
     expect(replayed.body).toMatchObject({ id: message!.id, content: 'Hello, Eliza!', sessionStatus: { renewalCount: 1 } });
     expect(await stored()).toHaveLength(1);
+  });
+
+  it("answers with the reply when storing it in the Idempotency-Key record fails (not 503 'nothing was changed'); a replay then gives the stored message", async () => {
+    await t.close();
+    const { lines, stream } = logLines();
+    const real = openSqliteStore(':memory:');
+    const store = new Proxy(real, {
+      get: (target, name: keyof Store) =>
+        name === 'settleIdempotencyRecord' ? () => Promise.reject(new StorageFault('the database is full (test)')) : target[name],
+    });
+    t = await startTestApp({ store, app: { logger: { level: 'warn', stream } } });
+    agentId = await registerAgent(t);
+    ({ sessionId } = await createSession(t, { agentId }));
+    const keyed = () => t.request({ method: 'POST', url: messagesUrl(), body: { content: 'Hello, Eliza!', transport: 'http' }, headers: { 'idempotency-key': 'settle-fails' } });
+    const first = keyed();
+    await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    expect((await agentSays('Hello! How can I help you today?')).status).toBe(201);
+    const answer = await first;
+    expect(answer.status).toBe(201);
+    expect(answer.body.data.agentResponse).toEqual({ text: 'Hello! How can I help you today?' });
+    expect(lines.map((line) => line.msg)).toContain('the Idempotency-Key record keeps the stored answer: settling it failed');
+    const replay = await keyed();
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body).toMatchObject({ id: answer.body.data.userMessage.id, content: 'Hello, Eliza!' });
+    expect(await stored()).toHaveLength(2);
   });
 
   it('answers 503 SERVICE_UNAVAILABLE with Retry-After when the server stops while it waits, not a 504 timeout (the message stored)', async () => {

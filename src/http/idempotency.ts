@@ -116,7 +116,13 @@ export async function sendSettledAnswer(request: FastifyRequest, reply: FastifyR
   const body = JSON.stringify(answer);
   const pending = request.idempotency;
   // Live as of its own making: this request wrote it (a wait is far shorter than its 24 hours).
-  if (pending) await store.settleIdempotencyRecord({ ...pending, status: reply.statusCode, body }, pending.createdAt);
+  if (pending) {
+    // The write is done: a failure here must not answer "nothing was changed". The record
+    // keeps the answer its write stored (as when no reply came), and a replay answers that.
+    await store.settleIdempotencyRecord({ ...pending, status: reply.statusCode, body }, pending.createdAt).catch((error: unknown) => {
+      request.log.warn({ err: error }, 'the Idempotency-Key record keeps the stored answer: settling it failed');
+    });
+  }
   return reply.type(JSON_TYPE).send(body);
 }
 
