@@ -167,9 +167,11 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   function schedule(): void {
     const delayMs = failedInARow === 0 ? intervalMs : Math.min(intervalMs, RETRY_FAILED_PASS_MS * 2 ** (failedInARow - 1));
     timer = setTimeout(() => {
+      timer = undefined;
       running = sweep().finally(() => {
         running = undefined;
-        if (!stopped) schedule();
+        // Started again while this pass ran (stop() not awaited): one chain of timers, not two.
+        if (!stopped && !timer) schedule();
       });
     }, delayMs);
     timer.unref();
@@ -179,7 +181,8 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     sweep,
     start() {
       stopped = false;
-      if (!timer) schedule();
+      // A pass still running schedules the next itself when it ends.
+      if (!timer && !running) schedule();
     },
     async stop() {
       stopped = true;

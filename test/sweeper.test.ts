@@ -296,6 +296,35 @@ describe('the sweeper', () => {
     await store.close();
   });
 
+  it('keeps one pass per interval when started again while a stopping pass still runs (stop() not awaited)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const store = openSqliteStore(':memory:');
+    const calls: number[] = [];
+    let release: (() => void) | undefined;
+    const counting: Store = {
+      ...store,
+      // The first pass waits until released; the others end at once.
+      markExpired: async () => (calls.push(1), calls.length === 1 ? new Promise<number>((resolve) => (release = () => resolve(0))) : 0),
+      purgeExpired: async () => ({ purged: 0, more: false }),
+      moveCountMarks: undefined,
+      purgeIdempotencyRecords: async () => 0,
+    };
+    const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
+    sweeper.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(1); // the pass is running
+    const stopping = sweeper.stop();
+    sweeper.start();
+    release!();
+    await stopping;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(calls).toHaveLength(5); // one pass a second: two chains of timers made two
+    await sweeper.stop();
+    await store.close();
+  });
+
   it('tries a failed pass again after 1 s, doubling up to its interval, and keeps its interval again once one passes', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const store = openSqliteStore(':memory:');
