@@ -166,6 +166,21 @@ describe('SQLite idempotency records (no index on the key)', () => {
     expect(a.records.get('anonymous', 'k', 25)?.createdAt).toBe(10);
   });
 
+  it('keeps expiry in seq order after a clock stepped back: a record written then lives as long as the one before, and the trim is not held back', () => {
+    const a = connect(databaseFile());
+    a.write(insertOf(a.records, 'before-the-step', 1000, 1000 + DAY));
+    const keys = Array.from({ length: 200 }, (_, i) => `after-${i}`);
+    // An hour back: each would expire an hour before the record ahead of it.
+    a.write(...keys.map((key) => insertOf(a.records, key, 1000 - 3_600_000, 1000 - 3_600_000 + DAY)));
+    expect(a.records.get('anonymous', 'after-0', 1000 + DAY - 1)?.expiresAt).toBe(1000 + DAY);
+    expect(a.records.purge(1000 + DAY - 1, 100)).toBe(0);
+    // Due together: the oldest rows, 100 at a time, are all expired.
+    expect(a.records.purge(1000 + DAY, 100)).toBe(100);
+    expect(a.records.purge(1000 + DAY, 100)).toBe(100);
+    expect(a.records.purge(1000 + DAY, 100)).toBe(1);
+    expect(a.rows()).toBe(0);
+  });
+
   it('keeps the records of a database from before migration 23, in their order, under the same digest', () => {
     const db = new Database(':memory:');
     connections.push(db);

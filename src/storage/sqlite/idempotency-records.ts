@@ -9,8 +9,8 @@
 //
 // `seq` is AUTOINCREMENT: never given twice, even after the newest rows were trimmed,
 // so "appended since" is `seq >` the last one read. Rows are in seq order, which is
-// expiry order: the trim walks them from the oldest, and the map (kept in seq order)
-// forgets the keys whose rows are gone.
+// expiry order (a record never expires before the one appended before it): the trim walks
+// them from the oldest, and the map (kept in seq order) forgets the keys whose rows are gone.
 import { hash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { IdempotencyKeyTaken, type IdempotencyRecord } from '../store.js';
@@ -52,8 +52,12 @@ export interface IdempotencyRecords {
 }
 
 export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
+  // Never before the newest record's expiry: after a clock stepped back, a record lives that
+  // much longer, and seq order stays expiry order (else one record that outlives those after
+  // it would hold back the trim, which walks the oldest rows).
   const append = db.prepare<[string, string, number, string, number, number]>(
-    'INSERT INTO idempotency_records (digest, fingerprint, status, body, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    `INSERT INTO idempotency_records (digest, fingerprint, status, body, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, max(?, coalesce((SELECT expires_at FROM idempotency_records ORDER BY seq DESC LIMIT 1), 0)))`,
   );
   const appendedAfter = db.prepare<[number], [number, string]>('SELECT seq, digest FROM idempotency_records WHERE seq > ? ORDER BY seq').raw();
   const expiryOf = db.prepare<[number], number>('SELECT expires_at FROM idempotency_records WHERE seq = ?').pluck();
