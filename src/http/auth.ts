@@ -162,7 +162,7 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
   }
 
   /** A request presenting a key: who it is, or why it is refused (a key unknown while keys are off passes as nobody). */
-  async function authenticate(request: FastifyRequest, reply: FastifyReply, operationId: string, key: string): Promise<void> {
+  async function authenticate(request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
     const principal = await identify(key);
     if (!principal) {
       if (!(await keysAreOn())) return;
@@ -187,7 +187,7 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
         reply.header('www-authenticate', WWW_AUTHENTICATE);
         return done(new ApiError('UNAUTHORIZED', 'the API key must be sent once (one X-API-KEY or Authorization line)'));
       }
-      return void authenticate(request, reply, operationId, key).then(() => done(), done);
+      return void authenticate(request, reply, key).then(() => done(), done);
     }
     const on = keysAreOn();
     if (typeof on === 'boolean') return done(on ? unauthorized(reply, key) : undefined);

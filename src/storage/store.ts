@@ -307,8 +307,7 @@ export interface Store {
   /** The key with that hash, revoked or not; never staler than the database (a revoke elsewhere counts at once). */
   findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
-  /** Revokes the live key with that id or name; undefined when there is none. */
-  /** Revokes the live key so named (an id before a name), disabling the webhooks it made, in one transaction. */
+  /** Revokes the live key so named (an id before a name), disabling the webhooks it made, in one transaction; undefined when there is none. */
   revokeApiKey(idOrName: string, now: number): Promise<ApiKeyRecord | undefined>;
   /**
    * True once any key was ever created (revoking every key does not open the server).

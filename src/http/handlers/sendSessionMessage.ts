@@ -142,7 +142,6 @@ function agentResponseOf(event: EventRecord): Schemas['AgentResponse'] {
   return answer;
 }
 
-/** transport sse: the user's message.created, then the agent's, then the end. */
 /** The comment that ends a reply stream without a reply, by why the wait ended. */
 const NO_REPLY_BECAUSE: Partial<Record<WaitEnd, string>> = {
   shutdown: 'the server is shutting down',
@@ -150,6 +149,7 @@ const NO_REPLY_BECAUSE: Partial<Record<WaitEnd, string>> = {
   expired: 'the session expired; no reply can come',
 };
 
+/** transport sse: the user's message.created, then the agent's, then the end. */
 async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefined> {
   const raw = startStream(reply, 201);
   const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
