@@ -2,7 +2,6 @@
 // message; nothing is clamped or guessed.
 import { resolve } from 'node:path';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
-import { MAX_OPEN_STREAMS } from './events/event-stream.js';
 import type { PrivateAddresses } from './events/private-addresses.js';
 import type { HttpTimeouts } from './http/server-options.js';
 import { specSchemaValidator } from './spec.js';
@@ -61,6 +60,18 @@ export interface ObservabilityConfig {
   /** When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
   metricsToken?: string;
 }
+
+/**
+ * The defaults of the settings whose modules can also be built without this configuration
+ * (tests, the bench): they fall back to these, so that a default is written once.
+ */
+export const DEFAULTS = Object.freeze({
+  http: Object.freeze({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5000 }),
+  lockWaitMs: 5000,
+  agentReplyTimeoutMs: 30_000,
+  eventStreamsMax: 10_000,
+  postgres: Object.freeze({ poolSize: 10, statementTimeoutMs: 5000 }),
+});
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -191,8 +202,8 @@ export function redactedUrl(url: string): string {
 
 function parsePostgres(env: Env): PostgresConfig | undefined {
   // Checked without DATABASE_URL too: a bad value is refused before the day it is used.
-  const poolSize = parseRanged(env, 'DATABASE_POOL_SIZE', 10, 1, 1000);
-  const statementTimeoutMs = parseRanged(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 1, 600_000);
+  const poolSize = parseRanged(env, 'DATABASE_POOL_SIZE', DEFAULTS.postgres.poolSize, 1, 1000);
+  const statementTimeoutMs = parseRanged(env, 'DATABASE_STATEMENT_TIMEOUT_MS', DEFAULTS.postgres.statementTimeoutMs, 1, 600_000);
   const url = read(env, 'DATABASE_URL');
   if (url === undefined) return undefined;
   let parsed: URL | undefined;
@@ -232,16 +243,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     retentionMs: parseRanged(env, 'SESSION_RETENTION_MINUTES', 1440, 0, 525_600) * 60_000,
     sweepIntervalMs: parseRanged(env, 'SESSION_SWEEP_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     sweepBatchSize: parseRanged(env, 'SESSION_SWEEP_BATCH_SIZE', 100, 1, 100_000),
-    lockWaitMs: parseRanged(env, 'SQLITE_LOCK_WAIT_MS', 5000, 0, 600_000),
+    lockWaitMs: parseRanged(env, 'SQLITE_LOCK_WAIT_MS', DEFAULTS.lockWaitMs, 0, 600_000),
     http: {
-      requestTimeoutMs: parseRanged(env, 'HTTP_REQUEST_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
-      headersTimeoutMs: parseRanged(env, 'HTTP_HEADERS_TIMEOUT_SECONDS', 10, 1, 3600) * 1000,
-      keepAliveTimeoutMs: parseRanged(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 5, 1, 3600) * 1000,
+      requestTimeoutMs: parseRanged(env, 'HTTP_REQUEST_TIMEOUT_SECONDS', DEFAULTS.http.requestTimeoutMs / 1000, 1, 3600) * 1000,
+      headersTimeoutMs: parseRanged(env, 'HTTP_HEADERS_TIMEOUT_SECONDS', DEFAULTS.http.headersTimeoutMs / 1000, 1, 3600) * 1000,
+      keepAliveTimeoutMs: parseRanged(env, 'HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', DEFAULTS.http.keepAliveTimeoutMs / 1000, 1, 3600) * 1000,
     },
     shutdownGraceMs: parseRanged(env, 'SHUTDOWN_GRACE_SECONDS', 10, 1, 3600) * 1000,
     eventRetentionMs: parseRanged(env, 'EVENT_RETENTION_HOURS', 72, 1, 87_600) * 3_600_000,
-    agentReplyTimeoutMs: parseRanged(env, 'AGENT_REPLY_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
-    eventStreamsMax: parseRanged(env, 'EVENT_STREAMS_MAX', MAX_OPEN_STREAMS, 1, 1_000_000),
+    agentReplyTimeoutMs: parseRanged(env, 'AGENT_REPLY_TIMEOUT_SECONDS', DEFAULTS.agentReplyTimeoutMs / 1000, 1, 3600) * 1000,
+    eventStreamsMax: parseRanged(env, 'EVENT_STREAMS_MAX', DEFAULTS.eventStreamsMax, 1, 1_000_000),
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

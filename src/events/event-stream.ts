@@ -9,6 +9,7 @@
 // itself again from its cursor, as at the start: a slow reader costs the others nothing,
 // and its memory stays bounded.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULTS } from '../config.js';
 import { ApiError } from '../errors.js';
 import { refuseUnlessEmpty } from '../http/json-body.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
@@ -28,8 +29,6 @@ export const REAUTHORIZE_MS = 1000;
 export const QUEUE_LIMIT = 10_000;
 /** And characters of their data (the events are shared by the streams, but one held only here is this stream's memory). */
 export const QUEUE_CHARS_LIMIT = 8 * 1024 * 1024;
-/** Streams an app keeps open at once (EVENT_STREAMS_MAX): each may hold up to QUEUE_CHARS_LIMIT for a slow reader. */
-export const MAX_OPEN_STREAMS = 10_000;
 const PAGE = 500;
 /** About how many characters of frames a stream writes as one chunk. */
 const CHUNK_CHARS = 32 * 1024;
@@ -117,7 +116,7 @@ export interface EventStreamsOptions {
   reauthorizeMs?: number;
   queueLimit?: number;
   queueCharsLimit?: number;
-  /** Streams open at once; one more is refused 503 until one closes. */
+  /** Streams open at once (EVENT_STREAMS_MAX); one more is refused 503 until one closes. Each may hold up to queueCharsLimit for a slow reader. */
   maxOpen?: number;
   /** The app's shared reader; without one, a reader per store, made on the first stream. */
   feed?: EventFeed;
@@ -142,7 +141,7 @@ export function createEventStreams({
   reauthorizeMs = REAUTHORIZE_MS,
   queueLimit = QUEUE_LIMIT,
   queueCharsLimit = QUEUE_CHARS_LIMIT,
-  maxOpen = MAX_OPEN_STREAMS,
+  maxOpen = DEFAULTS.eventStreamsMax,
   feed,
   pollMs,
 }: EventStreamsOptions = {}): EventStreams {

@@ -2,6 +2,7 @@
 // and a shutdown that finishes what is in flight and keeps no idle socket open.
 import type { Server } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
+import { DEFAULTS } from '../config.js';
 import { ApiError } from '../errors.js';
 import { type OnSocketAnswer, clientErrorHandler, connectHandler, headerLines } from './client-errors.js';
 import { afterAnswerBefore } from './pipelining.js';
@@ -15,13 +16,11 @@ export interface HttpTimeouts {
   keepAliveTimeoutMs: number;
 }
 
-export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 };
-
 /** Seconds a client is asked to wait (`Retry-After`) after a 503. */
 export const RETRY_AFTER_SECONDS = 1;
 
 /** `onSocketAnswer`: told of each answer Node gives before a request is read. */
-export function serverOptions(timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS, onSocketAnswer: OnSocketAnswer = () => undefined): FastifyHttpOptions<Server> {
+export function serverOptions(timeouts: HttpTimeouts = DEFAULTS.http, onSocketAnswer: OnSocketAnswer = () => undefined): FastifyHttpOptions<Server> {
   return {
     requestTimeout: timeouts.requestTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,

@@ -5,6 +5,7 @@ import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
+import { DEFAULTS } from '../../config.js';
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
@@ -18,7 +19,6 @@ import { isoTime, messageView } from '../views.js';
 type Schemas = components['schemas'];
 type Transport = NonNullable<Schemas['SendMessageRequest']['transport']>;
 
-const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 const MODE_TRANSPORT = { websocket: 'websocket', sync: 'http', stream: 'sse' } as const satisfies Record<string, Transport>;
 
 interface Sent {
@@ -40,7 +40,7 @@ const sentView = ({ session, message, renewed }: Sent, now: number) => ({
 });
 
 export const sendSessionMessage =
-  ({ store, clock, retentionMs, replies, agentReplyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS }: HandlerDeps): Handler<'sendSessionMessage'> =>
+  ({ store, clock, retentionMs, replies, agentReplyTimeoutMs = DEFAULTS.agentReplyTimeoutMs }: HandlerDeps): Handler<'sendSessionMessage'> =>
   async (request, reply) => {
     const { sessionId } = request.params;
     const { content, authorId: requestedAuthor, attachments = [], metadata = {} } = request.body;

@@ -8,6 +8,7 @@
 // by id and writes to one session arriving together share a statement or a transaction
 // (batches.ts).
 import pg from 'pg';
+import { DEFAULTS } from '../../config.js';
 import {
   type Carried,
   type DeleteAgentOutcome,
@@ -109,7 +110,7 @@ const PURGE_MESSAGES_PER_SESSION = 10;
 
 /** Opens the pool, checks that the database answers and migrates it. Throws (with the reason) when it cannot. */
 export async function openPostgresStore(options: PostgresOptions): Promise<Store> {
-  const { url, poolSize = 10, statementTimeoutMs = 5000, connectTimeoutMs = 5000 } = options;
+  const { url, poolSize = DEFAULTS.postgres.poolSize, statementTimeoutMs = DEFAULTS.postgres.statementTimeoutMs, connectTimeoutMs = 5000 } = options;
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,

@@ -9,6 +9,7 @@
 // backoff, until `lockWaitMs` has passed for its oldest write. The event loop never
 // sleeps in SQLite's busy handler for longer than that busy timeout.
 import Database from 'better-sqlite3';
+import { DEFAULTS } from '../../config.js';
 
 interface Pending {
   work: () => unknown;
@@ -33,14 +34,13 @@ export interface GroupCommitOptions {
   holdWhile?: () => Promise<void> | undefined;
 }
 
-export const DEFAULT_LOCK_WAIT_MS = 5000;
 const RETRY_FIRST_MS = 2;
 const RETRY_MAX_MS = 50;
 
 const isBusy = (error: unknown) =>
   error instanceof Database.SqliteError && (error.code.startsWith('SQLITE_BUSY') || error.code.startsWith('SQLITE_LOCKED'));
 
-export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULT_LOCK_WAIT_MS, beforeCommit, afterAbort, afterCommit, holdWhile }: GroupCommitOptions = {}): RunWrite {
+export function groupCommit(db: Database.Database, { lockWaitMs = DEFAULTS.lockWaitMs, beforeCommit, afterAbort, afterCommit, holdWhile }: GroupCommitOptions = {}): RunWrite {
   let queue: Pending[] = [];
   let retryDelay = RETRY_FIRST_MS;
   // A transaction inside a transaction is a savepoint in better-sqlite3.
