@@ -8,10 +8,9 @@
 // its socket takes at once, or a long replay under many writes) drops the queue and reads the log
 // itself again from its cursor, as at the start: a slow reader costs the others nothing,
 // and its memory stays bounded.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { ApiError } from '../errors.js';
-import { refuseUnlessEmpty } from '../http/json-body.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { dataJson, eventJson } from './event-records.js';
@@ -52,14 +51,6 @@ export interface EventStreams {
   open(request: FastifyRequest, reply: FastifyReply, store: Store, options: StreamOptions): void;
   closeAll(): void;
   size(): number;
-}
-
-/**
- * `text/event-stream` is a response type only. Registered as a request "parser" that
- * refuses it (415, as any body that is not JSON; an empty one is no body), so the router knows the type the spec names.
- */
-export function refuseEventStreamBodies(app: FastifyInstance): void {
-  app.addContentTypeParser('text/event-stream', { parseAs: 'buffer' }, refuseUnlessEmpty);
 }
 
 // One text per event, however many streams send it: the feed hands an event to every

@@ -4,7 +4,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { apiSpecification } from '../spec.js';
-import { refuseEventStreamBodies } from '../events/event-stream.js';
 import { installErrorHandling } from './error-handling.js';
 import { installJsonBody } from './json-body.js';
 import type { HandlerDeps } from './handler-deps.js';
@@ -27,8 +26,6 @@ export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   serializeJsonResponsesByStatus(app);
   installJsonBody(app);
   installErrorHandling(app);
-  // The spec names text/event-stream (as a response); a request body of that type is refused.
-  refuseEventStreamBodies(app);
   // The operational operations (x-operational) are routed by src/ops, not here.
   await app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(createHandlers(deps)) });
 };

@@ -133,7 +133,7 @@ function unreadable(request: FastifyRequest): ApiError | undefined {
  * A body of a type other than JSON: refused (415), unless it is empty, which is no body
  * (as `fetch(url, { method: 'POST', body: '' })` sends it, typed text/plain).
  */
-export function refuseUnlessEmpty(request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void {
+function refuseUnlessEmpty(request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void {
   // No route: the answer is 404, whatever the body.
   if (body.length === 0 || request.is404) return done(null, undefined);
   done(unsupportedType(request.headers['content-type']), undefined);
@@ -183,6 +183,10 @@ export function installJsonBody(app: FastifyInstance): void {
     done(null, parsed);
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, refuseUnlessEmpty);
+  // `text/event-stream` is a response type only. Registered as a request "parser" that
+  // refuses it (415, as any body that is not JSON; an empty one is no body), so the router
+  // knows the type the spec names.
+  app.addContentTypeParser('text/event-stream', { parseAs: 'buffer' }, refuseUnlessEmpty);
 
   // No body at all: refused where the spec requires one, an empty object where the body
   // is optional. (Fastify validates a body only under a content type it parsed, so a
