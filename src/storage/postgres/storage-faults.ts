@@ -1,5 +1,6 @@
 // PostgreSQL failures that are the database's, not the request's: the store turns them
 // into StorageFault (503 STORAGE_UNAVAILABLE, retry later), never a generic 500.
+import { withFaultsMapped } from '../faults-mapped.js';
 import { StorageFault, type Store } from '../store.js';
 
 /** SQLSTATE classes and codes (https://www.postgresql.org/docs/15/errcodes-appendix.html), the most precise first. */
@@ -65,17 +66,8 @@ export function postgresFault(error: unknown): PostgresFault | undefined {
 
 /** The store with every storage fault its methods raise turned into a StorageFault. */
 export function withPostgresFaults(store: Store): Store {
-  const wrapped = {} as Record<string, unknown>;
-  for (const [name, method] of Object.entries(store) as [string, (...args: unknown[]) => unknown][]) {
-    // A synchronous method (onEventsWritten) stays synchronous: its result is no promise.
-    wrapped[name] = (...args: unknown[]) => {
-      const result = method(...args);
-      if (!(result instanceof Promise)) return result;
-      return result.catch((error: unknown) => {
-        const fault = postgresFault(error);
-        throw fault === undefined ? error : new StorageFault(fault.cause, { cause: error }, fault.outcomeUnknown);
-      });
-    };
-  }
-  return wrapped as unknown as Store;
+  return withFaultsMapped(store, (error) => {
+    const fault = postgresFault(error);
+    return fault === undefined ? error : new StorageFault(fault.cause, { cause: error }, fault.outcomeUnknown);
+  });
 }

@@ -2,6 +2,7 @@
 // StorageFault (503 STORAGE_UNAVAILABLE, retry later), never a generic 500.
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { withFaultsMapped } from '../faults-mapped.js';
 import { StorageFault, type Store } from '../store.js';
 
 const FAULTS: [prefix: string, cause: string][] = [
@@ -47,28 +48,7 @@ function asStorageFault(error: unknown): unknown {
 
 /** The store with every storage fault its methods raise turned into a StorageFault. */
 export function withStorageFaults(store: Store): Store {
-  const wrapped = {} as Record<string, unknown>;
-  for (const [name, method] of Object.entries(store) as [string, (...args: unknown[]) => Promise<unknown>][]) {
-    // A property (purgesOffEventLoop) is no method: kept as it is.
-    if (typeof method !== 'function') {
-      wrapped[name] = method;
-      continue;
-    }
-    // A synchronous method (onEventsWritten, hasApiKeys) stays synchronous: its result is no promise.
-    wrapped[name] = (...args: unknown[]) => {
-      let result: unknown;
-      try {
-        result = method(...args);
-      } catch (error) {
-        throw asStorageFault(error);
-      }
-      if (!(result instanceof Promise)) return result;
-      return result.catch((error: unknown) => {
-        throw asStorageFault(error);
-      });
-    };
-  }
-  return wrapped as unknown as Store;
+  return withFaultsMapped(store, asStorageFault);
 }
 
 /** Up to this size the check on open reads every page (`PRAGMA quick_check`: about 4 ms per MB here). */
