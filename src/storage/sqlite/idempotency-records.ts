@@ -57,7 +57,7 @@ export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
   // it would hold back the trim, which walks the oldest rows).
   const append = db.prepare<[string, string, number, string, number, number]>(
     `INSERT INTO idempotency_records (digest, fingerprint, status, body, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, max(?, coalesce((SELECT expires_at FROM idempotency_records ORDER BY seq DESC LIMIT 1), 0)))`,
+       VALUES (?, ?, ?, ?, ?, max(?, coalesce((SELECT expires_at FROM idempotency_records WHERE seq = (SELECT max(seq) FROM idempotency_records)), 0)))`,
   );
   const appendedAfter = db.prepare<[number], [number, string]>('SELECT seq, digest FROM idempotency_records WHERE seq > ? ORDER BY seq').raw();
   const expiryOf = db.prepare<[number], number>('SELECT expires_at FROM idempotency_records WHERE seq = ?').pluck();
