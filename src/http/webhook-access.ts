@@ -6,7 +6,7 @@ import { agentScope } from './access-scope.js';
 import { visibleTo } from './webhook-views.js';
 
 export async function visibleWebhook(store: Store, request: FastifyRequest, webhookId: string): Promise<WebhookRecord> {
-  const webhook = (await store.listWebhooks()).find((candidate) => candidate.id === webhookId);
+  const webhook = await store.getWebhook(webhookId);
   if (!webhook || !visibleTo(agentScope(request), webhook)) throw new ApiError('WEBHOOK_NOT_FOUND', `params/webhookId ${webhookId} does not exist`);
   return webhook;
 }

@@ -344,6 +344,7 @@ export interface Store {
   insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;
   /** Oldest first. */
   listWebhooks(): Promise<WebhookRecord[]>;
+  getWebhook(id: string): Promise<WebhookRecord | undefined>;
   /** False when there was none. */
   deleteWebhook(id: string): Promise<boolean>;
   /** Records an attempt and the webhook's new delivery state, in one transaction; false (and nothing recorded) when the webhook was deleted meanwhile. */

@@ -317,8 +317,10 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       await store.insertWebhook(first);
       await store.insertWebhook(second);
       expect(await store.listWebhooks()).toEqual([first, second]);
+      expect(await store.getWebhook(second.id)).toEqual(second);
       expect(await store.deleteWebhook(first.id)).toBe(true);
       expect(await store.deleteWebhook(first.id)).toBe(false);
+      expect(await store.getWebhook(first.id)).toBeUndefined();
       expect(await store.listWebhooks()).toEqual([second]);
     });
 

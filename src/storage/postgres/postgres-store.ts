@@ -648,6 +648,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async listWebhooks() {
       return (await query<WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, seq')).rows.map(toWebhook);
     },
+    async getWebhook(id) {
+      const [row] = (await query<WebhookRow>('SELECT * FROM webhooks WHERE id = $1', [id])).rows;
+      return row && toWebhook(row);
+    },
     async deleteWebhook(id) {
       return ((await query('DELETE FROM webhooks WHERE id = $1', [id])).rowCount ?? 0) > 0;
     },

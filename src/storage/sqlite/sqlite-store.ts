@@ -564,6 +564,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async listWebhooks() {
       return statements.listWebhooks.all().map(toWebhook);
     },
+    async getWebhook(id) {
+      const row = statements.getWebhook.get(id);
+      return row && toWebhook(row);
+    },
     async deleteWebhook(id) {
       return write(() => statements.deleteWebhook.run(id).changes > 0);
     },

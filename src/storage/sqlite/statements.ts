@@ -149,6 +149,7 @@ export function prepareStatements(db: Database.Database) {
        VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at, @created_by_key)`,
     ),
     listWebhooks: prepare<[], WebhookRow>(db, 'SELECT * FROM webhooks ORDER BY created_at, rowid'),
+    getWebhook: prepare<[string], WebhookRow>(db, 'SELECT * FROM webhooks WHERE id = ?'),
     deleteWebhook: prepare<[string]>(db, 'DELETE FROM webhooks WHERE id = ?'),
     claimWebhook: prepare<{ id: string; holder: string; now: number; until: number; passed: number | null }, WebhookRow>(
       db,
