@@ -12,7 +12,7 @@ import { sessionId } from '../src/domain/session-id.js';
 import { resolveTimeoutConfig, startTiming } from '../src/domain/timeout-policy.js';
 import { sessionEvent, withEvents } from '../src/events/event-records.js';
 import { IDEMPOTENCY_TTL_MS } from '../src/http/idempotency.js';
-import { createdSessionView } from '../src/http/views.js';
+import { createdSessionView } from '../src/views.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Carried, SessionRecord } from '../src/storage/store.js';
 

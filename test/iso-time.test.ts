@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { isoTime } from '../src/http/iso-time.js';
+import { isoTime } from '../src/iso-time.js';
 
 it('writes exactly what Date#toISOString writes, for any instant', () => {
   fc.assert(

@@ -3,7 +3,7 @@
 // makes of the same rows.
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { messageView } from '../src/http/views.js';
+import { messageView } from '../src/views.js';
 import { migrations as postgresMigrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';

@@ -3,7 +3,7 @@
 // and numbers JSON writes as null (NaN, Infinity) or differently (-0).
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { sessionInfoJson, sessionInfoView } from '../src/http/views.js';
+import { sessionInfoJson, sessionInfoView } from '../src/views.js';
 import { arbitrarySession, instant } from './helpers/arbitrary-session.js';
 
 it('writes exactly what JSON.stringify writes for the SessionInfo view, for any session and instant', () => {

@@ -2,7 +2,7 @@
 // and agents, and the log's records as the API shows them (the spec's Event).
 import type { components } from '../../generated/api.js';
 import type { DueEventType } from '../domain/timeout-policy.js';
-import { characterView, isoTime, messageJson, messageView, sessionInfoJson, sessionInfoView } from '../http/views.js';
+import { characterView, isoTime, messageJson, messageView, sessionInfoJson, sessionInfoView } from '../views.js';
 import type { AgentRecord, Carried, EventInput, EventRecord, EventType, MessageRecord, SessionRecord } from '../storage/store.js';
 
 type Schemas = components['schemas'];

@@ -5,7 +5,7 @@ import { ApiError } from '../errors.js';
 import { sessionWith, type EventType, type SessionRecord } from '../storage/store.js';
 import { clip } from './limits.js';
 import type { HandlerDeps } from './handler-deps.js';
-import { isoTime, sessionInfoView } from './views.js';
+import { isoTime, sessionInfoView } from '../views.js';
 
 /** The session if it exists at `now`, active or expired but retained; otherwise 404. */
 export function retainedSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {

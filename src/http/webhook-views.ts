@@ -1,7 +1,7 @@
 // Webhooks as the API shows them, and which of them a caller may see.
 import type { components } from '../../generated/api.js';
 import type { DeliveryRecord, WebhookRecord } from '../storage/store.js';
-import { isoTime } from './iso-time.js';
+import { isoTime } from '../iso-time.js';
 
 type Schemas = components['schemas'];
 

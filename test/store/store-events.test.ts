@@ -3,7 +3,7 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { announce } from '../../src/events/due-events.js';
 import { agentEvent, eventJson, eventView, messageEvent, sessionEvent } from '../../src/events/event-records.js';
-import { messageView } from '../../src/http/views.js';
+import { messageView } from '../../src/views.js';
 import type { EventInput, EventRecord, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';

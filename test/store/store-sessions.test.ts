@@ -4,7 +4,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../../src/storage/store.js';
 import { updateConfig } from '../../src/domain/timeout-policy.js';
 import { sessionEvent } from '../../src/events/event-records.js';
-import { messageView } from '../../src/http/views.js';
+import { messageView } from '../../src/views.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { until } from '../helpers/until.js';
 import { backends } from './backends.js';

@@ -6,7 +6,7 @@ import { agentEvent, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
-import { characterView } from '../views.js';
+import { characterView } from '../../views.js';
 
 export const createAgent =
   ({ store, clock }: HandlerDeps): Handler<'createAgent'> =>

@@ -6,7 +6,7 @@ import { changeEvents, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
-import { createdSessionView } from '../views.js';
+import { createdSessionView } from '../../views.js';
 
 export const createSession =
   ({ store, clock, sessionDefaults }: HandlerDeps): Handler<'createSession'> =>

@@ -1,7 +1,7 @@
 import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
-import { agentDetailsView } from '../views.js';
+import { agentDetailsView } from '../../views.js';
 
 export const getAgent =
   ({ store }: HandlerDeps): Handler<'getAgent'> =>

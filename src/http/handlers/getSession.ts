@@ -1,7 +1,7 @@
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession } from '../session-access.js';
-import { sessionInfoView } from '../views.js';
+import { sessionInfoView } from '../../views.js';
 
 export const getSession =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'getSession'> =>

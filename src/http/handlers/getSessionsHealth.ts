@@ -7,7 +7,7 @@ import type { Store } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { RETRY_AFTER_SECONDS } from '../server-options.js';
-import { isoTime } from '../views.js';
+import { isoTime } from '../../views.js';
 
 type Check = 'read' | 'write' | 'disk';
 

@@ -4,7 +4,7 @@ import type { SessionCounts, Store, TimeBounds } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
-import { sessionInfoView } from '../views.js';
+import { sessionInfoView } from '../../views.js';
 
 /** The stats of a key bound to agents: those agents' sessions only. */
 async function countsOfAgents(store: Store, bounds: TimeBounds, agentIds: readonly string[]): Promise<Pick<SessionCounts, 'total' | 'active'>> {

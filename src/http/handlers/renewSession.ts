@@ -3,7 +3,7 @@ import { ApiError } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { changeActiveSession } from '../session-access.js';
-import { isoTime } from '../views.js';
+import { isoTime } from '../../views.js';
 
 export const renewSession =
   (deps: HandlerDeps): Handler<'renewSession'> =>

@@ -14,7 +14,7 @@ import { carryAnswer, sendCarriedAnswer, sendSettledAnswer } from '../idempotenc
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession, withTiming } from '../session-access.js';
-import { isoTime, messageView } from '../views.js';
+import { isoTime, messageView } from '../../views.js';
 
 type Schemas = components['schemas'];
 type Transport = NonNullable<Schemas['SendMessageRequest']['transport']>;

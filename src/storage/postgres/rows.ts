@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { nextDue } from '../../domain/timeout-policy.js';
 import type { AgentRecord, ApiKeyRecord, DeliveryRecord, EventRecord, IdempotencyRecord, MessageRecord, SessionRecord, WebhookRecord } from '../store.js';
-import { messageJson } from '../../http/views.js';
+import { messageJson } from '../../views.js';
 
 /** The pool's type parsers: bigint (int8) as a number. */
 export const int8AsNumber = {

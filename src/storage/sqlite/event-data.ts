@@ -7,7 +7,7 @@
 // JSON (an object).
 import type { components } from '../../../generated/api.js';
 import { dataJson, hasSessionInfo, loggedEvent, loggedSessionEvent } from '../../events/event-records.js';
-import { numberJson, quoted } from '../../http/views.js';
+import { numberJson, quoted } from '../../views.js';
 import type { EventInput, EventRecord } from '../store.js';
 
 type SessionInfo = components['schemas']['SessionInfo'];

@@ -1,7 +1,7 @@
 // The SQLite store's rows and their records: each table's row, and the raw tuples the hot
 // reads use (a row as an array costs about half as much as one as an object).
 import { nextDue } from '../../domain/timeout-policy.js';
-import { messageJson } from '../../http/views.js';
+import { messageJson } from '../../views.js';
 import type { AgentRecord, ApiKeyRecord, DeliveryRecord, MessageRecord, SessionRecord, WebhookRecord } from '../store.js';
 import type { CountedSession } from './expiry-counts.js';
 

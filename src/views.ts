@@ -1,7 +1,7 @@
 // Stored records → the API's response shapes (types from the spec).
-import type { components } from '../../generated/api.js';
-import { isExpired, isNearExpiration, timeRemaining } from '../domain/timeout-policy.js';
-import type { AgentRecord, MessageRecord, SessionRecord } from '../storage/store.js';
+import type { components } from '../generated/api.js';
+import { isExpired, isNearExpiration, timeRemaining } from './domain/timeout-policy.js';
+import type { AgentRecord, MessageRecord, SessionRecord } from './storage/store.js';
 import { isoTime } from './iso-time.js';
 
 type Schemas = components['schemas'];
