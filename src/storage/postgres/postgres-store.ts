@@ -4,19 +4,16 @@
 // FOR UPDATE SKIP LOCKED, so each row is done by one instance. Events are numbered in
 // commit order (writers of events serialize on an advisory lock) and announced to every
 // instance with NOTIFY. Every writer takes its locks in one order: the agent, the session
-// rows, the count buckets (session-buckets.ts), the event log's lock last. Creates, reads
-// by id and writes to one session arriving together share a statement or a transaction
-// (batches.ts).
+// rows, the count buckets (session-buckets.ts), the event log's lock last (transactions.ts).
+// Creates, reads by id and writes to one session arriving together share a statement or a
+// transaction (batches.ts, create-batch.ts, session-writes.ts).
 import pg from 'pg';
 import { DEFAULTS } from '../../config.js';
 import {
   type Carried,
   type DeleteAgentOutcome,
   type EventInput,
-  IdempotencyKeyTaken,
-  type IdempotencyRecord,
   type MessageQuery,
-  type MessageRecord,
   type MessageView,
   type SessionRecord,
   type Store,
@@ -32,7 +29,6 @@ import {
   type SessionRow,
   type WebhookRow,
   int8AsNumber,
-  messageValues,
   sessionValues,
   toAgent,
   toApiKey,
@@ -44,15 +40,16 @@ import {
   toSession,
   toWebhook,
 } from './rows.js';
-import { isNoAnswer, withPostgresFaults } from './storage-faults.js';
+import { withPostgresFaults } from './storage-faults.js';
 import { postgresAgentCache } from './agent-cache.js';
 import { apiKeyPresence } from './api-key-presence.js';
 import { listenForNotifications } from './notifications.js';
-import { Failed, batched, batchedBy } from './batches.js';
+import { batched } from './batches.js';
 import { createBatcher } from './create-batch.js';
-import { AGENT_CHECK, COUNT_SESSIONS, IN_INDEX_ORDER, MAX_EVENT_ID, MESSAGE_INSERT, SESSION_INSERT, SESSION_UPDATE, bucketTotal, listEventsSql, listSessionsSql, sessionUpdateValues } from './queries.js';
-import { beginPending, run, runTogether, withLiterals } from './round-trips.js';
-import { dataJson } from '../../events/event-records.js';
+import { AGENT_CHECK, COUNT_SESSIONS, IN_INDEX_ORDER, MAX_EVENT_ID, SESSION_INSERT, SESSION_UPDATE, bucketTotal, listEventsSql, listSessionsSql, sessionUpdateValues } from './queries.js';
+import { run, runTogether, withLiterals } from './round-trips.js';
+import { type Appended, lockedSession, sessionWriter } from './session-writes.js';
+import { EVENTS_CHANNEL, EVENTS_LOCK, postgresTransactions } from './transactions.js';
 
 export interface PostgresOptions {
   /** postgres://… */
@@ -65,35 +62,13 @@ export interface PostgresOptions {
   connectTimeoutMs?: number;
 }
 
-/** Advisory lock keys: event writers, serialized so that event ids follow commit order. */
-const EVENTS_LOCK = 724_011_302;
-/**
- * Events one statement writes at most: more than the due-event pump's batches, so only a
- * rare transaction (an agent deleted with its sessions) writes several.
- */
-const EVENTS_PER_STATEMENT = 2000;
-/** The NOTIFY channel that wakes every instance's event readers. */
-export const EVENTS_CHANNEL = 'sessions_api_events';
+export { EVENTS_CHANNEL };
 /** The NOTIFY channel of API keys stored (migration 3's trigger). */
 export const API_KEYS_CHANNEL = 'sessions_api_keys';
 /** The NOTIFY channel of agents deleted, the id as payload (migration 4's trigger). */
 export const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
 /** The error a session insert's agent check raises when its agent is not the one kept (division by zero). */
 const AGENT_CHANGED = '22012';
-/** Writes to one session in one transaction at most. */
-const MAX_SESSION_WRITES = 100;
-/** What appendMessage builds. */
-type Appended = { session: SessionRecord; message: MessageRecord };
-/** A write to one session: a change of it (modifySession) or a message appended (appendMessage). */
-type SessionWrite =
-  | { id: string; modify: (current: SessionRecord | undefined) => SessionRecord; append?: undefined; carried: Carried<SessionRecord> | undefined }
-  | { id: string; modify?: undefined; append: (current: SessionRecord | undefined, last: number | undefined) => Appended; carried: Carried<Appended> | undefined };
-/** What one write to a session came to. */
-type Outcome = { value: SessionRecord | Appended } | { error: unknown };
-/** Thrown by a batch of writes to a session that all threw: the transaction rolls back. */
-class NothingWritten {
-  constructor(readonly outcomes: Outcome[]) {}
-}
 /** Reads by one key (readsBy) in one statement at most. */
 const MAX_READS = 200;
 /**
@@ -158,106 +133,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
   });
 
-  type Client = pg.PoolClient;
-
-  /** Statements a transaction sends in one message with its COMMIT (the session insert, appendEvents). */
-  const atCommit = new WeakMap<Client, string[]>();
-  const sendAtCommit = (client: Client, statement: string) => atCommit.set(client, [...(atCommit.get(client) ?? []), statement]);
-
-  /**
-   * One transaction on one connection; rolled back when `work` throws. Its BEGIN is sent
-   * just before its first statement that needs an answer; a transaction of statements that
-   * need none (`atCommit`) is one message, BEGIN to COMMIT: one round trip.
-   */
-  async function transaction<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    beginPending.add(client);
-    try {
-      const result = await work(client);
-      const begin = beginPending.delete(client) ? ['BEGIN'] : [];
-      // One round trip: when a statement fails, PostgreSQL skips the rest and the COMMIT.
-      await client.query([...begin, ...(atCommit.get(client) ?? []), 'COMMIT'].join(';\n'));
-      return result;
-    } catch (error) {
-      // Nothing was sent when BEGIN is still pending. A connection that did not answer
-      // would not answer the ROLLBACK either: dropped, it ends the transaction.
-      if (isNoAnswer(error)) broken = error as Error;
-      else if (!beginPending.has(client)) await client.query('ROLLBACK').catch((rollbackFailed: Error) => {
-        broken = rollbackFailed;
-      });
-      throw error;
-    } finally {
-      atCommit.delete(client);
-      beginPending.delete(client);
-      client.release(broken);
-    }
-  }
-
-  /**
-   * Whether the transaction writes events (then listeners are told after it commits). One
-   * statement: the advisory lock (held to the commit, so ids follow commit order), the
-   * rows, and the NOTIFY sent at commit (repeats within a transaction are sent once). It
-   * goes in the COMMIT's message, values as literals (a multi-statement message takes no
-   * parameters): the lock is then held for the server's work only, never across a round
-   * trip to this process, whose event loop may be busy. Held across a round trip, it
-   * capped every instance together at a few hundred event-writing transactions a second.
-   */
-  async function appendEvents(client: Client, events: EventInput[], recordedAt?: number): Promise<boolean> {
-    if (events.length === 0) return false;
-    const text = (value: string | undefined) => (value === undefined ? 'NULL' : client.escapeLiteral(value.replaceAll('\u0000', '\uFFFD')));
-    // NULL: recorded when it occurred. Set for due events announced late (see purgeEvents).
-    const recorded = (e: EventInput) => (recordedAt === undefined || recordedAt <= e.occurredAt ? 'NULL::bigint' : `${Math.trunc(recordedAt)}::bigint`);
-    const row = (e: EventInput) =>
-      `(${text(e.type)}, ${Math.trunc(e.occurredAt)}::bigint, ${recorded(e)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.userId)}, ${text(dataJson(e))}::json)`;
-    const notify = `pg_notify(${client.escapeLiteral(EVENTS_CHANNEL)}, '')`;
-    if (events.length > EVENTS_PER_STATEMENT) {
-      // Many events (an agent deleted with its sessions): one statement of them all could
-      // pass the length a string may have. The lock is taken now and held across the
-      // statements' round trips: slower for the other writers, for this rare transaction only.
-      await run(client, 'SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
-      for (let from = 0; from < events.length; from += EVENTS_PER_STATEMENT) {
-        await client.query(`INSERT INTO events (type, occurred_at, recorded_at, agent_id, session_id, user_id, data) VALUES ${events.slice(from, from + EVENTS_PER_STATEMENT).map(row).join(', ')}`);
-      }
-      sendAtCommit(client, `SELECT ${notify}`);
-      return true;
-    }
-    const statement = `INSERT INTO events (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
-       SELECT e.* FROM (SELECT pg_advisory_xact_lock(${EVENTS_LOCK})) AS locked,
-         (VALUES ${events.map(row).join(', ')}) AS e (type, occurred_at, recorded_at, agent_id, session_id, user_id, data)
-       RETURNING ${notify}`;
-    sendAtCommit(client, statement);
-    return true;
-  }
-
-  /** Writes the rows a write carries, in its transaction; events last (the event lock is always the last lock taken). */
-  async function writeCarried<T>(client: Client, carried: Carried<T> | undefined, written: T): Promise<boolean> {
-    await insertIdempotencyRecord(client, carried?.idempotency?.(written));
-    return appendEvents(client, carried?.events?.(written) ?? []);
-  }
-
-  /** Inserts the record, if any; a key holding a live record throws IdempotencyKeyTaken (nothing written), an expired one makes way. */
-  async function insertIdempotencyRecord(client: Client, record: IdempotencyRecord | undefined): Promise<void> {
-    if (!record) return;
-    const inserted = await run(client, 
-      `INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-         body = excluded.body, created_at = excluded.created_at, expires_at = excluded.expires_at
-       WHERE idempotency_records.expires_at <= excluded.created_at`,
-      [record.scope, record.key, record.fingerprint, record.status, record.body, record.createdAt, record.expiresAt],
-    );
-    if (inserted.rowCount === 0) throw new IdempotencyKeyTaken();
-  }
-
-  /** A write transaction; listeners of the event log are told once it committed events. */
-  async function write<T>(work: (client: Client, wroteEvents: () => void) => Promise<T>): Promise<T> {
-    let events = false;
-    const result = await transaction((client) => work(client, () => (events = true)));
-    if (events) notifyListeners();
-    return result;
-  }
-
+  const transactions = postgresTransactions(pool, notifyListeners);
+  const { transaction, write, sendAtCommit, appendEvents, writeCarried, readTogether } = transactions;
+  const writeToSession = sessionWriter(transactions, notifyListeners);
   const createInBatch = createBatcher(pool, { eventsLock: EVENTS_LOCK, eventsChannel: EVENTS_CHANNEL }, notifyListeners);
   /**
    * Reads of a row by a unique column arriving together: one prepared statement. Requests
@@ -277,88 +155,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   // Every request with a stored key looks it up (a revocation anywhere refuses it at once).
   const readApiKey = readsBy<ApiKeyRow>('api_keys', 'key_hash');
 
-  /**
-   * The writes to one session arriving together (batchedBy, by session): one transaction
-   * locks the session once and applies them in order, each to what the one before made;
-   * one that throws (or whose idempotency key is taken) fails alone and changes nothing.
-   * The session as the last one left it, their messages and their events go with the
-   * COMMIT.
-   */
-  const writeToSession = batchedBy<SessionWrite, SessionRecord | Appended>(
-    (write) => write.id,
-    async (writes) => {
-      const id = writes[0]!.id;
-      const events: EventInput[] = [];
-      const outcomes = await transaction(async (client): Promise<Outcome[]> => {
-        const appends = writes.some((write) => write.append);
-        const [locked, maxPosition] = (await runTogether(client, [
-          [LOCK_SESSION, [id]],
-          ...(appends ? [['SELECT max(position) AS position FROM messages WHERE session_id = $1', [id]] as [string, unknown[]]] : []),
-        ])) as [pg.QueryResult<SessionRow>, pg.QueryResult<{ position: number | null }> | undefined];
-        let current = locked.rows[0] && toSession(locked.rows[0]);
-        let last = current ? (maxPosition?.rows[0]?.position ?? undefined) : undefined;
-        const messages: MessageRecord[] = [];
-        const done: Outcome[] = [];
-        for (const write of writes) {
-          try {
-            const value = write.modify ? write.modify(current) : write.append(current, last);
-            const carried = write.carried as Carried<SessionRecord | Appended> | undefined;
-            const itsEvents = carried?.events?.(value) ?? [];
-            // Last, as nothing after it may fail: a keyed write's record, which needs an
-            // answer (a round trip, under the session's lock).
-            await insertIdempotencyRecord(client, carried?.idempotency?.(value));
-            events.push(...itsEvents);
-            if ('message' in value) {
-              messages.push(value.message);
-              [current, last] = [value.session, value.message.position];
-            } else {
-              current = value;
-            }
-            done.push({ value });
-          } catch (error) {
-            done.push({ error });
-          }
-        }
-        // Every write threw: nothing to write, and the transaction is rolled back.
-        if (!done.some((outcome) => 'value' in outcome)) throw new NothingWritten(done);
-        sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(current!)));
-        for (const message of messages) sendAtCommit(client, withLiterals(client, MESSAGE_INSERT, messageValues(message)));
-        await appendEvents(client, events);
-        return done;
-      }).catch((error: unknown) => {
-        if (error instanceof NothingWritten) return error.outcomes;
-        throw error;
-      });
-      if (events.length > 0) notifyListeners();
-      return outcomes.map((outcome) => ('value' in outcome ? outcome.value : new Failed(outcome.error)));
-    },
-    MAX_SESSION_WRITES,
-  );
 
-  const LOCK_SESSION = 'SELECT * FROM sessions WHERE id = $1 FOR UPDATE';
-
-  /** The session, its row locked to the end of the transaction (in one message with the BEGIN when that is pending). */
-  async function lockedSession(client: Client, id: string): Promise<SessionRecord | undefined> {
-    const [{ rows }] = (await runTogether(client, [[LOCK_SESSION, [id]]])) as [pg.QueryResult<SessionRow>];
-    return rows[0] && toSession(rows[0]);
-  }
 
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => run<R>(pool, text, values);
 
-  /** Statements of a read in one message (values as literals), on a connection of the pool. */
-  async function readTogether(statements: Array<[text: string, values: unknown[]]>): Promise<pg.QueryResult[]> {
-    const client = await pool.connect();
-    let failed: Error | undefined;
-    try {
-      return await runTogether(client, statements);
-    } catch (error) {
-      failed = error as Error;
-      throw error;
-    } finally {
-      // As pool.query does: a connection whose statement failed is not reused.
-      client.release(failed);
-    }
-  }
 
   /** One page of a session's messages, newest first; `hasMore` beyond it in the direction of travel. */
   async function messagePage<R extends pg.QueryResultRow>(columns: string, { sessionId, limit, before, after }: MessageQuery): Promise<{ messages: R[]; hasMore: boolean }> {
