@@ -3,16 +3,12 @@
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { nextDue } from '../../domain/timeout-policy.js';
 import {
-  agentsOfQuery,
   type Carried,
   type DeleteAgentOutcome,
   type EventInput,
   type EventRecord,
-  type Announcement,
   type MessageRecord,
-  type SessionQuery,
   type SessionRecord,
   type Store,
 } from '../store.js';
@@ -29,7 +25,8 @@ import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } fro
 import { purgeWorker } from './purge-worker.js';
 import { markSql, prepareMarks, runMarkMove } from './mark-batch.js';
 import { openDatabase, startWal, type SqliteOptions } from './connection.js';
-import { listSessionsSql } from './queries.js';
+import { announceBatch } from './announce-batch.js';
+import { sessionListing } from './session-listing.js';
 import { messagePage, prepareStatements } from './statements.js';
 import {
   countedOf,
@@ -42,9 +39,7 @@ import {
   toSessionRow,
   toWebhook,
   type ApiKeyRow,
-  type DueTuple,
   type SessionRow,
-  type SessionTuple,
   type WebhookRow,
 } from './rows.js';
 
@@ -143,68 +138,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
   );
 
-  /**
-   * A batch of due announcements in order of due time: the `limit` entries of
-   * due_announcements due first, read by one statement with their sessions. A session whose
-   * next announcement also falls due within the batch's range (a warning, then its expiry,
-   * after a jump of the clock) announces it in its place in that order; one due after the
-   * batch's last (when the batch is full) is left to the next. A warning moves the session's
-   * entry to its expiry and leaves the row alone; an expiry writes the row (what it
-   * announced, its status). Neither changes the deadlines the counts keep.
-   */
-  const announceDue = db.transaction((now: number, limit: number, announce: (session: SessionRecord) => Announcement) => {
-    const rows = statements.dueSessions.all({ now, limit });
-    if (rows.length === 0) return 0;
-    // Every due session was read when the batch is not full: then any follow-up due by now fires here.
-    const lastDue = rows.length < limit ? now : rows.at(-1)![16];
-    // Per session: its rowid, as read, and as the batch leaves it.
-    const moved = new Map<string, { rowid: number; read: SessionRecord; last: SessionRecord }>();
-    const events: EventInput[] = [];
-    // Follow-ups due within the batch's range, in order of due time.
-    const followUps: Array<{ at: number; session: SessionRecord; rowid: number }> = [];
-    let announced = 0;
-    const fire = (session: SessionRecord, rowid: number) => {
-      const announcement = announce(session);
-      const next = announcement.session;
-      const entry = moved.get(session.id);
-      if (entry) entry.last = next;
-      else moved.set(session.id, { rowid, read: session, last: next });
-      for (const event of announcement.events) events.push(event);
-      announced += 1;
-      const due = nextDue(next, next.announced)?.at;
-      if (due !== undefined && due <= lastDue) {
-        let at = followUps.length;
-        while (at > 0 && followUps[at - 1]!.at > due) at -= 1;
-        followUps.splice(at, 0, { at: due, session: next, rowid });
-      }
-    };
-    const fireFollowUp = () => {
-      const { session, rowid } = followUps.shift()!;
-      fire(session, rowid);
-    };
-    let lastRead: DueTuple | undefined;
-    for (const row of rows) {
-      while (followUps.length > 0 && followUps[0]!.at < row[16] && announced < limit) fireFollowUp();
-      if (announced >= limit) break;
-      fire(sessionFromTuple(row as unknown as SessionTuple), row[17]); // reads the tuple's first 16 values
-      lastRead = row;
-    }
-    while (followUps.length > 0 && announced < limit) fireFollowUp();
-    // Every entry the batch read up to lastRead: the loop announced them all.
-    statements.dropEntriesThrough.run(lastRead![16], lastRead![17]);
-    const warned: Array<[rowid: number, expiresAt: number]> = [];
-    const expiredKept: Array<[rowid: number, status: string]> = [];
-    const expiredChanged: Array<[rowid: number, status: string]> = [];
-    for (const { rowid, read, last } of moved.values()) {
-      if (last.announced === 'expiry') (last.status === read.status ? expiredKept : expiredChanged).push([rowid, last.status]);
-      else warned.push([rowid, last.expiresAt]);
-    }
-    if (warned.length > 0) statements.addExpiryEntries.run(JSON.stringify(warned));
-    if (expiredKept.length > 0) statements.markExpiryAnnouncedOnly.run(JSON.stringify(expiredKept));
-    if (expiredChanged.length > 0) statements.markExpiryAnnounced.run(JSON.stringify(expiredChanged));
-    appendEvents(events, now);
-    return announced;
-  });
+  const announceDue = announceBatch(db, statements, appendEvents);
 
   const appendMessage = db.transaction(
     <T extends { session: SessionRecord; message: MessageRecord }>(
@@ -242,36 +176,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     return cut + ahead(m.now_mark, m.now_row, now, upTo - cut);
   }
 
-  const expiringAfter = (after: number) => statements.countExpiringAfter.get({ after, key: '' })?.n ?? 0;
-  const agentExpiringAfter = (after: number, key: string) => statements.countAgentExpiringAfter.get({ after, key })?.n ?? 0;
-  /** The counter of a query's sessions: one per agent it is limited to; none for agents and a user at once. */
-  function counterFor(query: SessionQuery): ((after: number) => number) | undefined {
-    const { userId } = query;
-    const agents = agentsOfQuery(query);
-    if (agents !== undefined && userId !== undefined) return undefined;
-    if (agents !== undefined) return (after) => agents.reduce((sum, agent) => sum + agentExpiringAfter(after, agent), 0);
-    if (userId !== undefined) return (after) => statements.countUserExpiringAfter.get({ after, key: userId })?.n ?? 0;
-    return expiringAfter;
-  }
-  function totalOfStatus(query: SessionQuery, countAfter: (after: number) => number): number {
-    const { status, now, purgeCutoff } = query;
-    if (status === 'active') return countAfter(now);
-    if (status === 'all') return countAfter(purgeCutoff);
-    return countAfter(purgeCutoff) - countAfter(now);
-  }
-
-  // One prepared statement per combination of filters, made on first use.
-  const listStatements = new Map<string, { page: Database.Statement; count: Database.Statement }>();
-  function listStatementsFor(query: SessionQuery) {
-    const key = `${query.agentId !== undefined}/${query.agentIds !== undefined}/${query.userId !== undefined}/${query.after !== undefined}/${query.status}`;
-    let prepared = listStatements.get(key);
-    if (!prepared) {
-      const sql = listSessionsSql(query);
-      prepared = { page: db.prepare(sql.page).raw(true), count: db.prepare(sql.count) };
-      listStatements.set(key, prepared);
-    }
-    return prepared;
-  }
+  const listing = sessionListing(db, statements);
 
   // Checkpoints run on a worker thread, never inside a group commit's COMMIT (an in-memory database has no WAL).
   const checkpoints = path === ':memory:' ? undefined : checkpointer(db, path, options.walCapBytes);
@@ -399,37 +304,10 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return messagePage(query, statements.viewsForward, statements.viewsBackward, ([position, json]) => ({ position, json }));
     },
     async listSessions(query) {
-      const { page, count } = listStatementsFor(query);
-      const { now, purgeCutoff, status, limit, offset, after, count: counted } = query;
-      // Not `...query`: a spread of an object holding doubles is slow in V8 (see sessionWith in store.ts).
-      const parameters = {
-        now,
-        purgeCutoff,
-        status,
-        limit,
-        offset,
-        agentId: query.agentId ?? null,
-        agentIds: query.agentIds === undefined ? null : JSON.stringify(query.agentIds),
-        userId: query.userId ?? null,
-        afterCreatedAt: after?.createdAt ?? null,
-        afterId: after?.id ?? null,
-      };
-      const rows = page.all(parameters) as SessionTuple[];
-      const hasMore = rows.length > query.limit;
-      if (hasMore) rows.pop();
-      let total: number | undefined;
-      if (counted !== false) {
-        // Both filters at once: the user's sessions of that agent, counted in an index range.
-        const counter = counterFor(query);
-        total = counter ? totalOfStatus(query, counter) : (count.get(parameters) as { n: number }).n;
-      }
-      return { sessions: rows.map(sessionFromTuple), total, hasMore };
+      return listing.listSessions(query);
     },
-    async countSessions({ now, purgeCutoff }) {
-      const active = expiringAfter(now);
-      // warns_at < expires_at always, so "warns_at <= now < expires_at" is a difference of two counts.
-      const warningAfterNow = statements.countWarningAfter.get({ after: now, key: '' })?.n ?? 0;
-      return { total: expiringAfter(purgeCutoff), active, expiringSoon: active - warningAfterNow };
+    async countSessions(instants) {
+      return listing.countSessions(instants);
     },
     // The sweeper's writes go through the group commit like a request's: another process
     // holding the write lock is waited for (SQLITE_LOCK_WAIT_MS), not a failed pass.
