@@ -8,6 +8,8 @@ import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import Fastify from 'fastify';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventStreams, KEEP_ALIVE_MS, REAUTHORIZE_MS } from '../src/events/event-stream.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../src/storage/store.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { openStream, type SseClient } from './helpers/sse-client.js';
@@ -343,6 +345,32 @@ describe('keep-alive and shutdown', () => {
 });
 
 describe('EVENT_STREAMS_MAX', () => {
+  it('keeps no place for a client that left before its stream opened (while the handler read the store)', async () => {
+    const real = openSqliteStore(':memory:');
+    let slow = false;
+    const store = new Proxy(real, {
+      get: (target, name: keyof Store) =>
+        name === 'lastEventId' ? async () => (slow && (await new Promise((resolve) => setTimeout(resolve, 300))), target.lastEventId()) : target[name],
+    });
+    const capped = await startTestApp({ store, app: { maxEventStreams: 1 } });
+    try {
+      const url = await capped.listen();
+      slow = true;
+      const leaving = new AbortController();
+      const left = fetch(`${url}/api/messaging/sessions/events`, { signal: leaving.signal }).catch(() => undefined);
+      setTimeout(() => leaving.abort(), 50);
+      await left;
+      await new Promise((resolve) => setTimeout(resolve, 400)); // the handler has gone on past its read
+      slow = false;
+      const next = await openStream(`${url}/api/messaging/sessions/events`);
+      streams.push(next);
+      expect(next.status).toBe(200);
+    } finally {
+      for (const client of streams.splice(0)) client.close();
+      await capped.close();
+    }
+  });
+
   it('refuses a stream beyond the most kept open with 503 and Retry-After, on both streams, and takes one again once another closed', async () => {
     const capped = await startTestApp({ app: { maxEventStreams: 2 } });
     try {

@@ -147,6 +147,8 @@ export function createEventStreams({
 
   return {
     open(request, reply, store, { filter, after, finished, closesOn }) {
+      // The client left while the handler read the store: its 'close' has come and gone.
+      if (reply.raw.destroyed) return void reply.hijack();
       if (open.size >= maxOpen) throw new ApiError('SERVICE_UNAVAILABLE', `the most event streams this server keeps open (EVENT_STREAMS_MAX=${maxOpen}) are open; retry later`);
       const raw = startStream(reply);
       // HEAD: the stream's status and headers, and no stream.
@@ -184,6 +186,7 @@ export function createEventStreams({
       };
       open.add(close);
       request.raw.on('close', close);
+      raw.on('close', close);
       raw.on('error', close);
 
       // Whichever comes first; the other listener goes too (a slow reader drains many times).
