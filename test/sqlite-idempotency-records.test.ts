@@ -181,6 +181,16 @@ describe('SQLite idempotency records (no index on the key)', () => {
     expect(a.rows()).toBe(0);
   });
 
+  it('does not follow a record from a clock that was far ahead: a later record keeps its own 24 hours, its key free after them', () => {
+    const YEAR = 365 * DAY;
+    const a = connect(databaseFile());
+    a.write(insertOf(a.records, 'from-the-future', YEAR, YEAR + DAY));
+    a.write(insertOf(a.records, 'today', 1000, 1000 + DAY));
+    expect(a.records.get('anonymous', 'today', 1000)?.expiresAt).toBe(1000 + DAY);
+    expect(a.records.get('anonymous', 'today', 1000 + DAY)).toBeUndefined();
+    expect(a.write(insertOf(a.records, 'today', 1000 + DAY, 1000 + 2 * DAY))).toEqual(['ok']);
+  });
+
   it('keeps the records of a database from before migration 23, in their order, under the same digest', () => {
     const db = new Database(':memory:');
     connections.push(db);

@@ -9,7 +9,7 @@
 //
 // `seq` is AUTOINCREMENT: never given twice, even after the newest rows were trimmed,
 // so "appended since" is `seq >` the last one read. Rows are in seq order, which is
-// expiry order (a record never expires before the one appended before it): the trim walks
+// expiry order (a clock stepped back by up to an hour included, see `append`): the trim walks
 // them from the oldest, and the map (kept in seq order) forgets the keys whose rows are gone.
 import { hash } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -51,13 +51,19 @@ export interface IdempotencyRecords {
   keysInMemory(): number;
 }
 
+/** How much later than its own a record's expiry may be made, to follow the record before it (see `append`). */
+const INHERITED_EXPIRY_MAX_MS = 3_600_000;
+
 export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
-  // Never before the newest record's expiry: after a clock stepped back, a record lives that
-  // much longer, and seq order stays expiry order (else one record that outlives those after
-  // it would hold back the trim, which walks the oldest rows).
-  const append = db.prepare<[string, string, number, string, number, number]>(
+  // Never before the newest record's expiry when that is at most INHERITED_EXPIRY_MAX_MS
+  // later: after a clock stepped back (NTP), a record lives that much longer and seq order
+  // stays expiry order (else one record outliving those after it holds back the trim, which
+  // walks the oldest rows). A record from a clock that was far ahead is not followed: every
+  // later key would stay taken as long as it.
+  const append = db.prepare<{ digest: string; fingerprint: string; status: number; body: string; createdAt: number; expiresAt: number }>(
     `INSERT INTO idempotency_records (digest, fingerprint, status, body, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, max(?, coalesce((SELECT expires_at FROM idempotency_records WHERE seq = (SELECT max(seq) FROM idempotency_records)), 0)))`,
+       VALUES (@digest, @fingerprint, @status, @body, @createdAt, max(@expiresAt, coalesce((SELECT expires_at FROM idempotency_records
+         WHERE seq = (SELECT max(seq) FROM idempotency_records) AND expires_at <= @expiresAt + ${INHERITED_EXPIRY_MAX_MS}), 0)))`,
   );
   const appendedAfter = db.prepare<[number], [number, string]>('SELECT seq, digest FROM idempotency_records WHERE seq > ? ORDER BY seq').raw();
   const expiryOf = db.prepare<[number], number>('SELECT expires_at FROM idempotency_records WHERE seq = ?').pluck();
@@ -117,7 +123,8 @@ export function idempotencyRecords(db: Database.Database): IdempotencyRecords {
         // Expired and not yet trimmed: it makes way, so the rows stay in expiry order.
         if (expiresAt !== undefined) deleteAt.run(seq);
       }
-      const { lastInsertRowid } = append.run(digest, record.fingerprint, record.status, record.body, record.createdAt, record.expiresAt);
+      const { fingerprint, status, body, createdAt, expiresAt } = record;
+      const { lastInsertRowid } = append.run({ digest, fingerprint, status, body, createdAt, expiresAt });
       written.set(digest, Number(lastInsertRowid));
       writtenOrder.push(digest);
     },
