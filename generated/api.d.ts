@@ -232,9 +232,10 @@ export interface paths {
          * @description A renewal whatever `autoRenew` says: the anchor moves to now, `renewalCount` grows
          *     by one, `expiresAt = min(now + timeoutMinutes, createdAt + maxDurationMinutes)`.
          *     When `expiresAt` already equals `createdAt + maxDurationMinutes` the session
-         *     cannot be extended: 422 `MAX_DURATION_REACHED` and nothing changes; the same
-         *     when the clock reads before the last renewal (stepped back: an anchor never moves
-         *     back). Renewing is not activity: `lastActivity` stays. The body may be omitted.
+         *     cannot be extended: 422 `MAX_DURATION_REACHED` and nothing changes. With the clock
+         *     before the last renewal (stepped back: an anchor never moves back) a renewal would
+         *     extend nothing: 200 with the session as it was, `renewalCount` unchanged. Renewing
+         *     is not activity: `lastActivity` stays. The body may be omitted.
          */
         post: operations["renewSession"];
         delete?: never;
@@ -1587,7 +1588,7 @@ export interface operations {
             410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description The session cannot be extended (`MAX_DURATION_REACHED`), at its maximum duration or with the clock before its last renewal; nothing changed. */
+            /** @description The session is at its maximum duration (`MAX_DURATION_REACHED`); nothing changed. */
             422: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -147,16 +147,13 @@ describe('renew', () => {
   it('renews whatever autoRenew says, without touching lastActivity', () => {
     const start = startTiming(T0, config({ autoRenew: false }));
     expect(renew(start, T0 + 10 * MINUTE)).toEqual({
-      ...start,
-      anchorAt: T0 + 10 * MINUTE,
-      expiresAt: T0 + 40 * MINUTE,
-      warnsAt: T0 + 35 * MINUTE,
-      renewalCount: 1,
+      renewed: true,
+      timing: { ...start, anchorAt: T0 + 10 * MINUTE, expiresAt: T0 + 40 * MINUTE, warnsAt: T0 + 35 * MINUTE, renewalCount: 1 },
     });
   });
 
   it('extends up to the maximum, then refuses once expiresAt equals createdAt + maxDuration', () => {
-    const capped = renew(startTiming(T0, config()), T0 + 45 * MINUTE) as SessionTiming;
+    const capped = (renew(startTiming(T0, config()), T0 + 45 * MINUTE) as { timing: SessionTiming }).timing;
     expect(capped.expiresAt).toBe(T0 + 60 * MINUTE);
     expect(renew(capped, T0 + 46 * MINUTE)).toBe('at-maximum');
   });
@@ -217,17 +214,17 @@ describe('lifecycle, timeRemaining and isNearExpiration', () => {
 });
 
 describe('a clock stepped back', () => {
-  it('moves neither lastActivity nor the anchor back, with or without autoRenew, and refuses a manual renewal', () => {
+  it('moves neither lastActivity nor the anchor back, with or without autoRenew, nor a manual renewal, counting none', () => {
     const later = recordActivity(startTiming(T0, config()), T0 + 10 * MINUTE).timing;
     const back = T0 - 60 * MINUTE;
     // Before the anchor a renewal would extend nothing: activity only, not counted.
     expect(recordActivity(later, back)).toMatchObject({ renewed: false, timing: { lastActivity: T0 + 10 * MINUTE, anchorAt: T0 + 10 * MINUTE, expiresAt: later.expiresAt, renewalCount: 1 } });
     const manual = recordActivity(startTiming(T0, config({ autoRenew: false })), T0 + 10 * MINUTE).timing;
     expect(recordActivity(manual, back).timing).toMatchObject({ lastActivity: T0 + 10 * MINUTE, expiresAt: manual.expiresAt });
-    // A manual renewal there would extend nothing either: refused (422), not counted.
-    expect(renew(later, back)).toBe('before-last-renewal');
-    expect(renew(later, later.anchorAt - 1)).toBe('before-last-renewal');
-    expect(renew(later, later.anchorAt)).toMatchObject({ anchorAt: later.anchorAt, renewalCount: 2 });
+    // A manual renewal there would extend nothing either: no renewal, the timing as it was.
+    expect(renew(later, back)).toEqual({ renewed: false, timing: later });
+    expect(renew(later, later.anchorAt - 1)).toEqual({ renewed: false, timing: later });
+    expect(renew(later, later.anchorAt)).toMatchObject({ renewed: true, timing: { anchorAt: later.anchorAt, renewalCount: 2 } });
   });
 
   it('lifecycle: an announced expiry is final before expiresAt, and purged still comes with retention', () => {

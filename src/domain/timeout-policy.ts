@@ -106,15 +106,16 @@ export function recordActivity(timing: SessionTiming, now: number): { timing: Se
   return { timing: withExpiry({ createdAt, lastActivity: at, anchorAt: now, renewalCount: renewalCount + 1, config }), renewed: true };
 }
 
-/** Why a manual renewal cannot extend a session: its expiry is at the maximum, or the clock reads before its last renewal (an anchor never moves back). */
-export type RenewalRefused = 'at-maximum' | 'before-last-renewal';
-
-/** A manual renewal, whatever autoRenew says; refused, changing nothing, when it cannot extend. */
-export function renew(timing: SessionTiming, now: number): SessionTiming | RenewalRefused {
+/**
+ * A manual renewal, whatever autoRenew says; 'at-maximum' (refused) when the expiry is
+ * already at the maximum. Before the anchor (a clock stepped back, or an instance's clock
+ * behind another's) it would extend nothing: as for activity, no renewal, nothing counted.
+ */
+export function renew(timing: SessionTiming, now: number): { timing: SessionTiming; renewed: boolean } | 'at-maximum' {
   if (timing.expiresAt >= maxEnd(timing)) return 'at-maximum';
-  if (now < timing.anchorAt) return 'before-last-renewal';
+  if (now < timing.anchorAt) return { timing, renewed: false };
   const { createdAt, lastActivity, renewalCount, config } = timing;
-  return withExpiry({ createdAt, lastActivity, anchorAt: now, renewalCount: renewalCount + 1, config });
+  return { timing: withExpiry({ createdAt, lastActivity, anchorAt: now, renewalCount: renewalCount + 1, config }), renewed: true };
 }
 
 /** Changes only the given fields, then recomputes expiry from the same anchor. */

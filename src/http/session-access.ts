@@ -41,7 +41,7 @@ export function withTiming(session: SessionRecord, timing: SessionTiming, now: n
 export async function changeActiveSession(
   { store, clock, retentionMs }: Pick<HandlerDeps, 'store' | 'clock' | 'retentionMs'>,
   sessionId: string,
-  change: (session: SessionRecord, now: number) => { timing: SessionTiming; event: EventType },
+  change: (session: SessionRecord, now: number) => { timing: SessionTiming; event: EventType | undefined },
 ) {
   let now = Number.NaN;
   let event: EventType | undefined;
@@ -57,7 +57,8 @@ export async function changeActiveSession(
       announcing = next.announcing;
       return next.session;
     },
-    { events: (written) => changeEvents(event!, written, now, announcing) },
+    // No event: nothing changed (a renewal before the anchor).
+    { events: (written) => (event === undefined ? [] : changeEvents(event, written, now, announcing)) },
   );
   return sessionInfoView(updated, now);
 }

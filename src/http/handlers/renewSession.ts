@@ -9,12 +9,9 @@ export const renewSession =
   (deps: HandlerDeps): Handler<'renewSession'> =>
   async (request) =>
     changeActiveSession(deps, request.params.sessionId, (session, now) => {
-      const renewed = renew(session, now);
-      if (renewed === 'at-maximum') {
+      const renewal = renew(session, now);
+      if (renewal === 'at-maximum') {
         throw new ApiError('MAX_DURATION_REACHED', `expiresAt ${isoTime(session.expiresAt)} is createdAt + maxDurationMinutes (${session.config.maxDurationMinutes})`);
       }
-      if (renewed === 'before-last-renewal') {
-        throw new ApiError('MAX_DURATION_REACHED', `the clock (${isoTime(now)}) reads before the last renewal (${isoTime(session.anchorAt)}): a renewal now cannot extend expiresAt ${isoTime(session.expiresAt)}`);
-      }
-      return { timing: renewed, event: 'session.renewed' };
+      return { timing: renewal.timing, event: renewal.renewed ? 'session.renewed' : undefined };
     });
