@@ -1,6 +1,7 @@
 // Server configuration from the environment. A bad value stops startup with a clear
 // message; nothing is clamped or guessed.
 import { resolve } from 'node:path';
+import { DEFAULTS } from './defaults.js';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
 import type { PrivateAddresses } from './events/private-addresses.js';
 import type { HttpTimeouts } from './http/server-options.js';
@@ -60,18 +61,6 @@ export interface ObservabilityConfig {
   /** When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
   metricsToken?: string;
 }
-
-/**
- * The defaults of the settings whose modules can also be built without this configuration
- * (tests, the bench): they fall back to these, so that a default is written once.
- */
-export const DEFAULTS = Object.freeze({
-  http: Object.freeze({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5000 }),
-  lockWaitMs: 5000,
-  agentReplyTimeoutMs: 30_000,
-  eventStreamsMax: 10_000,
-  postgres: Object.freeze({ poolSize: 10, statementTimeoutMs: 5000 }),
-});
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

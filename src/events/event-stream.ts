@@ -9,7 +9,7 @@
 // itself again from its cursor, as at the start: a slow reader costs the others nothing,
 // and its memory stays bounded.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DEFAULTS } from '../config.js';
+import { DEFAULTS } from '../defaults.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';

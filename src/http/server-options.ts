@@ -2,7 +2,7 @@
 // and a shutdown that finishes what is in flight and keeps no idle socket open.
 import type { Server } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
-import { DEFAULTS } from '../config.js';
+import { DEFAULTS } from '../defaults.js';
 import { ApiError } from '../errors.js';
 import { type OnSocketAnswer, clientErrorHandler, connectHandler, headerLines } from './client-errors.js';
 import { afterAnswerBefore } from './pipelining.js';

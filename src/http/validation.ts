@@ -23,11 +23,6 @@ function createAjv(coerceTypes: Options['coerceTypes']): Ajv2020 {
 /** How a path or query parameter must be written to be read as a number. */
 const NUMBER_FORMS = { integer: /^-?[0-9]{1,15}$/, number: /^-?[0-9]{1,15}(\.[0-9]{1,15})?$/ } as const;
 
-/**
- * Ajv coerces any string JavaScript reads as a number: "Infinity", "1e309" (both
- * Infinity, which then passes `integer` and `maximum`: an Ajv bug), "0x10", " 5". Numeric
- * parameters are refused unless written in plain decimal digits, before Ajv sees them.
- */
 type NumericSchema = { type: keyof typeof NUMBER_FORMS; minimum?: number; maximum?: number };
 
 /** Plain decimal digits too many to read exactly: beyond a bound the schema sets, refused as beyond it (the reason), else as no number. */
@@ -41,6 +36,11 @@ function unreadableNumberError(name: string, value: string, { type, minimum, max
   return { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type }, message: `must be ${type}` };
 }
 
+/**
+ * Ajv coerces any string JavaScript reads as a number: "Infinity", "1e309" (both
+ * Infinity, which then passes `integer` and `maximum`: an Ajv bug), "0x10", " 5". Numeric
+ * parameters are refused unless written in plain decimal digits, before Ajv sees them.
+ */
 function withStrictNumbers(schema: unknown, validate: ValidateFunction): ValidateFunction | ((data: unknown) => boolean) {
   const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
   const numeric = Object.entries(properties).filter(

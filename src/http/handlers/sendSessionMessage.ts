@@ -5,7 +5,7 @@ import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
-import { DEFAULTS } from '../../config.js';
+import { DEFAULTS } from '../../defaults.js';
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';

@@ -8,7 +8,7 @@
 // Creates, reads by id and writes to one session arriving together share a statement or a
 // transaction (batches.ts, create-batch.ts, session-writes.ts).
 import pg from 'pg';
-import { DEFAULTS } from '../../config.js';
+import { DEFAULTS } from '../../defaults.js';
 import {
   type Carried,
   type DeleteAgentOutcome,
@@ -54,9 +54,9 @@ import { EVENTS_CHANNEL, EVENTS_LOCK, postgresTransactions } from './transaction
 export interface PostgresOptions {
   /** postgres://… */
   url: string;
-  /** Connections in this instance's pool (default 10). */
+  /** Connections in this instance's pool (default: DEFAULTS.postgres). */
   poolSize?: number;
-  /** A statement running longer is cancelled: 503 (default 5000 ms). */
+  /** A statement running longer is cancelled: 503 (default: DEFAULTS.postgres). */
   statementTimeoutMs?: number;
   /** How long a request waits for a connection before 503 (default 5000 ms). */
   connectTimeoutMs?: number;

@@ -8,7 +8,7 @@ import { checkOnOpen } from './storage-faults.js';
 export interface SqliteOptions {
   /** NORMAL: a committed write survives the process dying; FULL: also a power loss (fsync per commit). */
   synchronous?: 'normal' | 'full';
-  /** How long a write waits for another process's write lock before answering 503 (default 5000). */
+  /** How long a write waits for another process's write lock before answering 503 (default: DEFAULTS.lockWaitMs). */
   lockWaitMs?: number;
   /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
   walCapBytes?: number;
@@ -35,7 +35,12 @@ function makeFolder(folder: string): void {
     const parent = dirname(folder);
     if (parent !== folder) makeFolder(parent);
   }
-  mkdirSync(folder);
+  try {
+    mkdirSync(folder);
+  } catch (error) {
+    // Made meanwhile by another process (two servers starting at once): as good.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(folder).isDirectory()) throw error;
+  }
 }
 
 /** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */

@@ -9,7 +9,7 @@
 // backoff, until `lockWaitMs` has passed for its oldest write. The event loop never
 // sleeps in SQLite's busy handler for longer than that busy timeout.
 import Database from 'better-sqlite3';
-import { DEFAULTS } from '../../config.js';
+import { DEFAULTS } from '../../defaults.js';
 
 interface Pending {
   work: () => unknown;
