@@ -21,6 +21,15 @@ function batchesOver(total: number) {
   return { limits, take };
 }
 
+/**
+ * The store with every step of a pass answered at once, marking as `markExpired` says: a
+ * pass then ends within the tick its timer fires in (the store's own writes would wait for
+ * a real turn of the event loop, which fake time does not give).
+ */
+function answeringAtOnce(store: Store, markExpired: Store['markExpired']): Store {
+  return { ...store, markExpired, purgeExpired: async () => ({ purged: 0, more: false }), moveCountMarks: undefined, purgeIdempotencyRecords: async () => 0 };
+}
+
 let t: TestApp | undefined;
 afterEach(async () => {
   vi.useRealTimers();
@@ -273,15 +282,7 @@ describe('the sweeper', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const store = openSqliteStore(':memory:');
     const calls: number[] = [];
-    // Every step answered at once: a pass then ends within the tick its timer fires in (the
-    // store's own writes would wait for a real turn of the event loop, which fake time does not give).
-    const counting: Store = {
-      ...store,
-      markExpired: async () => (calls.push(1), 0),
-      purgeExpired: async () => ({ purged: 0, more: false }),
-      moveCountMarks: undefined,
-      purgeIdempotencyRecords: async () => 0,
-    };
+    const counting = answeringAtOnce(store, async () => (calls.push(1), 0));
     const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
     sweeper.start();
     await vi.advanceTimersByTimeAsync(999);
@@ -301,14 +302,8 @@ describe('the sweeper', () => {
     const store = openSqliteStore(':memory:');
     const calls: number[] = [];
     let release: (() => void) | undefined;
-    const counting: Store = {
-      ...store,
-      // The first pass waits until released; the others end at once.
-      markExpired: async () => (calls.push(1), calls.length === 1 ? new Promise<number>((resolve) => (release = () => resolve(0))) : 0),
-      purgeExpired: async () => ({ purged: 0, more: false }),
-      moveCountMarks: undefined,
-      purgeIdempotencyRecords: async () => 0,
-    };
+    // The first pass waits until released; the others end at once.
+    const counting = answeringAtOnce(store, async () => (calls.push(1), calls.length === 1 ? new Promise<number>((resolve) => (release = () => resolve(0))) : 0));
     const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
     sweeper.start();
     await vi.advanceTimersByTimeAsync(1000);
