@@ -347,6 +347,28 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     expect(report.cases.find((c) => c.operationId === 'old' && c.kind === 'valid')?.status).toBe(302);
   });
 
+  it("keeps its own rows apart from an operation named like one (an operationId 'still-healthy' shared the last health check's row)", async () => {
+    const spec = join(folder, 'named-like-a-row.yaml');
+    writeFileSync(
+      spec,
+      stringify({
+        openapi: '3.1.0',
+        info: { title: 'rows', version: '1' },
+        paths: { '/health': { get: { operationId: 'still-healthy', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } } } } } },
+      }),
+    );
+    const app = Fastify();
+    app.get('/health', async () => ({}));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    servers.push({ close: () => app.close() });
+    const address = app.server.address() as { port: number };
+    const rows: string[] = [];
+    const report = await runConformance({ baseUrl: `http://127.0.0.1:${address.port}`, specPath: spec, seed: 1, validCases: 2, workers: 1, onOperation: (summary) => rows.push(summary.operationId) });
+    expect(report.cases.filter((c) => c.kind === 'health').map((c) => c.operationId)).toEqual(['still-healthy (suite)']);
+    expect(new Set(report.cases.filter((c) => c.kind === 'valid').map((c) => c.operationId))).toEqual(new Set(['still-healthy']));
+    expect(rows).toEqual(['still-healthy', 'still-healthy (suite)']);
+  });
+
   it('reads a spec split across files: its external $refs resolved as the local ones, a broken one refused naming it', async () => {
     const split = splitPetstoreSpec('integer');
     expect(JSON.stringify(loadSpec(split).operations)).toBe(JSON.stringify(loadSpec(petstoreSpec).operations));

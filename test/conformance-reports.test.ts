@@ -36,6 +36,12 @@ describe('the JUnit report', () => {
     expect(run.testcase.error).toMatchObject({ type: 'stopped', message: 'http://127.0.0.1:1 stopped answering (ECONNREFUSED)' });
   });
 
+  it("names the run's own testsuite apart from an operation named run", () => {
+    const runCase: CaseResult = { ...passedCase, key: 'run/valid/0', operationId: 'run' };
+    const xml = parseXml(formatJunit(report({ cases: [runCase], interrupted: true })));
+    expect(xml.testsuites.testsuite.map((suite: { name: string }) => suite.name)).toEqual(['run', 'run (suite)']);
+  });
+
   it('counts the failures of each operation in its testsuite', () => {
     const failed: CaseResult = { ...passedCase, key: 'listPets/valid/1', passed: false, violations: [{ check: 'response-schema', message: 'bad' }] };
     const xml = parseXml(formatJunit(report({ cases: [passedCase, failed, passedCase], passed: 2, failed: 1 })));

@@ -1,7 +1,7 @@
 // The run as JUnit XML: a testsuite per operation, a testcase per case, each failure
 // with its check, JSON path, property, status, body and curl line.
 import { describeViolation } from './report.js';
-import type { CaseResult, Report } from './run.js';
+import { type CaseResult, pseudoRowName, type Report } from './run.js';
 
 /** Characters XML 1.0 cannot carry (NUL, most control characters, lone surrogates) are dropped. */
 const xmlText = (text: string) =>
@@ -49,7 +49,7 @@ export function formatJunit(report: Report): string {
   if (cutShort !== undefined) {
     suites.push(
       [
-        '  <testsuite name="run" tests="1" failures="0" errors="1" skipped="0" time="0.000">',
+        `  <testsuite name="${xmlText(pseudoRowName('run', report.cases.map((c) => c.operationId)))}" tests="1" failures="0" errors="1" skipped="0" time="0.000">`,
         '    <testcase name="every case ran" classname="conformance.run" time="0.000">',
         `      <error type="stopped" message="${xmlText(cutShort)}">${xmlText(cutShort)}</error>`,
         '    </testcase>',

@@ -111,6 +111,9 @@ export function namesField(text: string, field: string): boolean {
   return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`).test(text);
 }
 
+/** A row of the report that is no operation: `name`, or `name (suite)` when the spec has an operation so named. */
+export const pseudoRowName = (name: string, operationIds: readonly string[]) => (operationIds.includes(name) ? `${name} (suite)` : name);
+
 /** A success: a 2xx, or a 3xx the operation documents (a redirect is its answer). */
 const succeeds = (operation: Operation, status: number) => (status >= 200 && status < 300) || (status >= 300 && status < 400 && String(status) in operation.responses);
 
@@ -148,6 +151,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   }
   const byId = new Map(spec.operations.map((operation) => [operation.operationId, operation]));
   const streamsById = new Map(spec.streams.map((operation) => [operation.operationId, operation]));
+  // The rows of the flows and the last health check, named apart from any operation of the spec.
+  const [flowsRow, healthRow] = ['stateful', 'still-healthy'].map((name) => pseudoRowName(name, [...byId.keys(), ...streamsById.keys()])) as [string, string];
   for (const id of [...(options.includeOperations ?? []), ...(options.excludeOperations ?? [])]) {
     if (!byId.has(id) && !streamsById.has(id)) throw new UsageError(`unknown operation "${id}" (the spec has: ${[...byId.keys(), ...streamsById.keys()].join(', ')})`);
   }
@@ -207,7 +212,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   const results: CaseResult[] = [];
   const remaining = new Map<string, number>();
   for (const c of cases) remaining.set(c.operationId, (remaining.get(c.operationId) ?? 0) + 1);
-  if (flowList.length > 0) remaining.set('stateful', flowList.length);
+  if (flowList.length > 0) remaining.set(flowsRow, flowList.length);
   const succeeded = new Set<string>();
   /** Operations with a case that could not run for want of an id: their "some valid request succeeds" is not judged. */
   const blocked = new Set<string>();
@@ -347,7 +352,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     const shownViolations = kept(violations);
     push({
       key: flow.key,
-      operationId: 'stateful',
+      operationId: flowsRow,
       kind: 'stateful',
       title: flow.title,
       passed: shownViolations.length === 0,
@@ -357,7 +362,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
       body: truncate(last?.text ?? ''),
       durationMs: Date.now() - begun,
     });
-    finishOne('stateful');
+    finishOne(flowsRow);
   };
 
   let cleanup: Cleanup = { deleted: 0, left: [] };
@@ -373,7 +378,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
       // A row of its own, as the flows have: counted in its operation's row, it made the table disagree with the progress lines.
       push({
         key: 'health',
-        operationId: 'still-healthy',
+        operationId: healthRow,
         kind: 'health',
         title: `${health.operationId} still answers after the hostile requests`,
         passed: shownViolations.length === 0,
@@ -383,7 +388,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
         body: truncate(answer.text),
         durationMs: 0,
       });
-      options.onOperation?.({ operationId: 'still-healthy', cases: 1, passed: shownViolations.length === 0 ? 1 : 0, failed: shownViolations.length === 0 ? 0 : 1 });
+      options.onOperation?.({ operationId: healthRow, cases: 1, passed: shownViolations.length === 0 ? 1 : 0, failed: shownViolations.length === 0 ? 0 : 1 });
     }
   } finally {
     if (options.keepData) keptCount = tracker.count;
