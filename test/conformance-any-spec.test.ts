@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { parse, stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -322,48 +322,45 @@ describe('the valid requests the suite generates', () => {
   });
 });
 
+/** Writes `document` as a spec and serves `routes` on a Fastify of its own; the spec's path and the server's URL. */
+async function served(name: string, document: Record<string, unknown>, routes: (app: FastifyInstance) => void): Promise<{ spec: string; url: string }> {
+  const spec = join(folder, `${name}.yaml`);
+  writeFileSync(spec, stringify({ openapi: '3.1.0', info: { title: name, version: '1' }, ...document }));
+  const app = Fastify();
+  routes(app);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  servers.push({ close: () => app.close() });
+  return { spec, url };
+}
+
 describe('the conformance suite against another spec (Petstore)', { timeout: 60_000 }, () => {
   it('checks a documented redirect as the answer it is, without following it', async () => {
-    const spec = join(folder, 'moved.yaml');
-    writeFileSync(
-      spec,
-      stringify({
-        openapi: '3.1.0',
-        info: { title: 'moved', version: '1' },
+    const { spec, url } = await served(
+      'moved',
+      {
         paths: {
           '/old': { get: { operationId: 'old', responses: { '302': { description: 'moved', headers: { Location: { schema: { type: 'string' } } } } } } },
           '/new': { get: { operationId: 'new', responses: { '200': { description: 'here', content: { 'application/json': { schema: { type: 'object' } } } } } } },
         },
-      }),
+      },
+      (app) => {
+        app.get('/old', async (_request, reply) => reply.redirect('/new', 302));
+        app.get('/new', async () => ({}));
+      },
     );
-    const app = Fastify();
-    app.get('/old', async (_request, reply) => reply.redirect('/new', 302));
-    app.get('/new', async () => ({}));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    servers.push({ close: () => app.close() });
-    const address = app.server.address() as { port: number };
-    const report = await runConformance({ baseUrl: `http://127.0.0.1:${address.port}`, specPath: spec, seed: 1, validCases: 2, workers: 1 });
+    const report = await runConformance({ baseUrl: url, specPath: spec, seed: 1, validCases: 2, workers: 1 });
     expect(report.cases.filter((c) => !c.passed).map((c) => `${c.title}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
     expect(report.cases.find((c) => c.operationId === 'old' && c.kind === 'valid')?.status).toBe(302);
   });
 
   it("keeps its own rows apart from an operation named like one (an operationId 'still-healthy' shared the last health check's row)", async () => {
-    const spec = join(folder, 'named-like-a-row.yaml');
-    writeFileSync(
-      spec,
-      stringify({
-        openapi: '3.1.0',
-        info: { title: 'rows', version: '1' },
-        paths: { '/health': { get: { operationId: 'still-healthy', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } } } } } },
-      }),
+    const { spec, url } = await served(
+      'named-like-a-row',
+      { paths: { '/health': { get: { operationId: 'still-healthy', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object' } } } } } } } } },
+      (app) => app.get('/health', async () => ({})),
     );
-    const app = Fastify();
-    app.get('/health', async () => ({}));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    servers.push({ close: () => app.close() });
-    const address = app.server.address() as { port: number };
     const rows: string[] = [];
-    const report = await runConformance({ baseUrl: `http://127.0.0.1:${address.port}`, specPath: spec, seed: 1, validCases: 2, workers: 1, onOperation: (summary) => rows.push(summary.operationId) });
+    const report = await runConformance({ baseUrl: url, specPath: spec, seed: 1, validCases: 2, workers: 1, onOperation: (summary) => rows.push(summary.operationId) });
     expect(report.cases.filter((c) => c.kind === 'health').map((c) => c.operationId)).toEqual(['still-healthy (suite)']);
     expect(new Set(report.cases.filter((c) => c.kind === 'valid').map((c) => c.operationId))).toEqual(new Set(['still-healthy']));
     expect(rows).toEqual(['still-healthy', 'still-healthy (suite)']);
