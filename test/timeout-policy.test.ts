@@ -156,6 +156,8 @@ describe('renew', () => {
     const capped = (renew(startTiming(T0, config()), T0 + 45 * MINUTE) as { timing: SessionTiming }).timing;
     expect(capped.expiresAt).toBe(T0 + 60 * MINUTE);
     expect(renew(capped, T0 + 46 * MINUTE)).toBe('at-maximum');
+    // Both rules apply before the anchor: the refusal wins (a 422 whatever the clock says).
+    expect(renew(capped, capped.anchorAt - 1)).toBe('at-maximum');
   });
 
   it('refuses at once a session whose timeout equals its maximum', () => {
