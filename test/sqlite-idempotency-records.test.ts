@@ -191,6 +191,19 @@ describe('SQLite idempotency records (no index on the key)', () => {
     expect(a.write(insertOf(a.records, 'today', 1000 + DAY, 1000 + 2 * DAY))).toEqual(['ok']);
   });
 
+  it('follows the newest record, not the oldest, and only up to an hour later than its own expiry', () => {
+    const HOUR = 3_600_000;
+    const at = 10 * HOUR;
+    const a = connect(databaseFile());
+    a.write(insertOf(a.records, 'first', 0, at + 10), insertOf(a.records, 'second', 0, at + 20));
+    a.write(insertOf(a.records, 'third', 0, at + 15));
+    expect(a.records.get('anonymous', 'third', 0)?.expiresAt).toBe(at + 20);
+    a.write(insertOf(a.records, 'an-hour-behind', 0, at + 20 - HOUR));
+    expect(a.records.get('anonymous', 'an-hour-behind', 0)?.expiresAt).toBe(at + 20);
+    a.write(insertOf(a.records, 'further-behind', 0, at + 20 - HOUR - 1));
+    expect(a.records.get('anonymous', 'further-behind', 0)?.expiresAt).toBe(at + 20 - HOUR - 1);
+  });
+
   it('keeps the records of a database from before migration 23, in their order, under the same digest', () => {
     const db = new Database(':memory:');
     connections.push(db);
