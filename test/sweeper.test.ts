@@ -278,12 +278,13 @@ describe('the sweeper', () => {
     await store.close();
   });
 
-  it('runs on its interval once started, and not after stop()', async () => {
+  it('runs on its interval once started (twice: one chain of timers), and not after stop()', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const store = openSqliteStore(':memory:');
     const calls: number[] = [];
     const counting = answeringAtOnce(store, async () => (calls.push(1), 0));
     const sweeper = createSweeper({ store: counting, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10 });
+    sweeper.start();
     sweeper.start();
     await vi.advanceTimersByTimeAsync(999);
     expect(calls).toHaveLength(0);
@@ -310,9 +311,13 @@ describe('the sweeper', () => {
     expect(calls).toHaveLength(1); // the pass is running
     const stopping = sweeper.stop();
     sweeper.start();
+    await vi.advanceTimersByTimeAsync(500);
     release!();
     await stopping;
-    await vi.advanceTimersByTimeAsync(1000);
+    // The next pass is timed from the end of the running one, not from start().
+    await vi.advanceTimersByTimeAsync(999);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
     expect(calls).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(3000);
     expect(calls).toHaveLength(5); // one pass a second: two chains of timers made two
