@@ -180,6 +180,7 @@ describe('listSessions', () => {
     ['?offset=1000000000000000', 'querystring/offset must be <= 1000000'],
     ['?offset=9007199254740993', 'querystring/offset must be <= 1000000'],
     ['?limit=00000000000000000050', 'querystring/limit must be integer'],
+    ['?offset=0001000000000000000', 'querystring/offset must be <= 1000000'],
     ['?offset=-1000000000000000', 'querystring/offset must be >= 0'],
     ['?status=gone', 'querystring/status must be equal to one of the allowed values'],
     ['?agentId=nope', 'querystring/agentId must match format "uuid"'],
