@@ -359,6 +359,40 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     expect(text.statusCode).toBe(415);
     expect(text.json()).toMatchObject({ title: 'Unsupported Media Type', status: 415 });
   });
+
+  it('answers a route no operation has in the shape of the first operation documenting that status, else its range (4XX), else a default, else a 400', async () => {
+    const json = (schema: object) => ({ 'application/json': { schema } });
+    const shapes = {
+      envelope: json({ type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['details'], properties: { details: { type: 'string' } } } } }),
+      message: json({ type: 'object', required: ['message'], properties: { message: { type: 'string' } } }),
+      problem: { 'application/problem+json': { schema: { type: 'object', required: ['title', 'status', 'detail'], properties: { title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } } } } },
+    };
+    const serve = async (name: string, responses: Array<[string, object]>) => {
+      const paths = Object.fromEntries(
+        responses.map(([status, content], i) => [`/${name}${i}`, { get: { operationId: `${name}${i}`, responses: { '200': { description: 'ok' }, [status]: { description: 'refused', content } } } }]),
+      );
+      const file = join(folder, `${name}.yaml`);
+      writeFileSync(file, stringify({ openapi: '3.0.3', info: { title: name, version: '1' }, paths }));
+      const mock = await createMockServer({ specPath: file });
+      try {
+        const notFound = await mock.inject({ method: 'GET', url: '/nowhere' });
+        const notAllowed = await mock.inject({ method: 'DELETE', url: `/${name}0` });
+        return { notFound: [notFound.statusCode, notFound.json()], notAllowed: [notAllowed.statusCode, notAllowed.json()] };
+      } finally {
+        await mock.close();
+      }
+    };
+    // The 400 is listed first: a 404 or 405 takes the range's shape, not the 400's or the default's.
+    expect(await serve('ranged', [['400', shapes.envelope], ['default', shapes.message], ['4XX', shapes.problem]])).toEqual({
+      notFound: [404, { title: 'Not Found', status: 404, detail: 'no operation for GET /nowhere' }],
+      notAllowed: [405, { title: 'Method Not Allowed', status: 405, detail: 'DELETE is not allowed on /ranged0' }],
+    });
+    expect(await serve('defaulted', [['400', shapes.envelope], ['default', shapes.message]])).toEqual({
+      notFound: [404, { message: 'no operation for GET /nowhere' }],
+      notAllowed: [405, { message: 'DELETE is not allowed on /defaulted0' }],
+    });
+    expect((await serve('refusing', [['400', shapes.envelope]])).notFound).toEqual([404, { error: { details: 'no operation for GET /nowhere' } }]);
+  });
 });
 
 describe('npm run mock, the command', () => {
