@@ -272,6 +272,7 @@ describe('startup with unusable storage: one line naming the file and the cause,
     mkdirSync(join(databasePath, '..'), { recursive: true });
     writeFileSync(databasePath, '');
     await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
+    await refusesToStart(join(databasePath, 'sessions.db'), /EEXIST/); // its folder is that file
     await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
   });
 
