@@ -256,7 +256,10 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         for (const session of sessions) await store.insertSession(session);
         const after = await store.lastEventId();
         let total = 0;
-        for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(base + 40 * MINUTE, limit, announce);
+        for (let fired = -1; fired !== 0; total += fired) {
+          fired = await store.announceDue(base + 40 * MINUTE, limit, announce);
+          expect(fired).toBeLessThanOrEqual(limit); // follow-ups included
+        }
         expect(total).toBe(6);
         const log = (await store.listEvents({ after, limit: 10, agentId: agent.id })).map(
           (e) => `${e.type === 'session.warning' ? 'w' : 'e'}${sessions.findIndex((s) => s.id === e.sessionId)}@${(e.occurredAt - base) / MINUTE}`,
