@@ -334,6 +334,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect([fromSecond.sessions.map((s) => s.id), fromSecond.hasMore]).toEqual([order.slice(2).map((s) => s.id), false]);
       const uncounted = await store.listSessions({ ...query, limit: 4, count: false });
       expect([uncounted.sessions.length, uncounted.hasMore, uncounted.total]).toEqual([4, true, undefined]);
+      const exactlyFull = await store.listSessions({ ...query, limit: 5 });
+      expect([exactlyFull.sessions.length, exactlyFull.hasMore]).toEqual([5, false]);
     });
 
     it('counts total, active and expiring soon exactly', async () => {
