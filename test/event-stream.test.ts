@@ -345,6 +345,21 @@ describe('keep-alive and shutdown', () => {
 });
 
 describe('EVENT_STREAMS_MAX', () => {
+  it('is not a small number when not set: an app built without it keeps several streams open', async () => {
+    const plain = await startTestApp();
+    try {
+      const url = await plain.listen();
+      for (let i = 0; i < 5; i++) {
+        const client = await openStream(`${url}/api/messaging/sessions/events`);
+        streams.push(client);
+        expect(client.status).toBe(200);
+      }
+    } finally {
+      for (const client of streams.splice(0)) client.close();
+      await plain.close();
+    }
+  });
+
   it('keeps no place for a client that left before its stream opened (while the handler read the store)', async () => {
     const real = openSqliteStore(':memory:');
     let slow = false;
