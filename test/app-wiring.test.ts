@@ -14,7 +14,7 @@ import { resolveOperation } from '../src/http/api-plugin.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createHandlers } from '../src/http/handlers/index.js';
-import type { ServiceHandlers } from '../src/http/operation-types.js';
+import { QUERY_DEFAULTS, type ServiceHandlers } from '../src/http/operation-types.js';
 import { apiSpecification, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
@@ -31,6 +31,17 @@ describe('operations and handlers', () => {
     expect(new Set(operationIds).size).toBe(operationIds.length);
     const api = specOperations().filter((operation) => !operation.operational);
     expect(Object.keys(handlers).sort()).toEqual(api.map((operation) => operation.operationId).sort());
+  });
+
+  it('reads as present exactly the query parameters the spec gives a default (the validator fills them in)', () => {
+    type Parameter = { $ref?: string; name: string; in: string; schema?: { default?: unknown } };
+    const spec = parse(readFileSync(specPath, 'utf8'));
+    const resolve = (parameter: Parameter): Parameter => (parameter.$ref ? spec.components.parameters[parameter.$ref.split('/').at(-1)!] : parameter);
+    const defaulted = Object.values(spec.paths as Record<string, Record<string, { operationId?: string; parameters?: Parameter[] }>>)
+      .flatMap((item) => Object.values(item))
+      .map((operation) => [operation.operationId, (operation.parameters ?? []).map(resolve).filter((p) => p.in === 'query' && p.schema?.default !== undefined).map((p) => p.name)] as const)
+      .filter(([, names]) => names.length > 0);
+    expect(Object.fromEntries(defaulted)).toEqual(QUERY_DEFAULTS);
   });
 
   it('serves every x-operational operation from the operational routes, and only those', async () => {

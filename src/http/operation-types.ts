@@ -17,7 +17,22 @@ type Responses<K extends OperationId> = operations[K]['responses'];
 
 export type RequestBody<K extends OperationId> = operations[K] extends { requestBody: infer R } ? JsonContent<R> : undefined;
 export type PathParams<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? P : never;
-export type QueryParams<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
+type Query<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
+
+/**
+ * The query parameters the spec gives a `default`, per operation: the validator fills
+ * them in (useDefaults), so handlers read them as present. A test checks this list
+ * against the spec.
+ */
+export const QUERY_DEFAULTS = {
+  deleteAgent: ['force'],
+  listSessions: ['status', 'limit', 'offset', 'count'],
+  getSessionMessages: ['limit'],
+  listWebhookDeliveries: ['limit'],
+} as const satisfies { [K in OperationId]?: ReadonlyArray<keyof Query<K>> };
+
+type Defaulted<K extends OperationId> = K extends keyof typeof QUERY_DEFAULTS ? (typeof QUERY_DEFAULTS)[K][number] & keyof Query<K> : never;
+export type QueryParams<K extends OperationId> = Query<K> & Required<Pick<Query<K>, Defaulted<K>>>;
 
 /** The body of any response the operation documents. Failures are thrown as ApiError. */
 export type ResponseBody<K extends OperationId> = {

@@ -11,7 +11,7 @@ export const deleteAgent =
     const now = clock.now();
     const outcome = await store.deleteAgent(
       agentId,
-      { force: request.query.force === true, now, purgeCutoff: purgeCutoff(now, retentionMs) },
+      { force: request.query.force, now, purgeCutoff: purgeCutoff(now, retentionMs) },
       // Each session that goes with it ends as endSession ends one, before the agent goes.
       {
         events: (deleted) =>

@@ -7,8 +7,8 @@ export const getSessionMessages =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'getSessionMessages'> =>
   async (request, reply) => {
     const { sessionId } = request.params;
-    // The validator has checked the cursors' form and filled in the default limit.
-    const { limit = 50, before, after } = request.query;
+    // The validator has checked the cursors' form.
+    const { limit, before, after } = request.query;
     activeSession(await store.getSession(sessionId), sessionId, clock.now(), retentionMs);
 
     const page = await store.listMessageViews({

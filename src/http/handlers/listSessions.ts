@@ -16,8 +16,7 @@ async function countsOfAgents(store: Store, bounds: TimeBounds, agentIds: readon
 export const listSessions =
   ({ store, clock, retentionMs }: HandlerDeps): Handler<'listSessions'> =>
   async (request) => {
-    // Defaults are filled in from the spec by the validator; the fallbacks only satisfy the types.
-    const { agentId, userId, status = 'active', limit = 50, offset = 0, cursor, count = true } = request.query;
+    const { agentId, userId, status, limit, offset, cursor, count } = request.query;
     const now = clock.now();
     const bounds = { now, purgeCutoff: purgeCutoff(now, retentionMs) };
     const scope = agentScope(request);

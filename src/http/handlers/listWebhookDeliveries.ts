@@ -7,6 +7,6 @@ export const listWebhookDeliveries =
   ({ store }: HandlerDeps): Handler<'listWebhookDeliveries'> =>
   async (request) => {
     const webhook = await visibleWebhook(store, request, request.params.webhookId);
-    const deliveries = await store.listDeliveries(webhook.id, request.query.limit ?? 50);
+    const deliveries = await store.listDeliveries(webhook.id, request.query.limit);
     return { deliveries: deliveries.map(deliveryView) };
   };
