@@ -4,10 +4,12 @@
 import { type CheckName, CHECKS, ResponseChecker, type Violation } from './check.js';
 import { type Fixture, type FixtureMaker, genericFixtures, placeholder, sessionsFixtures, substitute } from './fixtures.js';
 import { type Flow, flows, type StreamStep } from './flows.js';
-import { type Answer, asCurl, type Connection, hasCredentials, readStream, send, withoutCredentials } from './http.js';
+import { type Answer, asCurl, type Connection, hasCredentials, send, withoutCredentials } from './http.js';
+import { expectationViolations, isServerError, succeeds } from './judge.js';
 import { type CaseKind, type PlannedCase, planOperation } from './plan.js';
 import { buildExchange, type RequestValues } from './requests.js';
 import { isSessionsSpec, loadSpec, type Operation } from './spec-model.js';
+import { framesRead, readStreamStep } from './stream-step.js';
 import { type Cleanup, ResourceTracker } from './tracker.js';
 
 export type { CaseKind } from './plan.js';
@@ -88,12 +90,6 @@ export class UnreachableError extends Error {}
 
 /** Requests in a row without an answer (refused, reset, timed out) after which the target counts as gone and the run stops. */
 const LOST_AFTER = 10;
-const NEVER_FOR_VALID_INPUT = new Set([400, 413, 415]);
-/** The longest a stream flow waits for the frames it expects. */
-const STREAM_DEADLINE_MS = 5000;
-
-/** A 5xx, but a 504 the operation documents: that is a wait for something outside the server (an agent's reply) running out. */
-const isServerError = (operation: Operation, status: number) => status >= 500 && !(status === 504 && '504' in operation.responses);
 const SHOWN_BODY = 500;
 const RESPONSE_CHECKS: CheckName[] = ['responds', 'no-server-error', 'status-documented', 'content-type', 'response-schema', 'response-headers'];
 const PRIMARY: Record<CaseKind, CheckName[]> = {
@@ -105,17 +101,9 @@ const PRIMARY: Record<CaseKind, CheckName[]> = {
   health: ['still-healthy'],
 };
 
-/** Whether a 400's body names the field: as a word of its own (`body/status`, `'status'`), not inside another (`400`). */
-export function namesField(text: string, field: string): boolean {
-  const escaped = field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`).test(text);
-}
-
 /** A row of the report that is no operation: `name`, or `name (suite)` when the spec has an operation so named. */
 export const pseudoRowName = (name: string, operationIds: readonly string[]) => (operationIds.includes(name) ? `${name} (suite)` : name);
 
-/** A success: a 2xx, or a 3xx the operation documents (a redirect is its answer). */
-const succeeds = (operation: Operation, status: number) => (status >= 200 && status < 300) || (status >= 300 && status < 400 && String(status) in operation.responses);
 
 const truncate = (text: string) => (text.length > SHOWN_BODY ? `${text.slice(0, SHOWN_BODY)}…(${text.length} chars)` : text);
 
@@ -270,22 +258,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     const closedOnPurpose = planned.expectation.type === 'hostile' && planned.expectation.mayCloseConnection && /EPIPE|ECONNRESET|UND_ERR_SOCKET/.test(answer.error ?? '');
     const violations = closedOnPurpose ? [] : checker.violations(operation, answer);
     if (!answer.error) {
-      if (isServerError(operation, answer.status)) violations.push({ check: 'no-server-error', message: `answered ${answer.status}` });
-      const expectation = planned.expectation;
-      if (expectation.type === 'valid') {
-        if (NEVER_FOR_VALID_INPUT.has(answer.status)) violations.push({ check: 'valid-input-accepted', message: `a valid request was refused with ${answer.status}` });
-        if (!expectation.realIds && answer.status < 400) violations.push({ check: 'unknown-id-refused', message: `a request for an unknown id answered ${answer.status}` });
-        if (succeeds(operation, answer.status) && expectation.realIds) succeeded.add(planned.operationId);
-      } else if (expectation.type === 'unauthenticated') {
-        if (answer.status !== 401) violations.push({ check: 'auth-required', message: `without credentials, expected 401, got ${answer.status}` });
-      } else if (expectation.type === 'invalid') {
-        // An operation that documents no 400 but a 404 may answer a malformed id as one it does not have.
-        const answeredAsUnknown = expectation.inPath && answer.status === 404 && '404' in operation.responses && !('400' in operation.responses || '4XX' in operation.responses);
-        if (answer.status !== 400 && !answeredAsUnknown) violations.push({ check: 'invalid-input-refused', message: `expected 400, got ${answer.status}`, property: expectation.field });
-        else if (answer.status === 400 && !namesField(answer.text, expectation.field)) {
-          violations.push({ check: 'invalid-input-refused', message: `the 400 does not name "${expectation.field}"`, property: expectation.field });
-        }
-      }
+      violations.push(...expectationViolations(operation, planned.expectation, answer));
+      if (planned.expectation.type === 'valid' && planned.expectation.realIds && succeeds(operation, answer.status)) succeeded.add(planned.operationId);
     }
     const shownViolations = kept(violations);
     push({
@@ -319,28 +293,9 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
     };
     const stream: StreamStep = async (operationId, values, frames) => {
       const operation = streamsById.get(operationId)!;
-      const request = buildExchange(operation, values);
-      requests.push(`${asCurl(connection, request)} -N`);
-      const answer = await readStream(connection, request, { frames, deadlineMs: Math.min(connection.timeoutMs, STREAM_DEADLINE_MS) });
-      const problems: string[] = [];
-      if (answer.error) problems.push(answer.error);
-      if (answer.status !== 200) problems.push(`answered ${answer.status}, not a stream: ${answer.text?.slice(0, 200) ?? ''}`);
-      for (const line of answer.malformed) problems.push(`a line that is no field, comment or blank: ${line.slice(0, 100)}`);
-      const events: Array<{ id?: string; event?: string; data: any }> = [];
-      for (const frame of answer.frames) {
-        let data: any;
-        try {
-          data = JSON.parse(frame.data!);
-        } catch {
-          problems.push(`a frame's data is not JSON: ${frame.data!.slice(0, 100)}`);
-          continue;
-        }
-        problems.push(...checker.eventViolations(operation, data));
-        if (frame.id === undefined) problems.push('a frame has no id: line (a client could not resume after it)');
-        else if (data?.id !== undefined && String(data.id) !== frame.id) problems.push(`a frame's id: ${frame.id} is not its event's id ${data.id}`);
-        if (frame.event !== undefined && data?.type !== undefined && data.type !== frame.event) problems.push(`a frame's event: ${frame.event} is not its event's type ${data.type}`);
-        events.push({ ...(frame.id === undefined ? {} : { id: frame.id }), ...(frame.event === undefined ? {} : { event: frame.event }), data });
-      }
+      const { request, answer } = await readStreamStep(connection, operation, values, frames);
+      requests.push(request);
+      const { events, problems } = framesRead(checker, operation, answer);
       last = { status: answer.status, contentType: answer.contentType, text: answer.frames.map((frame) => frame.data).join('\n') };
       return { events, problems: problems.map((problem) => `${operationId}: ${problem}`) };
     };
