@@ -4,7 +4,7 @@ import type { components } from '../generated/api.js';
 export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorEnvelope = components['schemas']['ErrorEnvelope'];
 
-export const errorCatalogue: Record<ErrorCode, { status: number; message: string }> = {
+const errorCatalogue: Record<ErrorCode, { status: number; message: string }> = {
   INVALID_REQUEST: { status: 400, message: 'Invalid request' },
   UNAUTHORIZED: { status: 401, message: 'Unauthorized' },
   FORBIDDEN: { status: 403, message: 'Forbidden' },

@@ -94,7 +94,7 @@ export function sessionsFixtures(call: Call): FixtureMaker {
 }
 
 /** The POST on the collection a path parameter names a member of (`POST /pets` for `{petId}` in `/pets/{petId}`). */
-export function producerOf(spec: SpecModel, operation: Operation, name: string): Operation | undefined {
+function producerOf(spec: SpecModel, operation: Operation, name: string): Operation | undefined {
   const at = operation.path.indexOf(`/{${name}}`);
   if (at < 0) return undefined;
   const collection = operation.path.slice(0, at);

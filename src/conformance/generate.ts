@@ -94,7 +94,7 @@ function joinedAllOf(schema: Schema): Schema {
   return joined;
 }
 
-export function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
+function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
   if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema));
   if ('const' in schema) return fc.constant(schema.const);
   if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum);

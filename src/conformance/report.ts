@@ -25,7 +25,7 @@ export function operationSummaries(report: Report): OperationSummary[] {
   return [...rows.values()];
 }
 
-export function formatFailure(failure: CaseResult, indent = '  '): string[] {
+function formatFailure(failure: CaseResult, indent = '  '): string[] {
   const lines = [`${indent}${failure.operationId} [${failure.kind}] ${failure.title}`];
   for (const violation of failure.violations) lines.push(`${indent}  ✗ ${describeViolation(violation)}`);
   if (failure.status || failure.body) lines.push(`${indent}    status ${failure.status}${failure.body ? `, body: ${failure.body.slice(0, 300)}` : ''}`);

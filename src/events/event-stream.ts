@@ -25,9 +25,9 @@ export const REAUTHORIZE_MS = 1000;
  * drain) overflowed it in about half the runs, and the stream then read back from the log,
  * 500 events a task, what it had dropped: a third more CPU and 20-30 ms tasks.
  */
-export const QUEUE_LIMIT = 10_000;
+const QUEUE_LIMIT = 10_000;
 /** And characters of their data (the events are shared by the streams, but one held only here is this stream's memory). */
-export const QUEUE_CHARS_LIMIT = 8 * 1024 * 1024;
+const QUEUE_CHARS_LIMIT = 8 * 1024 * 1024;
 const PAGE = 500;
 /** About how many characters of frames a stream writes as one chunk. */
 const CHUNK_CHARS = 32 * 1024;

@@ -14,8 +14,8 @@ import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventJson } from './event-records.js';
 import { PRIVATE_ADDRESS_CODE, type PrivateAddresses, privateAddressIn, publicOnlyLookup } from './private-addresses.js';
 
-export const DELIVERY_TIMEOUT_MS = 10_000;
-export const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
+const DELIVERY_TIMEOUT_MS = 10_000;
+const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
 const FIRST_RETRY_MS = 5_000;
 const LONGEST_RETRY_MS = 60 * 60_000;
 
@@ -69,7 +69,7 @@ export interface WebhookDispatcherOptions {
  * it abandons them: a receiver that already has one would get it again after a restart.
  * Short: a receiver that does not answer holds the server's shutdown this long at most.
  */
-export const STOP_GRACE_MS = 2_000;
+const STOP_GRACE_MS = 2_000;
 
 /** A delivery attempt: answered 2xx, failed (retried later), or failed for good (the webhook disabled). */
 export type DeliveryOutcome = 'delivered' | 'failed' | 'disabled';
@@ -92,7 +92,7 @@ const EVENTS_PER_TICK = 100;
  * often: a store without webhooks is not read once per write, and a webhook made since
  * (by any instance) gets its first event at most this late.
  */
-export const IDLE_REREAD_MS = 100;
+const IDLE_REREAD_MS = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
   const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS, stopGraceMs = STOP_GRACE_MS } = options;

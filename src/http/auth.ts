@@ -30,7 +30,7 @@ declare module 'fastify' {
 /** Keys remembered as identified; past this, new keys are hashed on every request. */
 const MAX_IDENTIFIED = 10_000;
 
-export const WWW_AUTHENTICATE = 'Bearer realm="sessions-api", ApiKey header="X-API-KEY"';
+const WWW_AUTHENTICATE = 'Bearer realm="sessions-api", ApiKey header="X-API-KEY"';
 
 export function operationIdOf(request: FastifyRequest): string | undefined {
   return (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;

@@ -19,8 +19,8 @@ import { IdempotencyKeyTaken, type Carried, type IdempotencyRecord, type Store }
 import { operationIdOf } from './auth.js';
 import { headerLines } from './client-errors.js';
 
-export const IDEMPOTENCY_HEADER = 'idempotency-key';
-export const REPLAYED_HEADER = 'idempotent-replayed';
+const IDEMPOTENCY_HEADER = 'idempotency-key';
+const REPLAYED_HEADER = 'idempotent-replayed';
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000;
 const JSON_TYPE = 'application/json; charset=utf-8';
 

@@ -1,7 +1,7 @@
 import { ApiError } from '../errors.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
-export const METADATA_LIMIT_BYTES = 10 * 1024;
+const METADATA_LIMIT_BYTES = 10 * 1024;
 /** Longer path parameters are refused by the router (404) before reaching a handler. */
 export const MAX_PARAM_LENGTH = 500;
 const DETAILS_LIMIT_CHARS = 300;

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance, type RouteHandlerMethod } from 'fastify';
 import type { ApiReferenceConfiguration } from '@scalar/fastify-api-reference';
 
-export const DOCS_PATH = '/docs';
+const DOCS_PATH = '/docs';
 
 /** Everything from this server: no web fonts, no request proxy, no hosted services. */
 const configuration: Partial<ApiReferenceConfiguration> = {

@@ -12,7 +12,7 @@ import { isoTime } from '../../views.js';
 type Check = 'read' | 'write' | 'disk';
 
 /** Below this much free space on the database's file system, health says `disk` failed. */
-export const MIN_FREE_DISK_BYTES = 1024 * 1024;
+const MIN_FREE_DISK_BYTES = 1024 * 1024;
 /** The write probe waits this long at most (it queues behind other writes and their lock waits). */
 const WRITE_PROBE_TIMEOUT_MS = 1000;
 

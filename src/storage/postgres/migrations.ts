@@ -201,7 +201,7 @@ export const migrations: readonly string[] = [
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */
-export const MIGRATION_LOCK = 724_011_301;
+const MIGRATION_LOCK = 724_011_301;
 
 /** The longest a timer can wait (about 24.8 days): the driver's `query_timeout` that the pool sets, lifted. */
 const NO_QUERY_TIMEOUT = 2 ** 31 - 1;

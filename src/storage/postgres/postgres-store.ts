@@ -64,9 +64,9 @@ export interface PostgresOptions {
 
 export { EVENTS_CHANNEL };
 /** The NOTIFY channel of API keys stored (migration 3's trigger). */
-export const API_KEYS_CHANNEL = 'sessions_api_keys';
+const API_KEYS_CHANNEL = 'sessions_api_keys';
 /** The NOTIFY channel of agents deleted, the id as payload (migration 4's trigger). */
-export const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
+const AGENTS_DELETED_CHANNEL = 'sessions_api_agents_deleted';
 /** The error a session insert's agent check raises when its agent is not the one kept (division by zero). */
 const AGENT_CHANGED = '22012';
 /** Reads by one key (readsBy) in one statement at most. */

@@ -37,9 +37,9 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { YIELD_TO_EVENT_LOOP } from './background-thread.js';
 
-export const DEFAULT_WAL_CAP_BYTES = 64 * 2 ** 20;
+const DEFAULT_WAL_CAP_BYTES = 64 * 2 ** 20;
 const INTERVAL_MS = 20;
-export const PURGING_INTERVAL_MS = 1000;
+const PURGING_INTERVAL_MS = 1000;
 export const PURGING_CAP_SCALE = 4;
 const CAP_WAIT_MS = 2000;
 

@@ -27,7 +27,7 @@ export function writtenEvent(id: string, event: EventInput, data: string): Event
 }
 
 /** Every SessionInfo field but the ids, in this order; its times as the view has them. */
-export function storedSessionInfo(view: SessionInfo): string {
+function storedSessionInfo(view: SessionInfo): string {
   const config = view.timeoutConfig;
   return (
     `[${SESSION_INFO_FORM},"${view.createdAt}","${view.lastActivity}","${view.expiresAt}",${numberJson(config.timeoutMinutes)},${config.autoRenew}` +

@@ -19,7 +19,7 @@ const FAULTS: [prefix: string, cause: string][] = [
 ];
 
 /** The fault's cause in words, with SQLite's code; undefined for an error that is not a storage fault. */
-export function storageFaultCause(error: unknown): string | undefined {
+function storageFaultCause(error: unknown): string | undefined {
   if (!(error instanceof Database.SqliteError)) return undefined;
   const fault = FAULTS.find(([prefix]) => error.code.startsWith(prefix));
   return fault && `${fault[1]} (${error.code})`;
@@ -52,7 +52,7 @@ export function withStorageFaults(store: Store): Store {
 }
 
 /** Up to this size the check on open reads every page (`PRAGMA quick_check`: about 4 ms per MB here). */
-export const FULL_CHECK_MAX_BYTES = 32 * 1024 * 1024;
+const FULL_CHECK_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * The check on open, before anything is served: throws on a file that is not a
