@@ -1,17 +1,18 @@
 // An openapi-backend for any OpenAPI 3.x document, set up to work on 3.1: used by the
 // mock server and by the tests' response validator.
 import { readFileSync } from 'node:fs';
+import { hasDiscriminator, refusedForDiscriminator, withoutDiscriminatorMappings } from './discriminator.js';
 import { addFormats } from './json-formats.js';
 import { OpenAPIBackend } from 'openapi-backend';
 import { parse } from 'yaml';
 
-function createBackend(definition: string | object, strict = false): OpenAPIBackend {
+function createBackend(definition: string | object, { strict = false, discriminator = false } = {}): OpenAPIBackend {
   return new OpenAPIBackend({
     definition: definition as string,
     // Strict: a $ref that cannot be resolved throws (else it is printed with its stack, and the document is left undefined).
     strict,
     quick: true, // 3.1: skip the 3.0 meta-schema check, which rejects 3.1 keywords
-    ajvOpts: { allErrors: true, strict: false },
+    ajvOpts: { allErrors: true, strict: false, discriminator },
     customizeAjv: (ajv) => {
       return addFormats(ajv);
     },
@@ -99,7 +100,7 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   // compiles into an invalid one. Dereference once, copy into a tree, load the copy; a
   // document with a real cycle (a schema that holds itself) cannot be a tree: it is
   // loaded as dereferenced, and decycle() has its cycles to do.
-  const resolving = createBackend(path, true);
+  const resolving = createBackend(path, { strict: true });
   try {
     await resolving.init();
   } catch (error) {
@@ -113,6 +114,19 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   }
   withOperationIds(tree); // paths brought in from other files
   if (/^3\.0\./.test(String((tree as { openapi?: unknown }).openapi))) tree = numericExclusiveBounds(tree) as object;
+  // A oneOf with a discriminator is judged by its tag's branch where Ajv can read every
+  // one: compiled up front to know (openapi-backend compiles lazily with `quick`).
+  if (hasDiscriminator(tree)) {
+    try {
+      const api = createBackend(withoutDiscriminatorMappings(tree) as object, { discriminator: true });
+      await api.init();
+      api.validator.preCompileRequestValidators();
+      api.validator.preCompileResponseValidators();
+      return api;
+    } catch (error) {
+      if (!refusedForDiscriminator(error)) throw error;
+    }
+  }
   const api = createBackend(tree);
   await api.init();
   return api;

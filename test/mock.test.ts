@@ -393,6 +393,64 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     });
     expect((await serve('refusing', [['400', shapes.envelope]])).notFound).toEqual([404, { error: { details: 'no operation for GET /nowhere' } }]);
   });
+
+  it("refuses a body that breaks a oneOf with a discriminator naming the fault of its tag's branch, not every branch's", async () => {
+    const shapesOf = async (tagged: boolean) => {
+      const branch = (kind: string, size: string) => ({
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', size],
+        properties: { kind: tagged ? { type: 'string', enum: [kind] } : { type: 'string' }, [size]: { type: 'number', exclusiveMinimum: 0 } },
+      });
+      const message = { 'application/json': { schema: { type: 'object', required: ['message'], properties: { message: { type: 'string' } } } } };
+      const document = {
+        openapi: '3.1.0',
+        info: { title: 'shapes', version: '1' },
+        paths: {
+          '/shapes': {
+            post: {
+              operationId: 'createShape',
+              requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Shape' } } } },
+              responses: { '204': { description: 'kept' }, '400': { description: 'refused', content: message } },
+            },
+          },
+        },
+        components: {
+          schemas: {
+            Shape: {
+              oneOf: [{ $ref: '#/components/schemas/Circle' }, { $ref: '#/components/schemas/Square' }],
+              discriminator: { propertyName: 'kind', mapping: { circle: '#/components/schemas/Circle', square: '#/components/schemas/Square' } },
+            },
+            Circle: branch('circle', 'radius'),
+            Square: branch('square', 'side'),
+          },
+        },
+      };
+      const file = join(folder, `shapes-${tagged}.yaml`);
+      writeFileSync(file, stringify(document));
+      const mock = await createMockServer({ specPath: file });
+      try {
+        const answers: Array<[number, string]> = [];
+        for (const body of [{ kind: 'square', side: 2 }, { kind: 'circle', radius: 0 }, { kind: 'triangle' }, { kind: 5 }]) {
+          const answer = await mock.inject({ method: 'POST', url: '/shapes', payload: body });
+          answers.push([answer.statusCode, answer.statusCode === 204 ? '' : answer.json().message]);
+        }
+        return answers;
+      } finally {
+        await mock.close();
+      }
+    };
+    expect(await shapesOf(true)).toEqual([
+      [204, ''],
+      [400, 'body/radius must be > 0'],
+      [400, 'body/kind "triangle" names no branch of its oneOf'],
+      [400, 'body/kind must be a string naming a branch of its oneOf'],
+    ]);
+    // Branches that do not tag themselves (a const or enum): a plain oneOf, every branch's faults.
+    const untagged = await shapesOf(false);
+    expect(untagged[0]).toEqual([204, '']);
+    expect(untagged[1]![1]).toMatch(/body\/radius must be > 0; .*body must match exactly one schema in oneOf/);
+  });
 });
 
 describe('npm run mock, the command', () => {

@@ -3,6 +3,7 @@
 // is a Violation naming its check, and for schema faults the JSON path and property.
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
+import { refusedForDiscriminator, withoutDiscriminatorMappings } from '../discriminator.js';
 import type { Answer } from './http.js';
 import { isJsonMediaType, type Operation, type ResponseHeader, type ResponseModel, responseFor, type Schema } from './spec-model.js';
 
@@ -93,18 +94,6 @@ function headerValues(header: ResponseHeader, text: string): unknown[] {
   return [...forms.filter(declared), ...forms.filter((value) => !declared(value))];
 }
 
-/** `schema` without discriminator mappings: Ajv refuses them, and with every $ref resolved the branches' own tags say the same. */
-function withoutMappings(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(withoutMappings);
-  if (!schema || typeof schema !== 'object') return schema;
-  const copy = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, withoutMappings(value)])) as Schema;
-  if (copy.discriminator && typeof copy.discriminator === 'object') {
-    const { mapping: _mapping, ...discriminator } = copy.discriminator as Schema;
-    copy.discriminator = discriminator;
-  }
-  return copy;
-}
-
 function validatorFactory(discriminator: boolean): Ajv2020 {
   // addUsedSchema false: a component with an `$id`, resolved into each schema that refers to it, compiles each time (not "already exists").
   const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, discriminator, addUsedSchema: false });
@@ -134,9 +123,9 @@ export class ResponseChecker {
     if (!validate) {
       const { $schema: _ignored, ...plain } = schema;
       try {
-        validate = this.ajv.compile(withoutMappings(plain) as Schema);
+        validate = this.ajv.compile(withoutDiscriminatorMappings(plain) as Schema);
       } catch (error) {
-        if (!/discriminator/.test(String((error as Error).message))) throw error;
+        if (!refusedForDiscriminator(error)) throw error;
         validate = this.plainAjv.compile(plain);
       }
       this.validators.set(schema, validate);

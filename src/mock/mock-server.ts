@@ -25,6 +25,10 @@ function describeErrors(errors: ErrorObject[] | null | undefined): string {
     const { missingProperty, additionalProperty } = error.params as { missingProperty?: string; additionalProperty?: string };
     if (missingProperty) return `${field}/${missingProperty} is required`;
     if (additionalProperty) return `${field}/${additionalProperty} is not allowed`;
+    if (error.keyword === 'discriminator') {
+      const { tag, tagValue } = error.params as { tag: string; tagValue?: unknown };
+      return typeof tagValue === 'string' ? `${field}/${tag} "${tagValue}" names no branch of its oneOf` : `${field}/${tag} must be a string naming a branch of its oneOf`;
+    }
     return `${field} ${error.message ?? 'is invalid'}`;
   });
   return [...new Set(sentences)].slice(0, 5).join('; ') || 'the request does not match the document';
