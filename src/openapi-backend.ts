@@ -1,7 +1,7 @@
 // An openapi-backend for any OpenAPI 3.x document, set up to work on 3.1: used by the
 // mock server and by the tests' response validator.
 import { readFileSync } from 'node:fs';
-import { hasDiscriminator, refusedForDiscriminator, withoutDiscriminatorMappings } from './discriminator.js';
+import { hasDiscriminator, refusedForDiscriminator, withoutDiscriminatorMappings } from './conformance/discriminator.js';
 import { addFormats } from './json-formats.js';
 import { OpenAPIBackend } from 'openapi-backend';
 import { parse } from 'yaml';

@@ -3,7 +3,7 @@
 // is a Violation naming its check, and for schema faults the JSON path and property.
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
-import { refusedForDiscriminator, withoutDiscriminatorMappings } from '../discriminator.js';
+import { refusedForDiscriminator, withoutDiscriminatorMappings } from './discriminator.js';
 import type { Answer } from './http.js';
 import { isJsonMediaType, type Operation, type ResponseHeader, type ResponseModel, responseFor, type Schema } from './spec-model.js';
 
