@@ -166,7 +166,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -195,7 +195,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -220,7 +220,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -249,7 +249,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -277,7 +277,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -406,7 +406,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1136,8 +1136,8 @@ export interface components {
         LastEventIdQuery: components["schemas"]["EventId"];
         /** @description The webhook's id. */
         WebhookId: components["schemas"]["Uuid"];
-        /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
-        SessionId: string;
+        /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+        SessionId: components["schemas"]["Uuid"];
         /** @description The agent's id. */
         AgentId: components["schemas"]["Uuid"];
         /** @description An id for the request, echoed in the `X-Request-Id` response header and put on its log lines. Used when it is 1-200 visible ASCII characters; any other value is replaced by a generated UUID (never refused). */
@@ -1479,7 +1479,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1504,7 +1504,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1539,7 +1539,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1570,7 +1570,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1611,7 +1611,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1649,7 +1649,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1691,7 +1691,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;
@@ -1858,7 +1858,7 @@ export interface operations {
                 "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
-                /** @description The session's id. An unknown or malformed id answers 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
+                /** @description The session's id. A malformed one (not a UUID) answers 400 `INVALID_REQUEST` naming `params/sessionId`; an unknown one, 404 `SESSION_NOT_FOUND`; one over 500 characters, 404 `NOT_FOUND` (no route matches it). */
                 sessionId: components["parameters"]["SessionId"];
             };
             cookie?: never;

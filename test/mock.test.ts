@@ -118,10 +118,10 @@ describe('mock mode on our spec', () => {
   });
 
   it('chooses a named example with Prefer: example=', async () => {
-    const answer = await call(app, { method: 'GET', url: '/api/messaging/sessions/a1' }, { prefer: 'code=410, example=expired' });
+    const answer = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { prefer: 'code=410, example=expired' });
     expect(answer.status).toBe(410);
     expect(answer.body.error).toEqual({ code: 'SESSION_EXPIRED', message: 'Session has expired', details: 'expiresAt 2026-11-24T10:30:00.000Z' });
-    const unknown = await call(app, { method: 'GET', url: '/api/messaging/sessions/a1' }, { prefer: 'code=410, example=nope' });
+    const unknown = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { prefer: 'code=410, example=nope' });
     expect(unknown.status).toBe(422);
     expect(unknown.body.message).toBe('Prefer: example=nope is not an example of getSession 410 (examples: expired)');
   });

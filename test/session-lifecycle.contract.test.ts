@@ -59,10 +59,31 @@ describe('getSession', () => {
     expect(await t.store.getSession(id)).toEqual(stored);
   });
 
-  it.each([UNKNOWN_ID, 'not-a-uuid', '%20', 'x'.repeat(90)])('answers 404 SESSION_NOT_FOUND for %s', async (id) => {
-    const response = await get(id);
+  it('answers 404 SESSION_NOT_FOUND for an unknown id', async () => {
+    const response = await get(UNKNOWN_ID);
     expect(response.status).toBe(404);
     expect(response.body.error.code).toBe('SESSION_NOT_FOUND');
+  });
+
+  it.each(['not-a-uuid', '%20', 'x'.repeat(90), `${UNKNOWN_ID}0`])('answers 400 INVALID_REQUEST naming params/sessionId for a malformed id (%s), on every operation on one session', async (id) => {
+    const existing = await newSession();
+    const before = await t.store.getSession(existing);
+    const requests = [
+      { method: 'GET', url: url(id) },
+      { method: 'DELETE', url: url(id) },
+      { method: 'POST', url: url(id, '/heartbeat'), body: {} },
+      { method: 'POST', url: url(id, '/renew'), body: {} },
+      { method: 'PATCH', url: url(id, '/timeout'), body: { timeoutMinutes: 10 } },
+      { method: 'POST', url: url(id, '/messages'), body: { content: 'hi' } },
+      { method: 'GET', url: url(id, '/messages') },
+      { method: 'GET', url: url(id, '/events') },
+    ] as const;
+    for (const request of requests) {
+      const response = await t.request(request);
+      expect(response.status, `${request.method} ${request.url}`).toBe(400);
+      expect(response.body.error).toMatchObject({ code: 'INVALID_REQUEST', details: 'params/sessionId must match format "uuid"' });
+    }
+    expect(await t.store.getSession(existing)).toEqual(before);
   });
 
   it('answers 404 in the envelope for an id too long for the router, without echoing it', async () => {
