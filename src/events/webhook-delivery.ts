@@ -8,6 +8,7 @@
 // POSTs go through undici's fetch, whose connections can be given a DNS lookup of their
 // own (WEBHOOK_PRIVATE_ADDRESSES=deny: public addresses only).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
 import { Agent, fetch } from 'undici';
 import { type Clock, steadyWallTime } from '../domain/clock.js';
 import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
@@ -60,6 +61,8 @@ export interface WebhookDispatcherOptions {
   idleRereadMs?: number;
   /** `deny`: only public addresses are POSTed to (WEBHOOK_PRIVATE_ADDRESSES); `allow` unless given. */
   privateAddresses?: PrivateAddresses;
+  /** With `deny`: how its connections look names up (publicOnlyLookup unless given; a test stands in a resolver). */
+  publicLookup?: LookupFunction;
   /** How long `stop()` lets the POSTs under way finish (STOP_GRACE_MS unless given). */
   stopGraceMs?: number;
 }
@@ -129,7 +132,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (privateAddress) return { error: `${privateAddress} (WEBHOOK_PRIVATE_ADDRESSES=deny)` };
     try {
       const response = await fetch(webhook.url, {
-        ...(publicOnly ? { dispatcher: (publicOnlyAgent ??= new Agent({ connect: { lookup: publicOnlyLookup } })) } : {}),
+        ...(publicOnly ? { dispatcher: (publicOnlyAgent ??= new Agent({ connect: { lookup: options.publicLookup ?? publicOnlyLookup } })) } : {}),
         method: 'POST',
         headers: {
           'content-type': 'application/json',
