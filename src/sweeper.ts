@@ -1,11 +1,13 @@
 // The background sweeper: marks expired sessions, moves the count marks (a store with
 // running totals) and purges sessions past retention, in bounded batches with a turn of
 // the event loop between them, so that requests keep being served while a million
-// sessions expire. Reads never depend on it having run.
+// sessions expire. Reads never depend on it having run. Before it purges, it announces
+// whatever is due, as the event pump does: a session is never deleted unannounced.
 // It also trims the records of idempotent requests once they expire (24 h), and the
 // event log past its retention.
 import { type Clock, steadyWallTime } from './domain/clock.js';
 import { purgeCutoff } from './domain/timeout-policy.js';
+import { announce } from './events/due-events.js';
 import type { Store } from './storage/store.js';
 
 export interface SweeperOptions {
@@ -33,6 +35,8 @@ export interface SweeperOptions {
 }
 
 export interface SweepReport {
+  /** Warnings and expiries announced (due, and not yet announced by the event pump). */
+  announced: number;
   marked: number;
   purged: number;
   /** Expired idempotency records deleted. */
@@ -117,6 +121,10 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     }
   }
 
+  const announceDue = (now: number) => async (limit: number) => {
+    const done = await store.announceDue(now, limit, announce);
+    return { done, more: done === limit };
+  };
   const mark = (now: number) => async (limit: number) => {
     const done = await store.markExpired(now, limit);
     return { done, more: done === limit };
@@ -141,18 +149,24 @@ export function createSweeper(options: SweeperOptions): Sweeper {
 
   async function sweep(): Promise<SweepReport> {
     const now = actingNow();
-    const report: SweepReport = { marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
+    const report: SweepReport = { announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
     const started = elapsedMs();
     try {
+      // The pump may not have announced an expiry the purge would delete: the clock moved
+      // past expiry and retention at once (a VM resumed), or every server was down that long.
+      report.announced = await inBatches(announceDue(now), report);
       report.marked = await inBatches(mark(now), report);
-      const cutoff = purgeCutoff(now, retentionMs);
-      report.purged = await inBatches(purge(cutoff), report, purgeSize);
-      // Bookkeeping that only makes later counts cheaper: not in the report. After the
-      // purge, which lowered the totals of the sessions it deleted in its own batches, so
-      // the cutoff's mark has none left to pass.
-      if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report }, markSize);
-      report.trimmed = await inBatches(trim(now), report);
-      if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
+      // Stopped, some due announcements may be left: this pass deletes nothing.
+      if (!stopped) {
+        const cutoff = purgeCutoff(now, retentionMs);
+        report.purged = await inBatches(purge(cutoff), report, purgeSize);
+        // Bookkeeping that only makes later counts cheaper: not in the report. After the
+        // purge, which lowered the totals of the sessions it deleted in its own batches, so
+        // the cutoff's mark has none left to pass.
+        if (store.moveCountMarks) await inBatches(moveCountMarks(now, cutoff), { ...report }, markSize);
+        report.trimmed = await inBatches(trim(now), report);
+        if (options.eventRetentionMs !== undefined) report.trimmedEvents = await inBatches(trimEvents(now - options.eventRetentionMs), report);
+      }
       failure = undefined;
       failedInARow = 0;
     } catch (error) {

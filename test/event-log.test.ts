@@ -333,10 +333,22 @@ describe('due announcements', () => {
   it('does not announce what the sweeper merely marked, twice', async () => {
     const id = await newSession({ timeoutMinutes: 30 });
     t.clock.set(T0 + 31 * MINUTE);
-    await t.sweeper.sweep(); // marks the session expired
+    const { createSweeper } = await import('../src/sweeper.js');
+    // A sweeper whose announcements found nothing (the pump's made meanwhile): it only marks.
+    const marking = createSweeper({ store: { ...t.store, announceDue: async () => 0 }, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 10 });
+    expect(await marking.sweep()).toMatchObject({ announced: 0, marked: 1 });
     expect(await pump()).toBe(2);
-    await t.sweeper.sweep();
+    await marking.sweep();
     expect(await pump()).toBe(0);
+    expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
+  });
+
+  it('does not announce what the sweeper announced before its purge, twice', async () => {
+    const id = await newSession({ timeoutMinutes: 30 });
+    t.clock.set(T0 + 31 * MINUTE);
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 2, marked: 0 });
+    expect(await pump()).toBe(0);
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 0, marked: 0 });
     expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 });

@@ -318,7 +318,8 @@ describe('an expired session', () => {
   it('still answers 410 after the sweeper marks it, until retention ends; then 404 whether or not it was purged', async () => {
     const id = await newSession({ timeoutMinutes: 5 });
     t.clock.set(T0 + 6 * MINUTE);
-    expect(await t.sweeper.sweep()).toMatchObject({ marked: 1, purged: 0 });
+    // No pump runs here: the sweeper announces the expiry, which marks the session.
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 1, purged: 0 });
     expect((await t.store.getSession(id))?.status).toBe('expired');
     expect((await get(id)).status).toBe(410);
     t.clock.set(T0 + 5 * MINUTE + DEFAULT_RETENTION_MS - 1);

@@ -115,7 +115,7 @@ describe('a write lock held by another connection', () => {
     holder.exec('ROLLBACK');
   });
 
-  it('a sweep waits for the lock as a write does: a pass begun while another process holds it marks and trims once it is released', async () => {
+  it('a sweep waits for the lock as a write does: a pass begun while another process holds it announces and trims once it is released', async () => {
     const { app, sessionId, holder } = await appWithLockWait();
     const agentId = (await app.store.getSession(sessionId))!.agentId;
     await app.request({ method: 'POST', url: '/api/messaging/sessions', body: { agentId, userId: USER_ID }, headers: { 'idempotency-key': 'kept-a-day' } });
@@ -124,7 +124,7 @@ describe('a write lock held by another connection', () => {
     const pass = app.sweeper.sweep();
     await new Promise((resolve) => setTimeout(resolve, LOCK_WAIT_MS / 2));
     holder.exec('COMMIT');
-    expect(await pass).toMatchObject({ marked: 2, trimmed: 1 });
+    expect(await pass).toMatchObject({ announced: 4, trimmed: 1 }); // two sessions' warnings and expiries
   });
 
   it('a write waiting for the lock commits once it is released within the lock wait', async () => {

@@ -75,14 +75,37 @@ describe('the sweeper', () => {
     expect(jumps).toHaveLength(2);
   });
 
-  it('marks expired sessions in bounded batches', async () => {
+  it('marks expired sessions in bounded batches (those whose expiry no announcement marked)', async () => {
     const app = await appWithSessions(10, 3);
+    app.store.announceDue = async () => 0;
     app.clock.set(T0 + 5 * MINUTE);
-    // 3 + 3 + 3 + 1 marked, then one empty purge batch and one empty trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ marked: 10, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 6 });
+    // One empty announcing batch, 3 + 3 + 3 + 1 marked, then one empty purge batch and one empty trim batch.
+    expect(await app.sweeper.sweep()).toEqual({ announced: 0, marked: 10, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 7 });
     const statuses = (await app.store.listSessions({ now: app.clock.now(), purgeCutoff: 0, status: 'all', limit: 100, offset: 0 })).sessions.map((s) => s.status);
     expect(statuses).toEqual(Array(10).fill('expired'));
-    expect(await app.sweeper.sweep()).toEqual({ marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 3 });
+    expect(await app.sweeper.sweep()).toEqual({ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 4 });
+  });
+
+  it('announces what is due before it purges, in bounded batches: a clock moved past expiry and retention at once deletes no session unannounced', async () => {
+    const app = await appWithSessions(4, 3);
+    const after = await app.store.lastEventId();
+    app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
+    // 3 + 1 announced (their warnings were announced when they were created), then the purge.
+    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, marked: 0, purged: 4 });
+    expect(app.rowCounts().sessions).toBe(0);
+    const expired = (await app.store.listEvents({ after, limit: 100 })).filter((event) => event.type === 'session.expired');
+    expect(expired.map((event) => event.occurredAt)).toEqual(Array(4).fill(T0 + 5 * MINUTE));
+  });
+
+  it('deletes nothing in a pass stopped while it announces (some may be left unannounced)', async () => {
+    const app = await appWithSessions(4, 1);
+    const real = app.store.announceDue.bind(app.store);
+    let stopping: Promise<void> | undefined;
+    app.store.announceDue = async (now, limit, announce) => ((stopping ??= app.sweeper.stop()), real(now, limit, announce));
+    app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
+    expect(await app.sweeper.sweep()).toMatchObject({ announced: 1, purged: 0 });
+    await stopping;
+    expect(app.rowCounts().sessions).toBe(4);
   });
 
   it('leaves active sessions alone and purges only past retention', async () => {
@@ -90,7 +113,7 @@ describe('the sweeper', () => {
     app.clock.set(T0 + 5 * MINUTE - 1);
     expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 0 });
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE - 1);
-    expect(await app.sweeper.sweep()).toMatchObject({ marked: 4, purged: 0 });
+    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, marked: 0, purged: 0 }); // expired by their announcements
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
     expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 4 });
     expect(app.rowCounts().sessions).toBe(0);
@@ -122,8 +145,8 @@ describe('the sweeper', () => {
       return outcome;
     };
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    // 1 marking batch; purging: 200 + 200 messages, then the last 50 with the session; 1 trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ marked: 1, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 5 });
+    // 1 announcing and 1 marking batch; purging: 200 + 200 messages, then the last 50 with the session; 1 trim batch.
+    expect(await app.sweeper.sweep()).toEqual({ announced: 1, marked: 0, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 6 });
     expect(deletedPerBatch).toEqual([200, 200, 50]);
     expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
   });
