@@ -8,7 +8,9 @@ const coded = (code: string) => Object.assign(new Error(code), { code });
 describe('postgresFault', () => {
   it.each([
     [coded('ECONNREFUSED'), /^the database cannot be reached \(ECONNREFUSED\)$/, false],
-    [coded('ECONNRESET'), /^the database cannot be reached \(ECONNRESET\)$/, true],
+    [coded('ECONNRESET'), /^the database connection was lost \(ECONNRESET\)$/, true],
+    [coded('EPIPE'), /^the database connection was lost \(EPIPE\)$/, true],
+    [coded('ETIMEDOUT'), /^the database cannot be reached \(ETIMEDOUT\)$/, true],
     [coded('57P01'), /^the database ended the connection \(an administrator terminated it, or the database is shutting down\) \(SQLSTATE 57P01\)$/, true],
     [coded('57P02'), /^the database crashed and ended the connection \(SQLSTATE 57P02\)$/, true],
     [coded('57P03'), /^the database is starting or shutting down \(SQLSTATE 57P03\)$/, false],

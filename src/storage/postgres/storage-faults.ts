@@ -25,8 +25,9 @@ const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['25006', 'the database is read-only (default_transaction_read_only, or a standby)'],
 ];
 
-/** Socket errors, and the driver's own words for a connection never made or lost. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Socket errors (a connection never made, or one the database's side cut), and the driver's own words for either. */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CUT_CODES = new Set(['ECONNRESET', 'EPIPE']);
 const NOT_CONNECTED = [/^Connection terminated due to connection timeout/, /timeout exceeded when trying to connect/];
 const CONNECTION_LOST = [/^Connection terminated/, /^Client has encountered a connection error/, /Connection ended/];
 /** The pool's `query_timeout`: no answer at all, not even the statement timeout's (a database frozen, a network partition). */
@@ -53,6 +54,7 @@ export function postgresFault(error: unknown): PostgresFault | undefined {
   if (typeof code === 'string') {
     const outcomeUnknown = MID_STATEMENT_CODES.has(code);
     if (SOCKET_CODES.has(code)) return { cause: `the database cannot be reached (${code})`, outcomeUnknown };
+    if (CUT_CODES.has(code)) return { cause: `the database connection was lost (${code})`, outcomeUnknown };
     const fault = /^[0-9A-Z]{5}$/.test(code) ? SQLSTATE_FAULTS.find(([prefix]) => code.startsWith(prefix)) : undefined;
     if (fault) return { cause: `${fault[1]} (SQLSTATE ${code})`, outcomeUnknown };
   }
