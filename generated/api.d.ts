@@ -946,6 +946,7 @@ export interface components {
         WebhookDelivery: {
             eventId: components["schemas"]["EventId"];
             attempt: number;
+            /** @description When the request was sent (its answer may have come up to the delivery timeout later). */
             attemptedAt: components["schemas"]["Timestamp"];
             /** @description The receiver's status; null when it did not answer. */
             statusCode: number | null;

@@ -150,6 +150,23 @@ describe('webhooks', () => {
     ]);
   });
 
+  it('dates an attempt when its request was sent, and times its retry from when the answer came', async () => {
+    const hook = await receiver((n) => (t.clock.advance(3000), n === 1 ? 500 : 200)); // each answer takes 3 s
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const send = dispatcher();
+    const sentAt = t.clock.now();
+    await send.tick();
+    const [failed] = await deliveries(created.id);
+    expect(failed).toMatchObject({ attempt: 1, statusCode: 500, attemptedAt: new Date(sentAt).toISOString() });
+    expect(failed.nextRetryAt).toBe(new Date(sentAt + 3000 + retryDelayMs(1, 0.5)).toISOString());
+    t.clock.set(Date.parse(failed.nextRetryAt));
+    const retriedAt = t.clock.now();
+    await send.tick();
+    expect((await deliveries(created.id))[0]).toMatchObject({ attempt: 2, statusCode: 200, attemptedAt: new Date(retriedAt).toISOString() });
+  });
+
   it('retries a 500 and a timeout with growing backoff before any later event, then delivers in order', async () => {
     const hook = await receiver((n) => (n === 1 ? 500 : n === 2 ? 'hang' : 200));
     cleanups.push(hook.close);

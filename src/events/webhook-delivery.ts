@@ -199,6 +199,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         return;
       }
       const started = performance.now();
+      const attemptedAt = clock.now(); // when it was sent: an answer may take up to the delivery timeout
       const outcome = await post(state, event);
       if (!outcome) return; // stopped under it: no attempt, the event goes again
       const seconds = (performance.now() - started) / 1000;
@@ -206,7 +207,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const attempt = state.attempts + 1;
       if (outcome.error === undefined) {
         state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
-        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, statusCode: outcome.statusCode }, state);
+        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, statusCode: outcome.statusCode }, state);
         onAttempt?.('delivered', seconds);
         if (!stored) return; // deleted meanwhile: the attempt under way was its last
         continue;
@@ -216,7 +217,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const disabled = actingNow() - failingSince >= FAILURE_WINDOW_MS;
       const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
       state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
-      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt: now, ...outcome, nextRetryAt }, state);
+      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, ...outcome, nextRetryAt }, state);
       onAttempt?.(disabled ? 'disabled' : 'failed', seconds);
       return;
     }
