@@ -3,7 +3,7 @@
 // is a Violation naming its check, and for schema faults the JSON path and property.
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
-import { refusedForDiscriminator, withoutDiscriminatorMappings } from './discriminator.js';
+import { readableDiscriminators } from './discriminator.js';
 import type { Answer } from './http.js';
 import { isJsonMediaType, type Operation, type ResponseHeader, type ResponseModel, responseFor, type Schema } from './spec-model.js';
 
@@ -94,9 +94,9 @@ function headerValues(header: ResponseHeader, text: string): unknown[] {
   return [...forms.filter(declared), ...forms.filter((value) => !declared(value))];
 }
 
-function validatorFactory(discriminator: boolean): Ajv2020 {
+function validatorFactory(): Ajv2020 {
   // addUsedSchema false: a component with an `$id`, resolved into each schema that refers to it, compiles each time (not "already exists").
-  const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, discriminator, addUsedSchema: false });
+  const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, discriminator: true, addUsedSchema: false });
   ajvFormats.default(ajv);
   // OpenAPI's numeric formats: ranges, not strings.
   for (const format of ['int32', 'int64', 'float', 'double']) ajv.addFormat(format, { type: 'number', validate: () => true });
@@ -104,10 +104,8 @@ function validatorFactory(discriminator: boolean): Ajv2020 {
 }
 
 export class ResponseChecker {
-  /** A `oneOf` with a discriminator is judged by the branch its tag names (not every branch's faults listed)... */
-  private readonly ajv = validatorFactory(true);
-  /** ...where Ajv can read the discriminator (each branch tags itself with a `const` or `enum`); else as a plain `oneOf`. */
-  private readonly plainAjv = validatorFactory(false);
+  /** A `oneOf` with a discriminator Ajv reads is judged by the branch its tag names (readableDiscriminators). */
+  private readonly ajv = validatorFactory();
   private readonly validators = new Map<Schema, ValidateFunction>();
 
   /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
@@ -122,12 +120,7 @@ export class ResponseChecker {
     let validate = this.validators.get(schema);
     if (!validate) {
       const { $schema: _ignored, ...plain } = schema;
-      try {
-        validate = this.ajv.compile(withoutDiscriminatorMappings(plain) as Schema);
-      } catch (error) {
-        if (!refusedForDiscriminator(error)) throw error;
-        validate = this.plainAjv.compile(plain);
-      }
+      validate = this.ajv.compile(readableDiscriminators(plain) as Schema);
       this.validators.set(schema, validate);
     }
     return validate;

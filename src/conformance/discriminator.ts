@@ -1,28 +1,38 @@
 // OpenAPI's `discriminator`, read by Ajv (option `discriminator: true`): a `oneOf` is judged
-// by the branch its tag names, one fault reported, not every branch's. Ajv reads it only
-// where each branch tags itself with a `const` or `enum`, and refuses a `mapping`.
+// by the branch its tag names, one fault reported, not every branch's. Ajv reads one only
+// where each branch tags itself with a `const` or `enum`, and refuses a `mapping`: each
+// discriminator is kept where Ajv reads it, else dropped (that `oneOf` judged plainly).
+import { Ajv2020 } from 'ajv/dist/2020.js';
 
 type Node = Record<string, unknown>;
 
-/** `schema` without discriminator mappings: with every $ref resolved the branches' own tags say the same. */
-export function withoutDiscriminatorMappings(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(withoutDiscriminatorMappings);
-  if (!schema || typeof schema !== 'object') return schema;
-  const copy = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, withoutDiscriminatorMappings(value)])) as Node;
-  if (copy.discriminator && typeof copy.discriminator === 'object') {
-    const { mapping: _mapping, ...discriminator } = copy.discriminator as Node;
-    copy.discriminator = discriminator;
+const isDiscriminator = (value: unknown): value is Node => !!value && typeof value === 'object' && typeof (value as Node).propertyName === 'string';
+
+/** A tester of one schema at a time: formats and unknown keywords are not its concern. */
+const tester = new Ajv2020({ strict: false, validateFormats: false, discriminator: true, logger: false, addUsedSchema: false });
+
+function readsAlone(schema: Node): boolean {
+  try {
+    tester.compile(schema);
+    return true;
+  } catch {
+    return false;
   }
-  return copy;
 }
 
-/** Whether some schema in `node` is a `oneOf` with a discriminator. */
-export function hasDiscriminator(node: unknown): boolean {
-  if (!node || typeof node !== 'object') return false;
-  const { discriminator, oneOf } = node as Node;
-  if (discriminator && typeof discriminator === 'object' && Array.isArray(oneOf)) return true;
-  return Object.values(node).some(hasDiscriminator);
+/**
+ * `schema` (a tree: every $ref resolved) with each discriminator's mapping left out (the
+ * branches' own tags say the same), and a discriminator Ajv cannot read left out whole.
+ * Inner schemas are decided first.
+ */
+export function readableDiscriminators(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(readableDiscriminators);
+  if (!schema || typeof schema !== 'object') return schema;
+  const copy = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, readableDiscriminators(value)])) as Node;
+  if (!isDiscriminator(copy.discriminator)) return copy;
+  const { mapping: _mapping, ...discriminator } = copy.discriminator;
+  copy.discriminator = discriminator;
+  if (readsAlone(copy)) return copy;
+  const { discriminator: _unread, ...plain } = copy;
+  return plain;
 }
-
-/** Whether Ajv refused a schema for its discriminator: it is then read as a plain `oneOf`. */
-export const refusedForDiscriminator = (error: unknown) => /discriminator/.test(String((error as Error | undefined)?.message ?? error));
