@@ -34,14 +34,21 @@ describe('operations and handlers', () => {
   });
 
   it('reads as present exactly the query parameters the spec gives a default (the validator fills them in)', () => {
-    type Parameter = { $ref?: string; name: string; in: string; schema?: { default?: unknown } };
+    type Schema = { $ref?: string; default?: unknown };
+    type Parameter = { $ref?: string; name: string; in: string; schema?: Schema };
     const spec = parse(readFileSync(specPath, 'utf8'));
-    const resolve = (parameter: Parameter): Parameter => (parameter.$ref ? spec.components.parameters[parameter.$ref.split('/').at(-1)!] : parameter);
-    const defaulted = Object.values(spec.paths as Record<string, Record<string, { operationId?: string; parameters?: Parameter[] }>>)
-      .flatMap((item) => Object.values(item))
-      .map((operation) => [operation.operationId, (operation.parameters ?? []).map(resolve).filter((p) => p.in === 'query' && p.schema?.default !== undefined).map((p) => p.name)] as const)
-      .filter(([, names]) => names.length > 0);
-    expect(Object.fromEntries(defaulted)).toEqual(QUERY_DEFAULTS);
+    const component = <T,>(ref: string): T => ref.split('/').slice(1).reduce((node, key) => node[key], spec);
+    const resolve = <T extends { $ref?: string }>(node: T): T => (node.$ref ? resolve(component<T>(node.$ref)) : node);
+    const hasDefault = (schema: Schema | undefined) => schema !== undefined && resolve(schema).default !== undefined;
+    type PathItem = Record<string, { operationId?: string; parameters?: Parameter[] }> & { parameters?: Parameter[] };
+    const defaulted = Object.values(spec.paths as Record<string, PathItem>).flatMap(({ parameters: shared = [], ...operations }) =>
+      Object.values(operations).map((operation) => {
+        // Operation-level parameters override path-level ones of the same name and place.
+        const byPlace = new Map([...shared, ...(operation.parameters ?? [])].map(resolve).map((p) => [`${p.in}:${p.name}`, p]));
+        return [operation.operationId, [...byPlace.values()].filter((p) => p.in === 'query' && hasDefault(p.schema)).map((p) => p.name)] as const;
+      }),
+    );
+    expect(Object.fromEntries(defaulted.filter(([, names]) => names.length > 0))).toEqual(QUERY_DEFAULTS);
   });
 
   it('serves every x-operational operation from the operational routes, and only those', async () => {

@@ -104,7 +104,6 @@ const PRIMARY: Record<CaseKind, CheckName[]> = {
 /** A row of the report that is no operation: `name`, or `name (suite)` when the spec has an operation so named. */
 export const pseudoRowName = (name: string, operationIds: readonly string[]) => (operationIds.includes(name) ? `${name} (suite)` : name);
 
-
 const truncate = (text: string) => (text.length > SHOWN_BODY ? `${text.slice(0, SHOWN_BODY)}…(${text.length} chars)` : text);
 
 async function probe(connection: Connection): Promise<void> {

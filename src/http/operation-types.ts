@@ -29,7 +29,7 @@ export const QUERY_DEFAULTS = {
   listSessions: ['status', 'limit', 'offset', 'count'],
   getSessionMessages: ['limit'],
   listWebhookDeliveries: ['limit'],
-} as const satisfies { [K in OperationId]?: ReadonlyArray<keyof Query<K>> };
+} as const satisfies { [K in OperationId]?: ReadonlyArray<[Query<K>] extends [never] ? never : keyof Query<K>> };
 
 type Defaulted<K extends OperationId> = K extends keyof typeof QUERY_DEFAULTS ? (typeof QUERY_DEFAULTS)[K][number] & keyof Query<K> : never;
 export type QueryParams<K extends OperationId> = Query<K> & Required<Pick<Query<K>, Defaulted<K>>>;
