@@ -17,6 +17,8 @@ function readsAlone(schema: Node): boolean {
     return true;
   } catch {
     return false;
+  } finally {
+    tester.removeSchema(schema); // no cache of every schema ever tried
   }
 }
 
