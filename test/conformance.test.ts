@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import { namesField } from '../src/conformance/judge.js';
+import { ResponseChecker } from '../src/conformance/check.js';
+import { expectationViolations, isServerError, namesField } from '../src/conformance/judge.js';
+import type { Operation } from '../src/conformance/spec-model.js';
+import { framesRead } from '../src/conformance/stream-step.js';
 import { runConformance, type Report } from '../src/conformance/run.js';
 import { formatReport } from '../src/conformance/report.js';
 import { openOperations } from '../src/http/auth.js';
@@ -204,6 +207,36 @@ describe('the conformance suite against a faulty server', { timeout: 120_000 }, 
     const itemCases = failuresOf(report, 'createWebhook').filter((c) => c.title.startsWith('body/types/0:'));
     expect(itemCases.length).toBeGreaterThan(0);
     for (const c of itemCases) expect(c.violations.map((v) => v.message)).toContain('the 400 does not name "types"');
+  });
+
+  it('judges an answer by what its case expected: a 404 for a malformed id only in the path, a documented 504 no server error', () => {
+    const operation = { operationId: 'getThing', responses: { '404': {}, '504': {} } } as unknown as Operation;
+    const answer = (status: number) => ({ status, contentType: 'application/json', text: '{}' });
+    expect(expectationViolations(operation, { type: 'invalid', field: 'id', inPath: true }, answer(404))).toEqual([]);
+    expect(expectationViolations(operation, { type: 'invalid', field: 'q' }, answer(404)).map((v) => v.message)).toEqual(['expected 400, got 404']);
+    expect(isServerError(operation, 504)).toBe(false);
+    expect(isServerError({ ...operation, responses: {} } as unknown as Operation, 504)).toBe(true);
+    expect(expectationViolations(operation, { type: 'valid', realIds: true }, answer(500)).map((v) => v.check)).toEqual(['no-server-error']);
+  });
+
+  it("reads a stream's frames, naming each fault: not a 200, a line that is no field, a frame without id:, an event: that is not its type", () => {
+    const operation = { operationId: 'streamThings', responses: {} } as unknown as Operation;
+    const frame = (fields: { id?: string; event?: string; data: string }) => fields;
+    const read = framesRead(new ResponseChecker(), operation, {
+      status: 503,
+      contentType: 'text/event-stream',
+      text: 'busy',
+      malformed: ['nonsense'],
+      frames: [frame({ id: '1', event: 'a', data: '{"id":1,"type":"a"}' }), frame({ data: '{"type":"a"}' }), frame({ id: '3', event: 'b', data: '{"id":3,"type":"c"}' }), frame({ id: '4', data: 'x' })],
+    });
+    expect(read.problems).toEqual([
+      'answered 503, not a stream: busy',
+      'a line that is no field, comment or blank: nonsense',
+      'a frame has no id: line (a client could not resume after it)',
+      "a frame's event: b is not its event's type c",
+      "a frame's data is not JSON: x",
+    ]);
+    expect(read.events.map((event) => event.data)).toEqual([{ id: 1, type: 'a' }, { type: 'a' }, { id: 3, type: 'c' }]);
   });
 
   it('counts a field as named only as a word of its own', () => {

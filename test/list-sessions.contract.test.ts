@@ -72,6 +72,7 @@ describe('listSessions', () => {
     expect(expired.sessions.every((s: { status: string; timeRemaining: number }) => s.status === 'expired' && s.timeRemaining === 0)).toBe(true);
     expect(expired.stats).toEqual({ totalSessions: 5, activeSessions: 3, expiredSessions: 2 });
     expect((await list('?status=active')).total).toBe(3);
+    expect((await list()).total).toBe(3); // active is the default
     expect((await list('?status=all')).total).toBe(5);
     expect((await list(`?status=expired&agentId=${agentA}`)).total).toBe(1);
     await t.sweeper.sweep();

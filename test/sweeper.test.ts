@@ -102,10 +102,25 @@ describe('the sweeper', () => {
     const real = app.store.announceDue.bind(app.store);
     let stopping: Promise<void> | undefined;
     app.store.announceDue = async (now, limit, announce) => ((stopping ??= app.sweeper.stop()), real(now, limit, announce));
+    const deletions: string[] = [];
+    for (const name of ['purgeExpired', 'purgeIdempotencyRecords', 'purgeEvents'] as const) {
+      app.store[name] = async () => (deletions.push(name), Promise.reject(new Error(`${name} after stop()`)));
+    }
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    expect(await app.sweeper.sweep()).toMatchObject({ announced: 1, purged: 0 });
+    expect(await app.sweeper.sweep()).toEqual({ announced: 1, marked: 1, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 2 }); // a batch of each step begun
     await stopping;
+    expect(deletions).toEqual([]);
     expect(app.rowCounts().sessions).toBe(4);
+  });
+
+  it('reports a pass whose announcing failed as having done nothing', async () => {
+    const store = openSqliteStore(':memory:');
+    const failing: Store = { ...store, announceDue: async () => Promise.reject(new StorageFault('the database cannot be reached (test)')) };
+    const reports: unknown[] = [];
+    const sweeper = createSweeper({ store: failing, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onSweep: (report, _seconds, failed) => reports.push([report, failed]) });
+    expect(await sweeper.sweep()).toEqual({ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 });
+    expect(reports).toEqual([[{ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 }, true]]);
+    await store.close();
   });
 
   it('leaves active sessions alone and purges only past retention', async () => {

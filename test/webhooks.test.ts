@@ -148,6 +148,8 @@ describe('webhooks', () => {
       [1, 200, null, null],
       [1, 200, null, null],
     ]);
+    const limited = await t.request({ method: 'GET', url: `/api/webhooks/${created.id}/deliveries?limit=2` });
+    expect(limited.body.deliveries).toHaveLength(2);
   });
 
   it('dates an attempt when its request was sent, and times its retry from when the answer came', async () => {
