@@ -5,7 +5,8 @@ import { announce } from '../../src/events/due-events.js';
 import { agentEvent, eventJson, eventView, messageEvent, sessionEvent } from '../../src/events/event-records.js';
 import { messageView } from '../../src/views.js';
 import type { EventInput, EventRecord, SessionRecord, Store, WebhookRecord } from '../../src/storage/store.js';
-import { MINUTE, T0 } from '../helpers/fake-clock.js';
+import { createSweeper } from '../../src/sweeper.js';
+import { MINUTE, T0, fakeClock } from '../helpers/fake-clock.js';
 import { backends } from './backends.js';
 import { agentRecord, idempotencyRecord, messageRecord, sessionRecord } from './records.js';
 
@@ -244,6 +245,20 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.announceDue(T0 + 29 * MINUTE, 10, announce)).toBe(0);
       expect(await store.announceDue(T0 + 30 * MINUTE, 10, announce)).toBe(2);
       expect((await store.listEvents({ limit: 10 })).map((e) => e.type)).toEqual(['session.expired', 'session.expired']);
+    });
+
+    it('lets a sweeper pass purge no session unannounced: a clock past expiry and retention at once announces each expiry first', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const sessions = [sessionRecord(agent.id), sessionRecord(agent.id), sessionRecord(agent.id)];
+      for (const session of sessions) await store.insertSession(session);
+      const after = await store.lastEventId();
+      const sweeper = createSweeper({ store, clock: fakeClock(T0 + 30 * MINUTE + 60 * MINUTE), retentionMs: 60 * MINUTE, intervalMs: 1000, batchSize: 2 });
+      // Warnings at 25 min, expiries at 30, each one announced; then the purge.
+      expect(await sweeper.sweep()).toMatchObject({ announced: 6, purged: 3 });
+      for (const session of sessions) expect(await store.getSession(session.id)).toBeUndefined();
+      const expired = (await store.listEvents({ after, limit: 20, agentId: agent.id })).filter((event) => event.type === 'session.expired');
+      expect(expired.map((event) => event.sessionId).sort()).toEqual(sessions.map((session) => session.id).sort());
     });
 
     it("fires a session's expiry between the other sessions' warnings when both fall due at once, in one batch or several", async () => {
