@@ -14,7 +14,7 @@ import { resolveOperation } from '../src/http/api-plugin.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createHandlers } from '../src/http/handlers/index.js';
-import { QUERY_DEFAULTS, type ServiceHandlers } from '../src/http/operation-types.js';
+import type { ServiceHandlers } from '../src/http/operation-types.js';
 import { apiSpecification, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
@@ -31,24 +31,6 @@ describe('operations and handlers', () => {
     expect(new Set(operationIds).size).toBe(operationIds.length);
     const api = specOperations().filter((operation) => !operation.operational);
     expect(Object.keys(handlers).sort()).toEqual(api.map((operation) => operation.operationId).sort());
-  });
-
-  it('reads as present exactly the query parameters the spec gives a default (the validator fills them in)', () => {
-    type Schema = { $ref?: string; default?: unknown };
-    type Parameter = { $ref?: string; name: string; in: string; schema?: Schema };
-    const spec = parse(readFileSync(specPath, 'utf8'));
-    const component = <T,>(ref: string): T => ref.split('/').slice(1).reduce((node, key) => node[key], spec);
-    const resolve = <T extends { $ref?: string }>(node: T): T => (node.$ref ? resolve(component<T>(node.$ref)) : node);
-    const hasDefault = (schema: Schema | undefined) => schema !== undefined && resolve(schema).default !== undefined;
-    type PathItem = Record<string, { operationId?: string; parameters?: Parameter[] }> & { parameters?: Parameter[] };
-    const defaulted = Object.values(spec.paths as Record<string, PathItem>).flatMap(({ parameters: shared = [], ...operations }) =>
-      Object.values(operations).map((operation) => {
-        // Operation-level parameters override path-level ones of the same name and place.
-        const byPlace = new Map([...shared, ...(operation.parameters ?? [])].map(resolve).map((p) => [`${p.in}:${p.name}`, p]));
-        return [operation.operationId, [...byPlace.values()].filter((p) => p.in === 'query' && hasDefault(p.schema)).map((p) => p.name)] as const;
-      }),
-    );
-    expect(Object.fromEntries(defaulted.filter(([, names]) => names.length > 0))).toEqual(QUERY_DEFAULTS);
   });
 
   it('serves every x-operational operation from the operational routes, and only those', async () => {

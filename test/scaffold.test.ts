@@ -45,6 +45,7 @@ describe('npm run generate on a spec with a new operation', () => {
       parameters: [{ $ref: '#/components/parameters/AgentId' }],
       get: {
         operationId: 'getAgentStatus',
+        parameters: [{ name: 'verbose', in: 'query', schema: { type: 'boolean', default: false } }],
         tags: ['Agents'],
         summary: "An agent's status",
         responses: {
@@ -61,6 +62,7 @@ describe('npm run generate on a spec with a new operation', () => {
     expect(existsSync(stubFile)).toBe(true);
     expect(readFileSync(stubFile, 'utf8')).toContain("export const getAgentStatus = (_deps: HandlerDeps): Handler<'getAgentStatus'> => notImplemented('getAgentStatus');");
     expect(readFileSync(join(project, 'src/http/handlers/index.ts'), 'utf8')).toContain('getAgentStatus: getAgentStatus(deps),');
+    expect(readFileSync(join(project, 'generated/query-defaults.d.ts'), 'utf8')).toContain('    getAgentStatus: "verbose";\n');
     // The handlers that existed are left alone.
     expect(readFileSync(join(project, 'src/http/handlers/getAgent.ts'), 'utf8')).toBe(readFileSync(join(ROOT, 'src/http/handlers/getAgent.ts'), 'utf8'));
 

@@ -1,6 +1,7 @@
 // Request and response types of each operation, taken from the generated spec types.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { operations } from '../../generated/api.js';
+import type { QueryDefaults } from '../../generated/query-defaults.js';
 
 /**
  * The operations marked `x-operational: true` in the spec, served by src/ops rather than
@@ -19,19 +20,8 @@ export type RequestBody<K extends OperationId> = operations[K] extends { request
 export type PathParams<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? P : never;
 type Query<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? NonNullable<Q> : never;
 
-/**
- * The query parameters the spec gives a `default`, per operation: the validator fills
- * them in (useDefaults), so handlers read them as present. A test checks this list
- * against the spec.
- */
-export const QUERY_DEFAULTS = {
-  deleteAgent: ['force'],
-  listSessions: ['status', 'limit', 'offset', 'count'],
-  getSessionMessages: ['limit'],
-  listWebhookDeliveries: ['limit'],
-} as const satisfies { [K in OperationId]?: ReadonlyArray<[Query<K>] extends [never] ? never : keyof Query<K>> };
-
-type Defaulted<K extends OperationId> = K extends keyof typeof QUERY_DEFAULTS ? (typeof QUERY_DEFAULTS)[K][number] & keyof Query<K> : never;
+// Generated from the spec's defaults: the validator fills them in (useDefaults), so handlers read them as present.
+type Defaulted<K extends OperationId> = K extends keyof QueryDefaults ? QueryDefaults[K] & keyof Query<K> : never;
 export type QueryParams<K extends OperationId> = Query<K> & Required<Pick<Query<K>, Defaulted<K>>>;
 
 /** The body of any response the operation documents. Failures are thrown as ApiError. */

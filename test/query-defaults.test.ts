@@ -1,0 +1,38 @@
+// Which query parameters handlers read as present: those the spec gives a default, found
+// wherever the spec can put them. `npm run generate` writes them as a type
+// (generated/query-defaults.d.ts); `check:generated` fails when that file drifts.
+import { describe, expect, it } from 'vitest';
+import { defaultedQueryParameters, queryDefaultsDeclaration } from '../scripts/query-defaults.js';
+
+describe('defaultedQueryParameters', () => {
+  const document = {
+    components: {
+      schemas: { Limit: { type: 'integer', default: 50 }, Plain: { type: 'integer' } },
+      parameters: {
+        Limit: { name: 'limit', in: 'query', schema: { $ref: '#/components/schemas/Limit' } },
+        Verbose: { name: 'verbose', in: 'query', schema: { type: 'boolean', default: false } },
+      },
+    },
+    paths: {
+      '/things': {
+        parameters: [{ $ref: '#/components/parameters/Verbose' }, { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } }],
+        get: { operationId: 'listThings', parameters: [{ $ref: '#/components/parameters/Limit' }, { name: 'plain', in: 'query', schema: { $ref: '#/components/schemas/Plain' } }] },
+        // Overrides the path-level `page` with one that has no default.
+        delete: { operationId: 'deleteThings', parameters: [{ name: 'page', in: 'query', schema: { type: 'integer' } }] },
+      },
+      '/things/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', default: 'x' } }],
+        get: { operationId: 'getThing', parameters: [{ name: 'format', in: 'header', schema: { type: 'string', default: 'json' } }] },
+        summary: 'not an operation',
+      },
+    },
+  };
+
+  it('reads path-level and operation-level parameters, through $refs to parameters and schemas', () => {
+    expect(defaultedQueryParameters(document)).toEqual({ listThings: ['verbose', 'page', 'limit'], deleteThings: ['verbose'] });
+  });
+
+  it('writes them as a type, one line per operation', () => {
+    expect(queryDefaultsDeclaration(defaultedQueryParameters(document))).toContain('export interface QueryDefaults {\n    listThings: "verbose" | "page" | "limit";\n    deleteThings: "verbose";\n}\n');
+  });
+});
