@@ -155,8 +155,9 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       // The pump may not have announced an expiry the purge would delete: the clock moved
       // past expiry and retention at once (a VM resumed), or every server was down that long.
       report.announced = await inBatches(announceDue(now), report);
-      report.marked = await inBatches(mark(now), report);
-      // Stopped, some due announcements may be left: this pass deletes nothing.
+      // Stopped, a pass ends after its current batch; some due announcements may be left,
+      // so it deletes nothing.
+      if (!stopped) report.marked = await inBatches(mark(now), report);
       if (!stopped) {
         const cutoff = purgeCutoff(now, retentionMs);
         report.purged = await inBatches(purge(cutoff), report, purgeSize);
