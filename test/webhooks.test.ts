@@ -347,6 +347,10 @@ describe('webhooks', () => {
     const created = await subscribe({ url: 'https://hooks.example.com/x' });
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).body).toEqual({ success: true, message: 'Webhook deleted' });
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${created.id}` })).status).toBe(404);
+    // Two at once: the one that deleted it answers 200, the other 404.
+    const raced = await subscribe({ url: 'https://hooks.example.com/y' });
+    const answers = await Promise.all([1, 2].map(() => t.request({ method: 'DELETE', url: `/api/webhooks/${raced.id}` })));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 404]);
   });
 
   it('replays POST /api/webhooks under the same Idempotency-Key, creating one webhook', async () => {

@@ -5,8 +5,10 @@ import type { Store, WebhookRecord } from '../storage/store.js';
 import { agentScope } from './access-scope.js';
 import { visibleTo } from './webhook-views.js';
 
+export const webhookNotFound = (webhookId: string) => new ApiError('WEBHOOK_NOT_FOUND', `params/webhookId ${webhookId} does not exist`);
+
 export async function visibleWebhook(store: Store, request: FastifyRequest, webhookId: string): Promise<WebhookRecord> {
   const webhook = await store.getWebhook(webhookId);
-  if (!webhook || !visibleTo(agentScope(request), webhook)) throw new ApiError('WEBHOOK_NOT_FOUND', `params/webhookId ${webhookId} does not exist`);
+  if (!webhook || !visibleTo(agentScope(request), webhook)) throw webhookNotFound(webhookId);
   return webhook;
 }
