@@ -47,3 +47,6 @@ export class ApiError extends Error {
     return { success: false, error: { code: this.code, message: this.message, details: this.details } };
   }
 }
+
+/** `field` (`params/sessionId`, `body/agentId`, …) names nothing that exists, or nothing the caller may see. */
+export const notFound = (code: 'SESSION_NOT_FOUND' | 'AGENT_NOT_FOUND' | 'WEBHOOK_NOT_FOUND', field: string, id: string) => new ApiError(code, `${field} ${id} does not exist`);

@@ -1,9 +1,8 @@
 // What a key bound to agents may see: those agents and their sessions. Anything else
 // answers 404 as if it did not exist (not 403: a key learns nothing of others' ids).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
+import { notFound } from '../errors.js';
 import type { Store } from '../storage/store.js';
-import { clip } from './limits.js';
 
 /** The agents the caller may use; undefined: all of them. */
 export function agentScope(request: FastifyRequest): readonly string[] | undefined {
@@ -25,14 +24,14 @@ async function checkScope(store: Store, request: FastifyRequest, scope: readonly
   if (typeof params.sessionId === 'string') {
     const session = await store.getSession(params.sessionId);
     if (session && !scope.includes(session.agentId)) {
-      throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(params.sessionId, 100)} does not exist`);
+      throw notFound('SESSION_NOT_FOUND', 'params/sessionId', params.sessionId);
     }
   }
   if (typeof params.agentId === 'string' && !scope.includes(params.agentId)) {
-    throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${clip(params.agentId, 100)} does not exist`);
+    throw notFound('AGENT_NOT_FOUND', 'params/agentId', params.agentId);
   }
   const body = request.body as { agentId?: unknown } | undefined;
   if (body && typeof body === 'object' && typeof body.agentId === 'string' && !scope.includes(body.agentId)) {
-    throw new ApiError('AGENT_NOT_FOUND', `body/agentId ${clip(body.agentId, 100)} does not exist`);
+    throw notFound('AGENT_NOT_FOUND', 'body/agentId', body.agentId);
   }
 }

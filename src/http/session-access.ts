@@ -1,16 +1,15 @@
 // The gate every operation on one session passes: gone is 404, expired is 410.
 import { announcementsAfterChange, lifecycle, type DueEventType, type SessionTiming } from '../domain/timeout-policy.js';
 import { changeEvents } from '../events/event-records.js';
-import { ApiError } from '../errors.js';
+import { ApiError, notFound } from '../errors.js';
 import { sessionWith, type EventType, type SessionRecord } from '../storage/store.js';
-import { clip } from './limits.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { isoTime, sessionInfoView } from '../views.js';
 
 /** The session if it exists at `now`, active or expired but retained; otherwise 404. */
 export function retainedSession(session: SessionRecord | undefined, sessionId: string, now: number, retentionMs: number): SessionRecord {
   if (!session || lifecycle(session.expiresAt, now, retentionMs) === 'purged') {
-    throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
+    throw notFound('SESSION_NOT_FOUND', 'params/sessionId', sessionId);
   }
   return session;
 }

@@ -1,6 +1,6 @@
 import { sessionId } from '../../domain/session-id.js';
 import { agentTimeoutLayer, announcementsAfterChange, resolveTimeoutConfig, startTiming } from '../../domain/timeout-policy.js';
-import { ApiError } from '../../errors.js';
+import { notFound } from '../../errors.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { changeEvents, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
@@ -13,7 +13,7 @@ export const createSession =
   async (request, reply) => {
     const { agentId, userId, metadata = {}, timeoutConfig } = request.body;
     assertSerializedSize(metadata, 'body/metadata');
-    const agentMissing = () => new ApiError('AGENT_NOT_FOUND', `body/agentId ${agentId} does not exist`);
+    const agentMissing = () => notFound('AGENT_NOT_FOUND', 'body/agentId', agentId);
     const agent = await store.getAgent(agentId);
     if (!agent) throw agentMissing();
 

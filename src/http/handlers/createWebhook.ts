@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ApiError } from '../../errors.js';
+import { ApiError, notFound } from '../../errors.js';
 import { type PrivateAddresses, privateHostOf } from '../../events/private-addresses.js';
 import { newWebhookSecret } from '../../events/webhook-delivery.js';
 import type { WebhookRecord } from '../../storage/store.js';
@@ -15,7 +15,7 @@ export const createWebhook =
   async (request, reply) => {
     const { url, types, agentId } = request.body;
     assertDeliverable(url, webhookPrivateAddresses);
-    if (agentId !== undefined && !(await store.getAgent(agentId))) throw new ApiError('AGENT_NOT_FOUND', `body/agentId ${agentId} does not exist`);
+    if (agentId !== undefined && !(await store.getAgent(agentId))) throw notFound('AGENT_NOT_FOUND', 'body/agentId', agentId);
     const scope = agentScope(request);
     const now = clock.now();
     const webhook: WebhookRecord = {

@@ -1,5 +1,5 @@
 import { purgeCutoff } from '../../domain/timeout-policy.js';
-import { ApiError } from '../../errors.js';
+import { ApiError, notFound } from '../../errors.js';
 import { agentEvent, sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
@@ -20,7 +20,7 @@ export const deleteAgent =
     );
     switch (outcome.kind) {
       case 'not_found':
-        throw new ApiError('AGENT_NOT_FOUND', `params/agentId ${agentId} does not exist`);
+        throw notFound('AGENT_NOT_FOUND', 'params/agentId', agentId);
       case 'has_active_sessions':
         throw new ApiError(
           'AGENT_HAS_ACTIVE_SESSIONS',

@@ -1,18 +1,13 @@
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
-import { ApiError } from '../../errors.js';
 import { resumePoint } from '../../events/event-stream.js';
-import { lifecycle } from '../../domain/timeout-policy.js';
-import { clip } from '../limits.js';
+import { retainedSession } from '../session-access.js';
 
 export const streamSessionEvents =
   ({ store, clock, retentionMs, streams }: HandlerDeps): Handler<'streamSessionEvents'> =>
   async (request, reply) => {
     const { sessionId } = request.params;
-    const session = await store.getSession(sessionId);
-    if (!session || lifecycle(session.expiresAt, clock.now(), retentionMs) === 'purged') {
-      throw new ApiError('SESSION_NOT_FOUND', `params/sessionId ${clip(sessionId, 100)} does not exist`);
-    }
+    const session = retainedSession(await store.getSession(sessionId), sessionId, clock.now(), retentionMs);
     const after = await resumePoint(store, (request.headers['last-event-id'] as string | undefined) ?? request.query.lastEventId, 'start');
     streams.open(request, reply, store, {
       filter: { sessionId },
