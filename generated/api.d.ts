@@ -121,7 +121,8 @@ export interface paths {
          *     sweep interval); 503 `unhealthy`: a check failed, and `failedChecks` says
          *     which: `read` (the database cannot be read), `write` (a probe write cannot
          *     commit: locked, full, read-only or failing) or `disk` (the database's file
-         *     system has less than 1 MB free). Every call checks anew, so it recovers by
+         *     system has less than 1 MB free; SQLite only: PostgreSQL's disk is not this
+         *     machine's, and a full one fails `write`). Every call checks anew, so it recovers by
          *     itself. `expiringSoon` counts active sessions that are near expiration.
          *     `uptime` is in seconds.
          */

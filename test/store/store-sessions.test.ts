@@ -580,6 +580,12 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       await expect(store.probeWrite()).resolves.toBeUndefined();
       await store.probeWrite();
     });
+
+    it('measures the free disk space of a local database file only (health checks `disk` on SQLite, not on PostgreSQL)', async () => {
+      const free = await store.freeDiskBytes();
+      if (backend.name === 'sqlite') expect(free).toBeGreaterThan(0);
+      else expect(free).toBeUndefined();
+    });
   });
 
   it('carries events into the write that produced them (and not when it fails)', async () => {
