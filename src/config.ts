@@ -214,11 +214,11 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const databasePath = read(env, 'DATABASE_PATH') ?? './data/sessions.db';
-  const sqliteSynchronous = read(env, 'SQLITE_SYNCHRONOUS') ?? 'normal';
+  const sqliteSynchronous = read(env, 'SQLITE_SYNCHRONOUS') ?? DEFAULTS.sqliteSynchronous;
   if (sqliteSynchronous !== 'normal' && sqliteSynchronous !== 'full') {
     throw new ConfigError(`SQLITE_SYNCHRONOUS=${JSON.stringify(sqliteSynchronous)} must be normal or full`);
   }
-  const webhookPrivateAddresses = read(env, 'WEBHOOK_PRIVATE_ADDRESSES') ?? 'allow';
+  const webhookPrivateAddresses = read(env, 'WEBHOOK_PRIVATE_ADDRESSES') ?? DEFAULTS.webhookPrivateAddresses;
   if (webhookPrivateAddresses !== 'allow' && webhookPrivateAddresses !== 'deny') {
     throw new ConfigError(`WEBHOOK_PRIVATE_ADDRESSES=${JSON.stringify(webhookPrivateAddresses)} must be allow or deny`);
   }

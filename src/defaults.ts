@@ -8,4 +8,6 @@ export const DEFAULTS = Object.freeze({
   agentReplyTimeoutMs: 30_000,
   eventStreamsMax: 10_000,
   postgres: Object.freeze({ poolSize: 10, statementTimeoutMs: 5000 }),
+  sqliteSynchronous: 'normal' as 'normal' | 'full',
+  webhookPrivateAddresses: 'allow' as 'allow' | 'deny',
 });

@@ -95,7 +95,6 @@ export function startStream(reply: FastifyReply, status = 200): FastifyReply['ra
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
-    'x-content-type-options': 'nosniff',
   });
   raw.write(': stream open\n\n');
   return raw;

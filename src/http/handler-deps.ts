@@ -19,7 +19,7 @@ export interface HandlerDeps {
   streams: EventStreams;
   /** Messages waiting for their agent's reply (transport http or sse; made by buildApp). */
   replies: AgentReplies;
-  /** How long such a message waits for the reply; config's DEFAULTS when absent (AGENT_REPLY_TIMEOUT_SECONDS). */
+  /** How long such a message waits for the reply; DEFAULTS (src/defaults.ts) when absent (AGENT_REPLY_TIMEOUT_SECONDS). */
   agentReplyTimeoutMs?: number;
   /** `deny`: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES); `allow` when absent. */
   webhookPrivateAddresses?: PrivateAddresses;

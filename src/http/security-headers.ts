@@ -14,13 +14,7 @@ export const SECURITY_HEADERS = {
 };
 
 /** The /docs page and its script: a browser must run them, so no `default-src 'none'`; nothing may frame them. */
-const PAGE_HEADERS = {
-  'x-content-type-options': 'nosniff',
-  'cache-control': 'no-store',
-  'content-security-policy': "frame-ancestors 'none'",
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-};
+const PAGE_HEADERS = { ...SECURITY_HEADERS, 'content-security-policy': "frame-ancestors 'none'" };
 
 const PAGE_TYPES = /^(text\/html|text\/css|text\/javascript|application\/javascript)/;
 

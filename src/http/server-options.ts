@@ -70,8 +70,7 @@ export function installServerLifecycle(app: FastifyInstance, onSocketAnswer: OnS
     // answers for itself: the store is open until the requests in flight are done.
     // `request.routeOptions` builds an object on each read: only read while stopping.
     if (closing && (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId !== 'getSessionsHealth') {
-      const apiError = new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection');
-      return reply.code(apiError.status).header('retry-after', RETRY_AFTER_SECONDS).send(apiError.toEnvelope());
+      return done(new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry on a new connection'));
     }
     afterAnswerBefore(request, reply, done);
   });

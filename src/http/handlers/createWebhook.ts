@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULTS } from '../../defaults.js';
 import { ApiError, notFound } from '../../errors.js';
 import { type PrivateAddresses, privateHostOf } from '../../events/private-addresses.js';
 import { newWebhookSecret } from '../../events/webhook-delivery.js';
@@ -11,7 +12,7 @@ import type { Handler } from '../operation-types.js';
 import { webhookView } from '../webhook-views.js';
 
 export const createWebhook =
-  ({ store, clock, webhookPrivateAddresses = 'allow' }: HandlerDeps): Handler<'createWebhook'> =>
+  ({ store, clock, webhookPrivateAddresses = DEFAULTS.webhookPrivateAddresses }: HandlerDeps): Handler<'createWebhook'> =>
   async (request, reply) => {
     const { url, types, agentId } = request.body;
     assertDeliverable(url, webhookPrivateAddresses);

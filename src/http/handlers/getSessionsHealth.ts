@@ -80,9 +80,10 @@ export const getSessionsHealth = ({ store, clock, retentionMs, sweeper }: Handle
     }
     const details = [...failed].map(([check, cause]) => `${check}: ${cause}`).join('; ');
     log.failed(request, details);
-    reply.code(503).header('retry-after', RETRY_AFTER_SECONDS);
+    const unavailable = new ApiError('SERVICE_UNAVAILABLE', details);
+    reply.code(unavailable.status).header('retry-after', RETRY_AFTER_SECONDS);
     return {
-      ...new ApiError('SERVICE_UNAVAILABLE', details).toEnvelope(),
+      ...unavailable.toEnvelope(),
       status: 'unhealthy' as const,
       failedChecks: [...failed.keys()],
       ...common,

@@ -2,6 +2,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { DEFAULTS } from '../../defaults.js';
 import { migrate } from './migrations.js';
 import { checkOnOpen } from './storage-faults.js';
 
@@ -49,7 +50,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma(`synchronous = ${(options.synchronous ?? DEFAULTS.sqliteSynchronous).toUpperCase()}`);
     db.pragma('foreign_keys = ON');
     // Every write of a group commit runs in a savepoint, which journals the original of
     // each page it touches: in memory, not in a temporary file (one pwrite a page a write).

@@ -52,7 +52,8 @@ export function prepareStatements(db: Database.Database) {
     getAgent: prepare<[string], AgentRow>(db, 'SELECT * FROM agents WHERE id = ?'),
     listAgents: prepare<[], AgentRow>(db, 'SELECT * FROM agents ORDER BY created_at, id'),
     deleteAgent: prepare<[string]>(db, 'DELETE FROM agents WHERE id = ?'),
-    // "Active" is the timeout policy's "not expired": expires_at > now (see isExpired).
+    // "Active" is the timeout policy's "not expired": expires_at > now and its expiry not
+    // announced (see lifecycle); announcing an expiry sets status 'expired'.
     countActiveSessionsOfAgent: prepare<{ agentId: string; now: number }, { n: number }>(
       db,
       "SELECT count(*) AS n FROM sessions WHERE agent_id = @agentId AND status = 'active' AND expires_at > @now",
