@@ -1,28 +1,14 @@
 // The query parameters the spec gives a `default`, per operation. The validator fills them
 // in (useDefaults), so handlers read them as present: `npm run generate` writes them as a
 // type, generated/query-defaults.d.ts, which src/http/operation-types.ts reads.
-
-type Schema = { $ref?: string; default?: unknown };
-type Parameter = { $ref?: string; name: string; in: string; schema?: Schema };
-type Operation = { operationId?: string; parameters?: Parameter[] };
-type PathItem = Record<string, unknown> & { parameters?: Parameter[] };
-
-const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+import { operationsOf } from '../src/spec.js';
 
 /** operationId → the names of its query parameters with a default, in the spec's order. */
-export function defaultedQueryParameters(document: { paths: object }): Record<string, string[]> {
-  const component = <T>(ref: string) => ref.split('/').slice(1).reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], document) as T;
-  const resolve = <T extends { $ref?: string }>(node: T): T => (node.$ref ? resolve(component<T>(node.$ref)) : node);
+export function defaultedQueryParameters(document: object): Record<string, string[]> {
   const defaulted: Record<string, string[]> = {};
-  for (const { parameters: shared = [], ...item } of Object.values(document.paths as Record<string, PathItem>)) {
-    for (const [method, value] of Object.entries(item)) {
-      const operation = value as Operation;
-      if (!HTTP_METHODS.includes(method) || operation.operationId === undefined) continue;
-      // Operation-level parameters override path-level ones of the same name and place.
-      const byPlace = new Map([...shared, ...(operation.parameters ?? [])].map(resolve).map((p) => [`${p.in}:${p.name}`, p]));
-      const names = [...byPlace.values()].filter((p) => p.in === 'query' && p.schema !== undefined && resolve(p.schema).default !== undefined).map((p) => p.name);
-      if (names.length > 0) defaulted[operation.operationId] = names;
-    }
+  for (const { operationId, parameters } of operationsOf(document)) {
+    const names = parameters.filter((p) => p.in === 'query' && p.schema?.default !== undefined).map((p) => p.name);
+    if (names.length > 0) defaulted[operationId] = names;
   }
   return defaulted;
 }

@@ -23,16 +23,33 @@ export interface SpecOperation {
   statuses: string[];
   /** A response of it is a stream of Server-Sent Events (it may hold its request open). */
   streams: boolean;
+  /** Its parameters, path-level and its own (which override those of the same name and place), $refs resolved. */
+  parameters: SpecParameter[];
+  /** Its own `security`, when it has one. */
+  security?: unknown[];
+  /** `x-admin-only: true`: a key bound to agents gets 403. */
+  adminOnly: boolean;
+}
+
+export interface SpecParameter {
+  name: string;
+  in: string;
+  schema?: { $ref?: string; default?: unknown };
 }
 
 interface OperationObject {
   operationId?: string;
   requestBody?: { required?: boolean };
   responses?: Record<string, unknown>;
+  parameters?: Array<SpecParameter | { $ref: string }>;
+  security?: unknown[];
   'x-operational'?: boolean;
+  'x-admin-only'?: boolean;
 }
 
-let document: { paths: Record<string, Record<string, OperationObject>> } | undefined;
+type PathItem = Record<string, unknown> & { parameters?: Array<SpecParameter | { $ref: string }> };
+
+let document: { paths: Record<string, PathItem> } | undefined;
 let specAjv: Ajv2020 | undefined;
 
 /** The spec as JSON, written by `npm run generate` with the SHA-256 of the YAML it was made from. */
@@ -66,18 +83,21 @@ export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknow
   return copy?.sourceSha256 === sha256Hex(yaml) ? copy.document : parse(yaml);
 }
 
-/** A response object, or the one a `#/components/responses/…` reference names. */
-function resolvedResponse(response: unknown): { content?: object } {
-  const ref = (response as { $ref?: string }).$ref;
-  if (ref === undefined) return response as { content?: object };
-  const name = ref.replace('#/components/responses/', '');
-  return ((specDocument() as { components?: { responses?: Record<string, object> } }).components?.responses?.[name] ?? {}) as { content?: object };
+export function specOperations(): SpecOperation[] {
+  return operationsOf(specDocument());
 }
 
-export function specOperations(): SpecOperation[] {
-  return Object.entries(specDocument().paths).flatMap(([path, item]) =>
+/** The operations of an OpenAPI document (`document` for `npm run generate`, which reads the YAML). */
+export function operationsOf(document: object): SpecOperation[] {
+  const { paths } = document as { paths: Record<string, PathItem> };
+  const resolve = <T>(node: T | { $ref: string }): T => {
+    const ref = (node as { $ref?: string }).$ref;
+    return ref === undefined ? (node as T) : resolve(ref.split('/').slice(1).reduce<unknown>((at, key) => (at as Record<string, unknown>)[key], document) as T);
+  };
+  return Object.entries(paths).flatMap(([path, item]) =>
     Object.entries(item)
       .filter(([method]) => HTTP_METHODS.includes(method))
+      .map(([method, value]) => [method, value as OperationObject] as const)
       .map(([method, operation]) => ({
         operationId: operation.operationId ?? `${method} ${path}`,
         method: method.toUpperCase(),
@@ -85,7 +105,14 @@ export function specOperations(): SpecOperation[] {
         bodyRequired: operation.requestBody?.required === true,
         operational: operation['x-operational'] === true,
         statuses: Object.keys(operation.responses ?? {}),
-        streams: Object.values(operation.responses ?? {}).some((response) => 'text/event-stream' in (resolvedResponse(response).content ?? {})),
+        streams: Object.values(operation.responses ?? {}).some((response) => 'text/event-stream' in (resolve<{ content?: object }>(response as object).content ?? {})),
+        parameters: [
+          ...new Map(
+            [...(item.parameters ?? []), ...(operation.parameters ?? [])].map(resolve<SpecParameter>).map((p) => [`${p.in}:${p.name}`, p]),
+          ).values(),
+        ].map((p) => (p.schema ? { ...p, schema: resolve(p.schema) } : p)),
+        ...(operation.security ? { security: operation.security } : {}),
+        adminOnly: operation['x-admin-only'] === true,
       })),
   );
 }
@@ -95,7 +122,7 @@ export function apiSpecification(): object {
   const copy = structuredClone(specDocument());
   for (const [path, item] of Object.entries(copy.paths)) {
     for (const [method, operation] of Object.entries(item)) {
-      if (HTTP_METHODS.includes(method) && operation['x-operational'] === true) delete item[method];
+      if (HTTP_METHODS.includes(method) && (operation as OperationObject)['x-operational'] === true) delete item[method];
     }
     if (!Object.keys(item).some((key) => HTTP_METHODS.includes(key))) delete copy.paths[path];
   }

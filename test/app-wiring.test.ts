@@ -15,7 +15,7 @@ import { createEventStreams } from '../src/events/event-stream.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
-import { apiSpecification, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
+import { apiSpecification, operationsOf, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
 import { fakeClock } from './helpers/fake-clock.js';
@@ -46,7 +46,7 @@ describe('operations and handlers', () => {
     const app = Fastify();
     const spec = await import('../src/spec.js');
     const operations = spec.specOperations();
-    vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true, statuses: ['200'], streams: false }]);
+    vi.spyOn(spec, 'specOperations').mockReturnValue([...operations, { operationId: 'getStatusPage', method: 'GET', path: '/status', bodyRequired: false, operational: true, statuses: ['200'], streams: false, parameters: [], adminOnly: false }]);
     try {
       app.register(opsPlugin, { store, clock, retentionMs: 0 });
       await expect(app.ready()).rejects.toThrow("No operational route for operationId 'getStatusPage' (GET /status)");
@@ -61,6 +61,39 @@ describe('operations and handlers', () => {
     const app = Fastify();
     app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
     await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId}): npm run generate writes a stub for it");
+  });
+});
+
+describe('operationsOf', () => {
+  it('gives each operation its path-level and own parameters (its own win), $refs resolved, with its security and x-admin-only', () => {
+    const document = {
+      components: {
+        schemas: { Limit: { type: 'integer', default: 50 } },
+        parameters: { Key: { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }, Limit: { name: 'limit', in: 'query', schema: { $ref: '#/components/schemas/Limit' } } },
+        responses: { Events: { description: 'a stream', content: { 'text/event-stream': {} } } },
+      },
+      paths: {
+        '/things': {
+          summary: 'not an operation',
+          parameters: [{ $ref: '#/components/parameters/Key' }, { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } }],
+          post: { operationId: 'createThing', security: [], 'x-admin-only': true, responses: { '200': { $ref: '#/components/responses/Events' } } },
+          get: { operationId: 'listThings', parameters: [{ $ref: '#/components/parameters/Limit' }, { name: 'page', in: 'query', schema: { type: 'integer' } }] },
+        },
+      },
+    };
+    const [create, list] = operationsOf(document);
+    expect(create).toMatchObject({ operationId: 'createThing', security: [], adminOnly: true, streams: true });
+    expect(create!.parameters).toEqual([
+      { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } },
+      { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } },
+    ]);
+    expect(list).toMatchObject({ operationId: 'listThings', adminOnly: false, streams: false });
+    expect(list).not.toHaveProperty('security');
+    expect(list!.parameters).toEqual([
+      { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } },
+      { name: 'page', in: 'query', schema: { type: 'integer' } },
+      { name: 'limit', in: 'query', schema: { type: 'integer', default: 50 } },
+    ]);
   });
 });
 

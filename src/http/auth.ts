@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashApiKey, sameDigest } from '../api-keys.js';
 import { ApiError } from '../errors.js';
 import { headerLines } from './client-errors.js';
-import { specDocument } from '../spec.js';
+import { specOperations } from '../spec.js';
 import { StorageFault, type Store } from '../storage/store.js';
 
 export interface Principal {
@@ -36,23 +36,13 @@ export function operationIdOf(request: FastifyRequest): string | undefined {
   return (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
 }
 
-interface SpecOperationObject {
-  operationId?: string;
-  security?: unknown[];
-  'x-admin-only'?: boolean;
-}
-
-function specOperationObjects(): SpecOperationObject[] {
-  return Object.values(specDocument().paths).flatMap((item) => Object.values(item as Record<string, SpecOperationObject>));
-}
-
 /** Operations whose own `security` lists a requirement of the scheme `scheme` (as `some` says), or none. */
 function operationsRequiring(scheme: string, some: boolean): Set<string> {
   const names = (requirement: unknown) => typeof requirement === 'object' && requirement !== null && scheme in requirement;
   return new Set(
-    specOperationObjects()
+    specOperations()
       .filter((op) => Array.isArray(op.security) && op.security.some(names) === some)
-      .map((op) => op.operationId!),
+      .map((op) => op.operationId),
   );
 }
 
@@ -67,7 +57,7 @@ export const ownTokenOperations = (): Set<string> => operationsRequiring('Metric
 
 /** Operations the spec marks `x-admin-only`: a key bound to agents gets 403. */
 export function adminOnlyOperations(): Set<string> {
-  return new Set(specOperationObjects().filter((op) => op['x-admin-only'] === true).map((op) => op.operationId!));
+  return new Set(specOperations().filter((op) => op.adminOnly).map((op) => op.operationId));
 }
 
 /** `Authorization: Bearer <token>`, the scheme in any case (RFC 9110), the token compared in constant time. */

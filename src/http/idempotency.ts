@@ -14,7 +14,7 @@ import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { type Clock, steadyWallTime } from '../domain/clock.js';
 import { ApiError } from '../errors.js';
-import { specDocument } from '../spec.js';
+import { type SpecOperation, specOperations } from '../spec.js';
 import { IdempotencyKeyTaken, type Carried, type IdempotencyRecord, type Store } from '../storage/store.js';
 import { operationIdOf } from './auth.js';
 import { headerLines } from './client-errors.js';
@@ -38,16 +38,8 @@ declare module 'fastify' {
 
 /** Operations whose spec declares the Idempotency-Key header. */
 export function idempotentOperations(): Set<string> {
-  const ids = new Set<string>();
-  for (const item of Object.values(specDocument().paths)) {
-    for (const operation of Object.values(item as Record<string, { operationId?: string; parameters?: Array<{ $ref?: string; name?: string; in?: string }> }>)) {
-      const declares = (operation.parameters ?? []).some(
-        (p) => p.$ref === '#/components/parameters/IdempotencyKey' || (p.in === 'header' && p.name?.toLowerCase() === IDEMPOTENCY_HEADER),
-      );
-      if (declares && operation.operationId) ids.add(operation.operationId);
-    }
-  }
-  return ids;
+  const declares = (operation: SpecOperation) => operation.parameters.some((p) => p.in === 'header' && p.name.toLowerCase() === IDEMPOTENCY_HEADER);
+  return new Set(specOperations().filter(declares).map((operation) => operation.operationId));
 }
 
 /**
