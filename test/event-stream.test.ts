@@ -277,6 +277,7 @@ describe('API key scopes', () => {
       await t.request({ method: 'POST', url: '/api/agents', headers: { 'x-api-key': ADMIN_KEY }, body: { characterJson: { name: 'After' } } });
       await kept.waitFor(1);
       expect(revoked.events).toEqual([]);
+      expect(revoked.comments.at(-1)).toBe('the API key that opened this stream was revoked');
     } finally {
       vi.useRealTimers();
     }
@@ -340,7 +341,24 @@ describe('keep-alive and shutdown', () => {
     expect(streamsOfApp.size()).toBe(1);
     await app.close();
     await client.ended;
+    expect(client.comments.at(-1)).toBe('the server is shutting down; reconnect with Last-Event-ID');
     expect(streamsOfApp.size()).toBe(0);
+  });
+
+  it('ends a stream whose read of the log fails, saying so in its last comment', async () => {
+    const streamsOfApp = createEventStreams();
+    const failing = { ...t.store, listEvents: async () => Promise.reject(new Error('disk on fire')) };
+    const app = Fastify({ logger: false });
+    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, failing, { filter: {}, after: '0' }));
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const client = await openStream(`${url}/stream`);
+      await client.ended;
+      expect(client.comments.at(-1)).toBe('the stream failed on the server (logged there); reconnect with Last-Event-ID');
+      expect(streamsOfApp.size()).toBe(0);
+    } finally {
+      await app.close();
+    }
   });
 });
 

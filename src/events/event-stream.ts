@@ -29,6 +29,10 @@ const QUEUE_LIMIT = 10_000;
 /** And characters of their data (the events are shared by the streams, but one held only here is this stream's memory). */
 const QUEUE_CHARS_LIMIT = 8 * 1024 * 1024;
 const PAGE = 500;
+/** A stream's last comment when the server ends it. */
+const STREAM_FAILED = 'the stream failed on the server (logged there); reconnect with Last-Event-ID';
+const SERVER_CLOSING = 'the server is shutting down; reconnect with Last-Event-ID';
+const KEY_REVOKED = 'the API key that opened this stream was revoked';
 /** About how many characters of frames a stream writes as one chunk. */
 const CHUNK_CHARS = 32 * 1024;
 
@@ -135,7 +139,7 @@ export function createEventStreams({
   feed,
   pollMs,
 }: EventStreamsOptions = {}): EventStreams {
-  const open = new Set<() => void>();
+  const open = new Set<(why?: string) => void>();
   const feeds = new WeakMap<Store, EventFeed>();
   const feedOf = (store: Store): EventFeed => {
     if (feed) return feed;
@@ -172,10 +176,12 @@ export function createEventStreams({
       // The key that opened the stream is checked again every REAUTHORIZE_MS: revoked, it ends the stream.
       const stillAuthorized = request.stillAuthorized;
       const authorized =
-        stillAuthorized && setInterval(() => void stillAuthorized().then((yes) => yes || close(), () => undefined), reauthorizeMs);
-      const close = () => {
+        stillAuthorized && setInterval(() => void stillAuthorized().then((yes) => yes || close(KEY_REVOKED), () => undefined), reauthorizeMs);
+      /** Ends the stream; `why`, when given, goes to the client as its last comment. */
+      const close = (why?: string) => {
         if (closed) return;
         closed = true;
+        if (why !== undefined && !raw.destroyed) raw.write(`: ${why}\n\n`);
         clearInterval(keepAlive);
         clearInterval(authorized ?? undefined);
         leave();
@@ -184,9 +190,9 @@ export function createEventStreams({
         raw.end();
       };
       open.add(close);
-      request.raw.on('close', close);
-      raw.on('close', close);
-      raw.on('error', close);
+      request.raw.on('close', () => close());
+      raw.on('close', () => close());
+      raw.on('error', () => close());
 
       // Whichever comes first; the other listener goes too (a slow reader drains many times).
       const drained = () =>
@@ -280,7 +286,7 @@ export function createEventStreams({
           }
         } catch (error) {
           request.log.error({ err: error }, 'event stream failed');
-          close();
+          close(STREAM_FAILED);
         } finally {
           pumping = false;
         }
@@ -321,12 +327,12 @@ export function createEventStreams({
           },
           (error: unknown) => {
             request.log.error({ err: error }, 'event stream failed');
-            close();
+            close(STREAM_FAILED);
           },
         );
     },
     closeAll() {
-      for (const close of [...open]) close();
+      for (const close of [...open]) close(SERVER_CLOSING);
     },
     size: () => open.size,
   };
