@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
 import { corsHeadersFor } from './http/security-headers.js';
-import { answerFrameworkError, installStorageFaultLog } from './http/error-handling.js';
+import { answerFrameworkError, answerInEnvelope, installStorageFaultLog } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
 import { createEventFeed } from './events/event-feed.js';
@@ -51,6 +51,8 @@ export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partia
   });
   // First: the answers the lifecycle's own hook gives (no Host, shutting down) carry it too.
   echoRequestId(app);
+  // The routes outside the two plugins (the CORS preflight) answer failures in the envelope too.
+  app.setErrorHandler(answerInEnvelope);
   installStorageFaultLog(app);
   installServerLifecycle(app, unseen.answeredOnSocket);
   if (options.metrics) timeRequests(app, options.metrics);

@@ -14,12 +14,12 @@ import { until } from './helpers/until.js';
 let app: FastifyInstance | undefined;
 let port: number;
 
-async function listen(): Promise<void> {
+async function listen(access?: { corsOrigins: string[] }): Promise<void> {
   const store = openSqliteStore(':memory:');
   const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
   app = buildApp(
     { store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper },
-    { timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } },
+    { timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 }, ...(access ? { access } : {}) },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
@@ -113,6 +113,21 @@ describe('requests the router never sees', () => {
     expectEnvelope(response, 400, 'INVALID_REQUEST');
     expect(response.body.error.details).toBe('headers/host must be sent once');
     expect((await exchange('GET /api/agents HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).status).toBe(200);
+  });
+
+  it('answers a CORS preflight refused for its Host lines in the envelope too (its route is outside the API plugin)', async () => {
+    await listen({ corsOrigins: ['https://app.example'] });
+    const preflight = 'OPTIONS /api/agents HTTP/1.1\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n';
+    const twice = await exchange(`${preflight}Host: a\r\nhost: b\r\n\r\n`);
+    expectEnvelope(twice, 400, 'INVALID_REQUEST');
+    expect(twice.body.error.details).toBe('headers/host must be sent once');
+    const none = await exchange(`${preflight}\r\n`);
+    expectEnvelope(none, 400, 'INVALID_REQUEST');
+    expect(none.body.error.details).toBe('headers/host is required (HTTP/1.1)');
+    const socket = await open();
+    const answered = readAll(socket);
+    socket.write(`${preflight}Host: a\r\n\r\n`);
+    expect(await answered).toMatch(/^HTTP\/1\.1 204 /);
   });
 
   it('400 INVALID_REQUEST for two Content-Type lines (Node would keep the first; a proxy may read the last)', async () => {

@@ -42,11 +42,9 @@ export function installCors(app: FastifyInstance, { origins }: { origins: readon
   if (origins.length === 0) return;
   // An OPTIONS that is no preflight finds no route, as with CORS off (@fastify/cors would
   // answer it a text/plain 400, outside the envelope).
-  // (Answered here: this hook runs outside the API plugin and its error handler.)
-  app.addHook('onRequest', (request, reply, done) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined)) return done();
-    const notFound = new ApiError('NOT_FOUND', `OPTIONS ${clip(request.url.split('?')[0] ?? '', 200)} does not exist (a CORS preflight sends Origin and Access-Control-Request-Method)`);
-    void reply.code(notFound.status).send(notFound.toEnvelope());
+    done(new ApiError('NOT_FOUND', `OPTIONS ${clip(request.url.split('?')[0] ?? '', 200)} does not exist (a CORS preflight sends Origin and Access-Control-Request-Method)`));
   });
   void app.register(cors, {
     origin: origins.includes('*') ? '*' : [...origins],
