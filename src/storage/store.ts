@@ -217,6 +217,9 @@ export interface WebhookRecord {
   disabledAt?: number;
 }
 
+/** The attempts kept per webhook (its `…/deliveries`): recording one more deletes the oldest beyond these. */
+export const DELIVERIES_KEPT = 100;
+
 export interface DeliveryRecord {
   webhookId: string;
   eventId: string;

@@ -11,6 +11,7 @@ import pg from 'pg';
 import { DEFAULTS } from '../../defaults.js';
 import {
   type Carried,
+  DELIVERIES_KEPT,
   type DeleteAgentOutcome,
   type EventInput,
   type MessageQuery,
@@ -180,7 +181,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   const store: Store = {
     async insertAgent(agent, carried) {
       return write(async (client, wrote) => {
-        const inserted = await run(client, 
+        const inserted = await run(client,
           'INSERT INTO agents (id, name, bio, settings, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING',
           [agent.id, JSON.stringify(agent.name), agent.bio === undefined ? null : JSON.stringify(agent.bio), JSON.stringify(agent.settings), agent.createdAt],
         );
@@ -305,7 +306,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         const ids = rows.map((row) => row.id);
         // Messages first and bounded: a long conversation is deleted over several batches.
         const messageLimit = limit * PURGE_MESSAGES_PER_SESSION;
-        const messages = await run(client, 
+        const messages = await run(client,
           `DELETE FROM messages WHERE (session_id, position) IN
              (SELECT session_id, position FROM messages WHERE session_id = ANY($1::text[]) LIMIT $2)`,
           [ids, messageLimit],
@@ -423,7 +424,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async insertWebhook(webhook, carried) {
       await write(async (client, wrote) => {
-        await run(client, 
+        await run(client,
           `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
           [
@@ -457,12 +458,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async recordDelivery(delivery, state) {
       return transaction(async (client) => {
-        const moved = await run(client, 
+        const moved = await run(client,
           'UPDATE webhooks SET cursor = $2, attempts = $3, next_attempt_at = $4, failing_since = $5, disabled_at = $6 WHERE id = $1',
           [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null],
         );
         if (moved.rowCount === 0) return false; // deleted meanwhile
-        await run(client, 
+        await run(client,
           `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)`,
           [
@@ -476,8 +477,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           ],
         );
         // Only the latest attempts are kept: what listWebhookDeliveries can show.
-        await run(client, 
-          'DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET 100)',
+        await run(client,
+          `DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET ${DELIVERIES_KEPT})`,
           [delivery.webhookId],
         );
         return true;

@@ -1,6 +1,6 @@
 // Every statement the SQLite store prepares once, at open.
 import Database from 'better-sqlite3';
-import type { MessageQuery } from '../store.js';
+import { DELIVERIES_KEPT, type MessageQuery } from '../store.js';
 import { NEXT_EVENT_ID_SQL } from './event-log.js';
 import { countAfterSql, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { PASSABLE_SQL } from './mark-batch.js';
@@ -171,7 +171,7 @@ export function prepareStatements(db: Database.Database) {
     // Only the latest attempts are kept: what listWebhookDeliveries can show.
     trimDeliveries: prepare<[string, string]>(
       db,
-      'DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 100)',
+      `DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET ${DELIVERIES_KEPT})`,
     ),
     listDeliveries: prepare<[string, number], DeliveryRow>(db, 'SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
   };
