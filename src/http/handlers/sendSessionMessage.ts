@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import type { components } from '../../../generated/api.js';
 import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
 import { frame, startStream } from '../../events/event-stream.js';
+import { messageAuthor } from '../../domain/message-author.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
 import { DEFAULTS } from '../../defaults.js';
@@ -56,12 +57,9 @@ export const sendSessionMessage =
       (current, lastPosition): Sent => {
         now = clock.now();
         const active = activeSession(current, sessionId, now, retentionMs);
-        const authorId = requestedAuthor ?? active.userId;
-        if (authorId !== active.userId && authorId !== active.agentId) {
-          throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
-        }
-        // A session whose user has the agent's id (the seed's own example): a message that names no author is the user's.
-        const isAgent = authorId === active.agentId && (requestedAuthor !== undefined || active.userId !== active.agentId);
+        const author = messageAuthor(active, requestedAuthor);
+        if (!author) throw new ApiError('INVALID_REQUEST', "body/authorId must be the session's user or its agent");
+        const { authorId, isAgent } = author;
         if (wait && isAgent) {
           const [field, value] = request.body.transport === undefined ? ['mode', request.body.mode] : ['transport', transport];
           throw new ApiError('INVALID_REQUEST', `body/${field} ${value} waits for the agent's reply, but the agent wrote this message: send it without ${field} (or websocket)`);
