@@ -42,6 +42,7 @@ export type ScaleStepResult = ScaleStep & {
 
 export interface SweepResult {
   sessions: number;
+  /** What the expiring pass did: sessions marked expired until migration 26, since then the warnings and expiries it announced (the names kept for earlier results). */
   marked: number;
   markSeconds: number;
   markMaxEventLoopDelayMs: number;

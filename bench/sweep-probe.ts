@@ -25,14 +25,14 @@ async function timedSweep(retentionMs: number) {
   return { report, seconds: Math.round(seconds * 100) / 100, maxDelayMs: Math.round((delay.max / 1e6) * 10) / 10 };
 }
 
-// First only marking (retention longer than anything stored), then only purging.
+// First only expiring (announcing what is due; retention longer than anything stored), then only purging.
 const mark = await timedSweep(now);
 const purge = await timedSweep(0);
 await store.close();
 console.log(
   JSON.stringify({
     sessions,
-    marked: mark.report.marked,
+    marked: mark.report.announced,
     markSeconds: mark.seconds,
     markMaxEventLoopDelayMs: mark.maxDelayMs,
     purged: purge.report.purged,

@@ -1,8 +1,8 @@
-// The background sweeper: marks expired sessions, moves the count marks (a store with
-// running totals) and purges sessions past retention, in bounded batches with a turn of
-// the event loop between them, so that requests keep being served while a million
-// sessions expire. Reads never depend on it having run. Before it purges, it announces
-// whatever is due, as the event pump does: a session is never deleted unannounced.
+// The background sweeper: announces whatever is due that the event pump has not (a
+// session is never deleted unannounced), purges sessions past retention and moves the
+// count marks (a store with running totals), in bounded batches with a turn of the event
+// loop between them, so that requests keep being served while a million sessions expire.
+// Reads never depend on it having run.
 // It also trims the records of idempotent requests once they expire (24 h), and the
 // event log past its retention.
 import { type Clock, steadyWallTime } from './domain/clock.js';
@@ -37,7 +37,6 @@ export interface SweeperOptions {
 export interface SweepReport {
   /** Warnings and expiries announced (due, and not yet announced by the event pump). */
   announced: number;
-  marked: number;
   purged: number;
   /** Expired idempotency records deleted. */
   trimmed: number;
@@ -47,7 +46,7 @@ export interface SweepReport {
 }
 
 export interface Sweeper {
-  /** One full pass: every session expired by now is marked, every one past retention purged. */
+  /** One full pass: everything due by now announced, every session past retention purged. */
   sweep(): Promise<SweepReport>;
   start(): void;
   /** Stops the timer and waits for a pass in progress to end. */
@@ -125,10 +124,6 @@ export function createSweeper(options: SweeperOptions): Sweeper {
     const done = await store.announceDue(now, limit, announce);
     return { done, more: done === limit };
   };
-  const mark = (now: number) => async (limit: number) => {
-    const done = await store.markExpired(now, limit);
-    return { done, more: done === limit };
-  };
   const moveCountMarks = (now: number, cutoff: number) => async (limit: number) => {
     const { passed, more } = await store.moveCountMarks!(now, cutoff, limit);
     return { done: passed, more };
@@ -149,7 +144,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
 
   async function sweep(): Promise<SweepReport> {
     const now = actingNow();
-    const report: SweepReport = { announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
+    const report: SweepReport = { announced: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 };
     const started = elapsedMs();
     try {
       // The pump may not have announced an expiry the purge would delete: the clock moved
@@ -157,7 +152,6 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       report.announced = await inBatches(announceDue(now), report);
       // Stopped, a pass ends after its current batch; some due announcements may be left,
       // so it deletes nothing.
-      if (!stopped) report.marked = await inBatches(mark(now), report);
       if (!stopped) {
         const cutoff = purgeCutoff(now, retentionMs);
         report.purged = await inBatches(purge(cutoff), report, purgeSize);

@@ -330,25 +330,24 @@ describe('due announcements', () => {
     rmSync(directory, { recursive: true, force: true });
   });
 
-  it('does not announce what the sweeper merely marked, twice', async () => {
+  it('announces, once, the expiry of a session an older server marked expired unannounced (its mark pass, before migration 26)', async () => {
     const id = await newSession({ timeoutMinutes: 30 });
     t.clock.set(T0 + 31 * MINUTE);
-    const { createSweeper } = await import('../src/sweeper.js');
-    // A sweeper whose announcements found nothing (the pump's made meanwhile): it only marks.
-    const marking = createSweeper({ store: { ...t.store, announceDue: async () => 0 }, clock: t.clock, retentionMs: 1440 * MINUTE, intervalMs: 1000, batchSize: 10 });
-    expect(await marking.sweep()).toMatchObject({ announced: 0, marked: 1 });
+    const older = new Database(t.databasePath);
+    older.prepare("UPDATE sessions SET status = 'expired' WHERE id = ?").run(id);
+    older.close();
     expect(await pump()).toBe(2);
-    await marking.sweep();
     expect(await pump()).toBe(0);
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 0 });
     expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 
   it('does not announce what the sweeper announced before its purge, twice', async () => {
     const id = await newSession({ timeoutMinutes: 30 });
     t.clock.set(T0 + 31 * MINUTE);
-    expect(await t.sweeper.sweep()).toMatchObject({ announced: 2, marked: 0 });
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 2 });
     expect(await pump()).toBe(0);
-    expect(await t.sweeper.sweep()).toMatchObject({ announced: 0, marked: 0 });
+    expect(await t.sweeper.sweep()).toMatchObject({ announced: 0 });
     expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 });

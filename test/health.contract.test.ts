@@ -33,9 +33,9 @@ describe('getSessionsHealth', () => {
     let failing = true;
     const store: Store = {
       ...real,
-      markExpired: async (now, limit) => {
+      announceDue: async (now, limit, announce) => {
         if (failing) throw new Error('disk I/O error');
-        return real.markExpired(now, limit);
+        return real.announceDue(now, limit, announce);
       },
     };
     t = await startTestApp({ store });

@@ -118,7 +118,7 @@ describe('GET /metrics', () => {
     expect(valuesBy(families, 'sessions_api_sweeper_runs_total', ['result'])).toEqual({ ok: 2 });
     expect(countsBy(families, 'sessions_api_sweeper_duration_seconds', [])).toEqual({ '': 2 });
     // The first pass announced the expiry the pump had not (its warning was announced at creation).
-    expect(valuesBy(families, 'sessions_api_sweeper_sessions_total', ['action'])).toEqual({ announced: 1, marked: 0, purged: 0 });
+    expect(valuesBy(families, 'sessions_api_sweeper_sessions_total', ['action'])).toEqual({ announced: 1, purged: 0 });
   });
 
   it('counts webhook delivery attempts by outcome, and the event streams open', async () => {

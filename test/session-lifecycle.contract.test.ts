@@ -327,7 +327,7 @@ describe('an expired session', () => {
     t.clock.set(T0 + 5 * MINUTE + DEFAULT_RETENTION_MS);
     expect((await get(id)).status).toBe(404); // not purged yet: the clock decides
     expect(t.rowCounts().sessions).toBe(1);
-    expect(await t.sweeper.sweep()).toMatchObject({ marked: 0, purged: 1 });
+    expect(await t.sweeper.sweep()).toMatchObject({ purged: 1 });
     expect(t.rowCounts().sessions).toBe(0);
     expect((await get(id)).status).toBe(404);
   });

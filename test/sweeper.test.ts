@@ -22,12 +22,12 @@ function batchesOver(total: number) {
 }
 
 /**
- * The store with every step of a pass answered at once, marking as `markExpired` says: a
- * pass then ends within the tick its timer fires in (the store's own writes would wait for
- * a real turn of the event loop, which fake time does not give).
+ * The store with every step of a pass answered at once, trimming as `trim` says: a pass
+ * then ends within the tick its timer fires in (the store's own writes would wait for a
+ * real turn of the event loop, which fake time does not give).
  */
-function answeringAtOnce(store: Store, markExpired: Store['markExpired']): Store {
-  return { ...store, markExpired, purgeExpired: async () => ({ purged: 0, more: false }), moveCountMarks: undefined, purgeIdempotencyRecords: async () => 0 };
+function answeringAtOnce(store: Store, trim: Store['purgeIdempotencyRecords']): Store {
+  return { ...store, purgeExpired: async () => ({ purged: 0, more: false }), moveCountMarks: undefined, purgeIdempotencyRecords: trim };
 }
 
 let t: TestApp | undefined;
@@ -56,7 +56,7 @@ describe('the sweeper', () => {
     // Five days ahead, 60 s after the last pass: every session would be past retention, every event past its 72 h.
     app.clock.set(T0 + 5 * 24 * 60 * MINUTE);
     steady += 60_000;
-    expect(await sweeper.sweep()).toMatchObject({ marked: 0, purged: 0, trimmedEvents: 0 });
+    expect(await sweeper.sweep()).toMatchObject({ purged: 0, trimmedEvents: 0 });
     expect(jumps).toEqual([5 * 24 * 60 * MINUTE - 60_000]);
 
     // Set right again: nothing is past retention, nothing was lost.
@@ -75,29 +75,18 @@ describe('the sweeper', () => {
     expect(jumps).toHaveLength(2);
   });
 
-  it('marks expired sessions in bounded batches (those whose expiry no announcement marked)', async () => {
-    const app = await appWithSessions(10, 3);
-    app.store.announceDue = async () => 0;
-    app.clock.set(T0 + 5 * MINUTE);
-    // One empty announcing batch, 3 + 3 + 3 + 1 marked, then one empty purge batch and one empty trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ announced: 0, marked: 10, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 7 });
-    const statuses = (await app.store.listSessions({ now: app.clock.now(), purgeCutoff: 0, status: 'all', limit: 100, offset: 0 })).sessions.map((s) => s.status);
-    expect(statuses).toEqual(Array(10).fill('expired'));
-    expect(await app.sweeper.sweep()).toEqual({ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 4 });
-  });
-
   it('announces what is due before it purges, in bounded batches: a clock moved past expiry and retention at once deletes no session unannounced', async () => {
     const app = await appWithSessions(4, 3);
     const after = await app.store.lastEventId();
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
     // 3 + 1 announced (their warnings were announced when they were created), then the purge.
-    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, marked: 0, purged: 4 });
+    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, purged: 4 });
     expect(app.rowCounts().sessions).toBe(0);
     const expired = (await app.store.listEvents({ after, limit: 100 })).filter((event) => event.type === 'session.expired');
     expect(expired.map((event) => event.occurredAt)).toEqual(Array(4).fill(T0 + 5 * MINUTE));
   });
 
-  it('marks and deletes nothing in a pass stopped while it announces (some may be left unannounced)', async () => {
+  it('deletes nothing in a pass stopped while it announces (some may be left unannounced)', async () => {
     const app = await appWithSessions(4, 1);
     const real = app.store.announceDue.bind(app.store);
     let stopping: Promise<void> | undefined;
@@ -107,8 +96,8 @@ describe('the sweeper', () => {
       app.store[name] = async () => (deletions.push(name), Promise.reject(new Error(`${name} after stop()`)));
     }
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    // The pass ends after the batch it was in: the expiry announced, no session marked.
-    expect(await app.sweeper.sweep()).toEqual({ announced: 1, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 1 });
+    // The pass ends after the batch it was in: the expiry announced, nothing deleted.
+    expect(await app.sweeper.sweep()).toEqual({ announced: 1, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 1 });
     await stopping;
     expect(deletions).toEqual([]);
     expect(app.rowCounts().sessions).toBe(4);
@@ -119,19 +108,19 @@ describe('the sweeper', () => {
     const failing: Store = { ...store, announceDue: async () => Promise.reject(new StorageFault('the database cannot be reached (test)')) };
     const reports: unknown[] = [];
     const sweeper = createSweeper({ store: failing, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 10, onSweep: (report, _seconds, failed) => reports.push([report, failed]) });
-    expect(await sweeper.sweep()).toEqual({ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 });
-    expect(reports).toEqual([[{ announced: 0, marked: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 }, true]]);
+    expect(await sweeper.sweep()).toEqual({ announced: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 });
+    expect(reports).toEqual([[{ announced: 0, purged: 0, trimmed: 0, trimmedEvents: 0, batches: 0 }, true]]);
     await store.close();
   });
 
   it('leaves active sessions alone and purges only past retention', async () => {
     const app = await appWithSessions(4, 3);
     app.clock.set(T0 + 5 * MINUTE - 1);
-    expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 0 });
+    expect(await app.sweeper.sweep()).toMatchObject({ purged: 0 });
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE - 1);
-    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, marked: 0, purged: 0 }); // expired by their announcements
+    expect(await app.sweeper.sweep()).toMatchObject({ announced: 4, purged: 0 }); // expired by their announcements
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    expect(await app.sweeper.sweep()).toMatchObject({ marked: 0, purged: 4 });
+    expect(await app.sweeper.sweep()).toMatchObject({ purged: 4 });
     expect(app.rowCounts().sessions).toBe(0);
     // Each pass also moved the count marks to its instant and cutoff (SQLite's running totals).
     const db = new Database(app.databasePath, { readonly: true });
@@ -161,8 +150,8 @@ describe('the sweeper', () => {
       return outcome;
     };
     app.clock.set(T0 + 5 * MINUTE + 60 * MINUTE);
-    // 1 announcing and 1 marking batch; purging: 200 + 200 messages, then the last 50 with the session; 1 trim batch.
-    expect(await app.sweeper.sweep()).toEqual({ announced: 1, marked: 0, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 6 });
+    // 1 announcing batch; purging: 200 + 200 messages, then the last 50 with the session; 1 trim batch.
+    expect(await app.sweeper.sweep()).toEqual({ announced: 1, purged: 1, trimmed: 0, trimmedEvents: 0, batches: 5 });
     expect(deletedPerBatch).toEqual([200, 200, 50]);
     expect(app.rowCounts()).toMatchObject({ sessions: 0, messages: 0 });
   });
@@ -170,21 +159,21 @@ describe('the sweeper', () => {
   it('halves the batch when one takes longer than its budget, and doubles it back when batches are quick', async () => {
     const store = openSqliteStore(':memory:');
     let elapsed = 0;
-    let marked = 0;
+    let trimmed = 0;
     const limits: number[] = [];
     const timed: Store = {
       ...store,
-      // 0.1 ms a session for the first 600 (a cold database), then 0.001 ms.
-      markExpired: async (_now, limit) => {
+      // 0.1 ms a record for the first 600 (a cold database), then 0.001 ms.
+      purgeIdempotencyRecords: async (_now, limit) => {
         limits.push(limit);
-        const done = Math.min(limit, 1000 - marked);
-        elapsed += done * (marked < 600 ? 0.1 : 0.001);
-        marked += done;
+        const done = Math.min(limit, 1000 - trimmed);
+        elapsed += done * (trimmed < 600 ? 0.1 : 0.001);
+        trimmed += done;
         return done;
       },
     };
     const sweeper = createSweeper({ store: timed, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
-    expect((await sweeper.sweep()).marked).toBe(1000);
+    expect((await sweeper.sweep()).trimmed).toBe(1000);
     // 100 took 10 ms: halved; 50 take 5 ms, within budget: kept; quick again: back to 100, no further.
     expect(limits).toEqual([100, ...Array(10).fill(50), 50, 100, 100, 100, 100]);
     await store.close();
@@ -194,15 +183,15 @@ describe('the sweeper', () => {
     const store = openSqliteStore(':memory:');
     let elapsed = 0;
     let purged = 0;
-    const marking: number[] = [];
+    const trimming: number[] = [];
     const purging: number[] = [];
     const offLoop: Store = {
       ...store,
       purgesOffEventLoop: true,
-      markExpired: async (_now, limit) => {
-        marking.push(limit);
+      purgeIdempotencyRecords: async (_now, limit) => {
+        trimming.push(limit);
         elapsed += 4; // 4 ms a batch: on the event loop, over a quarter of its 5 ms budget, kept
-        return marking.length < 3 ? limit : 0;
+        return trimming.length < 3 ? limit : 0;
       },
       // 0.06 ms a session: 1,000 take 60 ms, over the 50 ms budget; 500 take 30 ms, kept.
       purgeExpired: async (_cutoff, limit) => {
@@ -215,7 +204,7 @@ describe('the sweeper', () => {
     };
     const sweeper = createSweeper({ store: offLoop, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 100, batchBudgetMs: 5, elapsedMs: () => elapsed });
     expect((await sweeper.sweep()).purged).toBe(3000);
-    expect(marking).toEqual([100, 100, 100]);
+    expect(trimming).toEqual([100, 100, 100]);
     expect(OFF_LOOP_BUDGET_SCALE).toBe(10);
     expect(purging).toEqual([1000, 500, 500, 500, 500]);
     await store.close();
@@ -229,7 +218,7 @@ describe('the sweeper', () => {
     const took = [10, 10, 1, 0.5];
     const timed: Store = {
       ...store,
-      markExpired: async (_now, limit) => {
+      purgeIdempotencyRecords: async (_now, limit) => {
         if (limits.length >= 20) throw new Error(`no progress: ${limits.join(',')}`);
         elapsed += took[limits.length] ?? 0;
         return take(limit);
@@ -238,7 +227,7 @@ describe('the sweeper', () => {
     const sweeper = createSweeper({ store: timed, clock: fakeClock(), retentionMs: 0, intervalMs: 1000, batchSize: 2, batchBudgetMs: 4, elapsedMs: () => elapsed });
     const report = await sweeper.sweep();
     expect(sweeper.lastError()).toBeUndefined();
-    expect(report.marked).toBe(6);
+    expect(report.trimmed).toBe(6);
     expect(limits).toEqual([2, 1, 1, 1, 2]);
     await store.close();
   });
@@ -250,7 +239,6 @@ describe('the sweeper', () => {
     const offLoop: Store = {
       ...store,
       purgesOffEventLoop: true,
-      markExpired: async () => 0,
       purgeExpired: async () => ({ purged: 0, more: false }),
       // 0.06 ms a session, as a purge: 1,000 take 60 ms, over the 50 ms budget; 500 take 30 ms, kept.
       moveCountMarks: async (_now, _cutoff, limit) => {
@@ -277,13 +265,13 @@ describe('the sweeper', () => {
 
   it('ends a pass in progress after its current batch once stopped', async () => {
     const store = openSqliteStore(':memory:');
-    const marking: number[] = [];
+    const trimming: number[] = [];
     let stopping: Promise<void> | undefined;
     const endless: Store = {
       ...store,
-      markExpired: async (_now, limit) => {
-        marking.push(limit);
-        if (marking.length > 50) throw new Error('the pass went on after stop()');
+      purgeIdempotencyRecords: async (_now, limit) => {
+        trimming.push(limit);
+        if (trimming.length > 50) throw new Error('the pass went on after stop()');
         stopping ??= sweeper.stop();
         return limit;
       },
@@ -292,8 +280,8 @@ describe('the sweeper', () => {
     const report = await sweeper.sweep();
     await stopping;
     expect(sweeper.lastError()).toBeUndefined();
-    expect(report.marked).toBe(10);
-    expect(marking).toEqual([10]);
+    expect(report.trimmed).toBe(10);
+    expect(trimming).toEqual([10]);
     await store.close();
   });
 
@@ -303,7 +291,7 @@ describe('the sweeper', () => {
     let batch = 0;
     const counting: Store = {
       ...store,
-      markExpired: async () => {
+      purgeIdempotencyRecords: async () => {
         turns.push(`batch ${batch}`);
         batch += 1;
         setImmediate(() => turns.push('turn'));
@@ -371,14 +359,13 @@ describe('the sweeper', () => {
     let failing = 4; // the passes at 60 s, +1 s, +2 s and +4 s fail; the one at +8 s passes
     const flaky: Store = {
       ...store,
-      markExpired: async () => {
+      purgeIdempotencyRecords: async () => {
         passes.push(Date.now());
         if (failing-- > 0) throw new StorageFault('the database cannot be reached (test)');
         return 0;
       },
       purgeExpired: async () => ({ purged: 0, more: false }),
       moveCountMarks: undefined,
-      purgeIdempotencyRecords: async () => 0,
     };
     const sweeper = createSweeper({ store: flaky, clock: fakeClock(), retentionMs: 0, intervalMs: 60_000, batchSize: 10 });
     const started = Date.now();

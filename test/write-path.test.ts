@@ -12,7 +12,6 @@ import { MARK_BATCH_SQL, NTH_AFTER_SQL, NTH_AT_SQL, PASSABLE_SQL } from '../src/
 import { migrate } from '../src/storage/sqlite/migrations.js';
 import { purgeSql } from '../src/storage/sqlite/purge-batch.js';
 import { PURGEABLE_SQL } from '../src/storage/sqlite/purge-batch.js';
-import { MARK_EXPIRED_SQL } from '../src/storage/sqlite/queries.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../src/storage/store.js';
 import { expectCountTotalsExact } from './helpers/count-totals.js';
@@ -235,10 +234,6 @@ describe('the sweeper queries', () => {
     db.close();
     return detail;
   };
-
-  it('marks expired sessions from the partial index of unmarked ones (a marked session is never read again)', () => {
-    expect(plan(MARK_EXPIRED_SQL)).toMatch(/SEARCH sessions USING COVERING INDEX sessions_unmarked_expiry \(expires_at<\?\)/);
-  });
 
   it('counts from one total and index ranges between a mark and the instant; moves a mark along the expiry index', () => {
     const db = new Database(':memory:');

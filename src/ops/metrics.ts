@@ -46,7 +46,7 @@ export function createMetrics(): Metrics {
   });
   const sweepRuns = new Counter({ name: 'sessions_api_sweeper_runs_total', help: 'Sweeper passes, by result.', labelNames: ['result'], registers });
   const sweepDuration = new Histogram({ name: 'sessions_api_sweeper_duration_seconds', help: 'Duration of a sweeper pass.', registers });
-  const swept = new Counter({ name: 'sessions_api_sweeper_sessions_total', help: 'What the sweeper did to sessions: announced (a due warning or expiry the event pump had not announced), marked expired, purged.', labelNames: ['action'], registers });
+  const swept = new Counter({ name: 'sessions_api_sweeper_sessions_total', help: 'What the sweeper did to sessions: announced (a due warning or expiry the event pump had not announced), purged.', labelNames: ['action'], registers });
 
   const deliveries = new Counter({
     name: 'sessions_api_webhook_deliveries_total',
@@ -98,7 +98,6 @@ export function createMetrics(): Metrics {
       sweepRuns.inc({ result: failed ? 'failed' : 'ok' });
       sweepDuration.observe(seconds);
       swept.inc({ action: 'announced' }, report.announced);
-      swept.inc({ action: 'marked' }, report.marked);
       swept.inc({ action: 'purged' }, report.purged);
     },
     observeDelivery(outcome, seconds) {

@@ -277,8 +277,6 @@ export interface Store {
   listSessions(query: SessionQuery): Promise<SessionPage>;
   countSessions(bounds: TimeBounds): Promise<SessionCounts>;
 
-  /** Marks up to `limit` sessions expired at `now`; returns how many it marked. */
-  markExpired(now: number, limit: number): Promise<number>;
   /**
    * Deletes up to `limit` sessions that expired at or before `cutoff`, with their messages.
    * Bounded work per call: when those sessions hold many messages, a call may delete only

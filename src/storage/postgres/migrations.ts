@@ -198,6 +198,11 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE events ADD COLUMN recorded_at bigint;
   `,
+  // 10: no mark pass. Announcing an expiry sets the session's status, and every sweeper
+  // pass announces what is due before anything else: the pass found nothing to mark.
+  `
+  DROP INDEX sessions_unmarked_expiry;
+  `,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

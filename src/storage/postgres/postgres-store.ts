@@ -291,14 +291,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       // warns_at < expires_at always: a warning after now is of a session active now.
       return { total: row.total, active: row.active, expiringSoon: row.active - row.warning };
     },
-    async markExpired(now, limit) {
-      const marked = await query(
-        `UPDATE sessions SET status = 'expired' WHERE id IN
-           (SELECT id FROM sessions WHERE status = 'active' AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-        [now, limit],
-      );
-      return marked.rowCount ?? 0;
-    },
     async purgeExpired(cutoff, limit) {
       return write(async (client) => {
         const { rows } = await run<{ id: string }>(client, 'SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);

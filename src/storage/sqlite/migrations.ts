@@ -549,6 +549,11 @@ export const migrations: readonly string[] = [
   ALTER TABLE webhooks ADD COLUMN claimed_by TEXT;
   ALTER TABLE webhooks ADD COLUMN claimed_until INTEGER;
   `,
+  // 26: no mark pass. Announcing an expiry sets the session's status, and every sweeper
+  // pass announces what is due before anything else: the pass found nothing to mark.
+  `
+  DROP INDEX sessions_unmarked_expiry;
+  `,
 ];
 
 export function migrate(db: Database): void {

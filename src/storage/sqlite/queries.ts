@@ -1,6 +1,5 @@
 // The SQL of the store's reads that the tests also check (their query plans, their
-// parameters): the listing and its count, the message pages, the due announcements, the
-// sweeper's mark pass.
+// parameters): the listing and its count, the message pages, the due announcements.
 import type { SessionQuery } from '../store.js';
 
 // The page query walks an index in created_at order and stops after the page; the
@@ -72,6 +71,3 @@ export const DUE_SESSIONS_SQL = `SELECT ${SESSION_COLUMNS_BUT_ANNOUNCED},
   FROM due_announcements AS due CROSS JOIN sessions ON sessions.rowid = due.session_rowid
   WHERE due.due_at <= @now ORDER BY due.due_at, due.session_rowid LIMIT @limit`;
 
-/** The sweeper's mark pass, from the partial index of unmarked sessions: a marked one leaves it. */
-export const MARK_EXPIRED_SQL = `UPDATE sessions SET status = 'expired' WHERE rowid IN
-  (SELECT rowid FROM sessions WHERE status = 'active' AND expires_at <= @now LIMIT @limit)`;

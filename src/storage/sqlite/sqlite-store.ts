@@ -309,11 +309,6 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async countSessions(instants) {
       return listing.countSessions(instants);
     },
-    // The sweeper's writes go through the group commit like a request's: another process
-    // holding the write lock is waited for (SQLITE_LOCK_WAIT_MS), not a failed pass.
-    async markExpired(now, limit) {
-      return write(() => statements.markExpired.run({ now, limit }).changes);
-    },
     async moveCountMarks(now, cutoff, limit) {
       // Outside the group commit, between two of its batches: no notes are pending, so the
       // sessions a mark passes are all in the table. Another connection holding the write

@@ -4,7 +4,7 @@ import { DELIVERIES_KEPT, type MessageQuery } from '../store.js';
 import { NEXT_EVENT_ID_SQL } from './event-log.js';
 import { countAfterSql, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { PASSABLE_SQL } from './mark-batch.js';
-import { ANNOUNCED_NOW_SQL, DUE_SESSIONS_SQL, MARK_EXPIRED_SQL, MESSAGE_PAGE_SQL, MESSAGE_VIEW_PAGE_SQL, SESSION_COLUMNS_BUT_ANNOUNCED } from './queries.js';
+import { ANNOUNCED_NOW_SQL, DUE_SESSIONS_SQL, MESSAGE_PAGE_SQL, MESSAGE_VIEW_PAGE_SQL, SESSION_COLUMNS_BUT_ANNOUNCED } from './queries.js';
 import type { AgentRow, ApiKeyRow, DeliveryRow, DueTuple, MessageRow, MessageTuple, SessionRow, StoredSessionTuple, WebhookRow } from './rows.js';
 
 /** The bound parameters of a statement: a tuple, or one object of named ones. */
@@ -91,7 +91,6 @@ export function prepareStatements(db: Database.Database) {
     countWarningAfter: countAfterStatement(db, 'warning'),
     countAgentExpiringAfter: countAfterStatement(db, 'agent'),
     countUserExpiringAfter: countAfterStatement(db, 'user'),
-    markExpired: prepare<{ now: number; limit: number }>(db, MARK_EXPIRED_SQL),
     anyPurgeable: prepare<[number], number>(db, 'SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1', 'pluck'),
     countMarks: prepare<[], { now_mark: number; now_row: number; cut_mark: number; cut_row: number }>(db, 'SELECT now_mark, now_row, cut_mark, cut_row FROM session_count_marks'),
     passable: prepare<{ fromAt: number; fromRow: number; toAt: number; limit: number }, number>(db, PASSABLE_SQL, 'pluck'),
@@ -133,8 +132,7 @@ export function prepareStatements(db: Database.Database) {
       `INSERT OR IGNORE INTO due_announcements (due_at, session_rowid) SELECT value ->> 1, value ->> 0 FROM json_each(?)`,
     ),
     // An expiry announced: the row says so (a trigger drops its entry). @expired: a JSON array
-    // of [session rowid, status]; an UPDATE that sets no status (the sweeper marked it already)
-    // leaves the partial index on status (sessions_unmarked_expiry) alone.
+    // of [session rowid, status] (a session from before migration 26 may be marked expired already).
     markExpiryAnnounced: prepare<[string]>(
       db,
       `UPDATE sessions SET announced = 'expiry', status = expired.value ->> 1, due_at = NULL
