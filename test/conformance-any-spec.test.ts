@@ -286,6 +286,12 @@ describe('the faults the suite makes of a valid value', () => {
     expect(duplicated(['a', 'b'])).toEqual([['a', 'a']]);
     expect(mutateValue({ ...schema, uniqueItems: false }, ['a']).map((mutation) => mutation.fault)).not.toContain('duplicate items');
   });
+
+  it('makes a fractional number of an integer, also of one too large to have halves (near 2^53)', () => {
+    const fraction = (value: number) => mutateValue({ type: 'integer', minimum: 0, maximum: 2 ** 53 - 1 }, value).find((mutation) => mutation.fault === 'not an integer')?.value as number;
+    expect(fraction(7)).toBe(7.5);
+    expect(Number.isInteger(fraction(9007199254740938))).toBe(false);
+  });
 });
 
 describe('the valid requests the suite generates', () => {

@@ -58,7 +58,11 @@ function fieldFaults(schema: Schema, value: unknown, options: { asString: boolea
   if (!options.asString && !types.includes('null') && !('const' in schema)) add('null', null);
   if (typeof schema.minimum === 'number') add('below minimum', schema.minimum - 1);
   if (typeof schema.maximum === 'number') add('above maximum', schema.maximum + 1);
-  if (types.includes('integer') && !types.includes('number')) add('not an integer', (typeof value === 'number' ? value : 1) + 0.5);
+  if (types.includes('integer') && !types.includes('number')) {
+    // Past 2^52 a double has no halves: value + 0.5 rounds to a whole number, which is valid.
+    const fractional = (typeof value === 'number' ? value : 1) + 0.5;
+    add('not an integer', Number.isInteger(fractional) ? 0.5 : fractional);
+  }
   if (typeof schema.minLength === 'number' && schema.minLength > 0) add('too short', 'x'.repeat(schema.minLength - 1));
   if (typeof schema.maxLength === 'number' && schema.maxLength <= 5000) add('too long', 'x'.repeat(schema.maxLength + 1));
   if (schema.format && BAD_FORMATS[schema.format]) add(`bad ${schema.format}`, BAD_FORMATS[schema.format]);
