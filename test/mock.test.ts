@@ -76,6 +76,21 @@ describe('mock mode on our spec', () => {
     }
   });
 
+  it("answers each operation's 404 with the code the server answers it with: a session operation's names the session (every 404 was an agent's or a webhook's)", async () => {
+    const codes: Record<string, string> = {};
+    for (const operation of api.getOperations().filter((candidate) => candidate.responses?.['404'])) {
+      const answer = await call(app, validRequest(operation), { prefer: 'code=404' });
+      codes[operation.operationId!] = answer.body.error.code;
+    }
+    const session = ['endSession', 'getSession', 'getSessionMessages', 'renewSession', 'sendSessionMessage', 'sessionHeartbeat', 'streamSessionEvents', 'updateSessionTimeout'];
+    expect(codes).toEqual({
+      ...Object.fromEntries(['createSession', 'createWebhook', 'deleteAgent', 'getAgent'].map((id) => [id, 'AGENT_NOT_FOUND'])),
+      ...Object.fromEntries(session.map((id) => [id, 'SESSION_NOT_FOUND'])),
+      ...Object.fromEntries(['deleteWebhook', 'listWebhookDeliveries'].map((id) => [id, 'WEBHOOK_NOT_FOUND'])),
+      getMetrics: 'NOT_FOUND',
+    });
+  });
+
   it('accepts any credentials or none on operations that ask for an API key, without warnings', async () => {
     // A server of its own: openapi-backend warns once per instance.
     const fresh = await createMockServer({ specPath });
@@ -187,14 +202,14 @@ describe('mock mode on our spec', () => {
     expect(unknown.body.error.details).toBe('body/bogus is not allowed'); // as the server says it
   });
 
-  it('answers a path the spec does not have 404, and a method a path does not take 405, each in the spec error envelope (it was a bare { message })', async () => {
+  it("answers a path the spec does not have, or a method a path does not take, 404 NOT_FOUND in the spec's route answer, as the server does (it was AGENT_NOT_FOUND, and a 405 the spec never documents)", async () => {
     const answer = await call(app, { method: 'GET', url: '/api/nothing' });
     expect(answer.status).toBe(404);
-    expect(answer.body).toMatchObject({ success: false, error: { details: 'no operation for GET /api/nothing' } });
+    expect(answer.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'no operation for GET /api/nothing' } });
     expect(specSchemaValidator('ErrorEnvelope')(answer.body)).toBe(true);
     const method = await call(app, { method: 'PUT' as 'GET', url: '/api/agents', body: {} });
-    expect(method.status).toBe(405);
-    expect(method.body).toMatchObject({ success: false, error: { details: 'PUT is not allowed on /api/agents' } });
+    expect(method.status).toBe(404);
+    expect(method.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'no operation for PUT /api/agents' } });
     expect(specSchemaValidator('ErrorEnvelope')(method.body)).toBe(true);
   });
 });
@@ -391,7 +406,32 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
       notFound: [404, { message: 'no operation for GET /nowhere' }],
       notAllowed: [405, { message: 'DELETE is not allowed on /defaulted0' }],
     });
-    expect((await serve('refusing', [['400', shapes.envelope]])).notFound).toEqual([404, { error: { details: 'no operation for GET /nowhere' } }]);
+    // No answer for a 405 anywhere (no 405, 4XX or default): a method a path does not take is a 404, as an unknown path.
+    expect(await serve('refusing', [['400', shapes.envelope]])).toEqual({
+      notFound: [404, { error: { details: 'no operation for GET /nowhere' } }],
+      notAllowed: [404, { error: { details: 'no operation for DELETE /refusing0' } }],
+    });
+    // The document's response named for the status (components.responses.NotFound) shapes a 404, before the first operation's.
+    const named = join(folder, 'named.yaml');
+    const envelope = (code: string) => ({ description: code, content: { 'application/json': { schema: { type: 'object' }, example: { error: { code, details: 'x' } } } } });
+    writeFileSync(
+      named,
+      stringify({
+        openapi: '3.0.3',
+        info: { title: 'named', version: '1' },
+        paths: {
+          '/first': { get: { operationId: 'first', responses: { '200': { description: 'ok' }, '404': { $ref: '#/components/responses/ThingNotFound' } } } },
+          '/second': { get: { operationId: 'second', responses: { '200': { description: 'ok' }, '404': { $ref: '#/components/responses/NotFound' } } } },
+        },
+        components: { responses: { ThingNotFound: envelope('THING_NOT_FOUND'), NotFound: envelope('NOT_FOUND') } },
+      }),
+    );
+    const mock = await createMockServer({ specPath: named });
+    try {
+      expect((await mock.inject({ method: 'GET', url: '/nowhere' })).json()).toEqual({ error: { code: 'NOT_FOUND', details: 'no operation for GET /nowhere' } });
+    } finally {
+      await mock.close();
+    }
   });
 
   it("refuses a body that breaks a oneOf with a discriminator naming the fault of its tag's branch, each oneOf decided alone", async () => {

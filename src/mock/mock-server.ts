@@ -159,16 +159,33 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   const schemes = Object.keys((api.definition.components?.securitySchemes ?? {}) as Record<string, unknown>);
   for (const scheme of schemes) api.registerSecurityHandler(scheme, () => true);
 
-  /** For a request no operation takes: the first operation documenting that status (else a default answer, else a 400), whose error shape the answer takes. */
+  /**
+   * For a request no operation takes: the operation whose answer for that status is the
+   * document's response named for it (`components.responses.NotFound` for a 404), else the
+   * first operation documenting the status, else its range (4XX), a default answer, a 400.
+   * Its error shape (and example) is the answer's.
+   */
   const operations = api.getOperations();
+  const componentResponses = (api.definition.components?.responses ?? {}) as Record<string, unknown>;
+  const namedFor = (status: number) => {
+    const component = componentResponses[(STATUS_CODES[status] ?? '').replace(/[^A-Za-z]/g, '')];
+    const shape = component === undefined ? undefined : JSON.stringify(component);
+    return shape === undefined ? undefined : operations.find((operation) => JSON.stringify(operation.responses?.[String(status)]) === shape);
+  };
   const shapeFor = (status: number) =>
+    namedFor(status) ??
     [[String(status), `${String(status)[0]}XX`], ['default'], ['400']]
       .map((keys) => operations.find((operation) => keys.some((key) => operation.responses?.[key])))
       .find((operation) => operation !== undefined);
+  // A method its path does not take is a 405 where the document has an answer for one (a
+  // 405, 4XX or default), else a 404 as for a path no operation has, as many servers answer.
+  const answersMethodNotAllowed = operations.some((operation) => ['405', '4XX', 'default'].some((key) => operation.responses?.[key]));
+  const noOperation = (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`);
 
   api.register({
-    notFound: (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`),
-    methodNotAllowed: (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`),
+    notFound: noOperation,
+    methodNotAllowed: (c: Context, reply: FastifyReply) =>
+      answersMethodNotAllowed ? refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`) : noOperation(c, reply),
     validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
