@@ -2,6 +2,7 @@
 // mock server and by the tests' response validator.
 import { readFileSync } from 'node:fs';
 import { readableDiscriminators } from './conformance/discriminator.js';
+import { atPointer, isRemoteRef } from './conformance/spec-model.js';
 import { addFormats } from './json-formats.js';
 import { OpenAPIBackend } from 'openapi-backend';
 import { parse } from 'yaml';
@@ -43,6 +44,26 @@ function checkedDocument(path: string): object {
     throw new Error(`${path} is not an OpenAPI 3.0 or 3.1 document (no "openapi: 3.x.y" at its top)`);
   }
   return document as object;
+}
+
+/**
+ * Refuses, in one line, a `$ref` openapi-backend would follow over the network (where it is
+ * open) or leave empty: a `#/…` naming nothing validates as `{}` and mocks as `{}`, or threw
+ * a TypeError naming no ref. As the conformance suite refuses them.
+ */
+function checkRefs(document: object, path: string): void {
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== 'object') return;
+    const { $ref } = node as { $ref?: unknown };
+    if (typeof $ref === 'string') {
+      const target = $ref.split('#')[0]!;
+      if (isRemoteRef(target)) throw new Error(`$ref ${$ref}: remote references are not followed; bundle the document first (e.g. redocly bundle)`);
+      if (target === '' && atPointer(document, $ref.slice(1)) === undefined) throw new Error(`$ref ${$ref} in ${path} names nothing`);
+    }
+    Object.values(node).forEach(walk);
+  };
+  walk(document);
 }
 
 /** Whether a document refers to other files (a `$ref` not starting with `#`): those resolve relative to its path. */
@@ -92,6 +113,7 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
   // that refers to other files, from its path, for them to resolve.
   if (typeof path === 'string') {
     const document = checkedDocument(path);
+    checkRefs(document, path);
     withOperationIds(document);
     if (!refersToFiles(document)) path = document;
   }

@@ -158,6 +158,16 @@ describe('mock mode on our spec', () => {
     expect(json.status).toBe(201);
   });
 
+  it('refuses a JSON body that is a string, as the server does, even one spelling an object (a double-encoded body was parsed twice and answered 201)', async () => {
+    const post = (payload: string) => app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'application/json' }, payload });
+    for (const payload of [JSON.stringify(JSON.stringify({ agentId: UUID, userId: UUID })), '"anything"']) {
+      const refused = await post(payload);
+      expect([refused.statusCode, refused.json().error.details], payload).toEqual([400, 'body must be object']);
+    }
+    expect((await post('5')).json().error.details).toBe('body must be object');
+    expect((await post(JSON.stringify({ agentId: UUID, userId: UUID }))).statusCode).toBe(201);
+  });
+
   it('refuses a body over the limit with 413 in the documented error shape (it was Fastify\'s own)', async () => {
     const large = await app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ metadata: { x: 'a'.repeat(1_100_000) } }) });
     expect(large.statusCode).toBe(413);
@@ -542,9 +552,16 @@ describe('mock mode on documents it cannot serve as they are', () => {
     ['a Swagger 2.0 document', 'swagger.yaml', /swagger\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a YAML list', 'list.yaml', /list\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a $ref to a file that is not there', 'badref.yaml', /^cannot resolve its \$refs: Error opening file .*missing\.yaml: ENOENT[^\n]*$/],
+    // These three were served (the ref as {}: any body passed), a TypeError, a download.
+    ['a $ref naming nothing', 'dangling.yaml', /^\$ref #\/components\/schemas\/Nope in .*dangling\.yaml names nothing$/],
+    ['a $ref naming nothing, without components', 'bare.yaml', /^\$ref #\/components\/schemas\/Nope in .*bare\.yaml names nothing$/],
+    ['a remote $ref', 'remote.yaml', /^\$ref https:\/\/example\.com\/x\.yaml#\/X: remote references are not followed; bundle the document first/],
   ])('refuses %s in one line, before serving', async (_what, file, reason) => {
     const texts: Record<string, string> = {
       'badref.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /x:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: { $ref: 'missing.yaml#/X' }\n",
+      'dangling.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    post:\n      requestBody: { content: { application/json: { schema: { $ref: '#/components/schemas/Nope' } } } }\n      responses: { '201': { description: ok } }\ncomponents: { schemas: { Yes: { type: string } } }\n",
+      'bare.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: '#/components/schemas/Nope' } } } } }\n",
+      'remote.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: 'https://example.com/x.yaml#/X' } } } } }\n",
       'broken.yaml': 'openapi: 3.1.0\ninfo: [unclosed\n',
       'swagger.yaml': 'swagger: "2.0"\ninfo: { title: x, version: "1" }\npaths: {}\n',
       'list.yaml': '- a\n- b\n',
@@ -703,6 +720,42 @@ paths:
       const zero = await call(app, { method: 'POST' as 'GET', url: '/weights', body: { kg: 0 } });
       expect(zero.status).toBe(400);
       expect(zero.body.message).toBe('body/kg must be > 0');
+    } finally {
+      await app.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('validates a boolean exclusiveMinimum shared through a YAML anchor and merge key in the request and the response (probe R saw a 500)', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
+    const path = join(folder, 'counts.yaml');
+    writeFileSync(
+      path,
+      `openapi: 3.0.3
+info: { title: counts, version: "1" }
+x-base: &base
+  type: object
+  required: [n]
+  properties:
+    n: { type: integer, minimum: 0, exclusiveMinimum: true }
+paths:
+  /n:
+    post:
+      operationId: postN
+      requestBody:
+        required: true
+        content: { application/json: { schema: *base } }
+      responses:
+        '201': { description: ok, content: { application/json: { schema: { <<: *base } } } }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const zero = await call(app, { method: 'POST' as 'GET', url: '/n', body: { n: 0 } });
+      expect([zero.status, zero.body.message]).toEqual([400, 'body/n must be > 0']);
+      const one = await call(app, { method: 'POST' as 'GET', url: '/n', body: { n: 1 } });
+      expect(one.status).toBe(201);
+      expect(one.body.n).toBeGreaterThan(0);
     } finally {
       await app.close();
       rmSync(folder, { recursive: true, force: true });

@@ -71,6 +71,18 @@ export const isJsonMediaType = (type: string) => /^application\/(?:[\w.-]+\+)?js
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
+/** The node a JSON pointer (`/components/schemas/Session`, the part of a $ref after `#`) names in `root`. */
+export const atPointer = (root: unknown, pointer: string): unknown =>
+  pointer === '' || pointer === '/'
+    ? root
+    : pointer
+        .slice(1)
+        .split('/')
+        .reduce<any>((node, key) => node?.[decodeURIComponent(key).replace(/~1/g, '/').replace(/~0/g, '~')], root);
+
+/** A $ref target with a URL scheme (`https:`): fetched from the network, where it is open. */
+export const isRemoteRef = (target: string) => /^[a-z][a-z0-9+.-]*:/i.test(target);
+
 /**
  * Resolves every $ref into a tree (siblings of $ref, as 3.1 allows, are kept): `#/…` in
  * the same file, and `other.yaml#/…` or `other.yaml` in files beside it (relative to the
@@ -91,13 +103,6 @@ function resolveRefs(document: Schema, path: string, prepare: (document: Schema)
     }
     return documents.get(file)!;
   };
-  const lookup = (root: Schema, pointer: string): unknown =>
-    pointer === '' || pointer === '/'
-      ? root
-      : pointer
-          .slice(1)
-          .split('/')
-          .reduce<any>((node, key) => node?.[decodeURIComponent(key).replace(/~1/g, '/').replace(/~0/g, '~')], root);
   const walk = (node: unknown, file: string, seen: string[]): unknown => {
     if (Array.isArray(node)) return node.map((item) => walk(item, file, seen));
     if (!node || typeof node !== 'object') return node;
@@ -106,12 +111,12 @@ function resolveRefs(document: Schema, path: string, prepare: (document: Schema)
     const hash = $ref.indexOf('#');
     const target = hash < 0 ? $ref : $ref.slice(0, hash);
     const pointer = hash < 0 ? '' : $ref.slice(hash + 1);
-    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) throw new Error(`$ref ${$ref}: remote references are not followed; bundle the document first (e.g. redocly bundle)`);
+    if (isRemoteRef(target)) throw new Error(`$ref ${$ref}: remote references are not followed; bundle the document first (e.g. redocly bundle)`);
     const targetFile = target === '' ? file : resolvePath(dirname(file), target);
     const key = `${targetFile}#${pointer}`;
     // A recursive schema: stop here, accept anything (the generator makes no more levels of it).
     if (seen.includes(key)) return { [RECURSION]: true };
-    const found = lookup(documentAt(targetFile, $ref), pointer);
+    const found = atPointer(documentAt(targetFile, $ref), pointer);
     if (found === undefined) throw new Error(`$ref ${$ref} in ${file} names nothing`);
     return { ...(walk(found, targetFile, [...seen, key]) as Schema), ...(walk(rest, file, seen) as Schema) };
   };

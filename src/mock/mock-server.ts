@@ -227,7 +227,10 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     if (text === '') return done(null, undefined);
     if (!isJsonMediaType(request.headers['content-type'] ?? '')) return done(null, text);
     try {
-      done(null, JSON.parse(text));
+      const value: unknown = JSON.parse(text);
+      // openapi-backend parses a body that is not an object once more: a JSON string goes as
+      // its text, parsed once there (`"{…}"` is a string, not the object it spells).
+      done(null, typeof value === 'string' ? text : value);
     } catch (error) {
       done(Object.assign(new Error(`body is not valid JSON: ${(error as Error).message}`), { statusCode: 400 }));
     }
