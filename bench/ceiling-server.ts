@@ -23,5 +23,5 @@ app.get<{ Querystring: { bytes?: string } }>('/ceiling/sized', async (request, r
 });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const address = app.server.address();
-console.log(`ceiling listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`);
+console.error(`ceiling listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`);
 process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { startTiming } from '../src/domain/timeout-policy.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { SessionRecord } from '../src/storage/store.js';
-import { CAN_PIN, ROOT, SERVER_CPU, api, temporaryDatabase } from './lib.js';
+import { CAN_PIN, ROOT, SERVER_CPU, api, temporaryDatabase, tracked } from './lib.js';
 import { type OffOnRatio, offThenOn } from './off-then-on.js';
 import { type LoadSettings, startWithScenarios } from './throughput.js';
 
@@ -41,7 +41,7 @@ export async function startEventsServer(databasePath: string, env: Record<string
   const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const command = [process.execPath, ...nodeArgs, '--import', 'tsx', 'bench/events-server.ts'];
   const [file, ...args] = CAN_PIN ? ['taskset', '-c', SERVER_CPU, ...command] : command;
-  const child: ChildProcess = spawn(file!, args, { cwd: ROOT, env: { ...process.env, DATABASE_PATH: databasePath, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = tracked(spawn(file!, args, { cwd: ROOT, env: { ...process.env, DATABASE_PATH: databasePath, ...env }, stdio: ['pipe', 'pipe', 'inherit'] }));
   const lines = createInterface({ input: child.stdout! });
   const waiting: Array<(line: string) => void> = [];
   let listening!: (url: string) => void;

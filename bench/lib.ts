@@ -13,6 +13,26 @@ process.once('exit', () => {
   for (const directory of temporaryDirectories) rmSync(directory, { recursive: true, force: true });
 });
 
+// Interrupted (Ctrl-C, a timeout's SIGTERM), the bench passes the signal on to the processes
+// it started (its servers stop; the pinned bench, below, does all this in turn) and exits
+// through 'exit' above, so no database is left behind (a full run's reach hundreds of MB).
+const children = new Set<ChildProcess>();
+// `on`, not `once`: a Ctrl-C reaches every process of the group, then the forwarded one comes
+// too, and a signal with no listener left kills the process before it has cleaned up.
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+  process.on(signal, () => {
+    for (const child of children) child.kill(signal);
+    process.exit(128 + number);
+  });
+}
+
+/** A process the bench started, sent the signal that interrupts the bench. */
+export function tracked<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 /**
  * A fresh database file in a temporary directory of its own, deleted when the bench
  * exits: a full run makes dozens, up to hundreds of MB each, and left behind they once
@@ -29,10 +49,10 @@ export const SERVER_CPU = '0';
 export const LOAD_CPU = '1';
 
 /** Runs a script on the server's CPU: TypeScript through tsx, JavaScript (the built server) as is. */
-export function spawnOnServerCpu(args: string[], env: Record<string, string> = {}): ChildProcess {
+export function spawnOnServerCpu(args: string[], env: Record<string, string> = {}, stderr: 'inherit' | 'pipe' = 'inherit'): ChildProcess {
   const command = [process.execPath, ...(args[0]!.endsWith('.ts') ? ['--import', 'tsx'] : []), ...args];
   const [file, ...rest] = CAN_PIN ? ['taskset', '-c', SERVER_CPU, ...command] : command;
-  return spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return tracked(spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', stderr] }));
 }
 
 interface RunningServer {
@@ -43,16 +63,19 @@ interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts a script that prints "listening on http://…" and waits for that line. */
+/** Starts a script that prints "listening on http://…" to stderr, as the server does, and waits for that line. */
 async function startProcess(args: string[], env: Record<string, string>): Promise<RunningServer> {
-  const child = spawnOnServerCpu(args, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'error', ...env });
+  const child = spawnOnServerCpu(args, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'error', ...env }, 'pipe');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const baseUrl = await new Promise<string>((resolve, reject) => {
     let output = '';
-    child.stdout!.on('data', (chunk) => {
+    child.stderr!.on('data', (chunk) => {
       output += chunk;
       const match = /listening on (http:\/\/\S+)/.exec(output);
       if (match) resolve(match[1]!);
+      // Anything else the server says (a failure) is the bench's to show; its banners are not.
+      const said = String(chunk).split('\n').filter((line) => line && !/listening on|Sessions API stopped/.test(line));
+      if (said.length > 0) process.stderr.write(`${said.join('\n')}\n`);
     });
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code} before listening`)));
   });

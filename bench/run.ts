@@ -3,11 +3,12 @@
 // (full runs only) puts that report into the README's Performance section.
 // `npm run bench -- --only=event-log,warnings`: only those event steps, at the run's sizes;
 // prints their JSON and writes nothing.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { constants, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu, startCeiling, startFloor, startOurServer } from './lib.js';
+import { parseArgs } from 'node:util';
+import { buildServer, CAN_PIN, LOAD_CPU, ROOT, SERVER_CPU, spawnOnServerCpu, startCeiling, startFloor, startOurServer, tracked } from './lib.js';
 import { type Results, renderReport, evaluateTargets } from './report.js';
 import { runDueWarnings, runEvents, runLogOverhead } from './events.js';
 import { runMetricsOverhead } from './metrics-overhead.js';
@@ -15,13 +16,45 @@ import { runPostgresBench } from './postgres.js';
 import { runScale, runSweepOnly } from './scale.js';
 import { KEYED_CREATE, type MeasuredScenario, runKeyedOverhead, runScenarios, type ScenarioResult } from './throughput.js';
 
-const quick = process.argv.includes('--quick');
+const ONLY_STEPS = ['event-log', 'warnings'];
+const USAGE = `usage: npm run bench [-- --quick] [--postgres | --sweep-only | --keyed | --only=${ONLY_STEPS.join(',')}]
+  (none)        full run, about 25 minutes at full load on both cores; updates the README's Performance table
+  --quick       under 5 minutes at smaller sizes; leaves the README alone
+  --postgres    the throughput scenarios on a PostgreSQL cluster of its own
+  --sweep-only  only the scale step's expiry and purge, at its largest size
+  --keyed       only createSession with an API key and an Idempotency-Key against plain
+  --only=STEPS  only those event steps (${ONLY_STEPS.join(', ')}); prints JSON, writes nothing`;
 
-// The load generator (this process) goes on the CPU the server does not use.
+// An option it does not know is refused: ignored, it started the full 25-minute run.
+let options;
+try {
+  options = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      postgres: { type: 'boolean' },
+      'sweep-only': { type: 'boolean' },
+      keyed: { type: 'boolean' },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+} catch (error) {
+  console.error(`bench: ${(error as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const quick = options.quick === true;
+
+// The load generator (this process) goes on the CPU the server does not use. A signal to
+// this process goes on to the pinned one (tracked), which stops its servers and removes its databases.
 if (CAN_PIN && process.env.BENCH_PINNED !== '1') {
   const args = ['-c', LOAD_CPU, process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const { status } = spawnSync('taskset', args, { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } });
-  process.exit(status ?? 1);
+  const pinned = tracked(spawn('taskset', args, { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } }));
+  const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => pinned.once('exit', (...ended) => resolve(ended)));
+  process.exit(status ?? 128 + (signal ? constants.signals[signal] : 0));
 }
 
 const settings = quick
@@ -39,13 +72,13 @@ const settings = quick
 const log = (line: string) => console.error(`[bench] ${line}`);
 const started = performance.now();
 
-if (process.argv.includes('--postgres')) {
+if (options.postgres) {
   await runPostgresBench(settings.load, log);
   process.exit(0);
 }
 
 // Only the scale step's expiry and purge, at the largest size (the lead's quiet check of the purge).
-if (process.argv.includes('--sweep-only')) {
+if (options['sweep-only']) {
   const sweep = await runSweepOnly(settings.scale.steps.at(-1)!, log);
   console.log(JSON.stringify(sweep));
   log(`purge: ${((sweep.purgeSeconds * 1e6) / Math.max(1, sweep.purged)).toFixed(0)} µs a session, longest event-loop delay ${sweep.purgeMaxEventLoopDelayMs} ms`);
@@ -53,7 +86,7 @@ if (process.argv.includes('--sweep-only')) {
 }
 
 // Only the keyed create against the plain one, side by side on fresh databases (medians of the rounds).
-if (process.argv.includes('--keyed')) {
+if (options.keyed) {
   buildServer();
   const rounds = quick ? 2 : 5;
   log(`createSession plain, then with an API key and an Idempotency-Key, ${rounds} rounds`);
@@ -67,11 +100,13 @@ if (process.argv.includes('--keyed')) {
   process.exit(0);
 }
 
-const ONLY_STEPS = ['event-log', 'warnings'];
-const only = process.argv.find((argument) => argument.startsWith('--only='))?.slice('--only='.length).split(',');
+const only = options.only?.split(',');
 if (only) {
   const unknown = only.filter((step) => !ONLY_STEPS.includes(step));
-  if (unknown.length > 0) throw new Error(`--only: unknown step ${unknown.join(', ')} (known: ${ONLY_STEPS.join(', ')})`);
+  if (unknown.length > 0) {
+    console.error(`bench: --only: unknown step ${unknown.join(', ')} (known: ${ONLY_STEPS.join(', ')})`);
+    process.exit(2);
+  }
   log(`only ${only.join(', ')}; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'NOT pinned'}`);
   const results: Record<string, unknown> = {};
   if (only.includes('event-log')) {

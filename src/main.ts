@@ -96,14 +96,15 @@ closeWithGrace(
     await eventPump.stop();
     await webhooks.stop();
     await app.close();
-    console.log(`Sessions API stopped (${signal ?? 'error'})`);
+    console.error(`Sessions API stopped (${signal ?? 'error'})`);
   },
 );
 
 // After the signal handlers: a signal sent on seeing this line stops the server gracefully.
+// The process's own lines go to stderr: stdout carries the logs alone, one JSON document a line.
 sweeper.start();
 eventPump.start();
 webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
-console.log(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);
+console.error(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);

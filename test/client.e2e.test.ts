@@ -97,12 +97,12 @@ describe('the typed client against the server process', () => {
 
 describe('logs of the server process', () => {
   // Two server processes one after the other: more than the default 20 s on a loaded machine.
-  it('are JSON lines carrying the request id by default, and human lines with LOG_PRETTY=1', { timeout: 60_000 }, async () => {
+  it('are JSON lines carrying the request id by default, every line of stdout (the listening and stopped lines are on stderr), and human lines with LOG_PRETTY=1', { timeout: 60_000 }, async () => {
     const json = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'info' });
     await createSessionsClient({ baseUrl: await json.listening }).GET('/api/agents', { headers: { 'X-Request-Id': 'json-1' } });
     json.child.kill('SIGTERM');
     await json.exited;
-    const lines = json.output().stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+    const lines = json.output().stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
     expect(lines.filter((line) => line.reqId === 'json-1').map((line) => line.msg)).toEqual(['incoming request', 'request completed']);
 
     const pretty = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'info', LOG_PRETTY: '1' });

@@ -54,7 +54,7 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     const server = startServer({ DATABASE_URL: database.url });
     const unreachable = startServer({ DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/sessions' });
     const url = await server.listening;
-    expect(server.output().stdout).toContain(`(database: ${database.url})`);
+    expect(server.output().stderr).toContain(`(database: ${database.url})`);
     const agentId = randomUUID();
     expect((await fetchChecked(url, 'POST', '/api/agents', { characterJson: { id: agentId, name: 'Eliza' } })).status).toBe(201);
     expect((await fetchChecked(url, 'GET', `/api/agents/${agentId}`)).status).toBe(200);

@@ -14,25 +14,25 @@ const MINUTE = 60_000;
 afterEach(cleanUpServerProcesses);
 
 describe('the server process', () => {
-  it('prints one line with the URL and database path, serves, and stops on SIGTERM with exit 0', async () => {
+  it('prints one line with the URL and database path (on stderr: stdout carries only the logs), serves, and stops on SIGTERM with exit 0', async () => {
     const databasePath = tempDatabase();
     const server = startServer({ DATABASE_PATH: databasePath });
     const baseUrl = await server.listening;
-    expect(server.output().stdout.trim().split('\n')).toEqual([`Sessions API listening on ${baseUrl} (database: ${databasePath})`]);
+    expect(server.output().stderr.trim().split('\n')).toEqual([`Sessions API listening on ${baseUrl} (database: ${databasePath})`]);
     const response = await fetchChecked(baseUrl, 'GET', '/api/agents');
     expect(response.status).toBe(200);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
-    expect(server.output().stdout).toContain('Sessions API stopped (SIGTERM)');
+    expect(server.output().stderr).toContain('Sessions API stopped (SIGTERM)');
   });
 
   it('stops gracefully on a SIGTERM sent the moment it says it listens (its signal handlers are in place before)', async () => {
     const server = startServer({ DATABASE_PATH: tempDatabase() }, { preload: [pauseAfterListening] });
-    server.child.stdout!.on('data', (chunk) => {
+    server.child.stderr!.on('data', (chunk) => {
       if (String(chunk).includes('listening on')) server.child.kill('SIGTERM');
     });
     expect(await server.exited).toBe(0);
-    expect(server.output().stdout).toContain('Sessions API stopped (SIGTERM)');
+    expect(server.output().stderr).toContain('Sessions API stopped (SIGTERM)');
   });
 
   it('finishes a request in flight before stopping on SIGINT', async () => {

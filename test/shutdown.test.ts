@@ -73,7 +73,7 @@ describe('SIGTERM', () => {
     }
     expect(exitCode).toBe(0);
     expect(exitSeconds).toBeLessThan(GRACE_SECONDS);
-    expect(server.output().stdout).toContain('Sessions API stopped (SIGTERM)');
+    expect(server.output().stderr).toContain('Sessions API stopped (SIGTERM)');
 
     const db = new Database(databasePath, { readonly: true });
     expect(db.prepare('SELECT count(*) AS n FROM sessions').get()).toEqual({ n: 2 * IN_FLIGHT });

@@ -34,8 +34,8 @@ export function startServer(env: Record<string, string>, { preload = [] }: { pre
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', () => {
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+    child.stderr!.on('data', () => {
+      const match = /listening on (http:\/\/\S+)/.exec(stderr);
       if (match) resolve(match[1]!);
     });
     void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
