@@ -99,9 +99,13 @@ function commandToRun(): (store: Store) => Promise<void> {
 }
 
 const run = commandToRun();
+// A database in this process's memory is gone when it exits: no server could ever see a key made there.
+if (!config.postgres && config.databasePath === ':memory:') {
+  fail('DATABASE_PATH=:memory: is a database of this process alone, gone when it exits; name the file (or DATABASE_URL) the server uses', 1);
+}
 // Only create may start a database: list or revoke on a mistyped path would make an empty
 // one, and "no live key" there could pass for a key already revoked.
-if (command !== 'create' && !config.postgres && config.databasePath !== ':memory:' && !existsSync(config.databasePath)) {
+if (command !== 'create' && !config.postgres && !existsSync(config.databasePath)) {
   fail(`no database at ${config.databasePath} (DATABASE_PATH); nothing to ${command}`, 1);
 }
 let store: Store;

@@ -128,6 +128,22 @@ describe('npm run keys, on the database of a running server', () => {
     expect(existsSync(databasePath)).toBe(false);
   });
 
+  it('refuses DATABASE_PATH=:memory:, where a key vanished as the command exited (create printed it "live" and exited 0)', () => {
+    for (const args of [['create', '--name', 'x', '--admin'], ['list'], ['revoke', 'x']]) {
+      let refusal: { status?: number; stderr?: string; stdout?: string } = {};
+      try {
+        keysCli(':memory:', ...args);
+      } catch (error) {
+        refusal = error as typeof refusal;
+      }
+      expect([refusal.status, String(refusal.stderr).trim(), String(refusal.stdout)], args.join(' ')).toEqual([
+        1,
+        'DATABASE_PATH=:memory: is a database of this process alone, gone when it exits; name the file (or DATABASE_URL) the server uses',
+        '',
+      ]);
+    }
+  });
+
   it('counts a name in characters, not UTF-16 units, and stores an agent given twice once', () => {
     const databasePath = tempDatabase();
     const agentId = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
