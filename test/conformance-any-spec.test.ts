@@ -482,6 +482,11 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
         expect(petstore.pets.size).toBe(0);
       }
     }
+    // A --header of the same name, in any case, replaces the --api-key value (the key was sent instead).
+    const petstore = await startPetstore(undefined, 'let-me-in');
+    servers.push(petstore);
+    const replaced = await runConformance({ baseUrl: petstore.url, specPath, seed: 7, validCases: 2, workers: 2, apiKey: 'not-the-key', headers: { 'X-Api-Key': 'let-me-in' } });
+    expect(replaced.cases.filter((c) => !c.passed).map((c) => c.key)).toEqual([]);
   });
 
   it('stops with one error when the target stops answering mid-run, not a failure per case', async () => {

@@ -126,7 +126,11 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
   const connection: Connection = {
     baseUrl: options.baseUrl,
     timeoutMs: options.timeoutMs ?? 10_000,
-    headers: { ...options.headers, ...(options.apiKey ? { 'x-api-key': options.apiKey } : {}) },
+    // A --header of the same name, in any case, replaces the --api-key value.
+    headers: {
+      ...(options.apiKey && !Object.keys(options.headers ?? {}).some((name) => name.toLowerCase() === 'x-api-key') ? { 'x-api-key': options.apiKey } : {}),
+      ...options.headers,
+    },
   };
   const selected = new Set<CheckName>(options.checks ?? (Object.keys(CHECKS) as CheckName[]));
   let spec;
