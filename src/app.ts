@@ -7,7 +7,8 @@ import { answerFrameworkError, answerInEnvelope, installStorageFaultLog } from '
 import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
 import { createEventFeed } from './events/event-feed.js';
-import type { HandlerDeps } from './http/handler-deps.js';
+import { DEFAULTS } from './defaults.js';
+import type { AppDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { buildCachedSerializer } from './http/serializers.js';
 import { type HttpTimeouts, installServerLifecycle, serverOptions } from './http/server-options.js';
@@ -34,7 +35,8 @@ export interface AppOptions {
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
  */
-export function buildApp(deps: Omit<HandlerDeps, 'streams' | 'replies'> & Partial<Pick<HandlerDeps, 'replies'>>, options: AppOptions = {}): FastifyInstance {
+export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInstance {
+  const deps = { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, ...given };
   const unseen = unseenAnswers(() => app.log, options.metrics);
   const corsHeaders = corsHeadersFor(options.access?.corsOrigins ?? []);
   const app: FastifyInstance = Fastify({

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { DEFAULTS } from '../src/defaults.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { createHandlers } from '../src/http/handlers/index.js';
@@ -22,7 +23,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function handlerDeps(store = openSqliteStore(':memory:')) {
   const clock = fakeClock();
-  return { store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams(), replies: createAgentReplies(store) };
+  return { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams(), replies: createAgentReplies(store) };
 }
 
 describe('unimplemented operations', () => {

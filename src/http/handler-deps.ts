@@ -19,8 +19,12 @@ export interface HandlerDeps {
   streams: EventStreams;
   /** Messages waiting for their agent's reply (transport http or sse; made by buildApp). */
   replies: AgentReplies;
-  /** How long such a message waits for the reply; DEFAULTS (src/defaults.ts) when absent (AGENT_REPLY_TIMEOUT_SECONDS). */
-  agentReplyTimeoutMs?: number;
-  /** `deny`: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES); `allow` when absent. */
-  webhookPrivateAddresses?: PrivateAddresses;
+  /** How long such a message waits for the reply (AGENT_REPLY_TIMEOUT_SECONDS). */
+  agentReplyTimeoutMs: number;
+  /** `deny`: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES). */
+  webhookPrivateAddresses: PrivateAddresses;
 }
+
+/** What buildApp is given: the settings the handlers read have their defaults (src/defaults.ts) when absent. */
+export type AppDeps = Omit<HandlerDeps, 'streams' | 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses'> &
+  Partial<Pick<HandlerDeps, 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses'>>;

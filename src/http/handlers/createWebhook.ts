@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { DEFAULTS } from '../../defaults.js';
 import { ApiError, notFound } from '../../errors.js';
 import { type PrivateAddresses, privateHostOf } from '../../events/private-addresses.js';
 import { newWebhookSecret } from '../../events/webhook-delivery.js';
@@ -12,7 +11,7 @@ import type { Handler } from '../operation-types.js';
 import { webhookView } from '../webhook-views.js';
 
 export const createWebhook =
-  ({ store, clock, webhookPrivateAddresses = DEFAULTS.webhookPrivateAddresses }: HandlerDeps): Handler<'createWebhook'> =>
+  ({ store, clock, webhookPrivateAddresses }: HandlerDeps): Handler<'createWebhook'> =>
   async (request, reply) => {
     const { url, types, agentId } = request.body;
     assertDeliverable(url, webhookPrivateAddresses);

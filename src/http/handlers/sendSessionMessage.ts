@@ -6,7 +6,6 @@ import { frame, startStream } from '../../events/event-stream.js';
 import { messageAuthor } from '../../domain/message-author.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
-import { DEFAULTS } from '../../defaults.js';
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
@@ -41,7 +40,7 @@ const sentView = ({ session, message, renewed }: Sent, now: number) => ({
 });
 
 export const sendSessionMessage =
-  ({ store, clock, retentionMs, replies, agentReplyTimeoutMs = DEFAULTS.agentReplyTimeoutMs }: HandlerDeps): Handler<'sendSessionMessage'> =>
+  ({ store, clock, retentionMs, replies, agentReplyTimeoutMs }: HandlerDeps): Handler<'sendSessionMessage'> =>
   async (request, reply) => {
     const { sessionId } = request.params;
     const { content, authorId: requestedAuthor, attachments = [], metadata = {} } = request.body;
