@@ -2,7 +2,7 @@
 // mock server and by the tests' response validator.
 import { readFileSync } from 'node:fs';
 import { readableDiscriminators } from './conformance/discriminator.js';
-import { atPointer, isRemoteRef } from './conformance/spec-model.js';
+import { atPointer, isRemoteRef, METHODS } from './conformance/spec-model.js';
 import { addFormats } from './json-formats.js';
 import { OpenAPIBackend } from 'openapi-backend';
 import { parse } from 'yaml';
@@ -89,8 +89,6 @@ function numericExclusiveBounds(node: unknown): unknown {
   }
   return copy;
 }
-
-const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
 /**
  * Every operation with an operationId: one without (OpenAPI does not require it) is named

@@ -69,7 +69,8 @@ function responseHeaders(headers: Schema | undefined): Record<string, ResponseHe
 /** application/json and its `+json` relatives (problem+json, vnd.x+json). */
 export const isJsonMediaType = (type: string) => /^application\/(?:[\w.-]+\+)?json\b/i.test(type.trim());
 
-const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
+/** The keys of a path item that are operations (OpenAPI 3.x). */
+export const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
 /** The node a JSON pointer (`/components/schemas/Session`, the part of a $ref after `#`) names in `root`. */
 export const atPointer = (root: unknown, pointer: string): unknown =>
