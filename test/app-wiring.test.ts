@@ -11,6 +11,7 @@ import { parse } from 'yaml';
 import { buildApp } from '../src/app.js';
 import { OPERATIONAL_OPERATION_IDS, opsPlugin } from '../src/ops/ops-plugin.js';
 import { resolveOperation } from '../src/http/api-plugin.js';
+import { createEventFeed } from '../src/events/event-feed.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { DEFAULTS } from '../src/defaults.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
@@ -24,7 +25,7 @@ import { fakeClock } from './helpers/fake-clock.js';
 const store = openSqliteStore(':memory:');
 const clock = fakeClock();
 const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 });
-const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams(), replies: createAgentReplies(store) });
+const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(store) });
 
 describe('operations and handlers', () => {
   it('has exactly one handler per operationId of the spec, the operational ones aside', () => {

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { agentEvent } from '../src/events/event-records.js';
-import { isAfter } from '../src/events/event-feed.js';
+import { createEventFeed, isAfter } from '../src/events/event-feed.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { createEventStreams, type StreamOptions } from '../src/events/event-stream.js';
 import type { EventQuery, EventRecord, Store } from '../src/storage/store.js';
@@ -98,7 +98,7 @@ const createSessions = async (count: number) => {
 describe('the shared reader', () => {
   it('takes each commit of this process from the store, with no read, for all live streams, and hands each stream only what its filter matches', async () => {
     const { store, reads } = countingStore();
-    const streams = createEventStreams({ pollMs: 60_000 });
+    const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }) });
     const otherAgent = await registerAgent(t);
     const all = Array.from({ length: 10 }, () => openOn(streams, store, { filter: { types: ['session.created'] }, after: '0' }));
     const ofOther = openOn(streams, store, { filter: { agentId: otherAgent, types: ['session.created'] }, after: '0' });
@@ -134,7 +134,7 @@ describe('the shared reader', () => {
       await createSessions(4);
       await expect.poll(() => reads.sharedCursor).toBe((await t.store.lastEventId())!);
     };
-    const streams = createEventStreams({ pollMs: 60_000 });
+    const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }) });
     const original = store.listEvents.bind(store);
     let afterRead = false;
     const racedStore = new Proxy(store, {
@@ -163,7 +163,7 @@ describe('the shared reader', () => {
 
   it('reads the log when a commit handed over does not follow its cursor (another process wrote between): no gap', async () => {
     const { store, reads } = countingStore();
-    const streams = createEventStreams({ pollMs: 60_000 });
+    const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }) });
     const socket = openOn(streams, store, { filter: { types: ['session.created'] }, after: '0' });
     await expect.poll(() => reads.own).toBe(1);
     await createSessions(1);
@@ -186,7 +186,7 @@ describe('the shared reader', () => {
     { bound: "characters of the events' data", limits: { queueCharsLimit: 2000 } },
   ])('lets a slow reader fall behind without blocking the others, then catch up from the log with a queue bounded in $bound', async ({ limits }) => {
     const { store, reads } = countingStore();
-    const streams = createEventStreams({ pollMs: 60_000, ...limits });
+    const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }), ...limits });
     const filter = { types: ['session.created' as const] };
     const slow = openOn(streams, store, { filter, after: '0' });
     const fast = openOn(streams, store, { filter, after: '0' });
@@ -227,7 +227,7 @@ describe('on PostgreSQL', () => {
       };
       await insertAgent();
       const first = (await b.lastEventId())!;
-      const streams = createEventStreams({ pollMs: 60_000 }); // no poll: only the notifications wake it
+      const streams = createEventStreams({ feed: createEventFeed(b, { pollMs: 60_000 }) }); // no poll: only the notifications wake it
       const socket = openOn(streams, b, { filter: {}, after: first });
       await Promise.all(Array.from({ length: 6 }, insertAgent)); // racing the stream's join
       await Promise.all(Array.from({ length: 6 }, insertAgent));

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import Fastify from 'fastify';
 import { createEventPump } from '../src/events/due-events.js';
+import { createEventFeed } from '../src/events/event-feed.js';
 import { createEventStreams, KEEP_ALIVE_MS, REAUTHORIZE_MS } from '../src/events/event-stream.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../src/storage/store.js';
@@ -329,7 +330,7 @@ describe('keep-alive and shutdown', () => {
 
   it('sends a comment line every keep-alive interval (15 s by default), and ends open streams when the app closes', async () => {
     expect(KEEP_ALIVE_MS).toBe(15_000);
-    const streamsOfApp = createEventStreams({ keepAliveMs: 100 });
+    const streamsOfApp = createEventStreams({ keepAliveMs: 100, feed: createEventFeed(t.store) });
     const app = Fastify();
     app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, t.store, { filter: {}, after: '0' }));
     app.addHook('preClose', async () => streamsOfApp.closeAll());
@@ -346,7 +347,7 @@ describe('keep-alive and shutdown', () => {
   });
 
   it('ends a stream whose read of the log fails, saying so in its last comment', async () => {
-    const streamsOfApp = createEventStreams();
+    const streamsOfApp = createEventStreams({ feed: createEventFeed(t.store) });
     const failing = { ...t.store, listEvents: async () => Promise.reject(new Error('disk on fire')) };
     const app = Fastify({ logger: false });
     app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, failing, { filter: {}, after: '0' }));
@@ -455,7 +456,7 @@ describe('a slow reader', () => {
     for (let i = 0; i < 30; i += 1) await createSession(t, { agentId });
     const request = { raw: new EventEmitter(), log: { error() {} } };
     const reply = { raw: socket, hijack() {}, getHeaders: () => ({}) };
-    const streamsOfTest = createEventStreams();
+    const streamsOfTest = createEventStreams({ feed: createEventFeed(t.store) });
     streamsOfTest.open(request as never, reply as never, t.store, { filter: { types: ['session.created'] }, after: '0' });
     await expect.poll(() => [...socket.frames.join('').matchAll(/^id: /gm)].length).toBe(30);
     expect(socket.listenerCount('close')).toBe(1); // the stream's own: none left by the waits for a drain

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { DEFAULTS } from '../src/defaults.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
+import { createEventFeed } from '../src/events/event-feed.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import { isNotImplemented } from '../src/http/not-implemented.js';
@@ -23,7 +24,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function handlerDeps(store = openSqliteStore(':memory:')) {
   const clock = fakeClock();
-  return { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams(), replies: createAgentReplies(store) };
+  return { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(store) };
 }
 
 describe('unimplemented operations', () => {

@@ -14,7 +14,7 @@ import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS } from '../http/security-headers.js';
 import type { EventQuery, EventRecord, Store } from '../storage/store.js';
 import { dataJson, eventJson } from './event-records.js';
-import { canonicalId, createEventFeed, type EventFeed, isAfter } from './event-feed.js';
+import { canonicalId, type EventFeed, isAfter } from './event-feed.js';
 
 export const KEEP_ALIVE_MS = 15_000;
 /** A stream opened with an API key ends within this long of the key's revocation. */
@@ -112,10 +112,8 @@ export interface EventStreamsOptions {
   queueCharsLimit?: number;
   /** Streams open at once (EVENT_STREAMS_MAX); one more is refused 503 until one closes. Each may hold up to queueCharsLimit for a slow reader. */
   maxOpen?: number;
-  /** The app's shared reader; without one, a reader per store, made on the first stream. */
-  feed?: EventFeed;
-  /** The poll of a reader made here. */
-  pollMs?: number;
+  /** The app's shared reader of the event log: every stream's live events. */
+  feed: EventFeed;
 }
 
 /**
@@ -137,16 +135,8 @@ export function createEventStreams({
   queueCharsLimit = QUEUE_CHARS_LIMIT,
   maxOpen = DEFAULTS.eventStreamsMax,
   feed,
-  pollMs,
-}: EventStreamsOptions = {}): EventStreams {
+}: EventStreamsOptions): EventStreams {
   const open = new Set<(why?: string) => void>();
-  const feeds = new WeakMap<Store, EventFeed>();
-  const feedOf = (store: Store): EventFeed => {
-    if (feed) return feed;
-    let own = feeds.get(store);
-    if (!own) feeds.set(store, (own = createEventFeed(store, pollMs === undefined ? {} : { pollMs })));
-    return own;
-  };
 
   return {
     open(request, reply, store, { filter, after, finished, closesOn }) {
@@ -317,7 +307,7 @@ export function createEventStreams({
           }
         },
       };
-      feedOf(store)
+      feed
         .follow(follower)
         .then(
           (stop) => {
