@@ -695,44 +695,46 @@ paths:
 });
 
 describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+  /** The mock of a 3.0 document with one POST operation at /n taking `{ n }`; the answers to n = 0 and n = 1. */
+  const answersOf = async (name: string, text: string) => {
+    const path = join(folder, `${name}.yaml`);
+    writeFileSync(path, text);
+    const app = await createMockServer({ specPath: path });
+    try {
+      return await Promise.all([0, 1].map((n) => call(app, { method: 'POST' as 'GET', url: '/n', body: { n } })));
+    } finally {
+      await app.close();
+    }
+  };
+
   it('validates exclusiveMinimum: true as 3.0 means it (it answered every request 500)', async () => {
-    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
-    const path = join(folder, 'weights.yaml');
-    writeFileSync(
-      path,
+    const [zero, one] = await answersOf(
+      'inline',
       `openapi: 3.0.3
-info: { title: weights, version: "1" }
+info: { title: inline, version: "1" }
 paths:
-  /weights:
+  /n:
     post:
-      operationId: addWeight
+      operationId: postN
       requestBody:
         required: true
-        content: { application/json: { schema: { type: object, required: [kg], properties: { kg: { type: number, minimum: 0, exclusiveMinimum: true } } } } }
+        content: { application/json: { schema: { type: object, required: [n], properties: { n: { type: number, minimum: 0, exclusiveMinimum: true } } } } }
       responses:
-        '201': { description: added, content: { application/json: { schema: { type: object, properties: { kg: { type: number } } }, example: { kg: 2 } } } }
+        '201': { description: added, content: { application/json: { schema: { type: object, properties: { n: { type: number } } }, example: { n: 2 } } } }
         '400': { description: bad, content: { application/json: { schema: { type: object, properties: { message: { type: string } } }, example: { message: x } } } }
 `,
     );
-    const app = await createMockServer({ specPath: path });
-    try {
-      expect((await call(app, { method: 'POST' as 'GET', url: '/weights', body: { kg: 2 } })).status).toBe(201);
-      const zero = await call(app, { method: 'POST' as 'GET', url: '/weights', body: { kg: 0 } });
-      expect(zero.status).toBe(400);
-      expect(zero.body.message).toBe('body/kg must be > 0');
-    } finally {
-      await app.close();
-      rmSync(folder, { recursive: true, force: true });
-    }
+    expect([zero!.status, zero!.body.message]).toEqual([400, 'body/n must be > 0']);
+    expect(one!.status).toBe(201);
   });
 
   it('validates a boolean exclusiveMinimum shared through a YAML anchor and merge key in the request and the response (probe R saw a 500)', async () => {
-    const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
-    const path = join(folder, 'counts.yaml');
-    writeFileSync(
-      path,
+    const [zero, one] = await answersOf(
+      'anchored',
       `openapi: 3.0.3
-info: { title: counts, version: "1" }
+info: { title: anchored, version: "1" }
 x-base: &base
   type: object
   required: [n]
@@ -749,16 +751,8 @@ paths:
         '201': { description: ok, content: { application/json: { schema: { <<: *base } } } }
 `,
     );
-    const app = await createMockServer({ specPath: path });
-    try {
-      const zero = await call(app, { method: 'POST' as 'GET', url: '/n', body: { n: 0 } });
-      expect([zero.status, zero.body.message]).toEqual([400, 'body/n must be > 0']);
-      const one = await call(app, { method: 'POST' as 'GET', url: '/n', body: { n: 1 } });
-      expect(one.status).toBe(201);
-      expect(one.body.n).toBeGreaterThan(0);
-    } finally {
-      await app.close();
-      rmSync(folder, { recursive: true, force: true });
-    }
+    expect([zero!.status, zero!.body.message]).toEqual([400, 'body/n must be > 0']);
+    expect(one!.status).toBe(201);
+    expect(one!.body.n).toBeGreaterThan(0);
   });
 });
