@@ -76,18 +76,26 @@ describe('mock mode on our spec', () => {
     }
   });
 
-  it("answers each operation's 404 with the code the server answers it with: a session operation's names the session (every 404 was an agent's or a webhook's)", async () => {
-    const codes: Record<string, string> = {};
-    for (const operation of api.getOperations().filter((candidate) => candidate.responses?.['404'])) {
-      const answer = await call(app, validRequest(operation), { prefer: 'code=404' });
-      codes[operation.operationId!] = answer.body.error.code;
+  it("answers each operation's 404 and 409 with the code the server answers it with: a session operation's 404 names the session, createAgent's 409 the agent registered (each took the first example of a response shared by all)", async () => {
+    const codes: Record<string, Record<string, string>> = { '404': {}, '409': {} };
+    for (const [status, byOperation] of Object.entries(codes)) {
+      for (const operation of api.getOperations().filter((candidate) => candidate.responses?.[status])) {
+        const answer = await call(app, validRequest(operation), { prefer: `code=${status}` });
+        byOperation[operation.operationId!] = answer.body.error.code;
+      }
     }
+    const each = (ids: string[], code: string) => Object.fromEntries(ids.map((id) => [id, code]));
     const session = ['endSession', 'getSession', 'getSessionMessages', 'renewSession', 'sendSessionMessage', 'sessionHeartbeat', 'streamSessionEvents', 'updateSessionTimeout'];
-    expect(codes).toEqual({
-      ...Object.fromEntries(['createSession', 'createWebhook', 'deleteAgent', 'getAgent'].map((id) => [id, 'AGENT_NOT_FOUND'])),
-      ...Object.fromEntries(session.map((id) => [id, 'SESSION_NOT_FOUND'])),
-      ...Object.fromEntries(['deleteWebhook', 'listWebhookDeliveries'].map((id) => [id, 'WEBHOOK_NOT_FOUND'])),
+    expect(codes['404']).toEqual({
+      ...each(['createSession', 'createWebhook', 'deleteAgent', 'getAgent'], 'AGENT_NOT_FOUND'),
+      ...each(session, 'SESSION_NOT_FOUND'),
+      ...each(['deleteWebhook', 'listWebhookDeliveries'], 'WEBHOOK_NOT_FOUND'),
       getMetrics: 'NOT_FOUND',
+    });
+    expect(codes['409']).toEqual({
+      createAgent: 'AGENT_ALREADY_EXISTS',
+      deleteAgent: 'AGENT_HAS_ACTIVE_SESSIONS',
+      ...each(['createSession', 'createWebhook', 'sendSessionMessage'], 'IDEMPOTENCY_KEY_IN_USE'),
     });
   });
 
