@@ -67,6 +67,26 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     expect(stderr).not.toContain('s3cret');
   });
 
+  it('a database a newer server migrated is refused at open, and left as it was', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await (await openPostgresStore({ url: fresh.url, poolSize: 1 })).close();
+      const client = new pg.Client({ connectionString: fresh.url });
+      await client.connect();
+      const next = migrations.length + 1;
+      try {
+        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [next]);
+        await expect(openPostgresStore({ url: fresh.url, poolSize: 1 })).rejects.toThrow(`database schema version ${next} is newer than this server (${migrations.length})`);
+        const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM schema_migrations');
+        expect(rows[0]!.version).toBe(next);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('three instances on one database: migrated once, every write seen by all, no update lost', async () => {
     const fresh = await createTestDatabase();
     try {
