@@ -17,13 +17,21 @@ process.once('exit', () => {
 // it started (its servers stop; the pinned bench, below, does all this in turn) and exits
 // through 'exit' above, so no database is left behind (a full run's reach hundreds of MB).
 const children = new Set<ChildProcess>();
+const cleanUps = new Set<() => void>();
 // `on`, not `once`: a Ctrl-C reaches every process of the group, then the forwarded one comes
 // too, and a signal with no listener left kills the process before it has cleaned up.
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
   process.on(signal, () => {
     for (const child of children) child.kill(signal);
+    for (const cleanUp of cleanUps) cleanUp();
     process.exit(128 + number);
   });
+}
+
+/** Runs `cleanUp` (synchronous) if the bench is interrupted before the returned function is called. */
+export function onInterrupt(cleanUp: () => void): () => void {
+  cleanUps.add(cleanUp);
+  return () => cleanUps.delete(cleanUp);
 }
 
 /** A process the bench started, sent the signal that interrupts the bench. */

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startPostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { spawnSync } from 'node:child_process';
-import { api, buildServer, CAN_PIN, SERVER_CPU, startOurServer } from './lib.js';
+import { api, buildServer, CAN_PIN, onInterrupt, SERVER_CPU, startOurServer } from './lib.js';
 import { cpuSince, cpuSnapshot, postgresProcesses } from './process-cpu.js';
 import { type LoadSettings, load, runCeiling, runScenarios, SCENARIO_METHOD, type Target } from './throughput.js';
 
@@ -59,6 +59,7 @@ export async function runPostgresBench(settings: LoadSettings, log: (line: strin
   buildServer();
   log('PostgreSQL: a throwaway cluster (fsync=off: figures flatter writes than a real server), pinned with the server');
   const cluster = await startPostgresCluster();
+  const forget = onInterrupt(() => cluster.destroy());
   try {
     // PostgreSQL on the server's CPU (the backends it forks inherit it): the load generator
     // keeps the other CPU to itself, as against the ceiling, which has the server alone.
@@ -89,6 +90,7 @@ export async function runPostgresBench(settings: LoadSettings, log: (line: strin
       ].join('\n'),
     );
   } finally {
+    forget();
     cluster.destroy();
   }
 }
