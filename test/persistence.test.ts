@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -190,6 +190,34 @@ describe('SQLite persistence', () => {
     db.pragma(`user_version = ${migrations.length + 1}`);
     db.close();
     expect(() => openSqliteStore(databasePath)).toThrow(/newer than this server/);
+  });
+
+  it("refuses another application's database, or a newer server's, before writing a byte to it (one was migrated in place; others were switched to WAL, then refused)", () => {
+    const folder = tempDirectory();
+    const foreign = (name: string, setUp: string) => {
+      const path = join(folder, name);
+      const db = new Database(path); // rollback journal, as most applications leave it
+      db.exec(setUp);
+      db.close();
+      return path;
+    };
+    const files: Array<[string, RegExp]> = [
+      [foreign('users.db', 'CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES (1)'), /^not a Sessions API database \(it has tables, users, and no schema version\)/],
+      [foreign('own-sessions.db', 'CREATE TABLE sessions (token TEXT PRIMARY KEY, data TEXT)'), /^not a Sessions API database \(it has tables, sessions, and no schema version\)/],
+      [foreign('versioned.db', 'CREATE TABLE things (id INTEGER); PRAGMA user_version = 5'), /^not a Sessions API database \(schema version 5, but no agents and sessions tables\)/],
+      [foreign('newer.db', `PRAGMA user_version = ${migrations.length + 1}`), /newer than this server/],
+    ];
+    for (const [path, refusal] of files) {
+      const before = readFileSync(path);
+      expect(() => openSqliteStore(path), path).toThrow(refusal);
+      expect(readFileSync(path).equals(before), `${path} unchanged`).toBe(true);
+      expect(existsSync(`${path}-wal`), `${path}: no WAL`).toBe(false);
+    }
+    // An empty file is a new database, as SQLite has it.
+    const empty = join(folder, 'empty.db');
+    writeFileSync(empty, '');
+    const store = openSqliteStore(empty);
+    return store.close();
   });
 
   it('enforces foreign keys: a session of a deleted agent cannot be inserted', async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
-import { migrate } from './migrations.js';
+import { assertOwnSchema, migrate } from './migrations.js';
 import { checkOnOpen } from './storage-faults.js';
 
 export interface SqliteOptions {
@@ -49,6 +49,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
   if (path !== ':memory:') makeFolder(dirname(path));
   const db = new Database(path);
   try {
+    assertOwnSchema(db);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${(options.synchronous ?? DEFAULTS.sqliteSynchronous).toUpperCase()}`);
     db.pragma('foreign_keys = ON');

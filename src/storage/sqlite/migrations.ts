@@ -556,6 +556,22 @@ export const migrations: readonly string[] = [
   `,
 ];
 
+/**
+ * Refuses, before anything is written (the switch to WAL included), a file that is another
+ * application's database: tables but no schema version of ours, or a version whose first
+ * tables are not there; and one a newer server migrated. Taken for ours, it was migrated
+ * in place (every table of this schema added beside its own) or changed, then refused
+ * with a message that read as damage to ours.
+ */
+export function assertOwnSchema(db: Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+  const foreign = (why: string) => new Error(`not a Sessions API database (${why}); name a new file, or an empty one`);
+  if (version === 0 && tables.length > 0) throw foreign(`it has tables, ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}, and no schema version`);
+  if (version > migrations.length) throw new Error(`database schema version ${version} is newer than this server (${migrations.length})`);
+  if (version > 0 && !['agents', 'sessions'].every((table) => tables.includes(table))) throw foreign(`schema version ${version}, but no agents and sessions tables`);
+}
+
 export function migrate(db: Database): void {
   const versionNow = () => db.pragma('user_version', { simple: true }) as number;
   const refuseNewer = (version: number) => {
