@@ -140,10 +140,10 @@ describe('a write lock held by another connection', () => {
 });
 
 /** A tmpfs of `size` mounted on a new folder (root only); undefined where mounting is not allowed. */
-function mountTmpfs(size: string): string | undefined {
+function mountTmpfs(size: string, readOnly = false): string | undefined {
   const directory = mkdtempSync(join(tmpdir(), 'sessions-api-full-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', directory], { stdio: 'ignore' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}${readOnly ? ',ro' : ''}`, 'tmpfs', directory], { stdio: 'ignore' });
   } catch {
     rmSync(directory, { recursive: true, force: true });
     return undefined;
@@ -192,7 +192,7 @@ describe('the database file deleted or replaced under a running server', () => {
 });
 
 describe('a full disk', () => {
-  it.skipIf(!canMount)('answers 503 STORAGE_UNAVAILABLE to writes, keeps serving reads, health says disk and write, then recovers', { timeout: 60_000 }, async () => {
+  it.skipIf(!canMount)('answers 503 STORAGE_UNAVAILABLE to writes, keeps serving reads, health says disk, then recovers', { timeout: 60_000 }, async () => {
     const directory = mountTmpfs('8m');
     expect(directory, 'mount -t tmpfs failed: this test needs root with CAP_SYS_ADMIN').toBeDefined();
     const databasePath = join(directory!, 'sessions.db');
@@ -274,6 +274,12 @@ describe('startup with unusable storage: one line naming the file and the cause,
     await refusesToStart(join(databasePath, 'sub', 'sessions.db'), /ENOTDIR/);
     await refusesToStart(join(databasePath, 'sessions.db'), /EEXIST/); // its folder is that file
     await refusesToStart(join(databasePath, '..'), /unable to open|SQLITE_CANTOPEN/);
+  });
+
+  it.skipIf(!canMount)('a read-only file system, saying so (SQLite said only "unable to open database file")', async () => {
+    const directory = mountTmpfs('1m', true);
+    expect(directory, 'mount -t tmpfs failed: this test needs root with CAP_SYS_ADMIN').toBeDefined();
+    await refusesToStart(join(directory!, 'sessions.db'), new RegExp(`: ${directory} is on a read-only file system \\(EROFS\\)$`, 'm'));
   });
 
   it('a folder that cannot be made under one that exists (Node 20 loops for ever making /proc/x recursively)', async () => {

@@ -1,5 +1,5 @@
 // The SQLite connection the store opens: WAL, the chosen durability, the schema migrated.
-import { mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
@@ -44,9 +44,31 @@ function makeFolder(folder: string): void {
   }
 }
 
+/**
+ * Refuses a file, or a folder, the server could not write: SQLite opens a file it cannot
+ * write read-only without a word (every write then a 503, the server looking up), and on a
+ * read-only file system says only "unable to open database file". The folder takes the
+ * WAL and its index beside the file.
+ */
+function assertWritable(path: string): void {
+  for (const target of [dirname(path), ...(existsSync(path) ? [path] : [])]) {
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException;
+      if (code === 'EROFS') throw new Error(`${target} is on a read-only file system (EROFS)`);
+      if (code === 'EACCES' || code === 'EPERM') throw new Error(`this process may not write ${target} (${code})`);
+      throw error;
+    }
+  }
+}
+
 /** The connection the store uses: WAL, the chosen durability, foreign keys on, schema migrated. */
 export function openDatabase(path: string, options: SqliteOptions = {}): Database.Database {
-  if (path !== ':memory:') makeFolder(dirname(path));
+  if (path !== ':memory:') {
+    makeFolder(dirname(path));
+    assertWritable(path);
+  }
   const db = new Database(path);
   try {
     assertOwnSchema(db);
