@@ -282,6 +282,15 @@ describe('startup with unusable storage: one line naming the file and the cause,
     await refusesToStart(join(directory!, 'sessions.db'), new RegExp(`: ${directory} is on a read-only file system \\(EROFS\\)$`, 'm'));
   });
 
+  it.skipIf(!canMount)('a full disk, saying so (SQLite said "disk I/O error (SQLITE_IOERR_SHMSIZE)")', async () => {
+    const directory = mountTmpfs('2m');
+    expect(directory, 'mount -t tmpfs failed: this test needs root with CAP_SYS_ADMIN').toBeDefined();
+    const databasePath = join(directory!, 'sessions.db');
+    await openSqliteStore(databasePath).close();
+    fillUp(join(directory!, 'filler'));
+    await refusesToStart(databasePath, /: the disk is full \(\d+ bytes free on .*; SQLite: disk I\/O error\) \(SQLITE_IOERR/);
+  });
+
   it('a folder that cannot be made under one that exists (Node 20 loops for ever making /proc/x recursively)', async () => {
     await refusesToStart(`/proc/sessions-api-${process.pid}/sessions.db`, /ENOENT/);
   });

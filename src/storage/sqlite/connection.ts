@@ -1,5 +1,5 @@
 // The SQLite connection the store opens: WAL, the chosen durability, the schema migrated.
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
@@ -85,9 +85,25 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   } catch (error) {
     db.close();
-    throw error;
+    throw path === ':memory:' ? error : withFullDiskNamed(error, path);
   }
   return db;
+}
+
+/**
+ * An I/O error at open on a full disk says so: SQLite names the step that failed
+ * ("disk I/O error (SQLITE_IOERR_SHMSIZE)": its index beside the WAL could not grow).
+ */
+function withFullDiskNamed(error: unknown, path: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_IOERR')) return error;
+  try {
+    const { bavail, bsize } = statfsSync(dirname(path));
+    if (bavail * bsize >= 1024 * 1024) return error;
+    return Object.assign(new Error(`the disk is full (${bavail * bsize} bytes free on ${dirname(path)}; SQLite: ${(error as Error).message})`), { code });
+  } catch {
+    return error;
+  }
 }
 
 /**
