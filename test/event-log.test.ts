@@ -340,6 +340,13 @@ describe('due announcements', () => {
     expect(await pump()).toBe(0);
     expect(await t.sweeper.sweep()).toMatchObject({ announced: 0 });
     expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
+    // Recorded as announced: a clock stepped back neither revives it nor announces it again.
+    expect(await t.store.getSession(id)).toMatchObject({ status: 'expired', announced: 'expiry' });
+    t.clock.set(T0 + 10 * MINUTE);
+    expect((await t.request({ method: 'POST', url: url(id, '/heartbeat') })).status).toBe(410);
+    t.clock.set(T0 + 40 * MINUTE);
+    expect(await pump()).toBe(0);
+    expect(await types(id)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
 
   it('does not announce what the sweeper announced before its purge, twice', async () => {

@@ -326,6 +326,8 @@ describe('an expired session', () => {
     expect((await get(id)).status).toBe(410);
     t.clock.set(T0 + 5 * MINUTE + DEFAULT_RETENTION_MS);
     expect((await get(id)).status).toBe(404); // not purged yet: the clock decides
+    const events = await t.request({ method: 'GET', url: `/api/messaging/sessions/${id}/events` }); // its stream too: no replay of a session gone
+    expect([events.status, events.body.error.code]).toEqual([404, 'SESSION_NOT_FOUND']);
     expect(t.rowCounts().sessions).toBe(1);
     expect(await t.sweeper.sweep()).toMatchObject({ purged: 1 });
     expect(t.rowCounts().sessions).toBe(0);

@@ -351,6 +351,7 @@ describe('webhooks', () => {
     const raced = await subscribe({ url: 'https://hooks.example.com/y' });
     const answers = await Promise.all([1, 2].map(() => t.request({ method: 'DELETE', url: `/api/webhooks/${raced.id}` })));
     expect(answers.map((answer) => answer.status).sort()).toEqual([200, 404]);
+    expect(answers.find((answer) => answer.status === 404)!.body.error).toEqual({ code: 'WEBHOOK_NOT_FOUND', message: 'Webhook not found', details: `params/webhookId ${raced.id} does not exist` });
   });
 
   it('replays POST /api/webhooks under the same Idempotency-Key, creating one webhook', async () => {
