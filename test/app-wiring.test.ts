@@ -67,17 +67,17 @@ describe('operations and handlers', () => {
 });
 
 describe('operationsOf', () => {
-  it('gives each operation its path-level and own parameters (its own win), $refs resolved, with its security and x-admin-only', () => {
+  it('gives each operation its path-level and own parameters (its own win, by name and place), $refs resolved (through $refs), with its security and x-admin-only', () => {
     const document = {
       components: {
-        schemas: { Limit: { type: 'integer', default: 50 } },
+        schemas: { Limit: { $ref: '#/components/schemas/PageSize' }, PageSize: { type: 'integer', default: 50 } },
         parameters: { Key: { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }, Limit: { name: 'limit', in: 'query', schema: { $ref: '#/components/schemas/Limit' } } },
-        responses: { Events: { description: 'a stream', content: { 'text/event-stream': {} } } },
+        responses: { Events: { $ref: '#/components/responses/Stream' }, Stream: { description: 'a stream', content: { 'text/event-stream': {} } } },
       },
       paths: {
         '/things': {
           summary: 'not an operation',
-          parameters: [{ $ref: '#/components/parameters/Key' }, { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } }],
+          parameters: [{ $ref: '#/components/parameters/Key' }, { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } }, { name: 'page', in: 'header', schema: { type: 'string' } }],
           post: { operationId: 'createThing', security: [], 'x-admin-only': true, responses: { '200': { $ref: '#/components/responses/Events' } } },
           get: { operationId: 'listThings', parameters: [{ $ref: '#/components/parameters/Limit' }, { name: 'page', in: 'query', schema: { type: 'integer' } }] },
         },
@@ -88,12 +88,14 @@ describe('operationsOf', () => {
     expect(create!.parameters).toEqual([
       { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } },
       { name: 'page', in: 'query', schema: { type: 'integer', default: 1 } },
+      { name: 'page', in: 'header', schema: { type: 'string' } },
     ]);
     expect(list).toMatchObject({ operationId: 'listThings', adminOnly: false, streams: false });
     expect(list).not.toHaveProperty('security');
     expect(list!.parameters).toEqual([
       { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } },
       { name: 'page', in: 'query', schema: { type: 'integer' } },
+      { name: 'page', in: 'header', schema: { type: 'string' } },
       { name: 'limit', in: 'query', schema: { type: 'integer', default: 50 } },
     ]);
   });

@@ -361,6 +361,21 @@ describe('keep-alive and shutdown', () => {
       await app.close();
     }
   });
+
+  it('ends a stream that cannot follow the live log, saying so in its last comment', async () => {
+    const streamsOfApp = createEventStreams({ feed: { follow: async () => Promise.reject(new Error('feed on fire')), size: () => 0 } });
+    const app = Fastify({ logger: false });
+    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, t.store, { filter: {}, after: '0' }));
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const client = await openStream(`${url}/stream`);
+      await client.ended;
+      expect(client.comments.at(-1)).toBe('the stream failed on the server (logged there); reconnect with Last-Event-ID');
+      expect(streamsOfApp.size()).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe('EVENT_STREAMS_MAX', () => {
