@@ -85,6 +85,28 @@ describe('npm run generate on a spec with a new operation', () => {
     }
   });
 
+  it('generate --check names each generated file that drifted from the spec, and exits 1', { timeout: 60_000 }, async () => {
+    const generated = ['generated/api.d.ts', 'generated/sessions-api.json', 'generated/query-defaults.d.ts', 'src/http/handlers/index.ts'];
+    const originals = generated.map((file) => readFileSync(join(project, file), 'utf8'));
+    try {
+      for (const file of generated) writeFileSync(join(project, file), `${readFileSync(join(project, file), 'utf8')}\n// drifted\n`);
+      const failed = await run(process.execPath, ['--import', 'tsx', 'scripts/generate.ts', '--check'], { cwd: project }).then(
+        () => undefined,
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr.trim().split('\n')).toEqual([
+        'generated/api.d.ts is out of date with openapi/sessions-api.yaml',
+        'generated/sessions-api.json is out of date with openapi/sessions-api.yaml',
+        'generated/query-defaults.d.ts is out of date with openapi/sessions-api.yaml',
+        'src/http/handlers/index.ts does not list the spec operations',
+        'Run `npm run generate` and commit what it writes.',
+      ]);
+    } finally {
+      generated.forEach((file, i) => writeFileSync(join(project, file), originals[i]!));
+    }
+  });
+
   it('refuses an operationId that is no JavaScript identifier, naming it, and writes nothing', { timeout: 60_000 }, async () => {
     const specFile = join(project, 'openapi', 'sessions-api.yaml');
     const spec = parse(readFileSync(specFile, 'utf8'));
