@@ -346,26 +346,14 @@ describe('keep-alive and shutdown', () => {
     expect(streamsOfApp.size()).toBe(0);
   });
 
-  it('ends a stream whose read of the log fails, saying so in its last comment', async () => {
-    const streamsOfApp = createEventStreams({ feed: createEventFeed(t.store) });
-    const failing = { ...t.store, listEvents: async () => Promise.reject(new Error('disk on fire')) };
+  it.each([
+    ['whose read of the log fails', () => ({ feed: createEventFeed(t.store), store: { ...t.store, listEvents: async () => Promise.reject(new Error('disk on fire')) } })],
+    ['that cannot follow the live log', () => ({ feed: { follow: async () => Promise.reject(new Error('feed on fire')), size: () => 0 }, store: t.store })],
+  ])('ends a stream %s, saying so in its last comment', async (_what, failing) => {
+    const { feed, store } = failing();
+    const streamsOfApp = createEventStreams({ feed });
     const app = Fastify({ logger: false });
-    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, failing, { filter: {}, after: '0' }));
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    try {
-      const client = await openStream(`${url}/stream`);
-      await client.ended;
-      expect(client.comments.at(-1)).toBe('the stream failed on the server (logged there); reconnect with Last-Event-ID');
-      expect(streamsOfApp.size()).toBe(0);
-    } finally {
-      await app.close();
-    }
-  });
-
-  it('ends a stream that cannot follow the live log, saying so in its last comment', async () => {
-    const streamsOfApp = createEventStreams({ feed: { follow: async () => Promise.reject(new Error('feed on fire')), size: () => 0 } });
-    const app = Fastify({ logger: false });
-    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, t.store, { filter: {}, after: '0' }));
+    app.get('/stream', async (request, reply) => streamsOfApp.open(request, reply, store, { filter: {}, after: '0' }));
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const client = await openStream(`${url}/stream`);

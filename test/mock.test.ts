@@ -564,10 +564,14 @@ describe('mock mode on documents it cannot serve as they are', () => {
     ['a $ref naming nothing', 'dangling.yaml', /^\$ref #\/components\/schemas\/Nope in .*dangling\.yaml names nothing$/],
     ['a $ref naming nothing, without components', 'bare.yaml', /^\$ref #\/components\/schemas\/Nope in .*bare\.yaml names nothing$/],
     ['a remote $ref', 'remote.yaml', /^\$ref https:\/\/example\.com\/x\.yaml#\/X: remote references are not followed; bundle the document first/],
+    ['a $ref naming nothing, in an allOf', 'allof.yaml', /^\$ref #\/components\/schemas\/Gone in .*allof\.yaml names nothing$/],
+    ['a remote $ref of another scheme, in a parameter list', 'ftp.yaml', /^\$ref ftp:\/\/example\.com\/p\.yaml: remote references are not followed/],
   ])('refuses %s in one line, before serving', async (_what, file, reason) => {
     const texts: Record<string, string> = {
       'badref.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /x:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: { $ref: 'missing.yaml#/X' }\n",
       'dangling.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    post:\n      requestBody: { content: { application/json: { schema: { $ref: '#/components/schemas/Nope' } } } }\n      responses: { '201': { description: ok } }\ncomponents: { schemas: { Yes: { type: string } } }\n",
+      'allof.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { allOf: [{ type: object }, { $ref: '#/components/schemas/Gone' }] } } } } }\ncomponents: { schemas: { Here: { type: object } } }\n",
+      'ftp.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      parameters: [{ $ref: 'ftp://example.com/p.yaml' }]\n      responses: { '200': { description: ok } }\n",
       'bare.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: '#/components/schemas/Nope' } } } } }\n",
       'remote.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: 'https://example.com/x.yaml#/X' } } } } }\n",
       'broken.yaml': 'openapi: 3.1.0\ninfo: [unclosed\n',
