@@ -709,10 +709,15 @@ paths:
 describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', () => {
   const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-30-'));
   afterAll(() => rmSync(folder, { recursive: true, force: true }));
-  /** The mock of a 3.0 document with one POST operation at /n taking `{ n }`; the answers to n = 0 and n = 1. */
-  const answersOf = async (name: string, text: string) => {
+  /**
+   * The answers to n = 0 and n = 1 of the mock of a 3.0 document with one POST operation at
+   * /n: `top` its lines above `paths` (an anchor, say), `request` its body's schema and
+   * `responses` its answers, each as YAML.
+   */
+  const answersOf = async (name: string, { top = '', request, responses }: { top?: string; request: string; responses: string[] }) => {
     const path = join(folder, `${name}.yaml`);
-    writeFileSync(path, text);
+    const operation = ['post:', '  operationId: postN', '  requestBody:', '    required: true', `    content: { application/json: { schema: ${request} } }`, '  responses:', ...responses.map((line) => `    ${line}`)];
+    writeFileSync(path, [`openapi: 3.0.3`, `info: { title: ${name}, version: "1" }`, top, 'paths:', '  /n:', ...operation.map((line) => `    ${line}`), ''].join('\n'));
     const app = await createMockServer({ specPath: path });
     try {
       return await Promise.all([0, 1].map((n) => call(app, { method: 'POST' as 'GET', url: '/n', body: { n } })));
@@ -722,47 +727,23 @@ describe('mock mode on an OpenAPI 3.0 document with boolean exclusive bounds', (
   };
 
   it('validates exclusiveMinimum: true as 3.0 means it (it answered every request 500)', async () => {
-    const [zero, one] = await answersOf(
-      'inline',
-      `openapi: 3.0.3
-info: { title: inline, version: "1" }
-paths:
-  /n:
-    post:
-      operationId: postN
-      requestBody:
-        required: true
-        content: { application/json: { schema: { type: object, required: [n], properties: { n: { type: number, minimum: 0, exclusiveMinimum: true } } } } }
-      responses:
-        '201': { description: added, content: { application/json: { schema: { type: object, properties: { n: { type: number } } }, example: { n: 2 } } } }
-        '400': { description: bad, content: { application/json: { schema: { type: object, properties: { message: { type: string } } }, example: { message: x } } } }
-`,
-    );
+    const [zero, one] = await answersOf('inline', {
+      request: '{ type: object, required: [n], properties: { n: { type: number, minimum: 0, exclusiveMinimum: true } } }',
+      responses: [
+        "'201': { description: added, content: { application/json: { schema: { type: object, properties: { n: { type: number } } }, example: { n: 2 } } } }",
+        "'400': { description: bad, content: { application/json: { schema: { type: object, properties: { message: { type: string } } }, example: { message: x } } } }",
+      ],
+    });
     expect([zero!.status, zero!.body.message]).toEqual([400, 'body/n must be > 0']);
     expect(one!.status).toBe(201);
   });
 
   it('validates a boolean exclusiveMinimum shared through a YAML anchor and merge key in the request and the response (probe R saw a 500)', async () => {
-    const [zero, one] = await answersOf(
-      'anchored',
-      `openapi: 3.0.3
-info: { title: anchored, version: "1" }
-x-base: &base
-  type: object
-  required: [n]
-  properties:
-    n: { type: integer, minimum: 0, exclusiveMinimum: true }
-paths:
-  /n:
-    post:
-      operationId: postN
-      requestBody:
-        required: true
-        content: { application/json: { schema: *base } }
-      responses:
-        '201': { description: ok, content: { application/json: { schema: { <<: *base } } } }
-`,
-    );
+    const [zero, one] = await answersOf('anchored', {
+      top: ['x-base: &base', '  type: object', '  required: [n]', '  properties:', '    n: { type: integer, minimum: 0, exclusiveMinimum: true }'].join('\n'),
+      request: '*base',
+      responses: ["'201': { description: ok, content: { application/json: { schema: { <<: *base } } } }"],
+    });
     expect([zero!.status, zero!.body.message]).toEqual([400, 'body/n must be > 0']);
     expect(one!.status).toBe(201);
     expect(one!.body.n).toBeGreaterThan(0);
