@@ -1,8 +1,9 @@
 // Which query parameters handlers read as present: those the spec gives a default, found
 // wherever the spec can put them. `npm run generate` writes them as a type
 // (generated/query-defaults.d.ts); `check:generated` fails when that file drifts.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { defaultedQueryParameters, queryDefaultsDeclaration } from '../scripts/query-defaults.js';
+import type { QueryParams } from '../src/http/operation-types.js';
 
 describe('defaultedQueryParameters', () => {
   const document = {
@@ -34,5 +35,24 @@ describe('defaultedQueryParameters', () => {
 
   it('writes them as a type, one line per operation', () => {
     expect(queryDefaultsDeclaration(defaultedQueryParameters(document))).toContain('export interface QueryDefaults {\n    listThings: "verbose" | "page" | "limit";\n    deleteThings: "verbose";\n}\n');
+  });
+});
+
+// Checked by `npm run typecheck` (tsc reads test/): a type that made every query parameter of
+// an operation with a default present, or none, would fail here, not at run time.
+describe('QueryParams', () => {
+  type ListSessionsQuery = QueryParams<'listSessions'>;
+  type IsOptional<T, K extends keyof T> = Record<string, never> extends Pick<T, K> ? true : false;
+
+  it('types the parameters with a default as present', () => {
+    expectTypeOf<IsOptional<ListSessionsQuery, 'limit'>>().toEqualTypeOf<false>();
+    expectTypeOf<IsOptional<ListSessionsQuery, 'status'>>().toEqualTypeOf<false>();
+    expectTypeOf<ListSessionsQuery['limit']>().toEqualTypeOf<number>();
+    expectTypeOf<IsOptional<QueryParams<'deleteAgent'>, 'force'>>().toEqualTypeOf<false>();
+  });
+
+  it('leaves the others optional', () => {
+    expectTypeOf<IsOptional<ListSessionsQuery, 'agentId'>>().toEqualTypeOf<true>();
+    expectTypeOf<IsOptional<ListSessionsQuery, 'cursor'>>().toEqualTypeOf<true>();
   });
 });
