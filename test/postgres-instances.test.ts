@@ -87,6 +87,31 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     }
   });
 
+  it("another application's tables: beside them the schema is made; a name collision is refused, naming it, and changes nothing", async () => {
+    const shared = await createTestDatabase();
+    const colliding = await createTestDatabase();
+    const clients = [shared, colliding].map((database) => new pg.Client({ connectionString: database.url }));
+    try {
+      await Promise.all(clients.map((client) => client.connect()));
+      const [sharedClient, collidingClient] = clients as [pg.Client, pg.Client];
+      await sharedClient.query('CREATE TABLE orders (id integer PRIMARY KEY)');
+      await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();
+      expect((await sharedClient.query('SELECT max(version) AS version FROM schema_migrations')).rows[0].version).toBe(migrations.length);
+
+      await collidingClient.query('CREATE TABLE sessions (ref text)');
+      await expect(openPostgresStore({ url: colliding.url, poolSize: 1 })).rejects.toThrow(
+        `migration 1 of this server's schema cannot run: relation "sessions" already exists, made by something else; give the server a database (or a search_path schema) of its own; nothing was changed`,
+      );
+      const tables = await collidingClient.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
+      expect(tables.rows).toEqual([{ table_name: 'sessions' }]);
+      const columns = await collidingClient.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions'");
+      expect(columns.rows).toEqual([{ column_name: 'ref' }]);
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+      await Promise.all([shared.drop(), colliding.drop()]);
+    }
+  });
+
   it('three instances on one database: migrated once, every write seen by all, no update lost', async () => {
     const fresh = await createTestDatabase();
     try {

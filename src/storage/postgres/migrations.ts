@@ -211,6 +211,16 @@ const MIGRATION_LOCK = 724_011_301;
 /** The longest a timer can wait (about 24.8 days): the driver's `query_timeout` that the pool sets, lifted. */
 const NO_QUERY_TIMEOUT = 2 ** 31 - 1;
 
+/** Another application's table or index holds a name this schema needs (a shared database): said as such. */
+function collision(error: unknown, version: number): Error | undefined {
+  if ((error as { code?: string }).code !== '42P07') return undefined; // duplicate_table
+  return new Error(
+    `migration ${version} of this server's schema cannot run: ${(error as Error).message}, made by something else; ` +
+      'give the server a database (or a search_path schema) of its own; nothing was changed',
+    { cause: error },
+  );
+}
+
 export async function migrate(client: pg.ClientBase): Promise<void> {
   // The driver reads `query_timeout` per query; its types leave it out.
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
@@ -230,7 +240,9 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
       throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
     }
     for (const [index, sql] of migrations.slice(current).entries()) {
-      await query(sql);
+      await query(sql).catch((error: unknown) => {
+        throw collision(error, current + index + 1) ?? error;
+      });
       await query('INSERT INTO schema_migrations (version) VALUES ($1)', [current + index + 1]);
     }
     await query('COMMIT');
