@@ -11,6 +11,7 @@ import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
 import { USER_ID } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { storedMessages } from './helpers/stored-messages.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 
 const ADMIN_KEY = 'admin-key-for-tests-0123456789';
@@ -204,7 +205,7 @@ describe.each([
       expect(own.status, `${operationId} on its own session`).toBeLessThan(300);
     }
     expect(await t.store.getSession(theirs.sessionId)).toEqual(stored);
-    expect((await t.store.listMessages({ sessionId: theirs.sessionId, limit: 10 })).messages).toEqual([]);
+    expect((await storedMessages(t.store, { sessionId: theirs.sessionId, limit: 10 })).messages).toEqual([]);
   });
 
   it("answers 404 for another agent (get, or a session created with it) and lists only its own", async () => {

@@ -12,6 +12,7 @@ import { type Store, StorageFault } from '../src/storage/store.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { logLines } from './helpers/log-lines.js';
 import { openStream } from './helpers/sse-client.js';
+import { storedMessages } from './helpers/stored-messages.js';
 import { startTestApp, type TestApp, type TestResponse } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
 
@@ -31,7 +32,7 @@ const messagesUrl = () => `/api/messaging/sessions/${sessionId}/messages`;
 const send = (body: Record<string, unknown>) => t.request({ method: 'POST', url: messagesUrl(), body: { content: 'Hello, Eliza!', ...body } });
 const agentSays = (content: string, metadata: Record<string, unknown> = {}) =>
   t.request({ method: 'POST', url: messagesUrl(), body: { content, authorId: agentId, metadata } });
-const stored = async () => (await t.store.listMessages({ sessionId, limit: 100 })).messages;
+const stored = async () => (await storedMessages(t.store, { sessionId, limit: 100 })).messages;
 
 /** Sends with `body`, waits until the user's message is stored and waiting, and then runs `meanwhile`. */
 async function sendAndReply(body: Record<string, unknown>, meanwhile: () => Promise<unknown>): Promise<TestResponse> {

@@ -21,12 +21,15 @@ const MESSAGES: Array<[number, string, number, boolean, string, string, string]>
   [30, 'm3', 1764151234007, false, 'third', '[]', '{"n":[1,2]}'],
 ];
 
+/** The stored views, newest first, are messageView's of MESSAGES, keys in its order. */
 async function expectViewsOfRecords(store: Store): Promise<void> {
-  const records = await store.listMessages({ sessionId: 's', limit: 10 });
+  const records = [...MESSAGES].reverse().map(([position, id, createdAt, isAgent, content, attachments, metadata]) =>
+    ({ id, sessionId: 's', position, createdAt, authorId: 'u', isAgent, content, attachments: JSON.parse(attachments), metadata: JSON.parse(metadata) }));
   const views = await store.listMessageViews({ sessionId: 's', limit: 10 });
-  expect(records.messages).toHaveLength(3);
-  expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(records.messages.map(messageView));
-  for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(records.messages[0]!)));
+  expect(views.messages.map((view) => view.position)).toEqual([30, 20, 10]);
+  expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(records.map(messageView));
+  for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(records[0]!)));
+  expect(Object.keys(JSON.parse(views.messages[1]!.json).metadata)).toEqual(['z', 'a']);
 }
 
 it('SQLite: migration 12 writes the views of the messages already stored', () =>

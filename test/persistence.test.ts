@@ -8,6 +8,7 @@ import { migrations } from '../src/storage/sqlite/migrations.js';
 import { openDatabase } from '../src/storage/sqlite/connection.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSession, registerAgent } from './helpers/fixtures.js';
+import { storedMessages } from './helpers/stored-messages.js';
 import { startTestApp } from './helpers/test-app.js';
 
 const directories: string[] = [];
@@ -138,10 +139,11 @@ describe('SQLite persistence', () => {
 
     const store = openSqliteStore(databasePath);
     try {
-      const page = await store.listMessages({ sessionId: 's', limit: 10 });
-      expect(page.messages.map((m) => [m.id, m.position, m.content, m.isAgent, m.metadata])).toEqual([
-        ['m2', 20, 'second', false, {}],
-        ['m1', 10, 'first', true, { k: 1 }],
+      const page = await storedMessages(store, { sessionId: 's', limit: 10 });
+      expect(page.positions).toEqual([20, 10]);
+      expect(page.messages.map((m) => [m.id, m.content, m.isAgent, m.metadata])).toEqual([
+        ['m2', 'second', false, {}],
+        ['m1', 'first', true, { k: 1 }],
       ]);
     } finally {
       await store.close();

@@ -9,6 +9,7 @@ import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { MessageRecord, SessionRecord, Store } from '../src/storage/store.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { storedMessages } from './helpers/stored-messages.js';
 import { agentRecord, messageRecord, sessionRecord } from './store/records.js';
 
 describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
@@ -56,7 +57,7 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     expect(appended.result.message.position).toBe(0);
     const second = await store.appendMessage(session.id, (current, last) => ({ session: current!, message: messageRecord(session, (last ?? -1) + 1) }), undefined);
     expect(second.message.position).toBe(1);
-    expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages.map((m) => m.position)).toEqual([1, 0]);
+    expect((await storedMessages(store, { sessionId: session.id, limit: 10 })).positions).toEqual([1, 0]);
 
     const ended = await sentBy(() => store.deleteSession(session.id, (current) => current!));
     expect(ended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^DELETE FROM sessions/)]);
@@ -115,7 +116,7 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
       ),
     );
     expect(appended.messages).toEqual([expect.stringMatching(/^BEGIN;/), expect.stringMatching(/^UPDATE sessions/)]);
-    expect((await store.listMessages({ sessionId: session.id, limit: 50 })).messages.map((m) => m.position)).toEqual(Array.from({ length: 16 }, (_, i) => 15 - i));
+    expect((await storedMessages(store, { sessionId: session.id, limit: 50 })).positions).toEqual(Array.from({ length: 16 }, (_, i) => 15 - i));
     expect((await store.getSession(session.id))?.renewalCount).toBe(4);
     const events = await store.listEvents({ sessionId: session.id, limit: 50 });
     expect(events.map((e) => (e.type === 'session.renewed' ? 'renewed' : (e.data as unknown as { position: number }).position))).toEqual(

@@ -267,10 +267,9 @@ export interface Store {
     build: (current: SessionRecord | undefined, lastPosition: number | undefined) => T,
     carried?: Carried<T>,
   ): Promise<T>;
-  /** Newest first; `hasMore` when messages lie beyond the page in the direction of travel. */
-  listMessages(query: MessageQuery): Promise<{ messages: MessageRecord[]; hasMore: boolean }>;
   /**
-   * The same page as listMessages, each message as its API view (Schemas['Message']) in
+   * A page of a session's messages, newest first; `hasMore` when messages lie beyond the
+   * page in the direction of travel. Each message is its API view (Schemas['Message']) in
    * JSON, written with the message: getSessionMessages sends it as is.
    */
   listMessageViews(query: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }>;

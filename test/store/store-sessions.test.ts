@@ -7,6 +7,7 @@ import { sessionEvent } from '../../src/events/event-records.js';
 import { messageView } from '../../src/views.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
 import { until } from '../helpers/until.js';
+import { storedMessages } from '../helpers/stored-messages.js';
 import { backends } from './backends.js';
 import { agentRecord, idempotencyRecord, messageRecord, sessionRecord } from './records.js';
 
@@ -155,7 +156,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       await store.deleteSession(session.id, (current) => (seen.push(current), current!));
       expect(seen).toEqual([session]);
       expect(await store.getSession(session.id)).toBeUndefined();
-      expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages).toEqual([]);
+      expect((await storedMessages(store, { sessionId: session.id, limit: 10 })).messages).toEqual([]);
     });
   });
 
@@ -173,10 +174,10 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         });
       await Promise.all(Array.from({ length: 25 }, append));
       expect(lastSeen[0]).toBeUndefined();
-      const page = await store.listMessages({ sessionId: session.id, limit: 100 });
-      expect(page.messages.map((m) => m.position)).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
+      const page = await storedMessages(store, { sessionId: session.id, limit: 100 });
+      expect(page.positions).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
       expect((await store.getSession(session.id))?.lastActivity).toBe(T0 + 25);
-      expect(page.messages[0]).toEqual(messageRecord(session, 25, { id: page.messages[0]!.id }));
+      expect(page.messages[0]).toEqual(messageView(messageRecord(session, 25, { id: page.messages[0]!.id })));
     });
 
     it('a build that throws writes neither the message nor the session', async () => {
@@ -189,7 +190,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
           return { session: session, message: messageRecord(session, 1) };
         }),
       ).rejects.toThrow('too long');
-      expect((await store.listMessages({ sessionId: session.id, limit: 10 })).messages).toEqual([]);
+      expect((await storedMessages(store, { sessionId: session.id, limit: 10 })).messages).toEqual([]);
     });
 
     it('pages newest first, back with before and forward with after, hasMore exact', async () => {
@@ -200,8 +201,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         await store.appendMessage(session.id, (current) => ({ session: current!, message: messageRecord(session, position) }));
       }
       const positions = async (query: { limit: number; before?: number; after?: number }) => {
-        const page = await store.listMessages({ sessionId: session.id, ...query });
-        return [page.messages.map((m) => m.position), page.hasMore];
+        const page = await storedMessages(store, { sessionId: session.id, ...query });
+        return [page.positions, page.hasMore];
       };
       expect(await positions({ limit: 3 })).toEqual([[7, 6, 5], true]);
       expect(await positions({ limit: 3, before: 5 })).toEqual([[4, 3, 2], true]);
@@ -211,7 +212,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await positions({ limit: 10, before: 6, after: 2 })).toEqual([[5, 4, 3], false]);
     });
 
-    it('pages the stored views like listMessages, each the message as the API shows it (U+0000, emoji, key order)', async () => {
+    it('pages the stored views, each the message as the API shows it (U+0000, emoji, key order)', async () => {
       const agent = await withAgent();
       const session = sessionRecord(agent.id);
       await store.insertSession(session);
@@ -224,13 +225,18 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
         }),
       );
       for (const message of written) await store.appendMessage(session.id, (current) => ({ session: current!, message }));
-      for (const query of [{ limit: 2 }, { limit: 2, before: 3 }, { limit: 2, after: 1 }, { limit: 10, before: 5, after: 1 }]) {
-        const records = await store.listMessages({ sessionId: session.id, ...query });
+      const pages: Array<[query: { limit: number; before?: number; after?: number }, positions: number[], hasMore: boolean]> = [
+        [{ limit: 2 }, [5, 4], true],
+        [{ limit: 2, before: 3 }, [2, 1], false],
+        [{ limit: 2, after: 1 }, [3, 2], true],
+        [{ limit: 10, before: 5, after: 1 }, [4, 3, 2], false],
+      ];
+      for (const [query, positions, hasMore] of pages) {
         const views = await store.listMessageViews({ sessionId: session.id, ...query });
-        expect(views.hasMore, JSON.stringify(query)).toBe(records.hasMore);
-        expect(views.messages.map((view) => view.position)).toEqual(records.messages.map((message) => message.position));
+        expect(views.hasMore, JSON.stringify(query)).toBe(hasMore);
+        expect(views.messages.map((view) => view.position)).toEqual(positions);
         // Sent as is: the JSON is the view, with its keys in the view's order.
-        expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(records.messages.map(messageView));
+        expect(views.messages.map((view) => JSON.parse(view.json))).toEqual(positions.map((position) => messageView(written[position - 1]!)));
         for (const view of views.messages) expect(Object.keys(JSON.parse(view.json))).toEqual(Object.keys(messageView(written[0]!)));
       }
       const [second] = (await store.listMessageViews({ sessionId: session.id, limit: 1, before: 3 })).messages;
@@ -250,7 +256,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     expect(stored).toEqual(session);
     const message = messageRecord(session, 1, { content: 'a\u0000b', metadata: { y: 1, x: '\u0000' } });
     await store.appendMessage(session.id, (current) => ({ session: current!, message }));
-    expect((await store.listMessages({ sessionId: session.id, limit: 1 })).messages).toEqual([message]);
+    expect((await storedMessages(store, { sessionId: session.id, limit: 1 })).messages).toEqual([messageView(message)]);
     expect(await store.getSession('../..\u0000')).toBeUndefined();
     expect(await store.getAgent('\u0000')).toBeUndefined();
     await expect(store.modifySession('x\u0000', bumped)).rejects.toThrow('no session');
@@ -386,12 +392,12 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       // Cutoff after the first two expiries; a batch of 2 deletes at most 20 messages.
       const cutoff = T0 + 31 * MINUTE;
       expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 0, more: true });
-      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toHaveLength(5);
+      expect((await storedMessages(store, { sessionId: sessions[0]!.id, limit: 100 })).messages).toHaveLength(5);
       expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 2, more: true });
       expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 0, more: false });
       expect(await store.getSession(sessions[0]!.id)).toBeUndefined();
       expect(await store.getSession(sessions[2]!.id)).toBeDefined();
-      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
+      expect((await storedMessages(store, { sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
     });
 
     // On PostgreSQL the two run on two connections of the pool, as two instances would.
@@ -417,7 +423,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const [first, second] = await Promise.all([sweep(), sweep()]);
       expect(first! + second!).toBe(20);
       for (const session of sessions) expect(await store.getSession(session.id)).toBeUndefined();
-      expect((await store.listMessages({ sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
+      expect((await storedMessages(store, { sessionId: sessions[0]!.id, limit: 100 })).messages).toEqual([]);
       expect(await store.getSession(kept.id)).toBeDefined();
       expect(await store.countSessions({ now: cutoff, purgeCutoff: cutoff })).toMatchObject({ total: 1 });
     });

@@ -26,7 +26,6 @@ import {
   type DeliveryRow,
   type EventRow,
   type IdempotencyRow,
-  type MessageRow,
   type SessionRow,
   type WebhookRow,
   int8AsNumber,
@@ -36,7 +35,6 @@ import {
   toDelivery,
   toEvent,
   toIdempotencyRecord,
-  toMessage,
   sessionRowOf,
   toSession,
   toWebhook,
@@ -162,15 +160,16 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
 
   /** One page of a session's messages, newest first; `hasMore` beyond it in the direction of travel. */
-  async function messagePage<R extends pg.QueryResultRow>(columns: string, { sessionId, limit, before, after }: MessageQuery): Promise<{ messages: R[]; hasMore: boolean }> {
+  async function messageViewPage({ sessionId, limit, before, after }: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }> {
     // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
     const forward = after !== undefined && before === undefined;
     const direction = forward ? 'ASC' : 'DESC';
     // The session's range of the key as row comparisons, in the key's order: with
     // `session_id = $1`, statistics older than a conversation's growth (3 rows expected,
     // 75,000 there) planned a bitmap scan of all of them and a sort, 43 ms against 0.07.
-    const { rows } = await query<R>(
-      `SELECT ${columns} FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
+    // The view as text: the driver would parse a json column.
+    const { rows } = await query<MessageView>(
+      `SELECT position, view::text AS json FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
          ORDER BY session_id ${direction}, position ${direction} LIMIT $4`,
       [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
     );
@@ -266,13 +265,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async appendMessage(sessionId, build, carried) {
       return writeToSession({ id: sessionId, append: build, carried: carried as Carried<Appended> | undefined }) as Promise<ReturnType<typeof build>>;
     },
-    async listMessages(messageQuery) {
-      const page = await messagePage<MessageRow>('*', messageQuery);
-      return { messages: page.messages.map(toMessage), hasMore: page.hasMore };
-    },
     async listMessageViews(messageQuery) {
-      // As text: the driver would parse a json column.
-      return messagePage<MessageView>('position, view::text AS json', messageQuery);
+      return messageViewPage(messageQuery);
     },
     async listSessions(sessionQuery) {
       const { page, count } = listSessionsSql(sessionQuery);

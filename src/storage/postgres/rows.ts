@@ -140,32 +140,6 @@ export const SESSION_COLUMN_TYPES: Record<(typeof SESSION_COLUMNS)[number], stri
   due_at: 'bigint',
 };
 
-export interface MessageRow {
-  session_id: string;
-  position: number;
-  id: string;
-  created_at: number;
-  author_id: string;
-  is_agent: boolean;
-  content: string;
-  attachments: MessageRecord['attachments'];
-  metadata: MessageRecord['metadata'];
-}
-
-export function toMessage(row: MessageRow): MessageRecord {
-  return {
-    id: row.id,
-    sessionId: row.session_id,
-    position: row.position,
-    createdAt: row.created_at,
-    authorId: row.author_id,
-    isAgent: row.is_agent,
-    content: row.content,
-    attachments: row.attachments,
-    metadata: row.metadata,
-  };
-}
-
 export function messageValues(message: MessageRecord): unknown[] {
   return [
     message.sessionId,

@@ -13,17 +13,11 @@ const STATUS_TERMS: Record<SessionQuery['status'], { page: string; count: string
   all: { page: '+expires_at > @purgeCutoff', count: 'expires_at > @purgeCutoff' },
 };
 
-/** A page of one session's messages is a range of the (session_id, position) primary key. */
-const MESSAGE_COLUMNS = 'session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata';
-export const MESSAGE_PAGE_SQL = {
-  backward: `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = @sessionId AND position < @before AND position > @after ORDER BY position DESC LIMIT @limit`,
-  forward: `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = @sessionId AND position < @before AND position > @after ORDER BY position ASC LIMIT @limit`,
-};
-
-/** The same pages, of the stored views only. */
+/** A page of one session's messages (their stored views) is a range of the (session_id, position) primary key. */
+const MESSAGE_RANGE = 'FROM messages WHERE session_id = @sessionId AND position < @before AND position > @after';
 export const MESSAGE_VIEW_PAGE_SQL = {
-  backward: MESSAGE_PAGE_SQL.backward.replace(MESSAGE_COLUMNS, 'position, view'),
-  forward: MESSAGE_PAGE_SQL.forward.replace(MESSAGE_COLUMNS, 'position, view'),
+  backward: `SELECT position, view ${MESSAGE_RANGE} ORDER BY position DESC LIMIT @limit`,
+  forward: `SELECT position, view ${MESSAGE_RANGE} ORDER BY position ASC LIMIT @limit`,
 };
 
 /**

@@ -103,20 +103,6 @@ export interface MessageRow {
   view?: string;
 }
 
-export function toMessage(row: MessageRow): MessageRecord {
-  return {
-    id: row.id,
-    sessionId: row.session_id,
-    position: row.position,
-    createdAt: row.created_at,
-    authorId: row.author_id,
-    isAgent: row.is_agent === 1,
-    content: row.content,
-    attachments: JSON.parse(row.attachments),
-    metadata: JSON.parse(row.metadata),
-  };
-}
-
 export function toMessageRow(message: MessageRecord): MessageRow {
   return {
     id: message.id,
@@ -181,13 +167,6 @@ export function toSessionRow(session: SessionRecord): SessionRow {
     announced: session.announced,
     due_at: nextDue(session, session.announced)?.at ?? null,
   };
-}
-
-/** A row as an array in MESSAGE_COLUMNS order: pages read rows raw, which halves their cost. */
-export type MessageTuple = [string, number, string, number, string, number, string, string, string];
-
-export function messageFromTuple([session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata]: MessageTuple): MessageRecord {
-  return toMessage({ session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata });
 }
 
 export type SessionTuple = [string, string, string, number, number, number, number, number, number, number, number, number, number, SessionRow['status'], string, SessionRow['announced']];

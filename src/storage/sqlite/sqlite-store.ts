@@ -27,10 +27,9 @@ import { markSql, prepareMarks, runMarkMove } from './mark-batch.js';
 import { openDatabase, startWal, type SqliteOptions } from './connection.js';
 import { announceBatch } from './announce-batch.js';
 import { sessionListing } from './session-listing.js';
-import { messagePage, prepareStatements } from './statements.js';
+import { messageViewPage, prepareStatements } from './statements.js';
 import {
   countedOf,
-  messageFromTuple,
   sessionFromTuple,
   toAgent,
   toApiKey,
@@ -297,11 +296,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       // db.transaction() does not keep the generic: the value is what `build` returned.
       return write(() => appendMessage(sessionId, build, carried as Carried<unknown>) as ReturnType<typeof build>);
     },
-    async listMessages(query) {
-      return messagePage(query, statements.messagesForward, statements.messagesBackward, messageFromTuple);
-    },
     async listMessageViews(query) {
-      return messagePage(query, statements.viewsForward, statements.viewsBackward, ([position, json]) => ({ position, json }));
+      return messageViewPage(statements, query);
     },
     async listSessions(query) {
       return listing.listSessions(query);

@@ -1,11 +1,11 @@
 // Every statement the SQLite store prepares once, at open.
 import Database from 'better-sqlite3';
-import { DELIVERIES_KEPT, type MessageQuery } from '../store.js';
+import { DELIVERIES_KEPT, type MessageQuery, type MessageView } from '../store.js';
 import { NEXT_EVENT_ID_SQL } from './event-log.js';
 import { countAfterSql, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { PASSABLE_SQL } from './mark-batch.js';
-import { ANNOUNCED_NOW_SQL, DUE_SESSIONS_SQL, MESSAGE_PAGE_SQL, MESSAGE_VIEW_PAGE_SQL, SESSION_COLUMNS_BUT_ANNOUNCED } from './queries.js';
-import type { AgentRow, ApiKeyRow, DeliveryRow, DueTuple, MessageRow, MessageTuple, SessionRow, StoredSessionTuple, WebhookRow } from './rows.js';
+import { ANNOUNCED_NOW_SQL, DUE_SESSIONS_SQL, MESSAGE_VIEW_PAGE_SQL, SESSION_COLUMNS_BUT_ANNOUNCED } from './queries.js';
+import type { AgentRow, ApiKeyRow, DeliveryRow, DueTuple, MessageRow, SessionRow, StoredSessionTuple, WebhookRow } from './rows.js';
 
 /** The bound parameters of a statement: a tuple, or one object of named ones. */
 type Params<P> = P extends unknown[] ? P : [P];
@@ -31,8 +31,6 @@ type MessageBounds = { sessionId: string; before: number; after: number; limit: 
 
 function messagePageStatements(db: Database.Database) {
   return {
-    messagesBackward: prepare<MessageBounds, MessageTuple>(db, MESSAGE_PAGE_SQL.backward, 'raw'),
-    messagesForward: prepare<MessageBounds, MessageTuple>(db, MESSAGE_PAGE_SQL.forward, 'raw'),
     viewsBackward: prepare<MessageBounds, [number, string]>(db, MESSAGE_VIEW_PAGE_SQL.backward, 'raw'),
     viewsForward: prepare<MessageBounds, [number, string]>(db, MESSAGE_VIEW_PAGE_SQL.forward, 'raw'),
   };
@@ -175,17 +173,15 @@ export function prepareStatements(db: Database.Database) {
   };
 }
 
-/** One page of a session's messages, newest first, read by one of a pair of statements. */
-export function messagePage<Row, Item>(
+/** One page of a session's stored message views, newest first (Store.listMessageViews). */
+export function messageViewPage(
+  statements: ReturnType<typeof prepareStatements>,
   { sessionId, limit, before, after }: MessageQuery,
-  forwardStatement: Prepared<MessageBounds, Row>,
-  backwardStatement: Prepared<MessageBounds, Row>,
-  toItem: (row: Row) => Item,
-): { messages: Item[]; hasMore: boolean } {
+): { messages: MessageView[]; hasMore: boolean } {
   // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
   const forward = after !== undefined && before === undefined;
   const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
-  const rows = (forward ? forwardStatement : backwardStatement).all(bounds);
-  const page = rows.slice(0, limit).map(toItem);
+  const rows = (forward ? statements.viewsForward : statements.viewsBackward).all(bounds);
+  const page = rows.slice(0, limit).map(([position, json]): MessageView => ({ position, json }));
   return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
 }
