@@ -282,6 +282,22 @@ describe('startup with unusable storage: one line naming the file and the cause,
     await refusesToStart(join(directory!, 'sessions.db'), new RegExp(`: ${directory} is on a read-only file system \\(EROFS\\)$`, 'm'));
   });
 
+  // Root may write any file, but not an immutable one (`chattr +i`): access() says EPERM,
+  // as it says EACCES to a user without the permission. SQLite would open the file read-only.
+  it.skipIf(!canMount)('a file, or a folder, this process may not write, saying so (SQLite would serve, every write a 503)', async () => {
+    const databasePath = tempDatabase();
+    await openSqliteStore(databasePath).close();
+    const folder = join(databasePath, '..');
+    for (const target of [databasePath, folder]) {
+      execFileSync('chattr', ['+i', target]);
+      try {
+        await refusesToStart(databasePath, new RegExp(`: this process may not write ${target} \\(EPERM\\)$`, 'm'));
+      } finally {
+        execFileSync('chattr', ['-i', target]);
+      }
+    }
+  });
+
   it.skipIf(!canMount)('a full disk, saying so (SQLite said "disk I/O error (SQLITE_IOERR_SHMSIZE)")', async () => {
     const directory = mountTmpfs('2m');
     expect(directory, 'mount -t tmpfs failed: this test needs root with CAP_SYS_ADMIN').toBeDefined();
