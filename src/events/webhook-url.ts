@@ -15,7 +15,7 @@ const FETCH_BAD_PORTS = new Set([
   1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
 ]);
 
-/** Why no delivery could reach `url` (a phrase following the URL's field name), or undefined when one can. */
+/** Why no delivery could reach `url`, one the spec's pattern let through (http or https), as a phrase following the field name; undefined when one can. */
 export function undeliverableReason(url: string, privateAddresses: PrivateAddresses): string | undefined {
   let parsed: URL;
   try {
@@ -23,8 +23,9 @@ export function undeliverableReason(url: string, privateAddresses: PrivateAddres
   } catch {
     return 'is not a valid URL';
   }
-  // `http:///path` parses with host "path": as written, it names none.
-  if (parsed.hostname === '' || /^https?:\/\/\//i.test(url)) return 'has no host';
+  // `http:///path` parses with host "path": as written, it names none. (An http(s) URL
+  // with an empty host does not parse at all.)
+  if (/^https?:\/\/\//i.test(url)) return 'has no host';
   if (parsed.port !== '' && FETCH_BAD_PORTS.has(Number(parsed.port))) return `port ${parsed.port} is one fetch never connects to (the Fetch standard's bad ports)`;
   if (parsed.username !== '' || parsed.password !== '') return 'must not carry credentials (user:password@); authenticate the deliveries by their signature';
   const privateHost = privateAddresses === 'deny' ? privateHostOf(parsed) : undefined;
