@@ -18,7 +18,7 @@ import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
 import { operationSummaries } from '../src/conformance/report.js';
 import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
-import { loadSpec, type Operation, type Parameter, type Schema } from '../src/conformance/spec-model.js';
+import { atPointer, loadSpec, type Operation, type Parameter, type Schema } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
 const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -499,6 +499,16 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
 
 
 describe('reading a spec', () => {
+  it('follows JSON pointers as RFC 6901 has them, in a $ref fragment percent-decoded', () => {
+    const document = { '': 'empty key', paths: { '/pets/{id}': 'the path', 'a~b': 'tilde', '~1': 'escaped' } };
+    expect(atPointer(document, '')).toBe(document);
+    expect(atPointer(document, '/')).toBe('empty key');
+    expect(atPointer(document, '/paths/~1pets~1%7Bid%7D')).toBe('the path');
+    expect(atPointer(document, '/paths/a~0b')).toBe('tilde');
+    expect(atPointer(document, '/paths/~01')).toBe('escaped'); // ~0 then 1, not ~ then 01
+    expect(atPointer(document, '/paths/missing/deeper')).toBeUndefined();
+  });
+
   it('merges YAML merge keys (<<: *anchor) instead of reading "<<" as a response code', () => {
     const [operation] = loadSpec(fileURLToPath(new URL('./fixtures/merge-keys.yaml', import.meta.url))).operations;
     expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);

@@ -72,9 +72,13 @@ export const isJsonMediaType = (type: string) => /^application\/(?:[\w.-]+\+)?js
 /** The keys of a path item that are operations (OpenAPI 3.x). */
 export const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
-/** The node a JSON pointer (`/components/schemas/Session`, the part of a $ref after `#`) names in `root`. */
+/**
+ * The node a JSON pointer (`/components/schemas/Session`, the part of a $ref after `#`)
+ * names in `root` (RFC 6901: `~1` is `/`, `~0` is `~`; `/` alone names the key ""), the
+ * pointer percent-decoded first, as a URI fragment is.
+ */
 export const atPointer = (root: unknown, pointer: string): unknown =>
-  pointer === '' || pointer === '/'
+  pointer === ''
     ? root
     : pointer
         .slice(1)
