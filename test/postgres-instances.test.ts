@@ -18,7 +18,7 @@ import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
 import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
-import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { createTestDatabase, postgresAdminUrl, type TestDatabase } from './helpers/postgres-database.js';
 import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
 import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
@@ -109,6 +109,46 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     } finally {
       await Promise.all(clients.map((client) => client.end()));
       await Promise.all([shared.drop(), colliding.drop()]);
+    }
+  });
+
+  it('a user with only the rights to read and write serves a database another migrated; at a first start it is told what right it lacks, and nothing changes', async () => {
+    const migrated = await createTestDatabase();
+    const fresh = await createTestDatabase();
+    const role = `app_${randomUUID().replaceAll('-', '')}`;
+    const asRole = (url: string) => Object.assign(new URL(url), { username: role }).toString();
+    const admin = new pg.Client({ connectionString: migrated.url });
+    await admin.connect();
+    try {
+      await (await openPostgresStore({ url: migrated.url, poolSize: 1 })).close();
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+      await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      const store = await openPostgresStore({ url: asRole(migrated.url), poolSize: 1 });
+      try {
+        const agent = agentRecord();
+        expect(await store.insertAgent(agent)).toBe(true);
+        expect(await store.getAgent(agent.id)).toEqual(agent);
+      } finally {
+        await store.close();
+      }
+
+      await expect(openPostgresStore({ url: asRole(fresh.url), poolSize: 1 })).rejects.toThrow(
+        "this server's schema cannot be made: permission denied for schema public; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …); nothing was changed",
+      );
+      const other = new pg.Client({ connectionString: fresh.url });
+      await other.connect();
+      try {
+        expect((await other.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).rows).toEqual([]);
+      } finally {
+        await other.end();
+      }
+    } finally {
+      await admin.end();
+      await Promise.all([migrated.drop(), fresh.drop()]);
+      const cluster = new pg.Client({ connectionString: postgresAdminUrl() });
+      await cluster.connect();
+      await cluster.query(`DROP ROLE IF EXISTS ${role}`).finally(() => cluster.end());
     }
   });
 

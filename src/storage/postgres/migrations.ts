@@ -211,20 +211,25 @@ const MIGRATION_LOCK = 724_011_301;
 /** The longest a timer can wait (about 24.8 days): the driver's `query_timeout` that the pool sets, lifted. */
 const NO_QUERY_TIMEOUT = 2 ** 31 - 1;
 
-/** Another application's table or index holds a name this schema needs (a shared database): said as such. */
-function collision(error: unknown, version: number): Error | undefined {
-  if ((error as { code?: string }).code !== '42P07') return undefined; // duplicate_table
-  return new Error(
-    `migration ${version} of this server's schema cannot run: ${(error as Error).message}, made by something else; ` +
-      'give the server a database (or a search_path schema) of its own; nothing was changed',
-    { cause: error },
-  );
+/**
+ * The migration failures whose cause PostgreSQL's words leave to guess, said as such: another
+ * application's table or index holding a name this schema needs (a shared database), and a
+ * user without the right to create tables. `version`: the migration that failed, if one did.
+ */
+function explained(error: unknown, version: number | undefined): Error | undefined {
+  const { code, message } = error as { code?: string; message?: string };
+  const step = version === undefined ? "this server's schema cannot be made" : `migration ${version} of this server's schema cannot run`;
+  const cause = (advice: string) => new Error(`${step}: ${message}${advice}; nothing was changed`, { cause: error });
+  if (code === '42P07') return cause(', made by something else; give the server a database (or a search_path schema) of its own'); // duplicate_table
+  if (code === '42501') return cause('; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …)'); // insufficient_privilege
+  return undefined;
 }
 
 export async function migrate(client: pg.ClientBase): Promise<void> {
   // The driver reads `query_timeout` per query; its types leave it out.
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
     client.query<R>({ text, values, query_timeout: NO_QUERY_TIMEOUT } as pg.QueryConfig);
+  let applying: number | undefined;
   await query('BEGIN');
   try {
     // A migration rewrites whole tables (minutes on a large database), and an instance
@@ -233,21 +238,23 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     // driver's wait for an answer.
     await query('SET LOCAL statement_timeout = 0');
     await query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    // Created only when missing: CREATE … IF NOT EXISTS needs the right to create tables even
+    // when the table is there, which a user with only the rights to read and write has not.
+    const { rows: made } = await query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+    if (!made[0]!.present) await query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
     const { rows } = await query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
     const current = rows[0]?.version ?? 0;
     if (current > migrations.length) {
       throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`);
     }
     for (const [index, sql] of migrations.slice(current).entries()) {
-      await query(sql).catch((error: unknown) => {
-        throw collision(error, current + index + 1) ?? error;
-      });
-      await query('INSERT INTO schema_migrations (version) VALUES ($1)', [current + index + 1]);
+      applying = current + index + 1;
+      await query(sql);
+      await query('INSERT INTO schema_migrations (version) VALUES ($1)', [applying]);
     }
     await query('COMMIT');
   } catch (error) {
     await query('ROLLBACK').catch(() => undefined);
-    throw error;
+    throw explained(error, applying) ?? error;
   }
 }
