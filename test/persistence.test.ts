@@ -207,6 +207,8 @@ describe('SQLite persistence', () => {
       [foreign('users.db', 'CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES (1)'), /^not a Sessions API database \(it has tables, users, and no schema version\)/],
       [foreign('own-sessions.db', 'CREATE TABLE sessions (token TEXT PRIMARY KEY, data TEXT)'), /^not a Sessions API database \(it has tables, sessions, and no schema version\)/],
       [foreign('versioned.db', 'CREATE TABLE things (id INTEGER); PRAGMA user_version = 5'), /^not a Sessions API database \(schema version 5, but no agents and sessions tables\)/],
+      [foreign('agents-only.db', 'CREATE TABLE agents (id TEXT); PRAGMA user_version = 2'), /^not a Sessions API database \(schema version 2, but no agents and sessions tables\)/],
+      [foreign('many.db', ['a', 'b', 'c', 'd', 'e', 'f'].map((name) => `CREATE TABLE ${name} (x);`).join('')), /^not a Sessions API database \(it has tables, a, b, c, d, e, …, and no schema version\)/],
       [foreign('newer.db', `PRAGMA user_version = ${migrations.length + 1}`), /newer than this server/],
     ];
     for (const [path, refusal] of files) {
