@@ -210,6 +210,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await positions({ limit: 3, after: 1 })).toEqual([[4, 3, 2], true]);
       expect(await positions({ limit: 3, after: 4 })).toEqual([[7, 6, 5], false]);
       expect(await positions({ limit: 10, before: 6, after: 2 })).toEqual([[5, 4, 3], false]);
+      // Both bounds and more between them than a page: the page next to `before`.
+      expect(await positions({ limit: 2, before: 6, after: 1 })).toEqual([[5, 4], true]);
     });
 
     it('pages the stored views, each the message as the API shows it (U+0000, emoji, key order)', async () => {
