@@ -106,6 +106,13 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       expect(tables.rows).toEqual([{ table_name: 'sessions' }]);
       const columns = await collidingClient.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions'");
       expect(columns.rows).toEqual([{ column_name: 'ref' }]);
+      // The way out the message names: a schema of its own, by search_path in the URL.
+      await collidingClient.query('CREATE SCHEMA sessions_api');
+      const own = await openPostgresStore({ url: `${colliding.url}?options=${encodeURIComponent('-c search_path=sessions_api')}`, poolSize: 1 });
+      const agent = agentRecord();
+      expect(await own.insertAgent(agent)).toBe(true);
+      await own.close();
+      expect((await collidingClient.query('SELECT count(*)::int AS n FROM sessions_api.agents')).rows).toEqual([{ n: 1 }]);
     } finally {
       await Promise.all(clients.map((client) => client.end()));
       await Promise.all([shared.drop(), colliding.drop()]);
