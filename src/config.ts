@@ -201,8 +201,9 @@ function parsePostgres(env: Env): PostgresConfig | undefined {
   } catch {
     parsed = undefined;
   }
-  if (!parsed || !['postgres:', 'postgresql:'].includes(parsed.protocol) || !parsed.hostname) {
-    throw new ConfigError(`DATABASE_URL must be a postgres://user:password@host:port/database URL (got ${redactedUrl(url)})`);
+  // A Unix socket's folder is the host too: `postgres:///sessions?host=/var/run/postgresql`, as libpq has it.
+  if (!parsed || !['postgres:', 'postgresql:'].includes(parsed.protocol) || !(parsed.hostname || parsed.searchParams.get('host'))) {
+    throw new ConfigError(`DATABASE_URL must be a postgres://user:password@host:port/database URL, or postgres:///database?host=/socket/folder (got ${redactedUrl(url)})`);
   }
   return { url, poolSize, statementTimeoutMs };
 }

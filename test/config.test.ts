@@ -164,9 +164,12 @@ describe('loadConfig: the documented ranges', () => {
     expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
   });
 
-  it('refuses a DATABASE_URL without a host', () => {
+  it('refuses a DATABASE_URL without a host (a socket folder in `?host=` is one)', () => {
     expect(() => loadConfig({ DATABASE_URL: 'postgres:///sessions' })).toThrow(ConfigError);
-    expect(() => loadConfig({ DATABASE_URL: 'postgres:///sessions' })).toThrow('DATABASE_URL must be a postgres://');
+    expect(() => loadConfig({ DATABASE_URL: 'postgres:///sessions?host=' })).toThrow(
+      'DATABASE_URL must be a postgres://user:password@host:port/database URL, or postgres:///database?host=/socket/folder (got postgres:///sessions?host=)',
+    );
+    expect(loadConfig({ DATABASE_URL: 'postgres:///sessions?host=/var/run/postgresql' }).postgres?.url).toBe('postgres:///sessions?host=/var/run/postgresql');
   });
 });
 
@@ -187,7 +190,7 @@ describe('loadConfig: PostgreSQL', () => {
   });
 
   it.each([
-    [{ DATABASE_URL: 'mysql://app:secret@db/sessions' }, 'DATABASE_URL must be a postgres://user:password@host:port/database URL (got mysql://app:***@db/sessions)'],
+    [{ DATABASE_URL: 'mysql://app:secret@db/sessions' }, 'DATABASE_URL must be a postgres://user:password@host:port/database URL, or postgres:///database?host=/socket/folder (got mysql://app:***@db/sessions)'],
     [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL must be a postgres://'],
     // pg reads a password from the query too: hidden there as well.
     [{ DATABASE_URL: 'mysql://app@db/sessions?password=secret&sslpassword=secret&sslmode=require' }, '(got mysql://app@db/sessions?password=***&sslpassword=***&sslmode=require)'],

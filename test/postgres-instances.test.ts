@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { announce } from '../src/events/due-events.js';
 import { agentEvent } from '../src/events/event-records.js';
 import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
@@ -65,6 +66,30 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     const { stderr } = unreachable.output();
     expect(stderr).toContain('sessions-api: cannot open the database postgres://app:***@127.0.0.1:1/sessions: connect ECONNREFUSED');
     expect(stderr).not.toContain('s3cret');
+  });
+
+  it('connects through a Unix socket, its folder named in the URL as libpq has it (?host=, or the host percent-encoded)', async () => {
+    const admin = new pg.Client({ connectionString: database.url }); // over TCP
+    await admin.connect();
+    try {
+      const folder = (await admin.query<{ unix_socket_directories: string }>('SHOW unix_socket_directories')).rows[0]!.unix_socket_directories;
+      const { port, pathname } = new URL(database.url);
+      for (const url of [`postgres:///${pathname.slice(1)}?host=${folder}&port=${port}&user=postgres`, `postgres://postgres@${encodeURIComponent(folder)}:${port}${pathname}`]) {
+        const store = await openPostgresStore(loadConfig({ DATABASE_URL: url }).postgres!);
+        try {
+          const agent = agentRecord();
+          expect(await store.insertAgent(agent), url).toBe(true);
+          expect(await store.getAgent(agent.id)).toEqual(agent);
+          // Its connections came through the socket: they have no client address.
+          const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND client_addr IS NULL");
+          expect(rows[0].n, url).toBeGreaterThan(0);
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      await admin.end();
+    }
   });
 
   it('a database a newer server migrated is refused at open, and left as it was', async () => {
