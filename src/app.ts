@@ -29,6 +29,8 @@ export interface AppOptions {
   metricsToken?: string;
   /** Event streams open at once (EVENT_STREAMS_MAX). */
   maxEventStreams?: number;
+  /** The reverse proxies whose X-Forwarded-For names the client (TRUST_PROXY): the address rate limits and logs use. */
+  trustProxy?: string[];
 }
 
 /**
@@ -42,6 +44,7 @@ export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInsta
   const app: FastifyInstance = Fastify({
     ...serverOptions(options.timeouts, unseen.answeredOnSocket),
     logger: options.logger ?? false,
+    trustProxy: options.trustProxy?.length ? options.trustProxy : false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, request, reply) => {

@@ -1,5 +1,6 @@
 // Server configuration from the environment. A bad value stops startup with a clear
 // message; nothing is clamped or guessed.
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { DEFAULTS } from './defaults.js';
 import type { TimeoutConfigInput } from './domain/timeout-policy.js';
@@ -38,6 +39,8 @@ export interface ServerConfig {
   rateLimitPerMinute?: number;
   /** Origins allowed by CORS; empty: CORS off. */
   corsOrigins: string[];
+  /** The reverse proxies whose X-Forwarded-For names the client (TRUST_PROXY); empty: none. */
+  trustProxy: string[];
   /** deny: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES). */
   webhookPrivateAddresses: PrivateAddresses;
   observability: ObservabilityConfig;
@@ -158,6 +161,22 @@ function parseCorsOrigins(env: Env): string[] {
   return origins;
 }
 
+/** proxy-addr's names for address ranges, which Fastify's trustProxy takes beside addresses and CIDR ranges. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+function parseTrustProxy(env: Env): string[] {
+  const entries = parseList(env, 'TRUST_PROXY');
+  for (const entry of entries) {
+    const [address = '', bits, ...more] = entry.split('/');
+    const version = isIP(address);
+    const range = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128));
+    if (!PROXY_RANGE_NAMES.includes(entry) && (version === 0 || more.length > 0 || !range)) {
+      throw new ConfigError(`TRUST_PROXY: ${JSON.stringify(entry)} must be an IP address, a CIDR range like 10.0.0.0/8, or one of ${PROXY_RANGE_NAMES.join(', ')}`);
+    }
+  }
+  return entries;
+}
+
 function parseObservability(env: Env): ObservabilityConfig {
   const pretty = read(env, 'LOG_PRETTY') ?? '0';
   if (!['0', '1', 'true', 'false'].includes(pretty)) throw new ConfigError(`LOG_PRETTY=${JSON.stringify(pretty)} must be 1, 0, true or false`);
@@ -246,6 +265,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),
+    trustProxy: parseTrustProxy(env),
     webhookPrivateAddresses,
     observability: parseObservability(env),
     postgres: parsePostgres(env),

@@ -66,7 +66,7 @@ const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPe
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
   { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses },
-  { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax },
+  { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, trustProxy: config.trustProxy },
 );
 
 try {

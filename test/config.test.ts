@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       apiKeys: [],
       rateLimitPerMinute: undefined,
       corsOrigins: [],
+      trustProxy: [],
       webhookPrivateAddresses: 'allow',
       observability: { logPretty: false, metricsEnabled: true },
     });
@@ -54,6 +55,7 @@ describe('loadConfig', () => {
       RATE_LIMIT_PER_MINUTE: '600',
       CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
       WEBHOOK_PRIVATE_ADDRESSES: 'deny',
+      TRUST_PROXY: '10.0.0.0/8',
       LOG_PRETTY: '1',
       METRICS_ENABLED: 'false',
       METRICS_TOKEN: 's3cret',
@@ -77,6 +79,7 @@ describe('loadConfig', () => {
       apiKeys: ['admin-key-0123456789', 'second-key-0123456789'],
       rateLimitPerMinute: 600,
       corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      trustProxy: ['10.0.0.0/8'],
       webhookPrivateAddresses: 'deny',
       observability: { logPretty: true, metricsEnabled: false, metricsToken: 's3cret' },
     });
@@ -162,6 +165,15 @@ describe('loadConfig: the documented ranges', () => {
     expect(loadConfig({ API_KEYS: '0123456789abcdef' }).apiKeys).toEqual(['0123456789abcdef']);
     expect(() => loadConfig({ API_KEYS: '0123456789abcde,long-enough-key-0001' })).toThrow('API_KEYS: key 1 must be at least 16 characters');
     expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+  });
+
+  it('takes TRUST_PROXY as addresses, CIDR ranges and proxy-addr\'s range names; refuses anything else, naming it', () => {
+    expect(loadConfig({}).trustProxy).toEqual([]);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.7, 10.0.0.0/8,fd00::/8,::1,loopback,uniquelocal' }).trustProxy).toEqual(['10.0.0.7', '10.0.0.0/8', 'fd00::/8', '::1', 'loopback', 'uniquelocal']);
+    for (const [value, entry] of [['proxy.internal', 'proxy.internal'], ['10.0.0.0/33', '10.0.0.0/33'], ['::1/129', '::1/129'], ['10.0.0.1/8/8', '10.0.0.1/8/8'], ['10.0.0.0/x', '10.0.0.0/x'], ['true', 'true']]) {
+      expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(`TRUST_PROXY: "${entry}" must be an IP address, a CIDR range like 10.0.0.0/8, or one of loopback, linklocal, uniquelocal`);
+    }
+    expect(() => loadConfig({ TRUST_PROXY: '10.0.0.1,' })).toThrow('TRUST_PROXY: item 2 of 2 is empty');
   });
 
   it('refuses a DATABASE_URL without a host (a socket folder in `?host=` is one)', () => {

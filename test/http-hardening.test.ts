@@ -55,6 +55,14 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect([(await list('10.0.0.2')).status, (await list('10.0.0.2')).status, (await list('10.0.0.2')).status]).toEqual([200, 200, 429]);
   });
 
+  it('behind a proxy named in TRUST_PROXY, counts each client by X-Forwarded-For; from any other address that header is ignored', async () => {
+    const t = await start({ access: { rateLimitPerMinute: 1 }, app: { trustProxy: ['10.0.0.0/24'] } });
+    const list = (remoteAddress: string, client: string) => t.request({ method: 'GET', url: '/api/agents', remoteAddress, headers: { 'x-forwarded-for': client } });
+    expect([(await list('10.0.0.9', '203.0.113.1')).status, (await list('10.0.0.9', '203.0.113.2')).status, (await list('10.0.0.8', '203.0.113.1')).status]).toEqual([200, 200, 429]);
+    // Not through the proxy: a client cannot choose its own budget by the header.
+    expect([(await list('10.0.1.5', '203.0.113.3')).status, (await list('10.0.1.5', '203.0.113.4')).status]).toEqual([200, 429]);
+  });
+
   it('counts per minute, and the 429 names the same wait as its Retry-After', async () => {
     const t = await start({ access: { rateLimitPerMinute: 1 } });
     const first = await t.request({ method: 'GET', url: '/api/agents' });
@@ -211,6 +219,15 @@ describe('CORS_ORIGINS', () => {
     expect((await preflight(baseUrl, 'https://app.example.com')).headers.get('access-control-allow-origin')).toBeNull();
     const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin: 'https://app.example.com' });
     expect(get.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('reaches the server: behind the proxy named, each client forwarded has a budget of its own', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '1', TRUST_PROXY: 'loopback' });
+    const baseUrl = await server.listening;
+    const list = (client: string) => fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { 'x-forwarded-for': client });
+    expect([(await list('203.0.113.1')).status, (await list('203.0.113.2')).status, (await list('203.0.113.1')).status]).toEqual([200, 200, 429]);
   });
 });
 
