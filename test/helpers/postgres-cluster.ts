@@ -29,7 +29,7 @@ export class PostgresMissing extends Error {
   override name = 'PostgresMissing';
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -40,13 +40,25 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Runs a PostgreSQL binary as the `postgres` user when we are root, directly otherwise. */
-function runPg(binary: string, args: string[]): string {
-  const path = join(POSTGRES_BIN, binary);
+/** Runs `path` as the `postgres` user when we are root (PostgreSQL and PgBouncer refuse root), directly otherwise. */
+export function runAsPostgresUser(path: string, args: string[]): string {
   const asRoot = process.getuid?.() === 0;
   const [command, argv] = asRoot ? ['runuser', ['-u', SUPERUSER, '--', path, ...args]] : [path, args];
   return execFileSync(command, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/** A folder the `postgres` user owns (when we are root), deleted by the caller. */
+export function folderForPostgresUser(prefix: string): string {
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim());
+    chownSync(directory, uid, gid);
+  }
+  return directory;
+}
+
+const runPg = (binary: string, args: string[]) => runAsPostgresUser(join(POSTGRES_BIN, binary), args);
 
 export async function startPostgresCluster(): Promise<PostgresCluster> {
   if (!existsSync(join(POSTGRES_BIN, 'initdb'))) {
@@ -55,13 +67,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
         'Install it with: apt-get install -y postgresql (or set POSTGRES_BIN to the folder holding initdb and pg_ctl)',
     );
   }
-  const directory = mkdtempSync(join(tmpdir(), 'sessions-api-pg-'));
+  const directory = folderForPostgresUser('sessions-api-pg-');
   const data = join(directory, 'data');
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', SUPERUSER], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', SUPERUSER], { encoding: 'utf8' }).trim());
-    chownSync(directory, uid, gid);
-  }
   const port = await freePort();
   let started = false;
   const cluster: PostgresCluster = {

@@ -88,13 +88,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
-    statement_timeout: statementTimeoutMs,
     query_timeout: statementTimeoutMs + NO_ANSWER_MARGIN_MS,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEP_ALIVE_DELAY_MS,
     connectionTimeoutMillis: connectTimeoutMs,
     application_name: 'sessions-api',
     types: int8AsNumber,
+    // Set by a statement before the pool lends a new connection: as a startup parameter
+    // (the driver's `statement_timeout` option) PgBouncer refuses the connection.
+    onConnect: (client) => client.query(`SET statement_timeout = ${statementTimeoutMs}`),
   });
   // An idle connection that dies (the database restarted) is dropped from the pool; the
   // next request opens a new one. Without a listener, the error would end the process.
