@@ -9,6 +9,7 @@ import { describeStore, openStore } from './storage/open-store.js';
 import { createSweeper } from './sweeper.js';
 import { createMetrics } from './ops/metrics.js';
 import { throttledErrors } from './ops/throttled-errors.js';
+import { listenUrl } from './listen-url.js';
 
 /** Startup failures are one line, naming what is wrong; never a stack trace. */
 function fail(message: string): never {
@@ -107,4 +108,4 @@ eventPump.start();
 webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
-console.error(`Sessions API listening on http://${config.host}:${port} (database: ${describeStore(config)})`);
+console.error(`Sessions API listening on ${listenUrl(config.host, port)} (database: ${describeStore(config)})`);

@@ -1,5 +1,6 @@
 // `npm start`'s entry point as a real process: banner, serving, graceful stop, bad config.
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
@@ -10,6 +11,7 @@ import { until } from './helpers/until.js';
 const shiftClock = new URL('./helpers/shift-clock.ts', import.meta.url).href;
 const pauseAfterListening = new URL('./helpers/pause-after-listening.ts', import.meta.url).href;
 const MINUTE = 60_000;
+const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((address) => address.address === '::1'));
 
 afterEach(cleanUpServerProcesses);
 
@@ -24,6 +26,13 @@ describe('the server process', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.output().stderr).toContain('Sessions API stopped (SIGTERM)');
+  });
+
+  it.skipIf(!hasIpv6Loopback)('prints an IPv6 address it listens on in brackets, a URL that reaches it', async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), HOST: '::1' });
+    const baseUrl = await server.listening;
+    expect(baseUrl).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    expect((await fetchChecked(baseUrl, 'GET', '/api/agents')).status).toBe(200);
   });
 
   it('stops gracefully on a SIGTERM sent the moment it says it listens (its signal handlers are in place before)', async () => {

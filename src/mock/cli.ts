@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { specPath } from '../spec.js';
 import { createMockServer } from './mock-server.js';
+import { listenUrl } from '../listen-url.js';
 
 const USAGE = `usage: npm run mock [-- --spec <file> --port <n> --host <address>]
   --spec   the OpenAPI 3.0 or 3.1 document to mock (default: this server's, ${specPath})
@@ -46,7 +47,7 @@ const app = await createMockServer({ specPath: spec }).catch((error: unknown) =>
 await app.listen({ host: values.host, port }).catch((error: unknown) => fail(error, 1));
 const address = app.server.address();
 const actualPort = typeof address === 'object' && address ? address.port : port;
-console.log(`Mock of ${spec} listening on http://${values.host}:${actualPort} (Prefer: code=<status> or example=<name> to choose an answer)`);
+console.log(`Mock of ${spec} listening on ${listenUrl(values.host, actualPort)} (Prefer: code=<status> or example=<name> to choose an answer)`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void app.close().then(() => process.exit(0)));
 }
