@@ -24,13 +24,18 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     await database.drop();
   });
 
-  /** What `write` sent on the pool's connections (each message's first line; not the listening connection's LISTEN), and what it returned. */
+  /**
+   * What `write` sent on the pool's connections (each message's first line; not the
+   * listening connection's LISTEN, nor the SET of statement_timeout that opens each new
+   * connection of the pool), and what it returned.
+   */
   async function sentBy<T>(write: () => Promise<T>): Promise<{ messages: string[]; result: T }> {
     const query = vi.spyOn(pg.Client.prototype, 'query');
     try {
       const result = await write();
       const fromPool = query.mock.calls.filter((_, i) => (query.mock.contexts[i] as { connectionParameters: { application_name?: string } }).connectionParameters.application_name === 'sessions-api');
-      return { messages: fromPool.map(([text]) => String(typeof text === 'string' ? text : (text as { text: string }).text).split('\n')[0]!), result };
+      const messages = fromPool.map(([text]) => String(typeof text === 'string' ? text : (text as { text: string }).text).split('\n')[0]!);
+      return { messages: messages.filter((message) => !message.startsWith('SET statement_timeout = ')), result };
     } finally {
       query.mockRestore();
     }
