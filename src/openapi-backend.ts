@@ -105,6 +105,44 @@ function withOperationIds(document: object): void {
   }
 }
 
+type SchemaNode = { properties?: Record<string, SchemaNode>; required?: unknown; allOf?: SchemaNode[]; [key: string]: unknown };
+
+/** `schema`'s `required` without the properties marked `flag` (readOnly, writeOnly), at any depth. */
+function notRequiredWhere(flag: 'readOnly' | 'writeOnly', schema: unknown, seen = new Set<unknown>()): void {
+  if (!schema || typeof schema !== 'object' || seen.has(schema)) return;
+  seen.add(schema);
+  const node = schema as SchemaNode;
+  // Properties may be declared in an allOf branch and required beside it.
+  const properties = Object.assign({}, ...(node.allOf ?? []).map((branch) => branch?.properties ?? {}), node.properties ?? {}) as Record<string, SchemaNode>;
+  for (const target of [node, ...(node.allOf ?? [])]) {
+    if (!target || !Array.isArray(target.required)) continue;
+    const kept = target.required.filter((name) => properties[name as string]?.[flag] !== true && target.properties?.[name as string]?.[flag] !== true);
+    if (kept.length > 0) target.required = kept;
+    else delete target.required;
+  }
+  const children = [...Object.values(node.properties ?? {}), node.items, node.additionalProperties, ...[node.allOf, node.anyOf, node.oneOf].flatMap((list) => (Array.isArray(list) ? list : []))];
+  for (const child of children) notRequiredWhere(flag, child, seen);
+}
+
+/**
+ * `required` as OpenAPI has it for readOnly and writeOnly properties (3.0 says so, and 3.1
+ * documents follow it): a readOnly one is required in answers only, a writeOnly one in
+ * requests only. In the dereferenced tree each request's and answer's schema is a copy of
+ * its own, so each side is changed alone.
+ */
+function requiredOnItsSide(tree: object): void {
+  type Content = Record<string, { schema?: unknown }> | undefined;
+  const paths = (tree as { paths?: Record<string, Record<string, unknown> | undefined> }).paths ?? {};
+  for (const item of Object.values(paths)) {
+    for (const method of METHODS) {
+      const operation = item?.[method] as { requestBody?: { content?: Content }; responses?: Record<string, { content?: Content }> } | undefined;
+      if (!operation || typeof operation !== 'object') continue;
+      for (const media of Object.values(operation.requestBody?.content ?? {})) notRequiredWhere('readOnly', media?.schema);
+      for (const response of Object.values(operation.responses ?? {})) for (const media of Object.values(response?.content ?? {})) notRequiredWhere('writeOnly', media?.schema);
+    }
+  }
+}
+
 /** An initialized backend for the document at `path` (YAML or JSON), or for a parsed one. */
 export async function loadOpenApiBackend(path: string | object): Promise<OpenAPIBackend> {
   // A document whole in one file is loaded as parsed here (its merge keys merged); one
@@ -133,6 +171,7 @@ export async function loadOpenApiBackend(path: string | object): Promise<OpenAPI
     return resolving;
   }
   withOperationIds(tree); // paths brought in from other files
+  requiredOnItsSide(tree);
   if (/^3\.0\./.test(String((tree as { openapi?: unknown }).openapi))) tree = numericExclusiveBounds(tree) as object;
   // A oneOf with a discriminator Ajv reads is judged by its tag's branch (one fault named).
   const api = createBackend(readableDiscriminators(tree) as object, { discriminator: true });

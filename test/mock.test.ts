@@ -681,6 +681,49 @@ paths:
     }
   });
 
+  it.each(['3.0.3', '3.1.0'])('requires a readOnly property in answers only, a writeOnly one in requests only (OpenAPI %s)', async (version) => {
+    const path = write(
+      `users-${version}.yaml`,
+      `openapi: ${version}
+info: { title: users, version: "1" }
+paths:
+  /users:
+    post:
+      operationId: makeUser
+      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } }
+      responses:
+        '201': { description: made, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } }
+        '400': { description: refused, content: { application/json: { schema: { type: object, properties: { message: { type: string } } } } } }
+components:
+  schemas:
+    Named:
+      type: object
+      properties:
+        id: { type: string, readOnly: true }
+    User:
+      allOf:
+        - $ref: '#/components/schemas/Named'
+        - type: object
+          required: [id, password, name]
+          properties:
+            password: { type: string, writeOnly: true, minLength: 8 }
+            name: { type: string }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const made = await call(app, { method: 'POST', url: '/users', body: { password: '12345678', name: 'Ada' } });
+      expect(made.status).toBe(201);
+      expect(made.body).toHaveProperty('id'); // required in the answer
+      expect(made.body).not.toHaveProperty('password');
+      const refused = await call(app, { method: 'POST', url: '/users', body: { name: 'Ada' } });
+      expect(refused.status).toBe(400);
+      expect(refused.body.message).toBe('body/password is required');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('serves an operation without an operationId (optional in OpenAPI; it answered every request 500)', async () => {
     const path = write(
       'anonymous.yaml',
