@@ -108,6 +108,11 @@ export class ResponseChecker {
   private readonly ajv = validatorFactory();
   private readonly validators = new Map<Schema, ValidateFunction>();
 
+  /** Whether `value` honours `schema` (one of the spec model's). */
+  honours(schema: Schema, value: unknown): boolean {
+    return this.validator(schema)(value) === true;
+  }
+
   /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
   eventViolations(operation: Operation, data: unknown): string[] {
     if (!operation.eventSchema) return [];

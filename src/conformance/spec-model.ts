@@ -38,6 +38,8 @@ export interface ResponseModel {
   contentTypes: string[];
   /** The JSON schema of the body, when a JSON media type is documented with one. */
   schema?: Schema;
+  /** The schema of each frame's data, when `text/event-stream` is documented with one (an array's items). */
+  events?: Schema;
   /** Documented headers by lower-case name (Content-Type aside: OpenAPI ignores it there). */
   headers: Record<string, ResponseHeader>;
 }
@@ -154,6 +156,12 @@ function jsonEntry(content: Schema | undefined): Schema | undefined {
 }
 
 /** The documented response for a status: exact, then its range (`4XX`), then `default`. */
+/** The schema of each frame's data in a `text/event-stream` answer: an array's items, else the schema itself. */
+function frameSchema(schema: Schema | undefined): Schema | undefined {
+  if (!schema) return undefined;
+  return schema.type === 'array' ? (schema.items ?? {}) : schema;
+}
+
 export function responseFor(operation: Operation, status: number): ResponseModel | undefined {
   return operation.responses[String(status)] ?? operation.responses[`${String(status)[0]}XX`] ?? operation.responses.default;
 }
@@ -225,7 +233,7 @@ export function loadSpec(path: string): SpecModel {
       const security: unknown = operation.security ?? document.security;
       const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       (stream ? streams : operations).push({
-        ...(stream ? { eventSchema: stream.schema?.type === 'array' ? (stream.schema.items ?? {}) : (stream.schema ?? {}) } : {}),
+        ...(stream ? { eventSchema: frameSchema(stream.schema) ?? {} } : {}),
         secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
@@ -238,6 +246,7 @@ export function loadSpec(path: string): SpecModel {
             {
               contentTypes: Object.keys(response.content ?? {}),
               schema: responseSchema(jsonEntry(response.content)?.schema),
+              events: frameSchema(response.content?.['text/event-stream']?.schema),
               headers: responseHeaders(response.headers),
             },
           ]),

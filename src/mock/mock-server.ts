@@ -136,7 +136,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const media = mediaType ? content![mediaType] : undefined;
     if (!media) return { status: chosen, mediaType, body: undefined, failed: false, fromExample: false };
     const fromExample = example !== undefined || media.example !== undefined || media.examples !== undefined;
-    const fixed = fromExample || !/json/.test(mediaType!) ? body : bodies.fixed(operation.operationId!, chosen, mediaType!, body);
+    const fixed = fromExample || !(/json/.test(mediaType!) || mediaType === 'text/event-stream') ? body : bodies.fixed(operation.operationId!, chosen, mediaType!, body);
     return { status: chosen, mediaType, body: fixed, failed: false, fromExample };
   }
 

@@ -27,7 +27,7 @@ function withoutWriteOnly(schema: Schema | undefined, value: unknown): unknown {
 }
 
 export interface SchemaBodies {
-  /** The body to send for `operationId`'s `status` answer, given openapi-backend's. */
+  /** The body to send for `operationId`'s `status` answer, given openapi-backend's (for an event stream, its frames' data). */
   fixed(operationId: string, status: number, mediaType: string, generated: unknown): unknown;
   /** Whether `body` is valid for `operationId`'s `status` answer (true where the document gives no schema). */
   fits(operationId: string, status: number, mediaType: string, body: unknown): boolean;
@@ -40,7 +40,7 @@ export function schemaBodies(specPath: string): SchemaBodies {
   } catch {
     // A document the suite's reader refuses (a remote $ref, say) is still served: its bodies as generated.
   }
-  const operations = new Map<string, Operation>((model?.operations ?? []).map((operation) => [operation.operationId, operation]));
+  const operations = new Map<string, Operation>([...(model?.operations ?? []), ...(model?.streams ?? [])].map((operation) => [operation.operationId, operation]));
   const checker = new ResponseChecker();
   return {
     fits(operationId, status, mediaType, body) {
@@ -50,6 +50,14 @@ export function schemaBodies(specPath: string): SchemaBodies {
     },
     fixed(operationId, status, mediaType, generated) {
       const operation = operations.get(operationId);
+      if (mediaType === 'text/event-stream') {
+        // Each item a frame's data: kept if each honours the frame schema, else all made anew.
+        const events = operation && responseFor(operation, status)?.events;
+        if (!events) return generated;
+        const items = (Array.isArray(generated) ? generated : [generated]).map((item) => withoutWriteOnly(events, item));
+        if (items.every((item) => checker.honours(events, item))) return items;
+        return samples(events, Math.max(items.length, 1), SEED).map((item) => withoutWriteOnly(events, item));
+      }
       const schema = operation && responseFor(operation, status)?.schema;
       if (!operation || !schema) return generated;
       const body = withoutWriteOnly(schema, generated);
