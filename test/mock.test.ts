@@ -19,6 +19,7 @@ import { parsePrefer } from '../src/mock/prefer.js';
 import { specDocument, specOperations, specPath, specSchemaValidator } from '../src/spec.js';
 import { builtFile } from './helpers/built.js';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
+import { startTestApp } from './helpers/test-app.js';
 
 const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
 const UUID = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
@@ -219,10 +220,32 @@ describe('mock mode on our spec', () => {
     expect(missing.body.error.details).toBe('body/characterJson is required');
     const badQuery = await call(app, { method: 'GET', url: '/api/messaging/sessions?limit=0' });
     expect(badQuery.status).toBe(400);
-    expect(badQuery.body.error.details).toBe('query/limit must be >= 1');
+    expect(badQuery.body.error.details).toBe('querystring/limit must be >= 1');
     const unknown = await call(app, { method: 'POST' as 'GET', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID, bogus: 1 } });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.details).toBe('body/bogus is not allowed'); // as the server says it
+  });
+
+  it('names a bad field as the server does: params/, querystring/, body/, a missing body', async () => {
+    const server = await startTestApp();
+    try {
+      const requests: Array<{ method: 'GET' | 'POST'; url: string; body?: unknown }> = [
+        { method: 'GET', url: '/api/messaging/sessions/not-a-uuid' },
+        { method: 'GET', url: '/api/messaging/sessions?limit=abc' },
+        { method: 'POST', url: '/api/agents', body: {} },
+        { method: 'POST', url: '/api/messaging/sessions', body: { agentId: 'x', userId: UUID } },
+      ];
+      for (const request of requests) {
+        const mocked = await call(app, request);
+        const served = await server.request(request);
+        expect([mocked.status, mocked.body.error.details], request.url).toEqual([400, served.body.error.details]);
+      }
+      const bodiless = await app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'application/json' } });
+      const served = await server.request({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'application/json' } });
+      expect(JSON.parse(bodiless.body).error.details).toBe(served.body.error.details);
+    } finally {
+      await server.close();
+    }
   });
 
   it("answers a path the spec does not have, or a method a path does not take, 404 NOT_FOUND in the spec's route answer, as the server does (it was AGENT_NOT_FOUND, and a 405 the spec never documents)", async () => {
@@ -310,7 +333,7 @@ describe('mock mode on another document (the classic Petstore)', () => {
     const answer = await call(app, { method: 'GET', url: '/pets?limit=500' });
     expect(answer.status).toBe(400);
     expect(api.validateResponse(answer.body, 'listPets', 400).errors ?? []).toEqual([]);
-    expect(answer.body.message).toBe('query/limit must be <= 100');
+    expect(answer.body.message).toBe('querystring/limit must be <= 100');
     const noName = await call(app, { method: 'POST' as 'GET', url: '/pets', body: { tag: 'dog' } });
     expect(noName.status).toBe(400);
     expect(noName.body.message).toBe('body/name is required');

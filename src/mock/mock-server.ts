@@ -15,14 +15,19 @@ import { schemaBodies } from './schema-bodies.js';
 type Operation = Context['operation'];
 type MediaObject = { example?: unknown; examples?: Record<string, { value?: unknown }>; schema?: unknown };
 
-const LOCATIONS: Record<string, string> = { requestBody: 'body', query: 'query', params: 'path', path: 'path', headers: 'header' };
+/** Where a field is, named as the server (Fastify) names it: `params/sessionId`, `querystring/limit`. */
+const LOCATIONS: Record<string, string> = { requestBody: 'body', query: 'querystring', params: 'params', path: 'params', headers: 'headers' };
 
 /** Ajv errors as one sentence naming the fields: `body/timeoutConfig/timeoutMinutes must be >= 5`. */
-function describeErrors(errors: ErrorObject[] | null | undefined): string {
+function describeErrors(errors: ErrorObject[] | null | undefined, operation: Operation): string {
   const sentences = (errors ?? []).map((error) => {
     const [, location = '', ...rest] = error.instancePath.split('/');
     const field = [LOCATIONS[location] ?? location, ...rest].join('/') || 'request';
     const { missingProperty, additionalProperty } = error.params as { missingProperty?: string; additionalProperty?: string };
+    if (field === 'request' && missingProperty === 'requestBody') {
+      const types = Object.keys((operation.requestBody as { content?: object } | undefined)?.content ?? {});
+      return `body is required (${types.join(', ')})`;
+    }
     if (missingProperty) return `${field}/${missingProperty} is required`;
     if (additionalProperty) return `${field}/${additionalProperty} is not allowed`;
     if (error.keyword === 'discriminator') {
@@ -186,7 +191,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     notFound: noOperation,
     methodNotAllowed: (c: Context, reply: FastifyReply) =>
       answersMethodNotAllowed ? refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`) : noOperation(c, reply),
-    validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors), { errors: c.validation.errors }),
+    validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors, c.operation), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
       const documented = Object.keys(c.operation.responses ?? {});
