@@ -78,13 +78,40 @@ describe('the typed client against the server process', () => {
     await reader.cancel();
   });
 
-  it('sends X-API-KEY when given an apiKey, and nothing otherwise', async () => {
+  it('sends X-API-KEY when given an apiKey, and nothing otherwise; a request carrying its own keeps it', async () => {
     const withKey: Headers[] = [];
     const withoutKey: Headers[] = [];
-    await createSessionsClient({ baseUrl, apiKey: 'key-123', fetch: checkedFetch(withKey) }).GET('/api/agents');
+    const keyed = createSessionsClient({ baseUrl, apiKey: 'key-123', fetch: checkedFetch(withKey) });
+    await keyed.GET('/api/agents');
+    await keyed.GET('/api/agents', { headers: { 'X-API-KEY': 'agent-bound-key' } });
     await createSessionsClient({ baseUrl, fetch: checkedFetch(withoutKey) }).GET('/api/agents');
-    expect(withKey[0]!.get('x-api-key')).toBe('key-123');
+    expect(withKey.map((headers) => headers.get('x-api-key'))).toEqual(['key-123', 'agent-bound-key']);
     expect(withoutKey[0]!.has('x-api-key')).toBe(false);
+  });
+
+  it("streams a message's frames (transport 'sse'): the user's message, then the agent's reply, then the end", async () => {
+    const api = createSessionsClient({ baseUrl });
+    const agent = await api.POST('/api/agents', { body: { characterJson: { name: 'Eliza' } } });
+    const agentId = agent.data!.data.character.id;
+    const created = await api.POST('/api/messaging/sessions', { body: { agentId, userId: '9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d' } });
+    const path = { sessionId: created.data!.sessionId };
+    // As the README writes it: `as const` keeps the literal, without which openapi-fetch types data as the JSON answer.
+    const { data, response } = await api.POST('/api/messaging/sessions/{sessionId}/messages', {
+      params: { path },
+      body: { content: 'Hello, Eliza!', transport: 'sse' as const },
+      parseAs: 'stream',
+    });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = data!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const replied = api.POST('/api/messaging/sessions/{sessionId}/messages', { params: { path }, body: { content: 'Hello! How can I help?', authorId: agentId } });
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value;
+    expect((await replied).response.status).toBe(201);
+    const frames = text.split('\n\n').filter((frame) => frame.includes('data: ')).map((frame) => JSON.parse(/^data: (.*)$/m.exec(frame)![1]!));
+    expect(frames.map((event) => [event.type, event.data.content])).toEqual([
+      ['message.created', 'Hello, Eliza!'],
+      ['message.created', 'Hello! How can I help?'],
+    ]);
   });
 
   it('is what the built package exports as sessions-api/client', async () => {

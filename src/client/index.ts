@@ -11,7 +11,7 @@ export type { components, operations, paths } from '../../generated/api.js';
 export interface SessionsClientOptions extends ClientOptions {
   /** The server, e.g. `http://127.0.0.1:3000`. */
   baseUrl: string;
-  /** Sent as `X-API-KEY` on every request, for servers that require API keys. */
+  /** Sent as `X-API-KEY` on every request that does not carry its own, for servers that require API keys. */
   apiKey?: string;
 }
 
@@ -44,7 +44,8 @@ export function createSessionsClient({ apiKey, ...options }: SessionsClientOptio
   if (apiKey !== undefined) {
     client.use({
       onRequest({ request }) {
-        request.headers.set('X-API-KEY', apiKey);
+        // A request given its own (an agent-bound key for one call, say) keeps it.
+        if (!request.headers.has('X-API-KEY')) request.headers.set('X-API-KEY', apiKey);
         return request;
       },
     });
