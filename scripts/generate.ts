@@ -31,10 +31,16 @@ const queryDefaults = queryDefaultsDeclaration(defaultedQueryParameters(document
 const operationIds = specOperations()
   .filter((operation) => !operation.operational)
   .map((operation) => operation.operationId);
-// Each names a handler, its file and its export: a name JavaScript can hold (get-ping cannot).
-const unnamable = operationIds.filter((id) => !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id));
+// Each names a handler, its file and its export: a name JavaScript can hold (get-ping
+// cannot, nor a reserved word: `export const class` does not compile).
+const RESERVED = new Set(
+  ('await break case catch class const continue debugger default delete do else enum export extends false finally for function if ' +
+    'implements import in instanceof interface let new null package private protected public return static super switch this throw ' +
+    'true try typeof var void while with yield arguments eval').split(' '),
+);
+const unnamable = operationIds.filter((id) => !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id) || RESERVED.has(id));
 if (unnamable.length > 0) {
-  console.error(`generate: an operationId must be a JavaScript identifier (camelCase, e.g. getPing), not ${unnamable.map((id) => JSON.stringify(id)).join(', ')}`);
+  console.error(`generate: an operationId must be a JavaScript identifier, not a reserved word (camelCase, e.g. getPing), not ${unnamable.map((id) => JSON.stringify(id)).join(', ')}`);
   process.exit(1);
 }
 
