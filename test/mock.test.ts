@@ -438,6 +438,8 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
       try {
         const notFound = await mock.inject({ method: 'GET', url: '/nowhere' });
         const notAllowed = await mock.inject({ method: 'DELETE', url: `/${name}0` });
+        // A 405 names what the path takes (RFC 9110 requires Allow); a 404 has none.
+        expect(notAllowed.headers.allow).toBe(notAllowed.statusCode === 405 ? 'GET, HEAD' : undefined);
         return { notFound: [notFound.statusCode, notFound.json()], notAllowed: [notAllowed.statusCode, notAllowed.json()] };
       } finally {
         await mock.close();

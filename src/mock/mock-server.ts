@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Context, OpenAPIBackend } from 'openapi-backend';
-import { isJsonMediaType } from '../conformance/spec-model.js';
+import { isJsonMediaType, METHODS } from '../conformance/spec-model.js';
 import { loadOpenApiBackend } from '../openapi-backend.js';
 import { parsePrefer } from './prefer.js';
 import { mockHeaders } from './response-headers.js';
@@ -189,8 +189,13 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
 
   api.register({
     notFound: noOperation,
-    methodNotAllowed: (c: Context, reply: FastifyReply) =>
-      answersMethodNotAllowed ? refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`) : noOperation(c, reply),
+    methodNotAllowed: (c: Context, reply: FastifyReply) => {
+      if (!answersMethodNotAllowed) return noOperation(c, reply);
+      // A 405 says which methods the path takes (RFC 9110, 15.5.6); HEAD where it takes GET.
+      const taken = METHODS.filter((method) => api.matchOperation({ method, path: c.request.path, headers: {} }) !== undefined).map((method) => method.toUpperCase());
+      reply.header('allow', [...taken, ...(taken.includes('GET') ? ['HEAD'] : [])].join(', '));
+      return refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`);
+    },
     validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors, c.operation), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
