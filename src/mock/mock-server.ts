@@ -147,12 +147,15 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
 
   /**
    * A refusal in the document's own error shape for `status` (its response, its range's, or
-   * `default`; for a 4xx it does not document, a 413 say, its 400's), else `{ message }`.
+   * `default`), else `{ message }`. A 4xx the operation does not document that way (a 413,
+   * say) is answered as its 400, a status it does document (the message says what it is);
+   * unless the operation only lends its shape (`lent`: a request no operation takes).
    */
-  function refuse(reply: FastifyReply, operation: Operation | undefined, status: number, message: string, extra: Record<string, unknown> = {}) {
-    const shapes = [String(status), `${String(status)[0]}XX`, 'default', ...(status >= 400 && status < 500 ? ['400'] : [])];
+  function refuse(reply: FastifyReply, operation: Operation | undefined, refused: number, message: string, extra: Record<string, unknown> = {}, lent = false) {
+    const shapes = [String(refused), `${String(refused)[0]}XX`, 'default', ...(refused >= 400 && refused < 500 ? ['400'] : [])];
     const documenting = shapes.find((key) => operation?.responses?.[key]);
-    if (!operation || !documenting) return send(reply, status, 'application/json', { message, ...extra });
+    if (!operation || !documenting) return send(reply, refused, 'application/json', { message, ...extra });
+    const status = documenting === '400' && !lent ? 400 : refused;
     const answer = mock(operation, documenting);
     reply.headers(headers.for(operation.operationId!, status));
     const fits = (body: unknown) => bodies.fits(operation.operationId!, status, answer.mediaType ?? '', body);
@@ -185,7 +188,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   // A method its path does not take is a 405 where the document has an answer for one (a
   // 405, 4XX or default), else a 404 as for a path no operation has, as many servers answer.
   const answersMethodNotAllowed = operations.some((operation) => ['405', '4XX', 'default'].some((key) => operation.responses?.[key]));
-  const noOperation = (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`);
+  const noOperation = (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`, {}, true);
 
   api.register({
     notFound: noOperation,
@@ -194,7 +197,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       // A 405 says which methods the path takes (RFC 9110, 15.5.6); HEAD where it takes GET.
       const taken = METHODS.filter((method) => api.matchOperation({ method, path: c.request.path, headers: {} }) !== undefined).map((method) => method.toUpperCase());
       reply.header('allow', [...taken, ...(taken.includes('GET') ? ['HEAD'] : [])].join(', '));
-      return refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`);
+      return refuse(reply, shapeFor(405), 405, `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}`, {}, true);
     },
     validationFail: (c: Context, reply: FastifyReply) => refuse(reply, c.operation, 400, describeErrors(c.validation.errors, c.operation), { errors: c.validation.errors }),
     notImplemented: (c: Context, reply: FastifyReply) => {
