@@ -413,6 +413,18 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     expect(report.cases.filter((c) => c.key.endsWith('/valid/coverage')).map((c) => c.operationId)).toEqual(['createPets']);
   });
 
+  it("does not use an id the create answered that its path parameter's schema refuses: those cases are not run, saying why, and the create is blamed", async () => {
+    const { report } = await against('string-ids');
+    const notRun = report.cases.filter((c) => c.violations.some((v) => /^not run: no petId to use, as createPets answered an id, "pet-\d+", that petId's schema refuses$/.test(v.message)));
+    expect(new Set(notRun.map((c) => c.operationId))).toEqual(new Set(['showPetById', 'deletePet']));
+    expect(notRun.every((c) => c.requests.length === 0)).toBe(true);
+    const blamed = report.cases.filter((c) => !c.passed && !notRun.includes(c));
+    expect(new Set(blamed.map((c) => c.operationId))).toEqual(new Set(['createPets', 'stateful']));
+    // The flow through the create stops there, blaming it; it sends no DELETE with that id.
+    const flow = report.cases.find((c) => c.key === 'flow/deleted/deletePet')!;
+    expect(flow.violations.map((v) => v.message)).toEqual(['createPets: 201 body at $.id must be integer', expect.stringMatching(/^the answer to createPets names petId "pet-\d+", which its schema refuses$/)]);
+  });
+
   it('catches a 500 on a bad input', async () => {
     const { report } = await against('long-name-crashes');
     const failure = report.cases.find((c) => !c.passed && c.title === 'body/name: too long');

@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Answer } from './http.js';
 import type { RequestValues } from './requests.js';
-import type { Operation, SpecModel } from './spec-model.js';
+import { ResponseChecker } from './check.js';
+import type { Operation, Schema, SpecModel } from './spec-model.js';
 import { samples } from './generate.js';
 
 /** Name of a field or parameter → an existing id to put there. */
@@ -101,13 +102,23 @@ function producerOf(spec: SpecModel, operation: Operation, name: string): Operat
   return spec.operations.find((o) => o.method === 'POST' && o.path === collection && !o.path.includes('{'));
 }
 
+const checker = new ResponseChecker();
+
+/** Whether `id`, sent as a path value, honours the parameter's `schema` (digits read as a number where it takes numbers). */
+export function fitsParameter(schema: Schema, id: string): boolean {
+  const types = [schema.type].flat();
+  return checker.honours(schema, (types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?$/.test(id) ? Number(id) : id);
+}
+
 /** Any spec: for each path parameter with a producer, one member made through it. */
 export function genericFixtures(spec: SpecModel, call: Call, seed: number): FixtureMaker {
   const producers = new Map<string, Operation>();
+  const schemas = new Map<string, Schema>();
   for (const operation of spec.operations) {
     for (const parameter of operation.parameters.filter((p) => p.in === 'path')) {
       const producer = producerOf(spec, operation, parameter.name);
       if (producer) producers.set(parameter.name, producer);
+      if (!schemas.has(parameter.name)) schemas.set(parameter.name, parameter.schema);
     }
   }
   let made = 0;
@@ -121,7 +132,9 @@ export function genericFixtures(spec: SpecModel, call: Call, seed: number): Fixt
         const body = producer.body ? samples(producer.body.schema, 1, seed + made)[0] : undefined;
         const answer = await call(producer.operationId, { body });
         const id = findId(answer?.json, [name, 'id']);
-        if (id !== undefined) fixture[name] = id;
+        // An id its own parameter refuses: sent, the request would be invalid, its refusal blamed on the operation.
+        if (id !== undefined && fitsParameter(schemas.get(name) ?? {}, id)) fixture[name] = id;
+        else if (id !== undefined) failures.set(name, `${producer.operationId} answered an id, ${JSON.stringify(id)}, that ${name}'s schema refuses`);
         else failures.set(name, answer?.error ? `${producer.operationId} got no answer (${answer.error})` : `${producer.operationId} answered ${answer?.status}${answer?.text ? `: ${answer.text.slice(0, 200)}` : ''}`);
       }
       return fixture;

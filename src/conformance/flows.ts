@@ -3,7 +3,7 @@
 // API's own (expiry arithmetic, renewals, PATCH, exactly-once paging, 410 after expiry)
 // only when the spec is ours. Each runs only when the spec has the operations it needs.
 import type { CheckName } from './check.js';
-import { bound, findId, type FixtureMaker, substitute } from './fixtures.js';
+import { bound, findId, fitsParameter, type FixtureMaker, substitute } from './fixtures.js';
 import { samples } from './generate.js';
 import type { RequestValues } from './requests.js';
 import type { SpecModel } from './spec-model.js';
@@ -63,6 +63,8 @@ function deletedResourceFlows({ spec, fixtures }: Context): Flow[] {
         if (!ok(created.status)) return [`${create.operationId} answered ${created.status}: ${created.text.slice(0, 200)}`];
         const id = findId(created.body, [parameter, 'id']);
         if (id === undefined) return [`the answer to ${create.operationId} names no "${parameter}" or "id"`];
+        const schema = remove.parameters.find((p) => p.in === 'path' && p.name === parameter)?.schema ?? {};
+        if (!fitsParameter(schema, id)) return [`the answer to ${create.operationId} names ${parameter} ${JSON.stringify(id)}, which its schema refuses`];
         const force = remove.parameters.some((p) => p.in === 'query' && p.name === 'force');
         const deleted = await step(remove.operationId, { path: { [parameter]: id }, query: force ? { force: true } : {} });
         if (!ok(deleted.status)) return [`${remove.operationId} answered ${deleted.status}`];

@@ -12,7 +12,8 @@ export type PetstoreFault =
   | 'refuses-creates'
   | 'no-location'
   | 'count-in-words'
-  | 'malformed-id-as-unknown';
+  | 'malformed-id-as-unknown'
+  | 'string-ids';
 
 interface Pet {
   id: number;
@@ -86,7 +87,8 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
         const pet: Pet = { id: nextId++, name: record!.name as string, ...('tag' in record! ? { tag: record!.tag as string | null } : {}) };
         pets.set(pet.id, pet);
         const location: Record<string, string> = fault === 'no-location' ? {} : { location: `/pets/${pet.id}` };
-        return json(201, fault === 'extra-field' ? { ...pet, owner: 'nobody' } : pet, location);
+        const answered = fault === 'extra-field' ? { ...pet, owner: 'nobody' } : fault === 'string-ids' ? { ...pet, id: `pet-${pet.id}` } : pet;
+        return json(201, answered, location);
       }
       const match = /^\/pets\/([^/]*)$/.exec(url.pathname);
       if (match && (method === 'GET' || method === 'DELETE')) {
