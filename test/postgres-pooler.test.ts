@@ -6,14 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.js';
 import { formatReport } from '../src/conformance/report.js';
 import { runConformance } from '../src/conformance/run.js';
-import { systemClock } from '../src/domain/clock.js';
-import { createMetrics } from '../src/ops/metrics.js';
 import { specPath } from '../src/spec.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
-import { createSweeper } from '../src/sweeper.js';
+import { serveStore } from './helpers/conformance-target.js';
 import { PGBOUNCER, type PgBouncer, startPgBouncer } from './helpers/pgbouncer.js';
 import { createTestDatabase, postgresAdminUrl, type TestDatabase } from './helpers/postgres-database.js';
 import { startTestApp } from './helpers/test-app.js';
@@ -61,17 +58,12 @@ describe.skipIf(!available)('the PostgreSQL store through PgBouncer (session mod
   });
 
   it('passes the conformance suite', async () => {
-    const store = await openPostgresStore({ url: bouncer.urlOf(database.url), poolSize: 8 });
-    const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
-    const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { metrics: createMetrics() });
+    const target = await serveStore(await openPostgresStore({ url: bouncer.urlOf(database.url), poolSize: 8 }));
     try {
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const address = app.server.address();
-      const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-      const report = await runConformance({ baseUrl, specPath, seed: 20261129, validCases: 2, workers: 4 });
+      const report = await runConformance({ baseUrl: target.url, specPath, seed: 20261129, validCases: 2, workers: 4 });
       expect(formatReport(report)).toMatch(/\n\d+ passed, 0 failed$/);
     } finally {
-      await app.close();
+      await target.close();
     }
   });
 });

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { buildApp } from '../../src/app.js';
-import type { Clock } from '../../src/domain/clock.js';
+import { type Clock, systemClock } from '../../src/domain/clock.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import type { Store } from '../../src/storage/store.js';
 import { createSweeper } from '../../src/sweeper.js';
 
 export interface Target {
@@ -45,7 +46,14 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
   };
 }
 
-/** Row counts of every table, read through a connection of its own. */
+/** An app on `store` (a PostgreSQL one, say), wired as `npm start` wires it (/metrics on), on a free port; its close closes the store. */
+export async function serveStore(store: Store): Promise<{ url: string; close(): Promise<void> }> {
+  const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
+  const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper }, { metrics: createMetrics() });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+}
+
 /**
  * The server's own bookkeeping, not data the suite could delete: the health check's write
  * probe row, and the event log with its webhook attempts, which record every change (a
@@ -53,6 +61,7 @@ export async function serveOurs(options: { clock?: Clock } = {}): Promise<Target
  */
 const SERVER_TABLES = new Set(['health_probe', 'event_log', 'webhook_deliveries']);
 
+/** Row counts of every table, read through a connection of its own. */
 export function rowCounts(databasePath: string): Record<string, number> {
   const db = new Database(databasePath, { readonly: true });
   try {
