@@ -155,13 +155,13 @@ function jsonEntry(content: Schema | undefined): Schema | undefined {
   return type ? content![type] : undefined;
 }
 
-/** The documented response for a status: exact, then its range (`4XX`), then `default`. */
 /** The schema of each frame's data in a `text/event-stream` answer: an array's items, else the schema itself. */
 function frameSchema(schema: Schema | undefined): Schema | undefined {
   if (!schema) return undefined;
   return schema.type === 'array' ? (schema.items ?? {}) : schema;
 }
 
+/** The documented response for a status: exact, then its range (`4XX`), then `default`. */
 export function responseFor(operation: Operation, status: number): ResponseModel | undefined {
   return operation.responses[String(status)] ?? operation.responses[`${String(status)[0]}XX`] ?? operation.responses.default;
 }
