@@ -37,8 +37,7 @@ if (values.help) {
   process.exit(0);
 }
 const [command, ...rest] = positionals;
-/** Control characters (a newline, an escape) would let a name forge lines of `list`. */
-// Controls, formats (bidi overrides, zero-width, BOM) and line or paragraph separators: each can forge or disguise a line of `list`.
+/** Controls, formats (bidi overrides, zero-width, BOM) and line or paragraph separators: each can forge or disguise a line of `list`. */
 const FORBIDDEN_IN_NAME = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 let config: ServerConfig;

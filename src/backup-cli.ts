@@ -1,0 +1,62 @@
+// npm run backup -- <new file>: a copy of the SQLite database at DATABASE_PATH, consistent
+// as of one moment, taken while the server runs (VACUUM INTO: one read transaction, which
+// in WAL mode holds back no writer; compacted on the way). Restore: stop the server, put
+// the copy at DATABASE_PATH (without the old file's -wal and -shm), start it. PostgreSQL
+// has pg_dump for this.
+import { existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError, loadConfig } from './config.js';
+import { assertOwnSchema } from './storage/sqlite/migrations.js';
+
+const USAGE = 'usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)';
+
+function fail(message: string, code = 1): never {
+  console.error(`sessions-api backup: ${message}`);
+  process.exit(code);
+}
+
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (args.length !== 1 || args[0]!.startsWith('-')) fail(USAGE, 2);
+const target = resolve(args[0]!);
+
+let source: string;
+try {
+  const config = loadConfig(process.env);
+  if (config.postgres) fail('DATABASE_URL is set: this copies a SQLite file; back PostgreSQL up with pg_dump');
+  source = config.databasePath;
+} catch (error) {
+  if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
+  throw error;
+}
+if (source === ':memory:') fail('DATABASE_PATH is :memory:, which no other process can read');
+if (!existsSync(source)) fail(`no database at ${source}`);
+// Never over another file: a backup that replaced the last good one would be no backup.
+if (existsSync(target)) fail(`${target} exists: name a new file`);
+
+try {
+  const db = new Database(source, { fileMustExist: true });
+  try {
+    assertOwnSchema(db);
+    db.pragma('busy_timeout = 5000');
+    db.prepare('VACUUM INTO ?').run(target);
+  } finally {
+    db.close();
+  }
+  const copy = new Database(target, { readonly: true });
+  try {
+    const check = copy.pragma('quick_check', { simple: true });
+    if (check !== 'ok') fail(`the copy at ${target} fails its check (${String(check)}); keep the database, and try again`);
+    console.log(`copied ${source} to ${target} (schema version ${String(copy.pragma('user_version', { simple: true }))}, ${copy.pragma('page_count', { simple: true }) as number * (copy.pragma('page_size', { simple: true }) as number)} bytes)`);
+  } finally {
+    copy.close();
+  }
+} catch (error) {
+  // A copy cut short (a full disk, say) is no backup: it goes.
+  rmSync(target, { force: true });
+  fail(`cannot copy ${source} to ${target}: ${(error as Error).message}`);
+}

@@ -1,0 +1,90 @@
+// `npm run backup -- <new file>`: a consistent copy of the SQLite database, taken while the
+// server serves and writes; the copy serves as the database it was. What it refuses, it
+// says in one line.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { migrations } from '../src/storage/sqlite/migrations.js';
+import { builtFile } from './helpers/built.js';
+import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
+
+const folder = mkdtempSync(join(tmpdir(), 'sessions-api-backup-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+afterEach(cleanUpServerProcesses);
+
+async function backup(args: string[], env: Record<string, string>) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [builtFile('backup-cli.js'), ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    return { status: 0, stdout, stderr };
+  } catch (error) {
+    const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+    return { status: code, stdout, stderr };
+  }
+}
+
+describe('npm run backup', () => {
+  it('copies the database while the server writes: the copy holds every write acknowledged before it began, and serves', { timeout: 60_000 }, async () => {
+    const databasePath = join(folder, 'live', 'sessions.db');
+    const server = startServer({ DATABASE_PATH: databasePath });
+    const url = await server.listening;
+    const agent = await fetchChecked(url, 'POST', '/api/agents', { characterJson: { name: 'Eliza' } });
+    const agentId: string = agent.body.data.character.id;
+    const userId = '9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d';
+    const before = await Promise.all(Array.from({ length: 20 }, () => fetchChecked(url, 'POST', '/api/messaging/sessions', { agentId, userId })));
+    // Writes go on during the copy.
+    let writing = true;
+    const during = (async () => {
+      let made = 0;
+      while (writing) made += (await fetchChecked(url, 'POST', '/api/messaging/sessions', { agentId, userId })).status === 201 ? 1 : 0;
+      return made;
+    })();
+    const target = join(folder, 'copy.db');
+    const copied = await backup([target], { DATABASE_PATH: databasePath });
+    writing = false;
+    expect(await during).toBeGreaterThan(0);
+    expect(copied.status, copied.stderr).toBe(0);
+    expect(copied.stdout).toMatch(new RegExp(`^copied ${databasePath} to ${target} \\(schema version ${migrations.length}, \\d+ bytes\\)\\n$`));
+
+    const db = new Database(target, { readonly: true });
+    const ids = new Set(db.prepare('SELECT id FROM sessions').pluck().all());
+    db.close();
+    for (const created of before) expect(ids.has(created.body.sessionId)).toBe(true);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+
+    // Restored: a server on the copy serves what it holds.
+    const restored = startServer({ DATABASE_PATH: target });
+    const restoredUrl = await restored.listening;
+    expect((await fetchChecked(restoredUrl, 'GET', `/api/agents/${agentId}`)).status).toBe(200);
+    expect((await fetchChecked(restoredUrl, 'GET', `/api/messaging/sessions/${before[0]!.body.sessionId}`)).status).toBe(200);
+  });
+
+  it('refuses, in one line, an existing file, PostgreSQL, :memory:, a missing or foreign database, and a bad command line', async () => {
+    const databasePath = join(folder, 'refusals.db');
+    const made = await backup([join(folder, 'first.db')], { DATABASE_PATH: databasePath });
+    expect(made).toMatchObject({ status: 1, stderr: `sessions-api backup: no database at ${databasePath}\n` });
+    const foreign = join(folder, 'foreign.db');
+    const other = new Database(foreign);
+    other.exec('CREATE TABLE users (id INTEGER)');
+    other.close();
+    const existing = join(folder, 'existing.db');
+    writeFileSync(existing, 'keep me');
+    const cases: Array<[string[], Record<string, string>, number, string]> = [
+      [[existing], { DATABASE_PATH: foreign }, 1, `sessions-api backup: ${existing} exists: name a new file\n`],
+      [[join(folder, 'pg.db')], { DATABASE_URL: 'postgres://db/sessions' }, 1, 'sessions-api backup: DATABASE_URL is set: this copies a SQLite file; back PostgreSQL up with pg_dump\n'],
+      [[join(folder, 'memory.db')], { DATABASE_PATH: ':memory:' }, 1, 'sessions-api backup: DATABASE_PATH is :memory:, which no other process can read\n'],
+      [[join(folder, 'foreign-copy.db')], { DATABASE_PATH: foreign }, 1, `sessions-api backup: cannot copy ${foreign} to ${join(folder, 'foreign-copy.db')}: not a Sessions API database (it has tables, users, and no schema version); name a new file, or an empty one\n`],
+      [[], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],
+      [['a.db', 'b.db'], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],
+      [['--force'], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],
+    ];
+    for (const [args, env, status, stderr] of cases) expect(await backup(args, env), args.join(' ')).toMatchObject({ status, stderr, stdout: '' });
+    expect(existsSync(join(folder, 'foreign-copy.db'))).toBe(false);
+    expect(readFileSync(existing, 'utf8')).toBe('keep me');
+    expect((await backup(['--help'], {})).stdout).toMatch(/^usage: npm run backup/);
+  });
+});
