@@ -52,6 +52,27 @@ describe('API key presence (PostgreSQL)', () => {
     expect(await other.has(async () => false)).toBe(true);
   });
 
+  it('on a notification asks again, and believes the answer: the keys it names may be another schema\'s', async () => {
+    const presence = apiKeyPresence();
+    const { asked, ask } = asking(false);
+    presence.listening(true);
+    expect(await presence.has(ask)).toBe(false);
+    presence.notified();
+    expect(await presence.has(ask)).toBe(false); // asked: still none here
+    expect(await presence.has(ask)).toBe(false); // and remembered again
+    expect(asked.count).toBe(2);
+    presence.notified();
+    asked.answer = true;
+    expect(await presence.has(ask)).toBe(true);
+    // A notification while a question is out: its "none" is not remembered.
+    const other = apiKeyPresence();
+    other.listening(true);
+    let count = 0;
+    expect(await other.has(async () => (count++, other.notified(), false))).toBe(false);
+    expect(await other.has(async () => (count++, false))).toBe(false);
+    expect(count).toBe(2);
+  });
+
   it('once keys exist, never asks again', async () => {
     const presence = apiKeyPresence();
     const { asked, ask } = asking(true);

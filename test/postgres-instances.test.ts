@@ -144,6 +144,35 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     }
   });
 
+  it("two deployments in two schemas of one database: a key stored in one does not turn keys on in the other (the notification is database-wide)", async () => {
+    const shared = await createTestDatabase();
+    const admin = new pg.Client({ connectionString: shared.url });
+    await admin.connect();
+    const inSchema = (schema: string) => `${shared.url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    try {
+      await admin.query('CREATE SCHEMA one; CREATE SCHEMA two');
+      const [first, second] = await Promise.all([openPostgresStore({ url: inSchema('one'), poolSize: 1 }), openPostgresStore({ url: inSchema('two'), poolSize: 1 })]);
+      try {
+        const listening = async () =>
+          (await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sessions-api-listen' AND query LIKE 'LISTEN%'")).rows[0].n;
+        await until('both listen', async () => (await listening()) === 2, { ms: 5000 });
+        expect(await second.hasApiKeys()).toBe(false);
+        await admin.query('LISTEN sessions_api_keys');
+        const heard = new Promise((resolve) => admin.once('notification', resolve));
+        expect(await first.insertApiKey({ id: randomUUID(), name: 'bot', keyHash: 'h1', admin: true, agentIds: [], createdAt: T0 })).toBe(true);
+        await heard; // sent to every listener of the database, the second's too
+        await admin.query('SELECT pg_sleep(0.2)');
+        expect(await first.hasApiKeys()).toBe(true);
+        expect(await second.hasApiKeys()).toBe(false);
+      } finally {
+        await Promise.all([first.close(), second.close()]);
+      }
+    } finally {
+      await admin.end();
+      await shared.drop();
+    }
+  });
+
   it('a user with only the rights to read and write serves a database another migrated; at a first start it is told what right it lacks, and nothing changes', async () => {
     const migrated = await createTestDatabase();
     const fresh = await createTestDatabase();

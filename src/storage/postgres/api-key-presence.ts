@@ -3,12 +3,16 @@
 // only while this instance listens for the notification that storing a key sends
 // (migration 3's trigger), and only when found by a query made while listening: an
 // instance that lost its listening connection asks again on every request until it is back.
+// The notification only says "ask again": it is database-wide, and a deployment in another
+// schema of the same database (search_path) sends it for keys of its own.
 
 export interface ApiKeyPresence {
   /** Whether keys exist: at once when known, else a promise of `ask`, which queries the database. */
   has(ask: () => Promise<boolean>): boolean | Promise<boolean>;
-  /** A key was stored (its notification). */
+  /** A key was stored by this instance. */
   stored(): void;
+  /** A key may have been stored elsewhere (the notification): the next call asks. */
+  notified(): void;
   /** Notifications are heard (true) or may be missed (false). */
   listening(on: boolean): void;
 }
@@ -33,6 +37,10 @@ export function apiKeyPresence(): ApiKeyPresence {
     },
     stored() {
       exist = true;
+    },
+    notified() {
+      epoch += 1;
+      knownAbsent = false;
     },
     listening(on) {
       listening = on;

@@ -125,7 +125,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   const notifications = listenForNotifications({
     url,
     types: int8AsNumber,
-    channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.stored, [AGENTS_DELETED_CHANNEL]: agentCache.forget },
+    channels: { [EVENTS_CHANNEL]: notifyListeners, [API_KEYS_CHANNEL]: keyPresence.notified, [AGENTS_DELETED_CHANNEL]: agentCache.forget },
     onListening(on) {
       keyPresence.listening(on);
       agentCache.listening(on);
