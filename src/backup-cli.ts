@@ -3,8 +3,8 @@
 // in WAL mode holds back no writer; compacted on the way). Restore: stop the server, put
 // the copy at DATABASE_PATH (without the old file's -wal and -shm), start it. PostgreSQL
 // has pg_dump for this.
-import { existsSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { constants, copyFileSync, existsSync, linkSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, loadConfig } from './config.js';
 import { assertOwnSchema } from './storage/sqlite/migrations.js';
@@ -22,7 +22,8 @@ if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
   process.exit(0);
 }
 if (args.length !== 1 || args[0]!.startsWith('-')) fail(USAGE, 2);
-const target = resolve(args[0]!);
+// `npm run` starts in the package's folder: a relative path is the caller's, where npm was run (INIT_CWD).
+const target = resolve(process.env.INIT_CWD ?? process.cwd(), args[0]!);
 
 let source: string;
 try {
@@ -38,25 +39,42 @@ if (!existsSync(source)) fail(`no database at ${source}`);
 // Never over another file: a backup that replaced the last good one would be no backup.
 if (existsSync(target)) fail(`${target} exists: name a new file`);
 
+// Written under a name of its own beside the target, checked, then linked to the target:
+// the link fails if a file appeared there meanwhile (another backup to the same name), and
+// a failure deletes only what this run wrote.
+const partial = join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
+let summary: string | undefined;
 try {
   const db = new Database(source, { fileMustExist: true });
   try {
     assertOwnSchema(db);
     db.pragma('busy_timeout = 5000');
-    db.prepare('VACUUM INTO ?').run(target);
+    db.prepare('VACUUM INTO ?').run(partial);
   } finally {
     db.close();
   }
-  const copy = new Database(target, { readonly: true });
+  const copy = new Database(partial, { readonly: true });
   try {
     const check = copy.pragma('quick_check', { simple: true });
-    if (check !== 'ok') fail(`the copy at ${target} fails its check (${String(check)}); keep the database, and try again`);
-    console.log(`copied ${source} to ${target} (schema version ${String(copy.pragma('user_version', { simple: true }))}, ${copy.pragma('page_count', { simple: true }) as number * (copy.pragma('page_size', { simple: true }) as number)} bytes)`);
+    if (check !== 'ok') throw new Error(`the copy fails its check (${String(check)}); keep the database, and try again`);
+    const bytes = (copy.pragma('page_count', { simple: true }) as number) * (copy.pragma('page_size', { simple: true }) as number);
+    summary = `schema version ${String(copy.pragma('user_version', { simple: true }))}, ${bytes} bytes`;
   } finally {
     copy.close();
   }
+  try {
+    linkSync(partial, target);
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code === 'EEXIST') throw new Error(`${target} appeared meanwhile: name a new file`);
+    // A file system without hard links: copied, still never over a file.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') copyFileSync(partial, target, constants.COPYFILE_EXCL);
+    else throw error;
+  }
 } catch (error) {
   // A copy cut short (a full disk, say) is no backup: it goes.
-  rmSync(target, { force: true });
+  rmSync(partial, { force: true });
   fail(`cannot copy ${source} to ${target}: ${(error as Error).message}`);
 }
+rmSync(partial, { force: true });
+console.log(`copied ${source} to ${target} (${summary})`);

@@ -2,13 +2,14 @@
 // server serves and writes; the copy serves as the database it was. What it refuses, it
 // says in one line.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
 
@@ -61,6 +62,28 @@ describe('npm run backup', () => {
     const restoredUrl = await restored.listening;
     expect((await fetchChecked(restoredUrl, 'GET', `/api/agents/${agentId}`)).status).toBe(200);
     expect((await fetchChecked(restoredUrl, 'GET', `/api/messaging/sessions/${before[0]!.body.sessionId}`)).status).toBe(200);
+  });
+
+  it('never deletes or overwrites a file that appears at the name while it copies (another backup to it, say), and takes a relative name from where npm was run', { timeout: 60_000 }, async () => {
+    const databasePath = join(folder, 'held', 'sessions.db');
+    await openSqliteStore(databasePath).close();
+    const holder = new Database(databasePath);
+    holder.pragma('locking_mode = EXCLUSIVE');
+    holder.exec('BEGIN EXCLUSIVE');
+    const target = join(folder, 'raced.db');
+    const copying = backup([target], { DATABASE_PATH: databasePath });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // it waits for the lock
+    writeFileSync(target, "another backup's");
+    holder.exec('COMMIT');
+    holder.close();
+    expect(await copying).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${target}: ${target} appeared meanwhile: name a new file\n` });
+    expect(readFileSync(target, 'utf8')).toBe("another backup's");
+    expect(readdirSync(folder).filter((name) => name.includes('.partial-'))).toEqual([]);
+
+    const caller = join(folder, 'caller');
+    mkdirSync(caller);
+    expect((await backup(['relative.db'], { DATABASE_PATH: databasePath, INIT_CWD: caller })).status).toBe(0);
+    expect(existsSync(join(caller, 'relative.db'))).toBe(true);
   });
 
   it('refuses, in one line, an existing file, PostgreSQL, :memory:, a missing or foreign database, and a bad command line', async () => {
