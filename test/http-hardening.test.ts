@@ -61,6 +61,10 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect([(await list('10.0.0.9', '203.0.113.1')).status, (await list('10.0.0.9', '203.0.113.2')).status, (await list('10.0.0.8', '203.0.113.1')).status]).toEqual([200, 200, 429]);
     // Not through the proxy: a client cannot choose its own budget by the header.
     expect([(await list('10.0.1.5', '203.0.113.3')).status, (await list('10.0.1.5', '203.0.113.4')).status]).toEqual([200, 429]);
+    // Through it, an entry that is no address counts as the proxy; an ip:port as its ip.
+    expect([(await list('10.0.0.7', 'unknown')).status, (await list('10.0.0.7', 'not-an-ip')).status]).toEqual([200, 429]);
+    expect([(await list('10.0.0.9', '198.51.100.7:1111')).status, (await list('10.0.0.9', '198.51.100.7:2222')).status]).toEqual([200, 429]);
+    expect([(await list('10.0.0.9', '[2001:db8::1]:1111')).status, (await list('10.0.0.9', '2001:db8::1')).status]).toEqual([200, 429]);
   });
 
   it('counts per minute, and the 429 names the same wait as its Retry-After', async () => {

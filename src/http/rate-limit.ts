@@ -1,5 +1,6 @@
 // Requests per minute, per API key (per client address when keys are off), counted in
 // this process's memory: with several instances, each counts its own (see README).
+import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
@@ -34,6 +35,21 @@ export class MonotonicStore {
   }
 }
 
+/**
+ * The address a request is counted by: the client X-Forwarded-For names behind a trusted
+ * proxy (TRUST_PROXY), an `ip:port` there read as its ip; an entry that is no address
+ * (`unknown`, say) counts as the connection's own peer, the proxy: a client cannot get a
+ * budget of its own by writing one, nor a new one per connection by its port.
+ */
+export function clientAddress(request: FastifyRequest): string {
+  const { ip } = request;
+  if (isIP(ip)) return ip;
+  const withPort = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):\d{1,5}$/.exec(ip);
+  const address = withPort?.[1] ?? withPort?.[2];
+  if (address !== undefined && isIP(address)) return address;
+  return request.socket.remoteAddress ?? ip;
+}
+
 export function installRateLimit(app: FastifyInstance, { perMinute, metricsToken }: { perMinute: number; metricsToken?: string }): void {
   const open = openOperations();
   // With METRICS_TOKEN, /metrics has no key to count by: a scrape carrying the token is not
@@ -51,7 +67,7 @@ export function installRateLimit(app: FastifyInstance, { perMinute, metricsToken
     // RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and Retry-After.
     enableDraftSpec: true,
     // Runs after the auth hook (an app-level onRequest), so the principal is known.
-    keyGenerator: (request) => request.principal?.id ?? request.ip,
+    keyGenerator: (request) => request.principal?.id ?? clientAddress(request),
     allowList: unlimited,
     errorResponseBuilder: (_request, context) =>
       new ApiError('RATE_LIMITED', `at most ${context.max} requests per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),
