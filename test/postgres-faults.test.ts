@@ -20,6 +20,8 @@ describe('postgresFault', () => {
     [coded('57P03'), /^the database is starting or shutting down \(SQLSTATE 57P03\)$/, false],
     [coded('57014'), /statement timeout/, false],
     [coded('25006'), /read-only/, false],
+    [coded('26000'), /^a prepared statement of the server's connection is gone \(a pooler in transaction mode\?\) \(SQLSTATE 26000\)$/, false],
+    [coded('42P05'), /^a prepared statement of the server's connection is there already \(a pooler in transaction mode\?\) \(SQLSTATE 42P05\)$/, false],
     [new Error('Connection terminated due to connection timeout'), /^the database did not accept a connection in time/, false],
     [new Error('timeout exceeded when trying to connect'), /^the database did not accept a connection in time/, false],
     [new Error('Connection terminated unexpectedly'), /^the database connection was lost \(Connection terminated unexpectedly\)$/, true],

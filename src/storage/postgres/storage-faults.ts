@@ -23,6 +23,9 @@ const SQLSTATE_FAULTS: [prefix: string, cause: string][] = [
   ['42501', 'the database refused the server a privilege'],
   ['42P01', 'a table is missing from the database'],
   ['25006', 'the database is read-only (default_transaction_read_only, or a standby)'],
+  // What a pooler in transaction mode does to a connection's prepared statements (unsupported: see README).
+  ['26000', "a prepared statement of the server's connection is gone (a pooler in transaction mode?)"],
+  ['42P05', "a prepared statement of the server's connection is there already (a pooler in transaction mode?)"],
 ];
 
 /** Socket errors (a connection never made, or one the database's side cut), and the driver's own words for either. */
