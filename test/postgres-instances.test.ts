@@ -19,7 +19,7 @@ import { createWebhookDispatcher } from '../src/events/webhook-delivery.js';
 import { migrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
-import { createTestDatabase, postgresAdminUrl, type TestDatabase } from './helpers/postgres-database.js';
+import { createTestDatabase, postgresAdminUrl, type TestDatabase, withClient, withTestDatabase } from './helpers/postgres-database.js';
 import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
 import { fakeClock, MINUTE, T0 } from './helpers/fake-clock.js';
@@ -68,10 +68,9 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
     expect(stderr).not.toContain('s3cret');
   });
 
-  it('connects through a Unix socket, its folder named in the URL as libpq has it (?host=, or the host percent-encoded)', async () => {
-    const admin = new pg.Client({ connectionString: database.url }); // over TCP
-    await admin.connect();
-    try {
+  it('connects through a Unix socket, its folder named in the URL as libpq has it (?host=, or the host percent-encoded)', () =>
+    withClient(database.url, async (admin) => {
+      // admin is over TCP
       const folder = (await admin.query<{ unix_socket_directories: string }>('SHOW unix_socket_directories')).rows[0]!.unix_socket_directories;
       const { port, pathname } = new URL(database.url);
       for (const url of [`postgres:///${pathname.slice(1)}?host=${folder}&port=${port}&user=postgres`, `postgres://postgres@${encodeURIComponent(folder)}:${port}${pathname}`]) {
@@ -87,69 +86,46 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
           await store.close();
         }
       }
-    } finally {
-      await admin.end();
-    }
-  });
+    }));
 
-  it('a database a newer server migrated is refused at open, and left as it was', async () => {
-    const fresh = await createTestDatabase();
-    try {
+  it('a database a newer server migrated is refused at open, and left as it was', () =>
+    withTestDatabase(async (fresh, client) => {
       await (await openPostgresStore({ url: fresh.url, poolSize: 1 })).close();
-      const client = new pg.Client({ connectionString: fresh.url });
-      await client.connect();
       const next = migrations.length + 1;
-      try {
-        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [next]);
-        await expect(openPostgresStore({ url: fresh.url, poolSize: 1 })).rejects.toThrow(`database schema version ${next} is newer than this server (${migrations.length})`);
-        const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM schema_migrations');
-        expect(rows[0]!.version).toBe(next);
-      } finally {
-        await client.end();
-      }
-    } finally {
-      await fresh.drop();
-    }
-  });
+      await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [next]);
+      await expect(openPostgresStore({ url: fresh.url, poolSize: 1 })).rejects.toThrow(`database schema version ${next} is newer than this server (${migrations.length})`);
+      const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM schema_migrations');
+      expect(rows[0]!.version).toBe(next);
+    }));
 
-  it("another application's tables: beside them the schema is made; a name collision is refused, naming it, and changes nothing", async () => {
-    const shared = await createTestDatabase();
-    const colliding = await createTestDatabase();
-    const clients = [shared, colliding].map((database) => new pg.Client({ connectionString: database.url }));
-    try {
-      await Promise.all(clients.map((client) => client.connect()));
-      const [sharedClient, collidingClient] = clients as [pg.Client, pg.Client];
-      await sharedClient.query('CREATE TABLE orders (id integer PRIMARY KEY)');
-      await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();
-      expect((await sharedClient.query('SELECT max(version) AS version FROM schema_migrations')).rows[0].version).toBe(migrations.length);
+  it("another application's tables: beside them the schema is made; a name collision is refused, naming it, and changes nothing", () =>
+    withTestDatabase((shared, sharedClient) =>
+      withTestDatabase(async (colliding, collidingClient) => {
+        await sharedClient.query('CREATE TABLE orders (id integer PRIMARY KEY)');
+        await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();
+        expect((await sharedClient.query('SELECT max(version) AS version FROM schema_migrations')).rows[0].version).toBe(migrations.length);
 
-      await collidingClient.query('CREATE TABLE sessions (ref text)');
-      await expect(openPostgresStore({ url: colliding.url, poolSize: 1 })).rejects.toThrow(
-        `migration 1 of this server's schema cannot run: relation "sessions" already exists, made by something else; give the server a database (or a search_path schema) of its own; nothing was changed`,
-      );
-      const tables = await collidingClient.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
-      expect(tables.rows).toEqual([{ table_name: 'sessions' }]);
-      const columns = await collidingClient.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions'");
-      expect(columns.rows).toEqual([{ column_name: 'ref' }]);
-      // The way out the message names: a schema of its own, by search_path in the URL.
-      await collidingClient.query('CREATE SCHEMA sessions_api');
-      const own = await openPostgresStore({ url: `${colliding.url}?options=${encodeURIComponent('-c search_path=sessions_api')}`, poolSize: 1 });
-      const agent = agentRecord();
-      expect(await own.insertAgent(agent)).toBe(true);
-      await own.close();
-      expect((await collidingClient.query('SELECT count(*)::int AS n FROM sessions_api.agents')).rows).toEqual([{ n: 1 }]);
-    } finally {
-      await Promise.all(clients.map((client) => client.end()));
-      await Promise.all([shared.drop(), colliding.drop()]);
-    }
-  });
+        await collidingClient.query('CREATE TABLE sessions (ref text)');
+        await expect(openPostgresStore({ url: colliding.url, poolSize: 1 })).rejects.toThrow(
+          `migration 1 of this server's schema cannot run: relation "sessions" already exists, made by something else; give the server a database (or a search_path schema) of its own; nothing was changed`,
+        );
+        const tables = await collidingClient.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
+        expect(tables.rows).toEqual([{ table_name: 'sessions' }]);
+        const columns = await collidingClient.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions'");
+        expect(columns.rows).toEqual([{ column_name: 'ref' }]);
+        // The way out the message names: a schema of its own, by search_path in the URL.
+        await collidingClient.query('CREATE SCHEMA sessions_api');
+        const own = await openPostgresStore({ url: `${colliding.url}?options=${encodeURIComponent('-c search_path=sessions_api')}`, poolSize: 1 });
+        const agent = agentRecord();
+        expect(await own.insertAgent(agent)).toBe(true);
+        await own.close();
+        expect((await collidingClient.query('SELECT count(*)::int AS n FROM sessions_api.agents')).rows).toEqual([{ n: 1 }]);
+      }),
+    ));
 
-  it("two deployments in two schemas of one database: a key stored in one does not turn keys on in the other (the notification is database-wide)", async () => {
-    const shared = await createTestDatabase();
-    const admin = new pg.Client({ connectionString: shared.url });
-    await admin.connect();
-    const inSchema = (schema: string) => `${shared.url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    try {
+  it("two deployments in two schemas of one database: a key stored in one does not turn keys on in the other (the notification is database-wide)", () =>
+    withTestDatabase(async (shared, admin) => {
+      const inSchema = (schema: string) => `${shared.url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
       await admin.query('CREATE SCHEMA one; CREATE SCHEMA two');
       const [first, second] = await Promise.all([openPostgresStore({ url: inSchema('one'), poolSize: 1 }), openPostgresStore({ url: inSchema('two'), poolSize: 1 })]);
       try {
@@ -167,49 +143,34 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       } finally {
         await Promise.all([first.close(), second.close()]);
       }
-    } finally {
-      await admin.end();
-      await shared.drop();
-    }
-  });
+    }));
 
   it('a user with only the rights to read and write serves a database another migrated; at a first start it is told what right it lacks, and nothing changes', async () => {
-    const migrated = await createTestDatabase();
-    const fresh = await createTestDatabase();
     const role = `app_${randomUUID().replaceAll('-', '')}`;
     const asRole = (url: string) => Object.assign(new URL(url), { username: role }).toString();
-    const admin = new pg.Client({ connectionString: migrated.url });
-    await admin.connect();
     try {
-      await (await openPostgresStore({ url: migrated.url, poolSize: 1 })).close();
-      await admin.query(`CREATE ROLE ${role} LOGIN`);
-      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
-      await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
-      const store = await openPostgresStore({ url: asRole(migrated.url), poolSize: 1 });
-      try {
-        const agent = agentRecord();
-        expect(await store.insertAgent(agent)).toBe(true);
-        expect(await store.getAgent(agent.id)).toEqual(agent);
-      } finally {
-        await store.close();
-      }
-
-      await expect(openPostgresStore({ url: asRole(fresh.url), poolSize: 1 })).rejects.toThrow(
-        "this server's schema cannot be made: permission denied for schema public; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …); nothing was changed",
-      );
-      const other = new pg.Client({ connectionString: fresh.url });
-      await other.connect();
-      try {
+      await withTestDatabase(async (migrated, admin) => {
+        await (await openPostgresStore({ url: migrated.url, poolSize: 1 })).close();
+        await admin.query(`CREATE ROLE ${role} LOGIN`);
+        await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+        await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+        const store = await openPostgresStore({ url: asRole(migrated.url), poolSize: 1 });
+        try {
+          const agent = agentRecord();
+          expect(await store.insertAgent(agent)).toBe(true);
+          expect(await store.getAgent(agent.id)).toEqual(agent);
+        } finally {
+          await store.close();
+        }
+      });
+      await withTestDatabase(async (fresh, other) => {
+        await expect(openPostgresStore({ url: asRole(fresh.url), poolSize: 1 })).rejects.toThrow(
+          "this server's schema cannot be made: permission denied for schema public; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …); nothing was changed",
+        );
         expect((await other.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).rows).toEqual([]);
-      } finally {
-        await other.end();
-      }
+      });
     } finally {
-      await admin.end();
-      await Promise.all([migrated.drop(), fresh.drop()]);
-      const cluster = new pg.Client({ connectionString: postgresAdminUrl() });
-      await cluster.connect();
-      await cluster.query(`DROP ROLE IF EXISTS ${role}`).finally(() => cluster.end());
+      await withClient(postgresAdminUrl(), (cluster) => cluster.query(`DROP ROLE IF EXISTS ${role}`));
     }
   });
 

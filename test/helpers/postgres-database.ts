@@ -34,6 +34,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return { url, drop: () => asAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
+/** Runs `use` with a client connected to `url`, ended afterwards. */
+export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs `use` on a database of its own, with a client connected to it; both are gone afterwards. */
+export async function withTestDatabase<T>(use: (database: TestDatabase, client: pg.Client) => Promise<T>): Promise<T> {
+  const database = await createTestDatabase();
+  try {
+    return await withClient(database.url, (client) => use(database, client));
+  } finally {
+    await database.drop();
+  }
+}
+
 /** Applies the first `version` migrations, recorded as the store records them: a database as an older server left it. */
 export async function migrateTo(client: pg.ClientBase, version: number): Promise<void> {
   await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
