@@ -2,6 +2,7 @@
 // their handlers) and the operational routes (the spec, /docs, /metrics).
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiPlugin } from './http/api-plugin.js';
+import { requestForLog } from './http/client-address.js';
 import { corsHeadersFor } from './http/security-headers.js';
 import { answerFrameworkError, answerInEnvelope, installStorageFaultLog } from './http/error-handling.js';
 import { createEventStreams } from './events/event-stream.js';
@@ -33,6 +34,13 @@ export interface AppOptions {
   trustProxy?: string[];
 }
 
+/** Logger options whose request lines name the client as rate limits count it (not X-Forwarded-For as written). */
+function withClientAddress(logger: AppOptions['logger']): AppOptions['logger'] {
+  if (!logger) return false;
+  const given = logger === true ? {} : logger;
+  return { ...given, serializers: { req: requestForLog, ...given.serializers } };
+}
+
 /**
  * Builds the app without starting it: call `ready()` or `listen()`. The app owns the
  * store and the sweeper, and stops both on `close()`.
@@ -43,7 +51,7 @@ export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInsta
   const corsHeaders = corsHeadersFor(options.access?.corsOrigins ?? []);
   const app: FastifyInstance = Fastify({
     ...serverOptions(options.timeouts, unseen.answeredOnSocket),
-    logger: options.logger ?? false,
+    logger: withClientAddress(options.logger),
     trustProxy: options.trustProxy?.length ? options.trustProxy : false,
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },

@@ -6,6 +6,7 @@ import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { MonotonicStore } from '../src/http/rate-limit.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
+import { logLines } from './helpers/log-lines.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { specSchemaValidator } from '../src/spec.js';
 
@@ -65,6 +66,22 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect([(await list('10.0.0.7', 'unknown')).status, (await list('10.0.0.7', 'not-an-ip')).status]).toEqual([200, 429]);
     expect([(await list('10.0.0.9', '198.51.100.7:1111')).status, (await list('10.0.0.9', '198.51.100.7:2222')).status]).toEqual([200, 429]);
     expect([(await list('10.0.0.9', '[2001:db8::1]:1111')).status, (await list('10.0.0.9', '2001:db8::1')).status]).toEqual([200, 429]);
+  });
+
+  it('logs the client as it is counted: behind a trusted proxy the forwarded address (an ip:port as its ip), the proxy as proxyAddress', async () => {
+    const { lines, stream } = logLines();
+    const t = await start({ app: { trustProxy: ['10.0.0.0/24'], logger: { level: 'info', stream } } });
+    const list = (remoteAddress: string, client: string) => t.request({ method: 'GET', url: '/api/agents', remoteAddress, headers: { 'x-forwarded-for': client } });
+    await list('10.0.0.9', '198.51.100.7:1111');
+    await list('10.0.0.9', 'unknown');
+    await list('10.0.1.5', '203.0.113.3');
+    const logged = lines.filter((line) => line.req).map((line) => line.req);
+    expect(logged.map(({ remoteAddress, proxyAddress }) => [remoteAddress, proxyAddress])).toEqual([
+      ['198.51.100.7', '10.0.0.9'],
+      ['10.0.0.9', undefined],
+      ['10.0.1.5', undefined],
+    ]);
+    expect(logged[0]).not.toHaveProperty('remotePort');
   });
 
   it('counts per minute, and the 429 names the same wait as its Retry-After', async () => {

@@ -1,10 +1,10 @@
 // Requests per minute, per API key (per client address when keys are off), counted in
 // this process's memory: with several instances, each counts its own (see README).
-import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { bearerMatches, openOperations, operationIdOf, ownTokenOperations } from './auth.js';
+import { clientAddress } from './client-address.js';
 
 /** Keys whose windows are kept (the least recently counted forgotten first), as the plugin's own store keeps. */
 const KEYS_KEPT = 5000;
@@ -33,21 +33,6 @@ export class MonotonicStore {
   child(): MonotonicStore {
     return new MonotonicStore();
   }
-}
-
-/**
- * The address a request is counted by: the client X-Forwarded-For names behind a trusted
- * proxy (TRUST_PROXY), an `ip:port` there read as its ip; an entry that is no address
- * (`unknown`, say) counts as the connection's own peer, the proxy: a client cannot get a
- * budget of its own by writing one, nor a new one per connection by its port.
- */
-export function clientAddress(request: FastifyRequest): string {
-  const { ip } = request;
-  if (isIP(ip)) return ip;
-  const withPort = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):\d{1,5}$/.exec(ip);
-  const address = withPort?.[1] ?? withPort?.[2];
-  if (address !== undefined && isIP(address)) return address;
-  return request.socket.remoteAddress ?? ip;
 }
 
 export function installRateLimit(app: FastifyInstance, { perMinute, metricsToken }: { perMinute: number; metricsToken?: string }): void {
