@@ -4,12 +4,11 @@
 // A key is printed once, at creation; only its SHA-256 is stored. A running server sees
 // every change at its next request.
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from './api-keys.js';
 import { ConfigError, loadConfig, type ServerConfig } from './config.js';
 import { describeStore, openStore } from './storage/open-store.js';
-import type { ApiKeyRecord, Store } from './storage/store.js';
+import { type ApiKeyRecord, NoStore, type Store } from './storage/store.js';
 
 const USAGE = `usage: npm run keys -- create --name <name> [--agent <agentId>]... [--admin]
        npm run keys -- list
@@ -17,7 +16,7 @@ const USAGE = `usage: npm run keys -- create --name <name> [--agent <agentId>]..
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function fail(message: string, code = 2): never {
-  console.error(message);
+  console.error(`sessions-api keys: ${message}`);
   process.exit(code);
 }
 
@@ -102,15 +101,13 @@ const run = commandToRun();
 if (!config.postgres && config.databasePath === ':memory:') {
   fail('DATABASE_PATH=:memory: is a database of this process alone, gone when it exits; name the file (or DATABASE_URL) the server uses', 1);
 }
-// Only create may start a database: list or revoke on a mistyped path would make an empty
-// one, and "no live key" there could pass for a key already revoked.
-if (command !== 'create' && !config.postgres && !existsSync(config.databasePath)) {
-  fail(`no database at ${config.databasePath} (DATABASE_PATH); nothing to ${command}`, 1);
-}
 let store: Store;
 try {
-  store = await openStore(config);
+  // Only create may start a database: list or revoke on a mistyped name would make an
+  // empty one, and "no live key" there could pass for a key already revoked.
+  store = await openStore(config, { existing: command !== 'create' });
 } catch (error) {
+  if (error instanceof NoStore) fail(`${error.message}; nothing to ${command}`, 1);
   fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);
 }
 try {

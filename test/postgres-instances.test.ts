@@ -245,6 +245,14 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
             timeout: 30_000, // a CLI that hangs on its pool fails here, not the whole file
           })
         ).stdout;
+      // Before any server: list and revoke make no schema in a database without one.
+      for (const command of [['list'], ['revoke', 'bot-1']]) {
+        await expect(keysCli(...command), command[0]).rejects.toMatchObject({
+          code: 1,
+          stderr: `sessions-api keys: no Sessions API schema in ${fresh.url} (DATABASE_URL: no schema_migrations table on its search path); nothing to ${command[0]}\n`,
+        });
+      }
+      expect((await withClient(fresh.url, (client) => client.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))).rows).toEqual([]);
       const servers = [0, 1].map(() => startServer({ DATABASE_URL: fresh.url, LOG_LEVEL: 'silent' }));
       const urls = await Promise.all(servers.map((server) => server.listening));
       const [mine, theirs] = [randomUUID(), randomUUID()];

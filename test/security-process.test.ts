@@ -122,6 +122,7 @@ describe('npm run keys, on the database of a running server', () => {
         }
       }, args.join(' ')).toThrow();
       expect(stderr, args.join(' ')).toMatch(refusal);
+      expect(stderr, args.join(' ')).toMatch(/^sessions-api keys: /);
       expect(stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
     }
     expect(keysCli(databasePath, '--help')).toMatch(/^usage: npm run keys -- create/);
@@ -138,7 +139,7 @@ describe('npm run keys, on the database of a running server', () => {
       }
       expect([refusal.status, String(refusal.stderr).trim(), String(refusal.stdout)], args.join(' ')).toEqual([
         1,
-        'DATABASE_PATH=:memory: is a database of this process alone, gone when it exits; name the file (or DATABASE_URL) the server uses',
+        'sessions-api keys: DATABASE_PATH=:memory: is a database of this process alone, gone when it exits; name the file (or DATABASE_URL) the server uses',
         '',
       ]);
     }

@@ -1,8 +1,9 @@
 // The one place that chooses the store: PostgreSQL when DATABASE_URL is set (any number
 // of instances on one database), otherwise SQLite at DATABASE_PATH (one process, one file).
+import { existsSync } from 'node:fs';
 import { type ServerConfig, redactedUrl } from '../config.js';
 import { openSqliteStore } from './sqlite/sqlite-store.js';
-import type { Store } from './store.js';
+import { NoStore, type Store } from './store.js';
 
 export type StoreConfig = Pick<ServerConfig, 'databasePath' | 'sqliteSynchronous' | 'lockWaitMs' | 'postgres'>;
 
@@ -11,13 +12,25 @@ export function describeStore(config: StoreConfig): string {
   return config.postgres ? redactedUrl(config.postgres.url) : config.databasePath;
 }
 
-/** Opens (and migrates) the configured store; throws with the reason when it cannot. */
-export async function openStore(config: StoreConfig): Promise<Store> {
+/**
+ * Opens (and migrates) the configured store; throws with the reason when it cannot.
+ * `existing`: only a store already made (a file, a schema), else NoStore and nothing is
+ * made: a command that reads or revokes must not start an empty one on a mistyped name.
+ */
+export async function openStore(config: StoreConfig, { existing = false } = {}): Promise<Store> {
   if (config.postgres) {
     const { url, poolSize, statementTimeoutMs } = config.postgres;
     // Loaded only when used: a SQLite server does not pay for the pg driver at every start.
     const { openPostgresStore } = await import('./postgres/postgres-store.js');
-    return openPostgresStore({ url, poolSize, statementTimeoutMs });
+    try {
+      return await openPostgresStore({ url, poolSize, statementTimeoutMs, existing });
+    } catch (error) {
+      if (error instanceof NoStore) throw new NoStore(`no Sessions API schema in ${describeStore(config)} (DATABASE_URL: ${error.message})`);
+      throw error;
+    }
+  }
+  if (existing && config.databasePath !== ':memory:' && !existsSync(config.databasePath)) {
+    throw new NoStore(`no database at ${config.databasePath} (DATABASE_PATH)`);
   }
   return openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
 }

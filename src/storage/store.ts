@@ -194,6 +194,11 @@ export class IdempotencyKeyTaken extends Error {
   override name = 'IdempotencyKeyTaken';
 }
 
+/** Opened with `existing`: there is no store to open (no file, no schema), and none was made. */
+export class NoStore extends Error {
+  override name = 'NoStore';
+}
+
 /** A URL subscribed to events; its delivery state is durable (a restart resumes it). */
 export interface WebhookRecord {
   id: string;

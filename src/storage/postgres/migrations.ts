@@ -9,6 +9,7 @@
 // Free text a client writes (agent name and bio, message content) is stored as a JSON
 // string for the same reason: a text column cannot hold U+0000, which the API accepts.
 import type pg from 'pg';
+import { NoStore } from '../store.js';
 import { SESSION_BUCKETS_MIGRATION } from './session-buckets.js';
 
 export const migrations: readonly string[] = [
@@ -225,7 +226,8 @@ function explained(error: unknown, version: number | undefined): Error | undefin
   return undefined;
 }
 
-export async function migrate(client: pg.ClientBase): Promise<void> {
+/** Brings the schema to this server's version; `existing`: only one already there (else NoStore, nothing made). */
+export async function migrate(client: pg.ClientBase, { existing = false } = {}): Promise<void> {
   // The driver reads `query_timeout` per query; its types leave it out.
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
     client.query<R>({ text, values, query_timeout: NO_QUERY_TIMEOUT } as pg.QueryConfig);
@@ -241,6 +243,7 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     // Created only when missing: CREATE … IF NOT EXISTS needs the right to create tables even
     // when the table is there, which a user with only the rights to read and write has not.
     const { rows: made } = await query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+    if (!made[0]!.present && existing) throw new NoStore('no schema_migrations table on its search path');
     if (!made[0]!.present) await query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
     const { rows } = await query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
     const current = rows[0]?.version ?? 0;
@@ -255,6 +258,6 @@ export async function migrate(client: pg.ClientBase): Promise<void> {
     await query('COMMIT');
   } catch (error) {
     await query('ROLLBACK').catch(() => undefined);
-    throw explained(error, applying) ?? error;
+    throw (error instanceof NoStore ? undefined : explained(error, applying)) ?? error;
   }
 }

@@ -59,6 +59,8 @@ export interface PostgresOptions {
   statementTimeoutMs?: number;
   /** How long a request waits for a connection before 503 (default 5000 ms). */
   connectTimeoutMs?: number;
+  /** Open only a schema already made (NoStore when there is none): for commands that only read or change one. */
+  existing?: boolean;
 }
 
 export { EVENTS_CHANNEL };
@@ -84,7 +86,7 @@ const PURGE_MESSAGES_PER_SESSION = 10;
 
 /** Opens the pool, checks that the database answers and migrates it. Throws (with the reason) when it cannot. */
 export async function openPostgresStore(options: PostgresOptions): Promise<Store> {
-  const { url, poolSize = DEFAULTS.postgres.poolSize, statementTimeoutMs = DEFAULTS.postgres.statementTimeoutMs, connectTimeoutMs = 5000 } = options;
+  const { url, poolSize = DEFAULTS.postgres.poolSize, statementTimeoutMs = DEFAULTS.postgres.statementTimeoutMs, connectTimeoutMs = 5000, existing } = options;
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -107,7 +109,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   try {
     const client = await pool.connect();
     try {
-      await migrate(client);
+      await migrate(client, { existing });
     } finally {
       client.release();
     }
