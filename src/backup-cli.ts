@@ -7,6 +7,7 @@ import { constants, copyFileSync, existsSync, linkSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, loadConfig } from './config.js';
+import { assertWritable } from './storage/sqlite/connection.js';
 import { assertOwnSchema } from './storage/sqlite/migrations.js';
 
 const USAGE = 'usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)';
@@ -45,6 +46,8 @@ if (existsSync(target)) fail(`${target} exists: name a new file`);
 const partial = join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
 let summary: string | undefined;
 try {
+  // SQLite would say only "unable to open database file".
+  assertWritable(target);
   const db = new Database(source, { fileMustExist: true });
   try {
     assertOwnSchema(db);

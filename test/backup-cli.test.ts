@@ -1,7 +1,7 @@
 // `npm run backup -- <new file>`: a consistent copy of the SQLite database, taken while the
 // server serves and writes; the copy serves as the database it was. What it refuses, it
 // says in one line.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +84,28 @@ describe('npm run backup', () => {
     mkdirSync(caller);
     expect((await backup(['relative.db'], { DATABASE_PATH: databasePath, INIT_CWD: caller })).status).toBe(0);
     expect(existsSync(join(caller, 'relative.db'))).toBe(true);
+  });
+
+  it('says why it cannot write the copy: a missing folder (SQLite said only "unable to open database file")', async () => {
+    const databasePath = join(folder, 'unwritable-source.db');
+    await openSqliteStore(databasePath).close();
+    const missing = join(folder, 'no-such-folder', 'copy.db');
+    expect(await backup([missing], { DATABASE_PATH: databasePath })).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${missing}: there is no folder ${join(folder, 'no-such-folder')}\n` });
+  });
+
+  // Root may write anywhere but in an immutable folder (chattr +i): access() says EPERM there.
+  it.skipIf(process.getuid?.() !== 0)('says why it cannot write the copy: a folder it may not write', async () => {
+    const databasePath = join(folder, 'locked-source.db');
+    await openSqliteStore(databasePath).close();
+    const locked = mkdtempSync(join(folder, 'locked-'));
+    execFileSync('chattr', ['+i', locked]);
+    try {
+      const copy = join(locked, 'copy.db');
+      expect(await backup([copy], { DATABASE_PATH: databasePath })).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${copy}: this process may not write ${locked} (EPERM)\n` });
+    } finally {
+      execFileSync('chattr', ['-i', locked]);
+    }
+    expect(readdirSync(locked)).toEqual([]);
   });
 
   it('refuses, in one line, an existing file, PostgreSQL, :memory:, a missing or foreign database, and a bad command line', async () => {

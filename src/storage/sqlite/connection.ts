@@ -48,9 +48,9 @@ function makeFolder(folder: string): void {
  * Refuses a file, or a folder, the server could not write: SQLite opens a file it cannot
  * write read-only without a word (every write then a 503, the server looking up), and on a
  * read-only file system says only "unable to open database file". The folder takes the
- * WAL and its index beside the file.
+ * WAL and its index beside the file (and `npm run backup` its partial copy).
  */
-function assertWritable(path: string): void {
+export function assertWritable(path: string): void {
   for (const target of [dirname(path), ...(existsSync(path) ? [path] : [])]) {
     try {
       accessSync(target, constants.W_OK);
@@ -58,6 +58,7 @@ function assertWritable(path: string): void {
       const { code } = error as NodeJS.ErrnoException;
       if (code === 'EROFS') throw new Error(`${target} is on a read-only file system (EROFS)`);
       if (code === 'EACCES' || code === 'EPERM') throw new Error(`this process may not write ${target} (${code})`);
+      if (code === 'ENOENT') throw new Error(`there is no folder ${target}`);
       throw error;
     }
   }
