@@ -152,14 +152,19 @@ describe('mock mode on our spec', () => {
     expect(answer.body.error).toEqual({ code: 'SESSION_EXPIRED', message: 'Session has expired', details: 'expiresAt 2026-11-24T10:30:00.000Z' });
     const unknown = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { prefer: 'code=410, example=nope' });
     expect(unknown.status).toBe(422);
-    expect(unknown.body.message).toBe('Prefer: example=nope is not an example of getSession 410 (examples: expired)');
+    expect(unknown.body.error.details).toBe('Prefer: example=nope is not an example of getSession 410 (examples: expired)');
   });
 
-  it('refuses a Prefer: code= the operation does not document', async () => {
+  it("refuses a Prefer: code= the operation does not document, with 422 in the operation's error shape: its 422, else its 400", async () => {
     const answer = await call(app, { method: 'GET', url: '/api/agents' }, { prefer: 'code=418' });
     expect(answer.status).toBe(422);
     const documented = Object.keys((specDocument().paths['/api/agents']!.get as unknown as { responses: object }).responses).join(', ');
-    expect(answer.body.message).toBe(`Prefer: code=418 is not documented for listAgents (documented: ${documented})`);
+    expect(responseViolations(api, 'listAgents', 400, answer.body)).toEqual([]);
+    expect(answer.body.error.details).toBe(`Prefer: code=418 is not documented for listAgents (documented: ${documented})`);
+    const create = await call(app, { method: 'POST', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { prefer: 'code=2xx' });
+    expect(create.status).toBe(422);
+    expect(responseViolations(api, 'createSession', 422, create.body)).toEqual([]);
+    expect(create.body.error.details).toBe('Prefer: code=2xx is not a status code');
   });
 
   it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {

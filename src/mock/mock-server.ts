@@ -149,7 +149,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
    * A refusal in the document's own error shape for `status` (its response, its range's, or
    * `default`), else `{ message }`. A 4xx the operation does not document that way (a 413,
    * say) is answered as its 400, a status it does document (the message says what it is);
-   * unless the operation only lends its shape (`lent`: a request no operation takes).
+   * unless the operation only lends its shape (`lent`: a request no operation takes, or a
+   * `Prefer:` the mock cannot honour, whose 422 is the mock's own answer, not the API's).
    */
   function refuse(reply: FastifyReply, operation: Operation | undefined, refused: number, message: string, extra: Record<string, unknown> = {}, lent = false) {
     const shapes = [String(refused), `${String(refused)[0]}XX`, 'default', ...(refused >= 400 && refused < 500 ? ['400'] : [])];
@@ -204,15 +205,13 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
       const documented = Object.keys(c.operation.responses ?? {});
       if (preference.code !== undefined && !/^\d{3}$/.test(preference.code)) {
-        return send(reply, 422, 'application/json', { message: `Prefer: code=${preference.code} is not a status code` });
+        return refuse(reply, c.operation, 422, `Prefer: code=${preference.code} is not a status code`, {}, true);
       }
       // The response that documents the code: its own, else its range (`4XX`), else `default`.
       const code = preference.code;
       const documenting = code === undefined ? undefined : [code, `${code[0]}XX`, 'default'].find((key) => documented.includes(key));
       if (code !== undefined && documenting === undefined) {
-        return send(reply, 422, 'application/json', {
-          message: `Prefer: code=${code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`,
-        });
+        return refuse(reply, c.operation, 422, `Prefer: code=${code} is not documented for ${c.operation.operationId} (documented: ${documented.join(', ')})`, {}, true);
       }
       const mocked = mock(c.operation, documenting, preference.example, c.request.headers.accept as string | undefined);
       const answer = code === undefined || mocked.failed ? mocked : { ...mocked, status: Number(code) };
@@ -220,9 +219,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
         const response = c.operation.responses?.[documenting ?? String(answer.status)] as { content?: Record<string, MediaObject> } | undefined;
         const examples = answer.mediaType ? response?.content?.[answer.mediaType]?.examples : undefined;
         if (!examples?.[preference.example]) {
-          return send(reply, 422, 'application/json', {
-            message: `Prefer: example=${preference.example} is not an example of ${c.operation.operationId} ${answer.status} (examples: ${Object.keys(examples ?? {}).join(', ') || 'none'})`,
-          });
+          const named = Object.keys(examples ?? {}).join(', ') || 'none';
+          return refuse(reply, c.operation, 422, `Prefer: example=${preference.example} is not an example of ${c.operation.operationId} ${answer.status} (examples: ${named})`, {}, true);
         }
       }
       if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status));
