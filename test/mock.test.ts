@@ -256,11 +256,11 @@ describe('mock mode on our spec', () => {
   it("answers a path the spec does not have, or a method a path does not take, 404 NOT_FOUND in the spec's route answer, as the server does (it was AGENT_NOT_FOUND, and a 405 the spec never documents)", async () => {
     const answer = await call(app, { method: 'GET', url: '/api/nothing' });
     expect(answer.status).toBe(404);
-    expect(answer.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'no operation for GET /api/nothing' } });
+    expect(answer.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'GET /api/nothing does not exist' } });
     expect(specSchemaValidator('ErrorEnvelope')(answer.body)).toBe(true);
     const method = await call(app, { method: 'PUT' as 'GET', url: '/api/agents', body: {} });
     expect(method.status).toBe(404);
-    expect(method.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'no operation for PUT /api/agents' } });
+    expect(method.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'PUT /api/agents does not exist' } });
     expect(specSchemaValidator('ErrorEnvelope')(method.body)).toBe(true);
   });
 });
@@ -345,7 +345,7 @@ describe('mock mode on another document (the classic Petstore)', () => {
     const nowhere = await call(app, { method: 'GET', url: '/nowhere' });
     expect(nowhere.status).toBe(404);
     expect(api.validateResponse(nowhere.body, 'listPets', 'default' as unknown as number).errors ?? []).toEqual([]);
-    expect(nowhere.body.message).toBe('no operation for GET /nowhere');
+    expect(nowhere.body.message).toBe('GET /nowhere does not exist');
   });
 });
 
@@ -452,17 +452,17 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     };
     // The 400 is listed first: a 404 or 405 takes the range's shape, not the 400's or the default's.
     expect(await serve('ranged', [['400', shapes.envelope], ['default', shapes.message], ['4XX', shapes.problem]])).toEqual({
-      notFound: [404, { title: 'Not Found', status: 404, detail: 'no operation for GET /nowhere' }],
+      notFound: [404, { title: 'Not Found', status: 404, detail: 'GET /nowhere does not exist' }],
       notAllowed: [405, { title: 'Method Not Allowed', status: 405, detail: 'DELETE is not allowed on /ranged0' }],
     });
     expect(await serve('defaulted', [['400', shapes.envelope], ['default', shapes.message]])).toEqual({
-      notFound: [404, { message: 'no operation for GET /nowhere' }],
+      notFound: [404, { message: 'GET /nowhere does not exist' }],
       notAllowed: [405, { message: 'DELETE is not allowed on /defaulted0' }],
     });
     // No answer for a 405 anywhere (no 405, 4XX or default): a method a path does not take is a 404, as an unknown path.
     expect(await serve('refusing', [['400', shapes.envelope]])).toEqual({
-      notFound: [404, { error: { details: 'no operation for GET /nowhere' } }],
-      notAllowed: [404, { error: { details: 'no operation for DELETE /refusing0' } }],
+      notFound: [404, { error: { details: 'GET /nowhere does not exist' } }],
+      notAllowed: [404, { error: { details: 'DELETE /refusing0 does not exist' } }],
     });
     // The document's response named for the status (components.responses.NotFound) shapes a 404, before the first operation's.
     const named = join(folder, 'named.yaml');
@@ -481,7 +481,7 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     );
     const mock = await createMockServer({ specPath: named });
     try {
-      expect((await mock.inject({ method: 'GET', url: '/nowhere' })).json()).toEqual({ error: { code: 'NOT_FOUND', details: 'no operation for GET /nowhere' } });
+      expect((await mock.inject({ method: 'GET', url: '/nowhere' })).json()).toEqual({ error: { code: 'NOT_FOUND', details: 'GET /nowhere does not exist' } });
     } finally {
       await mock.close();
     }

@@ -189,7 +189,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   // A method its path does not take is a 405 where the document has an answer for one (a
   // 405, 4XX or default), else a 404 as for a path no operation has, as many servers answer.
   const answersMethodNotAllowed = operations.some((operation) => ['405', '4XX', 'default'].some((key) => operation.responses?.[key]));
-  const noOperation = (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `no operation for ${c.request.method.toUpperCase()} ${c.request.path}`, {}, true);
+  const noOperation = (c: Context, reply: FastifyReply) => refuse(reply, shapeFor(404), 404, `${c.request.method.toUpperCase()} ${c.request.path} does not exist`, {}, true);
 
   api.register({
     notFound: noOperation,
