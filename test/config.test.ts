@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, redactedUrl } from '../src/config.js';
@@ -134,31 +135,48 @@ describe('loadConfig', () => {
 });
 
 describe('loadConfig: the documented ranges', () => {
-  // README, Configuration: each ranged variable, its range, and where loadConfig puts it.
-  const ranged: Array<[string, number, number, (config: ReturnType<typeof loadConfig>) => unknown, number]> = [
-    ['PORT', 0, 65535, (c) => c.port, 1],
-    ['SESSION_RETENTION_MINUTES', 0, 525_600, (c) => c.retentionMs, 60_000],
-    ['SESSION_SWEEP_INTERVAL_SECONDS', 1, 86_400, (c) => c.sweepIntervalMs, 1000],
-    ['SESSION_SWEEP_BATCH_SIZE', 1, 100_000, (c) => c.sweepBatchSize, 1],
-    ['EVENT_RETENTION_HOURS', 1, 87_600, (c) => c.eventRetentionMs, 3_600_000],
-    ['AGENT_REPLY_TIMEOUT_SECONDS', 1, 3600, (c) => c.agentReplyTimeoutMs, 1000],
-    ['EVENT_STREAMS_MAX', 1, 1_000_000, (c) => c.eventStreamsMax, 1],
-    ['RATE_LIMIT_PER_MINUTE', 1, 1_000_000, (c) => c.rateLimitPerMinute, 1],
-    ['SQLITE_LOCK_WAIT_MS', 0, 600_000, (c) => c.lockWaitMs, 1],
-    ['HTTP_REQUEST_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.requestTimeoutMs, 1000],
-    ['HTTP_HEADERS_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.headersTimeoutMs, 1000],
-    ['HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 1, 3600, (c) => c.http.keepAliveTimeoutMs, 1000],
-    ['SHUTDOWN_GRACE_SECONDS', 1, 3600, (c) => c.shutdownGraceMs, 1000],
-    ['DATABASE_POOL_SIZE', 1, 1000, (c) => c.postgres?.poolSize, 1],
-    ['DATABASE_STATEMENT_TIMEOUT_MS', 1, 600_000, (c) => c.postgres?.statementTimeoutMs, 1],
-  ];
-  it.each(ranged)('takes %s at both ends of %i-%i and refuses one past either', (name, min, max, field, unit) => {
+  // Where loadConfig puts each ranged variable, and in which unit; the range and the default
+  // are read from the README's Configuration table, so that the table cannot drift.
+  const fields: Record<string, [(config: ReturnType<typeof loadConfig>) => unknown, number]> = {
+    PORT: [(c) => c.port, 1],
+    SESSION_RETENTION_MINUTES: [(c) => c.retentionMs, 60_000],
+    SESSION_SWEEP_INTERVAL_SECONDS: [(c) => c.sweepIntervalMs, 1000],
+    SESSION_SWEEP_BATCH_SIZE: [(c) => c.sweepBatchSize, 1],
+    EVENT_RETENTION_HOURS: [(c) => c.eventRetentionMs, 3_600_000],
+    AGENT_REPLY_TIMEOUT_SECONDS: [(c) => c.agentReplyTimeoutMs, 1000],
+    EVENT_STREAMS_MAX: [(c) => c.eventStreamsMax, 1],
+    RATE_LIMIT_PER_MINUTE: [(c) => c.rateLimitPerMinute, 1],
+    SQLITE_LOCK_WAIT_MS: [(c) => c.lockWaitMs, 1],
+    HTTP_REQUEST_TIMEOUT_SECONDS: [(c) => c.http.requestTimeoutMs, 1000],
+    HTTP_HEADERS_TIMEOUT_SECONDS: [(c) => c.http.headersTimeoutMs, 1000],
+    HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: [(c) => c.http.keepAliveTimeoutMs, 1000],
+    SHUTDOWN_GRACE_SECONDS: [(c) => c.shutdownGraceMs, 1000],
+    DATABASE_POOL_SIZE: [(c) => c.postgres?.poolSize, 1],
+    DATABASE_STATEMENT_TIMEOUT_MS: [(c) => c.postgres?.statementTimeoutMs, 1],
+  };
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+  // | `NAME` | `default` or (none) | meaning … (min–max) … |, the session defaults aside (the spec's ranges, tested with the policy).
+  const rows = [...table.matchAll(/^\| `([A-Z_]+)` \| ([^|]+) \| (.*) \|$/gm)].filter(([, name]) => !name!.startsWith('SESSION_DEFAULT') && !/^SESSION_(AUTO_RENEW|MAX_DURATION|WARNING)/.test(name!));
+  const ranged = rows.flatMap(([, name, defaultText, meaning]) => {
+    const range = /\((\d+)–(\d+)[);]/.exec(meaning!);
+    return range ? [[name!, Number(range[1]), Number(range[2]), defaultText!.trim()] as const] : [];
+  });
+
+  it('has every ranged variable of the table, and only those, where loadConfig puts it', () => {
+    expect(ranged.map(([name]) => name).sort()).toEqual(Object.keys(fields).sort());
+  });
+
+  it.each(ranged)('takes %s at both ends of %i-%i and refuses one past either; its default is the table\'s (%s)', (name, min, max, defaultText) => {
+    const [field, unit] = fields[name]!;
     const base = { DATABASE_URL: 'postgres://db/sessions' };
     expect(field(loadConfig({ ...base, [name]: String(min) }))).toBe(min * unit);
     expect(field(loadConfig({ ...base, [name]: String(max) }))).toBe(max * unit);
     const message = `${name}=%d must be between ${min} and ${max}`;
     expect(() => loadConfig({ ...base, [name]: String(min - 1) })).toThrow(message.replace('%d', String(min - 1)));
     expect(() => loadConfig({ ...base, [name]: String(max + 1) })).toThrow(message.replace('%d', String(max + 1)));
+    const documented = /^`(\d+)`$/.exec(defaultText)?.[1];
+    expect(field(loadConfig(base))).toBe(documented === undefined ? undefined : Number(documented) * unit);
   });
 
   it('takes API keys of exactly 16 characters, names the first key when it is short, and takes CORS_ORIGINS=*', () => {
