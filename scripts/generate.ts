@@ -1,6 +1,7 @@
 // `npm run generate`: from the spec, writes generated/api.d.ts (openapi-typescript),
 // generated/sessions-api.json (the spec as JSON, which the server reads at start),
-// generated/query-defaults.d.ts (the query parameters handlers read as present), a
+// generated/operation-facts.d.ts (the query parameters handlers read as present, the
+// operations src/ops serves), a
 // handler stub for every operation that has no handler file yet (answering 501
 // NOT_IMPLEMENTED), and the list of handlers, src/http/handlers/index.ts.
 // With --check, writes nothing and fails when any of them is out of date.
@@ -8,11 +9,11 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { parse } from 'yaml';
-import { defaultedQueryParameters, queryDefaultsDeclaration } from './query-defaults.js';
+import { operationFactsDeclaration } from './operation-facts.js';
 import { sha256Hex, type SpecJsonCopy, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 
 const typesUrl = new URL('../generated/api.d.ts', import.meta.url);
-const queryDefaultsUrl = new URL('../generated/query-defaults.d.ts', import.meta.url);
+const operationFactsUrl = new URL('../generated/operation-facts.d.ts', import.meta.url);
 const handlersUrl = new URL('../src/http/handlers/', import.meta.url);
 const indexUrl = new URL('index.ts', handlersUrl);
 
@@ -25,7 +26,7 @@ const types = typesHeader + astToString(await openapiTS(new URL(`file://${specPa
 const yaml = await readFile(specPath, 'utf8');
 const document = parse(yaml);
 const jsonCopy = `${JSON.stringify({ sourceSha256: sha256Hex(yaml), document } satisfies SpecJsonCopy, null, 2)}\n`;
-const queryDefaults = queryDefaultsDeclaration(defaultedQueryParameters(document));
+const operationFacts = operationFactsDeclaration(document);
 
 // The API's operations, in the spec's order; the x-operational ones are served by src/ops.
 const operationIds = specOperations()
@@ -77,7 +78,7 @@ if (process.argv.includes('--check')) {
   const problems = [
     ...((await readFile(typesUrl, 'utf8').catch(() => '')) === types ? [] : ['generated/api.d.ts is out of date with openapi/sessions-api.yaml']),
     ...((await readFile(specJsonCopyPath, 'utf8').catch(() => '')) === jsonCopy ? [] : ['generated/sessions-api.json is out of date with openapi/sessions-api.yaml']),
-    ...((await readFile(queryDefaultsUrl, 'utf8').catch(() => '')) === queryDefaults ? [] : ['generated/query-defaults.d.ts is out of date with openapi/sessions-api.yaml']),
+    ...((await readFile(operationFactsUrl, 'utf8').catch(() => '')) === operationFacts ? [] : ['generated/operation-facts.d.ts is out of date with openapi/sessions-api.yaml']),
     ...((await readFile(indexUrl, 'utf8').catch(() => '')) === index ? [] : ['src/http/handlers/index.ts does not list the spec operations']),
     ...missing.map((id) => `src/http/handlers/${id}.ts is missing`),
   ];
@@ -85,12 +86,12 @@ if (process.argv.includes('--check')) {
     console.error(`${problems.join('\n')}\nRun \`npm run generate\` and commit what it writes.`);
     process.exit(1);
   }
-  console.log('generated/api.d.ts, generated/sessions-api.json, generated/query-defaults.d.ts and the handler list match the spec.');
+  console.log('generated/api.d.ts, generated/sessions-api.json, generated/operation-facts.d.ts and the handler list match the spec.');
 } else {
   await writeFile(typesUrl, types);
   await writeFile(specJsonCopyPath, jsonCopy);
-  await writeFile(queryDefaultsUrl, queryDefaults);
+  await writeFile(operationFactsUrl, operationFacts);
   for (const id of missing) await writeFile(new URL(`${id}.ts`, handlersUrl), stub(id));
   await writeFile(indexUrl, index);
-  console.log(['wrote generated/api.d.ts, generated/sessions-api.json, generated/query-defaults.d.ts and src/http/handlers/index.ts', ...missing.map((id) => `wrote a stub: src/http/handlers/${id}.ts (501 until implemented)`)].join('\n'));
+  console.log(['wrote generated/api.d.ts, generated/sessions-api.json, generated/operation-facts.d.ts and src/http/handlers/index.ts', ...missing.map((id) => `wrote a stub: src/http/handlers/${id}.ts (501 until implemented)`)].join('\n'));
 }

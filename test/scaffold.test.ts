@@ -64,7 +64,7 @@ describe('npm run generate on a spec with a new operation', () => {
     expect(existsSync(stubFile)).toBe(true);
     expect(readFileSync(stubFile, 'utf8')).toContain("export const getAgentStatus = (_deps: HandlerDeps): Handler<'getAgentStatus'> => notImplemented('getAgentStatus');");
     expect(readFileSync(join(project, 'src/http/handlers/index.ts'), 'utf8')).toContain('getAgentStatus: getAgentStatus(deps),');
-    expect(readFileSync(join(project, 'generated/query-defaults.d.ts'), 'utf8')).toContain('    getAgentStatus: "verbose";\n');
+    expect(readFileSync(join(project, 'generated/operation-facts.d.ts'), 'utf8')).toContain('    getAgentStatus: "verbose";\n');
     // The handlers that existed are left alone.
     expect(readFileSync(join(project, 'src/http/handlers/getAgent.ts'), 'utf8')).toBe(readFileSync(join(ROOT, 'src/http/handlers/getAgent.ts'), 'utf8'));
 
@@ -86,7 +86,7 @@ describe('npm run generate on a spec with a new operation', () => {
   });
 
   it('generate --check names each generated file that drifted from the spec, and exits 1', { timeout: 60_000 }, async () => {
-    const generated = ['generated/api.d.ts', 'generated/sessions-api.json', 'generated/query-defaults.d.ts', 'src/http/handlers/index.ts'];
+    const generated = ['generated/api.d.ts', 'generated/sessions-api.json', 'generated/operation-facts.d.ts', 'src/http/handlers/index.ts'];
     const originals = generated.map((file) => readFileSync(join(project, file), 'utf8'));
     try {
       for (const file of generated) writeFileSync(join(project, file), `${readFileSync(join(project, file), 'utf8')}\n// drifted\n`);
@@ -98,7 +98,7 @@ describe('npm run generate on a spec with a new operation', () => {
       expect(failed?.stderr.trim().split('\n')).toEqual([
         'generated/api.d.ts is out of date with openapi/sessions-api.yaml',
         'generated/sessions-api.json is out of date with openapi/sessions-api.yaml',
-        'generated/query-defaults.d.ts is out of date with openapi/sessions-api.yaml',
+        'generated/operation-facts.d.ts is out of date with openapi/sessions-api.yaml',
         'src/http/handlers/index.ts does not list the spec operations',
         'Run `npm run generate` and commit what it writes.',
       ]);

@@ -1,14 +1,9 @@
 // Request and response types of each operation, taken from the generated spec types.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { operations } from '../../generated/api.js';
-import type { QueryDefaults } from '../../generated/query-defaults.js';
+import type { OperationalOperationId, QueryDefaults } from '../../generated/operation-facts.js';
 
-/**
- * The operations marked `x-operational: true` in the spec, served by src/ops rather than
- * by a handler; a test checks that this list and the spec's marks agree.
- */
-type SpecOperationIds<T extends keyof operations> = T;
-export type OperationalOperationId = SpecOperationIds<'getOpenApiYaml' | 'getOpenApiJson' | 'getMetrics'>;
+export type { OperationalOperationId };
 
 /** The API's operations: each one has a handler. */
 export type OperationId = Exclude<keyof operations, OperationalOperationId>;

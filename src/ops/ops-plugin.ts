@@ -24,13 +24,6 @@ export interface OpsOptions {
   metricsToken?: string;
 }
 
-/** Every operational operationId (the type makes the list complete and exact). */
-export const OPERATIONAL_OPERATION_IDS = Object.keys({
-  getOpenApiYaml: true,
-  getOpenApiJson: true,
-  getMetrics: true,
-} satisfies Record<OperationalOperationId, true>) as OperationalOperationId[];
-
 export const opsPlugin: FastifyPluginAsync<OpsOptions> = async (app, { store, clock, retentionMs, metrics, metricsToken }) => {
   app.setErrorHandler(answerInEnvelope);
   const specBytes = readFileSync(specPath);

@@ -8,3 +8,6 @@ export interface QueryDefaults {
     getSessionMessages: "limit";
     listWebhookDeliveries: "limit";
 }
+
+/** The operations marked `x-operational: true`: served by the operational routes (src/ops), not by a handler. */
+export type OperationalOperationId = "getOpenApiYaml" | "getOpenApiJson" | "getMetrics";

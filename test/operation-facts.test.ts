@@ -1,8 +1,8 @@
-// Which query parameters handlers read as present: those the spec gives a default, found
-// wherever the spec can put them. `npm run generate` writes them as a type
-// (generated/query-defaults.d.ts); `check:generated` fails when that file drifts.
+// Which query parameters handlers read as present (those the spec gives a default, found
+// wherever the spec can put them), and which operations src/ops serves. `npm run generate`
+// writes them as types (generated/operation-facts.d.ts); `check:generated` fails when that file drifts.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { defaultedQueryParameters, queryDefaultsDeclaration } from '../scripts/query-defaults.js';
+import { defaultedQueryParameters, operationFactsDeclaration, operationalOperationIds } from '../scripts/operation-facts.js';
 import type { QueryParams } from '../src/http/operation-types.js';
 
 describe('defaultedQueryParameters', () => {
@@ -34,7 +34,16 @@ describe('defaultedQueryParameters', () => {
   });
 
   it('writes them as a type, one line per operation', () => {
-    expect(queryDefaultsDeclaration(defaultedQueryParameters(document))).toContain('export interface QueryDefaults {\n    listThings: "verbose" | "page" | "limit";\n    deleteThings: "verbose";\n}\n');
+    expect(operationFactsDeclaration(document)).toContain('export interface QueryDefaults {\n    listThings: "verbose" | "page" | "limit";\n    deleteThings: "verbose";\n}\n');
+  });
+
+  it('writes the x-operational operations as a type: never when there are none', () => {
+    expect(operationFactsDeclaration(document)).toContain('export type OperationalOperationId = never;\n');
+    const marked = structuredClone(document) as unknown as { paths: Record<string, Record<string, object>> };
+    marked.paths['/things']!.get = { ...marked.paths['/things']!.get, 'x-operational': true };
+    marked.paths['/things/{id}']!.get = { ...marked.paths['/things/{id}']!.get, 'x-operational': true };
+    expect(operationalOperationIds(marked)).toEqual(['listThings', 'getThing']);
+    expect(operationFactsDeclaration(marked)).toContain('export type OperationalOperationId = "listThings" | "getThing";\n');
   });
 });
 
