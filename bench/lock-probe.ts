@@ -3,18 +3,16 @@
 // perf_hooks.monitorEventLoopDelay records the longest stall.
 // Usage: lock-probe.ts [hold seconds, default 10]; prints one JSON line.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/domain/clock.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
+// Its database goes when this exits; interrupted, the holder is stopped first.
+import { temporaryDatabase, tracked } from './lib.js';
 
 const holdSeconds = Number(process.argv[2] ?? 10);
-const directory = mkdtempSync(join(tmpdir(), 'sessions-api-lock-probe-'));
-const databasePath = join(directory, 'sessions.db');
+const databasePath = temporaryDatabase('sessions-api-lock-probe-');
 const store = openSqliteStore(databasePath);
 const sweeper = createSweeper({ store, clock: systemClock, retentionMs: 60_000, intervalMs: 60_000, batchSize: 100 });
 const app = buildApp({ store, clock: systemClock, sessionDefaults: {}, retentionMs: 60_000, sweeper });
@@ -78,11 +76,10 @@ const holderScript = `
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${holdSeconds * 1000});
   db.exec('COMMIT');
   db.close();`;
-const holder = spawn(process.execPath, ['-e', holderScript, databasePath], { stdio: ['ignore', 'pipe', 'inherit'] });
+const holder = tracked(spawn(process.execPath, ['-e', holderScript, databasePath], { stdio: ['ignore', 'pipe', 'inherit'] }));
 await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
 const locked = await workload(new Promise<void>((resolve) => holder.once('exit', () => resolve())));
 
 const healthAfter = (await call('GET', '/api/messaging/sessions/health')).status;
 await app.close();
-rmSync(directory, { recursive: true, force: true });
 console.log(JSON.stringify({ holdSeconds, baseline, locked, healthAfter }));
