@@ -1,7 +1,7 @@
 // `npm run bench`'s command line: an option it does not know is refused (it started the
 // full 25-minute run), and an interrupted bench leaves no database behind.
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,5 +42,30 @@ describe('npm run bench', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(143);
     await until('the pinned bench removed its database', () => databases().length === 0, { everyMs: 50, ms: 5_000 });
+  });
+
+  it('--postgres, interrupted by SIGTERM, stops and removes its throwaway cluster', { timeout: 90_000 }, async () => {
+    const own = mkdtempSync(join(tmpdir(), 'sessions-api-bench-pg-'));
+    chmodSync(own, 0o755); // the cluster's folder inside is the postgres user's
+    try {
+      const child = spawn(process.execPath, [...bench, '--quick', '--postgres'], { env: { ...process.env, TMPDIR: own }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // "ceiling" is logged once the cluster serves (its clean-up registered).
+      await until('the bench started its cluster', () => stderr.includes('[bench] ceiling'), { everyMs: 50, ms: 60_000 });
+      const clusters = () => readdirSync(own).filter((name) => name.startsWith('sessions-api-pg-'));
+      expect(clusters()).toHaveLength(1);
+      const postgresOf = (cluster: string) => spawnSync('pgrep', ['-f', join(own, cluster, 'data')]).stdout.toString().trim();
+      const [cluster] = clusters() as [string];
+      expect(postgresOf(cluster)).not.toBe('');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      await until('the pinned bench removed its cluster', () => clusters().length === 0, { everyMs: 50, ms: 10_000 });
+      expect(postgresOf(cluster)).toBe('');
+    } finally {
+      spawnSync('pkill', ['-KILL', '-f', own]); // a cluster left running (the test failed): this test's own folder only
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
