@@ -93,6 +93,19 @@ describe('npm run backup', () => {
     expect(await backup([missing], { DATABASE_PATH: databasePath })).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${missing}: there is no folder ${join(folder, 'no-such-folder')}\n` });
   });
 
+  it("writes its copy under a name of its own run: another run's partial copy there is neither used nor deleted", async () => {
+    const databasePath = join(folder, 'partials-source.db');
+    await openSqliteStore(databasePath).close();
+    const target = join(folder, 'partials-copy.db');
+    const others = [join(folder, '.partials-copy.db.partial'), join(folder, `.partials-copy.db.partial-${process.pid}`)];
+    for (const other of others) writeFileSync(other, 'another run is writing this');
+    expect(await backup([target], { DATABASE_PATH: databasePath })).toMatchObject({ status: 0, stderr: '' });
+    for (const other of others) expect(readFileSync(other, 'utf8')).toBe('another run is writing this');
+    const copy = new Database(target, { readonly: true });
+    expect(copy.pragma('quick_check', { simple: true })).toBe('ok');
+    copy.close();
+  });
+
   // Root may write anywhere but in an immutable folder (chattr +i): access() says EPERM there.
   it.skipIf(process.getuid?.() !== 0)('says why it cannot write the copy: a folder it may not write', async () => {
     const databasePath = join(folder, 'locked-source.db');

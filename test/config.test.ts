@@ -188,7 +188,8 @@ describe('loadConfig: the documented ranges', () => {
   it('takes TRUST_PROXY as addresses, CIDR ranges and proxy-addr\'s range names; refuses anything else, naming it', () => {
     expect(loadConfig({}).trustProxy).toEqual([]);
     expect(loadConfig({ TRUST_PROXY: '10.0.0.7, 10.0.0.0/8,fd00::/8,::1,loopback,uniquelocal' }).trustProxy).toEqual(['10.0.0.7', '10.0.0.0/8', 'fd00::/8', '::1', 'loopback', 'uniquelocal']);
-    for (const [value, entry] of [['proxy.internal', 'proxy.internal'], ['10.0.0.0/33', '10.0.0.0/33'], ['::1/129', '::1/129'], ['10.0.0.1/8/8', '10.0.0.1/8/8'], ['10.0.0.0/x', '10.0.0.0/x'], ['true', 'true']]) {
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.7/32,::1/128,0.0.0.0/0' }).trustProxy).toEqual(['10.0.0.7/32', '::1/128', '0.0.0.0/0']);
+    for (const [value, entry] of [['proxy.internal', 'proxy.internal'], ['10.0.0.0/33', '10.0.0.0/33'], ['::1/129', '::1/129'], ['10.0.0.1/8/8', '10.0.0.1/8/8'], ['10.0.0.0/x', '10.0.0.0/x'], ['10.0.0.0/', '10.0.0.0/'], ['true', 'true']]) {
       expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(`TRUST_PROXY: "${entry}" must be an IP address, a CIDR range like 10.0.0.0/8, or one of loopback, linklocal, uniquelocal`);
     }
     expect(() => loadConfig({ TRUST_PROXY: '10.0.0.1,' })).toThrow('TRUST_PROXY: item 2 of 2 is empty');

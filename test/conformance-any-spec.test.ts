@@ -13,6 +13,7 @@ import ajvFormats from 'ajv-formats';
 import { ResponseChecker } from '../src/conformance/check.js';
 import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
+import { fitsParameter } from '../src/conformance/fixtures.js';
 import { headersOf } from '../src/conformance/http.js';
 import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
@@ -423,6 +424,18 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     // The flow through the create stops there, blaming it; it sends no DELETE with that id.
     const flow = report.cases.find((c) => c.key === 'flow/deleted/deletePet')!;
     expect(flow.violations.map((v) => v.message)).toEqual(['createPets: 201 body at $.id must be integer', expect.stringMatching(/^the answer to createPets names petId "pet-\d+", which its schema refuses$/)]);
+  });
+
+  it('reads a path id as a number where its parameter takes numbers, whole or not, signed or not; as a string elsewhere', () => {
+    expect(fitsParameter({ type: 'integer' }, '42')).toBe(true);
+    expect(fitsParameter({ type: 'integer' }, '-3')).toBe(true);
+    expect(fitsParameter({ type: 'integer', minimum: 1 }, '-3')).toBe(false);
+    expect(fitsParameter({ type: 'integer' }, '1.5')).toBe(false);
+    expect(fitsParameter({ type: 'number' }, '1.5')).toBe(true);
+    expect(fitsParameter({ type: 'number' }, '-0.25')).toBe(true);
+    expect(fitsParameter({ type: ['number', 'null'] }, '7')).toBe(true);
+    expect(fitsParameter({ type: 'integer' }, 'pet-1')).toBe(false);
+    expect(fitsParameter({ type: 'string', pattern: '^\\d+$' }, '42')).toBe(true);
   });
 
   it('catches a 500 on a bad input', async () => {
