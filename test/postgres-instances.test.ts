@@ -123,6 +123,22 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       }),
     ));
 
+  it('a deployment in a schema of its own beside one in public: each has its own schema_migrations and tables, found on its search_path', () =>
+    withTestDatabase(async (shared, admin) => {
+      await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();
+      await admin.query('CREATE SCHEMA own');
+      const own = await openPostgresStore({ url: `${shared.url}?options=${encodeURIComponent('-c search_path=own')}`, poolSize: 1 });
+      try {
+        expect(await own.insertAgent(agentRecord())).toBe(true);
+      } finally {
+        await own.close();
+      }
+      const versions = await admin.query('SELECT (SELECT max(version) FROM public.schema_migrations) AS public, (SELECT max(version) FROM own.schema_migrations) AS own');
+      expect(versions.rows).toEqual([{ public: migrations.length, own: migrations.length }]);
+      const agents = await admin.query('SELECT (SELECT count(*)::int FROM public.agents) AS public, (SELECT count(*)::int FROM own.agents) AS own');
+      expect(agents.rows).toEqual([{ public: 0, own: 1 }]);
+    }));
+
   it("two deployments in two schemas of one database: a key stored in one does not turn keys on in the other (the notification is database-wide)", () =>
     withTestDatabase(async (shared, admin) => {
       const inSchema = (schema: string) => `${shared.url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
