@@ -104,6 +104,24 @@ describe('readOnly and writeOnly', () => {
     expect(operation!.responses['201']!.schema!.required).toEqual(['id', 'name']);
     for (const body of samples(operation!.body!.schema, 20, 3) as Array<Record<string, unknown>>) expect(body).not.toHaveProperty('id');
   });
+
+  it('does not require writeOnly properties in the frames of an event stream either (a frame without the password honours it)', () => {
+    const spec = join(folder, 'user-stream.yaml');
+    const user = { type: 'object', required: ['id', 'password'], properties: { id: { type: 'integer' }, password: { type: 'string', writeOnly: true } } };
+    writeFileSync(
+      spec,
+      stringify({
+        openapi: '3.1.0',
+        info: { title: 'users', version: '1' },
+        paths: { '/users/stream': { get: { operationId: 'streamUsers', responses: { '200': { description: 'users', content: { 'text/event-stream': { schema: { type: 'array', items: user } } } } } } } },
+      }),
+    );
+    const [stream] = loadSpec(spec).streams;
+    const checker = new ResponseChecker();
+    expect(checker.eventViolations(stream!, { id: 1 })).toEqual([]);
+    expect(checker.honours(stream!.responses['200']!.events!, { id: 1 })).toBe(true);
+    expect(checker.eventViolations(stream!, { password: 'x' })).toEqual(["event at $.id must have required property 'id'"]);
+  });
 });
 
 describe('the response-headers check', () => {

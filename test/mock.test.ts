@@ -759,6 +759,92 @@ components:
     }
   });
 
+  it('takes a request without the readOnly properties its nested schemas require: in a property, in array items, in a oneOf branch', async () => {
+    const path = write(
+      'teams.yaml',
+      `openapi: 3.1.0
+info: { title: teams, version: "1" }
+paths:
+  /teams:
+    post:
+      operationId: makeTeam
+      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/Team' } } } }
+      responses:
+        '201': { description: made, content: { application/json: { schema: { $ref: '#/components/schemas/Team' } } } }
+        '400': { description: refused, content: { application/json: { schema: { type: object, properties: { message: { type: string } } } } } }
+components:
+  schemas:
+    User:
+      type: object
+      additionalProperties: false
+      required: [id, password, name]
+      properties:
+        id: { type: string, readOnly: true }
+        password: { type: string, writeOnly: true, minLength: 8 }
+        name: { type: string }
+    Team:
+      type: object
+      required: [lead, members, deputy]
+      properties:
+        lead: { $ref: '#/components/schemas/User' }
+        members: { type: array, minItems: 1, items: { $ref: '#/components/schemas/User' } }
+        deputy: { oneOf: [{ $ref: '#/components/schemas/User' }, { type: string }] }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const user = { name: 'Ada', password: '12345678' };
+      const made = await call(app, { method: 'POST', url: '/teams', body: { lead: user, members: [user], deputy: user } });
+      expect([made.status, made.body.message]).toEqual([201, undefined]);
+      expect(made.body.lead).toHaveProperty('id'); // required in the answer
+      expect(made.body.lead).not.toHaveProperty('password');
+      const refused = await call(app, { method: 'POST', url: '/teams', body: { lead: user, members: [{ name: 'Bob' }], deputy: user } });
+      expect([refused.status, refused.body.message]).toEqual([400, 'body/members/0/password is required']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('leaves writeOnly properties out of generated stream frames, kept or made anew, and frames a stream documented without a schema', async () => {
+    const frameOf = (name: string, properties: string) => `
+  /${name}:
+    get:
+      operationId: ${name}
+      responses:
+        '200':
+          description: frames
+          content:
+            text/event-stream:
+              schema: { type: array, items: { type: object, required: [value, secret], properties: { ${properties}, secret: { type: string, writeOnly: true } } } }`;
+    const path = write(
+      'streams.yaml',
+      `openapi: 3.1.0
+info: { title: streams, version: "1" }
+paths:${frameOf('kept', 'value: { type: integer }')}${frameOf('remade', "value: { type: string, pattern: '^[A-Z]{3}$' }")}
+  /bare:
+    get:
+      operationId: bare
+      responses:
+        '200': { description: no schema, content: { text/event-stream: {} } }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const frames = async (url: string) => {
+        const answer = await app.inject({ method: 'GET', url });
+        expect([answer.statusCode, answer.headers['content-type']], url).toEqual([200, 'text/event-stream']);
+        return answer.body.split('\n\n').filter(Boolean).map((frame) => frame.split('\n'));
+      };
+      expect(await frames('/kept')).toEqual([['id: 1', 'data: {"value":0}']]);
+      const remade = await frames('/remade');
+      expect(remade).toHaveLength(1);
+      expect(JSON.parse(remade[0]![1]!.slice('data: '.length))).toEqual({ value: expect.stringMatching(/^[A-Z]{3}$/) });
+      expect(await frames('/bare')).toEqual([['id: 1', 'data: {}']]);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('serves an operation without an operationId (optional in OpenAPI; it answered every request 500)', async () => {
     const path = write(
       'anonymous.yaml',

@@ -233,7 +233,7 @@ export function loadSpec(path: string): SpecModel {
       const security: unknown = operation.security ?? document.security;
       const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       (stream ? streams : operations).push({
-        ...(stream ? { eventSchema: frameSchema(stream.schema) ?? {} } : {}),
+        ...(stream ? { eventSchema: responseSchema(frameSchema(stream.schema)) ?? {} } : {}),
         secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
@@ -246,7 +246,7 @@ export function loadSpec(path: string): SpecModel {
             {
               contentTypes: Object.keys(response.content ?? {}),
               schema: responseSchema(jsonEntry(response.content)?.schema),
-              events: frameSchema(response.content?.['text/event-stream']?.schema),
+              events: responseSchema(frameSchema(response.content?.['text/event-stream']?.schema)),
               headers: responseHeaders(response.headers),
             },
           ]),
