@@ -1,6 +1,7 @@
 // npm run backup -- <new file>: a copy of the SQLite database at DATABASE_PATH, consistent
 // as of one moment, taken while the server runs (VACUUM INTO: one read transaction, which
-// in WAL mode holds back no writer; compacted on the way). Restore: stop the server, put
+// in WAL mode holds back no writer, though the WAL cannot be emptied until it ends; see
+// checkpointer.ts; compacted on the way). Restore: stop the server, put
 // the copy at DATABASE_PATH (without the old file's -wal and -shm), start it. PostgreSQL
 // has pg_dump for this.
 import { constants, copyFileSync, existsSync, linkSync, rmSync } from 'node:fs';

@@ -2,28 +2,46 @@
 // server serves and writes; the copy serves as the database it was. What it refuses, it
 // says in one line.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { builtFile } from './helpers/built.js';
 import { cleanUpServerProcesses, fetchChecked, startServer } from './helpers/server-process.js';
+import { until } from './helpers/until.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'sessions-api-backup-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 afterEach(cleanUpServerProcesses);
 
-async function backup(args: string[], env: Record<string, string>) {
+/** The command running: its pid, and how it ended. */
+function startBackup(args: string[], env: Record<string, string>) {
+  let pid: number | undefined;
+  const ended = new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+    pid = execFile(process.execPath, [builtFile('backup-cli.js'), ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) =>
+      resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }), // -1: killed (its timeout)
+    ).pid;
+  });
+  return { pid: pid!, ended };
+}
+
+const backup = (args: string[], env: Record<string, string>) => startBackup(args, env).ended;
+
+/** Whether process `pid` has `path` open (Linux: /proc/<pid>/fd). */
+function hasOpen(pid: number, path: string): boolean {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [builtFile('backup-cli.js'), ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
-    return { status: 0, stdout, stderr };
-  } catch (error) {
-    const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
-    return { status: code, stdout, stderr };
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
   }
 }
 
@@ -71,12 +89,13 @@ describe('npm run backup', () => {
     holder.pragma('locking_mode = EXCLUSIVE');
     holder.exec('BEGIN EXCLUSIVE');
     const target = join(folder, 'raced.db');
-    const copying = backup([target], { DATABASE_PATH: databasePath });
-    await new Promise((resolve) => setTimeout(resolve, 500)); // it waits for the lock
+    const copying = startBackup([target], { DATABASE_PATH: databasePath });
+    // Past its check that the name is free, it waits for the lock.
+    await until('the backup has opened the database', () => hasOpen(copying.pid, databasePath), { everyMs: 20, ms: 20_000 });
     writeFileSync(target, "another backup's");
     holder.exec('COMMIT');
     holder.close();
-    expect(await copying).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${target}: ${target} appeared meanwhile: name a new file\n` });
+    expect(await copying.ended).toMatchObject({ status: 1, stderr: `sessions-api backup: cannot copy ${databasePath} to ${target}: ${target} appeared meanwhile: name a new file\n` });
     expect(readFileSync(target, 'utf8')).toBe("another backup's");
     expect(readdirSync(folder).filter((name) => name.includes('.partial-'))).toEqual([]);
 

@@ -8,6 +8,7 @@ import { openDatabase } from '../src/storage/sqlite/connection.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { tempDatabaseEachTest } from './helpers/temp-database.js';
 import { agentRecord, sessionRecord } from './store/records.js';
+import { until } from './helpers/until.js';
 
 const CAP = 2 * 2 ** 20;
 
@@ -112,6 +113,40 @@ it('empties the WAL at its cap from a size it is told, without a stat of its own
     await truncation;
     expect(walBytes()).toBe(0);
   } finally {
+    await checkpoints.stop();
+    db.close();
+  }
+});
+
+it('does not hold writes again and again for a WAL a reader keeps (a backup): tries again after another cap, and empties it once the reader is gone', { timeout: 30_000 }, async () => {
+  const { db, checkpoints, insert } = blobWrites();
+  const reader = new Database(database.path, { readonly: true });
+  // The WAL sizes at which writes were held for an emptying.
+  const held: number[] = [];
+  const commit = async () => {
+    insert.run();
+    checkpoints.afterCommit();
+    const truncation = checkpoints.truncating();
+    if (truncation) {
+      held.push(walBytes());
+      await truncation; // CAP_WAIT_MS in vain while the reader stays
+    }
+  };
+  try {
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM blobs').get(); // its snapshot: one long read, as VACUUM INTO's
+    while (walBytes() < 3 * CAP) await commit();
+    // Once over the cap, and once more a cap later; not at every commit in between (each held writes 2 s).
+    expect(held).toHaveLength(2);
+    expect(held[1]! - held[0]!).toBeGreaterThan(CAP);
+    reader.exec('COMMIT');
+    await until('the WAL is emptied once the reader is gone', async () => {
+      await commit();
+      return walBytes() === 0;
+    }, { ms: 5000 });
+    expect(held).toHaveLength(3);
+  } finally {
+    reader.close();
     await checkpoints.stop();
     db.close();
   }

@@ -11,6 +11,12 @@
 //   event loop goes on), the worker copies the little a passive checkpoint left and
 //   empties the file, and the writes go on. Another process's writes are waited for by
 //   SQLite's busy handler, at most CAP_WAIT_MS.
+// - A reader in an older snapshot (`npm run backup`'s one long read transaction, another
+//   process's) keeps any checkpoint from emptying the WAL until it ends: a TRUNCATE that
+//   waited CAP_WAIT_MS for it in vain is not tried again, holding writes for as long each
+//   time, until a passive checkpoint has copied the whole WAL (the reader gone), or the WAL
+//   has grown by another cap (under writes without a pause a passive checkpoint never
+//   copies it all). Meanwhile the WAL grows, as it would whatever the writes did.
 // The worker starts only once the WAL has grown to a sixteenth of the cap (or at once when
 // the database file is larger than that), so the many small databases of the tests never
 // pay for a thread.
@@ -74,12 +80,19 @@ function startOver() {
 let timer;
 let intervalMs = workerData.intervalMs;
 let seen;
+// A TRUNCATE found a reader it could not wait out: said once the WAL is all copied again.
+let heldByReader = false;
 const tick = () => {
   const version = db.pragma('data_version', { simple: true });
   if (version !== seen) {
     seen = version;
     const done = checkpoint('PASSIVE');
-    if (done && done.busy === 0 && done.log > 0 && done.log === done.checkpointed) startOver();
+    const copiedAll = done && done.busy === 0 && done.log === done.checkpointed;
+    if (copiedAll && heldByReader) {
+      heldByReader = false;
+      parentPort.postMessage('copied-all');
+    }
+    if (copiedAll && done.log > 0) startOver();
   }
   timer = setTimeout(tick, intervalMs);
 };
@@ -90,8 +103,9 @@ parentPort.on('message', (message) => {
   }
   clearTimeout(timer);
   if (message === 'truncate') {
-    checkpoint('TRUNCATE');
-    parentPort.postMessage('truncated');
+    const done = checkpoint('TRUNCATE');
+    heldByReader = !done || done.busy !== 0;
+    parentPort.postMessage(heldByReader ? 'held' : 'truncated');
     return tick();
   }
   db.close();
@@ -129,12 +143,20 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
   /** No worker any more: it failed, or the store is closing. */
   let done = false;
   let truncation: Promise<void> | undefined;
+  /**
+   * The WAL's size when the last emptying could not be done (a reader held it): none is tried
+   * again until the worker has copied it all, or it has grown by another cap.
+   */
+  let heldAtBytes: number | undefined;
   let purgingNow = false;
 
   function start(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
     worker.unref();
+    worker.on('message', (message) => {
+      if (message === 'copied-all') heldAtBytes = undefined;
+    });
     worker.on('error', () => {
       // Without its checkpointer the connection checkpoints on its own again, as SQLite's default.
       done = true;
@@ -143,11 +165,13 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
     });
   }
 
-  function truncate(running: Worker): void {
+  function truncate(running: Worker, size: number): void {
     // Writes wait for this worker now: it keeps the process alive until it answers.
     running.ref();
     truncation = new Promise<void>((resolve) => {
-      const finish = () => {
+      const finish = (message?: unknown) => {
+        if (message === 'copied-all') return;
+        heldAtBytes = message === 'held' ? size : undefined;
         running.off('message', finish);
         running.off('exit', finish);
         running.unref();
@@ -177,9 +201,10 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
     afterCommit(knownBytes) {
       if (done || truncation) return;
       const size = knownBytes ?? walBytes();
+      const cap = purgingNow ? capBytes * PURGING_CAP_SCALE : capBytes;
       if (!worker) {
         if (size > startBytes) start();
-      } else if (size > (purgingNow ? capBytes * PURGING_CAP_SCALE : capBytes)) truncate(worker);
+      } else if (size > cap + (heldAtBytes ?? 0)) truncate(worker, size);
     },
     truncating: () => truncation,
     purging(on) {
