@@ -123,6 +123,21 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       }),
     ));
 
+  it("another tool's schema_migrations (Rails', golang-migrate's) is not taken for this server's: refused, naming both, and nothing changes", () =>
+    withTestDatabase(async (database, admin) => {
+      for (const [made, columns] of [
+        ['CREATE TABLE schema_migrations (version character varying PRIMARY KEY); INSERT INTO schema_migrations VALUES (\'20240101000000\')', 'version character varying'],
+        ['CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (10, false)', 'version bigint, dirty boolean'],
+      ]) {
+        await admin.query(`DROP TABLE IF EXISTS schema_migrations; ${made}`);
+        await expect(openPostgresStore({ url: database.url, poolSize: 1 })).rejects.toThrow(
+          `the schema_migrations table on the search path is not this server's (${columns}; this server's has version integer, applied_at timestamp with time zone): another application's? give the server a database (or a search_path schema) of its own; nothing was changed`,
+        );
+        const tables = await admin.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'");
+        expect(tables.rows).toEqual([{ table_name: 'schema_migrations' }]);
+      }
+    }));
+
   it('a deployment in a schema of its own beside one in public: each has its own schema_migrations and tables, found on its search_path', () =>
     withTestDatabase(async (shared, admin) => {
       await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();

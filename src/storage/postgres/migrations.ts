@@ -227,6 +227,26 @@ function explained(error: unknown, version: number | undefined): Error | undefin
 }
 
 /** Brings the schema to this server's version; `existing`: only one already there (else NoStore, nothing made). */
+/** The columns of this server's schema_migrations (made in `migrate`), as format_type spells their types. */
+const OWN_MIGRATIONS_COLUMNS = 'version integer, applied_at timestamp with time zone';
+
+/**
+ * A schema_migrations table is a common name (Rails', golang-migrate's, …): one that is not
+ * this server's is another application's, and its versions mean nothing here.
+ */
+async function assertOwnMigrationsTable(query: <R extends pg.QueryResultRow>(text: string) => Promise<pg.QueryResult<R>>): Promise<void> {
+  const { rows } = await query<{ name: string; type: string }>(
+    "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = to_regclass('schema_migrations') AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+  );
+  const columns = rows.map(({ name, type }) => `${name} ${type}`).join(', ');
+  if (columns !== OWN_MIGRATIONS_COLUMNS) {
+    throw new Error(
+      `the schema_migrations table on the search path is not this server's (${columns}; this server's has ${OWN_MIGRATIONS_COLUMNS}): another application's? ` +
+        'give the server a database (or a search_path schema) of its own; nothing was changed',
+    );
+  }
+}
+
 export async function migrate(client: pg.ClientBase, { existing = false } = {}): Promise<void> {
   // The driver reads `query_timeout` per query; its types leave it out.
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
@@ -245,6 +265,7 @@ export async function migrate(client: pg.ClientBase, { existing = false } = {}):
     const { rows: made } = await query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
     if (!made[0]!.present && existing) throw new NoStore('no schema_migrations table on its search path');
     if (!made[0]!.present) await query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    else await assertOwnMigrationsTable(query);
     const { rows } = await query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
     const current = rows[0]?.version ?? 0;
     if (current > migrations.length) {
