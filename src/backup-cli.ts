@@ -8,6 +8,7 @@ import { constants, copyFileSync, existsSync, linkSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, loadConfig } from './config.js';
+import { callersFolder } from './conformance/callers-folder.js';
 import { assertWritable } from './storage/sqlite/connection.js';
 import { assertOwnSchema } from './storage/sqlite/migrations.js';
 
@@ -24,8 +25,8 @@ if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
   process.exit(0);
 }
 if (args.length !== 1 || args[0]!.startsWith('-')) fail(USAGE, 2);
-// `npm run` starts in the package's folder: a relative path is the caller's, where npm was run (INIT_CWD).
-const target = resolve(process.env.INIT_CWD ?? process.cwd(), args[0]!);
+// A relative path is the caller's, where npm was run (DATABASE_PATH, like the server's, is the package's).
+const target = resolve(callersFolder(), args[0]!);
 
 let source: string;
 try {

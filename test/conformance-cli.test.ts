@@ -3,7 +3,7 @@
 // interrupted), keeps data only when asked, validates its options, writes JSON, JUnit
 // and Markdown reports, and replays only the failed cases of an earlier run.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,9 +37,13 @@ interface Run {
   stderr: string;
 }
 
-/** The built bin run with plain node: no tsx anywhere. */
-function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void, cwd = root): Promise<Run> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+/**
+ * The built bin run with plain node: no tsx anywhere. Without the INIT_CWD of the `npm test`
+ * running this (run from a subfolder, it would be where relative paths are taken from).
+ */
+function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void, cwd = root, initCwd?: string): Promise<Run> {
+  const { INIT_CWD: _npmTest, ...env } = process.env;
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: initCwd === undefined ? env : { ...env, INIT_CWD: initCwd } });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -109,6 +113,16 @@ describe('the built sessions-api-conformance command', () => {
   ])('refuses %j with a usage error', (args, message) => {
     expect(() => parseCli(args, specPath)).toThrow(UsageError);
     expect(() => parseCli(args, specPath)).toThrow(message);
+  });
+
+  it('under npm run conformance, takes a relative path from where npm was run (INIT_CWD), not the package folder it starts in', { timeout: 60_000 }, async () => {
+    const elsewhere = join(folder, 'caller');
+    mkdirSync(elsewhere, { recursive: true });
+    const run = await cli(['--base-url', 'http://127.0.0.1:1', '--spec', 'spec.yaml'], undefined, root, elsewhere);
+    expect([run.code, run.stderr]).toEqual([2, `sessions-api-conformance: --spec: no file at ${join(elsewhere, 'spec.yaml')}\n`]);
+    // Run from another folder (the bin in another project's script), that folder is the caller's.
+    const other = await cli(['--base-url', 'http://127.0.0.1:1', '--spec', 'spec.yaml'], undefined, elsewhere, root);
+    expect(other.stderr).toBe(`sessions-api-conformance: --spec: no file at ${join(elsewhere, 'spec.yaml')}\n`);
   });
 
   it('answers a usage error in one line, exit 2', { timeout: 60_000 }, async () => {

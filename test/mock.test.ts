@@ -22,6 +22,7 @@ import { responseViolations, specBackend } from './helpers/spec-validator.js';
 import { startTestApp } from './helpers/test-app.js';
 
 const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const UUID = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
 
 type Operation = ReturnType<OpenAPIBackend['getOperations']>[number];
@@ -543,12 +544,22 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
 describe('npm run mock, the command', () => {
   const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-cli-'));
   afterAll(() => rmSync(folder, { recursive: true, force: true }));
-  const mockCli = (...args: string[]) =>
+  // Without the INIT_CWD of the `npm test` running this: relative paths would be taken from there.
+  const { INIT_CWD: _npmTest, ...env } = process.env;
+  const mockCli = (...args: string[]) => mockCliFrom(undefined, ...args);
+  const mockCliFrom = (initCwd: string | undefined, ...args: string[]) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      execFile(process.execPath, [builtFile('mock/cli.js'), ...args], { timeout: 15_000 }, (error, _stdout, stderr) =>
+      execFile(process.execPath, [builtFile('mock/cli.js'), ...args], { timeout: 15_000, cwd: ROOT, env: initCwd === undefined ? env : { ...env, INIT_CWD: initCwd } }, (error, _stdout, stderr) =>
         resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
       );
     });
+
+  it('under npm run mock, reads a relative --spec from where npm was run (INIT_CWD), not the package folder it starts in', async () => {
+    const run = await mockCliFrom(folder, '--spec', 'none.yaml');
+    expect(run.code).toBe(2);
+    expect(run.stderr.split('\n')[0]).toMatch(/^sessions-api mock: cannot read \S+: ENOENT/);
+    expect(run.stderr).toContain(`cannot read ${join(folder, 'none.yaml')}: ENOENT`);
+  });
 
   it('exits 2 with one line for a usage error or a document it cannot serve, 1 when it cannot listen', { timeout: 60_000 }, async () => {
     const badRef = join(folder, 'bad-ref.yaml');

@@ -2,6 +2,7 @@
 // sessions-api-conformance --base-url http://127.0.0.1:3000 [options]   (--help lists them)
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { callersFolder } from './callers-folder.js';
 import { formatJunit } from './junit.js';
 import { formatMarkdown } from './markdown.js';
 import { parseCli, USAGE } from './options.js';
@@ -16,6 +17,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+// Relative paths (--spec, --json, --replay, …) are the caller's, also under `npm run conformance`.
+process.chdir(callersFolder());
 let options;
 try {
   options = parseCli(process.argv.slice(2), DEFAULT_SPEC);

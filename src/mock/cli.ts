@@ -2,6 +2,7 @@
 // examples (default: ours) until Ctrl-C.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { callersFolder } from '../conformance/callers-folder.js';
 import { specPath } from '../spec.js';
 import { createMockServer } from './mock-server.js';
 import { listenUrl } from '../listen-url.js';
@@ -38,7 +39,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const spec = resolve(values.spec);
+const spec = resolve(callersFolder(), values.spec);
 const fail = (error: unknown, status: number): never => {
   console.error(`sessions-api mock: ${(error as Error).message}`);
   process.exit(status);
