@@ -58,6 +58,11 @@ const describe = (key: ApiKeyRecord) =>
 
 /** The command, checked before the database is opened (opening migrates it: a typo must not). */
 function commandToRun(): (store: Store) => Promise<void> {
+  // An argument a command does not take is a mistake (`list --admin`, `create … stray`), not ignored.
+  const words = command === 'revoke' ? [] : rest; // revoke's one is checked below
+  const options = command === 'create' ? [] : (['name', 'agent', 'admin'] as const).filter((option) => values[option] !== undefined).map((option) => `--${option}`);
+  const stray = [...words, ...options];
+  if ((command === 'create' || command === 'list' || command === 'revoke') && stray.length > 0) fail(`${command} does not take ${stray.join(' ')}\n${USAGE}`);
   switch (command) {
     case 'create': {
       const name = values.name?.trim();

@@ -80,7 +80,7 @@ try {
   await app.listen({ host: config.host, port: config.port });
 } catch (error) {
   await app.close().catch(() => undefined);
-  fail(`cannot listen on ${config.host}:${config.port}: ${reason(error)}`);
+  fail(`cannot listen on ${listenUrl(config.host, config.port)}: ${reason(error)}`);
 }
 
 // SIGINT / SIGTERM: stop accepting connections, close idle keep-alive sockets, finish the

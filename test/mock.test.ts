@@ -564,7 +564,7 @@ describe('npm run mock, the command', () => {
   it('exits 2 with one line for a usage error or a document it cannot serve, 1 when it cannot listen', { timeout: 60_000 }, async () => {
     const badRef = join(folder, 'bad-ref.yaml');
     writeFileSync(badRef, stringify({ openapi: '3.0.3', info: { title: 't', version: '1' }, paths: {}, components: { schemas: { X: { $ref: 'missing.yaml#/X' } } } }));
-    for (const args of [['--nonsense'], ['--port', 'abc'], ['--spec', join(folder, 'none.yaml')], ['--spec', badRef]]) {
+    for (const args of [['--nonsense'], ['--port', 'abc'], ['--port', '0x10'], ['--port', '1e3'], ['--port='], ['--spec', join(folder, 'none.yaml')], ['--spec', badRef]]) {
       const run = await mockCli(...args);
       expect(run.code, args.join(' ')).toBe(2);
       expect(run.stderr.split('\n')[0], args.join(' ')).toMatch(/^sessions-api mock: /);

@@ -91,7 +91,7 @@ describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
     execFileSync(process.execPath, [builtFile('keys-cli.js'), ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
 
-  // Sixteen runs of the command, each a process: a few seconds, more on a loaded machine.
+  // Each run of the command a process: a few seconds, more on a loaded machine.
   it('checks the command before it opens (and so migrates) the database', { timeout: 75_000 }, () => {
     const databasePath = tempDatabase();
     const refusals: Array<[string[], RegExp]> = [
@@ -109,6 +109,9 @@ describe('npm run keys, on the database of a running server', () => {
       [['create', '--name', 'o\u200bps', '--admin'], /control or format characters/],
       [['create', '--name', 'k'.repeat(101), '--admin'], /1-100 characters/],
       [['list'], /no database at .* \(DATABASE_PATH\); nothing to list/],
+      [['list', 'extra', '--admin'], /list does not take extra --admin\n[\s\S]*usage/],
+      [['create', '--name', 'x', '--admin', 'stray'], /create does not take stray/],
+      [['revoke', 'ops', '--agent', '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f'], /revoke does not take --agent/],
       [['revoke', 'ops'], /no database at .*; nothing to revoke/],
     ];
     for (const [args, refusal] of refusals) {

@@ -1,5 +1,5 @@
 // `npm start`'s entry point as a real process: banner, serving, graceful stop, bad config.
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { responseViolations, specBackend } from './helpers/spec-validator.js';
@@ -143,6 +143,19 @@ describe('the server process', () => {
     }, { everyMs: 100 });
     expect((await sweeps()).failed).toBe(0);
     expect(server.output().stdout).toContain('the wall clock jumped ahead');
+  });
+
+  it.skipIf(!hasIpv6Loopback)('refuses to start on a port taken, naming where it would listen (an IPv6 host in brackets)', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '::1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const server = startServer({ DATABASE_PATH: tempDatabase(), HOST: '::1', PORT: String(port) });
+      expect(await server.exited).toBe(1);
+      expect(server.output().stderr).toMatch(new RegExp(`^sessions-api: cannot listen on http://\\[::1\\]:${port}: .*EADDRINUSE`, 'm'));
+    } finally {
+      taken.close();
+    }
   });
 
   it('refuses to start on a bad environment value, saying which', async () => {

@@ -23,7 +23,7 @@ export function clientAddress(request: FastifyRequest): string {
  */
 export function requestForLog(request: FastifyRequest) {
   const client = clientAddress(request);
-  const peer = request.socket?.remoteAddress;
+  const peer = request.socket.remoteAddress;
   return {
     method: request.method,
     url: request.url,

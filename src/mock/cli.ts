@@ -33,8 +33,9 @@ if (values.help) {
   console.log(USAGE);
   process.exit(0);
 }
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
+// Digits only, as every other option of this project: `0x10`, `1e3` and an empty value are mistakes.
+const port = /^\d{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
+if (!(port >= 0 && port <= 65535)) {
   console.error(`sessions-api mock: --port ${values.port} must be an integer between 0 and 65535`);
   process.exit(2);
 }

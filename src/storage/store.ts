@@ -194,6 +194,9 @@ export class IdempotencyKeyTaken extends Error {
   override name = 'IdempotencyKeyTaken';
 }
 
+/** Below this much free space the store's disk counts as full (health's `disk` check; the message of a failed open). */
+export const FULL_DISK_BYTES = 1024 * 1024;
+
 /** Opened with `existing`: there is no store to open (no file, no schema), and none was made. */
 export class NoStore extends Error {
   override name = 'NoStore';
@@ -373,7 +376,7 @@ export interface Store {
   ping(): Promise<void>;
   /** Commits a small write (as every write does: through the lock); throws when it cannot. */
   probeWrite(): Promise<void>;
-  /** Free bytes on the store's file system; undefined when it has none (in memory, remote). */
+  /** Free bytes on the store's file system; undefined when it has none (in memory, remote). Under FULL_DISK_BYTES is full. */
   freeDiskBytes(): Promise<number | undefined>;
   close(): Promise<void>;
 }

@@ -3,16 +3,15 @@ import { elapsedOn } from '../../domain/clock.js';
 import { throttledErrors } from '../../ops/throttled-errors.js';
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
-import type { Store } from '../../storage/store.js';
+import { FULL_DISK_BYTES, type Store } from '../../storage/store.js';
+import type { components } from '../../../generated/api.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
 import { RETRY_AFTER_SECONDS } from '../server-options.js';
 import { isoTime } from '../../views.js';
 
-type Check = 'read' | 'write' | 'disk';
+type Check = components['schemas']['SessionsUnhealthy']['failedChecks'][number];
 
-/** Below this much free space on the database's file system, health says `disk` failed. */
-const MIN_FREE_DISK_BYTES = 1024 * 1024;
 /** The write probe waits this long at most (it queues behind other writes and their lock waits). */
 const WRITE_PROBE_TIMEOUT_MS = 1000;
 
@@ -33,7 +32,7 @@ async function failedChecks(store: Store): Promise<Map<Check, string>> {
   await store
     .freeDiskBytes()
     .then((free) => {
-      if (free !== undefined && free < MIN_FREE_DISK_BYTES) failed.set('disk', `${free} bytes free, under ${MIN_FREE_DISK_BYTES}`);
+      if (free !== undefined && free < FULL_DISK_BYTES) failed.set('disk', `${free} bytes free, under ${FULL_DISK_BYTES}`);
     })
     .catch((error) => failed.set('disk', causeOf(error)));
   return failed;

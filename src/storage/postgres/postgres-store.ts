@@ -158,8 +158,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   // Every request with a stored key looks it up (a revocation anywhere refuses it at once).
   const readApiKey = readsBy<ApiKeyRow>('api_keys', 'key_hash');
 
-
-
   const query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => run<R>(pool, text, values);
 
 
