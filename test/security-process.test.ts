@@ -2,7 +2,8 @@
 // answer, then the client's retry; a client sending its key the way the elizaOS client
 // does; the keys CLI on the same database; WEBHOOK_PRIVATE_ADDRESSES=deny.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
@@ -130,6 +131,11 @@ describe('npm run keys, on the database of a running server', () => {
     }
     expect(keysCli(databasePath, '--help')).toMatch(/^usage: npm run keys -- create/);
     expect(existsSync(databasePath)).toBe(false);
+    // An empty file (touched, say) is no database either: list leaves it empty.
+    mkdirSync(dirname(databasePath), { recursive: true });
+    writeFileSync(databasePath, '');
+    expect(() => keysCli(databasePath, 'list')).toThrow(/no database at .* \(DATABASE_PATH: an empty file\); nothing to list/);
+    expect(statSync(databasePath).size).toBe(0);
   });
 
   it('refuses DATABASE_PATH=:memory:, where a key vanished as the command exited (create printed it "live" and exited 0)', () => {

@@ -1,6 +1,6 @@
 // The one place that chooses the store: PostgreSQL when DATABASE_URL is set (any number
 // of instances on one database), otherwise SQLite at DATABASE_PATH (one process, one file).
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { type ServerConfig, redactedUrl } from '../config.js';
 import { openSqliteStore } from './sqlite/sqlite-store.js';
 import { NoStore, type Store } from './store.js';
@@ -29,8 +29,9 @@ export async function openStore(config: StoreConfig, { existing = false } = {}):
       throw error;
     }
   }
-  if (existing && config.databasePath !== ':memory:' && !existsSync(config.databasePath)) {
-    throw new NoStore(`no database at ${config.databasePath} (DATABASE_PATH)`);
+  // An empty file is a database not made yet (SQLite would make it one), as a schema_migrations table missing is.
+  if (existing && config.databasePath !== ':memory:' && !(existsSync(config.databasePath) && statSync(config.databasePath).size > 0)) {
+    throw new NoStore(`no database at ${config.databasePath} (DATABASE_PATH${existsSync(config.databasePath) ? ': an empty file' : ''})`);
   }
   return openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
 }
