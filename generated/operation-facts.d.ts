@@ -11,3 +11,6 @@ export interface QueryDefaults {
 
 /** The operations marked `x-operational: true`: served by the operational routes (src/ops), not by a handler. */
 export type OperationalOperationId = "getOpenApiYaml" | "getOpenApiJson" | "getMetrics";
+
+/** The operations of the top-level `webhooks`: requests this server sends, not serves. */
+export type WebhookOperationId = "deliverEvent";

@@ -2,8 +2,8 @@
 // wherever the spec can put them), and which operations src/ops serves. `npm run generate`
 // writes them as types (generated/operation-facts.d.ts); `check:generated` fails when that file drifts.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { defaultedQueryParameters, operationFactsDeclaration, operationalOperationIds } from '../scripts/operation-facts.js';
-import type { QueryParams } from '../src/http/operation-types.js';
+import { defaultedQueryParameters, operationFactsDeclaration, operationalOperationIds, webhookOperationIds } from '../scripts/operation-facts.js';
+import type { OperationId, QueryParams } from '../src/http/operation-types.js';
 
 describe('defaultedQueryParameters', () => {
   const document = {
@@ -45,6 +45,13 @@ describe('defaultedQueryParameters', () => {
     expect(operationalOperationIds(marked)).toEqual(['listThings', 'getThing']);
     expect(operationFactsDeclaration(marked)).toContain('export type OperationalOperationId = "listThings" | "getThing";\n');
   });
+
+  it('writes the operations of the top-level webhooks as a type: never when there are none', () => {
+    expect(operationFactsDeclaration(document)).toContain('export type WebhookOperationId = never;\n');
+    const withHooks = { ...document, webhooks: { thingMade: { post: { operationId: 'deliverThing' } }, thingGone: { post: { operationId: 'deliverGone' }, summary: 'not an operation' } } };
+    expect(webhookOperationIds(withHooks)).toEqual(['deliverThing', 'deliverGone']);
+    expect(operationFactsDeclaration(withHooks)).toContain('export type WebhookOperationId = "deliverThing" | "deliverGone";\n');
+  });
 });
 
 // Checked by `npm run typecheck` (tsc reads test/): a type that made every query parameter of
@@ -63,5 +70,15 @@ describe('QueryParams', () => {
   it('leaves the others optional', () => {
     expectTypeOf<IsOptional<ListSessionsQuery, 'agentId'>>().toEqualTypeOf<true>();
     expectTypeOf<IsOptional<ListSessionsQuery, 'cursor'>>().toEqualTypeOf<true>();
+  });
+});
+
+// Checked by `npm run typecheck`: a webhook operation (sent, not served) or an operational
+// one (src/ops) among the API's would want a handler.
+describe('OperationId', () => {
+  it('holds the served API operations only', () => {
+    expectTypeOf<'deliverEvent' extends OperationId ? true : false>().toEqualTypeOf<false>();
+    expectTypeOf<'getMetrics' extends OperationId ? true : false>().toEqualTypeOf<false>();
+    expectTypeOf<'createSession' extends OperationId ? true : false>().toEqualTypeOf<true>();
   });
 });

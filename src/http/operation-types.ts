@@ -1,12 +1,12 @@
 // Request and response types of each operation, taken from the generated spec types.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { operations } from '../../generated/api.js';
-import type { OperationalOperationId, QueryDefaults } from '../../generated/operation-facts.js';
+import type { OperationalOperationId, QueryDefaults, WebhookOperationId } from '../../generated/operation-facts.js';
 
 export type { OperationalOperationId };
 
-/** The API's operations: each one has a handler. */
-export type OperationId = Exclude<keyof operations, OperationalOperationId>;
+/** The API's operations: each one has a handler (openapi-typescript's `operations` holds the webhooks' too). */
+export type OperationId = Exclude<keyof operations, OperationalOperationId | WebhookOperationId>;
 
 type JsonContent<T> = T extends { content: { 'application/json': infer Body } } ? Body : never;
 type Responses<K extends OperationId> = operations[K]['responses'];
@@ -42,7 +42,4 @@ export type Handler<K extends OperationId> = (
 ) => Promise<Streams<K> extends true ? void : MayStream<K> extends true ? ResponseBody<K> | undefined : ResponseBody<K>>;
 
 /** One handler per operationId: a missing one, or one the spec does not have, is a type error. */
-export type ServiceHandlers = { [K in Exclude<OperationId, CalledOperationId>]: Handler<K> };
-
-/** Operations of the spec's top-level `webhooks`: requests this server sends, not serves. */
-type CalledOperationId = 'deliverEvent';
+export type ServiceHandlers = { [K in OperationId]: Handler<K> };
