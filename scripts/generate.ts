@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { parse } from 'yaml';
 import { operationFactsDeclaration } from './operation-facts.js';
-import { sha256Hex, type SpecJsonCopy, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
+import { operationsOf, sha256Hex, type SpecJsonCopy, specJsonCopyPath, specPath } from '../src/spec.js';
 
 const typesUrl = new URL('../generated/api.d.ts', import.meta.url);
 const operationFactsUrl = new URL('../generated/operation-facts.d.ts', import.meta.url);
@@ -29,7 +29,7 @@ const jsonCopy = `${JSON.stringify({ sourceSha256: sha256Hex(yaml), document } s
 const operationFacts = operationFactsDeclaration(document);
 
 // The API's operations, in the spec's order; the x-operational ones are served by src/ops.
-const operationIds = specOperations()
+const operationIds = operationsOf(document)
   .filter((operation) => !operation.operational)
   .map((operation) => operation.operationId);
 // Each names a handler, its file and its export: a name JavaScript can hold (get-ping
