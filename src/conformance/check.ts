@@ -115,8 +115,9 @@ export class ResponseChecker {
 
   /** The ways one frame's data breaks the stream's event schema (at most 5); empty when it honours it. */
   eventViolations(operation: Operation, data: unknown): string[] {
-    if (!operation.eventSchema) return [];
-    const validate = this.validator(operation.eventSchema);
+    const events = operation.responses['200']?.events;
+    if (!events) return [];
+    const validate = this.validator(events);
     if (validate(data)) return [];
     return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(200, error).message.replace(/^200 body/, 'event'));
   }

@@ -29,8 +29,6 @@ export interface Operation {
   responses: Record<string, ResponseModel>;
   /** The spec requires credentials for it (`security`, its own or the document's, with no empty alternative). */
   secured: boolean;
-  /** For a stream of Server-Sent Events (200 `text/event-stream`): the schema of each frame's data. */
-  eventSchema?: Schema;
 }
 
 export interface ResponseModel {
@@ -233,7 +231,6 @@ export function loadSpec(path: string): SpecModel {
       const security: unknown = operation.security ?? document.security;
       const secured = Array.isArray(security) && security.length > 0 && security.every((requirement) => requirement && Object.keys(requirement).length > 0);
       (stream ? streams : operations).push({
-        ...(stream ? { eventSchema: responseSchema(frameSchema(stream.schema)) ?? {} } : {}),
         secured,
         operationId: operation.operationId ?? `${method.toUpperCase()} ${path}`,
         method: method.toUpperCase(),
