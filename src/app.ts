@@ -76,7 +76,7 @@ export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInsta
   const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
   const streams = createEventStreams({ feed, ...(options.maxEventStreams === undefined ? {} : { maxOpen: options.maxEventStreams }) });
   options.metrics?.countStreamsWith(() => streams.size());
-  const replies = deps.replies ?? createAgentReplies(deps.store, { feed });
+  const replies = deps.replies ?? createAgentReplies(feed);
   app.register(apiPlugin, { ...deps, streams, replies });
   app.register(opsPlugin, { ...deps, metrics: options.metrics, metricsToken: options.metricsToken });
   app.addHook('preClose', async () => {

@@ -332,7 +332,7 @@ describe('the waiting room', () => {
     let reads = 0;
     const store = new Proxy(t.store, { get: (target, key) => (key === 'listEvents' ? (...args: [never]) => (reads++, target.listEvents(...args)) : Reflect.get(target, key)) });
     const feed = createEventFeed(store, { pollMs: 60_000 });
-    const counted = createAgentReplies(store, { feed });
+    const counted = createAgentReplies(feed);
 
     const waits = await Promise.all(sessions.map((id) => counted.wait(id, 10_000)));
     expect(counted.size()).toBe(5);
@@ -356,7 +356,7 @@ describe('the waiting room', () => {
   });
 
   it("gives the user's own message even when the session's end was seen before the message was named", async () => {
-    const waiting = createAgentReplies(t.store);
+    const waiting = createAgentReplies(createEventFeed(t.store));
     const wait = await waiting.wait(sessionId, 10_000);
     const own = (await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'mine' } })).body.id as string;
     expect((await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
@@ -368,7 +368,7 @@ describe('the waiting room', () => {
   });
 
   it("takes as the user's own message only the one named, not an agent message recorded before it", async () => {
-    const waiting = createAgentReplies(t.store);
+    const waiting = createAgentReplies(createEventFeed(t.store));
     const wait = await waiting.wait(sessionId, 10_000);
     const before = (await agentSays('an earlier agent message')).body.id as string;
     const own = (await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'mine' } })).body.id as string;
@@ -381,7 +381,7 @@ describe('the waiting room', () => {
   });
 
   it('resolves own and reply with undefined when the wait ends before the log had the message', async () => {
-    const waiting = createAgentReplies(t.store);
+    const waiting = createAgentReplies(createEventFeed(t.store));
     const wait = await waiting.wait(sessionId, 10_000);
     wait.release();
     expect(await wait.own).toBeUndefined();
@@ -390,7 +390,7 @@ describe('the waiting room', () => {
   });
 
   it('gives up exactly at its timeout, not before', async () => {
-    const waiting = createAgentReplies(t.store);
+    const waiting = createAgentReplies(createEventFeed(t.store));
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const wait = await waiting.wait(sessionId, 1000);

@@ -25,7 +25,7 @@ import { fakeClock } from './helpers/fake-clock.js';
 const store = openSqliteStore(':memory:');
 const clock = fakeClock();
 const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 });
-const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(store) });
+const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(createEventFeed(store)) });
 
 describe('operations and handlers', () => {
   it('has exactly one handler per operationId of the spec, the operational ones aside', () => {

@@ -1,8 +1,8 @@
 // Messages waiting for their agent's reply (sendSessionMessage with transport http or
 // sse), without a poll per waiter: each waiter follows the app's shared reader of the
 // event log (event-feed.ts) for its own session's `message.created` events.
-import type { EventRecord, Store } from '../storage/store.js';
-import { createEventFeed, type EventFeed } from './event-feed.js';
+import type { EventRecord } from '../storage/store.js';
+import type { EventFeed } from './event-feed.js';
 
 export interface ReplyWait {
   /**
@@ -40,12 +40,8 @@ export interface AgentReplies {
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
 
-/** Waits on `feed` (the app's shared reader); without one, on a reader of its own over `store`. */
-export function createAgentReplies(
-  store: Store,
-  { feed, pollMs, onError }: { feed?: EventFeed; pollMs?: number; onError?: (error: unknown) => void } = {},
-): AgentReplies {
-  const reader = feed ?? createEventFeed(store, { ...(pollMs === undefined ? {} : { pollMs }), ...(onError ? { onError } : {}) });
+/** Waits on `reader`, the app's one reader of the event log. */
+export function createAgentReplies(reader: EventFeed): AgentReplies {
   const open = new Set<() => void>();
 
   return {

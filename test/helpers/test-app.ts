@@ -12,6 +12,7 @@ import type { OpenAPIBackend } from 'openapi-backend';
 import { expect } from 'vitest';
 import { type AppOptions, buildApp } from '../../src/app.js';
 import { type AgentReplies, createAgentReplies } from '../../src/events/agent-replies.js';
+import { createEventFeed } from '../../src/events/event-feed.js';
 import type { AccessOptions } from '../../src/http/security.js';
 import type { TimeoutConfigInput } from '../../src/domain/timeout-policy.js';
 import type { Metrics } from '../../src/ops/metrics.js';
@@ -93,7 +94,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const store = metrics ? metrics.instrumentStore(plainStore) : plainStore;
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
   const sweeper = createSweeper({ store, clock, retentionMs, intervalMs: 60_000, batchSize: options.sweepBatchSize ?? 500, batchBudgetMs: Infinity, ...(metrics ? { onSweep: metrics.observeSweep } : {}) });
-  const replies = createAgentReplies(store);
+  const replies = createAgentReplies(createEventFeed(store));
   const replyTimeout = options.agentReplyTimeoutMs === undefined ? {} : { agentReplyTimeoutMs: options.agentReplyTimeoutMs };
   const privateAddresses = options.webhookPrivateAddresses === undefined ? {} : { webhookPrivateAddresses: options.webhookPrivateAddresses };
   const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout, ...privateAddresses }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
