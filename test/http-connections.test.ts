@@ -84,6 +84,7 @@ describe('errors before routing, in the envelope', () => {
     await listen();
     const response = await exchange(`GET /api/agents HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expectEnvelope(response, 431, 'HEADERS_TOO_LARGE');
+    expect(response.body.error.details).toBe('the request line and headers must be at most 16 KB');
   });
 
   it('431 for a URL over 16 KB (Node has no separate URL limit, so never 414)', async () => {

@@ -158,6 +158,16 @@ describe('the server process', () => {
     }
   });
 
+  it("answers 431 naming Node's header limit as set (--max-http-header-size), not its default", async () => {
+    const server = startServer({ DATABASE_PATH: tempDatabase(), NODE_OPTIONS: '--max-http-header-size=32768' });
+    const baseUrl = await server.listening;
+    const withHeader = (bytes: number) => fetch(`${baseUrl}/api/agents`, { headers: { 'x-big': 'a'.repeat(bytes) } });
+    expect((await withHeader(20_000)).status).toBe(200);
+    const refused = await withHeader(40_000);
+    expect(refused.status).toBe(431);
+    expect((await refused.json()).error).toMatchObject({ code: 'HEADERS_TOO_LARGE', details: 'the request line and headers must be at most 32 KB' });
+  });
+
   it('refuses to start on a bad environment value, saying which', async () => {
     const server = startServer({ DATABASE_PATH: tempDatabase(), SESSION_DEFAULT_TIMEOUT_MINUTES: '4' });
     expect(await server.exited).toBe(1);

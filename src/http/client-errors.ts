@@ -3,7 +3,7 @@
 // what it lets through that HTTP refuses (CONNECT; a header on several lines, which Node
 // joins or drops), answered in the error envelope instead of Node's or Fastify's own bodies.
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { maxHeaderSize, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
 import type { SocketAnswer } from '../ops/unseen-answers.js';
@@ -19,7 +19,8 @@ function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
       // Node raises this code for both timeouts: the details name both.
       return new ApiError('REQUEST_TIMEOUT', 'the request line and headers must arrive within HTTP_HEADERS_TIMEOUT_SECONDS, and the whole request within HTTP_REQUEST_TIMEOUT_SECONDS');
     case 'HPE_HEADER_OVERFLOW':
-      return new ApiError('HEADERS_TOO_LARGE', 'the request line and headers must be at most 16 KB');
+      // Node's limit (16 KiB unless --max-http-header-size says otherwise).
+      return new ApiError('HEADERS_TOO_LARGE', `the request line and headers must be at most ${maxHeaderSize / 1024} KB`);
     default:
       return new ApiError('INVALID_REQUEST', `the request is not valid HTTP/1.1 (${error.code ?? 'parse error'})`);
   }
