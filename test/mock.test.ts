@@ -56,6 +56,20 @@ function expectEventFrames(body: string): void {
   }
 }
 
+/** A document whose one operation posts `schema` and answers it (201), or a 400 `{ message }`; `schemas` its components' schemas, as YAML. */
+const posting = (version: string, title: string, path: string, operationId: string, schema: string, schemas: string) => `openapi: ${version}
+info: { title: ${title}, version: "1" }
+paths:
+  ${path}:
+    post:
+      operationId: ${operationId}
+      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/${schema}' } } } }
+      responses:
+        '201': { description: made, content: { application/json: { schema: { $ref: '#/components/schemas/${schema}' } } } }
+        '400': { description: refused, content: { application/json: { schema: { type: object, properties: { message: { type: string } } } } } }
+components:
+  schemas:${schemas}`;
+
 async function call(app: FastifyInstance, request: { method: 'GET' | 'POST'; url: string; body?: unknown }, headers: Record<string, string> = {}) {
   const response = await app.inject({
     method: request.method,
@@ -730,18 +744,7 @@ paths:
   it.each(['3.0.3', '3.1.0'])('requires a readOnly property in answers only, a writeOnly one in requests only (OpenAPI %s)', async (version) => {
     const path = write(
       `users-${version}.yaml`,
-      `openapi: ${version}
-info: { title: users, version: "1" }
-paths:
-  /users:
-    post:
-      operationId: makeUser
-      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } }
-      responses:
-        '201': { description: made, content: { application/json: { schema: { $ref: '#/components/schemas/User' } } } }
-        '400': { description: refused, content: { application/json: { schema: { type: object, properties: { message: { type: string } } } } } }
-components:
-  schemas:
+      posting(version, 'users', '/users', 'makeUser', 'User', `
     Named:
       type: object
       properties:
@@ -754,7 +757,7 @@ components:
           properties:
             password: { type: string, writeOnly: true, minLength: 8 }
             name: { type: string }
-`,
+`),
     );
     const app = await createMockServer({ specPath: path });
     try {
@@ -773,18 +776,7 @@ components:
   it('takes a request without the readOnly properties its nested schemas require: in a property, in array items, in a oneOf branch', async () => {
     const path = write(
       'teams.yaml',
-      `openapi: 3.1.0
-info: { title: teams, version: "1" }
-paths:
-  /teams:
-    post:
-      operationId: makeTeam
-      requestBody: { required: true, content: { application/json: { schema: { $ref: '#/components/schemas/Team' } } } }
-      responses:
-        '201': { description: made, content: { application/json: { schema: { $ref: '#/components/schemas/Team' } } } }
-        '400': { description: refused, content: { application/json: { schema: { type: object, properties: { message: { type: string } } } } } }
-components:
-  schemas:
+      posting('3.1.0', 'teams', '/teams', 'makeTeam', 'Team', `
     User:
       type: object
       additionalProperties: false
@@ -800,7 +792,7 @@ components:
         lead: { $ref: '#/components/schemas/User' }
         members: { type: array, minItems: 1, items: { $ref: '#/components/schemas/User' } }
         deputy: { oneOf: [{ $ref: '#/components/schemas/User' }, { type: string }] }
-`,
+`),
     );
     const app = await createMockServer({ specPath: path });
     try {
