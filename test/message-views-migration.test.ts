@@ -3,7 +3,8 @@
 // makes of the same rows.
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { messageView } from '../src/views.js';
+import Database from 'better-sqlite3';
+import { messageJson, messageView } from '../src/views.js';
 import { migrations as postgresMigrations } from '../src/storage/postgres/migrations.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import type { Store } from '../src/storage/store.js';
@@ -43,6 +44,35 @@ it('SQLite: migration 12 writes the views of the messages already stored', () =>
       }
     },
     expectViewsOfRecords,
+  ));
+
+it('SQLite: migration 27 keeps a message as its view alone, the views as they were; a message of 450 characters then takes no page of its own', () =>
+  withMigratedStore(
+    26,
+    (old) => {
+      old.exec(session('1'));
+      const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
+        const record = { id, sessionId: 's', position, createdAt, authorId: 'u', isAgent, content, attachments: JSON.parse(attachments), metadata: JSON.parse(metadata) };
+        insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata, messageJson(record));
+      }
+    },
+    async (store, path) => {
+      await expectViewsOfRecords(store);
+      for (let position = 100; position < 300; position += 1) {
+        await store.appendMessage('s', (current) => ({ session: current!, message: { id: `long-${position}`, sessionId: 's', position, createdAt: position, authorId: 'u', isAgent: false, content: 'z'.repeat(450), attachments: [], metadata: {} } }));
+      }
+      const db = new Database(path, { readonly: true });
+      try {
+        expect(db.prepare("SELECT name FROM pragma_table_info('messages')").pluck().all()).toEqual(['session_id', 'position', 'view']);
+        // Its content twice (columns and view), each such message had a 4 KB overflow page: 4.7 KB a message.
+        const { bytes, overflow } = db.prepare("SELECT sum(pgsize) AS bytes, sum(pagetype = 'overflow') AS overflow FROM dbstat WHERE name = 'messages'").get() as { bytes: number; overflow: number };
+        expect(overflow).toBe(0);
+        expect(bytes / 203).toBeLessThan(1024);
+      } finally {
+        db.close();
+      }
+    },
   ));
 
 /** A PostgreSQL database at schema version 1 with agent 'a' and its session 's': the client left open to fill it. */

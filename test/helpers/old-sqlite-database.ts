@@ -8,7 +8,7 @@ import { migrations } from '../../src/storage/sqlite/migrations.js';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import type { Store } from '../../src/storage/store.js';
 
-export async function withMigratedStore(version: number, seed: (old: Database.Database) => void, check: (store: Store) => Promise<void>): Promise<void> {
+export async function withMigratedStore(version: number, seed: (old: Database.Database) => void, check: (store: Store, path: string) => Promise<void>): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), `schema-${version}-`));
   const path = join(directory, 'sessions.db');
   try {
@@ -21,7 +21,7 @@ export async function withMigratedStore(version: number, seed: (old: Database.Da
     old.close();
     const store = openSqliteStore(path);
     try {
-      await check(store);
+      await check(store, path);
     } finally {
       await store.close();
     }

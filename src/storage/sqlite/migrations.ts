@@ -554,6 +554,22 @@ export const migrations: readonly string[] = [
   `
   DROP INDEX sessions_unmarked_expiry;
   `,
+  // 27: a message is its view alone. Since migration 12 each row held its content twice
+  // (the columns, which nothing reads, and the view): in a table without a rowid a row
+  // over ~1 KB spills to an overflow page of its own, 4 KB mostly empty, so a message of
+  // 450 characters took 4.7 KB. A message's view holds every field. An upgrade rewrites
+  // the table once.
+  `
+  CREATE TABLE message_views (
+    session_id  TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    view        TEXT NOT NULL,
+    PRIMARY KEY (session_id, position)
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO message_views (session_id, position, view) SELECT session_id, position, view FROM messages;
+  DROP TABLE messages;
+  ALTER TABLE message_views RENAME TO messages;
+  `,
 ];
 
 /**

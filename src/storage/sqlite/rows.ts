@@ -89,33 +89,15 @@ export function toDelivery(row: DeliveryRow): DeliveryRecord {
   return delivery;
 }
 
+/** A message as stored: its API view in JSON (messageJson), which pages of messages send as is. */
 export interface MessageRow {
-  id: string;
   session_id: string;
   position: number;
-  created_at: number;
-  author_id: string;
-  is_agent: number;
-  content: string;
-  attachments: string;
-  metadata: string;
-  /** The message's API view in JSON (messageJson), written with it; pages of views read it alone. */
-  view?: string;
+  view: string;
 }
 
 export function toMessageRow(message: MessageRecord): MessageRow {
-  return {
-    id: message.id,
-    session_id: message.sessionId,
-    position: message.position,
-    created_at: message.createdAt,
-    author_id: message.authorId,
-    is_agent: message.isAgent ? 1 : 0,
-    content: message.content,
-    attachments: JSON.stringify(message.attachments),
-    metadata: JSON.stringify(message.metadata),
-    view: messageJson(message),
-  };
+  return { session_id: message.sessionId, position: message.position, view: messageJson(message) };
 }
 
 export interface ApiKeyRow {

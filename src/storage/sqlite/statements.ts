@@ -94,8 +94,7 @@ export function prepareStatements(db: Database.Database) {
     passable: prepare<{ fromAt: number; fromRow: number; toAt: number; limit: number }, number>(db, PASSABLE_SQL, 'pluck'),
     insertMessage: prepare<[MessageRow]>(
       db,
-      `INSERT INTO messages (id, session_id, position, created_at, author_id, is_agent, content, attachments, metadata, view)
-       VALUES (@id, @session_id, @position, @created_at, @author_id, @is_agent, @content, @attachments, @metadata, @view)`,
+      'INSERT INTO messages (session_id, position, view) VALUES (@session_id, @position, @view)',
     ),
     lastMessagePosition: prepare<[string], { position: number | null }>(
       db,
