@@ -15,6 +15,8 @@ describe('clientAddress', () => {
     ['203.0.113.5:54321', '203.0.113.5'],
     ['203.0.113.5:1', '203.0.113.5'],
     ['[2001:db8::1]:443', '2001:db8::1'],
+    ['::ffff:203.0.113.5', '203.0.113.5'],
+    ['[::ffff:203.0.113.5]:443', '203.0.113.5'],
   ])('takes %s as the client %s', (forwarded, client) => {
     expect(clientAddress(through(forwarded))).toBe(client);
   });

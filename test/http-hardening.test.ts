@@ -73,15 +73,20 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     const t = await start({ app: { trustProxy: ['10.0.0.0/24'], logger: { level: 'info', stream } } });
     const list = (remoteAddress: string, client: string) => t.request({ method: 'GET', url: '/api/agents', remoteAddress, headers: { 'x-forwarded-for': client } });
     await list('10.0.0.9', '198.51.100.7:1111');
-    await list('10.0.0.9', 'unknown');
-    await list('10.0.1.5', '203.0.113.3');
+    await list('10.0.0.9', 'unknown'); // counted as the proxy, but it came through it
+    await list('10.0.0.9', '10.0.0.9'); // a client on the proxy's own host
+    await list('10.0.0.9', '::ffff:203.0.113.9'); // the same client as 203.0.113.9
+    await list('10.0.1.5', '203.0.113.3'); // not through a trusted proxy: direct
     const logged = lines.filter((line) => line.req).map((line) => line.req);
     expect(logged.map(({ remoteAddress, proxyAddress }) => [remoteAddress, proxyAddress])).toEqual([
       ['198.51.100.7', '10.0.0.9'],
-      ['10.0.0.9', undefined],
+      ['10.0.0.9', '10.0.0.9'],
+      ['10.0.0.9', '10.0.0.9'],
+      ['203.0.113.9', '10.0.0.9'],
       ['10.0.1.5', undefined],
     ]);
-    expect(logged[0]).not.toHaveProperty('remotePort');
+    expect(logged.slice(0, 4).every((req) => !('remotePort' in req))).toBe(true);
+    expect(logged[4]).not.toHaveProperty('proxyAddress');
   });
 
   it('counts per minute, and the 429 names the same wait as its Retry-After', async () => {

@@ -2,6 +2,9 @@
 import { isIP } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 
+/** `::ffff:192.0.2.1` is 192.0.2.1: one client, however a proxy (or a dual-stack socket) writes it. */
+const unmapped = (address: string) => /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
+
 /**
  * The address a request comes from: the client X-Forwarded-For names behind a trusted
  * proxy (TRUST_PROXY), an `ip:port` there read as its ip; an entry that is no address
@@ -10,25 +13,26 @@ import type { FastifyRequest } from 'fastify';
  */
 export function clientAddress(request: FastifyRequest): string {
   const { ip } = request;
-  if (isIP(ip)) return ip;
+  if (isIP(ip)) return unmapped(ip);
   const withPort = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):\d{1,5}$/.exec(ip);
   const address = withPort?.[1] ?? withPort?.[2];
-  if (address !== undefined && isIP(address)) return address;
-  return request.socket.remoteAddress ?? ip;
+  if (address !== undefined && isIP(address)) return unmapped(address);
+  return unmapped(request.socket.remoteAddress ?? ip);
 }
 
 /**
- * The request in the log (Fastify's fields) with the client's address as counted; behind a
- * proxy the connection's address and port are the proxy's, shown as `proxyAddress`.
+ * The request in the log (Fastify's fields) with the client's address as counted. One that
+ * came through a trusted proxy (it named an X-Forwarded-For entry, even one counted as the
+ * proxy itself) shows the proxy as `proxyAddress`: the connection's port is the proxy's.
  */
 export function requestForLog(request: FastifyRequest) {
-  const client = clientAddress(request);
-  const peer = request.socket.remoteAddress;
+  // Fastify's `ips`: the peer, then the entries it trusted the peer to name (TRUST_PROXY only).
+  const forwarded = (request.ips?.length ?? 0) > 1;
   return {
     method: request.method,
     url: request.url,
     host: request.host,
-    remoteAddress: client,
-    ...(client === peer ? { remotePort: request.socket.remotePort } : { proxyAddress: peer }),
+    remoteAddress: clientAddress(request),
+    ...(forwarded ? { proxyAddress: request.socket.remoteAddress } : { remotePort: request.socket.remotePort }),
   };
 }
