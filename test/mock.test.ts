@@ -176,6 +176,8 @@ describe('mock mode on our spec', () => {
     const documented = Object.keys((specDocument().paths['/api/agents']!.get as unknown as { responses: object }).responses).join(', ');
     expect(responseViolations(api, 'listAgents', 400, answer.body)).toEqual([]);
     expect(answer.body.error.details).toBe(`Prefer: code=418 is not documented for listAgents (documented: ${documented})`);
+    const list = await call(app, { method: 'GET', url: '/api/agents' }, { prefer: 'code=2xx' });
+    expect([list.status, list.body.error.details]).toEqual([422, 'Prefer: code=2xx is not a status code']);
     const create = await call(app, { method: 'POST', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { prefer: 'code=2xx' });
     expect(create.status).toBe(422);
     expect(responseViolations(api, 'createSession', 422, create.body)).toEqual([]);
@@ -578,7 +580,7 @@ describe('npm run mock, the command', () => {
   it('exits 2 with one line for a usage error or a document it cannot serve, 1 when it cannot listen', { timeout: 60_000 }, async () => {
     const badRef = join(folder, 'bad-ref.yaml');
     writeFileSync(badRef, stringify({ openapi: '3.0.3', info: { title: 't', version: '1' }, paths: {}, components: { schemas: { X: { $ref: 'missing.yaml#/X' } } } }));
-    for (const args of [['--nonsense'], ['--port', 'abc'], ['--port', '0x10'], ['--port', '1e3'], ['--port='], ['--spec', join(folder, 'none.yaml')], ['--spec', badRef]]) {
+    for (const args of [['--nonsense'], ['--port', 'abc'], ['--port', '0x10'], ['--port', '1e3'], ['--port='], ['--port', '65536'], ['--spec', join(folder, 'none.yaml')], ['--spec', badRef]]) {
       const run = await mockCli(...args);
       expect(run.code, args.join(' ')).toBe(2);
       expect(run.stderr.split('\n')[0], args.join(' ')).toMatch(/^sessions-api mock: /);
