@@ -52,7 +52,13 @@ try {
   assertWritable(target);
   const db = new Database(source, { fileMustExist: true });
   try {
-    assertOwnSchema(db);
+    try {
+      assertOwnSchema(db);
+    } catch (error) {
+      // Its advice (another file) is the server's, for DATABASE_PATH: here that is the file copied, not the copy.
+      const { message } = error as Error;
+      throw message.startsWith('not a Sessions API') ? new Error(`DATABASE_PATH is ${message.replace(/; name a new file, or an empty one$/, '')}`) : error;
+    }
     db.pragma('busy_timeout = 5000');
     db.prepare('VACUUM INTO ?').run(partial);
   } finally {

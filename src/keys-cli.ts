@@ -27,7 +27,8 @@ function parsedArguments() {
       options: { name: { type: 'string' }, agent: { type: 'string', multiple: true }, admin: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (error) {
-    return fail(`${(error as Error).message}\n${USAGE}`);
+    // parseArgs' first sentence ("Unknown option '--x'"), not its advice on positionals.
+    return fail(`${(error as Error).message.split(/\.\s/)[0]}\n${USAGE}`);
   }
 }
 const { values, positionals } = parsedArguments();
@@ -56,8 +57,12 @@ const describe = (key: ApiKeyRecord) =>
     key.revokedAt === undefined ? 'live' : `revoked ${new Date(key.revokedAt).toISOString()}`,
   ].join('  ');
 
-/** The command, checked before the database is opened (opening migrates it: a typo must not). */
-function commandToRun(): (store: Store) => Promise<void> {
+/**
+ * The command, checked before the database is opened (opening migrates it: a typo must
+ * not). Run, it answers why it refused, if it did: the store is closed first (exiting with
+ * it open left its -wal and -shm beside the file).
+ */
+function commandToRun(): (store: Store) => Promise<string | undefined> {
   // An argument a command does not take is a mistake (`list --admin`, `create … stray`), not ignored.
   const words = command === 'revoke' ? [] : rest; // revoke's one is checked below
   const options = command === 'create' ? [] : (['name', 'agent', 'admin'] as const).filter((option) => values[option] !== undefined).map((option) => `--${option}`);
@@ -77,23 +82,26 @@ function commandToRun(): (store: Store) => Promise<void> {
       return async (store) => {
         const key = generateApiKey();
         const record = { id: randomUUID(), name, keyHash: hashApiKey(key), admin, agentIds, createdAt: Date.now() };
-        if (!(await store.insertApiKey(record))) fail(`a live key is already named ${name}`, 1);
+        if (!(await store.insertApiKey(record))) return `a live key is already named ${name}`;
         console.log(`created ${describe(record)} (database: ${describeStore(config)})`);
         console.log(`key (shown once, store it now): ${key}`);
+        return undefined;
       };
     }
     case 'list':
       return async (store) => {
         const keys = await store.listApiKeys();
         console.log(keys.length === 0 ? 'no keys (API keys are off unless API_KEYS is set)' : keys.map(describe).join('\n'));
+        return undefined;
       };
     case 'revoke': {
       if (rest.length !== 1) fail(USAGE);
       const [idOrName] = rest as [string];
       return async (store) => {
         const revoked = await store.revokeApiKey(idOrName, Date.now());
-        if (!revoked) fail(`no live key with id or name ${idOrName} (database: ${describeStore(config)})`, 1);
+        if (!revoked) return `no live key with id or name ${idOrName} (database: ${describeStore(config)})`;
         console.log(`revoked ${describe(revoked)}`);
+        return undefined;
       };
     }
     default:
@@ -115,8 +123,10 @@ try {
   if (error instanceof NoStore) fail(`${error.message}; nothing to ${command}`, 1);
   fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);
 }
+let refused: string | undefined;
 try {
-  await run(store);
+  refused = await run(store);
 } finally {
   await store.close();
 }
+if (refused !== undefined) fail(refused, 1);

@@ -37,7 +37,8 @@ function checkedDocument(path: string): object {
   try {
     document = parse(text, { merge: true });
   } catch (error) {
-    throw new Error(`${path} is not YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+    // The parser's first line, without the colon that led to its excerpt of the document.
+    throw new Error(`${path} is not YAML or JSON: ${(error as Error).message.split('\n')[0]!.replace(/:$/, '')}`);
   }
   const version = (document as { openapi?: unknown } | null)?.openapi;
   if (typeof version !== 'string' || !/^3\.[01]\./.test(version)) {

@@ -154,7 +154,7 @@ describe('npm run backup', () => {
       [[existing], { DATABASE_PATH: foreign }, 1, `sessions-api backup: ${existing} exists: name a new file\n`],
       [[join(folder, 'pg.db')], { DATABASE_URL: 'postgres://db/sessions' }, 1, 'sessions-api backup: DATABASE_URL is set: this copies a SQLite file; back PostgreSQL up with pg_dump\n'],
       [[join(folder, 'memory.db')], { DATABASE_PATH: ':memory:' }, 1, 'sessions-api backup: DATABASE_PATH is :memory:, which no other process can read\n'],
-      [[join(folder, 'foreign-copy.db')], { DATABASE_PATH: foreign }, 1, `sessions-api backup: cannot copy ${foreign} to ${join(folder, 'foreign-copy.db')}: not a Sessions API database (it has tables, users, and no schema version); name a new file, or an empty one\n`],
+      [[join(folder, 'foreign-copy.db')], { DATABASE_PATH: foreign }, 1, `sessions-api backup: cannot copy ${foreign} to ${join(folder, 'foreign-copy.db')}: DATABASE_PATH is not a Sessions API database (it has tables, users, and no schema version)\n`],
       [[], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],
       [['a.db', 'b.db'], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],
       [['--force'], { DATABASE_PATH: foreign }, 2, 'sessions-api backup: usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)\n'],

@@ -107,6 +107,7 @@ describe('the built sessions-api-conformance command', () => {
     [['--base-url', 'http://127.0.0.1:1', '--junit', '/no/such/folder/r.xml'], /--junit: the folder \/no\/such\/folder does not exist/],
     [['--base-url', 'http://127.0.0.1:1', '--replay', '/no/such/report.json'], /--replay: cannot read/],
     [['--base-url', 'http://127.0.0.1:1', '--json', tmpdir()], /--json: .* is not a file/],
+    [['--base-url', 'http://127.0.0.1:1', '--json', 'out/'], /--json: out\/ is not a file/],
     [['--base-url', 'http://127.0.0.1:1/?x=1'], /--base-url must have no query/],
     [['--base-url', 'http://127.0.0.1:1/#top'], /--base-url must have no query \(\?…\) or fragment/],
     [['--base-url', 'http://user:secret@127.0.0.1:1'], /--base-url must not carry credentials/],

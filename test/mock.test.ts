@@ -619,6 +619,8 @@ describe('mock mode on documents it cannot serve as they are', () => {
   it.each([
     ['a missing file', join(folder, 'nowhere.yaml'), /^cannot read .*nowhere\.yaml: ENOENT$/],
     ['a file that is not YAML', 'broken.yaml', /broken\.yaml is not YAML or JSON: /],
+    // The parser's first line ended with a colon that led to its excerpt of the file.
+    ['a Markdown file', 'notes.md', /notes\.md is not YAML or JSON: [^\n]* at line \d+, column \d+$/],
     ['a Swagger 2.0 document', 'swagger.yaml', /swagger\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a YAML list', 'list.yaml', /list\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a $ref to a file that is not there', 'badref.yaml', /^cannot resolve its \$refs: Error opening file .*missing\.yaml: ENOENT[^\n]*$/],
@@ -637,6 +639,7 @@ describe('mock mode on documents it cannot serve as they are', () => {
       'bare.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: '#/components/schemas/Nope' } } } } }\n",
       'remote.yaml': "openapi: 3.1.0\ninfo: { title: x, version: '1' }\npaths:\n  /a:\n    get:\n      responses: { '200': { description: ok, content: { application/json: { schema: { $ref: 'https://example.com/x.yaml#/X' } } } } }\n",
       'broken.yaml': 'openapi: 3.1.0\ninfo: [unclosed\n',
+      'notes.md': '# Notes\n\nSome text\nmore text\n- a list: here\n',
       'swagger.yaml': 'swagger: "2.0"\ninfo: { title: x, version: "1" }\npaths: {}\n',
       'list.yaml': '- a\n- b\n',
     };

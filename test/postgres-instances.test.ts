@@ -138,6 +138,21 @@ describe('the server on PostgreSQL', { timeout: 60_000 }, () => {
       }
     }));
 
+  it("a schema_migrations of this server's shape whose tables are missing: refused, saying so", () =>
+    withTestDatabase(async (database, admin) => {
+      await admin.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO schema_migrations (version) VALUES (1), (2), (3)');
+      await expect(openPostgresStore({ url: database.url, poolSize: 1 })).rejects.toThrow(
+        /^migration 4 of this server's schema cannot run: relation "\w+" does not exist, though schema_migrations says the versions before it were applied: a table of this schema was dropped, or that schema_migrations is not this server's; nothing was changed$/,
+      );
+    }));
+
+  it('a search_path naming a schema not made yet: refused, saying to create it', () =>
+    withTestDatabase(async (database) => {
+      await expect(openPostgresStore({ url: `${database.url}?options=${encodeURIComponent('-c search_path=not_made')}`, poolSize: 1 })).rejects.toThrow(
+        "this server's schema cannot be made: no schema has been selected to create in; the search_path names no schema that exists: create it first (CREATE SCHEMA …); nothing was changed",
+      );
+    }));
+
   it('a deployment in a schema of its own beside one in public: each has its own schema_migrations and tables, found on its search_path', () =>
     withTestDatabase(async (shared, admin) => {
       await (await openPostgresStore({ url: shared.url, poolSize: 1 })).close();

@@ -127,6 +127,7 @@ describe('npm run keys, on the database of a running server', () => {
       }, args.join(' ')).toThrow();
       expect(stderr, args.join(' ')).toMatch(refusal);
       expect(stderr, args.join(' ')).toMatch(/^sessions-api keys: /);
+      expect(stderr, args.join(' ')).not.toMatch(/To specify a positional/); // parseArgs' advice, beside the point
       expect(stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
     }
     expect(keysCli(databasePath, '--help')).toMatch(/^usage: npm run keys -- create/);
@@ -159,6 +160,10 @@ describe('npm run keys, on the database of a running server', () => {
     const agentId = '3c90c3cc-0d44-4b50-8888-8dd25736052a';
     expect(keysCli(databasePath, 'create', '--name', '🔑'.repeat(100), '--agent', agentId, '--agent', agentId)).toContain(`agents: ${agentId}  created`);
     expect(keysCli(databasePath, 'list')).toContain(`${'🔑'.repeat(100)}  agents: ${agentId}  created`);
+    // Refused after the database was opened, it is closed first: nothing left beside the file.
+    expect(() => keysCli(databasePath, 'revoke', 'nobody')).toThrow(/no live key with id or name nobody/);
+    expect(() => keysCli(databasePath, 'create', '--name', '🔑'.repeat(100), '--admin')).toThrow(/a live key is already named/);
+    expect([existsSync(`${databasePath}-wal`), existsSync(`${databasePath}-shm`)]).toEqual([false, false]);
   });
 
   it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {

@@ -65,7 +65,7 @@ function outputFile(option: string, path: string | undefined): string | undefine
   const folder = dirname(resolve(path));
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--${option}: the folder ${folder} does not exist`);
   // Found now, not after the whole run.
-  if (existsSync(path) && !statSync(path).isFile()) throw new UsageError(`--${option}: ${path} is not a file`);
+  if ((existsSync(path) && !statSync(path).isFile()) || /[/\\]$/.test(path)) throw new UsageError(`--${option}: ${path} is not a file`);
   return path;
 }
 

@@ -214,8 +214,10 @@ const NO_QUERY_TIMEOUT = 2 ** 31 - 1;
 
 /**
  * The migration failures whose cause PostgreSQL's words leave to guess, said as such: another
- * application's table or index holding a name this schema needs (a shared database), and a
- * user without the right to create tables. `version`: the migration that failed, if one did.
+ * application's table or index holding a name this schema needs (a shared database), a
+ * user without the right to create tables, a search_path naming no schema that exists, and
+ * a schema_migrations whose versions' tables are missing.
+ * `version`: the migration that failed, if one did.
  */
 function explained(error: unknown, version: number | undefined): Error | undefined {
   const { code, message } = error as { code?: string; message?: string };
@@ -223,6 +225,9 @@ function explained(error: unknown, version: number | undefined): Error | undefin
   const cause = (advice: string) => new Error(`${step}: ${message}${advice}; nothing was changed`, { cause: error });
   if (code === '42P07') return cause(', made by something else; give the server a database (or a search_path schema) of its own'); // duplicate_table
   if (code === '42501') return cause('; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …)'); // insufficient_privilege
+  if (code === '3F000') return cause('; the search_path names no schema that exists: create it first (CREATE SCHEMA …)'); // invalid_schema_name
+  // undefined_table: schema_migrations records versions whose tables are not all there.
+  if (code === '42P01') return cause(', though schema_migrations says the versions before it were applied: a table of this schema was dropped, or that schema_migrations is not this server\'s');
   return undefined;
 }
 
