@@ -5,6 +5,7 @@ import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { distIsFresh } from '../test/helpers/built.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -101,7 +102,9 @@ async function startProcess(args: string[], env: Record<string, string>): Promis
 export const startOurServer = (databasePath: string, env: Record<string, string> = {}) =>
   startProcess(['dist/main.js'], { DATABASE_PATH: databasePath, ...env });
 
+/** dist/, built unless it is newer than every source file (what `npm start` and the server processes run). */
 export function buildServer(): void {
+  if (distIsFresh()) return;
   const { status } = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   if (status !== 0) throw new Error('npm run build failed');
 }

@@ -1,9 +1,10 @@
 // Against the real server process: a crash (SIGKILL) between a keyed write and its
 // answer, then the client's retry; a client sending its key the way the elizaOS client
 // does; the keys CLI on the same database; WEBHOOK_PRIVATE_ADDRESSES=deny.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRASH_HEADER } from './helpers/crash-before-answer.js';
@@ -92,8 +93,8 @@ describe('npm run keys, on the database of a running server', () => {
   const keysCli = (databasePath: string, ...args: string[]) =>
     execFileSync(process.execPath, [builtFile('keys-cli.js'), ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, encoding: 'utf8', stdio: 'pipe', timeout: 30_000 });
 
-  // Each run of the command a process: a few seconds, more on a loaded machine.
-  it('checks the command before it opens (and so migrates) the database', { timeout: 75_000 }, () => {
+  // Each run of the command a process, all at once: a few seconds, more on a loaded machine.
+  it('checks the command before it opens (and so migrates) the database', { timeout: 75_000 }, async () => {
     const databasePath = tempDatabase();
     const refusals: Array<[string[], RegExp]> = [
       [['bogus'], /usage/],
@@ -115,20 +116,17 @@ describe('npm run keys, on the database of a running server', () => {
       [['revoke', 'ops', '--agent', '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f'], /revoke does not take --agent/],
       [['revoke', 'ops'], /no database at .*; nothing to revoke/],
     ];
-    for (const [args, refusal] of refusals) {
-      let stderr = '';
-      expect(() => {
-        try {
-          keysCli(databasePath, ...args);
-        } catch (error) {
-          stderr = String((error as { stderr?: string }).stderr);
-          throw error;
-        }
-      }, args.join(' ')).toThrow();
-      expect(stderr, args.join(' ')).toMatch(refusal);
-      expect(stderr, args.join(' ')).toMatch(/^sessions-api keys: /);
-      expect(stderr, args.join(' ')).not.toMatch(/To specify a positional/); // parseArgs' advice, beside the point
-      expect(stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
+    const runs = refusals.map(([args]) =>
+      promisify(execFile)(process.execPath, [builtFile('keys-cli.js'), ...args], { env: { ...process.env, DATABASE_PATH: databasePath }, timeout: 30_000 }).then(
+        () => undefined, // it should have refused
+        (error: { stderr?: string }) => String(error.stderr),
+      ),
+    );
+    for (const [[args, refusal], stderr] of refusals.map((refused, i) => [refused, runs[i]!] as const)) {
+      expect(await stderr, args.join(' ')).toMatch(refusal);
+      expect(await stderr, args.join(' ')).toMatch(/^sessions-api keys: /);
+      expect(await stderr, args.join(' ')).not.toMatch(/To specify a positional/); // parseArgs' advice, beside the point
+      expect(await stderr, args.join(' ')).not.toMatch(/\n\s+at /); // no stack trace
     }
     expect(keysCli(databasePath, '--help')).toMatch(/^usage: npm run keys -- create/);
     expect(existsSync(databasePath)).toBe(false);

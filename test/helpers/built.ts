@@ -18,10 +18,15 @@ function newestIn(folder: string): number {
   );
 }
 
-/** Builds dist/ unless its last build (tsc writes every file) is newer than every source file. */
-export function ensureBuilt(): void {
+/** Whether dist/'s last build (tsc writes every file) is newer than every source file. */
+export function distIsFresh(): boolean {
   const built = join(dist, 'main.js');
-  const fresh = () => existsSync(built) && statSync(built).mtimeMs >= newestIn(join(root, 'src'));
+  return existsSync(built) && statSync(built).mtimeMs >= newestIn(join(root, 'src'));
+}
+
+/** Builds dist/ unless it is fresh. */
+export function ensureBuilt(): void {
+  const fresh = distIsFresh;
   if (fresh()) return;
   try {
     execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
