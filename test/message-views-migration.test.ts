@@ -33,30 +33,28 @@ async function expectViewsOfRecords(store: Store): Promise<void> {
   expect(Object.keys(JSON.parse(views.messages[1]!.json).metadata)).toEqual(['z', 'a']);
 }
 
+/** Session 's' and MESSAGES as an older schema stored them: in columns, with the view beside them from migration 12 on. */
+function storeOld(old: Database.Database, withViews: boolean): void {
+  old.exec(session('1'));
+  const columns = ['session_id', 'position', 'id', 'created_at', 'author_id', 'is_agent', 'content', 'attachments', 'metadata', ...(withViews ? ['view'] : [])];
+  const insert = old.prepare(`INSERT INTO messages (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+  for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
+    const record = { id, sessionId: 's', position, createdAt, authorId: 'u', isAgent, content, attachments: JSON.parse(attachments), metadata: JSON.parse(metadata) };
+    insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata, ...(withViews ? [messageJson(record)] : []));
+  }
+}
+
 it('SQLite: migration 12 writes the views of the messages already stored', () =>
   withMigratedStore(
     11,
-    (old) => {
-      old.exec(session('1'));
-      const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-      for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
-        insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata);
-      }
-    },
+    (old) => storeOld(old, false),
     expectViewsOfRecords,
   ));
 
 it('SQLite: migration 27 keeps a message as its view alone, the views as they were; a message of 450 characters then takes no page of its own', () =>
   withMigratedStore(
     26,
-    (old) => {
-      old.exec(session('1'));
-      const insert = old.prepare('INSERT INTO messages (session_id, position, id, created_at, author_id, is_agent, content, attachments, metadata, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-      for (const [position, id, createdAt, isAgent, content, attachments, metadata] of MESSAGES) {
-        const record = { id, sessionId: 's', position, createdAt, authorId: 'u', isAgent, content, attachments: JSON.parse(attachments), metadata: JSON.parse(metadata) };
-        insert.run('s', position, id, createdAt, 'u', isAgent ? 1 : 0, content, attachments, metadata, messageJson(record));
-      }
-    },
+    (old) => storeOld(old, true),
     async (store, path) => {
       await expectViewsOfRecords(store);
       for (let position = 100; position < 300; position += 1) {
