@@ -90,7 +90,7 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(logged[0]).toMatchObject({ method: 'GET', url: '/api/agents', host: 'localhost:80' });
     // A direct client on a real socket: its own port.
     lines.length = 0;
-    expect((await fetch(`${await t.listen()}/api/agents`)).status).toBe(200);
+    expect((await fetchChecked(await t.listen(), 'GET', '/api/agents')).status).toBe(200);
     const direct = lines.find((line) => line.req)!.req;
     expect(direct).toMatchObject({ remoteAddress: '127.0.0.1', remotePort: expect.any(Number) });
     expect(direct).not.toHaveProperty('proxyAddress');
