@@ -26,14 +26,13 @@ export function distIsFresh(): boolean {
 
 /** Builds dist/ unless it is fresh. */
 export function ensureBuilt(): void {
-  const fresh = distIsFresh;
-  if (fresh()) return;
+  if (distIsFresh()) return;
   try {
     execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
   } catch (error) {
     // tsc writes dist/ despite type errors (npm run typecheck fails on them): the tests run, the errors are shown.
     const { stdout } = error as { stdout?: string };
-    if (!fresh()) throw new Error(`npm run build failed:\n${stdout ?? String(error)}`);
+    if (!distIsFresh()) throw new Error(`npm run build failed:\n${stdout ?? String(error)}`);
     console.warn(`dist/ was built with type errors (npm run typecheck fails on them):\n${stdout ?? ''}`);
   }
 }
