@@ -197,6 +197,10 @@ export class IdempotencyKeyTaken extends Error {
 /** Below this much free space the store's disk counts as full (health's `disk` check; the message of a failed open). */
 export const FULL_DISK_BYTES = 1024 * 1024;
 
+export function isDiskFull(freeBytes: number): boolean {
+  return freeBytes < FULL_DISK_BYTES;
+}
+
 /** Opened with `existing`: there is no store to open (no file, no schema), and none was made. */
 export class NoStore extends Error {
   override name = 'NoStore';

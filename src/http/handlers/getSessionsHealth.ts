@@ -3,7 +3,7 @@ import { elapsedOn } from '../../domain/clock.js';
 import { throttledErrors } from '../../ops/throttled-errors.js';
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
-import { FULL_DISK_BYTES, type Store } from '../../storage/store.js';
+import { FULL_DISK_BYTES, isDiskFull, type Store } from '../../storage/store.js';
 import type { components } from '../../../generated/api.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
@@ -32,7 +32,7 @@ async function failedChecks(store: Store): Promise<Map<Check, string>> {
   await store
     .freeDiskBytes()
     .then((free) => {
-      if (free !== undefined && free < FULL_DISK_BYTES) failed.set('disk', `${free} bytes free, under ${FULL_DISK_BYTES}`);
+      if (free !== undefined && isDiskFull(free)) failed.set('disk', `${free} bytes free, under ${FULL_DISK_BYTES}`);
     })
     .catch((error) => failed.set('disk', causeOf(error)));
   return failed;

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
 import { assertOwnSchema, migrate } from './migrations.js';
 import { checkOnOpen } from './storage-faults.js';
-import { FULL_DISK_BYTES } from '../store.js';
+import { isDiskFull } from '../store.js';
 
 export interface SqliteOptions {
   /** NORMAL: a committed write survives the process dying; FULL: also a power loss (fsync per commit). */
@@ -101,7 +101,7 @@ function withFullDiskNamed(error: unknown, path: string): unknown {
   if (typeof code !== 'string' || !code.startsWith('SQLITE_IOERR')) return error;
   try {
     const { bavail, bsize } = statfsSync(dirname(path));
-    if (bavail * bsize >= FULL_DISK_BYTES) return error;
+    if (!isDiskFull(bavail * bsize)) return error;
     return Object.assign(new Error(`the disk is full (${bavail * bsize} bytes free on ${dirname(path)}; SQLite: ${(error as Error).message})`), { code });
   } catch {
     return error;
