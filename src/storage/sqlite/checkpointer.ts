@@ -16,7 +16,9 @@
 //   waited CAP_WAIT_MS for it in vain is not tried again, holding writes for as long each
 //   time, until a passive checkpoint has copied the whole WAL (the reader gone), or the WAL
 //   has grown by another cap (under writes without a pause a passive checkpoint never
-//   copies it all). Meanwhile the WAL grows, as it would whatever the writes did.
+//   copies it all). That next try waits only HELD_WAIT_MS: the reader was there at the
+//   last, and if it is still there the writes are held that long, not CAP_WAIT_MS at each
+//   cap of a long backup. Meanwhile the WAL grows, as it would whatever the writes did.
 // The worker starts only once the WAL has grown to a sixteenth of the cap (or at once when
 // the database file is larger than that), so the many small databases of the tests never
 // pay for a thread.
@@ -48,6 +50,7 @@ const INTERVAL_MS = 20;
 const PURGING_INTERVAL_MS = 1000;
 export const PURGING_CAP_SCALE = 4;
 const CAP_WAIT_MS = 2000;
+const HELD_WAIT_MS = 100;
 
 // CommonJS run by the worker (eval: no TypeScript loader needed in a worker).
 const WORKER_SOURCE = `
@@ -97,13 +100,15 @@ const tick = () => {
   timer = setTimeout(tick, intervalMs);
 };
 parentPort.on('message', (message) => {
-  if (typeof message === 'object') {
+  if (typeof message.intervalMs === 'number') {
     intervalMs = message.intervalMs;
     return;
   }
   clearTimeout(timer);
-  if (message === 'truncate') {
+  if (typeof message.truncateWaitMs === 'number') {
+    db.pragma('busy_timeout = ' + message.truncateWaitMs);
     const done = checkpoint('TRUNCATE');
+    db.pragma('busy_timeout = ' + workerData.capWaitMs);
     heldByReader = !done || done.busy !== 0;
     parentPort.postMessage(heldByReader ? 'held' : 'truncated');
     return tick();
@@ -181,7 +186,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       running.on('message', finish);
       running.on('exit', finish);
     });
-    running.postMessage('truncate');
+    running.postMessage({ truncateWaitMs: heldAtBytes === undefined ? CAP_WAIT_MS : HELD_WAIT_MS });
   }
 
   function walBytes(): number {
@@ -221,7 +226,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       // Closing waits for the worker's exit: it keeps the process alive until then.
       running.ref();
       const exited = once(running, 'exit');
-      running.postMessage('stop');
+      running.postMessage({ stop: true });
       await exited;
     },
   };
