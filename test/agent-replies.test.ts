@@ -211,6 +211,25 @@ describe('transport http', () => {
   });
 });
 
+describe('a retry under the Idempotency-Key of a message still waiting for its reply', () => {
+  it('answers 409 IDEMPOTENCY_KEY_IN_USE (the stored answer is not the final one yet), then replays the reply', async () => {
+    const keyed = { method: 'POST' as const, url: messagesUrl(), body: { content: 'hello?', transport: 'http' }, headers: { 'idempotency-key': 'waiting' } };
+    const first = t.request(keyed);
+    await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    const retries = await Promise.all([t.request(keyed), t.request(keyed)]);
+    expect(retries.map((retry) => [retry.status, retry.body.error?.code])).toEqual([
+      [409, 'IDEMPOTENCY_KEY_IN_USE'],
+      [409, 'IDEMPOTENCY_KEY_IN_USE'],
+    ]);
+    expect((await agentSays('here')).status).toBe(201);
+    const answer = await first;
+    expect(answer.body.data.agentResponse).toEqual({ text: 'here' });
+    const replayed = await t.request(keyed);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.rawBody).toBe(answer.rawBody);
+  });
+});
+
 describe('a client that disconnects while waiting under an Idempotency-Key', () => {
   it.each(['http', 'sse'])('frees the key (transport %s): the retry replays the stored message, not 409 IDEMPOTENCY_KEY_IN_USE', async (transport) => {
     const base = await t.listen();

@@ -195,6 +195,22 @@ describe('Idempotency-Key', () => {
     expect(retry.rawBody).toBe(written[0]!.rawBody);
   });
 
+  it.each(IDEMPOTENT_OPERATIONS)('%s: retries sent at once after the first has answered all replay it (none 409)', async (operationId) => {
+    const t = await start();
+    const { request, table, other } = (await idempotentRequests(t))[operationId]!;
+    const key = randomUUID();
+    const first = await t.request(keyed(request, key));
+    expect(first.status).toBe(201);
+    const after = t.rowCounts()[table];
+    const retries = await Promise.all(Array.from({ length: 5 }, () => t.request(keyed(request, key))));
+    expect(retries.map((retry) => [retry.status, retry.headers['idempotent-replayed']])).toEqual(Array(5).fill([201, 'true']));
+    for (const retry of retries) expect(retry.rawBody).toBe(first.rawBody);
+    // And one of them with another body is refused as the first answer's key reused.
+    const [reused] = await Promise.all([t.request({ ...keyed(request, key), body: other }), t.request(keyed(request, key))]);
+    expect(reused.status).toBe(422);
+    expect(t.rowCounts()[table]).toBe(after);
+  });
+
   it('replays even when the handler would now fail before its write (agent deleted since), and refuses a different body there (422)', async () => {
     const t = await start();
     const { request } = (await idempotentRequests(t)).createSession!;

@@ -9,7 +9,8 @@
 // only its record's insert. A handler that fails under a key (the write refused the key
 // as taken, or anything before the write, such as an agent deleted since the first
 // answer) reads the record then: a record found is replayed (or refused, 422), so the
-// answers are those a lookup first would give.
+// answers are those a lookup first would give. A request whose key another in this
+// process holds reads the record at once: a replay, or 409 while the first still runs.
 import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { type Clock, steadyWallTime } from '../domain/clock.js';
@@ -138,10 +139,28 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (!pending || (pending.answer !== undefined && !(error instanceof IdempotencyKeyTaken))) throw error;
     const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, pending.createdAt);
     if (!recorded) throw error;
+    return replay(request, reply, recorded, pending);
+  }
+
+  function replay(request: FastifyRequest, reply: FastifyReply, recorded: IdempotencyRecord, pending: PendingRecord): FastifyReply {
     if (!sameRequest(recorded.fingerprint, pending, request)) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
     }
     return reply.header(REPLAYED_HEADER, 'true').code(recorded.status).type(JSON_TYPE).send(recorded.body);
+  }
+
+  /**
+   * A request whose key another request in this process holds: that one is the first, still
+   * running (409), or a retry replaying the recorded answer, which this one replays too
+   * (retries sent at once, by a client and a proxy, all get the first answer).
+   */
+  async function answerBehind(holder: PendingRecord, pending: PendingRecord, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const inUse = new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key is in use by a request still running; retry later');
+    // The holder wrote under the key: its answer may not be the final one yet (an agent's reply waited for).
+    if (holder.answer !== undefined) throw inUse;
+    const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, pending.createdAt);
+    if (!recorded) throw inUse;
+    return replay(request, reply, recorded, pending);
   }
 
   app.decorateRequest('idempotency', null);
@@ -167,11 +186,11 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (headerLines(request.raw.rawHeaders, IDEMPOTENCY_HEADER) > 1) return done(new ApiError('INVALID_REQUEST', 'headers/idempotency-key must be sent once'));
     const scope = request.principal?.id ?? 'anonymous';
     const slot = slotOf(scope, key);
-    if (running.has(slot)) {
-      return done(new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key is in use by a request still running; retry later'));
-    }
     const now = actingNow();
     const pending = { scope, key, fingerprint: fingerprintOf(request), createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS };
+    const holder = running.get(slot);
+    // Answered here, the handler skipped (a hook that sends does not call done).
+    if (holder) return void answerBehind(holder, pending, request, reply).catch(done);
     running.set(slot, pending);
     request.idempotency = pending;
     // The response's end, however it ends: answered, or the client gone while a stream
