@@ -120,9 +120,11 @@ async function aDayOfWork(t: TestApp, store: Store): Promise<void> {
   await store.listEvents({ agentId: eliza, userId: users[0], limit: 10 });
   await store.lastEventId();
   const now = t.clock.now();
+  await store.claimWebhook(webhook.id, 'plans', now, now + 15_000);
   await store.recordDelivery(
     { webhookId: webhook.id, eventId: event!.id, attempt: 1, attemptedAt: now, statusCode: 204 },
     { id: webhook.id, cursor: event!.id, attempts: 0, nextAttemptAt: now },
+    'plans',
   );
   await ok({ method: 'GET', url: `/api/webhooks/${webhook.id}/deliveries` });
   await ok({ method: 'DELETE', url: `/api/webhooks/${webhook.id}` });

@@ -420,6 +420,34 @@ describe('webhooks', () => {
     await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
     expect(hook.received).toEqual([]);
   });
+
+  it('keeps a revoked key\'s webhook disabled when an attempt was under way as it was revoked (its record used to enable it again)', async () => {
+    const ADMIN_KEY = 'admin-key-for-webhook-tests-03';
+    await t.close();
+    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] } });
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agentId = (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'leaked', keyHash: hashApiKey(key), admin: false, agentIds: [agentId], createdAt: 0 });
+    let answer: (status: number) => void = () => {};
+    const hook = await receiver(() => new Promise<number>((resolve) => (answer = resolve)));
+    cleanups.push(hook.close);
+    const made = await subscribe({ url: hook.url }, { 'x-api-key': key });
+    const status = async () => (await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks.find((w: { id: string }) => w.id === made.id).status;
+
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } });
+    const send = dispatcher();
+    const ticking = send.tick();
+    await until('the attempt is under way', () => hook.received.length === 1);
+    await t.store.revokeApiKey('leaked', t.clock.now());
+    answer(200);
+    await ticking;
+    expect(await status()).toBe('disabled');
+    expect((await t.request({ method: 'GET', url: `/api/webhooks/${made.id}/deliveries`, headers: admin })).body.deliveries).toMatchObject([{ attempt: 1, statusCode: 200 }]);
+    await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } });
+    await send.tick();
+    expect(hook.received).toHaveLength(1);
+  });
 });
 
 describe('WEBHOOK_PRIVATE_ADDRESSES=deny', () => {

@@ -207,9 +207,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const attempt = state.attempts + 1;
       if (outcome.error === undefined) {
         state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
-        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, statusCode: outcome.statusCode }, state);
+        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, statusCode: outcome.statusCode }, state, holder);
         onAttempt?.('delivered', seconds);
-        if (!stored) return; // deleted meanwhile: the attempt under way was its last
+        if (!stored) return; // deleted meanwhile (the attempt under way was its last), or another server's now
         continue;
       }
       const failingSince = state.failingSince ?? now;
@@ -217,7 +217,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const disabled = actingNow() - failingSince >= FAILURE_WINDOW_MS;
       const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
       state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
-      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, ...outcome, nextRetryAt }, state);
+      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, ...outcome, nextRetryAt }, state, holder);
       onAttempt?.(disabled ? 'disabled' : 'failed', seconds);
       return;
     }

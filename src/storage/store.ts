@@ -359,8 +359,16 @@ export interface Store {
   getWebhook(id: string): Promise<WebhookRecord | undefined>;
   /** False when there was none. */
   deleteWebhook(id: string): Promise<boolean>;
-  /** Records an attempt and the webhook's new delivery state, in one transaction; false (and nothing recorded) when the webhook was deleted meanwhile. */
-  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>): Promise<boolean>;
+  /**
+   * Records an attempt and the webhook's new delivery state, in one transaction. The state
+   * is stored only while `holder` has the webhook's claim (else a holder whose claim ran out
+   * under a slow attempt would move the cursor back over what the next holder delivered
+   * since), never moves the cursor back, and never clears `disabledAt` (a webhook disabled
+   * meanwhile, its key revoked, stays disabled). False when the state was not stored: the
+   * webhook deleted meanwhile (then nothing is recorded), or claimed by another holder (the
+   * attempt is recorded).
+   */
+  recordDelivery(delivery: DeliveryRecord, state: Pick<WebhookRecord, 'id' | 'cursor' | 'attempts' | 'nextAttemptAt' | 'failingSince' | 'disabledAt'>, holder: string): Promise<boolean>;
   /** Latest first. */
   listDeliveries(webhookId: string, limit: number): Promise<DeliveryRecord[]>;
   /**

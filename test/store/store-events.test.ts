@@ -395,26 +395,57 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
     it('records a delivery with the new state, latest first; nothing for a deleted webhook; keeps the last 100', async () => {
       const webhook = webhookRecord();
       await store.insertWebhook(webhook);
+      await store.claimWebhook(webhook.id, 'a', T0, T0 + 15_000);
       await store.recordDelivery(
         { webhookId: webhook.id, eventId: '7', attempt: 1, attemptedAt: T0, error: 'timeout', nextRetryAt: T0 + 5000 },
         { id: webhook.id, cursor: '6', attempts: 1, nextAttemptAt: T0 + 5000, failingSince: T0 },
+        'a',
       );
-      await store.recordDelivery({ webhookId: webhook.id, eventId: '7', attempt: 2, attemptedAt: T0 + 5000, statusCode: 204 }, { id: webhook.id, cursor: '7', attempts: 0, nextAttemptAt: T0 + 5000 });
+      await store.recordDelivery({ webhookId: webhook.id, eventId: '7', attempt: 2, attemptedAt: T0 + 5000, statusCode: 204 }, { id: webhook.id, cursor: '7', attempts: 0, nextAttemptAt: T0 + 5000 }, 'a');
       expect(await store.listDeliveries(webhook.id, 10)).toEqual([
         { webhookId: webhook.id, eventId: '7', attempt: 2, attemptedAt: T0 + 5000, statusCode: 204 },
         { webhookId: webhook.id, eventId: '7', attempt: 1, attemptedAt: T0, error: 'timeout', nextRetryAt: T0 + 5000 },
       ]);
       expect((await store.listWebhooks())[0]).toEqual({ ...webhook, cursor: '7', attempts: 0, nextAttemptAt: T0 + 5000 });
       for (let i = 0; i < 105; i++) {
-        await store.recordDelivery({ webhookId: webhook.id, eventId: String(8 + i), attempt: 1, attemptedAt: T0 + i, statusCode: 200 }, { id: webhook.id, cursor: String(8 + i), attempts: 0, nextAttemptAt: T0 });
+        await store.recordDelivery({ webhookId: webhook.id, eventId: String(8 + i), attempt: 1, attemptedAt: T0 + i, statusCode: 200 }, { id: webhook.id, cursor: String(8 + i), attempts: 0, nextAttemptAt: T0 }, 'a');
       }
       const kept = await store.listDeliveries(webhook.id, 1000);
       expect(kept).toHaveLength(100);
       expect(kept[0]?.eventId).toBe('112');
-      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '113', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '113', attempts: 0, nextAttemptAt: T0 })).toBe(true);
+      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '113', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '113', attempts: 0, nextAttemptAt: T0 }, 'a')).toBe(true);
       await store.deleteWebhook(webhook.id);
-      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '200', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '200', attempts: 0, nextAttemptAt: T0 })).toBe(false);
+      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '200', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '200', attempts: 0, nextAttemptAt: T0 }, 'a')).toBe(false);
       expect(await store.listDeliveries(webhook.id, 10)).toEqual([]);
+    });
+
+    it("records a holder's attempt, but not its state, once another holder has the webhook: the cursor does not move back", async () => {
+      const webhook = webhookRecord({ cursor: '5' });
+      await store.insertWebhook(webhook);
+      const other = await backend.openSibling();
+      const CLAIM = 15_000;
+      await store.claimWebhook(webhook.id, 'a', T0, T0 + CLAIM);
+      // a's claim runs out under its attempt at event 6; b takes the webhook and delivers 6 to 9.
+      expect(await other.claimWebhook(webhook.id, 'b', T0 + CLAIM, T0 + 2 * CLAIM)).toEqual(webhook);
+      expect(await other.recordDelivery({ webhookId: webhook.id, eventId: '9', attempt: 1, attemptedAt: T0 + CLAIM, statusCode: 200 }, { id: webhook.id, cursor: '9', attempts: 0, nextAttemptAt: T0 + CLAIM }, 'b')).toBe(true);
+      // a's answer comes, a failure: its attempt is recorded, its state (cursor 5, a retry) is not.
+      const late = { webhookId: webhook.id, eventId: '6', attempt: 1, attemptedAt: T0, error: 'HTTP 500', nextRetryAt: T0 + CLAIM + 5000 };
+      expect(await store.recordDelivery(late, { id: webhook.id, cursor: '5', attempts: 1, nextAttemptAt: T0 + CLAIM + 5000, failingSince: T0 }, 'a')).toBe(false);
+      expect(await store.getWebhook(webhook.id)).toEqual({ ...webhook, cursor: '9', attempts: 0, nextAttemptAt: T0 + CLAIM });
+      expect((await store.listDeliveries(webhook.id, 10)).map((d) => d.eventId)).toEqual(['6', '9']);
+      // Its holder's own record never moves the cursor back either.
+      expect(await other.recordDelivery({ webhookId: webhook.id, eventId: '7', attempt: 1, attemptedAt: T0 + CLAIM, statusCode: 200 }, { id: webhook.id, cursor: '7', attempts: 0, nextAttemptAt: T0 + CLAIM }, 'b')).toBe(true);
+      expect((await store.getWebhook(webhook.id))?.cursor).toBe('9');
+    });
+
+    it('keeps a webhook disabled (its key revoked) under an attempt that was under way: the attempt is recorded, the webhook stays disabled', async () => {
+      await store.insertApiKey({ id: 'key-w', name: 'bot', keyHash: 'hw', admin: false, agentIds: ['a1'], createdAt: T0 });
+      const webhook = webhookRecord({ createdByKey: 'key-w', cursor: '5' });
+      await store.insertWebhook(webhook);
+      await store.claimWebhook(webhook.id, 'a', T0, T0 + 15_000);
+      await store.revokeApiKey('bot', T0 + 1);
+      expect(await store.recordDelivery({ webhookId: webhook.id, eventId: '6', attempt: 1, attemptedAt: T0, statusCode: 200 }, { id: webhook.id, cursor: '6', attempts: 0, nextAttemptAt: T0 + 2 }, 'a')).toBe(true);
+      expect(await store.getWebhook(webhook.id)).toEqual({ ...webhook, cursor: '6', nextAttemptAt: T0 + 2, disabledAt: T0 + 1 });
     });
   });
 });

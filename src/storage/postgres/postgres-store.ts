@@ -444,13 +444,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async deleteWebhook(id) {
       return ((await query('DELETE FROM webhooks WHERE id = $1', [id])).rowCount ?? 0) > 0;
     },
-    async recordDelivery(delivery, state) {
+    async recordDelivery(delivery, state, holder) {
       return transaction(async (client) => {
         const moved = await run(client,
-          'UPDATE webhooks SET cursor = $2, attempts = $3, next_attempt_at = $4, failing_since = $5, disabled_at = $6 WHERE id = $1',
-          [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null],
+          `UPDATE webhooks SET cursor = greatest(cursor, $2), attempts = $3, next_attempt_at = $4, failing_since = $5, disabled_at = coalesce(disabled_at, $6)
+            WHERE id = $1 AND claimed_by = $7`,
+          [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null, holder],
         );
-        if (moved.rowCount === 0) return false; // deleted meanwhile
+        if (moved.rowCount === 0 && (await run(client, 'SELECT 1 FROM webhooks WHERE id = $1', [state.id])).rowCount === 0) return false; // deleted meanwhile
         await run(client,
           `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -469,7 +470,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           `DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND id <= (SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET ${DELIVERIES_KEPT})`,
           [delivery.webhookId],
         );
-        return true;
+        return (moved.rowCount ?? 0) > 0;
       });
     },
     async claimWebhook(id, holder, now, until, passed) {

@@ -440,17 +440,18 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async deleteWebhook(id) {
       return write(() => statements.deleteWebhook.run(id).changes > 0);
     },
-    async recordDelivery(delivery, state) {
+    async recordDelivery(delivery, state, holder) {
       return write(() => {
         const moved = statements.updateWebhookState.run({
           id: state.id,
+          holder,
           cursor: Number(state.cursor),
           attempts: state.attempts,
           next_attempt_at: state.nextAttemptAt,
           failing_since: state.failingSince ?? null,
           disabled_at: state.disabledAt ?? null,
         });
-        if (moved.changes === 0) return false; // deleted meanwhile
+        if (moved.changes === 0 && !statements.getWebhook.get(state.id)) return false; // deleted meanwhile
         statements.insertDelivery.run({
           webhook_id: delivery.webhookId,
           event_id: Number(delivery.eventId),
@@ -461,7 +462,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
           next_retry_at: delivery.nextRetryAt ?? null,
         });
         statements.trimDeliveries.run(delivery.webhookId, delivery.webhookId);
-        return true;
+        return moved.changes > 0;
       });
     },
     async listDeliveries(webhookId, limit) {

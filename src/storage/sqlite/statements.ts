@@ -153,10 +153,10 @@ export function prepareStatements(db: Database.Database) {
         WHERE id = @id AND (claimed_by IS NULL OR claimed_by = @holder OR claimed_until <= @now OR (@until > @now AND claimed_until > 2 * @until - @now))
         RETURNING *`,
     ),
-    updateWebhookState: prepare<{ id: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
+    updateWebhookState: prepare<{ id: string; holder: string; cursor: number; attempts: number; next_attempt_at: number; failing_since: number | null; disabled_at: number | null }>(
       db,
-      `UPDATE webhooks SET cursor = @cursor, attempts = @attempts, next_attempt_at = @next_attempt_at,
-         failing_since = @failing_since, disabled_at = @disabled_at WHERE id = @id`,
+      `UPDATE webhooks SET cursor = max(cursor, @cursor), attempts = @attempts, next_attempt_at = @next_attempt_at,
+         failing_since = @failing_since, disabled_at = coalesce(disabled_at, @disabled_at) WHERE id = @id AND claimed_by = @holder`,
     ),
     insertDelivery: prepare<[DeliveryRow]>(
       db,
