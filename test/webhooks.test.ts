@@ -562,6 +562,29 @@ describe('webhook claims (instances sharing a store)', () => {
     expect(new Set(ids).size).toBe(5);
   });
 
+  it('an instance whose claim ran out under a slow attempt does not move the cursor back over what the next holder delivered since', async () => {
+    let answerFirst: (status: number) => void = () => {};
+    const hook = await receiver((n) => (n === 1 ? new Promise<number>((resolve) => (answerFirst = resolve)) : 200));
+    cleanups.push(hook.close);
+    await subscribe({ url: hook.url, types: ['session.created'] });
+    for (let i = 0; i < 3; i++) await createSession(t, { agentId });
+    const slow = dispatcher();
+    const slowTick = slow.tick();
+    await until('the first attempt is under way', () => hook.received.length === 1);
+    // Another instance, 20 s on (its clock ahead, or the slow one stalled past its 15 s claim), takes over: all three (the first again).
+    const laterClock = fakeClock(t.clock.now() + 20_000);
+    const next = createWebhookDispatcher({ store: t.store, clock: laterClock, random: () => 0.5 });
+    await next.tick();
+    expect(hook.received).toHaveLength(4);
+    answerFirst(200);
+    await slowTick;
+    laterClock.advance(1000);
+    await next.tick();
+    const ids = hook.received.map((r) => r.headers['webhook-id']);
+    expect(ids).toEqual([ids[0], ids[0], ids[2], ids[3]]);
+    expect(new Set(ids).size).toBe(3);
+  });
+
   it('claims a webhook for longer than one delivery attempt can take', async () => {
     const hook = await receiver(() => 200);
     cleanups.push(hook.close);
