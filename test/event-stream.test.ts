@@ -283,6 +283,32 @@ describe('API key scopes', () => {
       vi.useRealTimers();
     }
   });
+
+  it('checks the key of an open stream one check at a time: a store that does not answer is not asked again every second', async () => {
+    await t.close();
+    t = await startTestApp({ access: { apiKeys: [ADMIN_KEY] } });
+    base = await t.listen();
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'streamer', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: 0 });
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      await stream('/api/messaging/sessions/events', { 'x-api-key': key });
+      let asked = 0;
+      let answer: () => void = () => {};
+      const findApiKey = t.store.findApiKey;
+      t.store.findApiKey = (hash) => {
+        asked += 1;
+        return new Promise((resolve) => (answer = () => resolve(findApiKey.call(t.store, hash))));
+      };
+      await vi.advanceTimersByTimeAsync(5 * REAUTHORIZE_MS);
+      expect(asked).toBe(1);
+      answer();
+      await vi.advanceTimersByTimeAsync(REAUTHORIZE_MS);
+      expect(asked).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe('headers of a stream', () => {

@@ -163,10 +163,19 @@ export function createEventStreams({
       };
 
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
-      // The key that opened the stream is checked again every REAUTHORIZE_MS: revoked, it ends the stream.
+      // The key that opened the stream is checked again every REAUTHORIZE_MS: revoked, it ends
+      // the stream. One check at a time: a store that does not answer (an outage) is not
+      // asked again and again by every stream.
       const stillAuthorized = request.stillAuthorized;
-      const authorized =
-        stillAuthorized && setInterval(() => void stillAuthorized().then((yes) => yes || close(KEY_REVOKED), () => undefined), reauthorizeMs);
+      let checking = false;
+      const recheck = () => {
+        if (checking || !stillAuthorized) return;
+        checking = true;
+        void stillAuthorized()
+          .then((yes) => yes || close(KEY_REVOKED), () => undefined)
+          .finally(() => (checking = false));
+      };
+      const authorized = stillAuthorized && setInterval(recheck, reauthorizeMs);
       /** Ends the stream; `why`, when given, goes to the client as its last comment. */
       const close = (why?: string) => {
         if (closed) return;
