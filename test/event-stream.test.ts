@@ -257,12 +257,18 @@ describe('API key scopes', () => {
     ]);
   });
 
-  it('ends a stream within a second (REAUTHORIZE_MS) of the revocation of the key that opened it; another key\'s stream goes on', async () => {
+  /** A server with keys on, listening, and a stored admin key named `streamer` (returned). */
+  async function withStreamerKey(): Promise<string> {
     await t.close();
     t = await startTestApp({ access: { apiKeys: [ADMIN_KEY] } });
     base = await t.listen();
     const key = generateApiKey();
     await t.store.insertApiKey({ id: randomUUID(), name: 'streamer', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: 0 });
+    return key;
+  }
+
+  it('ends a stream within a second (REAUTHORIZE_MS) of the revocation of the key that opened it; another key\'s stream goes on', async () => {
+    const key = await withStreamerKey();
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
       const revoked = await stream('/api/messaging/sessions/events', { 'x-api-key': key });
@@ -285,11 +291,7 @@ describe('API key scopes', () => {
   });
 
   it('checks the key of an open stream one check at a time: a store that does not answer is not asked again every second', async () => {
-    await t.close();
-    t = await startTestApp({ access: { apiKeys: [ADMIN_KEY] } });
-    base = await t.listen();
-    const key = generateApiKey();
-    await t.store.insertApiKey({ id: randomUUID(), name: 'streamer', keyHash: hashApiKey(key), admin: true, agentIds: [], createdAt: 0 });
+    const key = await withStreamerKey();
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
       await stream('/api/messaging/sessions/events', { 'x-api-key': key });

@@ -397,7 +397,8 @@ describe('webhooks', () => {
     expect(hook.received.map((r) => JSON.parse(r.body).agentId)).toEqual([mine]);
   });
 
-  it('disables the webhooks of a revoked key: a leaked key cannot keep receiving its agents\' events', async () => {
+  /** A server with keys on, an agent, and a stored key named `leaked` bound to it. */
+  async function withLeakedKey() {
     const ADMIN_KEY = 'admin-key-for-webhook-tests-02';
     await t.close();
     t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] } });
@@ -406,6 +407,11 @@ describe('webhooks', () => {
     const key = generateApiKey();
     const keyId = randomUUID();
     await t.store.insertApiKey({ id: keyId, name: 'leaked', keyHash: hashApiKey(key), admin: false, agentIds: [agentId], createdAt: 0 });
+    return { admin, agentId, key, keyId };
+  }
+
+  it('disables the webhooks of a revoked key: a leaked key cannot keep receiving its agents\' events', async () => {
+    const { admin, agentId, key, keyId } = await withLeakedKey();
     const hook = await receiver(() => 200);
     cleanups.push(hook.close);
     const made = await subscribe({ url: hook.url }, { 'x-api-key': key });
@@ -422,13 +428,7 @@ describe('webhooks', () => {
   });
 
   it('keeps a revoked key\'s webhook disabled when an attempt was under way as it was revoked (its record used to enable it again)', async () => {
-    const ADMIN_KEY = 'admin-key-for-webhook-tests-03';
-    await t.close();
-    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] } });
-    const admin = { 'x-api-key': ADMIN_KEY };
-    const agentId = (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
-    const key = generateApiKey();
-    await t.store.insertApiKey({ id: randomUUID(), name: 'leaked', keyHash: hashApiKey(key), admin: false, agentIds: [agentId], createdAt: 0 });
+    const { admin, agentId, key } = await withLeakedKey();
     let answer: (status: number) => void = () => {};
     const hook = await receiver(() => new Promise<number>((resolve) => (answer = resolve)));
     cleanups.push(hook.close);
