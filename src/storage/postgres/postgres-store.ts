@@ -451,7 +451,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
             WHERE id = $1 AND claimed_by = $7`,
           [state.id, Number(state.cursor), state.attempts, state.nextAttemptAt, state.failingSince ?? null, state.disabledAt ?? null, holder],
         );
-        if (moved.rowCount === 0 && (await run(client, 'SELECT 1 FROM webhooks WHERE id = $1', [state.id])).rowCount === 0) return false; // deleted meanwhile
+        // Locked as the deliveries' foreign key will: a delete under way is waited for, not met at the insert (23503).
+        if (moved.rowCount === 0 && (await run(client, 'SELECT 1 FROM webhooks WHERE id = $1 FOR KEY SHARE', [state.id])).rowCount === 0) return false; // deleted meanwhile
         await run(client,
           `INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, attempted_at, status_code, error, next_retry_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)`,

@@ -1,7 +1,7 @@
 // The PostgreSQL store's writes to one session: those arriving together (batchedBy, by
 // session) share one transaction, which locks the session once and applies them in order.
 import type pg from 'pg';
-import type { Carried, EventInput, MessageRecord, SessionRecord } from '../store.js';
+import { IdempotencyKeyTaken, type Carried, type EventInput, type IdempotencyRecord, type MessageRecord, type SessionRecord } from '../store.js';
 import { Failed, batchedBy } from './batches.js';
 import { MESSAGE_INSERT, SESSION_UPDATE, sessionUpdateValues } from './queries.js';
 import { type SessionRow, messageValues, toSession } from './rows.js';
@@ -34,7 +34,8 @@ export async function lockedSession(client: Client, id: string): Promise<Session
 /**
  * The writes to one session arriving together (batchedBy, by session): one transaction
  * locks the session once and applies them in order, each to what the one before made;
- * one that throws (or whose idempotency key is taken) fails alone and changes nothing.
+ * one that throws (or whose idempotency key is taken) fails alone and changes nothing; a
+ * database error fails them all (the transaction is aborted).
  * The session as the last one left it, their messages and their events go with the
  * COMMIT.
  */
@@ -55,24 +56,37 @@ export function sessionWriter({ transaction, sendAtCommit, appendEvents, insertI
         const messages: MessageRecord[] = [];
         const done: Outcome[] = [];
         for (const write of writes) {
+          let value: SessionRecord | Appended;
+          let itsEvents: EventInput[];
+          let record: IdempotencyRecord | undefined;
           try {
-            const value = write.modify ? write.modify(current) : write.append(current, last);
+            value = write.modify ? write.modify(current) : write.append(current, last);
             const carried = write.carried as Carried<SessionRecord | Appended> | undefined;
-            const itsEvents = carried?.events?.(value) ?? [];
-            // Last, as nothing after it may fail: a keyed write's record, which needs an
-            // answer (a round trip, under the session's lock).
-            await insertIdempotencyRecord(client, carried?.idempotency?.(value));
-            events.push(...itsEvents);
-            if ('message' in value) {
-              messages.push(value.message);
-              [current, last] = [value.session, value.message.position];
-            } else {
-              current = value;
-            }
-            done.push({ value });
+            itsEvents = carried?.events?.(value) ?? [];
+            record = carried?.idempotency?.(value);
           } catch (error) {
             done.push({ error });
+            continue;
           }
+          try {
+            // Last, as nothing after it may fail: a keyed write's record, which needs an
+            // answer (a round trip, under the session's lock).
+            await insertIdempotencyRecord(client, record);
+          } catch (error) {
+            // Any other failure is the database's, and it has aborted the transaction: the
+            // batch fails with it (a timeout or a deadlock: 503), not at the COMMIT (25P02: a 500).
+            if (!(error instanceof IdempotencyKeyTaken)) throw error;
+            done.push({ error });
+            continue;
+          }
+          events.push(...itsEvents);
+          if ('message' in value) {
+            messages.push(value.message);
+            [current, last] = [value.session, value.message.position];
+          } else {
+            current = value;
+          }
+          done.push({ value });
         }
         // Every write threw: nothing to write, and the transaction is rolled back.
         if (!done.some((outcome) => 'value' in outcome)) throw new NothingWritten(done);

@@ -1,0 +1,104 @@
+// The PostgreSQL store's writes meeting another connection's lock (another instance's
+// transaction under way): a wait cancelled by the statement timeout fails as a storage
+// fault (503), never a 500, and no other write goes down with it wrongly; a webhook deleted
+// while an attempt is recorded is waited for, not met as a foreign-key error.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { StorageFault, type Store } from '../src/storage/store.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
+import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { agentRecord, idempotencyRecord, sessionRecord } from './store/records.js';
+
+const webhookRecord = (id: string) => ({ id, url: 'http://127.0.0.1:9/hook', secret: 'whsec_c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0 });
+
+/** Until `admin` sees a backend of the database waiting on a lock. */
+async function untilWaitingOnLock(admin: pg.Client): Promise<void> {
+  for (let i = 0; i < 200; i += 1) {
+    const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+    if (rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no backend waits on a lock');
+}
+
+describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_000 }, () => {
+  let database: TestDatabase;
+  let store: Store;
+  let admin: pg.Client;
+  let blocker: pg.Client;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    // A short statement timeout: a statement waiting on a lock is cancelled quickly.
+    store = await openPostgresStore({ url: database.url, poolSize: 4, statementTimeoutMs: 500 });
+    admin = new pg.Client({ connectionString: database.url });
+    blocker = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await blocker.connect();
+  });
+  afterAll(async () => {
+    await blocker?.end();
+    await admin?.end();
+    await store?.close();
+    await database?.drop();
+  });
+
+  it('a keyed write to a session cancelled by the statement timeout fails its batch as a storage fault, changing nothing', async () => {
+    const agent = agentRecord();
+    const session = sessionRecord(agent.id);
+    expect(await store.insertAgent(agent)).toBe(true);
+    expect(await store.insertSession(session)).toBe(true);
+    // Another request (another instance) is writing under key `held`: its record is not committed yet.
+    const held = idempotencyRecord('held');
+    await blocker.query('BEGIN');
+    await blocker.query(
+      'INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [held.scope, held.key, 'other', 201, '{}', held.createdAt, held.expiresAt],
+    );
+    try {
+      const renew = (key: string) =>
+        store.modifySession(session.id, (current) => ({ ...current!, metadata: { ...current!.metadata, by: key } }), {
+          idempotency: () => idempotencyRecord(key),
+        });
+      // Two requests to one session in one turn of the event loop: one transaction (session-writes.ts).
+      const [free, blocked] = await Promise.allSettled([renew('free'), renew('held')]);
+      // The blocked one waited past the statement timeout, aborting the transaction: both fail
+      // as a storage fault (503, retry), as README promises, not as a 500 at the COMMIT (25P02).
+      expect(blocked.status).toBe('rejected');
+      expect((blocked as PromiseRejectedResult).reason).toBeInstanceOf(StorageFault);
+      expect((blocked as PromiseRejectedResult).reason.message).toMatch(/statement timeout/);
+      expect(free.status).toBe('rejected');
+      expect((free as PromiseRejectedResult).reason).toBeInstanceOf(StorageFault);
+      expect((await store.getSession(session.id))?.metadata).toEqual(session.metadata);
+    } finally {
+      await blocker.query('ROLLBACK');
+    }
+  });
+
+  it('recordDelivery by a non-holder of a webhook deleted meanwhile answers false, recording nothing (no foreign-key error)', async () => {
+    const id = `wh-${Math.random().toString(36).slice(2)}`;
+    await store.insertWebhook(webhookRecord(id));
+    expect(await store.claimWebhook(id, 'holder-a', T0, T0 + MINUTE)).toBeDefined();
+    // The webhook is being deleted (DELETE /webhooks/{id} on another instance), not yet committed.
+    await blocker.query('BEGIN');
+    await blocker.query('DELETE FROM webhooks WHERE id = $1', [id]);
+    try {
+      // Holder b's claim ran out under a slow attempt (a holds it now): it records its attempt.
+      const recording = store.recordDelivery(
+        { webhookId: id, eventId: '1', attempt: 1, attemptedAt: T0 + 1, statusCode: 200 },
+        { id, cursor: '1', attempts: 0, nextAttemptAt: T0 + 1 },
+        'holder-b',
+      );
+      const settled = recording.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
+      await untilWaitingOnLock(admin);
+      await blocker.query('COMMIT');
+      // Store contract: "False when the state was not stored: the webhook deleted meanwhile (then nothing is recorded)".
+      expect(await settled).toEqual({ value: false });
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+    }
+  });
+});
