@@ -4,10 +4,10 @@
 // database that answers nothing at all (frozen, out of reach), which enforces no timeout
 // of its own: 503 soon after the statement timeout, not a wait as long as the freeze.
 import { randomUUID } from 'node:crypto';
-import { createServer, connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { freezingProxy } from './helpers/freezing-proxy.js';
 import { createTestDatabase } from './helpers/postgres-database.js';
 import { startTestApp } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
@@ -57,27 +57,9 @@ describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_
 
   it('answers 503 when the database answers nothing at all, saying a write may have been applied; then serves again', async () => {
     const database = await createTestDatabase();
-    const target = new URL(database.url);
-    // A proxy that can stop passing bytes either way while keeping its connections open:
-    // a database frozen (SIGSTOP, a paused VM) or a network partition without a reset.
-    let frozen = false;
-    const held: Array<() => void> = [];
-    const sockets: Socket[] = [];
-    const pass = (from: Socket, to: Socket) => from.on('data', (chunk) => (frozen ? held.push(() => to.write(chunk)) : to.write(chunk)));
-    const proxy = createServer((client) => {
-      const upstream = connect(Number(target.port), target.hostname);
-      sockets.push(client, upstream);
-      for (const socket of [client, upstream]) socket.on('error', () => undefined);
-      pass(client, upstream);
-      pass(upstream, client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const proxied = new URL(database.url);
-    proxied.port = String((proxy.address() as { port: number }).port);
+    const proxy = await freezingProxy(database.url);
     // One connection: the write below finds it, and the freeze meets its statements.
-    const app = await startTestApp({ store: await openPostgresStore({ url: proxied.href, poolSize: 1, statementTimeoutMs: TIMEOUT_MS, connectTimeoutMs: 1000 }) });
+    const app = await startTestApp({ store: await openPostgresStore({ url: proxy.url, poolSize: 1, statementTimeoutMs: TIMEOUT_MS, connectTimeoutMs: 1000 }) });
     try {
       const agentId = randomUUID();
       expect((await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: agentId, name: 'Eliza' } } })).status).toBe(201);
@@ -91,9 +73,9 @@ describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_
         return queries.mock.calls.length === 0;
       }, { everyMs: 20 });
       queries.mockRestore();
-      expect(sockets).toHaveLength(4); // the pool's connection, and the one that listens
+      expect(proxy.sockets).toHaveLength(4); // the pool's connection, and the one that listens
 
-      frozen = true;
+      proxy.freeze();
       // Without the driver's own limit, the write waited for the thaw (this test's own timeout).
       const write = await app.request({ method: 'POST', url: '/api/agents', body: { characterJson: { id: randomUUID(), name: 'Ada' } } });
       // Its connection dropped, the read needs a new one, which the frozen database does not accept.
@@ -105,16 +87,14 @@ describe('a statement over the statement timeout, on PostgreSQL', { timeout: 60_
       expect(write.body.error.details).toMatch(/^the database did not answer, not even with its statement timeout .*; the write may have been applied: retry with the same Idempotency-Key, or read before retrying$/);
       expect(read.body.error.details).toMatch(/^the database did not accept a connection in time .*; nothing was changed, retry later$/);
 
-      frozen = false;
-      for (const flush of held.splice(0)) flush();
+      proxy.thaw();
       const again = await app.request({ method: 'GET', url: '/api/agents' });
       expect(again.status).toBe(200);
       expect(again.body.data.agents.map((agent: { id: string }) => agent.id)).toContain(agentId);
     } finally {
-      frozen = false;
+      proxy.thaw();
       await app.close();
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
       await database.drop();
     }
   });

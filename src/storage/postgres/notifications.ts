@@ -4,7 +4,15 @@
 // notification only says "read it". A lost connection is reopened (with a second's
 // pause); `onListening` says when notifications can be missed (false) and when they are
 // heard again (true): what was sent meanwhile is lost, so the store reads again then.
+// The connection is idle between notifications: a firewall or NAT that forgets an idle
+// connection drops it without a word, and it would wait for notifications for ever (with
+// API keys turned on elsewhere unheard). So TCP keep-alive keeps it known on the way, and a
+// `SELECT 1` every HEARTBEAT_MS, answered within ANSWER_WITHIN_MS, finds one that is gone.
 import pg from 'pg';
+
+const HEARTBEAT_MS = 30_000;
+const ANSWER_WITHIN_MS = 10_000;
+const KEEP_ALIVE_DELAY_MS = 10_000;
 
 export interface Notifications {
   close(): Promise<void>;
@@ -16,14 +24,38 @@ export function listenForNotifications(options: {
   /** Channel → what to do on its notification (given its payload). */
   channels: Record<string, (payload: string) => void>;
   onListening?: (listening: boolean) => void;
+  /** How often the connection is asked a `SELECT 1`, and how soon it must answer. */
+  heartbeat?: { everyMs: number; answerWithinMs: number };
 }): Notifications {
+  const { everyMs, answerWithinMs } = options.heartbeat ?? { everyMs: HEARTBEAT_MS, answerWithinMs: ANSWER_WITHIN_MS };
   let client: pg.Client | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+
+  function beat(listening: pg.Client): void {
+    let asking = false;
+    heartbeat = setInterval(() => {
+      if (asking) return;
+      asking = true;
+      listening.query('SELECT 1').then(
+        () => (asking = false),
+        () => reconnect(listening),
+      );
+    }, everyMs);
+    heartbeat.unref();
+  }
 
   async function connect(): Promise<void> {
     if (closed) return;
-    const next = new pg.Client({ connectionString: options.url, types: options.types, application_name: 'sessions-api-listen' });
+    const next = new pg.Client({
+      connectionString: options.url,
+      types: options.types,
+      application_name: 'sessions-api-listen',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEP_ALIVE_DELAY_MS,
+      query_timeout: answerWithinMs,
+    });
     next.on('notification', ({ channel, payload }) => options.channels[channel]?.(payload ?? ''));
     next.on('error', () => reconnect(next));
     next.on('end', () => reconnect(next));
@@ -35,6 +67,7 @@ export function listenForNotifications(options: {
         return;
       }
       client = next;
+      beat(next);
       options.onListening?.(true);
     } catch {
       reconnect(next);
@@ -44,6 +77,7 @@ export function listenForNotifications(options: {
   function reconnect(failed: pg.Client): void {
     if (closed || retry || (client !== undefined && client !== failed)) return;
     if (client === failed) options.onListening?.(false);
+    clearInterval(heartbeat);
     client = undefined;
     failed.end().catch(() => undefined);
     retry = setTimeout(() => {
@@ -58,6 +92,7 @@ export function listenForNotifications(options: {
     async close() {
       closed = true;
       if (retry) clearTimeout(retry);
+      clearInterval(heartbeat);
       await client?.end().catch(() => undefined);
     },
   };
