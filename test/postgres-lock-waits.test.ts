@@ -12,11 +12,11 @@ import { agentRecord, idempotencyRecord, sessionRecord } from './store/records.j
 
 const webhookRecord = (id: string) => ({ id, url: 'http://127.0.0.1:9/hook', secret: 'whsec_c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0 });
 
-/** Until `admin` sees a backend of the database waiting on a lock. */
-async function untilWaitingOnLock(admin: pg.Client): Promise<void> {
+/** Until `admin` sees `count` backends of the database waiting on a lock. */
+async function untilWaitingOnLock(admin: pg.Client, count = 1): Promise<void> {
   for (let i = 0; i < 200; i += 1) {
     const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-    if (rows.length > 0) return;
+    if (rows.length >= count) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error('no backend waits on a lock');
@@ -72,6 +72,31 @@ describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_0
       expect((await store.getSession(session.id))?.metadata).toEqual(session.metadata);
     } finally {
       await blocker.query('ROLLBACK');
+    }
+  });
+
+  it('a revocation waits for a webhook insert of its key under way, then disables that webhook too', async () => {
+    await store.insertApiKey({ id: 'key-lw', name: 'lock-waits', keyHash: 'h-lw', admin: false, agentIds: [], createdAt: T0 });
+    const id = `wh-${Math.random().toString(36).slice(2)}`;
+    // Another request (instance) writing under the Idempotency-Key the insert carries: the insert waits for it before its COMMIT.
+    const record = idempotencyRecord('lock-waits');
+    await blocker.query('BEGIN');
+    await blocker.query(
+      'INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [record.scope, record.key, 'other', 201, '{}', record.createdAt, record.expiresAt],
+    );
+    try {
+      const inserting = store.insertWebhook({ ...webhookRecord(id), createdByKey: 'key-lw' }, { idempotency: () => record });
+      await untilWaitingOnLock(admin);
+      // The revocation waits for the key's row, which the insert holds to its COMMIT.
+      const revoking = store.revokeApiKey('lock-waits', T0 + 1);
+      await untilWaitingOnLock(admin, 2);
+      await blocker.query('ROLLBACK');
+      expect(await inserting).toBe(true);
+      expect(await revoking).toMatchObject({ revokedAt: T0 + 1 });
+      expect((await store.getWebhook(id))?.disabledAt).toBe(T0 + 1);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
     }
   });
 

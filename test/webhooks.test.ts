@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
@@ -425,6 +426,27 @@ describe('webhooks', () => {
     await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } });
     await createWebhookDispatcher({ store: t.store, clock: t.clock, timeoutMs: 300 }).tick();
     expect(hook.received).toEqual([]);
+  });
+
+  it('refuses (401) a webhook whose key another process revoked while the create waited for the write lock, writing nothing', async () => {
+    const { admin, key, keyId } = await withLeakedKey();
+    // npm run keys -- revoke leaked: another process, holding the write lock while it revokes.
+    const keysCommand = new Database(t.databasePath);
+    try {
+      keysCommand.exec('BEGIN IMMEDIATE');
+      const creating = t.request({ method: 'POST', url: '/api/webhooks', headers: { 'x-api-key': key }, body: { url: 'https://hooks.example.com/leak' } });
+      await new Promise((resolve) => setTimeout(resolve, 200)); // authenticated: its insert waits for the lock
+      keysCommand.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(t.clock.now(), keyId);
+      keysCommand.prepare('UPDATE webhooks SET disabled_at = ? WHERE created_by_key = ? AND disabled_at IS NULL').run(t.clock.now(), keyId);
+      keysCommand.exec('COMMIT');
+      const created = await creating;
+      expect(created.status).toBe(401);
+      expect(created.body.error).toMatchObject({ code: 'UNAUTHORIZED', details: 'the API key is not valid' });
+      expect(created.headers['www-authenticate']).toBeDefined();
+      expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks).toEqual([]);
+    } finally {
+      keysCommand.close();
+    }
   });
 
   it('keeps a revoked key\'s webhook disabled when an attempt was under way as it was revoked (its record used to enable it again)', async () => {

@@ -31,6 +31,13 @@ declare module 'fastify' {
 const MAX_IDENTIFIED = 10_000;
 
 const WWW_AUTHENTICATE = 'Bearer realm="sessions-api", ApiKey header="X-API-KEY"';
+export const INVALID_KEY = 'the API key is not valid';
+
+/** 401 UNAUTHORIZED, with the challenge that says how to authenticate. */
+export function unauthorized(reply: FastifyReply, details: string): ApiError {
+  reply.header('www-authenticate', WWW_AUTHENTICATE);
+  return new ApiError('UNAUTHORIZED', details);
+}
 
 export function operationIdOf(request: FastifyRequest): string | undefined {
   return (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
@@ -119,10 +126,8 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
       },
     );
   }
-  const unauthorized = (reply: FastifyReply, key: string | undefined) => {
-    reply.header('www-authenticate', WWW_AUTHENTICATE);
-    return new ApiError('UNAUTHORIZED', key === undefined ? 'an API key is required (X-API-KEY header or Authorization Bearer)' : 'the API key is not valid');
-  };
+  const unauthorizedKey = (reply: FastifyReply, key: string | undefined) =>
+    unauthorized(reply, key === undefined ? 'an API key is required (X-API-KEY header or Authorization Bearer)' : INVALID_KEY);
 
   /**
    * Keys that identified someone, by the key as presented: a known key skips its hash and
@@ -156,7 +161,7 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
     const principal = await identify(key);
     if (!principal) {
       if (!(await keysAreOn())) return;
-      throw unauthorized(reply, key);
+      throw unauthorizedKey(reply, key);
     }
     request.principal = principal;
     // For what outlives this check (an event stream): asked again, the key must name the same principal.
@@ -174,14 +179,13 @@ export function installAuth(app: FastifyInstance, { store, apiKeys, hasMetricsTo
     if (key !== undefined) {
       // Node joins two X-API-KEY lines into one value and keeps the first Authorization: neither is a key sent.
       if (headerLines(request.raw.rawHeaders, 'x-api-key') > 1 || headerLines(request.raw.rawHeaders, 'authorization') > 1) {
-        reply.header('www-authenticate', WWW_AUTHENTICATE);
-        return done(new ApiError('UNAUTHORIZED', 'the API key must be sent once (one X-API-KEY or Authorization line)'));
+        return done(unauthorized(reply, 'the API key must be sent once (one X-API-KEY or Authorization line)'));
       }
       return void authenticate(request, reply, key).then(() => done(), done);
     }
     const on = keysAreOn();
-    if (typeof on === 'boolean') return done(on ? unauthorized(reply, key) : undefined);
-    on.then((yes) => done(yes ? unauthorized(reply, key) : undefined), done);
+    if (typeof on === 'boolean') return done(on ? unauthorizedKey(reply, key) : undefined);
+    on.then((yes) => done(yes ? unauthorizedKey(reply, key) : undefined), done);
   });
   // After the rate limit's onRequest: a key's refused requests count against it as any
   // other (else a key bound to agents could send admin-only requests without limit).

@@ -353,7 +353,12 @@ export interface Store {
    */
   purgeEvents(cutoff: number, limit: number): Promise<number>;
 
-  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<void>;
+  /**
+   * False (nothing written) when `createdByKey` names a key revoked before this write: a
+   * webhook made by a key revoked under its request would outlive the revocation, which
+   * disables the key's webhooks.
+   */
+  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<boolean>;
   /** Oldest first. */
   listWebhooks(): Promise<WebhookRecord[]>;
   getWebhook(id: string): Promise<WebhookRecord | undefined>;

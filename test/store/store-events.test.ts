@@ -353,6 +353,20 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.listWebhooks()).toEqual([{ ...made, disabledAt: T0 + 5 }, another, keyless]);
     });
 
+    it('writes no webhook for a key revoked before the write (by another process or instance while its request ran): false', async () => {
+      await store.insertApiKey({ id: 'key-w', name: 'bot', keyHash: 'hw', admin: false, agentIds: ['a1'], createdAt: T0 });
+      const other = await backend.openSibling();
+      const live = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'] });
+      expect(await store.insertWebhook(live)).toBe(true);
+      await other.revokeApiKey('bot', T0 + 1);
+      const late = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'] });
+      expect(await store.insertWebhook(late)).toBe(false);
+      expect(await store.getWebhook(late.id)).toBeUndefined();
+      expect(await store.getWebhook(live.id)).toEqual({ ...live, disabledAt: T0 + 1 });
+      // A key from API_KEYS has no row to be revoked in.
+      expect(await store.insertWebhook(webhookRecord({ createdByKey: 'env:0123456789abcdef' }))).toBe(true);
+    });
+
     it('gives a webhook to one holder at a time, across stores, until the claim runs out or is given back', async () => {
       const webhook = webhookRecord();
       await store.insertWebhook(webhook);

@@ -4,6 +4,7 @@ import { newWebhookSecret } from '../../events/webhook-delivery.js';
 import { undeliverableReason } from '../../events/webhook-url.js';
 import type { WebhookRecord } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
+import { INVALID_KEY, unauthorized } from '../auth.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import type { Handler } from '../operation-types.js';
@@ -33,7 +34,8 @@ export const createWebhook =
       nextAttemptAt: now,
     };
     const answer = (written: WebhookRecord) => ({ ...webhookView(written), secret: written.secret });
-    await store.insertWebhook(webhook, carryAnswer(request, 201, answer));
+    // Its key revoked while this request ran: refused as the key would be now.
+    if (!(await store.insertWebhook(webhook, carryAnswer(request, 201, answer)))) throw unauthorized(reply, INVALID_KEY);
     reply.code(201);
     return (sendCarriedAnswer(request, reply) as never) ?? answer(webhook);
   };

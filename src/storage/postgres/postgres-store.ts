@@ -342,16 +342,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return (await query<ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id')).rows.map(toApiKey);
     },
     async revokeApiKey(idOrName, now) {
-      const { rows } = await query<ApiKeyRow>(
-        `WITH revoked AS (
-           UPDATE api_keys SET revoked_at = $2 WHERE id = (
+      return transaction(async (client) => {
+        const { rows } = await run<ApiKeyRow>(client,
+          `UPDATE api_keys SET revoked_at = $2 WHERE id = (
              SELECT id FROM api_keys WHERE (id = $1 OR name = $1) AND revoked_at IS NULL ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE)
-           RETURNING *),
-         disabled AS (UPDATE webhooks SET disabled_at = $2 WHERE created_by_key = (SELECT id FROM revoked) AND disabled_at IS NULL)
-         SELECT * FROM revoked`,
-        [idOrName, now],
-      );
-      return rows[0] && toApiKey(rows[0]);
+           RETURNING *`,
+          [idOrName, now],
+        );
+        if (!rows[0]) return undefined;
+        // A statement of its own, read after the key's row was had: it sees a webhook whose insert held that row.
+        await run(client, 'UPDATE webhooks SET disabled_at = $2 WHERE created_by_key = $1 AND disabled_at IS NULL', [rows[0].id, now]);
+        return toApiKey(rows[0]);
+      });
     },
     hasApiKeys() {
       return keyPresence.has(async () => (await query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any')).rows[0]?.any === true);
@@ -411,7 +413,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       return purged.rowCount ?? 0;
     },
     async insertWebhook(webhook, carried) {
-      await write(async (client, wrote) => {
+      return write(async (client, wrote) => {
+        // Its key's row locked to the COMMIT: a revocation waits for this webhook, then disables it.
+        if (webhook.createdByKey !== undefined) {
+          const key = await run(client, 'SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE', [webhook.createdByKey]);
+          if (key.rows[0]?.revoked_at != null) return false;
+        }
         await run(client,
           `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
@@ -432,6 +439,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           ],
         );
         if (await writeCarried(client, carried, webhook)) wrote();
+        return true;
       });
     },
     async listWebhooks() {

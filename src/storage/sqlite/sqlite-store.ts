@@ -426,8 +426,9 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         created_by_key: webhook.createdByKey ?? null,
       };
       return write(() => {
-        statements.insertWebhook.run(row);
+        if (statements.insertWebhook.run(row).changes === 0) return false; // its key revoked meanwhile
         writeCarried(carried, webhook);
+        return true;
       });
     },
     async listWebhooks() {
