@@ -300,6 +300,10 @@ describe('getSessionMessages', () => {
     expect(await contents(`?after=${T0}&before=${T0 + 4000}`)).toEqual(['m3', 'm2', 'm1']);
     expect(await contents(`?after=${T0}&before=${T0 + 4000}&limit=2`)).toEqual(['m3', 'm2']);
     expect(ids).toHaveLength(5);
+    // Between date and time, any white space the spec's date-time format takes (a tab, a line feed, a no-break space, U+2028), as `T`.
+    for (const separator of ['%09', '%0A', '%C2%A0', '%E2%80%A8', '%20', 't']) {
+      expect(await contents(`?before=${iso(T0 + 2000).replace('T', separator)}`), separator).toEqual(['m1', 'm0']);
+    }
   });
 
   it.each([

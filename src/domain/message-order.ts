@@ -27,8 +27,9 @@ export function cursorOf(position: number): number {
 }
 
 // RFC 3339 date-time, all of what the spec's `date-time` format accepts: a leap second,
-// an offset without its colon or minutes, any number of fraction digits.
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/;
+// an offset without its colon or minutes, any number of fraction digits, and between date
+// and time any white space (ajv-formats' separator is /t|\s/i), not only `T` or a space.
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt\s](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/;
 
 /**
  * An RFC 3339 date-time as a position (epoch milliseconds × 1000). A leap second
