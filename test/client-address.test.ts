@@ -17,6 +17,7 @@ describe('clientAddress', () => {
     ['[2001:db8::1]:443', '2001:db8::1'],
     ['::ffff:203.0.113.5', '203.0.113.5'],
     ['[::ffff:203.0.113.5]:443', '203.0.113.5'],
+    ['::FFFF:203.0.113.5', '203.0.113.5'], // as a proxy may write it: the same client
   ])('takes %s as the client %s', (forwarded, client) => {
     expect(clientAddress(through(forwarded))).toBe(client);
   });
@@ -28,4 +29,9 @@ describe('clientAddress', () => {
       expect(clientAddress(through(forwarded))).toBe(PROXY);
     },
   );
+
+  it('takes a proxy on a dual-stack socket (::ffff:10.0.0.9) as 10.0.0.9 when its entry names no address', () => {
+    const request = { ip: 'unknown', socket: { remoteAddress: `::ffff:${PROXY}` } } as unknown as FastifyRequest;
+    expect(clientAddress(request)).toBe(PROXY);
+  });
 });

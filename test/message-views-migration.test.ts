@@ -63,6 +63,8 @@ it('SQLite: migration 27 keeps a message as its view alone, the views as they we
       const db = new Database(path, { readonly: true });
       try {
         expect(db.prepare("SELECT name FROM pragma_table_info('messages')").pluck().all()).toEqual(['session_id', 'position', 'view']);
+        // Its primary key is the table (no rowid, no second b-tree of the keys beside it), as before the migration.
+        expect(db.prepare("SELECT wr, strict FROM pragma_table_list WHERE name = 'messages'").get()).toEqual({ wr: 1, strict: 1 });
         // Its content twice (columns and view), each such message had a 4 KB overflow page: 4.7 KB a message.
         const { bytes, overflow } = db.prepare("SELECT sum(pgsize) AS bytes, sum(pagetype = 'overflow') AS overflow FROM dbstat WHERE name = 'messages'").get() as { bytes: number; overflow: number };
         expect(overflow).toBe(0);

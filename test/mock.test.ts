@@ -168,6 +168,10 @@ describe('mock mode on our spec', () => {
     const unknown = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { prefer: 'code=410, example=nope' });
     expect(unknown.status).toBe(422);
     expect(unknown.body.error.details).toBe('Prefer: example=nope is not an example of getSession 410 (examples: expired)');
+    // A response without named examples says so, not an empty list.
+    const none = await call(app, { method: 'GET', url: '/metrics' }, { prefer: 'example=nope' });
+    expect(none.status).toBe(422);
+    expect(none.body.error.details).toBe('Prefer: example=nope is not an example of getMetrics 200 (examples: none)');
   });
 
   it("refuses a Prefer: code= the operation does not document, with 422 in the operation's error shape: its 422, else its 400", async () => {

@@ -48,9 +48,15 @@ describe('defaultedQueryParameters', () => {
 
   it('writes the operations of the top-level webhooks as a type: never when there are none', () => {
     expect(operationFactsDeclaration(document)).toContain('export type WebhookOperationId = never;\n');
-    const withHooks = { ...document, webhooks: { thingMade: { post: { operationId: 'deliverThing' } }, thingGone: { post: { operationId: 'deliverGone' }, summary: 'not an operation' } } };
-    expect(webhookOperationIds(withHooks)).toEqual(['deliverThing', 'deliverGone']);
-    expect(operationFactsDeclaration(withHooks)).toContain('export type WebhookOperationId = "deliverThing" | "deliverGone";\n');
+    const withHooks = {
+      ...document,
+      webhooks: {
+        thingMade: { post: { operationId: 'deliverThing' } },
+        thingGone: { post: { operationId: 'deliverGone' }, summary: 'not an operation', put: { operationId: 'redeliverGone' } },
+      },
+    };
+    expect(webhookOperationIds(withHooks)).toEqual(['deliverThing', 'deliverGone', 'redeliverGone']);
+    expect(operationFactsDeclaration(withHooks)).toContain('export type WebhookOperationId = "deliverThing" | "deliverGone" | "redeliverGone";\n');
   });
 });
 

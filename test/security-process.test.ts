@@ -114,6 +114,8 @@ describe('npm run keys, on the database of a running server', () => {
       [['list', 'extra', '--admin'], /list does not take extra --admin\n[\s\S]*usage/],
       [['create', '--name', 'x', '--admin', 'stray'], /create does not take stray/],
       [['revoke', 'ops', '--agent', '5f1c1c8e-4a3b-4c7d-9e2f-0a1b2c3d4e5f'], /revoke does not take --agent/],
+      [['list', '--name', 'ops'], /list does not take --name\n[\s\S]*usage/],
+      [['revoke', 'ops', '--name', 'ops'], /revoke does not take --name/],
       [['revoke', 'ops'], /no database at .*; nothing to revoke/],
     ];
     const runs = refusals.map(([args]) =>
