@@ -43,18 +43,22 @@ describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_0
     await database?.drop();
   });
 
+  /** Another request (another instance) writing under the record's key: its record inserted, not committed (blocker rolls it back). */
+  async function writeUnderKeyElsewhere(record: ReturnType<typeof idempotencyRecord>): Promise<void> {
+    await blocker.query('BEGIN');
+    await blocker.query(
+      'INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [record.scope, record.key, 'other', 201, '{}', record.createdAt, record.expiresAt],
+    );
+  }
+
   it('a keyed write to a session cancelled by the statement timeout fails its batch as a storage fault, changing nothing', async () => {
     const agent = agentRecord();
     const session = sessionRecord(agent.id);
     expect(await store.insertAgent(agent)).toBe(true);
     expect(await store.insertSession(session)).toBe(true);
     // Another request (another instance) is writing under key `held`: its record is not committed yet.
-    const held = idempotencyRecord('held');
-    await blocker.query('BEGIN');
-    await blocker.query(
-      'INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-      [held.scope, held.key, 'other', 201, '{}', held.createdAt, held.expiresAt],
-    );
+    await writeUnderKeyElsewhere(idempotencyRecord('held'));
     try {
       const renew = (key: string) =>
         store.modifySession(session.id, (current) => ({ ...current!, metadata: { ...current!.metadata, by: key } }), {
@@ -80,11 +84,7 @@ describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_0
     const id = `wh-${Math.random().toString(36).slice(2)}`;
     // Another request (instance) writing under the Idempotency-Key the insert carries: the insert waits for it before its COMMIT.
     const record = idempotencyRecord('lock-waits');
-    await blocker.query('BEGIN');
-    await blocker.query(
-      'INSERT INTO idempotency_records (scope, key, fingerprint, status, body, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-      [record.scope, record.key, 'other', 201, '{}', record.createdAt, record.expiresAt],
-    );
+    await writeUnderKeyElsewhere(record);
     try {
       const inserting = store.insertWebhook({ ...webhookRecord(id), createdByKey: 'key-lw' }, { idempotency: () => record });
       await untilWaitingOnLock(admin);
