@@ -250,6 +250,28 @@ describe('due announcements', () => {
     expect(await warnings(pending)).toMatchObject([{ occurredAt: T0 + 15 * MINUTE + 25 * MINUTE }]);
   });
 
+  it('announces, before a change that moves the deadline, the warning its previous deadline was due and the pump had not yet sent', async () => {
+    const warnings = async (id: string) => (await t.store.listEvents({ sessionId: id, limit: 100 })).filter((event) => event.type === 'session.warning');
+    const heartbeat = await newSession({ timeoutMinutes: 10, warningThresholdMinutes: 5 });
+    const message = await newSession({ timeoutMinutes: 10, warningThresholdMinutes: 5 });
+    const patched = await newSession({ timeoutMinutes: 10, warningThresholdMinutes: 5 });
+    t.clock.set(T0 + 5 * MINUTE + 100); // the warning moment passed 100 ms ago; the pump has not run since
+    expect((await t.request({ method: 'POST', url: url(heartbeat, '/heartbeat') })).status).toBe(200);
+    expect((await t.request({ method: 'POST', url: url(message, '/messages'), body: { content: 'hi' } })).status).toBe(201);
+    expect((await t.request({ method: 'PATCH', url: url(patched, '/timeout'), body: { timeoutMinutes: 60 } })).status).toBe(200);
+    expect(await types(heartbeat)).toEqual(['session.created', 'session.warning', 'session.renewed']);
+    expect(await types(message)).toEqual(['session.created', 'session.warning', 'message.created', 'session.renewed']);
+    expect(await types(patched)).toEqual(['session.created', 'session.warning', 'session.timeout_updated']);
+    for (const id of [heartbeat, message, patched]) {
+      // Dated its moment, about the deadline it warned of, as the pump would have sent it.
+      const [warning] = await warnings(id);
+      expect(warning).toMatchObject({ occurredAt: T0 + 5 * MINUTE, data: { expiresAt: iso(T0 + 10 * MINUTE), timeRemaining: 5 * MINUTE, isNearExpiration: true } });
+      expect(isEventData(eventView(warning!))).toBe(true);
+    }
+    await pump(); // nothing more: the new deadlines are far
+    expect((await Promise.all([heartbeat, message, patched].map(warnings))).map((list) => list.length)).toEqual([1, 1, 1]);
+  });
+
   it('records one session.expired for a PATCH that expires the session at once, and none later', async () => {
     const id = await newSession({ timeoutMinutes: 60 });
     t.clock.set(T0 + 40 * MINUTE);

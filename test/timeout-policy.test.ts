@@ -260,4 +260,18 @@ describe('announcementsAfterChange', () => {
     // One warning per deadline: a session that warned, its deadline kept and its warning moment moved (a PATCH of the threshold alone), does not warn again.
     expect(announcementsAfterChange('warning', start, at(start.expiresAt, T0 + 10 * MINUTE), T0 + 26 * MINUTE)).toEqual({ announced: 'warning' });
   });
+
+  it('announces first the warning of a deadline moved while it was due and unannounced; not one announced, nor one not yet due', () => {
+    const moved = at(T0 + 60 * MINUTE, T0 + 55 * MINUTE);
+    expect(announcementsAfterChange('nothing', start, moved, start.warnsAt)).toEqual({ announced: 'nothing', overdueWarning: true });
+    expect(announcementsAfterChange('nothing', start, moved, start.warnsAt - 1)).toEqual({ announced: 'nothing' });
+    expect(announcementsAfterChange('warning', start, moved, start.warnsAt + 1)).toEqual({ announced: 'nothing' });
+    // The deadline kept: the pump still has it.
+    expect(announcementsAfterChange('nothing', start, start, start.warnsAt + 1)).toEqual({ announced: 'nothing' });
+    // Moved and due at once itself: both warnings, the old first.
+    expect(announcementsAfterChange('nothing', start, at(start.expiresAt + MINUTE, start.warnsAt), start.warnsAt + 1)).toEqual({ announced: 'warning', announcing: 'session.warning', overdueWarning: true });
+    // A session without a warning (a threshold past its timeout's start) has none overdue.
+    const noWarning = at(start.expiresAt, start.expiresAt);
+    expect(announcementsAfterChange('nothing', noWarning, moved, start.warnsAt + 1)).toEqual({ announced: 'nothing' });
+  });
 });

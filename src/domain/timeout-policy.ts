@@ -190,17 +190,32 @@ export function announcedBy(type: DueEventType): Announced {
  * or before (a threshold at least the time left) warns at once: dated at that moment, the
  * warning would precede the change that made it, even the session's creation. A warning
  * already due at the same moment before the change stays the pump's, dated that moment.
+ * A warning of the previous deadline that was due and not yet announced (the pump runs a
+ * little after its moment) is not lost with that deadline: `overdueWarning`, the change
+ * announces it first, dated its moment, as the pump would have.
  */
 export function announcementsAfterChange(
   before: Announced,
   previous: Pick<SessionTiming, 'expiresAt' | 'warnsAt'> | undefined,
   timing: SessionTiming,
   now: number,
+): { announced: Announced; announcing?: DueEventType; overdueWarning?: true } {
+  const deadlineKept = timing.expiresAt === previous?.expiresAt;
+  const overdue = !deadlineKept && previous !== undefined && nextDue(previous, before)?.type === 'session.warning' && previous.warnsAt <= now;
+  const outcome = announcementsOfTiming(before, previous, timing, now, deadlineKept);
+  return overdue ? { ...outcome, overdueWarning: true } : outcome;
+}
+
+function announcementsOfTiming(
+  before: Announced,
+  previous: Pick<SessionTiming, 'expiresAt' | 'warnsAt'> | undefined,
+  timing: SessionTiming,
+  now: number,
+  deadlineKept: boolean,
 ): { announced: Announced; announcing?: DueEventType } {
   if (isExpired(timing.expiresAt, now)) return { announced: 'expiry', announcing: 'session.expired' };
-  const deadlineKept = timing.expiresAt === previous?.expiresAt;
   const kept = deadlineKept ? before : 'nothing';
-  const alreadyDue = deadlineKept && timing.warnsAt === previous.warnsAt;
+  const alreadyDue = deadlineKept && timing.warnsAt === previous?.warnsAt;
   if (kept === 'nothing' && !alreadyDue && isNearExpiration(timing, now)) return { announced: 'warning', announcing: 'session.warning' };
   return { announced: kept };
 }

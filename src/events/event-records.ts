@@ -106,6 +106,15 @@ export function changeEvents(type: EventType, session: SessionRecord, now: numbe
   return events;
 }
 
+/**
+ * The warning of a session's previous deadline that a change announces first (`overdueWarning`
+ * of announcementsAfterChange): the session as it was, dated the warning's moment, as the
+ * pump would have announced it. None when `before` is undefined.
+ */
+export function overdueWarning(before: SessionRecord | undefined): EventInput[] {
+  return before ? [sessionEvent('session.warning', before, before.warnsAt)] : [];
+}
+
 /** The rows a write already carries (an idempotency record), plus its events. */
 export function withEvents<T>(carried: Carried<T> | undefined, events: (written: T) => EventInput[]): Carried<T> {
   return { ...carried, events };

@@ -1,6 +1,6 @@
 // The gate every operation on one session passes: gone is 404, expired is 410.
 import { announcementsAfterChange, lifecycle, type DueEventType, type SessionTiming } from '../domain/timeout-policy.js';
-import { changeEvents } from '../events/event-records.js';
+import { changeEvents, overdueWarning } from '../events/event-records.js';
 import { ApiError, notFound } from '../errors.js';
 import { sessionWith, type EventType, type SessionRecord } from '../storage/store.js';
 import type { HandlerDeps } from './handler-deps.js';
@@ -23,10 +23,15 @@ export function activeSession(session: SessionRecord | undefined, sessionId: str
   return retained;
 }
 
-/** The session with new timing, its stored status and announcements following from it, and the due event the change announces itself. */
-export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): { session: SessionRecord; announcing?: DueEventType } {
-  const { announced, announcing } = announcementsAfterChange(session.announced, session, timing, now);
-  return { session: sessionWith(session, timing, announcing === 'session.expired' ? 'expired' : 'active', announced), announcing };
+/**
+ * The session with new timing, its stored status and announcements following from it, the
+ * due event the change announces itself, and `warnedBefore`: the session as it was, when its
+ * deadline's warning was due and not yet announced (the change announces it first).
+ */
+export function withTiming(session: SessionRecord, timing: SessionTiming, now: number): { session: SessionRecord; announcing?: DueEventType; warnedBefore?: SessionRecord } {
+  const { announced, announcing, overdueWarning } = announcementsAfterChange(session.announced, session, timing, now);
+  const changed = { session: sessionWith(session, timing, announcing === 'session.expired' ? 'expired' : 'active', announced), announcing };
+  return overdueWarning ? { ...changed, warnedBefore: session } : changed;
 }
 
 /**
@@ -45,6 +50,7 @@ export async function changeActiveSession(
   let now = Number.NaN;
   let event: EventType | undefined;
   let announcing: DueEventType | undefined;
+  let warnedBefore: SessionRecord | undefined;
   const updated = await store.modifySession(
     sessionId,
     (current) => {
@@ -54,10 +60,11 @@ export async function changeActiveSession(
       event = changed.event;
       const next = withTiming(session, changed.timing, now);
       announcing = next.announcing;
+      warnedBefore = next.warnedBefore;
       return next.session;
     },
     // No event: nothing changed (a renewal before the anchor).
-    { events: (written) => (event === undefined ? [] : changeEvents(event, written, now, announcing)) },
+    { events: (written) => (event === undefined ? [] : [...overdueWarning(warnedBefore), ...changeEvents(event, written, now, announcing)]) },
   );
   return sessionInfoView(updated, now);
 }

@@ -9,7 +9,7 @@ import { isNearExpiration, recordActivity, type DueEventType } from '../../domai
 import { ApiError } from '../../errors.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
-import { changeEvents, messageEvent, withEvents } from '../../events/event-records.js';
+import { changeEvents, messageEvent, overdueWarning, withEvents } from '../../events/event-records.js';
 import { carryAnswer, sendCarriedAnswer, sendSettledAnswer } from '../idempotency.js';
 import { assertSerializedSize } from '../limits.js';
 import type { Handler } from '../operation-types.js';
@@ -27,6 +27,8 @@ interface Sent {
   renewed: boolean;
   /** The due event the activity announced itself (a warning moment it brought to now). */
   announcing?: DueEventType;
+  /** The session before, when its deadline's warning was due and not yet announced (announced first). */
+  warnedBefore?: SessionRecord;
 }
 
 const sentView = ({ session, message, renewed }: Sent, now: number) => ({
@@ -82,6 +84,7 @@ export const sendSessionMessage =
         };
       },
       withEvents(carryAnswer(request, 201, (written: Sent) => sentView(written, now)), (written: Sent) => [
+        ...overdueWarning(written.warnedBefore),
         messageEvent(written.session, written.message),
         ...changeEvents(written.renewed ? 'session.renewed' : 'session.activity', written.session, now, written.announcing),
       ]),
