@@ -70,7 +70,8 @@ try {
 } catch (error) {
   clearBar();
   if (error instanceof UsageError || error instanceof UnreachableError) fail(error.message);
-  throw error;
+  // The suite's own fault: no verdict on the server (exit 1 would say it failed).
+  fail(`the run stopped on an error of its own (please report it): ${(error as Error).stack ?? String(error)}`);
 }
 clearBar();
 console.log('');
@@ -93,4 +94,6 @@ for (const [path, text] of [
 }
 if (unwritten) process.exit(2);
 if (report.lostTarget) fail(report.lostTarget);
+// Nothing checked is no verdict either (--checks or --exclude-operation leaving nothing to run, an empty --api-key).
+if (!report.interrupted && report.cases.length === 0) fail('no case ran: the options leave nothing to check');
 process.exit(report.interrupted ? 130 : report.failed === 0 ? 0 : 1);

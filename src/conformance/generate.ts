@@ -79,6 +79,20 @@ function bounds(schema: Schema): { min?: number; max?: number; minExcluded: bool
   };
 }
 
+/** Values up to a million either side of the bound given (a Unix time as `minimum` included), ±1e6 when none is. */
+function withinReach({ min, max, ...excluded }: ReturnType<typeof bounds>): { min: number; max: number; minExcluded: boolean; maxExcluded: boolean } {
+  const REACH = 1_000_000;
+  return { min: min ?? Math.min(-REACH, (max ?? 0) - REACH), max: max ?? Math.max(REACH, (min ?? 0) + REACH), ...excluded };
+}
+
+/** `multipleOf`: k × step for the whole k whose products lie in [low, high]; undefined when the schema has none. */
+function multiplesIn(step: unknown, low: number, high: number): fc.Arbitrary<number> | undefined {
+  if (typeof step !== 'number' || !(step > 0)) return undefined;
+  const first = Math.ceil(low / step);
+  const last = Math.floor(high / step);
+  return last < first ? undefined : fc.integer({ min: first, max: last }).map((k) => k * step);
+}
+
 /** allOf's branches as one schema: properties and required lists joined, other keywords the last branch's. */
 function joinedAllOf(schema: Schema): Schema {
   const { allOf, ...rest } = schema;
@@ -105,12 +119,17 @@ function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
       case 'string':
         return stringArbitrary(schema);
       case 'integer': {
-        const { min, max, minExcluded, maxExcluded } = bounds(schema);
-        return fc.integer({ min: min === undefined ? -1_000_000 : Math.floor(min) + (minExcluded || !Number.isInteger(min) ? 1 : 0), max: max === undefined ? 1_000_000 : Math.ceil(max) - (maxExcluded || !Number.isInteger(max) ? 1 : 0) });
+        const { min, max, minExcluded, maxExcluded } = withinReach(bounds(schema));
+        const low = Math.floor(min) + (minExcluded || !Number.isInteger(min) ? 1 : 0);
+        const high = Math.ceil(max) - (maxExcluded || !Number.isInteger(max) ? 1 : 0);
+        return multiplesIn(schema.multipleOf, low, high) ?? fc.integer({ min: low, max: high });
       }
       case 'number': {
-        const { min = -1e6, max = 1e6, minExcluded, maxExcluded } = bounds(schema);
-        return fc.double({ min, max, minExcluded, maxExcluded, noNaN: true, noDefaultInfinity: true });
+        const { min, max, minExcluded, maxExcluded } = withinReach(bounds(schema));
+        return (
+          multiplesIn(schema.multipleOf, minExcluded ? min + Number.EPSILON * Math.abs(min) : min, maxExcluded ? max - Number.EPSILON * Math.abs(max) : max) ??
+          fc.double({ min, max, minExcluded, maxExcluded, noNaN: true, noDefaultInfinity: true })
+        );
       }
       case 'boolean':
         return fc.boolean();

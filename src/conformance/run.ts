@@ -195,7 +195,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Repor
         (flow) => selected.has(flow.check) && flow.operations.every(included) && wanted(flow.key),
       )
     : [];
-  const healthOperation = byId.get('getSessionsHealth') ?? spec.operations.find((o) => o.method === 'GET' && !o.path.includes('{'));
+  // Called with nothing: a GET that needs no parameter (not one whose 400 to an empty call is right).
+  const healthOperation = byId.get('getSessionsHealth') ?? spec.operations.find((o) => o.method === 'GET' && !o.path.includes('{') && !o.parameters.some((p) => p.required));
   const health = healthOperation && runs('health') && included(healthOperation.operationId) && wanted('health') ? healthOperation : undefined;
   const total = cases.length + flowList.length + (health ? 1 : 0);
 
