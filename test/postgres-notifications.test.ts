@@ -40,4 +40,31 @@ describe('the LISTEN connection', { timeout: 30_000 }, () => {
       await database.drop();
     }
   });
+
+  it('tries again when a reopening is not answered either, as for a connection that was open', async () => {
+    const database = await createTestDatabase();
+    const proxy = await freezingProxy(database.url);
+    const listening: boolean[] = [];
+    const notifications = listenForNotifications({
+      url: proxy.url,
+      types: {} as pg.CustomTypesConfig,
+      channels: { test_channel: () => undefined },
+      onListening: (on) => listening.push(on),
+      heartbeat: { everyMs: 100, answerWithinMs: 300 },
+    });
+    try {
+      await until('it listens', () => listening.length === 1);
+      proxy.freeze();
+      await until('it finds the connection gone', () => listening.length === 2, { ms: 5000 });
+      // Reopened while the path is still frozen (a connection accepted, its startup never
+      // answered): each attempt given up after the answer time (0.3 s), then tried again.
+      const socketsAtLoss = proxy.sockets.length;
+      await until('a second attempt', () => (proxy.sockets.length - socketsAtLoss) / 2 >= 2, { ms: 5000 });
+    } finally {
+      await notifications.close();
+      proxy.thaw();
+      await proxy.close();
+      await database.drop();
+    }
+  });
 });

@@ -137,6 +137,8 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     const pending = request.idempotency;
     // Its own write was built (and failed after): the key was free, there is nothing to replay.
     if (!pending || (pending.answer !== undefined && !(error instanceof IdempotencyKeyTaken))) throw error;
+    // Its answer was built but not stored (the key was taken): requests behind it replay too.
+    pending.answer = undefined;
     const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, pending.createdAt);
     if (!recorded) throw error;
     return replay(request, reply, recorded, pending);
@@ -146,6 +148,8 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     if (!sameRequest(recorded.fingerprint, pending, request)) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', 'headers/idempotency-key was first used with a different body or route');
     }
+    // The first answer as it was: not the challenge of a 401 the failed handler had begun (its key revoked since).
+    reply.removeHeader('www-authenticate');
     return reply.header(REPLAYED_HEADER, 'true').code(recorded.status).type(JSON_TYPE).send(recorded.body);
   }
 
@@ -159,7 +163,8 @@ export function installIdempotency(app: FastifyInstance, { store, clock }: { sto
     // The holder wrote under the key: its answer may not be the final one yet (an agent's reply waited for).
     if (holder.answer !== undefined) throw inUse;
     const recorded = await store.getIdempotencyRecord(pending.scope, pending.key, pending.createdAt);
-    if (!recorded) throw inUse;
+    // Re-checked: the holder may have written (and committed) while the record was read.
+    if (!recorded || holder.answer !== undefined) throw inUse;
     return replay(request, reply, recorded, pending);
   }
 

@@ -54,6 +54,8 @@ export function listenForNotifications(options: {
       application_name: 'sessions-api-listen',
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEP_ALIVE_DELAY_MS,
+      // Reopened while the path is still frozen, a connection never answered is tried again, not waited on.
+      connectionTimeoutMillis: answerWithinMs,
       query_timeout: answerWithinMs,
     });
     next.on('notification', ({ channel, payload }) => options.channels[channel]?.(payload ?? ''));
