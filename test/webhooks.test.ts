@@ -434,8 +434,12 @@ describe('webhooks', () => {
     const keysCommand = new Database(t.databasePath);
     try {
       keysCommand.exec('BEGIN IMMEDIATE');
+      // Authenticated (the key live), the request's insert waits for the lock.
+      let inserting = false;
+      const insertWebhook = t.store.insertWebhook;
+      t.store.insertWebhook = (...args) => ((inserting = true), insertWebhook.apply(t.store, args));
       const creating = t.request({ method: 'POST', url: '/api/webhooks', headers: { 'x-api-key': key }, body: { url: 'https://hooks.example.com/leak' } });
-      await new Promise((resolve) => setTimeout(resolve, 200)); // authenticated: its insert waits for the lock
+      await until('the insert waits for the lock', () => inserting);
       keysCommand.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(t.clock.now(), keyId);
       keysCommand.prepare('UPDATE webhooks SET disabled_at = ? WHERE created_by_key = ? AND disabled_at IS NULL').run(t.clock.now(), keyId);
       keysCommand.exec('COMMIT');
