@@ -1,6 +1,8 @@
 // The conformance suite on specs other than ours, against small servers that conform to
-// them: number bounds far from zero and `multipleOf` generate valid values (a bound beyond
-// ±1,000,000 crashed the run), and the "still healthy" call picks a GET needing no parameter.
+// them: number bounds far from zero, `multipleOf`, the common string formats and
+// `minProperties` generate valid values (a bound beyond ±1,000,000 crashed the run; an
+// ipv4 field got plain strings, which a validating server rightly refused), and the "still
+// healthy" call picks a GET needing no parameter.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -81,6 +83,11 @@ describe('valid values for a conforming server', () => {
     ['a number at most -5,000,000', { type: 'number', maximum: -5_000_000 }],
     ['an integer, a multiple of 5', { type: 'integer', multipleOf: 5 }],
     ['a number, a multiple of 0.5 between 10 and 20', { type: 'number', multipleOf: 0.5, minimum: 10, maximum: 20 }],
+    ['an IPv4 address', { type: 'string', format: 'ipv4' }],
+    ['an IPv6 address', { type: 'string', format: 'ipv6' }],
+    ['a host name', { type: 'string', format: 'hostname' }],
+    ['a time', { type: 'string', format: 'time' }],
+    ['a free-form object of at least 2 properties', { type: 'object', minProperties: 2 }],
   ])('%s', async (name, property) => {
     const { spec, url } = await validatingServer(`${name.replace(/\W+/g, '-')}.yaml`, property);
     for (const seed of [1, 2, 3]) expect(failuresOf(await runConformance({ baseUrl: url, specPath: spec, seed, validCases: 10 })), `seed ${seed}`).toEqual([]);

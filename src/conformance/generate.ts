@@ -38,6 +38,14 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
     case 'uri':
     case 'uri-reference':
       return webUrl;
+    case 'ipv4':
+      return fc.ipV4();
+    case 'ipv6':
+      return fc.ipV6();
+    case 'hostname':
+      return fc.domain();
+    case 'time':
+      return fc.tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 }), fc.integer({ min: 0, max: 59 })).map((parts) => `${parts.map((n) => String(n).padStart(2, '0')).join(':')}Z`);
   }
   const minLength = schema.minLength ?? 0;
   if (schema.pattern) {
@@ -55,7 +63,8 @@ function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> 
   if (Object.keys(properties).length === 0 && schema.additionalProperties !== false) {
     // A free-form object: a few small entries, of the schema its additional properties have.
     const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
-    return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), values, { maxKeys: 3 });
+    const minKeys = schema.minProperties ?? 0;
+    return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), values, { minKeys, maxKeys: Math.max(minKeys, Math.min(schema.maxProperties ?? 3, 3)) });
   }
   // A valid request leaves out deprecated properties (their successors cover them, and the
   // two may conflict) and optional ones that recurse (a tree stops at its first level).
