@@ -131,7 +131,7 @@ describe('the response-headers check', () => {
     path: '/x',
     parameters: [],
     secured: false,
-    responses: { '200': { contentTypes: [], headers: { [name.toLowerCase()]: { name, required: true, schema, ...(json ? { json: true as const } : {}) } } } },
+    responses: { '200': { contentTypes: [], schemas: {}, headers: { [name.toLowerCase()]: { name, required: true, schema, ...(json ? { json: true as const } : {}) } } } },
   });
   const retryAfter = { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[A-Z][a-z]{2}, ' }] };
   const cases: Array<[string, Schema, string, boolean, boolean?]> = [
@@ -229,6 +229,41 @@ describe('a oneOf with a discriminator', () => {
   });
 });
 
+describe('a status documenting two JSON media types (or one with parameters)', () => {
+  const schemaOf = (key: string, type: string) => ({ type: 'object', required: [key], properties: { [key]: { type } }, additionalProperties: false });
+  const file = join(folder, 'two-json.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      openapi: '3.1.0',
+      info: { title: 'two JSON types', version: '1' },
+      paths: {
+        '/thing': {
+          get: {
+            operationId: 'getThing',
+            responses: {
+              '200': {
+                description: 'the thing, in either version',
+                content: { 'application/json; charset=utf-8': { schema: schemaOf('a', 'string') }, 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') } },
+              },
+            },
+          },
+        },
+      },
+    }),
+  );
+  const operation = loadSpec(file).operations[0]!;
+  const answer = (contentType: string, json: unknown) => ({ status: 200, contentType, text: JSON.stringify(json), json });
+  const messages = (contentType: string, json: unknown) => new ResponseChecker().violations(operation, answer(contentType, json)).map((v) => `${v.check}: ${v.message}`);
+
+  it("checks a body against its own media type's schema", () => {
+    expect(messages('application/vnd.thing.v2+json', { b: 1 })).toEqual([]);
+    expect(messages('application/vnd.thing.v2+json', { a: 'x' })).not.toEqual([]);
+    expect(messages('application/json', { a: 'x' })).toEqual([]);
+    expect(messages('application/json; charset=utf-8', { b: 1 })).not.toEqual([]);
+  });
+});
+
 describe('the requests the suite builds', () => {
   const noteOperation = (bodyRequired: boolean): Operation => ({
     operationId: 'updateNote',
@@ -236,7 +271,7 @@ describe('the requests the suite builds', () => {
     path: '/notes/{noteId}',
     parameters: [{ name: 'noteId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' }, explode: false }],
     body: { required: bodyRequired, schema: { type: 'object', properties: { text: { type: 'string' } } } },
-    responses: { '200': { contentTypes: [], headers: {} } },
+    responses: { '200': { contentTypes: [], schemas: {}, headers: {} } },
     secured: false,
   });
 

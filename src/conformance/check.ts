@@ -5,7 +5,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import ajvFormats from 'ajv-formats';
 import { readableDiscriminators } from './discriminator.js';
 import type { Answer } from './http.js';
-import { isJsonMediaType, type Operation, type ResponseHeader, type ResponseModel, responseFor, type Schema } from './spec-model.js';
+import { bareMediaType, isJsonMediaType, type Operation, type ResponseHeader, type ResponseModel, responseFor, type Schema } from './spec-model.js';
 
 /** Every check the suite runs, by the name `--checks` takes. */
 export const CHECKS = {
@@ -169,15 +169,17 @@ export class ResponseChecker {
 
   private bodyViolations(response: ResponseModel, answer: Answer): Violation[] {
     if (response.contentTypes.length === 0) return [];
-    const received = answer.contentType.split(';')[0]!.trim().toLowerCase();
-    const documented = response.contentTypes.map((type) => type.toLowerCase());
+    const received = bareMediaType(answer.contentType);
+    const documented = response.contentTypes.map(bareMediaType);
     const matches = documented.some((type) => type === received || type === '*/*' || (type.endsWith('/*') && received.startsWith(type.slice(0, -1))));
     if (!matches) {
       return [{ check: 'content-type', message: `content type "${answer.contentType}" is not documented for ${answer.status} (documented: ${documented.join(', ')})` }];
     }
-    if (!isJsonMediaType(received) || !response.schema) return [];
+    // The received type's own schema (a status may document two JSON types); the first JSON one for a wildcard.
+    const schema = response.schemas[received] ?? response.schema;
+    if (!isJsonMediaType(received) || !schema) return [];
     if (answer.json === undefined) return [{ check: 'response-schema', message: `the body is not JSON: ${answer.text.slice(0, SHOWN_BODY)}`, path: '$' }];
-    const validate = this.validator(response.schema);
+    const validate = this.validator(schema);
     if (validate(answer.json)) return [];
     return (validate.errors ?? []).slice(0, 5).map((error) => schemaViolation(answer.status, error));
   }

@@ -34,8 +34,10 @@ export interface Operation {
 export interface ResponseModel {
   /** Documented media types; empty when the response has no body. */
   contentTypes: string[];
-  /** The JSON schema of the body, when a JSON media type is documented with one. */
+  /** The JSON schema of the body, when a JSON media type is documented with one (the first such). */
   schema?: Schema;
+  /** Each JSON media type's schema, by the type without its parameters, in lower case: the one a body is checked against is its own type's. */
+  schemas: Record<string, Schema>;
   /** The schema of each frame's data, when `text/event-stream` is documented with one (an array's items). */
   events?: Schema;
   /** Documented headers by lower-case name (Content-Type aside: OpenAPI ignores it there). */
@@ -148,6 +150,15 @@ function forDirection(schema: unknown, direction: 'request' | 'response'): unkno
 
 const responseSchema = (schema: Schema | undefined) => schema && (forDirection(schema, 'response') as Schema);
 
+/** A media type as a response's Content-Type is compared with it: without parameters, in lower case. */
+export const bareMediaType = (type: string) => type.split(';')[0]!.trim().toLowerCase();
+
+/** The schema of each JSON media type documented with one. */
+function jsonSchemas(content: Schema | undefined): Record<string, Schema> {
+  const entries = Object.entries<Schema>(content ?? {}).filter(([type, entry]) => isJsonMediaType(type) && entry?.schema !== undefined);
+  return Object.fromEntries(entries.map(([type, entry]) => [bareMediaType(type), responseSchema(entry.schema)!]));
+}
+
 function jsonEntry(content: Schema | undefined): Schema | undefined {
   const type = Object.keys(content ?? {}).find(isJsonMediaType);
   return type ? content![type] : undefined;
@@ -243,6 +254,7 @@ export function loadSpec(path: string): SpecModel {
             {
               contentTypes: Object.keys(response.content ?? {}),
               schema: responseSchema(jsonEntry(response.content)?.schema),
+              schemas: jsonSchemas(response.content),
               events: responseSchema(frameSchema(response.content?.['text/event-stream']?.schema)),
               headers: responseHeaders(response.headers),
             },
