@@ -191,6 +191,19 @@ describe('the built sessions-api-conformance command', () => {
     expect(readFileSync(files.markdown, 'utf8')).toMatch(/^## Conformance of http:\/\/127\.0\.0\.1:\d+: ✅ conforms\n[\s\S]*\| operation \| cases \| passed \| failed \|/);
   });
 
+  it('exits 2 when the options leave no case to run (--checks auth-required without an --api-key): no verdict, not "conforms"', { timeout: 60_000 }, async () => {
+    const server = await serveOurs();
+    try {
+      const report = join(folder, 'nothing.xml');
+      const run = await cli(['--base-url', server.url, '--checks', 'auth-required', '--junit', report]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toBe('sessions-api-conformance: no case ran: the options leave nothing to check\n');
+      expect(readFileSync(report, 'utf8')).toContain('tests="0"'); // the report says so too
+    } finally {
+      await server.close();
+    }
+  });
+
   it('keeps what it created with --keep-data', { timeout: 60_000 }, async () => {
     const server = await serveOurs();
     try {
