@@ -39,9 +39,13 @@ const RESERVED = new Set(
     'implements import in instanceof interface let new null package private protected public return static super switch this throw ' +
     'true try typeof var void while with yield arguments eval').split(' '),
 );
-const unnamable = operationIds.filter((id) => !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id) || RESERVED.has(id));
+// Nor a name the handler list or a stub already holds (`index` would be the list's own file).
+const TAKEN = new Set(['index', 'createHandlers', 'HandlerDeps', 'ServiceHandlers', 'Handler', 'notImplemented', 'deps']);
+const unnamable = operationIds.filter((id) => !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(id) || RESERVED.has(id) || TAKEN.has(id));
 if (unnamable.length > 0) {
-  console.error(`generate: an operationId must be a JavaScript identifier, not a reserved word (camelCase, e.g. getPing), not ${unnamable.map((id) => JSON.stringify(id)).join(', ')}`);
+  console.error(
+    `generate: an operationId must be a JavaScript identifier, not a reserved word nor a name of the generated handler list (${[...TAKEN].join(', ')}) (camelCase, e.g. getPing), not ${unnamable.map((id) => JSON.stringify(id)).join(', ')}`,
+  );
   process.exit(1);
 }
 

@@ -107,11 +107,13 @@ describe('npm run generate on a spec with a new operation', () => {
     }
   });
 
-  it('refuses an operationId that is no JavaScript identifier, or a reserved word, naming them, and writes nothing', { timeout: 60_000 }, async () => {
+  it('refuses an operationId that is no JavaScript identifier, a reserved word or a name of the handler list, naming them, and writes nothing', { timeout: 60_000 }, async () => {
     const specFile = join(project, 'openapi', 'sessions-api.yaml');
     const spec = parse(readFileSync(specFile, 'utf8'));
     spec.paths['/api/ping'] = { get: { operationId: 'get-ping', responses: { '200': { description: 'pong' } } } };
     spec.paths['/api/pong'] = { get: { operationId: 'class', responses: { '200': { description: 'ping' } } } };
+    // The handler list's own file: its list would import itself.
+    spec.paths['/api/list'] = { get: { operationId: 'index', responses: { '200': { description: 'a list' } } } };
     writeFileSync(specFile, stringify(spec));
     const index = readFileSync(join(project, 'src/http/handlers/index.ts'), 'utf8');
     const failed = await run(process.execPath, ['--import', 'tsx', 'scripts/generate.ts'], { cwd: project }).then(
@@ -119,7 +121,7 @@ describe('npm run generate on a spec with a new operation', () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toContain('generate: an operationId must be a JavaScript identifier, not a reserved word (camelCase, e.g. getPing), not "get-ping", "class"');
+    expect(failed?.stderr).toContain('generate: an operationId must be a JavaScript identifier, not a reserved word nor a name of the generated handler list (index, createHandlers, HandlerDeps, ServiceHandlers, Handler, notImplemented, deps) (camelCase, e.g. getPing), not "get-ping", "class", "index"');
     expect(existsSync(join(project, 'src/http/handlers/get-ping.ts'))).toBe(false);
     expect(existsSync(join(project, 'src/http/handlers/class.ts'))).toBe(false);
     expect(readFileSync(join(project, 'src/http/handlers/index.ts'), 'utf8')).toBe(index);

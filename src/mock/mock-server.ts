@@ -120,7 +120,9 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
    * schema; in the first media type of `accept` it documents, else JSON, else its first.
    */
   function mock(operation: Operation, status: string | undefined, example?: string, accept?: string) {
-    const contentOf = (code: string) => (operation.responses?.[code] as { content?: Record<string, MediaObject> } | undefined)?.content;
+    // The response documenting `code`: its own, else its range's (2XX), else the default one, as openapi-backend looks it up.
+    const contentOf = (code: string) =>
+      ([code, `${code[0]}XX`, 'default'].map((key) => operation.responses?.[key]).find((response) => response !== undefined) as { content?: Record<string, MediaObject> } | undefined)?.content;
     const acceptable = (accept ?? '').split(',').map((type) => type.split(';')[0]!.trim().toLowerCase());
     let generated;
     try {
@@ -204,7 +206,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     notImplemented: (c: Context, reply: FastifyReply) => {
       const preference = parsePrefer(c.request.headers.prefer as string | undefined);
       const documented = Object.keys(c.operation.responses ?? {});
-      if (preference.code !== undefined && !/^\d{3}$/.test(preference.code)) {
+      if (preference.code !== undefined && !/^[1-5]\d\d$/.test(preference.code)) {
         return refuse(reply, c.operation, 422, `Prefer: code=${preference.code} is not a status code`, {}, true);
       }
       // The response that documents the code: its own, else its range (`4XX`), else `default`.
@@ -229,7 +231,8 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     },
   });
 
-  const app = Fastify({ logger: false });
+  // What the router refuses before any route (a malformed percent-encoding) in the document's error shape too.
+  const app = Fastify({ logger: false, frameworkErrors: (error, _request, reply) => refuse(reply, shapeFor(400), 400, error.message, {}, true) });
   app.removeAllContentTypeParsers();
   // Every body reaches openapi-backend, which judges it against the document: JSON is
   // parsed first, and JSON that does not parse is refused here, saying where.
