@@ -15,7 +15,7 @@ import { specPath } from '../src/spec.js';
 const PETSTORE = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
 
 describe('mock mode on a document whose answers are a range (2XX) or default only', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-review-'));
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-mock-edges-'));
   const file = join(folder, 'ranges.yaml');
   let app: FastifyInstance;
   const body = { 'application/json': { schema: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } } } };
