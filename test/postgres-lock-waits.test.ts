@@ -1,13 +1,15 @@
 // The PostgreSQL store's writes meeting another connection's lock (another instance's
 // transaction under way): a wait cancelled by the statement timeout fails as a storage
 // fault (503), never a 500, and no other write goes down with it wrongly; a webhook deleted
-// while an attempt is recorded is waited for, not met as a foreign-key error.
+// while an attempt is recorded is waited for, not met as a foreign-key error; the due
+// announcements pass by an agent being deleted.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { StorageFault, type Store } from '../src/storage/store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres-database.js';
 import { MINUTE, T0 } from './helpers/fake-clock.js';
+import { announce } from '../src/events/due-events.js';
 import { agentRecord, idempotencyRecord, sessionRecord } from './store/records.js';
 
 const webhookRecord = (id: string) => ({ id, url: 'http://127.0.0.1:9/hook', secret: 'whsec_c2VjcmV0', createdAt: T0, cursor: '0', attempts: 0, nextAttemptAt: T0 });
@@ -125,5 +127,44 @@ describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_0
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
     }
+  });
+
+  it('announceDue passes by the sessions of an agent being deleted, with no deadlock, and announces the others', async () => {
+    const [going, staying] = [agentRecord(), agentRecord()];
+    await store.insertAgent(going);
+    await store.insertAgent(staying);
+    // Warning and expiry both due: announceDue updates each session's row twice (the
+    // second update re-checks the agent's foreign key).
+    const doomed = sessionRecord(going.id);
+    const other = sessionRecord(staying.id);
+    await store.insertSession(doomed);
+    await store.insertSession(other);
+    // A forced deleteAgent on another instance: the agent's row locked, then its sessions deleted.
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT 1 FROM agents WHERE id = $1 FOR UPDATE', [going.id]);
+    try {
+      const announcing = store.announceDue(T0 + 40 * MINUTE, 10, announce).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
+      // The deletion of its sessions goes on once the announcer is done or waits on a lock
+      // (before: on the agent's, to re-check the foreign key of a row it had updated).
+      await Promise.race([announcing, untilWaitingOnLock(admin).catch(() => undefined)]);
+      const deleting = blocker.query('DELETE FROM sessions WHERE agent_id = $1', [going.id]).then(
+        (result) => ({ deleted: result.rowCount }),
+        (error: unknown) => ({ error }),
+      );
+      // No error (before: a deadlock, cut short by the statement timeout as a storage fault).
+      expect(await announcing).toEqual({ value: expect.any(Number) });
+      expect(await deleting).toEqual({ deleted: 1 });
+      await blocker.query('DELETE FROM agents WHERE id = $1', [going.id]);
+      await blocker.query('COMMIT');
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+    }
+    // Both announcements of the other agent's session; none of the doomed one's.
+    const announced = async (session: { id: string }) => (await store.listEvents({ sessionId: session.id, limit: 10 })).map((e) => e.type);
+    expect(await announced(other)).toEqual(['session.warning', 'session.expired']);
+    expect(await announced(doomed)).toEqual([]);
   });
 });

@@ -381,7 +381,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
         // One at a time, in order of due time; a session another instance is announcing is
         // skipped. Each update goes in one message with the read of the next session (which
         // must see it: this transaction's own locks do not skip its rows), the last with the COMMIT.
-        const readNextDue: [string, unknown[]] = ['SELECT * FROM sessions WHERE due_at <= $1 ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED', [now]];
+        // A session's second update (warning and expiry both due) re-checks its agent's foreign
+        // key: the agent's key-share lock is taken with the session's, and a session whose agent
+        // is being deleted (locked for update) is skipped, not waited for in a deadlock.
+        const readNextDue: [string, unknown[]] = [
+          `SELECT sessions.* FROM sessions JOIN agents ON agents.id = sessions.agent_id WHERE due_at <= $1 ORDER BY due_at LIMIT 1
+           FOR UPDATE OF sessions SKIP LOCKED FOR KEY SHARE OF agents SKIP LOCKED`,
+          [now],
+        ];
         let [{ rows }] = (await runTogether(client, [readNextDue])) as [pg.QueryResult<SessionRow>];
         while (rows[0]) {
           const announcement = announce(toSession(rows[0]));
