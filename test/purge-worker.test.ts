@@ -23,7 +23,8 @@ it('purges a batch on its own connection: the sessions past the cutoff, their me
   const store = openSqliteStore(path);
   const agent = agentRecord();
   await store.insertAgent(agent);
-  const early = [0, 1, 2].map((i) => sessionRecord(agent.id, {}, T0 + i * MINUTE));
+  // Expired and announced (what the sweeper's pass does before it purges).
+  const early = [0, 1, 2].map((i) => sessionRecord(agent.id, { announced: 'expiry' }, T0 + i * MINUTE));
   const late = sessionRecord(agent.id, {}, T0 + 90 * MINUTE);
   for (const session of [...early, late]) await store.insertSession(session);
   for (let position = 1; position <= 3; position += 1) await store.appendMessage(early[0]!.id, (session) => ({ session: session!, message: messageRecord(early[0]!, position) }));

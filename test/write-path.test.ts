@@ -188,7 +188,8 @@ describe('a count mark through one instant that many sessions share', () => {
     try {
       await store.insertAgent({ id: AGENTS[0]!, name: 'A', settings: {}, createdAt: T0 });
       await store.insertAgent({ id: AGENTS[1]!, name: 'A', settings: {}, createdAt: T0 });
-      const shared = Array.from({ length: 8 }, (_, i) => session(i, T0, 5));
+      // Expired and announced (what the sweeper's pass does before it purges).
+      const shared = Array.from({ length: 8 }, (_, i) => ({ ...session(i, T0, 5), announced: 'expiry' as const }));
       for (const s of shared) await store.insertSession(s);
       // The cutoff mark stops inside the instant; the purge deletes sessions on both sides of it.
       expect(await store.moveCountMarks!(T0 + 60 * MINUTE, shared[0]!.expiresAt, 3)).toEqual({ passed: 3, more: true });

@@ -290,6 +290,8 @@ export interface Store {
 
   /**
    * Deletes up to `limit` sessions that expired at or before `cutoff`, with their messages.
+   * A session with an announcement still due is kept (the next pass announces, then
+   * deletes it): one another instance held while this one announced is not lost unannounced.
    * Bounded work per call: when those sessions hold many messages, a call may delete only
    * some of the messages (purged 0). `more`: call again, work may remain.
    */

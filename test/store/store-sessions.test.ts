@@ -3,6 +3,7 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { IdempotencyKeyTaken, type SessionRecord, type Store } from '../../src/storage/store.js';
 import { updateConfig } from '../../src/domain/timeout-policy.js';
+import { announce } from '../../src/events/due-events.js';
 import { sessionEvent } from '../../src/events/event-records.js';
 import { messageView } from '../../src/views.js';
 import { MINUTE, T0 } from '../helpers/fake-clock.js';
@@ -386,6 +387,32 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
   });
 
   describe('sweeping', () => {
+    /** What a sweeper's pass does before it purges. */
+    const announceAllDue = async (now: number) => {
+      while ((await store.announceDue(now, 100, announce)) > 0);
+    };
+
+    it('keeps a session past the cutoff whose expiry is not announced yet (another instance held it while the sweeper announced)', async () => {
+      const agent = await withAgent();
+      const unannounced = sessionRecord(agent.id);
+      const announced = sessionRecord(agent.id);
+      await store.insertSession(unannounced);
+      await store.insertSession(announced);
+      await store.appendMessage(unannounced.id, (current) => ({ session: current!, message: messageRecord(unannounced, 1) }));
+      const cutoff = T0 + 31 * MINUTE;
+      // Only the second one's warning and expiry were announced.
+      await store.modifySession(announced.id, (current) => announce(announce(current!).session).session);
+      expect(await store.purgeExpired(cutoff, 10)).toEqual({ purged: 1, more: false });
+      expect(await store.getSession(announced.id)).toBeUndefined();
+      expect(await store.getSession(unannounced.id)).toMatchObject({ announced: 'nothing' });
+      expect((await storedMessages(store, { sessionId: unannounced.id, limit: 10 })).messages).toHaveLength(1);
+      // The next pass announces it, then purges it.
+      await announceAllDue(cutoff);
+      expect(await store.purgeExpired(cutoff, 10)).toEqual({ purged: 1, more: false });
+      expect(await store.getSession(unannounced.id)).toBeUndefined();
+      expect((await store.listEvents({ sessionId: unannounced.id, limit: 10 })).map((e) => e.type)).toEqual(['session.warning', 'session.expired']);
+    });
+
     it('purges the sessions past the cutoff with their messages, in batches', async () => {
       const agent = await withAgent();
       const sessions = Array.from({ length: 5 }, (_, i) => sessionRecord(agent.id, {}, T0 + i * MINUTE));
@@ -393,6 +420,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       for (let p = 1; p <= 25; p++) await store.appendMessage(sessions[0]!.id, (current) => ({ session: current!, message: messageRecord(sessions[0]!, p) }));
       // Cutoff after the first two expiries; a batch of 2 deletes at most 20 messages.
       const cutoff = T0 + 31 * MINUTE;
+      await announceAllDue(cutoff);
       expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 0, more: true });
       expect((await storedMessages(store, { sessionId: sessions[0]!.id, limit: 100 })).messages).toHaveLength(5);
       expect(await store.purgeExpired(cutoff, 2)).toEqual({ purged: 2, more: true });
@@ -413,6 +441,7 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       const kept = sessionRecord(agent.id, {}, T0 + 60 * MINUTE); // expires after the cutoff
       await store.insertSession(kept);
       const cutoff = T0 + 31 * MINUTE;
+      await announceAllDue(cutoff);
       const sweep = async () => {
         let purged = 0;
         for (let more = true; more; ) {

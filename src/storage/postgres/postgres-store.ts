@@ -289,7 +289,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     },
     async purgeExpired(cutoff, limit) {
       return write(async (client) => {
-        const { rows } = await run<{ id: string }>(client, 'SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);
+        const { rows } = await run<{ id: string }>(client, 'SELECT id FROM sessions WHERE expires_at <= $1 AND due_at IS NULL LIMIT $2 FOR UPDATE SKIP LOCKED', [cutoff, limit]);
         if (rows.length === 0) return { purged: 0, more: false };
         const ids = rows.map((row) => row.id);
         // Messages first and bounded: a long conversation is deleted over several batches.

@@ -22,7 +22,7 @@ export interface PurgeSql {
 }
 
 /** A purge batch's sessions, found in the expiry index, and what they count for in the totals. */
-export const PURGEABLE_SQL = 'SELECT rowid, id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff LIMIT @limit';
+export const PURGEABLE_SQL = 'SELECT rowid, id, agent_id, user_id, expires_at, warns_at FROM sessions WHERE expires_at <= @cutoff AND due_at IS NULL LIMIT @limit';
 
 /** The SQL of a purge batch (a session counts above a mark when its column is after it, as in expiry-counts.ts). */
 export function purgeSql(): PurgeSql {

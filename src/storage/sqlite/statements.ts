@@ -89,7 +89,7 @@ export function prepareStatements(db: Database.Database) {
     countWarningAfter: countAfterStatement(db, 'warning'),
     countAgentExpiringAfter: countAfterStatement(db, 'agent'),
     countUserExpiringAfter: countAfterStatement(db, 'user'),
-    anyPurgeable: prepare<[number], number>(db, 'SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1', 'pluck'),
+    anyPurgeable: prepare<[number], number>(db, 'SELECT 1 FROM sessions WHERE expires_at <= ? AND due_at IS NULL LIMIT 1', 'pluck'),
     countMarks: prepare<[], { now_mark: number; now_row: number; cut_mark: number; cut_row: number }>(db, 'SELECT now_mark, now_row, cut_mark, cut_row FROM session_count_marks'),
     passable: prepare<{ fromAt: number; fromRow: number; toAt: number; limit: number }, number>(db, PASSABLE_SQL, 'pluck'),
     insertMessage: prepare<[MessageRow]>(
