@@ -361,6 +361,13 @@ describe('the valid requests the suite generates', () => {
     expect(values.filter((value) => !holds(value))).toEqual([]);
   });
 
+  it('still gives values, at once, for a oneOf whose branches leave no value to one alone (each of their values matches both)', () => {
+    const schema = { oneOf: [{ type: 'object', properties: { a: { type: 'string' } } }, { type: 'object', properties: { b: { type: 'integer' } } }] };
+    const values = samples(schema, 20, 3) as Array<Record<string, unknown>>;
+    expect(values).toHaveLength(20);
+    expect(values.every((value) => typeof value === 'object' && value !== null)).toBe(true);
+  });
+
   it.each([
     ['a date', { type: 'string', format: 'date' }],
     ['an email', { type: 'string', format: 'email' }],

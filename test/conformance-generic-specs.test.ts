@@ -88,6 +88,12 @@ describe('valid values for a conforming server', () => {
     ['a host name', { type: 'string', format: 'hostname' }],
     ['a time', { type: 'string', format: 'time' }],
     ['a free-form object of at least 2 properties', { type: 'object', minProperties: 2 }],
+    // oneOf: valid when exactly one branch matches; every integer is a number too.
+    ['a number or an integer, one of the two', { oneOf: [{ type: 'number' }, { type: 'integer' }] }],
+    [
+      'an object of one of two shapes, the second also of the first',
+      { oneOf: [{ type: 'object', properties: { a: { type: 'string' } } }, { type: 'object', required: ['b'], properties: { b: { type: 'integer' } } }] },
+    ],
   ])('%s', async (name, property) => {
     const { spec, url } = await validatingServer(`${name.replace(/\W+/g, '-')}.yaml`, property);
     for (const seed of [1, 2, 3]) expect(failuresOf(await runConformance({ baseUrl: url, specPath: spec, seed, validCases: 10 })), `seed ${seed}`).toEqual([]);

@@ -1,6 +1,8 @@
 // Valid values from JSON Schemas, as fast-check arbitraries. Sizes stay small (short
 // strings, few keys) so that generated values also respect limits a schema cannot say,
 // such as a 10 KB bound on serialized metadata.
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import ajvFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { RECURSION, type Schema } from './spec-model.js';
 
@@ -58,11 +60,11 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
   return fc.string({ minLength, maxLength });
 }
 
-function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> {
+function objectArbitrary(schema: Schema, exclusive: boolean): fc.Arbitrary<Record<string, unknown>> {
   const properties: Record<string, Schema> = schema.properties ?? {};
   if (Object.keys(properties).length === 0 && schema.additionalProperties !== false) {
     // A free-form object: a few small entries, of the schema its additional properties have.
-    const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
+    const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties, exclusive) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
     const minKeys = schema.minProperties ?? 0;
     return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), values, { minKeys, maxKeys: Math.max(minKeys, Math.min(schema.maxProperties ?? 3, 3)) });
   }
@@ -70,7 +72,7 @@ function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> 
   // two may conflict) and optional ones that recurse (a tree stops at its first level).
   const required: string[] = schema.required ?? [];
   const current = Object.entries(properties).filter(([key, value]) => required.includes(key) || (value.deprecated !== true && value[RECURSION] !== true));
-  const model = Object.fromEntries(current.map(([key, value]) => [key, arbitraryFor(value)]));
+  const model = Object.fromEntries(current.map(([key, value]) => [key, arbitraryFor(value, exclusive)]));
   return fc.record(model, { requiredKeys: (schema.required ?? []).filter((key: string) => key in properties) }) as fc.Arbitrary<
     Record<string, unknown>
   >;
@@ -117,12 +119,52 @@ function joinedAllOf(schema: Schema): Schema {
   return joined;
 }
 
-function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
-  if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema));
+/** A tester of one branch at a time: unknown keywords (OpenAPI's own) are not its concern. */
+const tester = new Ajv2020({ strict: false, logger: false, addUsedSchema: false });
+ajvFormats.default(tester);
+const testers = new WeakMap<Schema, ValidateFunction | null>();
+
+/** Whether `value` matches `schema`; undefined when Ajv cannot read the schema alone. */
+function matches(schema: Schema, value: unknown): boolean | undefined {
+  if (!testers.has(schema)) {
+    try {
+      testers.set(schema, tester.compile(schema));
+    } catch {
+      testers.set(schema, null);
+    }
+  }
+  const validate = testers.get(schema);
+  return validate ? validate(value) : undefined;
+}
+
+/** Values of a `oneOf` branch tried for one that matches no other branch. */
+const ONE_OF_TRIES = 10;
+/** Set when a `oneOf` branch gave no value of its own in its tries (samples then makes values without the rule). */
+let oneOfMissed = false;
+
+/**
+ * `oneOf`: a value of one branch that matches no other (one matching two is invalid: an
+ * integer for `oneOf: [number, integer]`), from a few tries of the branch (a filter would
+ * retry without end on branches whose values all match another). `exclusive` false: any
+ * branch's values, for a schema whose branches leave none to one alone.
+ */
+function oneOfArbitrary(branches: Schema[], exclusive: boolean): fc.Arbitrary<unknown> {
+  const tagged = branches.map((branch, index) => arbitraryFor(branch, exclusive).map((value) => ({ value, index })));
+  if (!exclusive) return fc.oneof(...tagged).map(({ value }) => value);
+  const alone = ({ value, index }: { value: unknown; index: number }) => !branches.some((other, at) => at !== index && matches(other, value) === true);
+  return fc.array(fc.oneof(...tagged), { minLength: ONE_OF_TRIES, maxLength: ONE_OF_TRIES }).map((tries) => {
+    const found = tries.find(alone);
+    if (!found) oneOfMissed = true;
+    return (found ?? tries[0]!).value;
+  });
+}
+
+function arbitraryFor(schema: Schema, exclusive = true): fc.Arbitrary<unknown> {
+  if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema), exclusive);
   if ('const' in schema) return fc.constant(schema.const);
   if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum);
-  if (Array.isArray(schema.anyOf)) return fc.oneof(...schema.anyOf.map((branch: Schema) => arbitraryFor({ ...schema, anyOf: undefined, ...branch })));
-  if (Array.isArray(schema.oneOf)) return fc.oneof(...schema.oneOf.map((branch: Schema) => arbitraryFor(branch)));
+  if (Array.isArray(schema.anyOf)) return fc.oneof(...schema.anyOf.map((branch: Schema) => arbitraryFor({ ...schema, anyOf: undefined, ...branch }, exclusive)));
+  if (Array.isArray(schema.oneOf)) return oneOfArbitrary(schema.oneOf, exclusive);
   const arbitraries = typesOf(schema).map((type): fc.Arbitrary<unknown> => {
     switch (type) {
       case 'string':
@@ -147,11 +189,11 @@ function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
       case 'array': {
         if (schema.items?.[RECURSION] === true && (schema.minItems ?? 0) === 0) return fc.constant([]);
         const lengths = { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 3, (schema.minItems ?? 0) + 3) };
-        const items = arbitraryFor(schema.items ?? {});
+        const items = arbitraryFor(schema.items ?? {}, exclusive);
         return schema.uniqueItems === true ? fc.uniqueArray(items, { ...lengths, selector: (item) => JSON.stringify(item) }) : fc.array(items, lengths);
       }
       case 'object':
-        return objectArbitrary(schema);
+        return objectArbitrary(schema, exclusive);
       default:
         return fc.constant('x');
     }
@@ -164,6 +206,11 @@ const made = new Map<string, unknown[]>();
 /** `count` valid values of `schema`, the same ones for the same seed (kept: building them is slow). */
 export function samples(schema: Schema, count: number, seed: number): unknown[] {
   const key = `${seed}/${count}/${JSON.stringify(schema)}`;
-  if (!made.has(key)) made.set(key, fc.sample(arbitraryFor(schema), { seed, numRuns: count }));
+  if (!made.has(key)) {
+    oneOfMissed = false;
+    const values = fc.sample(arbitraryFor(schema, true), { seed, numRuns: count });
+    // A oneOf whose branches leave few values or none to one alone: values as before the rule.
+    made.set(key, oneOfMissed ? fc.sample(arbitraryFor(schema, false), { seed, numRuns: count }) : values);
+  }
   return structuredClone(made.get(key)!);
 }
