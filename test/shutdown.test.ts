@@ -1,6 +1,8 @@
 // SIGTERM against a real process: requests in flight on warm keep-alive sockets are all
 // answered, idle sockets do not hold the exit up, and the process exits 0 in time.
+import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
@@ -91,5 +93,44 @@ describe('SIGTERM', () => {
     // The keep-alive timeout is 60 s: exiting within a few seconds means idle sockets were closed.
     expect((performance.now() - signalledAt) / 1000).toBeLessThan(5);
     agent.destroy();
+  });
+});
+
+describe('through npm', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  // A supervisor (systemd, a container runtime) stops `npm start` by signalling npm's pid:
+  // npm passes the signal to its child, which must be the server (the script execs it), not a
+  // shell that keeps it and leaves the server running, its port and database held.
+  it.each([
+    ['npm start', ['start']],
+    ['npm run mock', ['run', 'mock', '--', '--port', '0']],
+  ])('%s hands a SIGTERM sent to npm to the server, which stops and frees its port', { timeout: 30_000 }, async (_name, args) => {
+    // A process group of its own: a server left running by a failure is killed with it.
+    const npm = spawn('npm', args, { cwd: root, detached: true, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', DATABASE_PATH: tempDatabase() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let output = '';
+      const listening = new Promise<string>((resolve, reject) => {
+        const read = (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /listening on (http:\/\/\S+)/.exec(output);
+          if (match) resolve(match[1]!);
+        };
+        npm.stdout.on('data', read);
+        npm.stderr.on('data', read);
+        npm.once('exit', (code) => reject(new Error(`npm exited ${code}: ${output}`)));
+      });
+      const url = await listening;
+      expect((await fetch(url)).status).toBeGreaterThan(0);
+      const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+      process.kill(npm.pid!, 'SIGTERM');
+      await exited;
+      await expect(fetch(url)).rejects.toThrow();
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone
+      }
+    }
   });
 });
