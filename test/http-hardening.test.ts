@@ -278,6 +278,20 @@ describe('CORS_ORIGINS, in process', () => {
     }
   });
 
+  it('lets a browser app send and read X-Request-Id, and resume an event stream with Last-Event-ID', async () => {
+    const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
+    const baseUrl = await t.listen();
+    const allowed = await fetch(`${baseUrl}/api/events`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-request-id, last-event-id' },
+    });
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-headers')?.split(/,\s*/)).toEqual(expect.arrayContaining(['x-request-id', 'last-event-id']));
+    const get = await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { origin: 'https://app.example.com', 'x-request-id': 'app-42' });
+    expect(get.headers.get('x-request-id')).toBe('app-42');
+    expect(get.headers.get('access-control-expose-headers')?.split(/,\s*/)).toContain('x-request-id');
+  });
+
   it("gives the router's refusals (a malformed URL, a path parameter too long) the CORS headers of an allowed origin, so a browser sees the envelope", async () => {
     const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
     const baseUrl = await t.listen();

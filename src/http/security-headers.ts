@@ -25,7 +25,7 @@ export function installSecurityHeaders(app: FastifyInstance): void {
   });
 }
 
-const EXPOSED_HEADERS = ['idempotent-replayed', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'];
+const EXPOSED_HEADERS = ['idempotent-replayed', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate', 'x-request-id'];
 
 /**
  * The CORS headers @fastify/cors gives an allowed origin's request, for the answers no
@@ -49,7 +49,8 @@ export function installCors(app: FastifyInstance, { origins }: { origins: readon
   void app.register(cors, {
     origin: origins.includes('*') ? '*' : [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
-    allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'idempotency-key'],
+    // X-Request-Id: a browser app's own id for its logs; Last-Event-ID: an event stream resumed by fetch.
+    allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'idempotency-key', 'x-request-id', 'last-event-id'],
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
