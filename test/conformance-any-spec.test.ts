@@ -262,6 +262,35 @@ describe('a status documenting two JSON media types (or one with parameters)', (
     expect(messages('application/json', { a: 'x' })).toEqual([]);
     expect(messages('application/json; charset=utf-8', { b: 1 })).not.toEqual([]);
   });
+
+  it("finds a body's own schema by its bare, lower-case media type, also when that type is not the first documented", () => {
+    const reversed = join(folder, 'two-json-reversed.yaml');
+    writeFileSync(
+      reversed,
+      stringify({
+        openapi: '3.1.0',
+        info: { title: 'two JSON types, parameters on the second', version: '1' },
+        paths: {
+          '/thing': {
+            get: {
+              operationId: 'getThing',
+              responses: {
+                '200': {
+                  description: 'the thing, in either version',
+                  content: { 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') }, 'Application/JSON; charset=utf-8': { schema: schemaOf('a', 'string') } },
+                },
+              },
+            },
+          },
+        },
+      }),
+    );
+    const second = loadSpec(reversed).operations[0]!;
+    const of = (contentType: string, json: unknown) => new ResponseChecker().violations(second, answer(contentType, json)).map((v) => `${v.check}: ${v.message}`);
+    expect(of('application/json', { a: 'x' })).toEqual([]);
+    expect(of('application/json; charset=utf-8', { b: 1 })).not.toEqual([]);
+    expect(of('application/vnd.thing.v2+json', { b: 1 })).toEqual([]);
+  });
 });
 
 describe('the requests the suite builds', () => {

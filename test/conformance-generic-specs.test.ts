@@ -83,6 +83,8 @@ describe('valid values for a conforming server', () => {
     ['a number at most -5,000,000', { type: 'number', maximum: -5_000_000 }],
     ['an integer, a multiple of 5', { type: 'integer', multipleOf: 5 }],
     ['a number, a multiple of 0.5 between 10 and 20', { type: 'number', multipleOf: 0.5, minimum: 10, maximum: 20 }],
+    ['a number, a multiple of 0.1 (not a power of two)', { type: 'number', multipleOf: 0.1, minimum: 0, maximum: 1 }],
+    ['a number above 0, a multiple of 0.5', { type: 'number', multipleOf: 0.5, exclusiveMinimum: 0, maximum: 3 }],
     ['an IPv4 address', { type: 'string', format: 'ipv4' }],
     ['an IPv6 address', { type: 'string', format: 'ipv6' }],
     ['a host name', { type: 'string', format: 'hostname' }],

@@ -60,6 +60,9 @@ describe('date-time cursors: every RFC 3339 form the spec accepts', () => {
     ['2020-01-01t00:00:00z', ms('2020-01-01T00:00:00Z')],
     ['2020-01-01T00:00:00.123456789Z', ms('2020-01-01T00:00:00.123Z') + 456],
     ['0001-01-01T00:00:00Z', -62_135_596_800_000 * 1000],
+    // Between date and time any white space, as ajv-formats' date-time has it (its separator is /t|\s/i).
+    ['2020-01-01 00:00:00Z', ms('2020-01-01T00:00:00Z')],
+    ['2020-01-01\t00:00:00Z', ms('2020-01-01T00:00:00Z')],
   ])('%s', (cursor, position) => {
     expect(positionOfCursor(cursor)).toBe(position);
   });

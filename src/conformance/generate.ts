@@ -96,12 +96,22 @@ function withinReach({ min, max, ...excluded }: ReturnType<typeof bounds>): { mi
   return { min: min ?? Math.min(-REACH, (max ?? 0) - REACH), max: max ?? Math.max(REACH, (min ?? 0) + REACH), ...excluded };
 }
 
-/** `multipleOf`: k × step for the whole k whose products lie in [low, high]; undefined when the schema has none. */
-function multiplesIn(step: unknown, low: number, high: number): fc.Arbitrary<number> | undefined {
+/** The nearest whole numbers of steps tried for a product a validator takes as a multiple. */
+const NEIGHBOURS = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5];
+
+/**
+ * `multipleOf`: k × step for the whole k whose products lie within the bounds (strictly
+ * beyond an excluded one); undefined when the schema has none. A product is kept as a
+ * validator judges it, value / step a whole number (3 × 0.1 is 0.30000000000000004, no
+ * multiple of 0.1 to Ajv, nor is 0.3): else the nearest k whose product is one.
+ */
+function multiplesIn(step: unknown, low: number, high: number, lowExcluded = false, highExcluded = false): fc.Arbitrary<number> | undefined {
   if (typeof step !== 'number' || !(step > 0)) return undefined;
-  const first = Math.ceil(low / step);
-  const last = Math.floor(high / step);
-  return last < first ? undefined : fc.integer({ min: first, max: last }).map((k) => k * step);
+  const first = lowExcluded ? Math.floor(low / step) + 1 : Math.ceil(low / step);
+  const last = highExcluded ? Math.ceil(high / step) - 1 : Math.floor(high / step);
+  if (last < first) return undefined;
+  const exact = (k: number) => k >= first && k <= last && Number.isInteger((k * step) / step);
+  return fc.integer({ min: first, max: last }).map((k) => (k + (NEIGHBOURS.find((d) => exact(k + d)) ?? 0)) * step);
 }
 
 /** allOf's branches as one schema: properties and required lists joined, other keywords the last branch's. */
@@ -178,7 +188,7 @@ function arbitraryFor(schema: Schema, exclusive = true): fc.Arbitrary<unknown> {
       case 'number': {
         const { min, max, minExcluded, maxExcluded } = withinReach(bounds(schema));
         return (
-          multiplesIn(schema.multipleOf, minExcluded ? min + Number.EPSILON * Math.abs(min) : min, maxExcluded ? max - Number.EPSILON * Math.abs(max) : max) ??
+          multiplesIn(schema.multipleOf, min, max, minExcluded, maxExcluded) ??
           fc.double({ min, max, minExcluded, maxExcluded, noNaN: true, noDefaultInfinity: true })
         );
       }
