@@ -31,7 +31,8 @@ it('the event loop keeps its priority; the purge worker runs at NICENESS', async
   const store = openSqliteStore(database.path);
   const agent = agentRecord();
   await store.insertAgent(agent);
-  const session = sessionRecord(agent.id, {}, T0);
+  // Expired and announced (what the sweeper's pass does before it purges).
+  const session = sessionRecord(agent.id, { announced: 'expiry' }, T0);
   await store.insertSession(session);
   await store.close();
 
