@@ -2,6 +2,8 @@
 // a plain-text route) served by a test server. The generic checks run, the Sessions
 // flows do not; what it creates is deleted; faults in the Petstore are caught.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +16,7 @@ import { ResponseChecker } from '../src/conformance/check.js';
 import { samples } from '../src/conformance/generate.js';
 import { mutateValue } from '../src/conformance/mutate.js';
 import { fitsParameter } from '../src/conformance/fixtures.js';
-import { headersOf } from '../src/conformance/http.js';
+import { headersOf, send } from '../src/conformance/http.js';
 import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
 import { operationSummaries } from '../src/conformance/report.js';
@@ -678,5 +680,57 @@ paths:
     const valid = report.cases.filter((c) => c.kind === 'valid');
     expect(valid.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
     expect(valid.filter((c) => c.operationId === 'listItems')).toHaveLength(6);
+  });
+});
+
+describe('one exchange (node:http, sending what fetch sent)', () => {
+  /** A bare server answering each request with `answer`; the requests it saw. */
+  async function bare(answer: (request: IncomingMessage, body: string, response: ServerResponse) => void) {
+    const seen: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+    const server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        seen.push({ headers: request.headers, body });
+        answer(request, body, response);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const close = () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+    return { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close };
+  }
+
+  it('sends accept, the length, a string body without a type as text/plain, and the connection headers in place of the case\'s', async () => {
+    const target = await bare((_request, _body, response) => {
+      response.setHeader('set-cookie', ['a=1', 'b=2']);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('\uFEFF{"ok":true}');
+    });
+    try {
+      const answer = await send({ baseUrl: target.baseUrl, headers: { 'X-Api-Key': 'k' }, timeoutMs: 2000 }, { method: 'POST', url: '/x', headers: { 'x-api-key': 'other' }, body: 'é' });
+      expect(target.seen[0]).toMatchObject({ headers: { accept: '*/*', 'content-type': 'text/plain;charset=UTF-8', 'content-length': '2', 'x-api-key': 'k' }, body: 'é' });
+      // Read as fetch reads it: the BOM dropped, repeated headers joined.
+      expect(answer).toMatchObject({ status: 200, contentType: 'application/json', json: { ok: true }, headers: { 'set-cookie': 'a=1, b=2' } });
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('gives up on an answer whose body stalls, or breaks off, with an error, not a hang', async () => {
+    const target = await bare((request, _body, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      response.write('{"partial":');
+      if (request.url === '/broken') response.socket?.destroy();
+    });
+    try {
+      const connection = { baseUrl: target.baseUrl, headers: {}, timeoutMs: 300 };
+      expect(await send(connection, { method: 'GET', url: '/stalled', headers: {} })).toMatchObject({ status: 0, error: 'no answer within 300 ms' });
+      expect(await send(connection, { method: 'GET', url: '/broken', headers: {} })).toMatchObject({ status: 0, error: 'no answer: ECONNRESET' });
+      expect(await send({ ...connection, baseUrl: 'http://127.0.0.1:9' }, { method: 'GET', url: '/', headers: {} })).toMatchObject({ status: 0, error: 'no answer: ECONNREFUSED' });
+    } finally {
+      await target.close();
+    }
   });
 });
