@@ -21,7 +21,7 @@ import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
 import { operationSummaries } from '../src/conformance/report.js';
 import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
-import { atPointer, loadSpec, type Operation, type Parameter, type Schema } from '../src/conformance/spec-model.js';
+import { atPointer, loadSpec, type Operation, type Parameter, RECURSION, type Schema } from '../src/conformance/spec-model.js';
 import { type PetstoreFault, startPetstore } from './helpers/petstore-server.js';
 
 const petstoreSpec = fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url));
@@ -390,6 +390,20 @@ describe('the valid requests the suite generates', () => {
   ] as Array<[string, Schema, (value: never) => boolean]>)('keeps to %s', (_name, schema, holds) => {
     const values = samples(schema, 300, 11) as never[];
     expect(values.filter((value) => !holds(value))).toEqual([]);
+  });
+
+  it('gives values of a oneOf branch that has values of its own, though its other branch has none', () => {
+    const schema = { type: 'object', required: ['a'], properties: { a: { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] } } };
+    const validate = new Ajv2020({ strict: false }).compile(schema);
+    expect((samples(schema, 50, 42) as unknown[]).filter((value) => !validate(value))).toEqual([]);
+  });
+
+  it('gives valid values of a oneOf with a recursive branch (a nullable linked node): not the cut recursion, which holds anything', () => {
+    const real = { $defs: { Node: { type: 'object', required: ['value', 'next'], properties: { value: { type: 'integer' }, next: { oneOf: [{ type: 'null' }, { $ref: '#/$defs/Node' }] } } } }, $ref: '#/$defs/Node' };
+    // What the spec reader makes of it: the inner Node cut at the recursion.
+    const walked = { type: 'object', required: ['value', 'next'], properties: { value: { type: 'integer' }, next: { oneOf: [{ type: 'null' }, { [RECURSION]: true }] } } };
+    const validate = new Ajv2020({ strict: false }).compile(real);
+    expect((samples(walked, 30, 7) as unknown[]).filter((value) => !validate(value))).toEqual([]);
   });
 
   it('still gives values, at once, for a oneOf whose branches leave no value to one alone (each of their values matches both)', () => {

@@ -60,11 +60,11 @@ function stringArbitrary(schema: Schema): fc.Arbitrary<string> {
   return fc.string({ minLength, maxLength });
 }
 
-function objectArbitrary(schema: Schema, exclusive: boolean): fc.Arbitrary<Record<string, unknown>> {
+function objectArbitrary(schema: Schema): fc.Arbitrary<Record<string, unknown>> {
   const properties: Record<string, Schema> = schema.properties ?? {};
   if (Object.keys(properties).length === 0 && schema.additionalProperties !== false) {
     // A free-form object: a few small entries, of the schema its additional properties have.
-    const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties, exclusive) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
+    const values = typeof schema.additionalProperties === 'object' ? arbitraryFor(schema.additionalProperties) : fc.oneof(fc.string({ maxLength: SHORT }), fc.integer(), fc.boolean());
     const minKeys = schema.minProperties ?? 0;
     return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), values, { minKeys, maxKeys: Math.max(minKeys, Math.min(schema.maxProperties ?? 3, 3)) });
   }
@@ -72,7 +72,7 @@ function objectArbitrary(schema: Schema, exclusive: boolean): fc.Arbitrary<Recor
   // two may conflict) and optional ones that recurse (a tree stops at its first level).
   const required: string[] = schema.required ?? [];
   const current = Object.entries(properties).filter(([key, value]) => required.includes(key) || (value.deprecated !== true && value[RECURSION] !== true));
-  const model = Object.fromEntries(current.map(([key, value]) => [key, arbitraryFor(value, exclusive)]));
+  const model = Object.fromEntries(current.map(([key, value]) => [key, arbitraryFor(value)]));
   return fc.record(model, { requiredKeys: (schema.required ?? []).filter((key: string) => key in properties) }) as fc.Arbitrary<
     Record<string, unknown>
   >;
@@ -134,8 +134,9 @@ const tester = new Ajv2020({ strict: false, logger: false, addUsedSchema: false 
 ajvFormats.default(tester);
 const testers = new WeakMap<Schema, ValidateFunction | null>();
 
-/** Whether `value` matches `schema`; undefined when Ajv cannot read the schema alone. */
+/** Whether `value` matches `schema`; undefined when Ajv cannot read the schema alone, or it is a cut recursion (which holds anything). */
 function matches(schema: Schema, value: unknown): boolean | undefined {
+  if (schema[RECURSION] === true) return undefined;
   if (!testers.has(schema)) {
     try {
       testers.set(schema, tester.compile(schema));
@@ -147,34 +148,30 @@ function matches(schema: Schema, value: unknown): boolean | undefined {
   return validate ? validate(value) : undefined;
 }
 
-/** Values of a `oneOf` branch tried for one that matches no other branch. */
-const ONE_OF_TRIES = 10;
-/** Set when a `oneOf` branch gave no value of its own in its tries (samples then makes values without the rule). */
-let oneOfMissed = false;
+/** Values of a `oneOf`'s branches tried for one that matches its branch alone. */
+const ONE_OF_TRIES = 30;
 
 /**
  * `oneOf`: a value of one branch that matches no other (one matching two is invalid: an
- * integer for `oneOf: [number, integer]`), from a few tries of the branch (a filter would
- * retry without end on branches whose values all match another). `exclusive` false: any
- * branch's values, for a schema whose branches leave none to one alone.
+ * integer for `oneOf: [number, integer]`), from a few tries of the branches (a filter
+ * would retry without end on branches whose values all match another); the first try
+ * when none does (branches that leave no value to one alone).
  */
-function oneOfArbitrary(branches: Schema[], exclusive: boolean): fc.Arbitrary<unknown> {
-  const tagged = branches.map((branch, index) => arbitraryFor(branch, exclusive).map((value) => ({ value, index })));
-  if (!exclusive) return fc.oneof(...tagged).map(({ value }) => value);
+function oneOfArbitrary(branches: Schema[]): fc.Arbitrary<unknown> {
+  // A branch where the recursion was cut holds anything: its values ({}) are none of the
+  // real schema's. Drawn from only when no other branch is left (a tree stops there).
+  const drawn = branches.some((branch) => branch[RECURSION] !== true) ? branches.filter((branch) => branch[RECURSION] !== true) : branches;
+  const tagged = drawn.map((branch) => arbitraryFor(branch).map((value) => ({ value, index: branches.indexOf(branch) })));
   const alone = ({ value, index }: { value: unknown; index: number }) => !branches.some((other, at) => at !== index && matches(other, value) === true);
-  return fc.array(fc.oneof(...tagged), { minLength: ONE_OF_TRIES, maxLength: ONE_OF_TRIES }).map((tries) => {
-    const found = tries.find(alone);
-    if (!found) oneOfMissed = true;
-    return (found ?? tries[0]!).value;
-  });
+  return fc.array(fc.oneof(...tagged), { minLength: ONE_OF_TRIES, maxLength: ONE_OF_TRIES }).map((tries) => (tries.find(alone) ?? tries[0]!).value);
 }
 
-function arbitraryFor(schema: Schema, exclusive = true): fc.Arbitrary<unknown> {
-  if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema), exclusive);
+function arbitraryFor(schema: Schema): fc.Arbitrary<unknown> {
+  if (Array.isArray(schema.allOf)) return arbitraryFor(joinedAllOf(schema));
   if ('const' in schema) return fc.constant(schema.const);
   if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum);
-  if (Array.isArray(schema.anyOf)) return fc.oneof(...schema.anyOf.map((branch: Schema) => arbitraryFor({ ...schema, anyOf: undefined, ...branch }, exclusive)));
-  if (Array.isArray(schema.oneOf)) return oneOfArbitrary(schema.oneOf, exclusive);
+  if (Array.isArray(schema.anyOf)) return fc.oneof(...schema.anyOf.map((branch: Schema) => arbitraryFor({ ...schema, anyOf: undefined, ...branch })));
+  if (Array.isArray(schema.oneOf)) return oneOfArbitrary(schema.oneOf);
   const arbitraries = typesOf(schema).map((type): fc.Arbitrary<unknown> => {
     switch (type) {
       case 'string':
@@ -199,11 +196,11 @@ function arbitraryFor(schema: Schema, exclusive = true): fc.Arbitrary<unknown> {
       case 'array': {
         if (schema.items?.[RECURSION] === true && (schema.minItems ?? 0) === 0) return fc.constant([]);
         const lengths = { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 3, (schema.minItems ?? 0) + 3) };
-        const items = arbitraryFor(schema.items ?? {}, exclusive);
+        const items = arbitraryFor(schema.items ?? {});
         return schema.uniqueItems === true ? fc.uniqueArray(items, { ...lengths, selector: (item) => JSON.stringify(item) }) : fc.array(items, lengths);
       }
       case 'object':
-        return objectArbitrary(schema, exclusive);
+        return objectArbitrary(schema);
       default:
         return fc.constant('x');
     }
@@ -217,10 +214,7 @@ const made = new Map<string, unknown[]>();
 export function samples(schema: Schema, count: number, seed: number): unknown[] {
   const key = `${seed}/${count}/${JSON.stringify(schema)}`;
   if (!made.has(key)) {
-    oneOfMissed = false;
-    const values = fc.sample(arbitraryFor(schema, true), { seed, numRuns: count });
-    // A oneOf whose branches leave few values or none to one alone: values as before the rule.
-    made.set(key, oneOfMissed ? fc.sample(arbitraryFor(schema, false), { seed, numRuns: count }) : values);
+    made.set(key, fc.sample(arbitraryFor(schema), { seed, numRuns: count }));
   }
   return structuredClone(made.get(key)!);
 }
