@@ -6,7 +6,7 @@
 // order, on the next tick.
 import { type Clock, steadyWallTime } from '../domain/clock.js';
 import { announcedBy, nextDue } from '../domain/timeout-policy.js';
-import { sessionWith, type Announcement, type SessionRecord, type Store } from '../storage/store.js';
+import { sessionWith, type Announcement, type EventInput, type SessionRecord, type Store } from '../storage/store.js';
 import { sessionEvent } from './event-records.js';
 
 /** What announcing a session's due event writes: the event, at its due moment, and the session moved on. */
@@ -15,6 +15,23 @@ export function announce(session: SessionRecord): Announcement {
   if (!due) throw new Error(`session ${session.id} has nothing due`);
   const announced = sessionWith(session, session, due.type === 'session.expired' ? 'expired' : session.status, announcedBy(due.type));
   return { session: announced, events: [sessionEvent(due.type, announced, due.at)] };
+}
+
+/**
+ * The due events of `session` that came by `now` but were not announced yet (the pump's
+ * next tick had not come, or another instance held the session): what announce() would
+ * record, each dated its moment, in order. For a session about to go (ended, or deleted
+ * with its agent): its expiry is recorded before its end, once, as for any other session.
+ */
+export function overdueAnnouncements(session: SessionRecord, now: number): EventInput[] {
+  const events: EventInput[] = [];
+  let current = session;
+  for (let due = nextDue(current, current.announced); due && due.at <= now; due = nextDue(current, current.announced)) {
+    const announcement = announce(current);
+    events.push(...announcement.events);
+    current = announcement.session;
+  }
+  return events;
 }
 
 export interface EventPumpOptions {

@@ -1,5 +1,6 @@
 import { purgeCutoff } from '../../domain/timeout-policy.js';
 import { ApiError, notFound } from '../../errors.js';
+import { overdueAnnouncements } from '../../events/due-events.js';
 import { agentEvent, sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
@@ -15,7 +16,9 @@ export const deleteAgent =
       // Each session that goes with it ends as endSession ends one, before the agent goes.
       {
         events: (deleted) =>
-          deleted.kind === 'deleted' ? [...deleted.sessions.map((session) => sessionEvent('session.ended', session, now)), agentEvent('agent.deleted', deleted.agent, now)] : [],
+          deleted.kind === 'deleted'
+            ? [...deleted.sessions.flatMap((session) => [...overdueAnnouncements(session, now), sessionEvent('session.ended', session, now)]), agentEvent('agent.deleted', deleted.agent, now)]
+            : [],
       },
     );
     switch (outcome.kind) {

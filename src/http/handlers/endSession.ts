@@ -1,3 +1,4 @@
+import { overdueAnnouncements } from '../../events/due-events.js';
 import { sessionEvent } from '../../events/event-records.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import type { Handler } from '../operation-types.js';
@@ -11,7 +12,7 @@ export const endSession =
     // read holding the session's lock (see changeActiveSession).
     let now = Number.NaN;
     await store.deleteSession(sessionId, (current) => retainedSession(current, sessionId, (now = clock.now()), retentionMs), {
-      events: (ended) => [sessionEvent('session.ended', ended, now)],
+      events: (ended) => [...overdueAnnouncements(ended, now), sessionEvent('session.ended', ended, now)],
     });
     return { success: true, message: 'Session ended' };
   };
