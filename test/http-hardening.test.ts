@@ -281,7 +281,7 @@ describe('CORS_ORIGINS, in process', () => {
   it('lets a browser app send and read X-Request-Id, and resume an event stream with Last-Event-ID', async () => {
     const t = await start({ access: { corsOrigins: ['https://app.example.com'] } });
     const baseUrl = await t.listen();
-    const allowed = await fetch(`${baseUrl}/api/events`, {
+    const allowed = await fetch(`${baseUrl}/api/messaging/sessions/events`, {
       method: 'OPTIONS',
       headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-request-id, last-event-id' },
     });
