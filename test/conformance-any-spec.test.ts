@@ -233,28 +233,14 @@ describe('a oneOf with a discriminator', () => {
 
 describe('a status documenting two JSON media types (or one with parameters)', () => {
   const schemaOf = (key: string, type: string) => ({ type: 'object', required: [key], properties: { [key]: { type } }, additionalProperties: false });
-  const file = join(folder, 'two-json.yaml');
-  writeFileSync(
-    file,
-    stringify({
-      openapi: '3.1.0',
-      info: { title: 'two JSON types', version: '1' },
-      paths: {
-        '/thing': {
-          get: {
-            operationId: 'getThing',
-            responses: {
-              '200': {
-                description: 'the thing, in either version',
-                content: { 'application/json; charset=utf-8': { schema: schemaOf('a', 'string') }, 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') } },
-              },
-            },
-          },
-        },
-      },
-    }),
-  );
-  const operation = loadSpec(file).operations[0]!;
+  /** The operation of a spec whose one GET documents `content` for its 200. */
+  const operationWith = (name: string, content: Record<string, unknown>) => {
+    const file = join(folder, `${name}.yaml`);
+    const document = { openapi: '3.1.0', info: { title: name, version: '1' }, paths: { '/thing': { get: { operationId: 'getThing', responses: { '200': { description: 'the thing, in either version', content } } } } } };
+    writeFileSync(file, stringify(document));
+    return loadSpec(file).operations[0]!;
+  };
+  const operation = operationWith('two-json', { 'application/json; charset=utf-8': { schema: schemaOf('a', 'string') }, 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') } });
   const answer = (contentType: string, json: unknown) => ({ status: 200, contentType, text: JSON.stringify(json), json });
   const messages = (contentType: string, json: unknown) => new ResponseChecker().violations(operation, answer(contentType, json)).map((v) => `${v.check}: ${v.message}`);
 
@@ -266,28 +252,7 @@ describe('a status documenting two JSON media types (or one with parameters)', (
   });
 
   it("finds a body's own schema by its bare, lower-case media type, also when that type is not the first documented", () => {
-    const reversed = join(folder, 'two-json-reversed.yaml');
-    writeFileSync(
-      reversed,
-      stringify({
-        openapi: '3.1.0',
-        info: { title: 'two JSON types, parameters on the second', version: '1' },
-        paths: {
-          '/thing': {
-            get: {
-              operationId: 'getThing',
-              responses: {
-                '200': {
-                  description: 'the thing, in either version',
-                  content: { 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') }, 'Application/JSON; charset=utf-8': { schema: schemaOf('a', 'string') } },
-                },
-              },
-            },
-          },
-        },
-      }),
-    );
-    const second = loadSpec(reversed).operations[0]!;
+    const second = operationWith('two-json-reversed', { 'application/vnd.thing.v2+json': { schema: schemaOf('b', 'integer') }, 'Application/JSON; charset=utf-8': { schema: schemaOf('a', 'string') } });
     const of = (contentType: string, json: unknown) => new ResponseChecker().violations(second, answer(contentType, json)).map((v) => `${v.check}: ${v.message}`);
     expect(of('application/json', { a: 'x' })).toEqual([]);
     expect(of('application/json; charset=utf-8', { b: 1 })).not.toEqual([]);

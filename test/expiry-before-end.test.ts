@@ -21,38 +21,34 @@ describe('an expiry due but not yet announced, then the session ends', { timeout
     [t, database, pgStore] = [undefined, undefined, undefined];
   });
 
+  /** An app on `backend` with an agent and a session of it. */
+  async function appWithSession(backend: 'sqlite' | 'postgres') {
+    if (backend === 'postgres') {
+      database = await createTestDatabase();
+      pgStore = await openPostgresStore({ url: database.url, poolSize: 2 });
+    }
+    t = await startTestApp(pgStore ? { store: pgStore } : {});
+    const agentId = await registerAgent(t);
+    const sessionId = (await createSession(t, { agentId })).sessionId as string;
+    return { agentId, sessionId, session: (await t.store.getSession(sessionId))! };
+  }
+
   for (const backend of ['sqlite', 'postgres'] as const) {
     it(`${backend}: DELETE the session after its expiry came, before the pump ran: session.expired is recorded, before session.ended`, async () => {
-      if (backend === 'postgres') {
-        database = await createTestDatabase();
-        pgStore = await openPostgresStore({ url: database.url, poolSize: 2 });
-      }
-      t = await startTestApp(pgStore ? { store: pgStore } : {});
-      const agentId = await registerAgent(t);
-      const created = await createSession(t, { agentId });
-      const sessionId = created.sessionId as string;
-      const session = (await t.store.getSession(sessionId))!;
-      t.clock.set(session.expiresAt + 1); // expired; the pump has not run yet
-      expect((await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
-      const events = await t.store.listEvents({ sessionId, limit: 10 });
+      const { sessionId, session } = await appWithSession(backend);
+      t!.clock.set(session.expiresAt + 1); // expired; the pump has not run yet
+      expect((await t!.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
+      const events = await t!.store.listEvents({ sessionId, limit: 10 });
       expect(events.map((e) => e.type)).toEqual(['session.created', 'session.warning', 'session.expired', 'session.ended']);
       expect(events.map((e) => e.occurredAt)).toEqual([session.createdAt, session.warnsAt, session.expiresAt, session.expiresAt + 1]);
     });
 
     it(`${backend}: DELETE the agent (force=false: nothing active) after its session's expiry came, before the pump ran: session.expired is recorded, before session.ended`, async () => {
-      if (backend === 'postgres') {
-        database = await createTestDatabase();
-        pgStore = await openPostgresStore({ url: database.url, poolSize: 2 });
-      }
-      t = await startTestApp(pgStore ? { store: pgStore } : {});
-      const agentId = await registerAgent(t);
-      const created = await createSession(t, { agentId });
-      const sessionId = created.sessionId as string;
-      const session = (await t.store.getSession(sessionId))!;
-      t.clock.set(session.expiresAt + MINUTE);
-      const deleted = await t.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=false` });
+      const { agentId, sessionId, session } = await appWithSession(backend);
+      t!.clock.set(session.expiresAt + MINUTE);
+      const deleted = await t!.request({ method: 'DELETE', url: `/api/agents/${agentId}?force=false` });
       expect(deleted.status).toBe(200);
-      const types = (await t.store.listEvents({ sessionId, limit: 10 })).map((e) => e.type);
+      const types = (await t!.store.listEvents({ sessionId, limit: 10 })).map((e) => e.type);
       expect(types).toEqual(['session.created', 'session.warning', 'session.expired', 'session.ended']);
     });
   }
