@@ -6,7 +6,6 @@ export default defineConfig({
   resolve: { alias: { 'sessions-api/client': fileURLToPath(new URL('./src/client/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts'],
-    setupFiles: ['test/setup/shared-meta-schema.ts'],
     // One throwaway PostgreSQL cluster for the run (the PostgreSQL store's tests); dist/ built if stale.
     globalSetup: ['test/helpers/postgres-global-setup.ts', 'test/setup/built-dist.ts'],
     testTimeout: 20_000,

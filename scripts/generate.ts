@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { parse } from 'yaml';
 import { operationFactsDeclaration } from './operation-facts.js';
-import { operationsOf, sha256Hex, type SpecJsonCopy, specJsonCopyPath, specPath } from '../src/spec.js';
+import { metaSchemaErrors, operationsOf, sha256Hex, type SpecJsonCopy, specJsonCopyPath, specPath } from '../src/spec.js';
 
 const typesUrl = new URL('../generated/api.d.ts', import.meta.url);
 const operationFactsUrl = new URL('../generated/operation-facts.d.ts', import.meta.url);
@@ -25,6 +25,12 @@ const types = typesHeader + astToString(await openapiTS(new URL(`file://${specPa
 
 const yaml = await readFile(specPath, 'utf8');
 const document = parse(yaml);
+// Checked here, once: the server does not check it against the meta-schema at every start.
+const invalid = await metaSchemaErrors(document);
+if (invalid.length > 0) {
+  console.error(`generate: openapi/sessions-api.yaml is no valid OpenAPI document:\n${invalid.join('\n')}`);
+  process.exit(1);
+}
 const jsonCopy = `${JSON.stringify({ sourceSha256: sha256Hex(yaml), document } satisfies SpecJsonCopy, null, 2)}\n`;
 const operationFacts = operationFactsDeclaration(document);
 

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { addFormats } from './json-formats.js';
 import { parse } from 'yaml';
@@ -115,6 +116,17 @@ export function operationsOf(document: object): SpecOperation[] {
         adminOnly: operation['x-admin-only'] === true,
       })),
   );
+}
+
+/**
+ * What the OpenAPI meta-schema (and the check of its $refs) finds wrong with `document`;
+ * nothing when it holds. Run when the JSON copy is generated (and by `npm test`), not at
+ * start (src/http/api-plugin.ts).
+ */
+export async function metaSchemaErrors(document: unknown): Promise<string[]> {
+  const result = await new Validator().validate(structuredClone(document) as Parameters<Validator['validate']>[0]);
+  if (result.valid) return [];
+  return [typeof result.errors === 'string' ? result.errors : JSON.stringify(result.errors, null, 2)];
 }
 
 /** The spec without its operational operations: what fastify-openapi-glue routes to handlers. */

@@ -17,10 +17,11 @@ import { DEFAULTS } from '../src/defaults.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createHandlers } from '../src/http/handlers/index.js';
 import type { ServiceHandlers } from '../src/http/operation-types.js';
-import { apiSpecification, operationsOf, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
+import { apiSpecification, metaSchemaErrors, operationsOf, readSpecDocument, sha256Hex, specDocument, specJsonCopyPath, specOperations, specPath } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
 import { fakeClock } from './helpers/fake-clock.js';
+import { startTestApp } from './helpers/test-app.js';
 
 const store = openSqliteStore(':memory:');
 const clock = fakeClock();
@@ -62,6 +63,38 @@ describe('operations and handlers', () => {
     const app = Fastify();
     app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
     await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId}): npm run generate writes a stub for it");
+  });
+});
+
+describe('the check against the OpenAPI meta-schema (npm run generate and --check; not at every start)', () => {
+  it('passes the spec and refuses a document that breaks the meta-schema, or has a $ref to nothing', async () => {
+    expect(await metaSchemaErrors(specDocument())).toEqual([]);
+    const broken = structuredClone(specDocument()) as { paths: Record<string, any> };
+    broken.paths['/api/agents']!.get.responses = 'none';
+    expect((await metaSchemaErrors(broken)).join()).toMatch(/responses/);
+    const dangling = structuredClone(specDocument()) as { paths: Record<string, any> };
+    dangling.paths['/api/agents']!.get.responses['200'] = { $ref: '#/components/responses/Nothing' };
+    expect((await metaSchemaErrors(dangling)).join()).toMatch(/Nothing/);
+  });
+
+  it('is passed when the server starts (it checked the spec when its JSON copy was generated), and put back after', async () => {
+    const { Validator } = await import('@seriousme/openapi-schema-validator');
+    const prototype = Validator.prototype as unknown as { getAjvValidator: (...args: unknown[]) => unknown };
+    const own = prototype.getAjvValidator;
+    let compiled = 0;
+    const counting = function (this: unknown, ...args: unknown[]) {
+      compiled += 1;
+      return own.apply(this, args);
+    };
+    prototype.getAjvValidator = counting;
+    try {
+      const t = await startTestApp();
+      await t.close();
+      expect(compiled).toBe(0);
+      expect(prototype.getAjvValidator).toBe(counting);
+    } finally {
+      prototype.getAjvValidator = own;
+    }
   });
 });
 
