@@ -213,8 +213,6 @@ const made = new Map<string, unknown[]>();
 /** `count` valid values of `schema`, the same ones for the same seed (kept: building them is slow). */
 export function samples(schema: Schema, count: number, seed: number): unknown[] {
   const key = `${seed}/${count}/${JSON.stringify(schema)}`;
-  if (!made.has(key)) {
-    made.set(key, fc.sample(arbitraryFor(schema), { seed, numRuns: count }));
-  }
+  if (!made.has(key)) made.set(key, fc.sample(arbitraryFor(schema), { seed, numRuns: count }));
   return structuredClone(made.get(key)!);
 }
