@@ -1,7 +1,8 @@
 // npm run backup -- <new file>: a copy of the SQLite database at DATABASE_PATH, consistent
 // as of one moment, taken while the server runs (VACUUM INTO: one read transaction, which
 // in WAL mode holds back no writer, though the WAL cannot be emptied until it ends; see
-// checkpointer.ts; compacted on the way). Restore: stop the server, put
+// checkpointer.ts; compacted on the way). The copy's next event id is far beyond its last
+// (event-log.ts, skipEventIds): the original goes on giving ids after the copy. Restore: stop the server, put
 // the copy at DATABASE_PATH (without the old file's -wal and -shm), start it. PostgreSQL
 // has pg_dump for this.
 import { constants, copyFileSync, existsSync, linkSync, rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import Database from 'better-sqlite3';
 import { ConfigError, loadConfig } from './config.js';
 import { callersFolder } from './conformance/callers-folder.js';
 import { assertWritable } from './storage/sqlite/connection.js';
+import { EVENT_IDS_SKIPPED_BY_A_COPY, skipEventIds } from './storage/sqlite/event-log.js';
 import { assertOwnSchema } from './storage/sqlite/migrations.js';
 
 const USAGE = 'usage: npm run backup -- <new file>   (copies the SQLite database at DATABASE_PATH)';
@@ -64,8 +66,9 @@ try {
   } finally {
     db.close();
   }
-  const copy = new Database(partial, { readonly: true });
+  const copy = new Database(partial);
   try {
+    skipEventIds(copy, EVENT_IDS_SKIPPED_BY_A_COPY);
     const check = copy.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new Error(`the copy fails its check (${String(check)}); keep the database, and try again`);
     const bytes = (copy.pragma('page_count', { simple: true }) as number) * (copy.pragma('page_size', { simple: true }) as number);

@@ -72,6 +72,8 @@ describe('npm run backup', () => {
     const ids = new Set(db.prepare('SELECT id FROM sessions').pluck().all());
     db.close();
     for (const created of before) expect(ids.has(created.body.sessionId)).toBe(true);
+    // Events the copy has not.
+    expect((await fetchChecked(url, 'POST', '/api/messaging/sessions', { agentId, userId })).status).toBe(201);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
 
@@ -80,6 +82,26 @@ describe('npm run backup', () => {
     const restoredUrl = await restored.listening;
     expect((await fetchChecked(restoredUrl, 'GET', `/api/agents/${agentId}`)).status).toBe(200);
     expect((await fetchChecked(restoredUrl, 'GET', `/api/messaging/sessions/${before[0]!.body.sessionId}`)).status).toBe(200);
+
+    // The original gave event ids after the copy; the restored server gives none of them again.
+    const created = await fetchChecked(restoredUrl, 'POST', '/api/messaging/sessions', { agentId, userId });
+    restored.child.kill('SIGTERM');
+    expect(await restored.exited).toBe(0);
+    const lastIdOf = async (path: string) => {
+      const store = openSqliteStore(path);
+      try {
+        return Number(await store.lastEventId());
+      } finally {
+        await store.close();
+      }
+    };
+    const restoredStore = openSqliteStore(target);
+    try {
+      const [newest] = (await restoredStore.listEvents({ after: String(await lastIdOf(databasePath)), limit: 10 })).filter((event) => event.sessionId === created.body.sessionId);
+      expect(newest?.type).toBe('session.created');
+    } finally {
+      await restoredStore.close();
+    }
   });
 
   it('never deletes or overwrites a file that appears at the name while it copies (another backup to it, say), and takes a relative name from where npm was run', { timeout: 60_000 }, async () => {

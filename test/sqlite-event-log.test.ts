@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { agentEvent, sessionEvent } from '../src/events/event-records.js';
-import { EVENTS_PER_ROW } from '../src/storage/sqlite/event-log.js';
+import { EVENT_IDS_SKIPPED_BY_A_COPY, EVENTS_PER_ROW, skipEventIds } from '../src/storage/sqlite/event-log.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { EventInput, EventRecord, Store } from '../src/storage/store.js';
 import { T0 } from './helpers/fake-clock.js';
@@ -145,6 +145,23 @@ describe('the SQLite event log', () => {
       ['4', T0 + 1],
     ]);
   });
+
+  it("passes over the ids a backup's copy skips: the next event's id is that far on, and a read goes straight across the gap", async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+    const raw = new Database(database.path);
+    skipEventIds(raw, EVENT_IDS_SKIPPED_BY_A_COPY);
+    raw.close();
+    expect(await store.lastEventId()).toBe('1');
+    await store.insertSession(sessionRecord(agent.id), created());
+    // It would have been 2.
+    const next = String(2 + EVENT_IDS_SKIPPED_BY_A_COPY);
+    // With a window of 4 ids, walking the gap id by id would take 2.5 × 10^11 reads.
+    expect((await log()).map((event) => event.id)).toEqual(['1', next]);
+    expect((await log('1')).map((event) => event.id)).toEqual([next]);
+    expect((await log('5')).map((event) => event.id)).toEqual([next]);
+    expect(await store.lastEventId()).toBe(next);
+  });
 });
 
 describe('SQLite migration 22', () => {
@@ -182,6 +199,20 @@ describe('SQLite migration 22', () => {
         expect(await store.lastEventId()).toBeUndefined();
         await store.insertAgent(agentRecord(), { events: (a) => [agentEvent('agent.created', a, T0)] });
         expect((await store.listEvents({ limit: 10 })).map((event) => event.id)).toEqual(['4']);
+      },
+    ));
+
+  it("keeps the ids a backup's copy skipped before the log (a copy of version 21)", () =>
+    withMigratedStore(
+      21,
+      (old) => {
+        for (let i = 1; i <= 3; i += 1) insertEvent(old, T0 + i, '{}');
+        skipEventIds(old, 1000);
+      },
+      async (store) => {
+        expect(await store.lastEventId()).toBe('3');
+        await store.insertAgent(agentRecord(), { events: (a) => [agentEvent('agent.created', a, T0)] });
+        expect((await store.listEvents({ after: '3', limit: 10 })).map((event) => event.id)).toEqual(['1004']);
       },
     ));
 });

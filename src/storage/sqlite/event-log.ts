@@ -29,6 +29,32 @@ export const EVENT_SCAN_WINDOW = 10_000;
  */
 export const NEXT_EVENT_ID_SQL = '(SELECT coalesce((SELECT id + max(n, 1) FROM event_log ORDER BY id DESC LIMIT 1), 1))';
 
+/**
+ * Ids the backup's copy passes over (skipEventIds). A server restored from the copy gives
+ * its events ids beyond those the original gave after the copy (unless it gave more than
+ * this), so a webhook receiver that drops repeats by `webhook-id`, or a stream resuming
+ * from a `Last-Event-ID`, does not take a new event for one it had.
+ */
+export const EVENT_IDS_SKIPPED_BY_A_COPY = 1_000_000_000_000;
+
+/**
+ * Makes the next event's id `count` further on: a row of no events stands for the last id
+ * passed over. A database from before the log (schema version 21 or older) has a table of
+ * events numbered by AUTOINCREMENT; its sequence moves instead (migration 22 keeps it). One
+ * older still has no events.
+ */
+export function skipEventIds(db: Database.Database, count: number): void {
+  const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  if (hasTable('event_log')) {
+    db.prepare(`INSERT INTO event_log (id, n, occurred_at, events) VALUES (${NEXT_EVENT_ID_SQL} + ? - 1, 0, 0, '[]')`).run(count);
+    return;
+  }
+  if (!hasTable('events')) return;
+  const last = db.prepare<[], number>("SELECT max((SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'))").pluck().get()!;
+  db.prepare("DELETE FROM sqlite_sequence WHERE name = 'events'").run();
+  db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)").run(last + count);
+}
+
 interface Pending {
   event: EventInput;
   data: string;
@@ -76,6 +102,8 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
     lastId: db.prepare<[], number>('SELECT id + n - 1 FROM event_log WHERE n > 0 ORDER BY id DESC LIMIT 1').pluck(),
     // The row that holds the event with this id, or the first after it.
     rowFrom: db.prepare<[number], number>('SELECT coalesce(max(id), 0) FROM event_log WHERE id <= ?').pluck(),
+    // The ids between rows may be many (skipEventIds): a read goes from row to row, not id to id.
+    rowAfter: db.prepare<[number], number | null>('SELECT min(id) FROM event_log WHERE id > ?').pluck(),
     // The trim walks the log from its oldest row (no index on occurred_at: one B-tree fewer).
     // The column holds when the row's events were recorded (see trim): a rename would break
     // a process of the previous version still running on the file during an upgrade.
@@ -167,7 +195,7 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
           }
           if (events.length >= query.limit) break;
         }
-        from = upTo + 1;
+        from = statements.rowAfter.get(upTo) ?? last + 1;
       }
       return events;
     },
