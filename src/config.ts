@@ -95,7 +95,7 @@ function parseRanged(env: Env, name: string, fallback: number, min: number, max:
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   const value = parseInteger(name, raw);
-  if (value < min || value > max) throw new ConfigError(`${name}=${value} must be between ${min} and ${max}`);
+  if (value < min || value > max) throw new ConfigError(`${name}=${raw} must be between ${min} and ${max}`);
   return value;
 }
 

@@ -99,6 +99,8 @@ describe('loadConfig', () => {
     [{ SESSION_WARNING_THRESHOLD_MINUTES: '0' }, /SESSION_WARNING_THRESHOLD_MINUTES=0 must be >= 1/],
     [{ SESSION_AUTO_RENEW: 'yes' }, /SESSION_AUTO_RENEW="yes" must be true or false/],
     [{ PORT: '70000' }, /PORT=70000 must be between 0 and 65535/],
+    // As written: the number it parses to (1e+20) is not what the operator wrote.
+    [{ PORT: '99999999999999999999' }, /PORT=99999999999999999999 must be between 0 and 65535/],
     [{ API_KEYS: 'long-enough-key-0001,short' }, /API_KEYS: key 2 must be at least 16 characters/],
     // A header never carries these as written: the key could never authenticate.
     [{ API_KEYS: 'ключ-ключ-ключ-ключ' }, /^API_KEYS: key 1 must be visible ASCII without spaces \(it is sent in a header\); not shown here$/],

@@ -284,11 +284,13 @@ describe('startup with unusable storage: one line naming the file and the cause,
 
   // Root may write any file, but not an immutable one (`chattr +i`): access() says EPERM,
   // as it says EACCES to a user without the permission. SQLite would open the file read-only.
-  it.skipIf(!canMount)('a file, or a folder, this process may not write, saying so (SQLite would serve, every write a 503)', async () => {
+  it.skipIf(!canMount)('a file, or a folder, this process may not write, or a WAL and index left so, saying so (SQLite would serve, every write a 503)', async () => {
     const databasePath = tempDatabase();
     await openSqliteStore(databasePath).close();
     const folder = join(databasePath, '..');
-    for (const target of [databasePath, folder]) {
+    // As a server run by another user and killed leaves them (empty: SQLite starts them anew).
+    for (const file of [`${databasePath}-wal`, `${databasePath}-shm`]) writeFileSync(file, '');
+    for (const target of [databasePath, folder, `${databasePath}-wal`, `${databasePath}-shm`]) {
       execFileSync('chattr', ['+i', target]);
       try {
         await refusesToStart(databasePath, new RegExp(`: this process may not write ${target} \\(EPERM\\)$`, 'm'));

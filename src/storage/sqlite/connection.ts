@@ -49,10 +49,13 @@ function makeFolder(folder: string): void {
  * Refuses a file, or a folder, the server could not write: SQLite opens a file it cannot
  * write read-only without a word (every write then a 503, the server looking up), and on a
  * read-only file system says only "unable to open database file". The folder takes the
- * WAL and its index beside the file (and `npm run backup` its partial copy).
+ * WAL and its index beside the file (and `npm run backup` its partial copy); when they are
+ * there already, they must be writable too.
  */
 export function assertWritable(path: string): void {
-  for (const target of [dirname(path), ...(existsSync(path) ? [path] : [])]) {
+  // A WAL and index left by another user's process (a server once run as root, killed) make it read-only too.
+  const files = [path, `${path}-wal`, `${path}-shm`].filter((file) => existsSync(file));
+  for (const target of [dirname(path), ...files]) {
     try {
       accessSync(target, constants.W_OK);
     } catch (error) {
