@@ -2,15 +2,16 @@
 // time budget halves the next (the event loop must not stall), and one within it sizes the
 // next to three quarters of the budget.
 import { describe, expect, it } from 'vitest';
-import { createEventPump } from '../src/events/due-events.js';
+import { createEventPump, OFF_LOOP_ANNOUNCE_BUDGET_SCALE } from '../src/events/due-events.js';
 import type { Store } from '../src/storage/store.js';
 import { T0 } from './helpers/fake-clock.js';
 
 /** A store with `due` announcements due, each batch taking `msPerAnnouncement` of the injected time. */
-function dueStore(due: number, msPerAnnouncement: number) {
+function dueStore(due: number, msPerAnnouncement: number, announcesOffEventLoop = false) {
   const limits: number[] = [];
   let elapsed = 0;
   const store = {
+    announcesOffEventLoop,
     async announceDue(_now: number, limit: number) {
       limits.push(limit);
       const fired = Math.min(limit, due);
@@ -42,5 +43,12 @@ describe('the due-event pump', () => {
     const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
     expect(await pump.tick()).toBe(2000);
     expect(limits).toEqual([100, ...Array(10).fill(192)]); // 192 take 6 ms
+  });
+
+  it(`gives a store whose batches mostly wait for the database (PostgreSQL) ${OFF_LOOP_ANNOUNCE_BUDGET_SCALE} times the budget`, async () => {
+    const { store, limits, elapsedMs } = dueStore(1000, 0.1, true); // 100 announcements take 10 ms
+    const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });
+    expect(await pump.tick()).toBe(1000);
+    expect(limits).toEqual([100, 200, 400, 600]); // 400 take 40 ms, within 80 (within 8 they would halve)
   });
 });

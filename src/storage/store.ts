@@ -349,6 +349,11 @@ export interface Store {
    */
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
   /**
+   * A batch of announceDue spends its time mostly waiting for the database server (PostgreSQL),
+   * not on this event loop: the pump lets it take longer (due-events.ts).
+   */
+  readonly announcesOffEventLoop?: boolean;
+  /**
    * Deletes about `limit` of the events recorded before `cutoff`, oldest first (a log that
    * keeps events in rows of many deletes whole rows: a few more); returns how many. An
    * event announceDue recorded after its occurredAt is kept from when it was recorded.

@@ -13,12 +13,12 @@ import {
   type Carried,
   DELIVERIES_KEPT,
   type DeleteAgentOutcome,
-  type EventInput,
   type MessageQuery,
   type MessageView,
   type SessionRecord,
   type Store,
 } from '../store.js';
+import { announceInDueOrder } from '../due-batch.js';
 import { migrate } from './migrations.js';
 import {
   type AgentRow,
@@ -180,6 +180,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   }
 
   const store: Store = {
+    announcesOffEventLoop: true,
     async insertAgent(agent, carried) {
       return write(async (client, wrote) => {
         const inserted = await run(client,
@@ -376,33 +377,28 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     async announceDue(now, limit, announce) {
       if (limit < 1) return 0;
       return write(async (client, wrote) => {
-        const events: EventInput[] = [];
-        let announced = 0;
-        // One at a time, in order of due time; a session another instance is announcing is
-        // skipped. Each update goes in one message with the read of the next session (which
-        // must see it: this transaction's own locks do not skip its rows), the last with the COMMIT.
-        // A session's second update (warning and expiry both due) re-checks its agent's foreign
-        // key: the agent's key-share lock is taken with the session's, and a session whose agent
-        // is being deleted (locked for update) is skipped, not waited for in a deadlock.
-        const readNextDue: [string, unknown[]] = [
-          `SELECT sessions.* FROM sessions JOIN agents ON agents.id = sessions.agent_id WHERE due_at <= $1 ORDER BY due_at LIMIT 1
-           FOR UPDATE OF sessions SKIP LOCKED FOR KEY SHARE OF agents SKIP LOCKED`,
-          [now],
-        ];
-        let [{ rows }] = (await runTogether(client, [readNextDue])) as [pg.QueryResult<SessionRow>];
-        while (rows[0]) {
-          const announcement = announce(toSession(rows[0]));
-          events.push(...announcement.events);
-          announced += 1;
-          const update: [string, unknown[]] = [SESSION_UPDATE, sessionUpdateValues(announcement.session)];
-          if (announced === limit) {
-            sendAtCommit(client, withLiterals(client, ...update));
-            break;
-          }
-          [, { rows }] = (await runTogether(client, [update, readNextDue])) as [pg.QueryResult, pg.QueryResult<SessionRow>];
-        }
-        if (await appendEvents(client, events, now)) wrote();
-        return announced;
+        // The batch's sessions in one read, in order of due time; a session another instance
+        // is announcing is skipped. A session's second announcement in the batch (warning and
+        // expiry both due) re-checks its agent's foreign key when its row is written: the
+        // agent's key-share lock is taken with the session's, and a session whose agent is
+        // being deleted (locked for update) is skipped, not waited for in a deadlock.
+        const [{ rows }] = (await runTogether(client, [
+          [
+            `SELECT sessions.* FROM sessions JOIN agents ON agents.id = sessions.agent_id WHERE due_at <= $1 ORDER BY due_at, sessions.id LIMIT $2
+             FOR UPDATE OF sessions SKIP LOCKED FOR KEY SHARE OF agents SKIP LOCKED`,
+            [now, limit],
+          ],
+        ])) as [pg.QueryResult<SessionRow>];
+        const batch = announceInDueOrder(
+          rows.map((row) => ({ session: toSession(row), dueAt: Number(row.due_at), key: undefined })),
+          now,
+          limit,
+          announce,
+        );
+        // The rows as the batch leaves them, with the events, in the COMMIT's message.
+        for (const { last } of batch.changed.values()) sendAtCommit(client, withLiterals(client, SESSION_UPDATE, sessionUpdateValues(last)));
+        if (await appendEvents(client, batch.events, now)) wrote();
+        return batch.announced;
       });
     },
     async purgeEvents(cutoff, limit) {
