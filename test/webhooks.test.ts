@@ -5,6 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,6 +19,12 @@ import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
 import { receiver } from './helpers/webhook-receiver.js';
+
+/** A full garbage collection now (V8's gc, exposed at run time). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 const isEvent = specSchemaValidator('Event');
 let t: TestApp;
@@ -202,6 +210,18 @@ describe('webhooks', () => {
       [1, 200, null],
     ]);
     expect(attempts[0].nextRetryAt).not.toBeNull();
+  });
+
+  it('gives up on a receiver that never answers after its timeout, a garbage collection meanwhile or not (Node 20 collects the timeout inside AbortSignal.any: the attempt then waited 300 s)', async () => {
+    const hook = await receiver(() => 'hang');
+    cleanups.push(hook.close);
+    const created = await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    const ticking = dispatcher({ timeoutMs: 300 }).tick();
+    await until('the receiver has the attempt', () => hook.received.length === 1);
+    collectGarbage();
+    await ticking;
+    expect(await deliveries(created.id)).toMatchObject([{ attempt: 1, statusCode: null, error: 'no answer within 300 ms' }]);
   });
 
   it('waits out the whole backoff after a failure: no retry on the ticks right after it, nor at the largest jitter before its time', async () => {

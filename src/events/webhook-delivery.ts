@@ -130,6 +130,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     // An address in the URL itself is never looked up: checked here (a webhook made before `deny`).
     const privateAddress = publicOnly && privateAddressIn(new URL(webhook.url));
     if (privateAddress) return { error: `${privateAddress} (WEBHOOK_PRIVATE_ADDRESSES=deny)` };
+    // A timer of its own, not AbortSignal.timeout inside AbortSignal.any: Node 20 holds that
+    // one weakly, a garbage collection takes it, and the attempt waited for undici's 300 s.
+    const attempt = new AbortController();
+    const timer = setTimeout(() => attempt.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const stop = stopping.signal;
+    const onStop = () => attempt.abort(stop.reason);
+    if (stop.aborted) onStop();
+    else stop.addEventListener('abort', onStop, { once: true });
     try {
       const response = await fetch(webhook.url, {
         ...(publicOnly ? { dispatcher: (publicOnlyAgent ??= new Agent({ connect: { lookup: options.publicLookup ?? publicOnlyLookup } })) } : {}),
@@ -142,12 +150,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         },
         body,
         redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]),
+        signal: attempt.signal,
       });
       await response.body?.cancel();
       return response.ok ? { statusCode: response.status } : { statusCode: response.status, error: `HTTP ${response.status}` };
     } catch (error) {
-      if (stopping.signal.aborted) return undefined;
+      if (stop.aborted) return undefined;
       const name = (error as Error).name;
       if (name === 'TimeoutError') return { error: `no answer within ${timeoutMs} ms` };
       // fetch says only "fetch failed": why (ECONNREFUSED, ENOTFOUND, bad port) is its cause.
@@ -155,6 +163,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const reason = cause?.code === PRIVATE_ADDRESS_CODE ? cause.message : typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
       const message = String((error as Error).message ?? error);
       return { error: reason === undefined ? message : `${message}: ${reason}` };
+    } finally {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', onStop);
     }
   }
 
