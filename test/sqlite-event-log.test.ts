@@ -162,6 +162,35 @@ describe('the SQLite event log', () => {
     expect((await log('5')).map((event) => event.id)).toEqual([next]);
     expect(await store.lastEventId()).toBe(next);
   });
+
+  it("keeps one row of no events at the log's end when copies are copied again (a trim reads past one): the trim goes on", async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+    expect(await store.purgeEvents(T0 + 1, 10)).toBe(1);
+    const raw = new Database(database.path);
+    for (let copy = 0; copy < 3; copy += 1) skipEventIds(raw, 1000);
+    raw.close();
+    expect(rows()).toEqual([{ id: 3001, n: 0 }]);
+    await store.insertSession(sessionRecord(agent.id), created());
+    await store.insertSession(sessionRecord(agent.id), created());
+    expect(await store.lastEventId()).toBe('3003');
+    expect(await store.purgeEvents(T0 + 1, 1)).toBe(1);
+    expect(await store.purgeEvents(T0 + 1, 1)).toBe(1);
+  });
+
+  it('skips fewer ids near 2^53, the most a JavaScript number holds exactly: ids stay exact and distinct', async () => {
+    const agent = agentRecord();
+    await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+    const raw = new Database(database.path);
+    skipEventIds(raw, Number.MAX_SAFE_INTEGER - 100);
+    skipEventIds(raw, EVENT_IDS_SKIPPED_BY_A_COPY);
+    raw.close();
+    for (let i = 0; i < 5; i += 1) await store.insertSession(sessionRecord(agent.id), created());
+    const ids = (await log()).map((event) => BigInt(event.id));
+    expect(ids).toHaveLength(6);
+    expect(new Set(ids).size).toBe(6);
+    expect(ids.every((id) => id <= BigInt(Number.MAX_SAFE_INTEGER))).toBe(true);
+  });
 });
 
 describe('SQLite migration 22', () => {

@@ -31,9 +31,9 @@ export interface DueBatch<K> {
 export function announceInDueOrder<K>(entries: Array<DueEntry<K>>, now: number, limit: number, announce: (session: SessionRecord) => Announcement): DueBatch<K> {
   const batch: DueBatch<K> = { announced: 0, events: [], changed: new Map(), lastRead: undefined };
   if (entries.length === 0) return batch;
-  // Every due session was read when the batch is not full: then any follow-up due by now fires here.
-  const lastDue = entries.length < limit ? now : entries.at(-1)!.dueAt;
-  // Follow-ups due within the batch's range, in order of due time.
+  // Follow-ups due by now, in order of due time. One fires before the first entry due after
+  // it; those left when the entries are done fire only while the batch has room, which a
+  // full batch has not (a session not read may be due before them: the next batch's).
   const followUps: Array<{ at: number; session: SessionRecord; key: K }> = [];
   const fire = (session: SessionRecord, key: K) => {
     const announcement = announce(session);
@@ -44,7 +44,7 @@ export function announceInDueOrder<K>(entries: Array<DueEntry<K>>, now: number, 
     for (const event of announcement.events) batch.events.push(event);
     batch.announced += 1;
     const due = nextDue(next, next.announced)?.at;
-    if (due !== undefined && due <= lastDue) {
+    if (due !== undefined && due <= now) {
       let at = followUps.length;
       while (at > 0 && followUps[at - 1]!.at > due) at -= 1;
       followUps.splice(at, 0, { at: due, session: next, key });

@@ -311,6 +311,25 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       for (const session of [kept, moved, samewarn]) expect(await store.getSession(session.id)).toMatchObject({ status: 'expired', announced: 'expiry' });
     });
 
+    it('keeps due order across batches that the limit cuts, warnings and expiries interleaved, at any limit; odd metadata written back as it was', async () => {
+      for (const limit of [1, 2, 3, 5, 7]) {
+        const agent = agentRecord();
+        await store.insertAgent(agent);
+        const base = T0 + 1000 * MINUTE * limit;
+        // Warnings at 25 + k minutes and expiries at 30 + k: the orders interleave.
+        const sessions = [0, 1, 2, 4, 7, 11, 13].map((k) => sessionRecord(agent.id, { metadata: { odd: "it's \"q\" \\ $1 $$ E'x' 🎉" } }, base + k * MINUTE + k));
+        for (const session of sessions) await store.insertSession(session);
+        const after = await store.lastEventId();
+        let total = 0;
+        for (let fired = -1; fired !== 0; total += fired) fired = await store.announceDue(base + 60 * MINUTE, limit, announce);
+        expect(total).toBe(2 * sessions.length);
+        const times = (await store.listEvents({ after, limit: 100, agentId: agent.id })).map((event) => event.occurredAt);
+        expect(times, `limit ${limit}`).toEqual([...times].sort((a, b) => a - b));
+        expect(new Set(times).size).toBe(2 * sessions.length);
+        for (const session of sessions) expect(await store.getSession(session.id)).toMatchObject({ metadata: session.metadata, status: 'expired', announced: 'expiry' });
+      }
+    });
+
     it('two pumps at once announce each due event once', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);

@@ -46,14 +46,23 @@ export const EVENT_IDS_SKIPPED_BY_A_COPY = 1_000_000_000_000;
 export function skipEventIds(db: Database.Database, count: number): void {
   const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
   if (hasTable('event_log')) {
-    db.prepare(`INSERT INTO event_log (id, n, occurred_at, events) VALUES (${NEXT_EVENT_ID_SQL} + ? - 1, 0, 0, '[]')`).run(count);
+    const next = db.prepare<[], number>(`SELECT ${NEXT_EVENT_ID_SQL}`).pluck().get()!;
+    db.transaction(() => {
+      // A row of no events at the end (a log trimmed to nothing, or skipped before) moves on:
+      // the trim reads past one such row only.
+      db.prepare('DELETE FROM event_log WHERE n = 0 AND id = (SELECT max(id) FROM event_log)').run();
+      db.prepare("INSERT INTO event_log (id, n, occurred_at, events) VALUES (?, 0, 0, '[]')").run(next + within(next, count) - 1);
+    })();
     return;
   }
   if (!hasTable('events')) return;
   const last = db.prepare<[], number>("SELECT max((SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'))").pluck().get()!;
   db.prepare("DELETE FROM sqlite_sequence WHERE name = 'events'").run();
-  db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)").run(last + count);
+  db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)").run(last + within(last + 1, count));
 }
+
+/** `count`, or less near the ids JavaScript numbers hold exactly (2^53): at most half of what is left. */
+const within = (next: number, count: number) => Math.max(0, Math.min(count, Math.floor((Number.MAX_SAFE_INTEGER - next) / 2)));
 
 interface Pending {
   event: EventInput;
