@@ -1,14 +1,11 @@
 // `npm start`: serve the API from the configuration in the environment.
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
+import { createBackgroundWork } from './background-work.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
-import { createEventPump } from './events/due-events.js';
-import { createWebhookDispatcher } from './events/webhook-delivery.js';
 import { describeStore, openStore } from './storage/open-store.js';
-import { createSweeper } from './sweeper.js';
 import { createMetrics } from './ops/metrics.js';
-import { throttledErrors } from './ops/throttled-errors.js';
 import { listenUrl } from './listen-url.js';
 
 /** Startup failures are one line, naming what is wrong; never a stack trace. */
@@ -40,29 +37,7 @@ try {
 }
 const store = metrics ? metrics.instrumentStore(openedStore) : openedStore;
 const { retentionMs, sessionDefaults } = config;
-const sweeper = createSweeper({
-  store,
-  clock: systemClock,
-  retentionMs,
-  intervalMs: config.sweepIntervalMs,
-  batchSize: config.sweepBatchSize,
-  eventRetentionMs: config.eventRetentionMs,
-  onError: (error) => app.log.error({ err: error }, 'expiry sweep failed'),
-  onClockJump: (aheadMs) => app.log.warn({ aheadMs }, 'the wall clock jumped ahead: expiries, purges and webhook disabling follow it once the jump has held a minute'),
-  ...(metrics ? { onSweep: metrics.observeSweep } : {}),
-});
-const eventPump = createEventPump({
-  store,
-  clock: systemClock,
-  onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'announcing due events failed')),
-});
-const webhooks = createWebhookDispatcher({
-  store,
-  clock: systemClock,
-  privateAddresses: config.webhookPrivateAddresses,
-  onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'webhook delivery failed')),
-  ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
-});
+const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock: systemClock, config, ...(metrics ? { metrics } : {}), log: () => app.log });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(

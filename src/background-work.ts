@@ -1,0 +1,44 @@
+// The server's background work: the sweeper, the due-event pump and the webhook
+// dispatcher, each logging its failures as throttledErrors passes them on (its first
+// failure with its stack, then one line a minute with how many it held back).
+import type { ServerConfig } from './config.js';
+import type { Clock } from './domain/clock.js';
+import { createEventPump } from './events/due-events.js';
+import { createWebhookDispatcher } from './events/webhook-delivery.js';
+import type { Metrics } from './ops/metrics.js';
+import { throttledErrors } from './ops/throttled-errors.js';
+import type { Store } from './storage/store.js';
+import { createSweeper } from './sweeper.js';
+
+/** The part of a logger the background work writes to (the app's, which exists only once the work does). */
+export interface BackgroundLog {
+  error(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+type BackgroundConfig = Pick<ServerConfig, 'retentionMs' | 'sweepIntervalMs' | 'sweepBatchSize' | 'eventRetentionMs' | 'webhookPrivateAddresses'>;
+
+export function createBackgroundWork(options: { store: Store; clock: Clock; config: BackgroundConfig; metrics?: Metrics; log: () => BackgroundLog }) {
+  const { store, clock, config, metrics, log } = options;
+  const failures = (message: string) => throttledErrors((error, heldBack) => log().error({ err: error, heldBack }, message));
+  const sweeper = createSweeper({
+    store,
+    clock,
+    retentionMs: config.retentionMs,
+    intervalMs: config.sweepIntervalMs,
+    batchSize: config.sweepBatchSize,
+    eventRetentionMs: config.eventRetentionMs,
+    onError: failures('expiry sweep failed'),
+    onClockJump: (aheadMs) => log().warn({ aheadMs }, 'the wall clock jumped ahead: expiries, purges and webhook disabling follow it once the jump has held a minute'),
+    ...(metrics ? { onSweep: metrics.observeSweep } : {}),
+  });
+  const eventPump = createEventPump({ store, clock, onError: failures('announcing due events failed') });
+  const webhooks = createWebhookDispatcher({
+    store,
+    clock,
+    privateAddresses: config.webhookPrivateAddresses,
+    onError: failures('webhook delivery failed'),
+    ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
+  });
+  return { sweeper, eventPump, webhooks };
+}

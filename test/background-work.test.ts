@@ -1,0 +1,37 @@
+// The server's background work on a store that is down: each task logs its first failure,
+// then holds the next back (at most one line a minute), as the README's Logs say.
+import { describe, expect, it } from 'vitest';
+import { createBackgroundWork } from '../src/background-work.js';
+import type { Store } from '../src/storage/store.js';
+import { fakeClock, T0 } from './helpers/fake-clock.js';
+
+/** A store whose every call fails, as one whose database is down. */
+const storeDown = new Proxy({} as Store, {
+  get(_, name) {
+    if (name === 'onEventsWritten') return () => () => undefined;
+    if (typeof name !== 'string' || name.endsWith('OffEventLoop') || name === 'moveCountMarks' || name === 'then') return undefined;
+    return () => Promise.reject(new Error(`the database is down (${name})`));
+  },
+});
+
+describe('the background work', () => {
+  it('logs the first failure of the sweeper, the due-event pump and the webhook dispatcher, and holds back the next', async () => {
+    const lines: Array<{ message: string; heldBack: unknown; err: unknown }> = [];
+    const log = { error: (fields: object, message: string) => lines.push({ message, ...(fields as { heldBack: unknown; err: unknown }) }), warn: () => undefined };
+    const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 3_600_000, webhookPrivateAddresses: 'allow' as const };
+    const { sweeper, eventPump, webhooks } = createBackgroundWork({ store: storeDown, clock: fakeClock(T0), config, log: () => log });
+    for (let pass = 0; pass < 3; pass += 1) {
+      await sweeper.sweep();
+      eventPump.start();
+      await eventPump.stop();
+      webhooks.start();
+      await webhooks.stop();
+    }
+    expect(lines.map(({ message, heldBack }) => [message, heldBack])).toEqual([
+      ['expiry sweep failed', 0],
+      ['announcing due events failed', 0],
+      ['webhook delivery failed', 0],
+    ]);
+    for (const line of lines) expect(String((line.err as Error).message)).toMatch(/^the database is down/);
+  });
+});
