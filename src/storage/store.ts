@@ -350,7 +350,7 @@ export interface Store {
   announceDue(now: number, limit: number, announce: (session: SessionRecord) => Announcement): Promise<number>;
   /**
    * A batch of announceDue spends its time mostly waiting for the database server (PostgreSQL),
-   * not on this event loop: the pump lets it take longer (due-events.ts).
+   * not on this event loop: the pump keeps its batches large (due-events.ts, OFF_LOOP_MIN_BATCH).
    */
   readonly announcesOffEventLoop?: boolean;
   /**
