@@ -62,6 +62,14 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
+  it('leaves out of agentResponse a thought that is not a string and actions that are not all strings', async () => {
+    const answer = await sendAndReply({ transport: 'http' }, async () => {
+      expect((await agentSays('Hi', { thought: 42, actions: ['REPLY', 7] })).status).toBe(201);
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body.data.agentResponse).toEqual({ text: 'Hi' });
+  });
+
   it("tells the user's messages from the agent's in a session whose userId is the agentId (the seed's own example)", async () => {
     ({ sessionId } = await createSession(t, { agentId, userId: agentId }));
     const plain = await send({});

@@ -99,6 +99,33 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     expect(ids(all.events)).toEqual(ids(log));
   });
 
+  it('sends an event recorded during a replay once, though the replay reads it and the live feed has queued it', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
+    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    // Between the replay's first page and its second, a heartbeat records an event: the
+    // feed hands it to the stream, and the second page reads it too.
+    const listEvents = t.store.listEvents;
+    let heartbeat: Promise<unknown> | undefined;
+    t.store.listEvents = async (query) => {
+      const page = await listEvents.call(t.store, query);
+      if (heartbeat === undefined && query.sessionId === sessionId && page.length === 500) {
+        heartbeat = t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+        await heartbeat;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return page;
+    };
+    try {
+      const client = await sessionStream(sessionId);
+      await client.waitFor(512);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(heartbeat).toBeDefined();
+      expect(ids(client.events)).toEqual(ids(await listEvents.call(t.store, { sessionId, limit: 1000 })));
+    } finally {
+      t.store.listEvents = listEvents;
+    }
+  });
+
   it('reads a Last-Event-ID with leading zeros as the same event id', async () => {
     const { sessionId } = await createSession(t, { agentId });
     for (let i = 0; i < 3; i += 1) await t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });

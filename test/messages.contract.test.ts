@@ -99,6 +99,9 @@ describe('sendSessionMessage', () => {
       expect(response.status, contentType).toBe(201);
       expect(response.body.metadata).toEqual(JSON.parse(metadata!));
     }
+    // `identity` is no coding at all, in any case.
+    const identity = await t.request({ method: 'POST', url: messagesUrl(), body: '{"content":"é"}', headers: { 'content-type': 'application/json', 'content-encoding': 'Identity' } });
+    expect(identity.status).toBe(201);
   });
 
   it('stores the message as the user by default and renews the session in the same step', async () => {
