@@ -156,6 +156,7 @@ describe('messages a write sends to PostgreSQL', { timeout: 30_000 }, () => {
     const rest = await sentBy(() => store.announceDue(at, 10, announce));
     expect(rest.result).toBe(1);
     expect(rest.messages).toHaveLength(2);
+    expect(await store.announceDue(at, 10, announce)).toBe(0);
     for (const session of sessions) expect((await store.getSession(session.id))?.announced).toBe('warning');
   });
 
