@@ -1,9 +1,13 @@
-// The server's background work on a store that is down: each task logs its first failure,
-// then holds the next back (at most one line a minute), as the README's Logs say.
+// The server's background work: on a store that is down each task logs its first failure,
+// then holds the next back (at most one line a minute), as the README's Logs say; wired to
+// the metrics and the clock-jump warning.
 import { describe, expect, it } from 'vitest';
 import { createBackgroundWork } from '../src/background-work.js';
 import type { Store } from '../src/storage/store.js';
 import { fakeClock, T0 } from './helpers/fake-clock.js';
+import { registerAgent } from './helpers/fixtures.js';
+import { startTestApp } from './helpers/test-app.js';
+import { receiver } from './helpers/webhook-receiver.js';
 
 /** A store whose every call fails, as one whose database is down. */
 const storeDown = new Proxy({} as Store, {
@@ -33,5 +37,35 @@ describe('the background work', () => {
       ['webhook delivery failed', 0],
     ]);
     for (const line of lines) expect(String((line.err as Error).message)).toMatch(/^the database is down/);
+  });
+});
+
+describe('the background work, wired', () => {
+  it('reports sweeps and delivery attempts to the metrics, and a clock jump as a warning', async () => {
+    const t = await startTestApp({ clock: fakeClock(Date.now()) });
+    const hook = await receiver(() => 200);
+    try {
+      expect((await t.request({ method: 'POST', url: '/api/webhooks', body: { url: hook.url } })).status).toBe(201);
+      await registerAgent(t);
+      const sweeps: unknown[] = [];
+      const attempts: unknown[] = [];
+      const warnings: unknown[] = [];
+      const metrics = { observeSweep: (...args: unknown[]) => sweeps.push(args), observeDelivery: (outcome: unknown) => attempts.push(outcome) } as never;
+      const log = { error: () => undefined, warn: (fields: object) => warnings.push(fields) };
+      const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 3_600_000, webhookPrivateAddresses: 'allow' as const };
+      let wall = Date.now();
+      const clock = { now: () => wall, monotonic: () => 0 };
+      const { sweeper, webhooks } = createBackgroundWork({ store: t.store, clock, config, metrics, log: () => log });
+      await sweeper.sweep();
+      expect(sweeps).toHaveLength(1);
+      await webhooks.tick();
+      expect(attempts).toEqual(['delivered']);
+      wall += 3_600_000; // the wall clock jumps an hour, no time passed
+      await sweeper.sweep();
+      expect(warnings).toHaveLength(1);
+    } finally {
+      await hook.close();
+      await t.close();
+    }
   });
 });

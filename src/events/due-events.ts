@@ -78,7 +78,9 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * (its two round trips, its commit) does not shrink with it, and halved to 1 each
  * announcement paid it alone. On PostgreSQL, 6,000 due at once: 12.1 s before the batch was
  * one read (a round trip a session); one read with batches down to 1, 14-17 s; down to
- * 100, 2.1-2.2 s, event-loop stalls 12-16 ms. A hundred are about 7 ms of this process's CPU.
+ * 100, 2.1-2.2 s, event-loop stalls 12-16 ms. A hundred are about 7 ms of this process's
+ * CPU. A batch holds its sessions' rows to its commit (88-150 ms at the median for 100 on a
+ * loaded machine): a write to one of them waits that long (README, PostgreSQL).
  */
 export const OFF_LOOP_MIN_BATCH = 100;
 

@@ -214,7 +214,10 @@ export function createEventStreams({
       let pending = '';
       const chunks: string[] = [];
       let flushing = false;
+      // Every path sends through here, and nothing at or before the cursor goes out: a client
+      // never gets an event twice, whichever way (the log's read, the feed) it came.
       const send = (event: EventRecord): void => {
+        if (!isAfter(event.id, cursor)) return;
         cursor = event.id;
         pending += frame(event);
         if (pending.length >= CHUNK_CHARS) {
@@ -280,7 +283,7 @@ export function createEventStreams({
             if (queue.length === 0) return;
             const queued = queue.splice(0);
             queuedChars = 0;
-            for (const event of queued) if (isAfter(event.id, cursor)) send(event);
+            for (const event of queued) send(event);
             if (!flush()) await drained();
           }
         } catch (error) {
@@ -310,10 +313,8 @@ export function createEventStreams({
             }
             return;
           }
-          if (isAfter(event.id, cursor)) {
-            send(event);
-            flushSoon();
-          }
+          send(event);
+          flushSoon();
         },
       };
       feed
