@@ -1,7 +1,7 @@
 // steadyWallTime: the wall time irreversible work acts on, which follows a clock that
 // jumped ahead only once the jump has held, and a clock set back at once.
 import { describe, expect, it } from 'vitest';
-import { CLOCK_JUMP_CONFIRM_MS, steadyWallTime } from '../src/domain/clock.js';
+import { CLOCK_JUMP_CONFIRM_MS, elapsedOn, steadyWallTime } from '../src/domain/clock.js';
 
 const DAY = 24 * 60 * 60_000;
 
@@ -60,5 +60,35 @@ describe('steadyWallTime', () => {
     const now = steadyWallTime({ now: () => wall });
     wall += 5 * DAY;
     expect(now()).toBe(wall);
+  });
+
+  it('takes a step of exactly a minute ahead at once (a jump is further ahead than that), one a millisecond more only once it has held', () => {
+    const { clock } = testClock();
+    const now = steadyWallTime(clock);
+    clock.wall += 60_000;
+    expect(now()).toBe(clock.wall);
+    const before = clock.wall;
+    clock.wall += 60_001;
+    expect(now()).toBe(before);
+  });
+});
+
+describe('elapsedOn', () => {
+  it('measures on the monotonic clock when there is one: a wall clock stepped back or ahead changes no duration', () => {
+    const { clock, pass } = testClock();
+    const elapsed = elapsedOn(clock);
+    const start = elapsed();
+    pass(5000);
+    clock.wall -= DAY;
+    expect(elapsed() - start).toBe(5000);
+    clock.wall += 2 * DAY;
+    expect(elapsed() - start).toBe(5000);
+  });
+
+  it('measures on the wall clock without a monotonic reading (a test clock)', () => {
+    let wall = 100;
+    const elapsed = elapsedOn({ now: () => wall });
+    wall += 2500;
+    expect(elapsed()).toBe(2600);
   });
 });

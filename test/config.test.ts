@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import Fastify from 'fastify';
 import { ConfigError, loadConfig, redactedUrl } from '../src/config.js';
+import { serverOptions } from '../src/http/server-options.js';
 
 describe('loadConfig', () => {
   it('has working defaults for a fresh machine', () => {
@@ -236,5 +238,24 @@ describe('loadConfig: PostgreSQL', () => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
     expect(() => loadConfig(env)).not.toThrow(/secret/);
+  });
+});
+
+describe('loadConfig: documented spellings and lowerings', () => {
+  it('takes LOG_PRETTY=true as 1 and false as 0 (README, Configuration)', () => {
+    expect(loadConfig({ LOG_PRETTY: 'true' }).observability.logPretty).toBe(true);
+    expect(loadConfig({ LOG_PRETTY: 'false' }).observability.logPretty).toBe(false);
+  });
+
+  it('starts with HTTP_HEADERS_TIMEOUT_SECONDS above HTTP_REQUEST_TIMEOUT_SECONDS: the headers timeout is lowered to the request timeout', async () => {
+    const config = loadConfig({ HTTP_REQUEST_TIMEOUT_SECONDS: '5', HTTP_HEADERS_TIMEOUT_SECONDS: '60' });
+    // Node refuses a headers timeout longer than the request timeout (ERR_OUT_OF_RANGE) when the server is made.
+    const app = Fastify(serverOptions(config.http));
+    try {
+      expect(app.server.headersTimeout).toBe(5000);
+      expect(app.server.requestTimeout).toBe(5000);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -214,6 +214,30 @@ describe('the shared reader', () => {
     expect(reads.own).toBe(3);
     streams.closeAll();
   });
+
+  it('holds queueLimit events for a slow reader, and drops the queue at one more', async () => {
+    const { store, reads } = countingStore();
+    const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }), queueLimit: 5 });
+    const filter = { types: ['session.created' as const] };
+    const slow = openOn(streams, store, { filter, after: '0' });
+    await expect.poll(() => reads.own).toBe(1);
+    slow.full = true;
+    await createSessions(1);
+    await expect.poll(() => slow.ids().length).toBe(1);
+    await createSessions(5); // as many as its queue holds: sent from the queue, no read
+    slow.drain();
+    await expect.poll(() => slow.ids().length).toBe(6);
+    expect(reads.own).toBe(1);
+    slow.full = true;
+    await createSessions(1);
+    await expect.poll(() => slow.ids().length).toBe(7);
+    await createSessions(6); // one more than it holds: the queue goes, the log is read
+    slow.drain();
+    await expect.poll(() => slow.ids().length).toBe(13);
+    expect(reads.own).toBe(2);
+    expect(slow.ids()).toEqual(await created());
+    streams.closeAll();
+  });
 });
 
 describe('on PostgreSQL', () => {

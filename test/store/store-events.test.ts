@@ -234,6 +234,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
     });
 
+    it('announces a warning and an expiry at the very millisecond each falls due', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const session = sessionRecord(agent.id, {}, T0 + 500 * MINUTE);
+      await store.insertSession(session);
+      expect(await store.announceDue(session.warnsAt - 1, 10, announce)).toBe(0);
+      expect(await store.announceDue(session.warnsAt, 10, announce)).toBe(1);
+      expect(await store.announceDue(session.expiresAt - 1, 10, announce)).toBe(0);
+      expect(await store.announceDue(session.expiresAt, 10, announce)).toBe(1);
+    });
+
     it('announces only the expiry of a session stored as already warned (its creation warned it), and only that of a session modified so', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);
@@ -370,6 +381,14 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect((await store.listWebhooks())[0]).toEqual(made);
       expect(await store.revokeApiKey('bot', T0 + 5)).toMatchObject({ id: 'key-w', revokedAt: T0 + 5 });
       expect(await store.listWebhooks()).toEqual([{ ...made, disabledAt: T0 + 5 }, another, keyless]);
+    });
+
+    it('keeps the time a webhook of the key was disabled before the key was revoked', async () => {
+      await store.insertApiKey({ id: 'key-w', name: 'bot', keyHash: 'hw', admin: false, agentIds: ['a1'], createdAt: T0 });
+      const failed = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'], attempts: 9, failingSince: T0, disabledAt: T0 + 1 });
+      await store.insertWebhook(failed);
+      await store.revokeApiKey('bot', T0 + 5);
+      expect(await store.getWebhook(failed.id)).toEqual(failed);
     });
 
     it('writes no webhook for a key revoked before the write (by another process or instance while its request ran): false', async () => {

@@ -62,6 +62,14 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.deleteAgent(agent.id, { force: true, now, purgeCutoff: 0 })).toEqual({ kind: 'not_found' });
     });
 
+    it('does not count as active a session whose expiry was announced, though its deadline is ahead (a clock set back since)', async () => {
+      const agent = await withAgent();
+      const announced = sessionRecord(agent.id, { status: 'expired', announced: 'expiry' });
+      await store.insertSession(announced);
+      const now = announced.expiresAt - 10 * MINUTE;
+      expect(await store.deleteAgent(agent.id, { force: false, now, purgeCutoff: 0 })).toEqual({ kind: 'deleted', sessions: [announced], agent });
+    });
+
     it('gives back, as stored, only the sessions deleted not yet past their retention (those past it were gone for every reader)', async () => {
       const agent = await withAgent();
       const live = sessionRecord(agent.id);
@@ -266,6 +274,17 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
   });
 
   describe('listing and counting', () => {
+    it('lists a session as expired, not active, from the instant of its deadline', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      const at = { now: session.expiresAt, purgeCutoff: session.expiresAt - 60 * MINUTE, limit: 10, offset: 0 };
+      const active = await store.listSessions({ ...at, status: 'active' });
+      const expired = await store.listSessions({ ...at, status: 'expired' });
+      expect([active.sessions.length, active.total]).toEqual([0, 0]);
+      expect([expired.sessions.map((s) => s.id), expired.total]).toEqual([[session.id], 1]);
+    });
+
     it('filters by agent, agents, user and status; newest first (ties by id); exact totals', async () => {
       const [a, b] = [await withAgent(), await withAgent()];
       const user = '7d3e3c4a-0000-4000-8000-000000000001';
