@@ -85,8 +85,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 export const OFF_LOOP_MIN_BATCH = 100;
 
 export function createEventPump(options: EventPumpOptions): EventPump {
-  const { store, clock, intervalMs = 250, batchSize = 1000, elapsedMs = () => performance.now(), onError } = options;
-  const { batchBudgetMs = 3 } = options;
+  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 3, elapsedMs = () => performance.now(), onError } = options;
   const smallest = Math.min(batchSize, store.announcesOffEventLoop ? OFF_LOOP_MIN_BATCH : 1);
   // An announced expiry is final: a clock that jumped ahead is followed once the jump has held.
   const actingNow = steadyWallTime(clock);

@@ -234,6 +234,10 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.getSession(second.id)).toMatchObject({ status: 'active', announced: 'warning' });
     });
 
+    it('says whether its batches mostly wait for the database (PostgreSQL): the pump keeps them large then', () => {
+      expect(store.announcesOffEventLoop === true).toBe(backend.name === 'postgres');
+    });
+
     it('announces a warning and an expiry at the very millisecond each falls due', async () => {
       const agent = agentRecord();
       await store.insertAgent(agent);
