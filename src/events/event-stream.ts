@@ -205,12 +205,14 @@ export function createEventStreams({
           raw.once('close', done);
         });
 
-      // Frames go out one socket write per batch (a page of the log, the events the feed
+      // Frames go out in a few writes per batch (a page of the log, the events the feed
       // hands over in one read): `send` adds the frame, `flush` writes what was added. A
-      // batch's text is cut into chunks of about CHUNK_CHARS, written corked (one writev):
-      // one string of a whole batch (~230 KB for a batch of 350 warnings) made the write
-      // cost about twice as much CPU a frame as chunks do (a string that large is flattened
-      // from its hundreds of parts, outside the young generation).
+      // batch's text is cut into chunks of about CHUNK_CHARS: one string of a whole batch
+      // (~230 KB for a batch of 350 warnings) made the write cost about twice as much CPU a
+      // frame as chunks do (a string that large is flattened from its hundreds of parts,
+      // outside the young generation). Not corked: on Node 22 a response whose corked writes
+      // said "full" never emits 'drain' once uncorked (its socket never was), and the stream
+      // waited for ever after its first full page.
       let pending = '';
       const chunks: string[] = [];
       let flushing = false;
@@ -231,12 +233,9 @@ export function createEventStreams({
         if (pending !== '') chunks.push(pending);
         pending = '';
         if (chunks.length === 0) return true;
-        if (chunks.length === 1) return raw.write(chunks.pop()!);
-        raw.cork();
         let room = true;
         for (const chunk of chunks) room = raw.write(chunk);
         chunks.length = 0;
-        raw.uncork();
         return room;
       };
       const flushSoon = () => {
