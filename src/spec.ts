@@ -2,11 +2,11 @@
 // compiled from its schemas, so that each rule is written once (in the spec).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { addFormats } from './json-formats.js';
-import { parse } from 'yaml';
 import type { components } from '../generated/api.js';
 
 export const specPath = fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url));
@@ -81,7 +81,10 @@ export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknow
   } catch {
     copy = undefined;
   }
-  return copy?.sourceSha256 === sha256Hex(yaml) ? copy.document : parse(yaml);
+  if (copy?.sourceSha256 === sha256Hex(yaml)) return copy.document;
+  // Loaded only here: a start that reads the JSON copy does not load the YAML parser.
+  const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return parse(yaml);
 }
 
 export function specOperations(): SpecOperation[] {

@@ -11,6 +11,8 @@ import { parse } from 'yaml';
 import { buildApp } from '../src/app.js';
 import { opsPlugin } from '../src/ops/ops-plugin.js';
 import { resolveOperation } from '../src/http/api-plugin.js';
+import { compileEverySerializer } from '../src/http/serializers.js';
+import { compileEveryValidator } from '../src/http/validation.js';
 import { createEventFeed } from '../src/events/event-feed.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { DEFAULTS } from '../src/defaults.js';
@@ -63,6 +65,17 @@ describe('operations and handlers', () => {
     const app = Fastify();
     app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
     await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId}): npm run generate writes a stub for it");
+  });
+});
+
+describe('validators and serializers (compiled on first use, not at start)', () => {
+  it('compile for every schema the spec gives a route', async () => {
+    const app = buildApp({ store: openSqliteStore(':memory:'), clock, sessionDefaults: {}, retentionMs: 0, sweeper });
+    await app.ready();
+    // Throws on a schema its compiler refuses; counts schemas by text (routes share some).
+    expect(compileEveryValidator()).toBeGreaterThan(0);
+    expect(compileEverySerializer()).toBeGreaterThan(0);
+    await app.close();
   });
 });
 
