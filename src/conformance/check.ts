@@ -103,9 +103,28 @@ function validatorFactory(): Ajv2020 {
   return ajv;
 }
 
+let sharedAjv: Ajv2020 | undefined;
+/**
+ * Validators by schema text, for the process: each run loads its own copy of the spec, and
+ * compiling its schemas again was about a tenth of a run's CPU (the tests run the suite
+ * about a hundred times).
+ */
+const validatorsByText = new Map<string, ValidateFunction>();
+
+function compiledValidator(schema: Schema): ValidateFunction {
+  const { $schema: _ignored, ...plain } = schema;
+  const readable = readableDiscriminators(plain) as Schema;
+  const text = JSON.stringify(readable);
+  let validate = validatorsByText.get(text);
+  if (!validate) {
+    sharedAjv ??= validatorFactory();
+    validatorsByText.set(text, (validate = sharedAjv.compile(readable)));
+  }
+  return validate;
+}
+
 export class ResponseChecker {
   /** A `oneOf` with a discriminator Ajv reads is judged by the branch its tag names (readableDiscriminators). */
-  private readonly ajv = validatorFactory();
   private readonly validators = new Map<Schema, ValidateFunction>();
 
   /** Whether `value` honours `schema` (one of the spec model's). */
@@ -124,11 +143,7 @@ export class ResponseChecker {
 
   private validator(schema: Schema): ValidateFunction {
     let validate = this.validators.get(schema);
-    if (!validate) {
-      const { $schema: _ignored, ...plain } = schema;
-      validate = this.ajv.compile(readableDiscriminators(plain) as Schema);
-      this.validators.set(schema, validate);
-    }
+    if (!validate) this.validators.set(schema, (validate = compiledValidator(schema)));
     return validate;
   }
 
