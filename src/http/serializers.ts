@@ -1,39 +1,29 @@
-// Response serializers (fast-json-stringify, Fastify's default compiler) kept per schema
-// text for the process, as the request validators are (validation.ts): a second app in
-// the process (the tests build hundreds) reuses them instead of compiling the spec again;
-// and compiled on first use, not at start.
+// Response serializers (fast-json-stringify, Fastify's default compiler), kept and compiled
+// as the request validators are (compiled-on-first-use.ts).
 // And picked by status alone where the spec gives a response only as JSON.
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import type { FastifyInstance } from 'fastify';
+import { CompiledOnFirstUse } from './compiled-on-first-use.js';
 
 type BuildSerializer = ReturnType<typeof SerializerSelector>;
 type Serializer = ReturnType<ReturnType<BuildSerializer>>;
 
 const defaultBuild = SerializerSelector();
-const compiled = new Map<string, Serializer>();
-/** The serializers given to routes before they were compiled, by key. */
-const uncompiled = new Map<string, () => Serializer>();
+const serializers = new CompiledOnFirstUse<Serializer>();
 
-/** Compiles every serializer given to a route so far (the tests: none of the spec's fails late); how many there are. */
-export function compileEverySerializer(): number {
-  for (const compileOnce of uncompiled.values()) compileOnce();
-  return compiled.size;
-}
+/** Compiles every serializer given to a route so far; how many there are. */
+export const compileEverySerializer = () => serializers.compileAll();
 
 export const buildCachedSerializer: BuildSerializer = (externalSchemas, options) => {
   const compile = defaultBuild(externalSchemas, options);
   const context = JSON.stringify([externalSchemas ?? null, options ?? null]);
-  // Compiled on the first answer that needs it, as the validators are (validation.ts).
   return (route) => {
     const key = `${context}\n${JSON.stringify(route.schema)}`;
-    let serialize = compiled.get(key);
-    if (serialize) return serialize;
-    const compileOnce = () => {
-      if (!serialize && !(serialize = compiled.get(key))) compiled.set(key, (serialize = compile(route)));
-      return serialize;
-    };
-    uncompiled.set(key, compileOnce);
-    return (payload) => (serialize ?? compileOnce())(payload);
+    const ready = serializers.ready(key);
+    if (ready) return ready;
+    const get = serializers.onFirstUse(key, () => compile(route));
+    let serialize: Serializer | undefined;
+    return (payload) => (serialize ??= get())(payload);
   };
 };
 

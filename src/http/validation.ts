@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import { Ajv2020, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import { addFormats } from '../json-formats.js';
+import { CompiledOnFirstUse } from './compiled-on-first-use.js';
 import { clip } from './limits.js';
 
 const DETAILS_MAX_ERRORS = 5;
@@ -74,11 +75,6 @@ function lowerCaseHeaderNames(schema: { properties?: Record<string, unknown>; re
 
 type Validate = ValidateFunction | ((data: unknown) => boolean);
 
-/**
- * Compiled validators by part and schema text, for the process: compiling the spec's
- * schemas is most of the cost of building an app (about 0.2 s), and the tests build hundreds.
- */
-const compiled = new Map<string, Validate>();
 let ajvs: { body: Ajv2020; parameters: Ajv2020 } | undefined;
 
 function compile(schema: unknown, httpPart: string | undefined): Validate {
@@ -87,41 +83,27 @@ function compile(schema: unknown, httpPart: string | undefined): Validate {
   return withStrictNumbers(schema, ajvs.parameters.compile(httpPart === 'headers' ? lowerCaseHeaderNames(schema as object) : (schema as object)));
 }
 
-/**
- * A route's validator is compiled when its first request comes: a server process compiled
- * every route's schemas at start (about a fifth of its start-up CPU) for routes most
- * processes never see. The spec's schemas are compiled by the tests, so none fails late.
- */
-function compiledOnFirstUse(schema: unknown, httpPart: string | undefined): Validate {
-  const key = `${httpPart}\n${JSON.stringify(schema)}`;
-  const ready = compiled.get(key);
-  if (ready) return ready;
-  let validate: Validate | undefined;
-  const compileOnce = () => {
-    if (!validate && !(validate = compiled.get(key))) compiled.set(key, (validate = compile(schema, httpPart)));
-    return validate;
-  };
-  uncompiled.set(key, compileOnce);
-  const validateOnce = (data: unknown) => {
-    const valid = (validate ?? compileOnce())(data) as boolean;
-    validateOnce.errors = (validate as ValidateFunction).errors;
-    return valid;
-  };
-  validateOnce.errors = null as ValidateFunction['errors'];
-  return validateOnce;
-}
+/** By part and schema text: compiling the spec's schemas was most of the cost of building an app (about 0.2 s). */
+const validators = new CompiledOnFirstUse<Validate>();
 
-/** The validators given to routes before they were compiled, by key. */
-const uncompiled = new Map<string, () => Validate>();
-
-/** Compiles every validator given to a route so far (the tests: none of the spec's fails late); how many there are. */
-export function compileEveryValidator(): number {
-  for (const compileOnce of uncompiled.values()) compileOnce();
-  return compiled.size;
-}
+/** Compiles every validator given to a route so far; how many there are. */
+export const compileEveryValidator = () => validators.compileAll();
 
 export function installValidators(app: FastifyInstance): void {
-  app.setValidatorCompiler(({ schema, httpPart }) => compiledOnFirstUse(schema, httpPart));
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const key = `${httpPart}\n${JSON.stringify(schema)}`;
+    const ready = validators.ready(key);
+    if (ready) return ready;
+    const get = validators.onFirstUse(key, () => compile(schema, httpPart));
+    let validate: Validate | undefined;
+    const validateOnFirstUse = (data: unknown) => {
+      const valid = (validate ??= get())(data) as boolean;
+      validateOnFirstUse.errors = (validate as ValidateFunction).errors;
+      return valid;
+    };
+    validateOnFirstUse.errors = null as ValidateFunction['errors'];
+    return validateOnFirstUse;
+  });
 }
 
 /** One validation error as a sentence that starts with the field's path, e.g. `body/userId is required`. */
