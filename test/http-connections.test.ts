@@ -8,6 +8,7 @@ import { buildApp } from '../src/app.js';
 import { systemClock } from '../src/domain/clock.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { createSweeper } from '../src/sweeper.js';
+import { BODY_LIMIT_BYTES } from '../src/http/limits.js';
 import { specSchemaValidator } from '../src/spec.js';
 import { until } from './helpers/until.js';
 
@@ -234,6 +235,17 @@ describe('HTTP as clients and proxies speak it', () => {
       const type = contentType ? `Content-Type: ${contentType}\r\n` : '';
       expectEnvelope(await exchange(`PUT /api/agents HTTP/1.1\r\nHost: x\r\n${type}Content-Length: ${body!.length}\r\nConnection: close\r\n\r\n${body}`), 404, 'NOT_FOUND');
     }
+    // Over the size limit too (Fastify judges its length before any parser sees it), as a Content-Length or chunked.
+    const large = `{"name":"${'x'.repeat(BODY_LIMIT_BYTES)}"}`;
+    for (const path of ['/nope', '/api/agents']) {
+      const sized = await exchange(`PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${large.length}\r\nConnection: close\r\n\r\n${large}`);
+      expectEnvelope(sized, 404, 'NOT_FOUND');
+      expect(sized.body.error.details).toBe(`PUT ${path} does not exist`);
+      const chunked = `${large.length.toString(16)}\r\n${large}\r\n0\r\n\r\n`;
+      expectEnvelope(await exchange(`PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked}`), 404, 'NOT_FOUND');
+    }
+    // A route that exists still refuses it: 413.
+    expectEnvelope(await exchange(`POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${large.length}\r\nConnection: close\r\n\r\n${large}`), 413, 'PAYLOAD_TOO_LARGE');
   });
 });
 
