@@ -73,7 +73,8 @@ function commandToRun(): (store: Store) => Promise<string | undefined> {
       const name = values.name?.trim();
       const agentIds = [...new Set(values.agent ?? [])];
       const admin = values.admin === true;
-      if (!name || [...name].length > 100) fail(`--name is required (1-100 characters)\n${USAGE}`);
+      if (!name) fail(`--name is required (1-100 characters)\n${USAGE}`);
+      if ([...name].length > 100) fail(`--name is ${[...name].length} characters; at most 100\n${USAGE}`);
       if (FORBIDDEN_IN_NAME.test(name)) fail('--name must not contain control or format characters (newlines, tabs, escapes, line separators, bidi overrides)');
       if (admin && agentIds.length > 0) fail(`give --admin (every agent) or --agent <agentId> (those agents), not both\n${USAGE}`);
       if (!admin && agentIds.length === 0) fail(`give either --admin or at least one --agent <agentId>\n${USAGE}`);

@@ -283,6 +283,14 @@ describe('mock mode on our spec', () => {
     expect(method.status).toBe(404);
     expect(method.body).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: 'PUT /api/agents does not exist' } });
     expect(specSchemaValidator('ErrorEnvelope')(method.body)).toBe(true);
+    // Whatever the body: JSON that does not parse, or one over the size limit (E13: a bare `{ message }` 400 or 413).
+    for (const [method, url] of [['POST', '/nope'], ['PUT', '/api/agents']] as const) {
+      for (const payload of ['{bad', `"${'x'.repeat(1_100_000)}"`]) {
+        const refused = await app.inject({ method, url, headers: { 'content-type': 'application/json' }, payload });
+        expect(refused.statusCode, `${method} ${url}`).toBe(404);
+        expect(refused.json()).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Route not found', details: `${method} ${url} does not exist` } });
+      }
+    }
   });
 });
 

@@ -109,7 +109,7 @@ describe('npm run keys, on the database of a running server', () => {
       [['create', '--name', 'ops\u2028revoked', '--admin'], /control or format characters/],
       [['create', '--name', 'bot\u202e1-nimda', '--admin'], /control or format characters/],
       [['create', '--name', 'o\u200bps', '--admin'], /control or format characters/],
-      [['create', '--name', 'k'.repeat(101), '--admin'], /1-100 characters/],
+      [['create', '--name', 'k'.repeat(101), '--admin'], /--name is 101 characters; at most 100/],
       [['list'], /no database at .* \(DATABASE_PATH\); nothing to list/],
       [['list', 'extra', '--admin'], /list does not take extra --admin\n[\s\S]*usage/],
       [['create', '--name', 'x', '--admin', 'stray'], /create does not take stray/],

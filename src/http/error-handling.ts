@@ -34,12 +34,12 @@ function afterStorageFault(fault: StorageFault, method: string): string {
   return 'the write may have been applied: retry with the same Idempotency-Key, or read before retrying';
 }
 
-const notFound = (request: FastifyRequest) => new ApiError('NOT_FOUND', `${request.method} ${clip(request.url.split('?')[0] ?? '', 200)} does not exist`);
+const noSuchRoute = (request: FastifyRequest) => new ApiError('NOT_FOUND', `${request.method} ${clip(request.url.split('?')[0] ?? '', 200)} does not exist`);
 
 function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   // No route, whatever the body: one over the size limit (read by Fastify before any parser) too.
-  if (request.is404 && error.code?.startsWith('FST_ERR_CTP_')) return notFound(request);
+  if (request.is404 && error.code?.startsWith('FST_ERR_CTP_')) return noSuchRoute(request);
   if (error instanceof StorageFault) return new ApiError('STORAGE_UNAVAILABLE', `${error.message}; ${afterStorageFault(error, request.method)}`);
   if (error instanceof IdempotencyKeyTaken) return new ApiError('IDEMPOTENCY_KEY_IN_USE', 'headers/idempotency-key was taken by a concurrent request');
   if (error.validation) return new ApiError('INVALID_REQUEST', describeValidation(error.validationContext ?? 'request', error.validation));
@@ -91,7 +91,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(answerInEnvelope);
 
   app.setNotFoundHandler((request, reply) => {
-    const apiError = notFound(request);
+    const apiError = noSuchRoute(request);
     return reply.code(apiError.status).send(apiError.toEnvelope());
   });
 }

@@ -255,8 +255,12 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     const [path = '/'] = request.url.split('?');
     const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const headers = request.headers as Record<string, string>;
+    const matched = api.matchOperation({ method, path, headers });
+    // No operation takes it: answered as without its body (a 404, or a 405), which was not judged.
+    if (!matched) return api.handleRequest({ method, path, headers }, reply);
     const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body must be at most ${app.initialConfig.bodyLimit} bytes` : error.message;
-    return refuse(reply, api.matchOperation({ method, path, headers: request.headers as Record<string, string> }), status, message);
+    return refuse(reply, matched, status, message);
   });
   app.all('*', async (request, reply) => {
     const [path = '/', query = ''] = request.url.split('?');

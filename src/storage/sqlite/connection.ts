@@ -12,7 +12,7 @@ export interface SqliteOptions {
   synchronous?: 'normal' | 'full';
   /** How long a write waits for another process's write lock before answering 503 (default: DEFAULTS.lockWaitMs). */
   lockWaitMs?: number;
-  /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 16 MiB). */
+  /** Over this size the WAL is checkpointed and emptied even under constant writes (checkpointer.ts; default 64 MiB). */
   walCapBytes?: number;
   /** Log ids a read of the events walks per statement (default EVENT_SCAN_WINDOW, event-log.ts). */
   eventScanWindow?: number;
