@@ -890,18 +890,52 @@ export interface components {
         /** @description Increasing in the order events were recorded. Compare only for equality; resume from it. */
         EventId: string;
         /**
-         * @description A change, recorded in the same transaction as the change itself. `data` is the
-         *     session's SessionInfo as of `occurredAt` (session events), the message
-         *     (`message.created`), or the agent (`agent.created`, `agent.deleted`).
+         * @description A change, recorded in the same transaction as the change itself. Its `type` says
+         *     what `data` is: the session's SessionInfo as of `occurredAt` (`session.*`), the
+         *     message (`message.created`), or the agent (`agent.created`, `agent.deleted`).
          */
-        Event: {
+        Event: components["schemas"]["SessionEvent"] | components["schemas"]["MessageEvent"] | components["schemas"]["AgentEvent"];
+        /** @description An Event about a session; `data` is its SessionInfo as of `occurredAt`. */
+        SessionEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.created" | "session.renewed" | "session.activity" | "session.timeout_updated" | "session.warning" | "session.expired" | "session.ended";
             id: components["schemas"]["EventId"];
-            type: components["schemas"]["EventType"];
+            occurredAt: components["schemas"]["Timestamp"];
+            agentId: components["schemas"]["Uuid"];
+            sessionId: components["schemas"]["Uuid"];
+            userId: components["schemas"]["Uuid"];
+            data: components["schemas"]["SessionInfo"];
+        };
+        /** @description An Event of a message sent in a session; `data` is the message. */
+        MessageEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "message.created";
+            id: components["schemas"]["EventId"];
+            occurredAt: components["schemas"]["Timestamp"];
+            agentId: components["schemas"]["Uuid"];
+            sessionId: components["schemas"]["Uuid"];
+            userId: components["schemas"]["Uuid"];
+            data: components["schemas"]["Message"];
+        };
+        /** @description An Event of an agent registered or deleted; `data` is the agent. */
+        AgentEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "agent.created" | "agent.deleted";
+            id: components["schemas"]["EventId"];
             occurredAt: components["schemas"]["Timestamp"];
             agentId: components["schemas"]["Uuid"];
             sessionId?: components["schemas"]["Uuid"];
             userId?: components["schemas"]["Uuid"];
-            data: components["schemas"]["SessionInfo"] | components["schemas"]["Message"] | components["schemas"]["Character"];
+            data: components["schemas"]["Character"];
         };
         CreateWebhookRequest: {
             /**

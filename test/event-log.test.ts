@@ -76,6 +76,16 @@ describe('events of each operation', () => {
     }
     const sessionEvents = events.filter((event) => event.sessionId !== undefined);
     expect(sessionEvents.every((event) => event.sessionId === id && event.userId === USER_ID)).toBe(true);
+    // The spec ties data to type (E13: any of the three shapes passed with any type): each event's data under another kind's type is no Event.
+    const kinds = [events.find((event) => event.type === 'session.created')!, events.find((event) => event.type === 'message.created')!, events[0]!];
+    for (const event of kinds) {
+      for (const other of kinds.filter((kind) => kind !== event)) {
+        expect(isEventData({ ...eventView(event), type: other.type }), `${event.type}'s data as ${other.type}`).toBe(false);
+      }
+    }
+    // And session and message events carry their session and user.
+    const { sessionId: _session, ...withoutSession } = eventView(sessionEvents[0]!) as { sessionId?: string };
+    expect(isEventData(withoutSession)).toBe(false);
     // data is the SessionInfo as of that moment: the renewal shows its count.
     expect(events[3]!.data).toMatchObject({ sessionId: id, renewalCount: 1, status: 'active' });
     expect(events[6]!.data).toMatchObject({ content: 'hi', authorId: USER_ID, isAgent: false });

@@ -61,7 +61,7 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
 
   it('resumes from positions all along a 500-event log (the first and last 20, every 25th) with exactly the rest, in order, then closes on expiry', async () => {
     const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
-    for (let i = 0; i < 497; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    for (let i = 0; i < 497; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'message.created', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
     t.clock.advance(31 * MINUTE);
     expect(await pump()).toBe(2);
     const log = await t.store.listEvents({ sessionId, limit: 1000 });
@@ -89,7 +89,7 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
 
   it('replays a log longer than one read of the log (500 events), all of it, in order', async () => {
     const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
-    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'message.created', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
     t.clock.advance(31 * MINUTE);
     expect(await pump()).toBe(2);
     const log = await t.store.listEvents({ sessionId, limit: 1000 });
@@ -101,7 +101,7 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
 
   it('sends an event recorded during a replay once, though the replay reads it and the live feed has queued it', async () => {
     const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
-    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'session.activity', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
+    for (let i = 0; i < 510; i += 1) await t.store.modifySession(sessionId, (s) => s!, { events: (s) => [{ type: 'message.created', occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: `n${i}`, id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata: {} } }] });
     // Between the replay's first page and its second, a heartbeat records an event: the
     // feed hands it to the stream, and the second page reads it too.
     const listEvents = t.store.listEvents;

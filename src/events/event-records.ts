@@ -120,11 +120,17 @@ export function withEvents<T>(carried: Carried<T> | undefined, events: (written:
   return { ...carried, events };
 }
 
+/** The event as sent; its `type` goes with its `data` and ids as the builders above made them (the tests check each against the spec). */
 export function eventView(event: EventRecord): Schemas['Event'] {
-  const view: Schemas['Event'] = { id: event.id, type: event.type, occurredAt: isoTime(event.occurredAt), agentId: event.agentId, data: event.data };
-  if (event.sessionId !== undefined) view.sessionId = event.sessionId;
-  if (event.userId !== undefined) view.userId = event.userId;
-  return view;
+  return {
+    id: event.id,
+    type: event.type,
+    occurredAt: isoTime(event.occurredAt),
+    agentId: event.agentId,
+    data: event.data,
+    ...(event.sessionId === undefined ? {} : { sessionId: event.sessionId }),
+    ...(event.userId === undefined ? {} : { userId: event.userId }),
+  } as Schemas['Event'];
 }
 
 /**
