@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { agentEvent } from '../src/events/event-records.js';
-import { createEventFeed, isAfter } from '../src/events/event-feed.js';
+import { canonicalId, createEventFeed, isAfter } from '../src/events/event-feed.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { createEventStreams, type StreamOptions } from '../src/events/event-stream.js';
 import type { EventQuery, EventRecord, Store } from '../src/storage/store.js';
@@ -180,6 +180,88 @@ describe('the shared reader', () => {
     streams.closeAll();
   });
 
+  it('hands each event once when this process commits while a read of the log is under way (the read has it too)', async () => {
+    let hold: Promise<void> | undefined;
+    let held = false;
+    const store = new Proxy(t.store, {
+      get: (target, key) =>
+        key === 'listEvents'
+          ? async (query: EventQuery) => {
+              if (hold) {
+                held = true;
+                await hold;
+              }
+              return target.listEvents(query);
+            }
+          : Reflect.get(target, key),
+    });
+    const feed = createEventFeed(store, { pollMs: 10 }); // the poll starts the reads held here
+    const seen: string[] = [];
+    const leave = await feed.follow({ see: (event) => void seen.push(event.id) });
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    await expect.poll(() => held).toBe(true);
+    await createSessions(1); // committed right after the feed's cursor, while its read waits
+    hold = undefined;
+    release();
+    const log = (await t.store.listEvents({ after: '0', limit: 10_000 })).map((event) => event.id);
+    await expect.poll(() => seen.length).toBeGreaterThanOrEqual(1);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a few more polls
+    expect(seen).toEqual(log.slice(-seen.length));
+    expect(new Set(seen).size).toBe(seen.length);
+    leave();
+  });
+
+  it('reads on past a full page of 500 events: a follower gets all of a large write by another process at once, not at the next poll', async () => {
+    let muted = false;
+    const store = new Proxy(t.store, {
+      get: (target, key) =>
+        key === 'onEventsWritten'
+          ? (listener: (committed?: EventRecord[]) => void) => target.onEventsWritten((committed) => (muted ? undefined : listener(committed)))
+          : Reflect.get(target, key),
+    });
+    const feed = createEventFeed(store, { pollMs: 60_000 });
+    const seen: string[] = [];
+    const leave = await feed.follow({ see: (event) => void seen.push(event.id) });
+    const insert = (events: number) => {
+      const agent = agentRecord();
+      return t.store.insertAgent(agent, { events: (written) => Array.from({ length: events }, () => agentEvent('agent.created', written, T0)) });
+    };
+    muted = true; // as if another process wrote them: no word to the feed
+    await insert(600);
+    muted = false;
+    await insert(1); // its events do not follow the feed's cursor: the log is read
+    const log = (await t.store.listEvents({ after: '0', limit: 10_000 })).map((event) => event.id);
+    await expect.poll(() => seen.length, { timeout: 5000 }).toBe(601);
+    expect(seen).toEqual(log.slice(-601));
+    leave();
+  });
+
+  it('stops reading the log once its last follower leaves, and follows again from the newest event', async () => {
+    let reads = 0;
+    const store = new Proxy(t.store, {
+      get: (target, key) => (key === 'listEvents' ? (query: EventQuery) => ((reads += 1), target.listEvents(query)) : Reflect.get(target, key)),
+    });
+    const feed = createEventFeed(store, { pollMs: 10 });
+    const leave = await feed.follow({ see: () => {} });
+    await expect.poll(() => reads).toBeGreaterThan(0); // the poll reads while someone follows
+    leave();
+    expect(feed.size()).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 30)); // a read under way ends
+    const readsAfter = reads;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reads).toBe(readsAfter);
+    await createSessions(1);
+    const seen: string[] = [];
+    const again = await feed.follow({ see: (event) => void seen.push(event.id) });
+    await createSessions(1);
+    const log = (await t.store.listEvents({ after: '0', limit: 10_000 })).map((event) => event.id);
+    await expect.poll(() => seen.length).toBeGreaterThan(0);
+    expect(seen).toEqual(log.slice(-seen.length)); // nothing from before it followed again, nothing twice
+    expect(seen.length).toBeLessThanOrEqual(2);
+    again();
+  });
+
   // A session.created event's data is about 500 characters: 2,000 hold about four of them.
   it.each([
     { bound: 'events', limits: { queueLimit: 5 } },
@@ -266,6 +348,25 @@ describe('on PostgreSQL', () => {
       await database.drop();
     }
   });
+  it('replays the whole log to a stream resumed after event 0 (Last-Event-ID: 0 or 000)', async () => {
+    const database = await createTestDatabase();
+    const store = await openPostgresStore({ url: database.url, poolSize: 2 });
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const agent = agentRecord();
+        await store.insertAgent(agent, { events: (written) => [agentEvent('agent.created', written, T0)] });
+      }
+      const log = (await store.listEvents({ after: '0', limit: 100 })).map((event) => event.id);
+      expect(log).toHaveLength(3);
+      const streams = createEventStreams({ feed: createEventFeed(store, { pollMs: 60_000 }) });
+      const sockets = ['0', '000'].map((after) => openOn(streams, store, { filter: {}, after }));
+      for (const socket of sockets) await expect.poll(() => socket.ids()).toEqual(log);
+      streams.closeAll();
+    } finally {
+      await store.close();
+      await database.drop();
+    }
+  });
 });
 
 describe('event ids', () => {
@@ -274,5 +375,11 @@ describe('event ids', () => {
     expect(isAfter('9', '10')).toBe(false);
     expect(isAfter('12', '12')).toBe(false);
     expect(isAfter('13', '12')).toBe(true);
+  });
+
+  it('reads an id without its leading zeros, and all zeros as 0', () => {
+    expect(canonicalId('007')).toBe('7');
+    expect(canonicalId('0')).toBe('0');
+    expect(canonicalId('000')).toBe('0');
   });
 });

@@ -38,6 +38,13 @@ describe('the due-event pump', () => {
     expect(limits).toEqual([100, 50, 60, 60, 60]); // 50 take 5 ms: within budget, the next sized to 6 ms
   });
 
+  it('keeps the size of a batch that took exactly its budget (over it is what halves)', async () => {
+    const { store, limits, elapsedMs } = dueStore(300, 1 / 16); // 100 announcements take 6.25 ms
+    const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 6.25, elapsedMs });
+    expect(await pump.tick()).toBe(300);
+    expect(limits).toEqual([100, 100, 100, 100]);
+  });
+
   it('sizes a full batch within its budget to take three quarters of it', async () => {
     const { store, limits, elapsedMs } = dueStore(2000, 1 / 32); // 100 announcements take 3.125 ms
     const pump = createEventPump({ store, clock: { now: () => T0 }, batchSize: 1000, batchBudgetMs: 8, elapsedMs });

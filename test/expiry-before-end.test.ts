@@ -33,6 +33,26 @@ describe('an expiry due but not yet announced, then the session ends', { timeout
     return { agentId, sessionId, session: (await t.store.getSession(sessionId))! };
   }
 
+  it('sqlite: DELETE the session at the very millisecond its warning falls due: session.warning is recorded, before session.ended', async () => {
+    const { sessionId, session } = await appWithSession('sqlite');
+    t!.clock.set(session.warnsAt); // due now; the pump has not run
+    expect((await t!.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}` })).status).toBe(200);
+    const events = await t!.store.listEvents({ sessionId, limit: 10 });
+    expect(events.map((e) => e.type)).toEqual(['session.created', 'session.warning', 'session.ended']);
+    expect(events.map((e) => e.occurredAt)).toEqual([session.createdAt, session.warnsAt, session.warnsAt]);
+  });
+
+  it('sqlite: a renewal after the warning fell due, before the pump ran: that deadline\'s session.warning is recorded first, dated its moment', async () => {
+    const { sessionId, session } = await appWithSession('sqlite');
+    t!.clock.set(session.warnsAt + 1);
+    const renewed = await t!.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/renew` });
+    expect(renewed.status).toBe(200);
+    const events = await t!.store.listEvents({ sessionId, limit: 10 });
+    expect(events.map((e) => e.type)).toEqual(['session.created', 'session.warning', 'session.renewed']);
+    expect(events.map((e) => e.occurredAt)).toEqual([session.createdAt, session.warnsAt, session.warnsAt + 1]);
+    expect((events[1]!.data as { expiresAt: string }).expiresAt).toBe(new Date(session.expiresAt).toISOString());
+  });
+
   for (const backend of ['sqlite', 'postgres'] as const) {
     it(`${backend}: DELETE the session after its expiry came, before the pump ran: session.expired is recorded, before session.ended`, async () => {
       const { sessionId, session } = await appWithSession(backend);

@@ -75,6 +75,26 @@ describe('group commit', () => {
     expect(keys()).toEqual(['a', 'b']);
   });
 
+  it('rejects every write of the batch, and runs none after, when SQLite rolled the whole transaction back (disk full, I/O error)', async () => {
+    const rolledBackWhole = () => {
+      db.exec('ROLLBACK'); // what SQLite does on its own after SQLITE_FULL or SQLITE_IOERR
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    let ranAfter = false;
+    const after = () => {
+      ranAfter = true;
+      return insert('c')();
+    };
+    const outcomes = await Promise.allSettled([write(insert('a')), write(rolledBackWhole), write(after)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SQLITE_FULL' });
+    expect(ranAfter).toBe(false);
+    expect(keys()).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+    await write(insert('b')); // the next batch is unaffected
+    expect(keys()).toEqual(['b']);
+  });
+
   it('rejects every write of the batch when the commit itself fails, and keeps none of them', async () => {
     // A deferred foreign key is checked at COMMIT, after every savepoint was released.
     const orphan = () => db.prepare('INSERT INTO child (parent_id) VALUES (?)').run('missing').changes;

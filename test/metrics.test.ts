@@ -121,6 +121,16 @@ describe('GET /metrics', () => {
     expect(valuesBy(families, 'sessions_api_sweeper_sessions_total', ['action'])).toEqual({ announced: 1, purged: 0 });
   });
 
+  it('counts a sweeper run that failed as failed', async () => {
+    const app = await start();
+    await app.sweeper.sweep();
+    const purge = vi.spyOn(app.store, 'purgeExpired').mockRejectedValue(new Error('disk gone'));
+    await app.sweeper.sweep();
+    purge.mockRestore();
+    const families = await scrape(app);
+    expect(valuesBy(families, 'sessions_api_sweeper_runs_total', ['result'])).toEqual({ ok: 1, failed: 1 });
+  });
+
   it('counts webhook delivery attempts by outcome, and the event streams open', async () => {
     const metrics = createMetrics();
     const app = await start({ metrics, clock: fakeClock(Date.now()) });

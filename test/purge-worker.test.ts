@@ -140,3 +140,27 @@ it('sends a move of many sessions to the worker, through the store, and keeps it
     await store.close();
   }
 });
+
+it('lowers the totals of sessions on the lower mark instant itself when it purges them (a mark stopped inside their shared instant)', async () => {
+  const path = join(directory, 'sessions.db');
+  const store = openSqliteStore(path);
+  const agent = agentRecord();
+  await store.insertAgent(agent);
+  // 30 sessions on one deadline, their expiry announced (purgeable), and one later.
+  const shared = Array.from({ length: 30 }, () => sessionRecord(agent.id, { announced: 'expiry' }, T0));
+  for (const session of [...shared, sessionRecord(agent.id, {}, T0 + 90 * MINUTE)]) await store.insertSession(session);
+  await store.close();
+
+  const instant = shared[0]!.expiresAt;
+  const worker = purgeWorker(path, 'normal');
+  try {
+    // The cutoff's mark stops 12 sessions into the instant; then (a cutoff stepped back) the now mark passes it whole.
+    expect(await worker.moveMarks(instant, instant, 12)).toEqual({ passed: 12, more: true });
+    expect(await worker.moveMarks(instant, instant - 1, 100)).toEqual({ passed: 30, more: false });
+    expectCountTotalsExact(path);
+    expect(await worker.purge(instant, 100)).toEqual({ purged: 30, more: false });
+    expectCountTotalsExact(path);
+  } finally {
+    await worker.stop();
+  }
+});

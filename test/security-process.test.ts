@@ -185,7 +185,8 @@ describe('npm run keys, on the database of a running server', () => {
     expect(JSON.stringify(stored)).not.toContain(key!.slice(3));
 
     expect(keysCli(databasePath, 'list')).toMatch(/ops {2}admin .* live/);
-    expect(keysCli(databasePath, 'revoke', 'ops')).toMatch(/^revoked .* ops /);
+    expect(keysCli(databasePath, 'revoke', 'ops')).toMatch(/^revoked .* ops .* revoked \d{4}-\d\d-\d\dT\S+Z$/m);
+    expect(keysCli(databasePath, 'list')).toMatch(/ops {2}admin {2}created \S+ {2}revoked \d{4}-\d\d-\d\dT\S+Z$/m);
     expect((await fetchChecked(baseUrl, 'GET', '/api/agents', undefined, { 'x-api-key': key! })).status).toBe(401);
     expect(() => keysCli(databasePath, 'create', '--name', 'nothing')).toThrow(/either --admin or at least one --agent/);
   });

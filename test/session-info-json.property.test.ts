@@ -15,3 +15,12 @@ it('writes exactly what JSON.stringify writes for the SessionInfo view, for any 
     { numRuns: 1000, seed: 11 },
   );
 });
+
+it('escapes every control character (U+0000 to U+001F) in the ids as JSON.stringify does', () => {
+  const [record] = fc.sample(arbitrarySession, { numRuns: 1, seed: 3 });
+  for (let code = 0; code <= 0x1f; code += 1) {
+    const character = String.fromCharCode(code);
+    const view = sessionInfoView({ ...record!, userId: `user${character}`, agentId: character, id: `${character}id` }, 0);
+    expect(sessionInfoJson(view), `U+${code.toString(16).padStart(4, '0')}`).toBe(JSON.stringify(view));
+  }
+});

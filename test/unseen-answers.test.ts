@@ -107,4 +107,16 @@ describe('answers Fastify does not see through', () => {
     ]);
     expect(unread.every((line) => UUID.test(line.reqId))).toBe(true);
   });
+
+  it('counts a stream its client closed when logs are above info (LOG_LEVEL=warn) but metrics are on', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'warn', stream } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const events = await openStream(`${base}/api/messaging/sessions/events`);
+    expect(events.status).toBe(200);
+    events.close();
+    await until('the closed stream is counted', async () => ((await requestCounts(app))['streamEvents 200'] ?? 0) - (before['streamEvents 200'] ?? 0) === 1);
+    expect(lines.filter((line) => line.msg === 'request completed')).toEqual([]);
+  });
 });
