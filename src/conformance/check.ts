@@ -113,12 +113,11 @@ const validatorsByText = new Map<string, ValidateFunction>();
 
 function compiledValidator(schema: Schema): ValidateFunction {
   const { $schema: _ignored, ...plain } = schema;
-  const readable = readableDiscriminators(plain) as Schema;
-  const text = JSON.stringify(readable);
+  const text = JSON.stringify(plain);
   let validate = validatorsByText.get(text);
   if (!validate) {
     sharedAjv ??= validatorFactory();
-    validatorsByText.set(text, (validate = sharedAjv.compile(readable)));
+    validatorsByText.set(text, (validate = sharedAjv.compile(readableDiscriminators(plain) as Schema)));
   }
   return validate;
 }

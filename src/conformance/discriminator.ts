@@ -8,18 +8,30 @@ type Node = Record<string, unknown>;
 
 const isDiscriminator = (value: unknown): value is Node => !!value && typeof value === 'object' && typeof (value as Node).propertyName === 'string';
 
-/** A tester of one schema at a time: formats and unknown keywords are not its concern. */
-const tester = new Ajv2020({ strict: false, validateFormats: false, discriminator: true, logger: false, addUsedSchema: false });
+/**
+ * A tester of one schema at a time: formats and unknown keywords are not its concern, nor
+ * the meta-schema (whether it reads a discriminator is decided as it compiles).
+ */
+const tester = new Ajv2020({ strict: false, validateFormats: false, validateSchema: false, discriminator: true, logger: false, addUsedSchema: false });
+
+/** By schema text: a resolved document holds a copy of a schema at each place that refers to it (R43: 1 s of a load). */
+const decided = new Map<string, boolean>();
 
 function readsAlone(schema: Node): boolean {
-  try {
-    tester.compile(schema);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    tester.removeSchema(schema); // no cache of every schema ever tried
+  const text = JSON.stringify(schema);
+  let reads = decided.get(text);
+  if (reads === undefined) {
+    try {
+      tester.compile(schema);
+      reads = true;
+    } catch {
+      reads = false;
+    } finally {
+      tester.removeSchema(schema); // no cache of every schema ever tried
+    }
+    decided.set(text, reads);
   }
+  return reads;
 }
 
 /**
