@@ -11,6 +11,7 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import { parse } from 'yaml';
 import { operationFactsDeclaration } from './operation-facts.js';
 import { metaSchemaErrors, operationsOf, sha256Hex, type SpecJsonCopy, specJsonCopyPath, specPath } from '../src/spec.js';
+import { compileSpecRouteSchemas } from '../src/http/route-schemas.js';
 
 const typesUrl = new URL('../generated/api.d.ts', import.meta.url);
 const operationFactsUrl = new URL('../generated/operation-facts.d.ts', import.meta.url);
@@ -29,6 +30,14 @@ const document = parse(yaml);
 const invalid = await metaSchemaErrors(document);
 if (invalid.length > 0) {
   console.error(`generate: openapi/sessions-api.yaml is no valid OpenAPI document:\n${invalid.join('\n')}`);
+  process.exit(1);
+}
+// And every schema it gives a route compiles, as the server compiles them: the server,
+// reading this JSON copy, compiles each on its first use, not at start.
+try {
+  await compileSpecRouteSchemas();
+} catch (error) {
+  console.error(`generate: openapi/sessions-api.yaml: ${(error as Error).message}`);
   process.exit(1);
 }
 const jsonCopy = `${JSON.stringify({ sourceSha256: sha256Hex(yaml), document } satisfies SpecJsonCopy, null, 2)}\n`;

@@ -68,12 +68,22 @@ export const sha256Hex = (text: string) => createHash('sha256').update(text).dig
  * server: its JSON copy is read instead when it was made from these very bytes.
  */
 export function specDocument() {
-  document ??= readSpecDocument(specPath, specJsonCopyPath) as typeof document;
+  if (!document) ({ document, fromJsonCopy } = readSpec(specPath, specJsonCopyPath) as { document: typeof document; fromJsonCopy: boolean });
   return document!;
 }
 
-/** The document of the YAML file at `yamlPath`, from `jsonCopyPath` if that is its up-to-date copy. */
-export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknown {
+let fromJsonCopy = false;
+
+/**
+ * Whether the spec was read from its JSON copy, which `npm run generate` writes once every
+ * route's schemas compile; else (the YAML edited since) the server compiles them at start.
+ */
+export function specReadFromJsonCopy(): boolean {
+  specDocument();
+  return fromJsonCopy;
+}
+
+function readSpec(yamlPath: string, jsonCopyPath: string): { document: unknown; fromJsonCopy: boolean } {
   const yaml = readFileSync(yamlPath, 'utf8');
   let copy: SpecJsonCopy | undefined;
   try {
@@ -81,10 +91,15 @@ export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknow
   } catch {
     copy = undefined;
   }
-  if (copy?.sourceSha256 === sha256Hex(yaml)) return copy.document;
+  if (copy?.sourceSha256 === sha256Hex(yaml)) return { document: copy.document, fromJsonCopy: true };
   // Loaded only here: a start that reads the JSON copy does not load the YAML parser.
   const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
-  return parse(yaml);
+  return { document: parse(yaml), fromJsonCopy: false };
+}
+
+/** The document of the YAML file at `yamlPath`, from `jsonCopyPath` if that is its up-to-date copy. */
+export function readSpecDocument(yamlPath: string, jsonCopyPath: string): unknown {
+  return readSpec(yamlPath, jsonCopyPath).document;
 }
 
 export function specOperations(): SpecOperation[] {

@@ -1,15 +1,15 @@
 // The API as one encapsulated plugin: strict validators and body parsers, the error
 // envelope (and the 404 of unknown routes), and the spec's operations routed by
 // operationId to their handlers.
-import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyPluginAsync } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { apiSpecification } from '../spec.js';
+import { apiSpecification, specReadFromJsonCopy } from '../spec.js';
 import { installErrorHandling } from './error-handling.js';
 import { installJsonBody } from './json-body.js';
 import type { HandlerDeps } from './handler-deps.js';
 import { createHandlers } from './handlers/index.js';
 import type { ServiceHandlers } from './operation-types.js';
+import { compileRouteSchemas, withoutMetaSchemaCheck } from './route-schemas.js';
 import { serializeJsonResponsesByStatus } from './serializers.js';
 import { installValidators } from './validation.js';
 
@@ -22,25 +22,6 @@ export function resolveOperation(handlers: ServiceHandlers) {
   };
 }
 
-type MetaSchemaCheck = (specification: unknown) => boolean;
-const validatorPrototype = Validator.prototype as unknown as { getAjvValidator(version: string): MetaSchemaCheck };
-
-/**
- * Runs `work` with fastify-openapi-glue's check of the spec against the OpenAPI meta-schema
- * passed (its $refs are still checked): compiling that schema took a quarter of a server
- * start's CPU (0.5 of 2.2 s), for a spec checked when its JSON copy was generated
- * (scripts/generate.ts; `npm test` fails on a spec it refuses).
- */
-async function withoutMetaSchemaCheck<T>(work: () => Promise<T>): Promise<T> {
-  const own = validatorPrototype.getAjvValidator;
-  validatorPrototype.getAjvValidator = () => () => true;
-  try {
-    return await work();
-  } finally {
-    validatorPrototype.getAjvValidator = own;
-  }
-}
-
 export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   installValidators(app);
   serializeJsonResponsesByStatus(app);
@@ -50,4 +31,7 @@ export const apiPlugin: FastifyPluginAsync<HandlerDeps> = async (app, deps) => {
   await withoutMetaSchemaCheck(async () => {
     await app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(createHandlers(deps)) });
   });
+  // Compiled on first use when the spec is its checked JSON copy; read from a YAML edited
+  // since (`npm run dev`), a schema its compiler refuses stops the start, as it always did.
+  if (!specReadFromJsonCopy()) app.addHook('onReady', async () => compileRouteSchemas());
 };
