@@ -9,6 +9,8 @@ export default defineConfig({
     // One throwaway PostgreSQL cluster for the run (the PostgreSQL store's tests); dist/ built if stale.
     globalSetup: ['test/helpers/postgres-global-setup.ts', 'test/setup/built-dist.ts'],
     testTimeout: 20_000,
+    // Setup hooks start apps and servers as tests do: as long (R43 saw a 10 s default run out under load).
+    hookTimeout: 20_000,
     // Test files are mostly waiting on SQLite and child processes: two workers on two cores.
     maxWorkers: 2,
     // A worker's test files share its loaded modules: each file importing the app, Fastify,
