@@ -186,6 +186,10 @@ describe('mock mode on our spec', () => {
     expect(create.status).toBe(422);
     expect(responseViolations(api, 'createSession', 422, create.body)).toEqual([]);
     expect(create.body.error.details).toBe('Prefer: code=2xx is not a status code');
+    // createSession's 422 is the idempotency key's: the mock's own refusal does not say the key was reused.
+    expect(create.body.error.code).toBe('INVALID_REQUEST');
+    const example = await call(app, { method: 'POST', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { prefer: 'code=201, example=nope' });
+    expect([example.status, example.body.error.code]).toEqual([422, 'INVALID_REQUEST']);
   });
 
   it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {

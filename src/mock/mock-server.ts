@@ -53,6 +53,21 @@ function withMessage(body: unknown, message: string): unknown {
   return copy;
 }
 
+/** An error body's code, in the shapes `withMessage` knows: `{ error: { code } }` or `{ code }`. */
+function errorCodeOf(body: unknown): unknown {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const record = body as Record<string, any>;
+  return record.error && typeof record.error === 'object' ? record.error.code : record.code;
+}
+
+function withCode(body: unknown, code: unknown): unknown {
+  if (code === undefined || errorCodeOf(body) === undefined) return body;
+  const copy = structuredClone(body) as Record<string, any>;
+  if (copy.error && typeof copy.error === 'object') copy.error.code = code;
+  else copy.code = code;
+  return copy;
+}
+
 /**
  * RFC 9457 problem details carry the HTTP status in `status`; a `title` made up by the
  * generator (no example) becomes the status's phrase ("Not Found", not "string"). Unless
@@ -162,7 +177,16 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     const answer = mock(operation, documenting);
     reply.headers(headers.for(operation.operationId!, status));
     const fits = (body: unknown) => bodies.fits(operation.operationId!, status, answer.mediaType ?? '', body);
-    return send(reply, status, answer.mediaType, asProblem(withMessage(answer.body, message), answer.mediaType, status, answer.fromExample, fits));
+    let body = withMessage(answer.body, message);
+    // A Prefer the mock cannot honour is no error of the API: its 422's example code
+    // (IDEMPOTENCY_KEY_REUSED, say) would mislead a client that branches on it. It carries
+    // the code of the operation's 400 instead (the document's "invalid request"), where the
+    // 422's schema takes it.
+    if (lent && refused === 422 && documenting !== '400' && operation.responses?.['400']) {
+      const generic = withCode(body, errorCodeOf(mock(operation, '400').body));
+      if (fits(generic)) body = generic;
+    }
+    return send(reply, status, answer.mediaType, asProblem(body, answer.mediaType, status, answer.fromExample, fits));
   }
 
   // A mock has no keys to check: every security scheme accepts any credentials or none

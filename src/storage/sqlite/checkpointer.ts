@@ -23,6 +23,11 @@
 //   usual, holding the writes only for that little and for cutting the file (1.8 s for a
 //   2.4 GB WAL). A TRUNCATE tried at each cap held the writes 2 s per 64 MiB of a backup,
 //   and the first one after the reader had gone copied the whole grown WAL, writes held.
+//   The answer waits for the worker's checkpoint under way and then for its own: on a
+//   busy disk (each syncs the database file) writes without a pause outran them, and the
+//   answer had not come after 40 of a test's 2 MiB caps (the WAL grows as long as it does
+//   not come). So once the WAL has grown UNANSWERED_CAPS more caps with the question
+//   unanswered, the next commit empties it, holding the writes as at the first cap.
 // The worker starts only once the WAL has grown to a sixteenth of the cap (or at once when
 // the database file is larger than that), so the many small databases of the tests never
 // pay for a thread.
@@ -54,11 +59,12 @@ const INTERVAL_MS = 20;
 const PURGING_INTERVAL_MS = 1000;
 export const PURGING_CAP_SCALE = 4;
 const CAP_WAIT_MS = 2000;
+const UNANSWERED_CAPS = 2;
 /** SQLite's default page size: the unit of the WAL's frames. */
 const PAGE_BYTES = 4096;
 
 // CommonJS run by the worker (eval: no TypeScript loader needed in a worker).
-const WORKER_SOURCE = `
+export const CHECKPOINT_WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 ${YIELD_TO_EVENT_LOOP}
@@ -151,7 +157,7 @@ function fileBytes(path: string): number {
   }
 }
 
-export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES): Checkpointer {
+export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, workerSource = CHECKPOINT_WORKER_SOURCE): Checkpointer {
   db.pragma('wal_autocheckpoint = 0');
   const startBytes = capBytes / 16;
   let worker: Worker | undefined;
@@ -164,12 +170,13 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
    * the worker has copied it all, or nearly all when asked at the next cap.
    */
   let heldAtBytes: number | undefined;
-  let asking = false;
+  /** The WAL's size when the worker was asked how far its checkpoints have got; undefined once it answered. */
+  let askedAtBytes: number | undefined;
   let purgingNow = false;
 
   function start(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
+    worker = new Worker(workerSource, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
     worker.unref();
     worker.on('message', (message) => {
       if (message === 'copied-all') heldAtBytes = undefined;
@@ -186,28 +193,33 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
     // Writes wait for this worker now: it keeps the process alive until it answers.
     running.ref();
     truncation = new Promise<void>((resolve) => {
-      const finish = (message?: unknown) => {
-        if (message === 'copied-all') return; // said by a passive checkpoint, not the answer
-        heldAtBytes = message === 'held' ? size : undefined;
-        running.off('message', finish);
-        running.off('exit', finish);
+      const finish = (held: boolean) => {
+        heldAtBytes = held ? size : undefined;
+        running.off('message', answered);
+        running.off('exit', exited);
         running.unref();
         truncation = undefined;
         resolve();
       };
-      running.on('message', finish);
-      running.on('exit', finish);
+      // Only the TRUNCATE's answer ends the wait: not what a passive checkpoint says, nor
+      // the answer to a question asked before it.
+      const answered = (message: unknown) => {
+        if (message === 'held' || message === 'truncated') finish(message === 'held');
+      };
+      const exited = () => finish(false);
+      running.on('message', answered);
+      running.on('exit', exited);
     });
     running.postMessage({ truncate: true });
   }
 
   /** Asks, writes going on, whether the passive checkpoints are within a sixteenth of the cap of the WAL's end. */
   function askProgress(running: Worker, size: number): void {
-    asking = true;
+    askedAtBytes = size;
     const answered = (message: unknown) => {
       if (message !== 'caught-up' && message !== 'still-held') return;
       running.off('message', answered);
-      asking = false;
+      askedAtBytes = undefined;
       heldAtBytes = message === 'still-held' ? size : undefined;
     };
     running.on('message', answered);
@@ -234,9 +246,11 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       const cap = purgingNow ? capBytes * PURGING_CAP_SCALE : capBytes;
       if (!worker) {
         if (size > startBytes) start();
+      } else if (askedAtBytes !== undefined) {
+        if (size > askedAtBytes + UNANSWERED_CAPS * cap) truncate(worker, size);
       } else if (heldAtBytes === undefined) {
-        if (size > cap && !asking) truncate(worker, size);
-      } else if (size > cap + heldAtBytes && !asking) askProgress(worker, size);
+        if (size > cap) truncate(worker, size);
+      } else if (size > cap + heldAtBytes) askProgress(worker, size);
     },
     truncating: () => truncation,
     purging(on) {
