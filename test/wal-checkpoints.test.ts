@@ -69,6 +69,32 @@ function blobWrites(workerSource = CHECKPOINT_WORKER_SOURCE) {
   return { db, checkpoints: checkpointer(db, database.path, CAP, workerSource), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
 }
 
+/** Commits one by one, each waiting out any hold for an emptying it started: the WAL's size when held, how long, and after. */
+function committing({ checkpoints, insert }: ReturnType<typeof blobWrites>) {
+  const holds: { atBytes: number; ms: number; afterBytes: number }[] = [];
+  const commit = async () => {
+    insert.run();
+    checkpoints.afterCommit();
+    const truncation = checkpoints.truncating();
+    if (truncation) {
+      const atBytes = walBytes();
+      const started = performance.now();
+      await truncation;
+      holds.push({ atBytes, ms: performance.now() - started, afterBytes: walBytes() });
+    }
+    await new Promise(setImmediate); // the worker's answers come in; no pause for a checkpoint to copy all
+  };
+  return { holds, commit };
+}
+
+/** A reader in a snapshot of its own (one long read, as VACUUM INTO's) until `end()`. */
+function longReader() {
+  const reader = new Database(database.path, { readonly: true });
+  reader.exec('BEGIN');
+  reader.prepare('SELECT count(*) FROM blobs').get();
+  return { end: () => reader.exec('COMMIT'), close: () => reader.close() };
+}
+
 it('lets the WAL grow to PURGING_CAP_SCALE times its cap while a purge runs, no further, and holds it to the cap again after', async () => {
   const { db, checkpoints, insert } = blobWrites();
   // The purge worker tells the WAL's size (it stats it off the event loop); the store's own commits let it stat.
@@ -119,79 +145,50 @@ it('empties the WAL at its cap from a size it is told, without a stat of its own
 });
 
 it('holds writes once for a WAL a reader keeps (a backup), not at each cap after; empties it once the reader is gone, holding writes only for the little left', { timeout: 30_000 }, async () => {
-  const { db, checkpoints, insert } = blobWrites();
-  const reader = new Database(database.path, { readonly: true });
-  // The WAL sizes at which writes were held for an emptying, and for how long (ms).
-  const held: number[] = [];
-  const heldMs: number[] = [];
-  const commit = async () => {
-    insert.run();
-    checkpoints.afterCommit();
-    const truncation = checkpoints.truncating();
-    if (truncation) {
-      held.push(walBytes());
-      const started = performance.now();
-      await truncation;
-      heldMs.push(performance.now() - started);
-    }
-    await new Promise(setImmediate); // the worker's answers come in
-  };
+  const writes = blobWrites();
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
   try {
-    reader.exec('BEGIN');
-    reader.prepare('SELECT count(*) FROM blobs').get(); // its snapshot: one long read, as VACUUM INTO's
-    while (held.length < 1) await commit();
+    while (holds.length < 1) await commit();
     // CAP_WAIT_MS (2 s) in vain for the reader.
-    expect(heldMs[0]!).toBeGreaterThanOrEqual(1900);
-    while (walBytes() < held[0]! + 3 * CAP) await commit();
+    expect(holds[0]!.ms).toBeGreaterThanOrEqual(1900);
+    while (walBytes() < holds[0]!.atBytes + 3 * CAP) await commit();
     // Three caps on, the reader still there: the worker was asked at each, writes were not held.
-    expect(held).toHaveLength(1);
-    reader.exec('COMMIT');
+    expect(holds).toHaveLength(1);
+    reader.end();
     // Commits with pauses, in which the worker's passive checkpoints catch up with the WAL.
     await until('the WAL is emptied once the reader is gone', async () => {
       await commit();
       return walBytes() === 0;
     }, { ms: 5000, everyMs: 50 });
-    expect(held).toHaveLength(2);
+    expect(holds).toHaveLength(2);
     // The passive checkpoints had copied the grown WAL, writes going on: the TRUNCATE had little left.
-    expect(heldMs[1]!).toBeLessThan(1000);
+    expect(holds[1]!.ms).toBeLessThan(1000);
   } finally {
     reader.close();
-    await checkpoints.stop();
-    db.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
   }
 });
 
 it('empties a WAL a reader kept once the reader is gone, under writes without a pause: asked at the next cap, the worker says its checkpoints caught up', { timeout: 30_000 }, async () => {
-  const { db, checkpoints, insert } = blobWrites();
-  const reader = new Database(database.path, { readonly: true });
-  let holds = 0;
-  const commit = async () => {
-    insert.run();
-    checkpoints.afterCommit();
-    const truncation = checkpoints.truncating();
-    if (truncation) {
-      holds += 1;
-      await truncation;
-    }
-    await new Promise(setImmediate); // the worker's answers come in; no pause for a checkpoint to copy all
-  };
+  const writes = blobWrites();
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
   try {
-    reader.exec('BEGIN');
-    reader.prepare('SELECT count(*) FROM blobs').get();
-    while (holds < 1) await commit();
-    const heldAt = walBytes();
-    reader.exec('COMMIT');
+    while (holds.length < 1) await commit();
+    reader.end();
     // The worker's passive checkpoints never copy the whole WAL while writes go on: what
     // empties it is the answer to the question asked a cap later ("caught up": within a
     // sixteenth of a cap), after which the next commit over the cap empties it; or, if the
     // answer is slow in coming (its checkpoints sync a busy disk), the commit two caps on.
-    while (walBytes() > 0 && walBytes() < heldAt + 40 * CAP) await commit();
+    while (walBytes() > 0 && walBytes() < holds[0]!.atBytes + 40 * CAP) await commit();
     expect(walBytes()).toBe(0);
-    expect(holds).toBe(2);
+    expect(holds).toHaveLength(2);
   } finally {
     reader.close();
-    await checkpoints.stop();
-    db.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
   }
 });
 
@@ -206,39 +203,25 @@ it('empties a WAL a reader kept, once it has grown two more caps with the worker
   const slowToAnswer = CHECKPOINT_WORKER_SOURCE.replace(answer, 'lateAnswer = caughtUp ? "caught-up" : "still-held";')
     .replace(truncateMessage, `${truncateMessage} if (lateAnswer) parentPort.postMessage(lateAnswer); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);`)
     .replace('let timer;', 'let timer; let lateAnswer;');
-  const { db, checkpoints, insert } = blobWrites(slowToAnswer);
-  const reader = new Database(database.path, { readonly: true });
-  const held: number[] = [];
-  const afterHold: number[] = [];
-  const commit = async () => {
-    insert.run();
-    checkpoints.afterCommit();
-    const truncation = checkpoints.truncating();
-    if (truncation) {
-      held.push(walBytes());
-      await truncation;
-      afterHold.push(walBytes());
-    }
-    await new Promise(setImmediate);
-  };
+  const writes = blobWrites(slowToAnswer);
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
   try {
-    reader.exec('BEGIN');
-    reader.prepare('SELECT count(*) FROM blobs').get();
-    while (held.length < 1) await commit();
-    reader.exec('COMMIT');
+    while (holds.length < 1) await commit();
+    reader.end();
     // Asked once the WAL is a cap beyond where the reader held it, then two caps more unanswered.
     let largest = 0;
-    while (walBytes() > 0 && walBytes() < held[0]! + 10 * CAP) {
+    while (walBytes() > 0 && walBytes() < holds[0]!.atBytes + 10 * CAP) {
       await commit();
       largest = Math.max(largest, walBytes());
     }
-    expect(held).toHaveLength(2);
-    expect(held[1]!).toBeGreaterThan(held[0]! + 3 * CAP);
-    expect(largest).toBeLessThanOrEqual(held[0]! + 3 * CAP + 2 ** 18 + 2 * 4096);
-    expect(afterHold[1]).toBe(0);
+    expect(holds).toHaveLength(2);
+    expect(holds[1]!.atBytes).toBeGreaterThan(holds[0]!.atBytes + 3 * CAP);
+    expect(largest).toBeLessThanOrEqual(holds[0]!.atBytes + 3 * CAP + 2 ** 18 + 2 * 4096);
+    expect(holds[1]!.afterBytes).toBe(0);
   } finally {
     reader.close();
-    await checkpoints.stop();
-    db.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
   }
 });
