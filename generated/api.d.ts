@@ -416,8 +416,9 @@ export interface paths {
          * Stream one session's events (Server-Sent Events)
          * @description The session's events from the first (or after `Last-Event-ID`), then live. Once
          *     the session has expired or ended, the stream sends its remaining events and
-         *     closes. An unknown, ended or purged session answers 404 before the stream starts.
-         *     Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
+         *     closes. An unknown, ended or purged session answers 404 before the stream starts;
+         *     an expired one with no event after `Last-Event-ID` answers 204 (nothing more will
+         *     come: `EventSource` stops reconnecting). Frames are `id: <event id>`, `event: <type>`, `data: <Event JSON>` and a blank line;
          *     a comment line (`: keep-alive`) comes every 15 seconds. A `Last-Event-ID` header
          *     (or `lastEventId`, the header winning) replays every later matching event from the
          *     log, then the stream goes live, with no gap and no duplicate. An instance keeps
@@ -1952,6 +1953,17 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: components["responses"]["EventStream"];
+            /**
+             * @description The session has expired and no event of it follows `Last-Event-ID`: the stream
+             *     would end at once. No body; an `EventSource` does not reconnect.
+             */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["SessionNotFound"];

@@ -175,6 +175,30 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     await client.ended;
     expect(client.events.map((event) => event.type)).toEqual(['session.created', 'session.warning', 'session.expired']);
   });
+
+  it('answers 204, no stream, to a reconnect after an expired session’s last event (EventSource stops there; it reconnected to a 200 that ended at once every 3 s); one that missed some still gets them', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 5, warningThresholdMinutes: 1 } });
+    const other = await createSession(t, { agentId });
+    t.clock.advance(5 * MINUTE);
+    await pump();
+    const all = await sessionStream(sessionId);
+    await all.ended;
+    expect(all.status).toBe(200);
+    const [, warning, expired] = all.events;
+    expect(all.events.map((event) => event.type)).toEqual(['session.created', 'session.warning', 'session.expired']);
+    // Events of other sessions after it are not this stream's.
+    await t.request({ method: 'POST', url: `/api/messaging/sessions/${other.sessionId}/heartbeat` });
+    const missedOne = await sessionStream(sessionId, { 'last-event-id': warning!.id });
+    await missedOne.ended;
+    expect([missedOne.status, missedOne.events.map((event) => event.type)]).toEqual([200, ['session.expired']]);
+    for (const [headers, query] of [[{ 'last-event-id': expired!.id }, ''], [{}, `?lastEventId=${expired!.id}`]] as const) {
+      const answer = await t.requestText(`/api/messaging/sessions/${sessionId}/events${query}`, { accept: 'text/event-stream', ...headers });
+      expect([answer.status, answer.text]).toEqual([204, ""]);
+    }
+    // Not expired: a stream from its newest event stays open for what comes.
+    const live = await sessionStream(other.sessionId, { 'last-event-id': '999999' });
+    expect(live.status).toBe(200);
+  });
 });
 
 describe('HEAD on the streams', () => {

@@ -308,6 +308,17 @@ describe('CORS_ORIGINS, in process', () => {
       const other = await fetch(`${baseUrl}${path}`, { headers: { origin: 'https://evil.example.com' } });
       expect(other.status).toBe(status);
       expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      // The preflight a browser sends first (any request with a key has one) is answered as
+      // any other, or the page would see no answer at all (it was refused 400 / 404).
+      const preflightHeaders = { 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-api-key' };
+      const ask = await fetch(`${baseUrl}${path}`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', ...preflightHeaders } });
+      const usual = await fetch(`${baseUrl}/api/agents/x`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', ...preflightHeaders } });
+      expect([ask.status, await ask.text()]).toEqual([204, '']);
+      const corsOf = (headers: Headers) => [...headers].filter(([name]) => name.startsWith('access-control-') || name === 'vary');
+      expect(corsOf(ask.headers)).toEqual(corsOf(usual.headers));
+      expect(ask.headers.get('access-control-allow-headers')).toMatch(/x-api-key/);
+      const refusedOrigin = await fetch(`${baseUrl}${path}`, { method: 'OPTIONS', headers: { origin: 'https://evil.example.com', ...preflightHeaders } });
+      expect(refusedOrigin.headers.get('access-control-allow-origin')).toBeNull();
     }
     const any = await start({ access: { corsOrigins: ['*'] } });
     const refused = await fetch(`${await any.listen()}/api/agents/%E0%A4%A`, { headers: { origin: 'http://localhost:5173' } });

@@ -6,7 +6,7 @@ import { REQUEST_ID_HEADER } from '../ops/request-id.js';
 import { StorageFault } from '../storage/store.js';
 import { BODY_LIMIT_BYTES, clip } from './limits.js';
 import { RETRY_AFTER_SECONDS } from './server-options.js';
-import { SECURITY_HEADERS } from './security-headers.js';
+import { isPreflight, PREFLIGHT_HEADERS, SECURITY_HEADERS } from './security-headers.js';
 import { throttledErrors } from '../ops/throttled-errors.js';
 import { describeValidation } from './validation.js';
 import { unsupportedType } from './json-body.js';
@@ -21,11 +21,11 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
       ? new ApiError('NOT_FOUND', 'a path parameter is too long to name anything here')
       : new ApiError('INVALID_REQUEST', 'the URL is not valid (malformed percent-encoding)');
   // No hook runs for these answers: the request id, the security headers and CORS (an allowed origin) are set here.
-  void reply
-    .headers({ ...SECURITY_HEADERS, ...cors })
-    .header(REQUEST_ID_HEADER, request.id)
-    .code(apiError.status)
-    .send(apiError.toEnvelope());
+  void reply.headers({ ...SECURITY_HEADERS, ...cors }).header(REQUEST_ID_HEADER, request.id);
+  // A browser sends a preflight before the request itself (any with a key does): refused,
+  // the page would see no answer at all, not the envelope the request then gets.
+  if (cors && isPreflight(request)) return void reply.headers(PREFLIGHT_HEADERS).code(204).send();
+  void reply.code(apiError.status).send(apiError.toEnvelope());
 }
 
 /** What a client may do after a storage fault: a write whose COMMIT may have been applied is not simply retried. */

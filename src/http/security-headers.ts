@@ -1,7 +1,7 @@
 // Headers for a JSON API that no browser should render, frame, sniff or cache, and
 // CORS (off unless CORS_ORIGINS names the origins allowed to call from a browser).
 import cors from '@fastify/cors';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { clip } from './limits.js';
 
@@ -38,20 +38,35 @@ export function corsHeadersFor(origins: readonly string[]): (origin: string | un
   return (origin) => (origin !== undefined && origins.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'Origin', ...exposed } : undefined);
 }
 
+const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'];
+// X-Request-Id: a browser app's own id for its logs; Last-Event-ID: an event stream resumed by fetch.
+const CORS_ALLOWED_HEADERS = ['content-type', 'x-api-key', 'authorization', 'idempotency-key', 'x-request-id', 'last-event-id'];
+const CORS_MAX_AGE_SECONDS = 600;
+
+/** A CORS preflight: an OPTIONS with Origin and Access-Control-Request-Method. */
+export const isPreflight = (request: FastifyRequest) =>
+  request.method === 'OPTIONS' && request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined;
+
+/** What a preflight from an allowed origin is answered with beside that origin's headers (as @fastify/cors answers it). */
+export const PREFLIGHT_HEADERS = {
+  'access-control-allow-methods': CORS_METHODS.join(', '),
+  'access-control-allow-headers': CORS_ALLOWED_HEADERS.join(', '),
+  'access-control-max-age': String(CORS_MAX_AGE_SECONDS),
+};
+
 export function installCors(app: FastifyInstance, { origins }: { origins: readonly string[] }): void {
   if (origins.length === 0) return;
   // An OPTIONS that is no preflight finds no route, as with CORS off (@fastify/cors would
   // answer it a text/plain 400, outside the envelope).
   app.addHook('onRequest', (request, _reply, done) => {
-    if (request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined)) return done();
+    if (request.method !== 'OPTIONS' || isPreflight(request)) return done();
     done(new ApiError('NOT_FOUND', `OPTIONS ${clip(request.url.split('?')[0] ?? '', 200)} does not exist (a CORS preflight sends Origin and Access-Control-Request-Method)`));
   });
   void app.register(cors, {
     origin: origins.includes('*') ? '*' : [...origins],
-    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
-    // X-Request-Id: a browser app's own id for its logs; Last-Event-ID: an event stream resumed by fetch.
-    allowedHeaders: ['content-type', 'x-api-key', 'authorization', 'idempotency-key', 'x-request-id', 'last-event-id'],
+    methods: CORS_METHODS,
+    allowedHeaders: CORS_ALLOWED_HEADERS,
     exposedHeaders: EXPOSED_HEADERS,
-    maxAge: 600,
+    maxAge: CORS_MAX_AGE_SECONDS,
   });
 }

@@ -9,6 +9,9 @@ export const streamSessionEvents =
     const { sessionId } = request.params;
     const session = retainedSession(await store.getSession(sessionId), sessionId, clock.now(), retentionMs);
     const after = await resumePoint(store, (request.headers['last-event-id'] as string | undefined) ?? request.query.lastEventId, 'start');
+    // Expired, and the client has every event of it: a 200 would end at once, and
+    // EventSource would reconnect every 3 s until the session is purged. 204 stops it.
+    if (session.announced === 'expiry' && (await store.listEvents({ after, sessionId, limit: 1 })).length === 0) return reply.code(204).send();
     streams.open(request, reply, store, {
       filter: { sessionId },
       after,
