@@ -329,6 +329,25 @@ describe('webhooks', () => {
     expect(new Set(hook.received.map((r) => r.headers['webhook-id'])).size).toBe(2);
   });
 
+  it('gives back, when it stops, the claims of deliveries it finished before: a restart goes on at once (it waited out each claim, up to 15 s after the last delivery)', async () => {
+    const hook = await receiver(() => 204);
+    cleanups.push(() => hook.close());
+    const created = await subscribe({ url: hook.url, agentId });
+    const other = await subscribe({ url: hook.url, agentId, types: ['session.ended'] });
+    await createSession(t, { agentId });
+    const before = dispatcher();
+    await before.tick(); // delivered, nothing under way; the claims last 15 s more
+    expect(hook.received).toHaveLength(1);
+    await before.stop();
+    await createSession(t, { agentId });
+    const after = dispatcher(); // another holder: the next start, the same clock
+    await after.tick();
+    cleanups.push(() => after.stop());
+    expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
+    expect(await deliveries(created.id)).toHaveLength(2);
+    expect(await deliveries(other.id)).toEqual([]);
+  });
+
   it('stops delivering to a webhook deleted during an attempt: that attempt is its last', async () => {
     let id = '';
     const hook = await receiver(async (n) => {

@@ -116,6 +116,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const readPast = new Map<string, string>();
   /** This dispatcher, as the holder of its claims on webhooks (store.claimWebhook). */
   const holder = randomUUID();
+  /** Until when this dispatcher's claims run, per webhook: stop() gives back those not run out. */
+  const claimedUntil = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
   let idleWake: NodeJS.Timeout | undefined;
   /** When the last read of the webhooks found none (performance.now()); undefined when it found some. */
@@ -182,29 +184,29 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const now = clock.now();
     const passed = readPast.get(state.id);
     readPast.delete(state.id);
-    const claimed = await store.claimWebhook(state.id, holder, now, now + timeoutMs + CLAIM_MARGIN_MS, passed);
+    const until = now + timeoutMs + CLAIM_MARGIN_MS;
+    const claimed = await store.claimWebhook(state.id, holder, now, until, passed);
+    if (claimed) claimedUntil.set(state.id, until);
     return claimed && isDue(claimed, now) ? claimed : undefined;
   }
 
-  async function deliver(webhook: WebhookRecord): Promise<void> {
-    let claimedOnce = false;
-    try {
-      await deliverClaimed(webhook, () => (claimedOnce = true));
-    } finally {
-      // Stopping (under an attempt or after it): the claim goes back, so that the next start (or another server) goes on at once.
-      if (stopped && claimedOnce) {
-        const now = clock.now();
-        await store.claimWebhook(webhook.id, holder, now, now);
-      }
-    }
+  /**
+   * Stopping: every claim not run out goes back (those of the attempts just finished, and of
+   * the deliveries done in the last 15 s), so that the next start, or another server, goes
+   * on at once: a restart held each webhook delivered to shortly before it that long.
+   */
+  async function giveClaimsBack(): Promise<void> {
+    const now = clock.now();
+    const live = [...claimedUntil].filter(([, until]) => until > now);
+    claimedUntil.clear();
+    await Promise.all(live.map(([id]) => store.claimWebhook(id, holder, now, now).catch((error) => onError?.(error))));
   }
 
-  async function deliverClaimed(webhook: WebhookRecord, claimed: () => void): Promise<void> {
+  async function deliver(webhook: WebhookRecord): Promise<void> {
     let state = webhook;
     for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
       const held = await claim(state);
       if (!held) return;
-      claimed();
       state = held;
       // Read before the events: the read below sees at least these.
       const head = await store.lastEventId();
@@ -255,6 +257,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const listed = new Set(webhooks.map((webhook) => webhook.id));
     for (const id of readPast.keys()) if (!listed.has(id)) readPast.delete(id);
     const now = clock.now();
+    for (const [id, until] of claimedUntil) if (until <= now || !listed.has(id)) claimedUntil.delete(id);
     const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id));
     await Promise.all(
       due.map(async (webhook) => {
@@ -312,6 +315,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       clearTimeout(graceOver);
       stopping.abort();
       await Promise.all(running);
+      await giveClaimsBack();
       const agent = publicOnlyAgent;
       publicOnlyAgent = undefined;
       await agent?.close();
