@@ -1234,15 +1234,30 @@ export interface components {
     headers: {
         /** @description Present on an answer replayed for a repeated `Idempotency-Key`; nothing was written. */
         IdempotentReplayed: "true";
-        /** @description Seconds until a request will be accepted again. */
+        /**
+         * @description Seconds until a request will be accepted again.
+         * @example 30
+         */
         RetryAfter: number;
-        /** @description Requests allowed per window (one minute). */
+        /**
+         * @description Requests allowed per window (one minute).
+         * @example 600
+         */
         RateLimitLimit: number;
-        /** @description Requests left in the current window. */
+        /**
+         * @description Requests left in the current window.
+         * @example 0
+         */
         RateLimitRemaining: number;
-        /** @description Seconds until the current window ends. */
+        /**
+         * @description Seconds until the current window ends.
+         * @example 30
+         */
         RateLimitReset: number;
-        /** @description The request's id: its own `X-Request-Id` when it sent a usable one, else a generated UUID; the server's log lines for the request carry it. */
+        /**
+         * @description The request's id: its own `X-Request-Id` when it sent a usable one, else a generated UUID; the server's log lines for the request carry it.
+         * @example 5f0c6f2e-3b1d-4a8e-9c27-6d4b1e0a9f13
+         */
         RequestId: string;
     };
     pathItems: never;

@@ -1,11 +1,15 @@
 // /docs in a real browser (Debian's Chromium driven by playwright-core): the page shows
 // every operation, sends a createSession from its "Test Request" panel and gets a 201,
-// and never asks anything of a host other than this server.
+// and never asks anything of a host other than this server. And a page on another origin
+// builds against mock mode: its calls, preflighted, get their answers.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
-import { specDocument, specOperations } from '../src/spec.js';
+import { createMockServer } from '../src/mock/mock-server.js';
+import { specDocument, specOperations, specPath } from '../src/spec.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
 const ARTIFACTS = 'test-artifacts';
@@ -74,6 +78,47 @@ describe.skipIf(!chromiumPath)('/docs in Chromium', () => {
       expect(elsewhere).toEqual([]);
     } finally {
       await browser.close();
+    }
+  });
+
+  it('lets a page on another origin call mock mode, preflights and errors included', { timeout: 60_000 }, async () => {
+    const mock = await createMockServer({ specPath });
+    const mockUrl = await mock.listen({ host: '127.0.0.1', port: 0 });
+    const pages = createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title>'));
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://localhost:${(pages.address() as AddressInfo).port}/`);
+      const answers = await page.evaluate(async (base) => {
+        const call = async (path: string, init: RequestInit = {}) => {
+          const response = await fetch(`${base}${path}`, init);
+          const header = (name: string) => response.headers.get(name) ?? undefined;
+          return { status: response.status, code: (await response.json()).error?.code, requestId: header('x-request-id'), retryAfter: header('retry-after') };
+        };
+        const json = { 'content-type': 'application/json', 'x-api-key': 'any' };
+        const id = '3f1c2a4e-8b7d-4c6e-9a15-2d4b6e8f0a31';
+        return [
+          await call('/api/messaging/sessions', { method: 'POST', headers: json, body: JSON.stringify({ agentId: id, userId: id }) }),
+          await call(`/api/messaging/sessions/${id}`, { headers: { prefer: 'code=410' } }),
+          await call(`/api/messaging/sessions/${id}`, { method: 'DELETE', headers: { 'x-api-key': 'any' } }),
+          await call('/api/messaging/sessions', { method: 'POST', headers: json, body: '{}' }),
+          await call('/api/agents', { headers: { prefer: 'code=429' } }),
+        ];
+      }, mockUrl);
+      // The headers the spec's examples give, read by the page as a client of the server would read them.
+      const requestId = '5f0c6f2e-3b1d-4a8e-9c27-6d4b1e0a9f13';
+      expect(answers).toEqual([
+        { status: 201, code: undefined, requestId, retryAfter: undefined },
+        { status: 410, code: 'SESSION_EXPIRED', requestId, retryAfter: undefined },
+        { status: 200, code: undefined, requestId, retryAfter: undefined },
+        { status: 400, code: 'INVALID_REQUEST', requestId, retryAfter: undefined },
+        { status: 429, code: 'RATE_LIMITED', requestId, retryAfter: '30' },
+      ]);
+    } finally {
+      await browser.close();
+      pages.close();
+      await mock.close();
     }
   });
 });

@@ -192,6 +192,37 @@ describe('mock mode on our spec', () => {
     expect([example.status, example.body.error.code]).toEqual([422, 'INVALID_REQUEST']);
   });
 
+  it('lets a page on any origin call it: preflights answered 204 with what they ask for, every answer to a request with an Origin (errors and the router\'s refusals too) readable (it had no CORS at all)', async () => {
+    const origin = 'http://localhost:5173';
+    const preflight = await app.inject({
+      method: 'OPTIONS',
+      url: '/api/messaging/sessions',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, prefer, x-api-key' },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.body).toBe('');
+    expect(preflight.headers).toMatchObject({
+      'access-control-allow-origin': '*',
+      'access-control-allow-methods': 'POST',
+      'access-control-allow-headers': 'content-type, prefer, x-api-key',
+      'access-control-max-age': '600',
+    });
+    const answers = [
+      await call(app, { method: 'POST', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { origin }),
+      await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { origin, prefer: 'code=410' }),
+      await call(app, { method: 'GET', url: '/nowhere' }, { origin }),
+      await call(app, { method: 'GET', url: '/api/agents/%E0%A4%A' }, { origin }),
+    ];
+    expect(answers.map((answer) => answer.status)).toEqual([201, 410, 404, 400]);
+    expect([...responseViolations(api, 'createSession', 201, answers[0]!.body), ...responseViolations(api, 'getSession', 410, answers[1]!.body)]).toEqual([]);
+    const isErrorEnvelope = specSchemaValidator('ErrorEnvelope');
+    expect([isErrorEnvelope(answers[2]!.body), isErrorEnvelope(answers[3]!.body)]).toEqual([true, true]);
+    for (const answer of answers) expect([answer.headers['access-control-allow-origin'], answer.headers['access-control-expose-headers']]).toEqual(['*', '*']);
+    // Without an Origin (not a browser's cross-origin request), no CORS header; an OPTIONS that is no preflight is no operation.
+    expect((await call(app, { method: 'GET', url: '/api/agents' })).headers['access-control-allow-origin']).toBeUndefined();
+    expect((await app.inject({ method: 'OPTIONS', url: '/api/agents', headers: { origin } })).statusCode).toBe(404);
+  });
+
   it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {
     const text = await app.inject({ method: 'POST', url: '/api/messaging/sessions', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
     expect(text.statusCode).toBe(415);

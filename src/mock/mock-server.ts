@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Context, OpenAPIBackend } from 'openapi-backend';
 import { isJsonMediaType, METHODS } from '../conformance/spec-model.js';
 import { loadOpenApiBackend } from '../openapi-backend.js';
+import { installMockCors, withMockCors } from './cors.js';
 import { parsePrefer } from './prefer.js';
 import { mockHeaders } from './response-headers.js';
 import { schemaBodies } from './schema-bodies.js';
@@ -256,7 +257,11 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   });
 
   // What the router refuses before any route (a malformed percent-encoding) in the document's error shape too.
-  const app = Fastify({ logger: false, frameworkErrors: (error, _request, reply) => refuse(reply, shapeFor(400), 400, error.message, {}, true) });
+  const app = Fastify({
+    logger: false,
+    frameworkErrors: (error, request, reply) => refuse(withMockCors(reply, request.headers.origin), shapeFor(400), 400, error.message, {}, true),
+  });
+  installMockCors(app);
   app.removeAllContentTypeParsers();
   // Every body reaches openapi-backend, which judges it against the document: JSON is
   // parsed first, and JSON that does not parse is refused here, saying where.
