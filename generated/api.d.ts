@@ -780,8 +780,15 @@ export interface components {
             mimeType?: string;
         };
         Attachments: components["schemas"]["Attachment"][];
-        /** @description Any JSON object, at most 10 KB serialized. */
+        /**
+         * @description Any JSON object, at most 10 KB serialized. On the agent's message, `inReplyTo`
+         *     names the message it answers: a `transport` `http` or `sse` wait for another
+         *     message passes it by (without it, the agent's next message answers every wait
+         *     of the session).
+         */
         MessageMetadata: {
+            inReplyTo?: components["schemas"]["Uuid"];
+        } & {
             [key: string]: unknown;
         };
         SendMessageRequest: {

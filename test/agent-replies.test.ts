@@ -62,6 +62,34 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
+  it('pairs two waits in one session with the replies that name their messages (metadata.inReplyTo), whatever order they come in; a reply naming none answers each wait', async () => {
+    const first = send({ transport: 'http', content: 'first question' });
+    await until('the first message is waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    const second = send({ transport: 'http', content: 'second question' });
+    await until('both are waiting', async () => t.replies.size() === 2 && (await stored()).length === 2);
+    const [firstId, secondId] = (await stored()).map((message) => message.id).reverse();
+    // The second answered first: the first's wait passes it by (it took it before).
+    expect((await agentSays('to the second', { inReplyTo: secondId })).status).toBe(201);
+    expect((await second).body.data.agentResponse.text).toBe('to the second');
+    expect(t.replies.size()).toBe(1);
+    expect((await agentSays('to the first', { inReplyTo: firstId })).status).toBe(201);
+    const answered = await first;
+    expect([answered.body.data.userMessage.id, answered.body.data.agentResponse.text]).toEqual([firstId, 'to the first']);
+
+    const third = send({ transport: 'http', content: 'third' });
+    await until('the third is waiting', async () => t.replies.size() === 1);
+    expect((await agentSays('to nobody in particular')).status).toBe(201);
+    expect((await third).body.data.agentResponse.text).toBe('to nobody in particular');
+  });
+
+  it('refuses a metadata.inReplyTo that is no message id, naming it, and stores nothing', async () => {
+    const before = (await stored()).length;
+    const refused = await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'x', authorId: agentId, metadata: { inReplyTo: 'the first one' } } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.details).toMatch(/body\/metadata\/inReplyTo/);
+    expect(await stored()).toHaveLength(before);
+  });
+
   it('leaves out of agentResponse a thought that is not a string and actions that are not all strings', async () => {
     const answer = await sendAndReply({ transport: 'http' }, async () => {
       expect((await agentSays('Hi', { thought: 42, actions: ['REPLY', 7] })).status).toBe(201);

@@ -7,7 +7,8 @@ import type { EventFeed } from './event-feed.js';
 export interface ReplyWait {
   /**
    * Names the user's message once it is stored: the reply is the first message of the
-   * session's agent recorded after it in the log.
+   * session's agent recorded after it in the log, unless that message names another one
+   * it answers (`metadata.inReplyTo`).
    */
   expect(messageId: string): void;
   /** The user's message event; undefined if the wait ended before the log had it. */
@@ -39,6 +40,15 @@ export interface AgentReplies {
 
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
+/**
+ * An agent message naming the message it answers (`metadata.inReplyTo`, as elizaOS's
+ * `Content.inReplyTo`) is the reply to that one only: with two waits in one session (a
+ * user sending twice, two tabs), an answer to the second is not the first's.
+ */
+const answers = (event: EventRecord, messageId: string) => {
+  const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
+  return named === undefined || named === messageId;
+};
 
 /** Waits on `reader`, the app's one reader of the event log. */
 export function createAgentReplies(reader: EventFeed): AgentReplies {
@@ -86,7 +96,7 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
               own = event;
               resolveOwn(event);
             }
-          } else if (isAgentMessage(event)) {
+          } else if (isAgentMessage(event) && answers(event, ownId)) {
             settle(event);
           }
         },
