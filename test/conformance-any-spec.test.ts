@@ -260,6 +260,35 @@ describe('a status documenting two JSON media types (or one with parameters)', (
   });
 });
 
+describe('a status documenting a media range, and a property named with / or ~', () => {
+  const operationWith = (name: string, content: Record<string, unknown>) => {
+    const file = join(folder, `${name}.yaml`);
+    const document = { openapi: '3.1.0', info: { title: name, version: '1' }, paths: { '/thing': { get: { operationId: 'getThing', responses: { '200': { description: 'the thing', content } } } } } };
+    writeFileSync(file, stringify(document));
+    return loadSpec(file).operations[0]!;
+  };
+  const checks = (operation: ReturnType<typeof operationWith>, contentType: string, json: unknown) =>
+    new ResponseChecker().violations(operation, { status: 200, contentType, text: JSON.stringify(json), json }).map((v) => `${v.check}: ${v.message}`);
+
+  it('takes any content type where the status documents */*, and only text/… where it documents text/*', () => {
+    const any = operationWith('any-type', { '*/*': {} });
+    expect(checks(any, 'image/png', undefined)).toEqual([]);
+    const text = operationWith('text-types', { 'text/*': {} });
+    expect(checks(text, 'text/markdown', undefined)).toEqual([]);
+    expect(checks(text, 'textual/plain', undefined)).toEqual(['content-type: content type "textual/plain" is not documented for 200 (documented: text/*)']);
+  });
+
+  it('names the JSON path of a property whose name holds / or ~ as the name it is (RFC 6901 escapes undone)', () => {
+    const schema = { type: 'object', properties: { 'a/b': { type: 'integer' }, 'c~d': { type: 'integer' } } };
+    const operation = operationWith('escaped-names', { 'application/json': { schema } });
+    const faults = new ResponseChecker().violations(operation, { status: 200, contentType: 'application/json', text: '', json: { 'a/b': 'x', 'c~d': 'y' } });
+    expect(faults.map((v) => [v.path, v.property])).toEqual([
+      ['$["a/b"]', 'a/b'],
+      ['$["c~d"]', 'c~d'],
+    ]);
+  });
+});
+
 describe('the requests the suite builds', () => {
   const noteOperation = (bodyRequired: boolean): Operation => ({
     operationId: 'updateNote',
@@ -471,6 +500,14 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     // Real ids were used: some showPetById succeeded (else "some valid request succeeds" fails).
     expect(report.cleanup.deleted).toBeGreaterThan(0);
     expect(petstore.pets.size).toBe(0);
+  });
+
+  it('runs only the operations --include-operation names, less those --exclude-operation names', async () => {
+    const petstore = await startPetstore();
+    servers.push(petstore);
+    const report = await runConformance({ baseUrl: petstore.url, specPath: petstoreSpec, seed: 7, validCases: 1, includeOperations: ['listPets', 'health'], excludeOperations: ['health'] });
+    // And the last health check, made with listPets (a GET needing no parameter).
+    expect(new Set(report.cases.map((c) => c.operationId))).toEqual(new Set(['listPets', 'still-healthy']));
   });
 
   it('says so once per case when it cannot make an id, instead of sending its placeholder and blaming the operation', async () => {

@@ -3,7 +3,7 @@
 // interrupted), keeps data only when asked, validates its options, writes JSON, JUnit
 // and Markdown reports, and replays only the failed cases of an earlier run.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,6 +114,43 @@ describe('the built sessions-api-conformance command', () => {
   ])('refuses %j with a usage error', (args, message) => {
     expect(() => parseCli(args, specPath)).toThrow(UsageError);
     expect(() => parseCli(args, specPath)).toThrow(message);
+  });
+
+  it('takes each integer option at its bounds, and reads the base URL and headers as given (no trailing slash, names in lower case)', () => {
+    const at = (...args: string[]) => parseCli(['--base-url', 'http://127.0.0.1:1/v1/', ...args], specPath).run;
+    expect(at('--cases', '1', '--workers', '1', '--timeout', '1', '--expiry-wait', '0', '--seed', '0')).toMatchObject({ validCases: 1, workers: 1, timeoutMs: 1, expiryWaitMs: 0, seed: 0 });
+    expect(at('--cases', '10000', '--workers', '64', '--timeout', '600000', '--expiry-wait', '3600000', '--seed', '2147483647')).toMatchObject({
+      validCases: 10_000,
+      workers: 64,
+      timeoutMs: 600_000,
+      expiryWaitMs: 3_600_000,
+      seed: 2 ** 31 - 1,
+    });
+    for (const [option, over] of [['--cases', '10001'], ['--workers', '65'], ['--timeout', '600001'], ['--expiry-wait', '3600001'], ['--seed', '2147483648']]) {
+      expect(() => at(option!, over!), `${option} ${over}`).toThrow(`${option} must be between`);
+    }
+    expect(at()).toMatchObject({ baseUrl: 'http://127.0.0.1:1/v1', validCases: 10, workers: 1, timeoutMs: 10_000, expiryWaitMs: 0, headers: {} });
+    expect(at('--header', 'X-Trace: abc ')).toMatchObject({ headers: { 'x-trace': 'abc' } });
+    expect(() => parseCli(['--base-url', 'http://:secret@127.0.0.1:1'], specPath)).toThrow(/must not carry credentials/);
+    expect(() => parseCli(['--base-url', 'http://127.0.0.1:1', '--checks', ' , '], specPath)).toThrow('--checks needs at least one check');
+  });
+
+  it('takes the seed, case count and failed cases of a --replay report, refusing a --seed or --cases beside it; a report without a failure leaves nothing to replay', () => {
+    const reportOf = (name: string, cases: Array<{ key: string; passed: boolean }>) => {
+      const file = join(folder, name);
+      writeFileSync(file, JSON.stringify({ tool: 'sessions-api-conformance', specPath, seed: 5, validCases: 3, cases }));
+      return file;
+    };
+    const failed = reportOf('replay-failed.json', [{ key: 'a', passed: true }, { key: 'b', passed: false }]);
+    const replay = parseCli(['--base-url', 'http://127.0.0.1:1', '--replay', failed], specPath);
+    expect(replay.nothingToReplay).toBe(false);
+    expect(replay.run).toMatchObject({ seed: 5, validCases: 3, specPath });
+    expect([...replay.run.only!]).toEqual(['b']);
+    for (const extra of [['--seed', '1'], ['--cases', '2']]) {
+      expect(() => parseCli(['--base-url', 'http://127.0.0.1:1', '--replay', failed, ...extra], specPath), extra[0]).toThrow('--replay takes the seed and case count from the report');
+    }
+    const passed = reportOf('replay-passed.json', [{ key: 'a', passed: true }]);
+    expect(parseCli(['--base-url', 'http://127.0.0.1:1', '--replay', passed], specPath).nothingToReplay).toBe(true);
   });
 
   it('under npm run conformance, takes a relative path from where npm was run (INIT_CWD), not the package folder it starts in', { timeout: 60_000 }, async () => {

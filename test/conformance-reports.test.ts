@@ -1,10 +1,11 @@
 // What the conformance suite writes about a run: the JUnit XML of a run cut short, the
 // curl line of a request too long to show, and the list of what it deletes at the end.
 import { fileURLToPath } from 'node:url';
-import { XMLParser } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { asCurl } from '../src/conformance/http.js';
 import { formatJunit } from '../src/conformance/junit.js';
+import { formatReport } from '../src/conformance/report.js';
 import type { RequestValues } from '../src/conformance/requests.js';
 import type { CaseResult, Report } from '../src/conformance/run.js';
 import { loadSpec, type Operation } from '../src/conformance/spec-model.js';
@@ -49,11 +50,40 @@ describe('the JUnit report', () => {
     expect(xml.testsuites.testsuite[0]).toMatchObject({ name: 'listPets', tests: '3', failures: '1' });
   });
 
+  it('drops the characters XML cannot carry (a body with control characters is still a report)', () => {
+    const failed: CaseResult = { ...passedCase, key: 'listPets/hostile/0', kind: 'hostile', passed: false, violations: [{ check: 'no-server-error', message: 'answered 500' }], status: 500, body: 'a\u0000b\u0001c\u001fd <&>' };
+    const xml = formatJunit(report({ cases: [failed], passed: 0, failed: 1 }));
+    expect(XMLValidator.validate(xml)).toBe(true);
+    expect(xml).toContain('body: abcd &lt;&amp;&gt;');
+  });
+
   it('shows an interrupted run as an error, and a whole run without one', () => {
     expect(parseXml(formatJunit(report({ interrupted: true }))).testsuites).toMatchObject({ tests: '2', errors: '1' });
     const whole = parseXml(formatJunit(report({})));
     expect(whole.testsuites).toMatchObject({ tests: '1', errors: '0' });
     expect(whole.testsuites.testsuite.map((suite: { name: string }) => suite.name)).toEqual(['listPets']);
+  });
+});
+
+describe('the text report', () => {
+  it("counts each operation's failures, shows its first three, says how many more, and names a path or property once", () => {
+    const failure = (n: number): CaseResult => ({
+      ...passedCase,
+      key: `listPets/invalid/${n}`,
+      kind: 'invalid',
+      title: `case ${n}`,
+      passed: false,
+      violations: [{ check: 'response-schema', message: '200 body at $.name must be string', path: '$.name', property: 'name' }],
+      status: 200,
+      body: '{}',
+    });
+    const text = formatReport(report({ cases: [passedCase, failure(1), failure(2), failure(3), failure(4)], passed: 1, failed: 4 }));
+    expect(text).toMatch(/^listPets  +5  +1  +4$/m);
+    expect(text.match(/listPets \[invalid\] case \d/g)).toEqual(['listPets [invalid] case 1', 'listPets [invalid] case 2', 'listPets [invalid] case 3']);
+    expect(text).toContain('  listPets: 1 more failure(s) (see --json, --junit or --markdown)');
+    // The path is in the message already: only the property is added.
+    expect(text).toContain('✗ response-schema: 200 body at $.name must be string (property "name")\n');
+    expect(text).toMatch(/\n1 passed, 4 failed$/);
   });
 });
 

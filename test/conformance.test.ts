@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { ResponseChecker } from '../src/conformance/check.js';
-import { expectationViolations, isServerError, namesField } from '../src/conformance/judge.js';
+import { expectationViolations, isServerError, namesField, succeeds } from '../src/conformance/judge.js';
 import type { Operation } from '../src/conformance/spec-model.js';
 import { framesRead } from '../src/conformance/stream-step.js';
 import { runConformance, type Report } from '../src/conformance/run.js';
@@ -224,6 +224,21 @@ describe('the conformance suite against a faulty server', { timeout: 120_000 }, 
     expect(isServerError(operation, 504)).toBe(false);
     expect(isServerError({ ...operation, responses: {} } as unknown as Operation, 504)).toBe(true);
     expect(expectationViolations(operation, { type: 'valid', realIds: true }, answer(500)).map((v) => v.check)).toEqual(['no-server-error']);
+  });
+
+  it('refuses a valid request answered 400, 413 or 415; wants a 4xx for an unknown id; takes a 3xx as a success only where documented; a malformed path id as unknown only without a 400 or 4XX', () => {
+    const operation = { operationId: 'getThing', responses: { '200': {}, '303': {}, '404': {} } } as unknown as Operation;
+    const answer = (status: number) => ({ status, contentType: 'application/json', text: '{}' });
+    const checks = (expectation: Parameters<typeof expectationViolations>[1], status: number, on = operation) => expectationViolations(on, expectation, answer(status)).map((v) => v.check);
+    for (const status of [400, 413, 415]) expect(checks({ type: 'valid', realIds: true }, status), `${status}`).toEqual(['valid-input-accepted']);
+    expect(checks({ type: 'valid', realIds: true }, 404)).toEqual([]);
+    for (const status of [200, 303]) expect(checks({ type: 'valid', realIds: false }, status), `${status}`).toEqual(['unknown-id-refused']);
+    expect(checks({ type: 'valid', realIds: false }, 404)).toEqual([]);
+    expect(succeeds(operation, 303)).toBe(true);
+    expect(succeeds(operation, 302)).toBe(false);
+    expect(succeeds(operation, 299)).toBe(true);
+    const with4XX = { ...operation, responses: { '404': {}, '4XX': {} } } as unknown as Operation;
+    expect(checks({ type: 'invalid', field: 'id', inPath: true }, 404, with4XX)).toEqual(['invalid-input-refused']);
   });
 
   it("reads a stream's frames, naming each fault: not a 200, a line that is no field, a frame without id:, an event: that is not its type", () => {

@@ -244,6 +244,10 @@ describe('HTTP as clients and proxies speak it', () => {
       const chunked = `${large.length.toString(16)}\r\n${large}\r\n0\r\n\r\n`;
       expectEnvelope(await exchange(`PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked}`), 404, 'NOT_FOUND');
     }
+    // The path it names is without its query (which may carry anything, a token say).
+    const queried = await exchange(`GET /nope?token=secret HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expectEnvelope(queried, 404, 'NOT_FOUND');
+    expect(queried.body.error.details).toBe('GET /nope does not exist');
     // A route that exists still refuses it: 413.
     expectEnvelope(await exchange(`POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${large.length}\r\nConnection: close\r\n\r\n${large}`), 413, 'PAYLOAD_TOO_LARGE');
   });

@@ -429,7 +429,14 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
           post: {
             operationId: 'createTodo',
             requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['title'], properties: { title: { type: 'string' } } } } } },
-            responses: { '201': { description: 'created' }, '400': { description: 'refused', content: problem }, '404': { description: 'none', content: pinnedTitle } },
+            responses: {
+              '201': { description: 'created' },
+              '400': { description: 'refused', content: problem },
+              '404': { description: 'none', content: pinnedTitle },
+              // An example's title is the document's word, and a body without a status gets none.
+              '409': { description: 'taken', content: { 'application/problem+json': { schema: { type: 'object' }, example: { title: 'Already there', detail: 'a todo has that title' } } } },
+              '410': { description: 'gone', content: { 'application/problem+json': { schema: { type: 'object' }, examples: { gone: { value: { title: 'Gone for good', status: 410 } } } } } },
+            },
           },
         },
       },
@@ -453,6 +460,16 @@ describe('mock mode on a document whose errors are RFC 9457 problem details', ()
     const asked = await post('{"title":"x"}', { prefer: 'code=404' });
     expect(asked.statusCode).toBe(404);
     expect(asked.json()).toMatchObject({ title: 'Resource not found', status: 404 });
+  });
+
+  it("keeps an example's own title (example or examples), and adds no status to a problem that has none", async () => {
+    const taken = await post('{"title":"x"}', { prefer: 'code=409' });
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json()).toEqual({ title: 'Already there', detail: 'a todo has that title' });
+    // A named example (examples:) is the document's word as much as an example: is.
+    const gone = await post('{"title":"x"}', { prefer: 'code=410' });
+    expect(gone.statusCode).toBe(410);
+    expect(gone.json()).toEqual({ title: 'Gone for good', status: 410 });
   });
 
   it('refuses JSON that does not parse in one message saying so (it was "request Expected …; body must be object")', async () => {
@@ -706,6 +723,36 @@ describe('mock mode on documents it cannot serve as they are', () => {
     }
   });
 
+  it('merges YAML merge keys in a document that also has $refs', async () => {
+    const path = write(
+      'merged-refs.yaml',
+      `openapi: 3.1.0
+info: { title: merged, version: "1" }
+x-errors: &errors
+  '404': { description: none, content: { application/json: { schema: { $ref: '#/components/schemas/Problem' }, example: { message: gone } } } }
+paths:
+  /things/{id}:
+    get:
+      operationId: getThing
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        '200': { description: a thing, content: { application/json: { schema: { type: object }, example: { id: a } } } }
+        <<: *errors
+components:
+  schemas:
+    Problem: { type: object, required: [message], properties: { message: { type: string } } }
+`,
+    );
+    const app = await createMockServer({ specPath: path });
+    try {
+      const missing = await call(app, { method: 'GET', url: '/things/a' }, { prefer: 'code=404' });
+      expect(missing.status).toBe(404);
+      expect(missing.body).toEqual({ message: 'gone' });
+    } finally {
+      await app.close();
+    }
+  });
+
   it('loads a document whose schema holds itself (a tree of owners), and says why it cannot generate a body from it', async () => {
     const path = write(
       'owners.yaml',
@@ -735,6 +782,9 @@ components:
       const owner = await call(app, { method: 'GET', url: '/owners/7' });
       expect(owner.status).toBe(500);
       expect(owner.body.message).toBe('getOwner: no example for this answer, and its schema holds itself (a body cannot be generated from it): add an example to the document');
+      // Asked for by code, the same: a 500 saying why, not that code with the message.
+      const asked = await call(app, { method: 'GET', url: '/owners/7' }, { prefer: 'code=200' });
+      expect(asked.status).toBe(500);
       expect((await call(app, { method: 'GET', url: '/owners/x' })).status).toBe(400);
     } finally {
       await app.close();

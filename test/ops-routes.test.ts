@@ -32,6 +32,16 @@ describe('the spec, served', () => {
   });
 });
 
+describe('the docs', () => {
+  it('GET /docs sends the browser to /docs/ for good (301)', async () => {
+    t = await startTestApp();
+    // Not a route of the spec: asked over HTTP, not through the spec-checked helpers.
+    const response = await fetch(`${await t.listen()}/docs`, { redirect: 'manual' });
+    expect(response.status).toBe(301);
+    expect(response.headers.get('location')).toBe('/docs/');
+  });
+});
+
 describe('request ids', () => {
   it('echoes a given X-Request-Id and generates a UUID otherwise, on API and operational routes alike', async () => {
     t = await startTestApp();

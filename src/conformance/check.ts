@@ -40,13 +40,17 @@ export interface Violation {
 
 const SHOWN_BODY = 300;
 
+/** The names an instance path (RFC 6901) goes through, its escapes undone. */
+const pointerSegments = (instancePath: string) =>
+  instancePath
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
+
 function jsonPath(instancePath: string): string {
   return (
     '$' +
-    instancePath
-      .split('/')
-      .slice(1)
-      .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'))
+    pointerSegments(instancePath)
       .map((segment) => (/^\d+$/.test(segment) ? `[${segment}]` : /^[A-Za-z_$][\w$]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`))
       .join('')
   );
@@ -57,7 +61,7 @@ function schemaViolation(status: number, error: ErrorObject): Violation {
   const named = (params.additionalProperty ?? params.missingProperty ?? params.unevaluatedProperty) as string | undefined;
   const base = jsonPath(error.instancePath);
   const path = named === undefined ? base : `${base}${/^[A-Za-z_$][\w$]*$/.test(named) ? `.${named}` : `[${JSON.stringify(named)}]`}`;
-  const property = named ?? error.instancePath.split('/').filter(Boolean).at(-1);
+  const property = named ?? pointerSegments(error.instancePath).filter(Boolean).at(-1);
   const what = named === undefined || error.keyword === 'required' ? error.message : `${error.message}: "${named}"`;
   return { check: 'response-schema', message: `${status} body at ${path} ${what}`, path, ...(property === undefined ? {} : { property }) };
 }
