@@ -782,13 +782,12 @@ export interface components {
         Attachments: components["schemas"]["Attachment"][];
         /**
          * @description Any JSON object, at most 10 KB serialized. On the agent's message, `inReplyTo`
-         *     names the message it answers: a `transport` `http` or `sse` wait for another
-         *     message passes it by (without it, the agent's next message answers every wait
-         *     of the session).
+         *     (a message id) names the message it answers: a `transport` `http` or `sse` wait
+         *     for another message passes it by where it knows that message (recorded after its
+         *     own, or waited on at the same instance); without it, the agent's next message
+         *     answers every wait of the session.
          */
         MessageMetadata: {
-            inReplyTo?: components["schemas"]["Uuid"];
-        } & {
             [key: string]: unknown;
         };
         SendMessageRequest: {

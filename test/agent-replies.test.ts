@@ -62,13 +62,20 @@ describe('transport http', () => {
     expect(t.replies.size()).toBe(0);
   });
 
-  it('pairs two waits in one session with the replies that name their messages (metadata.inReplyTo), whatever order they come in; a reply naming none answers each wait', async () => {
+  /** Sends two messages with transport http, in this order, each waiting once it is stored. */
+  async function twoWaits() {
+    const before = (await stored()).length;
     const first = send({ transport: 'http', content: 'first question' });
-    await until('the first message is waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
+    await until('the first message is waiting', async () => t.replies.size() === 1 && (await stored()).length === before + 1);
     const second = send({ transport: 'http', content: 'second question' });
-    await until('both are waiting', async () => t.replies.size() === 2 && (await stored()).length === 2);
-    const [firstId, secondId] = (await stored()).map((message) => message.id).reverse();
-    // The second answered first: the first's wait passes it by (it took it before).
+    await until('both are waiting', async () => t.replies.size() === 2 && (await stored()).length === before + 2);
+    const [secondId, firstId] = (await stored()).map((message) => message.id); // newest first
+    return { first, second, firstId: firstId!, secondId: secondId! };
+  }
+
+  it('pairs two waits in one session with the replies that name their messages (metadata.inReplyTo), whichever comes first; a reply naming none answers each wait', async () => {
+    const { first, second, firstId, secondId } = await twoWaits();
+    // The second answered first: the first's wait knows that message (recorded after its own) and passes the reply by.
     expect((await agentSays('to the second', { inReplyTo: secondId })).status).toBe(201);
     expect((await second).body.data.agentResponse.text).toBe('to the second');
     expect(t.replies.size()).toBe(1);
@@ -76,18 +83,27 @@ describe('transport http', () => {
     const answered = await first;
     expect([answered.body.data.userMessage.id, answered.body.data.agentResponse.text]).toEqual([firstId, 'to the first']);
 
+    // The first answered first: the second's wait knows that message as another wait's here.
+    const again = await twoWaits();
+    expect((await agentSays('to the first again', { inReplyTo: again.firstId })).status).toBe(201);
+    expect((await again.first).body.data.agentResponse.text).toBe('to the first again');
+    expect(t.replies.size()).toBe(1);
+    expect((await agentSays('to the second again', { inReplyTo: again.secondId, other: null })).status).toBe(201);
+    expect((await again.second).body.data.agentResponse.text).toBe('to the second again');
+
     const third = send({ transport: 'http', content: 'third' });
     await until('the third is waiting', async () => t.replies.size() === 1);
-    expect((await agentSays('to nobody in particular')).status).toBe(201);
+    expect((await agentSays('to nobody in particular', { inReplyTo: null })).status).toBe(201);
     expect((await third).body.data.agentResponse.text).toBe('to nobody in particular');
   });
 
-  it('refuses a metadata.inReplyTo that is no message id, naming it, and stores nothing', async () => {
-    const before = (await stored()).length;
-    const refused = await t.request({ method: 'POST', url: messagesUrl(), body: { content: 'x', authorId: agentId, metadata: { inReplyTo: 'the first one' } } });
-    expect(refused.status).toBe(400);
-    expect(refused.body.error.details).toMatch(/body\/metadata\/inReplyTo/);
-    expect(await stored()).toHaveLength(before);
+  it('takes a reply naming an id it does not know as its own (elizaOS agents name a UUID derived from the message id), and any inReplyTo a message stored before this version had', async () => {
+    const answer = sendAndReply({ transport: 'http' }, () => agentSays('Hi!', { inReplyTo: randomUUID() }));
+    expect((await answer).body.data.agentResponse.text).toBe('Hi!');
+    const other = send({ transport: 'http' });
+    await until('the second message is waiting', async () => t.replies.size() === 1 && (await stored()).length === 3);
+    expect((await agentSays('Hi again!', { inReplyTo: 42 })).status).toBe(201);
+    expect((await other).body.data.agentResponse.text).toBe('Hi again!');
   });
 
   it('leaves out of agentResponse a thought that is not a string and actions that are not all strings', async () => {

@@ -187,9 +187,9 @@ describe('mock mode on our spec', () => {
     expect(responseViolations(api, 'createSession', 422, create.body)).toEqual([]);
     expect(create.body.error.details).toBe('Prefer: code=2xx is not a status code');
     // createSession's 422 is the idempotency key's: the mock's own refusal does not say the key was reused.
-    expect(create.body.error.code).toBe('INVALID_REQUEST');
+    expect([create.body.error.code, create.body.error.message]).toEqual(['INVALID_REQUEST', 'Invalid request']);
     const example = await call(app, { method: 'POST', url: '/api/messaging/sessions', body: { agentId: UUID, userId: UUID } }, { prefer: 'code=201, example=nope' });
-    expect([example.status, example.body.error.code]).toEqual([422, 'INVALID_REQUEST']);
+    expect([example.status, example.body.error.code, example.body.error.message]).toEqual([422, 'INVALID_REQUEST', 'Invalid request']);
   });
 
   it('lets a page on any origin call it: preflights answered 204 with what they ask for, every answer to a request with an Origin (errors and the router\'s refusals too) readable (it had no CORS at all)', async () => {
@@ -221,6 +221,9 @@ describe('mock mode on our spec', () => {
     // Without an Origin (not a browser's cross-origin request), no CORS header; an OPTIONS that is no preflight is no operation.
     expect((await call(app, { method: 'GET', url: '/api/agents' })).headers['access-control-allow-origin']).toBeUndefined();
     expect((await app.inject({ method: 'OPTIONS', url: '/api/agents', headers: { origin } })).statusCode).toBe(404);
+    // The preflight of a URL the router refuses too (R44: 400, and the page saw no answer at all).
+    const refusedUrl = await app.inject({ method: 'OPTIONS', url: '/api/agents/%E0%A4%A', headers: { origin, 'access-control-request-method': 'GET' } });
+    expect([refusedUrl.statusCode, refusedUrl.headers['access-control-allow-origin'], refusedUrl.headers['access-control-allow-methods']]).toEqual([204, '*', 'GET']);
   });
 
   it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {

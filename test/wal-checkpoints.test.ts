@@ -3,7 +3,7 @@
 // writes go on without a pause.
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
-import { CHECKPOINT_WORKER_SOURCE, checkpointer, PURGING_CAP_SCALE } from '../src/storage/sqlite/checkpointer.js';
+import { CHECKPOINT_WORKER_SOURCE, checkpointer, type CheckpointerOptions, PURGING_CAP_SCALE } from '../src/storage/sqlite/checkpointer.js';
 import { openDatabase } from '../src/storage/sqlite/connection.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { tempDatabaseEachTest } from './helpers/temp-database.js';
@@ -63,10 +63,10 @@ it('closes with the WAL folded into the database', async () => {
 });
 
 /** A database with a checkpointer, and an insert that commits 256 KiB, as the store's writes and the purge's batches do. */
-function blobWrites(workerSource = CHECKPOINT_WORKER_SOURCE) {
+function blobWrites(options: CheckpointerOptions = {}) {
   const db = openDatabase(database.path);
   db.exec('CREATE TABLE blobs (b BLOB)');
-  return { db, checkpoints: checkpointer(db, database.path, CAP, workerSource), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
+  return { db, checkpoints: checkpointer(db, database.path, CAP, options), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
 }
 
 /** Commits one by one, each waiting out any hold for an emptying it started: the WAL's size when held, how long, and after. */
@@ -172,7 +172,8 @@ it('holds writes once for a WAL a reader keeps (a backup), not at each cap after
 });
 
 it('empties a WAL a reader kept once the reader is gone, under writes without a pause: asked at the next cap, the worker says its checkpoints caught up', { timeout: 30_000 }, async () => {
-  const writes = blobWrites();
+  // Not waiting UNANSWERED_MS for a late answer: 40 caps of these writes can take less.
+  const writes = blobWrites({ unansweredMs: 0 });
   const { holds, commit } = committing(writes);
   const reader = longReader();
   try {
@@ -192,18 +193,24 @@ it('empties a WAL a reader kept once the reader is gone, under writes without a 
   }
 });
 
-it('empties a WAL a reader kept, once it has grown two more caps with the worker’s answer not come, holding the writes until it is empty (the answer waits behind checkpoints a busy disk makes slow)', { timeout: 30_000 }, async () => {
-  // A worker whose answer to how far its checkpoints have got comes only when it is told to
-  // empty the WAL, and which takes a while to begin that: what a slow one is, from the
-  // writes' side. The hold must wait for the emptying, not end at that late answer.
+/**
+ * A worker whose answer to how far its checkpoints have got comes only when it is told to
+ * empty the WAL, and which takes a while to begin that: what a slow one is, from the
+ * writes' side.
+ */
+function answeringOnlyWhenTold(): string {
   const answer = "parentPort.postMessage(caughtUp ? 'caught-up' : 'still-held');";
   const truncateMessage = 'if (message.truncate) {';
   expect(CHECKPOINT_WORKER_SOURCE).toContain(answer);
   expect(CHECKPOINT_WORKER_SOURCE).toContain(truncateMessage);
-  const slowToAnswer = CHECKPOINT_WORKER_SOURCE.replace(answer, 'lateAnswer = caughtUp ? "caught-up" : "still-held";')
+  return CHECKPOINT_WORKER_SOURCE.replace(answer, 'lateAnswer = caughtUp ? "caught-up" : "still-held";')
     .replace(truncateMessage, `${truncateMessage} if (lateAnswer) parentPort.postMessage(lateAnswer); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);`)
     .replace('let timer;', 'let timer; let lateAnswer;');
-  const writes = blobWrites(slowToAnswer);
+}
+
+it('empties a WAL a reader kept, once it has grown two more caps with the worker’s answer not come, holding the writes until it is empty (the answer waits behind checkpoints a busy disk makes slow)', { timeout: 30_000 }, async () => {
+  // The hold must wait for the emptying, not end at the late answer.
+  const writes = blobWrites({ workerSource: answeringOnlyWhenTold(), unansweredMs: 0 });
   const { holds, commit } = committing(writes);
   const reader = longReader();
   try {
@@ -219,6 +226,46 @@ it('empties a WAL a reader kept, once it has grown two more caps with the worker
     expect(holds[1]!.atBytes).toBeGreaterThan(holds[0]!.atBytes + 3 * CAP);
     expect(largest).toBeLessThanOrEqual(holds[0]!.atBytes + 3 * CAP + 2 ** 18 + 2 * 4096);
     expect(holds[1]!.afterBytes).toBe(0);
+  } finally {
+    reader.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
+  }
+});
+
+it('with the reader still there, a hold without the answer that was in vain makes the next wait for twice as many caps', { timeout: 30_000 }, async () => {
+  const writes = blobWrites({ workerSource: answeringOnlyWhenTold(), unansweredMs: 0 });
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
+  try {
+    while (holds.length < 3) await commit();
+    // Each held CAP_WAIT_MS in vain for the reader.
+    for (const hold of holds) expect(hold.ms).toBeGreaterThanOrEqual(1900);
+    const [first, second, third] = holds.map((hold) => hold.atBytes);
+    // Asked a cap on, then two caps unanswered; then asked a cap on, and four caps unanswered.
+    expect(second! - first!).toBeGreaterThan(3 * CAP);
+    expect(second! - first!).toBeLessThanOrEqual(3 * CAP + 2 ** 19);
+    expect(third! - second!).toBeGreaterThan(5 * CAP);
+    expect(third! - second!).toBeLessThanOrEqual(5 * CAP + 2 ** 19);
+  } finally {
+    reader.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
+  }
+});
+
+it('with the reader still there and the worker’s answers late (a backup on a busy disk), holds the writes once, not every few caps: answered within UNANSWERED_MS, no emptying is forced', { timeout: 30_000 }, async () => {
+  // Answers 300 ms late (R44).
+  const answer = "parentPort.postMessage(caughtUp ? 'caught-up' : 'still-held');";
+  const late = CHECKPOINT_WORKER_SOURCE.replace(answer, `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); ${answer}`);
+  expect(late).not.toBe(CHECKPOINT_WORKER_SOURCE);
+  const writes = blobWrites({ workerSource: late });
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
+  try {
+    while (holds.length < 1) await commit();
+    while (walBytes() < holds[0]!.atBytes + 12 * CAP) await commit();
+    expect(holds).toHaveLength(1);
   } finally {
     reader.close();
     await writes.checkpoints.stop();

@@ -8,7 +8,7 @@ export interface ReplyWait {
   /**
    * Names the user's message once it is stored: the reply is the first message of the
    * session's agent recorded after it in the log, unless that message names another one
-   * it answers (`metadata.inReplyTo`).
+   * the wait knows of as the one it answers (`metadata.inReplyTo`).
    */
   expect(messageId: string): void;
   /** The user's message event; undefined if the wait ended before the log had it. */
@@ -41,23 +41,38 @@ export interface AgentReplies {
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
 /**
- * An agent message naming the message it answers (`metadata.inReplyTo`, as elizaOS's
- * `Content.inReplyTo`) is the reply to that one only: with two waits in one session (a
- * user sending twice, two tabs), an answer to the second is not the first's.
+ * An agent message naming (`metadata.inReplyTo`) a message the wait knows to be another's
+ * (one recorded after its own, or that of another wait in this process) is not its reply:
+ * with two waits in one session (a user sending twice, two tabs), an answer to one is not
+ * the other's. One naming its own message, or nothing, or an id the wait does not know
+ * (elizaOS's agents name a UUID derived from the message's, not the message's id), is.
  */
-const answers = (event: EventRecord, messageId: string) => {
+function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>): boolean {
   const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
-  return named === undefined || named === messageId;
-};
+  return named === messageId || typeof named !== 'string' || !others.has(named);
+}
 
 /** Waits on `reader`, the app's one reader of the event log. */
 export function createAgentReplies(reader: EventFeed): AgentReplies {
   const open = new Set<() => void>();
+  /** Per session, the user's messages waited on in this process. */
+  const waitedOn = new Map<string, Set<string>>();
+
+  function remember(sessionId: string, messageId: string): void {
+    const messages = waitedOn.get(sessionId) ?? new Set<string>();
+    waitedOn.set(sessionId, messages.add(messageId));
+  }
+  function forget(sessionId: string, messageId: string): void {
+    const messages = waitedOn.get(sessionId);
+    if (messages?.delete(messageId) && messages.size === 0) waitedOn.delete(sessionId);
+  }
 
   return {
     async wait(sessionId, timeoutMs) {
       let ownId: string | undefined;
       let own: EventRecord | undefined;
+      /** The messages recorded after the user's, and those of the session's other waits here: none of them is this one's. */
+      const others = new Set<string>();
       let settled = false;
       let endedBy: WaitEnd | undefined;
       const early: EventRecord[] = []; // events seen before the user's message was named
@@ -73,6 +88,7 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
         settled = true;
         endedBy = why;
         clearTimeout(timer);
+        if (ownId !== undefined) forget(sessionId, ownId);
         leave();
         open.delete(shutDown);
         resolveOwn(own);
@@ -96,8 +112,10 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
               own = event;
               resolveOwn(event);
             }
-          } else if (isAgentMessage(event) && answers(event, ownId)) {
+          } else if (isAgentMessage(event) && answers(event, ownId, others)) {
             settle(event);
+          } else {
+            others.add(String(messageIdOf(event)));
           }
         },
       };
@@ -109,6 +127,9 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
       return {
         expect(messageId) {
           ownId = messageId;
+          // The session's waits here before this one: their messages were recorded before it.
+          for (const earlier of waitedOn.get(sessionId) ?? []) others.add(earlier);
+          if (!settled) remember(sessionId, messageId);
           for (const event of early.splice(0)) waiter.see(event);
         },
         own: ownPromise,

@@ -8,7 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Context, OpenAPIBackend } from 'openapi-backend';
 import { isJsonMediaType, METHODS } from '../conformance/spec-model.js';
 import { loadOpenApiBackend } from '../openapi-backend.js';
-import { installMockCors, withMockCors } from './cors.js';
+import { answerPreflight, installMockCors, withMockCors } from './cors.js';
 import { parsePrefer } from './prefer.js';
 import { mockHeaders } from './response-headers.js';
 import { schemaBodies } from './schema-bodies.js';
@@ -54,19 +54,23 @@ function withMessage(body: unknown, message: string): unknown {
   return copy;
 }
 
-/** An error body's code, in the shapes `withMessage` knows: `{ error: { code } }` or `{ code }`. */
-function errorCodeOf(body: unknown): unknown {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
-  const record = body as Record<string, any>;
-  return record.error && typeof record.error === 'object' ? record.error.code : record.code;
-}
+const isObject = (value: unknown): value is Record<string, any> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-function withCode(body: unknown, code: unknown): unknown {
-  if (code === undefined || errorCodeOf(body) === undefined) return body;
-  const copy = structuredClone(body) as Record<string, any>;
-  if (copy.error && typeof copy.error === 'object') copy.error.code = code;
-  else copy.code = code;
-  return copy;
+/**
+ * `body` with the code of `other`, an answer in the same shape: in `{ error: { code,
+ * message } }` its message too (`withMessage` wrote the problem into `details`); in
+ * `{ code, message }` the message is the problem's.
+ */
+function withCodeOf(body: unknown, other: unknown): unknown {
+  if (!isObject(body) || !isObject(other)) return body;
+  const copy = structuredClone(body);
+  if (isObject(copy.error) && isObject(other.error) && 'code' in other.error) {
+    copy.error.code = other.error.code;
+    if ('message' in other.error) copy.error.message = other.error.message;
+    return copy;
+  }
+  if ('code' in copy && 'code' in other) return { ...copy, code: other.code };
+  return body;
 }
 
 /**
@@ -179,12 +183,12 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     reply.headers(headers.for(operation.operationId!, status));
     const fits = (body: unknown) => bodies.fits(operation.operationId!, status, answer.mediaType ?? '', body);
     let body = withMessage(answer.body, message);
-    // A Prefer the mock cannot honour is no error of the API: its 422's example code
-    // (IDEMPOTENCY_KEY_REUSED, say) would mislead a client that branches on it. It carries
-    // the code of the operation's 400 instead (the document's "invalid request"), where the
-    // 422's schema takes it.
+    // A Prefer the mock cannot honour is no error of the API: its 422's example code and
+    // message ("Idempotency key was used with a different request") would mislead a client.
+    // It carries those of the operation's 400 instead (the document's "invalid request"),
+    // where the 422's schema takes them.
     if (lent && refused === 422 && documenting !== '400' && operation.responses?.['400']) {
-      const generic = withCode(body, errorCodeOf(mock(operation, '400').body));
+      const generic = withCodeOf(body, mock(operation, '400').body);
       if (fits(generic)) body = generic;
     }
     return send(reply, status, answer.mediaType, asProblem(body, answer.mediaType, status, answer.fromExample, fits));
@@ -259,7 +263,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
   // What the router refuses before any route (a malformed percent-encoding) in the document's error shape too.
   const app = Fastify({
     logger: false,
-    frameworkErrors: (error, request, reply) => refuse(withMockCors(reply, request.headers.origin), shapeFor(400), 400, error.message, {}, true),
+    frameworkErrors: (error, request, reply) => answerPreflight(request, reply) || refuse(withMockCors(reply, request.headers.origin), shapeFor(400), 400, error.message, {}, true),
   });
   installMockCors(app);
   app.removeAllContentTypeParsers();

@@ -26,8 +26,11 @@
 //   The answer waits for the worker's checkpoint under way and then for its own: on a
 //   busy disk (each syncs the database file) writes without a pause outran them, and the
 //   answer had not come after 40 of a test's 2 MiB caps (the WAL grows as long as it does
-//   not come). So once the WAL has grown UNANSWERED_CAPS more caps with the question
-//   unanswered, the next commit empties it, holding the writes as at the first cap.
+//   not come). So once the question has gone unanswered UNANSWERED_MS and the WAL has
+//   grown UNANSWERED_CAPS more caps meanwhile, the next commit empties it, holding the
+//   writes as at the first cap. If the reader is still there (a backup on a busy disk),
+//   that hold was in vain: the next one needs twice as many caps unanswered, so a long
+//   backup holds the writes a few times, not every few caps.
 // The worker starts only once the WAL has grown to a sixteenth of the cap (or at once when
 // the database file is larger than that), so the many small databases of the tests never
 // pay for a thread.
@@ -60,6 +63,7 @@ const PURGING_INTERVAL_MS = 1000;
 export const PURGING_CAP_SCALE = 4;
 const CAP_WAIT_MS = 2000;
 const UNANSWERED_CAPS = 2;
+const UNANSWERED_MS = CAP_WAIT_MS;
 /** SQLite's default page size: the unit of the WAL's frames. */
 const PAGE_BYTES = 4096;
 
@@ -157,7 +161,14 @@ function fileBytes(path: string): number {
   }
 }
 
-export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, workerSource = CHECKPOINT_WORKER_SOURCE): Checkpointer {
+export interface CheckpointerOptions {
+  /** The worker's code (the tests' slow workers). */
+  workerSource?: string;
+  /** How long the worker's answer may be awaited before the WAL is emptied without it (UNANSWERED_MS). */
+  unansweredMs?: number;
+}
+
+export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, { workerSource = CHECKPOINT_WORKER_SOURCE, unansweredMs = UNANSWERED_MS }: CheckpointerOptions = {}): Checkpointer {
   db.pragma('wal_autocheckpoint = 0');
   const startBytes = capBytes / 16;
   let worker: Worker | undefined;
@@ -171,7 +182,9 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
    */
   let heldAtBytes: number | undefined;
   /** The WAL's size when the worker was asked how far its checkpoints have got; undefined once it answered. */
-  let askedAtBytes: number | undefined;
+  let asked: { bytes: number; at: number } | undefined;
+  /** Caps the WAL must grow by, the question unanswered, before it is emptied without the answer. */
+  let capsUnanswered = UNANSWERED_CAPS;
   let purgingNow = false;
 
   function start(): void {
@@ -189,12 +202,14 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
     });
   }
 
-  function truncate(running: Worker, size: number): void {
+  function truncate(running: Worker, size: number, unanswered = false): void {
     // Writes wait for this worker now: it keeps the process alive until it answers.
     running.ref();
     truncation = new Promise<void>((resolve) => {
       const finish = (held: boolean) => {
         heldAtBytes = held ? size : undefined;
+        if (!held) capsUnanswered = UNANSWERED_CAPS;
+        else if (unanswered) capsUnanswered *= 2;
         running.off('message', answered);
         running.off('exit', exited);
         running.unref();
@@ -215,11 +230,12 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
 
   /** Asks, writes going on, whether the passive checkpoints are within a sixteenth of the cap of the WAL's end. */
   function askProgress(running: Worker, size: number): void {
-    askedAtBytes = size;
+    asked = { bytes: size, at: performance.now() };
     const answered = (message: unknown) => {
       if (message !== 'caught-up' && message !== 'still-held') return;
       running.off('message', answered);
-      askedAtBytes = undefined;
+      asked = undefined;
+      if (message === 'caught-up') capsUnanswered = UNANSWERED_CAPS;
       heldAtBytes = message === 'still-held' ? size : undefined;
     };
     running.on('message', answered);
@@ -246,8 +262,8 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       const cap = purgingNow ? capBytes * PURGING_CAP_SCALE : capBytes;
       if (!worker) {
         if (size > startBytes) start();
-      } else if (askedAtBytes !== undefined) {
-        if (size > askedAtBytes + UNANSWERED_CAPS * cap) truncate(worker, size);
+      } else if (asked !== undefined) {
+        if (size > asked.bytes + capsUnanswered * cap && performance.now() - asked.at >= unansweredMs) truncate(worker, size, true);
       } else if (heldAtBytes === undefined) {
         if (size > cap) truncate(worker, size);
       } else if (size > cap + heldAtBytes) askProgress(worker, size);
