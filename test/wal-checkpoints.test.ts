@@ -65,7 +65,7 @@ it('closes with the WAL folded into the database', async () => {
 /** A database with a checkpointer, and an insert that commits 256 KiB, as the store's writes and the purge's batches do. */
 function blobWrites(options: CheckpointerOptions = {}) {
   const db = openDatabase(database.path);
-  db.exec('CREATE TABLE blobs (b BLOB)');
+  db.exec('CREATE TABLE IF NOT EXISTS blobs (b BLOB)');
   return { db, checkpoints: checkpointer(db, database.path, CAP, options), insert: db.prepare('INSERT INTO blobs VALUES (randomblob(262144))') };
 }
 
@@ -270,5 +270,22 @@ it('with the reader still there and the worker’s answers late (a backup on a b
     reader.close();
     await writes.checkpoints.stop();
     writes.db.close();
+  }
+});
+
+it('checkpoints on the connection again, as SQLite does by default, once its worker has failed or exited, and holds no write for it', async () => {
+  for (const workerSource of ['throw new Error("the worker failed")', '/* a worker that ends at once */']) {
+    const writes = blobWrites({ workerSource });
+    try {
+      writes.insert.run();
+      writes.checkpoints.afterCommit(CAP / 8); // starts the worker
+      await until('the connection checkpoints on its own again', async () => writes.db.pragma('wal_autocheckpoint', { simple: true }) === 1000);
+      writes.insert.run();
+      writes.checkpoints.afterCommit(CAP + 1);
+      expect(writes.checkpoints.truncating(), workerSource).toBeUndefined();
+    } finally {
+      await writes.checkpoints.stop();
+      writes.db.close();
+    }
   }
 });

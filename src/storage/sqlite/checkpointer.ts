@@ -189,13 +189,18 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
 
   function start(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    worker = new Worker(workerSource, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
-    worker.unref();
-    worker.on('message', (message) => {
+    const started = new Worker(workerSource, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
+    worker = started;
+    started.unref();
+    started.on('message', (message) => {
       if (message === 'copied-all') heldAtBytes = undefined;
     });
-    worker.on('error', () => {
-      // Without its checkpointer the connection checkpoints on its own again, as SQLite's default.
+    // A failure is followed by the exit, handled there (this listener keeps it from being thrown).
+    started.on('error', () => {});
+    started.on('exit', () => {
+      if (worker !== started) return; // stopped
+      // Without its checkpointer the connection checkpoints on its own again, as SQLite's
+      // default; and no emptying is asked of a worker that cannot answer (writes would wait for ever).
       done = true;
       worker = undefined;
       if (db.open) db.pragma('wal_autocheckpoint = 1000');
