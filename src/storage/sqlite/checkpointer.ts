@@ -166,9 +166,11 @@ export interface CheckpointerOptions {
   workerSource?: string;
   /** How long the worker's answer may be awaited before the WAL is emptied without it (UNANSWERED_MS). */
   unansweredMs?: number;
+  /** How long an emptying waits for a reader or another process's write (CAP_WAIT_MS). */
+  capWaitMs?: number;
 }
 
-export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, { workerSource = CHECKPOINT_WORKER_SOURCE, unansweredMs = UNANSWERED_MS }: CheckpointerOptions = {}): Checkpointer {
+export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, { workerSource = CHECKPOINT_WORKER_SOURCE, unansweredMs = UNANSWERED_MS, capWaitMs = CAP_WAIT_MS }: CheckpointerOptions = {}): Checkpointer {
   db.pragma('wal_autocheckpoint = 0');
   const startBytes = capBytes / 16;
   let worker: Worker | undefined;
@@ -189,7 +191,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
 
   function start(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const started = new Worker(workerSource, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs: CAP_WAIT_MS } });
+    const started = new Worker(workerSource, { eval: true, workerData: { driver, path, intervalMs: purgingNow ? PURGING_INTERVAL_MS : INTERVAL_MS, capWaitMs } });
     worker = started;
     started.unref();
     started.on('message', (message) => {
