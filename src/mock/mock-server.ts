@@ -180,7 +180,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
     if (!operation || !documenting) return send(reply, refused, 'application/json', { message, ...extra });
     const status = documenting === '400' && !lent ? 400 : refused;
     const answer = mock(operation, documenting);
-    reply.headers(headers.for(operation.operationId!, status));
+    reply.headers(headers.for(operation.operationId!, status, reply.request.headers));
     const fits = (body: unknown) => bodies.fits(operation.operationId!, status, answer.mediaType ?? '', body);
     let body = withMessage(answer.body, message);
     // A Prefer the mock cannot honour is no error of the API: its 422's example code and
@@ -254,7 +254,7 @@ export async function createMockServer({ specPath }: MockServerOptions): Promise
           return refuse(reply, c.operation, 422, `Prefer: example=${preference.example} is not an example of ${c.operation.operationId} ${answer.status} (examples: ${named})`, {}, true);
         }
       }
-      if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status));
+      if (!answer.failed) reply.headers(headers.for(c.operation.operationId!, answer.status, reply.request.headers));
       const fits = (body: unknown) => bodies.fits(c.operation.operationId!, answer.status, answer.mediaType ?? '', body);
       return send(reply, answer.status, answer.mediaType, asProblem(answer.body, answer.mediaType, answer.status, answer.fromExample, fits));
     },

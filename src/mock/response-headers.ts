@@ -35,8 +35,12 @@ function valueOf(header: ResponseHeader): string | undefined {
 }
 
 export interface MockHeaders {
-  /** The headers to send with `operationId`'s `status` answer. */
-  for(operationId: string, status: number): Record<string, string>;
+  /**
+   * The headers to send with `operationId`'s `status` answer. One the operation also takes
+   * as a request header (`X-Request-Id`) carries what the request `sent`, as a server
+   * echoing it does, rather than its example.
+   */
+  for(operationId: string, status: number, sent?: Record<string, string | string[] | undefined>): Record<string, string>;
 }
 
 export function mockHeaders(specPath: string): MockHeaders {
@@ -49,7 +53,7 @@ export function mockHeaders(specPath: string): MockHeaders {
   const byId = new Map(operations.map((operation) => [operation.operationId, operation]));
   const made = new Map<string, Record<string, string>>();
   return {
-    for(operationId, status) {
+    for(operationId, status, sent = {}) {
       const key = `${operationId} ${status}`;
       if (!made.has(key)) {
         const operation = byId.get(operationId);
@@ -62,7 +66,15 @@ export function mockHeaders(specPath: string): MockHeaders {
         });
         made.set(key, Object.fromEntries(values));
       }
-      return made.get(key)!;
+      const headers = made.get(key)!;
+      const operation = byId.get(operationId);
+      const documented = (operation && responseFor(operation, status)?.headers) ?? {};
+      const echoed = (operation?.parameters ?? []).flatMap(({ name, in: where }) => {
+        const value = sent[name.toLowerCase()];
+        const header = documented[name.toLowerCase()];
+        return where === 'header' && header && typeof value === 'string' && SENDABLE.test(value) ? [[header.name, value] as const] : [];
+      });
+      return echoed.length === 0 ? headers : { ...headers, ...Object.fromEntries(echoed) };
     },
   };
 }
