@@ -3,6 +3,7 @@
 // with 504 keeping the user's message, streams both messages, and releases its wait when
 // the client goes away.
 import { randomUUID } from 'node:crypto';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
@@ -33,6 +34,25 @@ const send = (body: Record<string, unknown>) => t.request({ method: 'POST', url:
 const agentSays = (content: string, metadata: Record<string, unknown> = {}) =>
   t.request({ method: 'POST', url: messagesUrl(), body: { content, authorId: agentId, metadata } });
 const stored = async () => (await storedMessages(t.store, { sessionId, limit: 100 })).messages;
+
+/**
+ * A POST its client gives up on: aborted, and its connection closed (the fetch's own pool
+ * kept it 4 s, and closing the app waited for it).
+ */
+function abandoned(url: string, headers: Record<string, string>, body: unknown) {
+  const connections = new Agent();
+  const controller = new AbortController();
+  const answer = undiciFetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: controller.signal, dispatcher: connections })
+    .then((response) => response.text())
+    .catch((error: Error) => error.name);
+  return {
+    answer,
+    async abort() {
+      controller.abort();
+      await connections.destroy();
+    },
+  };
+}
 
 /** Sends with `body`, waits until the user's message is stored and waiting, and then runs `meanwhile`. */
 async function sendAndReply(body: Record<string, unknown>, meanwhile: () => Promise<unknown>): Promise<TestResponse> {
@@ -247,18 +267,11 @@ describe('transport http', () => {
   });
 
   it('releases the wait when the client disconnects', async () => {
-    const base = await t.listen();
-    const controller = new AbortController();
-    const request = fetch(`${base}${messagesUrl()}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ content: 'hello?', transport: 'http' }),
-      signal: controller.signal,
-    }).catch((error: Error) => error.name);
+    const request = abandoned(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json' }, { content: 'hello?', transport: 'http' });
     await until('the request waits', () => t.replies.size() === 1);
-    controller.abort();
-    expect(await request).toBe('AbortError');
-    await until('the wait is released', () => t.replies.size() === 0);
+    await request.abort();
+    expect(await request.answer).toBe('AbortError');
+    await until('the wait is released (its own timeout is 10 s)', () => t.replies.size() === 0, { ms: 2000 });
     expect((await stored()).map((message) => message.content)).toEqual(['hello?']);
   });
 });
@@ -284,17 +297,12 @@ describe('a retry under the Idempotency-Key of a message still waiting for its r
 
 describe('a client that disconnects while waiting under an Idempotency-Key', () => {
   it.each(['http', 'sse'])('frees the key (transport %s): the retry replays the stored message, not 409 IDEMPOTENCY_KEY_IN_USE', async (transport) => {
-    const base = await t.listen();
-    const controller = new AbortController();
     const body = { content: 'hello?', transport };
-    const headers = { 'content-type': 'application/json', 'idempotency-key': `gone-${transport}` };
-    const request = fetch(`${base}${messagesUrl()}`, { method: 'POST', headers, body: JSON.stringify(body), signal: controller.signal })
-      .then((response) => response.text())
-      .catch((error: Error) => error.name);
+    const request = abandoned(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json', 'idempotency-key': `gone-${transport}` }, body);
     await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
-    controller.abort();
-    expect(await request).toBe('AbortError');
-    await until('the wait is released', () => t.replies.size() === 0);
+    await request.abort();
+    expect(await request.answer).toBe('AbortError');
+    await until('the wait is released (its own timeout is 10 s)', () => t.replies.size() === 0, { ms: 2000 });
 
     const retry = await t.request({ method: 'POST', url: messagesUrl(), body, headers: { 'idempotency-key': `gone-${transport}` } });
     expect(retry.status).toBe(201);
