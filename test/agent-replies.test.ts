@@ -3,13 +3,13 @@
 // with 504 keeping the user's message, streams both messages, and releases its wait when
 // the client goes away.
 import { randomUUID } from 'node:crypto';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventFeed } from '../src/events/event-feed.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { type Store, StorageFault } from '../src/storage/store.js';
+import { abandonedRequest } from './helpers/abandoned-request.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { logLines } from './helpers/log-lines.js';
 import { openStream } from './helpers/sse-client.js';
@@ -34,25 +34,6 @@ const send = (body: Record<string, unknown>) => t.request({ method: 'POST', url:
 const agentSays = (content: string, metadata: Record<string, unknown> = {}) =>
   t.request({ method: 'POST', url: messagesUrl(), body: { content, authorId: agentId, metadata } });
 const stored = async () => (await storedMessages(t.store, { sessionId, limit: 100 })).messages;
-
-/**
- * A POST its client gives up on: aborted, and its connection closed (the fetch's own pool
- * kept it 4 s, and closing the app waited for it).
- */
-function abandoned(url: string, headers: Record<string, string>, body: unknown) {
-  const connections = new Agent();
-  const controller = new AbortController();
-  const answer = undiciFetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: controller.signal, dispatcher: connections })
-    .then((response) => response.text())
-    .catch((error: Error) => error.name);
-  return {
-    answer,
-    async abort() {
-      controller.abort();
-      await connections.destroy();
-    },
-  };
-}
 
 /** Sends with `body`, waits until the user's message is stored and waiting, and then runs `meanwhile`. */
 async function sendAndReply(body: Record<string, unknown>, meanwhile: () => Promise<unknown>): Promise<TestResponse> {
@@ -267,7 +248,7 @@ describe('transport http', () => {
   });
 
   it('releases the wait when the client disconnects', async () => {
-    const request = abandoned(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json' }, { content: 'hello?', transport: 'http' });
+    const request = abandonedRequest(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json' }, { content: 'hello?', transport: 'http' });
     await until('the request waits', () => t.replies.size() === 1);
     await request.abort();
     expect(await request.answer).toBe('AbortError');
@@ -298,7 +279,7 @@ describe('a retry under the Idempotency-Key of a message still waiting for its r
 describe('a client that disconnects while waiting under an Idempotency-Key', () => {
   it.each(['http', 'sse'])('frees the key (transport %s): the retry replays the stored message, not 409 IDEMPOTENCY_KEY_IN_USE', async (transport) => {
     const body = { content: 'hello?', transport };
-    const request = abandoned(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json', 'idempotency-key': `gone-${transport}` }, body);
+    const request = abandonedRequest(`${await t.listen()}${messagesUrl()}`, { 'content-type': 'application/json', 'idempotency-key': `gone-${transport}` }, body);
     await until('the message is stored and waiting', async () => t.replies.size() === 1 && (await stored()).length === 1);
     await request.abort();
     expect(await request.answer).toBe('AbortError');

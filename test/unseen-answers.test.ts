@@ -11,6 +11,7 @@ import { openStream } from './helpers/sse-client.js';
 import { type TestApp, startTestApp } from './helpers/test-app.js';
 import { until } from './helpers/until.js';
 import { logLines } from './helpers/log-lines.js';
+import { abandonedRequest } from './helpers/abandoned-request.js';
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -59,16 +60,10 @@ describe('answers Fastify does not see through', () => {
 
     // A wait for the agent's reply its client leaves before any answer: 499. The agent's
     // reply after that does not count it a second time.
-    const leaving = new AbortController();
-    const waiting = fetch(`${base}/api/messaging/sessions/${sessionId}/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': 'closed-wait' },
-      body: JSON.stringify({ content: 'Hello?', transport: 'http' }),
-      signal: leaving.signal,
-    }).catch((error: Error) => error.name);
+    const waiting = abandonedRequest(`${base}/api/messaging/sessions/${sessionId}/messages`, { 'content-type': 'application/json', 'x-request-id': 'closed-wait' }, { content: 'Hello?', transport: 'http' });
     await until('the message waits for its reply', async () => app.replies.size() === 1);
-    leaving.abort();
-    expect(await waiting).toBe('AbortError');
+    await waiting.abort();
+    expect(await waiting.answer).toBe('AbortError');
     await until('the wait is released', async () => app.replies.size() === 0);
     const reply = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/messages`, body: { content: 'Hi!', authorId: agentId } });
     expect(reply.status).toBe(201);
