@@ -226,13 +226,16 @@ describe('mock mode on our spec', () => {
     expect([refusedUrl.statusCode, refusedUrl.headers['access-control-allow-origin'], refusedUrl.headers['access-control-allow-methods']]).toEqual([204, '*', 'GET']);
   });
 
-  it('answers with the X-Request-Id a request sent, as the server does (a header the operation takes and its answer documents), else with the example', async () => {
+  it('answers with the X-Request-Id a request sent, as the server does (a header the operation takes and its answer documents), else with the example, on event streams too', async () => {
     const sent = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { 'x-request-id': 'page-42' });
     const refused = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` }, { 'x-request-id': 'page-43', prefer: 'code=404' });
     const none = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}` });
     expect([sent.status, refused.status, none.status]).toEqual([200, 404, 200]);
     expect([...responseViolations(api, 'getSession', 200, sent.body), ...responseViolations(api, 'getSession', 404, refused.body)]).toEqual([]);
     expect([sent.headers['x-request-id'], refused.headers['x-request-id'], none.headers['x-request-id']]).toEqual(['page-42', 'page-43', '5f0c6f2e-3b1d-4a8e-9c27-6d4b1e0a9f13']);
+    // An event stream's answer too (it had none).
+    const stream = await call(app, { method: 'GET', url: `/api/messaging/sessions/${UUID}/events` }, { 'x-request-id': 'page-44' });
+    expect([stream.status, stream.contentType, stream.headers['x-request-id']]).toEqual([200, 'text/event-stream', 'page-44']);
   });
 
   it('refuses a body of a media type the operation does not take with 415 in the documented error shape (it answered 201 to text/plain)', async () => {

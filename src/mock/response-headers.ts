@@ -46,7 +46,9 @@ export interface MockHeaders {
 export function mockHeaders(specPath: string): MockHeaders {
   let operations: Operation[] = [];
   try {
-    operations = loadSpec(specPath).operations;
+    // Event streams too: the suite's reader keeps them apart (its stream flows check them).
+    const { operations: exchanges, streams } = loadSpec(specPath);
+    operations = [...exchanges, ...streams];
   } catch {
     // A document the suite's reader refuses (a remote $ref, say) is still served: without headers.
   }
