@@ -627,6 +627,20 @@ describe('the conformance suite against another spec (Petstore)', { timeout: 60_
     expect(report.interrupted).toBe(true);
     expect(report.cases.filter((c) => c.violations.some((v) => v.check === 'responds')).length).toBeLessThanOrEqual(12);
   });
+
+  it('gives up after exactly 10 requests in a row without an answer, and then deletes nothing (it says what it left)', async () => {
+    const petstore = await startPetstore('dies-after-30-requests');
+    servers.push(petstore);
+    const report = await runConformance({ baseUrl: petstore.url, specPath: petstoreSpec, seed: 7, validCases: 6, workers: 1 });
+    expect(petstore.unanswered()).toBe(10);
+    expect(report.cleanup).toEqual({ deleted: 0, left: [expect.stringMatching(/^everything created \(\d+\): the target stopped answering$/)], kept: 0 });
+  });
+
+  it('fails the last health check on a documented error status (the first plain GET stands for health in a spec without getSessionsHealth)', async () => {
+    const { report } = await against('list-unavailable');
+    const health = report.cases.find((c) => c.kind === 'health');
+    expect(health).toMatchObject({ title: 'listPets still answers after the hostile requests', status: 503, passed: false, violations: [{ check: 'still-healthy', message: 'answered 503' }] });
+  });
 });
 
 

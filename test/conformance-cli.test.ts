@@ -133,6 +133,8 @@ describe('the built sessions-api-conformance command', () => {
     expect(at('--header', 'X-Trace: abc ')).toMatchObject({ headers: { 'x-trace': 'abc' } });
     expect(() => parseCli(['--base-url', 'http://:secret@127.0.0.1:1'], specPath)).toThrow(/must not carry credentials/);
     expect(() => parseCli(['--base-url', 'http://127.0.0.1:1', '--checks', ' , '], specPath)).toThrow('--checks needs at least one check');
+    // Only a number is taken as the value of the option before it: `--spec -x` is a forgotten value.
+    expect(() => parseCli(['--base-url', 'http://127.0.0.1:1', '--spec', '-x'], specPath)).toThrow("Option '--spec' argument is ambiguous");
   });
 
   it('takes the seed, case count and failed cases of a --replay report, refusing a --seed or --cases beside it; a report without a failure leaves nothing to replay', () => {

@@ -108,7 +108,11 @@ describe('mock mode, what it answers by default and how it words a refusal', () 
               '200': {
                 description: 'ok',
                 // Required, no example: its schema's default is what it carries.
-                headers: { 'X-Version': { required: true, schema: { type: 'string', default: 'v7' } } },
+                // An object example is sent in OpenAPI's simple style: name,value pairs.
+                headers: {
+                  'X-Version': { required: true, schema: { type: 'string', default: 'v7' } },
+                  'X-Limits': { schema: { type: 'object' }, example: { burst: 10, rate: 2 } },
+                },
                 content: { 'text/plain': { schema: { type: 'string' }, example: 'hi' }, 'application/json': { schema: { type: 'object' }, example: { ok: true } } },
               },
             },
@@ -190,6 +194,7 @@ describe('mock mode, what it answers by default and how it words a refusal', () 
       expect(response.headers['content-type'], JSON.stringify(headers)).toMatch(/^application\/json/);
       expect(JSON.parse(response.body)).toEqual({ ok: true });
       expect(response.headers['x-version']).toBe('v7');
+      expect(response.headers['x-limits']).toBe('burst,10,rate,2');
     }
     const text = await app.inject({ method: 'GET', url: '/multi', headers: { accept: 'text/plain' } });
     expect(text.headers['content-type']).toMatch(/^text\/plain/);

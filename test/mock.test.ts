@@ -702,6 +702,8 @@ describe('mock mode on documents it cannot serve as they are', () => {
     ['a Markdown file', 'notes.md', /notes\.md is not YAML or JSON: [^\n]* at line \d+, column \d+$/],
     ['a Swagger 2.0 document', 'swagger.yaml', /swagger\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a YAML list', 'list.yaml', /list\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
+    // 3.2 changes what a document may say (query operations, itemSchema); the mock does not read it.
+    ['an OpenAPI 3.2 document', 'v32.yaml', /v32\.yaml is not an OpenAPI 3\.0 or 3\.1 document/],
     ['a $ref to a file that is not there', 'badref.yaml', /^cannot resolve its \$refs: Error opening file .*missing\.yaml: ENOENT[^\n]*$/],
     // These three were served (the ref as {}: any body passed), a TypeError, a download.
     ['a $ref naming nothing', 'dangling.yaml', /^\$ref #\/components\/schemas\/Nope in .*dangling\.yaml names nothing$/],
@@ -721,6 +723,7 @@ describe('mock mode on documents it cannot serve as they are', () => {
       'notes.md': '# Notes\n\nSome text\nmore text\n- a list: here\n',
       'swagger.yaml': 'swagger: "2.0"\ninfo: { title: x, version: "1" }\npaths: {}\n',
       'list.yaml': '- a\n- b\n',
+      'v32.yaml': "openapi: 3.2.0\ninfo: { title: x, version: '1' }\npaths: {}\n",
     };
     const path = texts[file] === undefined ? file : write(file, texts[file]!);
     await expect(createMockServer({ specPath: path })).rejects.toThrow(reason);

@@ -13,7 +13,8 @@ export type PetstoreFault =
   | 'no-location'
   | 'count-in-words'
   | 'malformed-id-as-unknown'
-  | 'string-ids';
+  | 'string-ids'
+  | 'list-unavailable';
 
 interface Pet {
   id: number;
@@ -39,11 +40,13 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
   const pets = new Map<number, Pet>();
   let nextId = 1;
   let requests = 0;
+  let unanswered = 0;
   const server = createServer((request, response) => {
     requests += 1;
     if (fault === 'dies-after-30-requests' && requests > 30) {
-      server.close();
-      server.closeAllConnections();
+      // Hangs up on every request from then on, counting them.
+      unanswered += 1;
+      request.socket.destroy();
       return;
     }
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -67,6 +70,7 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
         return response.end('ok');
       }
       if (url.pathname === '/pets' && method === 'GET') {
+        if (fault === 'list-unavailable') return json(503, { code: 503, message: 'the list is down' });
         const limit = url.searchParams.get('limit');
         if (limit !== null && !(/^\d+$/.test(limit) && Number(limit) >= 1 && Number(limit) <= 100)) return json(400, { code: 400, message: 'limit must be an integer from 1 to 100' });
         const total = fault === 'count-in-words' ? 'many' : String(pets.size);
@@ -110,6 +114,7 @@ export async function startPetstore(fault?: PetstoreFault, apiKey?: string) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     pets,
+    unanswered: () => unanswered,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
