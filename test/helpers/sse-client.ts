@@ -1,5 +1,6 @@
 // A Server-Sent Events client for tests: parses frames, checks each event against the
 // spec's Event schema (and the frame's id and event lines against it), and collects them.
+import { Agent, fetch } from 'undici';
 import { expect } from 'vitest';
 import { specSchemaValidator } from '../../src/spec.js';
 
@@ -31,9 +32,12 @@ const isEvent = specSchemaValidator('Event');
 /** A GET, unless `body` is given: then a POST of it as JSON (sendSessionMessage with transport sse). */
 export async function openStream(url: string, headers: Record<string, string> = {}, body?: unknown): Promise<SseClient> {
   const controller = new AbortController();
+  // Its own connection, closed with the stream: in a shared pool a stream's socket could
+  // stay open after the abort, and closing the server waited for it (4 s).
+  const connection = new Agent({ connections: 1 });
   const post = body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) };
   const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
-  const response = await fetch(url, { ...post, headers: { accept: 'text/event-stream', ...json, ...headers }, signal: controller.signal });
+  const response = await fetch(url, { ...post, headers: { accept: 'text/event-stream', ...json, ...headers }, signal: controller.signal, dispatcher: connection });
   const client: SseClient = {
     events: [],
     comments: [],
@@ -42,7 +46,10 @@ export async function openStream(url: string, headers: Record<string, string> = 
     headers: response.headers,
     waitFor: async () => [],
     ended: Promise.resolve(),
-    close: () => controller.abort(),
+    close: () => {
+      controller.abort();
+      void connection.destroy();
+    },
   };
   const waiters: Array<() => void> = [];
   const wake = () => waiters.splice(0).forEach((waiter) => waiter());
