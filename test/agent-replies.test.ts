@@ -440,6 +440,34 @@ describe('the waiting room', () => {
     expect(reply.id).not.toBe(before);
   });
 
+  it('passes by a reply naming a message whose wait has ended (a late answer after a 504, a second part of an answer); the oldest ended waits past endedWaitsKept are forgotten', async () => {
+    const waiting = createAgentReplies(createEventFeed(t.store), { endedWaitsKept: 2 });
+    const userSays = async (content: string) => (await t.request({ method: 'POST', url: messagesUrl(), body: { content } })).body.id as string;
+    const waitFor = async (content: string) => {
+      const wait = await waiting.wait(sessionId, 10_000);
+      const id = await userSays(content);
+      wait.expect(id);
+      return { wait, id, reply: wait.reply.then((event) => (event?.data as { content: string } | undefined)?.content) };
+    };
+    // The first gives up (a timeout, or its client went away): its late answer is not the second's.
+    const first = await waitFor('first');
+    first.wait.release();
+    const second = await waitFor('second');
+    await agentSays('late, to the first', { inReplyTo: first.id });
+    await agentSays('to the second', { inReplyTo: second.id });
+    expect(await second.reply).toBe('to the second');
+    // The second was answered: the rest of that answer is not the third's.
+    const third = await waitFor('third');
+    await agentSays('more, to the second', { inReplyTo: second.id });
+    await agentSays('to the third');
+    expect(await third.reply).toBe('to the third');
+    // Three ended, two kept: the first is forgotten, a reply naming it is an unknown id's.
+    const fourth = await waitFor('fourth');
+    await agentSays('naming the first', { inReplyTo: first.id });
+    expect(await fourth.reply).toBe('naming the first');
+    expect(waiting.size()).toBe(0);
+  });
+
   it('resolves own and reply with undefined when the wait ends before the log had the message', async () => {
     const waiting = createAgentReplies(createEventFeed(t.store));
     const wait = await waiting.wait(sessionId, 10_000);

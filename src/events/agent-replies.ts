@@ -42,36 +42,47 @@ const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknow
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
 /**
  * An agent message naming (`metadata.inReplyTo`) a message the wait knows to be another's
- * (one recorded after its own, or that of another wait in this process) is not its reply:
- * with two waits in one session (a user sending twice, two tabs), an answer to one is not
- * the other's. One naming its own message, or nothing, or an id the wait does not know
- * (elizaOS's agents name a UUID derived from the message's, not the message's id), is.
+ * (one recorded after its own, or one waited on at this instance, the wait still open or
+ * not) is not its reply: with two waits in one session (a user sending twice, two tabs),
+ * an answer to one is not the other's; nor is a late answer to a message whose wait gave
+ * up (504) the answer to the message sent after it. One naming its own message, or
+ * nothing, or an id the wait does not know (elizaOS's agents name a UUID derived from the
+ * message's, not the message's id), is.
  */
-function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>): boolean {
+function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>, waitedOn: ReadonlySet<string> | undefined): boolean {
   const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
-  return named === messageId || typeof named !== 'string' || !others.has(named);
+  return named === messageId || typeof named !== 'string' || !(others.has(named) || waitedOn?.has(named));
 }
 
-/** Waits on `reader`, the app's one reader of the event log. */
-export function createAgentReplies(reader: EventFeed): AgentReplies {
+/**
+ * Waits on `reader`, the app's one reader of the event log. The messages of the last
+ * `endedWaitsKept` ended waits stay known as waited on (a late reply may name one).
+ */
+export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 }: { endedWaitsKept?: number } = {}): AgentReplies {
   const open = new Set<() => void>();
-  /** Per session, the user's messages waited on in this process. */
+  /** Per session, the user's messages waited on at this instance: open waits', and the last `endedWaitsKept` ended ones'. */
   const waitedOn = new Map<string, Set<string>>();
+  /** The ended waits' messages (with their sessions), oldest first. */
+  const ended = new Map<string, string>();
 
   function remember(sessionId: string, messageId: string): void {
     const messages = waitedOn.get(sessionId) ?? new Set<string>();
     waitedOn.set(sessionId, messages.add(messageId));
   }
-  function forget(sessionId: string, messageId: string): void {
-    const messages = waitedOn.get(sessionId);
-    if (messages?.delete(messageId) && messages.size === 0) waitedOn.delete(sessionId);
+  function retire(sessionId: string, messageId: string): void {
+    ended.set(messageId, sessionId);
+    if (ended.size <= endedWaitsKept) return;
+    const [oldest, itsSession] = ended.entries().next().value!;
+    ended.delete(oldest);
+    const messages = waitedOn.get(itsSession);
+    if (messages?.delete(oldest) && messages.size === 0) waitedOn.delete(itsSession);
   }
 
   return {
     async wait(sessionId, timeoutMs) {
       let ownId: string | undefined;
       let own: EventRecord | undefined;
-      /** The messages recorded after the user's, and those of the session's other waits here: none of them is this one's. */
+      /** The messages recorded after the user's: none of them is this one's. */
       const others = new Set<string>();
       let settled = false;
       let endedBy: WaitEnd | undefined;
@@ -88,7 +99,7 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
         settled = true;
         endedBy = why;
         clearTimeout(timer);
-        if (ownId !== undefined) forget(sessionId, ownId);
+        if (ownId !== undefined) retire(sessionId, ownId);
         leave();
         open.delete(shutDown);
         resolveOwn(own);
@@ -112,7 +123,7 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
               own = event;
               resolveOwn(event);
             }
-          } else if (isAgentMessage(event) && answers(event, ownId, others)) {
+          } else if (isAgentMessage(event) && answers(event, ownId, others, waitedOn.get(sessionId))) {
             settle(event);
           } else {
             others.add(String(messageIdOf(event)));
@@ -127,9 +138,8 @@ export function createAgentReplies(reader: EventFeed): AgentReplies {
       return {
         expect(messageId) {
           ownId = messageId;
-          // The session's waits here before this one: their messages were recorded before it.
-          for (const earlier of waitedOn.get(sessionId) ?? []) others.add(earlier);
-          if (!settled) remember(sessionId, messageId);
+          remember(sessionId, messageId);
+          if (settled) retire(sessionId, messageId);
           for (const event of early.splice(0)) waiter.see(event);
         },
         own: ownPromise,
