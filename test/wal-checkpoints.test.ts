@@ -256,6 +256,28 @@ it('with the reader still there, a hold without the answer that was in vain make
   }
 });
 
+it('empties the WAL without the worker’s answer once it has been awaited unansweredMs, not a moment before, however far the WAL has grown', { timeout: 30_000 }, async () => {
+  let clock = 0;
+  const writes = blobWrites({ workerSource: answeringOnlyWhenTold(), unansweredMs: 1000, now: () => clock });
+  const { holds, commit } = committing(writes);
+  const reader = longReader();
+  try {
+    while (holds.length < 1) await commit();
+    // Asked a cap on (at 0), then well past two caps more, unanswered.
+    while (walBytes() < holds[0]!.atBytes + 5 * CAP) await commit();
+    clock = 999;
+    await commit();
+    expect(holds).toHaveLength(1);
+    clock = 1000;
+    await commit();
+    expect(holds).toHaveLength(2);
+  } finally {
+    reader.close();
+    await writes.checkpoints.stop();
+    writes.db.close();
+  }
+});
+
 it('with the reader still there and the worker’s answers late (a backup on a busy disk), holds the writes once, not every few caps: answered within UNANSWERED_MS, no emptying is forced', { timeout: 30_000 }, async () => {
   // Answers 300 ms late (R44).
   const answer = "parentPort.postMessage(caughtUp ? 'caught-up' : 'still-held');";

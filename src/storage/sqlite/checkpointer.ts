@@ -168,9 +168,11 @@ export interface CheckpointerOptions {
   unansweredMs?: number;
   /** How long an emptying waits for a reader or another process's write (CAP_WAIT_MS). */
   capWaitMs?: number;
+  /** Milliseconds, for how long the answer has been awaited (the tests' clock). */
+  now?: () => number;
 }
 
-export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, { workerSource = CHECKPOINT_WORKER_SOURCE, unansweredMs = UNANSWERED_MS, capWaitMs = CAP_WAIT_MS }: CheckpointerOptions = {}): Checkpointer {
+export function checkpointer(db: Database.Database, path: string, capBytes = DEFAULT_WAL_CAP_BYTES, { workerSource = CHECKPOINT_WORKER_SOURCE, unansweredMs = UNANSWERED_MS, capWaitMs = CAP_WAIT_MS, now = () => performance.now() }: CheckpointerOptions = {}): Checkpointer {
   db.pragma('wal_autocheckpoint = 0');
   const startBytes = capBytes / 16;
   let worker: Worker | undefined;
@@ -237,7 +239,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
 
   /** Asks, writes going on, whether the passive checkpoints are within a sixteenth of the cap of the WAL's end. */
   function askProgress(running: Worker, size: number): void {
-    asked = { bytes: size, at: performance.now() };
+    asked = { bytes: size, at: now() };
     const answered = (message: unknown) => {
       if (message !== 'caught-up' && message !== 'still-held') return;
       running.off('message', answered);
@@ -270,7 +272,7 @@ export function checkpointer(db: Database.Database, path: string, capBytes = DEF
       if (!worker) {
         if (size > startBytes) start();
       } else if (asked !== undefined) {
-        if (size > asked.bytes + capsUnanswered * cap && performance.now() - asked.at >= unansweredMs) truncate(worker, size, true);
+        if (size > asked.bytes + capsUnanswered * cap && now() - asked.at >= unansweredMs) truncate(worker, size, true);
       } else if (heldAtBytes === undefined) {
         if (size > cap) truncate(worker, size);
       } else if (size > cap + heldAtBytes) askProgress(worker, size);
