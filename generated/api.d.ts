@@ -730,8 +730,8 @@ export interface components {
         };
         /**
          * @description A keyset cursor: the position of a listed session (its creation time in epoch
-         *     milliseconds and its id). Send it back as received. In `nextCursor`: present only
-         *     when more matches lie beyond the page.
+         *     milliseconds and its id, a UUID, read in any case). Send it back as received. In
+         *     `nextCursor`: present only when more matches lie beyond the page.
          * @example 1795514400000_9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d
          */
         SessionCursor: string;

@@ -127,6 +127,15 @@ describe('listSessions', () => {
       page = await list(`?limit=1&cursor=${page.nextCursor}`);
     }
     expect(seen).toEqual(newestFirst());
+    // Upper-cased on the way (the id's hex digits), a cursor names the same position.
+    const upper: string[] = [];
+    page = await list('?limit=1');
+    for (;;) {
+      upper.push(...names(page.sessions).map(String));
+      if (page.nextCursor === undefined) break;
+      page = await list(`?limit=1&cursor=${page.nextCursor.toUpperCase()}`);
+    }
+    expect(upper).toEqual(seen);
     // A page that ends exactly at the last match says there is no more.
     expect((await list('?limit=5')).nextCursor).toBeUndefined();
     expect((await list('?limit=4')).nextCursor).toBeDefined();
@@ -167,6 +176,7 @@ describe('listSessions', () => {
     ['?cursor=abc', 'querystring/cursor must match pattern'],
     ['?cursor=1795514400000-9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d', 'querystring/cursor must match pattern'],
     ['?cursor=1795514400000_9b1deb4d', 'querystring/cursor must match pattern'],
+    ['?cursor=1795514400000_------------------------------------', 'querystring/cursor must match pattern'],
     ['?count=maybe', 'querystring/count must be boolean'],
     ['?limit=0', 'querystring/limit must be >= 1'],
     ['?limit=101', 'querystring/limit must be <= 100'],

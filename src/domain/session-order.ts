@@ -14,8 +14,12 @@ export function sessionCursorOf(session: SessionPosition): string {
   return `${session.createdAt}_${session.id}`;
 }
 
-/** The spec's pattern has checked the form; this splits it. */
+/**
+ * The spec's pattern has checked the form; this splits it. Session ids are made in lower
+ * case and compared byte by byte: an upper-cased cursor (a proxy's, a client's) read as
+ * written would place itself before its session's equals in the order and skip them.
+ */
 export function sessionPositionOf(cursor: string): SessionPosition {
   const separator = cursor.indexOf('_');
-  return { createdAt: Number(cursor.slice(0, separator)), id: cursor.slice(separator + 1) };
+  return { createdAt: Number(cursor.slice(0, separator)), id: cursor.slice(separator + 1).toLowerCase() };
 }
