@@ -279,12 +279,14 @@ describe('a status documenting a media range, and a property named with / or ~',
   });
 
   it('names the JSON path of a property whose name holds / or ~ as the name it is (RFC 6901 escapes undone)', () => {
-    const schema = { type: 'object', properties: { 'a/b': { type: 'integer' }, 'c~d': { type: 'integer' } } };
+    // `~1` is escaped `~01`: undone in the other order, it would read as `/`.
+    const schema = { type: 'object', properties: { 'a/b': { type: 'integer' }, 'c~d': { type: 'integer' }, '~1': { type: 'integer' } } };
     const operation = operationWith('escaped-names', { 'application/json': { schema } });
-    const faults = new ResponseChecker().violations(operation, { status: 200, contentType: 'application/json', text: '', json: { 'a/b': 'x', 'c~d': 'y' } });
+    const faults = new ResponseChecker().violations(operation, { status: 200, contentType: 'application/json', text: '', json: { 'a/b': 'x', 'c~d': 'y', '~1': 'z' } });
     expect(faults.map((v) => [v.path, v.property])).toEqual([
       ['$["a/b"]', 'a/b'],
       ['$["c~d"]', 'c~d'],
+      ['$["~1"]', '~1'],
     ]);
   });
 });

@@ -12,6 +12,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { createWebhookDispatcher, retryDelayMs } from '../src/events/webhook-delivery.js';
+import type { Store } from '../src/storage/store.js';
 import { specSchemaValidator } from '../src/spec.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { fakeClock, MINUTE } from './helpers/fake-clock.js';
@@ -346,6 +347,22 @@ describe('webhooks', () => {
     expect(hook.received.map((r) => JSON.parse(r.body).type)).toEqual(['session.created', 'session.created']);
     expect(await deliveries(created.id)).toHaveLength(2);
     expect(await deliveries(other.id)).toEqual([]);
+  });
+
+  it('stops all the same when giving a claim back fails, passing the failure to onError (the claim then runs out, as before)', async () => {
+    const hook = await receiver(() => 204);
+    cleanups.push(() => hook.close());
+    await subscribe({ url: hook.url, agentId });
+    await createSession(t, { agentId });
+    let failing = false;
+    const store = { ...t.store, claimWebhook: (...args: Parameters<Store['claimWebhook']>) => (failing ? Promise.reject(new Error('storage down')) : t.store.claimWebhook(...args)) };
+    const errors: unknown[] = [];
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5, onError: (error) => errors.push(error) });
+    await send.tick();
+    expect(hook.received).toHaveLength(1);
+    failing = true;
+    await expect(send.stop()).resolves.toBeUndefined();
+    expect(errors.map(String)).toEqual(['Error: storage down']);
   });
 
   it('stops delivering to a webhook deleted during an attempt: that attempt is its last', async () => {
