@@ -31,6 +31,9 @@ describe('createSession 201', () => {
       metadata: {},
       timeoutConfig: { timeoutMinutes: 30, autoRenew: true, maxDurationMinutes: 720, warningThresholdMinutes: 5 },
     });
+    // toMatchObject takes `metadata: {}` for any object: without metadata, it is exactly {} (and so it is stored).
+    expect(response.body.metadata).toEqual({});
+    expect((await t.store.getSession(response.body.sessionId))?.metadata).toEqual({});
   });
 
   it('gives every session its own id, two in one millisecond too, none telling when it was made', async () => {

@@ -285,6 +285,31 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect([expired.sessions.map((s) => s.id), expired.total]).toEqual([[session.id], 1]);
     });
 
+    it('lists and counts an expired session until the purge cutoff reaches its deadline, on every combination of filters', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      const deadline = session.expiresAt;
+      const filters = [{}, { agentId: agent.id }, { userId: session.userId }, { agentIds: [agent.id] }, { agentId: agent.id, userId: session.userId }, { agentIds: [agent.id], userId: session.userId }];
+      for (const filter of filters) {
+        const listed = async (status: 'active' | 'expired' | 'all', now: number, purgeCutoff: number) => {
+          const page = await store.listSessions({ now, purgeCutoff, limit: 10, offset: 0, status, ...filter });
+          return [status, page.sessions.map((s) => s.id), page.total];
+        };
+        const why = JSON.stringify(filter);
+        // From the instant of its deadline: expired, not active.
+        expect(await listed('active', deadline - 1, deadline - 60 * MINUTE), why).toEqual(['active', [session.id], 1]);
+        expect(await listed('expired', deadline - 1, deadline - 60 * MINUTE), why).toEqual(['expired', [], 0]);
+        expect(await listed('active', deadline, deadline - 60 * MINUTE), why).toEqual(['active', [], 0]);
+        expect(await listed('expired', deadline, deadline - 60 * MINUTE), why).toEqual(['expired', [session.id], 1]);
+        // Kept while the purge cutoff is before its deadline; from the cutoff at its deadline, nowhere.
+        for (const status of ['expired', 'all'] as const) {
+          expect(await listed(status, deadline + 60 * MINUTE, deadline - 1), why).toEqual([status, [session.id], 1]);
+          expect(await listed(status, deadline + 60 * MINUTE, deadline), why).toEqual([status, [], 0]);
+        }
+      }
+    });
+
     it('filters by agent, agents, user and status; newest first (ties by id); exact totals', async () => {
       const [a, b] = [await withAgent(), await withAgent()];
       const user = '7d3e3c4a-0000-4000-8000-000000000001';
