@@ -256,6 +256,34 @@ describe('mock mode, what it answers by default and how it words a refusal', () 
     expect(JSON.parse(textual.body).message).toBe('content-type textual/plain is not accepted by takeNote (accepted: text/*)');
   });
 
+  it("words a Prefer it cannot honour (422) with the 400's code in a flat { code, message } shape too, unless the 422's schema pins its own code", async () => {
+    const file = join(folder, 'flat-errors.yaml');
+    const error = (code: Record<string, unknown>, example: Record<string, unknown>) => ({
+      description: 'refused',
+      content: { 'application/json': { schema: { type: 'object', required: ['code', 'message'], properties: { code, message: { type: 'string' } } }, example } },
+    });
+    const operation = (operationId: string, code422: Record<string, unknown>) => ({
+      post: {
+        operationId,
+        responses: { '201': { description: 'made' }, '400': error({ type: 'string' }, { code: 'BAD_INPUT', message: 'Bad input' }), '422': error(code422, { code: 'KEY_REUSED', message: 'Key reused' }) },
+      },
+    });
+    const document = { openapi: '3.0.3', info: { title: 'flat', version: '1' }, paths: { '/flat': operation('makeFlat', { type: 'string' }), '/pinned': operation('makePinned', { type: 'string', enum: ['KEY_REUSED'] }) } };
+    writeFileSync(file, stringify(document));
+    const flat = await createMockServer({ specPath: file });
+    try {
+      const refused = async (url: string) => {
+        const response = await flat.inject({ method: 'POST', url, headers: { prefer: 'code=2xx' } });
+        expect(response.statusCode, response.body).toBe(422);
+        return JSON.parse(response.body);
+      };
+      expect(await refused('/flat')).toEqual({ code: 'BAD_INPUT', message: 'Prefer: code=2xx is not a status code' });
+      expect(await refused('/pinned')).toEqual({ code: 'KEY_REUSED', message: 'Prefer: code=2xx is not a status code' });
+    } finally {
+      await flat.close();
+    }
+  });
+
   it("answers a method a path does not take with 405 and Allow where an operation documents a 4XX range (and none a 405 or default), and Prefer: code= a code of that range", async () => {
     const file = join(folder, 'ranges-4xx.yaml');
     const document = {
