@@ -1002,16 +1002,6 @@ export interface components {
         };
     };
     responses: {
-        /** @description The session, as it is now. */
-        SessionInfo: {
-            headers: {
-                "X-Request-Id": components["headers"]["RequestId"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["SessionInfo"];
-            };
-        };
         /**
          * @description The session has expired (`SESSION_EXPIRED`); `details` gives its `expiresAt`.
          *     It answers so on every operation but DELETE and its event stream until the
@@ -1080,19 +1070,6 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /**
-         * @description A stream of Server-Sent Events, one frame per Event (see the Event schema):
-         *     `id:` its id, `event:` its type, `data:` its JSON.
-         */
-        EventStream: {
-            headers: {
-                "X-Request-Id": components["headers"]["RequestId"];
-                [name: string]: unknown;
-            };
-            content: {
-                "text/event-stream": components["schemas"]["Event"][];
             };
         };
         /** @description No agent has this id (`AGENT_NOT_FOUND`). */
@@ -1571,7 +1548,19 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["EventStream"];
+            /**
+             * @description A stream of Server-Sent Events, one frame per Event (see the Event schema):
+             *     `id:` its id, `event:` its type, `data:` its JSON.
+             */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["Event"][];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
@@ -1594,7 +1583,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["SessionInfo"];
+            /** @description The session, as it is now. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["SessionNotFound"];
@@ -1658,7 +1656,16 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["SessionInfo"];
+            /** @description The session after the heartbeat (renewed where `autoRenew` is on). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["SessionNotFound"];
@@ -1689,7 +1696,16 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["SessionInfo"];
+            /** @description The session, renewed. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["SessionNotFound"];
@@ -1730,7 +1746,16 @@ export interface operations {
             };
         };
         responses: {
-            200: components["responses"]["SessionInfo"];
+            /** @description The session with its new timeout configuration, its expiry recomputed. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["SessionNotFound"];
@@ -1973,7 +1998,19 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["EventStream"];
+            /**
+             * @description A stream of Server-Sent Events, one frame per Event (see the Event schema):
+             *     `id:` its id, `event:` its type, `data:` its JSON.
+             */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["Event"][];
+                };
+            };
             /**
              * @description The session has expired and no event of it follows `Last-Event-ID`: the stream
              *     would end at once. No body; an `EventSource` does not reconnect.
