@@ -187,12 +187,15 @@ describe('three server processes on one PostgreSQL database', { timeout: 60_000 
       }
       expect(acknowledged.messages.filter((id) => !stored.has(id))).toEqual([]);
 
-      // The survivors' clocks read the victim's: its lease (the attempt's 10 s and a margin)
-      // still holds, so nobody posts; past it, one survivor posts the same event.
-      for (const i of survivors) await setClock(i, offsets[VICTIM]!);
+      // The survivors' clocks read 2 s after the victim's claim (the POST's timestamp, whole
+      // seconds, is up to 1 s before it), however long the load took: its lease (the attempt's
+      // 10 s and a 5 s margin) still holds, so nobody posts; past it, one survivor posts the same event.
+      const claimedAt = Number(hook.received[0]!.headers['webhook-timestamp']) * 1000;
+      const setClockTo = (i: number, time: number) => setClock(i, time - Date.now());
+      for (const i of survivors) await setClockTo(i, claimedAt + 2_000);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received).toHaveLength(1);
-      for (const i of survivors) await setClock(i, offsets[VICTIM]! + 20_000);
+      for (const i of survivors) await setClockTo(i, claimedAt + 20_000);
       await until('a survivor takes the webhook over', () => hook.received.length >= 2, POLL);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       expect(hook.received.map((r) => r.headers['webhook-id'])).toEqual([hook.received[0]!.headers['webhook-id'], hook.received[0]!.headers['webhook-id']]);
