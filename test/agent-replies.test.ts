@@ -440,8 +440,8 @@ describe('the waiting room', () => {
     expect(reply.id).not.toBe(before);
   });
 
-  it('passes by a reply naming a message whose wait has ended (a late answer after a 504, a second part of an answer); the oldest ended waits past endedWaitsKept are forgotten', async () => {
-    const waiting = createAgentReplies(createEventFeed(t.store), { endedWaitsKept: 2 });
+  it('passes by a reply naming a message whose wait ended without a reply (a late answer after a 504); one naming a message whose wait was answered answers (an agent naming its thread\'s first message in every reply); past endedWaitsKept the oldest unanswered are forgotten', async () => {
+    const waiting = createAgentReplies(createEventFeed(t.store), { endedWaitsKept: 1 });
     const userSays = async (content: string) => (await t.request({ method: 'POST', url: messagesUrl(), body: { content } })).body.id as string;
     const waitFor = async (content: string) => {
       const wait = await waiting.wait(sessionId, 10_000);
@@ -456,16 +456,33 @@ describe('the waiting room', () => {
     await agentSays('late, to the first', { inReplyTo: first.id });
     await agentSays('to the second', { inReplyTo: second.id });
     expect(await second.reply).toBe('to the second');
-    // The second was answered: the rest of that answer is not the third's.
+    // The second was answered: a reply naming it again (its thread) is the third's.
     const third = await waitFor('third');
-    await agentSays('more, to the second', { inReplyTo: second.id });
-    await agentSays('to the third');
-    expect(await third.reply).toBe('to the third');
-    // Three ended, two kept: the first is forgotten, a reply naming it is an unknown id's.
+    await agentSays('to the third, in the thread of the second', { inReplyTo: second.id });
+    expect(await third.reply).toBe('to the third, in the thread of the second');
+    // Two unanswered, one kept: the first is forgotten, a reply naming it is an unknown id's; the fourth's is passed by.
     const fourth = await waitFor('fourth');
+    fourth.wait.release();
+    const fifth = await waitFor('fifth');
+    await agentSays('late, to the fourth', { inReplyTo: fourth.id });
     await agentSays('naming the first', { inReplyTo: first.id });
-    expect(await fourth.reply).toBe('naming the first');
+    expect(await fifth.reply).toBe('naming the first');
     expect(waiting.size()).toBe(0);
+  });
+
+  it('through the server: a late answer to a message whose http wait gave up (504) is not the sse reply to the next one (R45)', async () => {
+    await t.close();
+    await start(300);
+    const timedOut = await send({ transport: 'http', content: 'first' });
+    expect(timedOut.status).toBe(504);
+    const [first] = await stored();
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'second', transport: 'sse' });
+    await stream.waitFor(1);
+    await agentSays('late, to the first', { inReplyTo: first!.id });
+    await agentSays('to the second');
+    await stream.ended;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['second', 'to the second']);
   });
 
   it('resolves own and reply with undefined when the wait ends before the log had the message', async () => {

@@ -42,47 +42,54 @@ const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknow
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
 /**
  * An agent message naming (`metadata.inReplyTo`) a message the wait knows to be another's
- * (one recorded after its own, or one waited on at this instance, the wait still open or
- * not) is not its reply: with two waits in one session (a user sending twice, two tabs),
- * an answer to one is not the other's; nor is a late answer to a message whose wait gave
- * up (504) the answer to the message sent after it. One naming its own message, or
- * nothing, or an id the wait does not know (elizaOS's agents name a UUID derived from the
- * message's, not the message's id), is.
+ * (one recorded after its own, or one waited on at this instance whose wait is open or
+ * ended without a reply) is not its reply: with two waits in one session (a user sending
+ * twice, two tabs), an answer to one is not the other's; nor is a late answer to a message
+ * whose wait gave up (504) the answer to the message sent after it. One naming its own
+ * message, or nothing, or an id the wait does not know (elizaOS's agents name a UUID
+ * derived from the message's, not the message's id), or a message whose wait was answered
+ * (an agent naming its thread's first message in every reply), is.
  */
-function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>, waitedOn: ReadonlySet<string> | undefined): boolean {
+function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>): boolean {
   const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
-  return named === messageId || typeof named !== 'string' || !(others.has(named) || waitedOn?.has(named));
+  return named === messageId || typeof named !== 'string' || !others.has(named);
 }
 
 /**
  * Waits on `reader`, the app's one reader of the event log. The messages of the last
- * `endedWaitsKept` ended waits stay known as waited on (a late reply may name one).
+ * `endedWaitsKept` waits that ended without a reply stay known as waited on (a late reply
+ * may name one).
  */
 export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 }: { endedWaitsKept?: number } = {}): AgentReplies {
   const open = new Set<() => void>();
-  /** Per session, the user's messages waited on at this instance: open waits', and the last `endedWaitsKept` ended ones'. */
+  /** Per session, the user's messages waited on at this instance: open waits', and the last `endedWaitsKept` unanswered ones'. */
   const waitedOn = new Map<string, Set<string>>();
-  /** The ended waits' messages (with their sessions), oldest first. */
-  const ended = new Map<string, string>();
+  /** The messages of the waits that ended without a reply (with their sessions), oldest first. */
+  const unanswered = new Map<string, string>();
 
   function remember(sessionId: string, messageId: string): void {
     const messages = waitedOn.get(sessionId) ?? new Set<string>();
     waitedOn.set(sessionId, messages.add(messageId));
   }
-  function retire(sessionId: string, messageId: string): void {
-    ended.set(messageId, sessionId);
-    if (ended.size <= endedWaitsKept) return;
-    const [oldest, itsSession] = ended.entries().next().value!;
-    ended.delete(oldest);
-    const messages = waitedOn.get(itsSession);
-    if (messages?.delete(oldest) && messages.size === 0) waitedOn.delete(itsSession);
+  function forget(sessionId: string, messageId: string): void {
+    const messages = waitedOn.get(sessionId);
+    if (messages?.delete(messageId) && messages.size === 0) waitedOn.delete(sessionId);
+  }
+  /** A wait ended: its message is forgotten once answered, else kept among the last `endedWaitsKept` unanswered. */
+  function ended(sessionId: string, messageId: string, answered: boolean): void {
+    if (answered) return forget(sessionId, messageId);
+    unanswered.set(messageId, sessionId);
+    if (unanswered.size <= endedWaitsKept) return;
+    const [oldest, itsSession] = unanswered.entries().next().value!;
+    unanswered.delete(oldest);
+    forget(itsSession, oldest);
   }
 
   return {
     async wait(sessionId, timeoutMs) {
       let ownId: string | undefined;
       let own: EventRecord | undefined;
-      /** The messages recorded after the user's: none of them is this one's. */
+      /** The messages recorded after the user's, and those of the session's other waits here: none of them is this one's. */
       const others = new Set<string>();
       let settled = false;
       let endedBy: WaitEnd | undefined;
@@ -99,7 +106,7 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
         settled = true;
         endedBy = why;
         clearTimeout(timer);
-        if (ownId !== undefined) retire(sessionId, ownId);
+        if (ownId !== undefined) ended(sessionId, ownId, reply !== undefined);
         leave();
         open.delete(shutDown);
         resolveOwn(own);
@@ -123,7 +130,7 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
               own = event;
               resolveOwn(event);
             }
-          } else if (isAgentMessage(event) && answers(event, ownId, others, waitedOn.get(sessionId))) {
+          } else if (isAgentMessage(event) && answers(event, ownId, others)) {
             settle(event);
           } else {
             others.add(String(messageIdOf(event)));
@@ -138,8 +145,10 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
       return {
         expect(messageId) {
           ownId = messageId;
+          // The session's waits here before this one (open, or ended without a reply): their messages were recorded before it.
+          for (const earlier of waitedOn.get(sessionId) ?? []) others.add(earlier);
           remember(sessionId, messageId);
-          if (settled) retire(sessionId, messageId);
+          if (settled) ended(sessionId, messageId, false);
           for (const event of early.splice(0)) waiter.see(event);
         },
         own: ownPromise,
