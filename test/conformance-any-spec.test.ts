@@ -14,11 +14,13 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { ResponseChecker } from '../src/conformance/check.js';
 import { samples } from '../src/conformance/generate.js';
+import { hostileCases } from '../src/conformance/hostile.js';
 import { mutateValue } from '../src/conformance/mutate.js';
-import { fitsParameter } from '../src/conformance/fixtures.js';
-import { headersOf, send } from '../src/conformance/http.js';
+import { fitsParameter, substitute } from '../src/conformance/fixtures.js';
+import { headersOf, readStream, send } from '../src/conformance/http.js';
 import { planOperation } from '../src/conformance/plan.js';
 import { buildExchange } from '../src/conformance/requests.js';
+import { framesRead } from '../src/conformance/stream-step.js';
 import { operationSummaries } from '../src/conformance/report.js';
 import { type OperationSummary, runConformance, UsageError } from '../src/conformance/run.js';
 import { atPointer, loadSpec, type Operation, type Parameter, RECURSION, type Schema } from '../src/conformance/spec-model.js';
@@ -307,6 +309,41 @@ describe('the requests the suite builds', () => {
     expect(valid.map((c) => c.title)).toEqual(['valid request', 'valid request, unknown id']);
   });
 
+  it('takes an unknown integer id from the top of its range (within its maximum), and names a broken array item by its array', () => {
+    const counted = (maximum?: number): Operation => ({
+      ...noteOperation(true),
+      parameters: [{ name: 'noteId', in: 'path', required: true, schema: { type: 'integer', minimum: 1, ...(maximum === undefined ? {} : { maximum }) }, explode: false }],
+      body: { required: true, schema: { type: 'object', required: ['tags'], properties: { tags: { type: 'array', minItems: 1, items: { type: 'string', minLength: 2 } } } } },
+    });
+    const unknownIds = (maximum?: number) =>
+      planOperation(counted(maximum), 0, 1, 8, new Set(['noteId'])).filter((c) => c.title === 'valid request, unknown id').map((c) => Number(c.values.path?.noteId));
+    expect(unknownIds(1000)).toEqual([999, 995]);
+    expect(unknownIds()).toEqual([2 ** 31 - 2, 2 ** 31 - 6]);
+    const invalid = planOperation(counted(1000), 0, 1, 2, new Set(['noteId'])).filter((c) => c.title.startsWith('body/tags/0:'));
+    expect(invalid.map((c) => c.expectation)).toContainEqual({ type: 'invalid', field: 'tags' });
+    expect(invalid.every((c) => c.expectation.type === 'invalid' && c.expectation.field === 'tags')).toBe(true);
+  });
+
+  it('puts an existing id where a body field or query parameter is named as one, and values of its own schema in a path parameter no create makes (a date)', () => {
+    const report: Operation = {
+      ...noteOperation(true),
+      path: '/notes/{noteId}/days/{day}',
+      parameters: [
+        { name: 'noteId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' }, explode: false },
+        { name: 'day', in: 'path', required: true, schema: { type: 'string', format: 'date' }, explode: false },
+        { name: 'noteId', in: 'query', required: true, schema: { type: 'string' }, explode: true },
+      ],
+      body: { required: true, schema: { type: 'object', required: ['noteId', 'text'], properties: { noteId: { type: 'string' }, text: { type: 'string' } } } },
+    };
+    const valid = planOperation(report, 0, 1, 4, new Set(['noteId'])).filter((c) => c.expectation.type === 'valid' && c.expectation.realIds);
+    expect(valid.length).toBeGreaterThan(0);
+    for (const c of valid) {
+      expect(c.values.path).toMatchObject({ noteId: '@@noteId@@', day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
+      expect(c.values.query).toEqual({ noteId: '@@noteId@@' });
+      expect(c.values.body).toMatchObject({ noteId: '@@noteId@@', text: expect.any(String) });
+    }
+  });
+
   it('leaves an optional body out of every third valid request, and never a required one', () => {
     const bodies = (required: boolean) => planOperation(noteOperation(required), 0, 1, 6, new Set(['noteId'])).filter((c) => c.kind === 'valid').map((c) => c.values.body !== undefined);
     expect(bodies(false)).toEqual([true, true, false, true, true, false]);
@@ -329,6 +366,31 @@ describe('the requests the suite builds', () => {
     expect(buildExchange(todos, { query: { tag: [] } }).url).toBe('/todos');
   });
 
+  it('send a query object and the delimited arrays as their style says (an object went as "[object Object]"), and the required cookies in a Cookie header (they went nowhere)', () => {
+    const todos = operation([
+      { name: 'filter', in: 'query' },
+      { name: 'range', in: 'query', explode: false },
+      { name: 'where', in: 'query', style: 'deepObject' },
+      { name: 'words', in: 'query', style: 'spaceDelimited', explode: false },
+      { name: 'ids', in: 'query', style: 'pipeDelimited', explode: false },
+    ]);
+    const sent = buildExchange(todos, { query: { filter: { status: 'open', owner: 'me' }, range: { from: 1, to: 9 }, where: { tag: 'a b' }, words: ['x', 'y'], ids: [1, 2] } });
+    expect(decodeURIComponent(sent.url.replaceAll('+', ' '))).toBe('/todos?status=open&owner=me&range=from,1,to,9&where[tag]=a b&words=x y&ids=1|2');
+    expect(sent.headers.cookie).toBeUndefined();
+    const withCookies = operation([
+      { name: 'session', in: 'cookie', required: true, schema: { type: 'string', const: 'a b;c' } },
+      { name: 'theme', in: 'cookie', required: true, schema: { type: 'integer', const: 7 } },
+      { name: 'optional', in: 'cookie', schema: { type: 'string' } },
+    ]);
+    expect(buildExchange(withCookies, {}).headers.cookie).toBe('session=a%20b%3Bc; theme=7');
+  });
+
+  it('escape a path parameter as one segment (a / or ? in a value stays in it), and send no query parameter whose value is undefined', () => {
+    const notes = { ...noteOperation(false), path: '/notes/{noteId}/versions/{version}' };
+    expect(buildExchange(notes, { path: { noteId: 'a/b?c=d#e f', version: '../..' } }).url).toBe('/notes/a%2Fb%3Fc%3Dd%23e%20f/versions/..%2F..');
+    expect(buildExchange(operation([{ name: 'tag', in: 'query' }, { name: 'page', in: 'query' }]), { query: { tag: undefined, page: 2 } }).url).toBe('/todos?page=2');
+  });
+
   it('carry every required header parameter, from its schema, unless the values give one', () => {
     const todos = operation([{ name: 'X-Tenant', in: 'header', required: true, schema: { type: 'string', pattern: '^[a-z]{3,10}$' } }, { name: 'X-Trace', in: 'header' }]);
     const built = buildExchange(todos, {});
@@ -337,9 +399,97 @@ describe('the requests the suite builds', () => {
     expect(buildExchange(todos, { headers: { 'X-Tenant': 'given' } }).headers).toEqual({ 'X-Tenant': 'given' });
   });
 
+  it('take an answer whose body breaks off as no answer (not as a short body), and send a body with its length in bytes', async () => {
+    const lengths: string[] = [];
+    const server = createServer((request, response) => {
+      lengths.push(String(request.headers['content-length']));
+      request.resume();
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        response.write('{"cut":');
+        setTimeout(() => response.destroy(), 20);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    const connection = { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, headers: {}, timeoutMs: 5000 };
+    const answer = await send(connection, { method: 'POST', url: '/notes', headers: { 'content-type': 'application/json' }, body: '{"text":"héllo ✓"}' });
+    expect(answer).toMatchObject({ status: 0, error: 'no answer: ECONNRESET' });
+    expect(lengths).toEqual([String(Buffer.byteLength('{"text":"héllo ✓"}'))]);
+  });
+
+  it('read a stream frame as EventSource does: data lines joined by a line feed, one leading space dropped, comments skipped', async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.end(': a comment\nid: 7\nevent: note\ndata: {"a":\ndata:  1}\n\nid:8\ndata:2\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    const connection = { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, headers: {}, timeoutMs: 5000 };
+    const answer = await readStream(connection, { method: 'GET', url: '/events', headers: {} }, { frames: 2, deadlineMs: 3000, lingerMs: 10 });
+    expect(answer).toMatchObject({ status: 200, malformed: [], frames: [{ id: '7', event: 'note', data: '{"a":\n 1}' }, { id: '8', data: '2' }] });
+    expect(answer.error).toBeUndefined();
+  });
+
+  it("flag a stream frame whose id: or event: is not its event's id or type, one without an id:, and one that is not JSON", () => {
+    const stream = { ...noteOperation(false), responses: { '200': { contentTypes: ['text/event-stream'], schemas: {}, headers: {} } } } as Operation;
+    const frames: Array<Record<string, string>> = [{ id: '7', event: 'note', data: '{"id":7,"type":"note"}' }, { id: '8', data: '{"id":9}' }, { id: '10', event: 'a', data: '{"id":10,"type":"b"}' }, { data: '{}' }, { id: '11', data: 'nope' }];
+    const { events, problems } = framesRead(new ResponseChecker(), stream, { status: 200, contentType: 'text/event-stream', frames, malformed: [] });
+    expect(problems).toEqual([
+      "a frame's id: 8 is not its event's id 9",
+      "a frame's event: a is not its event's type b",
+      'a frame has no id: line (a client could not resume after it)',
+      "a frame's data is not JSON: nope",
+    ]);
+    expect(events.map((event) => event.id)).toEqual(['7', '8', '10', undefined]);
+  });
+
   it('let --header replace a header of the request whatever its case, not send both', () => {
     const connection = { baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000, headers: { 'x-tenant': 'acme' } };
     expect(headersOf(connection, { method: 'GET', url: '/todos', headers: { 'X-Tenant': 'dss', accept: 'x' } })).toEqual({ accept: 'x', 'x-tenant': 'acme' });
+  });
+});
+
+describe('the hostile requests the suite makes', () => {
+  const operation = {
+    operationId: 'updateNote',
+    method: 'PUT',
+    path: '/notes/{noteId}',
+    parameters: [
+      { name: 'noteId', in: 'path', required: true, schema: { type: 'string' }, explode: false },
+      { name: 'q', in: 'query', required: false, schema: { type: 'string' }, explode: true },
+    ],
+    body: { required: true, schema: { type: 'object' } },
+    responses: {},
+    secured: false,
+  } as Operation;
+
+  it('keep the valid values but one: a long string where the body has its first string, JSON __proto__ keys, a path of dots and a NUL', () => {
+    const valid = { path: { noteId: 'n1' }, query: { q: 'a' }, body: { n: 1, inner: { text: 'hello' } } };
+    const byTitle = new Map(hostileCases(operation, valid).map((c) => [c.title, c]));
+    expect(byTitle.get('a 100,000-character string')!.values.body).toEqual({ n: 1, inner: { text: 'x'.repeat(100_000) } });
+    // No string in the body: the long one goes beside its fields.
+    const numbersOnly = new Map(hostileCases(operation, { ...valid, body: { n: 1 } }).map((c) => [c.title, c]));
+    expect(numbersOnly.get('a 100,000-character string')!.values.body).toEqual({ n: 1, hostile: 'x'.repeat(100_000) });
+    for (const body of [valid.body, {}]) {
+      const raw = new Map(hostileCases(operation, { ...valid, body }).map((c) => [c.title, c])).get('__proto__ and constructor keys')!.values.rawBody as string;
+      expect(Object.keys(JSON.parse(raw))).toEqual(['__proto__', 'constructor', ...Object.keys(body)]);
+    }
+    expect(byTitle.get('a noteId of dots and a NUL')!.values.path).toEqual({ noteId: '../..\u0000' });
+    expect(byTitle.get('__proto__ in the query')!.values.query).toEqual({ q: 'a', '__proto__[polluted]': 'true', constructor: 'x' });
+    expect(byTitle.get('a 5,000-character q')!.values).toMatchObject({ path: { noteId: 'n1' }, query: { q: 'x'.repeat(5000) } });
+  });
+
+  it('keep the invalid UTF-8 bytes of a raw body as they are when the ids go in', () => {
+    const raw = Buffer.concat([Buffer.from('{"id":"@@noteId@@","x":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')]);
+    const sent = substitute({ rawBody: raw }, { noteId: 'n1' }).rawBody as Uint8Array;
+    expect(Buffer.from(sent).equals(Buffer.concat([Buffer.from('{"id":"n1","x":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')]))).toBe(true);
+  });
+
+  it('let a server refuse only a body over 1 MB by closing the connection', () => {
+    const closing = hostileCases(operation, { path: { noteId: 'n1' }, body: {} }).filter((c) => c.mayCloseConnection);
+    expect(closing.map((c) => c.title)).toEqual(['a body over 1 MB']);
+    expect((closing[0]!.values.rawBody as string).length).toBeGreaterThan(1_048_576);
   });
 });
 
@@ -366,6 +516,22 @@ describe('the faults the suite makes of a valid value', () => {
     expect(duplicated(['a'])).toEqual([['a', 'a']]);
     expect(duplicated(['a', 'b'])).toEqual([['a', 'a']]);
     expect(mutateValue({ ...schema, uniqueItems: false }, ['a']).map((mutation) => mutation.fault)).not.toContain('duplicate items');
+  });
+
+  it('leaves out each required field in turn, breaks the first item of an array, and sends null or another constant only where the schema refuses it', () => {
+    const schema = {
+      type: 'object',
+      required: ['name', 'ids'],
+      properties: { name: { type: 'string' }, note: { type: ['string', 'null'] }, ids: { type: 'array', items: { type: 'integer', minimum: 0 } }, on: { const: true } },
+    };
+    const faults = mutateValue(schema, { name: 'a', note: 'n', ids: [1, 2], on: true }).map((mutation) => [mutation.path.join('/'), mutation.fault, mutation.value]);
+    expect(faults).toContainEqual(['name', 'missing required field', { note: 'n', ids: [1, 2], on: true }]);
+    expect(faults).toContainEqual(['ids', 'missing required field', { name: 'a', note: 'n', on: true }]);
+    expect(faults).toContainEqual(['ids/0', 'below minimum', { name: 'a', note: 'n', ids: [-1, 2], on: true }]);
+    expect(faults).toContainEqual(['on', 'not the constant', { name: 'a', note: 'n', ids: [1, 2], on: false }]);
+    expect(faults).toContainEqual(['name', 'null', { name: null, note: 'n', ids: [1, 2], on: true }]);
+    expect(faults.filter(([path, fault]) => fault === 'null' && (path === 'note' || path === 'on'))).toEqual([]);
+    expect(faults.filter(([path, fault]) => fault === 'missing required field' && path === 'note')).toEqual([]);
   });
 
   it('makes a fractional number of an integer, also of one too large to have halves (near 2^53)', () => {
@@ -402,6 +568,13 @@ describe('the valid requests the suite generates', () => {
     expect((samples(walked, 30, 7) as unknown[]).filter((value) => !validate(value))).toEqual([]);
   });
 
+  it('leave out an optional deprecated property (its successor covers it), never a required one', () => {
+    const schema = { type: 'object', required: ['kept'], properties: { kept: { type: 'string', deprecated: true }, old: { type: 'string', deprecated: true }, name: { type: 'string' } } };
+    const values = samples(schema, 50, 9) as Array<Record<string, unknown>>;
+    expect(values.filter((value) => 'old' in value || !('kept' in value))).toEqual([]);
+    expect(values.some((value) => 'name' in value)).toBe(true);
+  });
+
   it('still gives values, at once, for a oneOf whose branches leave no value to one alone (each of their values matches both)', () => {
     const schema = { oneOf: [{ type: 'object', properties: { a: { type: 'string' } } }, { type: 'object', properties: { b: { type: 'integer' } } }] };
     const values = samples(schema, 20, 3) as Array<Record<string, unknown>>;
@@ -422,6 +595,8 @@ describe('the valid requests the suite generates', () => {
     }],
     ['unique items, from a small enum', { type: 'array', minItems: 1, maxItems: 10, uniqueItems: true, items: { enum: ['a', 'b', 'c'] } }],
     ['additional properties of a schema', { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } }],
+    ['at most one item (maxItems below the 3 it would add)', { type: 'array', maxItems: 1, items: { type: 'integer' } }],
+    ['an object that takes no property at all', { type: 'object', additionalProperties: false }],
   ])('are valid against their schema: %s', (_what, schema) => {
     const ajv = new Ajv2020({ strict: false });
     ajvFormats.default(ajv as never);
@@ -657,6 +832,110 @@ describe('reading a spec', () => {
     expect(atPointer(document, '/paths/missing/deeper')).toBeUndefined();
   });
 
+  it('keeps the keywords beside a $ref (OpenAPI 3.1), over those of its target', () => {
+    const spec = join(folder, 'ref-siblings.yaml');
+    const name = { $ref: '#/components/schemas/Name', maxLength: 5, description: 'short' };
+    writeFileSync(spec, stringify({
+      openapi: '3.1.0',
+      info: { title: 'siblings', version: '1' },
+      paths: { '/notes': { post: { operationId: 'createNote', requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { name } } } } }, responses: { '201': { description: 'made' } } } } },
+      components: { schemas: { Name: { type: 'string', maxLength: 50, description: 'a name' } } },
+    }));
+    expect(loadSpec(spec).operations[0]!.body!.schema.properties.name).toEqual({ type: 'string', maxLength: 5, description: 'short' });
+  });
+
+  it('judges an answer by its exact status, else its range (4xx written in any case), else default', () => {
+    const spec = join(folder, 'ranges.yaml');
+    const body = (required: string) => ({ content: { 'application/json': { schema: { type: 'object', required: [required] } } } });
+    writeFileSync(spec, stringify({
+      openapi: '3.1.0',
+      info: { title: 'ranges', version: '1' },
+      paths: { '/notes': { get: { operationId: 'listNotes', responses: { '200': { description: 'ok', ...body('items') }, '404': { description: 'none', ...body('missing') }, '4xx': { description: 'refused', ...body('error') }, default: { description: 'else', ...body('other') } } } } },
+    }));
+    const [operation] = loadSpec(spec).operations;
+    const checker = new ResponseChecker();
+    const failing = (status: number, json: object) => checker.violations(operation!, { status, contentType: 'application/json', text: JSON.stringify(json), json }).length > 0;
+    expect([failing(404, { missing: 1 }), failing(404, { error: 1 })]).toEqual([false, true]);
+    expect([failing(409, { error: 1 }), failing(409, { other: 1 })]).toEqual([false, true]);
+    expect([failing(503, { other: 1 }), failing(503, { error: 1 })]).toEqual([false, true]);
+  });
+
+  it('reads OpenAPI 3.0 nullable and boolean exclusive bounds as 2020-12 says them', () => {
+    const spec = join(folder, 'nullable-30.yaml');
+    const properties = { note: { type: 'string', nullable: true }, n: { type: 'integer', minimum: 0, exclusiveMinimum: true }, m: { type: 'integer', maximum: 9, exclusiveMaximum: false } };
+    writeFileSync(spec, stringify({
+      openapi: '3.0.3',
+      info: { title: 'nullable', version: '1' },
+      paths: { '/notes': { get: { operationId: 'getNote', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object', properties } } } } } } } },
+    }));
+    const [operation] = loadSpec(spec).operations;
+    expect(operation!.responses['200']!.schema!.properties).toEqual({ note: { type: ['string', 'null'], nullable: true }, n: { type: 'integer', exclusiveMinimum: 0 }, m: { type: 'integer', maximum: 9 } });
+    const json = { note: null, n: 1, m: 9 };
+    expect(new ResponseChecker().violations(operation!, { status: 200, contentType: 'application/json', text: JSON.stringify(json), json })).toEqual([]);
+  });
+
+  it("reads a query array's explode as OpenAPI's default says, path-level parameters, and which operations need credentials", () => {
+    const spec = join(folder, 'parameters-security.yaml');
+    const array = { type: 'array', items: { type: 'string' } };
+    const ok = { '200': { description: 'ok' } };
+    writeFileSync(spec, stringify({
+      openapi: '3.1.0',
+      info: { title: 'parameters', version: '1' },
+      components: { securitySchemes: { key: { type: 'apiKey', in: 'header', name: 'X-API-KEY' } } },
+      security: [{ key: [] }],
+      paths: {
+        '/notes/{noteId}': {
+          parameters: [{ name: 'noteId', in: 'path', required: true, schema: { type: 'string' } }],
+          get: {
+            operationId: 'getNote',
+            parameters: [
+              { name: 'a', in: 'query', schema: array },
+              { name: 'b', in: 'query', style: 'form', schema: array },
+              { name: 'c', in: 'query', style: 'spaceDelimited', schema: array },
+              { name: 'd', in: 'query', explode: false, schema: array },
+            ],
+            responses: ok,
+          },
+          put: { operationId: 'putNote', security: [{}, { key: [] }], responses: ok },
+          delete: { operationId: 'deleteNote', security: [], responses: ok },
+        },
+      },
+    }));
+    const operations = new Map(loadSpec(spec).operations.map((o) => [o.operationId, o]));
+    expect(operations.get('getNote')!.parameters.map((p) => `${p.in} ${p.name} ${p.explode}`)).toEqual(['path noteId true', 'query a true', 'query b true', 'query c false', 'query d false']);
+    expect(operations.get('putNote')!.parameters.map((p) => p.name)).toEqual(['noteId']);
+    expect([...operations.values()].map((o) => `${o.operationId} ${o.secured}`)).toEqual(['getNote true', 'putNote false', 'deleteNote false']);
+  });
+
+  it("keeps a response's JSON schemas only, leaves a documented Content-Type header to the media types, and refuses a document that is not 3.x", () => {
+    const spec = join(folder, 'response-model.yaml');
+    const document = {
+      openapi: '3.1.0',
+      info: { title: 'responses', version: '1' },
+      paths: {
+        '/notes': {
+          get: {
+            operationId: 'listNotes',
+            responses: {
+              '200': {
+                description: 'ok',
+                headers: { 'Content-Type': { required: true, schema: { type: 'string' } }, 'X-Count': { required: true, schema: { type: 'integer' } } },
+                content: { 'text/plain': { schema: { type: 'string' } }, 'application/problem+json; charset=utf-8': { schema: { type: 'object' } } },
+              },
+            },
+          },
+        },
+      },
+    };
+    writeFileSync(spec, stringify(document));
+    const response = loadSpec(spec).operations[0]!.responses['200']!;
+    expect(Object.keys(response.schemas)).toEqual(['application/problem+json']);
+    expect(Object.keys(response.headers)).toEqual(['x-count']);
+    const older = join(folder, 'swagger-2.yaml');
+    writeFileSync(older, stringify({ ...document, openapi: '2.0' }));
+    expect(() => loadSpec(older)).toThrow(`${older} is not an OpenAPI 3.x document (no "openapi: 3.x" field)`);
+  });
+
   it('merges YAML merge keys (<<: *anchor) instead of reading "<<" as a response code', () => {
     const [operation] = loadSpec(fileURLToPath(new URL('./fixtures/merge-keys.yaml', import.meta.url))).operations;
     expect(Object.keys(operation!.responses).sort()).toEqual(['200', '404', '500']);
@@ -675,7 +954,7 @@ describe('reading a spec', () => {
 });
 
 describe('valid requests to parameters a random id does not fit', { timeout: 60_000 }, () => {
-  it('send path values of the parameter\'s own schema and the required headers: a correct server passes them', async () => {
+  it('send path values of the parameter\'s own schema, the required headers and cookies, and a query object as its style says: a correct server passes them', async () => {
     const spec = join(folder, 'greet.yaml');
     writeFileSync(
       spec,
@@ -698,9 +977,24 @@ paths:
         '200': { description: items, content: { application/json: { schema: { type: array } } } }
         '400': { description: bad, content: { application/json: { schema: { type: object } } } }
         '404': { description: none, content: { application/json: { schema: { type: object } } } }
+  /tasks:
+    get:
+      operationId: listTasks
+      parameters:
+        - { name: filter, in: query, required: true, schema: { type: object, additionalProperties: false, required: [status], properties: { status: { type: string, enum: [open, closed] } } } }
+        - { name: session, in: cookie, required: true, schema: { type: string, pattern: '^[a-z]{4}$' } }
+      responses:
+        '200': { description: tasks, content: { application/json: { schema: { type: array } } } }
+        '400': { description: bad, content: { application/json: { schema: { type: object } } } }
 `,
     );
     const server = Fastify();
+    // An object in the query, form style, exploded: ?status=open; the cookie a Cookie header's pair.
+    server.get<{ Querystring: Record<string, string> }>('/tasks', async (request, reply) => {
+      const cookie = /(?:^|; )session=([a-z]{4})(?:;|$)/.test(String(request.headers.cookie ?? ''));
+      const query = Object.keys(request.query).join() === 'status' && ['open', 'closed'].includes(request.query.status!);
+      return cookie && query ? [] : reply.code(400).send({ message: cookie ? 'querystring/status' : 'cookie/session' });
+    });
     server.get<{ Params: { name: string } }>('/greet/:name', async (request, reply) =>
       /^[a-z]{1,10}$/.test(request.params.name) ? { greeting: `hello ${request.params.name}` } : reply.code(400).send({ message: 'params/name' }),
     );
@@ -712,6 +1006,7 @@ paths:
     const valid = report.cases.filter((c) => c.kind === 'valid');
     expect(valid.filter((c) => !c.passed).map((c) => `${c.key}: ${c.violations.map((v) => v.message).join('; ')}`)).toEqual([]);
     expect(valid.filter((c) => c.operationId === 'listItems')).toHaveLength(6);
+    expect(valid.filter((c) => c.operationId === 'listTasks')).toHaveLength(6);
   });
 });
 

@@ -243,6 +243,25 @@ describe('the built sessions-api-conformance command', () => {
     }
   });
 
+  it('exits 2 when a report cannot be written, naming it, though the run conformed (a report missing is no verdict)', { timeout: 60_000 }, async () => {
+    const server = await serveOurs();
+    try {
+      const reports = join(folder, 'reports-gone');
+      mkdirSync(reports);
+      const missing = join(reports, 'report.json');
+      const markdown = join(folder, 'written.md');
+      // The folder the options found is gone by the time the report is written.
+      const run = await cli(['--base-url', server.url, '--cases', '1', '--include-operation', 'createAgent', '--json', missing, '--markdown', markdown], (stdout) => {
+        if (stdout.startsWith('Checking')) rmSync(reports, { recursive: true, force: true });
+      });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toBe(`sessions-api-conformance: cannot write ${missing}: ENOENT: no such file or directory, open '${missing}'\n`);
+      expect(readFileSync(markdown, 'utf8')).toContain('✅ conforms'); // the others are still written
+    } finally {
+      await server.close();
+    }
+  });
+
   it('keeps what it created with --keep-data', { timeout: 60_000 }, async () => {
     const server = await serveOurs();
     try {

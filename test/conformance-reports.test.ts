@@ -5,6 +5,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { asCurl } from '../src/conformance/http.js';
 import { formatJunit } from '../src/conformance/junit.js';
+import { formatMarkdown } from '../src/conformance/markdown.js';
 import { formatReport } from '../src/conformance/report.js';
 import type { RequestValues } from '../src/conformance/requests.js';
 import type { CaseResult, Report } from '../src/conformance/run.js';
@@ -87,7 +88,47 @@ describe('the text report', () => {
   });
 });
 
+describe('the Markdown report', () => {
+  const failure = (n: number, changes: Partial<CaseResult> = {}): CaseResult => ({
+    ...passedCase,
+    key: `listPets/hostile/${n}`,
+    kind: 'hostile',
+    title: `case ${n}`,
+    passed: false,
+    violations: [{ check: 'no-server-error', message: 'answered 500' }],
+    status: 500,
+    body: '{}',
+    ...changes,
+  });
+
+  it('says the verdict, escapes a | of a table cell, keeps a ``` in a body inside its fence, and says what it deleted', () => {
+    const odd = failure(1, { operationId: 'list|Pets', title: 'a | b', body: 'x```y', requests: ["curl -X GET 'http://127.0.0.1:1/pets'"] });
+    const markdown = formatMarkdown(report({ cases: [passedCase, odd], passed: 1, failed: 1, cleanup: { deleted: 3, left: [], kept: 0 } }));
+    expect(markdown).toMatch(/^## Conformance of http:\/\/127\.0\.0\.1:1: ❌ 1 failure\(s\)\n/);
+    expect(markdown).toContain('| list\\|Pets | 1 | 0 | 1 |');
+    expect(markdown).toContain('- **list\\|Pets** [hostile] a \\| b (`listPets/hostile/1`)');
+    expect(markdown).toContain("    ```text\n    body: x'''y\n    curl -X GET 'http://127.0.0.1:1/pets'\n    ```");
+    expect(markdown).toMatch(/\nDeleted the 3 resource\(s\) it created\.\n$/);
+    expect(formatMarkdown(report({ cleanup: { deleted: 0, left: [], kept: 2 } }))).toMatch(/: ✅ conforms\n[\s\S]*\nKept 2 created resource\(s\) \(`--keep-data`\)\.\n$/);
+  });
+
+  it('lists the first 50 failures and says how many more', () => {
+    const failures = Array.from({ length: 52 }, (_, n) => failure(n));
+    const markdown = formatMarkdown(report({ cases: failures, passed: 0, failed: 52 }));
+    expect(markdown.match(/^- \*\*listPets\*\*/gm)).toHaveLength(50);
+    expect(markdown).toContain('- **listPets** [hostile] case 49 (`listPets/hostile/49`)');
+    expect(markdown).toContain('…and 2 more (see the JSON or JUnit report).');
+  });
+});
+
 describe('a curl line', () => {
+  it('shows a secret header as an environment variable, never its value, and keeps the base URL path without doubling a slash', () => {
+    const connection = { baseUrl: 'http://127.0.0.1:1/v1/', headers: { 'X-API-Key': 'sekret-key', Authorization: 'Bearer sekret-token' }, timeoutMs: 1000 };
+    const line = asCurl(connection, { method: 'GET', url: '/pets', headers: { Cookie: 'sid=sekret-cookie', 'x-trace': 'visible' } });
+    expect(line).toBe(`curl -X GET 'http://127.0.0.1:1/v1/pets' -H "Cookie: $CONFORMANCE_COOKIE" -H 'x-trace: visible' -H "X-API-Key: $CONFORMANCE_X_API_KEY" -H "Authorization: $CONFORMANCE_AUTHORIZATION"`);
+    expect(line).not.toContain('sekret');
+  });
+
   it('cuts a URL over 300 characters, saying its length, as it cuts a body', () => {
     const connection = { baseUrl: 'http://127.0.0.1:1', headers: {}, timeoutMs: 1000 };
     const line = asCurl(connection, { method: 'GET', url: `/pets/${'9'.repeat(5000)}`, headers: {} });
@@ -112,7 +153,7 @@ describe('what the suite deletes at the end', () => {
     expect(cleanup).toEqual({ deleted: 2, left: [] });
   });
 
-  it('deletes the kinds in the reverse order of their first creation: sessions before the agents they belong to', async () => {
+  it('deletes the kinds in the reverse order of their first creation: sessions before the agents they belong to, an agent with force=true', async () => {
     const spec = loadSpec(fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url)));
     const op = (id: string) => spec.operations.find((o) => o.operationId === id)!;
     const tracker = new ResourceTracker(spec);
@@ -122,11 +163,22 @@ describe('what the suite deletes at the end', () => {
       tracker.learn(op('createSession'), { status: 201, contentType: 'application/json', text: '', json: { sessionId, agentId } });
     }
     const deletes: string[] = [];
-    await tracker.cleanup(async (operation) => {
-      deletes.push(operation.operationId);
+    await tracker.cleanup(async (operation, values) => {
+      deletes.push(`${operation.operationId} ${JSON.stringify(values.query)}`);
       return { status: 200, contentType: '', text: '' };
     });
-    expect(deletes).toEqual(['endSession', 'endSession', 'deleteAgent']);
+    // force=true on the agent: a session the cleanup could not end must not keep it (409).
+    expect(deletes).toEqual(['endSession {}', 'endSession {}', 'deleteAgent {"force":true}']);
+  });
+
+  it('deletes only what a 2xx created: not an id a refusal or a redirect names (a 409 naming the pet that exists)', async () => {
+    const spec = loadSpec(fileURLToPath(new URL('./fixtures/petstore.yaml', import.meta.url)));
+    const create = spec.operations.find((o) => o.operationId === 'createPets')!;
+    const tracker = new ResourceTracker(spec);
+    for (const [status, id] of [[199, 1], [200, 2], [299, 3], [300, 4], [303, 5], [409, 6], [500, 7]]) tracker.learn(create, { status: status!, contentType: 'application/json', text: '', json: { id } });
+    const deleted: unknown[] = [];
+    await tracker.cleanup(async (_operation, values) => (deleted.push(values.path?.petId), { status: 204, contentType: '', text: '' }));
+    expect(deleted).toEqual(['3', '2']);
   });
 
   it('counts a delete answered 404 or 410 (gone already) as deleted, and names one refused', async () => {

@@ -17,6 +17,8 @@ export interface Parameter {
   schema: Schema;
   /** An array in the query as `a=1&a=2` (OpenAPI's default, `style: form`, `explode: true`), else `a=1,2`. */
   explode: boolean;
+  /** How a query value is written (OpenAPI's `style`); absent: `form`. */
+  style?: 'form' | 'spaceDelimited' | 'pipeDelimited' | 'deepObject';
 }
 
 export interface Operation {
@@ -236,6 +238,7 @@ export function loadSpec(path: string): SpecModel {
         required: p.required === true,
         schema: p.schema ?? {},
         explode: p.explode ?? (p.style === undefined || p.style === 'form'),
+        style: ['spaceDelimited', 'pipeDelimited', 'deepObject'].includes(p.style) ? p.style : 'form',
       }));
       const requestSchema = jsonEntry(operation.requestBody?.content)?.schema;
       const bodySchema = requestSchema && (forDirection(requestSchema, 'request') as Schema);
