@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
-import { createEventFeed } from '../src/events/event-feed.js';
+import { createEventFeed, type EventFeed, type FeedFollower } from '../src/events/event-feed.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { type Store, StorageFault } from '../src/storage/store.js';
+import { type EventRecord, type Store, StorageFault } from '../src/storage/store.js';
 import { abandonedRequest } from './helpers/abandoned-request.js';
 import { USER_ID, createSession, registerAgent } from './helpers/fixtures.js';
 import { logLines } from './helpers/log-lines.js';
@@ -468,6 +468,71 @@ describe('the waiting room', () => {
     await agentSays('naming the first', { inReplyTo: first.id });
     expect(await fifth.reply).toBe('naming the first');
     expect(waiting.size()).toBe(0);
+  });
+
+  /** A log of its own, recorded by hand: each event seen by its session's followers at once. */
+  function handLog() {
+    const followers = new Set<FeedFollower>();
+    let ids = 0;
+    const feed: EventFeed = { follow: async (follower) => (followers.add(follower), () => void followers.delete(follower)), size: () => followers.size };
+    const record = (session: string, data: Record<string, unknown>) => {
+      const event = { id: String((ids += 1)), type: 'message.created', occurredAt: 0, agentId, sessionId: session, data } as EventRecord;
+      for (const follower of [...followers]) if (follower.sessionId === undefined || follower.sessionId === session) follower.see(event);
+    };
+    return { feed, record };
+  }
+  /** Waits on `waiting` that end without a reply, and whether a reply naming a message is the next wait's. */
+  function waitsOn(waiting: ReturnType<typeof createAgentReplies>, record: ReturnType<typeof handLog>['record']) {
+    return {
+      /** The user's message `id`, its wait given up after it was named, or before (a timeout or a gone client during the write). */
+      async unanswered(session: string, id: string, givenUpBeforeNamed = false) {
+        const wait = await waiting.wait(session, 10_000);
+        if (givenUpBeforeNamed) wait.release();
+        record(session, { id, content: id });
+        wait.expect(id);
+        wait.release();
+        expect(await wait.reply).toBeUndefined();
+      },
+      /** Whether an agent message naming `named` answers the session's next wait (else its own reply does). */
+      async answersNext(session: string, named: string) {
+        const wait = await waiting.wait(session, 10_000);
+        const id = randomUUID();
+        record(session, { id, content: 'next' });
+        wait.expect(id);
+        record(session, { id: randomUUID(), isAgent: true, content: 'naming', metadata: { inReplyTo: named } });
+        record(session, { id: randomUUID(), isAgent: true, content: 'its own', metadata: { inReplyTo: id } });
+        return ((await wait.reply)!.data as { content: string }).content === 'naming';
+      },
+    };
+  }
+
+  it('keeps known the message of a wait given up before its message was named; forgets the oldest unanswered past endedWaitsKept, whichever session it was in, one each time', async () => {
+    const { feed, record } = handLog();
+    const { unanswered, answersNext } = waitsOn(createAgentReplies(feed, { endedWaitsKept: 2 }), record);
+    const [one, two] = [randomUUID(), randomUUID()];
+    await unanswered(one, 'a', true);
+    expect(await answersNext(one, 'a')).toBe(false);
+    await unanswered(one, 'b');
+    // A third unanswered, in another session: the oldest (a, of the first session) is forgotten, b kept.
+    await unanswered(two, 'c');
+    expect(await answersNext(one, 'a')).toBe(true);
+    expect(await answersNext(one, 'b')).toBe(false);
+    // A fourth: then b.
+    await unanswered(two, 'd');
+    expect(await answersNext(one, 'b')).toBe(true);
+    expect(await answersNext(two, 'c')).toBe(false);
+    expect(await answersNext(two, 'd')).toBe(false);
+  });
+
+  it('keeps the messages of the last 10,000 unanswered waits by default', async () => {
+    const { feed, record } = handLog();
+    const { unanswered, answersNext } = waitsOn(createAgentReplies(feed), record);
+    const first = randomUUID();
+    await unanswered(first, 'm0');
+    for (let i = 1; i < 10_000; i += 1) await unanswered(randomUUID(), `m${i}`);
+    expect(await answersNext(first, 'm0')).toBe(false);
+    await unanswered(randomUUID(), 'm10000');
+    expect(await answersNext(first, 'm0')).toBe(true);
   });
 
   it('through the server: a late answer to a message whose http wait gave up (504) is not the sse reply to the next one (R45)', async () => {

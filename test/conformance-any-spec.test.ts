@@ -376,6 +376,10 @@ describe('the requests the suite builds', () => {
     ]);
     const sent = buildExchange(todos, { query: { filter: { status: 'open', owner: 'me' }, range: { from: 1, to: 9 }, where: { tag: 'a b' }, words: ['x', 'y'], ids: [1, 2] } });
     expect(decodeURIComponent(sent.url.replaceAll('+', ' '))).toBe('/todos?status=open&owner=me&range=from,1,to,9&where[tag]=a b&words=x y&ids=1|2');
+    // An object of a delimited style, as OpenAPI's style table has it (color=R 100 G 200, R|100|G|200).
+    const colors = operation([{ name: 'spaced', in: 'query', style: 'spaceDelimited', explode: false }, { name: 'piped', in: 'query', style: 'pipeDelimited', explode: false }]);
+    const colored = buildExchange(colors, { query: { spaced: { R: 100, G: 200 }, piped: { R: 100, G: 200 } } });
+    expect(decodeURIComponent(colored.url.replaceAll('+', ' '))).toBe('/todos?spaced=R 100 G 200&piped=R|100|G|200');
     expect(sent.headers.cookie).toBeUndefined();
     const withCookies = operation([
       { name: 'session', in: 'cookie', required: true, schema: { type: 'string', const: 'a b;c' } },
@@ -383,6 +387,18 @@ describe('the requests the suite builds', () => {
       { name: 'optional', in: 'cookie', schema: { type: 'string' } },
     ]);
     expect(buildExchange(withCookies, {}).headers.cookie).toBe('session=a%20b%3Bc; theme=7');
+  });
+
+  it('send the values nested in a query object as JSON (not "[object Object]"), none of its undefined members, a null as null, an array of no declared parameter form exploded, and the values\' own Cookie header in place of the required cookies', () => {
+    const todos = operation([
+      { name: 'filter', in: 'query' },
+      { name: 'where', in: 'query', style: 'deepObject' },
+      { name: 'q', in: 'query' },
+      { name: 'session', in: 'cookie', required: true, schema: { type: 'string', const: 'made' } },
+    ]);
+    const sent = buildExchange(todos, { query: { filter: { owner: { id: 1 }, tags: ['a'], gone: undefined }, where: { range: { from: 1 } }, q: null, other: ['x', 'y'] }, headers: { cookie: 'session=given' } });
+    expect(decodeURIComponent(sent.url)).toBe('/todos?owner={"id":1}&tags=["a"]&where[range]={"from":1}&q=null&other=x&other=y');
+    expect(sent.headers).toEqual({ cookie: 'session=given' });
   });
 
   it('escape a path parameter as one segment (a / or ? in a value stays in it), and send no query parameter whose value is undefined', () => {
@@ -444,9 +460,12 @@ describe('the requests the suite builds', () => {
     expect(events.map((event) => event.id)).toEqual(['7', '8', '10', undefined]);
   });
 
-  it('let --header replace a header of the request whatever its case, not send both', () => {
+  it('let --header replace a header of the request whatever its case, not send both; a --header Cookie joins the required cookies in one header', () => {
     const connection = { baseUrl: 'http://127.0.0.1:9', timeoutMs: 1000, headers: { 'x-tenant': 'acme' } };
     expect(headersOf(connection, { method: 'GET', url: '/todos', headers: { 'X-Tenant': 'dss', accept: 'x' } })).toEqual({ accept: 'x', 'x-tenant': 'acme' });
+    const session = { ...connection, headers: { Cookie: 'sid=secret' } };
+    expect(headersOf(session, { method: 'GET', url: '/todos', headers: { cookie: 'theme=7' } })).toEqual({ Cookie: 'sid=secret; theme=7' });
+    expect(headersOf(session, { method: 'GET', url: '/todos', headers: {} })).toEqual({ Cookie: 'sid=secret' });
   });
 });
 
@@ -874,7 +893,7 @@ describe('reading a spec', () => {
     expect(new ResponseChecker().violations(operation!, { status: 200, contentType: 'application/json', text: JSON.stringify(json), json })).toEqual([]);
   });
 
-  it("reads a query array's explode as OpenAPI's default says, path-level parameters, and which operations need credentials", () => {
+  it("reads a query parameter's style and an array's explode as OpenAPI's default says, path-level parameters, and which operations need credentials", () => {
     const spec = join(folder, 'parameters-security.yaml');
     const array = { type: 'array', items: { type: 'string' } };
     const ok = { '200': { description: 'ok' } };
@@ -893,6 +912,8 @@ describe('reading a spec', () => {
               { name: 'b', in: 'query', style: 'form', schema: array },
               { name: 'c', in: 'query', style: 'spaceDelimited', schema: array },
               { name: 'd', in: 'query', explode: false, schema: array },
+              { name: 'e', in: 'query', style: 'pipeDelimited', schema: array },
+              { name: 'f', in: 'query', style: 'deepObject', schema: { type: 'object' } },
             ],
             responses: ok,
           },
@@ -902,7 +923,8 @@ describe('reading a spec', () => {
       },
     }));
     const operations = new Map(loadSpec(spec).operations.map((o) => [o.operationId, o]));
-    expect(operations.get('getNote')!.parameters.map((p) => `${p.in} ${p.name} ${p.explode}`)).toEqual(['path noteId true', 'query a true', 'query b true', 'query c false', 'query d false']);
+    expect(operations.get('getNote')!.parameters.map((p) => `${p.in} ${p.name} ${p.explode}`)).toEqual(['path noteId true', 'query a true', 'query b true', 'query c false', 'query d false', 'query e false', 'query f false']);
+    expect(operations.get('getNote')!.parameters.map((p) => p.style)).toEqual(['form', 'form', 'form', 'spaceDelimited', 'form', 'pipeDelimited', 'deepObject']);
     expect(operations.get('putNote')!.parameters.map((p) => p.name)).toEqual(['noteId']);
     expect([...operations.values()].map((o) => `${o.operationId} ${o.secured}`)).toEqual(['getNote true', 'putNote false', 'deleteNote false']);
   });

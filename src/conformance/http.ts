@@ -45,12 +45,22 @@ export const hasCredentials = (connection: Connection) => Object.keys(connection
 /**
  * The request's headers, then the connection's (`--header`, `--api-key`) in place of any of
  * the same name in another case: both sent, a server reads them as one value of the two.
+ * Cookies are the exception: a `--header Cookie` (a session) joins the request's own (the
+ * operation's required cookie parameters) in one header, as a browser sends them.
  */
 export function headersOf(connection: Connection, exchange: Exchange, defaults: Record<string, string> = {}): Record<string, string> {
   const headers: Record<string, string> = { ...defaults, ...exchange.headers };
   const replaced = new Set(Object.keys(connection.headers).map((name) => name.toLowerCase()));
-  for (const name of Object.keys(headers)) if (replaced.has(name.toLowerCase())) delete headers[name];
-  return { ...headers, ...connection.headers };
+  const cookies: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!replaced.has(name.toLowerCase())) continue;
+    if (name.toLowerCase() === 'cookie') cookies.push(value);
+    delete headers[name];
+  }
+  const sent = { ...headers, ...connection.headers };
+  const cookieName = Object.keys(connection.headers).find((name) => name.toLowerCase() === 'cookie');
+  if (cookieName !== undefined && cookies.length > 0) sent[cookieName] = [connection.headers[cookieName], ...cookies].join('; ');
+  return sent;
 }
 
 /** Connections kept open between requests, as fetch keeps them. */

@@ -34,19 +34,21 @@ export function buildExchange(operation: Operation, values: RequestValues): Exch
 /**
  * A query value as OpenAPI's `style` and `explode` write it: an array `a=1&a=2` (form,
  * exploded), `a=1,2` (form), `a=1 2` (spaceDelimited), `a=1|2` (pipeDelimited); an object
- * `k=v&k2=v2` (form, exploded), `a=k,v,k2,v2` (form), `a[k]=v` (deepObject).
+ * `k=v&k2=v2` (form, exploded), `a=k,v,k2,v2` (form; spaceDelimited and pipeDelimited with
+ * their delimiter), `a[k]=v` (deepObject).
  */
 function queryPairs(name: string, value: unknown, style: NonNullable<Parameter['style']>, explode: boolean): Array<[string, string]> {
   const text = (item: unknown) => (item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item));
+  const delimiter = style === 'spaceDelimited' ? ' ' : style === 'pipeDelimited' ? '|' : ',';
   if (Array.isArray(value)) {
     if (style === 'form' && explode) return value.map((item) => [name, text(item)]);
-    return [[name, value.map(text).join(style === 'spaceDelimited' ? ' ' : style === 'pipeDelimited' ? '|' : ',')]];
+    return [[name, value.map(text).join(delimiter)]];
   }
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value).filter(([, item]) => item !== undefined);
     if (style === 'deepObject') return entries.map(([key, item]) => [`${name}[${key}]`, text(item)]);
     if (explode) return entries.map(([key, item]) => [key, text(item)]);
-    return [[name, entries.flatMap(([key, item]) => [key, text(item)]).join(',')]];
+    return [[name, entries.flatMap(([key, item]) => [key, text(item)]).join(delimiter)]];
   }
   return [[name, String(value)]];
 }
