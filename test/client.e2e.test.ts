@@ -78,15 +78,16 @@ describe('the typed client against the server process', () => {
     await reader.cancel();
   });
 
-  it('sends X-API-KEY when given an apiKey, and nothing otherwise; a request carrying its own keeps it', async () => {
+  it('sends X-API-KEY when given an apiKey, and nothing otherwise (an empty one is none); a request carrying its own keeps it', async () => {
     const withKey: Headers[] = [];
     const withoutKey: Headers[] = [];
     const keyed = createSessionsClient({ baseUrl, apiKey: 'key-123', fetch: checkedFetch(withKey) });
     await keyed.GET('/api/agents');
     await keyed.GET('/api/agents', { headers: { 'X-API-KEY': 'agent-bound-key' } });
     await createSessionsClient({ baseUrl, fetch: checkedFetch(withoutKey) }).GET('/api/agents');
+    await createSessionsClient({ baseUrl, apiKey: '', fetch: checkedFetch(withoutKey) }).GET('/api/agents');
     expect(withKey.map((headers) => headers.get('x-api-key'))).toEqual(['key-123', 'agent-bound-key']);
-    expect(withoutKey[0]!.has('x-api-key')).toBe(false);
+    expect(withoutKey.map((headers) => headers.has('x-api-key'))).toEqual([false, false]);
   });
 
   it("streams a message's frames (transport 'sse'): the user's message, then the agent's reply, then the end", async () => {

@@ -11,7 +11,7 @@ export type { components, operations, paths } from '../../generated/api.js';
 export interface SessionsClientOptions extends ClientOptions {
   /** The server, e.g. `http://127.0.0.1:3000`. */
   baseUrl: string;
-  /** Sent as `X-API-KEY` on every request that does not carry its own, for servers that require API keys. */
+  /** Sent as `X-API-KEY` on every request that does not carry its own, for servers that require API keys. An empty string sends none (as the elizaOS client does), so an unset `process.env.KEY ?? ''` is no key rather than an empty one. */
   apiKey?: string;
 }
 
@@ -41,7 +41,7 @@ const nonJsonAnswers: Middleware = {
 export function createSessionsClient({ apiKey, ...options }: SessionsClientOptions): SessionsClient {
   const client = createClient<paths>(options);
   client.use(nonJsonAnswers);
-  if (apiKey !== undefined) {
+  if (apiKey !== undefined && apiKey !== '') {
     client.use({
       onRequest({ request }) {
         // A request given its own (an agent-bound key for one call, say) keeps it.
