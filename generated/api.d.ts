@@ -784,9 +784,9 @@ export interface components {
          * @description Any JSON object, at most 10 KB serialized. On the agent's message, `inReplyTo`
          *     (a message id) names the message it answers: a `transport` `http` or `sse` wait
          *     for another message passes it by where it knows that message (recorded after its
-         *     own, or waited on at the same instance, that wait open or one of the last 10,000
-         *     ended without a reply); without it, the agent's next message answers every wait of
-         *     the session.
+         *     own, or waited on at the same instance, that wait open, answered meanwhile, or one
+         *     of the last 10,000 ended without a reply); without it, the agent's next message
+         *     answers every wait of the session.
          */
         MessageMetadata: {
             [key: string]: unknown;

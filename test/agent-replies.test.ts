@@ -535,6 +535,50 @@ describe('the waiting room', () => {
     expect(await answersNext(first, 'm0')).toBe(true);
   });
 
+  it("passes by an answer to another wait that came while its own message was not yet named, even once that wait was answered and its message forgotten", async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    const first = await waiting.wait(sessionId, 10_000);
+    record(sessionId, { id: 'm1', content: 'first' });
+    first.expect('m1');
+    const second = await waiting.wait(sessionId, 10_000);
+    record(sessionId, { id: 'm2', content: 'second' });
+    // The answer to the first comes before the second's write returned: the first takes it (and forgets m1) before the second reads it.
+    record(sessionId, { id: 'r1', isAgent: true, content: 'to the first', metadata: { inReplyTo: 'm1' } });
+    second.expect('m2');
+    record(sessionId, { id: 'r2', isAgent: true, content: 'to the second', metadata: { inReplyTo: 'm2' } });
+    expect(((await first.reply)!.data as { content: string }).content).toBe('to the first');
+    expect(((await second.reply)!.data as { content: string }).content).toBe('to the second');
+  });
+
+  it("costs each wait the same however many waits its session had or has open (S16: a copy per wait of the others' messages ran a server out of memory)", async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    const { unanswered } = waitsOn(waiting, record);
+    for (let i = 0; i < 2_000; i += 1) await unanswered(sessionId, `gone${i}`);
+    // Entries written into sets and maps while 1,000 waits open in the session, each with its message: counted, not timed.
+    const [setAdd, mapSet] = [Set.prototype.add, Map.prototype.set];
+    let written = 0;
+    Set.prototype.add = function (this: Set<unknown>, ...args: [unknown]) { written += 1; return setAdd.apply(this, args); };
+    Map.prototype.set = function (this: Map<unknown, unknown>, ...args: [unknown, unknown]) { written += 1; return mapSet.apply(this, args); };
+    const waits = [];
+    try {
+      for (let i = 0; i < 1_000; i += 1) {
+        const wait = await waiting.wait(sessionId, 10_000);
+        record(sessionId, { id: `open${i}`, content: 'again' });
+        wait.expect(`open${i}`);
+        waits.push(wait);
+      }
+    } finally {
+      [Set.prototype.add, Map.prototype.set] = [setAdd, mapSet];
+    }
+    expect(written).toBeLessThan(10 * 1_000);
+    record(sessionId, { id: 'answer', isAgent: true, content: 'to the last', metadata: { inReplyTo: 'open999' } });
+    expect(((await waits[999]!.reply)!.data as { content: string }).content).toBe('to the last');
+    for (const wait of waits) wait.release();
+    expect(waiting.size()).toBe(0);
+  });
+
   it('through the server: a late answer to a message whose http wait gave up (504) is not the sse reply to the next one (R45)', async () => {
     await t.close();
     await start(300);

@@ -40,25 +40,33 @@ export interface AgentReplies {
 
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
+
 /**
- * An agent message naming (`metadata.inReplyTo`) a message the wait knows to be another's
- * (one recorded after its own, or one waited on at this instance whose wait is open or
- * ended without a reply) is not its reply: with two waits in one session (a user sending
- * twice, two tabs), an answer to one is not the other's; nor is a late answer to a message
- * whose wait gave up (504) the answer to the message sent after it. One naming its own
- * message, or nothing, or an id the wait does not know (elizaOS's agents name a UUID
- * derived from the message's, not the message's id), or a message whose wait was answered
- * (an agent naming its thread's first message in every reply), is.
+ * What a session's waits at this instance share while one of them is open, so that one
+ * wait costs the same however many the session has had (a copy per wait of what the
+ * others knew made many waits in one session cost their square, in time and memory).
  */
-function answers(event: EventRecord, messageId: string, others: ReadonlySet<string>): boolean {
-  const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
-  return named === messageId || typeof named !== 'string' || !others.has(named);
+interface SessionWaits {
+  open: number;
+  /** Counts sightings and answers, in the order they happened. */
+  tick: number;
+  /** The session's messages, by when a wait here first saw them (the log's order). */
+  sightings: Map<string, number>;
+  /** The waited-on messages answered, by when. */
+  answered: Map<string, number>;
 }
 
 /**
- * Waits on `reader`, the app's one reader of the event log. The messages of the last
- * `endedWaitsKept` waits that ended without a reply stay known as waited on (a late reply
- * may name one).
+ * Waits on `reader`, the app's one reader of the event log. An agent message naming
+ * (`metadata.inReplyTo`) a message the wait knows to be another's is not its reply: one
+ * recorded after its own, one waited on here whose wait is open or ended without a reply
+ * (the last `endedWaitsKept` of those), or one whose wait was answered while this one was
+ * open. With two waits in one session (a user sending twice, two tabs), an answer to one
+ * is not the other's; nor is a late answer to a message whose wait gave up (504) the
+ * answer to the message sent after it. One naming its own message, or nothing, or an id
+ * the wait does not know (elizaOS's agents name a UUID derived from the message's, not the
+ * message's id), or a message answered before the wait began (an agent naming its
+ * thread's first message in every reply), is.
  */
 export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 }: { endedWaitsKept?: number } = {}): AgentReplies {
   const open = new Set<() => void>();
@@ -66,6 +74,8 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
   const waitedOn = new Map<string, Set<string>>();
   /** The messages of the waits that ended without a reply (with their sessions), oldest first. */
   const unanswered = new Map<string, string>();
+  /** Per session with a wait open. */
+  const shared = new Map<string, SessionWaits>();
 
   function remember(sessionId: string, messageId: string): void {
     const messages = waitedOn.get(sessionId) ?? new Set<string>();
@@ -84,13 +94,22 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
     unanswered.delete(oldest);
     forget(itsSession, oldest);
   }
+  function join(sessionId: string): SessionWaits {
+    let session = shared.get(sessionId);
+    if (!session) shared.set(sessionId, (session = { open: 0, tick: 0, sightings: new Map(), answered: new Map() }));
+    session.open += 1;
+    return session;
+  }
+  function leaveSession(sessionId: string, session: SessionWaits): void {
+    if ((session.open -= 1) === 0) shared.delete(sessionId);
+  }
 
   return {
     async wait(sessionId, timeoutMs) {
+      const session = join(sessionId);
+      const startedAt = session.tick;
       let ownId: string | undefined;
       let own: EventRecord | undefined;
-      /** The messages recorded after the user's, and those of the session's other waits here: none of them is this one's. */
-      const others = new Set<string>();
       let settled = false;
       let endedBy: WaitEnd | undefined;
       const early: EventRecord[] = []; // events seen before the user's message was named
@@ -99,6 +118,15 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
       const ownPromise = new Promise<EventRecord | undefined>((resolve) => (resolveOwn = resolve));
       const replyPromise = new Promise<EventRecord | undefined>((resolve) => (resolveReply = resolve));
 
+      const isAnotherS = (named: string) =>
+        waitedOn.get(sessionId)?.has(named) ||
+        (session.sightings.get(named) ?? -1) > session.sightings.get(ownId!)! ||
+        (session.answered.get(named) ?? -1) >= startedAt;
+      const answers = (event: EventRecord) => {
+        const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
+        return named === ownId || typeof named !== 'string' || !isAnotherS(named);
+      };
+
       let leave = () => {};
       let timer: NodeJS.Timeout | undefined;
       const settle = (reply: EventRecord | undefined, why?: WaitEnd) => {
@@ -106,8 +134,12 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
         settled = true;
         endedBy = why;
         clearTimeout(timer);
-        if (ownId !== undefined) ended(sessionId, ownId, reply !== undefined);
+        if (ownId !== undefined) {
+          if (reply) session.answered.set(ownId, session.tick++);
+          ended(sessionId, ownId, reply !== undefined);
+        }
         leave();
+        leaveSession(sessionId, session);
         open.delete(shutDown);
         resolveOwn(own);
         resolveReply(reply);
@@ -120,6 +152,10 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
           if (settled) return;
           const ends = event.type === 'session.ended' || event.type === 'session.expired';
           if (!ends && event.type !== 'message.created') return;
+          if (!ends) {
+            const id = String(messageIdOf(event));
+            if (!session.sightings.has(id)) session.sightings.set(id, session.tick++);
+          }
           // Kept in order until the user's message is named: an end seen first must not hide it.
           if (ownId === undefined) {
             early.push(event);
@@ -130,23 +166,24 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
               own = event;
               resolveOwn(event);
             }
-          } else if (isAgentMessage(event) && answers(event, ownId, others)) {
+          } else if (isAgentMessage(event) && answers(event)) {
             settle(event);
-          } else {
-            others.add(String(messageIdOf(event)));
           }
         },
       };
       // Followed before the user's message is written, so the reader cannot have passed it.
-      leave = await reader.follow(waiter);
+      try {
+        leave = await reader.follow(waiter);
+      } catch (error) {
+        leaveSession(sessionId, session);
+        throw error;
+      }
       open.add(shutDown);
       timer = setTimeout(() => settle(undefined, 'timeout'), timeoutMs);
 
       return {
         expect(messageId) {
           ownId = messageId;
-          // The session's waits here before this one (open, or ended without a reply): their messages were recorded before it.
-          for (const earlier of waitedOn.get(sessionId) ?? []) others.add(earlier);
           remember(sessionId, messageId);
           if (settled) ended(sessionId, messageId, false);
           for (const event of early.splice(0)) waiter.see(event);
