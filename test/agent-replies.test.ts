@@ -4,6 +4,7 @@
 // the client goes away.
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventFeed, type EventFeed, type FeedFollower } from '../src/events/event-feed.js';
@@ -254,6 +255,52 @@ describe('transport http', () => {
     expect(await request.answer).toBe('AbortError');
     await until('the wait is released (its own timeout is 10 s)', () => t.replies.size() === 0, { ms: 2000 });
     expect((await stored()).map((message) => message.content)).toEqual(['hello?']);
+  });
+});
+
+describe('a key revoked while its message waits for the reply (S16)', () => {
+  const ADMIN_KEY = 'admin-key-for-reply-tests-012345';
+  const admin = { 'x-api-key': ADMIN_KEY };
+  /** Keys on; a stored key named `waiter` (returned) sends, the admin key replies as the agent. */
+  async function withWaiterKey(): Promise<Record<string, string>> {
+    await t.close();
+    t = await startTestApp({ agentReplyTimeoutMs: 10_000, access: { apiKeys: [ADMIN_KEY] } });
+    agentId = (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'Eliza' } } })).body.data.character.id;
+    sessionId = (await t.request({ method: 'POST', url: '/api/messaging/sessions', headers: admin, body: { agentId, userId: USER_ID } })).body.sessionId;
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'waiter', keyHash: hashApiKey(key), admin: false, agentIds: [agentId], createdAt: 0 });
+    return { 'x-api-key': key };
+  }
+  const reply = (content: string) => t.request({ method: 'POST', url: messagesUrl(), headers: admin, body: { content, authorId: agentId } });
+
+  it('answers 401 UNAUTHORIZED instead of the reply (http), the message stored; an unrevoked key gets its reply', async () => {
+    const waiter = await withWaiterKey();
+    const kept = t.request({ method: 'POST', url: messagesUrl(), headers: waiter, body: { content: 'first', transport: 'http' } });
+    await until('the first waits', async () => t.replies.size() === 1);
+    await reply('to the first');
+    expect((await kept).status).toBe(201);
+
+    const answer = t.request({ method: 'POST', url: messagesUrl(), headers: waiter, body: { content: 'second', transport: 'http' } });
+    await until('the second waits', async () => t.replies.size() === 1);
+    await t.store.revokeApiKey('waiter', 1);
+    await reply('to the second');
+    const refused = await answer;
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.code).toBe('UNAUTHORIZED');
+    const second = (await stored()).find((message) => message.content === 'second')!;
+    expect(refused.body.error.details).toBe(`the API key was revoked while message ${second.id} waited for the agent's reply; the message is stored`);
+  });
+
+  it('ends the sse stream after the user\'s message, saying the key was revoked, instead of sending the reply', async () => {
+    const waiter = await withWaiterKey();
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, waiter, { content: 'mine', transport: 'sse' });
+    await stream.waitFor(1);
+    await t.store.revokeApiKey('waiter', 1);
+    await reply('not for a revoked key');
+    await stream.ended;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['mine']);
+    expect(stream.comments.at(-1)).toBe('the API key that opened this stream was revoked');
   });
 });
 

@@ -32,7 +32,7 @@ const PAGE = 500;
 /** A stream's last comment when the server ends it. */
 const STREAM_FAILED = 'the stream failed on the server (logged there); reconnect with Last-Event-ID';
 const SERVER_CLOSING = 'the server is shutting down; reconnect with Last-Event-ID';
-const KEY_REVOKED = 'the API key that opened this stream was revoked';
+export const KEY_REVOKED = 'the API key that opened this stream was revoked';
 /** About how many characters of frames a stream writes as one chunk. */
 const CHUNK_CHARS = 32 * 1024;
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { components } from '../../../generated/api.js';
 import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
-import { frame, startStream } from '../../events/event-stream.js';
+import { KEY_REVOKED, frame, startStream } from '../../events/event-stream.js';
 import { messageAuthor } from '../../domain/message-author.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
@@ -98,7 +98,8 @@ export const sendSessionMessage =
     wait.expect(sent.message.id);
     // The client going away ends its wait.
     reply.raw.on('close', wait.release);
-    if (transport === 'sse') return streamReply(reply, wait);
+    const revoked = keyRevokedSince(request);
+    if (transport === 'sse') return streamReply(reply, wait, revoked);
 
     const agentMessage = await wait.reply;
     if (!agentMessage && wait.endedBy === 'released') {
@@ -117,6 +118,9 @@ export const sendSessionMessage =
     }
     if (!agentMessage) {
       throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
+    }
+    if (await revoked()) {
+      throw new ApiError('UNAUTHORIZED', `the API key was revoked while message ${sent.message.id} waited for the agent's reply; the message is stored`);
     }
     const { sessionStatus } = sentView(sent, now);
     const answer = { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };
@@ -149,14 +153,25 @@ const NO_REPLY_BECAUSE: Partial<Record<WaitEnd, string>> = {
   expired: 'the session expired; no reply can come',
 };
 
+/**
+ * Whether the request's key was revoked since it was checked: asked before a wait's reply
+ * is handed over (a wait may last AGENT_REPLY_TIMEOUT_SECONDS). A check that fails (the
+ * store unreachable) hands it over, as an event stream goes on.
+ */
+function keyRevokedSince(request: FastifyRequest): () => Promise<boolean> {
+  const { stillAuthorized } = request;
+  return async () => stillAuthorized !== null && !(await stillAuthorized().catch(() => true));
+}
+
 /** transport sse: the user's message.created, then the agent's, then the end. */
-async function streamReply(reply: FastifyReply, wait: ReplyWait): Promise<undefined> {
+async function streamReply(reply: FastifyReply, wait: ReplyWait, revoked: () => Promise<boolean>): Promise<undefined> {
   const raw = startStream(reply, 201);
   const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
   const own = await wait.own;
   if (own) write(frame(own));
   const answer = await wait.reply;
-  write(answer ? frame(answer) : `: ${NO_REPLY_BECAUSE[wait.endedBy!] ?? 'no reply from the agent in time'}\n\n`);
+  if (answer && (await revoked())) write(`: ${KEY_REVOKED}\n\n`);
+  else write(answer ? frame(answer) : `: ${NO_REPLY_BECAUSE[wait.endedBy!] ?? 'no reply from the agent in time'}\n\n`);
   raw.end();
   return undefined;
 }
