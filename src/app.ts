@@ -30,6 +30,8 @@ export interface AppOptions {
   metricsToken?: string;
   /** Event streams open at once (EVENT_STREAMS_MAX). */
   maxEventStreams?: number;
+  /** Event streams one API key bound to agents keeps open at once (EVENT_STREAMS_PER_KEY_MAX). */
+  maxEventStreamsPerKey?: number;
   /** The reverse proxies whose X-Forwarded-For names the client (TRUST_PROXY): the address rate limits and logs use. */
   trustProxy?: string[];
 }
@@ -74,7 +76,11 @@ export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInsta
   installSecurity(app, deps, { ...options.access, metricsToken: options.metricsToken });
   // One reader of the event log for every stream and every waiter of the app.
   const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
-  const streams = createEventStreams({ feed, ...(options.maxEventStreams === undefined ? {} : { maxOpen: options.maxEventStreams }) });
+  const streams = createEventStreams({
+    feed,
+    ...(options.maxEventStreams === undefined ? {} : { maxOpen: options.maxEventStreams }),
+    ...(options.maxEventStreamsPerKey === undefined ? {} : { maxOpenPerKey: options.maxEventStreamsPerKey }),
+  });
   options.metrics?.countStreamsWith(() => streams.size());
   const replies = deps.replies ?? createAgentReplies(feed);
   app.register(apiPlugin, { ...deps, streams, replies });

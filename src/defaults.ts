@@ -7,6 +7,7 @@ export const DEFAULTS = Object.freeze({
   lockWaitMs: 5000,
   agentReplyTimeoutMs: 30_000,
   eventStreamsMax: 10_000,
+  eventStreamsPerKeyMax: 1000,
   postgres: Object.freeze({ poolSize: 10, statementTimeoutMs: 5000 }),
   sqliteSynchronous: 'normal' as 'normal' | 'full',
   webhookPrivateAddresses: 'allow' as 'allow' | 'deny',

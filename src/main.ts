@@ -42,7 +42,7 @@ const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPe
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
   { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses },
-  { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, trustProxy: config.trustProxy },
+  { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, maxEventStreamsPerKey: config.eventStreamsPerKeyMax, trustProxy: config.trustProxy },
 );
 
 try {

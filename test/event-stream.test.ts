@@ -445,6 +445,51 @@ describe('keep-alive and shutdown', () => {
   });
 });
 
+describe('EVENT_STREAMS_PER_KEY_MAX', () => {
+  it("refuses a key bound to agents a stream beyond its most with 429 and Retry-After, on both streams, so that one tenant cannot take the instance's every stream (S16); other keys and admin keys go on; one closed frees a place", async () => {
+    const ADMIN_KEY = 'admin-key-for-per-key-streams-01';
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const keyed = await startTestApp({ access: { apiKeys: [ADMIN_KEY] }, app: { maxEventStreams: 10, maxEventStreamsPerKey: 2 } });
+    try {
+      const url = await keyed.listen();
+      const agent = async () => (await keyed.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+      const keyFor = async (agent: string) => {
+        const key = generateApiKey();
+        await keyed.store.insertApiKey({ id: randomUUID(), name: `key-of-${agent}`, keyHash: hashApiKey(key), admin: false, agentIds: [agent], createdAt: 0 });
+        return { 'x-api-key': key };
+      };
+      const [mallory, alice] = [await agent(), await agent()];
+      const [malloryKey, aliceKey] = [await keyFor(mallory), await keyFor(alice)];
+      const { sessionId } = (await keyed.request({ method: 'POST', url: '/api/messaging/sessions', headers: malloryKey, body: { agentId: mallory, userId: USER_ID } })).body;
+      const open = async (path: string, headers: Record<string, string>) => {
+        const client = await openStream(`${url}${path}`, headers);
+        streams.push(client);
+        return client;
+      };
+      const first = await open(`/api/messaging/sessions/${sessionId}/events`, malloryKey);
+      expect(first.status).toBe(200);
+      expect((await open('/api/messaging/sessions/events', malloryKey)).status).toBe(200);
+      for (const path of [`/api/messaging/sessions/${sessionId}/events`, '/api/messaging/sessions/events']) {
+        const refused = await keyed.request({ method: 'GET', url: path, headers: malloryKey });
+        expect(refused.status, path).toBe(429);
+        expect(refused.body.error.code).toBe('RATE_LIMITED');
+        expect(refused.body.error.details).toBe('this API key has the most event streams a key may keep open (EVENT_STREAMS_PER_KEY_MAX=2) open; close one, or retry when one closes');
+        expect(refused.headers['retry-after']).toBe('1');
+      }
+      for (let i = 0; i < 2; i += 1) expect((await open('/api/messaging/sessions/events', aliceKey)).status).toBe(200);
+      for (let i = 0; i < 3; i += 1) expect((await open('/api/messaging/sessions/events', admin)).status).toBe(200);
+      first.close();
+      await until("the closed stream's place is free", async () => {
+        const again = await open('/api/messaging/sessions/events', malloryKey);
+        return again.status === 200;
+      });
+    } finally {
+      for (const client of streams.splice(0)) client.close();
+      await keyed.close();
+    }
+  });
+});
+
 describe('EVENT_STREAMS_MAX', () => {
   it('is not a small number when not set: an app built without it keeps several streams open', async () => {
     const plain = await startTestApp();

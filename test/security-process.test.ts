@@ -166,6 +166,26 @@ describe('npm run keys, on the database of a running server', () => {
     expect([existsSync(`${databasePath}-wal`), existsSync(`${databasePath}-shm`)]).toEqual([false, false]);
   });
 
+  it('holds a key bound to agents to EVENT_STREAMS_PER_KEY_MAX open event streams (429); the admin key is not', async () => {
+    const databasePath = tempDatabase();
+    const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', API_KEYS: ADMIN_KEY, EVENT_STREAMS_PER_KEY_MAX: '1' });
+    const baseUrl = await server.listening;
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Bound' } }, admin)).body.data.character.id as string;
+    const key = /key \(shown once, store it now\): (sk_\S+)/.exec(keysCli(databasePath, 'create', '--name', 'bot', '--agent', agentId))![1]!;
+    const open = new AbortController();
+    try {
+      for (const headers of [{ 'x-api-key': key }, admin, admin]) {
+        expect((await fetch(`${baseUrl}/api/messaging/sessions/events`, { headers, signal: open.signal })).status).toBe(200);
+      }
+      const refused = await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/events', undefined, { 'x-api-key': key });
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.details).toMatch(/EVENT_STREAMS_PER_KEY_MAX=1\)/);
+    } finally {
+      open.abort();
+    }
+  });
+
   it('turns keys on with the first key, prints each key once, stores only its hash, and a revoke counts at once', async () => {
     const databasePath = tempDatabase();
     const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent' });

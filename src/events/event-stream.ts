@@ -112,6 +112,11 @@ export interface EventStreamsOptions {
   queueCharsLimit?: number;
   /** Streams open at once (EVENT_STREAMS_MAX); one more is refused 503 until one closes. Each may hold up to queueCharsLimit for a slow reader. */
   maxOpen?: number;
+  /**
+   * Streams one API key bound to agents keeps open at once (EVENT_STREAMS_PER_KEY_MAX); one
+   * more is refused 429, so that one tenant cannot take the instance's every stream.
+   */
+  maxOpenPerKey?: number;
   /** The app's shared reader of the event log: every stream's live events. */
   feed: EventFeed;
 }
@@ -134,15 +139,28 @@ export function createEventStreams({
   queueLimit = QUEUE_LIMIT,
   queueCharsLimit = QUEUE_CHARS_LIMIT,
   maxOpen = DEFAULTS.eventStreamsMax,
+  maxOpenPerKey = DEFAULTS.eventStreamsPerKeyMax,
   feed,
 }: EventStreamsOptions): EventStreams {
   const open = new Set<(why?: string) => void>();
+  /** Streams open by each key bound to agents. */
+  const openByKey = new Map<string, number>();
+  const countOf = (key: string, change: 1 | -1) => {
+    const count = (openByKey.get(key) ?? 0) + change;
+    if (count === 0) openByKey.delete(key);
+    else openByKey.set(key, count);
+  };
 
   return {
     open(request, reply, store, { filter, after, finished, closesOn }) {
       // The client left while the handler read the store: its 'close' has come and gone.
       if (reply.raw.destroyed) return void reply.hijack();
       if (open.size >= maxOpen) throw new ApiError('SERVICE_UNAVAILABLE', `the most event streams this server keeps open (EVENT_STREAMS_MAX=${maxOpen}) are open; retry later`);
+      const holder = request.principal?.admin === false ? request.principal.id : undefined;
+      if (holder !== undefined && (openByKey.get(holder) ?? 0) >= maxOpenPerKey) {
+        reply.header('retry-after', '1');
+        throw new ApiError('RATE_LIMITED', `this API key has the most event streams a key may keep open (EVENT_STREAMS_PER_KEY_MAX=${maxOpenPerKey}) open; close one, or retry when one closes`);
+      }
       const raw = startStream(reply);
       // HEAD: the stream's status and headers, and no stream.
       if (request.method === 'HEAD') return void raw.end();
@@ -186,9 +204,11 @@ export function createEventStreams({
         leave();
         dropQueue();
         open.delete(close);
+        if (holder !== undefined) countOf(holder, -1);
         raw.end();
       };
       open.add(close);
+      if (holder !== undefined) countOf(holder, +1);
       request.raw.on('close', () => close());
       raw.on('close', () => close());
       raw.on('error', () => close());
