@@ -10,7 +10,7 @@
 // string for the same reason: a text column cannot hold U+0000, which the API accepts.
 import type pg from 'pg';
 import { NoStore } from '../store.js';
-import { SESSION_BUCKETS_MIGRATION } from './session-buckets.js';
+import { SESSION_BUCKETS_INSERTED_AGAIN, SESSION_BUCKETS_MIGRATION } from './session-buckets.js';
 
 export const migrations: readonly string[] = [
   // 1: the whole schema of SQLite's migrations 1-10, without its counting tables: totals
@@ -204,6 +204,9 @@ export const migrations: readonly string[] = [
   `
   DROP INDEX sessions_unmarked_expiry;
   `,
+  // 11: the insert trigger's function as migration 5 makes it since 2949ad4: a database
+  // migrated by ad2351c had it without the skip, and counted a batch of creates twice.
+  SESSION_BUCKETS_INSERTED_AGAIN,
 ];
 
 /** The advisory lock key under which migrations run ('sessions-api migrate'). */

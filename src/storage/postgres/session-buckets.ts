@@ -55,9 +55,9 @@ export function addToBucketsSql(changes: string): string {
 export const COUNTED_SETTING = 'sessions_api.buckets_counted';
 
 /** A trigger function applying the bucket changes of `changes`, unless `skip` (an SQL condition) holds. */
-function triggerFunction(name: string, changes: string, skip = 'false'): string {
+function triggerFunction(name: string, changes: string, skip = 'false', create = 'CREATE'): string {
   return `
-  CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+  ${create} FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     IF ${skip} THEN
       RETURN NULL;
@@ -68,6 +68,12 @@ function triggerFunction(name: string, changes: string, skip = 'false'): string 
     RETURN NULL;
   END $$;`;
 }
+
+/** The insert trigger's skip: the statement counted its sessions itself. */
+const INSERTED_COUNTED_BY_STATEMENT = `coalesce(current_setting('${COUNTED_SETTING}', true), '') = 'on'`;
+
+/** Migration 11: the insert trigger's function as migration 5 makes it (ad2351c's migration 5 made it without the skip). */
+export const SESSION_BUCKETS_INSERTED_AGAIN = triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), INSERTED_COUNTED_BY_STATEMENT, 'CREATE OR REPLACE');
 
 /** Migration 5: the buckets, their triggers, the index of warns_at, and the buckets of the sessions stored before. */
 export const SESSION_BUCKETS_MIGRATION = `
@@ -80,7 +86,7 @@ export const SESSION_BUCKETS_MIGRATION = `
   );
   -- The sessions within a minute, for the warning counts (expiry counts use the expiry indexes).
   CREATE INDEX sessions_by_warning ON sessions (warns_at);
-  ${triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), `coalesce(current_setting('${COUNTED_SETTING}', true), '') = 'on'`)}
+  ${triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), INSERTED_COUNTED_BY_STATEMENT)}
   ${triggerFunction('session_buckets_deleted', deltasOf('old_rows', -1))}
   ${triggerFunction('session_buckets_moved', `${deltasOf(rowOf('NEW'), 1)}\n      UNION ALL ${deltasOf(rowOf('OLD'), -1)}`)}
   CREATE TRIGGER session_buckets_inserted AFTER INSERT ON sessions REFERENCING NEW TABLE AS new_rows

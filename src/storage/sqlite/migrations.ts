@@ -1,6 +1,6 @@
 // Versioned schema migrations, applied in order at start. PRAGMA user_version holds the
 // version reached. Never edit a released migration: append a new one.
-import type { Database } from 'better-sqlite3';
+import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { idempotencyId } from './idempotency-records.js';
 
 export const migrations: readonly string[] = [
@@ -551,8 +551,9 @@ export const migrations: readonly string[] = [
   `,
   // 26: no mark pass. Announcing an expiry sets the session's status, and every sweeper
   // pass announces what is due before anything else: the pass found nothing to mark.
+  // (IF EXISTS: migration 11 as written from 194ce65 to 3ee1cc1 had dropped it.)
   `
-  DROP INDEX sessions_unmarked_expiry;
+  DROP INDEX IF EXISTS sessions_unmarked_expiry;
   `,
   // 27: a message is its view alone. Since migration 12 each row held its content twice
   // (the columns, which nothing reads, and the view): in a table without a rowid a row
@@ -588,23 +589,93 @@ export function assertOwnSchema(db: Database): void {
   if (version > 0 && !['agents', 'sessions'].every((table) => tables.includes(table))) throw foreign(`schema version ${version}, but no agents and sessions tables`);
 }
 
+/**
+ * The schema as SQLite describes it, object by object: each table's columns, keys and
+ * kind (STRICT, WITHOUT ROWID), each index's columns and condition, each trigger's and
+ * view's text; not the SQL the tables were made with, which two equal schemas built by
+ * different steps spell differently.
+ */
+export function schemaShape(db: Database): Map<string, string> {
+  const shape = new Map<string, string>();
+  const objects = db.prepare("SELECT type, name, tbl_name AS tableName, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as Array<{ type: string; name: string; tableName: string; sql: string | null }>;
+  const words = (sql: string | null) => (sql ?? '').replace(/\s+/g, ' ').trim();
+  for (const { type, name, tableName, sql } of objects) {
+    const quoted = `"${name.replaceAll('"', '""')}"`;
+    if (type === 'table') {
+      const kind = db.prepare('SELECT strict, wr FROM pragma_table_list WHERE name = ?').get(name);
+      shape.set(`table ${name}`, JSON.stringify([kind, db.pragma(`table_xinfo(${quoted})`), db.pragma(`foreign_key_list(${quoted})`)]));
+    } else if (type === 'index') {
+      const unique = db.prepare('SELECT "unique" FROM pragma_index_list(?) WHERE name = ?').pluck().get(tableName, name);
+      shape.set(`index ${name}`, JSON.stringify([tableName, unique, db.pragma(`index_xinfo(${quoted})`), / WHERE (.*)$/i.exec(words(sql))?.[1] ?? null]));
+    } else {
+      shape.set(`${type} ${name}`, words(sql));
+    }
+  }
+  return shape;
+}
+
+/** What `found` has that `wanted` has not, or has otherwise, and what it lacks: "index x (missing)", "table y (differs)". */
+function schemaDifferences(found: Map<string, string>, wanted: Map<string, string>): string[] {
+  const differences: string[] = [];
+  for (const object of wanted.keys()) if (!found.has(object)) differences.push(`${object} (missing)`);
+  for (const [object, shape] of found) {
+    if (!wanted.has(object)) differences.push(`${object} (not in this server's schema)`);
+    else if (wanted.get(object) !== shape) differences.push(`${object} (differs)`);
+  }
+  return differences;
+}
+
+/** The functions migrations call: migration 15 keeps the live idempotency records, under their digest. */
+function withMigrationFunctions(db: Database): void {
+  db.function('idempotency_id', { deterministic: true }, (scope, key) => idempotencyId(String(scope), String(key)));
+}
+
+/** This server's schema, built from nothing. */
+function builtSchema(): Map<string, string> {
+  const fresh = new BetterSqlite3(':memory:');
+  try {
+    withMigrationFunctions(fresh);
+    for (const sql of migrations) fresh.exec(sql);
+    return schemaShape(fresh);
+  } finally {
+    fresh.close();
+  }
+}
+
+/**
+ * Brings the schema to this server's version, all the steps in one transaction: a step
+ * that fails leaves the file as it was, which the server that wrote it still opens. An
+ * upgrade that does not end in this server's schema is undone and refused: a few builds
+ * of the project's first days wrote migrations that a later build changed in place, and
+ * a file they wrote would otherwise be taken, half migrated, for this schema.
+ */
 export function migrate(db: Database): void {
   const versionNow = () => db.pragma('user_version', { simple: true }) as number;
   const refuseNewer = (version: number) => {
     if (version > migrations.length) throw new Error(`database schema version ${version} is newer than this server (${migrations.length})`);
   };
   refuseNewer(versionNow());
-  // Migration 15 keeps the live idempotency records, under their digest.
-  db.function('idempotency_id', { deterministic: true }, (scope, key) => idempotencyId(String(scope), String(key)));
-  for (let version = versionNow(); version < migrations.length; version += 1) {
-    // Each step under the write lock, reading the version again there: another process
-    // (a second server, the keys command) migrating the same file meanwhile has done it.
-    db.transaction(() => {
-      const reached = versionNow();
-      refuseNewer(reached);
-      if (reached > version) return;
-      db.exec(migrations[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-  }
+  if (versionNow() === migrations.length) return;
+  withMigrationFunctions(db);
+  // Under the write lock, reading the version again there: another process (a second
+  // server, the keys command) migrating the same file meanwhile has done it.
+  db.transaction(() => {
+    const from = versionNow();
+    refuseNewer(from);
+    if (from === migrations.length) return;
+    try {
+      for (const sql of migrations.slice(from)) db.exec(sql);
+    } catch (error) {
+      if (from === 0) throw error;
+      throw new Error(`database schema version ${from} cannot be brought to ${migrations.length} (${(error as Error).message}); nothing was changed. ${NOT_AS_BUILT}`, { cause: error });
+    }
+    db.pragma(`user_version = ${migrations.length}`);
+    if (from === 0) return;
+    const differences = schemaDifferences(schemaShape(db), builtSchema());
+    if (differences.length > 0) {
+      throw new Error(`database schema version ${from} does not become this server's schema ${migrations.length}: ${differences.slice(0, 5).join(', ')}${differences.length > 5 ? ', …' : ''}; nothing was changed. ${NOT_AS_BUILT}`);
+    }
+  }).immediate();
 }
+
+const NOT_AS_BUILT = 'Its schema is not the one this version had as built: a build of the first days (2026-11-24 to 11-28) that wrote a migration later changed in place? Keep the file, and start this server on a new one (or restore a backup)';

@@ -1,0 +1,150 @@
+// Upgrading a SQLite file written by an older build (U16): every step in one transaction,
+// ending in this server's schema or undone. A few builds of the first days wrote a
+// migration that a later build changed in place; their files are refused with nothing
+// changed (the server that wrote them still opens them), not left half migrated. And a
+// released migration does not change again: its digest is pinned here.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrations as postgresMigrations } from '../src/storage/postgres/migrations.js';
+import { migrations, schemaShape } from '../src/storage/sqlite/migrations.js';
+import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
+import { SESSION_BUCKETS_INSERTED_AGAIN } from '../src/storage/postgres/session-buckets.js';
+import { withMigratedStore } from './helpers/old-sqlite-database.js';
+import { createTestDatabase } from './helpers/postgres-database.js';
+import { agentRecord, sessionRecord } from './store/records.js';
+
+const folders: string[] = [];
+afterEach(() => {
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+/** A file at `version`, as this server's migrations built it, then changed by `written` (what an older build did otherwise). */
+function fileAt(version: number, written: (db: Database.Database) => void): string {
+  const folder = mkdtempSync(join(tmpdir(), 'schema-upgrade-'));
+  folders.push(folder);
+  const path = join(folder, 'sessions.db');
+  const db = new Database(path);
+  db.function('idempotency_id', (_scope: unknown, _key: unknown) => null);
+  for (const sql of migrations.slice(0, version)) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
+  written(db);
+  db.close();
+  return path;
+}
+
+/** The file's version and schema, read without migrating it. */
+function asStored(path: string) {
+  const db = new Database(path, { readonly: true });
+  try {
+    return { version: db.pragma('user_version', { simple: true }), shape: schemaShape(db), agents: db.prepare('SELECT id FROM agents').pluck().all() };
+  } finally {
+    db.close();
+  }
+}
+
+describe('a file written by an older build', () => {
+  it('opens one whose migration 11 had dropped sessions_unmarked_expiry (194ce65 to 3ee1cc1, b7aedbf among them): it stopped at version 25, no such index', async () => {
+    await withMigratedStore(11, (old) => old.exec('DROP INDEX sessions_unmarked_expiry'), async (store, path) => {
+      const agent = await store.getAgent('a');
+      expect(agent?.name).toBe('Ada');
+      await store.close();
+      expect(asStored(path).version).toBe(migrations.length);
+      const stored = new Database(path, { readonly: true });
+      const fresh = new Database(':memory:');
+      fresh.function('idempotency_id', (_scope: unknown, _key: unknown) => null);
+      for (const sql of migrations) fresh.exec(sql);
+      expect(schemaShape(stored)).toEqual(schemaShape(fresh));
+      stored.close();
+      fresh.close();
+    });
+  });
+
+  it('refuses one whose steps fail on it, naming the version and the failure, and leaves it as it was (5e6db0c wrote migration 16 otherwise)', () => {
+    // At 12: steps 13 to 15 go well, 16 fails; none of them stays.
+    const path = fileAt(12, (db) => db.exec('ALTER TABLE sessions ADD COLUMN first_event_id INTEGER'));
+    const before = asStored(path);
+    expect(() => openSqliteStore(path)).toThrow(
+      /^database schema version 12 cannot be brought to 27 \(duplicate column name: first_event_id\); nothing was changed\. Its schema is not the one this version had as built: .*Keep the file, and start this server on a new one \(or restore a backup\)$/,
+    );
+    expect(asStored(path)).toEqual(before);
+  });
+
+  it('refuses one whose steps succeed but do not end in this schema, naming the differences, and leaves it as it was (01156a6 wrote a migration 26 later withdrawn)', () => {
+    const path = fileAt(26, (db) => db.exec('ALTER TABLE event_log RENAME COLUMN occurred_at TO recorded_at; CREATE INDEX sessions_unmarked_expiry ON sessions (expires_at)'));
+    const before = asStored(path);
+    expect(() => openSqliteStore(path)).toThrow(
+      /^database schema version 26 does not become this server's schema 27: index sessions_unmarked_expiry \(not in this server's schema\), table event_log \(differs\); nothing was changed\./,
+    );
+    expect(asStored(path)).toEqual(before);
+  });
+
+  it('names a missing object, and opens a file at every earlier version as this server built it', async () => {
+    const path = fileAt(26, (db) => db.exec('DROP INDEX sessions_by_user_created'));
+    expect(() => openSqliteStore(path)).toThrow(/: index sessions_by_user_created \(missing\); nothing was changed/);
+    for (let version = 1; version < migrations.length; version += 1) {
+      const store = openSqliteStore(fileAt(version, () => undefined));
+      expect((await store.getAgent('a'))?.name, `version ${version}`).toBe('Ada');
+      await store.close();
+    }
+  });
+});
+
+it('PostgreSQL: counts once the sessions a batch of creates stores on a database whose migration 5 made the insert trigger count them too (ad2351c; migration 11)', async () => {
+  const database = await createTestDatabase();
+  try {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      for (const sql of postgresMigrations.slice(0, 10)) await client.query(sql);
+      await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      await client.query('INSERT INTO schema_migrations (version) SELECT generate_series(1, 10)');
+      // ad2351c's function: no skip, so a statement that counted its sessions itself had them counted again.
+      const skipping = /IF (.*) THEN/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!;
+      await client.query(SESSION_BUCKETS_INSERTED_AGAIN.replace(skipping, 'false'));
+    } finally {
+      await client.end();
+    }
+    const store = await openPostgresStore({ url: database.url, poolSize: 4 });
+    try {
+      const agent = agentRecord();
+      await store.insertAgent(agent);
+      const sessions = Array.from({ length: 5 }, () => sessionRecord(agent.id));
+      await Promise.all(sessions.map((session) => store.insertSession(session)));
+      const counts = await store.countSessions({ now: sessions[0]!.createdAt, purgeCutoff: sessions[0]!.createdAt - 1 });
+      expect(counts.total).toBe(5);
+      expect(counts.active).toBe(5);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.drop();
+  }
+});
+
+it('keeps every released migration, SQLite and PostgreSQL, as it was released: append a new one instead of changing one', () => {
+  const digests = (list: readonly string[]) => list.map((sql) => createHash('sha256').update(sql).digest('hex').slice(0, 16));
+  expect(digests(migrations)).toEqual(RELEASED.sqlite);
+  // PostgreSQL's migration 5 is built from session-buckets.ts: a change there changes it too (2949ad4 did).
+  expect(digests(postgresMigrations)).toEqual(RELEASED.postgres);
+});
+
+/** SHA-256 (first 16 hex digits) of each migration's text, as released; a new migration adds its own. */
+const RELEASED = {
+  sqlite: [
+    '45dccf3eb8f01263', '104f41324a9505da', '642d094c8839e2c2', '5bbc07b4f3df6faf', 'f80397e9190437cf', '7a9da41eb43d2cfe', '3c60690107b4ecbb',
+    '6f57ffe2ad69dc55', '7915878f22778219', '754c0fc2aec9f98f', '1f0f87afbec2fb89', '26d458cfa8c5c799', '83de876613f5d292', '496bd5e3b51f13dd',
+    '1d2eeae72f472c80', '2768c7ffadbb427d', '7faab34cdd76532e', '543d22d80251537f', 'eb0be24880caaa56', 'b39d06886ebf20a6', '17db4fd369edb924',
+    'b0c17058b30d530c', '2cb4b75817d1d8f5', 'a2aba0ccfb236596', '0894955033248cbd', '4e49175e1c345b50', 'e1096d531f8e03a6',
+  ],
+  postgres: [
+    '63cbf09d0d924e17', 'aca20510868e4081', 'e0973caaca43c5c8', '820cfba4c6497ae7', '75ae6b2d3663b992', 'cf1bacd2e54fe52c', '496bd5e3b51f13dd',
+    '1ed666ca0d2a4ff9', 'b0a10f3a35f445c8', '09d8e74d39c5dff5', 'dcf4c44f7e8a967b',
+  ],
+};
