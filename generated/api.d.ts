@@ -1039,7 +1039,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description Over the rate limit (`RATE_LIMITED`), or, on the event streams, a key bound to agents already has `EVENT_STREAMS_PER_KEY_MAX` streams open; retry after `Retry-After` seconds. */
+        /** @description Over the rate limit (`RATE_LIMITED`); or, on the event streams, a key bound to agents already has `EVENT_STREAMS_PER_KEY_MAX` streams open; or, sending a message with `transport`, the session already has 100 messages waiting for the agent's reply at this instance (nothing stored). Retry after `Retry-After` seconds. */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];

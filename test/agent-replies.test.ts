@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
-import { createAgentReplies } from '../src/events/agent-replies.js';
+import { MAX_OPEN_PER_SESSION, createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventFeed, type EventFeed, type FeedFollower } from '../src/events/event-feed.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
@@ -600,7 +600,7 @@ describe('the waiting room', () => {
 
   it("costs each wait the same however many waits its session had or has open (S16: a copy per wait of the others' messages ran a server out of memory)", async () => {
     const { feed, record } = handLog();
-    const waiting = createAgentReplies(feed);
+    const waiting = createAgentReplies(feed, { maxOpenPerSession: 1_000 });
     const { unanswered } = waitsOn(waiting, record);
     for (let i = 0; i < 2_000; i += 1) await unanswered(sessionId, `gone${i}`);
     // Entries written into sets and maps while 1,000 waits open in the session, each with its message: counted, not timed.
@@ -624,6 +624,34 @@ describe('the waiting room', () => {
     expect(((await waits[999]!.reply)!.data as { content: string }).content).toBe('to the last');
     for (const wait of waits) wait.release();
     expect(waiting.size()).toBe(0);
+  });
+
+  it('keeps at most maxOpenPerSession waits open in a session (429 RATE_LIMITED), counting each session apart and freeing a place as one ends', async () => {
+    const { feed } = handLog();
+    const waiting = createAgentReplies(feed, { maxOpenPerSession: 2 });
+    const [first, second] = [await waiting.wait(sessionId, 10_000), await waiting.wait(sessionId, 10_000)];
+    await expect(waiting.wait(sessionId, 10_000)).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+      details: `session ${sessionId} has 2 messages waiting for the agent's reply at this server, the most it keeps; send when one is answered, or without transport`,
+    });
+    const elsewhere = await waiting.wait(randomUUID(), 10_000);
+    first.release();
+    const third = await waiting.wait(sessionId, 10_000);
+    for (const wait of [second, elsewhere, third]) wait.release();
+    expect(waiting.size()).toBe(0);
+  });
+
+  it('through the server: the 101st message waiting at once in a session is refused 429 with Retry-After, and not stored', async () => {
+    const waiting = Array.from({ length: MAX_OPEN_PER_SESSION }, (_, i) => send({ transport: 'http', content: `waiting ${i}` }));
+    await until('every one waits', async () => t.replies.size() === MAX_OPEN_PER_SESSION);
+    const refused = await send({ transport: 'http', content: 'one too many' });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe('RATE_LIMITED');
+    expect(refused.headers['retry-after']).toBe('1');
+    expect((await send({ content: 'without transport' })).status).toBe(201);
+    await agentSays('to everyone');
+    expect((await Promise.all(waiting)).map((answer) => answer.status)).toEqual(Array(MAX_OPEN_PER_SESSION).fill(201));
+    expect((await stored()).map((message) => message.content)).not.toContain('one too many');
   });
 
   it('through the server: a late answer to a message whose http wait gave up (504) is not the sse reply to the next one (R45)', async () => {

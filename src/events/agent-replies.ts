@@ -1,6 +1,7 @@
 // Messages waiting for their agent's reply (sendSessionMessage with transport http or
 // sse), without a poll per waiter: each waiter follows the app's shared reader of the
 // event log (event-feed.ts) for its own session's `message.created` events.
+import { ApiError } from '../errors.js';
 import type { EventRecord } from '../storage/store.js';
 import type { EventFeed } from './event-feed.js';
 
@@ -30,13 +31,17 @@ export type WaitEnd = 'timeout' | 'released' | 'shutdown' | 'ended' | 'expired';
 export interface AgentReplies {
   /**
    * Starts waiting on the session, before the user's message is written (so the reader
-   * cannot have passed it). Resolves once the reader is following the log.
+   * cannot have passed it). Resolves once the reader is following the log. Refused (429)
+   * when the session has `maxOpenPerSession` waits open here already.
    */
   wait(sessionId: string, timeoutMs: number): Promise<ReplyWait>;
   /** Waits open. */
   size(): number;
   closeAll(): void;
 }
+
+/** Waits one session keeps open at once at an instance; one more is refused 429 before its message is stored. */
+export const MAX_OPEN_PER_SESSION = 100;
 
 const isAgentMessage = (event: EventRecord) => (event.data as { isAgent?: unknown }).isAgent === true;
 const messageIdOf = (event: EventRecord) => (event.data as { id?: unknown }).id;
@@ -66,9 +71,15 @@ interface SessionWaits {
  * answer to the message sent after it. One naming its own message, or nothing, or an id
  * the wait does not know (elizaOS's agents name a UUID derived from the message's, not the
  * message's id), or a message answered before the wait began (an agent naming its
- * thread's first message in every reply), is.
+ * thread's first message in every reply), is. Each event of a session is seen by each of
+ * its open waits, so a session keeps at most `maxOpenPerSession` open at once: a
+ * conversation has a few, and a client sending thousands at once in one session made every
+ * message cost thousands.
  */
-export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 }: { endedWaitsKept?: number } = {}): AgentReplies {
+export function createAgentReplies(
+  reader: EventFeed,
+  { endedWaitsKept = 10_000, maxOpenPerSession = MAX_OPEN_PER_SESSION }: { endedWaitsKept?: number; maxOpenPerSession?: number } = {},
+): AgentReplies {
   const open = new Set<() => void>();
   /** Per session, the user's messages waited on at this instance: open waits', and the last `endedWaitsKept` unanswered ones'. */
   const waitedOn = new Map<string, Set<string>>();
@@ -106,6 +117,9 @@ export function createAgentReplies(reader: EventFeed, { endedWaitsKept = 10_000 
 
   return {
     async wait(sessionId, timeoutMs) {
+      if ((shared.get(sessionId)?.open ?? 0) >= maxOpenPerSession) {
+        throw new ApiError('RATE_LIMITED', `session ${sessionId} has ${maxOpenPerSession} messages waiting for the agent's reply at this server, the most it keeps; send when one is answered, or without transport`);
+      }
       const session = join(sessionId);
       const startedAt = session.tick;
       let ownId: string | undefined;

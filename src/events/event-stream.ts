@@ -158,7 +158,6 @@ export function createEventStreams({
       if (open.size >= maxOpen) throw new ApiError('SERVICE_UNAVAILABLE', `the most event streams this server keeps open (EVENT_STREAMS_MAX=${maxOpen}) are open; retry later`);
       const holder = request.principal?.admin === false ? request.principal.id : undefined;
       if (holder !== undefined && (openByKey.get(holder) ?? 0) >= maxOpenPerKey) {
-        reply.header('retry-after', '1');
         throw new ApiError('RATE_LIMITED', `this API key has the most event streams a key may keep open (EVENT_STREAMS_PER_KEY_MAX=${maxOpenPerKey}) open; close one, or retry when one closes`);
       }
       const raw = startStream(reply);

@@ -83,7 +83,8 @@ export function answerInEnvelope(error: FastifyError, request: FastifyRequest, r
     else if (error instanceof ApiError) request.log.info({ code: error.code, details: error.details }, `request answered ${error.status} ${error.code}`);
     else request.log.error({ err: error }, 'request failed');
   }
-  if (apiError.status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
+  // A 429 of the rate limit has its own; one of a limit on what is open (streams, waits) is over when one closes.
+  if (apiError.status === 503 || (apiError.status === 429 && !reply.hasHeader('retry-after'))) reply.header('retry-after', RETRY_AFTER_SECONDS);
   return reply.code(apiError.status).send(apiError.toEnvelope());
 }
 
