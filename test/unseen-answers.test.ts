@@ -1,7 +1,9 @@
 // The requests Fastify neither times nor logs by itself: a response its client closed
-// before it ended, a URL the router refused, an answer Node gave before any request was
-// read. Each is counted once in the request histogram and logged with its request id.
+// before it ended (a stream, a wait, or any request whose client gave up while its handler
+// worked), a URL the router refused, an answer Node gave before any request was read or to
+// one whose body stopped arriving. Each is counted once in the request histogram and logged with its request id.
 import { connect } from 'node:net';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
 import { specSchemaValidator } from '../src/spec.js';
@@ -113,5 +115,49 @@ describe('answers Fastify does not see through', () => {
     events.close();
     await until('the closed stream is counted', async () => ((await requestCounts(app))['streamEvents 200'] ?? 0) - (before['streamEvents 200'] ?? 0) === 1);
     expect(lines.filter((line) => line.msg === 'request completed')).toEqual([]);
+  });
+});
+
+describe('requests whose answers nobody read (O16)', () => {
+  it('counts 499 and logs "request completed" (the answer it had, closedByClient) for a create whose client left while it waited for the write lock, though the session was stored', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const agentId = await registerAgent(app);
+    const before = await requestCounts(app);
+    // Another process holds the write lock: the create waits in its handler.
+    const other = new Database(app.databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const create = abandonedRequest(`${base}/api/messaging/sessions`, { 'content-type': 'application/json', 'x-request-id': 'left-create' }, { agentId, userId: '9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d' });
+    await until('the create reached the server', async () => lines.some((line) => line.reqId === 'left-create'));
+    await create.abort();
+    other.exec('COMMIT');
+    other.close();
+    await until('the create is logged', async () => lines.some((line) => line.reqId === 'left-create' && line.msg === 'request completed'));
+    expect((await app.request({ method: 'GET', url: '/api/messaging/sessions?userId=9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d' })).body.total).toBe(1);
+    const after = await requestCounts(app);
+    expect(after['createSession 499']).toBe((before['createSession 499'] ?? 0) + 1);
+    expect(after['createSession 201'] ?? 0).toBe(before['createSession 201'] ?? 0);
+    expect(lines.filter((line) => line.reqId === 'left-create' && line.msg === 'request completed')).toEqual([
+      expect.objectContaining({ res: { statusCode: 499 }, answer: 201, closedByClient: true }),
+    ]);
+  });
+
+  it('answers a body that stopped arriving 408 under the X-Request-Id the request sent, counted as its operation with its time, and logged under that id', async () => {
+    const { lines, stream } = logLines();
+    const metrics = createMetrics();
+    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const raw = await exchange(Number(new URL(base).port), 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: slow-body\r\nContent-Length: 100\r\n\r\n{');
+    expect(raw).toMatch(/^HTTP\/1\.1 408 /);
+    expect(/\r\nx-request-id: ([^\r]*)\r\n/i.exec(raw)?.[1]).toBe('slow-body');
+    expect(lines.filter((line) => line.res?.statusCode === 408)).toEqual([
+      expect.objectContaining({ reqId: 'slow-body', msg: 'request completed', reason: 'ERR_HTTP_REQUEST_TIMEOUT' }),
+    ]);
+    expect(lines.find((line) => line.res?.statusCode === 408)!.responseTime).toBeGreaterThan(500);
+    const after = await requestCounts(app);
+    expect(after['createAgent 408']).toBe((before['createAgent 408'] ?? 0) + 1);
+    expect(after['unread 408'] ?? 0).toBe(before['unread 408'] ?? 0);
   });
 });

@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { maxHeaderSize, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyReply } from 'fastify';
 import { ApiError } from '../errors.js';
+import { replyOf } from '../ops/request-id.js';
 import type { SocketAnswer } from '../ops/unseen-answers.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
@@ -28,19 +30,20 @@ function apiErrorFor(error: NodeJS.ErrnoException): ApiError {
 
 /**
  * Writes `apiError` on a socket no response was started on, with `Connection: close` (the
- * caller closes it), and a new X-Request-Id, as every answer has (the request could not be
- * read, so the client's id, if it sent one, is not known).
+ * caller closes it), and an X-Request-Id, as every answer has: the id of `inFlight`, the
+ * request whose body stopped arriving, or a new one (a request that could not be read,
+ * whose client's id, if it sent one, is not known).
  */
-function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAnswer: OnSocketAnswer): void {
+function answerOnSocket(socket: Socket, apiError: ApiError, reason: string, onAnswer: OnSocketAnswer, inFlight?: FastifyReply): void {
   const body = JSON.stringify(apiError.toEnvelope());
-  const requestId = randomUUID();
+  const requestId = inFlight?.request.id ?? randomUUID();
   socket.write(
     `HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n` +
       SECURITY_HEADER_LINES +
       `Connection: close\r\n\r\n${body}`,
   );
-  onAnswer({ status: apiError.status, requestId, reason });
+  onAnswer({ status: apiError.status, requestId, reason, ...(inFlight ? { inFlight } : {}) });
 }
 
 type Answering = Socket & { _httpMessage?: ServerResponse | null };
@@ -72,7 +75,8 @@ export function clientErrorHandler(onAnswer: OnSocketAnswer): (error: NodeJS.Err
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     afterAnswersBefore(socket, () => {
       const answering = (socket as Answering)._httpMessage;
-      if (socket.writable && !answering?.headersSent && error.code !== 'HPE_CLOSED_CONNECTION') answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer);
+      const inFlight = answering && !answering.req.complete ? replyOf(answering) : undefined;
+      if (socket.writable && !answering?.headersSent && error.code !== 'HPE_CLOSED_CONNECTION') answerOnSocket(socket, apiErrorFor(error), error.code ?? 'parse error', onAnswer, inFlight);
       socket.destroy(error);
     });
   };
