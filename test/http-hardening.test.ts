@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, hashApiKey } from '../src/api-keys.js';
-import { MonotonicStore } from '../src/http/rate-limit.js';
+import { KEYS_MAX, MonotonicStore } from '../src/http/rate-limit.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { logLines } from './helpers/log-lines.js';
@@ -108,19 +108,32 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(limited.body.error.details).toBe(`at most 1 requests per minute; retry in ${retryAfter} s`);
   });
 
-  it('forgets the least recently counted of over 5,000 clients first: one over its limit and still counting keeps its window', () => {
-    const windows = new MonotonicStore();
-    const count = (key: string) => {
-      let current = 0;
-      windows.incr(key, (_error, result) => (current = result.current), 60_000);
-      return current;
-    };
-    expect([count('over'), count('over')]).toEqual([1, 2]);
-    for (let i = 0; i < 4_999; i += 1) count(`other-${i}`);
-    expect(count('over')).toBe(3); // counted now: the most recent
-    count('late-1');
-    count('late-2'); // two forgotten: the oldest others, not 'over'
-    expect(count('over')).toBe(4);
+  it("keeps a client's window for its minute however many others are counted after it, up to KEYS_MAX (S17: 5,000 others gave it a new budget); forgets windows run out past 5,000", () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      const windows = new MonotonicStore();
+      const count = (key: string) => {
+        let current = 0;
+        windows.incr(key, (_error, result) => (current = result.current), 60_000);
+        return current;
+      };
+      expect([count('over'), count('over')]).toEqual([1, 2]);
+      for (let i = 0; i < 5_001; i += 1) count(`other-${i}`);
+      expect(count('over')).toBe(3);
+      // Past KEYS_MAX live windows, the least recently counted goes (other-0), though its minute runs.
+      expect(count('other-0')).toBe(2);
+      for (let i = 5_001; i <= KEYS_MAX; i += 1) count(`other-${i}`);
+      expect(count('other-1')).toBe(1);
+      expect(count('over')).toBe(4);
+      expect(windows.size).toBe(KEYS_MAX);
+      // A minute on, every window has run out: past 5,000 they are forgotten, oldest first; one counted again starts from 1.
+      vi.advanceTimersByTime(60_000);
+      count('after');
+      expect(windows.size).toBe(5_000);
+      expect(count('over')).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('says the time left in the window: 20 s into it, Retry-After and RateLimit-Reset are 40', async () => {

@@ -6,8 +6,14 @@ import { ApiError } from '../errors.js';
 import { bearerMatches, openOperations, operationIdOf, ownTokenOperations } from './auth.js';
 import { clientAddress } from './client-address.js';
 
-/** Keys whose windows are kept (the least recently counted forgotten first), as the plugin's own store keeps. */
+/** Past this many windows, those run out are forgotten (the least recently counted first). */
 const KEYS_KEPT = 5000;
+/**
+ * Past this many, the least recently counted is forgotten though its minute runs: else a
+ * client over its limit had a new budget once 5,000 other addresses were counted after it
+ * (S17). About 12 MB; a client forgotten needs as many addresses in a minute.
+ */
+export const KEYS_MAX = 100_000;
 
 type Counted = (error: Error | null, result: { current: number; ttl: number }) => void;
 
@@ -26,8 +32,22 @@ export class MonotonicStore {
     this.windows.delete(key); // set again below: the most recently counted last
     window.count += 1;
     this.windows.set(key, window);
-    if (this.windows.size > KEYS_KEPT) this.windows.delete(this.windows.keys().next().value!);
+    if (this.windows.size > KEYS_KEPT) this.forget(now, timeWindow);
     counted(null, { current: window.count, ttl: timeWindow - (now - window.startMs) });
+  }
+
+  /** Forgets, least recently counted first, the windows run out, and past KEYS_MAX any. */
+  private forget(now: number, timeWindow: number): void {
+    for (const [key, window] of this.windows) {
+      if (this.windows.size <= KEYS_KEPT) return;
+      if (window.startMs + timeWindow > now && this.windows.size <= KEYS_MAX) return;
+      this.windows.delete(key);
+    }
+  }
+
+  /** Windows held. */
+  get size(): number {
+    return this.windows.size;
   }
 
   child(): MonotonicStore {
