@@ -289,6 +289,8 @@ describe('a key revoked while its message waits for the reply (S16)', () => {
     expect(refused.body.error.code).toBe('UNAUTHORIZED');
     const second = (await stored()).find((message) => message.content === 'second')!;
     expect(refused.body.error.details).toBe(`the API key was revoked while message ${second.id} waited for the agent's reply; the message is stored`);
+    // R46: a 401 carries its challenge, as every other 401 of the API does (createWebhook's revoked-meanwhile one included).
+    expect(refused.headers['www-authenticate']).toBe('Bearer realm="sessions-api", ApiKey header="X-API-KEY"');
   });
 
   it('ends the sse stream after the user\'s message, saying the key was revoked, instead of sending the reply', async () => {
@@ -652,6 +654,33 @@ describe('the waiting room', () => {
     await agentSays('to everyone');
     expect((await Promise.all(waiting)).map((answer) => answer.status)).toEqual(Array(MAX_OPEN_PER_SESSION).fill(201));
     expect((await stored()).map((message) => message.content)).not.toContain('one too many');
+  });
+
+  it('keeps what a session remembers bounded by its open waits, not by every message since its waits began to overlap (R46)', async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    // Every Map written while the session's waits overlap: the largest one's size at the end.
+    const maps = new Set<Map<unknown, unknown>>();
+    const mapSet = Map.prototype.set;
+    Map.prototype.set = function (this: Map<unknown, unknown>, ...args: [unknown, unknown]) { maps.add(this); return mapSet.apply(this, args); };
+    let previous: Awaited<ReturnType<typeof waiting.wait>> | undefined;
+    try {
+      // A wait open at every moment (each new one before the last is released), 100 other messages while each is open.
+      for (let round = 0; round < 200; round += 1) {
+        const wait = await waiting.wait(sessionId, 60_000);
+        record(sessionId, { id: `own${round}`, content: 'waiting' });
+        wait.expect(`own${round}`);
+        previous?.release();
+        previous = wait;
+        for (let i = 0; i < 100; i += 1) record(sessionId, { id: `m${round}-${i}`, content: 'not waited on' });
+      }
+    } finally {
+      Map.prototype.set = mapSet;
+    }
+    const largest = Math.max(...[...maps].map((map) => map.size));
+    previous?.release();
+    // Two waits open at most, 101 messages each (the 199 unanswered kept besides); 20,200 before.
+    expect(largest).toBeLessThan(1_000);
   });
 
   it('through the server: a late answer to a message whose http wait gave up (504) is not the sse reply to the next one (R45)', async () => {

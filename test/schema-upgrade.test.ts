@@ -3,7 +3,7 @@
 // migration that a later build changed in place; their files are refused with nothing
 // changed (the server that wrote them still opens them), not left half migrated. And a
 // released migration does not change again: its digest is pinned here.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { SESSION_BUCKETS_INSERTED_AGAIN } from '../src/storage/postgres/session-buckets.js';
 import { withMigratedStore } from './helpers/old-sqlite-database.js';
-import { createTestDatabase } from './helpers/postgres-database.js';
+import { createTestDatabase, migrateTo, withClient } from './helpers/postgres-database.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 
 const folders: string[] = [];
@@ -31,10 +31,13 @@ function fileAt(version: number, written: (db: Database.Database) => void): stri
   const path = join(folder, 'sessions.db');
   const db = new Database(path);
   db.function('idempotency_id', (_scope: unknown, _key: unknown) => null);
-  for (const sql of migrations.slice(0, version)) db.exec(sql);
-  db.pragma(`user_version = ${version}`);
-  db.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
-  written(db);
+  // One transaction: each DDL statement on its own was a commit with its fsyncs (R46: 26 files took 19-37 s, past the 20 s timeout on a loaded machine).
+  db.transaction(() => {
+    for (const sql of migrations.slice(0, version)) db.exec(sql);
+    db.pragma(`user_version = ${version}`);
+    db.exec("INSERT INTO agents VALUES ('a', 'Ada', NULL, '{}', 0)");
+    written(db);
+  })();
   db.close();
   return path;
 }
@@ -96,6 +99,64 @@ describe('a file written by an older build', () => {
   });
 });
 
+it.each([
+  ['a UNIQUE column constraint (its sqlite_autoindex)', 'key_hash TEXT NOT NULL', 'admin INTEGER NOT NULL CHECK (admin IN (0, 1))', 'agent_ids TEXT NOT NULL'],
+  ['a CHECK constraint', 'key_hash TEXT NOT NULL UNIQUE', 'admin INTEGER NOT NULL', 'agent_ids TEXT NOT NULL'],
+  ['a column collation', 'key_hash TEXT NOT NULL UNIQUE', 'admin INTEGER NOT NULL CHECK (admin IN (0, 1))', 'agent_ids TEXT NOT NULL COLLATE NOCASE'],
+])('refuses a file at 26 whose api_keys table lacks or changes %s (R46)', (_what, keyHash, admin, agentIds) => {
+  const path = fileAt(26, (db) =>
+    db.exec(`
+      DROP INDEX api_keys_live_name;
+      DROP TABLE api_keys;
+      CREATE TABLE api_keys ( id TEXT PRIMARY KEY, name TEXT NOT NULL, ${keyHash}, ${admin}, ${agentIds}, created_at INTEGER NOT NULL, revoked_at INTEGER ) STRICT;
+      CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
+    `),
+  );
+  expect(() => openSqliteStore(path)).toThrow(/does not become this server's schema 27: .*table api_keys \(differs\)/);
+});
+
+describe('PostgreSQL: a role that may create tables but owns nothing (README)', () => {
+  /** A database at version 10 made by its owner, and a role with GRANT CREATE on the schema and the read/write grants; `prepare` runs as the owner first. */
+  async function asAppRole(prepare: (owner: pg.Client) => Promise<unknown>, use: (url: string) => Promise<void>): Promise<void> {
+    const database = await createTestDatabase();
+    const role = `app_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    try {
+      await withClient(database.url, async (owner) => {
+        await migrateTo(owner, 10);
+        await prepare(owner);
+        await owner.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+        await owner.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${role}`);
+        await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+        await owner.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      });
+      const url = new URL(database.url);
+      url.username = role;
+      url.password = 'pw';
+      await use(url.toString());
+    } finally {
+      await database.drop();
+      await withClient(database.url.replace(/\/[^/?]+(\?|$)/, '/postgres$1'), (admin) => admin.query(`DROP ROLE IF EXISTS ${role}`)).catch(() => undefined);
+    }
+  }
+
+  it('upgrades a database at version 10 that this server made (migration 11 changes nothing there) (R46)', async () => {
+    await asAppRole(async () => undefined, async (url) => {
+      const store = await openPostgresStore({ url, poolSize: 2 });
+      await store.close();
+    });
+  });
+
+  it("refuses, naming the owner's part, one whose function migration 11 must replace (ad2351c), nothing changed", async () => {
+    const skipping = /IF (coalesce.*) THEN/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!;
+    const oldFunction = /\$create\$([\s\S]*)\$create\$/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!.replace(skipping, 'false');
+    await asAppRole((owner) => owner.query(oldFunction), async (url) => {
+      await expect(openPostgresStore({ url, poolSize: 2 })).rejects.toThrow(
+        /^migration 11 of this server's schema cannot run: must be owner of function session_buckets_inserted; this upgrade changes an object of the schema, which only its owner may: run this version's first start as the role that made the schema; nothing was changed$/,
+      );
+    });
+  });
+});
+
 it('PostgreSQL: counts once the sessions a batch of creates stores on a database whose migration 5 made the insert trigger count them too (ad2351c; migration 11)', async () => {
   const database = await createTestDatabase();
   try {
@@ -106,8 +167,8 @@ it('PostgreSQL: counts once the sessions a batch of creates stores on a database
       await client.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
       await client.query('INSERT INTO schema_migrations (version) SELECT generate_series(1, 10)');
       // ad2351c's function: no skip, so a statement that counted its sessions itself had them counted again.
-      const skipping = /IF (.*) THEN/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!;
-      await client.query(SESSION_BUCKETS_INSERTED_AGAIN.replace(skipping, 'false'));
+      const skipping = /IF (coalesce.*) THEN/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!;
+      await client.query(/\$create\$([\s\S]*)\$create\$/.exec(SESSION_BUCKETS_INSERTED_AGAIN)![1]!.replace(skipping, 'false'));
     } finally {
       await client.end();
     }
@@ -145,6 +206,6 @@ const RELEASED = {
   ],
   postgres: [
     '63cbf09d0d924e17', 'aca20510868e4081', 'e0973caaca43c5c8', '820cfba4c6497ae7', '75ae6b2d3663b992', 'cf1bacd2e54fe52c', '496bd5e3b51f13dd',
-    '1ed666ca0d2a4ff9', 'b0a10f3a35f445c8', '09d8e74d39c5dff5', 'dcf4c44f7e8a967b',
+    '1ed666ca0d2a4ff9', 'b0a10f3a35f445c8', '09d8e74d39c5dff5', '9340b3b69b1cddb9',
   ],
 };

@@ -59,6 +59,9 @@ interface SessionWaits {
   sightings: Map<string, number>;
   /** The waited-on messages answered, by when. */
   answered: Map<string, number>;
+  /** When each wait joined, in that order (nondecreasing), and whether it has left; `head`: the oldest still open. */
+  starts: Array<{ at: number; left: boolean }>;
+  head: number;
 }
 
 /**
@@ -107,12 +110,29 @@ export function createAgentReplies(
   }
   function join(sessionId: string): SessionWaits {
     let session = shared.get(sessionId);
-    if (!session) shared.set(sessionId, (session = { open: 0, tick: 0, sightings: new Map(), answered: new Map() }));
+    if (!session) shared.set(sessionId, (session = { open: 0, tick: 0, sightings: new Map(), answered: new Map(), starts: [], head: 0 }));
     session.open += 1;
+    session.starts.push({ at: session.tick, left: false });
     return session;
   }
-  function leaveSession(sessionId: string, session: SessionWaits): void {
-    if ((session.open -= 1) === 0) shared.delete(sessionId);
+  /**
+   * A wait left: the session's memory goes once its last wait is gone, and otherwise what
+   * was seen or answered before the oldest open wait joined (no open wait can tell such an
+   * entry from an absent one: its own message, and its start, come after).
+   */
+  function leaveSession(sessionId: string, session: SessionWaits, start: { left: boolean }): void {
+    start.left = true;
+    if ((session.open -= 1) === 0) return void shared.delete(sessionId);
+    const { starts } = session;
+    while (starts[session.head]!.left) session.head += 1;
+    const floor = starts[session.head]!.at;
+    for (const map of [session.sightings, session.answered]) {
+      for (const [id, at] of map) {
+        if (at >= floor) break;
+        map.delete(id);
+      }
+    }
+    if (session.head > 1024 && session.head * 2 > starts.length) session.head = (starts.splice(0, session.head), 0);
   }
 
   return {
@@ -121,7 +141,8 @@ export function createAgentReplies(
         throw new ApiError('RATE_LIMITED', `session ${sessionId} has ${maxOpenPerSession} messages waiting for the agent's reply at this server, the most it keeps; send when one is answered, or without transport`);
       }
       const session = join(sessionId);
-      const startedAt = session.tick;
+      const start = session.starts.at(-1)!;
+      const startedAt = start.at;
       let ownId: string | undefined;
       let own: EventRecord | undefined;
       let settled = false;
@@ -153,7 +174,7 @@ export function createAgentReplies(
           ended(sessionId, ownId, reply !== undefined);
         }
         leave();
-        leaveSession(sessionId, session);
+        leaveSession(sessionId, session, start);
         open.delete(shutDown);
         resolveOwn(own);
         resolveReply(reply);
@@ -189,7 +210,7 @@ export function createAgentReplies(
       try {
         leave = await reader.follow(waiter);
       } catch (error) {
-        leaveSession(sessionId, session);
+        leaveSession(sessionId, session, start);
         throw error;
       }
       open.add(shutDown);

@@ -7,6 +7,7 @@ import { messageAuthor } from '../../domain/message-author.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
 import { ApiError } from '../../errors.js';
+import { unauthorized } from '../auth.js';
 import type { EventRecord, MessageRecord, SessionRecord } from '../../storage/store.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { changeEvents, messageEvent, overdueWarning, withEvents } from '../../events/event-records.js';
@@ -120,7 +121,7 @@ export const sendSessionMessage =
       throw new ApiError('AGENT_REPLY_TIMEOUT', `no reply from the agent within ${agentReplyTimeoutMs / 1000} s; message ${sent.message.id} is stored`);
     }
     if (await revoked()) {
-      throw new ApiError('UNAUTHORIZED', `the API key was revoked while message ${sent.message.id} waited for the agent's reply; the message is stored`);
+      throw unauthorized(reply, `the API key was revoked while message ${sent.message.id} waited for the agent's reply; the message is stored`);
     }
     const { sessionStatus } = sentView(sent, now);
     const answer = { success: true, data: { success: true, userMessage: messageView(sent.message), agentResponse: agentResponseOf(agentMessage), sessionStatus } };

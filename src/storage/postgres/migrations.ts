@@ -227,7 +227,9 @@ function explained(error: unknown, version: number | undefined): Error | undefin
   const step = version === undefined ? "this server's schema cannot be made" : `migration ${version} of this server's schema cannot run`;
   const cause = (advice: string) => new Error(`${step}: ${message}${advice}; nothing was changed`, { cause: error });
   if (code === '42P07') return cause(', made by something else; give the server a database (or a search_path schema) of its own'); // duplicate_table
-  if (code === '42501') return cause('; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …)'); // insufficient_privilege
+  // insufficient_privilege: to change an object (drop an index, replace a function) takes its owner.
+  if (code === '42501' && /must be owner/.test(message ?? '')) return cause('; this upgrade changes an object of the schema, which only its owner may: run this version\'s first start as the role that made the schema');
+  if (code === '42501') return cause('; the database user needs the right to create tables there on first start and on upgrades (GRANT CREATE ON SCHEMA …)');
   if (code === '3F000') return cause('; the search_path names no schema that exists: create it first (CREATE SCHEMA …)'); // invalid_schema_name
   // undefined_table: schema_migrations records versions whose tables are not all there.
   if (code === '42P01') return cause(', though schema_migrations says the versions before it were applied: a table of this schema was dropped, or that schema_migrations is not this server\'s');

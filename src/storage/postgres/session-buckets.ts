@@ -72,8 +72,19 @@ function triggerFunction(name: string, changes: string, skip = 'false', create =
 /** The insert trigger's skip: the statement counted its sessions itself. */
 const INSERTED_COUNTED_BY_STATEMENT = `coalesce(current_setting('${COUNTED_SETTING}', true), '') = 'on'`;
 
-/** Migration 11: the insert trigger's function as migration 5 makes it (ad2351c's migration 5 made it without the skip). */
-export const SESSION_BUCKETS_INSERTED_AGAIN = triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), INSERTED_COUNTED_BY_STATEMENT, 'CREATE OR REPLACE');
+/**
+ * Migration 11: the insert trigger's function as migration 5 makes it, where it is not
+ * (ad2351c's migration 5 made it without the skip). Replacing a function takes its owner:
+ * where it is right already nothing is done, so a user that may only create tables
+ * upgrades as before.
+ */
+export const SESSION_BUCKETS_INSERTED_AGAIN = `
+  DO $migration$
+  BEGIN
+    IF position('${COUNTED_SETTING}' IN (SELECT prosrc FROM pg_proc WHERE oid = 'session_buckets_inserted'::regproc)) = 0 THEN
+      EXECUTE $create$${triggerFunction('session_buckets_inserted', deltasOf('new_rows', 1), INSERTED_COUNTED_BY_STATEMENT, 'CREATE OR REPLACE')}$create$;
+    END IF;
+  END $migration$;`;
 
 /** Migration 5: the buckets, their triggers, the index of warns_at, and the buckets of the sessions stored before. */
 export const SESSION_BUCKETS_MIGRATION = `

@@ -597,13 +597,14 @@ export function assertOwnSchema(db: Database): void {
  */
 export function schemaShape(db: Database): Map<string, string> {
   const shape = new Map<string, string>();
-  const objects = db.prepare("SELECT type, name, tbl_name AS tableName, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as Array<{ type: string; name: string; tableName: string; sql: string | null }>;
+  const objects = db.prepare("SELECT type, name, tbl_name AS tableName, sql FROM sqlite_master WHERE name NOT IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4') ORDER BY type, name").all() as Array<{ type: string; name: string; tableName: string; sql: string | null }>;
   const words = (sql: string | null) => (sql ?? '').replace(/\s+/g, ' ').trim();
   for (const { type, name, tableName, sql } of objects) {
     const quoted = `"${name.replaceAll('"', '""')}"`;
     if (type === 'table') {
       const kind = db.prepare('SELECT strict, wr FROM pragma_table_list WHERE name = ?').get(name);
-      shape.set(`table ${name}`, JSON.stringify([kind, db.pragma(`table_xinfo(${quoted})`), db.pragma(`foreign_key_list(${quoted})`)]));
+      // The text too: CHECK constraints and collations are nowhere else (every upgrade path of this server's builds spells it as a fresh build does).
+      shape.set(`table ${name}`, JSON.stringify([kind, db.pragma(`table_xinfo(${quoted})`), db.pragma(`foreign_key_list(${quoted})`), words(sql)]));
     } else if (type === 'index') {
       const unique = db.prepare('SELECT "unique" FROM pragma_index_list(?) WHERE name = ?').pluck().get(tableName, name);
       shape.set(`index ${name}`, JSON.stringify([tableName, unique, db.pragma(`index_xinfo(${quoted})`), / WHERE (.*)$/i.exec(words(sql))?.[1] ?? null]));
