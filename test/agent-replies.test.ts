@@ -293,6 +293,21 @@ describe('a key revoked while its message waits for the reply (S16)', () => {
     expect(refused.headers['www-authenticate']).toBe('Bearer realm="sessions-api", ApiKey header="X-API-KEY"');
   });
 
+  it('hands the reply over when the key cannot be asked again (the store failing), as an event stream goes on', async () => {
+    const waiter = await withWaiterKey();
+    const answer = t.request({ method: 'POST', url: messagesUrl(), headers: waiter, body: { content: 'mine', transport: 'http' } });
+    await until('it waits', async () => t.replies.size() === 1);
+    const failing = vi.spyOn(t.store, 'findApiKey').mockRejectedValue(new Error('the store is unreachable'));
+    try {
+      await reply('to mine');
+      const answered = await answer;
+      expect(answered.status).toBe(201);
+      expect(answered.body.data.agentResponse.text).toBe('to mine');
+    } finally {
+      failing.mockRestore();
+    }
+  });
+
   it('ends the sse stream after the user\'s message, saying the key was revoked, instead of sending the reply', async () => {
     const waiter = await withWaiterKey();
     const base = await t.listen();
@@ -639,8 +654,68 @@ describe('the waiting room', () => {
     const elsewhere = await waiting.wait(randomUUID(), 10_000);
     first.release();
     const third = await waiting.wait(sessionId, 10_000);
+    // The session's count goes on while one of its waits is open: full again.
+    await expect(waiting.wait(sessionId, 10_000)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     for (const wait of [second, elsewhere, third]) wait.release();
     expect(waiting.size()).toBe(0);
+  });
+
+  it('gives back its place in the session when following the log fails', async () => {
+    const { feed } = handLog();
+    let failing = true;
+    const flaky: EventFeed = { ...feed, follow: async (follower) => { if (failing) throw new Error('the log is unreadable'); return feed.follow(follower); } };
+    const waiting = createAgentReplies(flaky, { maxOpenPerSession: 1 });
+    await expect(waiting.wait(sessionId, 10_000)).rejects.toThrow('the log is unreadable');
+    failing = false;
+    const wait = await waiting.wait(sessionId, 10_000);
+    wait.release();
+    expect(waiting.size()).toBe(0);
+  });
+
+  it('passes by a reply naming a message recorded after its own that no wait here knows (sent without transport, or waited on at another instance)', async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    const wait = await waiting.wait(sessionId, 10_000);
+    record(sessionId, { id: 'm1', content: 'mine' });
+    wait.expect('m1');
+    record(sessionId, { id: 'm2', content: 'sent without transport' });
+    record(sessionId, { id: 'r2', isAgent: true, content: 'to the later one', metadata: { inReplyTo: 'm2' } });
+    record(sessionId, { id: 'r1', isAgent: true, content: 'to mine', metadata: { inReplyTo: 'm1' } });
+    expect(((await wait.reply)!.data as { content: string }).content).toBe('to mine');
+  });
+
+  it("takes a reply naming a message answered before it began (its thread's first) while another wait of the session stays open", async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    const { answersNext } = waitsOn(waiting, record);
+    const long = await waiting.wait(sessionId, 10_000);
+    record(sessionId, { id: 'm0', content: 'still waiting' });
+    long.expect('m0');
+    const first = await waiting.wait(sessionId, 10_000);
+    record(sessionId, { id: 'm1', content: 'first' });
+    first.expect('m1');
+    record(sessionId, { id: 'r1', isAgent: true, content: 'to the first', metadata: { inReplyTo: 'm1' } });
+    expect(((await first.reply)!.data as { content: string }).content).toBe('to the first');
+    expect(await answersNext(sessionId, 'm1')).toBe(true);
+    long.release();
+    expect(await long.reply).toBeUndefined();
+  });
+
+  it("passes by a reply naming a message whose wait was answered after this one began, even when that answer was seen before its message was named", async () => {
+    const { feed, record } = handLog();
+    const waiting = createAgentReplies(feed);
+    const first = await waiting.wait(sessionId, 10_000);
+    // The agent answers before the first's write returned: both events wait until its message is named.
+    record(sessionId, { id: 'm1', content: 'first' });
+    record(sessionId, { id: 'r1', isAgent: true, content: 'to the first', metadata: { inReplyTo: 'm1' } });
+    const second = await waiting.wait(sessionId, 10_000);
+    first.expect('m1');
+    expect(((await first.reply)!.data as { content: string }).content).toBe('to the first');
+    record(sessionId, { id: 'm2', content: 'second' });
+    second.expect('m2');
+    record(sessionId, { id: 'r1b', isAgent: true, content: 'again to the first', metadata: { inReplyTo: 'm1' } });
+    record(sessionId, { id: 'r2', isAgent: true, content: 'to the second', metadata: { inReplyTo: 'm2' } });
+    expect(((await second.reply)!.data as { content: string }).content).toBe('to the second');
   });
 
   it('through the server: the 101st message waiting at once in a session is refused 429 with Retry-After, and not stored', async () => {

@@ -490,6 +490,29 @@ describe('EVENT_STREAMS_PER_KEY_MAX', () => {
   });
 });
 
+describe('EVENT_STREAMS_PER_KEY_MAX and HEAD', () => {
+  it('counts no stream for a HEAD request of a key bound to agents: it answers the headers and holds nothing open', async () => {
+    const ADMIN_KEY = 'admin-key-for-per-key-streams-02';
+    const keyed = await startTestApp({ access: { apiKeys: [ADMIN_KEY] }, app: { maxEventStreams: 10, maxEventStreamsPerKey: 1 } });
+    try {
+      const url = await keyed.listen();
+      const agent = (await keyed.request({ method: 'POST', url: '/api/agents', headers: { 'x-api-key': ADMIN_KEY }, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+      const key = generateApiKey();
+      await keyed.store.insertApiKey({ id: randomUUID(), name: 'headed', keyHash: hashApiKey(key), admin: false, agentIds: [agent], createdAt: 0 });
+      for (let i = 0; i < 3; i += 1) {
+        const head = await fetch(`${url}/api/messaging/sessions/events`, { method: 'HEAD', headers: { 'x-api-key': key }, signal: AbortSignal.timeout(5000) });
+        expect(head.status).toBe(200);
+      }
+      const client = await openStream(`${url}/api/messaging/sessions/events`, { 'x-api-key': key });
+      streams.push(client);
+      expect(client.status).toBe(200);
+    } finally {
+      for (const client of streams.splice(0)) client.close();
+      await keyed.close();
+    }
+  });
+});
+
 describe('EVENT_STREAMS_MAX', () => {
   it('is not a small number when not set: an app built without it keeps several streams open', async () => {
     const plain = await startTestApp();

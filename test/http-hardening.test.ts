@@ -364,3 +364,17 @@ describe('CORS_ORIGINS, in process', () => {
     expect(refused.headers.get('access-control-allow-methods')).toBeNull();
   });
 });
+
+describe('Retry-After', () => {
+  it('comes only with an answer that a retry later can change (429, 503): not with a 404, a 400 or a 401', async () => {
+    const t = await start({ access: { apiKeys: ['retry-after-admin-key-0123456789'] } });
+    const key = { 'x-api-key': 'retry-after-admin-key-0123456789' };
+    const answers = [
+      await t.request({ method: 'GET', url: `/api/messaging/sessions/${randomUUID()}`, headers: key }),
+      await t.request({ method: 'POST', url: '/api/agents', headers: key, body: { characterJson: 'not an object' } }),
+      await t.request({ method: 'GET', url: '/api/agents' }),
+    ];
+    expect(answers.map((answer) => answer.status)).toEqual([404, 400, 401]);
+    for (const answer of answers) expect(answer.headers['retry-after'], String(answer.status)).toBeUndefined();
+  });
+});

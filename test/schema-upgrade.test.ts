@@ -4,7 +4,7 @@
 // changed (the server that wrote them still opens them), not left half migrated. And a
 // released migration does not change again: its digest is pinned here.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -86,6 +86,39 @@ describe('a file written by an older build', () => {
       /^database schema version 26 does not become this server's schema 27: index sessions_unmarked_expiry \(not in this server's schema\), table event_log \(differs\); nothing was changed\./,
     );
     expect(asStored(path)).toEqual(before);
+  });
+
+  it("tells apart what the SQL of a table, index or trigger says beyond its columns' names: STRICT, WITHOUT ROWID, UNIQUE, an index's WHERE and order, a foreign key's action, a generated column, a trigger's body", () => {
+    /** `table` made again from its SQL changed by `edit`, with its indexes. */
+    const rebuilt = (table: string, edit: (sql: string) => string) => (db: Database.Database) => {
+      const sql = db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck().get(table) as string;
+      const indexes = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL").pluck().all(table) as string[];
+      db.exec(`DROP TABLE ${table}`);
+      db.exec(edit(sql));
+      for (const index of indexes) db.exec(index);
+    };
+    const cases: Array<[string, (db: Database.Database) => void]> = [
+      ['table health_probe', rebuilt('health_probe', (sql) => sql.replace(/\)\s*STRICT\s*$/, ')'))],
+      ['table session_counts', rebuilt('session_counts', (sql) => sql.replace(/,\s*WITHOUT ROWID\s*$/, ''))],
+      ['table webhook_deliveries', rebuilt('webhook_deliveries', (sql) => sql.replace('ON DELETE CASCADE', ''))],
+      ['table agents', (db) => db.exec('ALTER TABLE agents ADD COLUMN label TEXT GENERATED ALWAYS AS (name) VIRTUAL')],
+      ['index api_keys_live_name', (db) => db.exec('DROP INDEX api_keys_live_name; CREATE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL')],
+      ['index webhooks_by_key', (db) => db.exec('DROP INDEX webhooks_by_key; CREATE INDEX webhooks_by_key ON webhooks (created_by_key)')],
+      ['index sessions_by_expiry', (db) => db.exec('DROP INDEX sessions_by_expiry; CREATE INDEX sessions_by_expiry ON sessions (expires_at DESC)')],
+      ['trigger due_announcements_insert', (db) => {
+        const sql = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'due_announcements_insert'").pluck().get() as string;
+        db.exec(`DROP TRIGGER due_announcements_insert; ${sql.replace('INSERT OR IGNORE', 'INSERT OR REPLACE')}`);
+      }],
+    ];
+    const base = fileAt(26, () => undefined);
+    for (const [i, [object, written]] of cases.entries()) {
+      const path = `${base}.${i}`;
+      copyFileSync(base, path);
+      const db = new Database(path);
+      written(db);
+      db.close();
+      expect(() => openSqliteStore(path), object).toThrow(` ${object} (differs)`);
+    }
   });
 
   it('names a missing object, and opens a file at every earlier version as this server built it', async () => {
