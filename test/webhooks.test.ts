@@ -600,6 +600,23 @@ describe('webhook filters', () => {
     expect(received.map((event) => [event.type, event.agentId, event.sessionId])).toEqual([['session.created', agentId, mine.sessionId]]);
   });
 
+  it('claims no webhook (a write) on a tick when no event was recorded past its cursor (S17: thousands of webhooks made every tick write once each)', async () => {
+    const hook = await receiver(() => 200);
+    cleanups.push(hook.close);
+    for (let i = 0; i < 50; i += 1) await subscribe({ url: `${hook.url}/${i}` });
+    let claims = 0;
+    const store = { ...t.store, claimWebhook: (...args: Parameters<TestApp['store']['claimWebhook']>) => (claims++, t.store.claimWebhook(...args)) };
+    const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 });
+    await send.tick();
+    await send.tick();
+    expect(claims).toBe(0);
+    // An event: each claims once to deliver it.
+    await createSession(t, { agentId });
+    await send.tick();
+    expect(claims).toBe(50);
+    expect(hook.received).toHaveLength(50);
+  });
+
   it('reads each event once for a filter that matches rarely: a tick walks only what was recorded since the last', async () => {
     const hook = await receiver(() => 200);
     cleanups.push(hook.close);
@@ -613,13 +630,15 @@ describe('webhook filters', () => {
     const send = createWebhookDispatcher({ store, clock: t.clock, random: () => 0.5 });
     await send.tick();
     expect(readsAfter).toEqual([subscribedAt]);
-    // Nothing recorded since: no read, and the claim stored how far the last one went.
+    // Nothing recorded since: no read, and no claim (a write: S17).
     await send.tick();
     expect(readsAfter).toHaveLength(1);
-    expect(await storedCursor()).toBe(head);
+    expect(await storedCursor()).toBe(subscribedAt);
     await createSession(t, { agentId });
     await send.tick();
     expect(readsAfter).toEqual([subscribedAt, head]);
+    // The claim before that read stored how far the first one went.
+    expect(await storedCursor()).toBe(head);
     // A match after all that is still delivered.
     const quiet = await registerAgent(t);
     expect((await t.request({ method: 'DELETE', url: `/api/agents/${quiet}` })).status).toBe(200);

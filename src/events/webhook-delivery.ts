@@ -205,12 +205,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   async function deliver(webhook: WebhookRecord): Promise<void> {
     let state = webhook;
     for (let sent = 0; sent < EVENTS_PER_TICK && !stopped; sent += 1) {
+      // Read before the events: the read below sees at least these. Nothing past the cursor: no claim (a write).
+      const head = await store.lastEventId();
+      if (head === undefined || BigInt(head) <= BigInt(readPast.get(state.id) ?? state.cursor)) return;
       const held = await claim(state);
       if (!held) return;
       state = held;
-      // Read before the events: the read below sees at least these.
-      const head = await store.lastEventId();
-      if (head === undefined || BigInt(head) <= BigInt(state.cursor)) return;
+      if (BigInt(head) <= BigInt(state.cursor)) return; // delivered meanwhile by another server
       const [event] = await store.listEvents({ after: state.cursor, types: state.types, agentId: state.agentId, agentIds: state.agentIds, limit: 1 });
       if (!event) {
         readPast.set(state.id, head);
@@ -258,7 +259,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     for (const id of readPast.keys()) if (!listed.has(id)) readPast.delete(id);
     const now = clock.now();
     for (const [id, until] of claimedUntil) if (until <= now || !listed.has(id)) claimedUntil.delete(id);
-    const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id));
+    // A webhook whose cursor (or what the last read here passed over) is the log's newest
+    // event has nothing to deliver: not claimed, which is a write (S17: with thousands of
+    // webhooks every tick wrote once for each, events or not).
+    const head = BigInt((await store.lastEventId()) ?? '0');
+    const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id) && head > BigInt(readPast.get(w.id) ?? w.cursor));
     await Promise.all(
       due.map(async (webhook) => {
         busy.add(webhook.id);
