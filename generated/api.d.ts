@@ -460,7 +460,8 @@ export interface paths {
          *     link-local or special address, or `localhost`, is refused too (400), and a
          *     host name resolving to one fails each delivery. `agentId` must name an agent
          *     (404 `AGENT_NOT_FOUND` otherwise). A key bound to agents subscribes to its
-         *     agents' events only.
+         *     agents' events only, and has at most `WEBHOOKS_PER_KEY_MAX` (100) webhooks (403
+         *     `FORBIDDEN` beyond: delete one first).
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -1029,7 +1030,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description The API key is valid but not allowed this operation (`FORBIDDEN`); only an admin key manages agents and reads `/metrics`. */
+        /** @description The API key is valid but not allowed this operation (`FORBIDDEN`); only an admin key manages agents and reads `/metrics`, and a key bound to agents has at most `WEBHOOKS_PER_KEY_MAX` webhooks. */
         Forbidden: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -2097,6 +2098,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["AgentNotFound"];
             409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];

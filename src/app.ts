@@ -48,7 +48,7 @@ function withClientAddress(logger: AppOptions['logger']): AppOptions['logger'] {
  * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInstance {
-  const deps = { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, ...given };
+  const deps = { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, webhooksPerKeyMax: DEFAULTS.webhooksPerKeyMax, ...given };
   const unseen = unseenAnswers(() => app.log, options.metrics);
   const corsHeaders = corsHeadersFor(options.access?.corsOrigins ?? []);
   const app: FastifyInstance = Fastify({

@@ -35,6 +35,8 @@ export interface ServerConfig {
   eventStreamsMax: number;
   /** Event streams one API key bound to agents keeps open at once; one more is answered 429 (EVENT_STREAMS_PER_KEY_MAX). */
   eventStreamsPerKeyMax: number;
+  /** Webhooks one API key bound to agents may have; one more is answered 403 (WEBHOOKS_PER_KEY_MAX). */
+  webhooksPerKeyMax: number;
   /** Admin API keys (API_KEYS); keys in the database's table count too. */
   apiKeys: string[];
   /** Requests per minute per key (per address without keys); undefined: no limit. */
@@ -265,6 +267,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     agentReplyTimeoutMs: parseRanged(env, 'AGENT_REPLY_TIMEOUT_SECONDS', DEFAULTS.agentReplyTimeoutMs / 1000, 1, 3600) * 1000,
     eventStreamsMax: parseRanged(env, 'EVENT_STREAMS_MAX', DEFAULTS.eventStreamsMax, 1, 1_000_000),
     eventStreamsPerKeyMax: parseRanged(env, 'EVENT_STREAMS_PER_KEY_MAX', DEFAULTS.eventStreamsPerKeyMax, 1, 1_000_000),
+    webhooksPerKeyMax: parseRanged(env, 'WEBHOOKS_PER_KEY_MAX', DEFAULTS.webhooksPerKeyMax, 1, 1_000_000),
     apiKeys: parseApiKeys(env),
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE') === undefined ? undefined : parseRanged(env, 'RATE_LIMIT_PER_MINUTE', 0, 1, 1_000_000),
     corsOrigins: parseCorsOrigins(env),

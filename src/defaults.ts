@@ -8,6 +8,7 @@ export const DEFAULTS = Object.freeze({
   agentReplyTimeoutMs: 30_000,
   eventStreamsMax: 10_000,
   eventStreamsPerKeyMax: 1000,
+  webhooksPerKeyMax: 100,
   postgres: Object.freeze({ poolSize: 10, statementTimeoutMs: 5000 }),
   sqliteSynchronous: 'normal' as 'normal' | 'full',
   webhookPrivateAddresses: 'allow' as 'allow' | 'deny',

@@ -41,7 +41,7 @@ const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock: sy
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
-  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses },
+  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses, webhooksPerKeyMax: config.webhooksPerKeyMax },
   { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, maxEventStreamsPerKey: config.eventStreamsPerKeyMax, trustProxy: config.trustProxy },
 );
 

@@ -28,7 +28,7 @@ import { startTestApp } from './helpers/test-app.js';
 const store = openSqliteStore(':memory:');
 const clock = fakeClock();
 const sweeper = createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 });
-const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(createEventFeed(store)) });
+const handlers = createHandlers({ agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, webhooksPerKeyMax: DEFAULTS.webhooksPerKeyMax, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper, streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(createEventFeed(store)) });
 
 describe('operations and handlers', () => {
   it('has exactly one handler per operationId of the spec, the operational ones aside', () => {

@@ -24,7 +24,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function handlerDeps(store = openSqliteStore(':memory:')) {
   const clock = fakeClock();
-  return { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(createEventFeed(store)) };
+  return { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, webhooksPerKeyMax: DEFAULTS.webhooksPerKeyMax, store, clock, sessionDefaults: {}, retentionMs: 0, sweeper: createSweeper({ store, clock, retentionMs: 0, intervalMs: 1000, batchSize: 1 }), streams: createEventStreams({ feed: createEventFeed(store) }), replies: createAgentReplies(createEventFeed(store)) };
 }
 
 describe('unimplemented operations', () => {

@@ -166,9 +166,9 @@ describe('npm run keys, on the database of a running server', () => {
     expect([existsSync(`${databasePath}-wal`), existsSync(`${databasePath}-shm`)]).toEqual([false, false]);
   });
 
-  it('holds a key bound to agents to EVENT_STREAMS_PER_KEY_MAX open event streams (429); the admin key is not', async () => {
+  it('holds a key bound to agents to EVENT_STREAMS_PER_KEY_MAX open event streams (429) and WEBHOOKS_PER_KEY_MAX webhooks (403); the admin key is not', async () => {
     const databasePath = tempDatabase();
-    const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', API_KEYS: ADMIN_KEY, EVENT_STREAMS_PER_KEY_MAX: '1' });
+    const server = startServer({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', API_KEYS: ADMIN_KEY, EVENT_STREAMS_PER_KEY_MAX: '1', WEBHOOKS_PER_KEY_MAX: '1' });
     const baseUrl = await server.listening;
     const admin = { 'x-api-key': ADMIN_KEY };
     const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Bound' } }, admin)).body.data.character.id as string;
@@ -181,6 +181,12 @@ describe('npm run keys, on the database of a running server', () => {
       const refused = await fetchChecked(baseUrl, 'GET', '/api/messaging/sessions/events', undefined, { 'x-api-key': key });
       expect(refused.status).toBe(429);
       expect(refused.body.error.details).toMatch(/EVENT_STREAMS_PER_KEY_MAX=1\)/);
+      const webhook = (headers: Record<string, string>) => fetchChecked(baseUrl, 'POST', '/api/webhooks', { url: 'https://hooks.example.com/x' }, headers);
+      expect((await webhook({ 'x-api-key': key })).status).toBe(201);
+      const secondWebhook = await webhook({ 'x-api-key': key });
+      expect(secondWebhook.status).toBe(403);
+      expect(secondWebhook.body.error.details).toMatch(/WEBHOOKS_PER_KEY_MAX=1\)/);
+      expect((await webhook(admin)).status).toBe(201);
     } finally {
       open.abort();
     }

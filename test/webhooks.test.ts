@@ -454,6 +454,29 @@ describe('webhooks', () => {
     expect(hook.received.map((r) => JSON.parse(r.body).agentId)).toEqual([mine]);
   });
 
+  it('holds a key bound to agents to WEBHOOKS_PER_KEY_MAX webhooks (403 FORBIDDEN, nothing made), each key apart, admin keys not at all; a deleted one frees a place (S17)', async () => {
+    const ADMIN_KEY = 'admin-key-for-webhook-tests-03';
+    await t.close();
+    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] }, webhooksPerKeyMax: 2 });
+    const admin = { 'x-api-key': ADMIN_KEY };
+    const agent = (await t.request({ method: 'POST', url: '/api/agents', headers: admin, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const keyed = async (name: string) => {
+      const key = generateApiKey();
+      await t.store.insertApiKey({ id: randomUUID(), name, keyHash: hashApiKey(key), admin: false, agentIds: [agent], createdAt: 0 });
+      return { 'x-api-key': key };
+    };
+    const [mallory, alice] = [await keyed('mallory'), await keyed('alice')];
+    const [first] = [await subscribe({ url: 'https://hooks.example.com/1' }, mallory), await subscribe({ url: 'https://hooks.example.com/2' }, mallory)];
+    const refused = await t.request({ method: 'POST', url: '/api/webhooks', headers: mallory, body: { url: 'https://hooks.example.com/3' } });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: 'FORBIDDEN', details: 'this API key has 2 webhooks, the most a key bound to agents may have (WEBHOOKS_PER_KEY_MAX=2); delete one first' });
+    expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks).toHaveLength(2);
+    await subscribe({ url: 'https://hooks.example.com/a' }, alice);
+    for (let i = 0; i < 3; i += 1) await subscribe({ url: `https://hooks.example.com/admin-${i}` }, admin);
+    expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${first.id}`, headers: mallory })).status).toBe(200);
+    await subscribe({ url: 'https://hooks.example.com/3' }, mallory);
+  });
+
   /** A server with keys on, an agent, and a stored key named `leaked` bound to it. */
   async function withLeakedKey() {
     const ADMIN_KEY = 'admin-key-for-webhook-tests-02';

@@ -23,8 +23,10 @@ export interface HandlerDeps {
   agentReplyTimeoutMs: number;
   /** `deny`: webhooks only to public addresses (WEBHOOK_PRIVATE_ADDRESSES). */
   webhookPrivateAddresses: PrivateAddresses;
+  /** Webhooks one API key bound to agents may have (WEBHOOKS_PER_KEY_MAX). */
+  webhooksPerKeyMax: number;
 }
 
 /** What buildApp is given: the settings the handlers read have their defaults (src/defaults.ts) when absent. */
-export type AppDeps = Omit<HandlerDeps, 'streams' | 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses'> &
-  Partial<Pick<HandlerDeps, 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses'>>;
+export type AppDeps = Omit<HandlerDeps, 'streams' | 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses' | 'webhooksPerKeyMax'> &
+  Partial<Pick<HandlerDeps, 'replies' | 'agentReplyTimeoutMs' | 'webhookPrivateAddresses' | 'webhooksPerKeyMax'>>;

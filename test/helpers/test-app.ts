@@ -82,6 +82,7 @@ export interface TestAppOptions {
   agentReplyTimeoutMs?: number;
   /** WEBHOOK_PRIVATE_ADDRESSES (default allow). */
   webhookPrivateAddresses?: PrivateAddresses;
+  webhooksPerKeyMax?: number;
 }
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -97,7 +98,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const replies = createAgentReplies(createEventFeed(store));
   const replyTimeout = options.agentReplyTimeoutMs === undefined ? {} : { agentReplyTimeoutMs: options.agentReplyTimeoutMs };
   const privateAddresses = options.webhookPrivateAddresses === undefined ? {} : { webhookPrivateAddresses: options.webhookPrivateAddresses };
-  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout, ...privateAddresses }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
+  const webhookCap = options.webhooksPerKeyMax === undefined ? {} : { webhooksPerKeyMax: options.webhooksPerKeyMax };
+  const app = buildApp({ store, clock, sessionDefaults: options.sessionDefaults ?? {}, retentionMs, sweeper, replies, ...replyTimeout, ...privateAddresses, ...webhookCap }, { access: options.access, ...options.app, ...(metrics ? { metrics } : {}) });
 
   const handlerChecks = new Map<string, string[]>();
   app.addHook('preSerialization', async (request, reply, payload) => {
