@@ -153,13 +153,13 @@ export function createAgentReplies(
       const ownPromise = new Promise<EventRecord | undefined>((resolve) => (resolveOwn = resolve));
       const replyPromise = new Promise<EventRecord | undefined>((resolve) => (resolveReply = resolve));
 
-      const isAnotherS = (named: string) =>
+      const namesAnothers = (named: string) =>
         waitedOn.get(sessionId)?.has(named) ||
         (session.sightings.get(named) ?? -1) > session.sightings.get(ownId!)! ||
         (session.answered.get(named) ?? -1) >= startedAt;
       const answers = (event: EventRecord) => {
         const named = (event.data as { metadata?: { inReplyTo?: unknown } }).metadata?.inReplyTo;
-        return named === ownId || typeof named !== 'string' || !isAnotherS(named);
+        return named === ownId || typeof named !== 'string' || !namesAnothers(named);
       };
 
       let leave = () => {};
