@@ -160,4 +160,120 @@ describe('requests whose answers nobody read (O16)', () => {
     expect(after['createAgent 408']).toBe((before['createAgent 408'] ?? 0) + 1);
     expect(after['unread 408'] ?? 0).toBe(before['unread 408'] ?? 0);
   });
+
+  it('R47: a body that stopped arriving is counted and logged once (408), not also 499 when its body read fails after the socket closed', async () => {
+    const { lines, stream } = logLines();
+    const metrics = createMetrics();
+    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const raw = await exchange(Number(new URL(base).port), 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: slow-body-2\r\nContent-Length: 100\r\n\r\n{');
+    expect(raw).toMatch(/^HTTP\/1\.1 408 /);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = await requestCounts(app);
+    const completed = lines.filter((line) => line.reqId === 'slow-body-2' && line.msg === 'request completed');
+    expect(completed).toHaveLength(1);
+    expect(after['createAgent 499'] ?? 0).toBe(before['createAgent 499'] ?? 0);
+    expect(after['createAgent 400'] ?? 0).toBe(before['createAgent 400'] ?? 0);
+  });
+  it('R47: a message whose body stopped arriving (an operation that holds requests open) is counted and logged once (408)', async () => {
+    const { lines, stream } = logLines();
+    const metrics = createMetrics();
+    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
+    const base = await app.listen();
+    const agentId = await registerAgent(app);
+    const { sessionId } = await createSession(app, { agentId });
+    const before = await requestCounts(app);
+    const raw = await exchange(Number(new URL(base).port), `POST /api/messaging/sessions/${sessionId}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: slow-message\r\nContent-Length: 100\r\n\r\n{`);
+    expect(raw).toMatch(/^HTTP\/1\.1 408 /);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = await requestCounts(app);
+    expect(lines.filter((line) => line.reqId === 'slow-message' && line.msg === 'request completed')).toHaveLength(1);
+    expect(after['sendSessionMessage 408']).toBe((before['sendSessionMessage 408'] ?? 0) + 1);
+    expect(after['sendSessionMessage 499'] ?? 0).toBe(before['sendSessionMessage 499'] ?? 0);
+  });
+
+  it('R47: two pipelined creates whose client left while they waited for the write lock are each counted 499 and logged', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const other = new Database(app.databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('pipe-1') + one('pipe-2')));
+    socket.on('error', () => {});
+    await until('the first create reached the server', async () => lines.some((line) => line.reqId === 'pipe-1'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    other.exec('COMMIT');
+    other.close();
+    await until('the first create is logged', async () => lines.some((line) => line.reqId === 'pipe-1' && line.msg === 'request completed'));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = await requestCounts(app);
+    // README: every request logs "request completed"; each is counted once (pipe-2: logged "incoming request", then nothing).
+    expect(lines.filter((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toHaveLength(1);
+    const total = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => k.startsWith('createAgent ')).reduce((sum, [, v]) => sum + v, 0);
+    expect(total(after)).toBe(total(before) + 2);
+    // The second was not carried out: its client had left before its turn came.
+    expect(await app.store.listAgents()).toHaveLength(1);
+    expect(lines.find((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 400, closedByClient: true });
+  });
+  it('does not carry out a pipelined request without a body (a delete) whose connection closed before its turn, and logs it 499', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const kept = await registerAgent(app);
+    const other = new Database(app.databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+    const create = `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: first\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const remove = `DELETE /api/agents/${kept} HTTP/1.1\r\nHost: x\r\nX-Request-Id: behind\r\n\r\n`;
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(create + remove));
+    socket.on('error', () => {});
+    await until('both reached the server', async () => lines.some((line) => line.reqId === 'behind'));
+    socket.destroy();
+    await until('the first create is logged', async () => lines.some((line) => line.reqId === 'first' && line.msg === 'request completed'));
+    other.exec('COMMIT');
+    other.close();
+    await until('the delete is logged', async () => lines.some((line) => line.reqId === 'behind' && line.msg === 'request completed'));
+    expect(lines.find((line) => line.reqId === 'behind' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, closedByClient: true });
+    expect((await app.request({ method: 'GET', url: `/api/agents/${kept}` })).status).toBe(200);
+  });
+
+  it('R47: a chunked body with a malformed chunk is answered 400 under its own id, counted and logged once (not also 499)', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const raw = await exchange(Number(new URL(base).port), 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: bad-chunk\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\nZZ\r\n');
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = await requestCounts(app);
+    expect(lines.filter((line) => line.reqId === 'bad-chunk' && line.msg === 'request completed')).toHaveLength(1);
+    expect(after['createAgent 499'] ?? 0).toBe(before['createAgent 499'] ?? 0);
+  });
+
+  it('R47: a pipelined request whose body stopped arriving behind a create still working gets its own id on the 408 (not the create\'s, not a new one)', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const other = new Database(app.databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+    const first = `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: pipe-first\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const second = 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: pipe-slow\r\nContent-Length: 100\r\n\r\n{';
+    const answer = exchange(Number(new URL(base).port), first + second);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    other.exec('COMMIT');
+    other.close();
+    const raw = await answer;
+    const after = await requestCounts(app);
+    expect(lines.filter((line) => line.reqId === 'pipe-slow' && line.msg === 'request completed')).toEqual([expect.objectContaining({ res: { statusCode: 408 } })]);
+    expect([...raw.matchAll(/\r\nx-request-id: ([^\r]*)\r\n/gi)].map((m) => m[1])).toEqual(['pipe-first', 'pipe-slow']);
+    expect(after['createAgent 408']).toBe((before['createAgent 408'] ?? 0) + 1);
+  });
 });

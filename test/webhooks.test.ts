@@ -477,6 +477,22 @@ describe('webhooks', () => {
     await subscribe({ url: 'https://hooks.example.com/3' }, mallory);
   });
 
+  it('R47: a create retried under its Idempotency-Key once the key is at WEBHOOKS_PER_KEY_MAX replays its 201, not 403', async () => {
+    const ADMIN_KEY = 'admin-key-for-webhook-tests-04';
+    await t.close();
+    t = await startTestApp({ clock: fakeClock(Date.now()), access: { apiKeys: [ADMIN_KEY] }, webhooksPerKeyMax: 1 });
+    const agent = (await t.request({ method: 'POST', url: '/api/agents', headers: { 'x-api-key': ADMIN_KEY }, body: { characterJson: { name: 'A' } } })).body.data.character.id as string;
+    const key = generateApiKey();
+    await t.store.insertApiKey({ id: randomUUID(), name: 'k', keyHash: hashApiKey(key), admin: false, agentIds: [agent], createdAt: 0 });
+    const headers = { 'x-api-key': key, 'idempotency-key': 'create-once' };
+    const first = await t.request({ method: 'POST', url: '/api/webhooks', headers, body: { url: 'https://hooks.example.com/1' } });
+    expect(first.status).toBe(201);
+    const again = await t.request({ method: 'POST', url: '/api/webhooks', headers, body: { url: 'https://hooks.example.com/1' } });
+    expect(again.status).toBe(201);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+  });
+
   /** A server with keys on, an agent, and a stored key named `leaked` bound to it. */
   async function withLeakedKey() {
     const ADMIN_KEY = 'admin-key-for-webhook-tests-02';

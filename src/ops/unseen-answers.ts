@@ -28,7 +28,9 @@ export interface SocketAnswer {
 
 const kLabel = Symbol('operationId');
 const kReply = Symbol('reply');
-type WatchedResponse = ServerResponse & { [kLabel]?: string; [kReply]?: FastifyReply };
+/** Set on a response answered on its socket around Fastify (answeredOnSocket): counted and logged there. */
+const kAnsweredOnSocket = Symbol('answeredOnSocket');
+type WatchedResponse = ServerResponse & { [kLabel]?: string; [kReply]?: FastifyReply; [kAnsweredOnSocket]?: true };
 
 export interface UnseenAnswers {
   /** Hooks the routes that hold requests open so that a response its client closed early is counted and logged. */
@@ -51,7 +53,7 @@ export function unseenAnswers(log: () => FastifyInstance['log'], metrics: Metric
       // needs rides on the response.
       function closed(this: WatchedResponse): void {
         // Ended by the server: Fastify's own onResponse counts it.
-        if (this.writableEnded) return;
+        if (this.writableEnded || this[kAnsweredOnSocket]) return;
         const reply = this[kReply]!;
         const status = this.headersSent ? this.statusCode : CLIENT_CLOSED_STATUS;
         metrics?.observeRequest(this[kLabel]!, status, reply.elapsedTime / 1000);
@@ -61,7 +63,8 @@ export function unseenAnswers(log: () => FastifyInstance['log'], metrics: Metric
       // emits no 'finish'. Found as the answer is sent (a listener on every response cost
       // the quick reads a few per cent of their throughput).
       const sentToNobody: onSendHookHandler = (request, reply, payload, done) => {
-        if (reply.raw.destroyed && !reply.raw.writableEnded) {
+        // The connection, not only the response: a pipelined answer queued behind one is never attached to it.
+        if ((reply.raw.destroyed || request.raw.socket?.destroyed) && !reply.raw.writableEnded && !(reply.raw as WatchedResponse)[kAnsweredOnSocket]) {
           metrics?.observeRequest(operationIdOf(request), CLIENT_CLOSED_STATUS, reply.elapsedTime / 1000);
           request.log.info({ res: { statusCode: CLIENT_CLOSED_STATUS }, answer: reply.statusCode, responseTime: reply.elapsedTime, closedByClient: true }, 'request completed');
         }
@@ -92,6 +95,7 @@ export function unseenAnswers(log: () => FastifyInstance['log'], metrics: Metric
     },
     answeredOnSocket({ status, requestId, reason, inFlight }) {
       if (inFlight) {
+        (inFlight.raw as WatchedResponse)[kAnsweredOnSocket] = true;
         metrics?.observeRequest(operationIdOf(inFlight.request), status, inFlight.elapsedTime / 1000);
         inFlight.request.log.info({ res: { statusCode: status }, responseTime: inFlight.elapsedTime, reason }, 'request completed');
         return;
