@@ -118,6 +118,13 @@ describe('answers Fastify does not see through', () => {
   });
 });
 
+/** A listening app logging at info with metrics, whose requests must arrive within 1 s (a body that stops is answered 408 then). */
+async function slowBodyApp() {
+  const { lines, stream } = logLines();
+  const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
+  return { app, lines, base: await app.listen() };
+}
+
 describe('requests whose answers nobody read (O16)', () => {
   it('counts 499 and logs "request completed" (the answer it had, closedByClient) for a create whose client left while it waited for the write lock, though the session was stored', async () => {
     const { lines, stream } = logLines();
@@ -144,10 +151,7 @@ describe('requests whose answers nobody read (O16)', () => {
   });
 
   it('answers a body that stopped arriving 408 under the X-Request-Id the request sent, counted as its operation with its time, and logged under that id', async () => {
-    const { lines, stream } = logLines();
-    const metrics = createMetrics();
-    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
-    const base = await app.listen();
+    const { app, lines, base } = await slowBodyApp();
     const before = await requestCounts(app);
     const raw = await exchange(Number(new URL(base).port), 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: slow-body\r\nContent-Length: 100\r\n\r\n{');
     expect(raw).toMatch(/^HTTP\/1\.1 408 /);
@@ -162,10 +166,7 @@ describe('requests whose answers nobody read (O16)', () => {
   });
 
   it('R47: a body that stopped arriving is counted and logged once (408), not also 499 when its body read fails after the socket closed', async () => {
-    const { lines, stream } = logLines();
-    const metrics = createMetrics();
-    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
-    const base = await app.listen();
+    const { app, lines, base } = await slowBodyApp();
     const before = await requestCounts(app);
     const raw = await exchange(Number(new URL(base).port), 'POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: slow-body-2\r\nContent-Length: 100\r\n\r\n{');
     expect(raw).toMatch(/^HTTP\/1\.1 408 /);
@@ -177,10 +178,7 @@ describe('requests whose answers nobody read (O16)', () => {
     expect(after['createAgent 400'] ?? 0).toBe(before['createAgent 400'] ?? 0);
   });
   it('R47: a message whose body stopped arriving (an operation that holds requests open) is counted and logged once (408)', async () => {
-    const { lines, stream } = logLines();
-    const metrics = createMetrics();
-    const app = (t = await startTestApp({ metrics, app: { logger: { level: 'info', stream }, timeouts: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 5000 } } }));
-    const base = await app.listen();
+    const { app, lines, base } = await slowBodyApp();
     const agentId = await registerAgent(app);
     const { sessionId } = await createSession(app, { agentId });
     const before = await requestCounts(app);
