@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { generateApiKey, hashApiKey } from './api-keys.js';
 import { ConfigError, loadConfig, type ServerConfig } from './config.js';
-import { describeStore, openStore } from './storage/open-store.js';
+import { announceUpgrade, describeStore, openStore } from './storage/open-store.js';
 import { type ApiKeyRecord, NoStore, type Store } from './storage/store.js';
 
 const USAGE = `usage: npm run keys -- create --name <name> [--agent <agentId>]... [--admin]
@@ -119,7 +119,7 @@ let store: Store;
 try {
   // Only create may start a database: list or revoke on a mistyped name would make an
   // empty one, and "no live key" there could pass for a key already revoked.
-  store = await openStore(config, { existing: command !== 'create' });
+  store = await openStore(config, { existing: command !== 'create', onUpgrade: announceUpgrade });
 } catch (error) {
   if (error instanceof NoStore) fail(`${error.message}; nothing to ${command}`, 1);
   fail(`cannot open the database ${describeStore(config)}: ${error instanceof Error ? error.message : String(error)}`, 1);

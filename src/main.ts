@@ -4,7 +4,7 @@ import { buildApp } from './app.js';
 import { createBackgroundWork } from './background-work.js';
 import { ConfigError, loadConfig } from './config.js';
 import { systemClock } from './domain/clock.js';
-import { describeStore, openStore } from './storage/open-store.js';
+import { announceUpgrade, describeStore, openStore } from './storage/open-store.js';
 import { createMetrics } from './ops/metrics.js';
 import { listenUrl } from './listen-url.js';
 
@@ -31,7 +31,7 @@ const { logPretty, metricsEnabled, metricsToken } = config.observability;
 const metrics = metricsEnabled ? createMetrics() : undefined;
 let openedStore;
 try {
-  openedStore = await openStore(config);
+  openedStore = await openStore(config, { onUpgrade: announceUpgrade });
 } catch (error) {
   fail(`cannot open the database ${describeStore(config)}: ${reason(error)}`);
 }

@@ -16,6 +16,7 @@ import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { openPostgresStore } from '../src/storage/postgres/postgres-store.js';
 import { SESSION_BUCKETS_INSERTED_AGAIN } from '../src/storage/postgres/session-buckets.js';
 import { withMigratedStore } from './helpers/old-sqlite-database.js';
+import { cleanUpServerProcesses, startServer } from './helpers/server-process.js';
 import { createTestDatabase, migrateTo, withClient } from './helpers/postgres-database.js';
 import { agentRecord, sessionRecord } from './store/records.js';
 
@@ -242,3 +243,30 @@ const RELEASED = {
     '1ed666ca0d2a4ff9', 'b0a10f3a35f445c8', '09d8e74d39c5dff5', '9340b3b69b1cddb9',
   ],
 };
+
+describe('the word before an upgrade (it may take minutes on a large file)', () => {
+  afterEach(cleanUpServerProcesses);
+
+  it("is said once for an older file, with its version and this server's, before the upgrade commits; not for a new or a current one", async () => {
+    const path = fileAt(20, () => undefined);
+    const told: Array<[number, number, unknown]> = [];
+    const store = openSqliteStore(path, { onUpgrade: (from, to) => told.push([from, to, asStored(path).version]) });
+    await store.close();
+    expect(told).toEqual([[20, migrations.length, 20]]);
+    const again = openSqliteStore(path, { onUpgrade: (from, to) => told.push([from, to, null]) });
+    await again.close();
+    const folder = mkdtempSync(join(tmpdir(), 'schema-upgrade-'));
+    folders.push(folder);
+    const fresh = openSqliteStore(join(folder, 'new.db'), { onUpgrade: (from, to) => told.push([from, to, null]) });
+    await fresh.close();
+    expect(told).toHaveLength(1);
+  });
+
+  it('is a line on stderr from npm start before it listens', async () => {
+    const server = startServer({ DATABASE_PATH: fileAt(20, () => undefined) });
+    await server.listening;
+    const { stderr } = server.output();
+    expect(stderr).toMatch(new RegExp(`^sessions-api: upgrading the database schema from version 20 to ${migrations.length}, in one transaction .*\\nSessions API listening on `, 'm'));
+    expect(stderr.match(/upgrading the database schema/g)).toHaveLength(1);
+  });
+});

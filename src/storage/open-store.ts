@@ -12,12 +12,18 @@ export function describeStore(config: StoreConfig): string {
   return config.postgres ? redactedUrl(config.postgres.url) : config.databasePath;
 }
 
+/** The line a command prints to stderr before an older database's schema is upgraded: the wait that follows has a reason. */
+export function announceUpgrade(from: number, to: number): void {
+  console.error(`sessions-api: upgrading the database schema from version ${from} to ${to}, in one transaction (on a large file this can take minutes; stopping the process meanwhile leaves the file as it was)`);
+}
+
 /**
  * Opens (and migrates) the configured store; throws with the reason when it cannot.
  * `existing`: only a store already made (a file, a schema), else NoStore and nothing is
  * made: a command that reads or revokes must not start an empty one on a mistyped name.
+ * `onUpgrade`: told before an older SQLite file's schema is upgraded.
  */
-export async function openStore(config: StoreConfig, { existing = false } = {}): Promise<Store> {
+export async function openStore(config: StoreConfig, { existing = false, onUpgrade }: { existing?: boolean; onUpgrade?: (from: number, to: number) => void } = {}): Promise<Store> {
   if (config.postgres) {
     const { url, poolSize, statementTimeoutMs } = config.postgres;
     // Loaded only when used: a SQLite server does not pay for the pg driver at every start.
@@ -33,5 +39,5 @@ export async function openStore(config: StoreConfig, { existing = false } = {}):
   if (existing && config.databasePath !== ':memory:' && !(existsSync(config.databasePath) && statSync(config.databasePath).size > 0)) {
     throw new NoStore(`no database at ${config.databasePath} (DATABASE_PATH${existsSync(config.databasePath) ? ': an empty file' : ''})`);
   }
-  return openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs });
+  return openSqliteStore(config.databasePath, { synchronous: config.sqliteSynchronous, lockWaitMs: config.lockWaitMs, ...(onUpgrade ? { onUpgrade } : {}) });
 }

@@ -16,6 +16,8 @@ export interface SqliteOptions {
   walCapBytes?: number;
   /** Log ids a read of the events walks per statement (default EVENT_SCAN_WINDOW, event-log.ts). */
   eventScanWindow?: number;
+  /** Called under the write lock before an older file's schema is upgraded (it may take minutes on a large file). */
+  onUpgrade?: (from: number, to: number) => void;
 }
 
 /**
@@ -86,7 +88,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     // Migrations and the check on open may wait longer: nothing is served yet.
     db.pragma('busy_timeout = 30000');
     checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
-    migrate(db);
+    migrate(db, options.onUpgrade);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   } catch (error) {
     db.close();

@@ -650,7 +650,7 @@ function builtSchema(): Map<string, string> {
  * of the project's first days wrote migrations that a later build changed in place, and
  * a file they wrote would otherwise be taken, half migrated, for this schema.
  */
-export function migrate(db: Database): void {
+export function migrate(db: Database, onUpgrade?: (from: number, to: number) => void): void {
   const versionNow = () => db.pragma('user_version', { simple: true }) as number;
   const refuseNewer = (version: number) => {
     if (version > migrations.length) throw new Error(`database schema version ${version} is newer than this server (${migrations.length})`);
@@ -664,6 +664,7 @@ export function migrate(db: Database): void {
     const from = versionNow();
     refuseNewer(from);
     if (from === migrations.length) return;
+    if (from > 0) onUpgrade?.(from, migrations.length);
     try {
       for (const sql of migrations.slice(from)) db.exec(sql);
     } catch (error) {
