@@ -155,6 +155,16 @@ describe('GET /metrics', () => {
     stream.close();
   });
 
+  it("gives a wait for the agent's reply (30 s by default) and a webhook attempt (10 s at most) a bucket below +Inf", async () => {
+    const metrics = createMetrics();
+    metrics.observeRequest('sendSessionMessage', 504, 30);
+    metrics.observeDelivery('failed', 9.5);
+    const families = parsePrometheusText(await metrics.registry.metrics());
+    const buckets = (name: string) => valuesBy(families, name, ['le'], '_bucket');
+    expect(buckets(REQUESTS)).toMatchObject({ '5': 0, '10': 0, '30': 1, '60': 1, '+Inf': 1 });
+    expect(buckets('sessions_api_webhook_delivery_duration_seconds')).toMatchObject({ '5': 0, '10': 1, '+Inf': 1 });
+  });
+
   it('includes event-loop delay and process metrics', async () => {
     const names = [...(await scrape(await start())).keys()];
     expect(names).toEqual(expect.arrayContaining(['nodejs_eventloop_lag_p99_seconds', 'process_cpu_user_seconds_total', 'process_resident_memory_bytes']));

@@ -9,7 +9,8 @@ import type { SweepReport } from '../sweeper.js';
 import { type HistogramChild, arrayHistogram } from './array-histogram.js';
 
 const DB_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
-const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+// Up to a minute: a wait for the agent's reply (30 s by default) and a webhook attempt (10 s at most) have buckets, not +Inf.
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export interface Metrics {
   registry: Registry;
