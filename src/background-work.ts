@@ -1,13 +1,14 @@
 // The server's background work: the sweeper, the due-event pump and the webhook
 // dispatcher, each logging its failures as throttledErrors passes them on (its first
-// failure with its stack, then one line a minute with how many it held back).
+// failure with its stack, then one line a minute with how many it held back); and each
+// webhook attempt that failed, a line at warn (the backoff bounds them: ~35 a day a webhook).
 import type { ServerConfig } from './config.js';
 import type { Clock } from './domain/clock.js';
 import { createEventPump } from './events/due-events.js';
 import { createWebhookDispatcher } from './events/webhook-delivery.js';
 import type { Metrics } from './ops/metrics.js';
 import { throttledErrors } from './ops/throttled-errors.js';
-import type { Store } from './storage/store.js';
+import type { DeliveryRecord, Store } from './storage/store.js';
 import { createSweeper } from './sweeper.js';
 
 /** The part of a logger the background work writes to (the app's, which exists only once the work does). */
@@ -17,6 +18,11 @@ export interface BackgroundLog {
 }
 
 type BackgroundConfig = Pick<ServerConfig, 'retentionMs' | 'sweepIntervalMs' | 'sweepBatchSize' | 'eventRetentionMs' | 'webhookPrivateAddresses'>;
+
+/** A failed attempt's log fields: what the receiver answered (or why none), and when it is tried again. */
+function failedAttempt({ webhookId, eventId, attempt, statusCode, error, nextRetryAt }: DeliveryRecord) {
+  return { webhookId, eventId, attempt, statusCode, error, nextRetryAt: nextRetryAt === undefined ? undefined : new Date(nextRetryAt).toISOString() };
+}
 
 export function createBackgroundWork(options: { store: Store; clock: Clock; config: BackgroundConfig; metrics?: Metrics; log: () => BackgroundLog }) {
   const { store, clock, config, metrics, log } = options;
@@ -38,7 +44,10 @@ export function createBackgroundWork(options: { store: Store; clock: Clock; conf
     clock,
     privateAddresses: config.webhookPrivateAddresses,
     onError: failures('webhook delivery failed'),
-    ...(metrics ? { onAttempt: metrics.observeDelivery } : {}),
+    onAttempt: (outcome, seconds, delivery) => {
+      metrics?.observeDelivery(outcome, seconds);
+      if (outcome !== 'delivered') log().warn(failedAttempt(delivery), outcome === 'disabled' ? 'webhook disabled: its deliveries failed for 24 hours' : 'webhook delivery attempt failed');
+    },
   });
   return { sweeper, eventPump, webhooks };
 }

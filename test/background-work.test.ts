@@ -69,3 +69,34 @@ describe('the background work, wired', () => {
     }
   });
 });
+
+describe('the background work, webhook attempts that fail', () => {
+  it('logs each at warn with the webhook, the event, the attempt, the answer and the next try; the one that disables the webhook says so', async () => {
+    const clock = fakeClock(Date.now());
+    const t = await startTestApp({ clock });
+    const hook = await receiver(() => 500);
+    try {
+      const created = await t.request({ method: 'POST', url: '/api/webhooks', body: { url: hook.url } });
+      expect(created.status).toBe(201);
+      await registerAgent(t);
+      const warnings: Array<Record<string, unknown>> = [];
+      const log = { error: () => undefined, warn: (fields: object, message: string) => warnings.push({ message, ...fields }) };
+      const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 72 * 3_600_000, webhookPrivateAddresses: 'allow' as const };
+      const { webhooks } = createBackgroundWork({ store: t.store, clock, config, log: () => log });
+      await webhooks.tick();
+      expect(hook.received).toHaveLength(1);
+      const event = (await t.store.listEvents({ limit: 1 }))[0]!;
+      expect(warnings).toEqual([{ message: 'webhook delivery attempt failed', webhookId: created.body.id, eventId: event.id, attempt: 1, statusCode: 500, error: 'HTTP 500', nextRetryAt: expect.any(String) }]);
+      const retryIn = Date.parse(warnings[0]!.nextRetryAt as string) - clock.now();
+      expect(retryIn).toBeGreaterThanOrEqual(2_500);
+      expect(retryIn).toBeLessThanOrEqual(7_500);
+      clock.advance(24 * 3_600_000);
+      await webhooks.tick();
+      expect(hook.received).toHaveLength(2);
+      expect(warnings.slice(1)).toEqual([{ message: 'webhook disabled: its deliveries failed for 24 hours', webhookId: created.body.id, eventId: event.id, attempt: 2, statusCode: 500, error: 'HTTP 500', nextRetryAt: undefined }]);
+    } finally {
+      await hook.close();
+      await t.close();
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import type { Agent } from 'undici';
 import { type Clock, steadyWallTime } from '../domain/clock.js';
-import type { EventRecord, Store, WebhookRecord } from '../storage/store.js';
+import type { DeliveryRecord, EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventJson } from './event-records.js';
 import { PRIVATE_ADDRESS_CODE, type PrivateAddresses, privateAddressIn, publicOnlyLookup } from './private-addresses.js';
 
@@ -59,8 +59,8 @@ export interface WebhookDispatcherOptions {
   timeoutMs?: number;
   random?: () => number;
   onError?: (error: unknown) => void;
-  /** After each attempt, with its outcome and how long the POST took. */
-  onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
+  /** After each attempt is recorded, with its outcome, how long the POST took, and the attempt as recorded. */
+  onAttempt?: (outcome: DeliveryOutcome, seconds: number, delivery: DeliveryRecord) => void;
   /** IDLE_REREAD_MS unless given. */
   idleRereadMs?: number;
   /** `deny`: only public addresses are POSTed to (WEBHOOK_PRIVATE_ADDRESSES); `allow` unless given. */
@@ -226,8 +226,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const attempt = state.attempts + 1;
       if (outcome.error === undefined) {
         state = { ...state, cursor: event.id, attempts: 0, nextAttemptAt: now, failingSince: undefined };
-        const stored = await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, statusCode: outcome.statusCode }, state, holder);
-        onAttempt?.('delivered', seconds);
+        const delivery = { webhookId: state.id, eventId: event.id, attempt, attemptedAt, statusCode: outcome.statusCode };
+        const stored = await store.recordDelivery(delivery, state, holder);
+        onAttempt?.('delivered', seconds, delivery);
         if (!stored) return; // deleted meanwhile (the attempt under way was its last), or another server's now
         continue;
       }
@@ -236,8 +237,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const disabled = actingNow() - failingSince >= FAILURE_WINDOW_MS;
       const nextRetryAt = disabled ? undefined : now + retryDelayMs(attempt, random());
       state = { ...state, attempts: attempt, failingSince, nextAttemptAt: nextRetryAt ?? now, disabledAt: disabled ? now : undefined };
-      await store.recordDelivery({ webhookId: state.id, eventId: event.id, attempt, attemptedAt, ...outcome, nextRetryAt }, state, holder);
-      onAttempt?.(disabled ? 'disabled' : 'failed', seconds);
+      const delivery = { webhookId: state.id, eventId: event.id, attempt, attemptedAt, ...outcome, nextRetryAt };
+      await store.recordDelivery(delivery, state, holder);
+      onAttempt?.(disabled ? 'disabled' : 'failed', seconds, delivery);
       return;
     }
   }
