@@ -94,12 +94,27 @@ describe('PostgreSQL writes meeting another connection\'s lock', { timeout: 30_0
       const revoking = store.revokeApiKey('lock-waits', T0 + 1);
       await untilWaitingOnLock(admin, 2);
       await blocker.query('ROLLBACK');
-      expect(await inserting).toBe(true);
+      expect(await inserting).toBe('inserted');
       expect(await revoking).toMatchObject({ revokedAt: T0 + 1 });
       expect((await store.getWebhook(id))?.disabledAt).toBe(T0 + 1);
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
     }
+  });
+
+  it("counts each of a key's webhook creates made at once after the others (held together by the key's row, then let go at once)", async () => {
+    await store.insertApiKey({ id: 'key-cap', name: 'capped', keyHash: 'h-cap', admin: false, agentIds: [], createdAt: T0 });
+    await blocker.query('BEGIN');
+    await blocker.query("SELECT 1 FROM api_keys WHERE id = 'key-cap' FOR UPDATE");
+    let inserting: Array<Promise<unknown>> = [];
+    try {
+      inserting = Array.from({ length: 4 }, (_, i) => store.insertWebhook({ ...webhookRecord(`wh-cap-${i}`), createdByKey: 'key-cap' }, undefined, 2));
+      await untilWaitingOnLock(admin, 4);
+    } finally {
+      await blocker.query('ROLLBACK');
+    }
+    expect((await Promise.all(inserting)).sort()).toEqual(['inserted', 'inserted', 'keyFull', 'keyFull']);
+    expect((await store.listWebhooks()).filter((webhook) => webhook.createdByKey === 'key-cap')).toHaveLength(2);
   });
 
   it('recordDelivery by a non-holder of a webhook deleted meanwhile answers false, recording nothing (no foreign-key error)', async () => {

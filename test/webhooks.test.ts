@@ -469,12 +469,18 @@ describe('webhooks', () => {
     const [first] = [await subscribe({ url: 'https://hooks.example.com/1' }, mallory), await subscribe({ url: 'https://hooks.example.com/2' }, mallory)];
     const refused = await t.request({ method: 'POST', url: '/api/webhooks', headers: mallory, body: { url: 'https://hooks.example.com/3' } });
     expect(refused.status).toBe(403);
-    expect(refused.body.error).toMatchObject({ code: 'FORBIDDEN', details: 'this API key has 2 webhooks, the most a key bound to agents may have (WEBHOOKS_PER_KEY_MAX=2); delete one first' });
+    expect(refused.body.error).toMatchObject({ code: 'FORBIDDEN', details: 'this API key has the most webhooks a key bound to agents may have (WEBHOOKS_PER_KEY_MAX=2); delete one first' });
     expect((await t.request({ method: 'GET', url: '/api/webhooks', headers: admin })).body.webhooks).toHaveLength(2);
     await subscribe({ url: 'https://hooks.example.com/a' }, alice);
     for (let i = 0; i < 3; i += 1) await subscribe({ url: `https://hooks.example.com/admin-${i}` }, admin);
     expect((await t.request({ method: 'DELETE', url: `/api/webhooks/${first.id}`, headers: mallory })).status).toBe(200);
     await subscribe({ url: 'https://hooks.example.com/3' }, mallory);
+    // Creates sent at once by a key with room for none more, and by one with room for one: counted one after another.
+    const bob = await keyed('bob');
+    const atOnce = await Promise.all(
+      [mallory, mallory, bob, bob, bob].map((headers, i) => t.request({ method: 'POST', url: '/api/webhooks', headers, body: { url: `https://hooks.example.com/at-once-${i}` } })),
+    );
+    expect(atOnce.map((response) => response.status)).toEqual([403, 403, 201, 201, 403]);
   });
 
   it('R47: a create retried under its Idempotency-Key once the key is at WEBHOOKS_PER_KEY_MAX replays its 201, not 403', async () => {

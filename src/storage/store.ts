@@ -243,6 +243,9 @@ export interface DeliveryRecord {
   nextRetryAt?: number;
 }
 
+/** What insertWebhook did (see there). */
+export type WebhookInsertion = 'inserted' | 'keyRevoked' | 'keyFull';
+
 export interface Store {
   /** False when an agent with that id exists already. */
   insertAgent(agent: AgentRecord, carried?: Carried<AgentRecord>): Promise<boolean>;
@@ -361,11 +364,13 @@ export interface Store {
   purgeEvents(cutoff: number, limit: number): Promise<number>;
 
   /**
-   * False (nothing written) when `createdByKey` names a key revoked before this write: a
-   * webhook made by a key revoked under its request would outlive the revocation, which
-   * disables the key's webhooks.
+   * Nothing written, `keyRevoked`, when `createdByKey` names a key revoked before this
+   * write: a webhook made by a key revoked under its request would outlive the revocation,
+   * which disables the key's webhooks. With `mostForKey`, nothing written, `keyFull`, when
+   * `createdByKey` has that many webhooks already: counted in the write, so creates at the
+   * same moment (on any instance) do not pass it by their number.
    */
-  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>): Promise<boolean>;
+  insertWebhook(webhook: WebhookRecord, carried?: Carried<WebhookRecord>, mostForKey?: number): Promise<WebhookInsertion>;
   /** Oldest first. */
   listWebhooks(): Promise<WebhookRecord[]>;
   getWebhook(id: string): Promise<WebhookRecord | undefined>;

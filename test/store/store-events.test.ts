@@ -395,18 +395,37 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(await store.getWebhook(failed.id)).toEqual(failed);
     });
 
-    it('writes no webhook for a key revoked before the write (by another process or instance while its request ran): false', async () => {
+    it('writes no webhook for a key revoked before the write (by another process or instance while its request ran): keyRevoked', async () => {
       await store.insertApiKey({ id: 'key-w', name: 'bot', keyHash: 'hw', admin: false, agentIds: ['a1'], createdAt: T0 });
       const other = await backend.openSibling();
       const live = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'] });
-      expect(await store.insertWebhook(live)).toBe(true);
+      expect(await store.insertWebhook(live)).toBe('inserted');
       await other.revokeApiKey('bot', T0 + 1);
       const late = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'] });
-      expect(await store.insertWebhook(late)).toBe(false);
+      expect(await store.insertWebhook(late)).toBe('keyRevoked');
       expect(await store.getWebhook(late.id)).toBeUndefined();
       expect(await store.getWebhook(live.id)).toEqual({ ...live, disabledAt: T0 + 1 });
       // A key from API_KEYS has no row to be revoked in.
-      expect(await store.insertWebhook(webhookRecord({ createdByKey: 'env:0123456789abcdef' }))).toBe(true);
+      expect(await store.insertWebhook(webhookRecord({ createdByKey: 'env:0123456789abcdef' }))).toBe('inserted');
+    });
+
+    it('writes no webhook past mostForKey webhooks of its key (keyFull), counting creates made at once across stores; other keys, and no limit, apart', async () => {
+      await store.insertApiKey({ id: 'key-m', name: 'many', keyHash: 'hm', admin: false, agentIds: ['a1'], createdAt: T0 });
+      const other = await backend.openSibling();
+      const made = (key: string) => webhookRecord({ createdByKey: key, agentIds: ['a1'] });
+      const attempts = Array.from({ length: 8 }, (_, i) => made(i % 2 === 0 ? 'key-m' : 'env:0123456789abcdef'));
+      const outcomes = await Promise.all(attempts.map((webhook, i) => (i % 4 < 2 ? store : other).insertWebhook(webhook, undefined, 3)));
+      const byKey = (key: string) => outcomes.filter((_, i) => attempts[i]!.createdByKey === key).sort();
+      expect(byKey('key-m')).toEqual(['inserted', 'inserted', 'inserted', 'keyFull']);
+      expect(byKey('env:0123456789abcdef')).toEqual(['inserted', 'inserted', 'inserted', 'keyFull']);
+      const kept = (await store.listWebhooks()).map((webhook) => webhook.id);
+      expect(attempts.filter((_, i) => outcomes[i] === 'inserted').every((webhook) => kept.includes(webhook.id))).toBe(true);
+      expect(kept).toHaveLength(6);
+      expect(await store.insertWebhook(made('key-m'), undefined, 3)).toBe('keyFull');
+      expect(await store.insertWebhook(made('key-m'), undefined, 4)).toBe('inserted');
+      expect(await store.insertWebhook(made('key-m'))).toBe('inserted');
+      expect(await store.insertWebhook(webhookRecord(), undefined, 1)).toBe('inserted');
+      expect(await store.insertWebhook(webhookRecord(), undefined, 1)).toBe('inserted');
     });
 
     it('gives a webhook to one holder at a time, across stores, until the claim runs out or is given back', async () => {

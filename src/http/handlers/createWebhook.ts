@@ -4,7 +4,7 @@ import { newWebhookSecret } from '../../events/webhook-delivery.js';
 import { undeliverableReason } from '../../events/webhook-url.js';
 import type { WebhookRecord } from '../../storage/store.js';
 import { agentScope } from '../access-scope.js';
-import { INVALID_KEY, type Principal, unauthorized } from '../auth.js';
+import { INVALID_KEY, unauthorized } from '../auth.js';
 import type { HandlerDeps } from '../handler-deps.js';
 import { carryAnswer, sendCarriedAnswer } from '../idempotency.js';
 import type { Handler } from '../operation-types.js';
@@ -18,7 +18,6 @@ export const createWebhook =
     if (undeliverable) throw new ApiError('INVALID_REQUEST', `body/url ${undeliverable}`);
     if (agentId !== undefined && !(await store.getAgent(agentId))) throw notFound('AGENT_NOT_FOUND', 'body/agentId', agentId);
     const scope = agentScope(request);
-    await assertRoomForWebhook(store, request.principal, webhooksPerKeyMax);
     const now = clock.now();
     const webhook: WebhookRecord = {
       id: randomUUID(),
@@ -35,19 +34,13 @@ export const createWebhook =
       nextAttemptAt: now,
     };
     const answer = (written: WebhookRecord) => ({ ...webhookView(written), secret: written.secret });
+    // A key bound to agents: at most webhooksPerKeyMax (each costs the dispatcher a claim, a write, per event recorded; S17).
+    const most = request.principal?.admin === false ? webhooksPerKeyMax : undefined;
+    const inserted = await store.insertWebhook(webhook, carryAnswer(request, 201, answer), most);
     // Its key revoked while this request ran: refused as the key would be now.
-    if (!(await store.insertWebhook(webhook, carryAnswer(request, 201, answer)))) throw unauthorized(reply, INVALID_KEY);
+    if (inserted === 'keyRevoked') throw unauthorized(reply, INVALID_KEY);
+    if (inserted === 'keyFull') throw new ApiError('FORBIDDEN', `this API key has the most webhooks a key bound to agents may have (WEBHOOKS_PER_KEY_MAX=${most}); delete one first`);
     reply.code(201);
     return (sendCarriedAnswer(request, reply) as never) ?? answer(webhook);
   };
 
-/**
- * A key bound to agents may have at most `most` webhooks: each costs the dispatcher a claim
- * (a write) per event recorded, and one tenant's thousands slowed every other (S17). Counted
- * as the webhook is made: creates at the same moment may pass it by their number.
- */
-async function assertRoomForWebhook(store: HandlerDeps['store'], principal: Principal | null, most: number): Promise<void> {
-  if (principal?.admin !== false) return;
-  const made = (await store.listWebhooks()).filter((webhook) => webhook.createdByKey === principal.id).length;
-  if (made >= most) throw new ApiError('FORBIDDEN', `this API key has ${made} webhooks, the most a key bound to agents may have (WEBHOOKS_PER_KEY_MAX=${most}); delete one first`);
-}

@@ -17,6 +17,7 @@ import {
   type MessageView,
   type SessionRecord,
   type Store,
+  type WebhookInsertion,
 } from '../store.js';
 import { announceInDueOrder } from '../due-batch.js';
 import { migrate } from './migrations.js';
@@ -48,7 +49,7 @@ import { createBatcher } from './create-batch.js';
 import { AGENT_CHECK, COUNT_SESSIONS, IN_INDEX_ORDER, MAX_EVENT_ID, SESSION_INSERT, SESSION_UPDATE, bucketTotal, listEventsSql, listSessionsSql, sessionUpdateValues } from './queries.js';
 import { run, runTogether, withLiterals } from './round-trips.js';
 import { type Appended, lockedSession, sessionWriter } from './session-writes.js';
-import { EVENTS_CHANNEL, EVENTS_LOCK, postgresTransactions } from './transactions.js';
+import { EVENTS_CHANNEL, EVENTS_LOCK, WEBHOOKS_OF_KEY_LOCK, postgresTransactions } from './transactions.js';
 
 export interface PostgresOptions {
   /** postgres://… */
@@ -415,12 +416,20 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       );
       return purged.rowCount ?? 0;
     },
-    async insertWebhook(webhook, carried) {
-      return write(async (client, wrote) => {
-        // Its key's row locked to the COMMIT: a revocation waits for this webhook, then disables it.
-        if (webhook.createdByKey !== undefined) {
-          const key = await run(client, 'SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE', [webhook.createdByKey]);
-          if (key.rows[0]?.revoked_at != null) return false;
+    async insertWebhook(webhook, carried, mostForKey) {
+      return write(async (client, wrote): Promise<WebhookInsertion> => {
+        const key = webhook.createdByKey;
+        if (key !== undefined) {
+          // The key's creates one at a time to the COMMIT, so that each counts the others'
+          // webhooks (an advisory lock: a key from API_KEYS has no row to lock).
+          if (mostForKey !== undefined) await run(client, 'SELECT pg_advisory_xact_lock($1, hashtext($2))', [WEBHOOKS_OF_KEY_LOCK, key]);
+          // Its key's row locked to the COMMIT: a revocation waits for this webhook, then disables it.
+          const found = await run(client, 'SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE', [key]);
+          if (found.rows[0]?.revoked_at != null) return 'keyRevoked';
+          if (mostForKey !== undefined) {
+            const made = await run<{ made: number }>(client, 'SELECT count(*)::int AS made FROM webhooks WHERE created_by_key = $1', [key]);
+            if (made.rows[0]!.made >= mostForKey) return 'keyFull';
+          }
         }
         await run(client,
           `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
@@ -442,7 +451,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           ],
         );
         if (await writeCarried(client, carried, webhook)) wrote();
-        return true;
+        return 'inserted';
       });
     },
     async listWebhooks() {

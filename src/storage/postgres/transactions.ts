@@ -10,6 +10,8 @@ import { isNoAnswer } from './storage-faults.js';
 
 /** Advisory lock keys: event writers, serialized so that event ids follow commit order. */
 export const EVENTS_LOCK = 724_011_302;
+/** With a key's id hashed (the two-key form: its own space): the webhook creates of one key, counted one at a time. */
+export const WEBHOOKS_OF_KEY_LOCK = 724_011_303;
 /**
  * Events one statement writes at most: more than the due-event pump's batches, so only a
  * rare transaction (an agent deleted with its sessions) writes several.

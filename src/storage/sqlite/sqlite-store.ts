@@ -11,6 +11,7 @@ import {
   type MessageRecord,
   type SessionRecord,
   type Store,
+  type WebhookInsertion,
 } from '../store.js';
 import { apiKeyCache } from './api-key-cache.js';
 import { eventLog } from './event-log.js';
@@ -409,7 +410,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     async purgeEvents(cutoff, limit) {
       return write(() => log.trim(cutoff, limit));
     },
-    async insertWebhook(webhook, carried) {
+    async insertWebhook(webhook, carried, mostForKey) {
       const row: WebhookRow = {
         id: webhook.id,
         url: webhook.url,
@@ -425,10 +426,13 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         disabled_at: webhook.disabledAt ?? null,
         created_by_key: webhook.createdByKey ?? null,
       };
-      return write(() => {
-        if (statements.insertWebhook.run(row).changes === 0) return false; // its key revoked meanwhile
+      const key = webhook.createdByKey;
+      return write((): WebhookInsertion => {
+        if (key !== undefined && statements.keyRevoked.get(key) !== undefined) return 'keyRevoked';
+        if (key !== undefined && mostForKey !== undefined && statements.webhooksOfKey.get(key)! >= mostForKey) return 'keyFull';
+        statements.insertWebhook.run(row);
         writeCarried(carried, webhook);
-        return true;
+        return 'inserted';
       });
     },
     async listWebhooks() {

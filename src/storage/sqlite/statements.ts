@@ -142,9 +142,10 @@ export function prepareStatements(db: Database.Database) {
     insertWebhook: prepare<[WebhookRow]>(
       db,
       `INSERT INTO webhooks (id, url, secret, types, agent_id, agent_ids, created_at, cursor, attempts, next_attempt_at, failing_since, disabled_at, created_by_key)
-       SELECT @id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at, @created_by_key
-        WHERE NOT EXISTS (SELECT 1 FROM api_keys WHERE id = @created_by_key AND revoked_at IS NOT NULL)`,
+       VALUES (@id, @url, @secret, @types, @agent_id, @agent_ids, @created_at, @cursor, @attempts, @next_attempt_at, @failing_since, @disabled_at, @created_by_key)`,
     ),
+    keyRevoked: prepare<[string], number>(db, 'SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NOT NULL', 'pluck'),
+    webhooksOfKey: prepare<[string], number>(db, 'SELECT count(*) FROM webhooks WHERE created_by_key = ?', 'pluck'),
     listWebhooks: prepare<[], WebhookRow>(db, 'SELECT * FROM webhooks ORDER BY created_at, rowid'),
     getWebhook: prepare<[string], WebhookRow>(db, 'SELECT * FROM webhooks WHERE id = ?'),
     deleteWebhook: prepare<[string]>(db, 'DELETE FROM webhooks WHERE id = ?'),
