@@ -19,6 +19,7 @@ import { logLines } from './helpers/log-lines.js';
 import { MINUTE } from './helpers/fake-clock.js';
 import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 import { startTestApp, type TestApp } from './helpers/test-app.js';
+import { until } from './helpers/until.js';
 
 const HEALTH = '/api/messaging/sessions/health';
 let t: TestApp | undefined;
@@ -188,6 +189,91 @@ describe('the database file deleted or replaced under a running server', () => {
     expect(health.status).toBe(503);
     expect(health.body.failedChecks).toContain('write');
     expect((await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(0);
+  });
+});
+
+describe("the database's write-ahead log deleted or replaced under a running server (F17)", () => {
+  /** An app on a file of its own, with a session in it; the WAL holds what was written (no checkpoint yet). */
+  async function appWithSession() {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-wal-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const databasePath = join(directory, 'sessions.db');
+    t = await startTestApp({ databasePath, store: openSqliteStore(databasePath) });
+    const agentId = await registerAgent(t);
+    const sessionId: string = (await createSession(t, { agentId })).sessionId;
+    expect(statSync(`${databasePath}-wal`).size).toBeGreaterThan(0);
+    return { app: t, databasePath, sessionId };
+  }
+
+  /** The sessions in the database file alone, as a restart after a kill would find them (a copy, opened without the WAL). */
+  function sessionsInFileAlone(databasePath: string): string[] {
+    const copy = `${databasePath}.alone`;
+    copyFileSync(databasePath, copy);
+    const db = new Database(copy, { readonly: true });
+    try {
+      // The schema itself may be in the WAL alone yet (a new file).
+      if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sessions'").get()) return [];
+      return db.prepare('SELECT id FROM sessions').pluck().all() as string[];
+    } finally {
+      db.close();
+      rmSync(copy);
+    }
+  }
+
+  it.each(['deleted', 'replaced'])('%s: writes answer 503 STORAGE_UNAVAILABLE, health says write, and what it held is copied into the database file', async (what) => {
+    const { app, databasePath, sessionId } = await appWithSession();
+    expect(sessionsInFileAlone(databasePath)).toEqual([]);
+    if (what === 'deleted') {
+      rmSync(`${databasePath}-wal`);
+    } else {
+      writeFileSync(`${databasePath}-wal.new`, '');
+      renameSync(`${databasePath}-wal.new`, `${databasePath}-wal`);
+    }
+    const refused = await app.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.body.error).toMatchObject({
+      code: 'STORAGE_UNAVAILABLE',
+      details: `the database's write-ahead log (${databasePath}-wal) was ${what} while the server ran: writes are refused, what it held is copied into the database file (restart the server); nothing was changed, retry later`,
+    });
+    expect(sessionsInFileAlone(databasePath)).toEqual([sessionId]);
+    // The sweeper's purge starts no worker, whose connection would begin a WAL of its own beside the one deleted.
+    await expect(app.store.purgeExpired(Date.now(), 10)).rejects.toThrow(/^the database's write-ahead log/);
+    await expect(app.store.moveCountMarks!(Date.now(), Date.now(), 10)).rejects.toThrow(/^the database's write-ahead log/);
+    const health = await app.request({ method: 'GET', url: HEALTH });
+    expect(health.status).toBe(503);
+    expect(health.body.failedChecks).toContain('write');
+    expect((await app.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(0);
+  });
+
+  it('deleted with no write after: what it held is copied into the database file all the same (checked every second)', async () => {
+    const { databasePath, sessionId } = await appWithSession();
+    rmSync(`${databasePath}-wal`);
+    await until('the session is in the database file', () => sessionsInFileAlone(databasePath).length > 0, { ms: 5_000, everyMs: 50 });
+    expect(sessionsInFileAlone(databasePath)).toEqual([sessionId]);
+  });
+
+  it('acknowledges nothing that a kill then loses: every 201 is there after a restart', { timeout: 30_000 }, async () => {
+    const databasePath = tempDatabase();
+    const first = startServer({ DATABASE_PATH: databasePath });
+    const baseUrl = await first.listening;
+    const agentId = (await fetchChecked(baseUrl, 'POST', '/api/agents', { characterJson: { name: 'Eliza' } })).body.data.character.id;
+    const acknowledged: string[] = [];
+    const create = async () => {
+      const answer = await fetchChecked(baseUrl, 'POST', '/api/messaging/sessions', { agentId, userId: USER_ID });
+      if (answer.status === 201) acknowledged.push(answer.body.sessionId);
+      else expect(answer.body.error.code).toBe('STORAGE_UNAVAILABLE');
+    };
+    await create();
+    rmSync(`${databasePath}-wal`);
+    for (let i = 0; i < 5; i += 1) await create();
+    expect(acknowledged).toHaveLength(1);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = startServer({ DATABASE_PATH: databasePath });
+    const again = await second.listening;
+    for (const sessionId of acknowledged) expect((await fetchChecked(again, 'GET', `/api/messaging/sessions/${sessionId}`)).status, sessionId).toBe(200);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   type EventRecord,
   type MessageRecord,
   type SessionRecord,
+  StorageFault,
   type Store,
   type WebhookInsertion,
 } from '../store.js';
@@ -20,7 +21,7 @@ import { groupCommit, type RunWrite } from './group-commit.js';
 import { idempotencyRecords } from './idempotency-records.js';
 import { cachedAgents } from './agent-cache.js';
 import { countedSession, expiryCounts, WHOLE_INSTANT, type CountedSession } from './expiry-counts.js';
-import { fileInPlace, withStorageFaults } from './storage-faults.js';
+import { filesInPlace, withStorageFaults } from './storage-faults.js';
 import { checkpointer } from './checkpointer.js';
 import { PURGE_MESSAGES_PER_SESSION, preparePurge, purgeSql, runPurgeBatch } from './purge-batch.js';
 import { purgeWorker } from './purge-worker.js';
@@ -61,6 +62,8 @@ function insertUnless(codes: string | readonly string[], insert: () => unknown):
  * totals of ~100 agents.
  */
 const MARKS_ON_LOOP = 100;
+/** How often the database's files are checked between writes (a write checks them at its commit). */
+const FILES_CHECK_MS = 1000;
 
 export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = openDatabase(path, options);
@@ -183,15 +186,49 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
   // The purge runs on a worker thread with its own connection (purge-worker.ts); an in-memory database runs it here.
   const purger = path === ':memory:' ? undefined : purgeWorker(path, options.synchronous ?? 'normal');
   const purgeStatements = purger ? undefined : preparePurge(db, purgeSql());
-  const assertFileInPlace = fileInPlace(path);
+  const filesMoved = filesInPlace(path);
+  /** The WAL was deleted or replaced: what it holds is to be copied into the database file, outside any transaction. */
+  let walToSave = false;
+  /** Throws a StorageFault when the database file or its WAL is not the one opened (two stats). */
+  function assertFilesInPlace(): void {
+    const moved = filesMoved();
+    if (!moved) return;
+    if (moved.file === 'wal') walToSave = true;
+    saveWal();
+    throw new StorageFault(moved.fault);
+  }
+  /**
+   * This connection still has the deleted WAL open: a checkpoint copies the writes it holds
+   * (acknowledged, maybe long ago) into the database file, where a restart finds them.
+   */
+  function saveWal(): void {
+    if (!walToSave || db.inTransaction || !db.open) return;
+    walToSave = false;
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      walToSave = true; // tried again at the next check
+    }
+  }
+  // Checked between writes too: writes acknowledged before the WAL went are saved even when no write comes after.
+  const filesWatch =
+    path === ':memory:'
+      ? undefined
+      : setInterval(() => {
+          if (filesMoved()?.file !== 'wal') return;
+          walToSave = true;
+          saveWal();
+        }, FILES_CHECK_MS);
+  filesWatch?.unref();
   const commitWrite = groupCommit(db, {
     lockWaitMs: options.lockWaitMs,
     beforeCommit: () => {
-      assertFileInPlace(); // one stat a commit, not a write
+      assertFilesInPlace(); // two stats a commit, not a write
       counts.flush();
       flushEvents();
     },
     afterAbort: () => {
+      saveWal();
       counts.discard();
       log.discard();
       idempotency.discard();
@@ -311,6 +348,8 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       // sessions a mark passes are all in the table. Another connection holding the write
       // lock: the marks move on the next pass (the counts stay exact meanwhile).
       await checkpoints?.truncating();
+      // A worker's new connection would start a WAL of its own beside a deleted one.
+      assertFilesInPlace();
       try {
         if (!purger || passable(now, cutoff, MARKS_ON_LOOP) < MARKS_ON_LOOP) return moveMarksHere(now, cutoff, limit);
         // Many to pass: on the purge worker, off the event loop (the thread goes with the pass when nothing is left to purge).
@@ -326,6 +365,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async purgeExpired(cutoff, limit) {
       if (!purger) return write(() => runPurgeBatch(purgeStatements!, cutoff, limit, PURGE_MESSAGES_PER_SESSION));
+      assertFilesInPlace();
       // Between batches of a pass, the worker's last answer says whether more are left: no read
       // here (on the event loop, it could wait on the checkpointer's locks).
       if (!purgeLeft && statements.anyPurgeable.get(cutoff) === undefined) {
@@ -490,6 +530,7 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     },
     async close() {
       if (!db.open) return;
+      clearInterval(filesWatch);
       // Writes still queued commit first (or fail, if the storage does).
       await Promise.allSettled([...unsettled]);
       await purger?.stop().catch(() => undefined);

@@ -25,18 +25,39 @@ function storageFaultCause(error: unknown): string | undefined {
   return fault && `${fault[1]} (${error.code})`;
 }
 
+/** A file's identity (device and inode); undefined when there is none at the path. */
+function fileId(path: string): string | undefined {
+  const found = statSync(path, { throwIfNoEntry: false });
+  return found && `${found.dev}:${found.ino}`;
+}
+
+/** Which of the database's files is no longer the one opened, with the fault in words. */
+export interface FileMoved {
+  file: 'database' | 'wal';
+  fault: string;
+}
+
 /**
- * A check that the file at `path` is still the one opened: deleted or replaced under a
- * running server, its writes would go to a file nothing reads again (SQLite in WAL mode
- * does not notice). Throws a StorageFault then; nothing for an in-memory database.
+ * A check that the database file at `path`, and its write-ahead log beside it, are still
+ * the ones opened. SQLite in WAL mode does not notice either deleted or replaced under a
+ * running server: its writes would go to a file nothing reads again, and those of a WAL
+ * deleted (a cleanup script, a restore of the database file alone) are lost with the
+ * process, the ones acknowledged before with them. The WAL is never deleted or made anew
+ * while a connection of this server is open (SQLite deletes it when the last one closes).
+ * Undefined while both are in place; always, for an in-memory database.
  */
-export function fileInPlace(path: string): () => void {
-  if (path === ':memory:') return () => {};
-  const opened = statSync(path);
+export function filesInPlace(path: string): () => FileMoved | undefined {
+  if (path === ':memory:') return () => undefined;
+  const database = fileId(path);
+  const walPath = `${path}-wal`;
+  let wal = fileId(walPath);
   return () => {
-    const now = statSync(path, { throwIfNoEntry: false });
-    if (now?.ino === opened.ino && now.dev === opened.dev) return;
-    throw new StorageFault(`the database file was ${now ? 'replaced' : 'deleted'} while the server ran (restart the server)`);
+    const databaseNow = fileId(path);
+    if (databaseNow !== database) return { file: 'database', fault: `the database file was ${databaseNow ? 'replaced' : 'deleted'} while the server ran (restart the server)` };
+    const walNow = fileId(walPath);
+    wal ??= walNow; // none at open: the first one made is this server's
+    if (walNow === wal) return undefined;
+    return { file: 'wal', fault: `the database's write-ahead log (${walPath}) was ${walNow ? 'replaced' : 'deleted'} while the server ran: writes are refused, what it held is copied into the database file (restart the server)` };
   };
 }
 
