@@ -319,6 +319,18 @@ describe('a key revoked while its message waits for the reply (S16)', () => {
     expect(stream.events.map((event) => event.data.content)).toEqual(['mine']);
     expect(stream.comments.at(-1)).toBe('the API key that opened this stream was revoked');
   });
+
+  it('says why no reply came, not the revocation, when the wait ends without one (nothing is handed over) (J16 S5)', async () => {
+    const waiter = await withWaiterKey();
+    const base = await t.listen();
+    const stream = await openStream(`${base}${messagesUrl()}`, waiter, { content: 'mine', transport: 'sse' });
+    await stream.waitFor(1);
+    await t.store.revokeApiKey('waiter', 1);
+    expect((await t.request({ method: 'DELETE', url: `/api/messaging/sessions/${sessionId}`, headers: admin })).status).toBe(200);
+    await stream.ended;
+    expect(stream.events.map((event) => event.data.content)).toEqual(['mine']);
+    expect(stream.comments.at(-1)).toBe('the session was ended; the message went with it');
+  });
 });
 
 describe('a retry under the Idempotency-Key of a message still waiting for its reply', () => {

@@ -244,6 +244,17 @@ const RELEASED = {
   ],
 };
 
+it("says SQLite's own words when a new file's first migrations fail: no older build's schema to blame (J16 M3)", () => {
+  const folder = mkdtempSync(join(tmpdir(), 'schema-upgrade-'));
+  folders.push(folder);
+  const path = join(folder, 'sessions.db');
+  // No table, so not refused as another application's file; the view is in migration 1's way.
+  const db = new Database(path);
+  db.exec('CREATE VIEW agents AS SELECT 1 AS id');
+  db.close();
+  expect(() => openSqliteStore(path)).toThrow(/^view agents already exists$/);
+});
+
 describe('the word before an upgrade (it may take minutes on a large file)', () => {
   afterEach(cleanUpServerProcesses);
 
