@@ -273,6 +273,22 @@ describe('the word before an upgrade (it may take minutes on a large file)', () 
     expect(told).toHaveLength(1);
   });
 
+  it("names the likely holder when another process holds the write lock longer than opening waits (its own upgrade under way)", async () => {
+    const path = fileAt(20, () => undefined);
+    const other = new Database(path);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      expect(() => openSqliteStore(path, { openLockWaitMs: 100 })).toThrow(/^another process held the database's write lock for the 0\.1 s this one waited to open it \(another server upgrading its schema: its stderr says "upgrading the database schema"\?\); start this one once that is done$/);
+      expect(asStored(path).version).toBe(20);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    const store = openSqliteStore(path, { openLockWaitMs: 100 });
+    await store.close();
+    expect(asStored(path).version).toBe(migrations.length);
+  });
+
   it('is a line on stderr from npm start before it listens', async () => {
     const server = startServer({ DATABASE_PATH: fileAt(20, () => undefined) });
     await server.listening;

@@ -16,6 +16,8 @@ export interface SqliteOptions {
   walCapBytes?: number;
   /** Log ids a read of the events walks per statement (default EVENT_SCAN_WINDOW, event-log.ts). */
   eventScanWindow?: number;
+  /** How long opening waits for another process's write lock (to migrate; default 30 s). */
+  openLockWaitMs?: number;
   /** Called under the write lock before an older file's schema is upgraded (it may take minutes on a large file). */
   onUpgrade?: (from: number, to: number) => void;
 }
@@ -86,15 +88,26 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     // each page it touches: in memory, not in a temporary file (one pwrite a page a write).
     db.pragma('temp_store = MEMORY');
     // Migrations and the check on open may wait longer: nothing is served yet.
-    db.pragma('busy_timeout = 30000');
+    db.pragma(`busy_timeout = ${options.openLockWaitMs ?? OPEN_LOCK_WAIT_MS}`);
     checkOnOpen(db, path === ':memory:' ? 0 : statSync(path).size);
     migrate(db, options.onUpgrade);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   } catch (error) {
     db.close();
+    if (isBusy(error)) throw lockedAtOpen(error, options.openLockWaitMs ?? OPEN_LOCK_WAIT_MS);
     throw path === ':memory:' ? error : withFullDiskNamed(error, path);
   }
   return db;
+}
+
+const OPEN_LOCK_WAIT_MS = 30_000;
+
+const isBusy = (error: unknown) => String((error as { code?: unknown }).code).startsWith('SQLITE_BUSY');
+
+/** SQLite says "database is locked": who may hold it, and what to do (a schema upgrade in another process can take minutes). */
+function lockedAtOpen(error: unknown, waitedMs: number): Error {
+  const message = `another process held the database's write lock for the ${waitedMs / 1000} s this one waited to open it (another server upgrading its schema: its stderr says "upgrading the database schema"?); start this one once that is done`;
+  return Object.assign(new Error(message, { cause: error }), { code: (error as { code: unknown }).code });
 }
 
 /**
