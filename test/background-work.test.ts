@@ -100,3 +100,26 @@ describe('the background work, webhook attempts that fail', () => {
     }
   });
 });
+
+describe('the background work, a failed attempt logged (r48)', () => {
+  it('does not write a webhook URL\'s credentials to the log (a webhook stored before the create refused them)', async () => {
+    const clock = fakeClock(Date.now());
+    const t = await startTestApp({ clock });
+    try {
+      // As a server before 008e2e2 made it: the create then let credentials through.
+      await t.store.insertWebhook({ id: 'wh-old', url: 'https://user:s3cret@example.invalid/hook?token=t0ken', secret: 'whsec_c2VjcmV0', createdAt: clock.now(), cursor: '0', attempts: 0, nextAttemptAt: clock.now() });
+      await registerAgent(t);
+      const warnings: string[] = [];
+      const log = { error: () => undefined, warn: (fields: object, message: string) => warnings.push(`${message} ${JSON.stringify(fields)}`) };
+      const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 72 * 3_600_000, webhookPrivateAddresses: 'allow' as const };
+      const { webhooks } = createBackgroundWork({ store: t.store, clock, config, log: () => log });
+      await webhooks.tick();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('"error":"the URL has a user name or password, which are never sent: make the webhook again without them"');
+      expect(warnings[0]).not.toContain('s3cret');
+      expect(warnings[0]).not.toContain('t0ken');
+    } finally {
+      await t.close();
+    }
+  });
+});

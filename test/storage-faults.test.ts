@@ -3,7 +3,7 @@
 // STORAGE_UNAVAILABLE with Retry-After; reads keep working; health says which check
 // failed and recovers by itself; nothing acknowledged is lost.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -274,6 +274,23 @@ describe("the database's write-ahead log deleted or replaced under a running ser
     const second = startServer({ DATABASE_PATH: databasePath });
     const again = await second.listening;
     for (const sessionId of acknowledged) expect((await fetchChecked(again, 'GET', `/api/messaging/sessions/${sessionId}`)).status, sessionId).toBe(200);
+  });
+});
+
+describe('the write-ahead log deleted under a server whose DATABASE_PATH is a symlink (r48)', () => {
+  it('refuses writes as for a path that is the file itself (SQLite puts the WAL beside the file the link names)', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-wal-link-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const real = join(directory, 'real.db');
+    await openSqliteStore(real).close();
+    const link = join(directory, 'sessions.db');
+    symlinkSync(real, link);
+    const store = openSqliteStore(link);
+    cleanups.push(() => void store.close());
+    await store.probeWrite();
+    expect(statSync(`${real}-wal`).size).toBeGreaterThan(0);
+    rmSync(`${real}-wal`);
+    await expect(store.probeWrite()).rejects.toThrow(StorageFault);
   });
 });
 

@@ -133,8 +133,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const body = eventJson(event);
     const messageId = `evt_${event.id}`;
     const timestamp = Math.floor(clock.now() / 1000);
+    const url = new URL(webhook.url);
+    // fetch refuses them, with the whole URL in its message (stored with the attempt, and logged): a webhook made before the create refused them.
+    if (url.username !== '' || url.password !== '') return { error: 'the URL has a user name or password, which are never sent: make the webhook again without them' };
     // An address in the URL itself is never looked up: checked here (a webhook made before `deny`).
-    const privateAddress = publicOnly && privateAddressIn(new URL(webhook.url));
+    const privateAddress = publicOnly && privateAddressIn(url);
     if (privateAddress) return { error: `${privateAddress} (WEBHOOK_PRIVATE_ADDRESSES=deny)` };
     // A timer of its own, not AbortSignal.timeout inside AbortSignal.any: Node 20 holds that
     // one weakly, a garbage collection takes it, and the attempt waited for undici's 300 s.

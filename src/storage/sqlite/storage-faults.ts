@@ -1,6 +1,6 @@
 // SQLite failures that are the storage's, not the request's: the store turns them into
 // StorageFault (503 STORAGE_UNAVAILABLE, retry later), never a generic 500.
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { withFaultsMapped } from '../faults-mapped.js';
 import { StorageFault, type Store } from '../store.js';
@@ -49,7 +49,8 @@ export interface FileMoved {
 export function filesInPlace(path: string): () => FileMoved | undefined {
   if (path === ':memory:') return () => undefined;
   const database = fileId(path);
-  const walPath = `${path}-wal`;
+  // Beside the file a symlink names: where SQLite puts it.
+  const walPath = `${realpathSync(path)}-wal`;
   let wal = fileId(walPath);
   return () => {
     const databaseNow = fileId(path);
