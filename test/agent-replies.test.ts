@@ -8,6 +8,7 @@ import { generateApiKey, hashApiKey } from '../src/api-keys.js';
 import { MAX_OPEN_PER_SESSION, createAgentReplies } from '../src/events/agent-replies.js';
 import { createEventPump } from '../src/events/due-events.js';
 import { createEventFeed, type EventFeed, type FeedFollower } from '../src/events/event-feed.js';
+import { KEEP_ALIVE_MS } from '../src/events/event-stream.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import { type EventRecord, type Store, StorageFault } from '../src/storage/store.js';
 import { abandonedRequest } from './helpers/abandoned-request.js';
@@ -448,6 +449,25 @@ describe('transport sse', () => {
     await stream.ended;
     expect(stream.events.map((event) => event.data.content)).toEqual(['anyone?']);
     expect(stream.comments).toContain('the session was ended; the message went with it');
+  });
+
+  it('keeps the stream alive every 15 s while it waits, as the event streams (a proxy would cut a quiet one), and no more once the reply came (N18)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const base = await t.listen();
+      const stream = await openStream(`${base}${messagesUrl()}`, {}, { content: 'slow agent', transport: 'sse' });
+      await stream.waitFor(1);
+      await vi.advanceTimersByTimeAsync(KEEP_ALIVE_MS);
+      await until('a keep-alive comment arrives', () => stream.comments.includes('keep-alive'));
+      await vi.advanceTimersByTimeAsync(KEEP_ALIVE_MS);
+      await until('a second one', () => stream.comments.filter((comment) => comment === 'keep-alive').length === 2);
+      await agentSays('at last');
+      await stream.ended;
+      expect(stream.events.map((event) => event.data.content)).toEqual(['slow agent', 'at last']);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("closes after the user's message when the agent does not reply in time", async () => {

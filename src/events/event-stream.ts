@@ -204,7 +204,9 @@ export function createEventStreams({
         dropQueue();
         open.delete(close);
         if (holder !== undefined) countOf(holder, -1);
-        raw.end();
+        // A client already gone: ending the response would emit 'finish' on an HTTP/1.0 connection
+        // (nginx's default proxy_pass), and Fastify would count and log it a second time.
+        if (!raw.destroyed) raw.end();
       };
       open.add(close);
       if (holder !== undefined) countOf(holder, +1);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { components } from '../../../generated/api.js';
 import type { ReplyWait, WaitEnd } from '../../events/agent-replies.js';
-import { KEY_REVOKED, frame, startStream } from '../../events/event-stream.js';
+import { KEEP_ALIVE_MS, KEY_REVOKED, frame, startStream } from '../../events/event-stream.js';
 import { messageAuthor } from '../../domain/message-author.js';
 import { createdAtOf, nextPosition } from '../../domain/message-order.js';
 import { isNearExpiration, recordActivity, type DueEventType } from '../../domain/timeout-policy.js';
@@ -170,9 +170,11 @@ async function streamReply(reply: FastifyReply, wait: ReplyWait, revoked: () => 
   const write = (text: string) => void (raw.destroyed || raw.write(text)); // the client may be gone
   const own = await wait.own;
   if (own) write(frame(own));
-  const answer = await wait.reply;
+  // As the event streams: a proxy's read timeout (nginx 60 s) shorter than the wait would cut it.
+  const keepAlive = setInterval(() => write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+  const answer = await wait.reply.finally(() => clearInterval(keepAlive));
   if (answer && (await revoked())) write(`: ${KEY_REVOKED}\n\n`);
   else write(answer ? frame(answer) : `: ${NO_REPLY_BECAUSE[wait.endedBy!] ?? 'no reply from the agent in time'}\n\n`);
-  raw.end();
+  if (!raw.destroyed) raw.end(); // a client gone (HTTP/1.0): no second count from a 'finish'
   return undefined;
 }
