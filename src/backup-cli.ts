@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, loadConfig } from './config.js';
 import { callersFolder } from './conformance/callers-folder.js';
-import { assertWritable } from './storage/sqlite/connection.js';
+import { assertWritable, makePrivateFile } from './storage/sqlite/connection.js';
 import { EVENT_IDS_SKIPPED_BY_A_COPY, skipEventIds } from './storage/sqlite/event-log.js';
 import { assertOwnSchema } from './storage/sqlite/migrations.js';
 
@@ -62,6 +62,7 @@ try {
       throw message.startsWith('not a Sessions API') ? new Error(`DATABASE_PATH is ${message.replace(/; name a new file, or an empty one$/, '')}`) : error;
     }
     db.pragma('busy_timeout = 5000');
+    makePrivateFile(partial); // VACUUM INTO writes into an empty file as into none, with its mode
     db.prepare('VACUUM INTO ?').run(partial);
   } finally {
     db.close();

@@ -2,7 +2,7 @@
 // server serves and writes; the copy serves as the database it was. What it refuses, it
 // says in one line.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -142,6 +142,7 @@ describe('npm run backup', () => {
     for (const other of others) writeFileSync(other, 'another run is writing this');
     expect(await backup([target], { DATABASE_PATH: databasePath })).toMatchObject({ status: 0, stderr: '' });
     for (const other of others) expect(readFileSync(other, 'utf8')).toBe('another run is writing this');
+    expect(statSync(target).mode & 0o777).toBe(0o600); // private, as the database it copies
     const copy = new Database(target, { readonly: true });
     expect(copy.pragma('quick_check', { simple: true })).toBe('ok');
     copy.close();

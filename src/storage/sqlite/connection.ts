@@ -1,5 +1,5 @@
 // The SQLite connection the store opens: WAL, the chosen durability, the schema migrated.
-import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULTS } from '../../defaults.js';
@@ -29,6 +29,23 @@ export interface SqliteOptions {
 const BUSY_TIMEOUT_MS = 5;
 
 /**
+ * What this server makes is its user's alone: the database holds conversations and the
+ * secrets webhooks are signed with. SQLite gives the WAL and its index the database
+ * file's mode. A file or folder that exists keeps its own.
+ */
+const PRIVATE_FOLDER_MODE = 0o700;
+const PRIVATE_FILE_MODE = 0o600;
+
+/** Makes the database file, empty (SQLite takes it for a new database), private to this user; nothing if it exists. */
+export function makePrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', PRIVATE_FILE_MODE));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
+/**
  * Makes the folder and any parents missing. Not `mkdirSync(…, { recursive: true })`:
  * Node 20's loops for ever, at full CPU, where a folder cannot be made under one that
  * exists (`/proc/x`: ENOENT under /proc); one at a time, such a folder is an error.
@@ -42,7 +59,7 @@ function makeFolder(folder: string): void {
     if (parent !== folder) makeFolder(parent);
   }
   try {
-    mkdirSync(folder);
+    mkdirSync(folder, { mode: PRIVATE_FOLDER_MODE });
   } catch (error) {
     // Made meanwhile by another process (two servers starting at once): as good.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(folder).isDirectory()) throw error;
@@ -77,6 +94,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
   if (path !== ':memory:') {
     makeFolder(dirname(path));
     assertWritable(path);
+    makePrivateFile(path);
   }
   const db = new Database(path);
   try {
