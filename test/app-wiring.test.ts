@@ -64,7 +64,7 @@ describe('operations and handlers', () => {
     const { getAgent: _removed, ...incomplete } = handlers;
     const app = Fastify();
     app.register(openapiGlue, { specification: apiSpecification(), operationResolver: resolveOperation(incomplete as ServiceHandlers) });
-    await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId}): npm run generate writes a stub for it");
+    await expect(app.ready()).rejects.toThrow("No handler for operationId 'getAgent' (GET /api/agents/{agentId}): npm run generate writes a stub for it (then npm run build, for npm start)");
   });
 });
 

@@ -17,7 +17,7 @@ import { installValidators } from './validation.js';
 export function resolveOperation(handlers: ServiceHandlers) {
   return (operationId: string, method: string, path: string) => {
     const handler = (handlers as unknown as Record<string, unknown>)[operationId];
-    if (typeof handler !== 'function') throw new Error(`No handler for operationId '${operationId}' (${method} ${path}): npm run generate writes a stub for it`);
+    if (typeof handler !== 'function') throw new Error(`No handler for operationId '${operationId}' (${method} ${path}): npm run generate writes a stub for it (then npm run build, for npm start)`);
     return handler.bind(handlers);
   };
 }
