@@ -122,4 +122,22 @@ describe('the background work, a failed attempt logged (r48)', () => {
       await t.close();
     }
   });
+
+  it('names the credentials before a private address (WEBHOOK_PRIVATE_ADDRESSES=deny): the webhook is to be made again either way, without them', async () => {
+    const clock = fakeClock(Date.now());
+    const t = await startTestApp({ clock });
+    try {
+      await t.store.insertWebhook({ id: 'wh-old', url: 'http://user:s3cret@127.0.0.1/hook', secret: 'whsec_c2VjcmV0', createdAt: clock.now(), cursor: '0', attempts: 0, nextAttemptAt: clock.now() });
+      await registerAgent(t);
+      const warnings: string[] = [];
+      const log = { error: () => undefined, warn: (fields: object, message: string) => warnings.push(`${message} ${JSON.stringify(fields)}`) };
+      const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 72 * 3_600_000, webhookPrivateAddresses: 'deny' as const };
+      const { webhooks } = createBackgroundWork({ store: t.store, clock, config, log: () => log });
+      await webhooks.tick();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('"error":"the URL has a user name or password, which are never sent: make the webhook again without them"');
+    } finally {
+      await t.close();
+    }
+  });
 });

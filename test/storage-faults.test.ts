@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { announce } from '../src/events/due-events.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { openSqliteStore } from '../src/storage/sqlite/sqlite-store.js';
@@ -190,6 +190,17 @@ describe('the database file deleted or replaced under a running server', () => {
     expect(health.body.failedChecks).toContain('write');
     expect((await t.request({ method: 'GET', url: `/api/messaging/sessions/${sessionId}` })).body.renewalCount).toBe(0);
   });
+  it('both deleted (rm sessions.db*): names the database file, not its WAL (checked first)', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'sessions-api-moved-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const databasePath = join(directory, 'sessions.db');
+    const store = openSqliteStore(databasePath);
+    cleanups.push(() => void store.close());
+    await store.probeWrite();
+    rmSync(databasePath);
+    rmSync(`${databasePath}-wal`);
+    await expect(store.probeWrite()).rejects.toThrow(/^the database file was deleted while the server ran/);
+  });
 });
 
 describe("the database's write-ahead log deleted or replaced under a running server (F17)", () => {
@@ -251,6 +262,38 @@ describe("the database's write-ahead log deleted or replaced under a running ser
     rmSync(`${databasePath}-wal`);
     await until('the session is in the database file', () => sessionsInFileAlone(databasePath).length > 0, { ms: 5_000, everyMs: 50 });
     expect(sessionsInFileAlone(databasePath)).toEqual([sessionId]);
+  });
+
+  it('deleted, then found by the purge before any write: what it held is copied into the database file at once', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] }); // not by the check every second
+    try {
+      const { app, databasePath, sessionId } = await appWithSession();
+      rmSync(`${databasePath}-wal`);
+      await expect(app.store.purgeExpired(Date.now(), 10)).rejects.toThrow(/^the database's write-ahead log/);
+      expect(sessionsInFileAlone(databasePath)).toEqual([sessionId]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('leaves the WAL alone while both files are in place (the check every second copies nothing), and stops checking once the store is closed', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const directory = mkdtempSync(join(tmpdir(), 'sessions-api-wal-'));
+      cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+      const databasePath = join(directory, 'sessions.db');
+      const store = openSqliteStore(databasePath);
+      await store.probeWrite();
+      const walBytes = statSync(`${databasePath}-wal`).size;
+      expect(walBytes).toBeGreaterThan(0);
+      vi.advanceTimersByTime(5_000);
+      expect(statSync(`${databasePath}-wal`).size).toBe(walBytes);
+      expect(vi.getTimerCount()).toBe(1);
+      await store.close();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('acknowledges nothing that a kill then loses: every 201 is there after a restart', { timeout: 30_000 }, async () => {

@@ -403,6 +403,8 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       await other.revokeApiKey('bot', T0 + 1);
       const late = webhookRecord({ createdByKey: 'key-w', agentIds: ['a1'] });
       expect(await store.insertWebhook(late)).toBe('keyRevoked');
+      // Revoked says more than full: the key would be refused now (401), not told to delete one.
+      expect(await store.insertWebhook(late, undefined, 1)).toBe('keyRevoked');
       expect(await store.getWebhook(late.id)).toBeUndefined();
       expect(await store.getWebhook(live.id)).toEqual({ ...live, disabledAt: T0 + 1 });
       // A key from API_KEYS has no row to be revoked in.

@@ -96,6 +96,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     assertWritable(path);
     makePrivateFile(path);
   }
+  const openedAt = performance.now();
   const db = new Database(path);
   try {
     assertOwnSchema(db);
@@ -112,7 +113,7 @@ export function openDatabase(path: string, options: SqliteOptions = {}): Databas
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   } catch (error) {
     db.close();
-    if (isBusy(error)) throw lockedAtOpen(error, options.openLockWaitMs ?? OPEN_LOCK_WAIT_MS);
+    if (isBusy(error)) throw lockedAtOpen(error, performance.now() - openedAt);
     throw path === ':memory:' ? error : withFullDiskNamed(error, path);
   }
   return db;
@@ -122,9 +123,13 @@ const OPEN_LOCK_WAIT_MS = 30_000;
 
 const isBusy = (error: unknown) => String((error as { code?: unknown }).code).startsWith('SQLITE_BUSY');
 
-/** SQLite says "database is locked": who may hold it, and what to do (a schema upgrade in another process can take minutes). */
+/**
+ * SQLite says "database is locked": who may hold it, and what to do (a schema upgrade in
+ * another process can take minutes). How long this one waited, as measured: a file not yet
+ * in WAL mode is refused at once.
+ */
 function lockedAtOpen(error: unknown, waitedMs: number): Error {
-  const message = `another process held the database's write lock for the ${waitedMs / 1000} s this one waited to open it (another server upgrading its schema: its stderr says "upgrading the database schema"?); start this one once that is done`;
+  const message = `another process holds the database's write lock (another server upgrading its schema? its stderr says "upgrading the database schema"); this one gave up after ${(waitedMs / 1000).toFixed(1)} s: start it once that is done`;
   return Object.assign(new Error(message, { cause: error }), { code: (error as { code: unknown }).code });
 }
 
