@@ -217,7 +217,7 @@ describe('requests whose answers nobody read (O16)', () => {
     expect(total(after)).toBe(total(before) + 2);
     // The second was not carried out: its client had left before its turn came.
     expect(await app.store.listAgents()).toHaveLength(1);
-    expect(lines.find((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 400, closedByClient: true });
+    expect(lines.find((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 503, closedByClient: true });
   });
   it('does not carry out a pipelined request without a body (a delete) whose connection closed before its turn, and logs it 499', async () => {
     const { lines, stream } = logLines();
@@ -237,7 +237,7 @@ describe('requests whose answers nobody read (O16)', () => {
     other.exec('COMMIT');
     other.close();
     await until('the delete is logged', async () => lines.some((line) => line.reqId === 'behind' && line.msg === 'request completed'));
-    expect(lines.find((line) => line.reqId === 'behind' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, closedByClient: true });
+    expect(lines.find((line) => line.reqId === 'behind' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 503, closedByClient: true });
     expect((await app.request({ method: 'GET', url: `/api/agents/${kept}` })).status).toBe(200);
   });
 

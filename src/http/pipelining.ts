@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.js';
 
 /**
  * The answer to the latest pipelined request read on a connection. A WeakMap, not a
@@ -16,6 +17,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
  * quick reads' throughput).
  */
 const lastPipelined = new WeakMap<Socket, ServerResponse>();
+const NOT_CARRIED_OUT = "the connection closed before this pipelined request's turn: it was not carried out";
 type Answering = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
@@ -23,21 +25,24 @@ type Answering = Socket & { _httpMessage?: ServerResponse | null };
  * for a request not pipelined (Node is writing no other answer on its connection). Called
  * by the server's own onRequest hook (src/http/server-options.ts), last: no hook of its own.
  */
-export function afterAnswerBefore(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+export function afterAnswerBefore(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const connection = request.raw.socket as Answering;
   const sending = connection._httpMessage;
   if (!sending || sending === reply.raw) return done();
   const queued = lastPipelined.get(connection);
   lastPipelined.set(connection, reply.raw);
   const before = queued && !queued.writableFinished && !queued.destroyed ? queued : sending;
-  if (before.writableFinished || before.destroyed) return done();
+  // Its turn came on a connection the client closed: nobody reads its answer, and it is not
+  // carried out (as one with a body is not: its body can no longer be read).
+  const proceed = () => (connection.destroyed ? done(new ApiError('SERVICE_UNAVAILABLE', NOT_CARRIED_OUT)) : done());
+  if (before.writableFinished || before.destroyed) return proceed();
   let waited = false;
   const go = () => {
     if (waited) return;
     waited = true;
     before.off('finish', go);
     before.off('close', go);
-    done();
+    proceed();
   };
   before.once('finish', go);
   before.once('close', go);
