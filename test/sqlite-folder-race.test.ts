@@ -50,4 +50,9 @@ it("makes what it makes its user's alone (conversations, webhook secrets): folde
   fs.chmodSync(shared, 0o640);
   await openSqliteStore(shared).close();
   expect(mode(shared)).toBe(0o640);
+  // A path that is a symlink to a file not made yet: the file made where it points is private too (R49).
+  const target = join(folder, 'target.db');
+  fs.symlinkSync(target, join(folder, 'link.db'));
+  await openSqliteStore(join(folder, 'link.db')).close();
+  expect(mode(target)).toBe(0o600);
 });

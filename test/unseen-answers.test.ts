@@ -2,7 +2,10 @@
 // before it ended (a stream, a wait, or any request whose client gave up while its handler
 // worked), a URL the router refused, an answer Node gave before any request was read or to
 // one whose body stopped arriving. Each is counted once in the request histogram and logged with its request id.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/ops/metrics.js';
@@ -218,6 +221,62 @@ describe('requests whose answers nobody read (O16)', () => {
     // The second was not carried out: its client had left before its turn came.
     expect(await app.store.listAgents()).toHaveLength(1);
     expect(lines.find((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 503, closedByClient: true });
+  });
+  it('logs and counts a third pipelined request whose connection closed before its turn too (README: every request logs "request completed") (R49)', async () => {
+    const { lines, stream } = logLines();
+    const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
+    const base = await app.listen();
+    const before = await requestCounts(app);
+    const other = new Database(app.databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('three-1') + one('three-2') + one('three-3')));
+    socket.on('error', () => {});
+    await until('all three reached the server', async () => lines.some((line) => line.reqId === 'three-3'));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    other.exec('COMMIT');
+    other.close();
+    await until('the first create is logged', async () => lines.some((line) => line.reqId === 'three-1' && line.msg === 'request completed'));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await app.store.listAgents()).toHaveLength(1);
+    expect(lines.filter((line) => line.reqId === 'three-2' && line.msg === 'request completed')).toHaveLength(1);
+    expect(lines.filter((line) => line.reqId === 'three-3' && line.msg === 'request completed')).toEqual([expect.objectContaining({ res: { statusCode: 499 }, answer: 503 })]);
+    const after = await requestCounts(app);
+    const total = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => k.startsWith('createAgent ')).reduce((sum, [, v]) => sum + v, 0);
+    expect(total(after)).toBe(total(before) + 3);
+  });
+  it('does not carry out a pipelined create whose turn comes after the server, stopping, closed the connection with the answer before it: every create carried out has its answer sent (R49)', async () => {
+    const { lines, stream } = logLines();
+    // A folder of its own: the app's own goes when it closes, and the file is read after.
+    const folder = mkdtempSync(join(tmpdir(), 'pipelined-at-shutdown-'));
+    const databasePath = join(folder, 'sessions.db');
+    const app = await startTestApp({ databasePath, app: { logger: { level: 'info', stream } } });
+    const base = await app.listen();
+    const other = new Database(databasePath);
+    other.exec('BEGIN IMMEDIATE');
+    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    let received = '';
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('sd-1') + one('sd-2')));
+    socket.on('data', (chunk) => (received += chunk));
+    socket.on('error', () => {});
+    const closed = new Promise((resolve) => socket.on('close', resolve));
+    await until('both reached the server', async () => lines.some((line) => line.reqId === 'sd-2'));
+    const stopping = app.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    other.exec('COMMIT');
+    other.close();
+    await closed;
+    await stopping;
+    const statuses = [...received.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((match) => match[1]);
+    const file = new Database(databasePath, { readonly: true });
+    const agents = (file.prepare('SELECT count(*) AS n FROM agents').get() as { n: number }).n;
+    file.close();
+    rmSync(folder, { recursive: true, force: true });
+    expect(statuses).toEqual(['201']);
+    expect(agents).toBe(1);
   });
   it('does not carry out a pipelined request without a body (a delete) whose connection closed before its turn, and logs it 499', async () => {
     const { lines, stream } = logLines();

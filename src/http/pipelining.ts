@@ -19,6 +19,26 @@ import { ApiError } from '../errors.js';
 const lastPipelined = new WeakMap<Socket, ServerResponse>();
 const NOT_CARRIED_OUT = "the connection closed before this pipelined request's turn: it was not carried out";
 type Answering = Socket & { _httpMessage?: ServerResponse | null };
+/**
+ * The requests waiting for their turn on each connection, woken when it closes: an answer
+ * queued behind another gets no 'close' of its own then (Node never wrote it). One
+ * listener a connection, not one a request.
+ */
+const waitingOn = new WeakMap<Socket, Set<() => void>>();
+function wakeOnClose(connection: Socket, wake: () => void): () => void {
+  let waiting = waitingOn.get(connection);
+  if (!waiting) {
+    const all = new Set<() => void>();
+    waitingOn.set(connection, all);
+    connection.once('close', () => {
+      for (const waiter of [...all]) waiter();
+    });
+    waiting = all;
+  }
+  waiting.add(wake);
+  const mine = waiting;
+  return () => void mine.delete(wake);
+}
 
 /**
  * Calls `done` once the answer before this request on its connection is written: at once
@@ -32,9 +52,10 @@ export function afterAnswerBefore(request: FastifyRequest, reply: FastifyReply, 
   const queued = lastPipelined.get(connection);
   lastPipelined.set(connection, reply.raw);
   const before = queued && !queued.writableFinished && !queued.destroyed ? queued : sending;
-  // Its turn came on a connection the client closed: nobody reads its answer, and it is not
-  // carried out (as one with a body is not: its body can no longer be read).
-  const proceed = () => (connection.destroyed ? done(new ApiError('SERVICE_UNAVAILABLE', NOT_CARRIED_OUT)) : done());
+  // Its turn came on a connection closed (by the client) or ended (by the server, stopping,
+  // with the answer before it): nobody reads its answer, and it is not carried out (as one
+  // with a body is not: its body can no longer be read).
+  const proceed = () => (connection.destroyed || connection.writableEnded ? done(new ApiError('SERVICE_UNAVAILABLE', NOT_CARRIED_OUT)) : done());
   if (before.writableFinished || before.destroyed) return proceed();
   let waited = false;
   const go = () => {
@@ -42,8 +63,10 @@ export function afterAnswerBefore(request: FastifyRequest, reply: FastifyReply, 
     waited = true;
     before.off('finish', go);
     before.off('close', go);
+    forget();
     proceed();
   };
   before.once('finish', go);
   before.once('close', go);
+  const forget = wakeOnClose(connection, go);
 }

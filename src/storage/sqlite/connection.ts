@@ -36,12 +36,17 @@ const BUSY_TIMEOUT_MS = 5;
 const PRIVATE_FOLDER_MODE = 0o700;
 const PRIVATE_FILE_MODE = 0o600;
 
-/** Makes the database file, empty (SQLite takes it for a new database), private to this user; nothing if it exists. */
+/**
+ * Makes the database file, empty (SQLite takes it for a new database), private to this
+ * user; nothing to a file that exists. Opened to append, not 'wx': that fails on a symlink
+ * to a missing file, which SQLite would then make with the umask's mode.
+ */
 export function makePrivateFile(path: string): void {
   try {
-    closeSync(openSync(path, 'wx', PRIVATE_FILE_MODE));
+    closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if ((error as NodeJS.ErrnoException).code === 'EISDIR') throw new Error(`${path} is a folder: name a file (in it, say)`);
+    throw error;
   }
 }
 
