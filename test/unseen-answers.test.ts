@@ -128,6 +128,31 @@ async function slowBodyApp() {
   return { app, lines, base: await app.listen() };
 }
 
+/** An agent's create as raw HTTP/1.1, under the request id `id`. */
+function rawCreate(id: string): string {
+  const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
+  return `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+}
+
+/**
+ * `requests` pipelined on one raw connection to the app while another connection holds the
+ * database's write lock: the first write waits for it, the rest behind it. `release` lets it go.
+ */
+function pipelinedBehindLock(app: TestApp, base: string, requests: string[]) {
+  const other = new Database(app.databasePath);
+  other.exec('BEGIN IMMEDIATE');
+  const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(requests.join('')));
+  socket.on('error', () => {});
+  const release = () => {
+    other.exec('COMMIT');
+    other.close();
+  };
+  return { socket, release };
+}
+
+/** The requests counted under createAgent, whatever their status. */
+const createsCounted = (counts: Record<string, number>) => Object.entries(counts).filter(([key]) => key.startsWith('createAgent ')).reduce((sum, [, n]) => sum + n, 0);
+
 describe('requests whose answers nobody read (O16)', () => {
   it('counts 499 and logs "request completed" (the answer it had, closedByClient) for a create whose client left while it waited for the write lock, though the session was stored', async () => {
     const { lines, stream } = logLines();
@@ -199,25 +224,18 @@ describe('requests whose answers nobody read (O16)', () => {
     const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
     const base = await app.listen();
     const before = await requestCounts(app);
-    const other = new Database(app.databasePath);
-    other.exec('BEGIN IMMEDIATE');
-    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
-    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
-    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('pipe-1') + one('pipe-2')));
-    socket.on('error', () => {});
+    const { socket, release } = pipelinedBehindLock(app, base, [rawCreate('pipe-1'), rawCreate('pipe-2')]);
     await until('the first create reached the server', async () => lines.some((line) => line.reqId === 'pipe-1'));
     await new Promise((resolve) => setTimeout(resolve, 200));
     socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    other.exec('COMMIT');
-    other.close();
+    release();
     await until('the first create is logged', async () => lines.some((line) => line.reqId === 'pipe-1' && line.msg === 'request completed'));
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const after = await requestCounts(app);
     // README: every request logs "request completed"; each is counted once (pipe-2: logged "incoming request", then nothing).
     expect(lines.filter((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toHaveLength(1);
-    const total = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => k.startsWith('createAgent ')).reduce((sum, [, v]) => sum + v, 0);
-    expect(total(after)).toBe(total(before) + 2);
+    expect(createsCounted(after)).toBe(createsCounted(before) + 2);
     // The second was not carried out: its client had left before its turn came.
     expect(await app.store.listAgents()).toHaveLength(1);
     expect(lines.find((line) => line.reqId === 'pipe-2' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 503, closedByClient: true });
@@ -227,25 +245,17 @@ describe('requests whose answers nobody read (O16)', () => {
     const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
     const base = await app.listen();
     const before = await requestCounts(app);
-    const other = new Database(app.databasePath);
-    other.exec('BEGIN IMMEDIATE');
-    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
-    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
-    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('three-1') + one('three-2') + one('three-3')));
-    socket.on('error', () => {});
+    const { socket, release } = pipelinedBehindLock(app, base, ['three-1', 'three-2', 'three-3'].map(rawCreate));
     await until('all three reached the server', async () => lines.some((line) => line.reqId === 'three-3'));
     socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    other.exec('COMMIT');
-    other.close();
+    release();
     await until('the first create is logged', async () => lines.some((line) => line.reqId === 'three-1' && line.msg === 'request completed'));
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await app.store.listAgents()).toHaveLength(1);
     expect(lines.filter((line) => line.reqId === 'three-2' && line.msg === 'request completed')).toHaveLength(1);
     expect(lines.filter((line) => line.reqId === 'three-3' && line.msg === 'request completed')).toEqual([expect.objectContaining({ res: { statusCode: 499 }, answer: 503 })]);
-    const after = await requestCounts(app);
-    const total = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => k.startsWith('createAgent ')).reduce((sum, [, v]) => sum + v, 0);
-    expect(total(after)).toBe(total(before) + 3);
+    expect(createsCounted(await requestCounts(app))).toBe(createsCounted(before) + 3);
   });
   it('does not carry out a pipelined create whose turn comes after the server, stopping, closed the connection with the answer before it: every create carried out has its answer sent (R49)', async () => {
     const { lines, stream } = logLines();
@@ -254,20 +264,14 @@ describe('requests whose answers nobody read (O16)', () => {
     const databasePath = join(folder, 'sessions.db');
     const app = await startTestApp({ databasePath, app: { logger: { level: 'info', stream } } });
     const base = await app.listen();
-    const other = new Database(databasePath);
-    other.exec('BEGIN IMMEDIATE');
-    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
-    const one = (id: string) => `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const { socket, release } = pipelinedBehindLock(app, base, [rawCreate('sd-1'), rawCreate('sd-2')]);
     let received = '';
-    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(one('sd-1') + one('sd-2')));
     socket.on('data', (chunk) => (received += chunk));
-    socket.on('error', () => {});
     const closed = new Promise((resolve) => socket.on('close', resolve));
     await until('both reached the server', async () => lines.some((line) => line.reqId === 'sd-2'));
     const stopping = app.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    other.exec('COMMIT');
-    other.close();
+    release();
     await closed;
     await stopping;
     const statuses = [...received.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((match) => match[1]);
@@ -283,18 +287,12 @@ describe('requests whose answers nobody read (O16)', () => {
     const app = (t = await startTestApp({ metrics: createMetrics(), app: { logger: { level: 'info', stream } } }));
     const base = await app.listen();
     const kept = await registerAgent(app);
-    const other = new Database(app.databasePath);
-    other.exec('BEGIN IMMEDIATE');
-    const body = JSON.stringify({ characterJson: { name: 'Eliza' } });
-    const create = `POST /api/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: first\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
     const remove = `DELETE /api/agents/${kept} HTTP/1.1\r\nHost: x\r\nX-Request-Id: behind\r\n\r\n`;
-    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(create + remove));
-    socket.on('error', () => {});
+    const { socket, release } = pipelinedBehindLock(app, base, [rawCreate('first'), remove]);
     await until('both reached the server', async () => lines.some((line) => line.reqId === 'behind'));
     socket.destroy();
     await until('the first create is logged', async () => lines.some((line) => line.reqId === 'first' && line.msg === 'request completed'));
-    other.exec('COMMIT');
-    other.close();
+    release();
     await until('the delete is logged', async () => lines.some((line) => line.reqId === 'behind' && line.msg === 'request completed'));
     expect(lines.find((line) => line.reqId === 'behind' && line.msg === 'request completed')).toMatchObject({ res: { statusCode: 499 }, answer: 503, closedByClient: true });
     expect((await app.request({ method: 'GET', url: `/api/agents/${kept}` })).status).toBe(200);
