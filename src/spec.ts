@@ -7,9 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { addFormats } from './json-formats.js';
+import { specPath } from './spec-path.js';
 import type { components } from '../generated/api.js';
 
-export const specPath = fileURLToPath(new URL('../openapi/sessions-api.yaml', import.meta.url));
+export { specPath };
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
