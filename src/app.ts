@@ -75,7 +75,10 @@ export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInsta
   // Before the routes: the rate limit hooks itself onto each route.
   installSecurity(app, deps, { ...options.access, metricsToken: options.metricsToken });
   // One reader of the event log for every stream and every waiter of the app.
-  const feed = createEventFeed(deps.store, { onError: throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed')) });
+  const readFailed = throttledErrors((error, heldBack) => app.log.error({ err: error, heldBack }, 'reading the event log failed'), {
+    recovered: (failures) => app.log.warn({ failures }, 'reading the event log works again'),
+  });
+  const feed = createEventFeed(deps.store, { onError: readFailed, onSuccess: readFailed.succeeded });
   const streams = createEventStreams({
     feed,
     ...(options.maxEventStreams === undefined ? {} : { maxOpen: options.maxEventStreams }),

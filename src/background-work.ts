@@ -1,6 +1,7 @@
 // The server's background work: the sweeper, the due-event pump and the webhook
 // dispatcher, each logging its failures as throttledErrors passes them on (its first
-// failure with its stack, then one line a minute with how many it held back); and each
+// failure with its stack, then one line a minute with how many it held back, and the first
+// success after one it logged, at warn: "… works again"); and each
 // webhook attempt that failed, a line at warn (the backoff bounds them: ~35 a day a webhook).
 import type { ServerConfig } from './config.js';
 import type { Clock } from './domain/clock.js';
@@ -26,7 +27,12 @@ function failedAttempt({ webhookId, eventId, attempt, statusCode, error, nextRet
 
 export function createBackgroundWork(options: { store: Store; clock: Clock; config: BackgroundConfig; metrics?: Metrics; log: () => BackgroundLog }) {
   const { store, clock, config, metrics, log } = options;
-  const failures = (message: string) => throttledErrors((error, heldBack) => log().error({ err: error, heldBack }, message));
+  const failureLog = (task: string) => {
+    const failed = throttledErrors((error, heldBack) => log().error({ err: error, heldBack }, `${task} failed`), {
+      recovered: (failures) => log().warn({ failures }, `${task} works again`),
+    });
+    return { onError: failed, onSuccess: failed.succeeded };
+  };
   const sweeper = createSweeper({
     store,
     clock,
@@ -34,16 +40,16 @@ export function createBackgroundWork(options: { store: Store; clock: Clock; conf
     intervalMs: config.sweepIntervalMs,
     batchSize: config.sweepBatchSize,
     eventRetentionMs: config.eventRetentionMs,
-    onError: failures('expiry sweep failed'),
+    ...failureLog('expiry sweep'),
     onClockJump: (aheadMs) => log().warn({ aheadMs }, 'the wall clock jumped ahead: expiries, purges and webhook disabling follow it once the jump has held a minute'),
     ...(metrics ? { onSweep: metrics.observeSweep } : {}),
   });
-  const eventPump = createEventPump({ store, clock, onError: failures('announcing due events failed') });
+  const eventPump = createEventPump({ store, clock, ...failureLog('announcing due events') });
   const webhooks = createWebhookDispatcher({
     store,
     clock,
     privateAddresses: config.webhookPrivateAddresses,
-    onError: failures('webhook delivery failed'),
+    ...failureLog('webhook delivery'),
     onAttempt: (outcome, seconds, delivery) => {
       metrics?.observeDelivery(outcome, seconds);
       if (outcome !== 'delivered') log().warn(failedAttempt(delivery), outcome === 'disabled' ? 'webhook disabled: its deliveries failed for 24 hours' : 'webhook delivery attempt failed');

@@ -28,6 +28,8 @@ export interface SweeperOptions {
   /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
   elapsedMs?: () => number;
   onError?: (error: unknown) => void;
+  /** A pass that completed (after failures, the log says the sweep works again). */
+  onSuccess?: () => void;
   /** The wall clock jumped ahead by `aheadMs`: deletions follow it once the jump has held (steadyWallTime). */
   onClockJump?: (aheadMs: number) => void;
   /** After every pass, with how long it took (metrics). */
@@ -92,7 +94,7 @@ function batchSizer(max: number, budgetMs: number): BatchSize {
 const RETRY_FAILED_PASS_MS = 1000;
 
 export function createSweeper(options: SweeperOptions): Sweeper {
-  const { store, clock, retentionMs, intervalMs, onError, onSweep } = options;
+  const { store, clock, retentionMs, intervalMs, onError, onSuccess, onSweep } = options;
   const { batchBudgetMs = 5, elapsedMs = () => performance.now() } = options;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -164,6 +166,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       }
       failure = undefined;
       failedInARow = 0;
+      onSuccess?.();
     } catch (error) {
       failure = error;
       failedInARow += 1;

@@ -1,9 +1,11 @@
 // The server's background work: on a store that is down each task logs its first failure,
-// then holds the next back (at most one line a minute), as the README's Logs say; wired to
+// then holds the next back (at most one line a minute), and says when it works again, as
+// the README's Logs say; wired to
 // the metrics and the clock-jump warning.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createBackgroundWork } from '../src/background-work.js';
 import type { Clock } from '../src/domain/clock.js';
+import { createEventFeed } from '../src/events/event-feed.js';
 import type { Store } from '../src/storage/store.js';
 import { fakeClock, T0 } from './helpers/fake-clock.js';
 import { registerAgent } from './helpers/fixtures.js';
@@ -38,6 +40,81 @@ describe('the background work', () => {
       ['webhook delivery failed', 0],
     ]);
     for (const line of lines) expect(String((line.err as Error).message)).toMatch(/^the database is down/);
+  });
+});
+
+/** `store` failing every call while `outage.down` (its optional work off the event loop hidden, as storeDown's). */
+function withOutage(store: Store) {
+  const outage = { down: true, eventsWritten: (_committed?: unknown) => {} };
+  const proxy = new Proxy(store, {
+    get(target, name) {
+      if (name === 'onEventsWritten')
+        return (listener: (committed?: unknown) => void) => {
+          outage.eventsWritten = listener;
+          return () => undefined;
+        };
+      if (typeof name !== 'string' || name.endsWith('OffEventLoop') || name === 'moveCountMarks' || name === 'then') return undefined;
+      const value = Reflect.get(target, name) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => (outage.down ? Promise.reject(new Error(`the database is down (${name})`)) : (value as (...a: unknown[]) => unknown).apply(target, args));
+    },
+  });
+  return { store: proxy, outage };
+}
+
+describe('the background work, once the store is back', () => {
+  it('logs at warn that each task works again, with how many times it failed', async () => {
+    const clock = fakeClock(Date.now());
+    const t = await startTestApp({ clock });
+    try {
+      const { store, outage } = withOutage(t.store);
+      const lines: unknown[] = [];
+      const log = { error: (_: object, message: string) => lines.push(message), warn: (fields: object, message: string) => lines.push([message, (fields as { failures: number }).failures]) };
+      const config = { retentionMs: 60_000, sweepIntervalMs: 60_000, sweepBatchSize: 100, eventRetentionMs: 3_600_000, webhookPrivateAddresses: 'allow' as const };
+      const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock, config, log: () => log });
+      const pass = async () => {
+        await sweeper.sweep();
+        eventPump.start();
+        await eventPump.stop();
+        webhooks.start();
+        await webhooks.stop();
+      };
+      await pass();
+      await pass();
+      outage.down = false;
+      await pass();
+      await pass();
+      expect(lines).toEqual([
+        'expiry sweep failed',
+        'announcing due events failed',
+        'webhook delivery failed',
+        ['expiry sweep works again', 2],
+        ['announcing due events works again', 2],
+        ['webhook delivery works again', 2],
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('the event feed: a read that failed passes the failure on, the next that completes says so', async () => {
+    const t = await startTestApp();
+    try {
+      const { store, outage } = withOutage(t.store);
+      const outcomes: string[] = [];
+      const feed = createEventFeed(store, { onError: (error) => outcomes.push(String((error as Error).message)), onSuccess: () => outcomes.push('read') });
+      outage.down = false;
+      const stop = await feed.follow({ see: () => undefined });
+      outage.down = true;
+      outage.eventsWritten(undefined); // another process wrote: read the log
+      await vi.waitFor(() => expect(outcomes).toEqual(['the database is down (listEvents)']));
+      outage.down = false;
+      outage.eventsWritten(undefined);
+      await vi.waitFor(() => expect(outcomes).toEqual(['the database is down (listEvents)', 'read']));
+      stop();
+    } finally {
+      await t.close();
+    }
   });
 });
 

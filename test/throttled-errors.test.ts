@@ -1,4 +1,5 @@
-// Background work failing on every tick (storage down) is reported once a minute, not on every tick.
+// Background work failing on every tick (storage down) is reported once a minute, not on every
+// tick; and once it works again after a failure that was reported, that is reported too.
 import { describe, expect, it } from 'vitest';
 import { throttledErrors } from '../src/ops/throttled-errors.js';
 
@@ -18,5 +19,37 @@ describe('throttledErrors', () => {
     now += 1;
     onError('a minute on');
     expect(reported.slice(2)).toEqual([['a minute on', 1]]);
+  });
+
+  it('reports the first success after a reported failure, with how many failed since the last success it reported', () => {
+    let now = 0;
+    const lines: string[] = [];
+    const onError = throttledErrors((error, heldBack) => lines.push(`${String(error)} (${heldBack} held back)`), {
+      intervalMs: 60_000,
+      now: () => now,
+      recovered: (failures) => lines.push(`works again after ${failures}`),
+    });
+    onError.succeeded(); // nothing failed: nothing to say
+    for (let tick = 0; tick < 8; tick += 1, now += 250) onError(`failure ${tick}`);
+    onError.succeeded();
+    onError.succeeded();
+    expect(lines).toEqual(['failure 0 (0 held back)', 'works again after 8']);
+  });
+
+  it('says nothing of an outage it held back whole, and counts it in the next line: a task that flaps makes at most two lines a minute', () => {
+    let now = 0;
+    const lines: string[] = [];
+    const onError = throttledErrors((error, heldBack) => lines.push(`${String(error)} (${heldBack} held back)`), {
+      intervalMs: 60_000,
+      now: () => now,
+      recovered: (failures) => lines.push(`works again after ${failures}`),
+    });
+    for (let tick = 0; tick < 4 * 60; tick += 1, now += 250) {
+      onError(`failure ${tick}`);
+      onError.succeeded();
+    }
+    onError('a minute on');
+    onError.succeeded();
+    expect(lines).toEqual(['failure 0 (0 held back)', 'works again after 1', 'a minute on (239 held back)', 'works again after 240']);
   });
 });

@@ -60,6 +60,8 @@ export interface EventPumpOptions {
   /** Monotonic milliseconds, to time batches (performance.now unless a test injects one). */
   elapsedMs?: () => number;
   onError?: (error: unknown) => void;
+  /** A tick that completed (after failures, the log says the pump works again). */
+  onSuccess?: () => void;
 }
 
 export interface EventPump {
@@ -85,7 +87,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 export const OFF_LOOP_MIN_BATCH = 100;
 
 export function createEventPump(options: EventPumpOptions): EventPump {
-  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 3, elapsedMs = () => performance.now(), onError } = options;
+  const { store, clock, intervalMs = 250, batchSize = 1000, batchBudgetMs = 3, elapsedMs = () => performance.now(), onError, onSuccess } = options;
   const smallest = Math.min(batchSize, store.announcesOffEventLoop ? OFF_LOOP_MIN_BATCH : 1);
   // An announced expiry is final: a clock that jumped ahead is followed once the jump has held.
   const actingNow = steadyWallTime(clock);
@@ -112,7 +114,7 @@ export function createEventPump(options: EventPumpOptions): EventPump {
   function run(): void {
     if (running) return; // a long catch-up is still going: the next tick waits for it
     running = tick()
-      .catch((error) => onError?.(error))
+      .then(() => onSuccess?.(), (error) => onError?.(error))
       .finally(() => (running = undefined));
   }
 

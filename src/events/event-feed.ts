@@ -40,7 +40,7 @@ export function canonicalId(id: string): string {
   return id.replace(/^0+(?=\d)/, '');
 }
 
-export function createEventFeed(store: Store, { pollMs = POLL_MS, onError = (_error: unknown) => {} } = {}): EventFeed {
+export function createEventFeed(store: Store, { pollMs = POLL_MS, onError = (_error: unknown) => {}, onSuccess = () => {} } = {}): EventFeed {
   const bySession = new Map<string, Set<FeedFollower>>();
   const ofEverySession = new Set<FeedFollower>();
   let count = 0;
@@ -116,6 +116,7 @@ export function createEventFeed(store: Store, { pollMs = POLL_MS, onError = (_er
           if (events.length < PAGE) break;
         }
       } while (again && armed);
+      onSuccess();
     } catch (error) {
       onError(error); // the next commit or poll reads again from the same cursor
     } finally {

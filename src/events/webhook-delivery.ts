@@ -59,6 +59,8 @@ export interface WebhookDispatcherOptions {
   timeoutMs?: number;
   random?: () => number;
   onError?: (error: unknown) => void;
+  /** A tick in which nothing failed (after failures, the log says delivery works again). */
+  onSuccess?: () => void;
   /** After each attempt is recorded, with its outcome, how long the POST took, and the attempt as recorded. */
   onAttempt?: (outcome: DeliveryOutcome, seconds: number, delivery: DeliveryRecord) => void;
   /** IDLE_REREAD_MS unless given. */
@@ -102,7 +104,7 @@ const EVENTS_PER_TICK = 100;
 const IDLE_REREAD_MS = 100;
 
 export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
-  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onAttempt, idleRereadMs = IDLE_REREAD_MS, stopGraceMs = STOP_GRACE_MS } = options;
+  const { store, clock, intervalMs = 1000, timeoutMs = DELIVERY_TIMEOUT_MS, random = Math.random, onError, onSuccess, onAttempt, idleRereadMs = IDLE_REREAD_MS, stopGraceMs = STOP_GRACE_MS } = options;
   const actingNow = steadyWallTime(clock);
   const publicOnly = options.privateAddresses === 'deny';
   // With `deny`: the connections, through a lookup that refuses private addresses. Made on first use, closed by stop().
@@ -269,18 +271,21 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     // webhooks every tick wrote once for each, events or not).
     const head = BigInt((await store.lastEventId()) ?? '0');
     const due = webhooks.filter((w) => isDue(w, now) && !busy.has(w.id) && head > BigInt(readPast.get(w.id) ?? w.cursor));
+    let failed = false;
     await Promise.all(
       due.map(async (webhook) => {
         busy.add(webhook.id);
         try {
           await deliver(webhook);
         } catch (error) {
+          failed = true;
           onError?.(error);
         } finally {
           busy.delete(webhook.id);
         }
       }),
     );
+    if (!failed) onSuccess?.();
   }
 
   function run(): void {

@@ -2,17 +2,25 @@
 // dispatcher and the event feed as often): reported without a line every tick while the
 // storage is down, which made about 10 MB of stack traces an hour.
 
+/** Takes a task's failures and its successes; passes on at most one failure a minute, and the recovery after one it passed on. */
+export type ThrottledErrors = ((error: unknown) => void) & { succeeded(): void };
+
 /**
- * A reporter that passes on the first failure, then at most one every `intervalMs`,
- * with how many it held back since the last one it passed on.
+ * A reporter that passes on the first failure, then at most one every `intervalMs`, with
+ * how many it held back since the last one it passed on; and the first success after a
+ * failure it passed on, with how many failed since the last success it passed on. A task
+ * that fails and recovers on every tick makes at most two lines a minute.
  */
 export function throttledErrors(
   report: (error: unknown, heldBack: number) => void,
-  { intervalMs = 60_000, now = () => performance.now() }: { intervalMs?: number; now?: () => number } = {},
-): (error: unknown) => void {
+  { intervalMs = 60_000, now = () => performance.now(), recovered = (_failures: number) => {} }: { intervalMs?: number; now?: () => number; recovered?: (failures: number) => void } = {},
+): ThrottledErrors {
   let reportedAt = -Infinity;
   let heldBack = 0;
-  return (error) => {
+  let failures = 0;
+  let failingReported = false;
+  const failed = (error: unknown) => {
+    failures += 1;
     const at = now();
     if (at - reportedAt < intervalMs) {
       heldBack += 1;
@@ -21,5 +29,14 @@ export function throttledErrors(
     report(error, heldBack);
     reportedAt = at;
     heldBack = 0;
+    failingReported = true;
   };
+  const succeeded = () => {
+    if (!failingReported) return;
+    recovered(failures);
+    failingReported = false;
+    failures = 0;
+    heldBack = 0;
+  };
+  return Object.assign(failed, { succeeded });
 }
