@@ -9,6 +9,7 @@ import { createEventStreams } from './events/event-stream.js';
 import { createAgentReplies } from './events/agent-replies.js';
 import { createEventFeed } from './events/event-feed.js';
 import { DEFAULTS } from './defaults.js';
+import { steadyClock } from './domain/clock.js';
 import type { AppDeps } from './http/handler-deps.js';
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from './http/limits.js';
 import { buildCachedSerializer } from './http/serializers.js';
@@ -48,7 +49,7 @@ function withClientAddress(logger: AppOptions['logger']): AppOptions['logger'] {
  * store and the sweeper, and stops both on `close()`.
  */
 export function buildApp(given: AppDeps, options: AppOptions = {}): FastifyInstance {
-  const deps = { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, webhooksPerKeyMax: DEFAULTS.webhooksPerKeyMax, ...given };
+  const deps = { agentReplyTimeoutMs: DEFAULTS.agentReplyTimeoutMs, webhookPrivateAddresses: DEFAULTS.webhookPrivateAddresses, webhooksPerKeyMax: DEFAULTS.webhooksPerKeyMax, ...given, clock: steadyClock(given.clock) };
   const unseen = unseenAnswers(() => app.log, options.metrics);
   const corsHeaders = corsHeadersFor(options.access?.corsOrigins ?? []);
   const app: FastifyInstance = Fastify({

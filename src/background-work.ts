@@ -41,7 +41,6 @@ export function createBackgroundWork(options: { store: Store; clock: Clock; conf
     batchSize: config.sweepBatchSize,
     eventRetentionMs: config.eventRetentionMs,
     ...failureLog('expiry sweep'),
-    onClockJump: (aheadMs) => log().warn({ aheadMs }, 'the wall clock jumped ahead: expiries, purges and webhook disabling follow it once the jump has held a minute'),
     ...(metrics ? { onSweep: metrics.observeSweep } : {}),
   });
   const eventPump = createEventPump({ store, clock, ...failureLog('announcing due events') });

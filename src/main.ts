@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { createBackgroundWork } from './background-work.js';
 import { ConfigError, loadConfig } from './config.js';
-import { systemClock } from './domain/clock.js';
+import { steadyClock, systemClock } from './domain/clock.js';
 import { announceUpgrade, describeStore, openStore } from './storage/open-store.js';
 import { createMetrics } from './ops/metrics.js';
 import { listenUrl } from './listen-url.js';
@@ -37,13 +37,21 @@ try {
 }
 const store = metrics ? metrics.instrumentStore(openedStore) : openedStore;
 const { retentionMs, sessionDefaults } = config;
-const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock: systemClock, config, ...(metrics ? { metrics } : {}), log: () => app.log });
+// One reading of the time for the requests and the background work: a forward jump of the
+// wall clock is followed by all of them once it has held a minute (steadyClock).
+// (Logged by the app's logger, made below: a jump seen before it is not logged.)
+let logClockJump = (_aheadMs: number) => {};
+const clock = steadyClock(systemClock, (aheadMs) => logClockJump(aheadMs));
+const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock, config, ...(metrics ? { metrics } : {}), log: () => app.log });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
 const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
 const app = buildApp(
-  { store, clock: systemClock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses, webhooksPerKeyMax: config.webhooksPerKeyMax },
+  { store, clock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses, webhooksPerKeyMax: config.webhooksPerKeyMax },
   { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, maxEventStreamsPerKey: config.eventStreamsPerKeyMax, trustProxy: config.trustProxy },
 );
+
+logClockJump = (aheadMs) =>
+  app.log.warn({ aheadMs }, 'the wall clock jumped ahead: the server follows it once the jump has held a minute (expiries, purges, the times requests store)');
 
 try {
   await app.ready();

@@ -30,8 +30,6 @@ export interface SweeperOptions {
   onError?: (error: unknown) => void;
   /** A pass that completed (after failures, the log says the sweep works again). */
   onSuccess?: () => void;
-  /** The wall clock jumped ahead by `aheadMs`: deletions follow it once the jump has held (steadyWallTime). */
-  onClockJump?: (aheadMs: number) => void;
   /** After every pass, with how long it took (metrics). */
   onSweep?: (report: SweepReport, seconds: number, failed: boolean) => void;
 }
@@ -107,7 +105,7 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   // Such a store moves many marks on its purge worker too (few it moves on the event loop, cheaply).
   const markSize = store.purgesOffEventLoop ? offLoop() : onLoop;
   // Deletions cannot be undone: they follow a clock that jumped ahead only once the jump has held.
-  const actingNow = steadyWallTime(clock, options.onClockJump);
+  const actingNow = steadyWallTime(clock);
 
   async function inBatches(step: (limit: number) => Promise<{ done: number; more: boolean }>, report: SweepReport, size = onLoop): Promise<number> {
     let total = 0;

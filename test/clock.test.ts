@@ -1,7 +1,8 @@
 // steadyWallTime: the wall time irreversible work acts on, which follows a clock that
-// jumped ahead only once the jump has held, and a clock set back at once.
+// jumped ahead only once the jump has held, and a clock set back at once; steadyClock: that
+// time as the one clock a server's requests and background work read.
 import { describe, expect, it } from 'vitest';
-import { CLOCK_JUMP_CONFIRM_MS, elapsedOn, steadyWallTime } from '../src/domain/clock.js';
+import { CLOCK_JUMP_CONFIRM_MS, elapsedOn, steadyClock, steadyWallTime } from '../src/domain/clock.js';
 
 const DAY = 24 * 60 * 60_000;
 
@@ -70,6 +71,37 @@ describe('steadyWallTime', () => {
     const before = clock.wall;
     clock.wall += 60_001;
     expect(now()).toBe(before);
+  });
+});
+
+describe('steadyClock', () => {
+  it('reads steadyWallTime, passes the monotonic clock on, and reports a jump once', () => {
+    const { clock, pass } = testClock();
+    const jumps: number[] = [];
+    const steady = steadyClock(clock, (ahead) => jumps.push(ahead));
+    const before = clock.wall;
+    clock.wall += DAY;
+    pass(1000);
+    expect([steady.now(), steady.now(), steady.monotonic?.()]).toEqual([before + 1000, before + 1000, clock.steady]);
+    pass(CLOCK_JUMP_CONFIRM_MS);
+    expect(steady.now()).toBe(clock.wall);
+    expect(jumps).toEqual([DAY]);
+  });
+
+  it('is steadied once: work that steadies the time it is given follows the jump when the clock does, not a minute later', () => {
+    const { clock, pass } = testClock();
+    const steady = steadyClock(clock);
+    expect(steadyClock(steady)).toBe(steady);
+    const pumpNow = steadyWallTime(steady); // as the due-event pump, the sweeper and the dispatcher do
+    clock.wall += DAY;
+    expect(pumpNow()).toBe(steady.now());
+    pass(CLOCK_JUMP_CONFIRM_MS);
+    expect([steady.now(), pumpNow()]).toEqual([clock.wall, clock.wall]);
+  });
+
+  it('gives a clock without a monotonic reading (a test clock) back as it is', () => {
+    const clock = { now: () => 5 };
+    expect(steadyClock(clock)).toBe(clock);
   });
 });
 

@@ -18,6 +18,9 @@ const CLOCK_JUMP_TOLERANCE_MS = 60_000;
 /** A forward jump that has held this long (monotonic) is taken as the right time (a clock corrected forward, a VM resumed). */
 export const CLOCK_JUMP_CONFIRM_MS = 60_000;
 
+/** Clocks made by steadyClock: steadied once, not again (a second hold would start when the first ends). */
+const steadied = new WeakSet<Clock>();
+
 /**
  * The wall time to act on where acting cannot be undone (announcing an expiry, disabling
  * a webhook, purging): the clock's own, except just after it jumped forward. Then it is
@@ -27,7 +30,7 @@ export const CLOCK_JUMP_CONFIRM_MS = 60_000;
  * monotonic reading (a test's) is taken as it is.
  */
 export function steadyWallTime(clock: Clock, onJump?: (aheadMs: number) => void): () => number {
-  if (!clock.monotonic) return () => clock.now();
+  if (!clock.monotonic || steadied.has(clock)) return () => clock.now();
   let base = { wall: clock.now(), steady: clock.monotonic() };
   let aheadSince: number | undefined;
   return () => {
@@ -44,4 +47,20 @@ export function steadyWallTime(clock: Clock, onJump?: (aheadMs: number) => void)
     base = { wall, steady };
     return wall;
   };
+}
+
+/**
+ * The clock a server acts on, its requests and its background work alike: the wall time
+ * of steadyWallTime, one reading for all of them. A request during a forward jump that has
+ * not held would otherwise store the jump for good where the pump would not act on it
+ * (W19: a DELETE of an agent found its sessions over and deleted them; a PATCH of the
+ * timeout announced an expiry; a heartbeat or a create dated the session days ahead).
+ * Steadying a steady clock (or one without a monotonic reading: a test's) gives it back.
+ */
+export function steadyClock(clock: Clock, onJump?: (aheadMs: number) => void): Clock {
+  if (!clock.monotonic || steadied.has(clock)) return clock;
+  const monotonic = clock.monotonic.bind(clock);
+  const steady: Clock = { now: steadyWallTime(clock, onJump), monotonic };
+  steadied.add(steady);
+  return steady;
 }
