@@ -5,6 +5,7 @@ import { createBackgroundWork } from './background-work.js';
 import { ConfigError, loadConfig } from './config.js';
 import { steadyClock, systemClock } from './domain/clock.js';
 import { announceUpgrade, describeStore, openStore } from './storage/open-store.js';
+import { compileRouteSchemasInTurns } from './http/route-schemas.js';
 import { createMetrics } from './ops/metrics.js';
 import { listenUrl } from './listen-url.js';
 
@@ -92,3 +93,5 @@ webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.error(`Sessions API listening on ${listenUrl(config.host, port)} (database: ${describeStore(config)})`);
+// The routes' schemas, compiled meanwhile between requests: no first request waits for its own.
+void compileRouteSchemasInTurns();

@@ -13,6 +13,7 @@ import { opsPlugin } from '../src/ops/ops-plugin.js';
 import { resolveOperation } from '../src/http/api-plugin.js';
 import { compileEverySerializer } from '../src/http/serializers.js';
 import { compileEveryValidator } from '../src/http/validation.js';
+import { compileRouteSchemasInTurns, routeSchemasWaiting } from '../src/http/route-schemas.js';
 import { createEventFeed } from '../src/events/event-feed.js';
 import { createEventStreams } from '../src/events/event-stream.js';
 import { DEFAULTS } from '../src/defaults.js';
@@ -68,7 +69,24 @@ describe('operations and handlers', () => {
   });
 });
 
-describe('validators and serializers (compiled on first use, not at start)', () => {
+describe('validators and serializers (compiled on first use, or one a turn once the server listens; not at start)', () => {
+  it('are all compiled, one a turn, by compileRouteSchemasInTurns; requests answered meanwhile', async () => {
+    const app = buildApp({ store: openSqliteStore(':memory:'), clock, sessionDefaults: {}, retentionMs: 0, sweeper });
+    await app.ready();
+    const waiting = routeSchemasWaiting();
+    expect(waiting).toBeGreaterThan(10);
+    const compiling = compileRouteSchemasInTurns();
+    await new Promise((resolve) => setImmediate(resolve));
+    const afterATurn = routeSchemasWaiting();
+    expect(afterATurn).toBeLessThan(waiting);
+    expect(afterATurn).toBeGreaterThan(0);
+    expect((await app.inject({ method: 'GET', url: '/api/messaging/sessions/health' })).statusCode).toBe(200);
+    await compiling;
+    expect(routeSchemasWaiting()).toBe(0);
+    await app.close();
+  });
+
+
   it('compile for every schema the spec gives a route', async () => {
     const app = buildApp({ store: openSqliteStore(':memory:'), clock, sessionDefaults: {}, retentionMs: 0, sweeper });
     await app.ready();

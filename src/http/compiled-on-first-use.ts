@@ -24,6 +24,22 @@ export class CompiledOnFirstUse<T> {
     return get;
   }
 
+  /** Compiles one given to a route that no request has needed yet; false when there is none left. Throws as its compiler does. */
+  compileNext(): boolean {
+    for (const [key, get] of this.pending) {
+      this.pending.delete(key);
+      if (this.compiled.has(key)) continue;
+      get();
+      return true;
+    }
+    return false;
+  }
+
+  /** How many given to a route are not compiled yet. */
+  waiting(): number {
+    return [...this.pending.keys()].filter((key) => !this.compiled.has(key)).length;
+  }
+
   /** Compiles every one given to a route so far (the tests: none of the spec's fails late); how many there are. */
   compileAll(): number {
     // Each tried once: one that throws is not tried again by a later call (another app's, in the tests).

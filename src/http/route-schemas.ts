@@ -1,13 +1,13 @@
 // The schemas the spec gives the API's routes, as the server compiles them: on first use
-// (validation.ts, serializers.ts), all at once when asked (npm run generate; a start from a
-// spec edited since its JSON copy was written). Apart from api-plugin.ts, so that
+// (validation.ts, serializers.ts), one a turn once a server listens, all at once when asked
+// (npm run generate; a start from a spec edited since its JSON copy was written). Apart from api-plugin.ts, so that
 // `npm run generate` compiles them without the handlers, which it may be about to write.
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { apiSpecification } from '../spec.js';
-import { buildCachedSerializer, compileEverySerializer, serializeJsonResponsesByStatus } from './serializers.js';
-import { compileEveryValidator, installValidators } from './validation.js';
+import { buildCachedSerializer, compileEverySerializer, compileNextSerializer, serializeJsonResponsesByStatus, serializersWaiting } from './serializers.js';
+import { compileEveryValidator, compileNextValidator, installValidators, validatorsWaiting } from './validation.js';
 
 type MetaSchemaCheck = (specification: unknown) => boolean;
 const validatorPrototype = Validator.prototype as unknown as { getAjvValidator(version: string): MetaSchemaCheck };
@@ -36,6 +36,31 @@ export function compileRouteSchemas(): void {
   } catch (error) {
     throw new Error(`a schema of the spec does not compile: ${(error as Error).message}`);
   }
+}
+
+/** How many validators and serializers given to routes are not compiled yet. */
+export const routeSchemasWaiting = () => validatorsWaiting() + serializersWaiting();
+
+/**
+ * Compiles the validators and serializers no request has needed yet, one a turn of the event
+ * loop (requests go between them): once a server listens, so that the first request to a
+ * route does not wait 0.1-0.3 s for its schemas, nor does the server's start. One that does
+ * not compile is left to its route, which answers the failure on first use.
+ */
+export function compileRouteSchemasInTurns(): Promise<void> {
+  return new Promise((resolve) => {
+    const next = () => {
+      let compiled: boolean;
+      try {
+        compiled = compileNextValidator() || compileNextSerializer();
+      } catch {
+        compiled = true;
+      }
+      if (!compiled) return resolve();
+      setImmediate(next);
+    };
+    setImmediate(next);
+  });
 }
 
 /**

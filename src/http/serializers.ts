@@ -13,6 +13,9 @@ const serializers = new CompiledOnFirstUse<Serializer>();
 
 /** Compiles every serializer given to a route so far; how many there are. */
 export const compileEverySerializer = () => serializers.compileAll();
+/** Compiles one serializer no request has needed yet; false when none is left. */
+export const compileNextSerializer = () => serializers.compileNext();
+export const serializersWaiting = () => serializers.waiting();
 
 export const buildCachedSerializer: BuildSerializer = (externalSchemas, options) => {
   const compile = defaultBuild(externalSchemas, options);

@@ -88,6 +88,9 @@ const validators = new CompiledOnFirstUse<Validate>();
 
 /** Compiles every validator given to a route so far; how many there are. */
 export const compileEveryValidator = () => validators.compileAll();
+/** Compiles one validator no request has needed yet; false when none is left. */
+export const compileNextValidator = () => validators.compileNext();
+export const validatorsWaiting = () => validators.waiting();
 
 export function installValidators(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema, httpPart }) => {
