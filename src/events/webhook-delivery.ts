@@ -9,15 +9,22 @@
 // own (WEBHOOK_PRIVATE_ADDRESSES=deny: public addresses only).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
+import { createRequire } from 'node:module';
 import type { Agent } from 'undici';
 import { type Clock, steadyWallTime } from '../domain/clock.js';
 import type { DeliveryRecord, EventRecord, Store, WebhookRecord } from '../storage/store.js';
 import { eventJson } from './event-records.js';
 import { PRIVATE_ADDRESS_CODE, type PrivateAddresses, privateAddressIn, publicOnlyLookup } from './private-addresses.js';
 
-/** undici, loaded on the first delivery: a server without webhooks does not pay for it at start (0.1 s of CPU). */
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = () => (undici ??= import('undici'));
+/**
+ * undici, loaded on the first delivery: a server without webhooks does not pay for it at start
+ * (0.1 s of CPU). By require, not import(): Node keeps a failed import() for good (X19: one
+ * EMFILE at the first delivery failed every later one until a restart); a failed require is
+ * tried again.
+ */
+const requireHere = createRequire(import.meta.url);
+let undici: typeof import('undici') | undefined;
+const loadUndici = () => (undici ??= requireHere('undici') as typeof import('undici'));
 
 const DELIVERY_TIMEOUT_MS = 10_000;
 const FAILURE_WINDOW_MS = 24 * 60 * 60_000;
@@ -150,7 +157,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (stop.aborted) onStop();
     else stop.addEventListener('abort', onStop, { once: true });
     try {
-      const { Agent, fetch } = await loadUndici();
+      const { Agent, fetch } = loadUndici();
       const response = await fetch(webhook.url, {
         ...(publicOnly ? { dispatcher: (publicOnlyAgent ??= new Agent({ connect: { lookup: options.publicLookup ?? publicOnlyLookup } })) } : {}),
         method: 'POST',

@@ -25,8 +25,16 @@ const configuration: Partial<ApiReferenceConfiguration> = {
  * 28 MB of RSS), so it is loaded on the first request for the docs, into an instance of
  * its own that the docs routes relay to.
  */
-async function loadReference(): Promise<FastifyInstance> {
-  const { default: scalar } = await import('@scalar/fastify-api-reference');
+/**
+ * Resolved at start: Node keeps a package.json it could not read as missing (X19: no file
+ * descriptor was left at the first request for the docs, and every later one failed).
+ */
+const SCALAR_URL = import.meta.resolve('@scalar/fastify-api-reference');
+
+async function loadReference(attempt: number): Promise<FastifyInstance> {
+  // Node also keeps a failed import() of a URL for good: another attempt, another URL.
+  const url = attempt === 0 ? SCALAR_URL : `${SCALAR_URL}?attempt=${attempt}`;
+  const { default: scalar } = (await import(url)) as typeof import('@scalar/fastify-api-reference');
   const reference = Fastify({ logger: false });
   await reference.register(scalar, { routePrefix: DOCS_PATH, configuration });
   await reference.ready();
@@ -35,8 +43,14 @@ async function loadReference(): Promise<FastifyInstance> {
 
 export async function registerDocs(app: FastifyInstance): Promise<void> {
   let reference: Promise<FastifyInstance> | undefined;
+  let failed = 0;
   const relay: RouteHandlerMethod = async (request, reply) => {
-    reference ??= loadReference();
+    // One that failed is loaded again by the next request.
+    reference ??= loadReference(failed).catch((error: unknown) => {
+      reference = undefined;
+      failed += 1;
+      throw error;
+    });
     const answer = await (await reference).inject({ method: 'GET', url: request.routeOptions.url! });
     return reply.code(answer.statusCode).type(String(answer.headers['content-type'])).send(answer.rawPayload);
   };

@@ -1,0 +1,118 @@
+// The server at the edge of its process's resources (X19): file descriptors run out and
+// come back. The built server (dist/main.js) as a child process, under `prlimit`.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { builtFile } from './helpers/built.js';
+import { receiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/until.js';
+
+const children: ChildProcess[] = [];
+const folders: string[] = [];
+const sockets: Socket[] = [];
+afterEach(() => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+/** dist/main.js, optionally under `prlimit --nofile=N:N`; resolves with its port once listening. */
+async function server({ nofile, env = {} }: { nofile?: number; env?: Record<string, string> }) {
+  const folder = mkdtempSync(join(tmpdir(), 'sessions-api-x19-'));
+  folders.push(folder);
+  const node = [process.execPath, builtFile('main.js')];
+  const [command, ...args] = nofile ? ['prlimit', `--nofile=${nofile}:${nofile}`, ...node] : node;
+  const child = spawn(command!, args, {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', DATABASE_PATH: join(folder, 'sessions.db'), HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '3600', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  child.stdout!.resume();
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  return { port, child, exited, stderr: () => stderr };
+}
+
+/** Requests over one kept-alive connection: it still works when no new connection can be accepted. */
+function client(port: number, agent = new Agent({ keepAlive: true, maxSockets: 1 })) {
+  return (method: string, path: string, body?: unknown) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+}
+
+/** Opens event streams until the server accepts no more connections (it closes them unanswered). */
+async function exhaustDescriptors(port: number): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const answered = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('GET /api/messaging/sessions/events HTTP/1.1\r\nHost: x\r\n\r\n'));
+      sockets.push(socket);
+      socket.once('data', () => resolve(true));
+      socket.on('error', () => resolve(false));
+      socket.once('close', () => resolve(false));
+    });
+    if (!answered) return;
+  }
+  throw new Error('the descriptors never ran out');
+}
+
+/** Closes the streams, then waits until the server accepts a new connection again. */
+async function releaseDescriptors(port: number): Promise<void> {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await until('a new connection is answered', () => client(port, new Agent())('GET', '/api/messaging/sessions/health').then((answer) => answer.status === 200, () => false), { everyMs: 50 });
+}
+
+const USER = '9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d';
+
+describe('file descriptors run out, then come back', () => {
+  it('webhook deliveries recover: a delivery that failed with EMFILE is delivered once descriptors are free', async () => {
+    const hook = await receiver(() => 204);
+    try {
+      const { port } = await server({ nofile: 64 });
+      const call = client(port);
+      const agentId = JSON.parse((await call('POST', '/api/agents', { characterJson: { name: 'a' } })).text).data.character.id;
+      expect((await call('POST', '/api/webhooks', { url: hook.url })).status).toBe(201);
+      await exhaustDescriptors(port);
+      // The first delivery (undici loaded on first use) meets EMFILE.
+      const created = await call('POST', '/api/messaging/sessions', { agentId, userId: USER });
+      expect(created.status).toBe(201);
+      const [webhook] = JSON.parse((await call('GET', '/api/webhooks')).text).webhooks;
+      await until('the first attempt failed', async () => JSON.parse((await call('GET', `/api/webhooks/${webhook.id}/deliveries`)).text).deliveries.length > 0, { everyMs: 100 });
+      await releaseDescriptors(port);
+      // The retry comes 2.5-7.5 s later (5 s backoff with jitter); before the fix every retry failed with the cached EMFILE.
+      await until('the event was delivered', () => hook.received.length > 0, { ms: 20_000, everyMs: 100 });
+    } finally {
+      await hook.close();
+    }
+  }, 40_000);
+
+  it('GET /docs/ recovers once descriptors are free (its first load failed with EMFILE)', async () => {
+    const { port } = await server({ nofile: 64 });
+    const call = client(port);
+    expect((await call('GET', '/api/messaging/sessions/health')).status).toBe(200);
+    await exhaustDescriptors(port);
+    await call("GET", "/docs/"); // fails: the lazy import cannot open its files
+    await releaseDescriptors(port);
+    const after = await client(port, new Agent())('GET', '/docs/');
+    expect(after.status).toBe(200);
+  }, 30_000);
+});
