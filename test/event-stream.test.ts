@@ -108,7 +108,7 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
     let heartbeat: Promise<unknown> | undefined;
     t.store.listEvents = async (query) => {
       const page = await listEvents.call(t.store, query);
-      if (heartbeat === undefined && query.sessionId === sessionId && page.length === 500) {
+      if (heartbeat === undefined && query.sessionId === sessionId && page.length === query.limit) {
         heartbeat = t.request({ method: 'POST', url: `/api/messaging/sessions/${sessionId}/heartbeat` });
         await heartbeat;
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -121,6 +121,34 @@ describe('GET /api/messaging/sessions/{sessionId}/events', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(heartbeat).toBeDefined();
       expect(ids(client.events)).toEqual(ids(await listEvents.call(t.store, { sessionId, limit: 1000 })));
+    } finally {
+      t.store.listEvents = listEvents;
+    }
+  });
+
+  it('reads a replay in pages of about 1 M characters of events, however wide they are (X19: 500 maximal messages were 31 M a page)', async () => {
+    const { sessionId } = await createSession(t, { agentId, timeoutConfig: { timeoutMinutes: 30 } });
+    const record = (count: number, metadata: Record<string, string>) =>
+      t.store.modifySession(sessionId, (s) => s!, {
+        events: (s) =>
+          Array.from({ length: count }, () => ({ type: 'message.created' as const, occurredAt: 0, agentId: s.agentId, sessionId: s.id, userId: s.userId, data: { content: 'hi', id: randomUUID(), authorId: USER_ID, isAgent: false, createdAt: new Date(0).toISOString(), attachments: [], metadata } })),
+      });
+    await record(60, {});
+    for (let i = 0; i < 40; i += 1) await record(1, { wide: 'x'.repeat(100_000) }); // ~100 K characters each
+    const listEvents = t.store.listEvents;
+    const pages: number[] = [];
+    t.store.listEvents = async (query) => {
+      const page = await listEvents.call(t.store, query);
+      if (query.sessionId === sessionId) pages.push(page.length);
+      return page;
+    };
+    try {
+      const client = await sessionStream(sessionId);
+      await client.waitFor(101);
+      expect(ids(client.events)).toEqual(ids(await listEvents.call(t.store, { sessionId, limit: 1000 })));
+      // The small ones and the first wide ones, then about ten wide ones a page.
+      expect(pages.length).toBeGreaterThanOrEqual(4);
+      expect(Math.max(...pages.slice(1))).toBeLessThanOrEqual(11);
     } finally {
       t.store.listEvents = listEvents;
     }

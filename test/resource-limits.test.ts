@@ -1,5 +1,6 @@
 // The server at the edge of its process's resources (X19): file descriptors run out and
-// come back. The built server (dist/main.js) as a child process, under `prlimit`.
+// come back, and a heap bounded by --max-old-space-size under loads inside every documented
+// limit. The built server (dist/main.js) as a child process, under `prlimit` / NODE_OPTIONS.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -115,4 +116,78 @@ describe('file descriptors run out, then come back', () => {
     const after = await client(port, new Agent())('GET', '/docs/');
     expect(after.status).toBe(200);
   }, 30_000);
+});
+
+describe('a bounded heap, loads inside every documented limit', () => {
+  // A message at its documented maxima: content 4,000 characters, metadata 10 KB, 20 attachments at their maximum lengths.
+  const message = {
+    content: '\u20ac'.repeat(4000),
+    metadata: { m: '\u00e9'.repeat(4000) },
+    attachments: Array.from({ length: 20 }, () => ({ type: 't'.repeat(100), url: `https://e.example/${'u'.repeat(2020)}`, name: 'n'.repeat(256), mimeType: 'm'.repeat(255), size: 1 })),
+  };
+
+  async function sessionWithMessages(port: number, count: number): Promise<string> {
+    const call = client(port, new Agent({ keepAlive: true, maxSockets: 10 }));
+    const agentId = JSON.parse((await call('POST', '/api/agents', { characterJson: { name: 'a' } })).text).data.character.id;
+    const sessionId = JSON.parse((await call('POST', '/api/messaging/sessions', { agentId, userId: USER })).text).sessionId;
+    for (let i = 0; i < count; i += 10) {
+      const sent = await Promise.all(Array.from({ length: 10 }, () => call('POST', `/api/messaging/sessions/${sessionId}/messages`, message)));
+      expect(sent.map((answer) => answer.status)).toEqual(Array(10).fill(201));
+    }
+    return sessionId;
+  }
+
+  /** Reads an event stream until `events` frames came (a replay), then leaves. */
+  function replay(port: number, sessionId: string, events: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: `/api/messaging/sessions/${sessionId}/events?lastEventId=0`, agent: false }, (res) => {
+        let seen = 0;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          seen += chunk.split('\nevent: ').length - 1;
+          if (seen >= events) {
+            req.destroy();
+            resolve(res.statusCode!);
+          }
+        });
+        res.on('error', () => undefined);
+        res.on('close', () => resolve(seen >= events ? res.statusCode! : -seen));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('four replays at once of a session with 500 maximal messages do not kill a server with a 128 MB heap', async () => {
+    const { port, exited, stderr } = await server({ env: { NODE_OPTIONS: '--max-old-space-size=128' } });
+    const sessionId = await sessionWithMessages(port, 500);
+    let died = false;
+    void exited.then(() => (died = true));
+    const statuses = await Promise.all(Array.from({ length: 4 }, () => replay(port, sessionId, 500).catch((error) => String(error))));
+    expect(died ? stderr().slice(-600) : 'alive').toBe('alive');
+    expect(statuses).toEqual([200, 200, 200, 200]);
+  }, 60_000);
+
+  it('30 pages of 100 maximal messages at once do not kill a server with a 128 MB heap', async () => {
+    const { port, exited, stderr } = await server({ env: { NODE_OPTIONS: '--max-old-space-size=128' } });
+    const sessionId = await sessionWithMessages(port, 100);
+    let died = false;
+    void exited.then(() => (died = true));
+    // The bodies are counted, not kept (7.4 MB each).
+    const page = () =>
+      new Promise<number | string>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: `/api/messaging/sessions/${sessionId}/messages?limit=100`, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+          res.on('error', (error) => resolve(String(error)));
+        });
+        req.on('error', (error) => resolve(String(error)));
+        req.end();
+      });
+    const pages = await Promise.all(Array.from({ length: 30 }, page));
+    await new Promise(setImmediate);
+    expect(died ? stderr().slice(-600) : 'alive').toBe('alive');
+    // Every page answered, or the excess refused in the envelope (503 with Retry-After), never a reset.
+    for (const status of pages) expect([200, 503]).toContain(status);
+  }, 90_000);
 });

@@ -28,7 +28,15 @@ export const REAUTHORIZE_MS = 1000;
 const QUEUE_LIMIT = 10_000;
 /** And characters of their data (the events are shared by the streams, but one held only here is this stream's memory). */
 const QUEUE_CHARS_LIMIT = 8 * 1024 * 1024;
+/** Events a read of the log takes at most… */
 const PAGE = 500;
+/**
+ * …and about how many characters: a page is sent whole before the stream waits for its
+ * socket, so a page is the memory a replay holds. 500 events of messages at their
+ * documented maxima (about 62,000 characters each) were 31 M characters a replay, and 50
+ * replays at once ran a 4 GB heap out (X19).
+ */
+const PAGE_CHARS = 1024 * 1024;
 /** A stream's last comment when the server ends it. */
 const STREAM_FAILED = 'the stream failed on the server (logged there); reconnect with Last-Event-ID';
 const SERVER_CLOSING = 'the server is shutting down; reconnect with Last-Event-ID';
@@ -272,12 +280,12 @@ export function createEventStreams({
         // Read first: every event it depends on is in the log before it says so.
         const done = finished ? await finished() : false;
         for (;;) {
-          const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE });
+          const events = await store.listEvents({ ...filter, after: cursor, limit: PAGE, maxChars: PAGE_CHARS });
           if (closed) return;
           for (const event of events) send(event);
           const room = flush();
           if (!room) await drained();
-          if (events.length < PAGE) break;
+          if (events.length < PAGE && !events.cutShort) break;
           // A reader that keeps up never fills its socket: the next page waits its turn behind other requests.
           if (room) {
             await new Promise(setImmediate);

@@ -181,7 +181,16 @@ export interface EventQuery {
   userId?: string;
   types?: readonly EventType[];
   limit: number;
+  /**
+   * About how many characters of events a page holds at most: it ends with the event that
+   * reaches them (one at least), and says so (EventPage). SQLite counts the rows of its log
+   * it read (up to EVENTS_PER_ROW events each, of any session), PostgreSQL the events' data.
+   */
+  maxChars?: number;
 }
+
+/** The events of a read, in log order. `cutShort`: maxChars ended it before `limit`; more may follow. */
+export type EventPage = EventRecord[] & { cutShort?: true };
 
 /** What a due announcement writes: the session moved on, and its events. */
 export interface Announcement {
@@ -334,7 +343,7 @@ export interface Store {
   hasApiKeys(): boolean | Promise<boolean>;
 
   /** The event log, oldest first (see EventQuery). */
-  listEvents(query: EventQuery): Promise<EventRecord[]>;
+  listEvents(query: EventQuery): Promise<EventPage>;
   /** The id of the newest event recorded; undefined while the log is empty. */
   lastEventId(): Promise<string | undefined>;
   /**

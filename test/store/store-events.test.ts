@@ -52,6 +52,25 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(types(await store.listEvents({ types: ['agent.created', 'session.ended'], limit: 10 }))).toEqual(['agent.created:-', 'agent.created:-']);
     });
 
+    it('ends a page at about maxChars of events (one event at least), and says it was cut short; the next page goes on from it', async () => {
+      const agent = agentRecord();
+      await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });
+      const wide = { ...sessionRecord(agent.id), metadata: { wide: 'x'.repeat(10_000) } };
+      await store.insertSession(wide, { events: created });
+      for (let i = 0; i < 4; i += 1) await store.modifySession(wide.id, (s) => s!, { events: (s) => [sessionEvent('session.activity', s, T0 + i)] });
+      const all = await store.listEvents({ sessionId: wide.id, limit: 10 });
+      expect(all).toHaveLength(5);
+      expect(all.cutShort).toBeUndefined();
+      // 10,000 characters of metadata an event: the third reaches 25,000.
+      const first = await store.listEvents({ sessionId: wide.id, limit: 10, maxChars: 25_000 });
+      expect({ events: first.map((e) => e.id), cutShort: first.cutShort }).toEqual({ events: all.slice(0, 3).map((e) => e.id), cutShort: true });
+      const rest = await store.listEvents({ sessionId: wide.id, after: first.at(-1)!.id, limit: 10, maxChars: 25_000 });
+      expect(rest.map((e) => e.id)).toEqual(all.slice(3).map((e) => e.id));
+      expect((await store.listEvents({ sessionId: wide.id, limit: 10, maxChars: 1 })).map((e) => e.id)).toEqual([all[0]!.id]);
+      const whole = await store.listEvents({ sessionId: wide.id, limit: 3, maxChars: 1_000_000 });
+      expect({ events: whole.length, cutShort: whole.cutShort }).toEqual({ events: 3, cutShort: undefined });
+    });
+
     it("replays exactly one session's events from every cursor, amid other sessions' events before, between and after", async () => {
       const agent = agentRecord();
       await store.insertAgent(agent, { events: (a) => [agentEvent('agent.created', a, T0)] });

@@ -13,6 +13,7 @@ import {
   type Carried,
   DELIVERIES_KEPT,
   type DeleteAgentOutcome,
+  type EventPage,
   type MessageQuery,
   type MessageView,
   type SessionRecord,
@@ -364,7 +365,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
       // No event comes after the largest bigint (the spec allows 19 digits: more than it holds).
       if (eventQuery.after !== undefined && BigInt(eventQuery.after) >= MAX_EVENT_ID) return [];
       const { text, values } = listEventsSql(eventQuery);
-      return (await query<EventRow>(text, values)).rows.map(toEvent);
+      const { rows } = await query<EventRow & { in_page?: string }>(text, values);
+      const events: EventPage = rows.map(toEvent);
+      // in_page: the events the page had before maxChars ended it.
+      if (rows[0]?.in_page !== undefined && rows.length < Number(rows[0].in_page)) events.cutShort = true;
+      return events;
     },
     async lastEventId() {
       const { rows } = await query<{ id: number | null }>('SELECT max(id) AS id FROM events');

@@ -102,5 +102,14 @@ export function listEventsSql(query: EventQuery): { text: string; values: unknow
   if (query.agentIds !== undefined) (filters.push('agent_id = ANY($agentIds::text[])'), (values.agentIds = [...query.agentIds]));
   if (query.userId !== undefined) (filters.push('user_id = $userId'), (values.userId = query.userId));
   if (query.types !== undefined) (filters.push('type = ANY($types::text[])'), (values.types = [...query.types]));
-  return named(`SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT $limit`, values);
+  const page = `SELECT * FROM events WHERE ${filters.join(' AND ')} ORDER BY id LIMIT $limit`;
+  if (query.maxChars === undefined) return named(page, values);
+  values.maxChars = query.maxChars;
+  // Up to the event whose data reaches maxChars: the events before it hold less.
+  return named(
+    `SELECT id, type, occurred_at, agent_id, session_id, user_id, data, in_page FROM (
+       SELECT *, sum(octet_length(data::text)) OVER (ORDER BY id) - octet_length(data::text) AS before, count(*) OVER () AS in_page FROM (${page}) page
+     ) counted WHERE before < $maxChars ORDER BY id`,
+    values,
+  );
 }

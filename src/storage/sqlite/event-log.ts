@@ -10,7 +10,7 @@
 // The events of a transaction wait in memory until its COMMIT (`flush`, the group commit's
 // last step), so a savepoint rolled back takes its events with it (`rollbackTo`).
 import type Database from 'better-sqlite3';
-import type { EventInput, EventQuery, EventRecord } from '../store.js';
+import type { EventInput, EventPage, EventQuery, EventRecord } from '../store.js';
 import { eventFromStored, eventsOfRow, storedEvent, storedEventData, writtenEvent, type StoredEvent } from './event-data.js';
 
 /** At most this many events in a row (a transaction with more writes several). */
@@ -179,7 +179,7 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
       return statements.lastId.get() ?? undefined;
     },
     /** The events after `after` matching the query, oldest first (a read walks windows of ids, yielding between). */
-    async read(query: EventQuery, after: number): Promise<EventRecord[]> {
+    async read(query: EventQuery, after: number): Promise<EventPage> {
       const statement = readStatement(query);
       const last = statements.lastId.get() ?? 0;
       const parameters = {
@@ -189,9 +189,12 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
         userId: query.userId === undefined ? null : JSON.stringify(query.userId),
         types: query.types === undefined ? null : JSON.stringify(query.types.map((type) => JSON.stringify(type))),
       };
-      const events: EventRecord[] = [];
+      const events: EventPage = [];
+      const maxChars = query.maxChars ?? Infinity;
+      let chars = 0;
+      const full = () => events.length >= query.limit || (chars >= maxChars && events.length > 0);
       // What was recorded after this read began comes in the next one.
-      for (let from = statements.rowFrom.get(after + 1)!, first = true; from <= last && events.length < query.limit; first = false) {
+      for (let from = statements.rowFrom.get(after + 1)!, first = true; from <= last && !full(); first = false) {
         if (!first) await new Promise(setImmediate);
         const upTo = Math.min(from + scanWindow - 1, last);
         // Row by row, until the page is full: a row holds up to EVENTS_PER_ROW events, and
@@ -202,10 +205,13 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
             const id = row.id + k;
             if (id > after && id <= last && events.length < query.limit && matches(query, event)) events.push(eventFromStored(id, event));
           }
-          if (events.length >= query.limit) break;
+          chars += row.events.length;
+          if (full()) break;
         }
         from = statements.rowAfter.get(upTo) ?? last + 1;
       }
+      // (Perhaps at the log's end: the next read then finds nothing.)
+      if (events.length < query.limit && chars >= maxChars) events.cutShort = true;
       return events;
     },
     /**
