@@ -293,7 +293,11 @@ export interface paths {
          *     newest message returned (`null` on an empty page); a fraction appears only to
          *     order messages written within the same millisecond, so that paging skips none and
          *     repeats none. `hasMore` is exact: true only when more messages lie beyond the
-         *     page in the direction of travel. Reading is not activity.
+         *     page in the direction of travel. A page also ends with the message that brings
+         *     its messages to 1 MiB of JSON (1,048,576 characters), with `hasMore` true: 100
+         *     messages of 4,000 characters fit, 100 at every documented maximum (content,
+         *     attachments, metadata: about 70,000 characters each) do not. Reading is not
+         *     activity.
          */
         get: operations["getSessionMessages"];
         put?: never;
@@ -1772,7 +1776,7 @@ export interface operations {
     getSessionMessages: {
         parameters: {
             query?: {
-                /** @description Page size. */
+                /** @description Page size (the most a page holds; one of large messages may hold fewer, see above). */
                 limit?: number;
                 /** @description Only messages older than this cursor. */
                 before?: components["schemas"]["MessageCursorParam"];

@@ -273,6 +273,29 @@ describe('getSessionMessages', () => {
     expect((await page(`?before=${first.cursors.before}`)).body.messages.map((m: { id: string }) => m.id)).toEqual([ids[0]]);
   });
 
+  it('ends a page of messages at their documented maxima at 1 MiB of JSON, hasMore true; paging by cursors.before reads each once', async () => {
+    // About 69 K characters each: content, 20 attachments at their longest, 10 KB of metadata.
+    const widest = {
+      content: '€'.repeat(4000),
+      attachments: Array.from({ length: 20 }, () => ({ type: 't'.repeat(100), url: `https://e.example/${'u'.repeat(2030)}`, name: 'n'.repeat(256), mimeType: 'm'.repeat(255), size: 1 })),
+      metadata: { note: 'x'.repeat(10_220) },
+    };
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i += 1) {
+      const sent = await send(widest);
+      expect(sent.status).toBe(201);
+      ids.unshift(sent.body.id);
+    }
+    const first = await page('?limit=100');
+    const width = JSON.stringify(first.body.messages[0]).length;
+    expect(width).toBeGreaterThan(65_000);
+    expect(first.body.messages).toHaveLength(Math.ceil((1024 * 1024) / width));
+    expect(first.body.hasMore).toBe(true);
+    const rest = await page(`?limit=100&before=${first.body.cursors.before}`);
+    expect(rest.body.hasMore).toBe(false);
+    expect([...first.body.messages, ...rest.body.messages].map((message: { id: string }) => message.id)).toEqual(ids);
+  });
+
   it('answers an empty page with null cursors', async () => {
     expect((await page()).body).toEqual({ messages: [], hasMore: false, cursors: { before: null, after: null } });
   });

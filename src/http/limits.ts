@@ -5,6 +5,12 @@ const METADATA_LIMIT_BYTES = 10 * 1024;
 /** Longer path parameters are refused by the router (404) before reaching a handler. */
 export const MAX_PARAM_LENGTH = 500;
 const DETAILS_LIMIT_CHARS = 300;
+/**
+ * A page of messages ends with the message that brings it to these characters of JSON (the
+ * spec says so): 100 messages at their documented maxima were 7.4 MB a page, and 30 such
+ * pages at once ran a 128 MB heap out (X19).
+ */
+export const MESSAGE_PAGE_CHARS = 1024 * 1024;
 
 /** Free-form JSON objects (metadata, settings) are bounded by their serialized size. */
 export function assertSerializedSize(value: unknown, field: string, limit = METADATA_LIMIT_BYTES): void {

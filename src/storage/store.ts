@@ -61,6 +61,8 @@ export interface MessageQuery {
   limit: number;
   before?: number;
   after?: number;
+  /** The page ends with the message whose view reaches these characters (message-pages.ts). */
+  maxChars?: number;
 }
 
 export type DeleteAgentOutcome =

@@ -254,6 +254,27 @@ describe.each(backends.map((make) => [make().name, make] as const))('store on %s
       expect(JSON.parse(second!.json).content).toBe('a\u0000b 🙂');
       expect(Object.keys(JSON.parse(second!.json).metadata)).toEqual(['z', 'a']);
     });
+
+    it('ends a page with the message whose view reaches maxChars (one at least); hasMore then, in either direction', async () => {
+      const agent = await withAgent();
+      const session = sessionRecord(agent.id);
+      await store.insertSession(session);
+      for (const position of [1, 2, 3, 4, 5, 6]) await store.appendMessage(session.id, (current) => ({ session: current!, message: messageRecord(session, position, { content: 'x'.repeat(1000) }) }));
+      const width = (await store.listMessageViews({ sessionId: session.id, limit: 1 })).messages[0]!.json.length;
+      const page = async (query: { limit: number; before?: number; after?: number; maxChars?: number }) => {
+        const views = await store.listMessageViews({ sessionId: session.id, ...query });
+        return [views.messages.map((view) => view.position), views.hasMore];
+      };
+      expect(await page({ limit: 10, maxChars: 2 * width })).toEqual([[6, 5], true]);
+      expect(await page({ limit: 10, maxChars: 2 * width + 1 })).toEqual([[6, 5, 4], true]);
+      expect(await page({ limit: 10, maxChars: 1 })).toEqual([[6], true]);
+      expect(await page({ limit: 10, before: 3, maxChars: 1 })).toEqual([[2], true]);
+      expect(await page({ limit: 10, before: 2, maxChars: 1 })).toEqual([[1], false]);
+      expect(await page({ limit: 10, after: 2, maxChars: 2 * width })).toEqual([[4, 3], true]);
+      expect(await page({ limit: 10, after: 4, maxChars: 2 * width })).toEqual([[6, 5], false]);
+      expect(await page({ limit: 2, maxChars: 10 * width })).toEqual([[6, 5], true]);
+      expect(await page({ limit: 10, maxChars: 10 * width })).toEqual([[6, 5, 4, 3, 2, 1], false]);
+    });
   });
 
   it('keeps text and JSON exactly as written (U+0000, key order); an id holding U+0000 finds nothing', async () => {

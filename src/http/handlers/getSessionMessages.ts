@@ -1,5 +1,6 @@
 import { cursorOf, positionOfCursor } from '../../domain/message-order.js';
 import type { HandlerDeps } from '../handler-deps.js';
+import { MESSAGE_PAGE_CHARS } from '../limits.js';
 import type { Handler } from '../operation-types.js';
 import { activeSession } from '../session-access.js';
 
@@ -16,6 +17,7 @@ export const getSessionMessages =
       limit,
       before: before === undefined ? undefined : positionOfCursor(before),
       after: after === undefined ? undefined : positionOfCursor(after),
+      maxChars: MESSAGE_PAGE_CHARS,
     });
     const oldest = page.messages.at(-1);
     const newest = page.messages[0];

@@ -21,6 +21,7 @@ import {
   type WebhookInsertion,
 } from '../store.js';
 import { announceInDueOrder } from '../due-batch.js';
+import { pageOfViews } from '../message-pages.js';
 import { migrate } from './migrations.js';
 import {
   type AgentRow,
@@ -164,21 +165,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
 
 
   /** One page of a session's messages, newest first; `hasMore` beyond it in the direction of travel. */
-  async function messageViewPage({ sessionId, limit, before, after }: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }> {
+  async function messageViewPage({ sessionId, limit, before, after, maxChars }: MessageQuery): Promise<{ messages: MessageView[]; hasMore: boolean }> {
     // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
     const forward = after !== undefined && before === undefined;
     const direction = forward ? 'ASC' : 'DESC';
     // The session's range of the key as row comparisons, in the key's order: with
     // `session_id = $1`, statistics older than a conversation's growth (3 rows expected,
     // 75,000 there) planned a bitmap scan of all of them and a sort, 43 ms against 0.07.
-    // The view as text: the driver would parse a json column.
-    const { rows } = await query<MessageView>(
-      `SELECT position, view::text AS json FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
-         ORDER BY session_id ${direction}, position ${direction} LIMIT $4`,
-      [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1],
+    // The view as text: the driver would parse a json column. Of the rows past maxChars,
+    // only the first comes back (it says there are more).
+    const { rows } = await query<{ position: number; json: string }>(
+      `SELECT position, json FROM (
+         SELECT position, json, sum(length(json)) OVER (ORDER BY position ${direction} ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING) AS before_previous
+         FROM (SELECT position, view::text AS json FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
+               ORDER BY session_id ${direction}, position ${direction} LIMIT $4) page
+       ) counted WHERE before_previous IS NULL OR before_previous < $5::bigint ORDER BY position ${direction}`,
+      [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1, maxChars ?? Number.MAX_SAFE_INTEGER],
     );
-    const page = rows.slice(0, limit);
-    return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+    const page = pageOfViews(rows.map(({ position, json }) => [position, json] as const), limit, maxChars);
+    return { messages: forward ? page.messages.reverse() : page.messages, hasMore: page.hasMore };
   }
 
   const store: Store = {

@@ -1,6 +1,7 @@
 // Every statement the SQLite store prepares once, at open.
 import Database from 'better-sqlite3';
 import { DELIVERIES_KEPT, type MessageQuery, type MessageView } from '../store.js';
+import { pageOfViews } from '../message-pages.js';
 import { NEXT_EVENT_ID_SQL } from './event-log.js';
 import { countAfterSql, type CountedSession, type CounterKind } from './expiry-counts.js';
 import { PASSABLE_SQL } from './mark-batch.js';
@@ -17,6 +18,7 @@ export interface Prepared<P extends unknown[] | object = unknown[], R = unknown>
   run(...params: Params<P>): Database.RunResult;
   get(...params: Params<P>): R | undefined;
   all(...params: Params<P>): R[];
+  iterate(...params: Params<P>): IterableIterator<R>;
 }
 
 /** `raw`: rows as arrays; `pluck`: the first column alone. */
@@ -177,12 +179,12 @@ export function prepareStatements(db: Database.Database) {
 /** One page of a session's stored message views, newest first (Store.listMessageViews). */
 export function messageViewPage(
   statements: ReturnType<typeof prepareStatements>,
-  { sessionId, limit, before, after }: MessageQuery,
+  { sessionId, limit, before, after, maxChars }: MessageQuery,
 ): { messages: MessageView[]; hasMore: boolean } {
   // Only `after`: walk forward from it; otherwise walk back from `before` (or the newest).
   const forward = after !== undefined && before === undefined;
   const bounds = { sessionId, before: before ?? Number.MAX_SAFE_INTEGER, after: after ?? -1, limit: limit + 1 };
-  const rows = (forward ? statements.viewsForward : statements.viewsBackward).all(bounds);
-  const page = rows.slice(0, limit).map(([position, json]): MessageView => ({ position, json }));
-  return { messages: forward ? page.reverse() : page, hasMore: rows.length > limit };
+  // Row by row: a page ended by its characters reads no further.
+  const page = pageOfViews((forward ? statements.viewsForward : statements.viewsBackward).iterate(bounds), limit, maxChars);
+  return { messages: forward ? page.messages.reverse() : page.messages, hasMore: page.hasMore };
 }
