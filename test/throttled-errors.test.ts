@@ -21,30 +21,30 @@ describe('throttledErrors', () => {
     expect(reported.slice(2)).toEqual([['a minute on', 1]]);
   });
 
-  it('reports the first success after a reported failure, with how many failed since the last success it reported', () => {
-    let now = 0;
+  /** A reporter on a clock the test moves (`clock.now`), writing its lines to `lines`. */
+  function reporter() {
+    const clock = { now: 0 };
     const lines: string[] = [];
     const onError = throttledErrors((error, heldBack) => lines.push(`${String(error)} (${heldBack} held back)`), {
       intervalMs: 60_000,
-      now: () => now,
+      now: () => clock.now,
       recovered: (failures) => lines.push(`works again after ${failures}`),
     });
+    return { clock, lines, onError };
+  }
+
+  it('reports the first success after a reported failure, with how many failed since the last success it reported', () => {
+    const { clock, lines, onError } = reporter();
     onError.succeeded(); // nothing failed: nothing to say
-    for (let tick = 0; tick < 8; tick += 1, now += 250) onError(`failure ${tick}`);
+    for (let tick = 0; tick < 8; tick += 1, clock.now += 250) onError(`failure ${tick}`);
     onError.succeeded();
     onError.succeeded();
     expect(lines).toEqual(['failure 0 (0 held back)', 'works again after 8']);
   });
 
   it('says nothing of an outage it held back whole, and counts it in the next line: a task that flaps makes at most two lines a minute', () => {
-    let now = 0;
-    const lines: string[] = [];
-    const onError = throttledErrors((error, heldBack) => lines.push(`${String(error)} (${heldBack} held back)`), {
-      intervalMs: 60_000,
-      now: () => now,
-      recovered: (failures) => lines.push(`works again after ${failures}`),
-    });
-    for (let tick = 0; tick < 4 * 60; tick += 1, now += 250) {
+    const { clock, lines, onError } = reporter();
+    for (let tick = 0; tick < 4 * 60; tick += 1, clock.now += 250) {
       onError(`failure ${tick}`);
       onError.succeeded();
     }
