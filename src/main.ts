@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { steadyClock, systemClock } from './domain/clock.js';
 import { announceUpgrade, describeStore, openStore } from './storage/open-store.js';
 import { compileRouteSchemasInTurns } from './http/route-schemas.js';
+import { logOutput } from './ops/log-output.js';
 import { createMetrics } from './ops/metrics.js';
 import { listenUrl } from './listen-url.js';
 
@@ -30,12 +31,27 @@ try {
 
 const { logPretty, metricsEnabled, metricsToken } = config.observability;
 const metrics = metricsEnabled ? createMetrics() : undefined;
+// As PID 1 (a container's `node dist/main.js`, with no init), a signal with no handler is
+// ignored: a SIGTERM during a long schema upgrade was lost, and the server went on to serve
+// (L19). There, until the graceful handlers below, a stop signal ends the process once what
+// runs now is done (an upgrade is a transaction: done, or not begun). Elsewhere the default
+// action ends it at once, as before.
+const stopBeforeListening = (signal: NodeJS.Signals) => {
+  console.error(`Sessions API stopped (${signal}, before it listened)`);
+  process.exit(0);
+};
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+if (process.pid === 1) for (const signal of STOP_SIGNALS) process.on(signal, stopBeforeListening);
+
 let openedStore;
 try {
   openedStore = await openStore(config, { onUpgrade: announceUpgrade });
 } catch (error) {
   fail(`cannot open the database ${describeStore(config)}: ${reason(error)}`);
 }
+// A signal sent during the upgrade (synchronous) is read in the event loop's poll phase:
+// the second immediate runs after one (the first may run in the phase that ran the upgrade).
+await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 const store = metrics ? metrics.instrumentStore(openedStore) : openedStore;
 const { retentionMs, sessionDefaults } = config;
 // One reading of the time for the requests and the background work: a forward jump of the
@@ -45,7 +61,10 @@ let logClockJump = (_aheadMs: number) => {};
 const clock = steadyClock(systemClock, (aheadMs) => logClockJump(aheadMs));
 const { sweeper, eventPump, webhooks } = createBackgroundWork({ store, clock, config, ...(metrics ? { metrics } : {}), log: () => app.log });
 const access = { apiKeys: config.apiKeys, rateLimitPerMinute: config.rateLimitPerMinute, corsOrigins: config.corsOrigins };
-const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : {}) };
+// JSON lines to stdout from a bounded buffer, never waited for (log-output.ts); LOG_PRETTY's through pino-pretty's worker.
+const output = logOutput({ onDropped: (lines) => app.log.warn({ dropped: lines }, 'log lines dropped: stdout did not take them') });
+process.on('exit', () => output.flushSync());
+const logger = { level: config.logLevel, ...(logPretty ? { transport: { target: 'pino-pretty' } } : { stream: output }) };
 const app = buildApp(
   { store, clock, sessionDefaults, retentionMs, sweeper, agentReplyTimeoutMs: config.agentReplyTimeoutMs, webhookPrivateAddresses: config.webhookPrivateAddresses, webhooksPerKeyMax: config.webhooksPerKeyMax },
   { logger, timeouts: config.http, access, metrics, metricsToken, maxEventStreams: config.eventStreamsMax, maxEventStreamsPerKey: config.eventStreamsPerKeyMax, trustProxy: config.trustProxy },
@@ -81,9 +100,11 @@ closeWithGrace(
     await eventPump.stop();
     await webhooks.stop();
     await app.close();
+    await output.drained(1000);
     console.error(`Sessions API stopped (${signal ?? 'error'})`);
   },
 );
+for (const signal of STOP_SIGNALS) process.off(signal, stopBeforeListening);
 
 // After the signal handlers: a signal sent on seeing this line stops the server gracefully.
 // The process's own lines go to stderr: stdout carries the logs alone, one JSON document a line.
