@@ -33,7 +33,7 @@ describe('throttledErrors', () => {
     return { clock, lines, onError };
   }
 
-  it('reports the first success after a reported failure, with how many failed since the last success it reported', () => {
+  it('reports the first success after a reported failure, with how many failed since the last success', () => {
     const { clock, lines, onError } = reporter();
     onError.succeeded(); // nothing failed: nothing to say
     for (let tick = 0; tick < 8; tick += 1, clock.now += 250) onError(`failure ${tick}`);
@@ -50,6 +50,21 @@ describe('throttledErrors', () => {
     }
     onError('a minute on');
     onError.succeeded();
-    expect(lines).toEqual(['failure 0 (0 held back)', 'works again after 1', 'a minute on (239 held back)', 'works again after 240']);
+    expect(lines).toEqual(['failure 0 (0 held back)', 'works again after 1', 'a minute on (239 held back)', 'works again after 1']);
+  });
+
+  it('counts in "works again" the failures since the task last worked, not those before an unlogged recovery', () => {
+    let at = 0;
+    const lines: string[] = [];
+    const failed = throttledErrors((_e, heldBack) => lines.push(`failed heldBack=${heldBack}`), { now: () => at, recovered: (n) => lines.push(`works again failures=${n}`) });
+    failed(new Error('a')); // logged
+    failed.succeeded(); // works again, 1
+    at = 1000;
+    failed(new Error('b')); // held back (within the minute)
+    failed.succeeded(); // worked: not logged (no logged failure)
+    at = 120_000;
+    failed(new Error('c')); // logged
+    failed.succeeded(); // works again: 1 failure since it last worked
+    expect(lines).toEqual(['failed heldBack=0', 'works again failures=1', 'failed heldBack=1', 'works again failures=1']);
   });
 });

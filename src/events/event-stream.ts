@@ -285,7 +285,8 @@ export function createEventStreams({
           for (const event of events) send(event);
           const room = flush();
           if (!room) await drained();
-          if (events.length < PAGE && !events.cutShort) break;
+          // An empty page ends it whatever the store says: the cursor would not move.
+          if (events.length === 0 || (events.length < PAGE && !events.cutShort)) break;
           // A reader that keeps up never fills its socket: the next page waits its turn behind other requests.
           if (room) {
             await new Promise(setImmediate);

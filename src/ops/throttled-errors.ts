@@ -8,7 +8,7 @@ export type ThrottledErrors = ((error: unknown) => void) & { succeeded(): void }
 /**
  * A reporter that passes on the first failure, then at most one every `intervalMs`, with
  * how many it held back since the last one it passed on; and the first success after a
- * failure it passed on, with how many failed since the last success it passed on. A task
+ * failure it passed on, with how many failed since the last success. A task
  * that fails and recovers on every tick makes at most two lines a minute.
  */
 export function throttledErrors(
@@ -32,11 +32,13 @@ export function throttledErrors(
     failingReported = true;
   };
   const succeeded = () => {
-    if (!failingReported) return;
-    recovered(failures);
-    failingReported = false;
+    if (failingReported) {
+      recovered(failures);
+      failingReported = false;
+      heldBack = 0;
+    }
+    // An outage held back whole still counts in the next failure line's heldBack, not here.
     failures = 0;
-    heldBack = 0;
   };
   return Object.assign(failed, { succeeded });
 }

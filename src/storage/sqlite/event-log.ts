@@ -211,7 +211,7 @@ export function eventLog(db: Database.Database, { scanWindow = EVENT_SCAN_WINDOW
         from = statements.rowAfter.get(upTo) ?? last + 1;
       }
       // (Perhaps at the log's end: the next read then finds nothing.)
-      if (events.length < query.limit && chars >= maxChars) events.cutShort = true;
+      if (events.length > 0 && events.length < query.limit && chars >= maxChars) events.cutShort = true;
       return events;
     },
     /**
