@@ -295,7 +295,7 @@ export interface paths {
          *     repeats none. `hasMore` is exact: true only when more messages lie beyond the
          *     page in the direction of travel. A page also ends with the message that brings
          *     its messages to 1 MiB of JSON (1,048,576 characters), with `hasMore` true: 100
-         *     messages of 4,000 characters fit, 100 at every documented maximum (content,
+         *     messages of 4,000 characters of text fit, 100 at every documented maximum (content,
          *     attachments, metadata: about 70,000 characters each) do not. Reading is not
          *     activity.
          */
