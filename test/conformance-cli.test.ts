@@ -52,7 +52,8 @@ function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => v
     onStdout?.(stdout, child);
   });
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  // 'close', not 'exit': the last of stdout may come after the exit (a --help under load arrived empty).
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 async function closedPort(): Promise<number> {

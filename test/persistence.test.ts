@@ -175,7 +175,7 @@ describe('SQLite persistence', () => {
         const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', opener], { stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         child.stderr.on('data', (chunk) => (stderr += chunk));
-        child.on('exit', (code) => resolve({ code, stderr }));
+        child.on('close', (code) => resolve({ code, stderr }));
       });
     const results = await Promise.all([open(), open()]);
     expect(results).toEqual([{ code: 0, stderr: '' }, { code: 0, stderr: '' }]);

@@ -171,12 +171,12 @@ describe('a bounded heap, loads inside every documented limit', () => {
     });
   }
 
-  it('four replays at once of a session with 500 maximal messages do not kill a server with a 128 MB heap', async () => {
-    const { port, exited, stderr } = await server({ env: { NODE_OPTIONS: '--max-old-space-size=128' } });
-    const sessionId = await sessionWithMessages(port, 500);
+  it('four replays at once of a session with 250 maximal messages do not kill a server with a 64 MB heap', async () => {
+    const { port, exited, stderr } = await server({ env: { NODE_OPTIONS: '--max-old-space-size=64' } });
+    const sessionId = await sessionWithMessages(port, 250);
     let died = false;
     void exited.then(() => (died = true));
-    const statuses = await Promise.all(Array.from({ length: 4 }, () => replay(port, sessionId, 500).catch((error) => String(error))));
+    const statuses = await Promise.all(Array.from({ length: 4 }, () => replay(port, sessionId, 250).catch((error) => String(error))));
     expect(died ? stderr().slice(-600) : 'alive').toBe('alive');
     expect(statuses).toEqual([200, 200, 200, 200]);
   }, 60_000);

@@ -173,13 +173,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     // `session_id = $1`, statistics older than a conversation's growth (3 rows expected,
     // 75,000 there) planned a bitmap scan of all of them and a sort, 43 ms against 0.07.
     // The view as text: the driver would parse a json column. Of the rows past maxChars,
-    // only the first comes back (it says there are more).
+    // only the first comes back (it says there are more); the sum in the key's order, so the
+    // index's order serves it (by position alone, a sort).
     const { rows } = await query<{ position: number; json: string }>(
       `SELECT position, json FROM (
-         SELECT position, json, sum(length(json)) OVER (ORDER BY position ${direction} ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING) AS before_previous
-         FROM (SELECT position, view::text AS json FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
+         SELECT session_id, position, json, sum(length(json)) OVER (ORDER BY session_id ${direction}, position ${direction} ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING) AS before_previous
+         FROM (SELECT session_id, position, view::text AS json FROM messages WHERE (session_id, position) < ($1, $2) AND (session_id, position) > ($1, $3)
                ORDER BY session_id ${direction}, position ${direction} LIMIT $4) page
-       ) counted WHERE before_previous IS NULL OR before_previous < $5::bigint ORDER BY position ${direction}`,
+       ) counted WHERE before_previous IS NULL OR before_previous < $5::bigint ORDER BY session_id ${direction}, position ${direction}`,
       [sessionId, before ?? Number.MAX_SAFE_INTEGER, after ?? -1, limit + 1, maxChars ?? Number.MAX_SAFE_INTEGER],
     );
     const page = pageOfViews(rows.map(({ position, json }) => [position, json] as const), limit, maxChars);
