@@ -6,14 +6,23 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { logOutput } from '../src/ops/log-output.js';
+import { type LogOutput, type LogOutputOptions, logOutput } from '../src/ops/log-output.js';
 
 const folders: string[] = [];
-const fds: number[] = [];
+/** Closed after each test: outputs close their descriptor; a descriptor a stream wraps is the stream's to close. */
+const outputs: LogOutput[] = [];
+const readers: Array<Socket | number> = [];
 afterEach(() => {
-  for (const fd of fds.splice(0)) closeSync(fd);
+  for (const output of outputs.splice(0)) output.close();
+  for (const reader of readers.splice(0)) typeof reader === 'number' ? closeSync(reader) : reader.destroy();
   for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
 });
+
+function output(options: LogOutputOptions): LogOutput {
+  const made = logOutput(options);
+  outputs.push(made);
+  return made;
+}
 
 function folder(): string {
   const made = mkdtempSync(join(tmpdir(), 'log-output-'));
@@ -27,8 +36,13 @@ function pipe() {
   expect(spawnSync('mkfifo', [path]).status).toBe(0);
   const readEnd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   const writeEnd = openSync(path, 'w');
-  fds.push(writeEnd);
-  return { writeEnd, reader: () => new Socket({ fd: readEnd, readable: true, writable: false }) };
+  readers.push(readEnd);
+  const reader = () => {
+    const socket = new Socket({ fd: readEnd, readable: true, writable: false });
+    readers.splice(readers.indexOf(readEnd), 1, socket);
+    return socket;
+  };
+  return { writeEnd, reader };
 }
 
 const line = (i: number) => `{"level":30,"msg":"line ${i}","pad":"${'x'.repeat(100)}"}\n`;
@@ -37,18 +51,17 @@ describe('logOutput on a pipe', () => {
   it('holds at most its buffer while nobody reads, drops the rest, and says how many once the reader takes them', async () => {
     const { writeEnd, reader } = pipe();
     const dropped: number[] = [];
-    const output = logOutput({ fd: writeEnd, maxBufferedChars: 64 * 1024, onDropped: (lines) => dropped.push(lines) });
-    for (let i = 0; i < 5000; i += 1) output.write(line(i)); // 600 KB: the pipe takes 64 KB, the buffer 64 KB
+    const out = output({ fd: writeEnd, maxBufferedChars: 64 * 1024, onDropped: (lines) => dropped.push(lines) });
+    for (let i = 0; i < 5000; i += 1) out.write(line(i)); // 600 KB: the pipe takes 64 KB, the buffer 64 KB
     await new Promise((resolve) => setImmediate(resolve));
     expect(dropped).toEqual([]);
     let read = '';
     const socket = reader();
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => (read += chunk));
-    await output.drained(5000);
-    output.write(line(5000)); // a write that goes through: the drops are told
+    await out.drained(5000);
+    out.write(line(5000)); // a write that goes through: the drops are told
     await vi.waitFor(() => expect(read).toContain('line 5000'));
-    socket.destroy();
     const received = read.split('\n').filter(Boolean).length;
     expect(received).toBeLessThan(5001);
     expect(dropped).toEqual([5001 - received]);
@@ -60,10 +73,10 @@ describe('logOutput on a pipe', () => {
 
   it('resolves drained after its time when the reader never comes', async () => {
     const { writeEnd } = pipe();
-    const output = logOutput({ fd: writeEnd, maxBufferedChars: 1024 * 1024 });
-    for (let i = 0; i < 2000; i += 1) output.write(line(i));
+    const out = output({ fd: writeEnd, maxBufferedChars: 1024 * 1024 });
+    for (let i = 0; i < 2000; i += 1) out.write(line(i));
     const started = performance.now();
-    await output.drained(200);
+    await out.drained(200);
     expect(performance.now() - started).toBeGreaterThanOrEqual(150);
   });
 });
@@ -71,26 +84,22 @@ describe('logOutput on a pipe', () => {
 describe('logOutput on a file or a device', () => {
   it('writes the lines of a turn together, in order', async () => {
     const path = join(folder(), 'log');
-    const fd = openSync(path, 'w');
-    fds.push(fd);
-    const output = logOutput({ fd });
-    for (let i = 0; i < 3; i += 1) output.write(line(i));
+    const out = output({ fd: openSync(path, 'w') });
+    for (let i = 0; i < 3; i += 1) out.write(line(i));
     expect(readFileSync(path, 'utf8')).toBe('');
-    await output.drained(100);
+    await out.drained(100);
     expect(readFileSync(path, 'utf8')).toBe(line(0) + line(1) + line(2));
-    output.write(line(3));
-    output.flushSync();
+    out.write(line(3));
+    out.flushSync();
     expect(readFileSync(path, 'utf8')).toContain('line 3');
   });
 
   it('drops the lines a full device refuses (ENOSPC), without throwing', async () => {
-    const fd = openSync('/dev/full', 'w');
-    fds.push(fd);
     const dropped: number[] = [];
-    const output = logOutput({ fd, onDropped: (lines) => dropped.push(lines) });
-    output.write(line(0));
-    expect(() => output.flushSync()).not.toThrow();
-    await output.drained(100);
+    const out = output({ fd: openSync('/dev/full', 'w'), onDropped: (lines) => dropped.push(lines) });
+    out.write(line(0));
+    expect(() => out.flushSync()).not.toThrow();
+    await out.drained(100);
     expect(dropped).toEqual([]); // told once a write goes through: none does here
   });
 });

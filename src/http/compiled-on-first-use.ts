@@ -50,3 +50,27 @@ export class CompiledOnFirstUse<T> {
     return this.compiled.size;
   }
 }
+
+/**
+ * Runs `compileNext` of each in turn, one compile a turn of the event loop (requests go
+ * between them), until none has one left. One that throws is passed over: its route
+ * compiles it again on first use, and answers the failure.
+ */
+export function compileInTurns(...compilers: Array<() => boolean>): Promise<void> {
+  return new Promise((resolve) => {
+    const next = () => {
+      let compiled = false;
+      for (const compileNext of compilers) {
+        try {
+          compiled = compileNext();
+        } catch {
+          compiled = true;
+        }
+        if (compiled) break;
+      }
+      if (!compiled) return resolve();
+      setImmediate(next);
+    };
+    setImmediate(next);
+  });
+}

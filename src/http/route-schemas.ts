@@ -6,6 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { apiSpecification } from '../spec.js';
+import { compileInTurns } from './compiled-on-first-use.js';
 import { buildCachedSerializer, compileEverySerializer, compileNextSerializer, serializeJsonResponsesByStatus, serializersWaiting } from './serializers.js';
 import { compileEveryValidator, compileNextValidator, installValidators, validatorsWaiting } from './validation.js';
 
@@ -42,26 +43,11 @@ export function compileRouteSchemas(): void {
 export const routeSchemasWaiting = () => validatorsWaiting() + serializersWaiting();
 
 /**
- * Compiles the validators and serializers no request has needed yet, one a turn of the event
- * loop (requests go between them): once a server listens, so that the first request to a
- * route does not wait 0.1-0.3 s for its schemas, nor does the server's start. One that does
- * not compile is left to its route, which answers the failure on first use.
+ * Compiles the validators and serializers no request has needed yet, one a turn: once a
+ * server listens, so that the first request to a route does not wait 0.1-0.3 s for its
+ * schemas, nor does the server's start.
  */
-export function compileRouteSchemasInTurns(): Promise<void> {
-  return new Promise((resolve) => {
-    const next = () => {
-      let compiled: boolean;
-      try {
-        compiled = compileNextValidator() || compileNextSerializer();
-      } catch {
-        compiled = true;
-      }
-      if (!compiled) return resolve();
-      setImmediate(next);
-    };
-    setImmediate(next);
-  });
-}
+export const compileRouteSchemasInTurns = () => compileInTurns(compileNextValidator, compileNextSerializer);
 
 /**
  * Every schema the spec gives the API's routes, compiled as the server compiles them (routes

@@ -9,7 +9,7 @@
 // - Anything else (a file, /dev/null, a terminal): written at once, as pino's default writer
 //   does; a write that fails (a full disk) drops its lines.
 // Dropped lines are counted, and the count logged once a write goes through again.
-import { fstatSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 
 /** Characters of log lines held while a pipe's reader does not take them (about 8,000 lines at info). */
@@ -21,6 +21,8 @@ export interface LogOutput {
   flushSync(): void;
   /** Resolves once everything is written, or after `ms`. */
   drained(ms: number): Promise<void>;
+  /** Stops writing and closes the descriptor (a pipe's: it is the stream's). */
+  close(): void;
 }
 
 export interface LogOutputOptions {
@@ -76,6 +78,10 @@ function streamOutput(fd: number, maxBufferedChars: number, onDropped: (lines: n
         stream.once('drain', done);
       });
     },
+    close() {
+      broken = true;
+      stream.destroy();
+    },
   };
 }
 
@@ -106,5 +112,9 @@ function directOutput(fd: number, onDropped: (lines: number) => void): LogOutput
     },
     flushSync: flush,
     drained: async () => flush(),
+    close() {
+      flush();
+      closeSync(fd);
+    },
   };
 }
