@@ -114,5 +114,6 @@ webhooks.start();
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : config.port;
 console.error(`Sessions API listening on ${listenUrl(config.host, port)} (database: ${describeStore(config)})`);
-// The routes' schemas, compiled meanwhile between requests: no first request waits for its own.
-void compileRouteSchemasInTurns();
+// The routes' schemas, compiled between requests from a second on: no first request waits
+// for its own, and a process that lives less (a test's, a health probe's) does not pay.
+setTimeout(() => void compileRouteSchemasInTurns(), 1000).unref();
