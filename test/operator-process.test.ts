@@ -1,47 +1,14 @@
 // The server as a service under a supervisor (L19): where its stdout goes must not stop the API
 // or its exit, and a stop signal sent before it listens must not be lost (as PID 1).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
-import { builtFile } from './helpers/built.js';
+import { cleanUpServerProcesses, startServer, tempDatabase } from './helpers/server-process.js';
 
-const children: ChildProcess[] = [];
-const folders: string[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
-});
-
-function folder(): string {
-  const made = mkdtempSync(join(tmpdir(), 'operator-process-'));
-  folders.push(made);
-  return made;
-}
-
-/** The server with stdout on `stdout` (a descriptor or 'pipe'); resolves its URL from stderr. */
-function start(command: string[], env: Record<string, string>, stdout: number | 'pipe') {
-  const child = spawn(command[0]!, command.slice(1), {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', stdout, 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', () => {
-      const match = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-  });
-  listening.catch(() => undefined);
-  return { child, listening, exited, stderr: () => stderr };
-}
+afterEach(cleanUpServerProcesses);
 
 const within = <T>(ms: number, promise: Promise<T>) =>
   Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms))]);
@@ -52,7 +19,7 @@ describe('stdout', () => {
   it('on a full device (ENOSPC, a log disk full): the server keeps answering after its first log line, and stops on SIGTERM', { timeout: 30_000 }, async () => {
     const full = openSync('/dev/full', 'w');
     try {
-      const server = start([process.execPath, builtFile('main.js')], { LOG_LEVEL: 'info', DATABASE_PATH: join(folder(), 's.db') }, full);
+      const server = startServer({ LOG_LEVEL: 'info', DATABASE_PATH: tempDatabase() }, { stdout: full });
       const url = await server.listening;
       for (let i = 0; i < 5; i++) expect(await health(url)).toBe(200);
       server.child.kill('SIGTERM');
@@ -63,7 +30,7 @@ describe('stdout', () => {
   });
 
   it('a pipe nobody reads (a stalled log shipper): the server keeps answering, and exits on SIGTERM within the grace period', { timeout: 60_000 }, async () => {
-    const server = start([process.execPath, builtFile('main.js')], { LOG_LEVEL: 'info', SHUTDOWN_GRACE_SECONDS: '3', DATABASE_PATH: join(folder(), 's.db') }, 'pipe');
+    const server = startServer({ LOG_LEVEL: 'info', SHUTDOWN_GRACE_SECONDS: '3', DATABASE_PATH: tempDatabase() });
     server.child.stdout!.pause(); // nobody reads: the 64 KB pipe fills
     const url = await server.listening;
     // ~500 bytes of log a request at info: 600 requests are about 300 KB, far past the pipe's 64 KB.
@@ -80,7 +47,8 @@ describe('a SIGTERM sent while the schema is upgraded', () => {
   // As PID 1 (a container running `node dist/main.js`), a signal with no handler is ignored:
   // the upgrade finishes and the server serves, though it was told to stop.
   it.skipIf(!canUnshare)('as PID 1: the process exits once the upgrade is done, and never listens', { timeout: 120_000 }, async () => {
-    const path = join(folder(), 's.db');
+    const path = tempDatabase();
+    mkdirSync(dirname(path), { recursive: true });
     const old = new Database(path);
     old.function('idempotency_id', () => null);
     old.transaction(() => {
@@ -97,14 +65,14 @@ describe('a SIGTERM sent while the schema is upgraded', () => {
       }
     })();
     old.close();
-    const server = start(['unshare', '--fork', '--pid', '--mount-proc', '--kill-child', process.execPath, builtFile('main.js')], { DATABASE_PATH: path }, 'pipe');
-    await new Promise<void>((resolve) => server.child.stderr!.on('data', () => server.stderr().includes('upgrading the database schema') && resolve()));
+    const server = startServer({ DATABASE_PATH: path }, { wrap: ['unshare', '--fork', '--pid', '--mount-proc', '--kill-child'] });
+    await new Promise<void>((resolve) => server.child.stderr!.on('data', () => server.output().stderr.includes('upgrading the database schema') && resolve()));
     // The signal goes to the server (PID 1 inside), not to unshare.
     const inner = spawnSync('pgrep', ['-P', String(server.child.pid)], { encoding: 'utf8' }).stdout.trim();
     expect(inner).toMatch(/^\d+$/); // (process.kill(0) would signal this test's own process group)
     process.kill(Number(inner), 'SIGTERM');
     // Without a handler before listening, PID 1 ignored it: the upgrade ended and the server listened (L19).
     const outcome = await Promise.race([server.exited.then(() => 'exited'), server.listening.then(() => 'listening', () => 'exited')]);
-    expect(outcome, server.stderr()).toBe('exited');
+    expect(outcome, server.output().stderr).toBe('exited');
   });
 });

@@ -21,16 +21,21 @@ export function cleanUpServerProcesses(): void {
  * (test instruments, see crash-before-answer.ts): written in TypeScript against src/, they
  * run with the server from src/ through tsx.
  */
-export function startServer(env: Record<string, string>, { preload = [] }: { preload?: string[] } = {}) {
+export function startServer(
+  env: Record<string, string>,
+  { preload = [], wrap = [], stdout: stdoutTo = 'pipe' }: { preload?: string[]; wrap?: string[]; stdout?: number | 'pipe' } = {},
+) {
   const args = preload.length === 0 ? [builtFile('main.js')] : ['--import', 'tsx', ...preload.flatMap((module) => ['--import', module]), 'src/main.ts'];
-  const child = spawn(process.execPath, args, {
+  // `wrap`: a command the server runs under (`unshare … --`), its stdout a descriptor (a file, /dev/full) or a pipe.
+  const [command, ...commandArgs] = [...wrap, process.execPath, ...args];
+  const child = spawn(command!, commandArgs, {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', stdoutTo, 'pipe'],
   });
   children.push(child);
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk) => (stdout += chunk));
+  child.stdout?.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<string>((resolve, reject) => {
