@@ -1,5 +1,5 @@
 // The schemas the spec gives the API's routes, as the server compiles them: on first use
-// (validation.ts, serializers.ts), one a turn once a server listens, all at once when asked
+// (validation.ts, serializers.ts), one a turn from a second after a server listens, all at once when asked
 // (npm run generate; a start from a spec edited since its JSON copy was written). Apart from api-plugin.ts, so that
 // `npm run generate` compiles them without the handlers, which it may be about to write.
 import { Validator } from '@seriousme/openapi-schema-validator';
