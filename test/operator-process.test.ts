@@ -6,14 +6,15 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../src/storage/sqlite/migrations.js';
-import { cleanUpServerProcesses, startServer, tempDatabase } from './helpers/server-process.js';
+import { cleanUpServerProcesses, fetchChecked, startServer, tempDatabase } from './helpers/server-process.js';
 
 afterEach(cleanUpServerProcesses);
 
 const within = <T>(ms: number, promise: Promise<T>) =>
   Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms))]);
 
-const health = (url: string) => fetch(`${url}/api/messaging/sessions/health`, { signal: AbortSignal.timeout(3000) }).then((r) => r.status, (e: Error) => e.name);
+/** The health check's status, its answer checked against the spec; the error's name when none came. */
+const health = (url: string) => fetchChecked(url, 'GET', '/api/messaging/sessions/health').then((r) => r.status, (e: Error) => e.name);
 
 describe('stdout', () => {
   it('on a full device (ENOSPC, a log disk full): the server keeps answering after its first log line, and stops on SIGTERM', { timeout: 30_000 }, async () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtFile } from './helpers/built.js';
+import { operationFor, responseViolations, specBackend } from './helpers/spec-validator.js';
 import { receiver } from './helpers/webhook-receiver.js';
 import { until } from './helpers/until.js';
 
@@ -47,7 +48,7 @@ async function server({ nofile, env = {} }: { nofile?: number; env?: Record<stri
   return { port, child, exited, stderr: () => stderr };
 }
 
-/** Requests over one kept-alive connection: it still works when no new connection can be accepted. */
+/** Requests over one kept-alive connection: it still works when no new connection can be accepted. The API's answers are checked against the spec. */
 function client(port: number, agent = new Agent({ keepAlive: true, maxSockets: 1 })) {
   return (method: string, path: string, body?: unknown) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -55,7 +56,14 @@ function client(port: number, agent = new Agent({ keepAlive: true, maxSockets: 1
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode!, text }));
+        res.on('end', () => {
+          if (!path.startsWith('/api/')) return resolve({ status: res.statusCode!, text });
+          void specBackend().then((api) => {
+            const violations = responseViolations(api, operationFor(api, method, path), res.statusCode!, text ? JSON.parse(text) : undefined);
+            if (violations.length > 0) reject(new Error(`${method} ${path}: ${violations.join('; ')}`));
+            else resolve({ status: res.statusCode!, text });
+          }, reject);
+        });
       });
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
